@@ -1,0 +1,5 @@
+"""Allow ``python -m wfx``."""
+
+from wfx.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""The public Python API: load, check, compile and evaluate. The CLI calls only this.
+
+Every function either returns a result or raises :class:`DiagnosticsError` with
+every problem found; any other exception escaping from here is a bug in wfx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wfx.diagnostics import (
+    Diagnostic,
+    DiagnosticsError,
+    Span,
+    error,
+    has_errors,
+    sorted_diagnostics,
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcome of checking files: every diagnostic, and the text of each file read."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no diagnostic is an error (warnings allowed)."""
+        return not has_errors(self.diagnostics)
+
+
+def load_document(path: str | Path) -> Any:
+    """Read a workflow file and check it against the schema; return the SourceDocument."""
+    from wfx import schema, source
+
+    document = source.load(path)
+    problems = schema.validate(document)
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
+    return document
+
+
+def load(path: str | Path) -> Any:
+    """Read, schema-check and type a workflow file; return the model's Workflow."""
+    from wfx import model
+
+    return model.build(load_document(path))
+
+
+def compile_file(
+    path: str | Path,
+    inputs: Mapping[str, Any] | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+) -> Any:
+    """Load and compile a workflow with inputs; return a Compilation (graph + warnings)."""
+    from wfx.compiler import compile_workflow
+
+    return compile_workflow(load(path), inputs, input_spans)
+
+
+def check(
+    paths: Sequence[str | Path],
+    inputs: Mapping[str, Any] | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+) -> Report:
+    """Validate each file through every static stage; collect all diagnostics."""
+    report = Report()
+    for path in paths:
+        try:
+            compilation = compile_file(path, inputs, input_spans)
+            report.diagnostics.extend(compilation.warnings)
+        except DiagnosticsError as exc:
+            report.diagnostics.extend(exc.diagnostics)
+        report.sources[str(path)] = _source_text(path)
+    report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
+    return report
+
+
+def _source_text(path: str | Path) -> str:
+    from wfx.source import MAX_BYTES
+
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def parse_input_assignments(assignments: Iterable[str]) -> dict[str, str]:
+    """`name=value` strings (from `-i`) as a mapping; raise DiagnosticsError on bad ones."""
+    values: dict[str, str] = {}
+    problems: list[Diagnostic] = []
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            problems.append(
+                error("inputs.syntax", f"`{assignment}` is not NAME=VALUE", None, "e.g. -i env=prd")
+            )
+            continue
+        values[name.strip()] = value
+    if problems:
+        raise DiagnosticsError(problems)
+    return values
+
+
+def load_inputs_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Span]]:
+    """Input values from a JSON or YAML mapping file, with each value's position."""
+    from wfx import source
+
+    document = source.load(path)
+    if not isinstance(document.data, dict):
+        raise DiagnosticsError(
+            [error("inputs.file", "an inputs file must hold a mapping of name: value", None)]
+        )
+    spans = {name: document.positions.key((name,)) for name in document.data}
+    return dict(document.data), spans
+
+
+def evaluate(expression: str, contexts: Mapping[str, Any]) -> Any:
+    """Evaluate a GitHub Actions-style expression; `contexts` names every allowed name."""
+    from wfx.expr import evaluate as evaluate_expression
+
+    return evaluate_expression(expression, contexts)

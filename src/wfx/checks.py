@@ -1,0 +1,255 @@
+"""Static checks the compiler runs on a workflow before anything can run.
+
+Each check is a function returning diagnostics, so all problems are reported at
+once: names used in expressions (inputs, secrets, steps and their properties),
+policies that contradict themselves, and data flow between steps that the
+dependency graph does not guarantee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Any
+
+from wfx.diagnostics import Diagnostic, error, warning
+from wfx.expr import Expression, Reference, Template
+from wfx.graph import ExecutionGraph, Section
+from wfx.model import Action, OnError, Step, StepId, Workflow
+
+STEP_PROPERTIES = ("outputs", "status", "attempts", "duration")
+WORKFLOW_PROPERTIES = ("name", "runId", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """One expression in the file, with the step it belongs to (None: workflow level)."""
+
+    expression: Expression
+    owner: Step | None
+    where: str
+    in_rollback: bool = False
+
+
+def iter_sites(workflow: Workflow) -> Iterator[Site]:
+    """Every expression in the workflow, where it is and whose it is."""
+    for template in workflow.env.values():
+        yield from _template_sites(template, None, "workflow `env`")
+    for template in workflow.defaults.env.values():
+        yield from _template_sites(template, None, "`defaults`")
+    if workflow.defaults.working_directory is not None:
+        yield from _template_sites(workflow.defaults.working_directory, None, "`defaults`")
+    for template in workflow.outputs.values():
+        yield from _template_sites(template, None, "workflow `outputs`")
+    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+        yield from _step_sites(step)
+
+
+def _all_steps(steps: Iterable[Step]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        yield from _all_steps(step.steps)
+
+
+def _step_sites(step: Step) -> Iterator[Site]:
+    if step.condition is not None and step.condition.expression is not None:
+        yield Site(step.condition.expression, step, "step")
+    for template in step.env.values():
+        yield from _template_sites(template, step, "step")
+    if step.working_directory is not None:
+        yield from _template_sites(step.working_directory, step, "step")
+    if step.action is not None:
+        yield from _action_sites(step.action, step, in_rollback=False)
+    if step.rollback is not None:
+        yield from _action_sites(step.rollback, step, in_rollback=True)
+
+
+def _action_sites(action: Action, step: Step, *, in_rollback: bool) -> Iterator[Site]:
+    templates: list[Template] = [*action.cmd, *action.env.values()]
+    if action.run is not None:
+        templates.append(action.run)
+    if action.working_directory is not None:
+        templates.append(action.working_directory)
+    templates.extend(_nested_templates(action.with_))
+    for template in templates:
+        for expression in template.expressions():
+            yield Site(expression, step, "step", in_rollback)
+
+
+def _nested_templates(value: Any) -> Iterator[Template]:
+    if isinstance(value, Template):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _nested_templates(item)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _nested_templates(item)
+
+
+def _template_sites(template: Template, owner: Step | None, where: str) -> Iterator[Site]:
+    for expression in template.expressions():
+        yield Site(expression, owner, where)
+
+
+# -- names used in expressions ----------------------------------------------------------------
+
+
+def check_references(workflow: Workflow, ids: Mapping[Any, StepId]) -> list[Diagnostic]:
+    """Errors for expression names that cannot exist: unknown inputs, secrets, steps, fields."""
+    known = _Names(
+        inputs={i.name.lower(): i.name for i in workflow.inputs},
+        secrets={s.value.lower(): s.value for s in workflow.secrets},
+        steps={step_id.lower(): step_id for step_id in ids.values()},
+    )
+    problems: list[Diagnostic] = []
+    for site in iter_sites(workflow):
+        for reference in site.expression.references():
+            problem = known.check(reference, site)
+            if problem is not None:
+                problems.append(problem)
+    return problems
+
+
+@dataclass(frozen=True)
+class _Names:
+    inputs: Mapping[str, str]
+    secrets: Mapping[str, str]
+    steps: Mapping[str, str]
+
+    def check(self, reference: Reference, site: Site) -> Diagnostic | None:
+        head = reference.path[0].lower()
+        handler = {
+            "inputs": self.check_input,
+            "secrets": self.check_secret,
+            "steps": self.check_step,
+            "workflow": self.check_workflow,
+            "attempt": self.check_attempt,
+        }.get(head)
+        return handler(reference, site) if handler else None
+
+    def check_input(self, reference: Reference, site: Site) -> Diagnostic | None:
+        return _check_member(reference, self.inputs, "input", "declare it under `inputs:`")
+
+    def check_secret(self, reference: Reference, site: Site) -> Diagnostic | None:
+        return _check_member(reference, self.secrets, "secret", "list it under `secrets:`")
+
+    def check_workflow(self, reference: Reference, site: Site) -> Diagnostic | None:
+        names = {p.lower(): p for p in WORKFLOW_PROPERTIES}
+        return _check_member(reference, names, "workflow property", None)
+
+    def check_attempt(self, reference: Reference, site: Site) -> Diagnostic | None:
+        if site.owner is not None:
+            return None
+        return error(
+            "expr.context",
+            f"`attempt` is not available in {site.where}; it exists only inside a step",
+            reference.span,
+        )
+
+    def check_step(self, reference: Reference, site: Site) -> Diagnostic | None:
+        if site.owner is None and site.where != "workflow `outputs`":
+            return error(
+                "expr.context",
+                f"`steps` is not available in {site.where}; it is evaluated before any step runs",
+                reference.span,
+            )
+        problem = _check_member(reference, self.steps, "step", "give the step an `id`")
+        if problem is not None or len(reference.path) < 3:
+            return problem
+        names = {p.lower(): p for p in STEP_PROPERTIES}
+        if reference.path[2].lower() in names:
+            return None
+        return _unknown(reference.path[2], names, "step property", reference, None)
+
+
+def _check_member(
+    reference: Reference, known: Mapping[str, str], what: str, hint: str | None
+) -> Diagnostic | None:
+    if len(reference.path) < 2 or reference.path[1].lower() in known:
+        return None
+    return _unknown(reference.path[1], known, what, reference, hint)
+
+
+def _unknown(
+    name: str, known: Mapping[str, str], what: str, reference: Reference, hint: str | None
+) -> Diagnostic:
+    close = get_close_matches(name.lower(), list(known), n=1)
+    if close:
+        hint = f"did you mean `{known[close[0]]}`?"
+    elif known and len(known) <= 8:
+        hint = f"known: {', '.join(sorted(known.values()))}"
+    return error(
+        "expr.unknown-name",
+        f"unknown {what} `{name}` in `{'.'.join(reference.path)}`",
+        reference.span,
+        hint,
+    )
+
+
+# -- policies ---------------------------------------------------------------------------------
+
+
+def check_policies(workflow: Workflow) -> list[Diagnostic]:
+    """Errors for settings that contradict each other, e.g. `onError: retry` with `retries: 0`."""
+    problems: list[Diagnostic] = []
+    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+        retry = step.on_error is not None and step.on_error.value is OnError.RETRY
+        if retry and step.retries is not None and step.retries.max == 0:
+            problems.append(
+                error(
+                    "compile.retry-without-retries",
+                    "`onError: retry` with `retries: 0` can never retry",
+                    step.on_error.span if step.on_error else step.span,
+                    "give `retries` a number above 0, or drop it to get 3 attempts",
+                )
+            )
+    return problems
+
+
+# -- data flow --------------------------------------------------------------------------------
+
+
+def check_data_flow(graph: ExecutionGraph) -> list[Diagnostic]:
+    """Warnings for `steps.X` read by a step that does not wait for X (it may not have run)."""
+    problems: list[Diagnostic] = []
+    for node in graph.steps():
+        if node.section is Section.FINALLY:
+            continue
+        upstream: set[StepId] | None = None
+        for site in _step_sites(node.step):
+            for reference in site.expression.references():
+                if reference.path[0].lower() != "steps" or len(reference.path) < 2:
+                    continue
+                target = _find_id(graph, reference.path[1])
+                if target is None or (target == node.id and site.in_rollback):
+                    continue
+                if upstream is None:
+                    upstream = _upstream(graph, node.index)
+                if target not in upstream:
+                    problems.append(
+                        warning(
+                            "compile.not-upstream",
+                            f"`{node.id}` reads `steps.{target}` but does not wait for `{target}`",
+                            reference.span,
+                            f"add `needs: [{target}]` so the value exists when `{node.id}` runs",
+                        )
+                    )
+    return problems
+
+
+def _find_id(graph: ExecutionGraph, name: str) -> StepId | None:
+    lowered = name.lower()
+    return next((step_id for step_id in graph.ids if step_id.lower() == lowered), None)
+
+
+def _upstream(graph: ExecutionGraph, index: int) -> set[StepId]:
+    seen: set[int] = set()
+    stack = list(graph.nodes[index].deps)
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.nodes[current].deps)
+    return {graph.nodes[i].id for i in seen}

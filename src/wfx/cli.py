@@ -1,0 +1,193 @@
+"""The `wfx` command line: parse arguments, call the API, render, map outcomes to exit codes.
+
+No workflow logic lives here. Heavy modules are imported inside each command so
+that `wfx --version` and `wfx validate` start quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from wfx import __version__
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FORMATS = ("text", "json", "github")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="wfx")
+def cli() -> None:
+    """wfx: declarative workflows you can plan, review and run."""
+
+
+def input_options(command: F) -> F:
+    """The `-i name=value` and `--inputs FILE` options shared by validate, plan and run."""
+    command = click.option(
+        "--inputs",
+        "inputs_file",
+        type=click.Path(dir_okay=False),
+        help="A JSON or YAML file mapping input names to values.",
+    )(command)
+    return click.option(
+        "-i",
+        "--input",
+        "assignments",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Set an input (repeatable).",
+    )(command)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@input_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, github for CI annotations.",
+)
+def validate(
+    files: tuple[str, ...], assignments: tuple[str, ...], inputs_file: str | None, output_format: str
+) -> None:
+    """Check workflow FILES without running anything; exit 2 if any has an error."""
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+    from wfx.render.diagnostics import FORMATTERS
+
+    try:
+        given, spans = _gather_inputs(assignments, inputs_file)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, {}, output_format)
+    report = api.check(list(files), given or None, spans)
+    if report.diagnostics or output_format == "json":
+        stream_is_err = output_format == "text"
+        click.echo(
+            FORMATTERS[output_format](report.diagnostics, report.sources), err=stream_is_err
+        )
+    if not report.ok:
+        sys.exit(EXIT_INVALID)
+    if output_format == "text":
+        for name in files:
+            click.echo(f"ok: {name}")
+
+
+def _gather_inputs(
+    assignments: tuple[str, ...], inputs_file: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    from wfx import api
+
+    given: dict[str, Any] = {}
+    spans: dict[str, Any] = {}
+    if inputs_file:
+        given, spans = api.load_inputs_file(inputs_file)
+    given.update(api.parse_input_assignments(assignments))
+    return given, spans
+
+
+def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) -> NoReturn:
+    from wfx.render.diagnostics import FORMATTERS
+
+    click.echo(FORMATTERS[output_format](diagnostics, sources), err=output_format == "text")
+    sys.exit(EXIT_INVALID)
+
+
+@cli.command(name="eval")
+@click.argument("expression")
+@click.option(
+    "-c",
+    "--context",
+    "contexts",
+    multiple=True,
+    metavar="NAME=JSON",
+    help="A named value the expression may use, as JSON (repeatable).",
+)
+def eval_command(expression: str, contexts: tuple[str, ...]) -> None:
+    """Evaluate a `${{ }}`-style EXPRESSION and print its value as JSON."""
+    from wfx.diagnostics import DiagnosticsError, error
+    from wfx.expr import ExpressionError, evaluate
+
+    source = "<expression>"
+    try:
+        named = _parse_contexts(contexts)
+        value = evaluate(_strip_braces(expression), named)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, {}, "text")
+    except ExpressionError as exc:
+        span = exc.span
+        diagnostic = error(f"expr.{exc.stage}", exc.message, span)
+        _fail_with([diagnostic], {span.file if span else source: expression}, "text")
+    click.echo(json.dumps(_jsonable(value), ensure_ascii=False))
+
+
+def _strip_braces(expression: str) -> str:
+    text = expression.strip()
+    if text.startswith("${{") and text.endswith("}}"):
+        return text[3:-2]
+    return expression
+
+
+def _parse_contexts(contexts: tuple[str, ...]) -> dict[str, Any]:
+    from wfx.diagnostics import DiagnosticsError, error
+
+    named: dict[str, Any] = {}
+    problems = []
+    for item in contexts:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            problems.append(error("cli.context", f"`{item}` is not NAME=JSON"))
+            continue
+        try:
+            named[name] = json.loads(text)
+        except ValueError as exc:
+            problems.append(error("cli.context", f"context `{name}` is not valid JSON: {exc}"))
+    if problems:
+        raise DiagnosticsError(problems)
+    return named
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers as GitHub prints them: integral floats without `.0`."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning any unexpected crash into exit 70."""
+    try:
+        cli.main(standalone_mode=False, prog_name="wfx")
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_INVALID)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug in wfx: say so plainly instead of a traceback
+        click.echo(f"wfx: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("This is a bug in wfx; please report it with the input file.", err=True)
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,482 @@
+"""Compiler stage: Workflow (+ inputs) -> ExecutionGraph, in O(V + E).
+
+Steps: give every step an id, lower steps and groups to nodes and edges, order
+the nodes topologically (Kahn), and work out each leaf step's effective settings
+with their provenance. Structural errors (duplicate ids, unknown `needs`, cycles)
+and the static checks of :mod:`wfx.checks` are reported together.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from typing import Any
+
+from wfx import checks, inputs
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
+from wfx.graph import (
+    EffectiveSettings,
+    ExecutionGraph,
+    Node,
+    NodeKind,
+    Origin,
+    RetrySchedule,
+    Section,
+    Setting,
+)
+from wfx.model import OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+
+DEFAULT_SHELL = "bash -eo pipefail"
+DEFAULT_KILL_GRACE = 10.0
+DEFAULT_RETRY_DELAY = 1.0
+DEFAULT_MAX_DELAY = 30.0
+DEFAULT_FACTOR = 2.0
+ON_ERROR_RETRY_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Compilation:
+    """A compiled graph together with the warnings found on the way."""
+
+    graph: ExecutionGraph
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def compile_workflow(
+    workflow: Workflow,
+    given_inputs: Mapping[str, Any] | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+) -> Compilation:
+    """Compile `workflow` with the given inputs; raise DiagnosticsError listing every error."""
+    ids = assign_ids(workflow)
+    problems = list(_duplicate_ids(workflow, ids))
+    lowering = _Lowering(workflow, ids)
+    lowering.lower_all()
+    problems += lowering.problems
+    problems += inputs.check_defaults(workflow)
+    problems += checks.check_references(workflow, ids)
+    problems += checks.check_policies(workflow)
+    values: dict[str, Any] = {}
+    try:
+        values = inputs.resolve(workflow, given_inputs or {}, input_spans)
+    except DiagnosticsError as exc:
+        problems += exc.diagnostics
+    nodes, cycles = _topological(lowering.nodes)
+    problems += cycles
+    if has_errors(problems):
+        raise DiagnosticsError(problems)
+    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values)
+    warnings = [p for p in problems if not has_errors([p])]
+    warnings += checks.check_data_flow(graph)
+    return Compilation(graph, warnings)
+
+
+# -- ids --------------------------------------------------------------------------------------
+
+
+def iter_steps(steps: Iterable[Step]) -> Iterator[Step]:
+    """Every step, groups before their children, in document order."""
+    for step in steps:
+        yield step
+        yield from iter_steps(step.steps)
+
+
+def assign_ids(workflow: Workflow) -> dict[tuple[Any, ...], StepId]:
+    """Each step's id by its document path: the author's id, or a stable derived one.
+
+    A derived id comes from the position: the third top-level step is `step-3`, the
+    second child of group `checks` is `checks-2`, the first `finally` step `finally-1`.
+    """
+    explicit = {s.id for s in iter_steps((*workflow.steps, *workflow.finally_)) if s.id}
+    ids: dict[tuple[Any, ...], StepId] = {}
+
+    def visit(steps: tuple[Step, ...], prefix: str) -> None:
+        for position, step in enumerate(steps, start=1):
+            step_id = step.id or _derived(f"{prefix}-{position}", explicit)
+            ids[step.path] = step_id
+            visit(step.steps, step_id)
+
+    visit(workflow.steps, "step")
+    visit(workflow.finally_, "finally")
+    return ids
+
+
+def _derived(candidate: str, taken: set[StepId]) -> StepId:
+    while candidate in taken:
+        candidate += "_"
+    return StepId(candidate)
+
+
+def _duplicate_ids(workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> Iterator[Diagnostic]:
+    first: dict[str, Step] = {}
+    for step in iter_steps((*workflow.steps, *workflow.finally_)):
+        if step.id is None:
+            continue
+        if step.id in first:
+            earlier = first[step.id]
+            yield error(
+                "compile.duplicate-id",
+                f"duplicate step id `{step.id}` (first used at line {earlier.span.line})",
+                step.id_span,
+                "step ids must be unique across the whole file",
+            )
+        else:
+            first[step.id] = step
+
+
+# -- lowering ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Draft:
+    """A node under construction (indices are creation order until the topological sort)."""
+
+    id: StepId
+    kind: NodeKind
+    step: Step
+    section: Section
+    groups: tuple[StepId, ...]
+    deps: list[int] = field(default_factory=list)
+    settings: EffectiveSettings | None = None
+
+
+class _Lowering:
+    """Turns nested steps into draft nodes and edges."""
+
+    def __init__(self, workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> None:
+        self.workflow = workflow
+        self.ids = ids
+        self.nodes: list[_Draft] = []
+        self.ends: dict[StepId, int] = {}
+        self.sections: dict[StepId, Section] = {}
+        self.pending_needs: list[tuple[int, Step]] = []
+        self.problems: list[Diagnostic] = []
+        self.settings = _SettingsResolver(workflow)
+
+    def lower_all(self) -> None:
+        self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
+        self.lower_sequence(self.workflow.finally_, Section.FINALLY, [], ())
+        for start, step in self.pending_needs:
+            self.resolve_needs(start, step)
+
+    def lower_sequence(
+        self,
+        steps: tuple[Step, ...],
+        section: Section,
+        entry: list[int],
+        groups: tuple[Step, ...],
+    ) -> list[int]:
+        """Lower siblings that run one after another; return the ends to wait for."""
+        previous = entry
+        for step in steps:
+            previous = [self.lower_step(step, section, previous, groups)]
+        return previous
+
+    def lower_parallel(
+        self, steps: tuple[Step, ...], section: Section, entry: list[int], groups: tuple[Step, ...]
+    ) -> list[int]:
+        """Lower siblings that start together; return all of their ends."""
+        return [self.lower_step(step, section, entry, groups) for step in steps]
+
+    def lower_step(
+        self, step: Step, section: Section, entry: list[int], groups: tuple[Step, ...]
+    ) -> int:
+        """Lower one step; return the index of the node that marks its end."""
+        step_id = self.ids[step.path]
+        group_ids = tuple(self.ids[g.path] for g in groups)
+        self.sections[step_id] = section
+        if step.kind is not StepKind.GROUP:
+            index = self.add(step_id, NodeKind.STEP, step, section, group_ids, entry)
+            self.nodes[index].settings = self.settings.resolve(step, groups)
+            self.ends[step_id] = index
+            self.pending_needs.append((index, step))
+            return index
+        start = self.add(step_id, NodeKind.GROUP_START, step, section, group_ids, entry)
+        self.pending_needs.append((start, step))
+        inner = (*groups, step)
+        if step.group_type.value == "parallel":
+            ends = self.lower_parallel(step.steps, section, [start], inner)
+        else:
+            ends = self.lower_sequence(step.steps, section, [start], inner)
+        end = self.add(step_id, NodeKind.GROUP_END, step, section, group_ids, ends or [start])
+        self.ends[step_id] = end
+        return end
+
+    def add(
+        self,
+        step_id: StepId,
+        kind: NodeKind,
+        step: Step,
+        section: Section,
+        groups: tuple[StepId, ...],
+        deps: list[int],
+    ) -> int:
+        self.nodes.append(_Draft(step_id, kind, step, section, groups, list(deps)))
+        return len(self.nodes) - 1
+
+    def resolve_needs(self, index: int, step: Step) -> None:
+        section = self.nodes[index].section
+        for ref in step.needs:
+            end = self.ends.get(ref.id)
+            if end is None:
+                self.problems.append(_unknown_need(ref.id, ref.span, self.ends))
+            elif section is Section.MAIN and self.sections[ref.id] is Section.FINALLY:
+                self.problems.append(
+                    error(
+                        "compile.needs-finally",
+                        f"`{ref.id}` is a `finally` step; main steps cannot wait for it",
+                        ref.span,
+                        "`finally` steps run after all main steps, whatever happened",
+                    )
+                )
+            elif end not in self.nodes[index].deps:
+                self.nodes[index].deps.append(end)
+
+
+def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
+    close = get_close_matches(name, list(known), n=1)
+    hint = f"did you mean `{close[0]}`?" if close else "`needs` names the `id` of another step"
+    return error("compile.unknown-need", f"`needs` names unknown step `{name}`", span, hint)
+
+
+# -- topological order and cycles -------------------------------------------------------------
+
+
+def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
+    """Nodes renumbered in Kahn order, or one diagnostic per dependency cycle."""
+    dependents: list[list[int]] = [[] for _ in drafts]
+    missing = [len(d.deps) for d in drafts]
+    for index, draft in enumerate(drafts):
+        for dep in draft.deps:
+            dependents[dep].append(index)
+    ready = deque(i for i, count in enumerate(missing) if count == 0)
+    order: list[int] = []
+    while ready:
+        index = ready.popleft()
+        order.append(index)
+        for child in dependents[index]:
+            missing[child] -= 1
+            if missing[child] == 0:
+                ready.append(child)
+    if len(order) < len(drafts):
+        return [], _cycle_diagnostics(drafts, {i for i, m in enumerate(missing) if m > 0})
+    position = {old: new for new, old in enumerate(order)}
+    nodes = [
+        Node(
+            index=position[old],
+            id=drafts[old].id,
+            kind=drafts[old].kind,
+            step=drafts[old].step,
+            section=drafts[old].section,
+            deps=tuple(sorted(position[d] for d in drafts[old].deps)),
+            groups=drafts[old].groups,
+            settings=drafts[old].settings,
+        )
+        for old in order
+    ]
+    return nodes, []
+
+
+def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic]:
+    """Find each distinct cycle among the stuck nodes and describe it step by step."""
+    reported: set[frozenset[StepId]] = set()
+    problems: list[Diagnostic] = []
+    for start in sorted(stuck):
+        cycle = _find_cycle(drafts, stuck, start)
+        if not cycle:
+            continue
+        ids = _collapse([drafts[i] for i in cycle])
+        if frozenset(d.id for d in ids) in reported:
+            continue
+        reported.add(frozenset(d.id for d in ids))
+        chain = " → ".join(f"`{d.id}` (line {d.step.span.line})" for d in ids)
+        problems.append(
+            error(
+                "compile.cycle",
+                f"dependency cycle: {chain} → `{ids[0].id}`",
+                ids[0].step.id_span or ids[0].step.span,
+                "remove one of these `needs` (or move the step out of its group)",
+            )
+        )
+    return problems
+
+
+def _find_cycle(drafts: list[_Draft], stuck: set[int], start: int) -> list[int]:
+    """A cycle reachable from `start` along dependencies, iteratively (no recursion)."""
+    on_path: dict[int, int] = {}
+    path: list[int] = []
+    stack: list[tuple[int, Iterator[int]]] = [(start, iter(drafts[start].deps))]
+    on_path[start] = 0
+    path.append(start)
+    done: set[int] = set()
+    while stack:
+        node, deps = stack[-1]
+        advanced = False
+        for dep in deps:
+            if dep not in stuck or dep in done:
+                continue
+            if dep in on_path:
+                return path[on_path[dep] :]
+            on_path[dep] = len(path)
+            path.append(dep)
+            stack.append((dep, iter(drafts[dep].deps)))
+            advanced = True
+            break
+        if not advanced:
+            stack.pop()
+            path.pop()
+            del on_path[node]
+            done.add(node)
+    return []
+
+
+def _collapse(cycle: list[_Draft]) -> list[_Draft]:
+    """Cycle nodes in "needs" direction, one entry per step (a group's barriers merged)."""
+    ordered = list(reversed(cycle))
+    result: list[_Draft] = []
+    for draft in ordered:
+        if not result or result[-1].id != draft.id:
+            result.append(draft)
+    if len(result) > 1 and result[0].id == result[-1].id:
+        result.pop()
+    return result
+
+
+def _id_table(nodes: list[Node]) -> dict[StepId, int]:
+    table: dict[StepId, int] = {}
+    for node in nodes:
+        if node.kind is not NodeKind.GROUP_START:
+            table[node.id] = node.index
+    return table
+
+
+# -- effective settings -----------------------------------------------------------------------
+
+
+class _SettingsResolver:
+    """Works out a leaf step's settings: step, then enclosing groups, defaults, built-in."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.workflow = workflow
+        self.defaults = workflow.defaults
+
+    def resolve(self, step: Step, groups: tuple[Step, ...]) -> EffectiveSettings:
+        chain = (step, *reversed(groups))
+        on_error = self.pick(chain, "on_error", OnError.FAIL)
+        return EffectiveSettings(
+            timeout=self.pick(chain, "timeout", None),
+            retry=self.retry(chain, on_error.value),
+            kill_grace=self.pick(chain, "kill_grace", DEFAULT_KILL_GRACE),
+            on_error=on_error,
+            shell=self.pick(chain, "shell", DEFAULT_SHELL),
+            working_directory=self.pick_raw(chain, "working_directory"),
+            env=self.env(chain),
+        )
+
+    def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:
+        """The nearest `Located` value of `attribute` in the chain, then defaults, then built-in."""
+        for owner in chain:
+            located = getattr(owner, attribute)
+            if located is not None:
+                return _setting(located.value, owner, chain[0], located.span)
+        located = getattr(self.defaults, attribute)
+        if located is not None:
+            return Setting(located.value, Origin.DEFAULTS, located.span)
+        return Setting(builtin, Origin.BUILTIN)
+
+    def pick_raw(self, chain: tuple[Step, ...], attribute: str) -> Setting:
+        """Like `pick`, for settings stored as a bare template (workingDirectory)."""
+        for owner in chain:
+            value = getattr(owner, attribute)
+            if value is not None:
+                return _setting(value, owner, chain[0], owner.span)
+        value = getattr(self.defaults, attribute)
+        if value is not None:
+            return Setting(value, Origin.DEFAULTS, self.defaults.span)
+        return Setting(None, Origin.BUILTIN)
+
+    def retry(self, chain: tuple[Step, ...], on_error: OnError) -> Setting:
+        """The merged retry policy: each field from the nearest place that sets it."""
+        policies = [(owner, owner.retries) for owner in chain if owner.retries is not None]
+        found: list[tuple[Step | None, RetryPolicy]] = list(policies)
+        if self.defaults.retries is not None:
+            found.append((None, self.defaults.retries))
+        if not found:
+            attempts = ON_ERROR_RETRY_ATTEMPTS if on_error is OnError.RETRY else 1
+            return Setting(schedule(attempts - 1, None, None, None, None, None), Origin.BUILTIN)
+        owner, nearest = found[0]
+
+        def field_value(name: str) -> Any:
+            return next((getattr(p, name) for _, p in found if getattr(p, name) is not None), None)
+
+        retries = nearest.max
+        if retries == 0 and on_error is OnError.RETRY and owner is None:
+            retries = ON_ERROR_RETRY_ATTEMPTS - 1
+        value = schedule(
+            retries,
+            field_value("delay"),
+            field_value("backoff"),
+            field_value("factor"),
+            field_value("max_delay"),
+            field_value("jitter"),
+        )
+        if owner is None:
+            return Setting(value, Origin.DEFAULTS, nearest.span)
+        return _setting(value, owner, chain[0], nearest.span)
+
+    def env(self, chain: tuple[Step, ...]) -> dict[str, Setting]:
+        """Env layered workflow -> defaults -> outer groups -> inner groups -> step."""
+        merged: dict[str, Setting] = {}
+        for name, template in self.workflow.env.items():
+            merged[name] = Setting(template, Origin.WORKFLOW)
+        for name, template in self.defaults.env.items():
+            merged[name] = Setting(template, Origin.DEFAULTS, self.defaults.span)
+        for owner in reversed(chain):
+            for name, template in owner.env.items():
+                merged[name] = _setting(template, owner, chain[0], owner.span)
+        return merged
+
+
+def _setting(value: Any, owner: Step, step: Step, span: Span) -> Setting:
+    if owner is step:
+        return Setting(value, Origin.STEP, span)
+    return Setting(value, Origin.GROUP, span, owner.id or _path_name(owner))
+
+
+def _path_name(step: Step) -> str:
+    return ".".join(str(p) for p in step.path)
+
+
+def schedule(
+    retries: int,
+    delay: float | None,
+    backoff: Any,
+    factor: float | None,
+    max_delay: float | None,
+    jitter: float | None,
+) -> RetrySchedule:
+    """A retry policy's actual waits: `min(delay * factor^(n-1), maxDelay)` for exponential."""
+    base = DEFAULT_RETRY_DELAY if delay is None else delay
+    kind = "exponential" if backoff is None else str(getattr(backoff, "value", backoff))
+    growth = DEFAULT_FACTOR if factor is None else factor
+    cap = DEFAULT_MAX_DELAY if max_delay is None else max_delay
+    waits = []
+    for attempt in range(1, retries + 1):
+        if kind == "exponential":
+            wait = base * growth ** (attempt - 1)
+        elif kind == "linear":
+            wait = base * attempt
+        else:
+            wait = base
+        waits.append(min(wait, cap))
+    return RetrySchedule(
+        attempts=retries + 1,
+        delay=base,
+        backoff=kind,
+        factor=growth,
+        max_delay=cap,
+        jitter=jitter or 0.0,
+        delays=tuple(waits),
+    )

@@ -1,0 +1,191 @@
+"""The execution graph: what runs, after what, with which settings. Pure data, no I/O.
+
+Leaf steps (run, cmd, uses) are nodes. A group becomes two zero-cost barrier
+nodes, a *start* that waits for the group's own dependencies and an *end* that
+waits for all of its children, so that "B needs group A" or "a sequential group
+after a parallel one" costs a number of edges linear in the number of steps.
+Nodes are stored in a topological order, so every dependency of node ``i`` has a
+smaller index.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfx.diagnostics import Span
+from wfx.model import Action, Condition, Step, StepId, StepKind, Workflow
+
+
+class Origin(enum.Enum):
+    """Where an effective setting came from."""
+
+    STEP = "step"
+    GROUP = "group"
+    DEFAULTS = "defaults"
+    WORKFLOW = "workflow"
+    BUILTIN = "built-in"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """An effective setting's value and its provenance (`source` names the group)."""
+
+    value: Any
+    origin: Origin
+    span: Span | None = None
+    source: str | None = None
+
+    def describe(self) -> str:
+        """Human words for the provenance, e.g. "group `checks` (line 12)"."""
+        where = f" (line {self.span.line})" if self.span else ""
+        if self.origin is Origin.GROUP:
+            return f"group `{self.source}`{where}"
+        return f"{self.origin.value}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """A resolved retry policy: attempts counts the first try; delays are the real waits."""
+
+    attempts: int
+    delay: float
+    backoff: str
+    factor: float
+    max_delay: float
+    jitter: float
+    delays: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveSettings:
+    """Every setting a leaf step runs with, each with where it came from."""
+
+    timeout: Setting
+    retry: Setting
+    kill_grace: Setting
+    on_error: Setting
+    shell: Setting
+    working_directory: Setting
+    env: Mapping[str, Setting]
+
+    def named(self) -> dict[str, Setting]:
+        """The scalar settings by their YAML key name (env excluded)."""
+        return {
+            "timeout": self.timeout,
+            "retries": self.retry,
+            "killGrace": self.kill_grace,
+            "onError": self.on_error,
+            "shell": self.shell,
+            "workingDirectory": self.working_directory,
+        }
+
+
+class NodeKind(enum.Enum):
+    """A leaf step that runs, or one of a group's two barriers."""
+
+    STEP = "step"
+    GROUP_START = "group-start"
+    GROUP_END = "group-end"
+
+
+class Section(enum.Enum):
+    """The main steps, or the `finally` steps that run after them whatever happened."""
+
+    MAIN = "main"
+    FINALLY = "finally"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One vertex of the graph; `deps` are indices of the nodes it waits for."""
+
+    index: int
+    id: StepId
+    kind: NodeKind
+    step: Step
+    section: Section
+    deps: tuple[int, ...]
+    groups: tuple[StepId, ...]
+    settings: EffectiveSettings | None = None
+
+    @property
+    def is_step(self) -> bool:
+        """True for a leaf step (something that runs), False for a group barrier."""
+        return self.kind is NodeKind.STEP
+
+    @property
+    def action(self) -> Action | None:
+        """What a leaf step executes."""
+        return self.step.action
+
+    @property
+    def condition(self) -> Condition | None:
+        """The step's own condition (a group's condition sits on its start barrier)."""
+        return self.step.condition
+
+    @property
+    def span(self) -> Span:
+        """Where the step is written."""
+        return self.step.span
+
+
+@dataclass(frozen=True)
+class ExecutionGraph:
+    """A compiled workflow: nodes in topological order plus lookup tables."""
+
+    workflow: Workflow
+    nodes: tuple[Node, ...]
+    ids: Mapping[StepId, int]
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+    def steps(self, section: Section | None = None) -> Iterator[Node]:
+        """The leaf nodes (optionally of one section) in topological order."""
+        for node in self.nodes:
+            if node.is_step and (section is None or node.section is section):
+                yield node
+
+    def node(self, step_id: str) -> Node:
+        """The node of a leaf step, or the end barrier of a group."""
+        return self.nodes[self.ids[StepId(step_id)]]
+
+    def step_dependencies(self, index: int) -> tuple[int, ...]:
+        """The leaf steps node `index` waits for directly (looking through barriers)."""
+        found: dict[int, None] = {}
+        seen: set[int] = set()
+        stack = list(self.nodes[index].deps)
+        while stack:
+            dep = stack.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if self.nodes[dep].is_step:
+                found[dep] = None
+            else:
+                stack.extend(self.nodes[dep].deps)
+        return tuple(sorted(found))
+
+    def stages(self, section: Section = Section.MAIN) -> list[list[StepId]]:
+        """Kahn levels of the leaf steps: the sets that may run together, in order."""
+        level = self.levels()
+        by_level: dict[int, list[StepId]] = {}
+        for node in self.steps(section):
+            by_level.setdefault(level[node.index], []).append(node.id)
+        return [by_level[k] for k in sorted(by_level)]
+
+    def levels(self) -> list[int]:
+        """For each node, the number of leaf steps on the longest chain before it."""
+        level = [0] * len(self.nodes)
+        for node in self.nodes:
+            best = 0
+            for dep in node.deps:
+                weight = 1 if self.nodes[dep].is_step else 0
+                best = max(best, level[dep] + weight)
+            level[node.index] = best
+        return level
+
+    def leaf_kinds(self) -> Mapping[StepId, StepKind]:
+        """Each leaf step's kind, by id."""
+        return {node.id: node.step.kind for node in self.steps()}

@@ -1,0 +1,207 @@
+"""Static checks: every problem the compiler can see before running, with its position."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wfx import api
+from wfx.diagnostics import Diagnostic, Severity
+
+Write = Callable[[str], Path]
+
+
+def diagnose(write: Write, text: str, inputs: dict[str, str] | None = None) -> list[Diagnostic]:
+    report = api.check([write(text)], inputs)
+    return report.diagnostics
+
+
+def errors(write: Write, text: str) -> list[tuple[int, int, str]]:
+    return [
+        (d.span.line, d.span.column, d.message)
+        for d in diagnose(write, text)
+        if d.severity is Severity.ERROR and d.span
+    ]
+
+
+def test_a_valid_workflow_has_no_diagnostics(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: a
+        run: echo a
+      - id: b
+        run: echo b
+        needs: [a]
+    """
+    assert diagnose(workflow_file, text) == []
+
+
+def test_duplicate_ids_point_at_the_second(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: build
+        run: echo 1
+      - id: build
+        run: echo 2
+    """
+    assert errors(workflow_file, text) == [
+        (5, 9, "duplicate step id `build` (first used at line 3)")
+    ]
+
+
+def test_unknown_need_suggests_the_close_id(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: build
+        run: echo 1
+      - id: test
+        run: echo 2
+        needs: [biuld]
+    """
+    [found] = diagnose(workflow_file, text)
+    assert (found.span.line, found.span.column) == (7, 13)
+    assert found.message == "`needs` names unknown step `biuld`"
+    assert found.hint == "did you mean `build`?"
+
+
+def test_cycle_lists_every_step_with_its_line(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - type: parallel
+        steps:
+          - {id: a, run: echo a, needs: [c]}
+          - {id: b, run: echo b, needs: [a]}
+          - {id: c, run: echo c, needs: [b]}
+    """
+    [found] = diagnose(workflow_file, text)
+    assert found.code == "compile.cycle"
+    for name, line in (("a", 5), ("b", 6), ("c", 7)):
+        assert f"`{name}` (line {line})" in found.message
+
+
+def test_a_group_needing_its_own_child_is_a_cycle(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: g
+        needs: [inner]
+        steps:
+          - {id: inner, run: echo}
+    """
+    [found] = diagnose(workflow_file, text)
+    assert found.code == "compile.cycle"
+    assert "`g`" in found.message and "`inner`" in found.message
+
+
+def test_unknown_names_in_expressions(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    inputs:
+      version: {type: string, default: v1}
+    secrets: [TOKEN]
+    steps:
+      - id: build
+        run: echo ${{ inputs.verison }} ${{ secrets.TOKN }}
+      - id: ship
+        run: echo ${{ steps.biuld.outputs.x }} ${{ steps.build.output }}
+        needs: [build]
+    """
+    found = {(line, message) for line, _, message in errors(workflow_file, text)}
+    assert found == {
+        (7, "unknown input `verison` in `inputs.verison`"),
+        (7, "unknown secret `TOKN` in `secrets.TOKN`"),
+        (9, "unknown step `biuld` in `steps.biuld.outputs.x`"),
+        (9, "unknown step property `output` in `steps.build.output`"),
+    }
+
+
+def test_unknown_context_is_reported_at_its_column(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - run: echo ${{ github.sha }}
+    """
+    [(line, column, message)] = errors(workflow_file, text)
+    assert (line, column) == (3, 21)
+    assert "github" in message
+
+
+def test_steps_context_is_refused_in_workflow_env(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    env:
+      X: ${{ steps.a.outputs.y }}
+    steps:
+      - {id: a, run: echo}
+    """
+    [(_, _, message)] = errors(workflow_file, text)
+    assert "`steps` is not available in workflow `env`" in message
+
+
+def test_retry_with_zero_retries_is_an_error(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - run: echo
+        retries: 0
+        onError: retry
+    """
+    [(line, _, message)] = errors(workflow_file, text)
+    assert line == 5 and "can never retry" in message
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        ("{type: number, default: abc}", "expected a number"),
+        ("{type: string, enum: [dev, prd], default: qa}", "is not one of"),
+        ("{type: string, pattern: '^v[0-9]+$', default: '1.0'}", "does not match the pattern"),
+        ("{type: boolean, default: maybe}", "expected a boolean"),
+        ("{type: string, pattern: '([', default: x}", "invalid pattern"),
+    ],
+)
+def test_input_defaults_must_fit_their_declaration(
+    workflow_file: Write, declaration: str, message: str
+) -> None:
+    text = f"""
+    wfx: 1
+    inputs:
+      x: {declaration}
+    steps:
+      - run: echo
+    """
+    [(line, column, found)] = errors(workflow_file, text)
+    assert (line, column) == (3, 3)
+    assert message in found
+
+
+def test_reading_a_step_that_is_not_upstream_warns(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - type: parallel
+        steps:
+          - {id: a, run: echo}
+          - {id: b, run: 'echo ${{ steps.a.outputs.x }}'}
+    """
+    [found] = diagnose(workflow_file, text)
+    assert found.severity is Severity.WARNING
+    assert "does not wait for `a`" in found.message
+
+
+def test_all_problems_are_reported_at_once_in_order(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - {id: a, run: echo, needs: [zz]}
+      - {id: a, run: echo}
+      - {run: 'echo ${{ nope }}'}
+    """
+    lines = [line for line, _, _ in errors(workflow_file, text)]
+    assert lines == sorted(lines) and len(lines) == 3
