@@ -16,7 +16,8 @@ $(STAMP): pyproject.toml
 ## demo: run a real example workflow
 demo: $(STAMP)
 	$(BIN)/wfx validate examples/*.yaml
-	$(BIN)/wfx eval "format('{0} steps, deploy to {1}', 5, inputs.env)" --context 'inputs={"env": "prd"}'
+	$(BIN)/wfx plan examples/production-deployment.yaml -i environment=prd
+	$(BIN)/wfx eval "format('deploy {0} to {1}', inputs.version, inputs.env)" --context 'inputs={"version": "v1.4.2", "env": "prd"}'
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

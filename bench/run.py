@@ -8,6 +8,7 @@ every verdict is a ratio to the baseline, never an absolute time.
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
@@ -42,13 +43,16 @@ class Result:
         """One line for the report."""
         verdict = "ok  " if self.passed else "FAIL"
         sign = ">=" if self.higher_is_better else "<="
-        return f"{verdict} {self.name:<28} {self.figure:8.2f} (limit {sign} {self.limit}) {self.detail}"
+        limit = f"(limit {sign} {self.limit})"
+        return f"{verdict} {self.name:<28} {self.figure:8.2f} {limit} {self.detail}"
 
 
 def wall_time(argv: list[str], cwd: Path | None = None) -> float:
     """Seconds one run of `argv` takes, its output discarded; fails loudly on error."""
     started = time.perf_counter()
-    completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    completed = subprocess.run(
+        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    )
     elapsed = time.perf_counter() - started
     if completed.returncode != 0:
         raise SystemExit(f"benchmark command failed: {argv}\n{completed.stderr.decode()}")
@@ -102,8 +106,60 @@ def bench_validate_cold(repeat: int) -> Result:
     return Result("validate_cold", ratio, 1.3, detail)
 
 
+def random_dag(steps: int, seed: int = 7) -> str:
+    """A parallel group of `steps` steps, each needing 3 random earlier ones."""
+    rng = random.Random(seed)
+    lines = [
+        "wfx: 1",
+        "name: random dag",
+        "steps:",
+        "  - id: dag",
+        "    type: parallel",
+        "    steps:",
+    ]
+    for i in range(steps):
+        needs = sorted({f"s{rng.randrange(i)}" for _ in range(3)}) if i else []
+        lines.append(
+            f"      - {{id: s{i}, cmd: [true], timeout: 10s, needs: [{', '.join(needs)}]}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bench_plan_scaling(repeat: int) -> Result:
+    """`wfx plan --format json` on random DAGs of 2k and 20k steps: time ratio (linear is 10)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = Path(tmp) / "2k.yaml", Path(tmp) / "20k.yaml"
+        small.write_text(random_dag(2_000))
+        large.write_text(random_dag(20_000))
+        medians = interleaved_medians(
+            {
+                "2k": [WFX, "plan", str(small), "--format", "json"],
+                "20k": [WFX, "plan", str(large), "--format", "json"],
+            },
+            max(3, repeat // 4),
+        )
+    ratio = medians["20k"] / medians["2k"]
+    detail = f"2k {medians['2k']:.2f} s, 20k {medians['20k']:.2f} s"
+    return Result("plan_scaling_20k_over_2k", ratio, 12, detail)
+
+
+def bench_plan_cold(repeat: int) -> Result:
+    """Cold `wfx plan` of a 10-step file vs `python -c pass`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workflow = Path(tmp) / "ten.yaml"
+        workflow.write_text(ten_step_workflow())
+        medians = interleaved_medians(
+            {"baseline": [PYTHON, "-c", "pass"], "wfx": [WFX, "plan", str(workflow)]}, repeat
+        )
+    ratio = medians["wfx"] / medians["baseline"]
+    detail = f"wfx {medians['wfx'] * 1000:.0f} ms vs python {medians['baseline'] * 1000:.0f} ms"
+    return Result("plan_cold", ratio, 7, detail)
+
+
 BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
+    "plan_cold": bench_plan_cold,
+    "plan_scaling": bench_plan_scaling,
 }
 
 

@@ -56,11 +56,24 @@ def compile_file(
     path: str | Path,
     inputs: Mapping[str, Any] | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    require_inputs: bool = True,
 ) -> Any:
-    """Load and compile a workflow with inputs; return a Compilation (graph + warnings)."""
+    """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
+
+    Model problems (bad expressions) and compiler problems are reported together.
+    """
+    from wfx import model
     from wfx.compiler import compile_workflow
 
-    return compile_workflow(load(path), inputs, input_spans)
+    workflow, problems = model.build_with_problems(load_document(path))
+    try:
+        compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
+    except DiagnosticsError as exc:
+        raise DiagnosticsError(sorted_diagnostics([*problems, *exc.diagnostics])) from None
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
+    return compilation
 
 
 def check(
@@ -72,7 +85,7 @@ def check(
     report = Report()
     for path in paths:
         try:
-            compilation = compile_file(path, inputs, input_spans)
+            compilation = compile_file(path, inputs, input_spans, require_inputs=False)
             report.diagnostics.extend(compilation.warnings)
         except DiagnosticsError as exc:
             report.diagnostics.extend(exc.diagnostics)
@@ -126,3 +139,60 @@ def evaluate(expression: str, contexts: Mapping[str, Any]) -> Any:
     from wfx.expr import evaluate as evaluate_expression
 
     return evaluate_expression(expression, contexts)
+
+
+def plan_file(
+    path: str | Path,
+    inputs: Mapping[str, Any] | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+) -> tuple[Any, Any]:
+    """Compile and plan a workflow without side effects; return (graph, plan)."""
+    from wfx.plan import make_plan
+
+    compilation = compile_file(path, inputs, input_spans)
+    return compilation.graph, make_plan(compilation.graph, compilation.warnings)
+
+
+def plan_base(spec: str, path: str | Path, inputs: Mapping[str, Any] | None) -> Any:
+    """The plan to compare against: `spec` is a file, or `git:REV` for `path` at a revision.
+
+    A workflow that does not exist at the base is an empty plan (everything is added).
+    `git:REV` runs `git show` (read-only); it is the one plan feature that starts a process.
+    """
+    from wfx import model, schema, source
+    from wfx.compiler import compile_workflow
+    from wfx.plan import make_plan
+
+    if spec.startswith("git:"):
+        text = _git_show(spec[4:], Path(path))
+        if text is None:
+            return None
+        name = f"{spec}:{Path(path).name}"
+        document = source.loads(text, name)
+    else:
+        document = source.load(spec)
+    problems = schema.validate(document)
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
+    compilation = compile_workflow(model.build(document), inputs)
+    return make_plan(compilation.graph, compilation.warnings)
+
+
+def _git_show(revision: str, path: Path) -> bytes | None:
+    import subprocess
+
+    directory = path.resolve().parent
+    completed = subprocess.run(
+        ["git", "show", f"{revision}:./{path.name}"],
+        cwd=directory,
+        capture_output=True,
+        check=False,
+    )
+    if completed.returncode == 0:
+        return completed.stdout
+    message = completed.stderr.decode("utf-8", errors="replace").strip()
+    if "does not exist" in message or "exists on disk, but not in" in message:
+        return None
+    raise DiagnosticsError(
+        [error("plan.git", f"cannot read {path.name} at `{revision}`: {message}", None)]
+    )

@@ -16,7 +16,7 @@ from typing import Any
 from wfx.diagnostics import Diagnostic, error, warning
 from wfx.expr import Expression, Reference, Template
 from wfx.graph import ExecutionGraph, Section
-from wfx.model import Action, OnError, Step, StepId, Workflow
+from wfx.model import Action, Step, StepId, Workflow
 
 STEP_PROPERTIES = ("outputs", "status", "attempts", "duration")
 WORKFLOW_PROPERTIES = ("name", "runId", "status")
@@ -192,17 +192,16 @@ def _unknown(
 
 
 def check_policies(workflow: Workflow) -> list[Diagnostic]:
-    """Errors for settings that contradict each other, e.g. `onError: retry` with `retries: 0`."""
+    """Errors for settings that cannot work where they are written."""
     problems: list[Diagnostic] = []
     for step in _all_steps((*workflow.steps, *workflow.finally_)):
-        retry = step.on_error is not None and step.on_error.value is OnError.RETRY
-        if retry and step.retries is not None and step.retries.max == 0:
+        if step.steps and step.rollback is not None:
             problems.append(
                 error(
-                    "compile.retry-without-retries",
-                    "`onError: retry` with `retries: 0` can never retry",
-                    step.on_error.span if step.on_error else step.span,
-                    "give `retries` a number above 0, or drop it to get 3 attempts",
+                    "compile.group-rollback",
+                    "`rollback` belongs on a step that runs something, not on a group",
+                    step.rollback.span,
+                    "put a `rollback` on each step of the group that needs undoing",
                 )
             )
     return problems

@@ -64,7 +64,10 @@ def input_options(command: F) -> F:
     help="text for people, json for tools, github for CI annotations.",
 )
 def validate(
-    files: tuple[str, ...], assignments: tuple[str, ...], inputs_file: str | None, output_format: str
+    files: tuple[str, ...],
+    assignments: tuple[str, ...],
+    inputs_file: str | None,
+    output_format: str,
 ) -> None:
     """Check workflow FILES without running anything; exit 2 if any has an error."""
     from wfx import api
@@ -78,9 +81,7 @@ def validate(
     report = api.check(list(files), given or None, spans)
     if report.diagnostics or output_format == "json":
         stream_is_err = output_format == "text"
-        click.echo(
-            FORMATTERS[output_format](report.diagnostics, report.sources), err=stream_is_err
-        )
+        click.echo(FORMATTERS[output_format](report.diagnostics, report.sources), err=stream_is_err)
     if not report.ok:
         sys.exit(EXIT_INVALID)
     if output_format == "text":
@@ -106,6 +107,111 @@ def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) ->
 
     click.echo(FORMATTERS[output_format](diagnostics, sources), err=output_format == "text")
     sys.exit(EXIT_INVALID)
+
+
+PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@input_options
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(PLAN_FORMATS),
+    default="text",
+    show_default=True,
+    help="How to print the plan.",
+)
+@click.option(
+    "--diff",
+    "base",
+    metavar="BASE_FILE|git:REV",
+    help="Show what changed against another file, or this file at a git revision.",
+)
+def plan(
+    file: str,
+    assignments: tuple[str, ...],
+    inputs_file: str | None,
+    output_format: str,
+    base: str | None,
+) -> None:
+    """Show what FILE would do, resolved as far as possible, without running anything."""
+    sys.dont_write_bytecode = True
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+
+    try:
+        given, spans = _gather_inputs(assignments, inputs_file)
+        graph, the_plan = api.plan_file(file, given or None, spans)
+        base_plan = api.plan_base(base, file, given or None) if base else None
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    if base is not None:
+        _print_diff(base_plan, the_plan, output_format)
+        return
+    _print_plan(graph, the_plan, output_format)
+
+
+def _print_plan(graph: Any, the_plan: Any, output_format: str) -> None:
+    if output_format == "text":
+        from rich.console import Console
+
+        from wfx.render.plan_text import render_text
+
+        console = Console(highlight=False, soft_wrap=False)
+        if not console.is_terminal:
+            console.width = max(console.width, 120)
+        console.print(render_text(the_plan))
+        return
+    from wfx.render import plan_graph, plan_json, plan_markdown
+
+    renderers: dict[str, Callable[[], str]] = {
+        "json": lambda: plan_json.render_json(the_plan),
+        "markdown": lambda: plan_markdown.render_markdown(the_plan),
+        "mermaid": lambda: plan_graph.render_mermaid(graph, the_plan),
+        "dot": lambda: plan_graph.render_dot(graph, the_plan),
+    }
+    click.echo(renderers[output_format]().rstrip("\n"))
+
+
+def _print_diff(base_plan: Any, the_plan: Any, output_format: str) -> None:
+    from wfx.plan import Plan, diff_plans
+    from wfx.render import plan_diff
+
+    empty = Plan(1, "", None, "", {}, {}, [], [], {}, [], [], 0.0, None, None, ())
+    changes = diff_plans(base_plan or empty, the_plan)
+    renderers: dict[str, Callable[[], str]] = {
+        "json": lambda: plan_diff.diff_json(changes),
+        "markdown": lambda: plan_diff.diff_markdown(changes),
+    }
+    click.echo(renderers.get(output_format, lambda: plan_diff.diff_text(changes))().rstrip("\n"))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("step")
+@input_options
+def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str | None) -> None:
+    """Say why STEP stands where it does, where its settings come from, what failing does."""
+    sys.dont_write_bytecode = True
+    from difflib import get_close_matches
+
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError, error
+    from wfx.explain import explain as explain_step
+    from wfx.render.explain_text import render_explanation
+
+    try:
+        given, spans = _gather_inputs(assignments, inputs_file)
+        graph, the_plan = api.plan_file(file, given or None, spans)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    if step not in the_plan.steps:
+        close = get_close_matches(step, list(the_plan.steps), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "`wfx plan FILE` lists the step ids"
+        _fail_with([error("cli.step", f"no step `{step}` in {file}", None, hint)], {}, "text")
+    click.echo(render_explanation(explain_step(graph, the_plan, step)).rstrip("\n"))
 
 
 @cli.command(name="eval")

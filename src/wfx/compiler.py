@@ -48,19 +48,25 @@ def compile_workflow(
     workflow: Workflow,
     given_inputs: Mapping[str, Any] | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    require_inputs: bool = True,
 ) -> Compilation:
-    """Compile `workflow` with the given inputs; raise DiagnosticsError listing every error."""
+    """Compile `workflow` with the given inputs; raise DiagnosticsError listing every error.
+
+    With `require_inputs` false (`wfx validate`), required inputs may be left out.
+    """
     ids = assign_ids(workflow)
     problems = list(_duplicate_ids(workflow, ids))
     lowering = _Lowering(workflow, ids)
     lowering.lower_all()
     problems += lowering.problems
+    problems += lowering.settings.problems
     problems += inputs.check_defaults(workflow)
     problems += checks.check_references(workflow, ids)
     problems += checks.check_policies(workflow)
     values: dict[str, Any] = {}
     try:
-        values = inputs.resolve(workflow, given_inputs or {}, input_spans)
+        values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)
     except DiagnosticsError as exc:
         problems += exc.diagnostics
     nodes, cycles = _topological(lowering.nodes)
@@ -89,12 +95,13 @@ def assign_ids(workflow: Workflow) -> dict[tuple[Any, ...], StepId]:
     A derived id comes from the position: the third top-level step is `step-3`, the
     second child of group `checks` is `checks-2`, the first `finally` step `finally-1`.
     """
-    explicit = {s.id for s in iter_steps((*workflow.steps, *workflow.finally_)) if s.id}
+    taken = {s.id for s in iter_steps((*workflow.steps, *workflow.finally_)) if s.id}
     ids: dict[tuple[Any, ...], StepId] = {}
 
     def visit(steps: tuple[Step, ...], prefix: str) -> None:
         for position, step in enumerate(steps, start=1):
-            step_id = step.id or _derived(f"{prefix}-{position}", explicit)
+            step_id = step.id or _derived(f"{prefix}-{position}", taken)
+            taken.add(step_id)
             ids[step.path] = step_id
             visit(step.steps, step_id)
 
@@ -109,7 +116,9 @@ def _derived(candidate: str, taken: set[StepId]) -> StepId:
     return StepId(candidate)
 
 
-def _duplicate_ids(workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> Iterator[Diagnostic]:
+def _duplicate_ids(
+    workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]
+) -> Iterator[Diagnostic]:
     first: dict[str, Step] = {}
     for step in iter_steps((*workflow.steps, *workflow.finally_)):
         if step.id is None:
@@ -291,11 +300,11 @@ def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic
         if frozenset(d.id for d in ids) in reported:
             continue
         reported.add(frozenset(d.id for d in ids))
-        chain = " → ".join(f"`{d.id}` (line {d.step.span.line})" for d in ids)
+        chain = ", which waits for ".join(f"`{d.id}` (line {d.step.span.line})" for d in ids)
         problems.append(
             error(
                 "compile.cycle",
-                f"dependency cycle: {chain} → `{ids[0].id}`",
+                f"dependency cycle: {chain}, which waits for `{ids[0].id}`",
                 ids[0].step.id_span or ids[0].step.span,
                 "remove one of these `needs` (or move the step out of its group)",
             )
@@ -333,15 +342,16 @@ def _find_cycle(drafts: list[_Draft], stuck: set[int], start: int) -> list[int]:
 
 
 def _collapse(cycle: list[_Draft]) -> list[_Draft]:
-    """Cycle nodes in "needs" direction, one entry per step (a group's barriers merged)."""
-    ordered = list(reversed(cycle))
+    """Cycle nodes in "waits for" order, one entry per step (a group's barriers merged),
+    starting from the step written first."""
     result: list[_Draft] = []
-    for draft in ordered:
+    for draft in cycle:
         if not result or result[-1].id != draft.id:
             result.append(draft)
     if len(result) > 1 and result[0].id == result[-1].id:
         result.pop()
-    return result
+    first = min(range(len(result)), key=lambda i: result[i].step.span)
+    return result[first:] + result[:first]
 
 
 def _id_table(nodes: list[Node]) -> dict[StepId, int]:
@@ -361,6 +371,7 @@ class _SettingsResolver:
     def __init__(self, workflow: Workflow) -> None:
         self.workflow = workflow
         self.defaults = workflow.defaults
+        self.problems: list[Diagnostic] = []
 
     def resolve(self, step: Step, groups: tuple[Step, ...]) -> EffectiveSettings:
         chain = (step, *reversed(groups))
@@ -398,22 +409,27 @@ class _SettingsResolver:
         return Setting(None, Origin.BUILTIN)
 
     def retry(self, chain: tuple[Step, ...], on_error: OnError) -> Setting:
-        """The merged retry policy: each field from the nearest place that sets it."""
-        policies = [(owner, owner.retries) for owner in chain if owner.retries is not None]
-        found: list[tuple[Step | None, RetryPolicy]] = list(policies)
+        """The merged retry policy: each field, `max` included, from the nearest place that
+        sets it. `onError: retry` without any `max` means 3 attempts."""
+        found: list[tuple[Step | None, RetryPolicy]] = [
+            (owner, owner.retries) for owner in chain if owner.retries is not None
+        ]
         if self.defaults.retries is not None:
             found.append((None, self.defaults.retries))
-        if not found:
-            attempts = ON_ERROR_RETRY_ATTEMPTS if on_error is OnError.RETRY else 1
-            return Setting(schedule(attempts - 1, None, None, None, None, None), Origin.BUILTIN)
-        owner, nearest = found[0]
+
+        def nearest(name: str) -> tuple[Step | None, RetryPolicy] | None:
+            return next(((o, p) for o, p in found if getattr(p, name) is not None), None)
 
         def field_value(name: str) -> Any:
-            return next((getattr(p, name) for _, p in found if getattr(p, name) is not None), None)
+            pair = nearest(name)
+            return None if pair is None else getattr(pair[1], name)
 
-        retries = nearest.max
-        if retries == 0 and on_error is OnError.RETRY and owner is None:
-            retries = ON_ERROR_RETRY_ATTEMPTS - 1
+        setter = nearest("max")
+        retries = field_value("max")
+        if retries is None:
+            retries = ON_ERROR_RETRY_ATTEMPTS - 1 if on_error is OnError.RETRY else 0
+        elif retries == 0 and on_error is OnError.RETRY and setter is not None:
+            self.problems.append(_retry_without_retries(setter[1], chain[0]))
         value = schedule(
             retries,
             field_value("delay"),
@@ -422,9 +438,13 @@ class _SettingsResolver:
             field_value("max_delay"),
             field_value("jitter"),
         )
+        origin = setter or (found[0] if found else None)
+        if origin is None:
+            return Setting(value, Origin.BUILTIN)
+        owner, policy = origin
         if owner is None:
-            return Setting(value, Origin.DEFAULTS, nearest.span)
-        return _setting(value, owner, chain[0], nearest.span)
+            return Setting(value, Origin.DEFAULTS, policy.span)
+        return _setting(value, owner, chain[0], policy.span)
 
     def env(self, chain: tuple[Step, ...]) -> dict[str, Setting]:
         """Env layered workflow -> defaults -> outer groups -> inner groups -> step."""
@@ -437,6 +457,16 @@ class _SettingsResolver:
             for name, template in owner.env.items():
                 merged[name] = _setting(template, owner, chain[0], owner.span)
         return merged
+
+
+def _retry_without_retries(policy: RetryPolicy, step: Step) -> Diagnostic:
+    where = "" if step.retries is policy else f" (step `{step.id or _path_name(step)}` inherits it)"
+    return error(
+        "compile.retry-without-retries",
+        f"`onError: retry` with `retries: 0` can never retry{where}",
+        policy.span,
+        "give `retries` a number above 0, or drop it to get 3 attempts",
+    )
 
 
 def _setting(value: Any, owner: Step, step: Step, span: Span) -> Setting:

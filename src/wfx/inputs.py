@@ -30,12 +30,17 @@ def coerce(declaration: Input, value: Any) -> Any:
     if declaration.enum is not None and converted not in declaration.enum:
         allowed = ", ".join(_show(v) for v in declaration.enum)
         raise InputValueError(f"{_show(converted)} is not one of {allowed}")
-    if declaration.pattern is not None and isinstance(converted, str):
-        if re.search(declaration.pattern, converted) is None:
-            raise InputValueError(
-                f"{_show(converted)} does not match the pattern `{declaration.pattern}`"
-            )
+    pattern = declaration.pattern
+    if pattern is not None and isinstance(converted, str) and not _matches(pattern, converted):
+        raise InputValueError(f"{_show(converted)} does not match the pattern `{pattern}`")
     return converted
+
+
+def _matches(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error as exc:
+        raise InputValueError(f"the pattern `{pattern}` is invalid: {exc}") from None
 
 
 def _convert(declaration: Input, value: Any) -> Any:
@@ -133,23 +138,27 @@ def resolve(
     workflow: Workflow,
     given: Mapping[str, Any],
     spans: Mapping[str, Span] | None = None,
+    require: bool = True,
 ) -> dict[str, Any]:
-    """The run's input values: given ones coerced, defaults filled in; all errors at once."""
+    """The run's input values: given ones coerced, defaults filled in; all errors at once.
+
+    With `require` false, a missing required input is not an error (it gets an empty value).
+    """
     declared = {d.name: d for d in workflow.inputs}
     spans = spans or {}
-    problems = [_unknown_input(name, declared, spans.get(name)) for name in given if name not in declared]
+    problems = [
+        _unknown_input(name, declared, spans.get(name)) for name in given if name not in declared
+    ]
     values: dict[str, Any] = {}
     for name, declaration in declared.items():
         if name in given:
             try:
                 values[name] = coerce(declaration, given[name])
             except InputValueError as exc:
-                problems.append(
-                    error("inputs.value", f"input `{name}`: {exc}", spans.get(name))
-                )
+                problems.append(error("inputs.value", f"input `{name}`: {exc}", spans.get(name)))
         elif declaration.has_default and declaration.default is not None:
             values[name] = coerce_default(declaration)
-        elif declaration.required:
+        elif declaration.required and require:
             problems.append(
                 error(
                     "inputs.missing",
@@ -166,7 +175,7 @@ def resolve(
 
 
 def coerce_default(declaration: Input) -> Any:
-    """The declared default, converted; the raw default when it does not fit (reported elsewhere)."""
+    """The declared default, converted (left raw when it does not fit: reported elsewhere)."""
     try:
         return coerce(declaration, declaration.default)
     except InputValueError:

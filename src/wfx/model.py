@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NewType
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
-from wfx.expr import Expression, ExpressionError, Template, parse, parse_template
+from wfx.expr import Expression, ExpressionError, Template, parse, parse_template, to_string
 from wfx.source import Path_, SourceDocument
 
 StepId = NewType("StepId", str)
@@ -83,7 +83,7 @@ class Located:
 class RetryPolicy:
     """`retries`: how many extra attempts and how long to wait before each."""
 
-    max: int
+    max: int | None
     span: Span
     delay: float | None = None
     backoff: Backoff | None = None
@@ -214,11 +214,17 @@ def parse_duration(value: float | int | str) -> float:
 
 def build(document: SourceDocument) -> Workflow:
     """Turn a schema-valid document into a Workflow; raise DiagnosticsError on bad expressions."""
-    builder = _ModelBuilder(document)
-    workflow = builder.workflow()
-    if builder.problems:
-        raise DiagnosticsError(builder.problems)
+    workflow, problems = build_with_problems(document)
+    if problems:
+        raise DiagnosticsError(problems)
     return workflow
+
+
+def build_with_problems(document: SourceDocument) -> tuple[Workflow, list[Diagnostic]]:
+    """The Workflow plus the problems found; a bad expression becomes literal text so that
+    later stages can still report their own problems in the same pass."""
+    builder = _ModelBuilder(document)
+    return builder.workflow(), builder.problems
 
 
 class _ModelBuilder:
@@ -320,7 +326,7 @@ class _ModelBuilder:
             return RetryPolicy(max=value, span=span)
         durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay")}
         return RetryPolicy(
-            max=int(value.get("max", 0)),
+            max=int(value["max"]) if "max" in value else None,
             span=span,
             delay=_seconds(durations["delay"]),
             backoff=Backoff(value["backoff"]) if "backoff" in value else None,
@@ -465,8 +471,8 @@ def _kind_of(data: Mapping[str, Any]) -> StepKind:
 
 
 def _env_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if isinstance(value, bool | int | float):
+        return to_string(float(value) if not isinstance(value, bool) else value)
     return str(value)
 
 
@@ -475,4 +481,13 @@ def _seconds(located: Located | None) -> float | None:
 
 
 def _expression_diagnostic(exc: ExpressionError) -> Diagnostic:
-    return error(f"expr.{exc.stage}", exc.message, exc.span)
+    message = exc.message[:1].lower() + exc.message[1:]
+    hint = None
+    if message.startswith("unrecognized named-value"):
+        hint = f"available here: {', '.join(CONTEXT_NAMES)}"
+    elif message.startswith("unrecognized function"):
+        hint = (
+            "functions: contains, startsWith, endsWith, format, join, toJSON, fromJSON, case,"
+            " success, failure, always, cancelled"
+        )
+    return error(f"expr.{exc.stage}", message, exc.span, hint)

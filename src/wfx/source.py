@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 100
-MAX_NODES = 200_000
+MAX_NODES = 1_000_000
 
 PathKey = str | int
 Path_ = tuple[PathKey, ...]
@@ -99,7 +99,9 @@ def load(path: str | Path) -> SourceDocument:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise DiagnosticsError([error("io", f"cannot read {name}: {exc.strerror or exc}")]) from None
+        raise DiagnosticsError(
+            [error("io", f"cannot read {name}: {exc.strerror or exc}")]
+        ) from None
     return loads(raw, name)
 
 
@@ -159,11 +161,16 @@ def _yaml_diagnostic(exc: yaml.YAMLError, name: str) -> Diagnostic:
     context = getattr(exc, "context", None)
     if isinstance(exc, yaml.reader.ReaderError):
         problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
-    message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+    message = f"invalid YAML: {problem}"
+    context_mark = getattr(exc, "context_mark", None)
+    hint = None
+    if context and context_mark is not None:
+        where = f"line {context_mark.line + 1}, column {context_mark.column + 1}"
+        hint = f"{context.removeprefix('while ')} that began at {where}"
     if mark is None:
-        return error("yaml.syntax", message, Span(name, 1, 1, 1, 1))
+        return error("yaml.syntax", message, Span(name, 1, 1, 1, 1), hint)
     span = Span(name, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
-    return error("yaml.syntax", message, span)
+    return error("yaml.syntax", message, span, hint)
 
 
 class _LoadError(Exception):
@@ -343,14 +350,14 @@ class _Builder:
 
     def _check_collection_tag(self, event: Any, kind: str) -> None:
         tag = event.tag
-        if tag is None or tag == "!" or tag == f"{_CORE_TAG}{kind}":
+        if tag is None or tag in ("!", f"{_CORE_TAG}{kind}"):
             return
         raise _LoadError(self._tag_error(tag, event))
 
     def _tag_error(self, tag: str, event: Any) -> Diagnostic:
         return error(
             "yaml.tag",
-            f"YAML tag `{tag}` is not allowed",
+            f"YAML tag `{_short_tag(tag)}` is not allowed",
             self._span(event.start_mark, event.end_mark),
             "wfx reads plain data only: strings, numbers, booleans, null, lists and mappings",
         )
@@ -365,12 +372,21 @@ class _Builder:
         return _explicit_scalar(tag.removeprefix(_CORE_TAG), event.value, self, event)
 
 
+def _fits_tag(kind: str, value: Any) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if kind == "int" else isinstance(value, int | float)
+
+
 def _explicit_scalar(kind: str, text: str, builder: _Builder, event: Any) -> Any:
     if kind == "str":
         return text
     value = resolve_plain_scalar(text)
-    expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}[kind]
-    if isinstance(value, expected) and not (kind != "bool" and isinstance(value, bool)):
+    if _fits_tag(kind, value):
         return float(value) if kind == "float" else value
     builder.problems.append(
         error(
@@ -380,6 +396,10 @@ def _explicit_scalar(kind: str, text: str, builder: _Builder, event: Any) -> Any
         )
     )
     return text
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_CORE_TAG) if tag.startswith(_CORE_TAG) else tag
 
 
 def resolve_plain_scalar(text: str) -> Any:

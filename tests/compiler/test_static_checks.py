@@ -128,7 +128,7 @@ def test_unknown_context_is_reported_at_its_column(workflow_file: Write) -> None
       - run: echo ${{ github.sha }}
     """
     [(line, column, message)] = errors(workflow_file, text)
-    assert (line, column) == (3, 21)
+    assert (line, column) == (3, 19)
     assert "github" in message
 
 
@@ -153,7 +153,66 @@ def test_retry_with_zero_retries_is_an_error(workflow_file: Write) -> None:
         onError: retry
     """
     [(line, _, message)] = errors(workflow_file, text)
-    assert line == 5 and "can never retry" in message
+    assert line == 4 and "can never retry" in message
+
+
+def test_retry_with_zero_retries_inherited_from_a_group_is_an_error(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - retries: 0
+        steps:
+          - id: flaky
+            run: echo
+            onError: retry
+    """
+    [(line, _, message)] = errors(workflow_file, text)
+    assert line == 3 and "step `flaky` inherits it" in message
+
+
+def test_retries_without_max_keeps_the_inherited_max(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    defaults:
+      retries: {max: 2, delay: 1s}
+    steps:
+      - id: a
+        run: echo
+        retries: {backoff: linear}
+    """
+    from wfx.api import compile_file
+
+    graph = compile_file(workflow_file(text)).graph
+    schedule = graph.node("a").settings.retry.value
+    assert (schedule.attempts, schedule.delays) == (3, (1.0, 2.0))
+
+
+def test_derived_ids_never_collide(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - run: echo first
+      - id: step
+        steps:
+          - run: echo inner
+    """
+    from wfx.api import compile_file
+
+    graph = compile_file(workflow_file(text)).graph
+    assert [n.id for n in graph.steps()] == ["step-1", "step-1_"]
+
+
+def test_rollback_on_a_group_is_an_error(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: g
+        steps:
+          - run: echo
+        rollback: {run: echo undo}
+    """
+    [(line, _, message)] = errors(workflow_file, text)
+    assert line == 6 and "not on a group" in message
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,9 @@ from wfx.source import MAX_BYTES, loads
 def problems(text: str | bytes) -> list[str]:
     with pytest.raises(DiagnosticsError) as caught:
         loads(text, "t.yaml")
-    return [f"{d.span.line}:{d.span.column} {d.message}" for d in caught.value.diagnostics if d.span]
+    return [
+        f"{d.span.line}:{d.span.column} {d.message}" for d in caught.value.diagnostics if d.span
+    ]
 
 
 def test_positions_of_keys_and_values_are_one_based() -> None:
@@ -125,7 +127,7 @@ def test_huge_file_is_refused_before_parsing() -> None:
 
 @pytest.mark.parametrize(
     "garbage",
-    [b"\x00\x01\x02\xff\xfe", b"\x89PNG\r\n\x1a\n\x00\x00", "a: \x00".encode(), b"\xc3\x28"],
+    [b"\x00\x01\x02\xff\xfe", b"\x89PNG\r\n\x1a\n\x00\x00", b"a: \x00", b"\xc3\x28"],
 )
 def test_binary_garbage_is_a_diagnostic(garbage: bytes) -> None:
     assert len(problems(garbage)) == 1

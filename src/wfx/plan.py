@@ -1,0 +1,519 @@
+"""Plan stage: ExecutionGraph -> Plan, everything knowable before running, as pure data.
+
+No side effects, ever: this module starts no process, opens no file, imports no
+step code. It resolves what depends only on inputs, env and the workflow's name,
+decides each condition's static verdict, lays out retry schedules, the
+compensation order and the worst-case duration of the run.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfx.diagnostics import Diagnostic, warning
+from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy
+from wfx.graph import ExecutionGraph, Node, Origin, RetrySchedule, Section, Setting
+from wfx.model import Condition, OnError, Step, StepId, StepKind, Workflow
+
+PLAN_VERSION = 1
+
+#: named values that only exist while the run happens
+RUNTIME_CONTEXTS = frozenset({"steps", "attempt", "secrets"})
+STATIC_WORKFLOW_FIELDS = frozenset({"name"})
+
+_STATUSES = (
+    Status(),
+    Status(failed=True),
+    Status(cancelled=True),
+)
+
+
+class Verdict(enum.Enum):
+    """What can be said of a condition before running."""
+
+    ALWAYS = "always"
+    NEVER = "never"
+    RUNTIME = "runtime"
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """A value that only the run can provide; `reason` says which context it waits for."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"<runtime: {self.reason}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """One `${{ }}` expression and what the plan knows of its value."""
+
+    where: str
+    text: str
+    value: Any
+
+    @property
+    def is_static(self) -> bool:
+        """True when the value is known now."""
+        return not isinstance(self.value, Unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionPlan:
+    """A step's condition: its text, static verdict, and what the verdict rests on."""
+
+    text: str
+    verdict: Verdict
+    explicit: bool
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """Everything the plan knows of one leaf step."""
+
+    id: StepId
+    name: str | None
+    kind: StepKind
+    section: Section
+    line: int
+    groups: tuple[StepId, ...]
+    needs: tuple[StepId, ...]
+    stage: int
+    condition: ConditionPlan
+    settings: Mapping[str, Setting]
+    retry: RetrySchedule
+    timeout: float | None
+    kill_grace: float
+    on_error: OnError
+    rollback: bool
+    rollback_timeout: float | None
+    command: str
+    resolved: tuple[Resolved, ...]
+    worst_case: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The whole plan: order, verdicts, schedules, compensation and worst case."""
+
+    version: int
+    file: str
+    name: str | None
+    fingerprint: str
+    inputs: Mapping[str, Any]
+    env: Mapping[str, Any]
+    stages: list[list[StepId]]
+    finally_stages: list[list[StepId]]
+    steps: Mapping[StepId, PlannedStep]
+    compensation: list[StepId]
+    critical_path: list[StepId]
+    worst_case_seconds: float | None
+    timeout: float | None
+    max_parallel: int | None
+    secrets: tuple[str, ...]
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
+    """A hash of the normalised workflow and the resolved inputs (comments don't count)."""
+    canonical = json.dumps(
+        {"workflow": workflow.data, "inputs": inputs},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+        ensure_ascii=False,
+    )
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Plan:
+    """Resolve everything knowable about `graph` now, without touching the world."""
+    workflow = graph.workflow
+    planner = _Planner(graph)
+    steps = {node.id: planner.step(node) for node in graph.steps()}
+    found = [*warnings, *planner.never_warnings(steps)]
+    main = graph.stages(Section.MAIN)
+    return Plan(
+        version=PLAN_VERSION,
+        file=workflow.file,
+        name=workflow.name,
+        fingerprint=fingerprint(workflow, graph.inputs),
+        inputs=dict(graph.inputs),
+        env=planner.workflow_env,
+        stages=main,
+        finally_stages=graph.stages(Section.FINALLY),
+        steps=steps,
+        compensation=[
+            step_id
+            for stage in reversed(main)
+            for step_id in reversed(stage)
+            if steps[step_id].rollback
+        ],
+        critical_path=planner.critical_path(steps, Section.MAIN),
+        worst_case_seconds=planner.worst_case(steps),
+        timeout=None if workflow.timeout is None else float(workflow.timeout.value),
+        max_parallel=None if workflow.max_parallel is None else int(workflow.max_parallel.value),
+        secrets=tuple(str(s.value) for s in workflow.secrets),
+        warnings=found,
+    )
+
+
+class _Planner:
+    """Holds the static contexts and computes per-step facts."""
+
+    def __init__(self, graph: ExecutionGraph) -> None:
+        self.graph = graph
+        workflow = graph.workflow
+        self.base: dict[str, Any] = {
+            "inputs": dict(graph.inputs),
+            "workflow": {"name": workflow.name or ""},
+        }
+        self.workflow_env = self.resolve_env_chain(
+            {name: Setting(template, Origin.WORKFLOW) for name, template in workflow.env.items()}
+        )
+        self.stage_of = {
+            step_id: i
+            for section in Section
+            for i, stage in enumerate(graph.stages(section))
+            for step_id in stage
+        }
+
+    # -- static evaluation ------------------------------------------------------------------
+
+    def contexts(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.base, "env": dict(env)}
+
+    def unknown_reason(self, expression: Expression, env: Mapping[str, Any]) -> str | None:
+        """Why `expression` cannot be evaluated now, or None when it can."""
+        for reference in expression.references():
+            head = reference.path[0].lower()
+            if head in RUNTIME_CONTEXTS:
+                return ".".join(reference.path[:2])
+            if head == "workflow" and (
+                len(reference.path) < 2 or reference.path[1].lower() not in STATIC_WORKFLOW_FIELDS
+            ):
+                return ".".join(reference.path[:2])
+            if head == "env" and _env_unknown(reference.path, env):
+                return ".".join(reference.path[:2])
+        return None
+
+    def evaluate(self, expression: Expression, env: Mapping[str, Any]) -> Any:
+        reason = self.unknown_reason(expression, env)
+        if reason is not None:
+            return Unknown(reason)
+        try:
+            return expression.evaluate(self.contexts(env))
+        except ExpressionError as exc:
+            return Unknown(f"evaluation error: {exc.message}")
+
+    def render(self, template: Template, env: Mapping[str, Any]) -> Any:
+        values = [self.evaluate(e, env) for e in template.expressions()]
+        missing = next((v for v in values if isinstance(v, Unknown)), None)
+        if missing is not None:
+            return missing
+        return template.render(self.contexts(env))
+
+    # -- per step ---------------------------------------------------------------------------
+
+    def step(self, node: Node) -> PlannedStep:
+        settings = node.settings
+        assert settings is not None
+        env = self.resolve_env_chain(settings.env)
+        retry: RetrySchedule = settings.retry.value
+        timeout = settings.timeout.value
+        kill_grace = float(settings.kill_grace.value)
+        rollback = node.step.rollback
+        rollback_timeout = timeout
+        if rollback is not None and rollback.timeout is not None:
+            rollback_timeout = float(rollback.timeout.value)
+        return PlannedStep(
+            id=node.id,
+            name=node.step.name,
+            kind=node.step.kind,
+            section=node.section,
+            line=node.span.line,
+            groups=node.groups,
+            needs=tuple(self.graph.nodes[i].id for i in self.graph.step_dependencies(node.index)),
+            stage=self.stage_of[node.id],
+            condition=self.condition(node, env),
+            settings={**settings.named(), **{f"env.{k}": v for k, v in settings.env.items()}},
+            retry=retry,
+            timeout=None if timeout is None else float(timeout),
+            kill_grace=kill_grace,
+            on_error=settings.on_error.value,
+            rollback=rollback is not None,
+            rollback_timeout=None if rollback_timeout is None else float(rollback_timeout),
+            command=_command_text(node.step),
+            resolved=tuple(self.resolved(node.step, env)),
+            worst_case=_worst_case(retry, timeout, kill_grace),
+        )
+
+    def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
+        """Env values in layering order, each able to see the ones resolved before it."""
+        resolved: dict[str, Any] = {}
+        for name, setting in env.items():
+            resolved[name] = self.render(setting.value, resolved)
+        return resolved
+
+    def resolved(self, step: Step, env: Mapping[str, Any]) -> Iterable[Resolved]:
+        action = step.action
+        if action is None:
+            return
+        templates: list[tuple[str, Template]] = []
+        if action.run is not None:
+            templates.append(("run", action.run))
+        templates.extend((f"cmd[{i}]", t) for i, t in enumerate(action.cmd))
+        templates.extend(_with_templates(action.with_, "with"))
+        templates.extend((f"env.{k}", t) for k, t in step.env.items())
+        for where, template in templates:
+            for expression in template.expressions():
+                yield Resolved(where, expression.text.strip(), self.evaluate(expression, env))
+
+    def condition(self, node: Node, env: Mapping[str, Any]) -> ConditionPlan:
+        verdicts = [self.verdict(g.condition, env) for g in self.group_steps(node)]
+        own = self.verdict(node.step.condition, env)
+        verdict = _combine([*(v for v, _ in verdicts), own[0]])
+        text = _condition_text(node.step.condition, node.section)
+        notes = [n for _, n in verdicts if n] + ([own[1]] if own[1] else [])
+        return ConditionPlan(text, verdict, node.step.condition is not None, "; ".join(notes))
+
+    def group_steps(self, node: Node) -> Iterable[Step]:
+        for group_id in node.groups:
+            yield self.graph.node(group_id).step
+
+    def verdict(self, condition: Condition | None, env: Mapping[str, Any]) -> tuple[Verdict, str]:
+        if condition is None:
+            return Verdict.ALWAYS, ""
+        if condition.constant is not None:
+            return (Verdict.ALWAYS if condition.constant else Verdict.NEVER), ""
+        expression = condition.expression
+        assert expression is not None
+        reason = self.unknown_reason(expression, env)
+        if reason is not None:
+            return Verdict.RUNTIME, f"waits for {reason}"
+        statuses = _STATUSES if expression.uses_status_function() else _STATUSES[:1]
+        outcomes = set()
+        for status in statuses:
+            try:
+                outcomes.add(_truthy(expression.evaluate(self.contexts(env), status=status)))
+            except ExpressionError as exc:
+                return Verdict.RUNTIME, f"evaluation error: {exc.message}"
+        if outcomes == {True}:
+            return Verdict.ALWAYS, ""
+        if outcomes == {False}:
+            return Verdict.NEVER, ""
+        return Verdict.RUNTIME, "depends on how earlier steps end"
+
+    def never_warnings(self, steps: Mapping[StepId, PlannedStep]) -> list[Diagnostic]:
+        return [
+            warning(
+                "plan.never-runs",
+                f"step `{step.id}` can never run: its condition is false for these inputs",
+                self.graph.node(step.id).span,
+            )
+            for step in steps.values()
+            if step.condition.verdict is Verdict.NEVER
+        ]
+
+    # -- durations --------------------------------------------------------------------------
+
+    def longest(
+        self, steps: Mapping[StepId, PlannedStep], section: Section
+    ) -> tuple[float | None, list[StepId]]:
+        """The longest path through `section` by worst-case step cost, and its steps."""
+        best: dict[int, float] = {}
+        previous: dict[int, int | None] = {}
+        unbounded = False
+        for node in self.graph.nodes:
+            if node.section is not section:
+                continue
+            cost = 0.0
+            if node.is_step:
+                step_cost = steps[node.id].worst_case
+                if step_cost is None:
+                    unbounded = True
+                cost = step_cost or 0.0
+            origin = max(node.deps, key=lambda d: best.get(d, 0.0), default=None)
+            best[node.index] = cost + (best.get(origin, 0.0) if origin is not None else 0.0)
+            previous[node.index] = origin
+        if not best:
+            return 0.0, []
+        end = max(best, key=lambda i: best[i])
+        path: list[StepId] = []
+        cursor: int | None = end
+        while cursor is not None:
+            if self.graph.nodes[cursor].is_step:
+                path.append(self.graph.nodes[cursor].id)
+            cursor = previous.get(cursor)
+        return (None if unbounded else best[end]), list(reversed(path))
+
+    def critical_path(self, steps: Mapping[StepId, PlannedStep], section: Section) -> list[StepId]:
+        return self.longest(steps, section)[1]
+
+    def worst_case(self, steps: Mapping[StepId, PlannedStep]) -> float | None:
+        """Upper bound of the run's duration: main steps (capped), compensation, finally."""
+        workflow = self.graph.workflow
+        main = self.bounded(steps, Section.MAIN)
+        if workflow.timeout is not None:
+            cap = float(workflow.timeout.value)
+            main = cap if main is None else min(main, cap)
+        rollbacks = [
+            None if s.rollback_timeout is None else s.rollback_timeout + s.kill_grace
+            for s in steps.values()
+            if s.rollback
+        ]
+        compensation = None if None in rollbacks else sum(r or 0.0 for r in rollbacks)
+        final = self.bounded(steps, Section.FINALLY)
+        if main is None or compensation is None or final is None:
+            return None
+        return main + compensation + final
+
+    def bounded(self, steps: Mapping[StepId, PlannedStep], section: Section) -> float | None:
+        """The critical path, widened by Graham's bound when `maxParallel` limits the run."""
+        path, _ = self.longest(steps, section)
+        if path is None:
+            return None
+        limit = self.parallel_limit()
+        members = [s for s in steps.values() if s.section is section]
+        total = sum(s.worst_case or 0.0 for s in members)
+        if limit is None or limit >= len(members):
+            return path
+        return min(total, (total - path) / limit + path)
+
+    def parallel_limit(self) -> int | None:
+        workflow = self.graph.workflow
+        limits = [int(workflow.max_parallel.value)] if workflow.max_parallel else []
+        limits += [
+            int(n.step.max_parallel.value)
+            for n in self.graph.nodes
+            if not n.is_step and n.step.max_parallel is not None
+        ]
+        return min(limits) if limits else None
+
+
+def _env_unknown(path: tuple[str, ...], env: Mapping[str, Any]) -> bool:
+    if len(path) < 2:
+        return any(isinstance(v, Unknown) for v in env.values())
+    lowered = {k.lower(): v for k, v in env.items()}
+    return isinstance(lowered.get(path[1].lower()), Unknown)
+
+
+def _combine(verdicts: list[Verdict]) -> Verdict:
+    if Verdict.NEVER in verdicts:
+        return Verdict.NEVER
+    if Verdict.RUNTIME in verdicts:
+        return Verdict.RUNTIME
+    return Verdict.ALWAYS
+
+
+def _truthy(value: Any) -> bool:
+    return is_truthy(value)
+
+
+def _condition_text(condition: Condition | None, section: Section) -> str:
+    if condition is None:
+        return "always()" if section is Section.FINALLY else "success()"
+    if condition.expression is not None:
+        return condition.expression.text.strip()
+    return "true" if condition.constant else "false"
+
+
+def _command_text(step: Step) -> str:
+    action = step.action
+    if action is None:
+        return ""
+    if action.run is not None:
+        return _template_source(action.run)
+    if action.cmd:
+        return json.dumps([_template_source(t) for t in action.cmd])
+    return action.uses or ""
+
+
+def _template_source(template: Template) -> str:
+    return "".join(
+        part if isinstance(part, str) else "${{ " + part.text.strip() + " }}"
+        for part in template.parts
+    )
+
+
+def _with_templates(value: Any, where: str) -> Iterable[tuple[str, Template]]:
+    if isinstance(value, Template):
+        yield where, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _with_templates(item, f"{where}.{key}")
+    elif isinstance(value, tuple | list):
+        for index, item in enumerate(value):
+            yield from _with_templates(item, f"{where}[{index}]")
+
+
+def _worst_case(retry: RetrySchedule, timeout: Any, kill_grace: float) -> float | None:
+    """Every attempt running into its timeout and kill grace, plus every wait between."""
+    if timeout is None:
+        return None
+    per_attempt = float(timeout) + kill_grace
+    total = retry.attempts * per_attempt + sum(d * (1 + retry.jitter) for d in retry.delays)
+    return total if math.isfinite(total) else None
+
+
+# -- comparing two plans ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two plans: which step (None: the whole run) and what."""
+
+    step: StepId | None
+    field: str
+    before: Any
+    after: Any
+
+
+def _step_facts(step: PlannedStep) -> dict[str, Any]:
+    return {
+        "stage": step.stage + 1,
+        "needs": list(step.needs),
+        "condition": f"{step.condition.verdict.value} ({step.condition.text})",
+        "timeout": step.timeout,
+        "retries": f"{step.retry.attempts - 1} {list(step.retry.delays)}",
+        "onError": step.on_error.value,
+        "rollback": step.rollback,
+        "command": step.command,
+    }
+
+
+def diff_plans(base: Plan, head: Plan) -> list[Change]:
+    """What changed from `base` to `head`: steps, order, conditions, timeouts, retries,
+    compensation and worst case."""
+    changes: list[Change] = []
+    for step_id in base.steps.keys() - head.steps.keys():
+        changes.append(Change(step_id, "step", "present", "removed"))
+    for step_id in head.steps.keys() - base.steps.keys():
+        changes.append(Change(step_id, "step", "absent", "added"))
+    for step_id in [s for s in head.steps if s in base.steps]:
+        before = _step_facts(base.steps[step_id])
+        after = _step_facts(head.steps[step_id])
+        changes += [
+            Change(step_id, name, before[name], after[name])
+            for name in before
+            if before[name] != after[name]
+        ]
+    for name, old, new in (
+        ("compensation", base.compensation, head.compensation),
+        ("worstCaseSeconds", base.worst_case_seconds, head.worst_case_seconds),
+        ("timeout", base.timeout, head.timeout),
+        ("maxParallel", base.max_parallel, head.max_parallel),
+        ("inputs", dict(base.inputs), dict(head.inputs)),
+    ):
+        if old != new:
+            changes.append(Change(None, name, old, new))
+    return changes

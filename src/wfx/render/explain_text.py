@@ -1,0 +1,77 @@
+"""`wfx explain` as plain text."""
+
+from __future__ import annotations
+
+from wfx.explain import Explanation
+from wfx.model import OnError
+from wfx.render.units import delays, duration
+
+
+def render_explanation(explanation: Explanation) -> str:
+    """Where the step stands and why, its settings and their origins, and its failure path."""
+    step = explanation.step
+    lines = [f"step `{step.id}` ({step.kind.value}, line {step.line})"]
+    lines += ["", f"Position: stage {step.stage + 1} of the {step.section.value} steps"]
+    if not explanation.chain:
+        lines.append("  it waits for nothing: it can start as soon as the run starts")
+    for hop in explanation.chain:
+        lines.append(f"  `{hop.step}` waits for `{hop.waits_for}`: {hop.reason}")
+    lines += ["", "Settings:"]
+    for name, setting in explanation.settings.items():
+        lines.append(
+            f"  {name} = {_setting_value(name, setting.value)}  (from {setting.describe()})"
+        )
+    lines += ["", f"Condition: {step.condition.text} -> {step.condition.verdict.value}"]
+    if step.condition.note:
+        lines.append(f"  {step.condition.note}")
+    lines += ["", "If it fails:", *_failure_lines(explanation)]
+    return "\n".join(lines) + "\n"
+
+
+def _setting_value(name: str, value: object) -> str:
+    if name in ("timeout", "killGrace"):
+        return duration(value if isinstance(value, int | float) else None, "none")
+    if name == "retries":
+        attempts = getattr(value, "attempts", 1)
+        waits = getattr(value, "delays", ())
+        return f"{attempts - 1} (waits {delays(waits)})"
+    if hasattr(value, "value"):
+        return str(value.value)
+    if hasattr(value, "parts"):
+        return "".join(
+            p if isinstance(p, str) else "${{ " + p.text.strip() + " }}" for p in value.parts
+        )
+    return "default" if value is None else str(value)
+
+
+def _failure_lines(explanation: Explanation) -> list[str]:
+    lines = []
+    if explanation.attempts > 1:
+        waits = delays(explanation.delays)
+        lines.append(f"  it is tried {explanation.attempts} times in all, waiting {waits}")
+    else:
+        lines.append("  it is not retried")
+    if explanation.on_error is OnError.CONTINUE:
+        lines.append(
+            "  onError: continue -> it is marked failed and the run goes on"
+            " (the run ends 'completed with failures', exit 3)"
+        )
+    else:
+        lines.append("  onError: fail -> the run fails (exit 1); running steps are cancelled")
+    if explanation.skipped_on_failure:
+        lines.append("  skipped (they depend on it): " + ", ".join(explanation.skipped_on_failure))
+    if explanation.cancelled_on_failure:
+        lines.append(
+            "  cancelled or never started, if not yet finished: "
+            + ", ".join(explanation.cancelled_on_failure)
+        )
+    if explanation.compensated:
+        lines.append(
+            "  rollbacks, in this order: "
+            + " -> ".join(explanation.compensated)
+            + " (plus any parallel step with a rollback that already succeeded)"
+        )
+    elif explanation.on_error is not OnError.CONTINUE:
+        lines.append("  no rollback runs (no earlier step has one)")
+    lines.append("  then the `finally` steps run")
+    return lines

@@ -1,0 +1,103 @@
+"""The plan as JSON: a stable contract, described by schema/plan.schema.json.
+
+Fields are only ever added within one `version`; a change in meaning bumps it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from wfx.graph import Setting
+from wfx.plan import Plan, PlannedStep, Resolved, Unknown
+from wfx.render.diagnostics import as_json
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as plain JSON-ready data."""
+    return {
+        "version": plan.version,
+        "file": plan.file,
+        "name": plan.name,
+        "fingerprint": plan.fingerprint,
+        "inputs": {k: json_value(v) for k, v in plan.inputs.items()},
+        "env": {k: json_value(v) for k, v in plan.env.items()},
+        "secrets": list(plan.secrets),
+        "timeout": plan.timeout,
+        "maxParallel": plan.max_parallel,
+        "stages": plan.stages,
+        "finally": plan.finally_stages,
+        "steps": {step_id: _step(step) for step_id, step in plan.steps.items()},
+        "compensation": plan.compensation,
+        "criticalPath": plan.critical_path,
+        "worstCaseSeconds": plan.worst_case_seconds,
+        "warnings": json.loads(as_json(plan.warnings)),
+    }
+
+
+def render_json(plan: Plan) -> str:
+    """The plan as indented JSON text."""
+    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False)
+
+
+def _step(step: PlannedStep) -> dict[str, Any]:
+    return {
+        "name": step.name,
+        "kind": step.kind.value,
+        "section": step.section.value,
+        "line": step.line,
+        "groups": list(step.groups),
+        "stage": step.stage,
+        "needs": list(step.needs),
+        "condition": step.condition.verdict.value,
+        "conditionText": step.condition.text,
+        "conditionNote": step.condition.note or None,
+        "timeout": step.timeout,
+        "killGrace": step.kill_grace,
+        "retry": {
+            "attempts": step.retry.attempts,
+            "delays": list(step.retry.delays),
+            "backoff": step.retry.backoff,
+            "jitter": step.retry.jitter,
+        },
+        "onError": step.on_error.value,
+        "rollback": step.rollback,
+        "command": step.command,
+        "resolved": [_resolved(r) for r in step.resolved],
+        "provenance": {name: _provenance(s) for name, s in step.settings.items()},
+        "worstCaseSeconds": step.worst_case,
+    }
+
+
+def _resolved(item: Resolved) -> dict[str, Any]:
+    record: dict[str, Any] = {"where": item.where, "expression": item.text}
+    if isinstance(item.value, Unknown):
+        record["runtime"] = item.value.reason
+    else:
+        record["value"] = json_value(item.value)
+    return record
+
+
+def _provenance(setting: Setting) -> dict[str, Any]:
+    return {
+        "origin": setting.origin.value,
+        "line": setting.span.line if setting.span else None,
+        "group": setting.source,
+    }
+
+
+def json_value(value: Any) -> Any:
+    """JSON-safe values: unknowns as {"runtime": reason}, non-finite numbers as text."""
+    if isinstance(value, Unknown):
+        return {"runtime": value.reason}
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return int(value) if value.is_integer() else value
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    return value
