@@ -18,6 +18,7 @@ from typing import Any
 
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy
+from wfx.expr.ast import Logical, Node, Not
 from wfx.graph import ExecutionGraph, Node, Origin, RetrySchedule, Section, Setting
 from wfx.model import Condition, OnError, Step, StepId, StepKind, Workflow
 
@@ -139,9 +140,11 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
     """Resolve everything knowable about `graph` now, without touching the world."""
     workflow = graph.workflow
     planner = _Planner(graph)
-    steps = {node.id: planner.step(node) for node in graph.steps()}
-    found = [*warnings, *planner.never_warnings(steps)]
     main = graph.stages(Section.MAIN)
+    final = graph.stages(Section.FINALLY)
+    ordered = [step_id for stage in (*main, *final) for step_id in stage]
+    steps = {step_id: planner.step(graph.node(step_id)) for step_id in ordered}
+    found = [*warnings, *planner.never_warnings(steps)]
     return Plan(
         version=PLAN_VERSION,
         file=workflow.file,
@@ -150,7 +153,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         inputs=dict(graph.inputs),
         env=planner.workflow_env,
         stages=main,
-        finally_stages=graph.stages(Section.FINALLY),
+        finally_stages=final,
         steps=steps,
         compensation=[
             step_id
@@ -242,7 +245,7 @@ class _Planner:
             section=node.section,
             line=node.span.line,
             groups=node.groups,
-            needs=tuple(self.graph.nodes[i].id for i in self.graph.step_dependencies(node.index)),
+            needs=self.needs(node),
             stage=self.stage_of[node.id],
             condition=self.condition(node, env),
             settings={**settings.named(), **{f"env.{k}": v for k, v in settings.env.items()}},
@@ -256,6 +259,11 @@ class _Planner:
             resolved=tuple(self.resolved(node.step, env)),
             worst_case=_worst_case(retry, timeout, kill_grace),
         )
+
+    def needs(self, node: Node) -> tuple[StepId, ...]:
+        """The leaf steps `node` waits for directly, in the order they are written."""
+        found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
+        return tuple(dep.id for dep in sorted(found, key=lambda dep: dep.span))
 
     def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
         """Env values in layering order, each able to see the ones resolved before it."""
@@ -297,21 +305,38 @@ class _Planner:
             return (Verdict.ALWAYS if condition.constant else Verdict.NEVER), ""
         expression = condition.expression
         assert expression is not None
-        reason = self.unknown_reason(expression, env)
-        if reason is not None:
-            return Verdict.RUNTIME, f"waits for {reason}"
         statuses = _STATUSES if expression.uses_status_function() else _STATUSES[:1]
-        outcomes = set()
-        for status in statuses:
-            try:
-                outcomes.add(_truthy(expression.evaluate(self.contexts(env), status=status)))
-            except ExpressionError as exc:
-                return Verdict.RUNTIME, f"evaluation error: {exc.message}"
+        outcomes = {self.truth(expression, expression.root, env, status) for status in statuses}
         if outcomes == {True}:
             return Verdict.ALWAYS, ""
         if outcomes == {False}:
             return Verdict.NEVER, ""
+        reason = self.unknown_reason(expression, env)
+        if reason is not None:
+            return Verdict.RUNTIME, f"waits for {reason}"
         return Verdict.RUNTIME, "depends on how earlier steps end"
+
+    def truth(
+        self, whole: Expression, node: Node, env: Mapping[str, Any], status: Status
+    ) -> bool | None:
+        """Three-valued truth of `node`: `inputs.deploy && steps.x.outputs.ok` is False now
+        when `inputs.deploy` is false, whatever the step will output (None: unknown)."""
+        if isinstance(node, Logical):
+            parts = [self.truth(whole, operand, env, status) for operand in node.operands]
+            decisive = node.op != "&&"
+            if decisive in parts:
+                return decisive
+            return None if None in parts else not decisive
+        if isinstance(node, Not):
+            inner = self.truth(whole, node.operand, env, status)
+            return None if inner is None else not inner
+        part = Expression(whole.text, node, whole.span)
+        if self.unknown_reason(part, env) is not None:
+            return None
+        try:
+            return _truthy(part.evaluate(self.contexts(env), status=status))
+        except ExpressionError:
+            return None
 
     def never_warnings(self, steps: Mapping[StepId, PlannedStep]) -> list[Diagnostic]:
         return [
@@ -375,7 +400,7 @@ class _Planner:
         final = self.bounded(steps, Section.FINALLY)
         if main is None or compensation is None or final is None:
             return None
-        return main + compensation + final
+        return round(main + compensation + final, 3)
 
     def bounded(self, steps: Mapping[StepId, PlannedStep], section: Section) -> float | None:
         """The critical path, widened by Graham's bound when `maxParallel` limits the run."""
@@ -462,7 +487,7 @@ def _worst_case(retry: RetrySchedule, timeout: Any, kill_grace: float) -> float 
         return None
     per_attempt = float(timeout) + kill_grace
     total = retry.attempts * per_attempt + sum(d * (1 + retry.jitter) for d in retry.delays)
-    return total if math.isfinite(total) else None
+    return round(total, 3) if math.isfinite(total) else None
 
 
 # -- comparing two plans ----------------------------------------------------------------------

@@ -15,6 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
+# HOME is set because without it the interpreter's own start-up (site.py) asks the
+# password database, which may try nscd's socket: that would be Python, not wfx.
+CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONDONTWRITEBYTECODE": "1"}
+
 AUDITED = r"""
 import os, sys
 violations = []
@@ -57,7 +61,7 @@ def audited_run(*args: str) -> tuple[int, str, list[str]]:
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"},
+        env={**CLEAN_ENV, "NO_COLOR": "1"},
     )
     match = re.search(r"^AUDIT (.*)$", completed.stderr, re.M)
     assert match, completed.stderr
@@ -119,7 +123,7 @@ def test_strace_sees_no_exec_write_or_connect(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
+        env=CLEAN_ENV,
     )
     if completed.returncode != 0 and "ptrace" in completed.stderr:
         pytest.skip(f"strace cannot trace here: {completed.stderr.strip()[:200]}")

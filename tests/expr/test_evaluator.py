@@ -218,7 +218,7 @@ def test_is_truthy(value: Any, truthy: bool) -> None:
         (0.5, "0.5"),
         (-2.0, "-2"),
         (math.nan, "null"),
-        ("\ud800\n\"", '"\\ud800\\n\\""'),
+        ('\ud800\n"', '"\\ud800\\n\\""'),
     ],
 )
 def test_to_json_writes_javascript_numbers_and_strings(value: Any, text: str) -> None:
@@ -238,6 +238,8 @@ def test_strings_compare_as_upper_case_utf16_code_units() -> None:
 
 def test_a_hand_built_tree_with_an_unknown_function_fails_cleanly() -> None:
     expression = parse("1")
-    broken = type(expression)(expression.text, FunctionCall("nope", (Literal(1.0),)), expression.span)
+    broken = type(expression)(
+        expression.text, FunctionCall("nope", (Literal(1.0),)), expression.span
+    )
     with pytest.raises(ExpressionError, match="Unrecognized function"):
         broken.evaluate({})

@@ -87,9 +87,7 @@ def test_parentheses_leave_no_node() -> None:
 
 
 def test_trailing_comma_in_arguments_is_allowed_as_on_github() -> None:
-    assert parse("format('{0}', 1,)").root == FunctionCall(
-        "format", (Literal("{0}"), Literal(1.0))
-    )
+    assert parse("format('{0}', 1,)").root == FunctionCall("format", (Literal("{0}"), Literal(1.0)))
 
 
 @pytest.mark.parametrize(

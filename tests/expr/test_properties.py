@@ -93,9 +93,7 @@ def test_no_input_raises_anything_but_expression_error(text: str) -> None:
 KEYWORDS = {"true", "false", "null", "NaN", "Infinity"}
 identifiers = st.from_regex(r"[A-Za-z_][A-Za-z0-9_-]{0,6}", fullmatch=True)
 names = identifiers.filter(lambda name: name not in KEYWORDS)
-literals = st.one_of(
-    st.none(), st.booleans(), st.floats(), st.text(max_size=8)
-).map(Literal)
+literals = st.one_of(st.none(), st.booleans(), st.floats(), st.text(max_size=8)).map(Literal)
 
 
 @st.composite

@@ -17,8 +17,10 @@ from typing import Any, Final, Protocol, TypeAlias
 from wfx.diagnostics import Span
 
 NOWHERE: Final = Span("<expression>", 1, 1, 1, 1)
+"""The span of a node built by hand rather than parsed."""
 
 STATUS_FUNCTIONS: Final = frozenset({"success", "failure", "always", "cancelled"})
+"""The functions that read the status of the run (lower-cased)."""
 
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
@@ -37,6 +39,7 @@ class Node:
 
 
 Scalar: TypeAlias = bool | float | str | None
+"""What a Literal holds."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -15,10 +15,14 @@ from typing import Final
 from wfx.diagnostics import Diagnostic, Span, WfxError, error
 
 LEXING: Final = "lexing"
+"""Stage of errors in the characters themselves (and of a text over the length limit)."""
 PARSING: Final = "parsing"
+"""Stage of syntax errors, unknown names and functions, wrong argument counts, deep nesting."""
 EVALUATION: Final = "evaluation"
+"""Stage of errors found while evaluating (a bad ``format`` string, too much memory...)."""
 
 ANONYMOUS_FILE: Final = "<expression>"
+"""The file name of spans when the expression's place in a file is unknown."""
 
 
 class ExpressionError(WfxError):

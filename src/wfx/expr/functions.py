@@ -13,7 +13,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -53,6 +53,7 @@ class Call(Protocol):
 
 
 Implementation = Callable[[Sequence[Any], Call], Any]
+"""A function body: the evaluated arguments and the call context in, the value out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +317,7 @@ def _js_number(number: float) -> str:
     return f"{sign}{digits[0]}{rest}e{'+' if point > 0 else '-'}{abs(point - 1)}"
 
 
-FUNCTIONS: Final[dict[str, Function]] = {
+FUNCTIONS: Final[Mapping[str, Function]] = {
     f.name.lower(): f
     for f in (
         Function("contains", 2, 2, _contains),
@@ -333,3 +334,4 @@ FUNCTIONS: Final[dict[str, Function]] = {
         Function("cancelled", 0, 0, _status_function(lambda s: s.cancelled)),
     )
 }
+"""The built-in functions by lower-cased name."""

@@ -19,7 +19,9 @@ from wfx.expr.parser import parse
 from wfx.expr.values import to_string
 
 OPEN: Final = "${{"
+"""What opens a placeholder."""
 CLOSE: Final = "}}"
+"""What closes a placeholder (outside the expression's string literals)."""
 
 
 @dataclass(frozen=True, slots=True)

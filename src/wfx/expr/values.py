@@ -31,6 +31,7 @@ class Kind(enum.Enum):
 
 
 PRIMITIVES: Final = frozenset({Kind.NULL, Kind.BOOLEAN, Kind.NUMBER, Kind.STRING})
+"""The kinds that convert to text and numbers (arrays and objects do not)."""
 
 
 class FilteredArray(list[Any]):
@@ -46,12 +47,13 @@ class Missing(enum.Enum):
 
 
 MISSING: Final = Missing.MISSING
+"""What :func:`member` returns for a key the object does not have."""
 
-# JavaScript's WhiteSpace and LineTerminator, which Number() and trim() strip.
 JS_SPACE: Final = (
     "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
+"""JavaScript's WhiteSpace and LineTerminator characters, which Number() and trim() strip."""
 
 _JS_NUMBER: Final = re.compile(
     r"[+-]?(?:Infinity|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
