@@ -18,7 +18,8 @@ from typing import Any
 
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy
-from wfx.expr.ast import Logical, Node, Not
+from wfx.expr.ast import Logical, Not
+from wfx.expr.ast import Node as ExprNode
 from wfx.graph import ExecutionGraph, Node, Origin, RetrySchedule, Section, Setting
 from wfx.model import Condition, OnError, Step, StepId, StepKind, Workflow
 
@@ -317,7 +318,7 @@ class _Planner:
         return Verdict.RUNTIME, "depends on how earlier steps end"
 
     def truth(
-        self, whole: Expression, node: Node, env: Mapping[str, Any], status: Status
+        self, whole: Expression, node: ExprNode, env: Mapping[str, Any], status: Status
     ) -> bool | None:
         """Three-valued truth of `node`: `inputs.deploy && steps.x.outputs.ok` is False now
         when `inputs.deploy` is false, whatever the step will output (None: unknown)."""
