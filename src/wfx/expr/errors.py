@@ -49,7 +49,7 @@ class ExpressionError(WfxError):
 
     def diagnostic(self) -> Diagnostic:
         """This error as a :class:`Diagnostic`, for stages that collect problems."""
-        return error(f"expression-{self.stage}", self.message, self.span)
+        return error(f"expr.{self.stage}", self.message, self.span)
 
 
 def _rebuild(message: str, stage: str, start: int, end: int, span: Span) -> ExpressionError:

@@ -87,13 +87,9 @@ def _grammar() -> _Grammar:
     """Build the parser once per process, on the first parse."""
     import lark  # noqa: PLC0415 - importing lark costs ~20 ms; pay it on first parse, not import
 
-    parser = lark.Lark(
-        resources.read_text("grammar", "expressions.lark"),
-        parser="lalr",
-        lexer="basic",
-        propagate_positions=True,
-        maybe_placeholders=False,
-    )
+    from wfx.expr import table  # noqa: PLC0415 - imports lark too
+
+    parser = table.load(resources.read_text("grammar", table.GRAMMAR))
     terminals = parser.terminals
     name = next(t for t in terminals if t.name == _NAME).pattern.to_regexp()
     keywords = {
@@ -107,7 +103,7 @@ def _grammar() -> _Grammar:
     return _Grammar(
         lark=parser,
         scanner=scanner,
-        ignored=frozenset(parser.ignore_tokens),
+        ignored=frozenset(parser.lexer_conf.ignore),
         keywords=keywords,
         token=lark.Token,
         syntax_error=lark.exceptions.UnexpectedInput,

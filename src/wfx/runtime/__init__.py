@@ -1,0 +1,1 @@
+"""The interpreter: runs an ExecutionGraph on anyio and reports through events."""

@@ -1,0 +1,196 @@
+"""Typed events the engine emits while a run happens. The engine never prints: the CLI
+renders these, the journal persists them, tests assert on them.
+
+Every event is an immutable dataclass carrying the run id and a wall-clock time.
+Step events name the step by id; output lines are already masked for secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfx.model import StepId
+
+
+class StepStatus(enum.Enum):
+    """Where a step stands (the names of the language reference)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolledBack"
+    ROLLBACK_FAILED = "rollbackFailed"
+
+    @property
+    def is_failure(self) -> bool:
+        """True for statuses that count as a failure of the step."""
+        return self in (StepStatus.FAILED, StepStatus.TIMEOUT)
+
+
+class RunStatus(enum.Enum):
+    """How a run ended; each maps to one exit code."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    COMPLETED_WITH_FAILURES = "completedWithFailures"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit code wfx uses for this outcome."""
+        return _EXIT_CODES[self]
+
+
+_EXIT_CODES = {
+    RunStatus.SUCCESS: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.COMPLETED_WITH_FAILURES: 3,
+    RunStatus.INTERRUPTED: 130,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event: which run, and when (seconds since the epoch)."""
+
+    run_id: str
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted(Event):
+    """The run began: its workflow, its steps in plan order, its inputs."""
+
+    workflow: str
+    file: str
+    steps: tuple[StepId, ...]
+    finally_steps: tuple[StepId, ...] = ()
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted(Event):
+    """An attempt of a step began."""
+
+    step: StepId
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutput(Event):
+    """One line (or a chunk of a very long line) a step wrote, secrets masked."""
+
+    step: StepId
+    stream: str
+    text: str
+    rollback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepRetrying(Event):
+    """An attempt failed and another follows after `delay` seconds."""
+
+    step: StepId
+    attempt: int
+    next_attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished(Event):
+    """A step reached its final status (see the subclasses)."""
+
+    step: StepId
+    status: StepStatus
+    attempts: int = 0
+    duration: float = 0.0
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StepSucceeded(StepFinished):
+    """The step succeeded."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed(StepFinished):
+    """The step failed after all its attempts."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimedOut(StepFinished):
+    """The step's last attempt ran into its timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepSkipped(StepFinished):
+    """The step did not run: its condition was false, or the run stopped first."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepCancelled(StepFinished):
+    """The step was running when the run was cancelled or failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackStarted(Event):
+    """A succeeded step's compensation began."""
+
+    step: StepId
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackFinished(Event):
+    """A compensation ended: `rolledBack` or `rollbackFailed`."""
+
+    step: StepId
+    status: StepStatus
+    duration: float = 0.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(Event):
+    """Something the user should know that is not a status change (e.g. leftover processes)."""
+
+    message: str
+    step: StepId | None = None
+    level: str = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Event):
+    """The run ended; `outputs` are the workflow outputs, `reason` why it did not succeed."""
+
+    status: RunStatus
+    duration: float
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code for this outcome."""
+        return self.status.exit_code
+
+
+#: something that takes events as they happen (a renderer, the journal, a test's list.append)
+EventSink = Callable[[Event], None]
+
+FINISHED_BY_STATUS: Mapping[StepStatus, type[StepFinished]] = {
+    StepStatus.SUCCESS: StepSucceeded,
+    StepStatus.FAILED: StepFailed,
+    StepStatus.TIMEOUT: StepTimedOut,
+    StepStatus.SKIPPED: StepSkipped,
+    StepStatus.CANCELLED: StepCancelled,
+}
