@@ -196,3 +196,15 @@ def _git_show(revision: str, path: Path) -> bytes | None:
     raise DiagnosticsError(
         [error("plan.git", f"cannot read {path.name} at `{revision}`: {message}", None)]
     )
+
+
+def run_graph(graph: Any, options: Any) -> Any:
+    """Run a compiled graph to the end on a fresh event loop; return the RunResult."""
+    import anyio
+
+    from wfx.runtime.engine import run as run_async
+
+    async def main() -> Any:
+        return await run_async(graph, options=options)
+
+    return anyio.run(main)

@@ -214,6 +214,92 @@ def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str
     click.echo(render_explanation(explain_step(graph, the_plan, step)).rstrip("\n"))
 
 
+@cli.command(name="run")
+@click.argument("file", type=click.Path(dir_okay=False))
+@input_options
+@click.option(
+    "--events",
+    "events_file",
+    type=click.Path(dir_okay=False),
+    help="Write every event as CloudEvents JSON lines to this file.",
+)
+@click.option(
+    "--summary-md",
+    "summary_file",
+    type=click.Path(dir_okay=False),
+    help="Append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    help="The run's working directory ($WFX_WORKSPACE); a new temporary one by default.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only failures and the result.")
+@click.option("-v", "--verbose", is_flag=True, help="Also inputs and every detail.")
+def run_command(
+    file: str,
+    assignments: tuple[str, ...],
+    inputs_file: str | None,
+    events_file: str | None,
+    summary_file: str | None,
+    workspace: str | None,
+    quiet: bool,
+    verbose: bool,
+) -> None:
+    """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
+    130 interrupted."""
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+    from wfx.render.cloudevents import CloudEventsWriter
+    from wfx.render.run_view import choose_view
+    from wfx.render.summary import summary_from_events, summary_markdown, summary_table
+    from wfx.runtime.engine import RunOptions
+
+    try:
+        given, spans = _gather_inputs(assignments, inputs_file)
+        compilation = api.compile_file(file, given or None, spans)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    graph = compilation.graph
+    console = Console(highlight=False)
+    collected: list[Any] = []
+    with ExitStack() as stack:
+        view = stack.enter_context(
+            choose_view(console, quiet=quiet, verbose=verbose, groups=_groups_of(graph))
+        )
+        sinks: list[Callable[[Any], None]] = [view, collected.append]
+        if events_file:
+            handle = stack.enter_context(open(events_file, "w", encoding="utf-8"))
+            sinks.append(CloudEventsWriter(handle, source=file))
+
+        def fan_out(event: Any) -> None:
+            for sink in sinks:
+                sink(event)
+
+        options = RunOptions(
+            events=fan_out,
+            handle_signals=True,
+            workspace=Path(workspace) if workspace else None,
+        )
+        result = api.run_graph(graph, options)
+    run_line, step_lines = summary_from_events(collected)
+    if not quiet:
+        console.print(summary_table(step_lines))
+    if summary_file:
+        with open(summary_file, "a", encoding="utf-8") as handle:
+            handle.write(summary_markdown(run_line, step_lines))
+    sys.exit(result.exit_code)
+
+
+def _groups_of(graph: Any) -> dict[str, tuple[str, ...]]:
+    return {node.id: tuple(node.groups) for node in graph.steps()}
+
+
 @cli.command(name="eval")
 @click.argument("expression")
 @click.option(

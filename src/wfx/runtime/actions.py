@@ -1,0 +1,303 @@
+"""What a step does: one attempt of a shell script, an argv, or a Python callable.
+
+Each attempt gets a fresh `$WFX_OUTPUT` file; its result is an :class:`Attempt` with
+a status, the outputs, and why it failed. Interpolated values reach shell scripts
+only through generated environment variables (:mod:`wfx.runtime.script`) and `cmd`
+items stay single argv entries, whatever they contain.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import shlex
+import shutil
+import sys
+import traceback
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from wfx.diagnostics import WfxError
+from wfx.expr import Expression, ExpressionError, Template, to_string
+from wfx.model import Action, StepKind
+from wfx.runtime.events import StepStatus
+from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
+from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
+from wfx.runtime.script import prepare_script
+
+#: a Python step: keyword arguments from `with`, returns a mapping of outputs (or None)
+PythonAction = Callable[..., Any]
+
+FALLBACK_SHELL = "sh -e"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The result of one attempt of a step."""
+
+    status: StepStatus
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    leftovers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttemptSetup:
+    """Everything an attempt needs besides the action itself."""
+
+    step_id: str
+    attempt: int
+    contexts: Mapping[str, Any]
+    env: Mapping[str, str]
+    cwd: str
+    timeout: float | None
+    kill_grace: float
+    shell: str | None
+    output_file: Path
+    on_output: Callable[[str, str], None]
+    tracker: ProcessTracker
+    actions: Mapping[str, PythonAction]
+    import_root: str | None = None
+    log: Any = None
+
+
+class ActionError(WfxError):
+    """A step could not be executed as written (bad callable, unrenderable value...)."""
+
+
+async def run_attempt(action: Action, setup: AttemptSetup) -> Attempt:
+    """Run one attempt of `action`; never raises for a failure of the step itself."""
+    try:
+        if action.kind is StepKind.USES:
+            return await _run_python(action, setup)
+        return await _run_command(action, setup)
+    except (ActionError, ProcessStartError, ExpressionError) as exc:
+        return Attempt(StepStatus.FAILED, reason=_message(exc))
+
+
+def _message(exc: Exception) -> str:
+    return getattr(exc, "message", None) or str(exc)
+
+
+# -- shell and argv ---------------------------------------------------------------------------
+
+
+async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
+    argv, extra_env = _command_line(action, setup)
+    setup.output_file.write_bytes(b"")
+    env = {**setup.env, **extra_env}
+    outcome = await run_process(
+        argv,
+        env=env,
+        cwd=setup.cwd,
+        timeout=setup.timeout,
+        kill_grace=setup.kill_grace,
+        on_output=setup.on_output,
+        log=setup.log,
+        tracker=setup.tracker,
+    )
+    leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
+    if outcome.timed_out:
+        reason = f"timed out after {_seconds(setup.timeout)}"
+        return Attempt(
+            StepStatus.TIMEOUT, {}, outcome.returncode, outcome.signal, reason, leftovers
+        )
+    if not outcome.succeeded:
+        reason = _exit_reason(outcome.returncode, outcome.signal)
+        return Attempt(StepStatus.FAILED, {}, outcome.returncode, outcome.signal, reason, leftovers)
+    try:
+        outputs = read_outputs(setup.output_file)
+    except OutputFormatError as exc:
+        return Attempt(StepStatus.FAILED, {}, 0, None, f"bad $WFX_OUTPUT: {exc}", leftovers)
+    return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers)
+
+
+def _command_line(action: Action, setup: AttemptSetup) -> tuple[list[str], dict[str, str]]:
+    if action.kind is StepKind.CMD:
+        return [render_text(item, setup.contexts) for item in action.cmd], {}
+    assert action.run is not None
+    prepared = prepare_script(action.run, lambda e: render_expression(e, setup.contexts))
+    return [*shell_argv(setup.shell), prepared.text], prepared.env
+
+
+def shell_argv(shell: str | None) -> list[str]:
+    """The argv prefix for a shell setting; the built-in default falls back to `sh -e`."""
+    words = shlex.split(shell or "bash -eo pipefail")
+    if shell is None or (words[0] == "bash" and shutil.which("bash") is None):
+        if shutil.which("bash") is None:
+            words = shlex.split(FALLBACK_SHELL)
+    return [*words, "-c"]
+
+
+def _exit_reason(returncode: int | None, signal_number: int | None) -> str:
+    if signal_number is not None:
+        return f"killed by signal {signal_number}"
+    return f"exit code {returncode}"
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}s"
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """The outputs an attempt wrote to its `$WFX_OUTPUT` file."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_OUTPUT_BYTES + 1)
+    except FileNotFoundError:
+        return {}
+    if len(raw) > MAX_OUTPUT_BYTES:
+        raise OutputFormatError(f"more than {MAX_OUTPUT_BYTES} bytes of outputs")
+    return parse_outputs(raw.decode("utf-8", errors="replace"))
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+def render_expression(expression: Expression, contexts: Mapping[str, Any]) -> str:
+    """An expression's value as the text a script or argv receives."""
+    return to_string(expression.evaluate(contexts))
+
+
+def render_text(template: Template, contexts: Mapping[str, Any]) -> str:
+    """A template rendered to text."""
+    if template.is_literal():
+        return "".join(p for p in template.parts if isinstance(p, str))
+    return "".join(
+        part if isinstance(part, str) else render_expression(part, contexts)
+        for part in template.parts
+    )
+
+
+def render_value(value: Any, contexts: Mapping[str, Any]) -> Any:
+    """A `with` value: templates rendered (a lone `${{ }}` keeps its type), the rest as is."""
+    if isinstance(value, Template):
+        return plain_numbers(value.render(contexts))
+    if isinstance(value, Mapping):
+        return {k: render_value(v, contexts) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [render_value(v, contexts) for v in value]
+    return value
+
+
+def plain_numbers(value: Any) -> Any:
+    """Expression numbers are floats; hand whole ones (also nested) to Python code as int."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain_numbers(v) for v in value]
+    return value
+
+
+# -- Python callables -------------------------------------------------------------------------
+
+
+async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
+    assert action.uses is not None
+    function = resolve_callable(action.uses, setup.actions, setup.import_root)
+    kwargs = render_value(action.with_, setup.contexts)
+    call = _bind(function, kwargs)
+    result: Any = None
+    with anyio.move_on_after(setup.timeout if setup.timeout is not None else math.inf) as scope:
+        try:
+            result = await call()
+        except Exception as exc:  # the step's own failure: report it, never crash the run
+            return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
+    if scope.cancelled_caught:
+        return Attempt(StepStatus.TIMEOUT, reason=f"timed out after {_seconds(setup.timeout)}")
+    try:
+        outputs = _outputs_of(result)
+    except ActionError as exc:
+        return Attempt(StepStatus.FAILED, reason=exc.args[0])
+    return Attempt(StepStatus.SUCCESS, outputs)
+
+
+def _bind(function: PythonAction, kwargs: Any) -> Callable[[], Awaitable[Any]]:
+    if not isinstance(kwargs, Mapping):
+        raise ActionError("`with` must be a mapping of keyword arguments")
+    try:
+        inspect.signature(function).bind(**kwargs)
+    except TypeError as exc:
+        raise ActionError(f"`with` does not fit {_name(function)}: {exc}") from None
+    except ValueError:
+        pass  # builtins without a signature: let the call say what is wrong
+    if inspect.iscoroutinefunction(function):
+
+        async def call_async() -> Any:
+            return await function(**kwargs)
+
+        return call_async
+
+    async def call_in_thread() -> Any:
+        return await anyio.to_thread.run_sync(lambda: function(**kwargs), abandon_on_cancel=True)
+
+    return call_in_thread
+
+
+def _name(function: PythonAction) -> str:
+    return getattr(function, "__qualname__", repr(function))
+
+
+def _python_failure(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _outputs_of(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping):
+        raise ActionError(
+            f"a Python step returns a mapping of outputs (or None), not {type(result).__name__}"
+        )
+    return {str(k): v for k, v in result.items()}
+
+
+def resolve_callable(
+    uses: str, overrides: Mapping[str, PythonAction], import_root: str | None
+) -> PythonAction:
+    """The callable `python:MODULE:FUNCTION` names: an override, or imported."""
+    if uses in overrides:
+        return overrides[uses]
+    _, module_name, attribute = uses.split(":", 2)
+    module = _import(module_name, import_root)
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ActionError(f"`{uses}`: module `{module_name}` has no callable `{attribute}`")
+    return function  # type: ignore[no-any-return]
+
+
+def _import(module_name: str, import_root: str | None) -> Any:
+    if import_root is not None and import_root not in sys.path:
+        sys.path.insert(0, import_root)
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ActionError(f"cannot import `{module_name}`: {exc}") from None
+    except Exception as exc:  # the module itself is broken; report, do not crash the run
+        raise ActionError(f"importing `{module_name}` failed: {_python_failure(exc)}") from None
+
+
+def child_environment(base: Mapping[str, str], *layers: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a step's process: wfx's own, then each layer on top."""
+    env = dict(base)
+    for layer in layers:
+        env.update(layer)
+    return env
+
+
+def inherited_environment() -> dict[str, str]:
+    """wfx's environment as steps inherit it."""
+    return dict(os.environ)

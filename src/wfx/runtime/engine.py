@@ -1,0 +1,704 @@
+"""The engine: runs an ExecutionGraph on anyio and reports everything through events.
+
+Scheduling is event-driven: a step starts the moment its own dependencies are
+done (never stage by stage). Each node has a counter of unfinished dependencies;
+the one finish that brings it to zero starts it, so a step with two parents that
+finish together starts exactly once. All steps of a phase live in one task group;
+each running step has its own cancel scope, so a failing run cancels exactly the
+steps that must stop while `failure()`/`always()` steps still get their turn.
+
+A run has three phases: the main steps (bounded by the workflow `timeout`), the
+compensation of succeeded steps in reverse order of completion when the run
+failed or was interrupted (saga), and the `finally` steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from wfx.expr import ExpressionError, Status, Template, is_truthy
+from wfx.graph import ExecutionGraph, Node, NodeKind, RetrySchedule, Section
+from wfx.model import Action, OnError, Step, StepId
+from wfx.runtime import events as ev
+from wfx.runtime.actions import (
+    Attempt,
+    AttemptSetup,
+    PythonAction,
+    inherited_environment,
+    plain_numbers,
+    render_text,
+    run_attempt,
+)
+from wfx.runtime.events import RunStatus, StepStatus
+from wfx.runtime.process import ProcessTracker
+from wfx.runtime.retry import wait_before
+from wfx.runtime.secrets import SecretSet
+
+_FINISHED = frozenset(
+    {
+        StepStatus.SUCCESS,
+        StepStatus.FAILED,
+        StepStatus.TIMEOUT,
+        StepStatus.SKIPPED,
+        StepStatus.CANCELLED,
+        StepStatus.ROLLED_BACK,
+        StepStatus.ROLLBACK_FAILED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """How one step ended."""
+
+    id: StepId
+    status: StepStatus
+    attempts: int
+    duration: float
+    outputs: Mapping[str, Any]
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: its status and exit code, every step, the workflow outputs."""
+
+    run_id: str
+    status: RunStatus
+    steps: Mapping[StepId, StepResult]
+    outputs: Mapping[str, Any]
+    workspace: Path
+    duration: float
+    reason: str | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code of the run: 0, 1, 3 or 130."""
+        return self.status.exit_code
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: overrides for Python steps, where events go, signals, workspace."""
+
+    actions: Mapping[str, PythonAction] = field(default_factory=dict)
+    events: ev.EventSink | None = None
+    environ: Mapping[str, str] | None = None
+    workspace: Path | None = None
+    handle_signals: bool = False
+    run_id: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class _State:
+    """The mutable state of one node during a run."""
+
+    status: StepStatus = StepStatus.PENDING
+    attempts: int = 0
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    tolerated: bool = False
+    bad: bool = False
+    completed: int = -1
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus randomness."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+async def run(
+    graph: ExecutionGraph,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    actions: Mapping[str, PythonAction] | None = None,
+    events: ev.EventSink | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Run a compiled workflow; return every step's status, attempts, duration and outputs."""
+    chosen = options or RunOptions()
+    if actions is not None or events is not None:
+        chosen = RunOptions(
+            actions=actions if actions is not None else chosen.actions,
+            events=events if events is not None else chosen.events,
+            environ=chosen.environ,
+            workspace=chosen.workspace,
+            handle_signals=chosen.handle_signals,
+            run_id=chosen.run_id,
+            seed=chosen.seed,
+        )
+    if inputs is not None:
+        from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
+
+        graph = ExecutionGraph(
+            graph.workflow, graph.nodes, graph.ids, input_values.resolve(graph.workflow, inputs)
+        )
+    return await _Run(graph, chosen).execute()
+
+
+class _Run:
+    """One execution of a graph."""
+
+    def __init__(self, graph: ExecutionGraph, options: RunOptions) -> None:
+        self.graph = graph
+        self.options = options
+        self.run_id = options.run_id or new_run_id()
+        self.sink = options.events or (lambda _event: None)
+        self.environ = dict(options.environ) if options.environ is not None else None
+        base_env = self.environ if self.environ is not None else inherited_environment()
+        self.base_env = base_env
+        workflow = graph.workflow
+        self.secrets = SecretSet.from_environment((s.value for s in workflow.secrets), base_env)
+        self.states = [_State() for _ in graph.nodes]
+        self.remaining = [len(n.deps) for n in graph.nodes]
+        self.dependents: list[list[int]] = [[] for _ in graph.nodes]
+        for node in graph.nodes:
+            for dep in node.deps:
+                self.dependents[dep].append(node.index)
+        self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
+        self.tracker = ProcessTracker()
+        self.rng = random.Random(options.seed)
+        self.completions = 0
+        self.failing = False
+        self.cancelled = False
+        self.aborted = False
+        self.tolerated_failures = False
+        self.reason: str | None = None
+        self.steps_context: dict[str, Any] = {}
+        self.workflow_dir = str(Path(workflow.file).resolve().parent)
+        self.limiters = self._limiters()
+        self.group_starts = {n.id: n.index for n in graph.nodes if n.kind is NodeKind.GROUP_START}
+        self.workspace = options.workspace or Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
+        self.scratch = Path(tempfile.mkdtemp(prefix="wfx-run-"))
+        self.task_group: anyio.abc.TaskGroup | None = None
+        self.started = time.monotonic()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.sink(event)
+
+    def now(self) -> float:
+        return time.time()
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        for warning in self.secrets.warnings:
+            self.emit(ev.Notice(self.run_id, self.now(), warning))
+        self.emit(self._run_started())
+        try:
+            async with anyio.create_task_group() as outer:
+                if self.options.handle_signals:
+                    outer.start_soon(self._watch_signals, outer.cancel_scope)
+                with anyio.CancelScope() as self.abort_scope:
+                    await self._main_phase()
+                    if self.failing or self.cancelled:
+                        await self._compensate()
+                    await self._phase(Section.FINALLY)
+                outer.cancel_scope.cancel()
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        return self._finish()
+
+    async def _main_phase(self) -> None:
+        timeout = self.graph.workflow.timeout
+        limit = math.inf if timeout is None else float(timeout.value)
+        with anyio.move_on_after(limit) as scope:
+            await self._phase(Section.MAIN)
+        if scope.cancelled_caught:
+            self.failing = True
+            self.reason = f"the workflow timed out after {limit:g}s"
+
+    async def _phase(self, section: Section) -> None:
+        roots = [n.index for n in self.graph.nodes if n.section is section and not n.deps]
+        async with anyio.create_task_group() as group:
+            self.task_group = group
+            self._release(roots)
+        self.task_group = None
+        for node in self.graph.nodes:
+            if node.section is section and self.states[node.index].status is StepStatus.PENDING:
+                self._finish_node(node, StepStatus.SKIPPED, "the run stopped before it")
+
+    def _release(self, ready: list[int]) -> None:
+        """Start every ready node; group barriers pass through at once, without a task."""
+        queue = deque(ready)
+        while queue:
+            index = queue.popleft()
+            node = self.graph.nodes[index]
+            if node.is_step:
+                assert self.task_group is not None
+                self.task_group.start_soon(self._run_step, node, name=node.id)
+                continue
+            self._pass_barrier(node)
+            queue.extend(self._completed(index))
+
+    def _completed(self, index: int) -> list[int]:
+        """Count one finished dependency for each dependent; return those now ready."""
+        ready = []
+        for dependent in self.dependents[index]:
+            self.remaining[dependent] -= 1
+            if self.remaining[dependent] == 0:
+                ready.append(dependent)
+        return ready
+
+    def _pass_barrier(self, node: Node) -> None:
+        state = self.states[node.index]
+        state.bad = self._bad_upstream(node)
+        if node.kind is NodeKind.GROUP_START:
+            decision = self._decide(node, node.step, state.bad)
+            state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
+            state.reason = decision
+        else:
+            state.status = StepStatus.SUCCESS
+
+    # -- one step ---------------------------------------------------------------------------
+
+    async def _run_step(self, node: Node) -> None:
+        state = self.states[node.index]
+        state.bad = self._bad_upstream(node)
+        skip = self._decide(node, node.step, state.bad)
+        if skip is not None:
+            self._finish_node(node, StepStatus.SKIPPED, skip)
+            self._release(self._completed(node.index))
+            return
+        cancel_on_failure = not self._uses_status_function(node)
+        try:
+            with anyio.CancelScope() as scope:
+                self.scopes[node.index] = (scope, cancel_on_failure)
+                if self.cancelled or (self.failing and cancel_on_failure):
+                    scope.cancel()
+                async with AsyncExitStack() as stack:
+                    for limiter in self._limiters_of(node):
+                        await stack.enter_async_context(limiter)
+                    await self._attempts(node, state)
+            if scope.cancelled_caught:
+                self._stopped(node, state)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self._stopped(node, state)
+            raise
+        finally:
+            self.scopes.pop(node.index, None)
+        self._release(self._completed(node.index))
+
+    def _stopped(self, node: Node, state: _State) -> None:
+        if state.status in _FINISHED:
+            return
+        if state.started is None:
+            self._finish_node(node, StepStatus.SKIPPED, "the run stopped before it")
+        else:
+            self._finish_node(node, StepStatus.CANCELLED, "cancelled: the run is stopping")
+
+    async def _attempts(self, node: Node, state: _State) -> None:
+        settings = node.settings
+        assert settings is not None and node.action is not None
+        schedule: RetrySchedule = settings.retry.value
+        state.started = time.monotonic()
+        state.status = StepStatus.RUNNING
+        result = Attempt(StepStatus.FAILED, reason="not run")
+        for attempt in range(1, schedule.attempts + 1):
+            state.attempts = attempt
+            self.emit(ev.StepStarted(self.run_id, self.now(), node.id, attempt))
+            result = await self._attempt(node, node.action, attempt)
+            self._report_leftovers(node, result)
+            if result.status is StepStatus.SUCCESS or attempt == schedule.attempts:
+                break
+            delay = wait_before(schedule, attempt, self.rng)
+            reason = self.secrets.mask(result.reason or result.status.value)
+            self.emit(
+                ev.StepRetrying(
+                    self.run_id, self.now(), node.id, attempt, attempt + 1, delay, reason
+                )
+            )
+            await anyio.sleep(delay)
+        self._record(node, state, result)
+
+    async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
+        settings = node.settings
+        assert settings is not None
+        try:
+            contexts = self._contexts(node, attempt)
+            setup = self._setup(node, attempt, contexts)
+        except ExpressionError as exc:
+            return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
+        return await run_attempt(action, setup)
+
+    def _record(self, node: Node, state: _State, result: Attempt) -> None:
+        state.exit_code, state.signal = result.exit_code, result.signal
+        if result.status is StepStatus.SUCCESS:
+            state.outputs = self.secrets.mask_value(dict(result.outputs))
+            self.completions += 1
+            state.completed = self.completions
+            self._finish_node(node, StepStatus.SUCCESS, None)
+            return
+        on_error = node.settings.on_error.value if node.settings else OnError.FAIL
+        state.tolerated = on_error is OnError.CONTINUE
+        self._finish_node(node, result.status, result.reason)
+        if state.tolerated:
+            self.tolerated_failures = True
+        else:
+            self._fail(f"step `{node.id}` {result.status.value}: {result.reason}")
+
+    def _finish_node(self, node: Node, status: StepStatus, reason: str | None) -> None:
+        state = self.states[node.index]
+        state.status = status
+        state.reason = self.secrets.mask(reason) if reason else None
+        state.ended = time.monotonic()
+        if not node.is_step:
+            return
+        duration = state.ended - (state.started or state.ended)
+        self.steps_context[node.id] = {
+            "outputs": state.outputs,
+            "status": status.value,
+            "attempts": state.attempts,
+            "duration": duration,
+        }
+        event_type = ev.FINISHED_BY_STATUS[status]
+        self.emit(
+            event_type(
+                self.run_id,
+                self.now(),
+                node.id,
+                status,
+                state.attempts,
+                duration,
+                state.exit_code,
+                state.signal,
+                state.reason,
+                state.outputs,
+            )
+        )
+
+    def _report_leftovers(self, node: Node, result: Attempt) -> None:
+        if result.leftovers:
+            listed = ", ".join(result.leftovers)
+            message = f"killed processes `{node.id}` left running: {listed}"
+            self.emit(ev.Notice(self.run_id, self.now(), self.secrets.mask(message), node.id))
+
+    # -- failure and cancellation -----------------------------------------------------------
+
+    def _fail(self, reason: str) -> None:
+        if not self.failing:
+            self.reason = reason
+        self.failing = True
+        for scope, cancel_on_failure in list(self.scopes.values()):
+            if cancel_on_failure:
+                scope.cancel()
+
+    def interrupt(self) -> None:
+        """First Ctrl-C or SIGTERM: stop running steps, then compensate and run `finally`."""
+        self.cancelled = True
+        self.reason = self.reason or "interrupted"
+        for scope, _ in list(self.scopes.values()):
+            scope.cancel()
+
+    def abort(self) -> None:
+        """Second Ctrl-C: kill every process now and skip compensation and `finally`."""
+        self.aborted = True
+        self.cancelled = True
+        self.tracker.kill_all()
+        self.emit(
+            ev.Notice(
+                self.run_id,
+                self.now(),
+                "second interrupt: killed all processes; compensation and finally are skipped",
+                level="error",
+            )
+        )
+        self.abort_scope.cancel()
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for received in signals:
+                if self.cancelled:
+                    self.abort()
+                    return
+                name = signal.Signals(received).name
+                self.emit(ev.Notice(self.run_id, self.now(), f"{name} received: stopping"))
+                self.interrupt()
+
+    # -- conditions -------------------------------------------------------------------------
+
+    def _bad_upstream(self, node: Node) -> bool:
+        """Whether a step this node depends on (transitively) failed without `continue`."""
+        for dep in node.deps:
+            state = self.states[dep]
+            if state.bad or (state.status.is_failure and not state.tolerated):
+                return True
+        return False
+
+    def _decide(self, node: Node, step: Step, bad_upstream: bool) -> str | None:
+        """None when the node runs, else why it is skipped."""
+        for group_id in node.groups:
+            group = self.states[self.group_starts[group_id]]
+            if group.status is StepStatus.SKIPPED:
+                return f"group `{group_id}` was skipped"
+        independent_stop = self.failing and not bad_upstream
+        status = Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+        condition = step.condition
+        if condition is None:
+            passes = node.section is Section.FINALLY or not (status.failed or status.cancelled)
+            return None if passes else self._why_not(status)
+        if condition.constant is not None:
+            return None if condition.constant else "its condition is false"
+        expression = condition.expression
+        assert expression is not None
+        if not expression.uses_status_function() and (status.failed or status.cancelled):
+            return self._why_not(status)
+        try:
+            value = expression.evaluate(self._contexts(node, 0), status=status)
+        except ExpressionError as exc:
+            return f"its condition could not be evaluated: {exc.message}"
+        return None if is_truthy(value) else "its condition is false"
+
+    def _why_not(self, status: Status) -> str:
+        if status.failed:
+            return "a step it depends on failed"
+        return "the run is stopping"
+
+    def _uses_status_function(self, node: Node) -> bool:
+        condition = node.step.condition
+        return bool(
+            condition and condition.expression and condition.expression.uses_status_function()
+        )
+
+    # -- contexts and setup -----------------------------------------------------------------
+
+    def _contexts(self, node: Node, attempt: int) -> dict[str, Any]:
+        contexts: dict[str, Any] = {
+            "inputs": self.graph.inputs,
+            "secrets": self.secrets.values,
+            "steps": self.steps_context,
+            "workflow": self._workflow_context(),
+            "attempt": attempt,
+            "env": {},
+        }
+        settings = node.settings
+        if settings is not None and settings.env:
+            env: dict[str, str] = {}
+            contexts["env"] = env
+            for name, setting in settings.env.items():
+                env[name] = render_text(setting.value, contexts)
+        return contexts
+
+    def _workflow_context(self) -> dict[str, Any]:
+        return {
+            "name": self.graph.workflow.name or "",
+            "runId": self.run_id,
+            "status": self._status_word(),
+        }
+
+    def _status_word(self) -> str:
+        if self.cancelled:
+            return "cancelled"
+        if self.failing:
+            return "failure"
+        return "success"
+
+    def _setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
+        settings = node.settings
+        assert settings is not None
+        output_file = self.scratch / f"{node.index}-{attempt}.out"
+        extra = {
+            "WFX_OUTPUT": str(output_file),
+            "WFX_WORKSPACE": str(self.workspace),
+            "WFX_RUN_ID": self.run_id,
+            "WFX_STEP_ID": node.id,
+            "WFX_ATTEMPT": str(attempt),
+            "WFX_IDEMPOTENCY_KEY": f"{self.run_id}:{node.id}:{attempt}",
+        }
+        env = {**self.base_env, **contexts["env"], **extra}
+        timeout = settings.timeout.value
+        return AttemptSetup(
+            step_id=node.id,
+            attempt=attempt,
+            contexts=contexts,
+            env=env,
+            cwd=self._working_directory(settings.working_directory.value, contexts),
+            timeout=None if timeout is None else float(timeout),
+            kill_grace=float(settings.kill_grace.value),
+            shell=None if settings.shell.origin.value == "built-in" else str(settings.shell.value),
+            output_file=output_file,
+            on_output=self._output_sink(node.id, rollback=False),
+            tracker=self.tracker,
+            actions=self.options.actions,
+            import_root=self.workflow_dir,
+        )
+
+    def _working_directory(self, template: Template | None, contexts: Mapping[str, Any]) -> str:
+        if template is None:
+            return self.workflow_dir
+        return os.path.join(self.workflow_dir, render_text(template, contexts))
+
+    def _output_sink(self, step_id: StepId, *, rollback: bool) -> Callable[[str, str], None]:
+        mask = self.secrets.mask if self.secrets else None
+
+        def deliver(stream: str, text: str) -> None:
+            shown = mask(text) if mask else text
+            self.emit(ev.StepOutput(self.run_id, time.time(), step_id, stream, shown, rollback))
+
+        return deliver
+
+    def _limiters(self) -> dict[str | None, anyio.CapacityLimiter]:
+        limiters: dict[str | None, anyio.CapacityLimiter] = {}
+        workflow = self.graph.workflow
+        if workflow.max_parallel is not None:
+            limiters[None] = anyio.CapacityLimiter(int(workflow.max_parallel.value))
+        for node in self.graph.nodes:
+            if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
+                limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
+        return limiters
+
+    def _limiters_of(self, node: Node) -> list[anyio.CapacityLimiter]:
+        if not self.limiters:
+            return []
+        found = [self.limiters[None]] if None in self.limiters else []
+        found += [self.limiters[g] for g in node.groups if g in self.limiters]
+        return found
+
+    # -- compensation -----------------------------------------------------------------------
+
+    async def _compensate(self) -> None:
+        owed = sorted(
+            (n for n in self.graph.steps(Section.MAIN) if self._owes_rollback(n)),
+            key=lambda n: self.states[n.index].completed,
+            reverse=True,
+        )
+        for node in owed:
+            await self._rollback(node)
+
+    def _owes_rollback(self, node: Node) -> bool:
+        state = self.states[node.index]
+        return node.step.rollback is not None and state.status is StepStatus.SUCCESS
+
+    async def _rollback(self, node: Node) -> None:
+        rollback = node.step.rollback
+        settings = node.settings
+        assert rollback is not None and settings is not None
+        self.emit(ev.RollbackStarted(self.run_id, self.now(), node.id))
+        started = time.monotonic()
+        try:
+            contexts = self._contexts(node, self.states[node.index].attempts)
+            setup = self._setup(node, 0, contexts)
+            timeout = rollback.timeout.value if rollback.timeout else setup.timeout
+            setup = dataclasses.replace(
+                setup,
+                timeout=timeout,
+                on_output=self._output_sink(node.id, rollback=True),
+                env={**setup.env, **{k: render_text(t, contexts) for k, t in rollback.env.items()}},
+            )
+            result = await run_attempt(rollback, setup)
+        except ExpressionError as exc:
+            result = Attempt(StepStatus.FAILED, reason=f"cannot render the rollback: {exc.message}")
+        ok = result.status is StepStatus.SUCCESS
+        status = StepStatus.ROLLED_BACK if ok else StepStatus.ROLLBACK_FAILED
+        state = self.states[node.index]
+        state.status = status
+        self.steps_context[node.id]["status"] = status.value
+        reason = None if ok else self.secrets.mask(result.reason or "")
+        duration = time.monotonic() - started
+        self.emit(ev.RollbackFinished(self.run_id, self.now(), node.id, status, duration, reason))
+
+    # -- the end ----------------------------------------------------------------------------
+
+    def _run_started(self) -> ev.RunStarted:
+        workflow = self.graph.workflow
+        return ev.RunStarted(
+            self.run_id,
+            self.now(),
+            workflow.name or Path(workflow.file).name,
+            workflow.file,
+            tuple(n.id for n in self.graph.steps(Section.MAIN)),
+            tuple(n.id for n in self.graph.steps(Section.FINALLY)),
+            dict(self.graph.inputs),
+        )
+
+    def _final_status(self) -> RunStatus:
+        if self.cancelled:
+            return RunStatus.INTERRUPTED
+        finally_failed = any(
+            self.states[n.index].status.is_failure and not self.states[n.index].tolerated
+            for n in self.graph.steps(Section.FINALLY)
+        )
+        if self.failing or finally_failed:
+            return RunStatus.FAILED
+        if self.tolerated_failures:
+            return RunStatus.COMPLETED_WITH_FAILURES
+        return RunStatus.SUCCESS
+
+    def _finish(self) -> RunResult:
+        for node in self.graph.steps():
+            if self.states[node.index].status in (StepStatus.PENDING, StepStatus.RUNNING):
+                self._finish_node(node, StepStatus.SKIPPED, "the run stopped before it")
+        status = self._final_status()
+        outputs = self._workflow_outputs()
+        duration = time.monotonic() - self.started
+        reason = self.secrets.mask(self.reason) if self.reason else None
+        self.emit(ev.RunFinished(self.run_id, self.now(), status, duration, outputs, reason))
+        return RunResult(
+            self.run_id,
+            status,
+            {n.id: self._step_result(n) for n in self.graph.steps()},
+            outputs,
+            self.workspace,
+            duration,
+            reason,
+        )
+
+    def _step_result(self, node: Node) -> StepResult:
+        state = self.states[node.index]
+        end = state.ended or time.monotonic()
+        return StepResult(
+            node.id,
+            state.status,
+            state.attempts,
+            end - (state.started or end),
+            state.outputs,
+            state.exit_code,
+            state.signal,
+            state.reason,
+        )
+
+    def _workflow_outputs(self) -> dict[str, Any]:
+        contexts = {
+            "inputs": self.graph.inputs,
+            "secrets": self.secrets.values,
+            "steps": self.steps_context,
+            "workflow": self._workflow_context(),
+            "env": {},
+            "attempt": 0,
+        }
+        outputs: dict[str, Any] = {}
+        for name, template in self.graph.workflow.outputs.items():
+            try:
+                outputs[name] = self.secrets.mask_value(plain_numbers(template.render(contexts)))
+            except ExpressionError as exc:
+                outputs[name] = None
+                message = f"workflow output `{name}` could not be evaluated: {exc.message}"
+                self.emit(ev.Notice(self.run_id, self.now(), message))
+        return outputs

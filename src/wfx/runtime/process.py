@@ -1,0 +1,503 @@
+"""Run one step process and leave nothing behind.
+
+The child starts in its own session with stdin on /dev/null; stdout and stderr are drained
+concurrently, counted, logged up to a limit and split into bounded lines. Every process
+spawned here carries a unique marker in its environment (``WFX_PROCESS_TOKEN``), so its
+descendants can be found in ``/proc`` even after they left the process group with
+``setsid`` and were re-parented to init. On a timeout, a cancellation, or descendants
+outliving the main process, the whole tree gets SIGTERM once, then SIGKILL after a grace
+period. Linux only.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Literal
+
+import anyio
+from anyio.abc import ByteReceiveStream, Process
+
+from wfx.diagnostics import WfxError
+
+Stream = Literal["stdout", "stderr"]
+
+TOKEN_VARIABLE = "WFX_PROCESS_TOKEN"
+"""The environment variable that marks every process a step spawned, however deep."""
+
+_MARKER = TOKEN_VARIABLE.encode() + b"="
+# Processes that exit while we look at them raise one of these; they are simply gone.
+_VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
+# After SIGKILL a process still needs a moment to exit; a fork racing the kill needs a
+# second round. Both are bounded so a process stuck in the kernel cannot hang a run.
+_KILL_WAIT = 1.0
+_KILL_ROUNDS = 5
+
+
+class ProcessStartError(WfxError):
+    """The program could not be started: not found, not executable, bad working directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leftover:
+    """A descendant still alive after the main process ended (or timed out); we killed it."""
+
+    pid: int
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessOutcome:
+    """How a step process ended, what it wrote and what it left behind."""
+
+    returncode: int | None
+    signal: int | None
+    timed_out: bool
+    leftovers: tuple[Leftover, ...]
+    stdout_bytes: int
+    stderr_bytes: int
+    duration: float
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the process exited with 0, in time and not by a signal."""
+        return self.returncode == 0 and self.signal is None and not self.timed_out
+
+
+class ProcessTracker:
+    """Every live step process of a run, so the engine can escalate (second Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self._trees: set[_ProcessTree] = set()
+
+    def kill_all(self) -> None:
+        """SIGKILL every tracked process group and marked descendant, now."""
+        trees = list(self._trees)
+        for tree in trees:
+            tree.signal_group(signal.SIGKILL)
+        tokens = {tree.token for tree in trees}
+        groups = {tree.pgid for tree in trees}
+        for info in _census(tokens, groups, exclude=()):
+            _kill_quietly(info.pid, signal.SIGKILL)
+
+    def live(self) -> int:
+        """How many tracked processes are running (or still being cleaned up)."""
+        return len(self._trees)
+
+    def _add(self, tree: _ProcessTree) -> None:
+        self._trees.add(tree)
+
+    def _discard(self, tree: _ProcessTree) -> None:
+        self._trees.discard(tree)
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    timeout: float | None,
+    kill_grace: float,
+    on_output: Callable[[Stream, str], None] | None = None,
+    log: BinaryIO | None = None,
+    log_limit: int = 16 * 1024 * 1024,
+    tracker: ProcessTracker | None = None,
+    max_line: int = 64 * 1024,
+    pipe_grace: float = 0.5,
+) -> ProcessOutcome:
+    """Run `argv` to completion (or timeout) and kill whatever it leaves running."""
+    started = time.monotonic()
+    token = uuid.uuid4().hex
+    process = await _spawn(argv, env, cwd, token)
+    tree = _ProcessTree(process, token)
+    capture = _Capture(on_output, log, log_limit, max_line)
+    if tracker is not None:
+        tracker._add(tree)
+    try:
+        async with process:
+            timed_out = await _supervise(process, tree, capture, timeout, kill_grace, pipe_grace)
+    finally:
+        if tracker is not None:
+            tracker._discard(tree)
+    return _outcome(process, tree, capture, timed_out, time.monotonic() - started)
+
+
+async def _spawn(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
+) -> Process:
+    if not argv:
+        raise ProcessStartError("empty command")
+    try:
+        return await anyio.open_process(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env={**env, TOKEN_VARIABLE: token},
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ProcessStartError(_start_failure(argv[0], cwd, exc)) from exc
+    except ValueError as exc:  # a NUL byte or '=' where the OS cannot take it
+        raise ProcessStartError(f"cannot start {argv[0]}: {exc}") from exc
+
+
+def _start_failure(program: str, cwd: str | None, exc: OSError) -> str:
+    if cwd is not None and exc.filename == cwd:
+        if isinstance(exc, FileNotFoundError):
+            return f"working directory does not exist: {cwd}"
+        if isinstance(exc, NotADirectoryError):
+            return f"working directory is not a directory: {cwd}"
+        if isinstance(exc, PermissionError):
+            return f"permission denied: working directory {cwd}"
+    if isinstance(exc, FileNotFoundError):
+        if "/" in program and os.path.exists(os.path.join(cwd or "", program)):
+            return f"interpreter not found (check the #! line): {program}"
+        return f"command not found: {program}"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {program}"
+    if exc.errno == errno.ENOEXEC:
+        return f"not an executable (missing #! line?): {program}"
+    return f"cannot start {program}: {exc.strerror or exc}"
+
+
+async def _supervise(
+    process: Process,
+    tree: _ProcessTree,
+    capture: _Capture,
+    timeout: float | None,
+    kill_grace: float,
+    pipe_grace: float,
+) -> bool:
+    """Wait for the process and its output; True when the timeout fired."""
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with anyio.create_task_group() as drains:
+            drains.start_soon(capture.drain, process.stdout, "stdout")
+            drains.start_soon(capture.drain, process.stderr, "stderr")
+            timed_out = not await _exits_within(process, timeout)
+            # Fast path: exited, both pipes closed promptly, group empty -> no /proc scan.
+            if timed_out or not await capture.closed_within(pipe_grace) or tree.group_alive():
+                with anyio.CancelScope(shield=True):
+                    await tree.terminate(kill_grace)
+                if not await capture.closed_within(pipe_grace):
+                    # Whoever still holds the pipe is beyond our reach; stop reading.
+                    drains.cancel_scope.cancel()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await tree.terminate(kill_grace)
+        raise
+    return timed_out
+
+
+async def _exits_within(process: Process, timeout: float | None) -> bool:
+    with anyio.move_on_after(timeout):
+        await process.wait()
+        return True
+    return False
+
+
+def _outcome(
+    process: Process, tree: _ProcessTree, capture: _Capture, timed_out: bool, duration: float
+) -> ProcessOutcome:
+    code = process.returncode
+    assert code is not None
+    return ProcessOutcome(
+        returncode=code if code >= 0 else None,
+        signal=-code if code < 0 else None,
+        timed_out=timed_out,
+        leftovers=tuple(tree.leftovers.values()),
+        stdout_bytes=capture.counts["stdout"],
+        stderr_bytes=capture.counts["stderr"],
+        duration=duration,
+    )
+
+
+class _Capture:
+    """Counts both streams, appends raw bytes to the log up to its limit, splits lines."""
+
+    def __init__(
+        self,
+        on_output: Callable[[Stream, str], None] | None,
+        log: BinaryIO | None,
+        log_limit: int,
+        max_line: int,
+    ) -> None:
+        self.counts: dict[Stream, int] = {"stdout": 0, "stderr": 0}
+        self._on_output = on_output
+        self._log = log
+        self._log_room = log_limit if log is not None else 0
+        self._max_line = max_line
+        self._closed = {"stdout": anyio.Event(), "stderr": anyio.Event()}
+
+    async def drain(self, source: ByteReceiveStream, stream: Stream) -> None:
+        """Read `source` until EOF (or cancellation), never holding more than a chunk."""
+        lines = _LineSplitter(stream, self._on_output, self._max_line) if self._on_output else None
+        try:
+            async for chunk in source:
+                self.counts[stream] += len(chunk)
+                self._write_log(chunk)
+                if lines is not None:
+                    lines.feed(chunk)
+        finally:
+            self._closed[stream].set()
+            if lines is not None:
+                lines.finish()
+
+    async def closed_within(self, limit: float) -> bool:
+        """Wait up to `limit` seconds for EOF on both pipes."""
+        with anyio.move_on_after(limit):
+            for event in self._closed.values():
+                await event.wait()
+            return True
+        return False
+
+    def _write_log(self, chunk: bytes) -> None:
+        if self._log is None or self._log_room <= 0:
+            return
+        part = chunk if len(chunk) <= self._log_room else chunk[: self._log_room]
+        self._log.write(part)
+        self._log_room -= len(part)
+
+
+class _LineSplitter:
+    """Decodes one stream as UTF-8 and hands out lines of at most `max_line` characters."""
+
+    def __init__(self, stream: Stream, emit: Callable[[Stream, str], None], max_line: int) -> None:
+        self._stream = stream
+        self._emit = emit
+        self._max = max_line
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes; emit every complete line and every full chunk of a long one."""
+        *lines, tail = (self._partial + self._decoder.decode(data)).split("\n")
+        for line in lines:
+            self._emit_line(line)
+        # Keep 1..max characters so a line of exactly k*max ends without an empty chunk.
+        cut = (len(tail) - 1) // self._max * self._max
+        if cut > 0:
+            self._emit_line(tail[:cut])
+            tail = tail[cut:]
+        self._partial = tail
+
+    def finish(self) -> None:
+        """Emit the last line when the stream ended without a newline."""
+        tail = self._partial + self._decoder.decode(b"", final=True)
+        self._partial = ""
+        if tail:
+            self._emit_line(tail)
+
+    def _emit_line(self, line: str) -> None:
+        if len(line) <= self._max:
+            self._emit(self._stream, line)
+            return
+        for start in range(0, len(line), self._max):
+            self._emit(self._stream, line[start : start + self._max])
+
+
+class _ProcessTree:
+    """A step process, its process group and every process that inherited its marker."""
+
+    def __init__(self, process: Process, token: str) -> None:
+        self.process = process
+        # A session leader cannot change its group, so the group always includes the child.
+        self.pgid = process.pid
+        self.token = token.encode()
+        self.leftovers: dict[int, Leftover] = {}
+        self._victims: dict[int, _Victim] = {}
+        self._termed = False
+
+    def group_alive(self) -> bool:
+        """True while any process (a zombie included) is left in the group."""
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def signal_group(self, signum: int) -> None:
+        """Send `signum` to the whole process group, if anyone is left in it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signum)
+
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM the group and marked descendants once, wait `grace`, SIGKILL the rest, reap."""
+        try:
+            if not self._termed:
+                self._termed = True
+                await self._term(grace)
+            await self._kill_survivors()
+            await self.process.wait()
+        finally:
+            self._release()
+
+    async def _term(self, grace: float) -> None:
+        victims = self._census()
+        self.signal_group(signal.SIGTERM)
+        for victim in victims:
+            # Group members already got it: a trap must run once, not twice.
+            if victim.pgid != self.pgid:
+                victim.send(signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await self._all_gone(victims)
+
+    async def _kill_survivors(self) -> None:
+        for _ in range(_KILL_ROUNDS):
+            victims = self._census()
+            if not victims and self.process.returncode is not None:
+                return
+            self.signal_group(signal.SIGKILL)
+            for victim in victims:
+                victim.send(signal.SIGKILL)
+            with anyio.move_on_after(_KILL_WAIT):
+                await self._all_gone(victims)
+
+    async def _all_gone(self, victims: list[_Victim]) -> None:
+        await self.process.wait()
+        for victim in victims:
+            await victim.gone()
+
+    def _census(self) -> list[_Victim]:
+        """Every live process of the group or carrying our marker, held by a pidfd."""
+        alive = []
+        for info in _census({self.token}, {self.pgid}, exclude=(self.pgid,)):
+            victim = self._victims.get(info.pid)
+            if victim is None or victim.start != info.start:
+                victim = _Victim.open(info)
+                if victim is None:
+                    continue
+                self._victims[info.pid] = victim
+                self.leftovers.setdefault(info.pid, Leftover(info.pid, victim.command))
+            alive.append(victim)
+        return alive
+
+    def _release(self) -> None:
+        for victim in self._victims.values():
+            victim.close()
+        self._victims.clear()
+
+
+class _Victim:
+    """A descendant held by a pidfd, so a reused pid can never receive our signals."""
+
+    def __init__(self, info: _ProcInfo, fd: int, command: str) -> None:
+        self.pid = info.pid
+        self.pgid = info.pgid
+        self.start = info.start
+        self.command = command
+        self._fd = fd
+
+    @classmethod
+    def open(cls, info: _ProcInfo) -> _Victim | None:
+        """A pidfd on the process `info` describes, or None when it is gone or was replaced."""
+        try:
+            fd = os.pidfd_open(info.pid)
+        except _VANISHED:
+            return None
+        try:
+            same = _stat(info.pid)
+            if same is not None and same.start == info.start:
+                return cls(info, fd, _command_line(info.pid))
+        except _VANISHED:
+            pass
+        os.close(fd)
+        return None
+
+    def send(self, signum: int) -> None:
+        """Signal the process unless it has already exited."""
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self._fd, signum)
+
+    async def gone(self) -> None:
+        """Wait until the process has exited."""
+        await anyio.wait_readable(self._fd)
+
+    def close(self) -> None:
+        """Release the pidfd."""
+        os.close(self._fd)
+
+
+@dataclass(frozen=True, slots=True)
+class _ProcInfo:
+    """What /proc/<pid>/stat tells: the group, and the start time that tells a reused pid."""
+
+    pid: int
+    pgid: int
+    start: int
+
+
+def _census(
+    tokens: Collection[bytes], groups: Collection[int], exclude: Collection[int]
+) -> list[_ProcInfo]:
+    """Live processes in one of `groups` or carrying one of `tokens` in their environment."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in exclude:
+            continue
+        pid = int(name)
+        try:
+            info = _stat(pid)
+            if info is not None and (info.pgid in groups or _token(pid) in tokens):
+                found.append(info)
+        except _VANISHED:
+            continue
+    return found
+
+
+def _stat(pid: int) -> _ProcInfo | None:
+    """The process's group and start time; None for a zombie (it can no longer run)."""
+    data = _read_proc(pid, "stat")
+    # The command name may hold spaces and parentheses: the fields start after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return _ProcInfo(pid, pgid=int(fields[2]), start=int(fields[19]))
+
+
+def _token(pid: int) -> bytes | None:
+    environ = _read_proc(pid, "environ")
+    at = environ.find(_MARKER)
+    while at > 0 and environ[at - 1] != 0:
+        at = environ.find(_MARKER, at + 1)
+    if at < 0:
+        return None
+    start = at + len(_MARKER)
+    end = environ.find(b"\0", start)
+    return environ[start : end if end >= 0 else len(environ)]
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = _read_proc(pid, "cmdline")
+    except _VANISHED:
+        return ""
+    return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def _read_proc(pid: int, name: str) -> bytes:
+    fd = os.open(f"/proc/{pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _kill_quietly(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
