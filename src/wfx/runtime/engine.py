@@ -286,11 +286,13 @@ class _Run:
             self._finish_node(node, StepStatus.SKIPPED, skip)
             self._release(self._completed(node.index))
             return
-        cancel_on_failure = not self._uses_status_function(node)
+        main = node.section is Section.MAIN
+        cancel_on_failure = main and not self._uses_status_function(node)
         try:
             with anyio.CancelScope() as scope:
-                self.scopes[node.index] = (scope, cancel_on_failure)
-                if self.cancelled or (self.failing and cancel_on_failure):
+                if main:
+                    self.scopes[node.index] = (scope, cancel_on_failure)
+                if main and (self.cancelled or (self.failing and cancel_on_failure)):
                     scope.cancel()
                 async with AsyncExitStack() as stack:
                     for limiter in self._limiters_of(node):
@@ -458,8 +460,11 @@ class _Run:
             group = self.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
                 return f"group `{group_id}` was skipped"
-        independent_stop = self.failing and not bad_upstream
-        status = Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+        if node.section is Section.FINALLY:
+            status = Status(failed=self.failing or bad_upstream, cancelled=self.cancelled)
+        else:
+            independent_stop = self.failing and not bad_upstream
+            status = Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
         condition = step.condition
         if condition is None:
             passes = node.section is Section.FINALLY or not (status.failed or status.cancelled)

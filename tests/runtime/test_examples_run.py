@@ -1,0 +1,96 @@
+"""Every example runs for real, with its effects checked, and never contradicts its plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from wfx import api
+from wfx.plan import make_plan
+from wfx.runtime import events as ev
+from wfx.runtime.engine import RunOptions, RunResult, run
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def run_example(
+    name: str, workspace: Path, inputs: dict[str, str] | None = None
+) -> tuple[RunResult, list[ev.Event], Any]:
+    compilation = api.compile_file(ROOT / "examples" / name, inputs)
+    plan = make_plan(compilation.graph)
+    events: list[ev.Event] = []
+
+    async def main() -> RunResult:
+        options = RunOptions(events=events.append, workspace=workspace, environ={"PATH": "/usr/bin:/bin"})
+        return await run(compilation.graph, options=options)
+
+    return anyio.run(main), events, plan
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_run_order_never_contradicts_the_plan(example: Path, tmp_path: Path) -> None:
+    result, events, plan = run_example(example.name, tmp_path)
+    started: dict[str, int] = {}
+    finished: dict[str, int] = {}
+    for position, event in enumerate(events):
+        if isinstance(event, ev.StepStarted):
+            started.setdefault(event.step, position)
+        elif isinstance(event, ev.StepFinished):
+            finished[event.step] = position
+    for step_id, step in plan.steps.items():
+        if step_id not in started:
+            continue
+        for need in step.needs:
+            assert finished[need] < started[step_id], f"{step_id} started before {need} finished"
+    assert result.exit_code == 0, result.reason
+
+
+def test_production_deployment_effects(tmp_path: Path) -> None:
+    result, _, _ = run_example("production-deployment.yaml", tmp_path, {"environment": "prd"})
+    assert result.exit_code == 0
+    assert result.steps["login"].status.value == "skipped"  # no REGISTRY_TOKEN set
+    backup_id = result.steps["backup"].outputs["backup_id"]
+    assert (tmp_path / "backup.txt").read_text().strip() == backup_id
+    assert (tmp_path / "db.log").read_text() == "schema migrated for v1.4.2\n"
+    assert (tmp_path / "report.txt").read_text().startswith(f"run {result.run_id} ended success")
+
+
+def test_etl_pipeline_effects(tmp_path: Path) -> None:
+    result, events, _ = run_example("etl-pipeline.yaml", tmp_path)
+    assert result.exit_code == 0
+    assert result.steps["load"].attempts == 2
+    assert [e.step for e in events if isinstance(e, ev.StepRetrying)] == ["load"]
+    transformed = json.loads(Path(result.steps["transform"].outputs["file"]).read_text())
+    assert len(transformed) == 3
+    assert result.outputs["rows"] == 3
+
+
+def test_microservice_release_effects(tmp_path: Path) -> None:
+    result, _, _ = run_example("microservice-release.yaml", tmp_path)
+    assert result.exit_code == 0
+    for service in ("cart", "catalog", "checkout"):
+        assert result.steps[service].outputs["image"].endswith(f"/{service}:2.3.0")
+
+
+def test_blue_green_switches_and_skips_the_alert(tmp_path: Path) -> None:
+    result, _, _ = run_example("blue-green.yaml", tmp_path)
+    assert result.exit_code == 0
+    assert result.steps["switch"].status.value == "success"
+    assert result.steps["alert"].status.value == "skipped"
+    off, _, _ = run_example("blue-green.yaml", tmp_path / "off", {"switch": "false"})
+    assert off.steps["switch"].status.value == "skipped"
+
+
+def test_dependency_pipeline_per_environment(tmp_path: Path) -> None:
+    result, events, _ = run_example("dependency-pipeline.yaml", tmp_path, {"environment": "prd"})
+    assert result.exit_code == 0
+    order = [e.step for e in events if isinstance(e, ev.StepStarted)]
+    assert order.index("python") < order.index("docker") < order.index("terraform")
+    assert order.index("terraform") < order.index("kubernetes")
+    [line] = [e.text for e in events if isinstance(e, ev.StepOutput) and e.step == "kubernetes"]
+    assert "prd" in line
