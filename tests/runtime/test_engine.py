@@ -195,7 +195,14 @@ def test_rollbacks_run_in_reverse_completion_order_and_survive_a_failing_one(
         """,
     )
     assert ledger.read_text().split("\n")[:-1] == [
-        "a", "b", "c", "d", "undo-d", "undo-c", "undo-a", "finally failure",
+        "a",
+        "b",
+        "c",
+        "d",
+        "undo-d",
+        "undo-c",
+        "undo-a",
+        "finally failure",
     ]
     assert run.rolled_back() == ["d", "c", "a"]
     assert run.status("c") == "rollbackFailed"

@@ -26,7 +26,9 @@ def run_example(
     events: list[ev.Event] = []
 
     async def main() -> RunResult:
-        options = RunOptions(events=events.append, workspace=workspace, environ={"PATH": "/usr/bin:/bin"})
+        options = RunOptions(
+            events=events.append, workspace=workspace, environ={"PATH": "/usr/bin:/bin"}
+        )
         return await run(compilation.graph, options=options)
 
     return anyio.run(main), events, plan

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -31,7 +32,8 @@ from wfx.runtime.process import (
     run_process,
 )
 
-from .conftest import Census
+if TYPE_CHECKING:
+    from conftest import Census
 
 pytestmark = pytest.mark.anyio
 
@@ -251,7 +253,7 @@ async def test_cancellation_terms_each_process_once_then_kills(
     main_log, escaped_log = tmp_path / "main", tmp_path / "escaped"
     script = (
         'trap "echo term >> $1" TERM; '
-        "setsid sh -c 'trap \"echo term >> $0\" TERM; while :; do sleep 0.05; done' \"$2\" & "
+        'setsid sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$2" & '
         "sleep 0.2; echo ready; while :; do sleep 0.05; done"
     )
     started = time.monotonic()
@@ -360,7 +362,7 @@ async def test_long_lines_arrive_in_chunks_of_at_most_max_line_characters() -> N
 async def test_log_gets_raw_bytes_up_to_the_limit_and_counts_go_on() -> None:
     log = io.BytesIO()
     outcome, _ = await run(
-        sh("printf 0123456789; sleep 0.1; printf 'abc\\377ghij' >&2"), log=log, log_limit=15
+        sh("printf 0123456789; sleep 0.1; printf 'abc\\377ghijkl' >&2"), log=log, log_limit=15
     )
     assert log.getvalue() == b"0123456789abc\xffg"
     assert (outcome.stdout_bytes, outcome.stderr_bytes) == (10, 10)

@@ -37,6 +37,9 @@ PythonAction = Callable[..., Any]
 
 FALLBACK_SHELL = "sh -e"
 
+#: output lines longer than this arrive in chunks of this many characters
+MAX_LINE = 64 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
@@ -93,8 +96,11 @@ def _message(exc: Exception) -> str:
 
 async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
     argv, extra_env = _command_line(action, setup)
-    setup.output_file.write_bytes(b"")
     env = {**setup.env, **extra_env}
+    problem = _unpassable(argv, env)
+    if problem is not None:
+        return Attempt(StepStatus.FAILED, reason=problem)
+    setup.output_file.write_bytes(b"")
     outcome = await run_process(
         argv,
         env=env,
@@ -104,6 +110,7 @@ async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
         on_output=setup.on_output,
         log=setup.log,
         tracker=setup.tracker,
+        max_line=MAX_LINE,
     )
     leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
     if outcome.timed_out:
@@ -127,6 +134,23 @@ def _command_line(action: Action, setup: AttemptSetup) -> tuple[list[str], dict[
     assert action.run is not None
     prepared = prepare_script(action.run, lambda e: render_expression(e, setup.contexts))
     return [*shell_argv(setup.shell), prepared.text], prepared.env
+
+
+#: Linux refuses a single argument or environment string longer than this (MAX_ARG_STRLEN)
+MAX_ARGUMENT_BYTES = 128 * 1024
+
+
+def _unpassable(argv: list[str], env: Mapping[str, str]) -> str | None:
+    """Why these arguments or variables cannot reach a process, or None when they can."""
+    for name, value in (*((f"argument {i}", a) for i, a in enumerate(argv)), *env.items()):
+        if "\x00" in value:
+            return f"{name} contains a NUL character, which no process can receive"
+        if len(value.encode("utf-8", errors="surrogateescape")) >= MAX_ARGUMENT_BYTES:
+            return (
+                f"{name} is longer than {MAX_ARGUMENT_BYTES // 1024} KiB, more than a process"
+                " can receive; pass large values through a file in $WFX_WORKSPACE"
+            )
+    return None
 
 
 def shell_argv(shell: str | None) -> list[str]:

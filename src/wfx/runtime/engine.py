@@ -40,6 +40,7 @@ from wfx.runtime.actions import (
     Attempt,
     AttemptSetup,
     PythonAction,
+    MAX_LINE,
     inherited_environment,
     plain_numbers,
     render_text,
@@ -48,7 +49,7 @@ from wfx.runtime.actions import (
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.process import ProcessTracker
 from wfx.runtime.retry import wait_before
-from wfx.runtime.secrets import SecretSet
+from wfx.runtime.secrets import MaskingStream, SecretSet
 
 _FINISHED = frozenset(
     {
@@ -157,6 +158,46 @@ async def run(
             graph.workflow, graph.nodes, graph.ids, input_values.resolve(graph.workflow, inputs)
         )
     return await _Run(graph, chosen).execute()
+
+
+class _OutputChannel:
+    """Turns a step's output pieces into masked StepOutput events.
+
+    Complete lines are masked on their own; the chunks of a very long line go through
+    a masking stream, so a secret cut in two by the chunking is still masked.
+    """
+
+    def __init__(self, run: _Run, step_id: StepId, rollback: bool) -> None:
+        self.run = run
+        self.step_id = step_id
+        self.rollback = rollback
+        self.streams: dict[str, MaskingStream] = {}
+
+    def __call__(self, stream: str, text: str) -> None:
+        secrets = self.run.secrets
+        if not secrets:
+            self.deliver(stream, text)
+            return
+        masker = self.streams.get(stream)
+        if masker is None:
+            masker = self.streams[stream] = secrets.stream()
+        shown = masker.feed(text, end_of_line=len(text) < MAX_LINE)
+        if shown:
+            self.deliver(stream, shown)
+
+    def flush(self) -> None:
+        """Emit what the masking streams held back (at the end of an attempt)."""
+        for stream, masker in self.streams.items():
+            rest = masker.flush()
+            if rest:
+                self.deliver(stream, rest)
+        self.streams.clear()
+
+    def deliver(self, stream: str, text: str) -> None:
+        event = ev.StepOutput(
+            self.run.run_id, time.time(), self.step_id, stream, text, self.rollback
+        )
+        self.run.emit(event)
 
 
 class _Run:
@@ -348,7 +389,10 @@ class _Run:
             setup = self._setup(node, attempt, contexts)
         except ExpressionError as exc:
             return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
-        return await run_attempt(action, setup)
+        try:
+            return await run_attempt(action, setup)
+        finally:
+            _flush(setup)
 
     def _record(self, node: Node, state: _State, result: Attempt) -> None:
         state.exit_code, state.signal = result.exit_code, result.signal
@@ -560,14 +604,8 @@ class _Run:
             return self.workflow_dir
         return os.path.join(self.workflow_dir, render_text(template, contexts))
 
-    def _output_sink(self, step_id: StepId, *, rollback: bool) -> Callable[[str, str], None]:
-        mask = self.secrets.mask if self.secrets else None
-
-        def deliver(stream: str, text: str) -> None:
-            shown = mask(text) if mask else text
-            self.emit(ev.StepOutput(self.run_id, time.time(), step_id, stream, shown, rollback))
-
-        return deliver
+    def _output_sink(self, step_id: StepId, *, rollback: bool) -> _OutputChannel:
+        return _OutputChannel(self, step_id, rollback)
 
     def _limiters(self) -> dict[str | None, anyio.CapacityLimiter]:
         limiters: dict[str | None, anyio.CapacityLimiter] = {}
@@ -617,7 +655,10 @@ class _Run:
                 on_output=self._output_sink(node.id, rollback=True),
                 env={**setup.env, **{k: render_text(t, contexts) for k, t in rollback.env.items()}},
             )
-            result = await run_attempt(rollback, setup)
+            try:
+                result = await run_attempt(rollback, setup)
+            finally:
+                _flush(setup)
         except ExpressionError as exc:
             result = Attempt(StepStatus.FAILED, reason=f"cannot render the rollback: {exc.message}")
         ok = result.status is StepStatus.SUCCESS
@@ -707,3 +748,8 @@ class _Run:
                 message = f"workflow output `{name}` could not be evaluated: {exc.message}"
                 self.emit(ev.Notice(self.run_id, self.now(), message))
         return outputs
+
+
+def _flush(setup: AttemptSetup) -> None:
+    if isinstance(setup.on_output, _OutputChannel):
+        setup.on_output.flush()

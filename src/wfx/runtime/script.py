@@ -69,6 +69,8 @@ class _Scanner:
     active: _Heredoc | None = None
     line: str = ""
     skip: int = 0
+    outer: list[_State] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
 
     def feed(self, text: str) -> None:
         for index, char in enumerate(text):
@@ -82,9 +84,26 @@ class _Scanner:
         handler: Callable[[str, str, int], None] = getattr(self, f"in_{self.state.name.lower()}")
         handler(char, text, index)
 
+    def enter_substitution(self) -> None:
+        """`$(` opens a command substitution: unquoted context until its `)`."""
+        self.outer.append(self.state)
+        self.depth.append(0)
+        self.state = _State.NORMAL
+        self.skip = 1
+
     def in_normal(self, char: str, text: str, index: int) -> None:
         following = text[index + 1 : index + 2]
-        if char == "\\":
+        if char == "$" and following == "(":
+            self.enter_substitution()
+        elif char == "(" and self.depth:
+            self.depth[-1] += 1
+        elif char == ")" and self.depth:
+            if self.depth[-1]:
+                self.depth[-1] -= 1
+            else:
+                self.depth.pop()
+                self.state = self.outer.pop()
+        elif char == "\\":
             self.skip = 1
         elif char == "'":
             self.state = _State.SINGLE
@@ -133,7 +152,9 @@ class _Scanner:
             self.state = _State.NORMAL
 
     def in_double(self, char: str, text: str, index: int) -> None:
-        if char == "\\":
+        if char == "$" and text[index + 1 : index + 2] == "(":
+            self.enter_substitution()
+        elif char == "\\":
             self.skip = 1
         elif char == '"':
             self.state = _State.NORMAL

@@ -1,0 +1,220 @@
+"""The end-of-run summary: one row per step, as a rich Table or as Markdown.
+
+The summary reads its own small records (`RunLine`, `StepLine`), collected from the event
+stream by `summary_from_events`, so it does not depend on the engine's result type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from rich import box
+from rich.table import Table
+
+from wfx.render.units import duration
+from wfx.runtime.events import (
+    Event,
+    RollbackFinished,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    StepFinished,
+    StepStarted,
+    StepStatus,
+)
+
+#: the symbol shown before a status, in the live view and in summaries
+STATUS_SYMBOLS: Mapping[StepStatus, str] = {
+    StepStatus.PENDING: "·",
+    StepStatus.RUNNING: "▸",
+    StepStatus.SUCCESS: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.TIMEOUT: "⏱",
+    StepStatus.SKIPPED: "⊘",
+    StepStatus.CANCELLED: "⊗",
+    StepStatus.ROLLED_BACK: "↩",
+    StepStatus.ROLLBACK_FAILED: "✗",
+}
+
+#: rich styles for statuses (ignored on a colourless console)
+STATUS_STYLES: Mapping[StepStatus, str] = {
+    StepStatus.PENDING: "dim",
+    StepStatus.RUNNING: "cyan",
+    StepStatus.SUCCESS: "green",
+    StepStatus.FAILED: "bold red",
+    StepStatus.TIMEOUT: "bold red",
+    StepStatus.SKIPPED: "dim",
+    StepStatus.CANCELLED: "yellow",
+    StepStatus.ROLLED_BACK: "magenta",
+    StepStatus.ROLLBACK_FAILED: "bold red",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StepLine:
+    """How one step ended, as the summary shows it."""
+
+    id: str
+    status: StepStatus
+    attempts: int = 0
+    duration: float = 0.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunLine:
+    """How the run ended, as the summary headline shows it; `status` None: it never finished."""
+
+    workflow: str
+    run_id: str
+    status: RunStatus | None = None
+    duration: float = 0.0
+    reason: str | None = None
+
+
+class StepRecord(Protocol):
+    """Anything shaped like a finished step (StepLine, the engine's StepResult)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def status(self) -> StepStatus: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
+class RunRecord(Protocol):
+    """Anything with a mapping of step records (the engine's RunResult)."""
+
+    @property
+    def steps(self) -> Mapping[Any, StepRecord]: ...
+
+
+#: what the summary functions accept: step records or finished-step events, or a run result
+Steps = Iterable[StepRecord | StepFinished] | RunRecord
+
+
+def short_duration(seconds: float) -> str:
+    """Seconds for people: `950ms`, `1.2s`, `1m5.3s` (tenths of a second from 1s up)."""
+    return duration(seconds if seconds < 1 else round(seconds, 1))
+
+
+def step_lines(steps: Steps) -> list[StepLine]:
+    """Normalise the accepted inputs to StepLines, in their given order."""
+    records = steps if isinstance(steps, Iterable) else steps.steps.values()
+    return [_step_line(record) for record in records]
+
+
+def _step_line(record: StepRecord | StepFinished) -> StepLine:
+    if isinstance(record, StepLine):
+        return record
+    step_id = record.step if isinstance(record, StepFinished) else record.id
+    return StepLine(step_id, record.status, record.attempts, record.duration, record.reason)
+
+
+# -- collecting ------------------------------------------------------------------------------
+
+
+def summary_from_events(events: Iterable[Event]) -> tuple[RunLine, list[StepLine]]:
+    """The run's headline and its steps (plan order first) from a recorded event stream."""
+    run = RunLine(workflow="", run_id="")
+    steps: dict[str, StepLine] = {}
+    for event in events:
+        if isinstance(event, RunStarted | RunFinished):
+            run = _run_line(run, event, steps)
+        else:
+            _update_step(steps, event)
+    return run, list(steps.values())
+
+
+def _run_line(run: RunLine, event: RunStarted | RunFinished, steps: dict[str, StepLine]) -> RunLine:
+    if isinstance(event, RunFinished):
+        return replace(run, status=event.status, duration=event.duration, reason=event.reason)
+    for step_id in (*event.steps, *event.finally_steps):
+        steps.setdefault(step_id, StepLine(step_id, StepStatus.PENDING))
+    return RunLine(event.workflow, event.run_id)
+
+
+def _update_step(steps: dict[str, StepLine], event: Event) -> None:
+    if isinstance(event, StepFinished):
+        steps[event.step] = _step_line(event)
+    elif isinstance(event, StepStarted):
+        steps[event.step] = StepLine(event.step, StepStatus.RUNNING, event.attempt)
+    elif isinstance(event, RollbackFinished):
+        known = steps.get(event.step, StepLine(event.step, StepStatus.SUCCESS))
+        steps[event.step] = replace(known, status=event.status, reason=event.reason)
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def status_text(status: StepStatus) -> str:
+    """A status with its symbol, e.g. `✓ success`."""
+    return f"{STATUS_SYMBOLS[status]} {status.value}"
+
+
+def run_headline(run: RunLine) -> str:
+    """`<workflow> — success in 3.4s`, or `<workflow> — did not finish`."""
+    if run.status is None:
+        return f"{run.workflow} — did not finish"
+    return f"{run.workflow} — {run.status.value} in {short_duration(run.duration)}"
+
+
+_HEADERS = ("step", "status", "attempts", "duration", "reason")
+
+
+def _rows(steps: Steps) -> tuple[list[list[str]], list[StepLine]]:
+    """Cells per step; the reason column only when some step has a reason to show."""
+    lines = step_lines(steps)
+    rows = [_cells(line) for line in lines]
+    if not any(row[-1] for row in rows):
+        rows = [row[:-1] for row in rows]
+    return rows, lines
+
+
+def _cells(line: StepLine) -> list[str]:
+    ran = line.attempts > 0
+    return [
+        line.id,
+        status_text(line.status),
+        str(line.attempts) if ran else "-",
+        short_duration(line.duration) if ran else "-",
+        "" if line.status is StepStatus.SUCCESS else line.reason or "",
+    ]
+
+
+def summary_table(steps: Steps) -> Table:
+    """A table of steps: step, status, attempts, duration, and why when one did not succeed."""
+    rows, lines = _rows(steps)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in _HEADERS[: len(rows[0]) if rows else 4]:
+        numeric = header in ("attempts", "duration")
+        table.add_column(header, justify="right" if numeric else "left", no_wrap=header != "reason")
+    for row, line in zip(rows, lines, strict=True):
+        table.add_row(*row, style=STATUS_STYLES[line.status] if line.status.is_failure else None)
+    return table
+
+
+def summary_markdown(run: RunLine, steps: Steps) -> str:
+    """The summary as Markdown (a headline and a table), ready to append to a file."""
+    lines = [f"### wfx run: {_md(run_headline(run))}", ""]
+    if run.reason:
+        lines += [_md(run.reason), ""]
+    rows, _ = _rows(steps)
+    headers = _HEADERS[: len(rows[0]) if rows else 4]
+    aligns = ["---:" if h in ("attempts", "duration") else "---" for h in headers]
+    table = [headers, aligns, *rows]
+    lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in table]
+    return "\n".join(lines) + "\n\n"
+
+
+def _md(text: str) -> str:
+    """Text safe inside a Markdown table cell: no pipes, no line breaks, no HTML."""
+    escaped = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+    return " ".join(escaped.splitlines())
