@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -156,10 +157,121 @@ def bench_plan_cold(repeat: int) -> Result:
     return Result("plan_cold", ratio, 7, detail)
 
 
+def chain_workflow(steps: int) -> str:
+    """`steps` sequential `cmd: [true]` steps."""
+    body = "\n".join(f'  - {{id: s{i}, cmd: ["true"]}}' for i in range(steps))
+    return f"wfx: 1\nsteps:\n{body}\n"
+
+
+def chain_makefile(steps: int) -> str:
+    """The same chain for GNU make: each target depends on the previous one."""
+    names = " ".join(f"s{i}" for i in range(steps))
+    rules = "".join(f"s{i}:{' s' + str(i - 1) if i else ''}\n\t@true\n" for i in range(steps))
+    return f".PHONY: {names}\n{rules}"
+
+
+def bench_chain_marginal(repeat: int) -> Result:
+    """Marginal cost per step of a 200-step chain of `cmd: [true]`, wfx vs GNU make."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        commands = {}
+        for size in (20, 200):
+            (root / f"chain{size}.yaml").write_text(chain_workflow(size))
+            (root / f"chain{size}.mk").write_text(chain_makefile(size))
+            commands[f"wfx{size}"] = [WFX, "run", "-q", str(root / f"chain{size}.yaml")]
+            makefile = str(root / f"chain{size}.mk")
+            commands[f"make{size}"] = ["make", "-s", "-f", makefile, f"s{size - 1}"]
+        medians = interleaved_medians(commands, max(3, repeat // 3))
+    wfx_step = (medians["wfx200"] - medians["wfx20"]) / 180
+    make_step = (medians["make200"] - medians["make20"]) / 180
+    detail = f"wfx {wfx_step * 1000:.2f} ms/step vs make {make_step * 1000:.2f} ms/step"
+    return Result("chain_marginal_vs_make", wfx_step / make_step, 1.5, detail)
+
+
+def fan_workflow(steps: int, parallel: int) -> str:
+    """`steps` independent `cmd: [true]` steps, at most `parallel` at once."""
+    body = "\n".join(f'      - {{id: s{i}, cmd: ["true"]}}' for i in range(steps))
+    head = f"wfx: 1\nmaxParallel: {parallel}\nsteps:\n  - type: parallel\n    steps:\n"
+    return head + body + "\n"
+
+
+def fan_makefile(steps: int) -> str:
+    """`steps` independent targets for `make -j`."""
+    names = " ".join(f"s{i}" for i in range(steps))
+    rules = "".join(f"s{i}:\n\t@true\n" for i in range(steps))
+    return f".PHONY: all {names}\nall: {names}\n{rules}"
+
+
+def bench_fan_throughput(repeat: int) -> Result:
+    """1,000 independent `cmd: [true]` at maxParallel 2: throughput vs `make -j2`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "fan.yaml").write_text(fan_workflow(1000, 2))
+        (root / "fan.mk").write_text(fan_makefile(1000))
+        medians = interleaved_medians(
+            {
+                "wfx": [WFX, "run", "-q", str(root / "fan.yaml")],
+                "make": ["make", "-s", "-j2", "-f", str(root / "fan.mk"), "all"],
+            },
+            max(3, repeat // 4),
+        )
+    ratio = medians["make"] / medians["wfx"]
+    rates = f"wfx {1000 / medians['wfx']:.0f} steps/s vs make -j2 {1000 / medians['make']:.0f}"
+    return Result("fan_throughput_vs_make_j2", ratio, 0.6, rates, higher_is_better=True)
+
+
+def workload(name: str) -> float:
+    """Run bench/workloads.py NAME in a fresh interpreter; return the number it prints."""
+    completed = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "workloads.py"), name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def bench_sleep_parallel(repeat: int) -> Result:
+    """50 parallel `sleep 0.2` (engine time, via the API) vs the ideal 0.2 s."""
+    median = statistics.median(workload("parallel_sleep") for _ in range(max(3, repeat // 3)))
+    detail = f"{median * 1000:.0f} ms for 50 x sleep 0.2"
+    return Result("parallel_sleep_vs_ideal", median / 0.2, 1.3, detail)
+
+
+def bench_python_steps(repeat: int) -> Result:
+    """10,000 in-process async Python steps through the API: steps per second."""
+    median = statistics.median(workload("python_steps") for _ in range(max(3, repeat // 5)))
+    return Result("python_steps_per_s", median, 20_000, f"{median:.0f} steps/s", True)
+
+
+def bench_rss_10k(repeat: int) -> Result:
+    """Peak RSS of a 10,000-step run (Python steps, via the API), in MB."""
+    peak = workload("rss_10k")
+    return Result("rss_10k_steps_mb", peak, 150, f"{peak:.0f} MB peak")
+
+
+def bench_rss_big_output(repeat: int) -> Result:
+    """Peak RSS of `wfx run` while a step prints 1 GB, in MB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workflow = Path(tmp) / "big.yaml"
+        workflow.write_text(
+            "wfx: 1\nsteps:\n  - id: big\n    run: head -c 1000000000 /dev/zero | tr '\\0' x\n"
+        )
+        subprocess.run([WFX, "run", "-q", str(workflow)], stdout=subprocess.DEVNULL, check=False)
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return Result("rss_1gb_output_mb", peak, 100, f"{peak:.0f} MB peak while a step printed 1 GB")
+
+
 BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
     "plan_cold": bench_plan_cold,
     "plan_scaling": bench_plan_scaling,
+    "chain_marginal": bench_chain_marginal,
+    "fan_throughput": bench_fan_throughput,
+    "parallel_sleep": bench_sleep_parallel,
+    "python_steps": bench_python_steps,
+    "rss_10k": bench_rss_10k,
+    "rss_big_output": bench_rss_big_output,
 }
 
 

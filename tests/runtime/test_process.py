@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -247,16 +247,16 @@ async def test_a_pipe_holder_out_of_reach_does_not_hang_the_run(census: Census) 
 # --- cancellation from outside and escalation (the engine's side of T7) ------------------
 
 
-async def test_cancellation_terms_each_process_once_then_kills(
-    census: Census, tmp_path: Path
-) -> None:
-    main_log, escaped_log = tmp_path / "main", tmp_path / "escaped"
-    script = (
-        'trap "echo term >> $1" TERM; '
-        'setsid sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$2" & '
-        "sleep 0.2; echo ready; while :; do sleep 0.05; done"
-    )
-    started = time.monotonic()
+TRAPPED_TREE = (
+    'trap "echo term >> $1" TERM; '
+    'sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$2" & '
+    'setsid sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$3" & '
+    "sleep 0.2; echo ready; while :; do sleep 0.05; done"
+)
+"""A shell, a child in its group and an escaped (setsid) child, each logging every TERM."""
+
+
+async def _cancel_trapped_tree(census: Census, logs: list[Path]) -> anyio.CancelScope:
     with anyio.CancelScope() as scope:
 
         def cancel_when_ready(stream: Stream, text: str) -> None:
@@ -264,15 +264,81 @@ async def test_cancellation_terms_each_process_once_then_kills(
                 scope.cancel()
 
         await run(
-            sh(script, str(main_log), str(escaped_log)),
-            census,
-            kill_grace=0.5,
-            on_output=cancel_when_ready,
+            sh(TRAPPED_TREE, *map(str, logs)), census, kill_grace=0.5, on_output=cancel_when_ready
         )
+    return scope
+
+
+async def test_cancellation_terms_each_process_once_then_kills(
+    census: Census, tmp_path: Path
+) -> None:
+    logs = [tmp_path / name for name in ("main", "member", "escaped")]
+    started = time.monotonic()
+    scope = await _cancel_trapped_tree(census, logs)
     assert scope.cancelled_caught  # the cancellation went on after the cleanup
     assert time.monotonic() - started < 0.2 + 0.5 + 1.5
-    assert main_log.read_text() == "term\n"
-    assert escaped_log.read_text() == "term\n"
+    assert [log.read_text() for log in logs] == ["term\n"] * 3
+    assert census.alive() == []
+
+
+@pytest.fixture
+def signals_sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int]]:
+    """Every signal wfx sends, as (\"group\" or \"pid\", target's process group, signal).
+
+    Signals sent back to back coalesce in the kernel, so a trap cannot tell one TERM from
+    two: the tests that need to know record what is sent instead.
+    """
+    sent: list[tuple[str, int, int]] = []
+    killpg, pidfd_send_signal = os.killpg, signal.pidfd_send_signal
+
+    def record_group(pgid: int, signum: int) -> None:
+        sent.append(("group", pgid, signum))
+        killpg(pgid, signum)
+
+    def record_pidfd(fd: int, signum: int, *rest: Any) -> None:
+        sent.append(("pid", _group_of_pidfd(fd), signum))
+        pidfd_send_signal(fd, signum, *rest)
+
+    monkeypatch.setattr(os, "killpg", record_group)
+    monkeypatch.setattr(signal, "pidfd_send_signal", record_pidfd)
+    return sent
+
+
+def _group_of_pidfd(fd: int) -> int:
+    try:
+        pid = re.findall(r"Pid:\s+(-?\d+)", Path(f"/proc/self/fdinfo/{fd}").read_text())[0]
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(b")") + 2 :].split()[2])
+
+
+def _terms(sent: list[tuple[str, int, int]]) -> tuple[list[int], list[int]]:
+    """The groups TERMed as a whole, and the groups of processes TERMed one by one."""
+    terms = [(how, group) for how, group, signum in sent if signum == signal.SIGTERM]
+    return [g for how, g in terms if how == "group"], [g for how, g in terms if how == "pid"]
+
+
+async def test_cancellation_sends_term_to_the_group_once_and_to_each_escapee_once(
+    census: Census, tmp_path: Path, signals_sent: list[tuple[str, int, int]]
+) -> None:
+    await _cancel_trapped_tree(census, [tmp_path / name for name in ("a", "b", "c")])
+    groups, one_by_one = _terms(signals_sent)
+    assert len(groups) == 1
+    assert one_by_one and groups[0] not in one_by_one  # members are not TERMed twice
+    assert census.alive() == []
+
+
+async def test_cancellation_during_a_timeouts_grace_sends_no_second_term(
+    census: Census, signals_sent: list[tuple[str, int, int]]
+) -> None:
+    started = time.monotonic()
+    with anyio.move_on_after(0.6) as outer:  # fires while the timeout's 1 s grace runs
+        await run(sh('trap "" TERM; sleep 600'), census, timeout=0.3, kill_grace=1.0)
+    assert outer.cancelled_caught
+    assert time.monotonic() - started < 0.3 + 1.0 + 1.0
+    groups, one_by_one = _terms(signals_sent)
+    assert (len(groups), one_by_one) == (1, [])
     assert census.alive() == []
 
 
@@ -287,7 +353,7 @@ async def test_kill_all_escalates_at_once_while_the_grace_runs(census: Census) -
             await run(
                 sh('trap "" TERM; echo ready; sleep 600'),
                 census,
-                kill_grace=60,
+                kill_grace=10,
                 tracker=tracker,
                 on_output=lambda stream, text: ready.set(),
             )
@@ -305,6 +371,18 @@ async def test_kill_all_escalates_at_once_while_the_grace_runs(census: Census) -
         tracker.kill_all()  # second Ctrl-C
     assert finished_at - killed_at < 1.0
     assert tracker.live() == 0
+    assert census.alive() == []
+
+
+async def test_a_failing_output_callback_kills_the_tree_and_surfaces(census: Census) -> None:
+    def explode(stream: Stream, text: str) -> None:
+        raise RuntimeError("callback broke")
+
+    started = time.monotonic()
+    with pytest.raises(ExceptionGroup) as caught:
+        await run(sh("echo hi; sleep 600"), census, on_output=explode, kill_grace=5)
+    assert [str(error) for error in caught.value.exceptions] == ["callback broke"]
+    assert time.monotonic() - started < 2
     assert census.alive() == []
 
 
@@ -458,7 +536,6 @@ def _resources() -> tuple[int, int, int]:
     return len(os.listdir("/proc/self/fd")), _status("Threads"), _status("VmRSS")
 
 
-@pytest.mark.slow
 async def test_t10_two_thousand_processes_leak_nothing(census: Census) -> None:
     limiter = anyio.CapacityLimiter(4)
 
@@ -490,6 +567,7 @@ async def test_t10_two_thousand_processes_leak_nothing(census: Census) -> None:
     assert zombies == 0, figures
     assert abs(fds_after - fds) <= 5, figures
     assert abs(threads_after - threads) <= 5, figures
+    assert rss_after - rss < 50 * 1024, figures
     assert census.alive() == [], figures
 
 
@@ -499,9 +577,14 @@ async def test_t10_two_thousand_processes_leak_nothing(census: Census) -> None:
 async def test_no_proc_scan_when_the_group_is_empty_and_the_pipes_closed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    scans = []
+    scans: list[object] = []
     real = process_module._census
-    monkeypatch.setattr(process_module, "_census", lambda *a, **k: scans.append(1) or real(*a, **k))
+
+    def counting_census(*args: Any, **kwargs: Any) -> Any:
+        scans.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(process_module, "_census", counting_census)
     for argv in (["true"], sh("echo hi; exit 3"), sh("(echo child) ; wait")):
         await run(argv)
     assert scans == []

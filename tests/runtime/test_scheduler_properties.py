@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from harness import run_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from harness import run_text
 
 from wfx.runtime import events as ev
 

@@ -192,7 +192,7 @@ def _cells(line: StepLine) -> list[str]:
 def summary_table(steps: Steps) -> Table:
     """A table of steps: step, status, attempts, duration, and why when one did not succeed."""
     rows, lines = _rows(steps)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for header in _HEADERS[: len(rows[0]) if rows else 4]:
         numeric = header in ("attempts", "duration")
         table.add_column(header, justify="right" if numeric else "left", no_wrap=header != "reason")

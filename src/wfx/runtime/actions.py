@@ -8,6 +8,7 @@ items stay single argv entries, whatever they contain.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import math
@@ -35,6 +36,7 @@ from wfx.runtime.script import prepare_script
 #: a Python step: keyword arguments from `with`, returns a mapping of outputs (or None)
 PythonAction = Callable[..., Any]
 
+DEFAULT_SHELL = "bash -eo pipefail"
 FALLBACK_SHELL = "sh -e"
 
 #: output lines longer than this arrive in chunks of this many characters
@@ -61,11 +63,12 @@ class AttemptSetup:
     attempt: int
     contexts: Mapping[str, Any]
     env: Mapping[str, str]
+    base_env: Mapping[str, str]
     cwd: str
     timeout: float | None
     kill_grace: float
     shell: str | None
-    output_file: Path
+    output_file: str
     on_output: Callable[[str, str], None]
     tracker: ProcessTracker
     actions: Mapping[str, PythonAction]
@@ -96,11 +99,12 @@ def _message(exc: Exception) -> str:
 
 async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
     argv, extra_env = _command_line(action, setup)
-    env = {**setup.env, **extra_env}
-    problem = _unpassable(argv, env)
+    own = {**setup.env, **extra_env}
+    problem = _unpassable(argv, own)
     if problem is not None:
         return Attempt(StepStatus.FAILED, reason=problem)
-    setup.output_file.write_bytes(b"")
+    env = {**setup.base_env, **own}
+    Path(setup.output_file).write_bytes(b"")
     outcome = await run_process(
         argv,
         env=env,
@@ -122,7 +126,7 @@ async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
         reason = _exit_reason(outcome.returncode, outcome.signal)
         return Attempt(StepStatus.FAILED, {}, outcome.returncode, outcome.signal, reason, leftovers)
     try:
-        outputs = read_outputs(setup.output_file)
+        outputs = read_outputs(Path(setup.output_file))
     except OutputFormatError as exc:
         return Attempt(StepStatus.FAILED, {}, 0, None, f"bad $WFX_OUTPUT: {exc}", leftovers)
     return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers)
@@ -154,12 +158,17 @@ def _unpassable(argv: list[str], env: Mapping[str, str]) -> str | None:
 
 
 def shell_argv(shell: str | None) -> list[str]:
-    """The argv prefix for a shell setting; the built-in default falls back to `sh -e`."""
-    words = shlex.split(shell or "bash -eo pipefail")
-    if shell is None or (words[0] == "bash" and shutil.which("bash") is None):
-        if shutil.which("bash") is None:
-            words = shlex.split(FALLBACK_SHELL)
-    return [*words, "-c"]
+    """The argv prefix for a shell setting (None: the built-in default)."""
+    if shell is None:
+        return list(_default_shell())
+    return [*shlex.split(shell), "-c"]
+
+
+@functools.cache
+def _default_shell() -> tuple[str, ...]:
+    """`bash -eo pipefail` where bash exists, else `sh -e`."""
+    chosen = DEFAULT_SHELL if shutil.which("bash") else FALLBACK_SHELL
+    return (*shlex.split(chosen), "-c")
 
 
 def _exit_reason(returncode: int | None, signal_number: int | None) -> str:
@@ -230,16 +239,20 @@ def plain_numbers(value: Any) -> Any:
 async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
     assert action.uses is not None
     function = resolve_callable(action.uses, setup.actions, setup.import_root)
-    kwargs = render_value(action.with_, setup.contexts)
+    kwargs = render_value(action.with_, setup.contexts) if action.with_ else {}
     call = _bind(function, kwargs)
-    result: Any = None
-    with anyio.move_on_after(setup.timeout if setup.timeout is not None else math.inf) as scope:
-        try:
+    try:
+        if setup.timeout is None:
             result = await call()
-        except Exception as exc:  # the step's own failure: report it, never crash the run
-            return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
-    if scope.cancelled_caught:
-        return Attempt(StepStatus.TIMEOUT, reason=f"timed out after {_seconds(setup.timeout)}")
+        else:
+            result = None
+            with anyio.move_on_after(setup.timeout) as scope:
+                result = await call()
+            if scope.cancelled_caught:
+                reason = f"timed out after {_seconds(setup.timeout)}"
+                return Attempt(StepStatus.TIMEOUT, reason=reason)
+    except Exception as exc:  # the step's own failure: report it, never crash the run
+        return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
     try:
         outputs = _outputs_of(result)
     except ActionError as exc:
@@ -250,13 +263,13 @@ async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
 def _bind(function: PythonAction, kwargs: Any) -> Callable[[], Awaitable[Any]]:
     if not isinstance(kwargs, Mapping):
         raise ActionError("`with` must be a mapping of keyword arguments")
-    try:
-        inspect.signature(function).bind(**kwargs)
-    except TypeError as exc:
-        raise ActionError(f"`with` does not fit {_name(function)}: {exc}") from None
-    except ValueError:
-        pass  # builtins without a signature: let the call say what is wrong
-    if inspect.iscoroutinefunction(function):
+    signature, is_async = _describe(function)
+    if signature is not None and not _fits(function, signature, kwargs):
+        try:
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            raise ActionError(f"`with` does not fit {_name(function)}: {exc}") from None
+    if is_async:
 
         async def call_async() -> Any:
             return await function(**kwargs)
@@ -267,6 +280,36 @@ def _bind(function: PythonAction, kwargs: Any) -> Callable[[], Awaitable[Any]]:
         return await anyio.to_thread.run_sync(lambda: function(**kwargs), abandon_on_cancel=True)
 
     return call_in_thread
+
+
+_DESCRIBED: dict[Any, tuple[inspect.Signature | None, bool]] = {}
+_FITTING: set[tuple[Any, frozenset[str]]] = set()
+
+
+def _fits(function: PythonAction, signature: inspect.Signature, kwargs: Mapping[str, Any]) -> bool:
+    """Whether these keyword names are known to bind (checked once per name set)."""
+    key = (function, frozenset(kwargs))
+    if key in _FITTING:
+        return True
+    try:
+        signature.bind(**kwargs)
+    except TypeError:
+        return False
+    _FITTING.add(key)
+    return True
+
+
+def _describe(function: PythonAction) -> tuple[inspect.Signature | None, bool]:
+    """The callable's signature (None for builtins without one) and whether it is async,
+    worked out once per callable."""
+    known = _DESCRIBED.get(function)
+    if known is None:
+        try:
+            signature: inspect.Signature | None = inspect.signature(function)
+        except (TypeError, ValueError):
+            signature = None
+        known = _DESCRIBED[function] = (signature, inspect.iscoroutinefunction(function))
+    return known
 
 
 def _name(function: PythonAction) -> str:

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +34,13 @@ import anyio
 
 from wfx.expr import ExpressionError, Status, Template, is_truthy
 from wfx.graph import ExecutionGraph, Node, NodeKind, RetrySchedule, Section
-from wfx.model import Action, OnError, Step, StepId
+from wfx.model import Action, OnError, Step, StepId, StepKind
 from wfx.runtime import events as ev
 from wfx.runtime.actions import (
+    MAX_LINE,
     Attempt,
     AttemptSetup,
     PythonAction,
-    MAX_LINE,
     inherited_environment,
     plain_numbers,
     render_text,
@@ -234,7 +234,14 @@ class _Run:
         self.group_starts = {n.id: n.index for n in graph.nodes if n.kind is NodeKind.GROUP_START}
         self.workspace = options.workspace or Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
         self.scratch = Path(tempfile.mkdtemp(prefix="wfx-run-"))
+        self.scratch_dir = str(self.scratch)
+        self.workspace_dir = str(self.workspace)
         self.task_group: anyio.abc.TaskGroup | None = None
+        self.unfinished = 0
+        self.idle_workers = 0
+        self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
+        self.ready_send.close()  # each phase opens its own pair
+        self.ready_receive.close()
         self.started = time.monotonic()
 
     # -- events -----------------------------------------------------------------------------
@@ -276,11 +283,22 @@ class _Run:
             self.reason = f"the workflow timed out after {limit:g}s"
 
     async def _phase(self, section: Section) -> None:
+        """Run one section's nodes. Steps run on worker tasks that pick up the next ready
+        step when theirs ends, so 10,000 quick steps do not cost 10,000 task spawns."""
         roots = [n.index for n in self.graph.nodes if n.section is section and not n.deps]
-        async with anyio.create_task_group() as group:
-            self.task_group = group
-            self._release(roots)
-        self.task_group = None
+        self.unfinished = sum(1 for _ in self.graph.steps(section))
+        self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
+        self.idle_workers = 0
+        try:
+            async with anyio.create_task_group() as group:
+                self.task_group = group
+                self._release(roots)
+                if not self.unfinished:
+                    self.ready_send.close()
+        finally:
+            self.ready_send.close()
+            self.ready_receive.close()
+            self.task_group = None
         for node in self.graph.nodes:
             if node.section is section and self.states[node.index].status is StepStatus.PENDING:
                 self._finish_node(node, StepStatus.SKIPPED, "the run stopped before it")
@@ -292,11 +310,34 @@ class _Run:
             index = queue.popleft()
             node = self.graph.nodes[index]
             if node.is_step:
-                assert self.task_group is not None
-                self.task_group.start_soon(self._run_step, node, name=node.id)
+                self._dispatch(node)
                 continue
             self._pass_barrier(node)
             queue.extend(self._completed(index))
+
+    def _dispatch(self, node: Node) -> None:
+        """Hand a ready step to an idle worker, or start a new worker for it."""
+        if self.idle_workers:
+            self.idle_workers -= 1
+            self.ready_send.send_nowait(node)
+            return
+        assert self.task_group is not None
+        self.task_group.start_soon(self._worker, node)
+
+    async def _worker(self, node: Node) -> None:
+        while True:
+            await self._run_step(node)
+            try:
+                node = self.ready_receive.receive_nowait()
+                continue
+            except anyio.WouldBlock:
+                self.idle_workers += 1
+            except anyio.EndOfStream:
+                return
+            try:
+                node = await self.ready_receive.receive()
+            except anyio.EndOfStream:
+                return
 
     def _completed(self, index: int) -> list[int]:
         """Count one finished dependency for each dependent; return those now ready."""
@@ -335,9 +376,13 @@ class _Run:
                     self.scopes[node.index] = (scope, cancel_on_failure)
                 if main and (self.cancelled or (self.failing and cancel_on_failure)):
                     scope.cancel()
-                async with AsyncExitStack() as stack:
-                    for limiter in self._limiters_of(node):
-                        await stack.enter_async_context(limiter)
+                limiters = self._limiters_of(node)
+                if limiters:
+                    async with AsyncExitStack() as stack:
+                        for limiter in limiters:
+                            await stack.enter_async_context(limiter)
+                        await self._attempts(node, state)
+                else:
                     await self._attempts(node, state)
             if scope.cancelled_caught:
                 self._stopped(node, state)
@@ -386,7 +431,10 @@ class _Run:
         assert settings is not None
         try:
             contexts = self._contexts(node, attempt)
-            setup = self._setup(node, attempt, contexts)
+            if action.kind is StepKind.USES:
+                setup = self._python_setup(node, attempt, contexts)
+            else:
+                setup = self._setup(node, attempt, contexts)
         except ExpressionError as exc:
             return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
         try:
@@ -417,6 +465,9 @@ class _Run:
         state.ended = time.monotonic()
         if not node.is_step:
             return
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.ready_send.close()
         duration = state.ended - (state.started or state.ended)
         self.steps_context[node.id] = {
             "outputs": state.outputs,
@@ -572,28 +623,51 @@ class _Run:
     def _setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
         settings = node.settings
         assert settings is not None
-        output_file = self.scratch / f"{node.index}-{attempt}.out"
+        output_file = f"{self.scratch_dir}/{node.index}-{attempt}.out"
         extra = {
-            "WFX_OUTPUT": str(output_file),
-            "WFX_WORKSPACE": str(self.workspace),
+            "WFX_OUTPUT": output_file,
+            "WFX_WORKSPACE": self.workspace_dir,
             "WFX_RUN_ID": self.run_id,
             "WFX_STEP_ID": node.id,
             "WFX_ATTEMPT": str(attempt),
             "WFX_IDEMPOTENCY_KEY": f"{self.run_id}:{node.id}:{attempt}",
         }
-        env = {**self.base_env, **contexts["env"], **extra}
+        env = {**contexts["env"], **extra}
         timeout = settings.timeout.value
         return AttemptSetup(
             step_id=node.id,
             attempt=attempt,
             contexts=contexts,
             env=env,
+            base_env=self.base_env,
             cwd=self._working_directory(settings.working_directory.value, contexts),
             timeout=None if timeout is None else float(timeout),
             kill_grace=float(settings.kill_grace.value),
             shell=None if settings.shell.origin.value == "built-in" else str(settings.shell.value),
             output_file=output_file,
             on_output=self._output_sink(node.id, rollback=False),
+            tracker=self.tracker,
+            actions=self.options.actions,
+            import_root=self.workflow_dir,
+        )
+
+    def _python_setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
+        """The lighter setup of a Python step: no process, so no environment or files."""
+        settings = node.settings
+        assert settings is not None
+        timeout = settings.timeout.value
+        return AttemptSetup(
+            step_id=node.id,
+            attempt=attempt,
+            contexts=contexts,
+            env={},
+            base_env={},
+            cwd=self.workflow_dir,
+            timeout=None if timeout is None else float(timeout),
+            kill_grace=0.0,
+            shell=None,
+            output_file="",
+            on_output=_ignore_output,
             tracker=self.tracker,
             actions=self.options.actions,
             import_root=self.workflow_dir,
@@ -753,3 +827,7 @@ class _Run:
 def _flush(setup: AttemptSetup) -> None:
     if isinstance(setup.on_output, _OutputChannel):
         setup.on_output.flush()
+
+
+def _ignore_output(stream: str, text: str) -> None:
+    """Python steps write no process output."""

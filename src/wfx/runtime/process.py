@@ -349,7 +349,7 @@ class _ProcessTree:
         self.signal_group(signal.SIGTERM)
         for victim in victims:
             # Group members already got it: a trap must run once, not twice.
-            if True:
+            if victim.pgid != self.pgid:
                 victim.send(signal.SIGTERM)
         with anyio.move_on_after(grace):
             await self._all_gone(victims)

@@ -1,0 +1,181 @@
+"""Run events as CloudEvents 1.0 JSON lines (structured mode), one event per line.
+
+Each line is a complete CloudEvent: `specversion`, a fresh `id`, a `source` naming the
+workflow file (or the run), a `dev.wfx.*` `type`, an RFC 3339 UTC `time`, the step as
+`subject`, and the event's own fields as JSON `data` (camelCase keys, enums as values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import IO, Any, cast
+from urllib.parse import quote
+
+from wfx.render.plan_json import json_value
+from wfx.runtime.events import (
+    Event,
+    Notice,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunStarted,
+    StepCancelled,
+    StepFailed,
+    StepFinished,
+    StepOutput,
+    StepRetrying,
+    StepSkipped,
+    StepStarted,
+    StepStatus,
+    StepSucceeded,
+    StepTimedOut,
+)
+
+SPEC_VERSION = "1.0"
+
+#: the CloudEvents `type` of each event class
+EVENT_TYPES: Mapping[type[Event], str] = {
+    RunStarted: "dev.wfx.run.started",
+    StepStarted: "dev.wfx.step.started",
+    StepOutput: "dev.wfx.step.output",
+    StepRetrying: "dev.wfx.step.retrying",
+    StepSucceeded: "dev.wfx.step.succeeded",
+    StepFailed: "dev.wfx.step.failed",
+    StepTimedOut: "dev.wfx.step.timedout",
+    StepSkipped: "dev.wfx.step.skipped",
+    StepCancelled: "dev.wfx.step.cancelled",
+    RollbackStarted: "dev.wfx.rollback.started",
+    RollbackFinished: "dev.wfx.rollback.finished",
+    Notice: "dev.wfx.notice",
+    RunFinished: "dev.wfx.run.finished",
+}
+
+#: a bare StepFinished (or an unknown subclass of it) is typed by its status
+_FINISHED_TYPES: Mapping[StepStatus, str] = {
+    StepStatus.SUCCESS: EVENT_TYPES[StepSucceeded],
+    StepStatus.FAILED: EVENT_TYPES[StepFailed],
+    StepStatus.TIMEOUT: EVENT_TYPES[StepTimedOut],
+    StepStatus.SKIPPED: EVENT_TYPES[StepSkipped],
+    StepStatus.CANCELLED: EVENT_TYPES[StepCancelled],
+}
+
+
+def event_type(event: Event) -> str:
+    """The CloudEvents `type` of an event, e.g. `dev.wfx.step.failed`."""
+    known = EVENT_TYPES.get(type(event))
+    if known is not None:
+        return known
+    if isinstance(event, StepFinished):
+        return _FINISHED_TYPES.get(event.status, "dev.wfx.step.finished")
+    base = next((EVENT_TYPES[k] for k in type(event).__mro__ if k in EVENT_TYPES), None)
+    return base or "dev.wfx.event"
+
+
+def event_source(workflow_file: str | None, run_id: str) -> str:
+    """`wfx://<workflow file>` when the file is known, else `wfx://run/<run id>`."""
+    if workflow_file:
+        return "wfx://" + quote(workflow_file, safe="/:@")
+    return "wfx://run/" + quote(run_id, safe="")
+
+
+def rfc3339(timestamp: float) -> str:
+    """Seconds since the epoch as RFC 3339 UTC with a `Z`, e.g. `2026-01-02T03:04:05.678901Z`."""
+    moment = datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def to_cloudevent(event: Event, source: str) -> dict[str, Any]:
+    """One event as a structured-mode CloudEvent (a JSON-ready dict)."""
+    cloud: dict[str, Any] = {
+        "specversion": SPEC_VERSION,
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": event_type(event),
+        "time": rfc3339(event.time),
+    }
+    subject = getattr(event, "step", None)
+    if subject:
+        cloud["subject"] = subject
+    cloud["datacontenttype"] = "application/json"
+    cloud["data"] = event_data(event)
+    return cloud
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """An event's fields as JSON-ready data: camelCase keys, enums as their values."""
+    return {key: _plain(getattr(event, name)) for name, key in _keys(type(event))}
+
+
+_KEYS: dict[type[Event], tuple[tuple[str, str], ...]] = {}
+
+
+def _keys(kind: type[Event]) -> tuple[tuple[str, str], ...]:
+    """(field name, JSON key) pairs of an event class, computed once per class."""
+    keys = _KEYS.get(kind)
+    if keys is None:
+        names = [f.name for f in dataclasses.fields(kind)]
+        keys = _KEYS[kind] = tuple((name, _camel(name)) for name in names)
+    return keys
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _plain(value: Any) -> Any:
+    if type(value) in _SCALARS:  # most fields: no conversion, and no isinstance chain
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    return json_value(value)
+
+
+class CloudEventsWriter:
+    """An event sink writing each event as one CloudEvents JSON line, flushed at once."""
+
+    def __init__(self, file: IO[str] | IO[bytes], *, source: str | None = None) -> None:
+        """`source` is the workflow file; without it events are sourced `wfx://run/<id>`."""
+        self._file = file
+        self._source = event_source(source, "") if source else None
+        self._run_sources: dict[str, str] = {}
+        self._write = _line_writer(file)
+
+    def __call__(self, event: Event) -> None:
+        """Write one event as a line and flush it."""
+        cloud = to_cloudevent(event, self._source or self._run_source(event.run_id))
+        self._write(_ENCODER.encode(cloud) + "\n")
+        self._file.flush()
+
+    def _run_source(self, run_id: str) -> str:
+        source = self._run_sources.get(run_id)
+        if source is None:
+            source = self._run_sources[run_id] = event_source(None, run_id)
+        return source
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+def _line_writer(file: IO[str] | IO[bytes]) -> Callable[[str], object]:
+    if _is_binary(file):
+        binary = cast(IO[bytes], file)
+        return lambda line: binary.write(line.encode("utf-8", "backslashreplace"))
+    return cast(IO[str], file).write
+
+
+def _is_binary(file: IO[Any]) -> bool:
+    if isinstance(file, io.TextIOBase):
+        return False
+    if isinstance(file, io.RawIOBase | io.BufferedIOBase):
+        return True
+    return "b" in str(getattr(file, "mode", ""))
