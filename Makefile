@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/wfx validate examples/*.yaml
 	$(BIN)/wfx plan examples/production-deployment.yaml -i environment=prd
-	$(BIN)/wfx eval "format('deploy {0} to {1}', inputs.version, inputs.env)" --context 'inputs={"version": "v1.4.2", "env": "prd"}'
+	$(BIN)/wfx run examples/production-deployment.yaml -i environment=prd
 
 ## test: lint, type-check and run the whole test suite
 test: lint typecheck unit

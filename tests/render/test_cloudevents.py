@@ -76,6 +76,8 @@ def assert_valid_cloudevent(cloud: dict[str, Any]) -> None:
         assert isinstance(cloud[name], str) and cloud[name], name
     assert cloud["specversion"] == "1.0"
     assert uuid.UUID(cloud["id"]).version == 4
+    assert str(uuid.UUID(cloud["id"])) == cloud["id"]
+    assert uuid.UUID(cloud["id"]).variant == uuid.RFC_4122
     assert re.match(r"^[a-z][a-z0-9+.-]*://\S+$", cloud["source"])
     assert re.match(r"^dev\.wfx\.[a-z]+(\.[a-z]+)?$", cloud["type"])
     assert RFC3339_UTC.match(cloud["time"])
@@ -153,6 +155,8 @@ def test_data_carries_the_event_fields_with_enums_as_values_and_the_run_id() -> 
 def test_time_is_rfc3339_utc_with_a_z() -> None:
     assert rfc3339(T0) == "2026-01-01T00:00:00.250000Z"
     assert rfc3339(0) == "1970-01-01T00:00:00.000000Z"
+    assert rfc3339(59.9999996) == "1970-01-01T00:01:00.000000Z"
+    assert rfc3339(-0.25) == "1969-12-31T23:59:59.750000Z"
     parsed = datetime.fromisoformat(rfc3339(T0))
     assert parsed.timestamp() == T0
 

@@ -1,0 +1,153 @@
+"""`wfx run` as a user runs it: exit codes, output, events file, summary, signals (T7)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wfx(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wfx", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        timeout=120,
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("steps", "code"),
+    [
+        ("  - run: 'true'\n", 0),
+        ("  - run: exit 4\n", 1),
+        ("  - {run: exit 4, onError: continue}\n  - run: 'true'\n", 3),
+        ("  - run: 'true'\n    bogus: 1\n", 2),
+    ],
+)
+def test_exit_codes(tmp_path: Path, steps: str, code: int) -> None:
+    result = wfx("run", str(write(tmp_path, "wfx: 1\nsteps:\n" + steps)))
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_plain_output_is_prefixed_and_ends_with_a_summary(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - id: hello\n    run: echo hi there\n")
+    result = wfx("run", str(path))
+    assert result.returncode == 0
+    assert "[hello] hi there" in result.stdout
+    assert "hello" in result.stdout.splitlines()[-3] or "success" in result.stdout
+
+
+def test_invalid_inputs_run_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = write(
+        tmp_path,
+        f"wfx: 1\ninputs:\n  n: {{type: number}}\nsteps:\n  - run: touch {marker}\n",
+    )
+    result = wfx("run", str(path), "-i", "n=many")
+    assert result.returncode == 2
+    assert not marker.exists()
+    assert "input `n`: expected a number" in result.stderr
+
+
+def test_events_file_holds_cloudevents(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - id: a\n    run: echo x\n")
+    events = tmp_path / "events.jsonl"
+    result = wfx("run", str(path), "--events", str(events))
+    assert result.returncode == 0
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    assert records[0]["type"] == "dev.wfx.run.started"
+    assert records[-1]["type"] == "dev.wfx.run.finished"
+    assert all(r["specversion"] == "1.0" for r in records)
+
+
+def test_summary_markdown_is_appended(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - id: a\n    run: echo x\n")
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier\n")
+    assert wfx("run", str(path), "--summary-md", str(summary)).returncode == 0
+    text = summary.read_text()
+    assert text.startswith("earlier\n")
+    assert "| `a` |" in text or "| a |" in text
+
+
+TRAP = """wfx: 1
+steps:
+  - id: trapper
+    run: |
+      trap 'echo TERM >> {log}; sleep 2; echo cleanup_done >> {log}; exit 143' TERM
+      trap 'echo INT >> {log}' INT
+      echo started >> {log}
+      sleep 60 &
+      wait
+    killGrace: 10s
+  - id: later
+    run: echo later >> {log}
+finally:
+  - id: final
+    run: echo finally >> {log}
+"""
+
+
+def start_run(tmp_path: Path, text: str) -> tuple[subprocess.Popen[str], Path]:
+    log = tmp_path / "log"
+    path = write(tmp_path, text.format(log=log))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wfx", "run", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (log.exists() and "started" in log.read_text()):
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    return process, log
+
+
+def test_sigint_forwards_term_once_waits_for_cleanup_and_exits_130(tmp_path: Path) -> None:
+    process, log = start_run(tmp_path, TRAP)
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
+    out, err = process.communicate(timeout=30)
+    lines = log.read_text().splitlines()
+    assert process.returncode == 130, out + err
+    assert lines.count("TERM") == 1
+    assert "INT" not in lines  # the step's group is not the terminal's: no double signal
+    assert "cleanup_done" in lines
+    assert "later" not in lines
+    assert lines[-1] == "finally"
+
+
+def test_second_sigint_kills_at_once_and_says_so(tmp_path: Path) -> None:
+    process, log = start_run(tmp_path, TRAP)
+    os.killpg(process.pid, signal.SIGINT)
+    time.sleep(0.3)
+    second = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - second < 1.0
+    assert process.returncode == 130
+    assert "second interrupt" in (out + err)
+    assert "finally" not in log.read_text()
