@@ -269,9 +269,14 @@ def run_command(
     console = Console(highlight=False)
     collected: list[Any] = []
     with ExitStack() as stack:
-        view = stack.enter_context(
-            choose_view(console, quiet=quiet, verbose=verbose, groups=_groups_of(graph))
+        view = choose_view(
+            console,
+            quiet=quiet,
+            verbose=verbose,
+            groups=_groups_of(graph),
+            attempts=_attempts_of(graph),
         )
+        stack.enter_context(view)
         sinks: list[Callable[[Any], None]] = [view, collected.append]
         if events_file:
             handle = stack.enter_context(open(events_file, "w", encoding="utf-8"))
@@ -298,6 +303,10 @@ def run_command(
 
 def _groups_of(graph: Any) -> dict[str, tuple[str, ...]]:
     return {node.id: tuple(node.groups) for node in graph.steps()}
+
+
+def _attempts_of(graph: Any) -> dict[str, int]:
+    return {node.id: node.settings.retry.value.attempts for node in graph.steps()}
 
 
 @cli.command(name="eval")

@@ -38,6 +38,7 @@ from wfx.runtime.events import (
     StepTimedOut,
 )
 
+#: the CloudEvents specification version every line follows
 SPEC_VERSION = "1.0"
 
 #: the CloudEvents `type` of each event class

@@ -67,7 +67,7 @@ def _phrase(verb: str, reason: str | None) -> str:
     return f"{verb}: {reason}"
 
 
-def finished_phrase(event: StepFinished) -> str:
+def _finished_phrase(event: StepFinished) -> str:
     """How a step ended, e.g. `succeeded in 1.2s`, `failed after 3 attempts: exit code 1`."""
     verb = _VERBS.get(event.status, event.status.value)
     if event.status is StepStatus.SUCCESS:
@@ -84,12 +84,12 @@ def finished_phrase(event: StepFinished) -> str:
     return phrase
 
 
-def rollback_phrase(event: RollbackFinished) -> str:
+def _rollback_phrase(event: RollbackFinished) -> str:
     """How a compensation ended: `rolled back` or `rollback failed: reason`."""
     return _phrase(_VERBS.get(event.status, event.status.value), event.reason)
 
 
-def run_phrase(event: RunFinished) -> str:
+def _run_phrase(event: RunFinished) -> str:
     """The final line: `run <id> success in 3.4s`, with the reason when it did not succeed."""
     line = f"run {event.run_id} {event.status.value} in {short_duration(event.duration)}"
     if event.reason and event.status is not RunStatus.SUCCESS:
@@ -191,7 +191,7 @@ class PlainView:
         yield f"[{event.step}] retrying in {short_duration(event.delay)}: {event.reason}"
 
     def _step_finished(self, event: StepFinished) -> Iterable[str]:
-        yield f"[{event.step}] {finished_phrase(event)}"
+        yield f"[{event.step}] {_finished_phrase(event)}"
         if self._verbose:
             yield from _values(f"[{event.step}] output ", event.outputs)
 
@@ -199,13 +199,13 @@ class PlainView:
         yield f"[{event.step}] rolling back"
 
     def _rollback_finished(self, event: RollbackFinished) -> Iterable[str]:
-        yield f"[{event.step}] {rollback_phrase(event)}"
+        yield f"[{event.step}] {_rollback_phrase(event)}"
 
     def _notice(self, event: Notice) -> Iterable[str]:
         yield f"wfx: {event.level}: {event.message}"
 
     def _run_finished(self, event: RunFinished) -> Iterable[str]:
-        yield run_phrase(event)
+        yield _run_phrase(event)
 
 
 # -- the live tree ---------------------------------------------------------------------------
@@ -360,7 +360,7 @@ class LiveView:
     def _on_rolled_back(self, event: RollbackFinished) -> Text | None:
         step = self._step(event.step)
         step.rolling_back, step.status = False, event.status
-        step.detail = rollback_phrase(event)
+        step.detail = _rollback_phrase(event)
         failed = event.status is StepStatus.ROLLBACK_FAILED
         printed = self._failure_report(step) if failed else None
         step.output.clear()
@@ -440,7 +440,7 @@ class LiveView:
 def _finished_detail(event: StepFinished) -> str:
     """The tree's words for a finished step: just the time when it succeeded."""
     if event.status is not StepStatus.SUCCESS:
-        return finished_phrase(event)
+        return _finished_phrase(event)
     tries = f" after {event.attempts} attempts" if event.attempts > 1 else ""
     return short_duration(event.duration) + tries
 

@@ -154,7 +154,7 @@ def _update_step(steps: dict[str, StepLine], event: Event) -> None:
 # -- rendering -------------------------------------------------------------------------------
 
 
-def status_text(status: StepStatus) -> str:
+def _status_text(status: StepStatus) -> str:
     """A status with its symbol, e.g. `✓ success`."""
     return f"{STATUS_SYMBOLS[status]} {status.value}"
 
@@ -182,7 +182,7 @@ def _cells(line: StepLine) -> list[str]:
     ran = line.attempts > 0
     return [
         line.id,
-        status_text(line.status),
+        _status_text(line.status),
         str(line.attempts) if ran else "-",
         short_duration(line.duration) if ran else "-",
         "" if line.status is StepStatus.SUCCESS else line.reason or "",

@@ -29,6 +29,7 @@ from anyio.abc import ByteReceiveStream, Process
 from wfx.diagnostics import WfxError
 
 Stream = Literal["stdout", "stderr"]
+"""Which pipe a line of output came from."""
 
 TOKEN_VARIABLE = "WFX_PROCESS_TOKEN"
 """The environment variable that marks every process a step spawned, however deep."""
