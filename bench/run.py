@@ -121,7 +121,7 @@ def random_dag(steps: int, seed: int = 7) -> str:
     for i in range(steps):
         needs = sorted({f"s{rng.randrange(i)}" for _ in range(3)}) if i else []
         lines.append(
-            f"      - {{id: s{i}, cmd: [true], timeout: 10s, needs: [{', '.join(needs)}]}}"
+            f"      - {{id: s{i}, cmd: ['true'], timeout: 10s, needs: [{', '.join(needs)}]}}"
         )
     return "\n".join(lines) + "\n"
 

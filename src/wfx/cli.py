@@ -277,7 +277,7 @@ def run_command(
             attempts=_attempts_of(graph),
         )
         stack.enter_context(view)
-        sinks: list[Callable[[Any], None]] = [view, collected.append]
+        sinks: list[Callable[[Any], None]] = [view, _keep_summary_events(collected)]
         if events_file:
             handle = stack.enter_context(open(events_file, "w", encoding="utf-8"))
             sinks.append(CloudEventsWriter(handle, source=file))
@@ -299,6 +299,17 @@ def run_command(
         with open(summary_file, "a", encoding="utf-8") as handle:
             handle.write(summary_markdown(run_line, step_lines))
     sys.exit(result.exit_code)
+
+
+def _keep_summary_events(kept: list[Any]) -> Callable[[Any], None]:
+    """A sink keeping what the summary needs: never output lines (a step may print GBs)."""
+    from wfx.runtime.events import StepOutput
+
+    def keep(event: Any) -> None:
+        if not isinstance(event, StepOutput):
+            kept.append(event)
+
+    return keep
 
 
 def _groups_of(graph: Any) -> dict[str, tuple[str, ...]]:

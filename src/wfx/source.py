@@ -14,6 +14,7 @@ that wfx, not PyYAML, builds the data. That gives us, in one pass:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,8 +89,13 @@ class SourceDocument:
 
     def line(self, number: int) -> str:
         """The text of 1-based line `number` ('' when out of range)."""
-        lines = self.text.splitlines()
+        lines = self.lines
         return lines[number - 1] if 0 < number <= len(lines) else ""
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text split into lines, once."""
+        return self.text.splitlines()
 
 
 def load(path: str | Path) -> SourceDocument:

@@ -37,9 +37,14 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     }
 
 
+#: above this many steps the JSON is written compactly (Python's indenting encoder is slow)
+COMPACT_ABOVE = 500
+
+
 def render_json(plan: Plan) -> str:
-    """The plan as indented JSON text."""
-    return json.dumps(plan_to_dict(plan), indent=2, ensure_ascii=False)
+    """The plan as JSON text: indented for people, compact for very large plans."""
+    indent = None if len(plan.steps) > COMPACT_ABOVE else 2
+    return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False)
 
 
 def _step(step: PlannedStep) -> dict[str, Any]:

@@ -104,7 +104,6 @@ async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
     if problem is not None:
         return Attempt(StepStatus.FAILED, reason=problem)
     env = {**setup.base_env, **own}
-    Path(setup.output_file).write_bytes(b"")
     outcome = await run_process(
         argv,
         env=env,

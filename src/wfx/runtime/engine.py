@@ -239,6 +239,7 @@ class _Run:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
         self.idle_workers = 0
+        self.skipped_groups = False
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.ready_send.close()  # each phase opens its own pair
         self.ready_receive.close()
@@ -355,6 +356,8 @@ class _Run:
             decision = self._decide(node, node.step, state.bad)
             state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
             state.reason = decision
+            if decision is not None:
+                self.skipped_groups = True
         else:
             state.status = StepStatus.SUCCESS
 
@@ -430,11 +433,11 @@ class _Run:
         settings = node.settings
         assert settings is not None
         try:
-            contexts = self._contexts(node, attempt)
             if action.kind is StepKind.USES:
+                contexts = self._contexts(node, attempt) if action.with_ else {}
                 setup = self._python_setup(node, attempt, contexts)
             else:
-                setup = self._setup(node, attempt, contexts)
+                setup = self._setup(node, attempt, self._contexts(node, attempt))
         except ExpressionError as exc:
             return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
         try:
@@ -551,6 +554,9 @@ class _Run:
 
     def _decide(self, node: Node, step: Step, bad_upstream: bool) -> str | None:
         """None when the node runs, else why it is skipped."""
+        if step.condition is None and not (bad_upstream or self.failing or self.cancelled):
+            if not node.groups or not self.skipped_groups:
+                return None
         for group_id in node.groups:
             group = self.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
