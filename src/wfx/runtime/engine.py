@@ -554,9 +554,9 @@ class _Run:
 
     def _decide(self, node: Node, step: Step, bad_upstream: bool) -> str | None:
         """None when the node runs, else why it is skipped."""
-        if step.condition is None and not (bad_upstream or self.failing or self.cancelled):
-            if not node.groups or not self.skipped_groups:
-                return None
+        quiet = not (bad_upstream or self.failing or self.cancelled or self.skipped_groups)
+        if step.condition is None and quiet:
+            return None  # the common case, decided without building a status
         for group_id in node.groups:
             group = self.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
