@@ -226,3 +226,103 @@ def _watch_children_with_pidfds() -> None:
     except OSError:
         return  # kernel without pidfds: keep asyncio's default
     asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
+# -- durable runs -----------------------------------------------------------------------------
+
+EXIT_JOURNAL_CORRUPT = 74
+EXIT_RUN_LOCKED = 75
+
+
+def definition_of(workflow: Any) -> str:
+    """The normalised workflow as canonical JSON (what the fingerprint covers)."""
+    import json
+
+    return json.dumps(workflow.data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def check_plan_binding(plan_file: str | Path, graph: Any) -> None:
+    """Refuse (DiagnosticsError) when `graph` no longer matches the reviewed plan's fingerprint."""
+    import json
+
+    from wfx.plan import fingerprint
+
+    try:
+        reviewed = json.loads(Path(plan_file).read_text(encoding="utf-8"))
+        expected = reviewed["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DiagnosticsError(
+            [error("plan.binding", f"cannot read the plan {plan_file}: {exc}", None)]
+        ) from None
+    actual = fingerprint(graph.workflow, graph.inputs)
+    if actual == expected:
+        return
+    what = _what_changed(reviewed, graph)
+    raise DiagnosticsError(
+        [
+            error(
+                "plan.mismatch",
+                f"the workflow or its inputs changed since {plan_file} was made: {what}",
+                None,
+                "review a new plan (`wfx plan --format json`) and run with it",
+            )
+        ]
+    )
+
+
+def _what_changed(reviewed: Mapping[str, Any], graph: Any) -> str:
+    inputs_now = {k: v for k, v in graph.inputs.items()}
+    if reviewed.get("inputs") != _json_roundtrip(inputs_now):
+        return f"inputs were {reviewed.get('inputs')}, now {inputs_now}"
+    return "the workflow file differs"
+
+
+def _json_roundtrip(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any]:
+    """For `wfx resume`: the run's record, its recompiled graph, and what changed
+    (None when nothing did). Refuses a changed workflow unless `force`."""
+    from wfx.compiler import compile_workflow
+    from wfx.plan import fingerprint
+
+    record = journal.run(run_id)
+    if record is None:
+        raise DiagnosticsError(
+            [error("resume.unknown", f"no run `{run_id}` in {journal.path}", None)]
+        )
+    compilation = compile_file(record.file, record.inputs)
+    graph = compilation.graph
+    if fingerprint(graph.workflow, graph.inputs) == record.fingerprint:
+        return record, graph, None
+    changes = _definition_changes(record, graph, compile_workflow)
+    if not force:
+        raise DiagnosticsError(
+            [
+                error(
+                    "resume.changed",
+                    f"{record.file} changed since run `{record.id}` started: {changes}",
+                    None,
+                    "resume with --force to run the new definition (finished steps are kept"
+                    " by id), or start a new run",
+                )
+            ]
+        )
+    return record, graph, changes
+
+
+def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:
+    from wfx import model, source
+    from wfx.plan import diff_plans, make_plan
+    from wfx.render.plan_diff import diff_text
+
+    try:
+        document = source.loads(record.definition, f"{record.file} (run {record.id})")
+        before = make_plan(compile_workflow(model.build(document), record.inputs).graph)
+    except DiagnosticsError:
+        return "the earlier definition no longer compiles"
+    changes = diff_plans(before, make_plan(graph))
+    return "; ".join(diff_text(changes).splitlines()) or "formatting or settings outside the plan"

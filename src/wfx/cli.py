@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -22,6 +26,8 @@ EXIT_INVALID = 2
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70
+EXIT_JOURNAL_CORRUPT = 74
+EXIT_RUN_LOCKED = 75
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,72 +220,219 @@ def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str
     click.echo(render_explanation(explain_step(graph, the_plan, step)).rstrip("\n"))
 
 
+@dataclass(frozen=True)
+class _Presentation:
+    """How a run is shown and recorded: the CLI options shared by `run` and `resume`."""
+
+    events_file: str | None
+    summary_file: str | None
+    workspace: str | None
+    quiet: bool
+    verbose: bool
+    journal: bool
+    state_dir: str | None
+
+
+def presentation_options(command: F) -> F:
+    """Options shared by `wfx run` and `wfx resume`."""
+    decorators = [
+        click.option(
+            "--events",
+            "events_file",
+            type=click.Path(dir_okay=False),
+            help="Write every event as CloudEvents JSON lines to this file.",
+        ),
+        click.option(
+            "--summary-md",
+            "summary_file",
+            type=click.Path(dir_okay=False),
+            help="Append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+        ),
+        click.option(
+            "--workspace",
+            type=click.Path(file_okay=False),
+            help="The run's working directory ($WFX_WORKSPACE); a new temporary one by default.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
+        click.option("-v", "--verbose", is_flag=True, help="Also inputs and every detail."),
+        click.option(
+            "--no-journal", "no_journal", is_flag=True, help="Keep no state: cannot be resumed."
+        ),
+        click.option(
+            "--state-dir",
+            type=click.Path(file_okay=False),
+            help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ beside the file).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def _presentation(**values: Any) -> _Presentation:
+    return _Presentation(
+        events_file=values["events_file"],
+        summary_file=values["summary_file"],
+        workspace=values["workspace"],
+        quiet=values["quiet"],
+        verbose=values["verbose"],
+        journal=not values["no_journal"],
+        state_dir=values["state_dir"],
+    )
+
+
 @cli.command(name="run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@presentation_options
 @click.option(
-    "--events",
-    "events_file",
+    "--resume",
+    is_flag=True,
+    help="Resume the latest unfinished run of FILE, or start a new one if there is none.",
+)
+@click.option(
+    "--plan",
+    "plan_file",
     type=click.Path(dir_okay=False),
-    help="Write every event as CloudEvents JSON lines to this file.",
+    help="Run only if FILE and the inputs still match this reviewed `wfx plan --format json`.",
 )
-@click.option(
-    "--summary-md",
-    "summary_file",
-    type=click.Path(dir_okay=False),
-    help="Append a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
-)
-@click.option(
-    "--workspace",
-    type=click.Path(file_okay=False),
-    help="The run's working directory ($WFX_WORKSPACE); a new temporary one by default.",
-)
-@click.option("-q", "--quiet", is_flag=True, help="Only failures and the result.")
-@click.option("-v", "--verbose", is_flag=True, help="Also inputs and every detail.")
+@click.option("--force", is_flag=True, help="With --resume: accept a changed workflow.")
 def run_command(
     file: str,
     assignments: tuple[str, ...],
     inputs_file: str | None,
-    events_file: str | None,
-    summary_file: str | None,
-    workspace: str | None,
-    quiet: bool,
-    verbose: bool,
+    resume: bool,
+    plan_file: str | None,
+    force: bool,
+    **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
-    130 interrupted."""
+    130 interrupted (see docs/cli.md for the rest)."""
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+
+    how = _presentation(**shown)
+    try:
+        given, spans = _gather_inputs(assignments, inputs_file)
+        graph = api.compile_file(file, given or None, spans).graph
+        if plan_file:
+            api.check_plan_binding(plan_file, graph)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    with _journal_for(file, how) as journal:
+        state = None
+        if resume and journal is not None:
+            unfinished = journal.latest_unfinished(str(Path(file).resolve()))
+            if unfinished is not None:
+                graph, state = _claim(journal, unfinished.id, force)
+        _execute(graph, file, how, journal, state)
+
+
+@cli.command()
+@click.argument("run_id")
+@presentation_options
+@click.option("--force", is_flag=True, help="Accept a workflow that changed since the run began.")
+def resume(run_id: str, force: bool, **shown: Any) -> None:
+    """Resume the run RUN_ID after a crash or an interrupt: finished steps are not run again."""
+    how = _presentation(**shown)
+    if not how.journal:
+        _fail_with([_usage_error("`wfx resume` needs the journal")], {}, "text")
+    with _journal_for(None, how) as journal:
+        assert journal is not None
+        graph, state = _claim(journal, run_id, force)
+        _execute(graph, graph.workflow.file, how, journal, state)
+
+
+def _usage_error(message: str) -> Any:
+    from wfx.diagnostics import error
+
+    return error("cli.usage", message)
+
+
+@contextmanager
+def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
+    """The journal (or None with --no-journal); corrupt or newer journals end with exit 74."""
+    if not how.journal:
+        yield None
+        return
+    from wfx.runtime.journal import Journal, JournalError, state_dir
+
+    directory = state_dir(file or "./workflow", how.state_dir)
+    if file is None and how.state_dir is None and not os.environ.get("WFX_STATE_DIR"):
+        directory = Path(".wfx")
+    try:
+        journal = Journal(directory / "state.db")
+    except JournalError as exc:
+        click.echo(f"wfx: error: {exc}", err=True)
+        sys.exit(EXIT_JOURNAL_CORRUPT)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+    from wfx.runtime.journal import JournalError, RunLockedError
+
+    try:
+        record, graph, changes = api.resume_target(journal, run_id, force)
+        journal.claim(record.id)
+        state = journal.resume_state(record.id)
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, {}, "text")
+    except RunLockedError as exc:
+        click.echo(f"wfx: error: {exc}", err=True)
+        sys.exit(EXIT_RUN_LOCKED)
+    except JournalError as exc:
+        click.echo(f"wfx: error: {exc}", err=True)
+        sys.exit(EXIT_JOURNAL_CORRUPT)
+    if changes:
+        click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
+    return graph, state
+
+
+def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any) -> NoReturn:
+    """Run (or resume) `graph`, showing and recording it as asked; exit with its code."""
     from contextlib import ExitStack
-    from pathlib import Path
 
     from rich.console import Console
 
     from wfx import api
-    from wfx.diagnostics import DiagnosticsError
+    from wfx.plan import fingerprint
     from wfx.render.cloudevents import CloudEventsWriter
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
-    from wfx.runtime.engine import RunOptions
+    from wfx.runtime.engine import RunOptions, new_run_id
 
-    try:
-        given, spans = _gather_inputs(assignments, inputs_file)
-        compilation = api.compile_file(file, given or None, spans)
-    except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
-    graph = compilation.graph
     console = Console(highlight=False)
     collected: list[Any] = []
+    run_id = state.run_id if state is not None else new_run_id()
+    if journal is not None and state is None:
+        journal.create_run(
+            run_id,
+            workflow=graph.workflow.name or Path(file).name,
+            file=str(Path(file).resolve()),
+            fingerprint=fingerprint(graph.workflow, graph.inputs),
+            definition=api.definition_of(graph.workflow),
+            inputs=graph.inputs,
+        )
     with ExitStack() as stack:
         view = choose_view(
             console,
-            quiet=quiet,
-            verbose=verbose,
+            quiet=how.quiet,
+            verbose=how.verbose,
             groups=_groups_of(graph),
             attempts=_attempts_of(graph),
         )
         stack.enter_context(view)
-        sinks: list[Callable[[Any], None]] = [view, _keep_summary_events(collected)]
-        if events_file:
-            handle = stack.enter_context(open(events_file, "w", encoding="utf-8"))
+        sinks: list[Callable[[Any], None]] = []
+        if journal is not None:
+            sinks.append(journal)
+        sinks += [view, _keep_summary_events(collected)]
+        if how.events_file:
+            handle = stack.enter_context(open(how.events_file, "a", encoding="utf-8"))
             sinks.append(CloudEventsWriter(handle, source=file))
 
         def fan_out(event: Any) -> None:
@@ -289,14 +442,16 @@ def run_command(
         options = RunOptions(
             events=fan_out,
             handle_signals=True,
-            workspace=Path(workspace) if workspace else None,
+            workspace=Path(how.workspace) if how.workspace else None,
+            run_id=run_id,
+            resume=state,
         )
         result = api.run_graph(graph, options)
     run_line, step_lines = summary_from_events(collected)
-    if not quiet:
+    if not how.quiet:
         console.print(summary_table(step_lines))
-    if summary_file:
-        with open(summary_file, "a", encoding="utf-8") as handle:
+    if how.summary_file:
+        with open(how.summary_file, "a", encoding="utf-8") as handle:
             handle.write(summary_markdown(run_line, step_lines))
     sys.exit(result.exit_code)
 

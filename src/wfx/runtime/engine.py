@@ -47,9 +47,13 @@ from wfx.runtime.actions import (
     run_attempt,
 )
 from wfx.runtime.events import RunStatus, StepStatus
+from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.process import ProcessTracker
 from wfx.runtime.retry import wait_before
 from wfx.runtime.secrets import MaskingStream, SecretSet
+
+#: journaled statuses a resumed run keeps as they are (everything else runs again)
+_KEPT = frozenset({"success", "failed", "timeout", "rolledBack", "rollbackFailed"})
 
 _FINISHED = frozenset(
     {
@@ -107,6 +111,7 @@ class RunOptions:
     handle_signals: bool = False
     run_id: str | None = None
     seed: int | None = None
+    resume: ResumeState | None = None
 
 
 @dataclass
@@ -150,6 +155,7 @@ async def run(
             handle_signals=chosen.handle_signals,
             run_id=chosen.run_id,
             seed=chosen.seed,
+            resume=chosen.resume,
         )
     if inputs is not None:
         from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
@@ -206,7 +212,8 @@ class _Run:
     def __init__(self, graph: ExecutionGraph, options: RunOptions) -> None:
         self.graph = graph
         self.options = options
-        self.run_id = options.run_id or new_run_id()
+        resume = options.resume
+        self.run_id = resume.run_id if resume else (options.run_id or new_run_id())
         self.sink = options.events or (lambda _event: None)
         self.environ = dict(options.environ) if options.environ is not None else None
         base_env = self.environ if self.environ is not None else inherited_environment()
@@ -243,7 +250,74 @@ class _Run:
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.ready_send.close()  # each phase opens its own pair
         self.ready_receive.close()
+        self.restored: dict[int, StepRecord] = {}
+        self.resumed: dict[int, StepRecord] = {}
+        self.rollbacks_done: set[str] = set()
+        if resume is not None:
+            self._restore(resume)
         self.started = time.monotonic()
+
+    # -- resuming ---------------------------------------------------------------------------
+
+    def _restore(self, resume: ResumeState) -> None:
+        """Seed the run from its journal: finished steps stay finished, in-flight ones run
+        again with their attempt count, owed compensations are still owed."""
+        self.rollbacks_done = {s for s, status in resume.rollbacks.items() if status != "running"}
+        for node in self.graph.steps():
+            record = resume.steps.get(node.id)
+            if record is None:
+                continue
+            if record.status in _KEPT:
+                self.restored[node.index] = record
+                self.completions = max(self.completions, record.completed or 0)
+                if record.status in ("failed", "timeout") and not self._tolerates(node):
+                    self.failing = True
+                    self.reason = self.reason or resume.reason or f"step `{node.id}` failed"
+            elif record.attempts:
+                self.resumed[node.index] = record
+
+    def _tolerates(self, node: Node) -> bool:
+        return node.settings is not None and node.settings.on_error.value is OnError.CONTINUE
+
+    def _finish_restored(self, node: Node, record: StepRecord) -> None:
+        """A step the journal says already finished: take its result, do not run it."""
+        state = self.states[node.index]
+        state.attempts = record.attempts
+        state.outputs = record.outputs
+        state.exit_code, state.signal = record.exit_code, record.signal
+        state.completed = record.completed or -1
+        state.started = state.ended = time.monotonic()
+        status = StepStatus(record.status)
+        state.tolerated = status.is_failure and self._tolerates(node)
+        if status in (StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED):
+            state.status = status
+            self.steps_context[node.id] = self._step_context(state, 0.0)
+            return
+        state.status = status
+        state.reason = record.reason
+        self.steps_context[node.id] = self._step_context(state, 0.0)
+        self.emit(
+            ev.StepRestored(
+                self.run_id,
+                self.now(),
+                node.id,
+                status,
+                record.attempts,
+                0.0,
+                record.exit_code,
+                record.signal,
+                record.reason,
+                record.outputs,
+            )
+        )
+
+    def _step_context(self, state: _State, duration: float) -> dict[str, Any]:
+        return {
+            "outputs": state.outputs,
+            "status": state.status.value,
+            "attempts": state.attempts,
+            "duration": duration,
+        }
 
     # -- events -----------------------------------------------------------------------------
 
@@ -365,6 +439,12 @@ class _Run:
 
     async def _run_step(self, node: Node) -> None:
         state = self.states[node.index]
+        record = self.restored.get(node.index)
+        if record is not None:
+            state.bad = self._bad_upstream(node)
+            self._finish_restored(node, record)
+            self._release(self._completed(node.index))
+            return
         state.bad = self._bad_upstream(node)
         skip = self._decide(node, node.step, state.bad)
         if skip is not None:
@@ -412,7 +492,8 @@ class _Run:
         state.started = time.monotonic()
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
-        for attempt in range(1, schedule.attempts + 1):
+        first = await self._resume_point(node)
+        for attempt in range(first, schedule.attempts + 1):
             state.attempts = attempt
             self.emit(ev.StepStarted(self.run_id, self.now(), node.id, attempt))
             result = await self._attempt(node, node.action, attempt)
@@ -428,6 +509,19 @@ class _Run:
             )
             await anyio.sleep(delay)
         self._record(node, state, result)
+
+    async def _resume_point(self, node: Node) -> int:
+        """The attempt to start with: 1, or where a resumed step left off. A crash during
+        an attempt runs that attempt again (same number, same idempotency key); a crash
+        during a backoff wait keeps the wait's deadline."""
+        record = self.resumed.pop(node.index, None)
+        if record is None:
+            return 1
+        if record.status == "retrying":
+            if record.retry_at is not None:
+                await anyio.sleep(max(0.0, record.retry_at - time.time()))
+            return record.attempts + 1
+        return max(1, record.attempts)
 
     async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
         settings = node.settings
@@ -472,12 +566,7 @@ class _Run:
         if not self.unfinished:
             self.ready_send.close()
         duration = state.ended - (state.started or state.ended)
-        self.steps_context[node.id] = {
-            "outputs": state.outputs,
-            "status": status.value,
-            "attempts": state.attempts,
-            "duration": duration,
-        }
+        self.steps_context[node.id] = self._step_context(state, duration)
         event_type = ev.FINISHED_BY_STATUS[status]
         self.emit(
             event_type(
@@ -717,6 +806,8 @@ class _Run:
 
     def _owes_rollback(self, node: Node) -> bool:
         state = self.states[node.index]
+        if node.id in self.rollbacks_done:
+            return False
         return node.step.rollback is not None and state.status is StepStatus.SUCCESS
 
     async def _rollback(self, node: Node) -> None:

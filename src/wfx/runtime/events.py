@@ -139,6 +139,11 @@ class StepSkipped(StepFinished):
 
 
 @dataclass(frozen=True, slots=True)
+class StepRestored(StepFinished):
+    """A resumed run took this step's result from the journal instead of running it."""
+
+
+@dataclass(frozen=True, slots=True)
 class StepCancelled(StepFinished):
     """The step was running when the run was cancelled or failed."""
 

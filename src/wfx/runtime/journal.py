@@ -1,0 +1,584 @@
+"""The run journal: a SQLite write-ahead log of every state transition of every run.
+
+The engine's events pass through :class:`Journal` as a sink; each transition (run
+created, step started, attempt finished with its outputs, retry scheduled,
+rollback started/finished, run finished) is committed before the engine goes on,
+because the engine emits it before acting on it. From the journal a run that died
+can be resumed (:func:`load_resume_state`), listed, shown and pruned.
+
+The database is SQLite in WAL mode with `synchronous=NORMAL`: a commit survives the
+death of the wfx process (kill -9) at once, and the file survives power loss intact,
+though the last commits before a power loss may be lost (the steps they recorded are
+then run again: at-least-once, see docs/durability.md). Secrets never reach it: the
+engine masks every event first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wfx.diagnostics import WfxError
+from wfx.runtime import events as ev
+from wfx.runtime.failpoints import failpoint
+
+SCHEMA_VERSION = 1
+STATE_DIR_VARIABLE = "WFX_STATE_DIR"
+DATABASE = "state.db"
+
+#: at most this much output text is kept per step for `wfx logs`
+LOG_LIMIT = 1024 * 1024
+
+_SCHEMA = [
+    """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        workflow TEXT NOT NULL,
+        file TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        inputs TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        outputs TEXT,
+        started REAL NOT NULL,
+        finished REAL,
+        owner_pid INTEGER,
+        owner_start TEXT,
+        heartbeat REAL
+    )""",
+    """CREATE INDEX runs_by_file ON runs (file, started)""",
+    """CREATE TABLE steps (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started REAL,
+        finished REAL,
+        outputs TEXT,
+        exit_code INTEGER,
+        signal INTEGER,
+        reason TEXT,
+        completed INTEGER,
+        retry_at REAL,
+        PRIMARY KEY (run_id, step_id)
+    )""",
+    """CREATE TABLE rollbacks (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started REAL NOT NULL,
+        finished REAL,
+        reason TEXT,
+        PRIMARY KEY (run_id, step_id)
+    )""",
+    """CREATE TABLE logs (
+        run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        step_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        stream TEXT NOT NULL,
+        text TEXT NOT NULL,
+        PRIMARY KEY (run_id, step_id, seq)
+    )""",
+]
+
+#: schema version -> statements that migrate a database from the version before it
+_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+
+
+class JournalError(WfxError):
+    """The journal cannot be used: corrupt, from a newer wfx, or locked."""
+
+
+class JournalCorruptError(JournalError):
+    """The journal file is damaged; wfx refuses to guess what already ran."""
+
+
+class RunLockedError(JournalError):
+    """Another live wfx process owns the run."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the journal knows it."""
+
+    id: str
+    workflow: str
+    file: str
+    fingerprint: str
+    definition: str
+    inputs: Mapping[str, Any]
+    status: str
+    reason: str | None
+    outputs: Mapping[str, Any] | None
+    started: float
+    finished: float | None
+    owner_pid: int | None
+    owner_start: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a run as the journal knows it."""
+
+    step_id: str
+    status: str
+    attempts: int
+    started: float | None
+    finished: float | None
+    outputs: Mapping[str, Any]
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    completed: int | None
+    retry_at: float | None
+
+
+@dataclass(frozen=True)
+class ResumeState:
+    """What a resumed run starts from: finished steps, attempts made, owed compensations."""
+
+    run_id: str
+    steps: Mapping[str, StepRecord]
+    rollbacks: Mapping[str, str]
+    status: str
+    reason: str | None
+    failing: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def state_dir(workflow_file: str | Path, explicit: str | Path | None = None) -> Path:
+    """Where the journal lives: `--state-dir`, `$WFX_STATE_DIR`, or `.wfx/` beside the file."""
+    if explicit is not None:
+        return Path(explicit)
+    from_env = os.environ.get(STATE_DIR_VARIABLE)
+    if from_env:
+        return Path(from_env)
+    return Path(workflow_file).resolve().parent / ".wfx"
+
+
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of living process `pid` (field 22 of /proc/PID/stat);
+    None when there is no such process or it is a zombie (dead, not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        return None
+    return fields[19].decode()
+
+
+def owner_alive(pid: int | None, start: str | None) -> bool:
+    """Whether the process that owns a run is still that same living process."""
+    if pid is None:
+        return False
+    current = process_start_time(pid)
+    return current is not None and current == start
+
+
+class Journal:
+    """A connection to the journal database; also an event sink for the engine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise JournalCorruptError(f"the journal {path} is damaged: {exc}") from None
+        self.run_id: str | None = None
+        self.completions = 0
+        self.log_sizes: dict[str, int] = {}
+        self.log_seq: dict[str, int] = {}
+        self.pending_logs: list[tuple[str, str, str, str]] = []
+
+    @classmethod
+    def open(cls, workflow_file: str | Path, explicit_dir: str | Path | None = None) -> Journal:
+        """The journal for `workflow_file` (see :func:`state_dir`)."""
+        return cls(state_dir(workflow_file, explicit_dir) / DATABASE)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.close()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise JournalError(
+                f"the journal {self.path} was written by a newer wfx (schema {version});"
+                f" this wfx reads up to schema {SCHEMA_VERSION}"
+            )
+        with self.transaction():
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[target]:
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(target),)
+                )
+
+    def _version(self) -> int:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        if "meta" not in tables:
+            if tables - {"sqlite_sequence"}:
+                raise JournalCorruptError(f"{self.path} is not a wfx journal")
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None or not str(row[0]).isdigit():
+            raise JournalCorruptError(f"{self.path} has no valid schema version")
+        return int(row[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def check_integrity(self) -> str:
+        """`PRAGMA integrity_check`: 'ok' for a sound database."""
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- creating and claiming runs ---------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        workflow: str,
+        file: str,
+        fingerprint: str,
+        definition: str,
+        inputs: Mapping[str, Any],
+    ) -> None:
+        """Record a new run, owned by this process."""
+        failpoint("journal.create-run")
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
+                " started, owner_pid, owner_start, heartbeat)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (
+                    run_id,
+                    workflow,
+                    file,
+                    fingerprint,
+                    definition,
+                    json.dumps(inputs, default=str),
+                    time.time(),
+                    os.getpid(),
+                    process_start_time(os.getpid()),
+                    time.time(),
+                ),
+            )
+        self.run_id = run_id
+
+    def claim(self, run_id: str) -> RunRecord:
+        """Take ownership of an unfinished run whose owner died; RunLockedError if it lives."""
+        with self.transaction():
+            run = self.run(run_id)
+            if run is None:
+                raise JournalError(f"no run `{run_id}` in {self.path}")
+            if run.finished is not None:
+                raise JournalError(f"run `{run_id}` already ended ({run.status})")
+            if owner_alive(run.owner_pid, run.owner_start) and run.owner_pid != os.getpid():
+                raise RunLockedError(
+                    f"run `{run_id}` is owned by live process {run.owner_pid}; wait for it,"
+                    " or stop it first"
+                )
+            self.db.execute(
+                "UPDATE runs SET owner_pid = ?, owner_start = ?, heartbeat = ?, status = 'running'"
+                " WHERE id = ?",
+                (os.getpid(), process_start_time(os.getpid()), time.time(), run_id),
+            )
+        self.run_id = run_id
+        self.completions = self._max_completion(run_id)
+        return run
+
+    def _max_completion(self, run_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(MAX(completed), 0) FROM steps WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return int(row[0])
+
+    # -- the sink ---------------------------------------------------------------------------
+
+    def __call__(self, event: ev.Event) -> None:
+        """Record one engine event (the journal is an event sink)."""
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    def _step_started(self, event: ev.StepStarted) -> None:
+        failpoint("journal.step-started")
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO steps (run_id, step_id, status, attempts, started)"
+                " VALUES (?, ?, 'running', ?, ?)"
+                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running',"
+                " attempts = excluded.attempts, retry_at = NULL,"
+                " started = COALESCE(steps.started, excluded.started)",
+                (event.run_id, event.step, event.attempt, event.time),
+            )
+        failpoint("journal.after-step-started")
+
+    def _step_retrying(self, event: ev.StepRetrying) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE steps SET status = 'retrying', retry_at = ?, reason = ?"
+                " WHERE run_id = ? AND step_id = ?",
+                (event.time + event.delay, event.reason, event.run_id, event.step),
+            )
+        failpoint("journal.retry-scheduled")
+
+    def _step_finished(self, event: ev.StepFinished) -> None:
+        failpoint("journal.step-finished")
+        completed = None
+        if event.status is ev.StepStatus.SUCCESS:
+            self.completions += 1
+            completed = self.completions
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO steps (run_id, step_id, status, attempts, finished, outputs,"
+                " exit_code, signal, reason, completed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status,"
+                " attempts = excluded.attempts, finished = excluded.finished,"
+                " outputs = excluded.outputs, exit_code = excluded.exit_code,"
+                " signal = excluded.signal, reason = excluded.reason,"
+                " completed = excluded.completed, retry_at = NULL",
+                (
+                    event.run_id,
+                    event.step,
+                    event.status.value,
+                    event.attempts,
+                    event.time,
+                    json.dumps(dict(event.outputs), default=str),
+                    event.exit_code,
+                    event.signal,
+                    event.reason,
+                    completed,
+                ),
+            )
+        self._flush_log(event.run_id, event.step)
+        failpoint("journal.after-step-finished")
+
+    def _output(self, event: ev.StepOutput) -> None:
+        size = self.log_sizes.get(event.step, 0)
+        if size >= LOG_LIMIT:
+            return
+        text = event.text[: LOG_LIMIT - size]
+        self.log_sizes[event.step] = size + len(text)
+        self.pending_logs.append((event.run_id, event.step, event.stream, text))
+        if len(self.pending_logs) >= 256:
+            self._flush_log(event.run_id, None)
+
+    def _flush_log(self, run_id: str, step: str | None) -> None:
+        if not self.pending_logs:
+            return
+        rows = []
+        for run, step_id, stream, text in self.pending_logs:
+            seq = self.log_seq.get(step_id, self._next_seq(run, step_id))
+            self.log_seq[step_id] = seq + 1
+            rows.append((run, step_id, seq, stream, text))
+        self.pending_logs = []
+        with self.transaction():
+            self.db.executemany(
+                "INSERT OR REPLACE INTO logs (run_id, step_id, seq, stream, text)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def _next_seq(self, run_id: str, step_id: str) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM logs WHERE run_id = ? AND step_id = ?",
+            (run_id, step_id),
+        ).fetchone()
+        return int(row[0])
+
+    def _rollback_started(self, event: ev.RollbackStarted) -> None:
+        failpoint("journal.rollback-started")
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR REPLACE INTO rollbacks (run_id, step_id, status, started)"
+                " VALUES (?, ?, 'running', ?)",
+                (event.run_id, event.step, event.time),
+            )
+            self.db.execute("UPDATE runs SET status = 'compensating' WHERE id = ?", (event.run_id,))
+        failpoint("journal.after-rollback-started")
+
+    def _rollback_finished(self, event: ev.RollbackFinished) -> None:
+        failpoint("journal.rollback-finished")
+        with self.transaction():
+            self.db.execute(
+                "UPDATE rollbacks SET status = ?, finished = ?, reason = ?"
+                " WHERE run_id = ? AND step_id = ?",
+                (event.status.value, event.time, event.reason, event.run_id, event.step),
+            )
+            self.db.execute(
+                "UPDATE steps SET status = ? WHERE run_id = ? AND step_id = ?",
+                (event.status.value, event.run_id, event.step),
+            )
+        failpoint("journal.after-rollback-finished")
+
+    def _run_finished(self, event: ev.RunFinished) -> None:
+        self._flush_log(event.run_id, None)
+        failpoint("journal.run-finished")
+        status = event.status.value
+        with self.transaction():
+            self.db.execute(
+                "UPDATE runs SET status = ?, reason = ?, outputs = ?, finished = ?,"
+                " owner_pid = NULL WHERE id = ?",
+                (
+                    status,
+                    event.reason,
+                    json.dumps(dict(event.outputs), default=str),
+                    None if status == "interrupted" else event.time,
+                    event.run_id,
+                ),
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """One run by id (a unique prefix is enough)."""
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ? OR id LIKE ? ORDER BY id",
+            (run_id, run_id + "%"),
+        ).fetchall()
+        exact = [r for r in rows if r[0] == run_id]
+        chosen = exact or rows
+        if len(chosen) != 1:
+            return None
+        return _run_record(chosen[0])
+
+    def runs(self, file: str | None = None) -> list[RunRecord]:
+        """All runs, newest first (optionally of one workflow file)."""
+        query = f"SELECT {_RUN_COLUMNS} FROM runs"
+        parameters: tuple[Any, ...] = ()
+        if file is not None:
+            query += " WHERE file = ?"
+            parameters = (file,)
+        query += " ORDER BY started DESC"
+        return [_run_record(r) for r in self.db.execute(query, parameters)]
+
+    def latest_unfinished(self, file: str) -> RunRecord | None:
+        """The newest run of `file` that did not end."""
+        row = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE file = ? AND finished IS NULL"
+            " ORDER BY started DESC LIMIT 1",
+            (file,),
+        ).fetchone()
+        return None if row is None else _run_record(row)
+
+    def steps(self, run_id: str) -> dict[str, StepRecord]:
+        """The journaled steps of a run by id."""
+        rows = self.db.execute(
+            "SELECT step_id, status, attempts, started, finished, outputs, exit_code, signal,"
+            " reason, completed, retry_at FROM steps WHERE run_id = ?",
+            (run_id,),
+        )
+        return {
+            r[0]: StepRecord(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                json.loads(r[5]) if r[5] else {},
+                r[6],
+                r[7],
+                r[8],
+                r[9],
+                r[10],
+            )
+            for r in rows
+        }
+
+    def rollbacks(self, run_id: str) -> dict[str, str]:
+        """Each compensation of a run and its status."""
+        rows = self.db.execute("SELECT step_id, status FROM rollbacks WHERE run_id = ?", (run_id,))
+        return {r[0]: r[1] for r in rows}
+
+    def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
+        """(step, stream, text) lines of a run, in order (optionally of one step)."""
+        query = "SELECT step_id, stream, text FROM logs WHERE run_id = ?"
+        parameters: tuple[Any, ...] = (run_id,)
+        if step_id is not None:
+            query += " AND step_id = ?"
+            parameters = (run_id, step_id)
+        ordered = self.db.execute(query + " ORDER BY step_id, seq", parameters)
+        return [(r[0], r[1], r[2]) for r in ordered]
+
+    def resume_state(self, run_id: str) -> ResumeState:
+        """What a resumed run needs to know about `run_id`."""
+        run = self.run(run_id)
+        if run is None:
+            raise JournalError(f"no run `{run_id}` in {self.path}")
+        steps = self.steps(run.id)
+        failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(
+            self.rollbacks(run.id)
+        )
+        return ResumeState(run.id, steps, self.rollbacks(run.id), run.status, run.reason, failing)
+
+    def prune(self, older_than: float) -> int:
+        """Delete finished runs that ended more than `older_than` seconds ago; how many."""
+        cutoff = time.time() - older_than
+        with self.transaction():
+            cursor = self.db.execute(
+                "DELETE FROM runs WHERE finished IS NOT NULL AND finished < ?", (cutoff,)
+            )
+        return cursor.rowcount
+
+
+_RUN_COLUMNS = (
+    "id, workflow, file, fingerprint, definition, inputs, status, reason, outputs, started,"
+    " finished, owner_pid, owner_start"
+)
+
+
+def _run_record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        json.loads(row[5]),
+        row[6],
+        row[7],
+        json.loads(row[8]) if row[8] else None,
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+    )
+
+
+_HANDLERS: dict[type, Any] = {
+    ev.StepStarted: Journal._step_started,
+    ev.StepRetrying: Journal._step_retrying,
+    ev.StepOutput: Journal._output,
+    ev.RollbackStarted: Journal._rollback_started,
+    ev.RollbackFinished: Journal._rollback_finished,
+    ev.RunFinished: Journal._run_finished,
+    **{kind: Journal._step_finished for kind in ev.FINISHED_BY_STATUS.values()},
+}
