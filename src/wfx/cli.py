@@ -34,7 +34,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = ("text", "json", "github")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A command group whose rarely used commands are imported only when invoked."""
+
+    lazy: dict[str, str] = {  # noqa: RUF012 - a fixed table
+        "runs": "wfx.cli_history:runs",
+        "show": "wfx.cli_history:show",
+        "logs": "wfx.cli_history:logs",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, the lazy ones included."""
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing its module first when it is a lazy one."""
+        if cmd_name in self.lazy:
+            import importlib
+
+            module_name, attribute = self.lazy[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="wfx")
 def cli() -> None:
     """wfx: declarative workflows you can plan, review and run."""
@@ -555,6 +579,10 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # a bug in wfx: say so plainly instead of a traceback
+        if os.environ.get("WFX_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
         click.echo(f"wfx: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("This is a bug in wfx; please report it with the input file.", err=True)
         sys.exit(EXIT_INTERNAL)

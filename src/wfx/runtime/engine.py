@@ -279,8 +279,15 @@ class _Run:
     def _tolerates(self, node: Node) -> bool:
         return node.settings is not None and node.settings.on_error.value is OnError.CONTINUE
 
+    def _count_finished(self) -> None:
+        """One more step of the phase is final; the last one lets idle workers go."""
+        self.unfinished -= 1
+        if not self.unfinished:
+            self.ready_send.close()
+
     def _finish_restored(self, node: Node, record: StepRecord) -> None:
         """A step the journal says already finished: take its result, do not run it."""
+        self._count_finished()
         state = self.states[node.index]
         state.attempts = record.attempts
         state.outputs = record.outputs
@@ -562,9 +569,7 @@ class _Run:
         state.ended = time.monotonic()
         if not node.is_step:
             return
-        self.unfinished -= 1
-        if not self.unfinished:
-            self.ready_send.close()
+        self._count_finished()
         duration = state.ended - (state.started or state.ended)
         self.steps_context[node.id] = self._step_context(state, duration)
         event_type = ev.FINISHED_BY_STATUS[status]

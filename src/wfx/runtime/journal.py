@@ -15,15 +15,16 @@ engine masks every event first.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
@@ -164,6 +165,35 @@ def state_dir(workflow_file: str | Path, explicit: str | Path | None = None) -> 
     return Path(workflow_file).resolve().parent / ".wfx"
 
 
+@contextmanager
+def damage_is_corruption(path: Path) -> Iterator[None]:
+    """Turn SQLite's complaints about a damaged file into JournalCorruptError."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise JournalCorruptError(f"the journal {path} is damaged: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise JournalCorruptError(f"the journal {path} holds damaged records: {exc}") from None
+
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A journal read that reports a damaged database as JournalCorruptError."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        journal = args[0]
+        with damage_is_corruption(getattr(journal, "path", Path("?"))):
+            return method(*args, **kwargs)
+
+    return guarded
+
+
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of living process `pid` (field 22 of /proc/PID/stat);
     None when there is no such process or it is a zombie (dead, not yet reaped)."""
@@ -192,14 +222,12 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with damage_is_corruption(path):
             self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise JournalCorruptError(f"the journal {path} is damaged: {exc}") from None
         self.run_id: str | None = None
         self.completions = 0
         self.log_sizes: dict[str, int] = {}
@@ -246,13 +274,15 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave)."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with damage_is_corruption(self.path):
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
 
     def check_integrity(self) -> str:
         """`PRAGMA integrity_check`: 'ok' for a sound database."""
@@ -314,6 +344,7 @@ class Journal:
         self.completions = self._max_completion(run_id)
         return run
 
+    @_guarded
     def _max_completion(self, run_id: str) -> int:
         row = self.db.execute(
             "SELECT COALESCE(MAX(completed), 0) FROM steps WHERE run_id = ?", (run_id,)
@@ -407,6 +438,7 @@ class Journal:
                 rows,
             )
 
+    @_guarded
     def _next_seq(self, run_id: str, step_id: str) -> int:
         row = self.db.execute(
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM logs WHERE run_id = ? AND step_id = ?",
@@ -458,6 +490,7 @@ class Journal:
 
     # -- reading ----------------------------------------------------------------------------
 
+    @_guarded
     def run(self, run_id: str) -> RunRecord | None:
         """One run by id (a unique prefix is enough)."""
         rows = self.db.execute(
@@ -470,6 +503,7 @@ class Journal:
             return None
         return _run_record(chosen[0])
 
+    @_guarded
     def runs(self, file: str | None = None) -> list[RunRecord]:
         """All runs, newest first (optionally of one workflow file)."""
         query = f"SELECT {_RUN_COLUMNS} FROM runs"
@@ -480,6 +514,7 @@ class Journal:
         query += " ORDER BY started DESC"
         return [_run_record(r) for r in self.db.execute(query, parameters)]
 
+    @_guarded
     def latest_unfinished(self, file: str) -> RunRecord | None:
         """The newest run of `file` that did not end."""
         row = self.db.execute(
@@ -489,6 +524,7 @@ class Journal:
         ).fetchone()
         return None if row is None else _run_record(row)
 
+    @_guarded
     def steps(self, run_id: str) -> dict[str, StepRecord]:
         """The journaled steps of a run by id."""
         rows = self.db.execute(
@@ -513,11 +549,13 @@ class Journal:
             for r in rows
         }
 
+    @_guarded
     def rollbacks(self, run_id: str) -> dict[str, str]:
         """Each compensation of a run and its status."""
         rows = self.db.execute("SELECT step_id, status FROM rollbacks WHERE run_id = ?", (run_id,))
         return {r[0]: r[1] for r in rows}
 
+    @_guarded
     def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
         """(step, stream, text) lines of a run, in order (optionally of one step)."""
         query = "SELECT step_id, stream, text FROM logs WHERE run_id = ?"
@@ -528,6 +566,7 @@ class Journal:
         ordered = self.db.execute(query + " ORDER BY step_id, seq", parameters)
         return [(r[0], r[1], r[2]) for r in ordered]
 
+    @_guarded
     def resume_state(self, run_id: str) -> ResumeState:
         """What a resumed run needs to know about `run_id`."""
         run = self.run(run_id)

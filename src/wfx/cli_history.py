@@ -1,0 +1,264 @@
+"""`wfx runs`, `wfx show` and `wfx logs`: what the run journal remembers.
+
+Options are parsed here, the journal opened and errors mapped to exit codes;
+`wfx.render.history` draws. Heavy modules are imported inside each command so that
+adding these commands to `wfx` does not slow its start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from wfx.runtime.journal import Journal, RunRecord
+
+# the same codes as wfx.cli (not imported from there: wfx.cli imports this module)
+EXIT_INVALID = 2
+EXIT_JOURNAL_CORRUPT = 74
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_AGE_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
+_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in an age like `30d`, `12h`, `90m`, `3600s`, `1d12h`; ValueError otherwise."""
+    value = text.strip()
+    parts = _AGE_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise ValueError(f"`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m")
+    return sum(float(number) * _AGE_UNITS[unit] for number, unit in parts)
+
+
+def _age_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """`--older-than` in seconds, or a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def state_dir_option(command: _F) -> _F:
+    """The `--state-dir DIR` option of the history commands."""
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False),
+        help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ here).",
+    )(command)
+
+
+def journal_path(state_dir: str | None, file: str | None = None) -> Path:
+    """The journal database: in `--state-dir`, `$WFX_STATE_DIR`, `.wfx/` beside `file`
+    (where `wfx run FILE` keeps it) or `.wfx/` in the current directory."""
+    from wfx.runtime.journal import DATABASE, STATE_DIR_VARIABLE  # noqa: PLC0415
+
+    if state_dir:
+        return Path(state_dir) / DATABASE
+    from_env = os.environ.get(STATE_DIR_VARIABLE)
+    if from_env:
+        return Path(from_env) / DATABASE
+    if file is not None:
+        return Path(file).resolve().parent / ".wfx" / DATABASE
+    return Path(".wfx") / DATABASE
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"wfx: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _usage(message: str, hint: str | None = None) -> NoReturn:
+    """Say what is wrong with the request, as a diagnostic, and exit 2."""
+    from wfx.diagnostics import error  # noqa: PLC0415
+    from wfx.render.diagnostics import as_text  # noqa: PLC0415
+
+    click.echo(as_text([error("cli.usage", message, None, hint)], {}), err=True)
+    sys.exit(EXIT_INVALID)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[Journal]:
+    """The journal at `path` (which exists); damaged or newer journals end with exit 74."""
+    import json  # noqa: PLC0415
+    import sqlite3  # noqa: PLC0415
+
+    from wfx.runtime.journal import Journal, JournalError  # noqa: PLC0415
+
+    try:
+        journal = Journal(path)
+    except JournalError as exc:
+        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+    try:
+        yield journal
+    except JournalError as exc:
+        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+    except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
+        _fail(f"the journal {path} is damaged: {exc}", EXIT_JOURNAL_CORRUPT)
+    finally:
+        journal.close()
+
+
+def _alive(records: list[RunRecord]) -> set[str]:
+    """The ids of unfinished runs whose owning process still lives."""
+    from wfx.runtime.journal import owner_alive  # noqa: PLC0415
+
+    return {r.id for r in records if r.finished is None and owner_alive(r.owner_pid, r.owner_start)}
+
+
+def _find_run(journal: Journal, run_id: str) -> RunRecord:
+    """The run `run_id` names (exactly or by a unique prefix); exit 2 when none or several."""
+    record = journal.run(run_id) if run_id.strip() else None
+    if record is not None:
+        return record
+    wanted = run_id.lower()
+    matches = [r.id for r in journal.runs() if r.id.lower().startswith(wanted)]
+    if len(matches) > 1:
+        listed = ", ".join(matches[:5]) + (
+            f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+        )
+        _usage(
+            f"run id `{run_id}` is ambiguous: it matches {len(matches)} runs ({listed})",
+            "give more characters of the id",
+        )
+    _usage(f"no run `{run_id}` in {journal.path}", "`wfx runs` lists the runs")
+
+
+def _console() -> Any:
+    from rich.console import Console  # noqa: PLC0415
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    return console
+
+
+@click.command(name="runs")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
+@click.option(
+    "--file",
+    type=click.Path(dir_okay=False),
+    help="Only the runs of this workflow file.",
+)
+@click.option("--prune", is_flag=True, help="Delete finished runs older than --older-than.")
+@click.option(
+    "--older-than",
+    metavar="AGE",
+    callback=_age_option,
+    help="With --prune: an age such as 30d, 12h, 90m or 3600s.",
+)
+@state_dir_option
+def runs(
+    as_json: bool,
+    file: str | None,
+    prune: bool,
+    older_than: float | None,
+    state_dir: str | None,
+) -> None:
+    """List the recorded runs, newest first; with --prune, delete old finished runs."""
+    if prune and older_than is None:
+        raise click.UsageError("--prune needs --older-than AGE (e.g. 30d)")
+    if older_than is not None and not prune:
+        raise click.UsageError("--older-than only goes with --prune")
+    if prune and file is not None:
+        raise click.UsageError("--prune applies to every workflow in the journal; drop --file")
+    path = journal_path(state_dir, file)
+    if prune and older_than is not None:
+        _prune(path, older_than, as_json)
+        return
+    if not path.exists():
+        click.echo("[]" if as_json else f"no runs yet (no journal at {path})")
+        return
+    with _opened(path) as journal:
+        records = journal.runs(None if file is None else str(Path(file).resolve()))
+    from wfx.render import history  # noqa: PLC0415
+
+    if as_json:
+        click.echo(history.runs_json(records))
+    elif not records:
+        click.echo("no runs yet" + ("" if file is None else f" of {file}"))
+    else:
+        _console().print(history.runs_table(records, _alive(records)))
+
+
+def _prune(path: Path, older_than: float, as_json: bool) -> None:
+    removed = 0
+    if path.exists():
+        with _opened(path) as journal:
+            removed = journal.prune(older_than)
+    if as_json:
+        click.echo(f'{{"removed": {removed}}}')
+    else:
+        click.echo(f"removed {removed} finished run{'' if removed == 1 else 's'}")
+
+
+@click.command(name="show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON, outputs in full.")
+@state_dir_option
+def show(run_id: str, as_json: bool, state_dir: str | None) -> None:
+    """Show the run RUN_ID (an id or a unique prefix): its steps, outputs and rollbacks."""
+    path = journal_path(state_dir)
+    if not path.exists():
+        _usage(f"no run `{run_id}`: no runs yet (no journal at {path})")
+    with _opened(path) as journal:
+        record = _find_run(journal, run_id)
+        steps = journal.steps(record.id)
+        rollbacks = journal.rollbacks(record.id)
+    from wfx.render import history  # noqa: PLC0415
+
+    if as_json:
+        click.echo(history.run_json(record, steps, rollbacks))
+    else:
+        _console().print(history.run_view(record, steps, rollbacks, _alive([record])))
+
+
+@click.command(name="logs")
+@click.argument("run_id")
+@click.argument("step", required=False)
+@state_dir_option
+def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
+    """Print the output the run RUN_ID recorded: every step's, `[step]`-prefixed, or STEP's."""
+    path = journal_path(state_dir)
+    if not path.exists():
+        _usage(f"no run `{run_id}`: no runs yet (no journal at {path})")
+    with _opened(path) as journal:
+        record = _find_run(journal, run_id)
+        steps = journal.steps(record.id)
+        lines = journal.logs(record.id, step)
+    from wfx.render import history  # noqa: PLC0415
+
+    if step is None:
+        order = [s.step_id for s in history.ordered_steps(steps)]
+        shown = history.prefixed_log(lines, order)
+        if not shown:
+            click.echo(f"run {record.id} recorded no output", err=True)
+        else:
+            click.echo("\n".join(shown))
+        return
+    if not lines and step not in steps:
+        _unknown_step(step, record.id, list(steps))
+    if lines:
+        click.echo("\n".join(history.raw_log(lines)))
+    if not lines:
+        click.echo(f"step `{step}` of run {record.id} recorded no output", err=True)
+    elif history.log_truncated(lines):
+        click.echo(history.TRUNCATED_NOTE, err=True)
+
+
+def _unknown_step(step: str, run_id: str, known: list[str]) -> NoReturn:
+    from difflib import get_close_matches  # noqa: PLC0415
+
+    close = get_close_matches(step, known, n=1)
+    hint = f"did you mean `{close[0]}`?" if close else f"`wfx show {run_id}` lists its steps"
+    _usage(f"no step `{step}` in run {run_id}", hint)

@@ -1,0 +1,118 @@
+"""Crash-test harness: a side-effect ledger, wfx in a subprocess, kill -9 at will."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LEDGER_MODULE = '''
+"""Python steps for crash tests: append (step, kind, attempt, pid) to the ledger, durably."""
+import os
+
+def record(step, attempt, ledger):
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{step} python {attempt} {os.getpid()}\\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return {"step": step}
+'''
+
+
+@dataclass
+class Crashable:
+    """A workflow in its own directory, run by `wfx` subprocesses that tests may kill."""
+
+    root: Path
+
+    @property
+    def workflow(self) -> Path:
+        return self.root / "wf.yaml"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    def write(self, text: str) -> None:
+        self.workflow.write_text(text)
+        (self.root / "crash_ledger.py").write_text(LEDGER_MODULE)
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with open(self.root / "wfx.log", "ab") as log:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wfx",
+                    "run",
+                    "-q",
+                    str(self.workflow),
+                    "--state-dir",
+                    str(self.state),
+                    *args,
+                ],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "NO_COLOR": "1", **(env or {})},
+                start_new_session=True,
+            )
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> int:
+        process = self.start(*args, env=env)
+        try:
+            process.wait(timeout=timeout)
+        finally:
+            kill_group(process)
+        return process.returncode
+
+    def entries(self) -> list[str]:
+        if not self.ledger.exists():
+            return []
+        return [line.split()[0] for line in self.ledger.read_text().splitlines() if line]
+
+    def journal(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.state / "state.db")
+
+    def journaled(self, status: str = "success") -> set[str]:
+        with self.journal() as db:
+            rows = db.execute("SELECT step_id FROM steps WHERE status = ?", (status,)).fetchall()
+        return {r[0] for r in rows}
+
+    def run_statuses(self) -> list[str]:
+        with self.journal() as db:
+            return [r[0] for r in db.execute("SELECT status FROM runs ORDER BY started")]
+
+    def integrity(self) -> str:
+        with self.journal() as db:
+            return str(db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL wfx and everything in its session (steps have their own groups: see below)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def kill_wfx_only(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the wfx process alone, as a crash would; its step processes live on."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def wait_for_quiet(ledger: Path, seconds: float = 0.3) -> None:
+    """Let orphaned steps of a killed wfx finish writing (they are short)."""
+    time.sleep(seconds)

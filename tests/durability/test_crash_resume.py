@@ -1,0 +1,203 @@
+"""T1 and friends: kill -9 wfx at random moments; `wfx run --resume` finishes the run
+without repeating completed steps and without losing a compensation it owes."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from harness import Crashable, kill_wfx_only, wait_for_quiet
+
+
+def linear_workflow(steps: int, ledger: Path) -> str:
+    lines = ["wfx: 1", "steps:"]
+    for index in range(steps):
+        name = f"s{index:03d}"
+        if index % 3 == 0:
+            lines += [
+                f"  - id: {name}",
+                "    uses: python:crash_ledger:record",
+                f"    with: {{step: {name}, attempt: '${{{{ attempt }}}}', ledger: '{ledger}'}}",
+            ]
+        else:
+            lines += [
+                f"  - id: {name}",
+                f"    run: echo \"{name} shell $WFX_ATTEMPT $$\" >> '{ledger}';"
+                f" sleep 0.0{index % 5}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_random_kill_nine_then_resume_repeats_no_completed_step(tmp_path: Path) -> None:
+    """T1: 200 steps, 50 kill -9 at random moments, a resume after each."""
+    crash = Crashable(tmp_path)
+    crash.write(linear_workflow(200, crash.ledger))
+    rng = random.Random(20261126)
+    crashes = 0
+    resume_latencies = []
+    for _ in range(50):
+        process = crash.start("--resume")
+        time.sleep(rng.uniform(0.05, 0.6))
+        if process.poll() is not None:
+            break
+        kill_wfx_only(process)
+        crashes += 1
+        wait_for_quiet(crash.ledger)
+    started = time.monotonic()
+    assert crash.run("--resume") == 0
+    resume_latencies.append(time.monotonic() - started)
+    counts = Counter(crash.entries())
+    completed_before_each_crash = crash.journaled("success")
+    assert set(counts) == {f"s{i:03d}" for i in range(200)}, "a step was skipped"
+    assert completed_before_each_crash == set(counts)
+    # a step ran more than once only if a crash hit it in flight: at most once per crash
+    duplicated = {step: n for step, n in counts.items() if n > 1}
+    assert sum(n - 1 for n in duplicated.values()) <= crashes, duplicated
+    assert len(duplicated) <= crashes
+    assert crash.run_statuses() == ["success"]
+    assert crash.integrity() == "ok"
+
+
+def test_a_finished_run_is_not_resumed_but_a_new_one_starts(tmp_path: Path) -> None:
+    crash = Crashable(tmp_path)
+    crash.write(linear_workflow(3, crash.ledger))
+    assert crash.run() == 0
+    assert crash.run("--resume") == 0
+    assert Counter(crash.entries()) == {"s000": 2, "s001": 2, "s002": 2}
+    assert crash.run_statuses() == ["success", "success"]
+
+
+COMPENSATED = """wfx: 1
+steps:
+  - {{id: a, run: "echo a >> {ledger}", rollback: {{run: "echo undo-a >> {ledger}"}}}}
+  - {{id: b, run: "echo b >> {ledger}", rollback: {{run: "echo undo-b >> {ledger}; sleep 0.8"}}}}
+  - {{id: c, run: "echo c >> {ledger}; exit 1"}}
+finally:
+  - {{id: done, run: "echo finally >> {ledger}"}}
+"""
+
+
+def test_compensation_survives_a_crash_during_a_rollback(tmp_path: Path) -> None:
+    """T11: C fails; kill -9 during B's compensation; resume compensates B (again, it was
+    in flight) then A, never A twice, and runs finally."""
+    crash = Crashable(tmp_path)
+    crash.write(COMPENSATED.format(ledger=crash.ledger))
+    process = crash.start()
+    deadline = time.monotonic() + 20
+    while "undo-b" not in crash.entries():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    kill_wfx_only(process)
+    wait_for_quiet(crash.ledger, 1.0)
+    assert crash.run("--resume") == 1
+    entries = crash.entries()
+    assert entries[:3] == ["a", "b", "c"]
+    assert entries.count("undo-a") == 1
+    assert entries.index("undo-b") < entries.index("undo-a")
+    assert entries.count("c") == 1, "a failed step is not run again"
+    assert entries[-1] == "finally"
+
+
+RETRYING = """wfx: 1
+steps:
+  - id: flaky
+    run: |
+      echo "flaky $WFX_ATTEMPT" >> {ledger}
+      [ "$WFX_ATTEMPT" -ge 4 ]
+    retries: {{max: 5, delay: 1s, backoff: constant}}
+"""
+
+
+def test_retry_state_survives_a_crash_during_backoff(tmp_path: Path) -> None:
+    """T12: the attempt counter continues after a crash in the backoff wait."""
+    crash = Crashable(tmp_path)
+    crash.write(RETRYING.format(ledger=crash.ledger))
+    process = crash.start()
+    deadline = time.monotonic() + 20
+    while len(crash.entries()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.2)  # inside the 1 s wait before attempt 3
+    kill_wfx_only(process)
+    started = time.monotonic()
+    assert crash.run("--resume") == 0
+    attempts = [int(line.split()[1]) for line in crash.ledger.read_text().splitlines()]
+    assert attempts == [1, 2, 3, 4]
+    assert time.monotonic() - started < 5
+
+
+def test_a_changed_workflow_is_not_resumed_without_force(tmp_path: Path) -> None:
+    """T18: definition drift is detected; --force runs the new definition."""
+    crash = Crashable(tmp_path)
+    text = (
+        "wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {l}'}}\n"
+        "  - {{id: b, run: 'echo b >> {l}; sleep 30'}}\n"
+    )
+    crash.write(text.format(l=crash.ledger))
+    process = crash.start()
+    deadline = time.monotonic() + 20
+    while "b" not in crash.entries():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    kill_wfx_only(process)
+    changed = text.replace("sleep 30", "true").format(l=crash.ledger)
+    crash.write(changed + "  - {id: c, run: 'true'}\n")
+    assert crash.run("--resume") == 2
+    assert crash.run("--resume", "--force") == 0
+    assert crash.entries().count("a") == 1
+
+
+def test_only_one_resume_proceeds_at_a_time(tmp_path: Path) -> None:
+    """T4: racing resumes: exactly one proceeds, the others exit 75 (run locked)."""
+    crash = Crashable(tmp_path)
+    text = (
+        "wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {l}; sleep 1'}}\n"
+        "  - {{id: b, run: 'echo b >> {l}'}}\n"
+    )
+    crash.write(text.format(l=crash.ledger))
+    process = crash.start()
+    while "a" not in crash.entries():
+        time.sleep(0.02)
+    kill_wfx_only(process)
+    racers = [crash.start("--resume") for _ in range(4)]
+    codes = sorted(p.wait(timeout=60) for p in racers)
+    assert codes.count(0) >= 1
+    proceeded = codes.count(0)
+    locked = codes.count(75)
+    assert proceeded + locked == 4
+    assert crash.entries().count("b") == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "newer-schema", "not-a-database"])
+def test_a_damaged_journal_is_refused_not_guessed(tmp_path: Path, damage: str) -> None:
+    """T3: corrupt journals end with exit 74; completed steps never silently run again."""
+    crash = Crashable(tmp_path)
+    crash.write(linear_workflow(3, crash.ledger))
+    assert crash.run() == 0
+    database = crash.state / "state.db"
+    raw = bytearray(database.read_bytes())
+    if damage == "truncate":
+        database.write_bytes(bytes(raw[: len(raw) // 3]))
+    elif damage == "flip":
+        rng = random.Random(3)
+        for _ in range(200):
+            position = rng.randrange(100, len(raw))
+            raw[position] ^= 0xFF
+        database.write_bytes(bytes(raw))
+    elif damage == "newer-schema":
+        with crash.journal() as db:
+            db.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    else:
+        database.write_bytes(b"this is not sqlite" * 100)
+    for extra in (crash.state / "state.db-wal", crash.state / "state.db-shm"):
+        if damage != "newer-schema" and extra.exists():
+            extra.unlink()
+    before = len(crash.entries())
+    code = crash.run("--resume")
+    assert code in (0, 74)
+    if code == 74:
+        assert len(crash.entries()) == before
