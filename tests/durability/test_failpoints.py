@@ -1,0 +1,84 @@
+"""T2: crash at every named failpoint (and at several passes through each), then resume:
+no completed step runs twice; only a crash between a side effect and its journaled
+completion repeats that one step, once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from harness import Crashable
+
+from wfx.runtime.failpoints import names
+
+STEPS = 20
+
+LINEAR = "wfx: 1\nsteps:\n" + "".join(
+    f"  - {{id: s{i:02d}, run: 'echo s{i:02d} >> LEDGER'}}\n" for i in range(STEPS)
+)
+
+STEP_POINTS = [n for n in names() if "rollback" not in n and n != "journal.retry-scheduled"]
+
+
+@pytest.mark.parametrize("point", STEP_POINTS)
+@pytest.mark.parametrize("nth", [1, 10, 20])
+def test_crash_at_a_step_failpoint_then_resume(tmp_path: Path, point: str, nth: int) -> None:
+    crash = Crashable(tmp_path)
+    crash.write(LINEAR.replace("LEDGER", str(crash.ledger)))
+    first = crash.run(env={"WFX_FAILPOINT": f"{point}:{nth}"})
+    if point == "journal.create-run":
+        assert first == 137 if nth == 1 else first == 0
+        if nth == 1:
+            assert crash.entries() == []
+            assert crash.run("--resume") == 0
+    else:
+        assert first in (0, 137)  # a point passed fewer than `nth` times never fires
+        if first == 137:
+            assert crash.run("--resume") == 0
+    counts = Counter(crash.entries())
+    assert set(counts) == {f"s{i:02d}" for i in range(STEPS)}
+    duplicates = {step: n for step, n in counts.items() if n > 1}
+    # between the side effect and its journaled completion, exactly that step repeats
+    assert sum(n - 1 for n in duplicates.values()) <= 1, duplicates
+    if point in ("journal.step-finished",) and first == 137:
+        assert len(duplicates) == 1
+    if point in ("journal.step-started", "journal.after-step-finished") and first == 137:
+        assert duplicates == {}
+    assert "success" in crash.run_statuses()
+    assert crash.integrity() == "ok"
+
+
+SAGA = """wfx: 1
+steps:
+  - {{id: a, run: "echo a >> {ledger}", rollback: {{run: "echo undo-a >> {ledger}"}}}}
+  - {{id: b, run: "echo b >> {ledger}", rollback: {{run: "echo undo-b >> {ledger}"}}}}
+  - {{id: c, run: "echo c >> {ledger}", rollback: {{run: "echo undo-c >> {ledger}"}}}}
+  - {{id: d, run: "echo d >> {ledger}; exit 1"}}
+"""
+
+ROLLBACK_POINTS = [n for n in names() if "rollback" in n]
+
+
+@pytest.mark.parametrize("point", ROLLBACK_POINTS)
+@pytest.mark.parametrize("nth", [1, 2, 3])
+def test_crash_at_a_compensation_failpoint_then_resume(
+    tmp_path: Path, point: str, nth: int
+) -> None:
+    """T11: compensations run c, b, a; a finished one never repeats; an in-flight one
+    runs at least once."""
+    crash = Crashable(tmp_path)
+    crash.write(SAGA.format(ledger=crash.ledger))
+    assert crash.run(env={"WFX_FAILPOINT": f"{point}:{nth}"}) == 137
+    assert crash.run("--resume") == 1
+    entries = crash.entries()
+    undos = [e for e in entries if e.startswith("undo-")]
+    assert [e for e in entries if not e.startswith("undo-")] == ["a", "b", "c", "d"]
+    order = list(dict.fromkeys(undos))
+    assert order == ["undo-c", "undo-b", "undo-a"]
+    counts = Counter(undos)
+    # only the compensation in flight at the crash may run twice
+    assert sum(n - 1 for n in counts.values()) <= 1, counts
+    if point == "journal.after-rollback-finished":
+        assert all(n == 1 for n in counts.values())
+    assert crash.integrity() == "ok"
