@@ -262,6 +262,24 @@ def bench_rss_big_output(repeat: int) -> Result:
     return Result("rss_1gb_output_mb", peak, 100, f"{peak:.0f} MB peak while a step printed 1 GB")
 
 
+def bench_journal_overhead(repeat: int) -> Result:
+    """The 200-step chain with the journal vs the same with --no-journal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "chain.yaml").write_text(chain_workflow(200))
+        base = [WFX, "run", "-q", str(root / "chain.yaml")]
+        medians = interleaved_medians(
+            {
+                "journal": [*base, "--state-dir", str(root / "state")],
+                "none": [*base, "--no-journal"],
+            },
+            max(3, repeat // 3),
+        )
+    ratio = medians["journal"] / medians["none"]
+    detail = f"journal {medians['journal'] * 1000:.0f} ms vs none {medians['none'] * 1000:.0f} ms"
+    return Result("journal_overhead", ratio, 1.15, detail)
+
+
 BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
     "plan_cold": bench_plan_cold,
@@ -272,6 +290,7 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "python_steps": bench_python_steps,
     "rss_10k": bench_rss_10k,
     "rss_big_output": bench_rss_big_output,
+    "journal_overhead": bench_journal_overhead,
 }
 
 

@@ -1,0 +1,107 @@
+"""Plan-bound runs, journaled statuses and exit codes, as the CLI shows them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wfx.runtime.journal import Journal
+
+
+def wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wfx", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
+
+
+FLOW = "wfx: 1\ninputs:\n  env: {type: string, default: dev}\nsteps:\n  - id: a\n    run: echo ${{ inputs.env }}\n"
+
+
+def test_a_run_bound_to_its_plan_refuses_drift(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    plan = wfx("plan", "wf.yaml", "--format", "json", cwd=tmp_path)
+    (tmp_path / "plan.json").write_text(plan.stdout)
+    assert wfx("run", "wf.yaml", "--plan", "plan.json", cwd=tmp_path).returncode == 0
+    changed_inputs = wfx("run", "wf.yaml", "--plan", "plan.json", "-i", "env=prd", cwd=tmp_path)
+    assert changed_inputs.returncode == 2
+    assert "changed since plan.json was made: inputs were" in changed_inputs.stderr
+    (tmp_path / "wf.yaml").write_text(FLOW.replace("echo", "echo -n"))
+    changed_file = wfx("run", "wf.yaml", "--plan", "plan.json", cwd=tmp_path)
+    assert changed_file.returncode == 2
+    assert "the workflow file differs" in changed_file.stderr
+
+
+def test_the_journal_records_exact_exit_codes_and_signals(tmp_path: Path) -> None:
+    """T9 (journal part): the journal keeps the exact code or signal of each step."""
+    steps = {"ok": "exit 0", "three": "exit 3", "big": "exit 300", "segv": "kill -SEGV $$"}
+    text = "wfx: 1\nsteps:\n  - type: parallel\n    steps:\n" + "".join(
+        f"      - {{id: {name}, run: '{command}', onError: continue}}\n"
+        for name, command in steps.items()
+    )
+    (tmp_path / "wf.yaml").write_text(text)
+    assert wfx("run", "wf.yaml", cwd=tmp_path).returncode == 3
+    with sqlite3.connect(tmp_path / ".wfx" / "state.db") as db:
+        rows = {
+            r[0]: r[1:] for r in db.execute("SELECT step_id, status, exit_code, signal FROM steps")
+        }
+    assert rows["ok"] == ("success", 0, None)
+    assert rows["three"] == ("failed", 3, None)
+    assert rows["big"] == ("failed", 44, None)
+    assert rows["segv"] == ("failed", None, signal.SIGSEGV)
+
+
+def test_an_interrupted_run_is_journaled_and_resumable(tmp_path: Path) -> None:
+    """T7 (journal part): Ctrl-C leaves the run `interrupted` and resumable."""
+    ledger = tmp_path / "ledger"
+    text = (
+        f"wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {ledger}'}}\n"
+        f"  - {{id: b, run: 'echo b >> {ledger}; [ -f go ] || sleep 30'}}\n"
+        f"  - {{id: c, run: 'echo c >> {ledger}'}}\n"
+    )
+    (tmp_path / "wf.yaml").write_text(text)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wfx", "run", "-q", "wf.yaml"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    while not (ledger.exists() and "b" in ledger.read_text()):
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    journal = Journal(tmp_path / ".wfx" / "state.db")
+    [run] = journal.runs()
+    assert (run.status, run.finished) == ("interrupted", None)
+    journal.close()
+    (tmp_path / "go").touch()
+    resumed = wfx("resume", run.id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert ledger.read_text().split() == ["a", "b", "b", "c"]
+
+
+@pytest.mark.parametrize("command", [["runs"], ["runs", "--json"]])
+def test_history_lists_runs(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    assert wfx("run", "wf.yaml", cwd=tmp_path).returncode == 0
+    listed = wfx(*command, cwd=tmp_path)
+    assert listed.returncode == 0
+    if "--json" in command:
+        [run] = json.loads(listed.stdout)
+        assert run["status"] == "success"
+    else:
+        assert "success" in listed.stdout
