@@ -28,7 +28,10 @@ def wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-FLOW = "wfx: 1\ninputs:\n  env: {type: string, default: dev}\nsteps:\n  - id: a\n    run: echo ${{ inputs.env }}\n"
+FLOW = (
+    "wfx: 1\ninputs:\n  env: {type: string, default: dev}\n"
+    "steps:\n  - id: a\n    run: echo ${{ inputs.env }}\n"
+)
 
 
 def test_a_run_bound_to_its_plan_refuses_drift(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
 
 
 def linear_workflow(steps: int, ledger: Path) -> str:

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from harness import Crashable
+from crash_harness import Crashable
 
 from wfx.runtime.failpoints import names
 
