@@ -296,6 +296,8 @@ class _Run:
         state.started = state.ended = time.monotonic()
         status = StepStatus(record.status)
         state.tolerated = status.is_failure and self._tolerates(node)
+        if state.tolerated:
+            self.tolerated_failures = True
         if status in (StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED):
             state.status = status
             self.steps_context[node.id] = self._step_context(state, 0.0)
