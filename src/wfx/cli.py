@@ -398,7 +398,7 @@ def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
 def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
-    from wfx.runtime.journal import JournalError, RunLockedError
+    from wfx.runtime.journal import JournalError, RunLockedError, RunNotResumableError
 
     try:
         record, graph, changes = api.resume_target(journal, run_id, force)
@@ -409,6 +409,9 @@ def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     except RunLockedError as exc:
         click.echo(f"wfx: error: {exc}", err=True)
         sys.exit(EXIT_RUN_LOCKED)
+    except RunNotResumableError as exc:
+        click.echo(f"wfx: error: {exc}", err=True)
+        sys.exit(EXIT_INVALID)
     except JournalError as exc:
         click.echo(f"wfx: error: {exc}", err=True)
         sys.exit(EXIT_JOURNAL_CORRUPT)

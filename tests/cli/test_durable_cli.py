@@ -108,3 +108,42 @@ def test_history_lists_runs(tmp_path: Path, command: list[str]) -> None:
         assert run["status"] == "success"
     else:
         assert "success" in listed.stdout
+
+
+def test_secrets_never_reach_the_journal_file(tmp_path: Path) -> None:
+    """T17 (journal part): grep the raw bytes of the database and its WAL."""
+    secret = "tok-3f9a-Zq!7-never-store-me"
+    text = (
+        "wfx: 1\nsecrets: [API_TOKEN]\nsteps:\n"
+        "  - id: leak\n"
+        "    run: |\n"
+        '      echo "token=$T"\n'
+        '      echo "t=$T" >> "$WFX_OUTPUT"\n'
+        '      echo "$T" >&2; exit 1\n'
+        "    env: {T: '${{ secrets.API_TOKEN }}'}\n"
+        "outputs:\n  leaked: ${{ secrets.API_TOKEN }}\n"
+    )
+    (tmp_path / "wf.yaml").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "wfx", "run", "wf.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "API_TOKEN": secret, "NO_COLOR": "1"},
+    )
+    assert result.returncode == 1
+    assert secret not in result.stdout + result.stderr
+    for stored in (tmp_path / ".wfx").iterdir():
+        assert secret.encode() not in stored.read_bytes(), stored.name
+    logs = wfx("logs", "--state-dir", ".wfx", _only_run(tmp_path), cwd=tmp_path)
+    assert "token=***" in logs.stdout
+
+
+def _only_run(tmp_path: Path) -> str:
+    journal = Journal(tmp_path / ".wfx" / "state.db")
+    try:
+        [run] = journal.runs()
+        return run.id
+    finally:
+        journal.close()

@@ -69,6 +69,26 @@ class Crashable:
                 start_new_session=True,
             )
 
+    def start_resume(self, run_id: str) -> subprocess.Popen[bytes]:
+        """`wfx resume RUN_ID` in the background."""
+        with open(self.root / "wfx.log", "ab") as log:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wfx",
+                    "resume",
+                    run_id,
+                    "-q",
+                    "--state-dir",
+                    str(self.state),
+                ],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "NO_COLOR": "1"},
+                start_new_session=True,
+            )
+
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> int:
         process = self.start(*args, env=env)
         try:

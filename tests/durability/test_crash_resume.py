@@ -3,7 +3,9 @@ without repeating completed steps and without losing a compensation it owes."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -151,25 +153,51 @@ def test_a_changed_workflow_is_not_resumed_without_force(tmp_path: Path) -> None
     assert crash.entries().count("a") == 1
 
 
-def test_only_one_resume_proceeds_at_a_time(tmp_path: Path) -> None:
-    """T4: racing resumes: exactly one proceeds, the others exit 75 (run locked)."""
-    crash = Crashable(tmp_path)
+def _killed_run(crash: Crashable, sleep: str = "1") -> str:
     text = (
-        "wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {l}; sleep 1'}}\n"
+        "wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {l}; sleep SLEEP'}}\n"
         "  - {{id: b, run: 'echo b >> {l}'}}\n"
-    )
+    ).replace("SLEEP", sleep)
     crash.write(text.format(l=crash.ledger))
     process = crash.start()
     while "a" not in crash.entries():
         time.sleep(0.02)
     kill_wfx_only(process)
-    racers = [crash.start("--resume") for _ in range(4)]
+    with crash.journal() as db:
+        return str(db.execute("SELECT id FROM runs").fetchone()[0])
+
+
+@pytest.mark.parametrize("race", range(5))
+def test_only_one_resume_proceeds_at_a_time(tmp_path: Path, race: int) -> None:
+    """T4: racing `wfx resume`: exactly one proceeds; the others exit 75 (locked) or,
+    when the winner already finished, 2 (the run ended)."""
+    crash = Crashable(tmp_path)
+    run_id = _killed_run(crash)
+    racers = [crash.start_resume(run_id) for _ in range(3)]
     codes = sorted(p.wait(timeout=60) for p in racers)
-    assert codes.count(0) >= 1
-    proceeded = codes.count(0)
-    locked = codes.count(75)
-    assert proceeded + locked == 4
+    assert codes.count(0) == 1, codes
+    assert set(codes) <= {0, 2, 75}
     assert crash.entries().count("b") == 1
+
+
+def test_a_stopped_owner_keeps_its_lease_and_a_dead_one_loses_it(tmp_path: Path) -> None:
+    """T4: an owner that is SIGSTOPped is alive: no one may take the run over."""
+    crash = Crashable(tmp_path)
+    crash.write(f"wfx: 1\nsteps:\n  - {{id: a, run: 'echo a >> {crash.ledger}; sleep 2'}}\n")
+    owner = crash.start()
+    while "a" not in crash.entries():
+        time.sleep(0.02)
+    os.kill(owner.pid, signal.SIGSTOP)
+    try:
+        with crash.journal() as db:
+            run_id = str(db.execute("SELECT id FROM runs").fetchone()[0])
+        assert crash.start_resume(run_id).wait(timeout=60) == 75
+    finally:
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+    started = time.monotonic()
+    assert crash.start_resume(run_id).wait(timeout=60) == 0
+    assert time.monotonic() - started < 10  # the dead owner's lease is reclaimed at once
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "newer-schema", "not-a-database"])

@@ -102,6 +102,10 @@ class JournalCorruptError(JournalError):
     """The journal file is damaged; wfx refuses to guess what already ran."""
 
 
+class RunNotResumableError(JournalError):
+    """The run does not exist or already ended."""
+
+
 class RunLockedError(JournalError):
     """Another live wfx process owns the run."""
 
@@ -327,9 +331,11 @@ class Journal:
         with self.transaction():
             run = self.run(run_id)
             if run is None:
-                raise JournalError(f"no run `{run_id}` in {self.path}")
+                raise RunNotResumableError(f"no run `{run_id}` in {self.path}")
             if run.finished is not None:
-                raise JournalError(f"run `{run_id}` already ended ({run.status})")
+                raise RunNotResumableError(
+                    f"run `{run.id}` already ended ({run.status}); start a new run instead"
+                )
             if owner_alive(run.owner_pid, run.owner_start) and run.owner_pid != os.getpid():
                 raise RunLockedError(
                     f"run `{run_id}` is owned by live process {run.owner_pid}; wait for it,"
