@@ -244,6 +244,12 @@ def bench_python_steps(repeat: int) -> Result:
     return Result("python_steps_per_s", median, 20_000, f"{median:.0f} steps/s", True)
 
 
+def bench_python_chain(repeat: int) -> Result:
+    """10,000 sequential in-process async Python steps through the API: steps per second."""
+    median = statistics.median(workload("python_chain") for _ in range(max(3, repeat // 5)))
+    return Result("python_chain_steps_per_s", median, 20_000, f"{median:.0f} steps/s", True)
+
+
 def bench_rss_10k(repeat: int) -> Result:
     """Peak RSS of a 10,000-step run (Python steps, via the API), in MB."""
     peak = workload("rss_10k")
@@ -288,6 +294,7 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "fan_throughput": bench_fan_throughput,
     "parallel_sleep": bench_sleep_parallel,
     "python_steps": bench_python_steps,
+    "python_chain": bench_python_chain,
     "rss_10k": bench_rss_10k,
     "rss_big_output": bench_rss_big_output,
     "journal_overhead": bench_journal_overhead,

@@ -62,7 +62,20 @@ def rss_10k() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-WORKLOADS = {"parallel_sleep": parallel_sleep, "python_steps": python_steps, "rss_10k": rss_10k}
+WORKLOADS: dict[str, Callable[[], float]] = {
+    "parallel_sleep": parallel_sleep,
+    "python_steps": python_steps,
+    "rss_10k": rss_10k,
+}
+
+
+def python_chain() -> float:
+    """Steps per second for 10,000 sequential async Python steps."""
+    body = "\n".join(f"  - {{id: s{i}, uses: 'python:b:f'}}" for i in range(10_000))
+    return 10_000 / _timed_run(f"wfx: 1\nsteps:\n{body}\n", {"python:b:f": _noop})
+
+
+WORKLOADS["python_chain"] = python_chain
 
 if __name__ == "__main__":
     print(WORKLOADS[sys.argv[1]]())

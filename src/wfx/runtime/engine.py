@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from wfx.expr import ExpressionError, Status, Template, is_truthy
 from wfx.graph import ExecutionGraph, Node, NodeKind, RetrySchedule, Section
@@ -51,6 +52,9 @@ from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.process import ProcessTracker
 from wfx.runtime.retry import wait_before
 from wfx.runtime.secrets import MaskingStream, SecretSet
+
+#: a worker running a chain of instant steps yields to the event loop this often
+_FAIRNESS = 64
 
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
 _KEPT = frozenset({"success", "failed", "timeout", "rolledBack", "rollbackFailed"})
@@ -387,17 +391,23 @@ class _Run:
             if node.section is section and self.states[node.index].status is StepStatus.PENDING:
                 self._finish_node(node, StepStatus.SKIPPED, "the run stopped before it")
 
-    def _release(self, ready: list[int]) -> None:
-        """Start every ready node; group barriers pass through at once, without a task."""
+    def _release(self, ready: list[int], *, keep_one: bool = False) -> Node | None:
+        """Start every ready node; group barriers pass through at once, without a task.
+        With `keep_one`, the first ready step is returned for the calling worker to run."""
+        kept: Node | None = None
         queue = deque(ready)
         while queue:
             index = queue.popleft()
             node = self.graph.nodes[index]
             if node.is_step:
-                self._dispatch(node)
+                if keep_one and kept is None:
+                    kept = node
+                else:
+                    self._dispatch(node)
                 continue
             self._pass_barrier(node)
             queue.extend(self._completed(index))
+        return kept
 
     def _dispatch(self, node: Node) -> None:
         """Hand a ready step to an idle worker, or start a new worker for it."""
@@ -409,17 +419,25 @@ class _Run:
         self.task_group.start_soon(self._worker, node)
 
     async def _worker(self, node: Node) -> None:
+        """Run steps until the phase ends: first the one given, then each step its own
+        step made ready (a chain stays on one task), then whatever is handed over."""
+        current: Node | None = node
         while True:
-            await self._run_step(node)
+            streak = 0
+            while current is not None:
+                current = self._release(await self._run_step(current), keep_one=True)
+                streak += 1
+                if streak % _FAIRNESS == 0:
+                    await anyio.lowlevel.checkpoint()  # let signals and other tasks in
             try:
-                node = self.ready_receive.receive_nowait()
+                current = self.ready_receive.receive_nowait()
                 continue
             except anyio.WouldBlock:
                 self.idle_workers += 1
             except anyio.EndOfStream:
                 return
             try:
-                node = await self.ready_receive.receive()
+                current = await self.ready_receive.receive()
             except anyio.EndOfStream:
                 return
 
@@ -446,20 +464,19 @@ class _Run:
 
     # -- one step ---------------------------------------------------------------------------
 
-    async def _run_step(self, node: Node) -> None:
+    async def _run_step(self, node: Node) -> list[int]:
+        """Run (or skip, or restore) one step; return the nodes its end made ready."""
         state = self.states[node.index]
         record = self.restored.get(node.index)
         if record is not None:
             state.bad = self._bad_upstream(node)
             self._finish_restored(node, record)
-            self._release(self._completed(node.index))
-            return
+            return self._completed(node.index)
         state.bad = self._bad_upstream(node)
         skip = self._decide(node, node.step, state.bad)
         if skip is not None:
             self._finish_node(node, StepStatus.SKIPPED, skip)
-            self._release(self._completed(node.index))
-            return
+            return self._completed(node.index)
         main = node.section is Section.MAIN
         cancel_on_failure = main and not self._uses_status_function(node)
         try:
@@ -484,7 +501,7 @@ class _Run:
             raise
         finally:
             self.scopes.pop(node.index, None)
-        self._release(self._completed(node.index))
+        return self._completed(node.index)
 
     def _stopped(self, node: Node, state: _State) -> None:
         if state.status in _FINISHED:
@@ -501,7 +518,7 @@ class _Run:
         state.started = time.monotonic()
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
-        first = await self._resume_point(node)
+        first = await self._resume_point(node) if self.resumed else 1
         for attempt in range(first, schedule.attempts + 1):
             state.attempts = attempt
             self.emit(ev.StepStarted(self.run_id, self.now(), node.id, attempt))
