@@ -55,9 +55,9 @@ class Attempt:
     leftovers: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AttemptSetup:
-    """Everything an attempt needs besides the action itself."""
+    """Everything an attempt needs besides the action itself (built per attempt, not shared)."""
 
     step_id: str
     attempt: int

@@ -478,7 +478,7 @@ class _Run:
             self._finish_node(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
         main = node.section is Section.MAIN
-        cancel_on_failure = main and not self._uses_status_function(node)
+        cancel_on_failure = main and not (node.step.condition and self._uses_status_function(node))
         try:
             with anyio.CancelScope() as scope:
                 if main:
