@@ -241,6 +241,20 @@ def definition_of(workflow: Any) -> str:
     return json.dumps(workflow.data, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def record_new_run(journal: Any, graph: Any, file: str | Path, run_id: str) -> None:
+    """Create the journal record of a new run of `graph` (before any step starts)."""
+    from wfx.plan import fingerprint
+
+    journal.create_run(
+        run_id,
+        workflow=graph.workflow.name or Path(file).name,
+        file=str(Path(file).resolve()),
+        fingerprint=fingerprint(graph.workflow, graph.inputs),
+        definition=definition_of(graph.workflow),
+        inputs=graph.inputs,
+    )
+
+
 def check_plan_binding(plan_file: str | Path, graph: Any) -> None:
     """Refuse (DiagnosticsError) when `graph` no longer matches the reviewed plan's fingerprint."""
     import json

@@ -427,7 +427,6 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     from rich.console import Console
 
     from wfx import api
-    from wfx.plan import fingerprint
     from wfx.render.cloudevents import CloudEventsWriter
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
@@ -437,14 +436,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     collected: list[Any] = []
     run_id = state.run_id if state is not None else new_run_id()
     if journal is not None and state is None:
-        journal.create_run(
-            run_id,
-            workflow=graph.workflow.name or Path(file).name,
-            file=str(Path(file).resolve()),
-            fingerprint=fingerprint(graph.workflow, graph.inputs),
-            definition=api.definition_of(graph.workflow),
-            inputs=graph.inputs,
-        )
+        api.record_new_run(journal, graph, file, run_id)
     with ExitStack() as stack:
         view = choose_view(
             console,
