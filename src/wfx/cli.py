@@ -559,6 +559,30 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _journal_error_in(exc: BaseException) -> Exception | None:
+    """The journal error behind `exc` (also inside an exception group), if any."""
+    from wfx.runtime.journal import JournalError
+
+    if isinstance(exc, JournalError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _journal_error_in(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _journal_exit_code(problem: Exception) -> int:
+    from wfx.runtime.journal import RunLockedError, RunNotResumableError
+
+    if isinstance(problem, RunLockedError):
+        return EXIT_RUN_LOCKED
+    if isinstance(problem, RunNotResumableError):
+        return EXIT_INVALID
+    return EXIT_JOURNAL_CORRUPT
+
+
 def main() -> None:
     """Console-script entry point: run the CLI, turning any unexpected crash into exit 70."""
     try:
@@ -574,6 +598,10 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as exc:  # a bug in wfx: say so plainly instead of a traceback
+        journal_problem = _journal_error_in(exc)
+        if journal_problem is not None:
+            click.echo(f"wfx: error: {journal_problem}", err=True)
+            sys.exit(_journal_exit_code(journal_problem))
         if os.environ.get("WFX_DEBUG"):
             import traceback
 

@@ -229,3 +229,43 @@ def test_a_damaged_journal_is_refused_not_guessed(tmp_path: Path, damage: str) -
     assert code in (0, 74)
     if code == 74:
         assert len(crash.entries()) == before
+
+
+@pytest.mark.parametrize("damage", ["truncate-db", "flip-db", "truncate-wal"])
+def test_damage_after_a_kill_during_heavy_writes(tmp_path: Path, damage: str) -> None:
+    """T3: kill -9 while many steps are being journaled, damage the files, resume: either a
+    clean refusal (74) or a run that finishes with every step present, never a fresh start."""
+    crash = Crashable(tmp_path)
+    crash.write(linear_workflow(60, crash.ledger))
+    process = crash.start()
+    while len(crash.entries()) < 25:
+        time.sleep(0.01)
+    kill_wfx_only(process)
+    wait_for_quiet(crash.ledger)
+    database, wal = crash.state / "state.db", crash.state / "state.db-wal"
+    rng = random.Random(damage)
+    if damage == "truncate-wal" and wal.exists():
+        raw = wal.read_bytes()
+        wal.write_bytes(raw[: rng.randrange(len(raw) // 2, len(raw))])
+    elif damage == "truncate-db":
+        with crash.journal() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = database.read_bytes()
+        database.write_bytes(raw[: len(raw) // 2])
+    else:
+        with crash.journal() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw = bytearray(database.read_bytes())
+        for _ in range(50):
+            raw[rng.randrange(512, len(raw))] ^= 0xFF
+        database.write_bytes(bytes(raw))
+    before = Counter(crash.entries())
+    code = crash.run("--resume")
+    assert code in (0, 74), (crash.root / "wfx.log").read_text()[-500:]
+    after = Counter(crash.entries())
+    if code == 74:
+        assert after == before  # refused: nothing ran
+        return
+    assert set(after) == {f"s{i:03d}" for i in range(60)}
+    # not a fresh start: the steps journaled before the damage were not run again
+    assert sum(after.values()) < len(after) + sum(before.values())
