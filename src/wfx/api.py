@@ -104,6 +104,18 @@ def _source_text(path: str | Path) -> str:
         return ""
 
 
+def lint_files(paths: Sequence[str | Path]) -> tuple[list[Diagnostic], dict[str, str]]:
+    """Lint findings of valid workflow files (DiagnosticsError if one is invalid)."""
+    from wfx.lint import lint
+
+    findings: list[Diagnostic] = []
+    sources: dict[str, str] = {}
+    for path in paths:
+        findings.extend(lint(compile_file(path, require_inputs=False).graph.workflow))
+        sources[str(path)] = _source_text(path)
+    return sorted_diagnostics(findings), sources
+
+
 def parse_input_assignments(assignments: Iterable[str]) -> dict[str, str]:
     """`name=value` strings (from `-i`) as a mapping; raise DiagnosticsError on bad ones."""
     values: dict[str, str] = {}

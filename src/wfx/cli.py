@@ -139,6 +139,31 @@ def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) ->
     sys.exit(EXIT_INVALID)
 
 
+@cli.command(name="lint")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for tools, github for CI annotations.",
+)
+def lint_command(files: tuple[str, ...], output_format: str) -> None:
+    """Find unsafe uses of `${{ }}` in valid FILES; exit 1 when there are findings."""
+    from wfx import api
+    from wfx.diagnostics import DiagnosticsError
+    from wfx.render.diagnostics import FORMATTERS
+
+    try:
+        findings, sources = api.lint_files(list(files))
+    except DiagnosticsError as exc:
+        _fail_with(exc.diagnostics, api.check(list(files)).sources, output_format)
+    if findings or output_format == "json":
+        click.echo(FORMATTERS[output_format](findings, sources), err=output_format == "text")
+    sys.exit(EXIT_FAILED if findings else EXIT_OK)
+
+
 PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 
 

@@ -169,7 +169,8 @@ def test_error_span_with_origin_on_a_later_line() -> None:
     text = "github.ref == 'x'\n  && env.X"
     with pytest.raises(ExpressionError) as raised:
         parse(text, names=["github"], origin=Span("w.yml", 7, 20))
-    assert raised.value.span == Span("w.yml", 8, 6, 8, 9)
+    # a later line shares the first line's indentation (as in a YAML block scalar)
+    assert raised.value.span == Span("w.yml", 8, 25, 8, 28)
     assert text[raised.value.start : raised.value.end] == "env"
 
 

@@ -70,7 +70,7 @@ def test_error_positions_inside_a_multi_line_template() -> None:
     with pytest.raises(ExpressionError) as raised:
         parse_template(text, names=["inputs"], origin=Span("w.yml", 10, 7))
     error = raised.value
-    assert error.span == Span("w.yml", 11, 11, 11, 15)
+    assert error.span == Span("w.yml", 11, 17, 11, 21)  # indented like the first line
     assert (error.start, error.end) == (1, 5)  # offsets into the expression's own text
 
 

@@ -90,4 +90,6 @@ class Locator:
         before = bisect.bisect_left(self.newlines, offset)
         if before == 0:
             return self.origin.line, self.origin.column + offset
-        return self.origin.line + before, offset - self.newlines[before - 1]
+        # later lines share the first line's indentation (a YAML block scalar's)
+        indent = self.origin.column - 1
+        return self.origin.line + before, offset - self.newlines[before - 1] + indent

@@ -205,3 +205,23 @@ def prepare_script(template: Template, render: Callable[[Any], str]) -> Prepared
             scanner.line += reference
         pieces.append(reference)
     return PreparedScript("".join(pieces), env)
+
+
+def scan_contexts(template: Template) -> list[tuple[Any, str, str]]:
+    """For each `${{ }}` of a script: the expression, the quoting context it stands in
+    (`normal`, `double`, `single`, `ansi`, `comment`, `heredoc`, `quoted-heredoc`), and
+    the text of its line up to it (for linting)."""
+    scanner = _Scanner()
+    found: list[tuple[Any, str, str]] = []
+    text = ""
+    for part in template.parts:
+        if isinstance(part, str):
+            scanner.feed(part)
+            text += part
+            continue
+        line = text[text.rfind("\n") + 1 :]
+        found.append((part, scanner.state.value, line))
+        text += "${{}}"
+        if scanner.state in (_State.HEREDOC, _State.QUOTED_HEREDOC):
+            scanner.line += "${}"
+    return found

@@ -1,0 +1,110 @@
+"""Lint: uses of `${{ }}` that are valid but unsafe or surprising.
+
+wfx passes interpolated values to `run` scripts as environment variables, so a value
+can never become script text by itself. A script can still *turn* a value into code
+(`eval "$X"`, `bash -c "…"`) or hide it (a quoted heredoc expands nothing), and a
+secret in `cmd` is visible to every user of the machine through `ps`. These are the
+findings, each a warning diagnostic with its position.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from wfx.diagnostics import Diagnostic, warning
+from wfx.expr import Expression, Template
+from wfx.model import Action, Step, Workflow
+from wfx.runtime.script import scan_contexts
+
+#: commands that run their argument as code
+_EVALUATORS = re.compile(
+    r"(?:^|[;&|(`]|\$\()\s*(?:eval|source|\.|(?:ba|z|k|da)?sh\s+-c|python3?\s+-c|node\s+-e|"
+    r"perl\s+-e|ruby\s+-e|xargs\s+(?:-\S+\s+)*(?:ba)?sh\s+-c)\b"
+)
+_SHELLS = {"sh", "bash", "zsh", "ksh", "dash", "python", "python3", "node", "perl", "ruby"}
+_CODE_FLAGS = {"-c", "-e"}
+
+#: contexts whose values come from outside the workflow file
+UNTRUSTED = ("inputs", "steps")
+
+
+def lint(workflow: Workflow) -> list[Diagnostic]:
+    """Every finding in `workflow`, in file order."""
+    findings: list[Diagnostic] = []
+    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+        for action in (step.action, step.rollback):
+            if action is not None:
+                findings.extend(_check_action(action))
+    return findings
+
+
+def _all_steps(steps: tuple[Step, ...]) -> Iterator[Step]:
+    for step in steps:
+        yield step
+        yield from _all_steps(step.steps)
+
+
+def _check_action(action: Action) -> Iterator[Diagnostic]:
+    if action.run is not None:
+        yield from _check_script(action.run)
+    if action.cmd:
+        yield from _check_argv(action.cmd)
+
+
+def _check_script(template: Template) -> Iterator[Diagnostic]:
+    for expression, context, line in scan_contexts(template):
+        if context == "quoted-heredoc":
+            yield warning(
+                "lint.quoted-heredoc",
+                f"`${{{{ {expression.text.strip()} }}}}` is inside a heredoc with a quoted"
+                " delimiter: the shell expands nothing there, so the value never appears",
+                expression.span,
+                "use an unquoted delimiter (<<EOF) to expand the value",
+            )
+        elif _EVALUATORS.search(line) and _untrusted(expression):
+            yield _code_warning(expression, "the script runs it as code")
+
+
+def _check_argv(items: tuple[Template, ...]) -> Iterator[Diagnostic]:
+    program = "".join(p for p in items[0].parts if isinstance(p, str)).rsplit("/", 1)[-1]
+    code_position = next(
+        (i for i, item in enumerate(items) if item.is_literal() and _text(item) in _CODE_FLAGS),
+        None,
+    )
+    for position, item in enumerate(items):
+        for expression in item.expressions():
+            if _uses(expression, "secrets"):
+                yield warning(
+                    "lint.secret-argument",
+                    "a secret in `cmd` is an argument: every user of the machine can read it"
+                    " with `ps`",
+                    expression.span,
+                    "pass it through `env` and read the variable in the program",
+                )
+            if code_position is None or position != code_position + 1:
+                continue
+            if program in _SHELLS and _untrusted(expression):
+                flag = _text(items[code_position])
+                yield _code_warning(expression, f"`{program} {flag}` runs it as code")
+
+
+def _code_warning(expression: Expression, how: str) -> Diagnostic:
+    return warning(
+        "lint.value-as-code",
+        f"`${{{{ {expression.text.strip()} }}}}` comes from outside the workflow and {how}",
+        expression.span,
+        "pass the value as data (an argument or a variable), never as code to evaluate",
+    )
+
+
+def _untrusted(expression: Expression) -> bool:
+    return any(_uses(expression, name) for name in UNTRUSTED)
+
+
+def _uses(expression: Expression, context: str) -> bool:
+    return any(r.path[0].lower() == context for r in expression.references())
+
+
+def _text(template: Template) -> str:
+    return "".join(p for p in template.parts if isinstance(p, str))

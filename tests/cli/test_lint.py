@@ -1,0 +1,65 @@
+"""`wfx lint`: valid but unsafe uses of `${{ }}` (T13's lint part), with their positions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from wfx.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RISKY = """wfx: 1
+inputs:
+  branch: {type: string, default: main}
+secrets: [TOKEN]
+steps:
+  - id: evaluates
+    run: |
+      echo "${{ inputs.branch }}"
+      eval "git checkout ${{ inputs.branch }}"
+      bash -c "echo ${{ steps.evaluates.outputs.x }}"
+      cat <<'END'
+      ${{ inputs.branch }}
+      END
+  - id: shell
+    cmd: [sh, -c, "echo ${{ inputs.branch }}"]
+  - id: argument
+    cmd: [curl, -H, "Authorization: ${{ secrets.TOKEN }}", https://example.com]
+  - id: fine
+    cmd: [git, checkout, "${{ inputs.branch }}"]
+"""
+
+#: the corpus: (line, column, code) of every risky use above
+EXPECTED = [
+    (9, 29, "lint.value-as-code"),
+    (10, 24, "lint.value-as-code"),
+    (12, 10, "lint.quoted-heredoc"),
+    (15, 28, "lint.value-as-code"),
+    (17, 40, "lint.secret-argument"),
+]
+
+
+def test_every_risky_use_is_found_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(RISKY)
+    result = CliRunner().invoke(cli, ["lint", "--format", "json", str(path)])
+    assert result.exit_code == 1
+    found = [(d["line"], d["column"], d["code"]) for d in json.loads(result.stdout)]
+    assert found == EXPECTED  # recall 5/5 on the corpus, no false positive
+
+
+def test_the_examples_are_clean() -> None:
+    examples = [str(p) for p in sorted((ROOT / "examples").glob("*.yaml"))]
+    result = CliRunner().invoke(cli, ["lint", *examples])
+    assert (result.exit_code, result.stderr) == (0, "")
+
+
+def test_an_invalid_file_is_reported_not_linted(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text("wfx: 1\nsteps:\n  - {run: echo, timout: 1s}\n")
+    result = CliRunner().invoke(cli, ["lint", str(path)])
+    assert result.exit_code == 2
+    assert "unknown key `timout`" in result.stderr
