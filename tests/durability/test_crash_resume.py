@@ -41,17 +41,20 @@ def test_random_kill_nine_then_resume_repeats_no_completed_step(tmp_path: Path) 
     rng = random.Random(20261126)
     crashes = 0
     resume_latencies = []
+    finished = False
     for _ in range(50):
         process = crash.start("--resume")
         time.sleep(rng.uniform(0.05, 0.6))
         if process.poll() is not None:
+            finished = True  # it ended before this kill: no resume needed
             break
         kill_wfx_only(process)
         crashes += 1
         wait_for_quiet(crash.ledger)
-    started = time.monotonic()
-    assert crash.run("--resume") == 0
-    resume_latencies.append(time.monotonic() - started)
+    if not finished:
+        started = time.monotonic()
+        assert crash.run("--resume") == 0
+        resume_latencies.append(time.monotonic() - started)
     counts = Counter(crash.entries())
     completed_before_each_crash = crash.journaled("success")
     assert set(counts) == {f"s{i:03d}" for i in range(200)}, "a step was skipped"
@@ -269,3 +272,49 @@ def test_damage_after_a_kill_during_heavy_writes(tmp_path: Path, damage: str) ->
     assert set(after) == {f"s{i:03d}" for i in range(60)}
     # not a fresh start: the steps journaled before the damage were not run again
     assert sum(after.values()) < len(after) + sum(before.values())
+
+
+def failing_saga(steps: int, ledger: Path) -> str:
+    """A linear workflow whose every 10th step has a compensation and whose last fails."""
+    lines = ["wfx: 1", "steps:"]
+    for index in range(steps):
+        name = f"s{index:03d}"
+        command = f"echo {name} >> '{ledger}'; sleep 0.0{index % 4}"
+        if index == steps - 1:
+            command += "; exit 1"
+        lines += [f"  - id: {name}", f'    run: "{command}"']
+        if index % 10 == 0:
+            lines.append(f"    rollback: {{run: \"echo undo-{name} >> '{ledger}'; sleep 0.05\"}}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_random_kills_through_a_failure_and_its_compensation(tmp_path: Path) -> None:
+    """T1 with a failure: kills land in the steps and in the compensation; after the
+    resumes every compensation ran in reverse order of completion, each finished one
+    exactly once."""
+    crash = Crashable(tmp_path)
+    crash.write(failing_saga(200, crash.ledger))
+    rng = random.Random(7)
+    crashes = 0
+    finished = False
+    for _ in range(30):
+        process = crash.start("--resume")
+        time.sleep(rng.uniform(0.1, 0.8))
+        if process.poll() is not None:
+            finished = True
+            break
+        kill_wfx_only(process)
+        crashes += 1
+        wait_for_quiet(crash.ledger)
+    if not finished:
+        assert crash.run("--resume") == 1
+    entries = crash.entries()
+    undos = [e for e in entries if e.startswith("undo-")]
+    expected = [f"undo-s{i:03d}" for i in range(190, -1, -10)]
+    assert list(dict.fromkeys(undos)) == expected
+    assert len(undos) - len(expected) <= crashes
+    steps = [e for e in entries if not e.startswith("undo-")]
+    assert set(steps) == {f"s{i:03d}" for i in range(200)}
+    assert crash.run_statuses()[-1] == "failed"
+    assert crash.integrity() == "ok"
