@@ -242,9 +242,6 @@ def _watch_children_with_pidfds() -> None:
 
 # -- durable runs -----------------------------------------------------------------------------
 
-EXIT_JOURNAL_CORRUPT = 74
-EXIT_RUN_LOCKED = 75
-
 
 def definition_of(workflow: Any) -> str:
     """The normalised workflow as canonical JSON (what the fingerprint covers)."""
@@ -338,6 +335,14 @@ def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any
             ]
         )
     return record, graph, changes
+
+
+def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None]:
+    """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, and what
+    changed in the workflow (None when nothing did). Journal errors pass through."""
+    record, graph, changes = resume_target(journal, run_id, force)
+    journal.claim(record.id)
+    return graph, journal.resume_state(record.id), changes
 
 
 def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:

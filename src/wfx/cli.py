@@ -19,15 +19,15 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from wfx import __version__
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_PARTIAL = 3
-EXIT_INTERRUPTED = 130
-EXIT_INTERNAL = 70
-EXIT_JOURNAL_CORRUPT = 74
-EXIT_RUN_LOCKED = 75
+from wfx.exitcodes import (
+    EXIT_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_JOURNAL_CORRUPT,
+    EXIT_OK,
+    EXIT_RUN_LOCKED,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -82,17 +82,25 @@ def input_options(command: F) -> F:
     )(command)
 
 
+def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
+    """The `--format` option, with the formats a command offers."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default="text",
+        show_default=True,
+        help=help_text,
+    )
+
+
+DIAGNOSTIC_FORMATS_HELP = "text for people, json for tools, github for CI annotations."
+
+
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @input_options
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools, github for CI annotations.",
-)
+@format_option(FORMATS, DIAGNOSTIC_FORMATS_HELP)
 def validate(
     files: tuple[str, ...],
     assignments: tuple[str, ...],
@@ -141,14 +149,7 @@ def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) ->
 
 @cli.command(name="lint")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(FORMATS),
-    default="text",
-    show_default=True,
-    help="text for people, json for tools, github for CI annotations.",
-)
+@format_option(FORMATS, DIAGNOSTIC_FORMATS_HELP)
 def lint_command(files: tuple[str, ...], output_format: str) -> None:
     """Find unsafe uses of `${{ }}` in valid FILES; exit 1 when there are findings."""
     from wfx import api
@@ -170,14 +171,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
-@click.option(
-    "--format",
-    "output_format",
-    type=click.Choice(PLAN_FORMATS),
-    default="text",
-    show_default=True,
-    help="How to print the plan.",
-)
+@format_option(PLAN_FORMATS, "How to print the plan.")
 @click.option(
     "--diff",
     "base",
@@ -400,20 +394,13 @@ def _usage_error(message: str) -> Any:
 
 @contextmanager
 def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
-    """The journal (or None with --no-journal); corrupt or newer journals end with exit 74."""
+    """The journal (or None with --no-journal); journal errors end in `main` (74/75/2)."""
     if not how.journal:
         yield None
         return
-    from wfx.runtime.journal import Journal, JournalError, state_dir
+    from wfx.runtime.journal import DATABASE, Journal, state_dir
 
-    directory = state_dir(file or "./workflow", how.state_dir)
-    if file is None and how.state_dir is None and not os.environ.get("WFX_STATE_DIR"):
-        directory = Path(".wfx")
-    try:
-        journal = Journal(directory / "state.db")
-    except JournalError as exc:
-        click.echo(f"wfx: error: {exc}", err=True)
-        sys.exit(EXIT_JOURNAL_CORRUPT)
+    journal = Journal(state_dir(file, how.state_dir) / DATABASE)
     try:
         yield journal
     finally:
@@ -423,23 +410,11 @@ def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
 def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
-    from wfx.runtime.journal import JournalError, RunLockedError, RunNotResumableError
 
     try:
-        record, graph, changes = api.resume_target(journal, run_id, force)
-        journal.claim(record.id)
-        state = journal.resume_state(record.id)
+        graph, state, changes = api.claim_run(journal, run_id, force)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
-    except RunLockedError as exc:
-        click.echo(f"wfx: error: {exc}", err=True)
-        sys.exit(EXIT_RUN_LOCKED)
-    except RunNotResumableError as exc:
-        click.echo(f"wfx: error: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    except JournalError as exc:
-        click.echo(f"wfx: error: {exc}", err=True)
-        sys.exit(EXIT_JOURNAL_CORRUPT)
     if changes:
         click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
     return graph, state

@@ -17,12 +17,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from wfx.exitcodes import EXIT_INVALID, EXIT_JOURNAL_CORRUPT
+
 if TYPE_CHECKING:
     from wfx.runtime.journal import Journal, RunRecord
 
-# the same codes as wfx.cli (not imported from there: wfx.cli imports this module)
-EXIT_INVALID = 2
-EXIT_JOURNAL_CORRUPT = 74
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

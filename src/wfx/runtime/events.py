@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfx.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from wfx.model import StepId
 
 
@@ -49,10 +50,10 @@ class RunStatus(enum.Enum):
 
 
 _EXIT_CODES = {
-    RunStatus.SUCCESS: 0,
-    RunStatus.FAILED: 1,
-    RunStatus.COMPLETED_WITH_FAILURES: 3,
-    RunStatus.INTERRUPTED: 130,
+    RunStatus.SUCCESS: EXIT_OK,
+    RunStatus.FAILED: EXIT_FAILED,
+    RunStatus.COMPLETED_WITH_FAILURES: EXIT_PARTIAL,
+    RunStatus.INTERRUPTED: EXIT_INTERRUPTED,
 }
 
 

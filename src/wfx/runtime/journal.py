@@ -159,13 +159,16 @@ class ResumeState:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-def state_dir(workflow_file: str | Path, explicit: str | Path | None = None) -> Path:
-    """Where the journal lives: `--state-dir`, `$WFX_STATE_DIR`, or `.wfx/` beside the file."""
+def state_dir(workflow_file: str | Path | None, explicit: str | Path | None = None) -> Path:
+    """Where the journal lives: `--state-dir`, `$WFX_STATE_DIR`, or `.wfx/` beside the file
+    (in the current directory when no file is known, as for `wfx resume RUN_ID`)."""
     if explicit is not None:
         return Path(explicit)
     from_env = os.environ.get(STATE_DIR_VARIABLE)
     if from_env:
         return Path(from_env)
+    if workflow_file is None:
+        return Path(".wfx")
     return Path(workflow_file).resolve().parent / ".wfx"
 
 
