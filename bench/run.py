@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WFX = str(BIN / "wfx")
 PYTHON = sys.executable
+FLOORS = ROOT / "bench" / "floors.py"
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,32 @@ class Result:
     limit: float
     detail: str
     higher_is_better: bool = False
+    floor: float | None = None
+    """The same figure for bench/floors.py's bare runner (or bare imports), when measured."""
 
     @property
     def passed(self) -> bool:
         """True when the figure is within its limit."""
-        return self.figure >= self.limit if self.higher_is_better else self.figure <= self.limit
+        return self._within(self.figure)
+
+    @property
+    def floor_passes(self) -> bool | None:
+        """Whether even the floor is within the limit (None when there is no floor)."""
+        return None if self.floor is None else self._within(self.floor)
+
+    def _within(self, figure: float) -> bool:
+        return figure >= self.limit if self.higher_is_better else figure <= self.limit
 
     def line(self) -> str:
         """One line for the report."""
         verdict = "ok  " if self.passed else "FAIL"
         sign = ">=" if self.higher_is_better else "<="
         limit = f"(limit {sign} {self.limit})"
-        return f"{verdict} {self.name:<28} {self.figure:8.2f} {limit} {self.detail}"
+        floor = ""
+        if self.floor is not None:
+            reach = "within the limit" if self.floor_passes else "misses the limit too"
+            floor = f"; floor {self.floor:.2f}, {reach}"
+        return f"{verdict} {self.name:<28} {self.figure:8.2f} {limit} {self.detail}{floor}"
 
 
 def wall_time(argv: list[str], cwd: Path | None = None) -> float:
@@ -98,12 +113,14 @@ def bench_validate_cold(repeat: int) -> Result:
             {
                 "baseline": [PYTHON, "-c", "import yaml, jsonschema, lark"],
                 "wfx": [WFX, "validate", str(workflow)],
+                "floor": [PYTHON, "-c", "import yaml, jsonschema, lark, click"],
             },
             repeat,
         )
     ratio = medians["wfx"] / medians["baseline"]
     detail = f"wfx {medians['wfx'] * 1000:.0f} ms vs imports {medians['baseline'] * 1000:.0f} ms"
-    return Result("validate_cold", ratio, 1.3, detail)
+    floor = medians["floor"] / medians["baseline"]
+    return Result("validate_cold", ratio, 1.3, detail + " (floor: + click)", floor=floor)
 
 
 def random_dag(steps: int, seed: int = 7) -> str:
@@ -149,11 +166,17 @@ def bench_plan_cold(repeat: int) -> Result:
         workflow = Path(tmp) / "ten.yaml"
         workflow.write_text(ten_step_workflow())
         medians = interleaved_medians(
-            {"baseline": [PYTHON, "-c", "pass"], "wfx": [WFX, "plan", str(workflow)]}, repeat
+            {
+                "baseline": [PYTHON, "-c", "pass"],
+                "wfx": [WFX, "plan", str(workflow)],
+                "floor": [PYTHON, "-c", "import yaml, jsonschema, lark"],
+            },
+            repeat,
         )
     ratio = medians["wfx"] / medians["baseline"]
     detail = f"wfx {medians['wfx'] * 1000:.0f} ms vs python {medians['baseline'] * 1000:.0f} ms"
-    return Result("plan_cold", ratio, 7, detail)
+    floor = medians["floor"] / medians["baseline"]
+    return Result("plan_cold", ratio, 7, detail + " (floor: the imports alone)", floor=floor)
 
 
 def chain_workflow(steps: int) -> str:
@@ -180,11 +203,18 @@ def bench_chain_marginal(repeat: int) -> Result:
             commands[f"wfx{size}"] = [WFX, "run", "-q", str(root / f"chain{size}.yaml")]
             makefile = str(root / f"chain{size}.mk")
             commands[f"make{size}"] = ["make", "-s", "-f", makefile, f"s{size - 1}"]
+            commands[f"floor{size}"] = [PYTHON, str(FLOORS), "chain", str(size)]
         medians = interleaved_medians(commands, max(3, repeat // 3))
     wfx_step = (medians["wfx200"] - medians["wfx20"]) / 180
     make_step = (medians["make200"] - medians["make20"]) / 180
-    detail = f"wfx {wfx_step * 1000:.2f} ms/step vs make {make_step * 1000:.2f} ms/step"
-    return Result("chain_marginal_vs_make", wfx_step / make_step, 1.5, detail)
+    floor_step = (medians["floor200"] - medians["floor20"]) / 180
+    detail = (
+        f"wfx {wfx_step * 1000:.2f} ms/step vs make {make_step * 1000:.2f} ms/step"
+        f" (floor {floor_step * 1000:.2f} ms/step)"
+    )
+    return Result(
+        "chain_marginal_vs_make", wfx_step / make_step, 1.5, detail, floor=floor_step / make_step
+    )
 
 
 def fan_workflow(steps: int, parallel: int) -> str:
@@ -211,12 +241,17 @@ def bench_fan_throughput(repeat: int) -> Result:
             {
                 "wfx": [WFX, "run", "-q", str(root / "fan.yaml")],
                 "make": ["make", "-s", "-j2", "-f", str(root / "fan.mk"), "all"],
+                "floor": [PYTHON, str(FLOORS), "fan", "1000", "2"],
             },
             max(3, repeat // 4),
         )
     ratio = medians["make"] / medians["wfx"]
-    rates = f"wfx {1000 / medians['wfx']:.0f} steps/s vs make -j2 {1000 / medians['make']:.0f}"
-    return Result("fan_throughput_vs_make_j2", ratio, 0.6, rates, higher_is_better=True)
+    rates = (
+        f"wfx {1000 / medians['wfx']:.0f} steps/s vs make -j2 {1000 / medians['make']:.0f}"
+        f" (floor {1000 / medians['floor']:.0f})"
+    )
+    floor = medians["make"] / medians["floor"]
+    return Result("fan_throughput_vs_make_j2", ratio, 0.6, rates, True, floor)
 
 
 def workload(name: str) -> float:

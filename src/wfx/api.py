@@ -216,28 +216,10 @@ def run_graph(graph: Any, options: Any) -> Any:
 
     from wfx.runtime.engine import run as run_async
 
-    _watch_children_with_pidfds()
-
     async def main() -> Any:
         return await run_async(graph, options=options)
 
     return anyio.run(main)
-
-
-def _watch_children_with_pidfds() -> None:
-    """On Python 3.11, asyncio starts one thread per child process to wait for it; a pidfd
-    watcher (what 3.12 does by default) waits on the event loop instead."""
-    import asyncio
-    import os
-    import sys
-
-    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
-        return
-    try:
-        os.close(os.pidfd_open(os.getpid()))
-    except OSError:
-        return  # kernel without pidfds: keep asyncio's default
-    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
 # -- durable runs -----------------------------------------------------------------------------

@@ -427,7 +427,6 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     from rich.console import Console
 
     from wfx import api
-    from wfx.render.cloudevents import CloudEventsWriter
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
     from wfx.runtime.engine import RunOptions, new_run_id
@@ -451,6 +450,8 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
             sinks.append(journal)
         sinks += [view, _keep_summary_events(collected)]
         if how.events_file:
+            from wfx.render.cloudevents import CloudEventsWriter
+
             handle = stack.enter_context(open(how.events_file, "a", encoding="utf-8"))
             sinks.append(CloudEventsWriter(handle, source=file))
 

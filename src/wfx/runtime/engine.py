@@ -250,6 +250,8 @@ class _Run:
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
         self.idle_workers = 0
+        self.queued = 0
+        self.worker_starting = False
         self.skipped_groups = False
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.ready_send.close()  # each phase opens its own pair
@@ -377,6 +379,8 @@ class _Run:
         self.unfinished = sum(1 for _ in self.graph.steps(section))
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.idle_workers = 0
+        self.queued = 0
+        self.worker_starting = False
         try:
             async with anyio.create_task_group() as group:
                 self.task_group = group
@@ -410,36 +414,48 @@ class _Run:
         return kept
 
     def _dispatch(self, node: Node) -> None:
-        """Hand a ready step to an idle worker, or start a new worker for it."""
+        """Hand a ready step to an idle worker, or queue it and make sure a worker is on its
+        way. Workers start one at a time, each when the previous one begins work, so a burst
+        of 10,000 ready steps that finish at once is served by a few tasks, not 10,000, while
+        steps that wait (a process, a sleep) still each get a worker within a loop turn."""
+        self.ready_send.send_nowait(node)
         if self.idle_workers:
             self.idle_workers -= 1
-            self.ready_send.send_nowait(node)
             return
-        assert self.task_group is not None
-        self.task_group.start_soon(self._worker, node)
+        self.queued += 1
+        self._start_worker()
 
-    async def _worker(self, node: Node) -> None:
-        """Run steps until the phase ends: first the one given, then each step its own
-        step made ready (a chain stays on one task), then whatever is handed over."""
-        current: Node | None = node
+    def _start_worker(self) -> None:
+        if self.worker_starting:
+            return
+        self.worker_starting = True
+        assert self.task_group is not None
+        self.task_group.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        """Run steps until the phase ends: take a queued step, then each step its own step
+        made ready (a chain stays on one task), then the next queued one."""
+        self.worker_starting = False
         while True:
+            try:
+                current: Node | None = self.ready_receive.receive_nowait()
+                self.queued -= 1
+            except anyio.WouldBlock:
+                self.idle_workers += 1
+                try:
+                    current = await self.ready_receive.receive()
+                except anyio.EndOfStream:
+                    return
+            except anyio.EndOfStream:
+                return
+            if self.queued:
+                self._start_worker()
             streak = 0
             while current is not None:
                 current = self._release(await self._run_step(current), keep_one=True)
                 streak += 1
                 if streak % _FAIRNESS == 0:
                     await anyio.lowlevel.checkpoint()  # let signals and other tasks in
-            try:
-                current = self.ready_receive.receive_nowait()
-                continue
-            except anyio.WouldBlock:
-                self.idle_workers += 1
-            except anyio.EndOfStream:
-                return
-            try:
-                current = await self.ready_receive.receive()
-            except anyio.EndOfStream:
-                return
 
     def _completed(self, index: int) -> list[int]:
         """Count one finished dependency for each dependent; return those now ready."""

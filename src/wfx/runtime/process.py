@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 import anyio
-from anyio.abc import ByteReceiveStream, Process
 
 from wfx.diagnostics import WfxError
 
@@ -41,6 +40,7 @@ _VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 # second round. Both are bounded so a process stuck in the kernel cannot hang a run.
 _KILL_WAIT = 1.0
 _KILL_ROUNDS = 5
+_CHUNK = 65536
 
 
 class ProcessStartError(WfxError):
@@ -117,39 +117,92 @@ async def run_process(
     """Run `argv` to completion (or timeout) and kill whatever it leaves running."""
     started = time.monotonic()
     token = uuid.uuid4().hex
-    process = await _spawn(argv, env, cwd, token)
-    tree = _ProcessTree(process, token)
+    child = _Child.spawn(argv, env, cwd, token)
+    tree = _ProcessTree(child, token)
     capture = _Capture(on_output, log, log_limit, max_line)
     if tracker is not None:
         tracker._add(tree)
     try:
-        async with process:
-            timed_out = await _supervise(process, tree, capture, timeout, kill_grace, pipe_grace)
+        timed_out = await _supervise(child, tree, capture, timeout, kill_grace, pipe_grace)
     finally:
         if tracker is not None:
             tracker._discard(tree)
-    return _outcome(process, tree, capture, timed_out, time.monotonic() - started)
+        child.close()
+    return _outcome(child, tree, capture, timed_out, time.monotonic() - started)
 
 
-async def _spawn(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
-) -> Process:
-    if not argv:
-        raise ProcessStartError("empty command")
-    try:
-        return await anyio.open_process(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env={**env, TOKEN_VARIABLE: token},
-            start_new_session=True,
-        )
-    except OSError as exc:
-        raise ProcessStartError(_start_failure(argv[0], cwd, exc)) from exc
-    except ValueError as exc:  # a NUL byte or '=' where the OS cannot take it
-        raise ProcessStartError(f"cannot start {argv[0]}: {exc}") from exc
+class _Child:
+    """A started step process: its pid, a pidfd that becomes readable when it exits, and
+    the read ends of its stdout and stderr pipes (non-blocking, read on the event loop).
+
+    Spawned with `subprocess.Popen` (vfork and exec, no shell) rather than an event-loop
+    subprocess transport: the loop only ever waits on three file descriptors, so nothing
+    per process runs on a thread or through a SIGCHLD handler."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int, stdout: int, stderr: int):
+        self._popen = popen
+        self._pidfd = pidfd
+        self.pid = popen.pid
+        self.stdout = stdout
+        self.stderr = stderr
+        self._open = [stdout, stderr, pidfd]
+
+    @classmethod
+    def spawn(
+        cls, argv: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
+    ) -> _Child:
+        """Start `argv` in a new session with stdin on /dev/null and both outputs piped."""
+        if not argv:
+            raise ProcessStartError("empty command")
+        out_read, out_write = os.pipe2(os.O_CLOEXEC)
+        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                cwd=cwd,
+                env={**env, TOKEN_VARIABLE: token},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            _close_all(out_read, err_read)
+            raise ProcessStartError(_start_failure(argv[0], cwd, exc)) from exc
+        except ValueError as exc:  # a NUL byte or '=' where the OS cannot take it
+            _close_all(out_read, err_read)
+            raise ProcessStartError(f"cannot start {argv[0]}: {exc}") from exc
+        finally:
+            _close_all(out_write, err_write)
+        os.set_blocking(out_read, False)
+        os.set_blocking(err_read, False)
+        return cls(popen, os.pidfd_open(popen.pid), out_read, err_read)
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once reaped: negative for a signal, None while running."""
+        return self._popen.returncode
+
+    async def wait(self) -> int:
+        """Wait on the event loop until the process exits, reap it, return its status."""
+        while (code := self._popen.poll()) is None:
+            await anyio.wait_readable(self._pidfd)
+        return code
+
+    def close(self) -> None:
+        """Release the pipes and the pidfd; reap the process if it is somehow still there."""
+        if self._popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self._popen.wait()
+        _close_all(*self._open)
+        self._open = []
+
+
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _start_failure(program: str, cwd: str | None, exc: OSError) -> str:
@@ -172,7 +225,7 @@ def _start_failure(program: str, cwd: str | None, exc: OSError) -> str:
 
 
 async def _supervise(
-    process: Process,
+    process: _Child,
     tree: _ProcessTree,
     capture: _Capture,
     timeout: float | None,
@@ -180,7 +233,6 @@ async def _supervise(
     pipe_grace: float,
 ) -> bool:
     """Wait for the process and its output; True when the timeout fired."""
-    assert process.stdout is not None and process.stderr is not None
     try:
         async with anyio.create_task_group() as drains:
             drains.start_soon(capture.drain, process.stdout, "stdout")
@@ -200,7 +252,7 @@ async def _supervise(
     return timed_out
 
 
-async def _exits_within(process: Process, timeout: float | None) -> bool:
+async def _exits_within(process: _Child, timeout: float | None) -> bool:
     with anyio.move_on_after(timeout):
         await process.wait()
         return True
@@ -208,7 +260,7 @@ async def _exits_within(process: Process, timeout: float | None) -> bool:
 
 
 def _outcome(
-    process: Process, tree: _ProcessTree, capture: _Capture, timed_out: bool, duration: float
+    process: _Child, tree: _ProcessTree, capture: _Capture, timed_out: bool, duration: float
 ) -> ProcessOutcome:
     code = process.returncode
     assert code is not None
@@ -240,11 +292,18 @@ class _Capture:
         self._max_line = max_line
         self._closed = {"stdout": anyio.Event(), "stderr": anyio.Event()}
 
-    async def drain(self, source: ByteReceiveStream, stream: Stream) -> None:
-        """Read `source` until EOF (or cancellation), never holding more than a chunk."""
+    async def drain(self, fd: int, stream: Stream) -> None:
+        """Read the non-blocking pipe `fd` until EOF (or cancellation), a chunk at a time."""
         lines = _LineSplitter(stream, self._on_output, self._max_line) if self._on_output else None
         try:
-            async for chunk in source:
+            while True:
+                try:
+                    chunk = os.read(fd, _CHUNK)
+                except BlockingIOError:
+                    await anyio.wait_readable(fd)
+                    continue
+                if not chunk:
+                    break
                 self.counts[stream] += len(chunk)
                 self._write_log(chunk)
                 if lines is not None:
@@ -310,7 +369,7 @@ class _LineSplitter:
 class _ProcessTree:
     """A step process, its process group and every process that inherited its marker."""
 
-    def __init__(self, process: Process, token: str) -> None:
+    def __init__(self, process: _Child, token: str) -> None:
         self.process = process
         # A session leader cannot change its group, so the group always includes the child.
         self.pgid = process.pid
