@@ -397,6 +397,7 @@ class Journal:
             self.completions += 1
             completed = self.completions
         with self.transaction():
+            self._insert_pending_logs()
             self.db.execute(
                 "INSERT INTO steps (run_id, step_id, status, attempts, finished, outputs,"
                 " exit_code, signal, reason, completed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -418,7 +419,6 @@ class Journal:
                     completed,
                 ),
             )
-        self._flush_log(event.run_id, event.step)
         failpoint("journal.after-step-finished")
 
     def _output(self, event: ev.StepOutput) -> None:
@@ -429,23 +429,30 @@ class Journal:
         self.log_sizes[event.step] = size + len(text)
         self.pending_logs.append((event.run_id, event.step, event.stream, text))
         if len(self.pending_logs) >= 256:
-            self._flush_log(event.run_id, None)
+            self._flush_log()
 
-    def _flush_log(self, run_id: str, step: str | None) -> None:
+    def _flush_log(self) -> None:
+        if self.pending_logs:
+            with self.transaction():
+                self._insert_pending_logs()
+
+    def _insert_pending_logs(self) -> None:
+        """Write the buffered output lines (inside the caller's transaction)."""
         if not self.pending_logs:
             return
         rows = []
         for run, step_id, stream, text in self.pending_logs:
-            seq = self.log_seq.get(step_id, self._next_seq(run, step_id))
+            seq = self.log_seq.get(step_id)
+            if seq is None:
+                seq = self._next_seq(run, step_id)
             self.log_seq[step_id] = seq + 1
             rows.append((run, step_id, seq, stream, text))
         self.pending_logs = []
-        with self.transaction():
-            self.db.executemany(
-                "INSERT OR REPLACE INTO logs (run_id, step_id, seq, stream, text)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO logs (run_id, step_id, seq, stream, text)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
     @_guarded
     def _next_seq(self, run_id: str, step_id: str) -> int:
@@ -469,6 +476,7 @@ class Journal:
     def _rollback_finished(self, event: ev.RollbackFinished) -> None:
         failpoint("journal.rollback-finished")
         with self.transaction():
+            self._insert_pending_logs()
             self.db.execute(
                 "UPDATE rollbacks SET status = ?, finished = ?, reason = ?"
                 " WHERE run_id = ? AND step_id = ?",
@@ -481,7 +489,7 @@ class Journal:
         failpoint("journal.after-rollback-finished")
 
     def _run_finished(self, event: ev.RunFinished) -> None:
-        self._flush_log(event.run_id, None)
+        self._flush_log()
         failpoint("journal.run-finished")
         status = event.status.value
         with self.transaction():
