@@ -138,10 +138,31 @@ def schema() -> Mapping[str, Any]:
 @cache
 def _validator() -> Validator:
     # Imported here, not at the top: see the module docstring.
-    from jsonschema.validators import Draft202012Validator  # noqa: PLC0415
+    from jsonschema import ValidationError  # noqa: PLC0415
+    from jsonschema.validators import Draft202012Validator, extend  # noqa: PLC0415
+
+    general = Draft202012Validator.VALIDATORS["oneOf"]
+
+    def one_of(validator: Any, branches: Any, instance: Any, where: Any) -> Iterator[Any]:
+        """`oneOf`, with "exactly one of these keys" (every step) decided by counting the
+        keys instead of validating four sub-schemas and building three errors."""
+        if not _is_exactly_one_key(branches):
+            yield from general(validator, branches, instance, where)
+            return
+        # `required` holds for anything but a mapping, so a non-mapping matches every branch.
+        matching = (
+            sum(branch["required"][0] in instance for branch in branches)
+            if isinstance(instance, dict)
+            else len(branches)
+        )
+        if matching != 1:
+            yield ValidationError(f"{instance!r} matches {matching} of {branches!r}")
 
     # No format checker and no check_schema: the schema is tested, not re-checked per run.
-    return Draft202012Validator(_inlined(schema()))
+    checker: type[Validator] = extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator, {"oneOf": one_of}
+    )
+    return checker(_inlined(schema()))
 
 
 _ANNOTATIONS = frozenset({"description", "markdownDescription", "examples", "title", "default"})
@@ -149,6 +170,8 @@ _ANNOTATIONS = frozenset({"description", "markdownDescription", "examples", "tit
 _RECURSIVE = frozenset({"#/$defs/step", "#/$defs/stepList"})
 # Keywords whose keys are names (a property called `default` is not an annotation).
 _NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
+# Keywords whose values are data, not schemas: kept exactly as written.
+_VERBATIM = frozenset({"enum", "const", "required", "dependentRequired", "errorMessage"})
 
 
 def _inlined(document: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,7 +189,7 @@ def _inlined(document: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(reference, str) and reference not in _RECURSIVE:
             return expand(definitions[reference.removeprefix("#/$defs/")])
         return {
-            key: _each_named(value, expand) if key in _NAMED_SCHEMAS else expand(value)
+            key: _expand_keyword(key, value, expand)
             for key, value in node.items()
             if key not in _ANNOTATIONS
         }
@@ -175,10 +198,12 @@ def _inlined(document: Mapping[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-def _each_named(schemas: Any, expand: Callable[[Any], Any]) -> Any:
-    if not isinstance(schemas, Mapping):
-        return schemas
-    return {name: expand(schema_) for name, schema_ in schemas.items()}
+def _expand_keyword(keyword: str, value: Any, expand: Callable[[Any], Any]) -> Any:
+    if keyword in _VERBATIM:
+        return value
+    if keyword in _NAMED_SCHEMAS and isinstance(value, Mapping):
+        return {name: expand(schema_) for name, schema_ in value.items()}
+    return expand(value)
 
 
 def _not_a_mapping(document: SourceDocument) -> Diagnostic:

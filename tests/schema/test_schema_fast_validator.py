@@ -1,0 +1,92 @@
+"""The validator wfx runs (references inlined, annotations dropped, "exactly one of these
+keys" counted) finds exactly the errors plain jsonschema finds with the schema as written:
+same places, same keywords, same rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema.validators import Draft202012Validator
+
+from wfx import schema as wfx_schema
+from wfx.source import load
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = sorted((ROOT / "examples").rglob("*.yaml"))
+PLAIN = Draft202012Validator(wfx_schema.schema())
+
+
+def verdicts(validator: Any, data: Any) -> list[tuple[Any, ...]]:
+    """Every error as (where in the document, keyword, its rule), with the errors inside
+    alternatives, except inside "exactly one of these keys" (the one `oneOf` wfx counts
+    instead of validating: its branches only ever say which keys are missing)."""
+    found: list[tuple[Any, ...]] = []
+
+    def collect(error: Any) -> None:
+        rule = repr(as_run(error.validator_value))
+        found.append((tuple(error.absolute_path), error.validator, rule))
+        if error.validator == "oneOf" and wfx_schema._is_exactly_one_key(error.validator_value):
+            return
+        for inner in error.context or ():
+            collect(inner)
+
+    for error in validator.iter_errors(data):
+        collect(error)
+    return sorted(found, key=repr)
+
+
+def as_run(rule: Any) -> Any:
+    """A rule of the schema as written, in the form the validator wfx runs holds it."""
+    return wfx_schema._inlined({"$defs": wfx_schema.schema()["$defs"], "rule": rule})["rule"]
+
+
+def agree(data: Any) -> None:
+    assert verdicts(wfx_schema._validator(), data) == verdicts(PLAIN, data)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_example_and_invalid_example_gets_the_same_errors(path: Path) -> None:
+    try:
+        document = load(path)
+    except Exception:  # files that fail before the schema stage
+        pytest.skip("not loadable as a document")
+    agree(document.data)
+
+
+STEP_KEYS = [*sorted(wfx_schema.schema()["$defs"]["step"]["properties"]), "bogus", "default"]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 5),
+    st.sampled_from(["", "x", "5s", "10 minutes", "${{ inputs.a }}", "parallel", "fail", "a-b"]),
+    st.lists(st.sampled_from(["a", "b", "", 1]), max_size=3),
+    st.dictionaries(st.sampled_from(["max", "delay", "A", "run", "x"]), st.integers(0, 3)),
+)
+
+
+@st.composite
+def steps(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    step = draw(st.dictionaries(st.sampled_from(STEP_KEYS), VALUES, max_size=5))
+    if depth < 2 and draw(st.booleans()):
+        step["steps"] = draw(st.lists(steps(depth + 1), max_size=3))
+    if draw(st.booleans()):
+        step["rollback"] = draw(st.dictionaries(st.sampled_from(STEP_KEYS), VALUES, max_size=3))
+    return step
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(steps(), min_size=0, max_size=4),
+    st.dictionaries(
+        st.sampled_from(
+            ["wfx", "name", "timeout", "maxParallel", "defaults", "env", "inputs", "bogus"]
+        ),
+        VALUES,
+    ),
+)
+def test_random_workflows_get_the_same_errors(step_list: list[Any], top: dict[str, Any]) -> None:
+    agree({"wfx": 1, **top, "steps": step_list})
