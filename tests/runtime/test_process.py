@@ -161,6 +161,15 @@ async def test_start_failures_leak_no_descriptors(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) == before
 
 
+def test_closing_a_child_still_running_kills_and_reaps_it() -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    child = process_module._Child.spawn(["sleep", "600"], dict(os.environ), None, "t")
+    assert len(os.listdir("/proc/self/fd")) == before + 3  # two pipes and a pidfd
+    child.close()
+    assert child.returncode == -signal.SIGKILL
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 # --- T5: a timeout kills the whole tree -------------------------------------------------
 
 

@@ -190,11 +190,13 @@ class _Child:
         return code
 
     def close(self) -> None:
-        """Release the pipes and the pidfd; reap the process if it is somehow still there."""
+        """Release the pipes and the pidfd; kill and reap the process if it is somehow
+        still there (never blocking the loop for long on one stuck in the kernel)."""
         if self._popen.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
-            self._popen.wait()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=_KILL_WAIT)
         _close_all(*self._open)
         self._open = []
 
