@@ -205,7 +205,7 @@ def bench_chain_marginal(repeat: int) -> Result:
             commands[f"make{size}"] = ["make", "-s", "-f", makefile, f"s{size - 1}"]
             commands[f"floor{size}"] = [PYTHON, str(FLOORS), "chain", str(size)]
             commands[f"bare{size}"] = [*commands[f"wfx{size}"], "--no-journal"]
-        medians = interleaved_medians(commands, max(3, repeat // 3))
+        medians = interleaved_medians(commands, max(3, repeat // 2))
 
     def per_step(name: str) -> float:
         return (medians[f"{name}200"] - medians[f"{name}20"]) / 180
@@ -327,7 +327,7 @@ def bench_journal_overhead(repeat: int) -> Result:
                 "journal": [*base, "--state-dir", str(root / "state")],
                 "none": [*base, "--no-journal"],
             },
-            max(3, repeat // 3),
+            repeat,  # a small difference between two similar times: it takes many samples
         )
     ratio = medians["journal"] / medians["none"]
     detail = f"journal {medians['journal'] * 1000:.0f} ms vs none {medians['none'] * 1000:.0f} ms"
