@@ -232,10 +232,14 @@ def definition_of(workflow: Any) -> str:
     return json.dumps(workflow.data, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def record_new_run(journal: Any, graph: Any, file: str | Path, run_id: str) -> None:
-    """Create the journal record of a new run of `graph` (before any step starts)."""
+def record_new_run(
+    journal: Any, graph: Any, file: str | Path, run_id: str, workspace: str | Path | None = None
+) -> Path:
+    """Create the journal record of a new run of `graph` (before any step starts); return
+    its workspace: `workspace` when given, else a directory of its own beside the journal."""
     from wfx.plan import fingerprint
 
+    chosen = Path(workspace).resolve() if workspace else journal.workspace_for(run_id)
     journal.create_run(
         run_id,
         workflow=graph.workflow.name or Path(file).name,
@@ -243,6 +247,19 @@ def record_new_run(journal: Any, graph: Any, file: str | Path, run_id: str) -> N
         fingerprint=fingerprint(graph.workflow, graph.inputs),
         definition=definition_of(graph.workflow),
         inputs=graph.inputs,
+        workspace=str(chosen),
+    )
+    return chosen
+
+
+def lost_workspace(state: Any) -> str | None:
+    """A warning when a resumed run's workspace is gone (steps that finished before the
+    crash left their files there; it is made again, empty), else None."""
+    if state.workspace is None or Path(state.workspace).is_dir():
+        return None
+    return (
+        f"the workspace of run `{state.run_id}`, {state.workspace}, is gone: it is made"
+        " again, empty, and files the finished steps left there are missing"
     )
 
 

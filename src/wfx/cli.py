@@ -294,7 +294,8 @@ def presentation_options(command: F) -> F:
         click.option(
             "--workspace",
             type=click.Path(file_okay=False),
-            help="The run's working directory ($WFX_WORKSPACE); a new temporary one by default.",
+            help="The run's shared directory ($WFX_WORKSPACE); default: .wfx/workspaces/RUN_ID"
+            " (resumed runs keep theirs), or a temporary one with --no-journal.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
         click.option("-v", "--verbose", is_flag=True, help="Also inputs and every detail."),
@@ -417,6 +418,9 @@ def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:
         click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
+    lost = api.lost_workspace(state)
+    if lost:
+        click.echo(f"wfx: warning: {lost}", err=True)
     return graph, state
 
 
@@ -434,8 +438,9 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     console = Console(highlight=False)
     collected: list[Any] = []
     run_id = state.run_id if state is not None else new_run_id()
+    workspace = Path(how.workspace) if how.workspace else None
     if journal is not None and state is None:
-        api.record_new_run(journal, graph, file, run_id)
+        workspace = api.record_new_run(journal, graph, file, run_id, workspace)
     with ExitStack() as stack:
         view = choose_view(
             console,
@@ -462,7 +467,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
         options = RunOptions(
             events=fan_out,
             handle_signals=True,
-            workspace=Path(how.workspace) if how.workspace else None,
+            workspace=workspace,
             run_id=run_id,
             resume=state,
         )

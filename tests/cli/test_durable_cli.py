@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -134,7 +135,9 @@ def test_secrets_never_reach_the_journal_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert secret not in result.stdout + result.stderr
-    for stored in (tmp_path / ".wfx").iterdir():
+    journal_files = [f for f in (tmp_path / ".wfx").iterdir() if f.is_file()]
+    assert journal_files
+    for stored in journal_files:  # the database and its WAL; workspaces/ is the steps' own
         assert secret.encode() not in stored.read_bytes(), stored.name
     logs = wfx("logs", "--state-dir", ".wfx", _only_run(tmp_path), cwd=tmp_path)
     assert "token=***" in logs.stdout
@@ -147,3 +150,61 @@ def _only_run(tmp_path: Path) -> str:
         return run.id
     finally:
         journal.close()
+
+
+WORKSPACE_FLOW = (
+    "wfx: 1\nsteps:\n"
+    "  - {id: make, run: 'echo made > \"$WFX_WORKSPACE/artifact\"'}\n"
+    '  - {id: use, run: \'test "$(cat "$WFX_WORKSPACE/artifact")" = made\'}\n'
+)
+
+
+def _crash_after_the_first_step(tmp_path: Path) -> str:
+    (tmp_path / "wf.yaml").write_text(WORKSPACE_FLOW)
+    crashed = subprocess.run(
+        [sys.executable, "-m", "wfx", "run", "-q", "wf.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+        env={**os.environ, "WFX_FAILPOINT": "journal.after-step-finished:1"},
+    )
+    assert crashed.returncode == 137
+    return _only_run(tmp_path)
+
+
+def test_a_resumed_run_goes_on_in_the_workspace_it_began_in(tmp_path: Path) -> None:
+    run_id = _crash_after_the_first_step(tmp_path)
+    workspace = tmp_path / ".wfx" / "workspaces" / run_id
+    assert (workspace / "artifact").read_text() == "made\n"
+    resumed = wfx("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "workspace" not in resumed.stderr
+    with sqlite3.connect(tmp_path / ".wfx" / "state.db") as db:
+        rows = dict(db.execute("SELECT step_id, status FROM steps WHERE run_id = ?", (run_id,)))
+    assert rows == {"make": "success", "use": "success"}
+
+
+def test_resuming_without_the_workspace_says_so(tmp_path: Path) -> None:
+    run_id = _crash_after_the_first_step(tmp_path)
+    shutil.rmtree(tmp_path / ".wfx" / "workspaces" / run_id)
+    resumed = wfx("resume", run_id, cwd=tmp_path)
+    assert resumed.returncode == 1  # `use` cannot find what `make` left
+    assert f"the workspace of run `{run_id}`" in resumed.stderr
+    assert "is gone" in resumed.stderr
+
+
+def test_prune_removes_the_workspaces_wfx_made_and_keeps_chosen_ones(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(WORKSPACE_FLOW)
+    chosen = tmp_path / "mine"
+    assert wfx("run", "-q", "wf.yaml", cwd=tmp_path).returncode == 0
+    assert wfx("run", "-q", "wf.yaml", "--workspace", str(chosen), cwd=tmp_path).returncode == 0
+    assert (chosen / "artifact").exists()
+    made = list((tmp_path / ".wfx" / "workspaces").iterdir())
+    assert len(made) == 1 and (made[0] / "artifact").exists()
+    with sqlite3.connect(tmp_path / ".wfx" / "state.db") as db:
+        db.execute("UPDATE runs SET finished = 0")
+    pruned = wfx("runs", "--prune", "--older-than", "1d", cwd=tmp_path)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "removed 2 finished runs" in pruned.stdout
+    assert not made[0].exists()
+    assert (chosen / "artifact").exists()

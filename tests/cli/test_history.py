@@ -198,8 +198,11 @@ def test_runs_json_describes_each_run(real: dict[str, Any]) -> None:
         "finished",
         "durationSeconds",
         "inputs",
+        "workspace",
     }
     assert succeeded["workflow"] == "greet"
+    assert Path(succeeded["workspace"]).parent.name == "workspaces"
+    assert Path(succeeded["workspace"]).name == succeeded["id"]
     assert succeeded["file"] == str(real["good"].resolve())
     assert succeeded["status"] == "success"
     assert succeeded["reason"] is None
@@ -526,3 +529,26 @@ def test_a_damaged_journal_exits_74(
     assert str(database) in result.stderr
     if damage is _random_bytes:
         assert database.read_bytes() == before  # nothing was written over it
+
+
+def test_a_journal_of_schema_1_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    from wfx.runtime import journal as journal_module
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        for statement in journal_module._MIGRATIONS[1]:
+            db.execute(statement)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')")
+        db.execute(
+            "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
+            " started, finished) VALUES ('v1-run', 'w', '/w.yaml', 'f', '{}', '{}', 'success',"
+            " 1.0, 2.0)"
+        )
+    db.close()
+    with journal_at(tmp_path) as journal:
+        [run] = journal.runs()
+        assert (run.id, run.status, run.workspace) == ("v1-run", "success", None)
+        version = journal.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        assert version == (str(journal_module.SCHEMA_VERSION),)
+    result = invoke(runs, "--state-dir", str(tmp_path))
+    assert result.exit_code == 0
+    assert "v1-run" in result.output

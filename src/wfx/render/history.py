@@ -176,6 +176,7 @@ def run_to_dict(run: RunRecord) -> dict[str, Any]:
         "finished": rfc3339(run.finished),
         "durationSeconds": _seconds(_elapsed(run.started, run.finished)),
         "inputs": dict(run.inputs),
+        "workspace": run.workspace,
     }
 
 
@@ -209,6 +210,8 @@ def _details(run: RunRecord, alive: Collection[str]) -> Table:
         ("duration", run_duration(run, alive)),
         ("fingerprint", Text(run.fingerprint)),
     ]
+    if run.workspace:
+        rows.append(("workspace", Text(run.workspace)))
     for name, value in rows:
         grid.add_row(name, value)
     return grid

@@ -243,7 +243,7 @@ class _Run:
         self.workflow_dir = str(Path(workflow.file).resolve().parent)
         self.limiters = self._limiters()
         self.group_starts = {n.id: n.index for n in graph.nodes if n.kind is NodeKind.GROUP_START}
-        self.workspace = options.workspace or Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
+        self.workspace = options.workspace or _default_workspace(resume)
         self.scratch = Path(tempfile.mkdtemp(prefix="wfx-run-"))
         self.scratch_dir = str(self.scratch)
         self.workspace_dir = str(self.workspace)
@@ -959,6 +959,13 @@ class _Run:
                 message = f"workflow output `{name}` could not be evaluated: {exc.message}"
                 self.emit(ev.Notice(self.run_id, self.now(), message))
         return outputs
+
+
+def _default_workspace(resume: ResumeState | None) -> Path:
+    """A resumed run goes on in its own workspace; a new one gets a temporary directory."""
+    if resume is not None and resume.workspace is not None:
+        return Path(resume.workspace)
+    return Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
 
 
 def _flush(setup: AttemptSetup) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,9 +31,10 @@ from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
 from wfx.runtime.failpoints import failpoint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATE_DIR_VARIABLE = "WFX_STATE_DIR"
 DATABASE = "state.db"
+WORKSPACES = "workspaces"
 
 #: at most this much output text is kept per step for `wfx logs`
 LOG_LIMIT = 1024 * 1024
@@ -91,7 +93,10 @@ _SCHEMA = [
 ]
 
 #: schema version -> statements that migrate a database from the version before it
-_MIGRATIONS: dict[int, list[str]] = {1: _SCHEMA}
+_MIGRATIONS: dict[int, list[str]] = {
+    1: _SCHEMA,
+    2: ["ALTER TABLE runs ADD COLUMN workspace TEXT"],
+}
 
 
 class JournalError(WfxError):
@@ -127,6 +132,7 @@ class RunRecord:
     finished: float | None
     owner_pid: int | None
     owner_start: str | None
+    workspace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,8 @@ class ResumeState:
     reason: str | None
     failing: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+    workspace: str | None = None
+    """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
 
 
 def state_dir(workflow_file: str | Path | None, explicit: str | Path | None = None) -> Path:
@@ -306,14 +314,15 @@ class Journal:
         fingerprint: str,
         definition: str,
         inputs: Mapping[str, Any],
+        workspace: str | None = None,
     ) -> None:
         """Record a new run, owned by this process."""
         failpoint("journal.create-run")
         with self.transaction():
             self.db.execute(
                 "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
-                " started, owner_pid, owner_start, heartbeat)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                " started, owner_pid, owner_start, heartbeat, workspace)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     workflow,
@@ -325,9 +334,15 @@ class Journal:
                     os.getpid(),
                     process_start_time(os.getpid()),
                     time.time(),
+                    workspace,
                 ),
             )
         self.run_id = run_id
+
+    def workspace_for(self, run_id: str) -> Path:
+        """Where a run's workspace lives when nobody chose one: beside the journal, so it
+        outlives a reboot, is there again for `wfx resume`, and goes with `--prune`."""
+        return (self.path.parent / WORKSPACES / run_id).resolve()
 
     def claim(self, run_id: str) -> RunRecord:
         """Take ownership of an unfinished run whose owner died; RunLockedError if it lives."""
@@ -593,21 +608,33 @@ class Journal:
         failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(
             self.rollbacks(run.id)
         )
-        return ResumeState(run.id, steps, self.rollbacks(run.id), run.status, run.reason, failing)
+        rollbacks = self.rollbacks(run.id)
+        return ResumeState(
+            run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
+        )
 
     def prune(self, older_than: float) -> int:
-        """Delete finished runs that ended more than `older_than` seconds ago; how many."""
+        """Delete finished runs that ended more than `older_than` seconds ago, and the
+        workspaces wfx made for them (never one the user chose); how many runs."""
         cutoff = time.time() - older_than
         with self.transaction():
-            cursor = self.db.execute(
+            doomed = self.db.execute(
+                "SELECT id, workspace FROM runs WHERE finished IS NOT NULL AND finished < ?",
+                (cutoff,),
+            ).fetchall()
+            self.db.execute(
                 "DELETE FROM runs WHERE finished IS NOT NULL AND finished < ?", (cutoff,)
             )
-        return cursor.rowcount
+        for run_id, workspace in doomed:
+            made_by_wfx = self.workspace_for(run_id)
+            if workspace is not None and Path(workspace).resolve() == made_by_wfx:
+                shutil.rmtree(made_by_wfx, ignore_errors=True)
+        return len(doomed)
 
 
 _RUN_COLUMNS = (
     "id, workflow, file, fingerprint, definition, inputs, status, reason, outputs, started,"
-    " finished, owner_pid, owner_start"
+    " finished, owner_pid, owner_start, workspace"
 )
 
 
@@ -626,6 +653,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         row[10],
         row[11],
         row[12],
+        row[13],
     )
 
 
