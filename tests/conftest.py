@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_files_stay_in_pytests_directory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Runs without --workspace keep a temporary workspace (as documented) and killed
+    runs leave their scratch directory: during tests both go under pytest's own
+    temporary directory (this process and every wfx it starts), which pytest prunes."""
+    directory = str(tmp_path_factory.mktemp("tmp"))
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = directory
+    tempfile.tempdir = directory
+    yield
+    tempfile.tempdir = None
+    if previous is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = previous
 
 
 @pytest.fixture
