@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -42,7 +43,10 @@ def _timed_run(text: str, actions: dict[str, Callable[..., object]] | None = Non
         await run(graph, options=options)  # type: ignore[arg-type]
         return time.perf_counter() - started
 
-    return anyio.run(main)
+    try:
+        return anyio.run(main)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def parallel_sleep() -> float:
