@@ -251,7 +251,7 @@ class _Run:
         self.unfinished = 0
         self.idle_workers = 0
         self.queued = 0
-        self.worker_starting = False
+        self.workers_starting = 0
         self.skipped_groups = False
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.ready_send.close()  # each phase opens its own pair
@@ -380,7 +380,7 @@ class _Run:
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.idle_workers = 0
         self.queued = 0
-        self.worker_starting = False
+        self.workers_starting = 0
         try:
             async with anyio.create_task_group() as group:
                 self.task_group = group
@@ -415,27 +415,30 @@ class _Run:
 
     def _dispatch(self, node: Node) -> None:
         """Hand a ready step to an idle worker, or queue it and make sure a worker is on its
-        way. Workers start one at a time, each when the previous one begins work, so a burst
-        of 10,000 ready steps that finish at once is served by a few tasks, not 10,000, while
-        steps that wait (a process, a sleep) still each get a worker within a loop turn."""
+        way. Workers are started as they are needed: each new worker that finds more steps
+        queued than workers on their way starts two more, so a burst of steps that wait (a
+        process, a sleep) has all its workers within a few loop turns, while a burst of
+        10,000 steps that finish at once is served by a few dozen tasks, not 10,000."""
         self.ready_send.send_nowait(node)
         if self.idle_workers:
             self.idle_workers -= 1
             return
         self.queued += 1
-        self._start_worker()
+        if not self.workers_starting:
+            self._start_workers(1)
 
-    def _start_worker(self) -> None:
-        if self.worker_starting:
-            return
-        self.worker_starting = True
+    def _start_workers(self, count: int) -> None:
         assert self.task_group is not None
-        self.task_group.start_soon(self._worker)
+        for _ in range(count):
+            self.workers_starting += 1
+            self.task_group.start_soon(self._worker)
 
     async def _worker(self) -> None:
         """Run steps until the phase ends: take a queued step, then each step its own step
         made ready (a chain stays on one task), then the next queued one."""
-        self.worker_starting = False
+        self.workers_starting -= 1
+        first = True
+        streak = 0
         while True:
             try:
                 current: Node | None = self.ready_receive.receive_nowait()
@@ -448,9 +451,9 @@ class _Run:
                     return
             except anyio.EndOfStream:
                 return
-            if self.queued:
-                self._start_worker()
-            streak = 0
+            if first:
+                first = False
+                self._start_workers(min(2, self.queued - self.workers_starting))
             while current is not None:
                 current = self._release(await self._run_step(current), keep_one=True)
                 streak += 1
