@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from harness import run_text
 
 from wfx.runtime import events as ev
@@ -50,6 +51,31 @@ def test_parallel_steps_run_together(tmp_path: Path) -> None:
     )
     assert run.result.exit_code == 0
     assert time.monotonic() - started < 1.0
+
+
+def test_hundreds_of_waiting_steps_all_wait_at_once(tmp_path: Path) -> None:
+    """Workers start as the backlog asks, yet every waiting step gets one: 600 steps that
+    each wait until all 600 are waiting finish (they would hang if any had to queue)."""
+    count = 600
+    arrived: list[int] = []
+    everyone = anyio.Event()
+
+    async def rendezvous() -> dict[str, int]:
+        arrived.append(1)
+        if len(arrived) == count:
+            everyone.set()
+        with anyio.fail_after(20):
+            await everyone.wait()
+        return {"seen": len(arrived)}
+
+    steps = "".join(f"      - {{id: s{i}, uses: 'python:t:meet'}}\n" for i in range(count))
+    run = run_text(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - type: parallel\n    steps:\n" + steps,
+        actions={"python:t:meet": rendezvous},
+    )
+    assert run.result.exit_code == 0
+    assert {s.outputs["seen"] for s in run.result.steps.values()} == {count}
 
 
 def test_a_step_starts_when_its_own_needs_are_done_not_its_stage(tmp_path: Path) -> None:
