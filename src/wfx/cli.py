@@ -468,6 +468,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
             events=fan_out,
             handle_signals=True,
             workspace=workspace,
+            scratch=journal.scratch_for(run_id) if journal is not None else None,
             run_id=run_id,
             resume=state,
         )

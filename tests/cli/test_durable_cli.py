@@ -176,9 +176,12 @@ def test_a_resumed_run_goes_on_in_the_workspace_it_began_in(tmp_path: Path) -> N
     run_id = _crash_after_the_first_step(tmp_path)
     workspace = tmp_path / ".wfx" / "workspaces" / run_id
     assert (workspace / "artifact").read_text() == "made\n"
+    scratch = tmp_path / ".wfx" / "scratch" / run_id  # the killed run's $WFX_OUTPUT files
+    assert scratch.is_dir()
     resumed = wfx("resume", run_id, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "workspace" not in resumed.stderr
+    assert not scratch.exists()
     with sqlite3.connect(tmp_path / ".wfx" / "state.db") as db:
         rows = dict(db.execute("SELECT step_id, status FROM steps WHERE run_id = ?", (run_id,)))
     assert rows == {"make": "success", "use": "success"}

@@ -116,6 +116,10 @@ class RunOptions:
     run_id: str | None = None
     seed: int | None = None
     resume: ResumeState | None = None
+    scratch: Path | None = None
+    """Where the `$WFX_OUTPUT` files go (emptied first, removed at the end); by default a
+    new temporary directory. The CLI puts it beside the journal, so a killed run's files
+    are not left in /tmp but cleared by its resume."""
 
 
 @dataclass
@@ -244,7 +248,7 @@ class _Run:
         self.limiters = self._limiters()
         self.group_starts = {n.id: n.index for n in graph.nodes if n.kind is NodeKind.GROUP_START}
         self.workspace = options.workspace or _default_workspace(resume)
-        self.scratch = Path(tempfile.mkdtemp(prefix="wfx-run-"))
+        self.scratch = _fresh_scratch(options.scratch)
         self.scratch_dir = str(self.scratch)
         self.workspace_dir = str(self.workspace)
         self.task_group: anyio.abc.TaskGroup | None = None
@@ -962,6 +966,14 @@ class _Run:
                 message = f"workflow output `{name}` could not be evaluated: {exc.message}"
                 self.emit(ev.Notice(self.run_id, self.now(), message))
         return outputs
+
+
+def _fresh_scratch(chosen: Path | None) -> Path:
+    if chosen is None:
+        return Path(tempfile.mkdtemp(prefix="wfx-run-"))
+    shutil.rmtree(chosen, ignore_errors=True)  # what a killed attempt of this run left
+    chosen.mkdir(parents=True)
+    return chosen
 
 
 def _default_workspace(resume: ResumeState | None) -> Path:

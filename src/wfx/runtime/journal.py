@@ -35,6 +35,7 @@ SCHEMA_VERSION = 2
 STATE_DIR_VARIABLE = "WFX_STATE_DIR"
 DATABASE = "state.db"
 WORKSPACES = "workspaces"
+SCRATCH = "scratch"
 
 #: at most this much output text is kept per step for `wfx logs`
 LOG_LIMIT = 1024 * 1024
@@ -344,6 +345,11 @@ class Journal:
         outlives a reboot, is there again for `wfx resume`, and goes with `--prune`."""
         return (self.path.parent / WORKSPACES / run_id).resolve()
 
+    def scratch_for(self, run_id: str) -> Path:
+        """Where a journaled run keeps its `$WFX_OUTPUT` files while it runs: beside the
+        journal, so a killed run leaves nothing in /tmp and its resume starts clean."""
+        return (self.path.parent / SCRATCH / run_id).resolve()
+
     def claim(self, run_id: str) -> RunRecord:
         """Take ownership of an unfinished run whose owner died; RunLockedError if it lives."""
         with self.transaction():
@@ -626,6 +632,7 @@ class Journal:
                 "DELETE FROM runs WHERE finished IS NOT NULL AND finished < ?", (cutoff,)
             )
         for run_id, workspace in doomed:
+            shutil.rmtree(self.scratch_for(run_id), ignore_errors=True)
             made_by_wfx = self.workspace_for(run_id)
             if workspace is not None and Path(workspace).resolve() == made_by_wfx:
                 shutil.rmtree(made_by_wfx, ignore_errors=True)
