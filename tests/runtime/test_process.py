@@ -628,3 +628,21 @@ async def test_per_process_overhead_stays_close_to_subprocess_run() -> None:
     figures = f"overhead: run_process {mine * 1e3:.2f} ms vs subprocess.run {base * 1e3:.2f} ms"
     print(figures)
     assert mine < 3 * base + 0.002, figures
+
+
+async def test_a_child_that_cannot_be_watched_is_killed_not_orphaned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+
+    def no_descriptors(pid: int) -> int:
+        while not started.exists():  # the child really runs before we give up on it
+            time.sleep(0.01)
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(process_module.os, "pidfd_open", no_descriptors)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(ProcessStartError, match="cannot watch sh: Too many open files"):
+        await run(sh(f"touch {started}; sleep 600"))
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert _own_zombies() == 0

@@ -174,9 +174,16 @@ class _Child:
             raise ProcessStartError(f"cannot start {argv[0]}: {exc}") from exc
         finally:
             _close_all(out_write, err_write)
+        try:
+            pidfd = os.pidfd_open(popen.pid)
+        except OSError as exc:  # out of descriptors: do not leave the child unwatched
+            os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            _close_all(out_read, err_read)
+            raise ProcessStartError(f"cannot watch {argv[0]}: {exc.strerror or exc}") from exc
         os.set_blocking(out_read, False)
         os.set_blocking(err_read, False)
-        return cls(popen, os.pidfd_open(popen.pid), out_read, err_read)
+        return cls(popen, pidfd, out_read, err_read)
 
     @property
     def returncode(self) -> int | None:
