@@ -104,23 +104,34 @@ def ten_step_workflow() -> str:
     )
 
 
-def bench_validate_cold(repeat: int) -> Result:
-    """Cold `wfx validate` of a 10-step file vs `python -c 'import yaml, jsonschema, lark'`."""
+def cold_start(
+    name: str, command: str, baseline: str, floor: str, limit: float, repeat: int
+) -> Result:
+    """`wfx COMMAND` on a 10-step file in a fresh interpreter against `python -c BASELINE`;
+    the floor is `python -c FLOOR`, what any program on the same stack must import."""
     with tempfile.TemporaryDirectory() as tmp:
         workflow = Path(tmp) / "ten.yaml"
         workflow.write_text(ten_step_workflow())
         medians = interleaved_medians(
             {
-                "baseline": [PYTHON, "-c", "import yaml, jsonschema, lark"],
-                "wfx": [WFX, "validate", str(workflow)],
-                "floor": [PYTHON, "-c", "import yaml, jsonschema, lark, click"],
+                "baseline": [PYTHON, "-c", baseline],
+                "wfx": [WFX, command, str(workflow)],
+                "floor": [PYTHON, "-c", floor],
             },
             repeat,
         )
-    ratio = medians["wfx"] / medians["baseline"]
-    detail = f"wfx {medians['wfx'] * 1000:.0f} ms vs imports {medians['baseline'] * 1000:.0f} ms"
-    floor = medians["floor"] / medians["baseline"]
-    return Result("validate_cold", ratio, 1.3, detail + " (floor: + click)", floor=floor)
+    detail = (
+        f"wfx {medians['wfx'] * 1000:.0f} ms vs `{baseline}` {medians['baseline'] * 1000:.0f} ms"
+        f" (floor: `{floor}`)"
+    )
+    ratio, floor_ratio = (medians[key] / medians["baseline"] for key in ("wfx", "floor"))
+    return Result(name, ratio, limit, detail, floor=floor_ratio)
+
+
+def bench_validate_cold(repeat: int) -> Result:
+    """Cold `wfx validate` of a 10-step file vs `python -c 'import yaml, jsonschema, lark'`."""
+    imports = "import yaml, jsonschema, lark"
+    return cold_start("validate_cold", "validate", imports, imports + ", click", 1.3, repeat)
 
 
 def random_dag(steps: int, seed: int = 7) -> str:
@@ -162,21 +173,7 @@ def bench_plan_scaling(repeat: int) -> Result:
 
 def bench_plan_cold(repeat: int) -> Result:
     """Cold `wfx plan` of a 10-step file vs `python -c pass`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        workflow = Path(tmp) / "ten.yaml"
-        workflow.write_text(ten_step_workflow())
-        medians = interleaved_medians(
-            {
-                "baseline": [PYTHON, "-c", "pass"],
-                "wfx": [WFX, "plan", str(workflow)],
-                "floor": [PYTHON, "-c", "import yaml, jsonschema, lark"],
-            },
-            repeat,
-        )
-    ratio = medians["wfx"] / medians["baseline"]
-    detail = f"wfx {medians['wfx'] * 1000:.0f} ms vs python {medians['baseline'] * 1000:.0f} ms"
-    floor = medians["floor"] / medians["baseline"]
-    return Result("plan_cold", ratio, 7, detail + " (floor: the imports alone)", floor=floor)
+    return cold_start("plan_cold", "plan", "pass", "import yaml, jsonschema, lark", 7, repeat)
 
 
 def chain_workflow(steps: int) -> str:

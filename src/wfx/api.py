@@ -232,6 +232,24 @@ def definition_of(workflow: Any) -> str:
     return json.dumps(workflow.data, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def prepare_run(
+    journal: Any, graph: Any, file: str | Path, state: Any, workspace: str | None
+) -> tuple[str, Path | None, Path | None]:
+    """For `wfx run` and `wfx resume`, before any step starts: the run's id, its workspace
+    and the directory of its `$WFX_OUTPUT` files. A new journaled run is recorded here.
+    None leaves the engine's default: a resumed run's own workspace, and temporary
+    directories for a run without a journal."""
+    from wfx.runtime.engine import new_run_id
+
+    chosen = Path(workspace) if workspace else None
+    run_id = state.run_id if state is not None else new_run_id()
+    if journal is None:
+        return run_id, chosen, None
+    if state is None:
+        chosen = record_new_run(journal, graph, file, run_id, chosen)
+    return run_id, chosen, journal.scratch_for(run_id)
+
+
 def record_new_run(
     journal: Any, graph: Any, file: str | Path, run_id: str, workspace: str | Path | None = None
 ) -> Path:

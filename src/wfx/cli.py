@@ -434,14 +434,11 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     from wfx import api
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
-    from wfx.runtime.engine import RunOptions, new_run_id
+    from wfx.runtime.engine import RunOptions
 
     console = Console(highlight=False)
     collected: list[Any] = []
-    run_id = state.run_id if state is not None else new_run_id()
-    workspace = Path(how.workspace) if how.workspace else None
-    if journal is not None and state is None:
-        workspace = api.record_new_run(journal, graph, file, run_id, workspace)
+    run_id, workspace, scratch = api.prepare_run(journal, graph, file, state, how.workspace)
     with ExitStack() as stack:
         view = choose_view(
             console,
@@ -469,7 +466,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
             events=fan_out,
             handle_signals=True,
             workspace=workspace,
-            scratch=journal.scratch_for(run_id) if journal is not None else None,
+            scratch=scratch,
             run_id=run_id,
             resume=state,
         )

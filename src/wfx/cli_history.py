@@ -108,6 +108,16 @@ def _opened(path: Path) -> Iterator[Journal]:
         journal.close()
 
 
+@contextmanager
+def _journal_of_run(run_id: str, state_dir: str | None) -> Iterator[tuple[Journal, RunRecord]]:
+    """The journal and the run `run_id` names in it; exit 2 when there is no such run."""
+    path = journal_path(state_dir)
+    if not path.exists():
+        _usage(f"no run `{run_id}`: no runs yet (no journal at {path})")
+    with _opened(path) as journal:
+        yield journal, _find_run(journal, run_id)
+
+
 def _alive(records: list[RunRecord]) -> set[str]:
     """The ids of unfinished runs whose owning process still lives."""
     from wfx.runtime.journal import owner_alive  # noqa: PLC0415
@@ -207,11 +217,7 @@ def _prune(path: Path, older_than: float, as_json: bool) -> None:
 @state_dir_option
 def show(run_id: str, as_json: bool, state_dir: str | None) -> None:
     """Show the run RUN_ID (an id or a unique prefix): its steps, outputs and rollbacks."""
-    path = journal_path(state_dir)
-    if not path.exists():
-        _usage(f"no run `{run_id}`: no runs yet (no journal at {path})")
-    with _opened(path) as journal:
-        record = _find_run(journal, run_id)
+    with _journal_of_run(run_id, state_dir) as (journal, record):
         steps = journal.steps(record.id)
         rollbacks = journal.rollbacks(record.id)
     from wfx.render import history  # noqa: PLC0415
@@ -228,11 +234,7 @@ def show(run_id: str, as_json: bool, state_dir: str | None) -> None:
 @state_dir_option
 def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
     """Print the output the run RUN_ID recorded: every step's, `[step]`-prefixed, or STEP's."""
-    path = journal_path(state_dir)
-    if not path.exists():
-        _usage(f"no run `{run_id}`: no runs yet (no journal at {path})")
-    with _opened(path) as journal:
-        record = _find_run(journal, run_id)
+    with _journal_of_run(run_id, state_dir) as (journal, record):
         steps = journal.steps(record.id)
         lines = journal.logs(record.id, step)
     from wfx.render import history  # noqa: PLC0415

@@ -13,21 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import wfx
 
 from wfx.runtime.journal import Journal
-
-
-def wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfx", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1"},
-        timeout=120,
-    )
-
 
 FLOW = (
     "wfx: 1\ninputs:\n  env: {type: string, default: dev}\n"

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -18,6 +16,7 @@ from typing import Any
 
 import click
 import pytest
+from cli_process import wfx
 from click.testing import CliRunner, Result
 
 from wfx.cli_history import logs, parse_age, runs, show
@@ -81,16 +80,7 @@ def wfx_run(
     path: Path, *args: str, cwd: Path | None = None, code: int = 0
 ) -> subprocess.CompletedProcess[str]:
     """`wfx run PATH ARGS` in a subprocess, as a user runs it."""
-    env = {k: v for k, v in os.environ.items() if k != "WFX_STATE_DIR"}
-    done = subprocess.run(
-        [sys.executable, "-m", "wfx", "run", str(path), *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env={**env, "NO_COLOR": "1"},
-        timeout=120,
-    )
+    done = wfx("run", str(path), *args, cwd=cwd)
     assert done.returncode == code, done.stdout + done.stderr
     return done
 

@@ -11,22 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_process import wfx
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wfx(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wfx", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        timeout=120,
-    )
 
 
 def write(tmp_path: Path, text: str) -> Path:

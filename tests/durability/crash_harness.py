@@ -50,42 +50,21 @@ class Crashable:
         (self.root / "crash_ledger.py").write_text(LEDGER_MODULE)
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        with open(self.root / "wfx.log", "ab") as log:
-            return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "wfx",
-                    "run",
-                    "-q",
-                    str(self.workflow),
-                    "--state-dir",
-                    str(self.state),
-                    *args,
-                ],
-                stdout=log,
-                stderr=log,
-                env={**os.environ, "NO_COLOR": "1", **(env or {})},
-                start_new_session=True,
-            )
+        """`wfx run -q WORKFLOW ARGS` in the background."""
+        return self._spawn(["run", "-q", str(self.workflow), *args], env)
 
     def start_resume(self, run_id: str) -> subprocess.Popen[bytes]:
         """`wfx resume RUN_ID` in the background."""
+        return self._spawn(["resume", run_id, "-q"], None)
+
+    def _spawn(self, args: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+        """wfx in its own session, on this harness's journal, its output appended to wfx.log."""
         with open(self.root / "wfx.log", "ab") as log:
             return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "wfx",
-                    "resume",
-                    run_id,
-                    "-q",
-                    "--state-dir",
-                    str(self.state),
-                ],
+                [sys.executable, "-m", "wfx", *args, "--state-dir", str(self.state)],
                 stdout=log,
                 stderr=log,
-                env={**os.environ, "NO_COLOR": "1"},
+                env={**os.environ, "NO_COLOR": "1", **(env or {})},
                 start_new_session=True,
             )
 

@@ -611,10 +611,8 @@ class Journal:
         if run is None:
             raise JournalError(f"no run `{run_id}` in {self.path}")
         steps = self.steps(run.id)
-        failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(
-            self.rollbacks(run.id)
-        )
         rollbacks = self.rollbacks(run.id)
+        failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(rollbacks)
         return ResumeState(
             run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
         )
