@@ -17,17 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Diagnostic, warning
-from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy
+from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
 from wfx.graph import ExecutionGraph, Node, Origin, RetrySchedule, Section, Setting
-from wfx.model import Condition, OnError, Step, StepId, StepKind, Workflow
+from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
 
 PLAN_VERSION = 1
 
 #: named values that only exist while the run happens
 RUNTIME_CONTEXTS = frozenset({"steps", "attempt", "secrets"})
 STATIC_WORKFLOW_FIELDS = frozenset({"name"})
+#: what the plan shows in place of an expression that reads a secret
+SECRET_MASK = "***"
 
 _STATUSES = (
     Status(),
@@ -79,6 +81,28 @@ class ConditionPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """What a step or its rollback executes, as it will run.
+
+    Text holds each static `${{ }}` replaced by its value, each one only the run can
+    evaluate kept as written, and each one that reads a secret as `***`. `shell` None
+    is the built-in default; `working_directory` None is the workflow file's directory.
+    `env` is what a process gets from the workflow (a Python step gets no environment).
+    """
+
+    kind: StepKind
+    name: str | None
+    run: str | None
+    cmd: tuple[str, ...]
+    uses: str | None
+    with_: Mapping[str, Any]
+    env: Mapping[str, str]
+    shell: str | None
+    working_directory: str | None
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedStep:
     """Everything the plan knows of one leaf step."""
 
@@ -101,6 +125,8 @@ class PlannedStep:
     command: str
     resolved: tuple[Resolved, ...]
     worst_case: float | None
+    action: PlannedAction | None = None
+    rollback_action: PlannedAction | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,8 @@ class Plan:
     max_parallel: int | None
     secrets: tuple[str, ...]
     warnings: list[Diagnostic] = field(default_factory=list)
+    description: str | None = None
+    input_descriptions: Mapping[str, str] = field(default_factory=dict)
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -168,6 +196,8 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         max_parallel=None if workflow.max_parallel is None else int(workflow.max_parallel.value),
         secrets=tuple(str(s.value) for s in workflow.secrets),
         warnings=found,
+        description=workflow.description,
+        input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
     )
 
 
@@ -259,7 +289,87 @@ class _Planner:
             command=_command_text(node.step),
             resolved=tuple(self.resolved(node.step, env)),
             worst_case=_worst_case(retry, timeout, kill_grace),
+            action=self.action(node, node.step.action, env, timeout),
+            rollback_action=(
+                None
+                if rollback is None
+                else self.action(node, rollback, env, rollback_timeout, rollback=True)
+            ),
         )
+
+    def action(
+        self,
+        node: Node,
+        action: Action | None,
+        env: Mapping[str, Any],
+        timeout: Any,
+        *,
+        rollback: bool = False,
+    ) -> PlannedAction | None:
+        """`action` as it will run: the step's shell, directory and env, a rollback's own
+        where it sets them (its env added to the step's)."""
+        if action is None:
+            return None
+        settings = node.settings
+        assert settings is not None
+        shell = None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value)
+        directory: Template | None = settings.working_directory.value
+        shown_env = {name: self.display(t.value, env) for name, t in settings.env.items()}
+        if rollback:
+            shell = str(action.shell.value) if action.shell is not None else shell
+            directory = action.working_directory or directory
+            shown_env.update({name: self.display(t, env) for name, t in action.env.items()})
+        process = action.kind is not StepKind.USES
+        return PlannedAction(
+            kind=action.kind,
+            name=action.name,
+            run=None if action.run is None else self.display(action.run, env),
+            cmd=tuple(self.display(t, env) for t in action.cmd),
+            uses=action.uses,
+            with_=self.display_value(action.with_, env),
+            env=shown_env if process else {},
+            shell=shell if action.kind is StepKind.RUN else None,
+            working_directory=(
+                None if directory is None or not process else self.display(directory, env)
+            ),
+            timeout=None if timeout is None else float(timeout),
+        )
+
+    def display(self, template: Template, env: Mapping[str, Any]) -> str:
+        """`template` as text: static values in place, runtime `${{ }}` kept, secrets masked."""
+        return "".join(
+            part if isinstance(part, str) else self.display_expression(part, env)
+            for part in template.parts
+        )
+
+    def display_expression(self, expression: Expression, env: Mapping[str, Any]) -> str:
+        if any(r.path[0].lower() == "secrets" for r in expression.references()):
+            return SECRET_MASK
+        value = self.evaluate(expression, env)
+        if isinstance(value, Unknown):
+            return "${{ " + expression.text.strip() + " }}"
+        return to_string(value)
+
+    def display_value(self, value: Any, env: Mapping[str, Any]) -> Any:
+        """A `with` value as the callable receives it: a lone static `${{ }}` keeps its type."""
+        if isinstance(value, Template):
+            expressions = value.expressions()
+            lone = (
+                len(expressions) == 1
+                and not "".join(p for p in value.parts if isinstance(p, str)).strip()
+            )
+            if lone and not any(
+                r.path[0].lower() == "secrets" for r in expressions[0].references()
+            ):
+                found = self.evaluate(expressions[0], env)
+                if not isinstance(found, Unknown):
+                    return found
+            return self.display(value, env)
+        if isinstance(value, Mapping):
+            return {key: self.display_value(item, env) for key, item in value.items()}
+        if isinstance(value, tuple | list):
+            return [self.display_value(item, env) for item in value]
+        return value
 
     def needs(self, node: Node) -> tuple[StepId, ...]:
         """The leaf steps `node` waits for directly, in the order they are written."""

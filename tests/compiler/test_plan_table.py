@@ -174,7 +174,11 @@ def test_needs_across_groups_orders_leaves(workflow_file: Write) -> None:
     assert plan["steps"]["push"]["retry"] == {
         "attempts": 3,
         "delays": [1.0, 2.0],
+        "waitRanges": [[1.0, 1.0], [2.0, 2.0]],
         "backoff": "exponential",
+        "delay": 1.0,
+        "factor": 2.0,
+        "maxDelay": 30,
         "jitter": 0.0,
     }
     assert plan["steps"]["docs"]["retry"]["attempts"] == 1

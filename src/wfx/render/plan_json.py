@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from wfx.graph import Setting
-from wfx.plan import Plan, PlannedStep, Resolved, Unknown
+from wfx.plan import Plan, PlannedAction, PlannedStep, Resolved, Unknown
 from wfx.render.diagnostics import as_json
+from wfx.render.units import jitter_range
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -21,8 +22,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "version": plan.version,
         "file": plan.file,
         "name": plan.name,
+        "description": plan.description,
         "fingerprint": plan.fingerprint,
         "inputs": {k: json_value(v) for k, v in plan.inputs.items()},
+        "inputDescriptions": dict(plan.input_descriptions),
         "env": {k: json_value(v) for k, v in plan.env.items()},
         "secrets": list(plan.secrets),
         "timeout": plan.timeout,
@@ -64,16 +67,45 @@ def _step(step: PlannedStep) -> dict[str, Any]:
         "retry": {
             "attempts": step.retry.attempts,
             "delays": list(step.retry.delays),
+            "waitRanges": [list(jitter_range(d, step.retry.jitter)) for d in step.retry.delays],
             "backoff": step.retry.backoff,
+            "delay": step.retry.delay,
+            "factor": step.retry.factor,
+            "maxDelay": json_value(step.retry.max_delay),
             "jitter": step.retry.jitter,
         },
         "onError": step.on_error.value,
         "rollback": step.rollback,
         "command": step.command,
+        "action": action_to_dict(step.action),
+        "rollbackAction": action_to_dict(step.rollback_action),
         "resolved": [_resolved(r) for r in step.resolved],
         "provenance": {name: _provenance(s) for name, s in step.settings.items()},
         "worstCaseSeconds": step.worst_case,
     }
+
+
+def action_to_dict(action: PlannedAction | None) -> dict[str, Any] | None:
+    """What runs, for people and for exporters: the script, argv or callable and `with`
+    (static values in place, `${{ }}` where only the run knows the value, secrets as
+    `***`), with the environment, shell, working directory and timeout it runs with."""
+    if action is None:
+        return None
+    record: dict[str, Any] = {"kind": action.kind.value, "name": action.name}
+    if action.run is not None:
+        record["run"] = action.run
+    if action.kind.value == "cmd":
+        record["cmd"] = list(action.cmd)
+    if action.uses is not None:
+        record["uses"] = action.uses
+        record["with"] = json_value(action.with_)
+    record.update(
+        env=dict(action.env),
+        shell=action.shell,
+        workingDirectory=action.working_directory,
+        timeout=action.timeout,
+    )
+    return record
 
 
 def _resolved(item: Resolved) -> dict[str, Any]:

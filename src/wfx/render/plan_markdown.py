@@ -1,17 +1,62 @@
-"""The plan as Markdown, written to be posted as a pull-request comment."""
+"""The plan as Markdown, written to be posted as a pull-request comment.
+
+Everything a workflow contains reaches the page through three doors, and none of them
+lets it add structure: prose (names, descriptions, values in tables) has every ASCII
+punctuation character backslash-escaped and its lines joined; short code (conditions,
+expressions) goes in a code span whose backtick fence is longer than any run inside;
+scripts, argv and `with` go in fenced code blocks whose fence is longer than any
+backtick run inside. Characters that would not show (controls, zero-width and
+bidirectional marks) are written as `<U+XXXX>` first, so nothing can hide or reorder
+what is shown.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from wfx.model import StepId
-from wfx.plan import Plan, PlannedStep
-from wfx.render.units import delays, duration
+from wfx.plan import Plan, PlannedAction, PlannedStep
+from wfx.render.units import count, duration, plain, retries, value, visible
 
 _VERDICT_MARK = {"always": "✅ always", "never": "⛔ never", "runtime": "⏳ runtime"}
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+_BACKTICKS = re.compile(r"`+")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def prose(text: str) -> str:
+    """`text` as inert inline Markdown: one line, every ASCII punctuation escaped."""
+    return _PUNCTUATION.sub(r"\\\1", " ".join(_LINE_BREAK.split(visible(text))))
+
+
+def code(text: str) -> str:
+    """`text` as one inline code span (a line break shown as `<U+000A>`)."""
+    shown = visible(text).replace("\n", "<U+000A>").replace("\t", "<U+0009>")
+    longest = max((len(m) for m in _BACKTICKS.findall(shown)), default=0)
+    fence = "`" * (longest + 1)
+    if shown.strip(" ") and (shown[0] in "` " or shown[-1] in "` "):
+        shown = f" {shown} "
+    return f"{fence}{shown}{fence}"
+
+
+def fenced(text: str, info: str = "") -> list[str]:
+    """`text` as a fenced code block: no line inside can close it."""
+    shown = visible(text)
+    longest = max((len(m) for m in _BACKTICKS.findall(shown)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [f"{fence}{info}", *shown.split("\n"), fence]
 
 
 def render_markdown(plan: Plan) -> str:
-    """A summary line, a table of stages, and collapsed per-step details."""
-    lines = [f"### wfx plan: {_escape(plan.name or plan.file)}", "", _summary(plan), ""]
+    """Title, inputs, a summary, a table of stages, what each step runs, and collapsed
+    per-step details."""
+    lines = [f"### wfx plan: {prose(plan.name or plan.file)}", ""]
+    if plan.description:
+        lines += [prose(plan.description), ""]
+    lines += [*_inputs(plan), _summary(plan), ""]
     lines += _stage_table(plan.stages, plan)
     if plan.finally_stages:
         lines += ["", "**Finally**", "", *_stage_table(plan.finally_stages, plan)]
@@ -24,20 +69,36 @@ def render_markdown(plan: Plan) -> str:
     if plan.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [
-            f"- line {d.span.line if d.span else '?'}: {_escape(d.message)}" for d in plan.warnings
+            f"- line {d.span.line if d.span else '?'}: {prose(d.message)}" for d in plan.warnings
         ]
-    lines += ["", "<details><summary>Step details</summary>", ""]
+    lines += [
+        "",
+        "**What runs** (values known now are shown in place; a script receives them",
+        "as data in environment variables, never as code)",
+        "",
+    ]
+    for step in plan.steps.values():
+        lines += _what_runs(step)
+    lines += ["<details><summary>Step details</summary>", ""]
     for step in plan.steps.values():
         lines += _details(step)
     lines += ["</details>", "", f"<sub>fingerprint `{plan.fingerprint}`</sub>", ""]
     return "\n".join(lines)
 
 
+def _inputs(plan: Plan) -> list[str]:
+    if not plan.inputs:
+        return []
+    rows = ["| input | value | description |", "|---|---|---|"]
+    for name, given in plan.inputs.items():
+        about = plan.input_descriptions.get(name, "")
+        rows.append(f"| `{name}` | {prose(value(given))} | {prose(about)} |")
+    return [*rows, ""]
+
+
 def _summary(plan: Plan) -> str:
-    count = len(plan.steps)
-    stages = len(plan.stages)
     parts = [
-        f"**{count} step{_plural(count)}** in {stages} stage{_plural(stages)}",
+        f"**{count(len(plan.steps), 'step')}** in {count(len(plan.stages), 'stage')}",
         f"worst case **{duration(plan.worst_case_seconds)}**",
         f"{len(plan.compensation)} with rollback",
     ]
@@ -45,10 +106,6 @@ def _summary(plan: Plan) -> str:
     if never:
         parts.append(f"{len(never)} that never run")
     return ", ".join(parts) + "."
-
-
-def _plural(count: int) -> str:
-    return "" if count == 1 else "s"
 
 
 def _stage_table(stages: list[list[StepId]], plan: Plan) -> list[str]:
@@ -63,35 +120,89 @@ def _stage_table(stages: list[list[StepId]], plan: Plan) -> list[str]:
 
 
 def _row(stage: int, step: PlannedStep) -> str:
-    retries = (
-        f"{step.retry.attempts - 1} ({delays(step.retry.delays)})" if step.retry.delays else "0"
-    )
     cells = [
         str(stage),
         f"`{step.id}`",
         step.kind.value,
         _VERDICT_MARK[step.condition.verdict.value],
         duration(step.timeout, "none"),
-        retries,
+        retries(step.retry),
         step.on_error.value,
         "↩️" if step.rollback else "",
     ]
     return "| " + " | ".join(cells) + " |"
 
 
+def _what_runs(step: PlannedStep) -> list[str]:
+    title = f"`{step.id}`" + (f" ({prose(step.name)})" if step.name else "")
+    lines = [f"{title}, line {step.line}:", ""]
+    lines += action_lines(step.action)
+    if step.rollback_action is not None:
+        name = step.rollback_action.name
+        lines += [f"rollback of `{step.id}`" + (f" ({prose(name)})" if name else "") + ":", ""]
+        lines += action_lines(step.rollback_action)
+    return lines
+
+
+def action_lines(action: PlannedAction | None) -> list[str]:
+    """The script, argv or callable and its `with`, each in its own code block."""
+    if action is None:
+        return []
+    if action.run is not None:
+        block = fenced(action.run.removesuffix("\n"), "sh")
+    elif action.uses is not None:
+        block = _json_block({"uses": action.uses, "with": plain(action.with_)})
+    else:
+        block = _json_block(list(action.cmd))
+    return [*block, ""]
+
+
+def _json_block(data: Any) -> list[str]:
+    return fenced(json.dumps(_visible_data(data), indent=2, ensure_ascii=False), "json")
+
+
+def _visible_data(data: Any) -> Any:
+    """Strings in `data` with invisible characters named, as in scripts (JSON would write
+    controls as `\\u001b` but leave bidirectional marks invisible)."""
+    if isinstance(data, str):
+        return visible(data)
+    if isinstance(data, dict):
+        return {visible(k): _visible_data(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_visible_data(v) for v in data]
+    return data
+
+
 def _details(step: PlannedStep) -> list[str]:
     lines = [f"**`{step.id}`** (line {step.line})", ""]
     if step.needs:
         lines.append("- needs: " + ", ".join(f"`{n}`" for n in step.needs))
-    lines.append(f"- condition: `{_escape(step.condition.text)}` → {step.condition.verdict.value}")
+    lines.append(f"- condition: {code(step.condition.text)} → {step.condition.verdict.value}")
+    if step.condition.note:
+        lines.append(f"  ({prose(step.condition.note)})")
+    lines += _runs_with(step.action, "")
+    if step.rollback_action is not None:
+        lines += _runs_with(step.rollback_action, "rollback ")
     for name, setting in step.settings.items():
-        lines.append(f"- {name}: from {setting.describe()}")
+        lines.append(f"- {prose(name)}: from {prose(setting.describe())}")
     for item in step.resolved:
-        shown = repr(item.value) if item.is_static else str(item.value)
-        lines.append(f"- `${{{{ {_escape(item.text)} }}}}` in {item.where} = {_escape(shown)}")
+        lines.append(
+            f"- {code('${{ ' + item.text + ' }}')} in {prose(item.where)} = {prose(value(item.value))}"
+        )
     lines.append("")
     return lines
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def _runs_with(action: PlannedAction | None, prefix: str) -> Iterable[str]:
+    if action is None or action.kind.value == "uses":
+        return
+    if action.kind.value == "run":
+        yield f"- {prefix}shell: " + (code(action.shell) if action.shell else "built-in")
+    directory = action.working_directory
+    yield f"- {prefix}working directory: " + (code(directory) if directory else "the workflow's")
+    yield from _env_lines(action.env, prefix)
+
+
+def _env_lines(env: Mapping[str, Any], prefix: str) -> Iterable[str]:
+    for name, text in env.items():
+        yield f"- {prefix}env `{name}` = {code(str(text))}"

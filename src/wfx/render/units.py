@@ -1,6 +1,15 @@
-"""Small formatting helpers shared by the renderers."""
+"""Small formatting helpers shared by the renderers: durations, retry schedules, values."""
 
 from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from wfx.graph import RetrySchedule
+from wfx.plan import Unknown
 
 
 def duration(seconds: float | None, unbounded: str = "unbounded") -> str:
@@ -25,3 +34,70 @@ def duration(seconds: float | None, unbounded: str = "unbounded") -> str:
 def delays(values: tuple[float, ...] | list[float]) -> str:
     """A retry schedule's waits, e.g. `1s, 2s, 4s`, or `-` when there are none."""
     return ", ".join(duration(v) for v in values) if values else "-"
+
+
+def jitter_range(delay: float, jitter: float) -> tuple[float, float]:
+    """The shortest and longest wait a jittered delay can become (runtime/retry.py)."""
+    return max(0.0, delay * (1 - jitter)), delay * (1 + jitter)
+
+
+def waits(schedule: RetrySchedule) -> str:
+    """The waits between attempts: `1s, 2s`, or with jitter each wait's range, `500ms–1.5s`."""
+    if not schedule.jitter:
+        return delays(schedule.delays)
+    ranges = (jitter_range(d, schedule.jitter) for d in schedule.delays)
+    return ", ".join(f"{duration(low)}–{duration(high)}" for low, high in ranges) or "-"
+
+
+def retries(schedule: RetrySchedule) -> str:
+    """Retries after the first try and their waits: `2 (1s, 2s)`, `0` when none."""
+    if not schedule.delays:
+        return "0"
+    return f"{schedule.attempts - 1} ({waits(schedule)})"
+
+
+def count(number: int, noun: str) -> str:
+    """`1 step`, `2 steps`: a count with its noun in the right number."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def value(item: Any) -> str:
+    """A value as YAML/JSON writes it (`false`, `"staging"`, `null`, `[1, 2]`), never a
+    Python repr; a value only the run knows as `runtime (what it waits for)`."""
+    if isinstance(item, Unknown):
+        return f"runtime ({item.reason})"
+    return json.dumps(plain(item), ensure_ascii=False, separators=(", ", ": "))
+
+
+def plain(item: Any) -> Any:
+    """JSON-ready data: whole floats as integers, non-finite numbers as text, tuples as lists,
+    unknowns as {"runtime": reason}."""
+    if isinstance(item, Unknown):
+        return {"runtime": item.reason}
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            return str(item)
+        return int(item) if item.is_integer() else item
+    if isinstance(item, Mapping):
+        return {str(k): plain(v) for k, v in item.items()}
+    if isinstance(item, list | tuple):
+        return [plain(v) for v in item]
+    if item is None or isinstance(item, str | int | bool):
+        return item
+    return str(item)
+
+
+#: characters a terminal or a browser would act on or not show: controls, zero-width and
+#: bidirectional formatting (Unicode category Cc, Cf, Zl, Zp), except newline and tab
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
+
+
+def visible(text: str) -> str:
+    """`text` with every invisible or control character (but newline and tab) written as
+    `<U+XXXX>`, so nothing in it can hide, reorder or overwrite what is shown."""
+    if text.isprintable():
+        return text
+    return "".join(
+        f"<U+{ord(c):04X}>" if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE else c
+        for c in text
+    )
