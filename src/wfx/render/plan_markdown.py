@@ -186,9 +186,8 @@ def _details(step: PlannedStep) -> list[str]:
     for name, setting in step.settings.items():
         lines.append(f"- {prose(name)}: from {prose(setting.describe())}")
     for item in step.resolved:
-        lines.append(
-            f"- {code('${{ ' + item.text + ' }}')} in {prose(item.where)} = {prose(value(item.value))}"
-        )
+        expression = code("${{ " + item.text + " }}")
+        lines.append(f"- {expression} in {prose(item.where)} = {prose(value(item.value))}")
     lines.append("")
     return lines
 

@@ -36,17 +36,22 @@ def delays(values: tuple[float, ...] | list[float]) -> str:
     return ", ".join(duration(v) for v in values) if values else "-"
 
 
+#: joins the two ends of a range of waits (an en dash)
+RANGE = "\u2013"
+
+
 def jitter_range(delay: float, jitter: float) -> tuple[float, float]:
     """The shortest and longest wait a jittered delay can become (runtime/retry.py)."""
     return max(0.0, delay * (1 - jitter)), delay * (1 + jitter)
 
 
 def waits(schedule: RetrySchedule) -> str:
-    """The waits between attempts: `1s, 2s`, or with jitter each wait's range, `500ms–1.5s`."""
+    """The waits between attempts, `1s, 2s`; with jitter, each wait's shortest and longest
+    length joined by an en dash (`500ms` to `1.5s`)."""
     if not schedule.jitter:
         return delays(schedule.delays)
     ranges = (jitter_range(d, schedule.jitter) for d in schedule.delays)
-    return ", ".join(f"{duration(low)}–{duration(high)}" for low, high in ranges) or "-"
+    return ", ".join(f"{duration(low)}{RANGE}{duration(high)}" for low, high in ranges) or "-"
 
 
 def retries(schedule: RetrySchedule) -> str:
