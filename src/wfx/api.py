@@ -165,6 +165,24 @@ def plan_file(
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
+def check_plan_options(output_format: str, base: str | None) -> None:
+    """Refuse option combinations `wfx plan` cannot honour (before anything is compiled)."""
+    from wfx.render.plan_diff import DIFF_FORMATS
+
+    if base is not None and output_format not in DIFF_FORMATS:
+        raise DiagnosticsError(
+            [
+                error(
+                    "cli.diff-format",
+                    f"--diff cannot be shown as {output_format}",
+                    None,
+                    "use --format " + ", ".join(DIFF_FORMATS[:-1]) + f" or {DIFF_FORMATS[-1]}"
+                    " with --diff, or drop --diff to draw the graph",
+                )
+            ]
+        )
+
+
 def plan_base(spec: str, path: str | Path, inputs: Mapping[str, Any] | None) -> Any:
     """The plan to compare against: `spec` is a file, or `git:REV` for `path` at a revision.
 

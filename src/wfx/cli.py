@@ -179,12 +179,16 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
     metavar="BASE_FILE|git:REV",
     help="Show what changed against another file, or this file at a git revision.",
 )
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Text: also each step's env, shell and provenance."
+)
 def plan(
     file: str,
     assignments: tuple[str, ...],
     inputs_file: str | None,
     output_format: str,
     base: str | None,
+    verbose: bool,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
     sys.dont_write_bytecode = True
@@ -192,6 +196,7 @@ def plan(
     from wfx.diagnostics import DiagnosticsError
 
     try:
+        api.check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
         graph, the_plan = api.plan_file(file, given or None, spans)
         base_plan = api.plan_base(base, file, given or None) if base else None
@@ -200,10 +205,10 @@ def plan(
     if base is not None:
         _print_diff(base_plan, the_plan, output_format)
         return
-    _print_plan(graph, the_plan, output_format)
+    _print_plan(graph, the_plan, output_format, verbose)
 
 
-def _print_plan(graph: Any, the_plan: Any, output_format: str) -> None:
+def _print_plan(graph: Any, the_plan: Any, output_format: str, verbose: bool = False) -> None:
     if output_format == "text":
         from rich.console import Console
 
@@ -212,7 +217,7 @@ def _print_plan(graph: Any, the_plan: Any, output_format: str) -> None:
         console = Console(highlight=False, soft_wrap=False)
         if not console.is_terminal:
             console.width = max(console.width, 120)
-        console.print(render_text(the_plan))
+        console.print(render_text(the_plan, verbose=verbose))
         return
     from wfx.render import plan_graph, plan_json, plan_markdown
 
@@ -234,8 +239,9 @@ def _print_diff(base_plan: Any, the_plan: Any, output_format: str) -> None:
     renderers: dict[str, Callable[[], str]] = {
         "json": lambda: plan_diff.diff_json(changes),
         "markdown": lambda: plan_diff.diff_markdown(changes),
+        "text": lambda: plan_diff.diff_text(changes),
     }
-    click.echo(renderers.get(output_format, lambda: plan_diff.diff_text(changes))().rstrip("\n"))
+    click.echo(renderers[output_format]().rstrip("\n"))
 
 
 @cli.command()

@@ -615,41 +615,97 @@ class Change:
 
 
 def _step_facts(step: PlannedStep) -> dict[str, Any]:
+    """What a reviewer compares of a step, in the plan's own terms (durations in seconds,
+    the retry schedule, the command as it will run)."""
     return {
+        "name": step.name,
         "stage": step.stage + 1,
         "needs": list(step.needs),
         "condition": f"{step.condition.verdict.value} ({step.condition.text})",
         "timeout": step.timeout,
-        "retries": f"{step.retry.attempts - 1} {list(step.retry.delays)}",
+        "killGrace": step.kill_grace,
+        "retries": step.retry,
         "onError": step.on_error.value,
         "rollback": step.rollback,
-        "command": step.command,
+        **_action_facts(step.action, "", _inherited_env(step)),
+        **_action_facts(step.rollback_action, "rollback.", step.action.env if step.action else {}),
     }
+
+
+def _inherited_env(step: PlannedStep) -> dict[str, str]:
+    """The env a step has from the workflow's `env` (a run-level change, listed once)."""
+    if step.action is None:
+        return {}
+    return {
+        name: text
+        for name, text in step.action.env.items()
+        if (setting := step.settings.get(f"env.{name}")) is not None
+        and setting.origin is Origin.WORKFLOW
+    }
+
+
+def _action_facts(
+    action: PlannedAction | None, prefix: str, inherited: Mapping[str, str]
+) -> dict[str, Any]:
+    """An action's facts; env variables equal to what it inherits are left to their owner."""
+    if action is None:
+        return {}
+    own_env = {k: v for k, v in action.env.items() if inherited.get(k) != v}
+    facts: dict[str, Any] = {
+        "run": action.run,
+        "cmd": list(action.cmd) if action.kind is StepKind.CMD else None,
+        "uses": action.uses,
+        "with": dict(action.with_) if action.uses is not None else None,
+        "shell": action.shell,
+        "workingDirectory": action.working_directory,
+        **{f"env.{name}": text for name, text in own_env.items()},
+    }
+    if prefix:
+        facts["timeout"] = action.timeout
+    return {prefix + name: fact for name, fact in facts.items() if fact is not None}
+
+
+def _run_facts(plan: Plan) -> dict[str, Any]:
+    return {
+        "name": plan.name,
+        "description": plan.description,
+        "inputs": dict(plan.inputs),
+        **{f"env.{name}": text for name, text in plan.env.items()},
+        "compensation": plan.compensation,
+        "worstCaseSeconds": plan.worst_case_seconds,
+        "timeout": plan.timeout,
+        "maxParallel": plan.max_parallel,
+    }
+
+
+def _changed(
+    step: StepId | None, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[Change]:
+    names = [*before, *(name for name in after if name not in before)]
+    added_or_removed = ("rollback.timeout" in before) != ("rollback.timeout" in after)
+    return [
+        Change(step, name, before.get(name), after.get(name))
+        for name in names
+        if before.get(name) != after.get(name)
+        and not (added_or_removed and name in _ROLLBACK_SETTINGS)
+    ]
+
+
+#: a rollback's settings, not listed when the rollback itself is added or removed
+_ROLLBACK_SETTINGS = frozenset({"rollback.timeout", "rollback.shell", "rollback.workingDirectory"})
 
 
 def diff_plans(base: Plan, head: Plan) -> list[Change]:
     """What changed from `base` to `head`: steps, order, conditions, timeouts, retries,
-    compensation and worst case."""
+    commands (script, argv, callable, `with`, env, shell, directory, rollback), the
+    compensation order and the worst case."""
     changes: list[Change] = []
     for step_id in base.steps.keys() - head.steps.keys():
         changes.append(Change(step_id, "step", "present", "removed"))
     for step_id in head.steps.keys() - base.steps.keys():
         changes.append(Change(step_id, "step", "absent", "added"))
     for step_id in [s for s in head.steps if s in base.steps]:
-        before = _step_facts(base.steps[step_id])
-        after = _step_facts(head.steps[step_id])
-        changes += [
-            Change(step_id, name, before[name], after[name])
-            for name in before
-            if before[name] != after[name]
-        ]
-    for name, old, new in (
-        ("compensation", base.compensation, head.compensation),
-        ("worstCaseSeconds", base.worst_case_seconds, head.worst_case_seconds),
-        ("timeout", base.timeout, head.timeout),
-        ("maxParallel", base.max_parallel, head.max_parallel),
-        ("inputs", dict(base.inputs), dict(head.inputs)),
-    ):
-        if old != new:
-            changes.append(Change(None, name, old, new))
-    return changes
+        changes += _changed(
+            step_id, _step_facts(base.steps[step_id]), _step_facts(head.steps[step_id])
+        )
+    return changes + _changed(None, _run_facts(base), _run_facts(head))

@@ -47,7 +47,7 @@ def test_text_plan_shows_stages_and_worst_case_without_colour() -> None:
         "Finally",
         "compensation order: release → migrate",
         "worst case: 7m8.1s",
-        "environment='prd'",
+        'environment = "prd"',
     ):
         assert text in out, text
 
@@ -55,7 +55,8 @@ def test_text_plan_shows_stages_and_worst_case_without_colour() -> None:
 def test_markdown_plan_reads_as_a_pull_request_comment() -> None:
     code, out, _ = invoke("plan", str(DEPLOY), "--format", "markdown")
     assert code == 0
-    assert out.startswith("### wfx plan: Production Deployment\n\n**9 steps** in 5 stages")
+    assert out.startswith("### wfx plan: Production Deployment\n\nParallel pre\\-deployment checks")
+    assert "\n**9 steps** in 5 stages" in out
     assert "| stage | step | kind | condition |" in out
     assert "<details><summary>Step details</summary>" in out
     assert "**Compensation order** (if the last step fails): `release` → `migrate`" in out
@@ -103,7 +104,15 @@ def test_diff_against_a_file_lists_what_changed(tmp_path: Path) -> None:
         (c["step"], c["field"]): (c["before"], c["after"]) for c in json.loads(out)["changes"]
     }
     assert changes[("notify", "step")] == ("absent", "added")
-    assert changes[("test", "retries")] == ("2 [1.0, 2.0]", "4 [1.0, 2.0, 4.0, 8.0]")
+    assert changes[("test", "retries")] == (
+        {"attempts": 3, "delays": [1, 2], "waitRanges": [[1, 1], [2, 2]], "jitter": 0},
+        {
+            "attempts": 5,
+            "delays": [1, 2, 4, 8],
+            "waitRanges": [[1, 1], [2, 2], [4, 4], [8, 8]],
+            "jitter": 0,
+        },
+    )
     assert changes[("build", "timeout")] == (10, 20)
     assert (None, "worstCaseSeconds") in changes
 
@@ -116,7 +125,8 @@ def test_diff_text_and_markdown(tmp_path: Path) -> None:
     code, out, _ = invoke("plan", str(head), "--diff", str(base))
     assert code == 0
     assert "~ step deploy onError: fail -> continue" in out
-    assert "~ step deploy rollback: True -> False" in out
+    assert "~ step deploy rollback: true -> false" in out
+    assert "~ step deploy rollback.run: ./undeploy -> none" in out
     assert "~ run compensation: deploy -> (empty)" in out
     code, out, _ = invoke("plan", str(head), "--diff", str(base), "--format", "markdown")
     assert "| ✏️ | step `deploy` onError | fail | continue |" in out
@@ -134,7 +144,7 @@ def test_diff_against_a_git_revision(tmp_path: Path) -> None:
     flow.write_text(BASE.replace("./deploy", "./deploy --fast"))
     code, out, _ = invoke("plan", str(flow), "--diff", "git:HEAD")
     assert code == 0
-    assert out.strip() == "~ step deploy command: ./deploy -> ./deploy --fast"
+    assert out.strip() == "~ step deploy run: ./deploy -> ./deploy --fast"
     code, out, _ = invoke("plan", str(flow), "--diff", "git:HEAD~1")
     assert "+ step build" in out and "+ step deploy" in out
     code, _, err = invoke("plan", str(flow), "--diff", "git:no-such-rev")

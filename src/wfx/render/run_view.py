@@ -182,7 +182,8 @@ class PlainView:
 
     def _run_started(self, event: RunStarted) -> Iterable[str]:
         count = len(event.steps) + len(event.finally_steps)
-        yield f"run {event.run_id} started: {event.workflow} ({count} steps)"
+        noun = "step" if count == 1 else "steps"
+        yield f"run {event.run_id} started: {event.workflow} ({count} {noun})"
         if self._verbose:
             yield from _values("  input ", event.inputs)
 
