@@ -167,3 +167,155 @@ def test_explain_an_unknown_step_suggests_one() -> None:
     code, _, err = invoke("explain", str(DEPLOY), "relase")
     assert code == 2
     assert "no step `relase`" in err and "did you mean `release`?" in err
+
+
+COMMANDS = textwrap.dedent(
+    """
+    wfx: 1
+    name: Commands
+    description: Ships the app.
+    inputs:
+      target: {type: string, default: staging, description: Where to ship}
+      fast: {type: boolean, default: false}
+    secrets: [TOKEN]
+    env:
+      TARGET: ${{ inputs.target }}
+    defaults: {timeout: 10s}
+    steps:
+      - id: ship
+        run: |
+          ./ship --to ${{ inputs.target }} --token ${{ secrets.TOKEN }}
+          echo "${{ steps.ship.outputs.x }}"
+        shell: bash -eu
+        workingDirectory: deploy/${{ inputs.target }}
+        env: {MODE: "fast=${{ inputs.fast }}"}
+        retries: {max: 2, delay: 1s, jitter: 0.5}
+        rollback:
+          name: unship
+          cmd: [./unship, "${{ env.TARGET }}"]
+          workingDirectory: rollback
+          timeout: 5s
+      - id: call
+        uses: python:tools:notify
+        with:
+          to: ${{ inputs.target }}
+          fast: ${{ inputs.fast }}
+          later: ${{ steps.ship.outputs.x }}
+    """
+).lstrip()
+
+
+def test_text_plan_shows_what_runs_and_verbose_shows_how(tmp_path: Path) -> None:
+    flow = write(tmp_path / "flow.yaml", COMMANDS)
+    code, out, _ = invoke("plan", str(flow))
+    assert code == 0
+    for text in (
+        "Plan for Commands (2 steps)",
+        "Ships the app.",
+        'target = "staging"  (Where to ship)',
+        "fast = false",
+        "│ ./ship --to staging --token ***",
+        '│ echo "${{ steps.ship.outputs.x }}"',
+        "rollback (unship):",
+        '│ argv ["./unship", "staging"]',
+        "│ python:tools:notify",
+        '│ with {"to": "staging", "fast": false, "later": "${{ steps.ship.outputs.x }}"}',
+        "2 (500ms–1.5s, 1s–3s)",
+    ):
+        assert text in out, text
+    assert "False" not in out and "'staging'" not in out and "shell: bash -eu" not in out
+    code, out, _ = invoke("plan", str(flow), "--verbose")
+    for text in (
+        "shell: bash -eu",
+        "working directory: deploy/staging",
+        'env MODE = "fast=false"',
+        'env TARGET = "staging"',
+        "working directory: rollback",
+        "${{ inputs.fast }} in with.fast = false",
+        "timeout from defaults (line 10)",
+    ):
+        assert text in out, text
+
+
+def test_json_plan_carries_every_action_for_exporters(tmp_path: Path) -> None:
+    flow = write(tmp_path / "flow.yaml", COMMANDS)
+    code, out, _ = invoke("plan", str(flow), "--format", "json")
+    assert code == 0
+    plan = json.loads(out)
+    assert plan["description"] == "Ships the app."
+    assert plan["inputDescriptions"] == {"target": "Where to ship"}
+    ship = plan["steps"]["ship"]
+    assert ship["action"] == {
+        "kind": "run",
+        "name": None,
+        "run": './ship --to staging --token ***\necho "${{ steps.ship.outputs.x }}"\n',
+        "env": {"TARGET": "staging", "MODE": "fast=false"},
+        "shell": "bash -eu",
+        "workingDirectory": "deploy/staging",
+        "timeout": 10,
+    }
+    assert ship["rollbackAction"] == {
+        "kind": "cmd",
+        "name": "unship",
+        "cmd": ["./unship", "staging"],
+        "env": {"TARGET": "staging", "MODE": "fast=false"},
+        "shell": None,
+        "workingDirectory": "rollback",
+        "timeout": 5,
+    }
+    assert ship["retry"]["waitRanges"] == [[0.5, 1.5], [1, 3]]
+    call = plan["steps"]["call"]["action"]
+    assert call["uses"] == "python:tools:notify"
+    assert call["with"] == {"to": "staging", "fast": False, "later": "${{ steps.ship.outputs.x }}"}
+    assert call["env"] == {} and call["shell"] is None
+
+
+def test_markdown_plan_shows_commands_and_descriptions(tmp_path: Path) -> None:
+    flow = write(tmp_path / "flow.yaml", COMMANDS)
+    code, out, _ = invoke("plan", str(flow), "--format", "markdown")
+    assert code == 0
+    assert "\nShips the app\\.\n" in out
+    assert '| `target` | \\"staging\\" | Where to ship |' in out
+    assert "| `fast` | false |  |" in out
+    assert "```sh\n./ship --to staging --token ***\n" in out
+    assert '"later": "${{ steps.ship.outputs.x }}"' in out
+    assert "rollback of `ship` (unship):" in out
+    assert "2 (500ms–1.5s, 1s–3s)" in out
+
+
+def test_a_single_step_is_one_step(tmp_path: Path) -> None:
+    flow = write(tmp_path / "flow.yaml", "wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    assert "(1 step)" in invoke("plan", str(flow))[1]
+    assert "**1 step** in 1 stage," in invoke("plan", str(flow), "--format", "markdown")[1]
+
+
+def test_diff_shows_changed_scripts_and_values_in_plan_units(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.yaml", COMMANDS)
+    head = write(
+        tmp_path / "head.yaml",
+        COMMANDS.replace("default: false", "default: true")
+        .replace('echo "${{ steps', 'echo changed "${{ steps')
+        .replace("timeout: 5s", "timeout: 7s"),
+    )
+    code, out, _ = invoke("plan", str(head), "--diff", str(base))
+    assert code == 0
+    assert "~ step ship run:\n" in out
+    assert '    -echo "${{ steps.ship.outputs.x }}"\n' in out
+    assert '    +echo changed "${{ steps.ship.outputs.x }}"' in out
+    assert '~ step ship env.MODE: "fast=false" -> "fast=true"' in out
+    assert "~ step ship rollback.timeout: 5s -> 7s" in out
+    assert '~ step call with: {"to": "staging", "fast": false' in out
+    assert "False" not in out and "True" not in out and "5.0" not in out
+    code, out, _ = invoke("plan", str(head), "--diff", str(base), "--format", "markdown")
+    assert "```diff\n@@ -1,2 +1,2 @@\n" in out
+    assert "| ✏️ | step `ship` rollback\\.timeout | 5s | 7s |" in out
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot"])
+def test_diff_in_a_format_that_cannot_show_one_is_refused(tmp_path: Path, fmt: str) -> None:
+    flow = write(tmp_path / "flow.yaml", BASE)
+    code, out, err = invoke("plan", str(flow), "--diff", str(flow), "--format", fmt)
+    assert code == 2
+    assert out == ""
+    assert f"--diff cannot be shown as {fmt}" in err
+    assert "use --format text, markdown or json with --diff" in err

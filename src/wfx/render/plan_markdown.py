@@ -21,6 +21,9 @@ from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep
 from wfx.render.units import count, duration, plain, retries, value, visible
 
+#: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
+BUILTIN_SHELL = "`bash -eo pipefail` (built-in; `sh -e` where bash is missing)"
+
 _VERDICT_MARK = {"always": "✅ always", "never": "⛔ never", "runtime": "⏳ runtime"}
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 _BACKTICKS = re.compile(r"`+")
@@ -196,9 +199,11 @@ def _runs_with(action: PlannedAction | None, prefix: str) -> Iterable[str]:
     if action is None or action.kind.value == "uses":
         return
     if action.kind.value == "run":
-        yield f"- {prefix}shell: " + (code(action.shell) if action.shell else "built-in")
+        yield f"- {prefix}shell: " + (code(action.shell) if action.shell else BUILTIN_SHELL)
     directory = action.working_directory
-    yield f"- {prefix}working directory: " + (code(directory) if directory else "the workflow's")
+    yield f"- {prefix}working directory: " + (
+        code(directory) if directory else "the workflow file's directory"
+    )
     yield from _env_lines(action.env, prefix)
 
 

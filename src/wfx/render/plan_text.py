@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +14,9 @@ from wfx.diagnostics import Severity
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict
 from wfx.render.units import count, duration, plain, retries, value, visible
+
+#: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
+BUILTIN_SHELL = "bash -eo pipefail (built-in; sh -e where bash is missing)"
 
 _VERDICT_STYLE = {Verdict.ALWAYS: "green", Verdict.NEVER: "red", Verdict.RUNTIME: "yellow"}
 
@@ -104,55 +108,64 @@ def _footer(plan: Plan) -> Text:
     return text
 
 
-def _what_runs(plan: Plan, verbose: bool) -> Text:
-    text = Text()
-    text.append("\nWhat runs", style="bold")
-    text.append(
+def _what_runs(plan: Plan, verbose: bool) -> Group:
+    parts: list[RenderableType] = []
+    heading = Text("\nWhat runs", style="bold")
+    heading.append(
         " (values known now are shown in place; a script receives them as data in"
-        " environment variables, never as code)\n",
+        " environment variables, never as code)",
         style="dim",
     )
+    parts.append(heading)
     for step in plan.steps.values():
-        text.append(f"{step.id}", style="bold")
-        text.append(f" ({_one_line(step.name)})" if step.name else "")
-        text.append(f", line {step.line}\n")
-        text.append_text(_action(step.action, "  ", verbose))
+        title = Text(step.id, style="bold")
+        title.append(f" ({_one_line(step.name)})" if step.name else "")
+        title.append(f", line {step.line}")
+        parts += [title, *_action(step.action, 2, verbose)]
         if step.rollback_action is not None:
             name = step.rollback_action.name
-            text.append("  rollback" + (f" ({_one_line(name)})" if name else "") + ":\n")
-            text.append_text(_action(step.rollback_action, "    ", verbose))
+            parts.append(Text("  rollback" + (f" ({_one_line(name)})" if name else "") + ":"))
+            parts += _action(step.rollback_action, 4, verbose)
         if verbose:
-            text.append_text(_details(step))
-    return text
+            parts.append(_details(step))
+    return Group(*parts)
 
 
-def _action(action: PlannedAction | None, indent: str, verbose: bool) -> Text:
-    """The script, argv or callable, one `│ `-prefixed line per line of text, so no line
-    of it can pass for a line of the plan."""
-    text = Text()
+def _action(action: PlannedAction | None, indent: int, verbose: bool) -> list[RenderableType]:
+    """The script, argv or callable behind a `│` rule drawn on every printed line (wrapped
+    ones too), so no text of it can pass for a line of the plan."""
     if action is None:
-        return text
+        return []
     if action.run is not None:
         body = action.run.removesuffix("\n")
     elif action.uses is not None:
         body = action.uses + "\nwith " + json.dumps(plain(action.with_), ensure_ascii=False)
     else:
         body = "argv " + json.dumps(list(action.cmd), ensure_ascii=False)
+    listing = Table(
+        box=box.MINIMAL, show_header=False, show_edge=False, pad_edge=False, padding=(0, 1)
+    )
+    listing.add_column(width=indent - 2)
+    listing.add_column(overflow="fold")
     for line in visible(body).split("\n"):
-        text.append(f"{indent}│ ", style="dim")
-        text.append(line + "\n")
+        listing.add_row("", Text(line))
+    parts: list[RenderableType] = [listing]
     if verbose and action.kind.value != "uses":
+        pad = " " * indent
+        text = Text(style="dim")
         if action.kind.value == "run":
-            text.append(f"{indent}shell: {_one_line(action.shell or 'built-in')}\n", style="dim")
-        directory = _one_line(action.working_directory or "the workflow's directory")
-        text.append(f"{indent}working directory: {directory}\n", style="dim")
+            text.append(f"{pad}shell: {_one_line(action.shell or BUILTIN_SHELL)}\n")
+        directory = _one_line(action.working_directory or "the workflow file's directory")
+        text.append(f"{pad}working directory: {directory}\n")
         for name, shown in action.env.items():
-            text.append(f"{indent}env {name} = {_one_line(value(shown))}\n", style="dim")
-    return text
+            text.append(f"{pad}env {name} = {_one_line(value(shown))}\n")
+        text.rstrip()
+        parts.append(text)
+    return parts
 
 
 def _details(step: PlannedStep) -> Text:
-    text = Text(style="dim")
+    text = Text(style="dim", end="")
     for name, setting in step.settings.items():
         text.append(f"  {name} from {_one_line(setting.describe())}\n")
     for item in step.resolved:
