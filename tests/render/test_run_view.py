@@ -357,3 +357,7 @@ def test_pipes_dumb_terminals_and_quiet_get_plain_lines(
     with view:
         view(finished(RunStatus.SUCCESS))
     assert stream.getvalue() == "run run-1 success in 3.4s\n"
+
+
+def test_a_run_of_one_step_says_one_step() -> None:
+    assert plain([started("build")])[0] == "run run-1 started: deploy (1 step)"

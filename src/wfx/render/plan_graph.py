@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 from wfx.graph import ExecutionGraph, Node, NodeKind, Section
@@ -10,7 +9,20 @@ from wfx.plan import Plan
 
 
 def _safe(step_id: str) -> str:
-    return "n_" + "".join(c if c.isalnum() else "_" for c in step_id)
+    """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`)."""
+    if "-" not in step_id:
+        return "n_" + step_id
+    return "d_" + step_id.replace("_", "__").replace("-", "_h")
+
+
+def _mermaid_label(text: str) -> str:
+    """A quoted Mermaid label: `"` and `#` written as Mermaid entity codes."""
+    return '"' + text.replace("#", "#35;").replace('"', "#quot;") + '"'
+
+
+def _dot_label(text: str) -> str:
+    """A quoted DOT string (non-ASCII characters as they are, not as JSON escapes)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _children(graph: ExecutionGraph) -> dict[str | None, list[Node]]:
@@ -30,12 +42,25 @@ def _edges(graph: ExecutionGraph) -> Iterator[tuple[str, str]]:
             yield graph.nodes[dep].id, node.id
 
 
+def _finally_edges(graph: ExecutionGraph) -> Iterator[tuple[str, str]]:
+    """From each last main step to each first `finally` step: they run after everything."""
+    main = list(graph.steps(Section.MAIN))
+    waited_for = {graph.nodes[d].id for n in main for d in graph.step_dependencies(n.index)}
+    last = [n.id for n in main if n.id not in waited_for]
+    first = [n.id for n in graph.steps(Section.FINALLY) if not graph.step_dependencies(n.index)]
+    for before in last:
+        for after in first:
+            yield before, after
+
+
 def render_mermaid(graph: ExecutionGraph, plan: Plan) -> str:
-    """A Mermaid flowchart: one node per step, groups as subgraphs, edges as dependencies."""
+    """A Mermaid flowchart: one node per step, groups as subgraphs, edges as dependencies,
+    dotted edges into the `finally` steps, `↩` on steps with a rollback."""
     tree = _children(graph)
     lines = ["flowchart TD"]
     lines += _mermaid_level(tree, None, plan, "  ")
     lines += [f"  {_safe(a)} --> {_safe(b)}" for a, b in _edges(graph)]
+    lines += [f"  {_safe(a)} -.-> {_safe(b)}" for a, b in _finally_edges(graph)]
     for step_id, step in plan.steps.items():
         if step.condition.verdict.value == "never":
             lines.append(f"  style {_safe(step_id)} stroke-dasharray: 5 5")
@@ -49,15 +74,15 @@ def _mermaid_level(
     for node in tree.get(parent, []):
         if node.kind is NodeKind.GROUP_START:
             label = f"{node.id} ({node.step.group_type.value})"
-            lines.append(f"{indent}subgraph {_safe(node.id)}_group[{json.dumps(label)}]")
+            lines.append(f"{indent}subgraph {_safe(node.id)}_group[{_mermaid_label(label)}]")
             lines += _mermaid_level(tree, node.id, plan, indent + "  ")
             lines.append(f"{indent}end")
         else:
             label = node.id + (" ↩" if plan.steps[node.id].rollback else "")
             shape = (
-                f"([{json.dumps(label)}])"
+                f"([{_mermaid_label(label)}])"
                 if node.section is Section.FINALLY
-                else f"[{json.dumps(label)}]"
+                else f"[{_mermaid_label(label)}]"
             )
             lines.append(f"{indent}{_safe(node.id)}{shape}")
     return lines
@@ -69,6 +94,7 @@ def render_dot(graph: ExecutionGraph, plan: Plan) -> str:
     lines = ["digraph wfx {", "  rankdir=TB;", "  node [shape=box, fontname=Helvetica];"]
     lines += _dot_level(tree, None, plan, "  ")
     lines += [f"  {_safe(a)} -> {_safe(b)};" for a, b in _edges(graph)]
+    lines += [f"  {_safe(a)} -> {_safe(b)} [style=dashed];" for a, b in _finally_edges(graph)]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -81,12 +107,13 @@ def _dot_level(
         if node.kind is NodeKind.GROUP_START:
             label = f"{node.id} ({node.step.group_type.value})"
             lines.append(f"{indent}subgraph cluster_{_safe(node.id)} {{")
-            lines.append(f"{indent}  label={json.dumps(label)};")
+            lines.append(f"{indent}  label={_dot_label(label)};")
             lines += _dot_level(tree, node.id, plan, indent + "  ")
             lines.append(f"{indent}}}")
         else:
             step = plan.steps[node.id]
-            attributes = [f"label={json.dumps(node.id)}"]
+            label = node.id + (" ↩" if step.rollback else "")
+            attributes = [f"label={_dot_label(label)}"]
             if step.condition.verdict.value == "never":
                 attributes.append("style=dashed")
             if node.section is Section.FINALLY:
