@@ -319,3 +319,36 @@ def test_diff_in_a_format_that_cannot_show_one_is_refused(tmp_path: Path, fmt: s
     assert out == ""
     assert f"--diff cannot be shown as {fmt}" in err
     assert "use --format text, markdown or json with --diff" in err
+
+
+def test_explain_shows_the_jitter_range_and_plain_values(tmp_path: Path) -> None:
+    flow = write(tmp_path / "flow.yaml", COMMANDS)
+    code, out, _ = invoke("explain", str(flow), "ship")
+    assert code == 0
+    assert "retries = 2 (waits 500ms–1.5s, 1s–3s)  (from step (line 19))" in out
+    assert "it is tried 3 times in all, waiting 500ms–1.5s, 1s–3s" in out
+    assert "shell = bash -eu  (from step (line 16))" in out
+
+
+class _Edge:
+    """A random source that always picks one end of the range asked for."""
+
+    def __init__(self, high: bool) -> None:
+        self.high = high
+
+    def uniform(self, low: float, high: float) -> float:
+        return high if self.high else low
+
+
+def test_the_jitter_range_shown_is_the_one_the_engine_draws_from() -> None:
+    from wfx.graph import RetrySchedule
+    from wfx.render.units import jitter_range
+    from wfx.runtime.retry import wait_before
+
+    schedule = RetrySchedule(3, 1.0, "exponential", 2.0, 30.0, 0.5, (1.0, 2.0))
+    for attempt, delay in enumerate(schedule.delays, start=1):
+        drawn = tuple(
+            wait_before(schedule, attempt, _Edge(high))  # type: ignore[arg-type]
+            for high in (False, True)
+        )
+        assert jitter_range(delay, schedule.jitter) == drawn

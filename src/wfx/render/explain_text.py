@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from wfx.explain import Explanation
+from wfx.graph import RetrySchedule
 from wfx.model import OnError
-from wfx.render.units import delays, duration
+from wfx.render.units import duration, value, waits
 
 
 def render_explanation(explanation: Explanation) -> str:
@@ -28,27 +29,29 @@ def render_explanation(explanation: Explanation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _setting_value(name: str, value: object) -> str:
+def _setting_value(name: str, setting: object) -> str:
+    """A setting as the plan writes it: durations, the retry waits (with their jitter
+    range), YAML/JSON values, never a Python repr."""
     if name in ("timeout", "killGrace"):
-        return duration(value if isinstance(value, int | float) else None, "none")
-    if name == "retries":
-        attempts = getattr(value, "attempts", 1)
-        waits = getattr(value, "delays", ())
-        return f"{attempts - 1} (waits {delays(waits)})"
-    if hasattr(value, "value"):
-        return str(value.value)
-    if hasattr(value, "parts"):
+        return duration(setting if isinstance(setting, int | float) else None, "none")
+    if isinstance(setting, RetrySchedule):
+        return f"{setting.attempts - 1} (waits {waits(setting)})"
+    if hasattr(setting, "value"):
+        return str(setting.value)
+    if hasattr(setting, "parts"):
         return "".join(
-            p if isinstance(p, str) else "${{ " + p.text.strip() + " }}" for p in value.parts
+            p if isinstance(p, str) else "${{ " + p.text.strip() + " }}" for p in setting.parts
         )
-    return "default" if value is None else str(value)
+    if setting is None:
+        return "default"
+    return setting if isinstance(setting, str) else value(setting)
 
 
 def _failure_lines(explanation: Explanation) -> list[str]:
     lines = []
     if explanation.attempts > 1:
-        waits = delays(explanation.delays)
-        lines.append(f"  it is tried {explanation.attempts} times in all, waiting {waits}")
+        waiting = waits(explanation.step.retry)
+        lines.append(f"  it is tried {explanation.attempts} times in all, waiting {waiting}")
     else:
         lines.append("  it is not retried")
     if explanation.on_error is OnError.CONTINUE:
