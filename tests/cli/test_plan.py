@@ -7,10 +7,12 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from wfx.cli import cli
+from wfx.resources import read_text
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "examples" / "production-deployment.yaml"
@@ -242,6 +244,8 @@ def test_json_plan_carries_every_action_for_exporters(tmp_path: Path) -> None:
     code, out, _ = invoke("plan", str(flow), "--format", "json")
     assert code == 0
     plan = json.loads(out)
+    schema = json.loads(read_text("schema", "plan.schema.json"))
+    jsonschema.Draft202012Validator(schema).validate(plan)
     assert plan["description"] == "Ships the app."
     assert plan["inputDescriptions"] == {"target": "Where to ship"}
     ship = plan["steps"]["ship"]
