@@ -194,3 +194,37 @@ def test_any_script_is_shown_whole_in_one_code_block(script: str) -> None:
             )
         )
     )
+
+
+def test_a_diff_of_hostile_changes_keeps_its_structure() -> None:
+    from wfx.plan import diff_plans
+    from wfx.render.plan_diff import diff_markdown
+
+    base = plan_of(workflow("plain text"))
+    hostile = diff_markdown(diff_plans(base, plan_of(workflow(SCRIPT))))
+    benign = diff_markdown(diff_plans(base, plan_of(workflow("other\ntext"))))
+    assert structure(hostile) == structure(benign)
+    assert [t.tag for t in tokens(hostile) if t.type == "heading_open"] == ["h3"]
+    assert not [t for t in tokens(hostile) if t.type.startswith("html")]
+    shown = visible(SCRIPT)
+    assert any(f"+{shown.splitlines()[1]}\n" in block for block in fences(hostile))
+
+
+def test_the_terminal_plan_shows_scripts_behind_a_rule_and_runs_no_markup() -> None:
+    import io
+
+    from rich.console import Console
+
+    from wfx.render.plan_text import render_text
+
+    stream = io.StringIO()
+    console = Console(file=stream, width=100, color_system=None, force_terminal=True)
+    data = workflow("[bold]x[/bold] \x1b[2K\x1b[1Ahidden\u202e\nrollback:")
+    console.print(render_text(plan_of(data), verbose=True))
+    out = stream.getvalue()
+    assert "\x1b[2K" not in out and "\u202e" not in out
+    assert "[bold]x[/bold] <U+001B>[2K<U+001B>[1Ahidden<U+202E>" in out
+    # the script's own "rollback:" line stays behind the rule: only the plan's are bare
+    bare = [line for line in out.splitlines() if line.strip().startswith("rollback")]
+    assert bare and all(line.startswith("  rollback ([bold]x") for line in bare)
+    assert "│ rollback:" in out
