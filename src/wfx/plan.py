@@ -20,7 +20,7 @@ from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
-from wfx.graph import ExecutionGraph, Node, Origin, RetrySchedule, Section, Setting
+from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
 from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
 
 PLAN_VERSION = 1
@@ -129,6 +129,19 @@ class PlannedStep:
     rollback_action: PlannedAction | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedGroup:
+    """A group of steps: how its children run together, and the condition they share."""
+
+    id: StepId
+    name: str | None
+    type: str
+    max_parallel: int | None
+    condition: str | None
+    groups: tuple[StepId, ...]
+    section: Section
+
+
 @dataclass(frozen=True)
 class Plan:
     """The whole plan: order, verdicts, schedules, compensation and worst case."""
@@ -151,6 +164,7 @@ class Plan:
     warnings: list[Diagnostic] = field(default_factory=list)
     description: str | None = None
     input_descriptions: Mapping[str, str] = field(default_factory=dict)
+    groups: Mapping[StepId, PlannedGroup] = field(default_factory=dict)
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -198,7 +212,25 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         warnings=found,
         description=workflow.description,
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
+        groups={g.id: g for g in _groups(graph)},
     )
+
+
+def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
+    for node in graph.nodes:
+        if node.kind is NodeKind.GROUP_START:
+            step = node.step
+            yield PlannedGroup(
+                id=node.id,
+                name=step.name,
+                type=step.group_type.value,
+                max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
+                condition=None
+                if step.condition is None
+                else _condition_text(step.condition, node.section),
+                groups=node.groups,
+                section=node.section,
+            )
 
 
 class _Planner:

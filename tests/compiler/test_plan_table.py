@@ -279,3 +279,42 @@ def test_fingerprint_changes_with_the_file_and_the_inputs(workflow_file: Write) 
     assert plan_of(workflow_file("# a comment\n" + text))["fingerprint"] == base
     assert plan_of(workflow_file(text), {"x": "b"})["fingerprint"] != base
     assert plan_of(workflow_file(text.replace("echo", "echo hi")))["fingerprint"] != base
+
+
+def test_groups_are_described_for_exporters(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    inputs:
+      go: {type: boolean, default: true}
+    steps:
+      - id: outer
+        type: parallel
+        maxParallel: 2
+        condition: inputs.go
+        steps:
+          - {id: a, run: echo a}
+          - id: inner
+            name: Inner steps
+            steps:
+              - {id: b, run: echo b}
+    """
+    plan = plan_of(workflow_file(text))
+    assert plan["groups"] == {
+        "outer": {
+            "name": None,
+            "type": "parallel",
+            "maxParallel": 2,
+            "conditionText": "inputs.go",
+            "groups": [],
+            "section": "main",
+        },
+        "inner": {
+            "name": "Inner steps",
+            "type": "sequential",
+            "maxParallel": None,
+            "conditionText": None,
+            "groups": ["outer"],
+            "section": "main",
+        },
+    }
+    assert plan["steps"]["b"]["groups"] == ["outer", "inner"]

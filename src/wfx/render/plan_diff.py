@@ -41,7 +41,8 @@ def show(change_field: str, item: Any) -> str:
     if item is None:
         return "none"
     if change_field in _LISTS and isinstance(item, list):
-        return " → ".join(str(v) for v in item) if item else "(empty)"
+        joiner = " → " if change_field == "compensation" else ", "
+        return joiner.join(str(v) for v in item) if item else "(empty)"
     if isinstance(item, str) and (
         change_field in _WORDS or change_field.endswith(("run", "shell", "workingDirectory"))
     ):

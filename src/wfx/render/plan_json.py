@@ -33,6 +33,17 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "stages": plan.stages,
         "finally": plan.finally_stages,
         "steps": {step_id: _step(step) for step_id, step in plan.steps.items()},
+        "groups": {
+            group_id: {
+                "name": group.name,
+                "type": group.type,
+                "maxParallel": group.max_parallel,
+                "conditionText": group.condition,
+                "groups": list(group.groups),
+                "section": group.section.value,
+            }
+            for group_id, group in plan.groups.items()
+        },
         "compensation": plan.compensation,
         "criticalPath": plan.critical_path,
         "worstCaseSeconds": plan.worst_case_seconds,

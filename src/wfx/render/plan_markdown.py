@@ -107,7 +107,7 @@ def _summary(plan: Plan) -> str:
     ]
     never = [s.id for s in plan.steps.values() if s.condition.verdict.value == "never"]
     if never:
-        parts.append(f"{len(never)} that never run")
+        parts.append(f"{len(never)} that never " + ("runs" if len(never) == 1 else "run"))
     return ", ".join(parts) + "."
 
 
