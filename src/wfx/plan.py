@@ -87,7 +87,8 @@ class PlannedAction:
     Text holds each static `${{ }}` replaced by its value, each one only the run can
     evaluate kept as written, and each one that reads a secret as `***`. `shell` None
     is the built-in default; `working_directory` None is the workflow file's directory.
-    `env` is what a process gets from the workflow (a Python step gets no environment).
+    `env` is what a process gets from the workflow (a Python step gets no environment);
+    `own_env` the part of it not from the workflow's `env` (which the plan shows once).
     """
 
     kind: StepKind
@@ -97,6 +98,7 @@ class PlannedAction:
     uses: str | None
     with_: Mapping[str, Any]
     env: Mapping[str, str]
+    own_env: Mapping[str, str]
     shell: str | None
     working_directory: str | None
     timeout: float | None
@@ -347,10 +349,17 @@ class _Planner:
         shell = None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value)
         directory: Template | None = settings.working_directory.value
         shown_env = {name: self.display(t.value, env) for name, t in settings.env.items()}
+        own_env = {
+            name: shown_env[name]
+            for name, setting in settings.env.items()
+            if setting.origin is not Origin.WORKFLOW
+        }
         if rollback:
             shell = str(action.shell.value) if action.shell is not None else shell
             directory = action.working_directory or directory
-            shown_env.update({name: self.display(t, env) for name, t in action.env.items()})
+            added = {name: self.display(t, env) for name, t in action.env.items()}
+            shown_env.update(added)
+            own_env.update(added)
         process = action.kind is not StepKind.USES
         return PlannedAction(
             kind=action.kind,
@@ -360,6 +369,7 @@ class _Planner:
             uses=action.uses,
             with_=self.display_value(action.with_, env),
             env=shown_env if process else {},
+            own_env=own_env if process else {},
             shell=shell if action.kind is StepKind.RUN else None,
             working_directory=(
                 None if directory is None or not process else self.display(directory, env)
@@ -659,30 +669,21 @@ def _step_facts(step: PlannedStep) -> dict[str, Any]:
         "retries": step.retry,
         "onError": step.on_error.value,
         "rollback": step.rollback,
-        **_action_facts(step.action, "", _inherited_env(step)),
-        **_action_facts(step.rollback_action, "rollback.", step.action.env if step.action else {}),
-    }
-
-
-def _inherited_env(step: PlannedStep) -> dict[str, str]:
-    """The env a step has from the workflow's `env` (a run-level change, listed once)."""
-    if step.action is None:
-        return {}
-    return {
-        name: text
-        for name, text in step.action.env.items()
-        if (setting := step.settings.get(f"env.{name}")) is not None
-        and setting.origin is Origin.WORKFLOW
+        **_action_facts(step.action, "", {}),
+        **_action_facts(
+            step.rollback_action, "rollback.", step.action.own_env if step.action else {}
+        ),
     }
 
 
 def _action_facts(
     action: PlannedAction | None, prefix: str, inherited: Mapping[str, str]
 ) -> dict[str, Any]:
-    """An action's facts; env variables equal to what it inherits are left to their owner."""
+    """An action's facts; env variables from the workflow or equal to what it inherits are
+    left to their owner."""
     if action is None:
         return {}
-    own_env = {k: v for k, v in action.env.items() if inherited.get(k) != v}
+    own_env = {k: v for k, v in action.own_env.items() if inherited.get(k) != v}
     facts: dict[str, Any] = {
         "run": action.run,
         "cmd": list(action.cmd) if action.kind is StepKind.CMD else None,

@@ -225,14 +225,20 @@ def test_text_plan_shows_what_runs_and_verbose_shows_how(tmp_path: Path) -> None
         "2 (500ms–1.5s, 1s–3s)",
     ):
         assert text in out, text
-    assert "False" not in out and "'staging'" not in out and "shell: bash -eu" not in out
+    # a shell, directory or env of the step's own changes what its script does: shown
+    for text in (
+        "  shell: bash -eu",
+        "  working directory: deploy/staging",
+        '  env MODE = "fast=false"',
+        'env:\n  TARGET = "staging"',
+        "    working directory: rollback",
+    ):
+        assert text in out, text
+    assert "False" not in out and "'staging'" not in out
+    assert 'env TARGET = "staging"' not in out  # the workflow's env is shown once
     code, out, _ = invoke("plan", str(flow), "--verbose")
     for text in (
-        "shell: bash -eu",
-        "working directory: deploy/staging",
-        'env MODE = "fast=false"',
         'env TARGET = "staging"',
-        "working directory: rollback",
         "${{ inputs.fast }} in with.fast = false",
         "timeout from defaults (line 10)",
     ):
@@ -284,6 +290,9 @@ def test_markdown_plan_shows_commands_and_descriptions(tmp_path: Path) -> None:
     assert "```sh\n./ship --to staging --token ***\n" in out
     assert '"later": "${{ steps.ship.outputs.x }}"' in out
     assert "rollback of `ship` (unship):" in out
+    assert "- shell: `bash -eu`\n- working directory: `deploy/staging`" in out
+    assert "- env `MODE` = `fast=false`" in out
+    assert '| `TARGET` | \\"staging\\" |' in out
     assert "2 (500ms–1.5s, 1s–3s)" in out
 
 

@@ -90,13 +90,18 @@ def render_markdown(plan: Plan) -> str:
 
 
 def _inputs(plan: Plan) -> list[str]:
-    if not plan.inputs:
-        return []
-    rows = ["| input | value | description |", "|---|---|---|"]
-    for name, given in plan.inputs.items():
-        about = plan.input_descriptions.get(name, "")
-        rows.append(f"| `{name}` | {prose(value(given))} | {prose(about)} |")
-    return [*rows, ""]
+    rows = []
+    if plan.inputs:
+        rows += ["| input | value | description |", "|---|---|---|"]
+        for name, given in plan.inputs.items():
+            about = plan.input_descriptions.get(name, "")
+            rows.append(f"| `{name}` | {prose(value(given))} | {prose(about)} |")
+        rows.append("")
+    if plan.env:
+        rows += ["| env | value |", "|---|---|"]
+        rows += [f"| `{name}` | {prose(value(shown))} |" for name, shown in plan.env.items()]
+        rows.append("")
+    return rows
 
 
 def _summary(plan: Plan) -> str:
@@ -147,6 +152,17 @@ def _what_runs(step: PlannedStep) -> list[str]:
     return lines
 
 
+def _unusual_settings(action: PlannedAction) -> list[str]:
+    """A shell, directory or env of its own: they change what the text above does."""
+    if action.kind.value == "uses":
+        return []
+    lines = [f"- shell: {code(action.shell)}"] if action.shell else []
+    if action.working_directory:
+        lines.append(f"- working directory: {code(action.working_directory)}")
+    lines += [f"- env `{name}` = {code(text)}" for name, text in action.own_env.items()]
+    return [*lines, ""] if lines else []
+
+
 def action_lines(action: PlannedAction | None) -> list[str]:
     """The script, argv or callable and its `with`, each in its own code block."""
     if action is None:
@@ -157,7 +173,7 @@ def action_lines(action: PlannedAction | None) -> list[str]:
         block = _json_block({"uses": action.uses, "with": plain(action.with_)})
     else:
         block = _json_block(list(action.cmd))
-    return [*block, ""]
+    return [*block, "", *_unusual_settings(action)]
 
 
 def _json_block(data: Any) -> list[str]:

@@ -48,6 +48,10 @@ def _header(plan: Plan) -> Text:
             about = plan.input_descriptions.get(name)
             text.append(f"  {name} = {_one_line(value(given))}")
             text.append(f"  ({_one_line(about)})\n" if about else "\n", style="dim")
+    if plan.env:
+        text.append("env:\n")
+        for name, shown in plan.env.items():
+            text.append(f"  {name} = {_one_line(value(shown))}\n")
     limits = []
     if plan.timeout is not None:
         limits.append(f"timeout {duration(plan.timeout)}")
@@ -150,27 +154,38 @@ def _action(action: PlannedAction | None, indent: int, verbose: bool) -> list[Re
     for line in visible(body).split("\n"):
         listing.add_row("", Text(line))
     parts: list[RenderableType] = [listing]
-    if verbose and action.kind.value != "uses":
-        pad = " " * indent
-        text = Text(style="dim")
-        if action.kind.value == "run":
-            text.append(f"{pad}shell: {_one_line(action.shell or BUILTIN_SHELL)}\n")
-        directory = _one_line(action.working_directory or "the workflow file's directory")
-        text.append(f"{pad}working directory: {directory}\n")
-        for name, shown in action.env.items():
-            text.append(f"{pad}env {name} = {_one_line(value(shown))}\n")
-        text.rstrip()
-        parts.append(text)
+    settings = _settings(action, indent, verbose)
+    if settings.plain:
+        parts.append(settings)
     return parts
 
 
+def _settings(action: PlannedAction, indent: int, verbose: bool) -> Text:
+    """What a process runs with besides its text: a shell, directory or env that is not
+    the default (all of them with `verbose`); the workflow's env is shown once, at the top."""
+    text = Text(style="dim")
+    if action.kind.value == "uses":
+        return text
+    pad = " " * indent
+    if action.kind.value == "run" and (verbose or action.shell):
+        text.append(f"{pad}shell: {_one_line(action.shell or BUILTIN_SHELL)}\n")
+    if verbose or action.working_directory:
+        directory = _one_line(action.working_directory or "the workflow file's directory")
+        text.append(f"{pad}working directory: {directory}\n")
+    for name, shown in (action.env if verbose else action.own_env).items():
+        text.append(f"{pad}env {name} = {_one_line(value(shown))}\n")
+    text.rstrip()
+    return text
+
+
 def _details(step: PlannedStep) -> Text:
-    text = Text(style="dim", end="")
+    text = Text(style="dim")
     for name, setting in step.settings.items():
         text.append(f"  {name} from {_one_line(setting.describe())}\n")
     for item in step.resolved:
         shown = _one_line(value(item.value))
         text.append(f"  ${{{{ {_one_line(item.text)} }}}} in {item.where} = {shown}\n")
+    text.rstrip()
     return text
 
 
