@@ -385,7 +385,9 @@ class _Planner:
         )
 
     def display_expression(self, expression: Expression, env: Mapping[str, Any]) -> str:
-        if any(r.path[0].lower() == "secrets" for r in expression.references()):
+        """One `${{ }}` as text: its value, `***` for a secret, or itself when only the run
+        can evaluate it."""
+        if _reads_secret(expression):
             return SECRET_MASK
         value = self.evaluate(expression, env)
         if isinstance(value, Unknown):
@@ -395,15 +397,9 @@ class _Planner:
     def display_value(self, value: Any, env: Mapping[str, Any]) -> Any:
         """A `with` value as the callable receives it: a lone static `${{ }}` keeps its type."""
         if isinstance(value, Template):
-            expressions = value.expressions()
-            lone = (
-                len(expressions) == 1
-                and not "".join(p for p in value.parts if isinstance(p, str)).strip()
-            )
-            if lone and not any(
-                r.path[0].lower() == "secrets" for r in expressions[0].references()
-            ):
-                found = self.evaluate(expressions[0], env)
+            lone = _lone_expression(value)
+            if lone is not None and not _reads_secret(lone):
+                found = self.evaluate(lone, env)
                 if not isinstance(found, Unknown):
                     return found
             return self.display(value, env)
@@ -576,6 +572,17 @@ class _Planner:
             if not n.is_step and n.step.max_parallel is not None
         ]
         return min(limits) if limits else None
+
+
+def _reads_secret(expression: Expression) -> bool:
+    return any(r.path[0].lower() == "secrets" for r in expression.references())
+
+
+def _lone_expression(template: Template) -> Expression | None:
+    """The expression of a template that is one `${{ }}` and nothing else (but spaces)."""
+    expressions = template.expressions()
+    literal = "".join(p for p in template.parts if isinstance(p, str))
+    return expressions[0] if len(expressions) == 1 and not literal.strip() else None
 
 
 def _env_unknown(path: tuple[str, ...], env: Mapping[str, Any]) -> bool:
