@@ -354,12 +354,36 @@ def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any
     return record, graph, changes
 
 
-def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None]:
-    """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, and what
-    changed in the workflow (None when nothing did). Journal errors pass through."""
+def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None, list[Any]]:
+    """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, what
+    changed in the workflow (None when nothing did), and the processes the dead run left
+    running, which are stopped here (TERM, the steps' longest kill grace, KILL), so that no
+    step runs twice at the same time. Journal errors pass through."""
+    from wfx.runtime.process import stop_leftovers
+
     record, graph, changes = resume_target(journal, run_id, force)
     journal.claim(record.id)
-    return graph, journal.resume_state(record.id), changes
+    stopped = stop_leftovers(record.id, _longest_kill_grace(graph))
+    return graph, journal.resume_state(record.id), changes, stopped
+
+
+def _longest_kill_grace(graph: Any) -> float:
+    graces = [float(n.settings.kill_grace.value) for n in graph.steps() if n.settings]
+    return max(graces, default=0.0)
+
+
+def leftovers_notice(stopped: Sequence[Any]) -> str | None:
+    """What the CLI says about the processes a dead run left and the resume stopped."""
+    if not stopped:
+        return None
+    shown = [f"{p.pid} ({_cut(p.command, 60)})" for p in stopped[:5]]
+    more = f" and {len(stopped) - 5} more" if len(stopped) > 5 else ""
+    count = f"{len(stopped)} process{'' if len(stopped) == 1 else 'es'}"
+    return f"stopped {count} the dead run left running: {', '.join(shown)}{more}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:

@@ -414,11 +414,14 @@ def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        graph, state, changes = api.claim_run(journal, run_id, force)
+        graph, state, changes, stopped = api.claim_run(journal, run_id, force)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:
         click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
+    leftovers = api.leftovers_notice(stopped)
+    if leftovers:
+        click.echo(f"wfx: warning: {leftovers}", err=True)
     lost = api.lost_workspace(state)
     if lost:
         click.echo(f"wfx: warning: {lost}", err=True)

@@ -240,7 +240,7 @@ class _Run:
             for dep in node.deps:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
-        self.tracker = ProcessTracker()
+        self.tracker = ProcessTracker(self.run_id)
         self.rng = random.Random(options.seed)
         self.completions = 0
         self.failing = False
