@@ -306,7 +306,7 @@ def presentation_options(command: F) -> F:
         click.option(
             "--state-dir",
             type=click.Path(file_okay=False),
-            help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ beside the file).",
+            help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ here).",
         ),
     ]
     for decorator in reversed(decorators):
@@ -364,7 +364,7 @@ def run_command(
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
-    with _journal_for(file, how) as journal:
+    with _journal_for(how) as journal:
         state = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
@@ -382,7 +382,7 @@ def resume(run_id: str, force: bool, **shown: Any) -> None:
     how = _presentation(**shown)
     if not how.journal:
         _fail_with([_usage_error("`wfx resume` needs the journal")], {}, "text")
-    with _journal_for(None, how) as journal:
+    with _journal_for(how) as journal:
         assert journal is not None
         graph, state = _claim(journal, run_id, force)
         _execute(graph, graph.workflow.file, how, journal, state)
@@ -395,14 +395,14 @@ def _usage_error(message: str) -> Any:
 
 
 @contextmanager
-def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
+def _journal_for(how: _Presentation) -> Iterator[Any]:
     """The journal (or None with --no-journal); journal errors end in `main` (74/75/2)."""
     if not how.journal:
         yield None
         return
-    from wfx.runtime.journal import DATABASE, Journal, state_dir
+    from wfx.runtime.journal import Journal, state_dir
 
-    journal = Journal(state_dir(file, how.state_dir) / DATABASE)
+    journal = Journal(state_dir(how.state_dir).database)
     try:
         yield journal
     finally:

@@ -7,7 +7,6 @@ adding these commands to `wfx` does not slow its start.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -57,19 +56,11 @@ def state_dir_option(command: _F) -> _F:
     )(command)
 
 
-def journal_path(state_dir: str | None, file: str | None = None) -> Path:
-    """The journal database: in `--state-dir`, `$WFX_STATE_DIR`, `.wfx/` beside `file`
-    (where `wfx run FILE` keeps it) or `.wfx/` in the current directory."""
-    from wfx.runtime.journal import DATABASE, STATE_DIR_VARIABLE  # noqa: PLC0415
+def journal_path(state_dir: str | None) -> Path:
+    """The journal database, where every command looks (see `wfx.runtime.journal.state_dir`)."""
+    from wfx.runtime.journal import state_dir as locate  # noqa: PLC0415
 
-    if state_dir:
-        return Path(state_dir) / DATABASE
-    from_env = os.environ.get(STATE_DIR_VARIABLE)
-    if from_env:
-        return Path(from_env) / DATABASE
-    if file is not None:
-        return Path(file).resolve().parent / ".wfx" / DATABASE
-    return Path(".wfx") / DATABASE
+    return locate(state_dir).database
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -181,7 +172,7 @@ def runs(
         raise click.UsageError("--older-than only goes with --prune")
     if prune and file is not None:
         raise click.UsageError("--prune applies to every workflow in the journal; drop --file")
-    path = journal_path(state_dir, file)
+    path = journal_path(state_dir)
     if prune and older_than is not None:
         _prune(path, older_than, as_json)
         return

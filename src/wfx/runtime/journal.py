@@ -168,17 +168,31 @@ class ResumeState:
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
 
 
-def state_dir(workflow_file: str | Path | None, explicit: str | Path | None = None) -> Path:
-    """Where the journal lives: `--state-dir`, `$WFX_STATE_DIR`, or `.wfx/` beside the file
-    (in the current directory when no file is known, as for `wfx resume RUN_ID`)."""
-    if explicit is not None:
-        return Path(explicit)
+@dataclass(frozen=True)
+class StateDir:
+    """Where the journal lives, and which setting chose it (for messages about it)."""
+
+    path: Path
+    chosen_by: str
+    """`--state-dir`, `$WFX_STATE_DIR`, or `the default`."""
+
+    @property
+    def database(self) -> Path:
+        """The journal's database file."""
+        return self.path / DATABASE
+
+
+def state_dir(explicit: str | Path | None = None) -> StateDir:
+    """THE rule for where the journal lives, for every command (`run`, `resume`, `runs`,
+    `show`, `logs`): `--state-dir`, else `$WFX_STATE_DIR`, else `.wfx/` in the current
+    directory. Never beside the workflow file: `wfx run sub/x.yaml` and `wfx runs` started
+    from the same directory must find the same journal."""
+    if explicit is not None and str(explicit):
+        return StateDir(Path(explicit), "--state-dir")
     from_env = os.environ.get(STATE_DIR_VARIABLE)
     if from_env:
-        return Path(from_env)
-    if workflow_file is None:
-        return Path(".wfx")
-    return Path(workflow_file).resolve().parent / ".wfx"
+        return StateDir(Path(from_env), f"${STATE_DIR_VARIABLE}")
+    return StateDir(Path(".wfx"), "the default")
 
 
 @contextmanager
@@ -251,9 +265,9 @@ class Journal:
         self.pending_logs: list[tuple[str, str, str, str]] = []
 
     @classmethod
-    def open(cls, workflow_file: str | Path, explicit_dir: str | Path | None = None) -> Journal:
-        """The journal for `workflow_file` (see :func:`state_dir`)."""
-        return cls(state_dir(workflow_file, explicit_dir) / DATABASE)
+    def open(cls, explicit_dir: str | Path | None = None) -> Journal:
+        """The journal where :func:`state_dir` says it is."""
+        return cls(state_dir(explicit_dir).database)
 
     def close(self) -> None:
         """Close the database connection."""
