@@ -231,8 +231,7 @@ def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
     from wfx.render import history  # noqa: PLC0415
 
     if step is None:
-        order = [s.step_id for s in history.ordered_steps(steps)]
-        shown = history.prefixed_log(lines, order)
+        shown = history.prefixed_log(lines)
         if not shown:
             click.echo(f"run {record.id} recorded no output", err=True)
         else:

@@ -270,7 +270,8 @@ def test_logs_of_a_real_run(real: dict[str, Any]) -> None:
     assert result.output.splitlines() == ["hello ada", "careful"]
     failed = real["runs"][0]
     lines = invoke(logs, failed["id"], "--state-dir", state).output.splitlines()
-    assert lines.index("[migrate] restoring schema") < lines.index("[deploy] deploying")
+    # in time order: deploy failed, then migrate's rollback ran
+    assert lines.index("[deploy] deploying") < lines.index("[migrate] restoring schema")
 
 
 def test_every_command_finds_a_run_of_a_file_in_another_directory(tmp_path: Path) -> None:
@@ -560,3 +561,37 @@ def test_a_journal_of_schema_1_is_migrated_and_keeps_its_runs(tmp_path: Path) ->
     result = invoke(runs, "--state-dir", str(tmp_path))
     assert result.exit_code == 0
     assert "v1-run" in result.output
+
+
+# Two parallel steps that take turns: each waits until wfx has received the other's last
+# line (the --events file is written and flushed as each event arrives), so the order in
+# which wfx got the lines is known: a1, b1 (stderr), a2 (stderr), b2.
+TAKING_TURNS = """\
+wfx: 1
+steps:
+  - type: parallel
+    steps:
+      - id: a
+        run: |
+          echo a1
+          until grep -q '"text": "b1"' "$EVENTS"; do sleep 0.01; done
+          echo a2 >&2
+      - id: b
+        run: |
+          until grep -q '"text": "a1"' "$EVENTS"; do sleep 0.01; done
+          echo b1 >&2
+          until grep -q '"text": "a2"' "$EVENTS"; do sleep 0.01; done
+          echo b2
+"""
+
+
+def test_logs_of_parallel_steps_are_in_time_order(tmp_path: Path) -> None:
+    """`wfx logs RUN` interleaves steps and streams as the lines were written."""
+    (tmp_path / "wf.yaml").write_text(TAKING_TURNS)
+    events = tmp_path / "events.jsonl"
+    done = wfx("run", "wf.yaml", "--events", str(events), cwd=tmp_path, env={"EVENTS": str(events)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = json.loads(wfx("runs", "--json", cwd=tmp_path).stdout)
+    shown = wfx("logs", run["id"], cwd=tmp_path).stdout.splitlines()
+    assert shown == ["[a] a1", "[b:stderr] b1", "[a:stderr] a2", "[b] b2"]
+    assert wfx("logs", run["id"], "b", cwd=tmp_path).stdout.splitlines() == ["b1", "b2"]

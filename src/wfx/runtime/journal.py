@@ -609,13 +609,15 @@ class Journal:
 
     @_guarded
     def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
-        """(step, stream, text) lines of a run, in order (optionally of one step)."""
+        """(step, stream, text) lines of a run (optionally of one step) in the order wfx
+        received them: every step's lines interleaved as they ran. Lines are inserted in
+        that order, so SQLite's rowid is their journal sequence."""
         query = "SELECT step_id, stream, text FROM logs WHERE run_id = ?"
         parameters: tuple[Any, ...] = (run_id,)
         if step_id is not None:
             query += " AND step_id = ?"
             parameters = (run_id, step_id)
-        ordered = self.db.execute(query + " ORDER BY step_id, seq", parameters)
+        ordered = self.db.execute(query + " ORDER BY rowid", parameters)
         return [(r[0], r[1], r[2]) for r in ordered]
 
     @_guarded
