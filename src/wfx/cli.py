@@ -620,13 +620,21 @@ def _journal_error_in(exc: BaseException) -> Exception | None:
 
 
 def _journal_exit_code(problem: Exception) -> int:
-    from wfx.runtime.journal import RunLockedError, RunNotResumableError
+    from wfx.runtime.journal import JournalUnwritableError, RunLockedError, RunNotResumableError
 
     if isinstance(problem, RunLockedError):
         return EXIT_RUN_LOCKED
-    if isinstance(problem, RunNotResumableError):
+    if isinstance(problem, RunNotResumableError | JournalUnwritableError):
         return EXIT_INVALID
     return EXIT_JOURNAL_CORRUPT
+
+
+#: what to do about a journal that cannot be written, after saying why
+UNWRITABLE_HINT = (
+    "runs are recorded there: choose a writable place with --state-dir DIR (or"
+    " $WFX_STATE_DIR), or run without a journal (--no-journal); `wfx runs`, `wfx show`"
+    " and `wfx logs` still read it"
+)
 
 
 # wfx builds large structures of long-lived, mostly acyclic objects (documents, models,
@@ -655,7 +663,10 @@ def main() -> None:
         journal_problem = _journal_error_in(exc)
         if journal_problem is not None:
             click.echo(f"wfx: error: {journal_problem}", err=True)
-            sys.exit(_journal_exit_code(journal_problem))
+            code = _journal_exit_code(journal_problem)
+            if code == EXIT_INVALID and "cannot be written" in str(journal_problem):
+                click.echo(f"  = hint: {UNWRITABLE_HINT}", err=True)
+            sys.exit(code)
         if os.environ.get("WFX_DEBUG"):
             import traceback
 

@@ -78,25 +78,33 @@ def _usage(message: str, hint: str | None = None) -> NoReturn:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[Journal]:
-    """The journal at `path` (which exists); damaged or newer journals end with exit 74."""
+def _opened(path: Path, *, read_only: bool = True) -> Iterator[Journal]:
+    """The journal at `path` (which exists), read-only when it cannot be written (unless
+    `read_only` is False); damaged or newer journals end with exit 74, a journal that must
+    be written but cannot be with exit 2."""
     import json  # noqa: PLC0415
     import sqlite3  # noqa: PLC0415
 
     from wfx.runtime.journal import Journal, JournalError  # noqa: PLC0415
 
     try:
-        journal = Journal(path)
+        journal = Journal(path, read_only=read_only)
     except JournalError as exc:
-        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+        _fail(str(exc), _exit_code(exc))
     try:
         yield journal
     except JournalError as exc:
-        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+        _fail(str(exc), _exit_code(exc))
     except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
         _fail(f"the journal {path} is damaged: {exc}", EXIT_JOURNAL_CORRUPT)
     finally:
         journal.close()
+
+
+def _exit_code(problem: Exception) -> int:
+    from wfx.runtime.journal import JournalUnwritableError  # noqa: PLC0415
+
+    return EXIT_INVALID if isinstance(problem, JournalUnwritableError) else EXIT_JOURNAL_CORRUPT
 
 
 @contextmanager
@@ -194,7 +202,7 @@ def runs(
 def _prune(path: Path, older_than: float, as_json: bool) -> None:
     removed = 0
     if path.exists():
-        with _opened(path) as journal:
+        with _opened(path, read_only=False) as journal:
             removed = journal.prune(older_than)
     if as_json:
         click.echo(f'{{"removed": {removed}}}')

@@ -15,11 +15,13 @@ engine masks every event first.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
 import shutil
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -106,6 +108,11 @@ class JournalError(WfxError):
 
 class JournalCorruptError(JournalError):
     """The journal file is damaged; wfx refuses to guess what already ran."""
+
+
+class JournalUnwritableError(JournalError):
+    """The journal cannot be written (read-only file, directory or file system): it is not
+    damaged, and read-only commands still read it."""
 
 
 class RunNotResumableError(JournalError):
@@ -195,17 +202,68 @@ def state_dir(explicit: str | Path | None = None) -> StateDir:
     return StateDir(Path(".wfx"), "the default")
 
 
+#: SQLite's primary result codes that mean "cannot write (or create) the file", not damage
+_UNWRITABLE_CODES = frozenset({3, 8, 14})  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether a SQLite error says the journal cannot be written or opened, not that it is
+    damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (code or 0) & 0xFF in _UNWRITABLE_CODES
+
+
 @contextmanager
 def damage_is_corruption(path: Path) -> Iterator[None]:
-    """Turn SQLite's complaints about a damaged file into JournalCorruptError."""
+    """Turn SQLite's complaints about a damaged file into JournalCorruptError, and those
+    about a file it cannot write into JournalUnwritableError."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             raise
+        if cannot_write(exc):
+            raise JournalUnwritableError(
+                f"the journal {path} cannot be written: {why_unwritable(path, exc)}"
+            ) from None
         raise JournalCorruptError(f"the journal {path} is damaged: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JournalCorruptError(f"the journal {path} holds damaged records: {exc}") from None
+
+
+def why_unwritable(path: Path, exc: BaseException | None = None) -> str:
+    """Why SQLite cannot write the journal at `path`, as far as the system can tell."""
+    directory = path.parent
+    try:
+        if os.statvfs(directory if directory.exists() else ".").f_flag & os.ST_RDONLY:
+            return f"{directory} is on a read-only file system"
+    except OSError:
+        pass
+    if path.exists() and _immutable(path):
+        return "the file is immutable (chattr +i)"
+    if directory.exists() and _immutable(directory):
+        return f"its directory {directory} is immutable (chattr +i)"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file is not writable (mode {path.stat().st_mode & 0o777:04o})"
+    if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+        return f"its directory {directory} is not writable (SQLite keeps files beside it)"
+    return f"SQLite says: {exc}" if exc is not None else "SQLite cannot open it for writing"
+
+
+def _immutable(path: Path) -> bool:
+    """Whether `path` has the immutable attribute (which even root cannot write through)."""
+    get_flags, immutable = 0x80086601, 0x10  # FS_IOC_GETFLAGS, FS_IMMUTABLE_FL
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        raw = fcntl.ioctl(fd, get_flags, struct.pack("l", 0))
+        return bool(struct.unpack("l", raw)[0] & immutable)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 _T = TypeVar("_T")
@@ -249,20 +307,72 @@ def owner_alive(pid: int | None, start: str | None) -> bool:
 class Journal:
     """A connection to the journal database; also an event sink for the engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (or create) the journal at `path`. JournalUnwritableError when it cannot be
+        written; with `read_only`, a journal that cannot be written is opened for reading."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with damage_is_corruption(path):
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+        self.read_only = False
+        try:
+            self._open_for_writing()
+        except JournalUnwritableError:
+            if not read_only:
+                raise
+            self._open_for_reading()
         self.run_id: str | None = None
         self.completions = 0
         self.log_sizes: dict[str, int] = {}
         self.log_seq: dict[str, int] = {}
         self.pending_logs: list[tuple[str, str, str, str]] = []
+
+    def _open_for_writing(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalUnwritableError(
+                f"the journal {self.path} cannot be written: {why_unwritable(self.path, exc)}"
+            ) from None
+        with damage_is_corruption(self.path):
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+            except BaseException:
+                self.db.close()
+                raise
+
+    def _open_for_reading(self) -> None:
+        """Read a journal nobody may write: `mode=ro`, or, when SQLite cannot even make its
+        shared-memory file (a read-only directory or file system) and no write-ahead log
+        is pending, `immutable=1`. Nothing is migrated or written."""
+        self.read_only = True
+        uri = self.path.resolve().as_uri()
+        wal = self.path.with_name(self.path.name + "-wal")
+        with damage_is_corruption(self.path):
+            try:
+                self.db = self._connect_read_only(uri + "?mode=ro")
+            except sqlite3.OperationalError as exc:
+                if not cannot_write(exc) or (wal.exists() and wal.stat().st_size):
+                    raise
+                self.db = self._connect_read_only(uri + "?mode=ro&immutable=1")
+            version = self._version()
+        if version != SCHEMA_VERSION:
+            self.db.close()
+            raise JournalUnwritableError(
+                f"the journal {self.path} cannot be written ({why_unwritable(self.path)}),"
+                f" and it is from another wfx (schema {version}, this wfx reads {SCHEMA_VERSION})"
+            )
+
+    @staticmethod
+    def _connect_read_only(uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     @classmethod
     def open(cls, explicit_dir: str | Path | None = None) -> Journal:
@@ -286,9 +396,12 @@ class Journal:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target]:
                     self.db.execute(statement)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(target),)
-                )
+            # written even when nothing changed: SQLite opens a file it may not write
+            # read-only without a word, and wfx must know now, not at the run's first step
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def _version(self) -> int:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
