@@ -175,3 +175,12 @@ def test_a_path_an_option_names_is_checked_before_anything_is_recorded(
     assert not (tmp_path / "ran").exists()
     assert not (tmp_path / ".wfx").exists(), "a run was recorded"
     assert not (tmp_path / "nodir").exists()
+
+
+def test_a_file_where_the_default_journal_directory_belongs(tmp_path: Path) -> None:
+    write(tmp_path, f"wfx: 1\nsteps:\n  - run: touch {tmp_path}/ran\n")
+    (tmp_path / ".wfx").write_text("not a directory")
+    result = wfx("run", "wf.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the journal at .wfx: is a file, not a directory" in result.stderr
+    assert not (tmp_path / "ran").exists()
