@@ -250,6 +250,65 @@ def definition_of(workflow: Any) -> str:
     return json.dumps(workflow.data, sort_keys=True, separators=(",", ":"), default=str)
 
 
+def check_run_paths(
+    files: Mapping[str, str | Path | None], directories: Mapping[str, str | Path | None]
+) -> list[Diagnostic]:
+    """Problems with the paths a run's options name, found before anything is recorded:
+    `files` (e.g. `--events`) are written, so their directory must exist; `directories`
+    (e.g. `--workspace`, `--state-dir`) are made when missing, but never their parents.
+    Keys say where each path came from (`--events`, `$WFX_STATE_DIR`...)."""
+    problems = []
+    for origin, path in files.items():
+        found = None if path is None else _file_problem(Path(path))
+        if found is not None:
+            problems.append(_path_error(origin, path, found))
+    for origin, path in directories.items():
+        found = None if path is None else _directory_problem(Path(path))
+        if found is not None:
+            problems.append(_path_error(origin, path, found))
+    return problems
+
+
+def _path_error(origin: str, path: str | Path | None, problem: str) -> Diagnostic:
+    hint = "choose another path"
+    if "does not exist" in problem:
+        hint = "wfx makes only the last directory of a path: create the others first"
+    return error("cli.path", f"{origin} {path}: {problem}", None, hint)
+
+
+def _file_problem(path: Path) -> str | None:
+    if path.is_dir():
+        return "is a directory, not a file"
+    return _parent_problem(path) or _unwritable(path if path.exists() else path.parent)
+
+
+def _directory_problem(path: Path) -> str | None:
+    if path.exists():
+        return None if path.is_dir() else "is a file, not a directory"
+    if path.is_symlink():
+        return "is a broken symbolic link"
+    return _parent_problem(path) or _unwritable(path.parent)
+
+
+def _parent_problem(path: Path) -> str | None:
+    parent = path.parent
+    if parent.is_dir():
+        return None
+    if parent.exists() or any(p.exists() and not p.is_dir() for p in parent.parents):
+        blocking = next(p for p in (parent, *parent.parents) if p.exists())
+        return f"{blocking} is a file, not a directory"
+    return f"the directory {parent} does not exist"
+
+
+def _unwritable(path: Path) -> str | None:
+    import os
+
+    wanted = os.W_OK | (os.X_OK if path.is_dir() else 0)
+    if os.access(path, wanted):
+        return None
+    return f"{path} is not writable" if path.is_dir() else "is not writable"
+
+
 def prepare_run(
     journal: Any, graph: Any, file: str | Path, state: Any, workspace: str | None
 ) -> tuple[str, Path | None, Path | None]:
@@ -261,11 +320,22 @@ def prepare_run(
 
     chosen = Path(workspace) if workspace else None
     run_id = state.run_id if state is not None else new_run_id()
+    if chosen is not None:
+        _make_directory(chosen, "--workspace")
     if journal is None:
         return run_id, chosen, None
     if state is None:
         chosen = record_new_run(journal, graph, file, run_id, chosen)
     return run_id, chosen, journal.scratch_for(run_id)
+
+
+def _make_directory(path: Path, origin: str) -> None:
+    """Make `path` (not its parents) unless it exists; DiagnosticsError when it cannot be."""
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+        raise DiagnosticsError([_path_error(origin, path, problem)]) from None
 
 
 def record_new_run(
@@ -372,12 +442,36 @@ def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any
     return record, graph, changes
 
 
-def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None]:
-    """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, and what
-    changed in the workflow (None when nothing did). Journal errors pass through."""
+def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None, list[Any]]:
+    """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, what
+    changed in the workflow (None when nothing did), and the processes the dead run left
+    running, which are stopped here (TERM, the steps' longest kill grace, KILL), so that no
+    step runs twice at the same time. Journal errors pass through."""
+    from wfx.runtime.process import stop_leftovers
+
     record, graph, changes = resume_target(journal, run_id, force)
     journal.claim(record.id)
-    return graph, journal.resume_state(record.id), changes
+    stopped = stop_leftovers(record.id, _longest_kill_grace(graph))
+    return graph, journal.resume_state(record.id), changes, stopped
+
+
+def _longest_kill_grace(graph: Any) -> float:
+    graces = [float(n.settings.kill_grace.value) for n in graph.steps() if n.settings]
+    return max(graces, default=0.0)
+
+
+def leftovers_notice(stopped: Sequence[Any]) -> str | None:
+    """What the CLI says about the processes a dead run left and the resume stopped."""
+    if not stopped:
+        return None
+    shown = [f"{p.pid} ({_cut(p.command, 60)})" for p in stopped[:5]]
+    more = f" and {len(stopped) - 5} more" if len(stopped) > 5 else ""
+    count = f"{len(stopped)} process{'' if len(stopped) == 1 else 'es'}"
+    return f"stopped {count} the dead run left running: {', '.join(shown)}{more}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:

@@ -312,7 +312,7 @@ def presentation_options(command: F) -> F:
         click.option(
             "--state-dir",
             type=click.Path(file_okay=False),
-            help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ beside the file).",
+            help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ here).",
         ),
     ]
     for decorator in reversed(decorators):
@@ -370,7 +370,8 @@ def run_command(
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
-    with _journal_for(file, how) as journal:
+    _check_paths(how)
+    with _journal_for(how) as journal:
         state = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
@@ -388,7 +389,8 @@ def resume(run_id: str, force: bool, **shown: Any) -> None:
     how = _presentation(**shown)
     if not how.journal:
         _fail_with([_usage_error("`wfx resume` needs the journal")], {}, "text")
-    with _journal_for(None, how) as journal:
+    _check_paths(how)
+    with _journal_for(how) as journal:
         assert journal is not None
         graph, state = _claim(journal, run_id, force)
         _execute(graph, graph.workflow.file, how, journal, state)
@@ -400,15 +402,31 @@ def _usage_error(message: str) -> Any:
     return error("cli.usage", message)
 
 
+def _check_paths(how: _Presentation) -> None:
+    """Exit 2 when a path an option names cannot be used: before any run is recorded."""
+    from wfx import api
+    from wfx.runtime.journal import state_dir
+
+    directories: dict[str, str | Path | None] = {"--workspace": how.workspace}
+    if how.journal:
+        located = state_dir(how.state_dir)
+        origin = located.chosen_by if located.chosen_by != "the default" else "the journal at"
+        directories[origin] = located.path
+    files = {"--events": how.events_file, "--summary-md": how.summary_file}
+    problems = api.check_run_paths(files, directories)
+    if problems:
+        _fail_with(problems, {}, "text")
+
+
 @contextmanager
-def _journal_for(file: str | None, how: _Presentation) -> Iterator[Any]:
+def _journal_for(how: _Presentation) -> Iterator[Any]:
     """The journal (or None with --no-journal); journal errors end in `main` (74/75/2)."""
     if not how.journal:
         yield None
         return
-    from wfx.runtime.journal import DATABASE, Journal, state_dir
+    from wfx.runtime.journal import Journal, state_dir
 
-    journal = Journal(state_dir(file, how.state_dir) / DATABASE)
+    journal = Journal(state_dir(how.state_dir).database)
     try:
         yield journal
     finally:
@@ -420,11 +438,14 @@ def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        graph, state, changes = api.claim_run(journal, run_id, force)
+        graph, state, changes, stopped = api.claim_run(journal, run_id, force)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:
         click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
+    leftovers = api.leftovers_notice(stopped)
+    if leftovers:
+        click.echo(f"wfx: warning: {leftovers}", err=True)
     lost = api.lost_workspace(state)
     if lost:
         click.echo(f"wfx: warning: {lost}", err=True)
@@ -438,52 +459,72 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     from rich.console import Console
 
     from wfx import api
+    from wfx.diagnostics import DiagnosticsError
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
     from wfx.runtime.engine import RunOptions
 
     console = Console(highlight=False)
     collected: list[Any] = []
-    run_id, workspace, scratch = api.prepare_run(journal, graph, file, state, how.workspace)
-    with ExitStack() as stack:
-        view = choose_view(
-            console,
-            quiet=how.quiet,
-            verbose=how.verbose,
-            groups=_groups_of(graph),
-            attempts=_attempts_of(graph),
-        )
-        stack.enter_context(view)
-        sinks: list[Callable[[Any], None]] = []
-        if journal is not None:
-            sinks.append(journal)
-        sinks += [view, _keep_summary_events(collected)]
-        if how.events_file:
-            from wfx.render.cloudevents import CloudEventsWriter
+    with ExitStack() as files:
+        # opened before the run is recorded: a path that cannot be written is exit 2,
+        # never a run left `running (owner died)` in the journal
+        events_handle = _open_to_append(files, how.events_file, "--events")
+        summary_handle = _open_to_append(files, how.summary_file, "--summary-md")
+        try:
+            run_id, workspace, scratch = api.prepare_run(journal, graph, file, state, how.workspace)
+        except DiagnosticsError as exc:
+            _fail_with(exc.diagnostics, {}, "text")
+        with ExitStack() as stack:
+            view = choose_view(
+                console,
+                quiet=how.quiet,
+                verbose=how.verbose,
+                groups=_groups_of(graph),
+                attempts=_attempts_of(graph),
+            )
+            stack.enter_context(view)
+            sinks: list[Callable[[Any], None]] = []
+            if journal is not None:
+                sinks.append(journal)
+            sinks += [view, _keep_summary_events(collected)]
+            if events_handle is not None:
+                from wfx.render.cloudevents import CloudEventsWriter
 
-            handle = stack.enter_context(open(how.events_file, "a", encoding="utf-8"))
-            sinks.append(CloudEventsWriter(handle, source=file))
+                sinks.append(CloudEventsWriter(events_handle, source=file))
 
-        def fan_out(event: Any) -> None:
-            for sink in sinks:
-                sink(event)
+            def fan_out(event: Any) -> None:
+                for sink in sinks:
+                    sink(event)
 
-        options = RunOptions(
-            events=fan_out,
-            handle_signals=True,
-            workspace=workspace,
-            scratch=scratch,
-            run_id=run_id,
-            resume=state,
-        )
-        result = api.run_graph(graph, options)
-    run_line, step_lines = summary_from_events(collected)
-    if not how.quiet:
-        console.print(summary_table(step_lines))
-    if how.summary_file:
-        with open(how.summary_file, "a", encoding="utf-8") as handle:
-            handle.write(summary_markdown(run_line, step_lines))
+            options = RunOptions(
+                events=fan_out,
+                handle_signals=True,
+                workspace=workspace,
+                scratch=scratch,
+                run_id=run_id,
+                resume=state,
+            )
+            result = api.run_graph(graph, options)
+        run_line, step_lines = summary_from_events(collected)
+        if not how.quiet:
+            console.print(summary_table(step_lines))
+        if summary_handle is not None:
+            summary_handle.write(summary_markdown(run_line, step_lines))
     sys.exit(result.exit_code)
+
+
+def _open_to_append(stack: Any, path: str | None, option: str) -> Any:
+    """`path` opened to append (None without one); exit 2 saying why when it cannot be."""
+    if path is None:
+        return None
+    try:
+        return stack.enter_context(open(path, "a", encoding="utf-8"))
+    except OSError as exc:
+        from wfx.diagnostics import error
+
+        problem = exc.strerror or str(exc)
+        _fail_with([error("cli.path", f"{option} {path}: {problem}")], {}, "text")
 
 
 def _keep_summary_events(kept: list[Any]) -> Callable[[Any], None]:
@@ -585,13 +626,21 @@ def _journal_error_in(exc: BaseException) -> Exception | None:
 
 
 def _journal_exit_code(problem: Exception) -> int:
-    from wfx.runtime.journal import RunLockedError, RunNotResumableError
+    from wfx.runtime.journal import JournalUnwritableError, RunLockedError, RunNotResumableError
 
     if isinstance(problem, RunLockedError):
         return EXIT_RUN_LOCKED
-    if isinstance(problem, RunNotResumableError):
+    if isinstance(problem, RunNotResumableError | JournalUnwritableError):
         return EXIT_INVALID
     return EXIT_JOURNAL_CORRUPT
+
+
+#: what to do about a journal that cannot be written, after saying why
+UNWRITABLE_HINT = (
+    "runs are recorded there: choose a writable place with --state-dir DIR (or"
+    " $WFX_STATE_DIR), or run without a journal (--no-journal); `wfx runs`, `wfx show`"
+    " and `wfx logs` still read it"
+)
 
 
 # wfx builds large structures of long-lived, mostly acyclic objects (documents, models,
@@ -620,7 +669,10 @@ def main() -> None:
         journal_problem = _journal_error_in(exc)
         if journal_problem is not None:
             click.echo(f"wfx: error: {journal_problem}", err=True)
-            sys.exit(_journal_exit_code(journal_problem))
+            code = _journal_exit_code(journal_problem)
+            if code == EXIT_INVALID and "cannot be written" in str(journal_problem):
+                click.echo(f"  = hint: {UNWRITABLE_HINT}", err=True)
+            sys.exit(code)
         if os.environ.get("WFX_DEBUG"):
             import traceback
 

@@ -7,7 +7,6 @@ adding these commands to `wfx` does not slow its start.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -57,19 +56,11 @@ def state_dir_option(command: _F) -> _F:
     )(command)
 
 
-def journal_path(state_dir: str | None, file: str | None = None) -> Path:
-    """The journal database: in `--state-dir`, `$WFX_STATE_DIR`, `.wfx/` beside `file`
-    (where `wfx run FILE` keeps it) or `.wfx/` in the current directory."""
-    from wfx.runtime.journal import DATABASE, STATE_DIR_VARIABLE  # noqa: PLC0415
+def journal_path(state_dir: str | None) -> Path:
+    """The journal database, where every command looks (see `wfx.runtime.journal.state_dir`)."""
+    from wfx.runtime.journal import state_dir as locate  # noqa: PLC0415
 
-    if state_dir:
-        return Path(state_dir) / DATABASE
-    from_env = os.environ.get(STATE_DIR_VARIABLE)
-    if from_env:
-        return Path(from_env) / DATABASE
-    if file is not None:
-        return Path(file).resolve().parent / ".wfx" / DATABASE
-    return Path(".wfx") / DATABASE
+    return locate(state_dir).database
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -87,25 +78,33 @@ def _usage(message: str, hint: str | None = None) -> NoReturn:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[Journal]:
-    """The journal at `path` (which exists); damaged or newer journals end with exit 74."""
+def _opened(path: Path, *, read_only: bool = True) -> Iterator[Journal]:
+    """The journal at `path` (which exists), read-only when it cannot be written (unless
+    `read_only` is False); damaged or newer journals end with exit 74, a journal that must
+    be written but cannot be with exit 2."""
     import json  # noqa: PLC0415
     import sqlite3  # noqa: PLC0415
 
     from wfx.runtime.journal import Journal, JournalError  # noqa: PLC0415
 
     try:
-        journal = Journal(path)
+        journal = Journal(path, read_only=read_only)
     except JournalError as exc:
-        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+        _fail(str(exc), _exit_code(exc))
     try:
         yield journal
     except JournalError as exc:
-        _fail(str(exc), EXIT_JOURNAL_CORRUPT)
+        _fail(str(exc), _exit_code(exc))
     except (sqlite3.DatabaseError, json.JSONDecodeError) as exc:
         _fail(f"the journal {path} is damaged: {exc}", EXIT_JOURNAL_CORRUPT)
     finally:
         journal.close()
+
+
+def _exit_code(problem: Exception) -> int:
+    from wfx.runtime.journal import JournalUnwritableError  # noqa: PLC0415
+
+    return EXIT_INVALID if isinstance(problem, JournalUnwritableError) else EXIT_JOURNAL_CORRUPT
 
 
 @contextmanager
@@ -181,7 +180,7 @@ def runs(
         raise click.UsageError("--older-than only goes with --prune")
     if prune and file is not None:
         raise click.UsageError("--prune applies to every workflow in the journal; drop --file")
-    path = journal_path(state_dir, file)
+    path = journal_path(state_dir)
     if prune and older_than is not None:
         _prune(path, older_than, as_json)
         return
@@ -203,7 +202,7 @@ def runs(
 def _prune(path: Path, older_than: float, as_json: bool) -> None:
     removed = 0
     if path.exists():
-        with _opened(path) as journal:
+        with _opened(path, read_only=False) as journal:
             removed = journal.prune(older_than)
     if as_json:
         click.echo(f'{{"removed": {removed}}}')
@@ -240,8 +239,7 @@ def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
     from wfx.render import history  # noqa: PLC0415
 
     if step is None:
-        order = [s.step_id for s in history.ordered_steps(steps)]
-        shown = history.prefixed_log(lines, order)
+        shown = history.prefixed_log(lines)
         if not shown:
             click.echo(f"run {record.id} recorded no output", err=True)
         else:

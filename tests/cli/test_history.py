@@ -270,22 +270,41 @@ def test_logs_of_a_real_run(real: dict[str, Any]) -> None:
     assert result.output.splitlines() == ["hello ada", "careful"]
     failed = real["runs"][0]
     lines = invoke(logs, failed["id"], "--state-dir", state).output.splitlines()
-    assert lines.index("[migrate] restoring schema") < lines.index("[deploy] deploying")
+    # in time order: deploy failed, then migrate's rollback ran
+    assert lines.index("[deploy] deploying") < lines.index("[migrate] restoring schema")
 
 
-def test_default_journal_is_beside_the_file_given_with_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_every_command_finds_a_run_of_a_file_in_another_directory(tmp_path: Path) -> None:
+    """One rule for every command: the journal is `.wfx/` in the current directory (never
+    beside the file), so `runs`, `show`, `logs` and `--resume` started where `wfx run
+    sub/x.yaml` was find its run, and `wfx run` from elsewhere does not share it."""
     sub = tmp_path / "sub"
     sub.mkdir()
-    (sub / "wf.yaml").write_text(SUCCEEDING)
-    wfx_run(Path("sub/wf.yaml"), cwd=tmp_path)
-    assert (sub / ".wfx" / "state.db").exists()
-    monkeypatch.chdir(tmp_path)
-    result = invoke(runs, "--json", "--file", "sub/wf.yaml")
-    assert [r["workflow"] for r in json.loads(result.output)] == ["greet"]
-    monkeypatch.chdir(sub)
-    assert len(json.loads(invoke(runs, "--json").output)) == 1  # ./.wfx/state.db
+    (sub / "x.yaml").write_text(INTERRUPTIBLE)
+    first = wfx("run", "sub/x.yaml", cwd=tmp_path, env={"WFX_FAILPOINT": "journal.step-started:2"})
+    assert first.returncode == 137
+    assert (tmp_path / ".wfx" / "state.db").exists()
+    assert not (sub / ".wfx").exists()
+    listed = json.loads(wfx("runs", "--json", cwd=tmp_path).stdout)
+    assert [r["file"] for r in listed] == [str(sub / "x.yaml")]
+    run_id = listed[0]["id"]
+    filtered = wfx("runs", "--json", "--file", "sub/x.yaml", cwd=tmp_path)
+    assert [r["id"] for r in json.loads(filtered.stdout)] == [run_id]
+    assert run_id in wfx("show", run_id, cwd=tmp_path).stdout
+    assert wfx("logs", run_id, "one", cwd=tmp_path).stdout == "one\n"
+    resumed = wfx("run", "sub/x.yaml", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run {run_id} success" in resumed.stdout
+    elsewhere = wfx("runs", "--json", cwd=sub)
+    assert json.loads(elsewhere.stdout) == []
+
+
+INTERRUPTIBLE = """\
+wfx: 1
+steps:
+  - {id: one, run: echo one}
+  - {id: two, run: echo two}
+"""
 
 
 def test_state_dir_from_the_environment(tmp_path: Path) -> None:
@@ -542,3 +561,37 @@ def test_a_journal_of_schema_1_is_migrated_and_keeps_its_runs(tmp_path: Path) ->
     result = invoke(runs, "--state-dir", str(tmp_path))
     assert result.exit_code == 0
     assert "v1-run" in result.output
+
+
+# Two parallel steps that take turns: each waits until wfx has received the other's last
+# line (the --events file is written and flushed as each event arrives), so the order in
+# which wfx got the lines is known: a1, b1 (stderr), a2 (stderr), b2.
+TAKING_TURNS = """\
+wfx: 1
+steps:
+  - type: parallel
+    steps:
+      - id: a
+        run: |
+          echo a1
+          until grep -q '"text": "b1"' "$EVENTS"; do sleep 0.01; done
+          echo a2 >&2
+      - id: b
+        run: |
+          until grep -q '"text": "a1"' "$EVENTS"; do sleep 0.01; done
+          echo b1 >&2
+          until grep -q '"text": "a2"' "$EVENTS"; do sleep 0.01; done
+          echo b2
+"""
+
+
+def test_logs_of_parallel_steps_are_in_time_order(tmp_path: Path) -> None:
+    """`wfx logs RUN` interleaves steps and streams as the lines were written."""
+    (tmp_path / "wf.yaml").write_text(TAKING_TURNS)
+    events = tmp_path / "events.jsonl"
+    done = wfx("run", "wf.yaml", "--events", str(events), cwd=tmp_path, env={"EVENTS": str(events)})
+    assert done.returncode == 0, done.stdout + done.stderr
+    [run] = json.loads(wfx("runs", "--json", cwd=tmp_path).stdout)
+    shown = wfx("logs", run["id"], cwd=tmp_path).stdout.splitlines()
+    assert shown == ["[a] a1", "[b:stderr] b1", "[a:stderr] a2", "[b] b2"]
+    assert wfx("logs", run["id"], "b", cwd=tmp_path).stdout.splitlines() == ["b1", "b2"]

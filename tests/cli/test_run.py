@@ -138,3 +138,49 @@ def test_second_sigint_kills_at_once_and_says_so(tmp_path: Path) -> None:
     assert process.returncode == 130
     assert "second interrupt" in (out + err)
     assert "finally" not in log.read_text()
+
+
+# (arguments, extra environment, the message): every path an option names is checked
+# before a run is recorded; `afile` is a file, `nodir` does not exist
+BAD_PATHS = [
+    (["--events", "nodir/ev.jsonl"], {}, "--events nodir/ev.jsonl: the directory nodir does"),
+    (["--events", "afile/ev.jsonl"], {}, "--events afile/ev.jsonl: afile is a file, not a dir"),
+    (["--summary-md", "nodir/s.md"], {}, "--summary-md nodir/s.md: the directory nodir does"),
+    (["--summary-md", "afile/x/s.md"], {}, "--summary-md afile/x/s.md: afile is a file, not"),
+    (["--workspace", "nodir/ws"], {}, "--workspace nodir/ws: the directory nodir does not"),
+    (["--workspace", "afile/ws"], {}, "--workspace afile/ws: afile is a file, not a directory"),
+    (["--workspace", "afile"], {}, "'--workspace': Directory 'afile' is a file"),
+    (["--state-dir", "nodir/st"], {}, "--state-dir nodir/st: the directory nodir does not"),
+    (["--state-dir", "afile/st"], {}, "--state-dir afile/st: afile is a file, not a directory"),
+    (["--state-dir", "afile"], {}, "'--state-dir': Directory 'afile' is a file"),
+    ([], {"WFX_STATE_DIR": "nodir/st"}, "$WFX_STATE_DIR nodir/st: the directory nodir does not"),
+    ([], {"WFX_STATE_DIR": "afile"}, "$WFX_STATE_DIR afile: is a file, not a directory"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "message"), BAD_PATHS)
+@pytest.mark.parametrize("command", ["run", "resume"])
+def test_a_path_an_option_names_is_checked_before_anything_is_recorded(
+    tmp_path: Path, command: str, args: list[str], env: dict[str, str], message: str
+) -> None:
+    """Exit 2 with which option, which path and what is wrong: never an internal error
+    (70), a step run, or a run left `running (owner died)` in the journal."""
+    write(tmp_path, f"wfx: 1\nsteps:\n  - run: touch {tmp_path}/ran\n")
+    (tmp_path / "afile").write_text("")
+    target = ["run", "wf.yaml"] if command == "run" else ["resume", "20260101T000000Z-0000"]
+    result = wfx(*target, *args, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "internal error" not in result.stderr
+    assert not (tmp_path / "ran").exists()
+    assert not (tmp_path / ".wfx").exists(), "a run was recorded"
+    assert not (tmp_path / "nodir").exists()
+
+
+def test_a_file_where_the_default_journal_directory_belongs(tmp_path: Path) -> None:
+    write(tmp_path, f"wfx: 1\nsteps:\n  - run: touch {tmp_path}/ran\n")
+    (tmp_path / ".wfx").write_text("not a directory")
+    result = wfx("run", "wf.yaml", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the journal at .wfx: is a file, not a directory" in result.stderr
+    assert not (tmp_path / "ran").exists()

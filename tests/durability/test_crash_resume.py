@@ -318,3 +318,45 @@ def test_random_kills_through_a_failure_and_its_compensation(tmp_path: Path) -> 
     assert set(steps) == {f"s{i:03d}" for i in range(200)}
     assert crash.run_statuses()[-1] == "failed"
     assert crash.integrity() == "ok"
+
+
+LONG_STEP = """wfx: 1
+steps:
+  - id: slow
+    run: |
+      old=$(cat {root}/pid 2>/dev/null) && state=$(cut -d' ' -f3 /proc/$old/stat 2>/dev/null) &&
+        [ "$state" != Z ] && echo old-alive >> {ledger}
+      echo slow >> {ledger}
+      [ -e {root}/pid ] && exit 0
+      sh -c 'echo $$ > {root}/pid.new; mv {root}/pid.new {root}/pid; exec sleep 30'
+"""
+
+
+def test_a_resume_first_stops_the_dead_runs_step_processes(tmp_path: Path) -> None:
+    """kill -9 of wfx while a step sleeps (in its own process group, so it survives): the
+    resume stops the old sleep (TERM, then KILL) before the step starts again. The step
+    itself checks /proc (a zombie waiting for init to reap it runs nothing)."""
+    crash = Crashable(tmp_path)
+    crash.write(LONG_STEP.format(root=tmp_path, ledger=crash.ledger))
+    process = crash.start()
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    old = int((tmp_path / "pid").read_text())
+    kill_wfx_only(process)
+    assert Path(f"/proc/{old}").exists(), "the step process outlives the killed wfx"
+    assert crash.run("--resume") == 0
+    assert crash.entries() == ["slow", "slow"], "the old sleep was alive when the step reran"
+    assert not _running(old)
+    log = (tmp_path / "wfx.log").read_text()
+    assert f"stopped 1 process the dead run left running: {old} (sleep 30)" in log
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"

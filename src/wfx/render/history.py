@@ -317,31 +317,25 @@ def run_json(run: RunRecord, steps: Mapping[str, StepRecord], rollbacks: Mapping
 # -- wfx logs --------------------------------------------------------------------------------
 
 
-def _by_step(lines: Iterable[LogLine], order: Sequence[str]) -> list[tuple[str, list[LogLine]]]:
-    """Lines grouped per step (each step's lines in their stored order), steps in `order`
-    first, then any others by id."""
-    groups: dict[str, list[LogLine]] = {}
-    for line in lines:
-        groups.setdefault(line[0], []).append(line)
-    rank = {step: i for i, step in enumerate(order)}
-    ordered = sorted(groups, key=lambda s: (rank.get(s, len(rank)), s))
-    return [(step, groups[step]) for step in ordered]
-
-
 def log_truncated(lines: Iterable[LogLine]) -> bool:
     """Whether the stored text of these lines (one step's) reached the journal's cap."""
     return sum(len(text) for _, _, text in lines) >= LOG_LIMIT
 
 
-def prefixed_log(lines: Iterable[LogLine], order: Sequence[str] = ()) -> list[str]:
-    """`[step] text` lines (`[step:stderr] text` for standard error), step after step,
-    with a note after a step whose log was cut at the journal's cap."""
+def prefixed_log(lines: Sequence[LogLine]) -> list[str]:
+    """`[step] text` lines (`[step:stderr] text` for standard error) in the order they were
+    written, steps interleaved as they ran, with a note after the last line of a step whose
+    log was cut at the journal's cap."""
+    sizes: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for index, (step, _, text) in enumerate(lines):
+        sizes[step] = sizes.get(step, 0) + len(text)
+        last[step] = index
     shown: list[str] = []
-    for step, group in _by_step(lines, order):
-        for _, stream, text in group:
-            label = step if stream == "stdout" else f"{step}:{stream}"
-            shown.append(f"[{label}] {text}")
-        if log_truncated(group):
+    for index, (step, stream, text) in enumerate(lines):
+        label = step if stream == "stdout" else f"{step}:{stream}"
+        shown.append(f"[{label}] {text}")
+        if last[step] == index and sizes[step] >= LOG_LIMIT:
             shown.append(f"[{step}] {TRUNCATED_NOTE}")
     return shown
 

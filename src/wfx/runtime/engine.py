@@ -59,6 +59,11 @@ _FAIRNESS = 64
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
 _KEPT = frozenset({"success", "failed", "timeout", "rolledBack", "rollbackFailed"})
 
+#: journaled statuses of steps whose effects a compensation undid (or tried to)
+_COMPENSATED = frozenset({"rolledBack", "rollbackFailed"})
+
+_FAILED_RECORDS = frozenset({"failed", "timeout"})
+
 _FINISHED = frozenset(
     {
         StepStatus.SUCCESS,
@@ -235,7 +240,7 @@ class _Run:
             for dep in node.deps:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
-        self.tracker = ProcessTracker()
+        self.tracker = ProcessTracker(self.run_id)
         self.rng = random.Random(options.seed)
         self.completions = 0
         self.failing = False
@@ -263,6 +268,7 @@ class _Run:
         self.restored: dict[int, StepRecord] = {}
         self.resumed: dict[int, StepRecord] = {}
         self.rollbacks_done: set[str] = set()
+        self.again: set[int] = set()
         if resume is not None:
             self._restore(resume)
         self.started = time.monotonic()
@@ -271,20 +277,54 @@ class _Run:
 
     def _restore(self, resume: ResumeState) -> None:
         """Seed the run from its journal: finished steps stay finished, in-flight ones run
-        again with their attempt count, owed compensations are still owed."""
-        self.rollbacks_done = {s for s, status in resume.rollbacks.items() if status != "running"}
-        for node in self.graph.steps():
-            record = resume.steps.get(node.id)
+        again with their attempt count. A run that is still failing keeps owing the
+        compensations it had not finished; one that is not (it was interrupted) runs again
+        every step a compensation undid or was undoing, so it never ends in success over
+        undone work (docs/durability.md, "Resuming after compensation")."""
+        records = [(n, resume.steps.get(n.id)) for n in self.graph.steps()]
+        failed = [
+            n.id
+            for n, r in records
+            if r is not None and r.status in _FAILED_RECORDS and not self._tolerates(n)
+        ]
+        self.failing = bool(failed)
+        undone = {s for s, status in resume.rollbacks.items() if status != "running"}
+        for node, record in records:
             if record is None:
                 continue
-            if record.status in _KEPT:
+            touched = record.status in _COMPENSATED or resume.rollbacks.get(node.id) == "running"
+            if touched and not self.failing:
+                self._run_again(node, record)
+            elif record.status in _KEPT:
                 self.restored[node.index] = record
                 self.completions = max(self.completions, record.completed or 0)
-                if record.status in ("failed", "timeout") and not self._tolerates(node):
-                    self.failing = True
-                    self.reason = self.reason or resume.reason or f"step `{node.id}` failed"
+                if node.id in undone and record.status in _COMPENSATED:
+                    self.rollbacks_done.add(node.id)
             elif record.attempts:
                 self.resumed[node.index] = record
+        if failed:
+            self.reason = resume.reason or f"step `{failed[0]}` failed"
+
+    def _run_again(self, node: Node, record: StepRecord) -> None:
+        """Run a step the journal says finished once more, as new attempts."""
+        self.resumed[node.index] = record
+        self.again.add(node.index)
+
+    def _main_ran_again(self) -> bool:
+        """Whether this resumed run started a main step (so `finally` must run again)."""
+        return any(
+            n.index not in self.restored and self.states[n.index].started is not None
+            for n in self.graph.steps(Section.MAIN)
+        )
+
+    def _rerun_finally(self) -> None:
+        """A resumed run that did main work again runs every `finally` step again: their
+        earlier run saw a run that has since gone on."""
+        if self.restored and self._main_ran_again():
+            for node in self.graph.steps(Section.FINALLY):
+                record = self.restored.pop(node.index, None)
+                if record is not None:
+                    self._run_again(node, record)
 
     def _tolerates(self, node: Node) -> bool:
         return node.settings is not None and node.settings.on_error.value is OnError.CONTINUE
@@ -361,6 +401,7 @@ class _Run:
                     await self._main_phase()
                     if self.failing or self.cancelled:
                         await self._compensate()
+                    self._rerun_finally()
                     await self._phase(Section.FINALLY)
                 outer.cancel_scope.cancel()
         finally:
@@ -541,15 +582,16 @@ class _Run:
         state.started = time.monotonic()
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
-        first = await self._resume_point(node) if self.resumed else 1
-        for attempt in range(first, schedule.attempts + 1):
+        first, done = await self._resume_point(node) if self.resumed else (1, 0)
+        last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
+        for attempt in range(first, last + 1):
             state.attempts = attempt
             self.emit(ev.StepStarted(self.run_id, self.now(), node.id, attempt))
             result = await self._attempt(node, node.action, attempt)
             self._report_leftovers(node, result)
-            if result.status is StepStatus.SUCCESS or attempt == schedule.attempts:
+            if result.status is StepStatus.SUCCESS or attempt == last:
                 break
-            delay = wait_before(schedule, attempt, self.rng)
+            delay = wait_before(schedule, attempt - done, self.rng)
             reason = self.secrets.mask(result.reason or result.status.value)
             self.emit(
                 ev.StepRetrying(
@@ -559,18 +601,23 @@ class _Run:
             await anyio.sleep(delay)
         self._record(node, state, result)
 
-    async def _resume_point(self, node: Node) -> int:
-        """The attempt to start with: 1, or where a resumed step left off. A crash during
-        an attempt runs that attempt again (same number, same idempotency key); a crash
-        during a backoff wait keeps the wait's deadline."""
+    async def _resume_point(self, node: Node) -> tuple[int, int]:
+        """The attempt to start with, and how many attempts of earlier runs of the step
+        are done with (its retry budget counts from there): (1, 0), or where a resumed step
+        left off. A crash during an attempt runs that attempt again (same number, same
+        idempotency key); a crash during a backoff wait keeps the wait's deadline; a step
+        whose effects were compensated runs again with a fresh budget and new attempt
+        numbers, so its idempotency key is not the one of the work that was undone."""
         record = self.resumed.pop(node.index, None)
         if record is None:
-            return 1
+            return 1, 0
+        if node.index in self.again:
+            return record.attempts + 1, record.attempts
         if record.status == "retrying":
             if record.retry_at is not None:
                 await anyio.sleep(max(0.0, record.retry_at - time.time()))
-            return record.attempts + 1
-        return max(1, record.attempts)
+            return record.attempts + 1, 0
+        return max(1, record.attempts), 0
 
     async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
         settings = node.settings

@@ -15,11 +15,13 @@ engine masks every event first.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import os
 import shutil
 import sqlite3
+import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -108,6 +110,11 @@ class JournalCorruptError(JournalError):
     """The journal file is damaged; wfx refuses to guess what already ran."""
 
 
+class JournalUnwritableError(JournalError):
+    """The journal cannot be written (read-only file, directory or file system): it is not
+    damaged, and read-only commands still read it."""
+
+
 class RunNotResumableError(JournalError):
     """The run does not exist or already ended."""
 
@@ -168,30 +175,95 @@ class ResumeState:
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
 
 
-def state_dir(workflow_file: str | Path | None, explicit: str | Path | None = None) -> Path:
-    """Where the journal lives: `--state-dir`, `$WFX_STATE_DIR`, or `.wfx/` beside the file
-    (in the current directory when no file is known, as for `wfx resume RUN_ID`)."""
-    if explicit is not None:
-        return Path(explicit)
+@dataclass(frozen=True)
+class StateDir:
+    """Where the journal lives, and which setting chose it (for messages about it)."""
+
+    path: Path
+    chosen_by: str
+    """`--state-dir`, `$WFX_STATE_DIR`, or `the default`."""
+
+    @property
+    def database(self) -> Path:
+        """The journal's database file."""
+        return self.path / DATABASE
+
+
+def state_dir(explicit: str | Path | None = None) -> StateDir:
+    """THE rule for where the journal lives, for every command (`run`, `resume`, `runs`,
+    `show`, `logs`): `--state-dir`, else `$WFX_STATE_DIR`, else `.wfx/` in the current
+    directory. Never beside the workflow file: `wfx run sub/x.yaml` and `wfx runs` started
+    from the same directory must find the same journal."""
+    if explicit is not None and str(explicit):
+        return StateDir(Path(explicit), "--state-dir")
     from_env = os.environ.get(STATE_DIR_VARIABLE)
     if from_env:
-        return Path(from_env)
-    if workflow_file is None:
-        return Path(".wfx")
-    return Path(workflow_file).resolve().parent / ".wfx"
+        return StateDir(Path(from_env), f"${STATE_DIR_VARIABLE}")
+    return StateDir(Path(".wfx"), "the default")
+
+
+#: SQLite's primary result codes that mean "cannot write (or create) the file", not damage
+_UNWRITABLE_CODES = frozenset({3, 8, 14})  # SQLITE_PERM, SQLITE_READONLY, SQLITE_CANTOPEN
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether a SQLite error says the journal cannot be written or opened, not that it is
+    damaged."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and (code or 0) & 0xFF in _UNWRITABLE_CODES
 
 
 @contextmanager
 def damage_is_corruption(path: Path) -> Iterator[None]:
-    """Turn SQLite's complaints about a damaged file into JournalCorruptError."""
+    """Turn SQLite's complaints about a damaged file into JournalCorruptError, and those
+    about a file it cannot write into JournalUnwritableError."""
     try:
         yield
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             raise
+        if cannot_write(exc):
+            raise JournalUnwritableError(
+                f"the journal {path} cannot be written: {why_unwritable(path, exc)}"
+            ) from None
         raise JournalCorruptError(f"the journal {path} is damaged: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise JournalCorruptError(f"the journal {path} holds damaged records: {exc}") from None
+
+
+def why_unwritable(path: Path, exc: BaseException | None = None) -> str:
+    """Why SQLite cannot write the journal at `path`, as far as the system can tell."""
+    directory = path.parent
+    try:
+        if os.statvfs(directory if directory.exists() else ".").f_flag & os.ST_RDONLY:
+            return f"{directory} is on a read-only file system"
+    except OSError:
+        pass
+    if path.exists() and _immutable(path):
+        return "the file is immutable (chattr +i)"
+    if directory.exists() and _immutable(directory):
+        return f"its directory {directory} is immutable (chattr +i)"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file is not writable (mode {path.stat().st_mode & 0o777:04o})"
+    if directory.is_dir() and not os.access(directory, os.W_OK | os.X_OK):
+        return f"its directory {directory} is not writable (SQLite keeps files beside it)"
+    return f"SQLite says: {exc}" if exc is not None else "SQLite cannot open it for writing"
+
+
+def _immutable(path: Path) -> bool:
+    """Whether `path` has the immutable attribute (which even root cannot write through)."""
+    get_flags, immutable = 0x80086601, 0x10  # FS_IOC_GETFLAGS, FS_IMMUTABLE_FL
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        raw = fcntl.ioctl(fd, get_flags, struct.pack("l", 0))
+        return bool(struct.unpack("l", raw)[0] & immutable)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 _T = TypeVar("_T")
@@ -235,25 +307,77 @@ def owner_alive(pid: int | None, start: str | None) -> bool:
 class Journal:
     """A connection to the journal database; also an event sink for the engine."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """Open (or create) the journal at `path`. JournalUnwritableError when it cannot be
+        written; with `read_only`, a journal that cannot be written is opened for reading."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with damage_is_corruption(path):
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+        self.read_only = False
+        try:
+            self._open_for_writing()
+        except JournalUnwritableError:
+            if not read_only:
+                raise
+            self._open_for_reading()
         self.run_id: str | None = None
         self.completions = 0
         self.log_sizes: dict[str, int] = {}
         self.log_seq: dict[str, int] = {}
         self.pending_logs: list[tuple[str, str, str, str]] = []
 
+    def _open_for_writing(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalUnwritableError(
+                f"the journal {self.path} cannot be written: {why_unwritable(self.path, exc)}"
+            ) from None
+        with damage_is_corruption(self.path):
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+            except BaseException:
+                self.db.close()
+                raise
+
+    def _open_for_reading(self) -> None:
+        """Read a journal nobody may write: `mode=ro`, or, when SQLite cannot even make its
+        shared-memory file (a read-only directory or file system) and no write-ahead log
+        is pending, `immutable=1`. Nothing is migrated or written."""
+        self.read_only = True
+        uri = self.path.resolve().as_uri()
+        wal = self.path.with_name(self.path.name + "-wal")
+        with damage_is_corruption(self.path):
+            try:
+                self.db = self._connect_read_only(uri + "?mode=ro")
+            except sqlite3.OperationalError as exc:
+                if not cannot_write(exc) or (wal.exists() and wal.stat().st_size):
+                    raise
+                self.db = self._connect_read_only(uri + "?mode=ro&immutable=1")
+            version = self._version()
+        if version != SCHEMA_VERSION:
+            self.db.close()
+            raise JournalUnwritableError(
+                f"the journal {self.path} cannot be written ({why_unwritable(self.path)}),"
+                f" and it is from another wfx (schema {version}, this wfx reads {SCHEMA_VERSION})"
+            )
+
+    @staticmethod
+    def _connect_read_only(uri: str) -> sqlite3.Connection:
+        db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     @classmethod
-    def open(cls, workflow_file: str | Path, explicit_dir: str | Path | None = None) -> Journal:
-        """The journal for `workflow_file` (see :func:`state_dir`)."""
-        return cls(state_dir(workflow_file, explicit_dir) / DATABASE)
+    def open(cls, explicit_dir: str | Path | None = None) -> Journal:
+        """The journal where :func:`state_dir` says it is."""
+        return cls(state_dir(explicit_dir).database)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -272,9 +396,12 @@ class Journal:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target]:
                     self.db.execute(statement)
-                self.db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(target),)
-                )
+            # written even when nothing changed: SQLite opens a file it may not write
+            # read-only without a word, and wfx must know now, not at the run's first step
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
 
     def _version(self) -> int:
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
@@ -595,13 +722,15 @@ class Journal:
 
     @_guarded
     def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
-        """(step, stream, text) lines of a run, in order (optionally of one step)."""
+        """(step, stream, text) lines of a run (optionally of one step) in the order wfx
+        received them: every step's lines interleaved as they ran. Lines are inserted in
+        that order, so SQLite's rowid is their journal sequence."""
         query = "SELECT step_id, stream, text FROM logs WHERE run_id = ?"
         parameters: tuple[Any, ...] = (run_id,)
         if step_id is not None:
             query += " AND step_id = ?"
             parameters = (run_id, step_id)
-        ordered = self.db.execute(query + " ORDER BY step_id, seq", parameters)
+        ordered = self.db.execute(query + " ORDER BY rowid", parameters)
         return [(r[0], r[1], r[2]) for r in ordered]
 
     @_guarded

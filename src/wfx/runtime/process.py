@@ -15,6 +15,7 @@ import codecs
 import contextlib
 import errno
 import os
+import select
 import signal
 import subprocess
 import time
@@ -76,8 +77,14 @@ class ProcessOutcome:
 class ProcessTracker:
     """Every live step process of a run, so the engine can escalate (second Ctrl-C)."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str = "") -> None:
         self._trees: set[_ProcessTree] = set()
+        self._prefix = run_token_prefix(run_id) if run_id else ""
+
+    def new_token(self) -> str:
+        """A fresh marker for one step process; it names the run, so a resume of the run
+        finds what a dead wfx left (:func:`stop_leftovers`)."""
+        return self._prefix + uuid.uuid4().hex
 
     def kill_all(self) -> None:
         """SIGKILL every tracked process group and marked descendant, now."""
@@ -116,7 +123,7 @@ async def run_process(
 ) -> ProcessOutcome:
     """Run `argv` to completion (or timeout) and kill whatever it leaves running."""
     started = time.monotonic()
-    token = uuid.uuid4().hex
+    token = tracker.new_token() if tracker is not None else uuid.uuid4().hex
     child = _Child.spawn(argv, env, cwd, token)
     tree = _ProcessTree(child, token)
     capture = _Capture(on_output, log, log_limit, max_line)
@@ -129,6 +136,75 @@ async def run_process(
             tracker._discard(tree)
         child.close()
     return _outcome(child, tree, capture, timed_out, time.monotonic() - started)
+
+
+def run_token_prefix(run_id: str) -> str:
+    """How the markers of every step process of run `run_id` begin."""
+    return f"{run_id}/"
+
+
+def stop_leftovers(run_id: str, grace: float) -> list[Leftover]:
+    """Stop what is left of a dead wfx's step processes for run `run_id` (found by their
+    marker, however deep): SIGTERM to them and their process groups, `grace` seconds to
+    exit, then SIGKILL. Returns what was found, so a resumed step never runs twice at once."""
+    prefix = run_token_prefix(run_id).encode()
+    victims = _leftovers_of(prefix)
+    if not victims:
+        return []
+    found = [Leftover(v.pid, v.command) for v in victims]
+    try:
+        _signal_all(victims, signal.SIGTERM)
+        _wait_gone(victims, grace)
+        for _ in range(_KILL_ROUNDS):
+            victims += [v for v in _leftovers_of(prefix) if v.pid not in {w.pid for w in victims}]
+            alive = [v for v in victims if not v.exited()]
+            if not alive:
+                break
+            _signal_all(alive, signal.SIGKILL)
+            _wait_gone(alive, _KILL_WAIT)
+    finally:
+        for victim in victims:
+            victim.close()
+    return found
+
+
+def _leftovers_of(prefix: bytes) -> list[_Victim]:
+    victims = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            token = _token(int(name))
+            info = _stat(int(name)) if token and token.startswith(prefix) else None
+        except _VANISHED:
+            continue
+        if info is not None and info.pgid == os.getpgrp():
+            continue  # never ourselves, whoever started this wfx
+        victim = _Victim.open(info) if info is not None else None
+        if victim is not None:
+            victims.append(victim)
+    return victims
+
+
+def _signal_all(victims: list[_Victim], signum: int) -> None:
+    own_group = os.getpgrp()
+    for group in {v.pgid for v in victims} - {0, 1, own_group}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+    for victim in victims:
+        victim.send(signum)
+
+
+def _wait_gone(victims: list[_Victim], seconds: float) -> None:
+    """Wait (on their pidfds, no polling loop) until every victim exited or `seconds` passed."""
+    deadline = time.monotonic() + seconds
+    waiting = [v for v in victims if not v.exited()]
+    while waiting and (left := deadline - time.monotonic()) > 0:
+        poller = select.poll()
+        for victim in waiting:
+            poller.register(victim.fileno(), select.POLLIN)
+        poller.poll(left * 1000)
+        waiting = [v for v in waiting if not v.exited()]
 
 
 class _Child:
@@ -493,6 +569,16 @@ class _Victim:
     async def gone(self) -> None:
         """Wait until the process has exited."""
         await anyio.wait_readable(self._fd)
+
+    def exited(self) -> bool:
+        """Whether the process has exited (its pidfd is readable), without waiting."""
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def fileno(self) -> int:
+        """The pidfd: readable once the process has exited."""
+        return self._fd
 
     def close(self) -> None:
         """Release the pidfd."""
