@@ -210,45 +210,69 @@ def check_policies(workflow: Workflow) -> list[Diagnostic]:
 # -- data flow --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """A leaf step's `steps.X` reference whose target X is a known step or group."""
+
+    target: int
+    name: StepId
+    reference: Reference
+
+
 def check_data_flow(graph: ExecutionGraph) -> list[Diagnostic]:
-    """Warnings for `steps.X` read by a step that does not wait for X (it may not have run)."""
+    """Warnings for `steps.X` read by a step that does not wait for X (it may not have run).
+
+    One pass in topological order: each node carries the set of read targets among its
+    ancestors as a bitset (bits only for steps that something reads), released as soon as
+    its last dependent has taken it, so a chain of reads costs time and memory linear in
+    the graph, not one ancestor walk per reading step.
+    """
+    reads = _reads(graph)
+    bits = {read.target: 0 for found in reads.values() for read in found}
+    for position, target in enumerate(bits):
+        bits[target] = 1 << position
+    dependents = [0] * len(graph.nodes)
+    for node in graph.nodes:
+        for dep in node.deps:
+            dependents[dep] += 1
+    upstream: dict[int, int] = {}
     problems: list[Diagnostic] = []
-    for node in graph.steps():
-        if node.section is Section.FINALLY:
-            continue
-        upstream: set[StepId] | None = None
+    for node in graph.nodes:
+        mask = 0
+        for dep in node.deps:
+            mask |= upstream[dep] | bits.get(dep, 0)
+            dependents[dep] -= 1
+            if dependents[dep] == 0:
+                del upstream[dep]
+        if dependents[node.index]:
+            upstream[node.index] = mask
+        for read in reads.get(node.index, ()):
+            if not mask & bits[read.target]:
+                problems.append(_not_upstream(node.id, read))
+    return problems
+
+
+def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
+    """The `steps.X` references of each main leaf step, by node index."""
+    by_name = {step_id.lower(): (step_id, index) for step_id, index in graph.ids.items()}
+    reads: dict[int, list[_Read]] = {}
+    for node in graph.steps(Section.MAIN):
         for site in _step_sites(node.step):
             for reference in site.expression.references():
                 if reference.path[0].lower() != "steps" or len(reference.path) < 2:
                     continue
-                target = _find_id(graph, reference.path[1])
-                if target is None or (target == node.id and site.in_rollback):
+                found = by_name.get(reference.path[1].lower())
+                if found is None or (found[0] == node.id and site.in_rollback):
                     continue
-                if upstream is None:
-                    upstream = _upstream(graph, node.index)
-                if target not in upstream:
-                    problems.append(
-                        warning(
-                            "compile.not-upstream",
-                            f"`{node.id}` reads `steps.{target}` but does not wait for `{target}`",
-                            reference.span,
-                            f"add `needs: [{target}]` so the value exists when `{node.id}` runs",
-                        )
-                    )
-    return problems
+                reads.setdefault(node.index, []).append(_Read(found[1], found[0], reference))
+    return reads
 
 
-def _find_id(graph: ExecutionGraph, name: str) -> StepId | None:
-    lowered = name.lower()
-    return next((step_id for step_id in graph.ids if step_id.lower() == lowered), None)
-
-
-def _upstream(graph: ExecutionGraph, index: int) -> set[StepId]:
-    seen: set[int] = set()
-    stack = list(graph.nodes[index].deps)
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(graph.nodes[current].deps)
-    return {graph.nodes[i].id for i in seen}
+def _not_upstream(reader: StepId, read: _Read) -> Diagnostic:
+    target = read.name
+    return warning(
+        "compile.not-upstream",
+        f"`{reader}` reads `steps.{target}` but does not wait for `{target}`",
+        read.reference.span,
+        f"add `needs: [{target}]` so the value exists when `{reader}` runs",
+    )

@@ -26,7 +26,7 @@ from wfx.graph import (
     Section,
     Setting,
 )
-from wfx.model import OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
@@ -165,7 +165,10 @@ class _Lowering:
         self.settings = _SettingsResolver(workflow)
 
     def lower_all(self) -> None:
-        self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
+        if self.workflow.group_type is GroupType.PARALLEL:
+            self.lower_parallel(self.workflow.steps, Section.MAIN, [], ())
+        else:
+            self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
         self.lower_sequence(self.workflow.finally_, Section.FINALLY, [], ())
         for start, step in self.pending_needs:
             self.resolve_needs(start, step)
@@ -289,56 +292,96 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
 
 
 def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic]:
-    """Find each distinct cycle among the stuck nodes and describe it step by step."""
-    reported: set[frozenset[StepId]] = set()
-    problems: list[Diagnostic] = []
-    for start in sorted(stuck):
-        cycle = _find_cycle(drafts, stuck, start)
-        if not cycle:
-            continue
-        ids = _collapse([drafts[i] for i in cycle])
-        if frozenset(d.id for d in ids) in reported:
-            continue
-        reported.add(frozenset(d.id for d in ids))
-        chain = ", which waits for ".join(f"`{d.id}` (line {d.step.span.line})" for d in ids)
-        problems.append(
-            error(
-                "compile.cycle",
-                f"dependency cycle: {chain}, which waits for `{ids[0].id}`",
-                ids[0].step.id_span or ids[0].step.span,
-                "remove one of these `needs` (or move the step out of its group)",
-            )
-        )
-    return problems
+    """One diagnostic per knot of dependencies (strongly connected component), each
+    naming one cycle through it step by step, in the order the knots are written."""
+    components = _strongly_connected(drafts, stuck)
+    cycles = [_cycle_in(drafts, component) for component in components]
+    cycles.sort(key=lambda cycle: cycle[0].step.span)
+    return [_cycle_diagnostic(cycle) for cycle in cycles]
 
 
-def _find_cycle(drafts: list[_Draft], stuck: set[int], start: int) -> list[int]:
-    """A cycle reachable from `start` along dependencies, iteratively (no recursion)."""
-    on_path: dict[int, int] = {}
-    path: list[int] = []
-    stack: list[tuple[int, Iterator[int]]] = [(start, iter(drafts[start].deps))]
-    on_path[start] = 0
-    path.append(start)
-    done: set[int] = set()
-    while stack:
-        node, deps = stack[-1]
-        advanced = False
-        for dep in deps:
-            if dep not in stuck or dep in done:
-                continue
-            if dep in on_path:
-                return path[on_path[dep] :]
-            on_path[dep] = len(path)
-            path.append(dep)
-            stack.append((dep, iter(drafts[dep].deps)))
-            advanced = True
-            break
-        if not advanced:
-            stack.pop()
-            path.pop()
-            del on_path[node]
-            done.add(node)
-    return []
+def _strongly_connected(drafts: list[_Draft], among: set[int]) -> list[set[int]]:
+    """Tarjan's strongly connected components of the dependency edges within `among`, with
+    an explicit stack (no recursion limit), keeping only those that contain a cycle."""
+    order: dict[int, int] = {}
+    low: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    found: list[set[int]] = []
+    for root in sorted(among):
+        if root in order:
+            continue
+        work: list[tuple[int, Iterator[int]]] = [(root, iter(drafts[root].deps))]
+        order[root] = low[root] = len(order)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, deps = work[-1]
+            for dep in deps:
+                if dep not in among:
+                    continue
+                if dep not in order:
+                    order[dep] = low[dep] = len(order)
+                    stack.append(dep)
+                    on_stack.add(dep)
+                    work.append((dep, iter(drafts[dep].deps)))
+                    break
+                if dep in on_stack:
+                    low[node] = min(low[node], order[dep])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == order[node]:
+                    component = _pop_component(stack, on_stack, node)
+                    if len(component) > 1 or node in drafts[node].deps:
+                        found.append(component)
+    return found
+
+
+def _pop_component(stack: list[int], on_stack: set[int], root: int) -> set[int]:
+    component: set[int] = set()
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.add(member)
+        if member == root:
+            return component
+
+
+def _cycle_in(drafts: list[_Draft], component: set[int]) -> list[_Draft]:
+    """A shortest cycle through the component's first-written step (breadth-first along
+    dependencies inside the component), one entry per step."""
+    start = min(component, key=lambda i: (drafts[i].step.span, i))
+    came_from: dict[int, int] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for dep in drafts[node].deps:
+            if dep == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return _collapse([drafts[i] for i in reversed(path)])
+            if dep in component and dep not in came_from:
+                came_from[dep] = node
+                queue.append(dep)
+    raise AssertionError("a strongly connected component always has a cycle")
+
+
+def _cycle_diagnostic(cycle: list[_Draft]) -> Diagnostic:
+    chain = ", which waits for ".join(f"`{d.id}` ({_where(d.step)})" for d in cycle)
+    return error(
+        "compile.cycle",
+        f"dependency cycle: {chain}, which waits for `{cycle[0].id}`",
+        cycle[0].step.id_span or cycle[0].step.span,
+        "remove one of these `needs` (or move the step out of its group)",
+    )
+
+
+def _where(step: Step) -> str:
+    return f"{step.span.file}:{step.span.line}"
 
 
 def _collapse(cycle: list[_Draft]) -> list[_Draft]:

@@ -199,6 +199,8 @@ class Workflow:
     finally_: tuple[Step, ...]
     outputs: Mapping[str, Template]
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    group_type: GroupType = GroupType.SEQUENTIAL
+    """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -361,6 +363,7 @@ class _ModelBuilder:
                 for name, value in (data.get("outputs") or {}).items()
             },
             data=data,
+            group_type=GroupType(data.get("type", "sequential")),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
