@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from wfx import api
-from wfx.diagnostics import Diagnostic, Severity
+from wfx.compiler import compile_workflow
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Severity, Span
+from wfx.expr import Template
+from wfx.model import Action, Defaults, Step, StepId, StepKind, StepRef, Workflow
 
 Write = Callable[[str], Path]
 
@@ -82,7 +85,7 @@ def test_cycle_lists_every_step_with_its_line(workflow_file: Write) -> None:
     [found] = diagnose(workflow_file, text)
     assert found.code == "compile.cycle"
     for name, line in (("a", 5), ("b", 6), ("c", 7)):
-        assert f"`{name}` (line {line})" in found.message
+        assert f"`{name}` ({found.span.file}:{line})" in found.message
 
 
 def test_a_group_needing_its_own_child_is_a_cycle(workflow_file: Write) -> None:
@@ -264,3 +267,74 @@ def test_all_problems_are_reported_at_once_in_order(workflow_file: Write) -> Non
     """
     lines = [line for line, _, _ in errors(workflow_file, text)]
     assert lines == sorted(lines) and len(lines) == 3
+
+
+def test_every_cycle_is_reported_in_one_pass_with_each_steps_file_and_line(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - {id: a, run: echo, needs: [b]}
+      - {id: b, run: echo}
+      - id: g
+        needs: [inner]
+        steps:
+          - {id: inner, run: echo}
+      - id: h
+        steps:
+          - {id: child, run: echo, needs: [h]}
+      - {id: me, run: echo, needs: [me]}
+    """
+    found = diagnose(workflow_file, text)
+    assert [d.code for d in found] == ["compile.cycle"] * 4
+    name = str(found[0].span.file)
+    assert [d.message for d in found] == [
+        f"dependency cycle: `a` ({name}:3), which waits for `b` ({name}:4), which waits for `a`",
+        f"dependency cycle: `g` ({name}:5), which waits for `inner` ({name}:8),"
+        " which waits for `g`",
+        f"dependency cycle: `h` ({name}:9), which waits for `child` ({name}:11),"
+        " which waits for `h`",
+        f"dependency cycle: `me` ({name}:12), which waits for `me`",
+    ]
+    assert [(d.span.line, d.span.column) for d in found] == [(3, 10), (5, 9), (9, 9), (12, 10)]
+
+
+def test_two_cycles_through_one_step_are_one_knot(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - type: parallel
+        steps:
+          - {id: a, run: echo, needs: [b, c]}
+          - {id: b, run: echo, needs: [a]}
+          - {id: c, run: echo, needs: [a]}
+          - {id: d, run: echo, needs: [a]}
+    """
+    [found] = diagnose(workflow_file, text)
+    assert found.code == "compile.cycle"
+    assert "`d`" not in found.message  # waits for the knot, is not part of it
+
+
+def test_a_cycle_of_twenty_thousand_steps_is_found_without_recursion() -> None:
+    span = Span("big.yaml", 1, 1)
+    count = 20_000
+    steps = tuple(
+        Step(
+            kind=StepKind.CMD,
+            span=Span("big.yaml", i + 1, 1),
+            path=("steps", i),
+            id=StepId(f"s{i}"),
+            needs=(StepRef(StepId(f"s{(i - 1) % count}"), span),),
+            action=Action(StepKind.CMD, span, cmd=(Template(("true",)),)),
+        )
+        for i in range(count)
+    )
+    workflow = Workflow(
+        "big.yaml", span, None, None, (), (), {}, Defaults(), None, None, steps, (), {}
+    )
+    with pytest.raises(DiagnosticsError) as caught:
+        compile_workflow(workflow)
+    [found] = caught.value.diagnostics
+    assert found.message.startswith("dependency cycle: `s0` (big.yaml:1), which waits for `s19999`")
+    assert found.message.count("which waits for") == count
