@@ -188,6 +188,39 @@ def _unknown(
     )
 
 
+# -- callables --------------------------------------------------------------------------------
+
+#: modules a `uses` step may not name: the running program itself, and wfx's own code
+_FORBIDDEN_MODULES = ("__main__", "wfx")
+
+
+def check_callables(workflow: Workflow) -> list[Diagnostic]:
+    """Errors for `uses` naming `__main__` (whatever program runs wfx) or wfx's own modules."""
+    problems: list[Diagnostic] = []
+    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+        for action in (step.action, step.rollback):
+            if action is not None and action.uses is not None:
+                problem = _forbidden_callable(action)
+                if problem is not None:
+                    problems.append(problem)
+    return problems
+
+
+def _forbidden_callable(action: Action) -> Diagnostic | None:
+    module = action.uses.split(":")[1] if action.uses and action.uses.count(":") == 2 else ""
+    top = module.split(".")[0]
+    if top not in _FORBIDDEN_MODULES:
+        return None
+    what = "the program running wfx" if top == "__main__" else "wfx's own code"
+    return error(
+        "compile.forbidden-callable",
+        f"`uses` cannot name module `{module}`: it is {what}, not a step's code",
+        action.uses_span or action.span,
+        "put the function in a module of its own next to the workflow file,"
+        " e.g. `python:my_tools:deploy`",
+    )
+
+
 # -- policies ---------------------------------------------------------------------------------
 
 

@@ -131,6 +131,7 @@ class Action:
     working_directory: Template | None = None
     shell: Located | None = None
     name: str | None = None
+    uses_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +463,7 @@ class _ModelBuilder:
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),
             name=data.get("name"),
+            uses_span=self.span((*path, "uses")) if kind is StepKind.USES else None,
         )
 
 

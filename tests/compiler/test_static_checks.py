@@ -338,3 +338,22 @@ def test_a_cycle_of_twenty_thousand_steps_is_found_without_recursion() -> None:
     [found] = caught.value.diagnostics
     assert found.message.startswith("dependency cycle: `s0` (big.yaml:1), which waits for `s19999`")
     assert found.message.count("which waits for") == count
+
+
+def test_uses_naming_main_or_wfx_itself_is_refused_with_its_position(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - uses: python:__main__:main
+      - uses: python:wfx.cli:main
+      - uses: "python:wfx:api"
+        rollback: {uses: 'python:wfx.runtime.engine:run'}
+      - uses: python:wfx_tools:fine
+    """
+    found = diagnose(workflow_file, text)
+    assert {d.code for d in found} == {"compile.forbidden-callable"}
+    assert [(d.span.line, d.span.column) for d in found] == [(3, 11), (4, 11), (5, 11), (6, 22)]
+    assert "`__main__`" in found[0].message and "`wfx.cli`" in found[1].message
+    assert all("python:my_tools:deploy" in (d.hint or "") for d in found)
