@@ -188,6 +188,24 @@ def _unknown(
     )
 
 
+# -- constant expressions ---------------------------------------------------------------------
+
+
+def check_constants(workflow: Workflow) -> list[Diagnostic]:
+    """Errors an expression must raise whatever the run: a function called on literals only
+    that fails (`format('{0} {1}', 'a')`, `fromJSON('not json')`), at its own position."""
+    return [
+        error(
+            f"expr.{exc.stage}",
+            exc.message[:1].lower() + exc.message[1:],
+            exc.span,
+            "this part uses literals only, so it fails every time it is evaluated",
+        )
+        for site in iter_sites(workflow)
+        for exc in site.expression.constant_errors()
+    ]
+
+
 # -- callables --------------------------------------------------------------------------------
 
 #: modules a `uses` step may not name: the running program itself, and wfx's own code

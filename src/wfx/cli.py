@@ -554,8 +554,11 @@ def _parse_contexts(contexts: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Numbers as GitHub prints them: integral floats without `.0`."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    """Numbers as GitHub prints them: integral floats without `.0`; NaN and ±Infinity, which
+    JSON cannot hold, as null (what `toJSON` gives them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list):
         return [_jsonable(v) for v in value]

@@ -65,6 +65,7 @@ def compile_workflow(
     problems += checks.check_references(workflow, ids)
     problems += checks.check_policies(workflow)
     problems += checks.check_callables(workflow)
+    problems += checks.check_constants(workflow)
     values: dict[str, Any] = {}
     try:
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)

@@ -357,3 +357,49 @@ def test_uses_naming_main_or_wfx_itself_is_refused_with_its_position(
     assert [(d.span.line, d.span.column) for d in found] == [(3, 11), (4, 11), (5, 11), (6, 22)]
     assert "`__main__`" in found[0].message and "`wfx.cli`" in found[1].message
     assert all("python:my_tools:deploy" in (d.hint or "") for d in found)
+
+
+CONSTANT_ERRORS = """
+wfx: 1
+inputs:
+  x: {type: string, default: a}
+env:
+  A: "${{ format('{0} {1}', 'a') }}"
+steps:
+  - id: s
+    run: |
+      echo ${{ fromJSON('not json') }}
+      echo ${{ inputs.x && fromJSON('only when x is true') }}
+      echo ${{ case(1, 'a', 'b') }} ${{ format('{0}', inputs.x) }} ${{ format('{0}', 'ok') }}
+    condition: ${{ success() && format('{0}') == 'x' }}
+  - id: t
+    uses: python:m:f
+    with:
+      a: ["${{ toJSON(fromJSON('{')) }}"]
+    condition: "${{ format('{0}') == 'x' && success() }}"
+"""
+
+
+def test_expression_errors_on_literals_are_reported_at_their_position(
+    workflow_file: Write,
+) -> None:
+    found = errors(workflow_file, CONSTANT_ERRORS)
+    assert [(line, column) for line, column, _ in found] == [
+        (5, 11),
+        (9, 16),
+        (11, 16),
+        (16, 23),
+        (17, 21),
+    ]
+    assert found[0][2] == (
+        "the following format string references more arguments than were supplied: {0} {1}"
+    )
+    assert found[1][2].startswith("error parsing JSON when evaluating fromJSON")
+    assert found[2][2] == "case predicate must evaluate to a boolean value"
+
+
+def test_plan_refuses_a_proven_expression_error(workflow_file: Write) -> None:
+    path = workflow_file(CONSTANT_ERRORS)
+    with pytest.raises(DiagnosticsError) as caught:
+        api.plan_file(path)
+    assert [d.span.line for d in caught.value.diagnostics if d.span] == [5, 9, 11, 16, 17]
