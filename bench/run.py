@@ -178,7 +178,7 @@ def bench_plan_cold(repeat: int) -> Result:
 
 def reading_chain(steps: int) -> str:
     """`steps` steps, each needing the one before and reading its output."""
-    lines = ["wfx: 1", "steps:", "  - id: s0", "    run: echo x=1 >> \"$WFX_OUTPUT\""]
+    lines = ["wfx: 1", "steps:", "  - id: s0", '    run: echo x=1 >> "$WFX_OUTPUT"']
     for i in range(1, steps):
         previous = f"s{i - 1}"
         lines += [

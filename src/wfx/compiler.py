@@ -504,6 +504,14 @@ class _SettingsResolver:
         return merged
 
 
+def group_settings(
+    workflow: Workflow, group: Step, enclosing: tuple[Step, ...]
+) -> EffectiveSettings:
+    """What a group hands down to its children: its own settings, else its enclosing groups'
+    (outermost first in `enclosing`), `defaults`, or the built-in ones."""
+    return _SettingsResolver(workflow).resolve(group, enclosing)
+
+
 def _retry_without_retries(policy: RetryPolicy, step: Step) -> Diagnostic:
     where = "" if step.retries is policy else f" (step `{step.id or _path_name(step)}` inherits it)"
     return error(

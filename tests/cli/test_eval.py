@@ -54,7 +54,9 @@ def test_bad_context_json_is_a_diagnostic() -> None:
     assert "context `inputs` is not valid JSON" in err
 
 
-@pytest.mark.parametrize("expression", ["Infinity", "${{ -Infinity }}", "NaN", "fromJSON('[1]')[5] || NaN"])
+@pytest.mark.parametrize(
+    "expression", ["Infinity", "${{ -Infinity }}", "NaN", "fromJSON('[1]')[5] || NaN"]
+)
 def test_numbers_json_cannot_hold_print_as_null(expression: str) -> None:
     code, out, _ = run_eval(expression)
     assert (code, json.loads(out)) == (0, None)

@@ -243,9 +243,10 @@ def _constant_calls(root: Node) -> Iterator[Node]:
     for node in reversed(list(ast.walk(root))):  # children before their parents
         children = node.children()
         is_call = isinstance(node, FunctionCall)
+        status_call = isinstance(node, FunctionCall) and node.name.lower() in ast.STATUS_FUNCTIONS
         constant[id(node)] = (
             not isinstance(node, NamedValue)
-            and not (is_call and node.name.lower() in ast.STATUS_FUNCTIONS)
+            and not status_call
             and all(constant[id(c)] for c in children)
         )
         calls[id(node)] = is_call or any(calls[id(c)] for c in children)
