@@ -144,3 +144,18 @@ def test_two_documents_are_an_error() -> None:
 def test_empty_file_is_none() -> None:
     assert loads("", "t.yaml").data is None
     assert loads("# only a comment\n", "t.yaml").data is None
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [
+        ("wfx: 1\nsteps:\n  - run: echo a\x00b\n", "3:16"),
+        ("a: 1\r\nb: '\x01'\r\n", "2:5"),
+        ("\x00", "1:1"),
+        ("a: [x,\n\n     \x7f]\n", "3:6"),
+    ],
+)
+def test_a_control_character_is_reported_where_it_is(text: str, position: str) -> None:
+    [found] = problems(text)
+    assert found.startswith(f"{position} "), found
+    assert "unacceptable character" in found
