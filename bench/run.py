@@ -217,6 +217,39 @@ def bench_plan_chain_reads_text(repeat: int) -> Result:
     return plan_chain_reads(repeat, "plan_chain_text_8k_over_2k", [])
 
 
+def timing(name: str) -> float:
+    """Run bench/timings.py NAME in a fresh interpreter; return the ratio it prints."""
+    completed = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "timings.py"), name],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def timed_ratio(name: str, limit: float, what: str, repeat: int) -> Result:
+    """The median over fresh interpreters of one of bench/timings.py's ratios."""
+    median = statistics.median(timing(name) for _ in range(max(3, repeat // 7)))
+    return Result(name, median, limit, what)
+
+
+def bench_schema_warm(repeat: int) -> Result:
+    """A warm schema validation vs a prebuilt plain jsonschema validator (was a unit test)."""
+    return timed_ratio("schema_warm", 1.5, "wfx validate / plain jsonschema, warm", repeat)
+
+
+def bench_sandbox_worst(repeat: int) -> Result:
+    """The slowest hostile expression refused vs a benign 20,000-character one (was a test)."""
+    return timed_ratio("sandbox_worst", 5, "slowest refusal / benign longest expression", repeat)
+
+
+def bench_alias_bomb(repeat: int) -> Result:
+    """Refusing a billion-laughs file vs loading a plain file of its size (was a unit test)."""
+    return timed_ratio("alias_bomb", 1.0, "alias bomb refused / plain file loaded", repeat)
+
+
 def chain_workflow(steps: int) -> str:
     """`steps` sequential `cmd: [true]` steps."""
     body = "\n".join(f'  - {{id: s{i}, cmd: ["true"]}}' for i in range(steps))
@@ -378,6 +411,9 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "plan_scaling": bench_plan_scaling,
     "plan_chain_reads": bench_plan_chain_reads,
     "plan_chain_text": bench_plan_chain_reads_text,
+    "schema_warm": bench_schema_warm,
+    "sandbox_worst": bench_sandbox_worst,
+    "alias_bomb": bench_alias_bomb,
     "chain_marginal": bench_chain_marginal,
     "fan_throughput": bench_fan_throughput,
     "parallel_sleep": bench_sleep_parallel,
