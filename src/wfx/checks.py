@@ -8,15 +8,18 @@ dependency graph does not guarantee.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
 
 from wfx.diagnostics import Diagnostic, error, warning
-from wfx.expr import Expression, Reference, Template
+from wfx.expr import Expression, Reference, Template, unparse
+from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, walk
+from wfx.expr.values import equals, to_number, to_string
 from wfx.graph import ExecutionGraph, Section
-from wfx.model import Action, Step, StepId, Workflow
+from wfx.model import Action, Input, InputType, Step, StepId, Workflow
 
 STEP_PROPERTIES = ("outputs", "status", "attempts", "duration")
 WORKFLOW_PROPERTIES = ("name", "runId", "status")
@@ -204,6 +207,79 @@ def check_constants(workflow: Workflow) -> list[Diagnostic]:
         for site in iter_sites(workflow)
         for exc in site.expression.constant_errors()
     ]
+
+
+# -- comparisons that cannot go both ways -----------------------------------------------------
+
+
+def check_comparisons(workflow: Workflow) -> list[Diagnostic]:
+    """Warnings for `inputs.X == literal` (or `!=`) whose answer the declaration of X already
+    fixes: a choice that is not among X's values, text that is no number for a number."""
+    declared = {i.name.lower(): i for i in workflow.inputs}
+    problems: list[Diagnostic] = []
+    for site in iter_sites(workflow):
+        for node in walk(site.expression.root):
+            if isinstance(node, Binary) and node.op in ("==", "!="):
+                problem = _fixed_comparison(node, declared)
+                if problem is not None:
+                    problems.append(problem)
+    return problems
+
+
+def _fixed_comparison(node: Binary, declared: Mapping[str, Input]) -> Diagnostic | None:
+    for side, other in ((node.left, node.right), (node.right, node.left)):
+        name = _input_read(side)
+        declaration = declared.get(name.lower()) if name is not None else None
+        if declaration is None or not isinstance(other, Literal):
+            continue
+        possible = _possible_values(declaration)
+        if possible is None:
+            if declaration.type is not InputType.NUMBER or not isinstance(other.value, str):
+                continue
+            if not math.isnan(to_number(other.value)):
+                continue
+            what = "a number"
+        elif any(equals(value, other.value) for value in possible):
+            continue
+        elif declaration.type is InputType.BOOLEAN:
+            what = "a boolean (true or false)"
+        else:
+            what = "one of " + ", ".join(to_string(v) if v != "" else "''" for v in possible)
+        answer = "false" if node.op == "==" else "true"
+        return warning(
+            "compile.fixed-comparison",
+            f"`{unparse(node)}` is always {answer}: input `{declaration.name}` is {what}",
+            node.span,
+            "compare with a value the input can take",
+        )
+    return None
+
+
+def _input_read(node: Node) -> str | None:
+    """X when `node` is `inputs.X` or `inputs['X']`."""
+    if isinstance(node, Property | Index) and not (
+        isinstance(node.target, NamedValue) and node.target.name.lower() == "inputs"
+    ):
+        return None
+    if isinstance(node, Property):
+        return node.name
+    if isinstance(node, Index) and isinstance(node.index, Literal):
+        return node.index.value if isinstance(node.index.value, str) else None
+    return None
+
+
+def _possible_values(declaration: Input) -> tuple[Any, ...] | None:
+    """Every value the input can have, when they are few (None: too many to list)."""
+    if declaration.type is InputType.BOOLEAN:
+        return (True, False)
+    if declaration.enum is None:
+        return None
+    absent = () if declaration.required or declaration.has_default else (_absent(declaration),)
+    return (*declaration.enum, *absent)
+
+
+def _absent(declaration: Input) -> Any:
+    return 0 if declaration.type is InputType.NUMBER else ""
 
 
 # -- callables --------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def compile_workflow(
     graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values)
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
+    warnings += checks.check_comparisons(workflow)
     return Compilation(graph, warnings)
 
 

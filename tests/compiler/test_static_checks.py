@@ -403,3 +403,45 @@ def test_plan_refuses_a_proven_expression_error(workflow_file: Write) -> None:
     with pytest.raises(DiagnosticsError) as caught:
         api.plan_file(path)
     assert [d.span.line for d in caught.value.diagnostics if d.span] == [5, 9, 11, 16, 17]
+
+
+def test_a_comparison_the_input_declaration_already_decides_warns(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    inputs:
+      env: {type: choice, enum: [dev, staging, production], default: dev}
+      opt: {type: choice, enum: [a, b]}
+      n: {type: number, default: 1}
+      flag: {type: boolean, default: false}
+      s: {type: string}
+    steps:
+      - run: echo
+        condition: inputs.env == 'prod' || inputs.env == 'DEV' || inputs['env'] != 'qa'
+      - run: echo ${{ inputs.n == 'abc' }} ${{ inputs.n == '0x10' }} ${{ 'yes' == inputs.flag }}
+      - run: echo ${{ inputs.opt == '' }} ${{ inputs.opt == 'c' }} ${{ inputs.s == 'x' }}
+      - run: echo ${{ inputs.flag == 1 }} ${{ inputs.n == true }} ${{ inputs.env == 'Staging' }}
+    """
+    found = diagnose(workflow_file, text)
+    assert {d.severity for d in found} == {Severity.WARNING}
+    assert {d.code for d in found} == {"compile.fixed-comparison"}
+    assert [(d.span.line, d.span.column, d.message) for d in found] == [
+        (
+            10,
+            16,
+            "`inputs.env == 'prod'` is always false:"
+            " input `env` is one of dev, staging, production",
+        ),
+        (
+            10,
+            63,
+            "`inputs['env'] != 'qa'` is always true:"
+            " input `env` is one of dev, staging, production",
+        ),
+        (11, 19, "`inputs.n == 'abc'` is always false: input `n` is a number"),
+        (
+            11,
+            70,
+            "`'yes' == inputs.flag` is always false: input `flag` is a boolean (true or false)",
+        ),
+        (12, 43, "`inputs.opt == 'c'` is always false: input `opt` is one of a, b, ''"),
+    ]
