@@ -445,3 +445,36 @@ def test_a_comparison_the_input_declaration_already_decides_warns(workflow_file:
         ),
         (12, 43, "`inputs.opt == 'c'` is always false: input `opt` is one of a, b, ''"),
     ]
+
+
+def test_reads_are_checked_against_everything_upstream_through_groups(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    type: parallel
+    steps:
+      - id: build
+        steps:
+          - {id: compile, run: echo}
+          - {id: pack, run: 'echo ${{ steps.compile.outputs.x }} ${{ steps.build.status }}'}
+      - {id: lint, run: echo}
+      - id: ship
+        needs: [build]
+        steps:
+          - id: push
+            run: 'echo ${{ steps.compile.outputs.x }} ${{ steps.pack.outputs.y }}'
+            rollback: {run: 'echo ${{ steps.push.outputs.z }} ${{ steps.LINT.outputs.w }}'}
+      - {id: report, run: 'echo ${{ steps.push.outputs.z }} ${{ steps.ship.status }}'}
+    finally:
+      - {id: last, run: 'echo ${{ steps.lint.outputs.w }}'}
+    """
+    found = [(d.span.line, d.message) for d in diagnose(workflow_file, text)]
+    assert found == [
+        # a step inside `build` cannot see `build` finished
+        (7, "`pack` reads `steps.build` but does not wait for `build`"),
+        # `ship` waits for `build` (so for `compile` and `pack`), never for `lint`
+        (14, "`push` reads `steps.lint` but does not wait for `lint`"),
+        (15, "`report` reads `steps.push` but does not wait for `push`"),
+        (15, "`report` reads `steps.ship` but does not wait for `ship`"),
+    ]
