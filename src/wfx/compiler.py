@@ -1,8 +1,9 @@
 """Compiler stage: Workflow (+ inputs) -> ExecutionGraph, in O(V + E).
 
 Steps: give every step an id, lower steps and groups to nodes and edges, order
-the nodes topologically (Kahn), and work out each leaf step's effective settings
-with their provenance. Structural errors (duplicate ids, unknown `needs`, cycles)
+the nodes topologically (Kahn; when that stalls, every cycle is found in one pass by
+Tarjan's strongly connected components), and work out each leaf step's effective
+settings with their provenance. Structural errors (duplicate ids, unknown `needs`, cycles)
 and the static checks of :mod:`wfx.checks` are reported together.
 """
 
@@ -304,53 +305,76 @@ def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic
 
 
 def _strongly_connected(drafts: list[_Draft], among: set[int]) -> list[set[int]]:
-    """Tarjan's strongly connected components of the dependency edges within `among`, with
-    an explicit stack (no recursion limit), keeping only those that contain a cycle."""
-    order: dict[int, int] = {}
-    low: dict[int, int] = {}
-    stack: list[int] = []
-    on_stack: set[int] = set()
-    found: list[set[int]] = []
-    for root in sorted(among):
-        if root in order:
-            continue
-        work: list[tuple[int, Iterator[int]]] = [(root, iter(drafts[root].deps))]
-        order[root] = low[root] = len(order)
-        stack.append(root)
-        on_stack.add(root)
+    """The strongly connected components of the dependency edges within `among` that hold a
+    cycle (more than one node, or a node that waits for itself)."""
+    return _Tarjan(drafts, among).knots()
+
+
+class _Tarjan:
+    """Tarjan's algorithm with an explicit stack: one pass, O(V + E), no recursion limit."""
+
+    def __init__(self, drafts: list[_Draft], among: set[int]) -> None:
+        self.drafts = drafts
+        self.among = among
+        self.order: dict[int, int] = {}
+        self.low: dict[int, int] = {}
+        self.stack: list[int] = []
+        self.on_stack: set[int] = set()
+        self.found: list[set[int]] = []
+
+    def knots(self) -> list[set[int]]:
+        """Every component that is a cycle, in the order their first node is reached."""
+        for root in sorted(self.among):
+            if root not in self.order:
+                self.visit(root)
+        return self.found
+
+    def visit(self, root: int) -> None:
+        """Depth-first from `root` along dependencies, closing components on the way back."""
+        self.enter(root)
+        work: list[tuple[int, Iterator[int]]] = [(root, iter(self.drafts[root].deps))]
         while work:
             node, deps = work[-1]
-            for dep in deps:
-                if dep not in among:
-                    continue
-                if dep not in order:
-                    order[dep] = low[dep] = len(order)
-                    stack.append(dep)
-                    on_stack.add(dep)
-                    work.append((dep, iter(drafts[dep].deps)))
-                    break
-                if dep in on_stack:
-                    low[node] = min(low[node], order[dep])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == order[node]:
-                    component = _pop_component(stack, on_stack, node)
-                    if len(component) > 1 or node in drafts[node].deps:
-                        found.append(component)
-    return found
+            child = self.next_unvisited(node, deps)
+            if child is not None:
+                self.enter(child)
+                work.append((child, iter(self.drafts[child].deps)))
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                self.low[parent] = min(self.low[parent], self.low[node])
+            if self.low[node] == self.order[node]:
+                self.close(node)
 
+    def enter(self, node: int) -> None:
+        """Number `node` in visiting order and put it on the stack."""
+        self.order[node] = self.low[node] = len(self.order)
+        self.stack.append(node)
+        self.on_stack.add(node)
 
-def _pop_component(stack: list[int], on_stack: set[int], root: int) -> set[int]:
-    component: set[int] = set()
-    while True:
-        member = stack.pop()
-        on_stack.discard(member)
-        component.add(member)
-        if member == root:
-            return component
+    def next_unvisited(self, node: int, deps: Iterator[int]) -> int | None:
+        """The next dependency not yet visited; ones still on the stack lower `node`'s link."""
+        for dep in deps:
+            if dep not in self.among:
+                continue
+            if dep not in self.order:
+                return dep
+            if dep in self.on_stack:
+                self.low[node] = min(self.low[node], self.order[dep])
+        return None
+
+    def close(self, root: int) -> None:
+        """`root` heads a component: take it off the stack, keep it if it is a cycle."""
+        component: set[int] = set()
+        while True:
+            member = self.stack.pop()
+            self.on_stack.discard(member)
+            component.add(member)
+            if member == root:
+                break
+        if len(component) > 1 or root in self.drafts[root].deps:
+            self.found.append(component)
 
 
 def _cycle_in(drafts: list[_Draft], component: set[int]) -> list[_Draft]:
