@@ -11,8 +11,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 ROUNDS = 9
+TESTS = Path(__file__).resolve().parent.parent / "tests"
 
 
 def _median_seconds(action: Callable[[], object], rounds: int = ROUNDS) -> float:
@@ -49,7 +51,7 @@ def sandbox_worst() -> float:
     """The slowest hostile expression of tests/expr/test_sandbox.py's corpus, refused with an
     ExpressionError, against parsing and evaluating a benign expression of nearly the longest
     allowed length (`1 == 1 && ...`, 20,000 characters)."""
-    sys.path.insert(0, "tests/expr")
+    sys.path.insert(0, str(TESTS / "expr"))
     from test_sandbox import CONTEXTS, CORPUS
 
     from wfx.expr import ExpressionError, evaluate
@@ -75,7 +77,7 @@ def alias_bomb() -> float:
     from wfx.diagnostics import DiagnosticsError
     from wfx.source import loads
 
-    sys.path.insert(0, "tests/source")
+    sys.path.insert(0, str(TESTS / "source"))
     from test_loader import _billion_laughs
 
     text = _billion_laughs()
