@@ -298,10 +298,14 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
 def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic]:
     """One diagnostic per knot of dependencies (strongly connected component), each
     naming one cycle through it step by step, in the order the knots are written."""
-    components = _strongly_connected(drafts, stuck)
-    cycles = [_cycle_in(drafts, component) for component in components]
-    cycles.sort(key=lambda cycle: cycle[0].step.span)
-    return [_cycle_diagnostic(cycle) for cycle in cycles]
+    knots = []
+    for component in _strongly_connected(drafts, stuck):
+        cycle = _cycle_in(drafts, component)
+        on_cycle = {d.id for d in cycle}
+        others = {drafts[i].id: drafts[i] for i in component if drafts[i].id not in on_cycle}
+        knots.append((cycle, sorted(others.values(), key=lambda d: d.step.span)))
+    knots.sort(key=lambda knot: knot[0][0].step.span)
+    return [_cycle_diagnostic(cycle, others) for cycle, others in knots]
 
 
 def _strongly_connected(drafts: list[_Draft], among: set[int]) -> list[set[int]]:
@@ -397,11 +401,15 @@ def _cycle_in(drafts: list[_Draft], component: set[int]) -> list[_Draft]:
     raise AssertionError("a strongly connected component always has a cycle")
 
 
-def _cycle_diagnostic(cycle: list[_Draft]) -> Diagnostic:
+def _cycle_diagnostic(cycle: list[_Draft], others: list[_Draft]) -> Diagnostic:
     chain = ", which waits for ".join(f"`{d.id}` ({_where(d.step)})" for d in cycle)
+    more = ""
+    if others:
+        listed = ", ".join(f"`{d.id}` ({_where(d.step)})" for d in others)
+        more = f"; other cycles through the same steps also involve {listed}"
     return error(
         "compile.cycle",
-        f"dependency cycle: {chain}, which waits for `{cycle[0].id}`",
+        f"dependency cycle: {chain}, which waits for `{cycle[0].id}`{more}",
         cycle[0].step.id_span or cycle[0].step.span,
         "remove one of these `needs` (or move the step out of its group)",
     )

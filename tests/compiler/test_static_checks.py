@@ -313,6 +313,11 @@ def test_two_cycles_through_one_step_are_one_knot(workflow_file: Write) -> None:
     """
     [found] = diagnose(workflow_file, text)
     assert found.code == "compile.cycle"
+    name = found.span.file
+    assert found.message == (
+        f"dependency cycle: `a` ({name}:5), which waits for `b` ({name}:6), which waits for `a`;"
+        f" other cycles through the same steps also involve `c` ({name}:7)"
+    )
     assert "`d`" not in found.message  # waits for the knot, is not part of it
 
 
