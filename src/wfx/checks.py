@@ -351,8 +351,9 @@ def check_data_flow(graph: ExecutionGraph) -> list[Diagnostic]:
 
     One pass in topological order: each node carries the set of read targets among its
     ancestors as a bitset (bits only for steps that something reads), released as soon as
-    its last dependent has taken it, so a chain of reads costs time and memory linear in
-    the graph, not one ancestor walk per reading step.
+    its last dependent has taken it. That is one step per node and edge instead of one
+    ancestor walk per reading step; each step is an OR of machine words (a 20,000-step
+    chain of reads ORs at most 2.5 kB at a time).
     """
     reads = _reads(graph)
     bits = {read.target: 0 for found in reads.values() for read in found}
