@@ -176,6 +176,80 @@ def bench_plan_cold(repeat: int) -> Result:
     return cold_start("plan_cold", "plan", "pass", "import yaml, jsonschema, lark", 7, repeat)
 
 
+def reading_chain(steps: int) -> str:
+    """`steps` steps, each needing the one before and reading its output."""
+    lines = ["wfx: 1", "steps:", "  - id: s0", '    run: echo x=1 >> "$WFX_OUTPUT"']
+    for i in range(1, steps):
+        previous = f"s{i - 1}"
+        lines += [
+            f"  - id: s{i}",
+            f"    run: echo ${{{{ steps.{previous}.outputs.x }}}}",
+            f"    needs: [{previous}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plan_chain_reads(repeat: int, name: str, format_args: list[str]) -> Result:
+    """`wfx plan` on chains of 2k and 8k steps that each read the previous step's output:
+    the static checks are O(V + E), so the time ratio stays near 4 (limit 4.5)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = Path(tmp) / "2k.yaml", Path(tmp) / "8k.yaml"
+        small.write_text(reading_chain(2_000))
+        large.write_text(reading_chain(8_000))
+        medians = interleaved_medians(
+            {
+                "2k": [WFX, "plan", str(small), *format_args],
+                "8k": [WFX, "plan", str(large), *format_args],
+            },
+            max(3, repeat // 4),
+        )
+    detail = f"2k {medians['2k']:.2f} s, 8k {medians['8k']:.2f} s"
+    return Result(name, medians["8k"] / medians["2k"], 4.5, detail)
+
+
+def bench_plan_chain_reads(repeat: int) -> Result:
+    """The reading chain planned as JSON: compile, static checks and plan, little rendering."""
+    return plan_chain_reads(repeat, "plan_chain_reads_8k_over_2k", ["--format", "json"])
+
+
+def bench_plan_chain_reads_text(repeat: int) -> Result:
+    """The reading chain planned as the default text table."""
+    return plan_chain_reads(repeat, "plan_chain_text_8k_over_2k", [])
+
+
+def timing(name: str) -> float:
+    """Run bench/timings.py NAME in a fresh interpreter; return the ratio it prints."""
+    completed = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "timings.py"), name],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def timed_ratio(name: str, limit: float, what: str, repeat: int) -> Result:
+    """The median over fresh interpreters of one of bench/timings.py's ratios."""
+    median = statistics.median(timing(name) for _ in range(max(3, repeat // 7)))
+    return Result(name, median, limit, what)
+
+
+def bench_schema_warm(repeat: int) -> Result:
+    """A warm schema validation vs a prebuilt plain jsonschema validator (was a unit test)."""
+    return timed_ratio("schema_warm", 1.5, "wfx validate / plain jsonschema, warm", repeat)
+
+
+def bench_sandbox_worst(repeat: int) -> Result:
+    """The slowest hostile expression refused vs a benign 20,000-character one (was a test)."""
+    return timed_ratio("sandbox_worst", 5, "slowest refusal / benign longest expression", repeat)
+
+
+def bench_alias_bomb(repeat: int) -> Result:
+    """Refusing a billion-laughs file vs loading a plain file of its size (was a unit test)."""
+    return timed_ratio("alias_bomb", 1.0, "alias bomb refused / plain file loaded", repeat)
+
+
 def chain_workflow(steps: int) -> str:
     """`steps` sequential `cmd: [true]` steps."""
     body = "\n".join(f'  - {{id: s{i}, cmd: ["true"]}}' for i in range(steps))
@@ -335,6 +409,11 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
     "plan_cold": bench_plan_cold,
     "plan_scaling": bench_plan_scaling,
+    "plan_chain_reads": bench_plan_chain_reads,
+    "plan_chain_text": bench_plan_chain_reads_text,
+    "schema_warm": bench_schema_warm,
+    "sandbox_worst": bench_sandbox_worst,
+    "alias_bomb": bench_alias_bomb,
     "chain_marginal": bench_chain_marginal,
     "fan_throughput": bench_fan_throughput,
     "parallel_sleep": bench_sleep_parallel,

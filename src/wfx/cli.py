@@ -256,15 +256,19 @@ def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str
     from wfx import api
     from wfx.diagnostics import DiagnosticsError, error
     from wfx.explain import explain as explain_step
-    from wfx.render.explain_text import render_explanation
+    from wfx.explain import explain_group
+    from wfx.render.explain_text import render_explanation, render_group_explanation
 
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
         graph, the_plan = api.plan_file(file, given or None, spans)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    if step in graph.ids and step not in the_plan.steps:
+        click.echo(render_group_explanation(explain_group(graph, the_plan, step)).rstrip("\n"))
+        return
     if step not in the_plan.steps:
-        close = get_close_matches(step, list(the_plan.steps), n=1)
+        close = get_close_matches(step, list(graph.ids), n=1)
         hint = f"did you mean `{close[0]}`?" if close else "`wfx plan FILE` lists the step ids"
         _fail_with([error("cli.step", f"no step `{step}` in {file}", None, hint)], {}, "text")
     click.echo(render_explanation(explain_step(graph, the_plan, step)).rstrip("\n"))
@@ -601,8 +605,11 @@ def _parse_contexts(contexts: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _jsonable(value: Any) -> Any:
-    """Numbers as GitHub prints them: integral floats without `.0`."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+    """Numbers as GitHub prints them: integral floats without `.0`; NaN and ±Infinity, which
+    JSON cannot hold, as null (what `toJSON` gives them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list):
         return [_jsonable(v) for v in value]

@@ -1,8 +1,9 @@
 """Compiler stage: Workflow (+ inputs) -> ExecutionGraph, in O(V + E).
 
 Steps: give every step an id, lower steps and groups to nodes and edges, order
-the nodes topologically (Kahn), and work out each leaf step's effective settings
-with their provenance. Structural errors (duplicate ids, unknown `needs`, cycles)
+the nodes topologically (Kahn; when that stalls, every cycle is found in one pass by
+Tarjan's strongly connected components), and work out each leaf step's effective
+settings with their provenance. Structural errors (duplicate ids, unknown `needs`, cycles)
 and the static checks of :mod:`wfx.checks` are reported together.
 """
 
@@ -26,7 +27,7 @@ from wfx.graph import (
     Section,
     Setting,
 )
-from wfx.model import OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
@@ -64,6 +65,8 @@ def compile_workflow(
     problems += inputs.check_defaults(workflow)
     problems += checks.check_references(workflow, ids)
     problems += checks.check_policies(workflow)
+    problems += checks.check_callables(workflow)
+    problems += checks.check_constants(workflow)
     values: dict[str, Any] = {}
     try:
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)
@@ -76,6 +79,7 @@ def compile_workflow(
     graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values)
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
+    warnings += checks.check_comparisons(workflow)
     return Compilation(graph, warnings)
 
 
@@ -165,7 +169,10 @@ class _Lowering:
         self.settings = _SettingsResolver(workflow)
 
     def lower_all(self) -> None:
-        self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
+        if self.workflow.group_type is GroupType.PARALLEL:
+            self.lower_parallel(self.workflow.steps, Section.MAIN, [], ())
+        else:
+            self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
         self.lower_sequence(self.workflow.finally_, Section.FINALLY, [], ())
         for start, step in self.pending_needs:
             self.resolve_needs(start, step)
@@ -289,56 +296,127 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
 
 
 def _cycle_diagnostics(drafts: list[_Draft], stuck: set[int]) -> list[Diagnostic]:
-    """Find each distinct cycle among the stuck nodes and describe it step by step."""
-    reported: set[frozenset[StepId]] = set()
-    problems: list[Diagnostic] = []
-    for start in sorted(stuck):
-        cycle = _find_cycle(drafts, stuck, start)
-        if not cycle:
-            continue
-        ids = _collapse([drafts[i] for i in cycle])
-        if frozenset(d.id for d in ids) in reported:
-            continue
-        reported.add(frozenset(d.id for d in ids))
-        chain = ", which waits for ".join(f"`{d.id}` (line {d.step.span.line})" for d in ids)
-        problems.append(
-            error(
-                "compile.cycle",
-                f"dependency cycle: {chain}, which waits for `{ids[0].id}`",
-                ids[0].step.id_span or ids[0].step.span,
-                "remove one of these `needs` (or move the step out of its group)",
-            )
-        )
-    return problems
+    """One diagnostic per knot of dependencies (strongly connected component), each
+    naming one cycle through it step by step, in the order the knots are written."""
+    knots = []
+    for component in _strongly_connected(drafts, stuck):
+        cycle = _cycle_in(drafts, component)
+        on_cycle = {d.id for d in cycle}
+        others = {drafts[i].id: drafts[i] for i in component if drafts[i].id not in on_cycle}
+        knots.append((cycle, sorted(others.values(), key=lambda d: d.step.span)))
+    knots.sort(key=lambda knot: knot[0][0].step.span)
+    return [_cycle_diagnostic(cycle, others) for cycle, others in knots]
 
 
-def _find_cycle(drafts: list[_Draft], stuck: set[int], start: int) -> list[int]:
-    """A cycle reachable from `start` along dependencies, iteratively (no recursion)."""
-    on_path: dict[int, int] = {}
-    path: list[int] = []
-    stack: list[tuple[int, Iterator[int]]] = [(start, iter(drafts[start].deps))]
-    on_path[start] = 0
-    path.append(start)
-    done: set[int] = set()
-    while stack:
-        node, deps = stack[-1]
-        advanced = False
-        for dep in deps:
-            if dep not in stuck or dep in done:
+def _strongly_connected(drafts: list[_Draft], among: set[int]) -> list[set[int]]:
+    """The strongly connected components of the dependency edges within `among` that hold a
+    cycle (more than one node, or a node that waits for itself)."""
+    return _Tarjan(drafts, among).knots()
+
+
+class _Tarjan:
+    """Tarjan's algorithm with an explicit stack: one pass, O(V + E), no recursion limit."""
+
+    def __init__(self, drafts: list[_Draft], among: set[int]) -> None:
+        self.drafts = drafts
+        self.among = among
+        self.order: dict[int, int] = {}
+        self.low: dict[int, int] = {}
+        self.stack: list[int] = []
+        self.on_stack: set[int] = set()
+        self.found: list[set[int]] = []
+
+    def knots(self) -> list[set[int]]:
+        """Every component that is a cycle, in the order their first node is reached."""
+        for root in sorted(self.among):
+            if root not in self.order:
+                self.visit(root)
+        return self.found
+
+    def visit(self, root: int) -> None:
+        """Depth-first from `root` along dependencies, closing components on the way back."""
+        self.enter(root)
+        work: list[tuple[int, Iterator[int]]] = [(root, iter(self.drafts[root].deps))]
+        while work:
+            node, deps = work[-1]
+            child = self.next_unvisited(node, deps)
+            if child is not None:
+                self.enter(child)
+                work.append((child, iter(self.drafts[child].deps)))
                 continue
-            if dep in on_path:
-                return path[on_path[dep] :]
-            on_path[dep] = len(path)
-            path.append(dep)
-            stack.append((dep, iter(drafts[dep].deps)))
-            advanced = True
-            break
-        if not advanced:
-            stack.pop()
-            path.pop()
-            del on_path[node]
-            done.add(node)
-    return []
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                self.low[parent] = min(self.low[parent], self.low[node])
+            if self.low[node] == self.order[node]:
+                self.close(node)
+
+    def enter(self, node: int) -> None:
+        """Number `node` in visiting order and put it on the stack."""
+        self.order[node] = self.low[node] = len(self.order)
+        self.stack.append(node)
+        self.on_stack.add(node)
+
+    def next_unvisited(self, node: int, deps: Iterator[int]) -> int | None:
+        """The next dependency not yet visited; ones still on the stack lower `node`'s link."""
+        for dep in deps:
+            if dep not in self.among:
+                continue
+            if dep not in self.order:
+                return dep
+            if dep in self.on_stack:
+                self.low[node] = min(self.low[node], self.order[dep])
+        return None
+
+    def close(self, root: int) -> None:
+        """`root` heads a component: take it off the stack, keep it if it is a cycle."""
+        component: set[int] = set()
+        while True:
+            member = self.stack.pop()
+            self.on_stack.discard(member)
+            component.add(member)
+            if member == root:
+                break
+        if len(component) > 1 or root in self.drafts[root].deps:
+            self.found.append(component)
+
+
+def _cycle_in(drafts: list[_Draft], component: set[int]) -> list[_Draft]:
+    """A shortest cycle through the component's first-written step (breadth-first along
+    dependencies inside the component), one entry per step."""
+    start = min(component, key=lambda i: (drafts[i].step.span, i))
+    came_from: dict[int, int] = {}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for dep in drafts[node].deps:
+            if dep == start:
+                path = [node]
+                while path[-1] != start:
+                    path.append(came_from[path[-1]])
+                return _collapse([drafts[i] for i in reversed(path)])
+            if dep in component and dep not in came_from:
+                came_from[dep] = node
+                queue.append(dep)
+    raise AssertionError("a strongly connected component always has a cycle")
+
+
+def _cycle_diagnostic(cycle: list[_Draft], others: list[_Draft]) -> Diagnostic:
+    chain = ", which waits for ".join(f"`{d.id}` ({_where(d.step)})" for d in cycle)
+    more = ""
+    if others:
+        listed = ", ".join(f"`{d.id}` ({_where(d.step)})" for d in others)
+        more = f"; other cycles through the same steps also involve {listed}"
+    return error(
+        "compile.cycle",
+        f"dependency cycle: {chain}, which waits for `{cycle[0].id}`{more}",
+        cycle[0].step.id_span or cycle[0].step.span,
+        "remove one of these `needs` (or move the step out of its group)",
+    )
+
+
+def _where(step: Step) -> str:
+    return f"{step.span.file}:{step.span.line}"
 
 
 def _collapse(cycle: list[_Draft]) -> list[_Draft]:
@@ -457,6 +535,14 @@ class _SettingsResolver:
             for name, template in owner.env.items():
                 merged[name] = _setting(template, owner, chain[0], owner.span)
         return merged
+
+
+def group_settings(
+    workflow: Workflow, group: Step, enclosing: tuple[Step, ...]
+) -> EffectiveSettings:
+    """What a group hands down to its children: its own settings, else its enclosing groups'
+    (outermost first in `enclosing`), `defaults`, or the built-in ones."""
+    return _SettingsResolver(workflow).resolve(group, enclosing)
 
 
 def _retry_without_retries(policy: RetryPolicy, step: Step) -> Diagnostic:

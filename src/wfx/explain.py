@@ -4,10 +4,11 @@ what happens if it fails. Pure data, computed from the graph and the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from wfx.graph import ExecutionGraph, Node, NodeKind, Section, Setting
-from wfx.model import OnError, StepId
+from wfx.compiler import group_settings
+from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, Section, Setting
+from wfx.model import GroupType, OnError, StepId, StepKind
 from wfx.plan import Plan, PlannedStep, Verdict
 
 
@@ -34,12 +35,49 @@ class Explanation:
     compensated: list[StepId]
     skipped_on_failure: list[StepId]
     cancelled_on_failure: list[StepId]
+    still_run_on_failure: list[StepId] = field(default_factory=list)
+    """For a `finally` step: the other `finally` steps that run even if it fails."""
+
+    @property
+    def is_finally(self) -> bool:
+        """A `finally` step: it starts after the main steps and compensation, whatever happened."""
+        return self.step.section is Section.FINALLY
+
+
+@dataclass(frozen=True)
+class Child:
+    """A direct child of a group: its id, its kind and where it is written."""
+
+    id: StepId
+    kind: StepKind
+    line: int
+
+
+@dataclass(frozen=True)
+class GroupExplanation:
+    """Everything `wfx explain` says about a group."""
+
+    id: StepId
+    line: int
+    section: Section
+    type: GroupType
+    max_parallel: int | None
+    condition: str | None
+    chain: list[Hop]
+    settings: dict[str, Setting]
+    """What its children inherit unless they (or a group inside) set their own."""
+    env: dict[str, Setting]
+    children: list[Child]
+    steps: list[StepId]
+    """Every leaf step inside it, in the order they complete."""
 
 
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
     """Explain step `step_id` (raise KeyError when there is no such leaf step)."""
     step = plan.steps[StepId(step_id)]
     node = graph.node(step_id)
+    if step.section is Section.FINALLY:
+        return _explain_finally(graph, plan, step, node)
     upstream = _closure(graph, node.index, backwards=True)
     downstream = _closure(graph, node.index, backwards=False)
     completion = [s for stage in plan.stages for s in stage]
@@ -69,6 +107,81 @@ def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
         skipped_on_failure=skipped,
         cancelled_on_failure=[] if tolerated else independent,
     )
+
+
+def _explain_finally(
+    graph: ExecutionGraph, plan: Plan, step: PlannedStep, node: Node
+) -> Explanation:
+    """A `finally` step's failure cancels nothing and undoes nothing: the main steps have ended
+    and compensation has run; the other `finally` steps still run unless their own
+    condition asks for success."""
+    downstream = _closure(graph, node.index, backwards=False)
+    others = [s for stage in plan.finally_stages for s in stage if s != step.id]
+    tolerated = step.on_error is OnError.CONTINUE
+    skipped = [
+        s
+        for s in others
+        if not tolerated
+        and graph.ids[s] in downstream
+        and plan.steps[s].condition.explicit
+        and not _runs_after_failure(plan.steps[s])
+    ]
+    return Explanation(
+        step=step,
+        chain=_chain(graph, node),
+        settings=dict(step.settings),
+        attempts=step.retry.attempts,
+        delays=step.retry.delays,
+        on_error=step.on_error,
+        compensated=[],
+        skipped_on_failure=skipped,
+        cancelled_on_failure=[],
+        still_run_on_failure=[s for s in others if s not in skipped],
+    )
+
+
+def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExplanation:
+    """Explain group `group_id` (raise KeyError when there is no such group)."""
+    start = next(
+        n for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id == StepId(group_id)
+    )
+    ids = {n.step.path: n.id for n in graph.nodes}
+    enclosing = tuple(
+        n.step for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id in start.groups
+    )
+    own = group_settings(graph.workflow, start.step, enclosing)
+    inside = [s for stage in (*plan.stages, *plan.finally_stages) for s in stage]
+    return GroupExplanation(
+        id=start.id,
+        line=start.span.line,
+        section=start.section,
+        type=start.step.group_type,
+        max_parallel=None
+        if start.step.max_parallel is None
+        else int(start.step.max_parallel.value),
+        condition=_condition_text(start),
+        chain=_chain(graph, start),
+        settings={k: _as_group(v, start.id) for k, v in own.named().items()},
+        env={k: _as_group(v, start.id) for k, v in own.env.items()},
+        children=[Child(ids[c.path], c.kind, c.span.line) for c in start.step.steps],
+        steps=[s for s in inside if start.id in plan.steps[s].groups],
+    )
+
+
+def _condition_text(node: Node) -> str | None:
+    condition = node.step.condition
+    if condition is None:
+        return None
+    if condition.expression is not None:
+        return condition.expression.text.strip()
+    return "true" if condition.constant else "false"
+
+
+def _as_group(setting: Setting, group_id: StepId) -> Setting:
+    """A setting the group itself sets reads "group `id`", not "step"."""
+    if setting.origin is Origin.STEP:
+        return Setting(setting.value, Origin.GROUP, setting.span, group_id)
+    return setting
 
 
 def _runs_after_failure(step: PlannedStep) -> bool:

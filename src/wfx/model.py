@@ -131,6 +131,7 @@ class Action:
     working_directory: Template | None = None
     shell: Located | None = None
     name: str | None = None
+    uses_span: Span | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +200,8 @@ class Workflow:
     finally_: tuple[Step, ...]
     outputs: Mapping[str, Template]
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
+    group_type: GroupType = GroupType.SEQUENTIAL
+    """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
 
 
 def parse_duration(value: float | int | str) -> float:
@@ -361,6 +364,7 @@ class _ModelBuilder:
                 for name, value in (data.get("outputs") or {}).items()
             },
             data=data,
+            group_type=GroupType(data.get("type", "sequential")),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
@@ -459,6 +463,7 @@ class _ModelBuilder:
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),
             name=data.get("name"),
+            uses_span=self.span((*path, "uses")) if kind is StepKind.USES else None,
         )
 
 

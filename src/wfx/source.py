@@ -125,7 +125,7 @@ def loads(content: str | bytes, name: str = "<string>") -> SourceDocument:
     try:
         data = builder.build(text)
     except yaml.YAMLError as exc:
-        raise DiagnosticsError([_yaml_diagnostic(exc, name)]) from None
+        raise DiagnosticsError([_yaml_diagnostic(exc, name, text)]) from None
     except _LoadError as exc:
         raise DiagnosticsError([exc.diagnostic]) from None
     if builder.problems:
@@ -161,12 +161,12 @@ def _decode(raw: bytes, name: str) -> str:
         ) from None
 
 
-def _yaml_diagnostic(exc: yaml.YAMLError, name: str) -> Diagnostic:
+def _yaml_diagnostic(exc: yaml.YAMLError, name: str, text: str) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
     if isinstance(exc, yaml.reader.ReaderError):
-        problem = f"unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return _unacceptable_character(exc, name, text)
     message = f"invalid YAML: {problem}"
     context_mark = getattr(exc, "context_mark", None)
     hint = None
@@ -177,6 +177,23 @@ def _yaml_diagnostic(exc: yaml.YAMLError, name: str) -> Diagnostic:
         return error("yaml.syntax", message, Span(name, 1, 1, 1, 1), hint)
     span = Span(name, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2)
     return error("yaml.syntax", message, span, hint)
+
+
+def _unacceptable_character(exc: yaml.reader.ReaderError, name: str, text: str) -> Diagnostic:
+    """A character YAML refuses (NUL, other control characters), at its own line:column:
+    the reader reports only an offset, which we turn into a position in the text."""
+    character = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+    offset = exc.position if text[exc.position : exc.position + 1] == character else -1
+    if offset < 0:
+        offset = max(text.find(character), 0)
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return error(
+        "yaml.syntax",
+        f"invalid YAML: unacceptable character #x{ord(character):04x}: {exc.reason}",
+        Span(name, line, column, line, column + 1),
+        "remove the character (write it as an escape such as `\\x00` in a double-quoted string)",
+    )
 
 
 class _LoadError(Exception):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -50,3 +52,17 @@ def test_bad_context_json_is_a_diagnostic() -> None:
     code, _, err = run_eval("inputs", "-c", "inputs={nope")
     assert code == 2
     assert "context `inputs` is not valid JSON" in err
+
+
+@pytest.mark.parametrize(
+    "expression", ["Infinity", "${{ -Infinity }}", "NaN", "fromJSON('[1]')[5] || NaN"]
+)
+def test_numbers_json_cannot_hold_print_as_null(expression: str) -> None:
+    code, out, _ = run_eval(expression)
+    assert (code, json.loads(out)) == (0, None)
+
+
+def test_from_json_of_a_number_too_large_is_an_error_not_infinity() -> None:
+    code, out, err = run_eval("fromJSON('1e400')")
+    assert (code, out) == (2, "")
+    assert "the number 1e400 is out of range" in err

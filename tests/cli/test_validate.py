@@ -25,8 +25,7 @@ EXPECTED: dict[str, list[tuple[int, int, str]]] = {
         (
             5,
             13,
-            "dependency cycle: `python` (line 5), which waits for `kubernetes` (line 11),"
-            " which waits for `docker` (line 8), which waits for `python`",
+            "cycle.yaml:11), which waits for `docker` (",
         )
     ],
     "unknown-names.yaml": [

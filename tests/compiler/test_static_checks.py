@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from wfx import api
-from wfx.diagnostics import Diagnostic, Severity
+from wfx.compiler import compile_workflow
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Severity, Span
+from wfx.expr import Template
+from wfx.model import Action, Defaults, Step, StepId, StepKind, StepRef, Workflow
 
 Write = Callable[[str], Path]
 
@@ -82,7 +85,7 @@ def test_cycle_lists_every_step_with_its_line(workflow_file: Write) -> None:
     [found] = diagnose(workflow_file, text)
     assert found.code == "compile.cycle"
     for name, line in (("a", 5), ("b", 6), ("c", 7)):
-        assert f"`{name}` (line {line})" in found.message
+        assert f"`{name}` ({found.span.file}:{line})" in found.message
 
 
 def test_a_group_needing_its_own_child_is_a_cycle(workflow_file: Write) -> None:
@@ -264,3 +267,219 @@ def test_all_problems_are_reported_at_once_in_order(workflow_file: Write) -> Non
     """
     lines = [line for line, _, _ in errors(workflow_file, text)]
     assert lines == sorted(lines) and len(lines) == 3
+
+
+def test_every_cycle_is_reported_in_one_pass_with_each_steps_file_and_line(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - {id: a, run: echo, needs: [b]}
+      - {id: b, run: echo}
+      - id: g
+        needs: [inner]
+        steps:
+          - {id: inner, run: echo}
+      - id: h
+        steps:
+          - {id: child, run: echo, needs: [h]}
+      - {id: me, run: echo, needs: [me]}
+    """
+    found = diagnose(workflow_file, text)
+    assert [d.code for d in found] == ["compile.cycle"] * 4
+    name = str(found[0].span.file)
+    assert [d.message for d in found] == [
+        f"dependency cycle: `a` ({name}:3), which waits for `b` ({name}:4), which waits for `a`",
+        f"dependency cycle: `g` ({name}:5), which waits for `inner` ({name}:8),"
+        " which waits for `g`",
+        f"dependency cycle: `h` ({name}:9), which waits for `child` ({name}:11),"
+        " which waits for `h`",
+        f"dependency cycle: `me` ({name}:12), which waits for `me`",
+    ]
+    assert [(d.span.line, d.span.column) for d in found] == [(3, 10), (5, 9), (9, 9), (12, 10)]
+
+
+def test_two_cycles_through_one_step_are_one_knot(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - type: parallel
+        steps:
+          - {id: a, run: echo, needs: [b, c]}
+          - {id: b, run: echo, needs: [a]}
+          - {id: c, run: echo, needs: [a]}
+          - {id: d, run: echo, needs: [a]}
+    """
+    [found] = diagnose(workflow_file, text)
+    assert found.code == "compile.cycle"
+    name = found.span.file
+    assert found.message == (
+        f"dependency cycle: `a` ({name}:5), which waits for `b` ({name}:6), which waits for `a`;"
+        f" other cycles through the same steps also involve `c` ({name}:7)"
+    )
+    assert "`d`" not in found.message  # waits for the knot, is not part of it
+
+
+def test_a_cycle_of_twenty_thousand_steps_is_found_without_recursion() -> None:
+    span = Span("big.yaml", 1, 1)
+    count = 20_000
+    steps = tuple(
+        Step(
+            kind=StepKind.CMD,
+            span=Span("big.yaml", i + 1, 1),
+            path=("steps", i),
+            id=StepId(f"s{i}"),
+            needs=(StepRef(StepId(f"s{(i - 1) % count}"), span),),
+            action=Action(StepKind.CMD, span, cmd=(Template(("true",)),)),
+        )
+        for i in range(count)
+    )
+    workflow = Workflow(
+        "big.yaml", span, None, None, (), (), {}, Defaults(), None, None, steps, (), {}
+    )
+    with pytest.raises(DiagnosticsError) as caught:
+        compile_workflow(workflow)
+    [found] = caught.value.diagnostics
+    assert found.message.startswith("dependency cycle: `s0` (big.yaml:1), which waits for `s19999`")
+    assert found.message.count("which waits for") == count
+
+
+def test_uses_naming_main_or_wfx_itself_is_refused_with_its_position(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - uses: python:__main__:main
+      - uses: python:wfx.cli:main
+      - uses: "python:wfx:api"
+        rollback: {uses: 'python:wfx.runtime.engine:run'}
+      - uses: python:wfx_tools:fine
+    """
+    found = diagnose(workflow_file, text)
+    assert {d.code for d in found} == {"compile.forbidden-callable"}
+    assert [(d.span.line, d.span.column) for d in found] == [(3, 11), (4, 11), (5, 11), (6, 22)]
+    assert "`__main__`" in found[0].message and "`wfx.cli`" in found[1].message
+    assert all("python:my_tools:deploy" in (d.hint or "") for d in found)
+
+
+CONSTANT_ERRORS = """
+wfx: 1
+inputs:
+  x: {type: string, default: a}
+env:
+  A: "${{ format('{0} {1}', 'a') }}"
+steps:
+  - id: s
+    run: |
+      echo ${{ fromJSON('not json') }}
+      echo ${{ inputs.x && fromJSON('only when x is true') }}
+      echo ${{ case(1, 'a', 'b') }} ${{ format('{0}', inputs.x) }} ${{ format('{0}', 'ok') }}
+    condition: ${{ success() && format('{0}') == 'x' }}
+  - id: t
+    uses: python:m:f
+    with:
+      a: ["${{ toJSON(fromJSON('{')) }}"]
+    condition: "${{ format('{0}') == 'x' && success() }}"
+"""
+
+
+def test_expression_errors_on_literals_are_reported_at_their_position(
+    workflow_file: Write,
+) -> None:
+    found = errors(workflow_file, CONSTANT_ERRORS)
+    assert [(line, column) for line, column, _ in found] == [
+        (5, 11),
+        (9, 16),
+        (11, 16),
+        (16, 23),
+        (17, 21),
+    ]
+    assert found[0][2] == (
+        "the following format string references more arguments than were supplied: {0} {1}"
+    )
+    assert found[1][2].startswith("error parsing JSON when evaluating fromJSON")
+    assert found[2][2] == "case predicate must evaluate to a boolean value"
+
+
+def test_plan_refuses_a_proven_expression_error(workflow_file: Write) -> None:
+    path = workflow_file(CONSTANT_ERRORS)
+    with pytest.raises(DiagnosticsError) as caught:
+        api.plan_file(path)
+    assert [d.span.line for d in caught.value.diagnostics if d.span] == [5, 9, 11, 16, 17]
+
+
+def test_a_comparison_the_input_declaration_already_decides_warns(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    inputs:
+      env: {type: choice, enum: [dev, staging, production], default: dev}
+      opt: {type: choice, enum: [a, b]}
+      n: {type: number, default: 1}
+      flag: {type: boolean, default: false}
+      s: {type: string}
+    steps:
+      - run: echo
+        condition: inputs.env == 'prod' || inputs.env == 'DEV' || inputs['env'] != 'qa'
+      - run: echo ${{ inputs.n == 'abc' }} ${{ inputs.n == '0x10' }} ${{ 'yes' == inputs.flag }}
+      - run: echo ${{ inputs.opt == '' }} ${{ inputs.opt == 'c' }} ${{ inputs.s == 'x' }}
+      - run: echo ${{ inputs.flag == 1 }} ${{ inputs.n == true }} ${{ inputs.env == 'Staging' }}
+    """
+    found = diagnose(workflow_file, text)
+    assert {d.severity for d in found} == {Severity.WARNING}
+    assert {d.code for d in found} == {"compile.fixed-comparison"}
+    assert [(d.span.line, d.span.column, d.message) for d in found] == [
+        (
+            10,
+            16,
+            "`inputs.env == 'prod'` is always false:"
+            " input `env` is one of dev, staging, production",
+        ),
+        (
+            10,
+            63,
+            "`inputs['env'] != 'qa'` is always true:"
+            " input `env` is one of dev, staging, production",
+        ),
+        (11, 19, "`inputs.n == 'abc'` is always false: input `n` is a number"),
+        (
+            11,
+            70,
+            "`'yes' == inputs.flag` is always false: input `flag` is a boolean (true or false)",
+        ),
+        (12, 43, "`inputs.opt == 'c'` is always false: input `opt` is one of a, b, ''"),
+    ]
+
+
+def test_reads_are_checked_against_everything_upstream_through_groups(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    type: parallel
+    steps:
+      - id: build
+        steps:
+          - {id: compile, run: echo}
+          - {id: pack, run: 'echo ${{ steps.compile.outputs.x }} ${{ steps.build.status }}'}
+      - {id: lint, run: echo}
+      - id: ship
+        needs: [build]
+        steps:
+          - id: push
+            run: 'echo ${{ steps.compile.outputs.x }} ${{ steps.pack.outputs.y }}'
+            rollback: {run: 'echo ${{ steps.push.outputs.z }} ${{ steps.LINT.outputs.w }}'}
+      - {id: report, run: 'echo ${{ steps.push.outputs.z }} ${{ steps.ship.status }}'}
+    finally:
+      - {id: last, run: 'echo ${{ steps.lint.outputs.w }}'}
+    """
+    found = [(d.span.line, d.message) for d in diagnose(workflow_file, text)]
+    assert found == [
+        # a step inside `build` cannot see `build` finished
+        (7, "`pack` reads `steps.build` but does not wait for `build`"),
+        # `ship` waits for `build` (so for `compile` and `pack`), never for `lint`
+        (14, "`push` reads `steps.lint` but does not wait for `lint`"),
+        (15, "`report` reads `steps.push` but does not wait for `push`"),
+        (15, "`report` reads `steps.ship` but does not wait for `ship`"),
+    ]

@@ -4,6 +4,7 @@ completion repeats that one step, once."""
 
 from __future__ import annotations
 
+import ast
 from collections import Counter
 from pathlib import Path
 
@@ -112,7 +113,38 @@ def test_crash_at_the_backoff_failpoint_keeps_the_attempt_count(tmp_path: Path, 
     assert attempts == [1, 2, 3]
 
 
-def test_every_failpoint_is_exercised() -> None:
-    """Failpoints covered / total: every named point is crashed at by some test here."""
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "wfx"
+
+
+def failpoints_in_the_source() -> Counter[str]:
+    """The name of every `failpoint("...")` call in src/wfx, read from the code itself."""
+    found: Counter[str] = Counter()
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and _called_name(node.func) == "failpoint"):
+                continue
+            [argument] = node.args
+            assert isinstance(argument, ast.Constant) and isinstance(argument.value, str), (
+                f"{path.name}:{node.lineno}: a failpoint's name must be a literal string"
+            )
+            found[argument.value] += 1
+    return found
+
+
+def _called_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else None
+
+
+def test_the_documented_failpoints_are_exactly_those_in_the_code() -> None:
+    in_code = failpoints_in_the_source()
+    assert len(in_code) >= 10  # the scan found the journal's points at all
+    assert sorted(in_code) == sorted(names())
+    assert [name for name, uses in in_code.items() if uses > 1] == []  # one spot each
+
+
+def test_every_failpoint_in_the_code_is_exercised() -> None:
+    """Every point the code has is crashed at by some test here."""
     covered = {p for p, _ in CASES} | set(ROLLBACK_POINTS) | {"journal.retry-scheduled"}
-    assert covered == set(names())
+    assert covered == set(failpoints_in_the_source())

@@ -1,7 +1,9 @@
 """GitHub's own expression test data (actions/languageservices), every case, by id.
 
-The cases live outside the project, in ../shared/conformance/gha-expressions/.
-Each names its contexts, which are also the complete list of allowed names.
+The cases are copied into the project, with the license that covers them, in
+tests/expr/conformance/ (see its README.md). Each names its contexts, which are
+also the complete list of allowed names. Missing cases fail the suite: they
+are part of what every clone must run.
 """
 
 from __future__ import annotations
@@ -15,26 +17,22 @@ import pytest
 
 from wfx.expr import ExpressionError, evaluate
 
-CASES_FILE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "conformance"
-    / "gha-expressions"
-    / "cases.json"
-)
+CONFORMANCE = Path(__file__).resolve().parent / "conformance"
+CASES_FILE = CONFORMANCE / "cases.json"
+EXPECTED_CASES = 1_020
 
 
 def _load_cases() -> list[Any]:
     if not CASES_FILE.is_file():
-        return [
-            pytest.param(
-                None,
-                id="cases-missing",
-                marks=pytest.mark.skip(reason=f"conformance cases not found at {CASES_FILE}"),
-            )
-        ]
+        return []  # test_the_cases_are_all_there fails, loudly
     cases = json.loads(CASES_FILE.read_text(encoding="utf-8"))
     return [pytest.param(case, id=case["id"]) for case in cases]
+
+
+def test_the_cases_are_all_there_with_their_license() -> None:
+    assert CASES_FILE.is_file(), f"conformance cases missing: {CASES_FILE}"
+    assert len(_load_cases()) == EXPECTED_CASES
+    assert "MIT License" in (CONFORMANCE / "LICENSE").read_text(encoding="utf-8")
 
 
 def kind_of(value: Any) -> str:

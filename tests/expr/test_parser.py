@@ -122,8 +122,13 @@ def test_unknown_names_and_functions_are_parse_errors_even_when_never_evaluated(
 
 
 def test_names_ignore_case_and_none_allows_any() -> None:
-    parse("GitHub.ref", names=["github"])
-    parse("anything.at.all")
+    found = parse("GitHub.ref", names=["github"])
+    assert [r.path for r in found.references()] == [("GitHub", "ref")]
+    assert found.evaluate({"github": {"ref": "main"}}) == "main"
+    with pytest.raises(ExpressionError, match="named-value: 'GitHub'"):
+        parse("GitHub.ref", names=["inputs"])
+    anything = parse("anything.at.all")
+    assert [r.path for r in anything.references()] == [("anything", "at", "all")]
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def steps(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     st.lists(steps(), min_size=0, max_size=4),
     st.dictionaries(
         st.sampled_from(
-            ["wfx", "name", "timeout", "maxParallel", "defaults", "env", "inputs", "bogus"]
+            ["wfx", "name", "timeout", "maxParallel", "type", "defaults", "env", "inputs", "bogus"]
         ),
         VALUES,
     ),

@@ -1,10 +1,12 @@
-"""Cold start: importing the schema stage is cheap, and validation reuses one validator."""
+"""Cold start: importing the schema stage is cheap, and validation reuses one validator.
+
+How fast a warm validation is: `python bench/run.py schema_warm`.
+"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 from wfx import schema as wfx_schema
 from wfx.source import loads
@@ -30,11 +32,8 @@ def test_the_validator_is_built_once() -> None:
     assert wfx_schema._validator() is first
 
 
-def test_a_warm_ten_step_validation_takes_milliseconds() -> None:
+def test_a_warm_ten_step_validation_finds_nothing() -> None:
+    # its speed against a plain jsonschema validator: `python bench/run.py schema_warm`
     document = loads(TEN_STEPS, "t.yaml")
     assert wfx_schema.validate(document) == []
-    started = time.perf_counter()
-    for _ in range(10):
-        wfx_schema.validate(document)
-    per_run = (time.perf_counter() - started) / 10
-    assert per_run < 0.05  # typically ~2 ms; the bound only catches a rebuilt validator
+    assert wfx_schema.validate(document) == []

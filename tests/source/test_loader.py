@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import time
 
 import pytest
 
@@ -97,14 +96,13 @@ def _billion_laughs(levels: int = 9) -> str:
     return text
 
 
-def test_alias_bomb_is_refused_fast_and_small() -> None:
+def test_alias_bomb_is_refused_small() -> None:
+    # how fast, against loading a plain file of its size: `python bench/run.py alias_bomb`
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.perf_counter()
     found = problems(_billion_laughs())
-    elapsed = time.perf_counter() - started
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert "expands to more than" in found[0]
-    assert elapsed < 0.5, f"alias bomb took {elapsed:.3f}s"
+    [message] = found
+    assert message.startswith("7:8 the document expands to more than 1,000,000 values")
     assert grown_kib < 100 * 1024, f"alias bomb grew RSS by {grown_kib} KiB"
 
 
@@ -144,3 +142,18 @@ def test_two_documents_are_an_error() -> None:
 def test_empty_file_is_none() -> None:
     assert loads("", "t.yaml").data is None
     assert loads("# only a comment\n", "t.yaml").data is None
+
+
+@pytest.mark.parametrize(
+    ("text", "position"),
+    [
+        ("wfx: 1\nsteps:\n  - run: echo a\x00b\n", "3:16"),
+        ("a: 1\r\nb: '\x01'\r\n", "2:5"),
+        ("\x00", "1:1"),
+        ("a: [x,\n\n     \x7f]\n", "3:6"),
+    ],
+)
+def test_a_control_character_is_reported_where_it_is(text: str, position: str) -> None:
+    [found] = problems(text)
+    assert found.startswith(f"{position} "), found
+    assert "unacceptable character" in found

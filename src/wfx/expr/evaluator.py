@@ -86,6 +86,16 @@ class Expression:
         """The lower-cased names of the functions this expression calls."""
         return ast.function_names(self.root)
 
+    def constant_errors(self) -> Iterator[ExpressionError]:
+        """The errors evaluating it must raise whatever the contexts: each largest part that
+        calls a function on literals only (`format('{0} {1}', 'a')`) and is always evaluated,
+        evaluated now."""
+        for node in _constant_calls(self.root):
+            try:
+                Evaluator({}, Status()).evaluate(node)
+            except ExpressionError as exc:
+                yield exc
+
     def uses_status_function(self) -> bool:
         """Whether it calls success(), failure(), always() or cancelled()."""
         return not self.functions().isdisjoint(ast.STATUS_FUNCTIONS)
@@ -223,6 +233,32 @@ class Evaluator:
             raise EvaluationFailure(f"Unrecognized function: '{node.name}'")
         args = [self.evaluate(arg) for arg in node.args]
         return function.implementation(args, self)
+
+
+def _constant_calls(root: Node) -> Iterator[Node]:
+    """The largest parts of `root` that call a function, depend on literals only and are
+    evaluated whenever `root` is (not an operand of `&&`/`||` after the first)."""
+    constant: dict[int, bool] = {}
+    calls: dict[int, bool] = {}
+    for node in reversed(list(ast.walk(root))):  # children before their parents
+        children = node.children()
+        is_call = isinstance(node, FunctionCall)
+        status_call = isinstance(node, FunctionCall) and node.name.lower() in ast.STATUS_FUNCTIONS
+        constant[id(node)] = (
+            not isinstance(node, NamedValue)
+            and not status_call
+            and all(constant[id(c)] for c in children)
+        )
+        calls[id(node)] = is_call or any(calls[id(c)] for c in children)
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if constant[id(node)] and calls[id(node)]:
+            yield node
+        elif isinstance(node, Logical):
+            stack.append(node.operands[0])  # the others may be short-circuited away
+        else:
+            stack.extend(reversed(node.children()))
 
 
 _COMPARISONS: Final[dict[str, Callable[[Any, Any], bool]]] = {

@@ -190,7 +190,9 @@ def _from_json(args: Sequence[Any], call: Call) -> Any:
     if not text.strip(JS_SPACE):
         raise EvaluationFailure("Empty input when evaluating fromJSON")
     try:
-        return json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
+        return json.loads(
+            text, parse_int=_json_number, parse_float=_json_number, parse_constant=_json_constant
+        )
     except ValueError as exc:
         reason = str(exc)
     except (RecursionError, MemoryError):
@@ -198,8 +200,12 @@ def _from_json(args: Sequence[Any], call: Call) -> Any:
     raise EvaluationFailure(f"Error parsing JSON when evaluating fromJSON: {reason}")
 
 
-def _json_int(digits: str) -> float:
-    return float(digits)  # float() has no digit limit; huge numbers become Infinity
+def _json_number(digits: str) -> float:
+    number = float(digits)  # float() has no digit limit
+    if math.isinf(number):  # JSON has no infinity: `1e400` is not a value we can hold
+        shown = digits if len(digits) <= 40 else digits[:40] + "…"
+        raise ValueError(f"the number {shown} is out of range")
+    return number
 
 
 def _json_constant(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wfx.explain import Explanation
+from wfx.explain import Explanation, GroupExplanation
 from wfx.graph import RetrySchedule
 from wfx.model import OnError
 from wfx.render.units import duration, value, waits
@@ -13,7 +13,13 @@ def render_explanation(explanation: Explanation) -> str:
     step = explanation.step
     lines = [f"step `{step.id}` ({step.kind.value}, line {step.line})"]
     lines += ["", f"Position: stage {step.stage + 1} of the {step.section.value} steps"]
-    if not explanation.chain:
+    if explanation.is_finally:
+        lines.append(
+            "  a `finally` step: it starts once every main step has ended and compensation"
+            " (if any) is done, whatever happened (success, failure, timeout or Ctrl-C;"
+            " only a second Ctrl-C skips it)"
+        )
+    elif not explanation.chain:
         lines.append("  it waits for nothing: it can start as soon as the run starts")
     for hop in explanation.chain:
         lines.append(f"  `{hop.step}` waits for `{hop.waits_for}`: {hop.reason}")
@@ -48,12 +54,9 @@ def _setting_value(name: str, setting: object) -> str:
 
 
 def _failure_lines(explanation: Explanation) -> list[str]:
-    lines = []
-    if explanation.attempts > 1:
-        waiting = waits(explanation.step.retry)
-        lines.append(f"  it is tried {explanation.attempts} times in all, waiting {waiting}")
-    else:
-        lines.append("  it is not retried")
+    if explanation.is_finally:
+        return _finally_failure_lines(explanation)
+    lines = [_attempts_line(explanation)]
     if explanation.on_error is OnError.CONTINUE:
         lines.append(
             "  onError: continue -> it is marked failed and the run goes on"
@@ -78,3 +81,59 @@ def _failure_lines(explanation: Explanation) -> list[str]:
         lines.append("  no rollback runs (no earlier step has one)")
     lines.append("  then the `finally` steps run")
     return lines
+
+
+def _finally_failure_lines(explanation: Explanation) -> list[str]:
+    lines = [_attempts_line(explanation)]
+    if explanation.on_error is OnError.CONTINUE:
+        lines.append("  onError: continue -> it is marked failed and the run's result stands")
+    else:
+        lines.append(
+            "  onError: fail -> the run fails (exit 1); nothing is cancelled or rolled back:"
+            " the main steps have ended and compensation has already run"
+        )
+    if explanation.skipped_on_failure:
+        lines.append(
+            "  skipped (they depend on it and their condition asks for success): "
+            + ", ".join(explanation.skipped_on_failure)
+        )
+    if explanation.still_run_on_failure:
+        lines.append(
+            "  the other `finally` steps still run: " + ", ".join(explanation.still_run_on_failure)
+        )
+    return lines
+
+
+def _attempts_line(explanation: Explanation) -> str:
+    if explanation.attempts > 1:
+        waiting = waits(explanation.step.retry)
+        return f"  it is tried {explanation.attempts} times in all, waiting {waiting}"
+    return "  it is not retried"
+
+
+def render_group_explanation(explanation: GroupExplanation) -> str:
+    """A group: where it stands and why, what its children inherit, and what it holds."""
+    group = explanation
+    lines = [f"group `{group.id}` ({group.type.value}, line {group.line})"]
+    lines += ["", f"Position: in the {group.section.value} steps"]
+    if not group.chain:
+        lines.append("  it waits for nothing: it can start as soon as the run starts")
+    for hop in group.chain:
+        lines.append(f"  `{hop.step}` waits for `{hop.waits_for}`: {hop.reason}")
+    order = "all start together" if group.type.value == "parallel" else "run one after another"
+    cap = f", at most {group.max_parallel} at once" if group.max_parallel else ""
+    lines += ["", f"Children ({len(group.children)}; they {order}{cap}):"]
+    lines += [f"  `{c.id}` ({c.kind.value}, line {c.line})" for c in group.children]
+    lines.append("  steps inside, in order: " + (", ".join(group.steps) or "none"))
+    lines += ["", "Settings its steps inherit (unless they set their own):"]
+    for name, setting in group.settings.items():
+        lines.append(
+            f"  {name} = {_setting_value(name, setting.value)}  (from {setting.describe()})"
+        )
+    for name, setting in group.env.items():
+        lines.append(
+            f"  env {name} = {_setting_value('env', setting.value)}  (from {setting.describe()})"
+        )
+    condition = group.condition or "success() (default)"
+    lines += ["", f"Condition: {condition}; when it is false, every step inside is skipped"]
+    return "\n".join(lines) + "\n"
