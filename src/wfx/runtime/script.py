@@ -221,9 +221,17 @@ class _Scanner:
         if frame.assignment and _assigns(text, index + 1):
             for number in frame.holes:
                 self.evaluating.setdefault(number, "subscript")
-        elif frame.closer == "]" and frame.evaluating and self.frames:
-            if self.frames[-1].closer == "}" and _is_substring(text, index + 1):
-                self.frames[-1].evaluating = "substring"
+        elif self.subscript_then_substring(frame, text, index + 1):  # `${a[1]:…}`
+            self.frames[-1].evaluating = "substring"
+
+    def subscript_then_substring(self, frame: _Frame, text: str, position: int) -> bool:
+        parameter = self.frames[-1] if self.frames else None
+        return (
+            frame.closer == "]"
+            and parameter is not None
+            and parameter.closer == "}"
+            and _is_substring(text, position)
+        )
 
     def enter_substitution(self, text: str, index: int) -> None:
         """`$(` opens a command substitution (`$((` an arithmetic expansion): unquoted
@@ -281,10 +289,10 @@ class _Scanner:
         top = self.frames[-1] if self.frames else None
         if self.expansion(char, text, index):
             return
-        if char == "(" and following == "(" and (top is None or top.closer == ")"):
-            if self.previous not in "<>=":
-                self.open(_Frame(")", self.state, "arithmetic"))
-                return
+        arithmetic_command = following == "(" and self.previous not in "<>="
+        if char == "(" and arithmetic_command and (top is None or top.closer == ")"):
+            self.open(_Frame(")", self.state, "arithmetic"))
+            return
         if char == "(" and self.previous == "=":
             self.open(_Frame(")", self.state, compound=True))  # `a=( … )`: one word
             return
