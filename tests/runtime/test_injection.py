@@ -133,7 +133,7 @@ EVALUATING = {
     "conditional-lt-right-operand": ("[[ 1 -lt X ]] && echo yes", "yes"),
     "conditional-ge-after-and": ('[[ a == a && "X" -ge 2 ]] && echo yes', "yes"),
     "conditional-ne-in-parentheses": ("[[ ( X -ne 1 ) ]] && echo yes", "yes"),
-    "conditional-v": ('a=(p q r); [[ -v "a[X]" ]] && echo yes', "yes"),
+    "conditional-v": ('set -- p q; [[ -v "X" ]] && echo yes', "yes"),
     "test-v": ('a=(p q r); [ -v "a[X]" ] && echo yes', "yes"),
     "test-command-v": ('a=(p q r); test -v "a[X]" && echo yes', "yes"),
     "let": ('let "c = X + 1"; echo $c', "3"),
