@@ -89,6 +89,16 @@ _REFERENCE = {
 _BARE = "${{{name}}}"
 
 _WORD_START = " \t\n;|&()"
+#: runs of characters that change nothing in each state (the scanner skips them at once)
+_PLAIN = {
+    _State.NORMAL: re.compile(r"[^$()\\'\"#<\n\[\]{};|&` \t=]+"),
+    _State.DOUBLE: re.compile(r"[^$\\\"\[\]{}\n]+"),
+    _State.SINGLE: re.compile(r"[^'\n]+"),
+    _State.ANSI: re.compile(r"[^\\'\n]+"),
+    _State.COMMENT: re.compile(r"[^\n]+"),
+    _State.HEREDOC: re.compile(r"[^$\]}\n]+"),
+    _State.QUOTED_HEREDOC: re.compile(r"[^\n]+"),
+}
 _COMMAND_BREAK = ";|&()\n"
 _PARAMETER = re.compile(r"\$\{[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
 _ASSIGNED_ELEMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[|\[(?![\s\[\]])")
@@ -147,6 +157,7 @@ class _Scanner:
     """Follows the shell's quoting state through literal script text."""
 
     arithmetic_test: bool = False
+    commands_matter: bool = True  # False: no builtin that evaluates words, skip tracking words
     state: _State = _State.NORMAL
     previous: str = "\n"
     pending: list[_Heredoc] = field(default_factory=list)
@@ -159,20 +170,42 @@ class _Scanner:
     declared: set[str] = field(default_factory=set)
 
     def feed(self, text: str) -> None:
-        for index, char in enumerate(text):
+        index = 0
+        while index < len(text):
+            plain = None if self.skip else self.plain_run(text, index)
+            if plain is not None:
+                self.take_plain(plain)
+                index += len(plain)
+                continue
+            char = text[index]
             if self.skip:
                 self.skip -= 1
             else:
                 before = self.state
                 self.step(char, text, index)
-                self.track(char, before)
+                if self.commands_matter:
+                    self.track(char, before)
             if self.active is not None and char != "\n":
                 self.line += char  # the heredoc line so far, to find its delimiter
             self.previous = char
+            index += 1
+
+    def plain_run(self, text: str, index: int) -> str | None:
+        """The characters from `index` on that change no state (None: `text[index]` may)."""
+        if self.state is _State.NORMAL and self.previous in _WORD_START:
+            return None  # a word starts: it may be `a[…]=`
+        found = _PLAIN[self.state].match(text, index)
+        return found.group() if found else None
+
+    def take_plain(self, run: str) -> None:
+        if self.commands_matter and self.state not in _UNTRACKED:
+            self.commands[-1].current.text += run
+        if self.active is not None:
+            self.line += run
+        self.previous = run[-1]
 
     def step(self, char: str, text: str, index: int) -> None:
-        handler: Callable[[str, str, int], None] = getattr(self, f"in_{self.state.name.lower()}")
-        handler(char, text, index)
+        _HANDLERS[self.state](self, char, text, index)
 
     # -- holes ------------------------------------------------------------------------------
 
@@ -192,7 +225,7 @@ class _Scanner:
             and not top.assignment
         ):
             reference = _BARE
-        if self.state not in (_State.COMMENT, _State.HEREDOC, _State.QUOTED_HEREDOC):
+        if self.commands_matter and self.state not in _UNTRACKED:
             for command in self.commands:
                 command.current.holes.append((number, len(command.current.text)))
             self.commands[-1].current.text += _HOLE
@@ -401,7 +434,7 @@ class _Scanner:
 
     def track(self, char: str, before: _State) -> None:
         """Add `char` to the words of the command being read; judge the command at its end."""
-        if before in (_State.COMMENT, _State.HEREDOC, _State.QUOTED_HEREDOC):
+        if before in _UNTRACKED:
             return
         command = self.commands[-1]
         at_level = len(self.frames) == command.level and before is _State.NORMAL
@@ -418,6 +451,8 @@ class _Scanner:
 
     def conditional_continues(self, command: _Command, char: str) -> bool:
         """Inside `[[ … ]]`, `&&`, `||`, `(`, `)` and newlines do not end the command."""
+        if command.current.text != "[[" and all(w.text != "[[" for w in command.words):
+            return False
         words = [w.text for w in (*command.words, command.current) if w.text]
         name = _command_name(words)
         return name == "[[" and "]]" not in words
@@ -500,6 +535,12 @@ class _Scanner:
                 self.evaluating.setdefault(number, context)
 
 
+_HANDLERS: dict[_State, Callable[[_Scanner, str, str, int], None]] = {
+    state: getattr(_Scanner, f"in_{state.name.lower()}") for state in _State
+}
+_UNTRACKED = frozenset({_State.COMMENT, _State.HEREDOC, _State.QUOTED_HEREDOC})
+
+
 def _assigns(text: str, position: int) -> bool:
     return text.startswith("=", position) or text.startswith("+=", position)
 
@@ -538,6 +579,25 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
             yield word
 
 
+#: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
+_COMMAND_TRIGGERS = re.compile(
+    r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test)\b"
+)
+#: text without which a script has no evaluating context at all
+_EVALUATING_TRIGGERS = re.compile(r"\(\(|\$\[|\$\{|" + _COMMAND_TRIGGERS.pattern)
+
+
+def _literal_text(template: Template) -> str:
+    return "".join(part for part in template.parts if isinstance(part, str))
+
+
+def _scanner_for(template: Template, shell: str | None) -> _Scanner:
+    return _Scanner(
+        arithmetic_test=shell_program(shell) in _ARITHMETIC_TEST_SHELLS,
+        commands_matter=_COMMAND_TRIGGERS.search(_literal_text(template)) is not None,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedScript:
     """The script text to run and the variables that carry its interpolated values."""
@@ -559,7 +619,7 @@ def prepare_script(
     A value bound for an evaluating context must render as an integer literal, else
     :class:`EvaluatedValueError` (the compiler admits only expressions proven numeric there).
     """
-    scanner = _Scanner(arithmetic_test=shell_program(shell) in _ARITHMETIC_TEST_SHELLS)
+    scanner = _scanner_for(template, shell)
     pieces: list[str] = []
     values: list[tuple[Expression, str]] = []
     for part in template.parts:
@@ -597,7 +657,7 @@ class ScriptSite:
 
 def scan_sites(template: Template, shell: str | None = None) -> list[ScriptSite]:
     """Every `${{ }}` of a script, with where it stands (for the compiler and the linter)."""
-    scanner = _Scanner(arithmetic_test=shell_program(shell) in _ARITHMETIC_TEST_SHELLS)
+    scanner = _scanner_for(template, shell)
     found: list[tuple[Expression, str, str]] = []
     text = ""
     for part in template.parts:
@@ -671,6 +731,8 @@ def _check_script(template: Template, shell: str | None, numbers: set[str]) -> l
         return [
             _unquotable(expression, shell_program(shell)) for expression in template.expressions()
         ]
+    if not _EVALUATING_TRIGGERS.search(_literal_text(template)):
+        return []  # the common case, decided without scanning
     return [
         _evaluated(site)
         for site in scan_sites(template, shell)
