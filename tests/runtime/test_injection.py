@@ -165,6 +165,19 @@ EVALUATING = {
     "read-name": ('read "a[X]" <<< v; echo ${a[2]}', "v"),
     "read-name-after-options": ('read -r -p "" "a[X]" <<< v; echo ${a[2]}', "v"),
     "printf-v": ('printf -v "a[X]" %s v; echo ${a[2]}', "v"),
+    # what a scanner that loses its place would miss
+    "after-a-here-string": ('cat <<< "x" >/dev/null\necho $(( X + 1 ))', "3"),
+    "after-an-arithmetic-shift": ("echo $(( 1 << 2 )) >/dev/null\necho $(( X + 1 ))", "3"),
+    "after-a-shift-assignment": ("(( y = 1, y <<= 1 ))\necho $(( X + y ))", "4"),
+    "in-backquotes": ("echo `echo $(( X + 1 ))`", "3"),
+    "arithmetic-command-in-backquotes": ("echo `(( c = X )); echo $c`", "2"),
+    "let-in-backquotes-in-double-quotes": ('echo "`let c=X; echo $c`"', "2"),
+    "let-in-backquotes-in-heredoc": ("cat <<EOF\n`let c=X; echo $c`\nEOF", "2"),
+    "let-in-substitution": ("echo $(let c=X; echo $c)", "2"),
+    "let-after-a-substitution": ("let c=$(echo 1)+X; echo $c", "3"),
+    "case-pattern-in-substitution": ('echo "$(case a in a) (( c = X )); echo $c;; esac)"', "2"),
+    "parentheses-in-old-arithmetic": ("echo $[ (1 + 1) * X ]", "4"),
+    "parentheses-in-subscript": ("a=(p q r); echo ${a[(0 + 1) * X]}", "r"),
 }
 
 
@@ -270,6 +283,11 @@ NOT_EVALUATING = {
     "arithmetic-in-single-quotes": "echo '$(( X ))' >/dev/null; echo same",
     "arithmetic-in-quoted-heredoc": "cat <<'EOF' >/dev/null\n$(( X ))\nEOF\necho same",
     "arithmetic-in-comment": "echo same # $(( X ))",
+    "read-from-a-here-string": 'read -r v <<< "X"; echo same',
+    "read-from-a-file-named-by-the-value": 'read -r v 2>/dev/null < "X" || true; echo same',
+    "associative-array": 'declare -A m; m[X]=1; echo "${m[X]}" >/dev/null; echo same',
+    "echo-in-backquotes": 'echo "`echo X`" >/dev/null; echo same',
+    "case-pattern": 'case "X" in *) echo same;; esac',
 }
 
 

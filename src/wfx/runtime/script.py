@@ -92,16 +92,19 @@ _WORD_START = " \t\n;|&()"
 #: runs of characters that change nothing in each state (the scanner skips them at once)
 _PLAIN = {
     _State.NORMAL: re.compile(r"[^$()\\'\"#<\n\[\]{};|&` \t=]+"),
-    _State.DOUBLE: re.compile(r"[^$\\\"\[\]{}\n]+"),
+    _State.DOUBLE: re.compile(r"[^$\\\"\[\]{}\n`]+"),
     _State.SINGLE: re.compile(r"[^'\n]+"),
     _State.ANSI: re.compile(r"[^\\'\n]+"),
     _State.COMMENT: re.compile(r"[^\n]+"),
-    _State.HEREDOC: re.compile(r"[^$\]}\n]+"),
+    _State.HEREDOC: re.compile(r"[^$\]}\n`]+"),
     _State.QUOTED_HEREDOC: re.compile(r"[^\n]+"),
 }
 _COMMAND_BREAK = ";|&()\n"
-_PARAMETER = re.compile(r"\$\{[#!]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
-_ASSIGNED_ELEMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[|\[(?![\s\[\]])")
+_PARAMETER = re.compile(r"\$\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+_ASSIGNED_ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)?\[(?![\s\[\]])")
+#: a redirection operator, alone (its target is the next word) or with its target
+_CASE_WORD = re.compile(r"(?:case|esac)(?=[\s;&|)]|$)")
+_REDIRECTION = re.compile(r"[0-9]*(?:<<<|<<-?|<>|>>|>\||<&|>&|&>>|&>|<|>)(.*)", re.S)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
 _DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
@@ -128,8 +131,15 @@ class _Frame:
     evaluating: str | None = None  # the evaluating context its text is in
     assignment: bool = False  # `a[…]`: a subscript only if `=` follows
     compound: bool = False  # `a=( … )`: part of the assignment word, not a command
-    depth: int = 0
+    depth: int = 0  # nested openers of its closer (`(` in `$( )`, `[` in `[ ]`)
+    parens: int = 0  # `(` open inside a `${ }` or `[ ]`
+    cases: int = 0  # `case` commands open inside a `$( )`: a `)` ends a pattern, not it
     holes: list[int] = field(default_factory=list)
+
+    @property
+    def is_command(self) -> bool:
+        """Whether its text is a command of its own (`$( )`, backquotes)."""
+        return self.closer in (")", "`") and self.evaluating is None and not self.compound
 
 
 @dataclass
@@ -167,7 +177,8 @@ class _Scanner:
     frames: list[_Frame] = field(default_factory=list)
     commands: list[_Command] = field(default_factory=lambda: [_Command(0)])
     evaluating: dict[int, str] = field(default_factory=dict)
-    declared: set[str] = field(default_factory=set)
+    declared: set[str] = field(default_factory=set)  # declared `-i` or `-n`
+    associative: set[str] = field(default_factory=set)  # declared `-A`
 
     def feed(self, text: str) -> None:
         index = 0
@@ -181,9 +192,13 @@ class _Scanner:
             if self.skip:
                 self.skip -= 1
             else:
-                before = self.state
+                before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
-                if self.commands_matter:
+                if not self.commands_matter or before in _UNTRACKED:
+                    pass
+                elif len(self.frames) != frames:
+                    command.current.text += char  # `$`, `` ` ``, `)`: part of the word around
+                else:
                     self.track(char, before)
             if self.active is not None and char != "\n":
                 self.line += char  # the heredoc line so far, to find its delimiter
@@ -242,14 +257,14 @@ class _Scanner:
 
     def open(self, frame: _Frame) -> None:
         self.frames.append(frame)
-        if frame.closer == ")" and frame.evaluating is None and not frame.compound:
+        if frame.is_command:
             self.commands.append(_Command(len(self.frames)))
 
     def close(self, text: str, index: int) -> None:
         frame = self.frames.pop()
         if frame.outer is not None:
             self.state = frame.outer
-        if frame.closer == ")" and frame.evaluating is None and not frame.compound:
+        if frame.is_command:
             self.end_command(self.commands.pop())
         if frame.assignment and _assigns(text, index + 1):
             for number in frame.holes:
@@ -279,7 +294,12 @@ class _Scanner:
         True if `char` was one of them."""
         following = text[index + 1 : index + 2]
         top = self.frames[-1] if self.frames else None
-        if char == "$" and following == "(":
+        if char == "`" and top is not None and top.closer == "`" and self.state is _State.NORMAL:
+            self.close(text, index)
+        elif char == "`":
+            self.open(_Frame("`", self.state))  # a command substitution, in any quoting
+            self.state = _State.NORMAL
+        elif char == "$" and following == "(":
             self.enter_substitution(text, index)
         elif char == "$" and following == "[":
             self.open(_Frame("]", None, "arithmetic"))
@@ -308,7 +328,7 @@ class _Scanner:
         frame = _Frame("}", None)
         self.open(frame)
         if match and text[end : end + 1] == "[":
-            self.open(_Frame("]", None, "subscript"))
+            self.open(_Frame("]", None, self.subscript_context(match.group(1))))
             end += 1
         elif match and _is_substring(text, end):
             frame.evaluating = "substring"
@@ -323,7 +343,7 @@ class _Scanner:
         if self.expansion(char, text, index):
             return
         arithmetic_command = following == "(" and self.previous not in "<>="
-        if char == "(" and arithmetic_command and (top is None or top.closer == ")"):
+        if char == "(" and arithmetic_command and (top is None or top.closer in ")`"):
             self.open(_Frame(")", self.state, "arithmetic"))
             return
         if char == "(" and self.previous == "=":
@@ -331,6 +351,8 @@ class _Scanner:
             return
         if char == "(" and top is not None and top.closer == ")":
             top.depth += 1
+        elif char == "(" and top is not None and top.outer is None:
+            top.parens += 1
         elif char == ")" and top is not None:
             self.close_parenthesis(text, index)
         elif char == "\\":
@@ -344,30 +366,49 @@ class _Scanner:
             self.skip = 1
         elif char == "#" and self.previous in _WORD_START:
             self.state = _State.COMMENT
-        elif char == "<" and following == "<" and text[index + 2 : index + 3] != "<":
-            self.read_heredoc_operator(text, index + 2)
+        elif char == "<" and following == "<" and text[index + 2 : index + 3] == "<":
+            self.skip = 2  # a here-string
+        elif char == "<" and following == "<" and not (top is not None and top.evaluating):
+            self.read_heredoc_operator(text, index + 2)  # (in arithmetic, `<<` is a shift)
         elif char == "\n":
             self.end_of_line()
-        elif self.previous in _WORD_START:
+        elif self.previous in _WORD_START and not self.case_word(text, index):
             self.open_assigned_element(text, index)
 
+    def case_word(self, text: str, index: int) -> bool:
+        """Count `case` … `esac` inside a `$( )`, whose patterns end with a bare `)`."""
+        top = self.frames[-1] if self.frames else None
+        word = _CASE_WORD.match(text, index)
+        if word is None or top is None or top.closer != ")" or top.evaluating:
+            return False
+        top.cases = top.cases + 1 if word.group() == "case" else max(0, top.cases - 1)
+        return True
+
     def close_parenthesis(self, text: str, index: int) -> None:
+        if self.frames and self.frames[-1].outer is None and self.frames[-1].parens:
+            self.frames[-1].parens -= 1
+            return
         while self.frames and self.frames[-1].outer is None:
             self.frames.pop()  # a `${` or `[` left open by a syntax error
         top = self.frames[-1] if self.frames else None
-        if top is None:
+        if top is None or top.closer != ")":
             return
         if top.depth:
             top.depth -= 1
-        else:
+        elif not top.cases:
             self.close(text, index)
+
+    def subscript_context(self, name: str | None) -> str | None:
+        """An indexed array's subscript is arithmetic; an associative array's is a word."""
+        return None if name in self.associative else "subscript"
 
     def open_assigned_element(self, text: str, index: int) -> None:
         """`a[…]=` (or `[…]=` inside `a=( )`): the subscript is arithmetic if `=` follows."""
         match = _ASSIGNED_ELEMENT.match(text, index)
-        if match is None:
+        if match is None or (match.group(1) is None and text[index] != "["):
             return
-        self.open(_Frame("]", None, "subscript", assignment=True))
+        context = self.subscript_context(match.group(1))
+        self.open(_Frame("]", None, context, assignment=context is not None))
         self.skip = match.end() - index - 1
 
     def read_heredoc_operator(self, text: str, start: int) -> None:
@@ -434,8 +475,6 @@ class _Scanner:
 
     def track(self, char: str, before: _State) -> None:
         """Add `char` to the words of the command being read; judge the command at its end."""
-        if before in _UNTRACKED:
-            return
         command = self.commands[-1]
         at_level = len(self.frames) == command.level and before is _State.NORMAL
         if at_level and self.state is _State.NORMAL and char in " \t":
@@ -459,7 +498,7 @@ class _Scanner:
 
     def end_command(self, command: _Command) -> None:
         command.end_word()
-        words = command.words
+        words = _without_redirections(command.words)
         start = 0
         while start < len(words):
             text = words[start].text
@@ -497,13 +536,14 @@ class _Scanner:
                 options += word.text
                 continue
             equals = word.text.find("=")
-            evaluates_value = "i" in options or "n" in options
             self.mark(word, "declare", before=len(word.text) if equals < 0 else equals)
-            if evaluates_value:
+            name = _IDENTIFIER.match(word.text)
+            if "i" in options or "n" in options:
                 self.mark(word, "declare", after=max(equals, 0))
-                name = _IDENTIFIER.match(word.text)
                 if name is not None:
                     self.declared.add(name.group())
+            if "A" in options and name is not None:
+                self.associative.add(name.group())
 
     def judge_printf(self, arguments: list[_Word]) -> None:
         for position, word in enumerate(arguments):
@@ -565,6 +605,21 @@ def _command_name(words: list[str]) -> str | None:
         if plain not in _PREFIXES and plain not in _PREFIX_COMMANDS and not _ASSIGNMENT.match(word):
             return plain
     return None
+
+
+def _without_redirections(words: list[_Word]) -> list[_Word]:
+    """The words of a command with its redirections (`< FILE`, `2>/dev/null`…) left out."""
+    kept: list[_Word] = []
+    target = False
+    for word in words:
+        redirection = _REDIRECTION.fullmatch(word.text)
+        if target:
+            target = False
+        elif redirection is not None:
+            target = not redirection.group(1)
+        else:
+            kept.append(word)
+    return kept
 
 
 def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
