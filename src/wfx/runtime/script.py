@@ -14,16 +14,18 @@ sits in, so the value also arrives as exactly one word:
 | arithmetic (`$(( ))`, `(( ))`)  | `${WFX_EXPR_1}`             |
 | comment, quoted heredoc         | `${WFX_EXPR_1}` (inert)     |
 
-Whatever the scanner concludes about the context, the worst a wrong guess can do
+Whatever the scanner concludes about the quoting, the worst a wrong guess can do
 is leave the reference unexpanded or split; it can never execute the value.
 
 A variable does not protect a value that the shell itself *evaluates*: bash runs
 `a[$(cmd)]` found in an arithmetic expression, an array subscript, a substring
 offset, `let`, `declare -i`, a variable name (`read NAME`, `printf -v NAME`,
 `[[ -v NAME ]]`) or an operand of `[[ … -eq … ]]`. The scanner also finds these
-*evaluating contexts* (:data:`EVALUATING_CONTEXTS`); the compiler refuses a `${{ }}`
-in one unless its value is proven to be a number, and :func:`prepare_script` refuses
-to pass anything but an integer literal there.
+*evaluating contexts* (:data:`EVALUATING_CONTEXTS`), so it follows everything that
+moves bash between them (`$( )`, backquotes, `${ }`, heredocs and here-strings, `case`
+patterns, `<<` shifts). The compiler refuses a `${{ }}` in one unless its value is
+proven to be a number (:func:`check_scripts`), and :func:`prepare_script` passes
+nothing but an integer literal there.
 """
 
 from __future__ import annotations
@@ -102,8 +104,8 @@ _PLAIN = {
 _COMMAND_BREAK = ";|&()\n"
 _PARAMETER = re.compile(r"\$\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
 _ASSIGNED_ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)?\[(?![\s\[\]])")
-#: a redirection operator, alone (its target is the next word) or with its target
 _CASE_WORD = re.compile(r"(?:case|esac)(?=[\s;&|)]|$)")
+#: a redirection operator, alone (its target is the next word) or with its target
 _REDIRECTION = re.compile(r"[0-9]*(?:<<<|<<-?|<>|>>|>\||<&|>&|&>>|&>|<|>)(.*)", re.S)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
@@ -164,7 +166,8 @@ class _Command:
 
 @dataclass
 class _Scanner:
-    """Follows the shell's quoting state through literal script text."""
+    """Follows the shell's quoting state through literal script text, and the constructs
+    and commands in which bash evaluates text as code."""
 
     arithmetic_test: bool = False
     commands_matter: bool = True  # False: no builtin that evaluates words, skip tracking words
@@ -194,12 +197,11 @@ class _Scanner:
             else:
                 before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
-                if not self.commands_matter or before in _UNTRACKED:
-                    pass
-                elif len(self.frames) != frames:
-                    command.current.text += char  # `$`, `` ` ``, `)`: part of the word around
-                else:
-                    self.track(char, before)
+                if self.commands_matter and before not in _UNTRACKED:
+                    if len(self.frames) != frames:
+                        command.current.text += char  # `$`, `` ` ``, `)`: in the word around
+                    else:
+                        self.track(char, before)
             if self.active is not None and char != "\n":
                 self.line += char  # the heredoc line so far, to find its delimiter
             self.previous = char
