@@ -201,17 +201,20 @@ def test_a_value_in_an_evaluating_context_is_refused_with_its_position(
 ) -> None:
     script, _ = EVALUATING[context]
     text = evaluating_workflow(script, "inputs.x")
-    with pytest.raises(DiagnosticsError) as caught:
-        compile_file(write(tmp_path, text), {"x": PAYLOADS[-4]})
-    refused = [d for d in caught.value.diagnostics if d.code == "compile.evaluated-value"]
-    lines = text.splitlines()
     positions = [
         (number, line.index("${{") + 4)
-        for number, line in enumerate(lines, start=1)
+        for number, line in enumerate(text.splitlines(), start=1)
         if "${{ inputs.x }}" in line
     ]
-    assert [(d.span.line, d.span.column) for d in refused if d.span] == positions
-    assert all("evaluates text there as code" in d.message and d.hint for d in refused)
+    path = write(tmp_path, text)
+    for payload in PAYLOADS:
+        with pytest.raises(DiagnosticsError) as caught:
+            compile_file(path, {"x": payload})
+        refused = caught.value.diagnostics
+        assert [(d.code, d.span.line, d.span.column) for d in refused if d.span] == [
+            ("compile.evaluated-value", line, column) for line, column in positions
+        ]
+        assert all("evaluates text there as code" in d.message and d.hint for d in refused)
 
 
 @pytest.mark.parametrize("context", sorted(EVALUATING))
