@@ -106,7 +106,10 @@ async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
     argv, extra_env = _command_line(action, setup)
     script_file = _script_file(setup)
     if script_file is not None:
-        script_file.write_text(argv[-1], encoding="utf-8", errors="surrogateescape")
+        try:
+            script_file.write_text(argv[-1], encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            return Attempt(StepStatus.FAILED, reason=f"cannot write the script file: {exc}")
         argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv[:-1]]
     try:
         own = {**setup.env, **extra_env}
