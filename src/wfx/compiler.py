@@ -28,6 +28,7 @@ from wfx.graph import (
     Setting,
 )
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+from wfx.runtime.script import check_scripts
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
@@ -67,6 +68,9 @@ def compile_workflow(
     problems += checks.check_policies(workflow)
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
+    problems += check_scripts(
+        ((d.step, d.settings.shell.value) for d in lowering.nodes if d.settings), workflow
+    )
     values: dict[str, Any] = {}
     try:
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)

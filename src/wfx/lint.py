@@ -5,6 +5,11 @@ can never become script text by itself. A script can still *turn* a value into c
 (`eval "$X"`, `bash -c "…"`) or hide it (a quoted heredoc expands nothing), and a
 secret in `cmd` is visible to every user of the machine through `ps`. These are the
 findings, each a warning diagnostic with its position.
+
+A `${{ }}` where the shell itself evaluates text as code (`$(( ))`, `[[ … -eq … ]]`,
+`let`, `declare -i`, array subscripts…) or in a script for a shell wfx cannot quote for
+is not a finding but a compile error (:func:`wfx.runtime.script.check_scripts`), which
+`wfx lint` reports like `wfx validate` does.
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ from collections.abc import Iterator
 
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, Template
-from wfx.model import Action, Step, Workflow
-from wfx.runtime.script import scan_contexts
+from wfx.model import Action, Located, Step, Workflow
+from wfx.runtime.script import SCRIPT_PLACEHOLDER, quotes_for, scan_contexts
 
 #: commands that run their argument as code
 _EVALUATORS = re.compile(
@@ -32,11 +37,31 @@ UNTRUSTED = ("inputs", "steps")
 def lint(workflow: Workflow) -> list[Diagnostic]:
     """Every finding in `workflow`, in file order."""
     findings: list[Diagnostic] = []
+    shells = [workflow.defaults.shell]
     for step in _all_steps((*workflow.steps, *workflow.finally_)):
+        shells.append(step.shell)
         for action in (step.action, step.rollback):
             if action is not None:
                 findings.extend(_check_action(action))
+                shells.append(action.shell if action is step.rollback else None)
+    findings.extend(_check_shell(s) for s in shells if s is not None and _needs_file(s))
     return findings
+
+
+def _needs_file(shell: Located) -> bool:
+    text = str(shell.value)
+    return not quotes_for(text) and SCRIPT_PLACEHOLDER not in text
+
+
+def _check_shell(shell: Located) -> Diagnostic:
+    return warning(
+        "lint.shell-without-file",
+        f"`shell: {shell.value}` gets the script as `{shell.value} -c SCRIPT`, which not every"
+        f" interpreter runs (`node -c`, `perl -c` and `ruby -c` only check the syntax)",
+        shell.span,
+        f"write `shell: {shell.value} {{0}}`: wfx puts the script in a file and passes its"
+        " path where `{0}` stands",
+    )
 
 
 def _all_steps(steps: tuple[Step, ...]) -> Iterator[Step]:

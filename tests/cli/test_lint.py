@@ -63,3 +63,37 @@ def test_an_invalid_file_is_reported_not_linted(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["lint", str(path)])
     assert result.exit_code == 2
     assert "unknown key `timout`" in result.stderr
+
+
+def test_values_the_shell_would_evaluate_are_errors(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "wfx: 1\ninputs:\n  n: {type: string, default: '1'}\n  k: {type: number, default: 1}\n"
+        "steps:\n  - id: s\n    run: |\n"
+        "      echo $(( ${{ inputs.n }} + 1 ))\n"
+        "      if let c=${{ inputs.n }}; then :; fi\n"
+        '      [[ "${{ inputs.n }}" -eq 1 ]]\n'
+        "      echo $(( ${{ inputs.k }} + 1 ))\n"
+    )
+    result = CliRunner().invoke(cli, ["lint", "--format", "json", str(path)])
+    assert result.exit_code == 2
+    found = [(d["line"], d["column"], d["code"]) for d in json.loads(result.stdout)]
+    assert found == [
+        (8, 19, "compile.evaluated-value"),
+        (9, 19, "compile.evaluated-value"),
+        (10, 14, "compile.evaluated-value"),
+    ]  # `inputs.k` is a number input: admitted
+
+
+def test_a_non_posix_shell_without_a_placeholder_is_a_finding(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "wfx: 1\ndefaults: {shell: node}\nsteps:\n"
+        "  - {id: a, run: console.log(1)}\n"
+        "  - {id: b, shell: 'python3 {0}', run: print(1), rollback: {run: '1', shell: perl}}\n"
+        "  - {id: c, shell: sh -e, run: 'true'}\n"
+    )
+    result = CliRunner().invoke(cli, ["lint", "--format", "json", str(path)])
+    assert result.exit_code == 1
+    found = [(d["line"], d["code"]) for d in json.loads(result.stdout)]
+    assert found == [(2, "lint.shell-without-file"), (5, "lint.shell-without-file")]

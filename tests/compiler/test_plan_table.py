@@ -79,6 +79,13 @@ TABLE: dict[
         },
         ["switch", "deploy_idle"],
     ),
+    "python-script.yaml": (
+        {},
+        [["numbers"], ["summarise"], ["show"]],
+        [],
+        {"summarise": ("always", 1, [])},
+        [],
+    ),
     "dependency-pipeline.yaml": (
         {"environment": "prd"},
         [["python", "lint"], ["docker"], ["terraform"], ["kubernetes"]],

@@ -1,11 +1,19 @@
-"""T13: `${{ }}` values can never become shell code, in any quoting context."""
+"""T13: `${{ }}` values can never become shell code, in any quoting context, and never
+reach a context the shell itself evaluates as code (arithmetic, subscripts, `let`…)."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 from harness import run_text
+
+from wfx import compiler
+from wfx.api import compile_file
+from wfx.diagnostics import DiagnosticsError
+from wfx.expr import parse_template
+from wfx.runtime.script import EvaluatedValueError, prepare_script
 
 PAYLOADS = [
     '"; touch $CANARY; "',
@@ -20,6 +28,10 @@ PAYLOADS = [
     "$CANARY",
     '\\"; touch $CANARY; #',
     "EOF\ntouch $CANARY\nEOF",
+    "a[$(touch $CANARY)]",
+    "a[`touch $CANARY`]+1",
+    "x[$(touch $CANARY)]",
+    "0 + a[$(touch $CANARY)]",
 ]
 
 #: (script, whether the value must come out verbatim on one line)
@@ -95,3 +107,215 @@ def test_python_steps_receive_values_as_data(tmp_path: Path) -> None:
     payload = "__import__('os').system('touch CANARY') ${{ inputs.x }}"
     run_text(tmp_path, text, inputs={"x": payload}, actions={"python:t:f": record})
     assert seen == [payload]
+
+
+# -- contexts bash evaluates as code -----------------------------------------------------------
+
+#: context -> (script, what it prints when the value is 2); `X` stands for the value
+EVALUATING = {
+    "arithmetic": ("echo $(( X + 1 ))", "3"),
+    "arithmetic-in-double-quotes": ('echo "$(( X + 1 ))"', "3"),
+    "arithmetic-in-parameter-default": ('echo "${unset:-$(( X ))}"', "2"),
+    "old-arithmetic": ("echo $[ X + 1 ]", "3"),
+    "old-arithmetic-in-double-quotes": ('echo "$[X]"', "2"),
+    "arithmetic-command": ("(( c = X + 1 )); echo $c", "3"),
+    "arithmetic-command-after-and": ("true &&((c=X));echo $c", "2"),
+    "arithmetic-command-after-tabs": ("c=0;\t((\tc = X\t));echo $c", "2"),
+    "arithmetic-command-on-its-own-line": ("c=0\n(( c += X ))\necho $c", "2"),
+    "arithmetic-command-in-if": ("if (( X > 1 )); then echo big; fi", "big"),
+    "arithmetic-for": ("for (( i = X; i < 3; i++ )); do echo $i; done", "2"),
+    "arithmetic-in-substitution": ('echo "$(echo $(( X * 2 )))"', "4"),
+    "substitution-in-arithmetic": ("echo $(( $(echo X) + 1 ))", "3"),
+    "arithmetic-command-in-substitution": ("echo $( (( c = X )); echo $c )", "2"),
+    "arithmetic-in-heredoc": ("cat <<EOF\n$(( X + 1 ))\nEOF", "3"),
+    "arithmetic-in-dash-heredoc": ("cat <<-EOF\n\t$(( X + 1 ))\n\tEOF", "3"),
+    "conditional-eq": ('[[ "X" -eq 2 ]] && echo yes', "yes"),
+    "conditional-lt-right-operand": ("[[ 1 -lt X ]] && echo yes", "yes"),
+    "conditional-ge-after-and": ('[[ a == a && "X" -ge 2 ]] && echo yes', "yes"),
+    "conditional-ne-in-parentheses": ("[[ ( X -ne 1 ) ]] && echo yes", "yes"),
+    "conditional-v": ('set -- p q; [[ -v "X" ]] && echo yes', "yes"),
+    "test-v": ('a=(p q r); [ -v "a[X]" ] && echo yes', "yes"),
+    "test-command-v": ('a=(p q r); test -v "a[X]" && echo yes', "yes"),
+    "let": ('let "c = X + 1"; echo $c', "3"),
+    "let-after-if": ("if let c=X; then echo $c; fi", "2"),
+    "let-through-builtin": ("builtin let c=X; echo $c", "2"),
+    "declare-i": ("declare -i n=X; echo $n", "2"),
+    "declare-i-among-options": ("declare -r -i n=X; echo $n", "2"),
+    "declare-i-array": ("declare -ai a=(X); echo ${a[0]}", "2"),
+    "typeset-i": ('typeset -i n="X"; echo $n', "2"),
+    "local-i": ("f() { local -i n=X; echo $n; }; f", "2"),
+    "declare-name": ('declare "a[X]=v"; echo ${a[2]}', "v"),
+    "local-name": ('f() { local "a[X]=v"; echo ${a[2]}; }; f', "v"),
+    "declare-nameref": ("a=(p q r); declare -n r=a[X]; echo $r", "r"),
+    "integer-variable": ("declare -i n; n=X; echo $n", "2"),
+    "integer-variable-append": ("declare -i n=1; n+=X; echo $n", "3"),
+    "subscript": ("a=(p q r); echo ${a[X]}", "r"),
+    "subscript-in-double-quotes": ('a=(p q r); echo "${a[X]}"', "r"),
+    "subscript-of-length": ("a=(p q rr); echo ${#a[X]}", "2"),
+    "subscript-in-heredoc": ("a=(p q r)\ncat <<EOF\n${a[X]}\nEOF", "r"),
+    "assigned-element": ("a[X]=v; echo ${a[2]}", "v"),
+    "appended-element": ("a[X]+=v; echo ${a[2]}", "v"),
+    "compound-element": ("a=([X]=v); echo ${a[2]}", "v"),
+    "substring-offset": ("v=hello; echo ${v:X:1}", "l"),
+    "substring-length": ('v=hello; echo "${v:0:X}"', "he"),
+    "substring-negative-offset": ("v=hello; echo ${v: -X}", "lo"),
+    "substring-after-subscript": ("a=(hello); echo ${a[0]:X}", "llo"),
+    "substring-of-positionals": ("set -- p q r; echo ${@:X}", "q r"),
+    "substring-in-heredoc": ("v=hello\ncat <<EOF\n${v:X}\nEOF", "llo"),
+    "read-name": ('read "a[X]" <<< v; echo ${a[2]}', "v"),
+    "read-name-after-options": ('read -r -p "" "a[X]" <<< v; echo ${a[2]}', "v"),
+    "printf-v": ('printf -v "a[X]" %s v; echo ${a[2]}', "v"),
+    # what a scanner that loses its place would miss
+    "after-a-here-string": ('cat <<< "x" >/dev/null\necho $(( X + 1 ))', "3"),
+    "after-an-arithmetic-shift": ("echo $(( 1 << 2 )) >/dev/null\necho $(( X + 1 ))", "3"),
+    "after-a-shift-assignment": ("(( y = 1, y <<= 1 ))\necho $(( X + y ))", "4"),
+    "in-backquotes": ("echo `echo $(( X + 1 ))`", "3"),
+    "arithmetic-command-in-backquotes": ("echo `(( c = X )); echo $c`", "2"),
+    "let-in-backquotes-in-double-quotes": ('echo "`let c=X; echo $c`"', "2"),
+    "let-in-backquotes-in-heredoc": ("cat <<EOF\n`let c=X; echo $c`\nEOF", "2"),
+    "let-in-substitution": ("echo $(let c=X; echo $c)", "2"),
+    "let-after-a-substitution": ("let c=$(echo 1)+X; echo $c", "3"),
+    "case-pattern-in-substitution": ('echo "$(case a in a) (( c = X )); echo $c;; esac)"', "2"),
+    "parentheses-in-old-arithmetic": ("echo $[ (1 + 1) * X ]", "4"),
+    "parentheses-in-subscript": ("a=(p q r); echo ${a[(0 + 1) * X]}", "r"),
+}
+
+
+def evaluating_workflow(script: str, expression: str) -> str:
+    body = textwrap.indent(script.replace("X", "${{ " + expression + " }}"), " " * 6)
+    return (
+        "wfx: 1\ninputs:\n  x: {type: string, default: '1'}\n  k: {type: number, default: 2}\n"
+        f"steps:\n  - id: s\n    run: |\n{body}\n"
+    )
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("context", sorted(EVALUATING))
+def test_a_value_in_an_evaluating_context_is_refused_with_its_position(
+    context: str, tmp_path: Path
+) -> None:
+    script, _ = EVALUATING[context]
+    text = evaluating_workflow(script, "inputs.x")
+    positions = [
+        (number, line.index("${{") + 4)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if "${{ inputs.x }}" in line
+    ]
+    path = write(tmp_path, text)
+    for payload in PAYLOADS:
+        with pytest.raises(DiagnosticsError) as caught:
+            compile_file(path, {"x": payload})
+        refused = caught.value.diagnostics
+        assert [(d.code, d.span.line, d.span.column) for d in refused if d.span] == [
+            ("compile.evaluated-value", line, column) for line, column in positions
+        ]
+        assert all("evaluates text there as code" in d.message and d.hint for d in refused)
+
+
+@pytest.mark.parametrize("context", sorted(EVALUATING))
+def test_the_runtime_passes_only_integers_to_an_evaluating_context(context: str) -> None:
+    template = parse_template(EVALUATING[context][0].replace("X", "${{ inputs.x }}"))
+    for payload in [*PAYLOADS, "1.5", "0x10", "1e3", " 2", "2 ", "", "-", "9" * 19]:
+        with pytest.raises(EvaluatedValueError, match="is not an integer"):
+            prepare_script(template, lambda expression: payload)  # noqa: B023
+
+
+#: the payloads aimed at evaluating contexts (every payload meets the runtime check above)
+EVALUATED_PAYLOADS = [p for p in PAYLOADS if "[" in p]
+
+
+@pytest.mark.parametrize("payload", EVALUATED_PAYLOADS)
+@pytest.mark.parametrize("context", sorted(EVALUATING))
+def test_no_payload_runs_even_past_the_compiler(
+    context: str, payload: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiler check switched off, a real run: the runtime still refuses the value."""
+    monkeypatch.setattr(compiler, "check_scripts", lambda steps, workflow: [])
+    canary = tmp_path / "CANARY"
+    run = run_text(
+        tmp_path,
+        evaluating_workflow(EVALUATING[context][0], "inputs.x"),
+        inputs={"x": payload},
+        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
+    )
+    assert not canary.exists(), f"payload executed in {context}"
+    assert run.status("s") == "failed"
+    assert "which bash evaluates as code" in (run.result.steps["s"].reason or "")
+
+
+@pytest.mark.parametrize("context", sorted(EVALUATING))
+def test_proven_numbers_are_admitted_and_evaluated(context: str, tmp_path: Path) -> None:
+    script, printed = EVALUATING[context]
+    for expression in ("inputs.k", "2"):
+        run = run_text(tmp_path, evaluating_workflow(script, expression))
+        assert run.result.exit_code == 0, run.result.reason
+        assert run.output("s") == [printed], expression
+
+
+def test_a_number_input_that_is_not_an_integer_is_refused_at_run_time(tmp_path: Path) -> None:
+    run = run_text(tmp_path, evaluating_workflow("echo $(( X ))", "inputs.k"), inputs={"k": 1.5})
+    assert run.status("s") == "failed"
+    assert "its value '1.5' is not an integer" in (run.result.steps["s"].reason or "")
+
+
+def test_attempt_is_a_proven_number(tmp_path: Path) -> None:
+    run = run_text(tmp_path, evaluating_workflow("echo $(( X * 10 ))", "attempt"))
+    assert run.output("s") == ["10"]
+
+
+#: lookalikes bash does not evaluate: accepted, and the value stays data
+NOT_EVALUATING = {
+    "conditional-pattern": '[[ "X" == "X" ]] || true; echo same',
+    "conditional-string-order": '[[ "X" < "~" ]] || true; echo same',
+    "conditional-regex": '[[ "X" =~ ^ ]] || true; echo same',
+    "test-eq-in-bash": '[ "X" -eq 1 ] 2>/dev/null || true; echo same',
+    "test-command-eq-in-bash": 'test "X" -gt 1 2>/dev/null || true; echo same',
+    "parameter-default": 'echo "${unset:-X}"; echo same',
+    "parameter-pattern": 'v=abc; echo "${v/b/X}"; echo same',
+    "declare-value": 'declare v="X"; echo same',
+    "export-value": 'export V="X"; echo same',
+    "read-prompt": 'read -r -p "X" v <<< data; echo same',
+    "printf-argument": 'printf "%s\\n" "X" >/dev/null; echo same',
+    "bracket-glob": "echo file[X] >/dev/null; echo same",
+    "array-element": 'a=("X"); echo same',
+    "arithmetic-in-single-quotes": "echo '$(( X ))' >/dev/null; echo same",
+    "arithmetic-in-quoted-heredoc": "cat <<'EOF' >/dev/null\n$(( X ))\nEOF\necho same",
+    "arithmetic-in-comment": "echo same # $(( X ))",
+    "read-from-a-here-string": 'read -r v <<< "X"; echo same',
+    "read-from-a-file-named-by-the-value": 'read -r v 2>/dev/null < "X" || true; echo same',
+    "associative-array": 'declare -A m; m[X]=1; echo "${m[X]}" >/dev/null; echo same',
+    "echo-in-backquotes": 'echo "`echo X`" >/dev/null; echo same',
+    "case-pattern": 'case "X" in *) echo same;; esac',
+}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize("context", sorted(NOT_EVALUATING))
+def test_lookalikes_are_accepted_and_keep_the_value_data(
+    context: str, payload: str, tmp_path: Path
+) -> None:
+    canary = tmp_path / "CANARY"
+    run = run_text(
+        tmp_path,
+        evaluating_workflow(NOT_EVALUATING[context], "inputs.x"),
+        inputs={"x": payload},
+        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
+    )
+    assert not canary.exists(), f"payload executed in {context}"
+    assert run.output("s")[-1:] == ["same"], run.result.steps["s"].reason
+
+
+def test_zsh_and_ksh_test_operands_are_evaluating_contexts() -> None:
+    template = parse_template('[ "${{ inputs.x }}" -eq 1 ]')
+    for shell, refused in (("bash -e", False), ("sh", False), ("zsh", True), ("ksh -e", True)):
+        render = prepare_script
+        if refused:
+            with pytest.raises(EvaluatedValueError):
+                render(template, lambda expression: "a[$(id)]", shell)
+        else:
+            assert render(template, lambda expression: "a[$(id)]", shell).env

@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import random
+import re
 import string
 import time
 import traceback
@@ -37,6 +38,25 @@ SECRETS = SecretSet.of(CORPUS)
 MASKED_VALUES = [PEM, JSON_SECRET, METACHARACTERS, TOKEN]
 
 
+def _lower_hex(text: str) -> str:
+    return re.sub("%[0-9A-F]{2}", lambda escape: escape.group().lower(), text)
+
+
+def url_encodings(value: str) -> dict[str, str]:
+    """The value as each documented encoder writes it, computed here independently."""
+    encoded = {
+        "quote": quote(value),
+        "quote-safe-empty": quote(value, safe=""),
+        "quote-plus": quote_plus(value),
+        "encodeURIComponent": quote(value, safe="!~*'()"),
+        "encodeURI": quote(value, safe="!~*'();/?:@&=+$,#"),
+        "URLSearchParams": quote_plus(value, safe="*").replace("~", "%7E"),
+        "php-urlencode": quote_plus(value).replace("~", "%7E"),
+        "every-byte": "".join(f"%{byte:02X}" for byte in value.encode()),
+    }
+    return encoded | {f"{name}-lower": _lower_hex(form) for name, form in encoded.items()}
+
+
 def documented_forms(value: str) -> set[str]:
     """The forms the masking policy promises to mask, derived from the policy text alone."""
     data = value.encode()
@@ -51,8 +71,7 @@ def documented_forms(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         repr(value)[1:-1],
-        quote(value, safe=""),
-        quote_plus(value),
+        *url_encodings(value).values(),
         *b64,
     }
     return {form for form in forms if len(form.strip()) >= MIN_LENGTH}
@@ -139,6 +158,14 @@ def test_json_secret_and_its_escaped_form() -> None:
 def test_encoded_appearances_are_masked(appearance: str) -> None:
     masked = SECRETS.mask(f"Authorization: Basic {appearance}")
     assert masked.startswith("Authorization: Basic ") and MASK in masked
+
+
+@pytest.mark.parametrize("encoding", sorted(url_encodings(JSON_SECRET)))
+def test_every_url_encoding_is_masked(encoding: str) -> None:
+    for value in MASKED_VALUES:
+        form = url_encodings(value)[encoding]
+        masked = SECRETS.mask(f"https://example.com/?token={form}&x=1")
+        assert masked == "https://example.com/?token=***&x=1", value
 
 
 def test_secret_split_across_two_feeds() -> None:
@@ -325,6 +352,23 @@ def test_text_without_a_form_is_untouched(secret: str, text: str, cuts: list[int
     secrets = SecretSet.of({"S": secret})
     assert secrets.mask(text) == text
     assert stream_through(secrets, _split(text, cuts)) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=SECRET_TEXT,
+    before=ASCII_SURROUNDING,
+    after=ASCII_SURROUNDING,
+    cuts=st.lists(st.integers(0, 300), max_size=6),
+)
+def test_every_url_encoding_of_any_secret_is_masked(
+    secret: str, before: str, after: str, cuts: list[int]
+) -> None:
+    secrets = SecretSet.of({"S": secret})
+    for encoding, form in url_encodings(secret).items():
+        text = f"{before}={form}&{after}"
+        for out in (secrets.mask(text), stream_through(secrets, _split(text, cuts))):
+            assert form not in out and MASK in out, encoding
 
 
 @settings(max_examples=100, deadline=None)

@@ -31,7 +31,12 @@ from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
 from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
-from wfx.runtime.script import prepare_script
+from wfx.runtime.script import (
+    SCRIPT_PLACEHOLDER,
+    EvaluatedValueError,
+    prepare_script,
+    shell_program,
+)
 
 #: a Python step: keyword arguments from `with`, returns a mapping of outputs (or None)
 PythonAction = Callable[..., Any]
@@ -99,11 +104,25 @@ def _message(exc: Exception) -> str:
 
 async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
     argv, extra_env = _command_line(action, setup)
-    own = {**setup.env, **extra_env}
-    problem = _unpassable(argv, own)
-    if problem is not None:
-        return Attempt(StepStatus.FAILED, reason=problem)
-    env = {**setup.base_env, **own}
+    script_file = _script_file(setup)
+    if script_file is not None:
+        try:
+            script_file.write_text(argv[-1], encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            return Attempt(StepStatus.FAILED, reason=f"cannot write the script file: {exc}")
+        argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv[:-1]]
+    try:
+        own = {**setup.env, **extra_env}
+        problem = _unpassable(argv, own)
+        if problem is not None:
+            return Attempt(StepStatus.FAILED, reason=problem)
+        return await _run_argv(argv, {**setup.base_env, **own}, setup)
+    finally:
+        if script_file is not None:
+            script_file.unlink(missing_ok=True)
+
+
+async def _run_argv(argv: list[str], env: dict[str, str], setup: AttemptSetup) -> Attempt:
     outcome = await run_process(
         argv,
         env=env,
@@ -135,8 +154,25 @@ def _command_line(action: Action, setup: AttemptSetup) -> tuple[list[str], dict[
     if action.kind is StepKind.CMD:
         return [render_text(item, setup.contexts) for item in action.cmd], {}
     assert action.run is not None
-    prepared = prepare_script(action.run, lambda e: render_expression(e, setup.contexts))
+    try:
+        prepared = prepare_script(
+            action.run, lambda e: render_expression(e, setup.contexts), setup.shell
+        )
+    except EvaluatedValueError as exc:
+        raise ActionError(str(exc)) from None
     return [*shell_argv(setup.shell), prepared.text], prepared.env
+
+
+#: the file name ending some interpreters insist on for a script file (`pwsh` needs `.ps1`)
+_SCRIPT_SUFFIXES = {"pwsh": ".ps1", "powershell": ".ps1", "python": ".py", "python3": ".py"}
+
+
+def _script_file(setup: AttemptSetup) -> Path | None:
+    """Where the script goes when the shell takes it as a file (`{0}`), else None."""
+    if not setup.shell or SCRIPT_PLACEHOLDER not in setup.shell:
+        return None
+    suffix = _SCRIPT_SUFFIXES.get(shell_program(setup.shell), "")
+    return Path(f"{setup.output_file.removesuffix('.out')}.script{suffix}")
 
 
 #: Linux refuses a single argument or environment string longer than this (MAX_ARG_STRLEN)
@@ -157,9 +193,12 @@ def _unpassable(argv: list[str], env: Mapping[str, str]) -> str | None:
 
 
 def shell_argv(shell: str | None) -> list[str]:
-    """The argv prefix for a shell setting (None: the built-in default)."""
+    """The argv prefix for a shell setting (None: the built-in default). A shell with `{0}`
+    gets the script as a file in place of `{0}`; any other gets `-c SCRIPT`."""
     if shell is None:
         return list(_default_shell())
+    if SCRIPT_PLACEHOLDER in shell:
+        return shlex.split(shell)
     return [*shlex.split(shell), "-c"]
 
 

@@ -918,6 +918,7 @@ class _Run:
                 setup,
                 timeout=timeout,
                 on_output=self._output_sink(node.id, rollback=True),
+                shell=str(rollback.shell.value) if rollback.shell else setup.shell,
                 env={**setup.env, **{k: render_text(t, contexts) for k, t in rollback.env.items()}},
             )
             try:

@@ -11,22 +11,62 @@ sits in, so the value also arrives as exactly one word:
 | inside `"..."`, unquoted heredoc| `${WFX_EXPR_1}`             |
 | inside `'...'`                  | `'"${WFX_EXPR_1}"'`         |
 | inside `$'...'`                 | `'"${WFX_EXPR_1}"$'`        |
+| arithmetic (`$(( ))`, `(( ))`)  | `${WFX_EXPR_1}`             |
 | comment, quoted heredoc         | `${WFX_EXPR_1}` (inert)     |
 
-Whatever the scanner concludes about the context, the worst a wrong guess can do
+Whatever the scanner concludes about the quoting, the worst a wrong guess can do
 is leave the reference unexpanded or split; it can never execute the value.
+
+A variable does not protect a value that the shell itself *evaluates*: bash runs
+`a[$(cmd)]` found in an arithmetic expression, an array subscript, a substring
+offset, `let`, `declare -i`, a variable name (`read NAME`, `printf -v NAME`,
+`[[ -v NAME ]]`) or an operand of `[[ … -eq … ]]`. The scanner also finds these
+*evaluating contexts* (:data:`EVALUATING_CONTEXTS`), so it follows everything that
+moves bash between them (`$( )`, backquotes, `${ }`, heredocs and here-strings, `case`
+patterns, `<<` shifts). The compiler refuses a `${{ }}` in one unless its value is
+proven to be a number (:func:`check_scripts`), and :func:`prepare_script` passes
+nothing but an integer literal there.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+import re
+import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any
 
-from wfx.expr import Template
+from wfx.diagnostics import Diagnostic, error
+from wfx.expr import Expression, Template
+from wfx.expr.ast import Literal, NamedValue, Property
+from wfx.model import InputType, Step, Workflow
 
 ENV_PREFIX = "WFX_EXPR_"
+
+#: what each evaluating context is called in diagnostics
+EVALUATING_CONTEXTS = {
+    "arithmetic": "an arithmetic expression (`$(( ))`, `$[ ]`, `(( ))`, `for (( ))`)",
+    "subscript": "an array subscript (`${a[…]}`, `a[…]=`)",
+    "substring": "a substring offset or length (`${v:…:…}`)",
+    "let": "a `let` argument",
+    "declare": "a `declare`/`typeset`/`local` name, or its value with `-i` or `-n`",
+    "integer-variable": "an assignment to a variable declared `-i` or `-n`",
+    "name": "a variable name (`read NAME`, `printf -v NAME`, `-v NAME`)",
+    "test-operand": "an operand of an arithmetic comparison (`[[ … -eq … ]]`)",
+}
+
+#: an integer literal: the only text wfx passes into an evaluating context
+INTEGER_LITERAL = re.compile(r"-?[0-9]{1,18}")
+
+#: shells whose quoting the scanner follows (by program name)
+POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "ash", "yash"})
+
+#: shells whose `test`/`[` also evaluate the operands of `-eq`… as arithmetic
+_ARITHMETIC_TEST_SHELLS = frozenset({"zsh", "ksh", "ksh93", "mksh"})
+
+SCRIPT_PLACEHOLDER = "{0}"
 
 
 class _State(enum.Enum):
@@ -48,8 +88,33 @@ _REFERENCE = {
     _State.HEREDOC: "${{{name}}}",
     _State.QUOTED_HEREDOC: "${{{name}}}",
 }
+_BARE = "${{{name}}}"
 
 _WORD_START = " \t\n;|&()"
+#: runs of characters that change nothing in each state (the scanner skips them at once)
+_PLAIN = {
+    _State.NORMAL: re.compile(r"[^$()\\'\"#<\n\[\]{};|&` \t=]+"),
+    _State.DOUBLE: re.compile(r"[^$\\\"\[\]{}\n`]+"),
+    _State.SINGLE: re.compile(r"[^'\n]+"),
+    _State.ANSI: re.compile(r"[^\\'\n]+"),
+    _State.COMMENT: re.compile(r"[^\n]+"),
+    _State.HEREDOC: re.compile(r"[^$\]}\n`]+"),
+    _State.QUOTED_HEREDOC: re.compile(r"[^\n]+"),
+}
+_COMMAND_BREAK = ";|&()\n"
+_PARAMETER = re.compile(r"\$\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+_ASSIGNED_ELEMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)?\[(?![\s\[\]])")
+_CASE_WORD = re.compile(r"(?:case|esac)(?=[\s;&|)]|$)")
+#: a redirection operator, alone (its target is the next word) or with its target
+_REDIRECTION = re.compile(r"[0-9]*(?:<<<|<<-?|<>|>>|>\||<&|>&|&>>|&>|<|>)(.*)", re.S)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
+_DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
+_PREFIXES = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"})
+_PREFIX_COMMANDS = frozenset({"builtin", "command"})
+_ARITHMETIC_OPERATORS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_READ_OPTION_ARGUMENTS = frozenset("adinNptu")
+_HOLE = "\x00"
 
 
 @dataclass
@@ -60,49 +125,238 @@ class _Heredoc:
 
 
 @dataclass
-class _Scanner:
-    """Follows the shell's quoting state through literal script text."""
+class _Frame:
+    """An open construct: `$( )`, `$(( ))`, `(( ))`, `$[ ]`, `${ }` or a subscript `[ ]`."""
 
+    closer: str
+    outer: _State | None  # the quoting state to restore at its end (None: it keeps the state)
+    evaluating: str | None = None  # the evaluating context its text is in
+    assignment: bool = False  # `a[…]`: a subscript only if `=` follows
+    compound: bool = False  # `a=( … )`: part of the assignment word, not a command
+    depth: int = 0  # nested openers of its closer (`(` in `$( )`, `[` in `[ ]`)
+    parens: int = 0  # `(` open inside a `${ }` or `[ ]`
+    cases: int = 0  # `case` commands open inside a `$( )`: a `)` ends a pattern, not it
+    holes: list[int] = field(default_factory=list)
+
+    @property
+    def is_command(self) -> bool:
+        """Whether its text is a command of its own (`$( )`, backquotes)."""
+        return self.closer in (")", "`") and self.evaluating is None and not self.compound
+
+
+@dataclass
+class _Word:
+    text: str = ""
+    holes: list[tuple[int, int]] = field(default_factory=list)  # (hole, offset in text)
+
+
+@dataclass
+class _Command:
+    """The words of the simple command being read, to judge builtins that evaluate them."""
+
+    level: int
+    words: list[_Word] = field(default_factory=list)
+    current: _Word = field(default_factory=_Word)
+
+    def end_word(self) -> None:
+        if self.current.text:
+            self.words.append(self.current)
+        self.current = _Word()
+
+
+@dataclass
+class _Scanner:
+    """Follows the shell's quoting state through literal script text, and the constructs
+    and commands in which bash evaluates text as code."""
+
+    arithmetic_test: bool = False
+    commands_matter: bool = True  # False: no builtin that evaluates words, skip tracking words
     state: _State = _State.NORMAL
     previous: str = "\n"
     pending: list[_Heredoc] = field(default_factory=list)
     active: _Heredoc | None = None
     line: str = ""
     skip: int = 0
-    outer: list[_State] = field(default_factory=list)
-    depth: list[int] = field(default_factory=list)
+    frames: list[_Frame] = field(default_factory=list)
+    commands: list[_Command] = field(default_factory=lambda: [_Command(0)])
+    evaluating: dict[int, str] = field(default_factory=dict)
+    declared: set[str] = field(default_factory=set)  # declared `-i` or `-n`
+    associative: set[str] = field(default_factory=set)  # declared `-A`
 
     def feed(self, text: str) -> None:
-        for index, char in enumerate(text):
+        index = 0
+        while index < len(text):
+            plain = None if self.skip else self.plain_run(text, index)
+            if plain is not None:
+                self.take_plain(plain)
+                index += len(plain)
+                continue
+            char = text[index]
             if self.skip:
                 self.skip -= 1
             else:
+                before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
+                if self.commands_matter and before not in _UNTRACKED:
+                    if len(self.frames) != frames:
+                        command.current.text += char  # `$`, `` ` ``, `)`: in the word around
+                    else:
+                        self.track(char, before)
+            if self.active is not None and char != "\n":
+                self.line += char  # the heredoc line so far, to find its delimiter
             self.previous = char
+            index += 1
+
+    def plain_run(self, text: str, index: int) -> str | None:
+        """The characters from `index` on that change no state (None: `text[index]` may)."""
+        if self.state is _State.NORMAL and self.previous in _WORD_START:
+            return None  # a word starts: it may be `a[…]=`
+        found = _PLAIN[self.state].match(text, index)
+        return found.group() if found else None
+
+    def take_plain(self, run: str) -> None:
+        if self.commands_matter and self.state not in _UNTRACKED:
+            self.commands[-1].current.text += run
+        if self.active is not None:
+            self.line += run
+        self.previous = run[-1]
 
     def step(self, char: str, text: str, index: int) -> None:
-        handler: Callable[[str, str, int], None] = getattr(self, f"in_{self.state.name.lower()}")
-        handler(char, text, index)
+        _HANDLERS[self.state](self, char, text, index)
 
-    def enter_substitution(self) -> None:
-        """`$(` opens a command substitution: unquoted context until its `)`."""
-        self.outer.append(self.state)
-        self.depth.append(0)
+    # -- holes ------------------------------------------------------------------------------
+
+    def hole(self, number: int) -> str:
+        """Record `${{ }}` number `number` here; return the reference template for it."""
+        reference = _REFERENCE[self.state]
+        for frame in self.frames:
+            if frame.evaluating is not None and not frame.assignment:
+                self.evaluating.setdefault(number, frame.evaluating)
+            elif frame.assignment:
+                frame.holes.append(number)
+        top = self.frames[-1] if self.frames else None
+        if (
+            self.state is _State.NORMAL
+            and top is not None
+            and top.evaluating
+            and not top.assignment
+        ):
+            reference = _BARE
+        if self.commands_matter and self.state not in _UNTRACKED:
+            for command in self.commands:
+                command.current.holes.append((number, len(command.current.text)))
+            self.commands[-1].current.text += _HOLE
+        return reference
+
+    def finish(self) -> dict[int, str]:
+        """The holes in evaluating contexts (number -> context), once all text is fed."""
+        while len(self.commands) > 1:
+            self.end_command(self.commands.pop())
+        self.end_command(self.commands[0])
+        return self.evaluating
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def open(self, frame: _Frame) -> None:
+        self.frames.append(frame)
+        if frame.is_command:
+            self.commands.append(_Command(len(self.frames)))
+
+    def close(self, text: str, index: int) -> None:
+        frame = self.frames.pop()
+        if frame.outer is not None:
+            self.state = frame.outer
+        if frame.is_command:
+            self.end_command(self.commands.pop())
+        if frame.assignment and _assigns(text, index + 1):
+            for number in frame.holes:
+                self.evaluating.setdefault(number, "subscript")
+        elif self.subscript_then_substring(frame, text, index + 1):  # `${a[1]:…}`
+            self.frames[-1].evaluating = "substring"
+
+    def subscript_then_substring(self, frame: _Frame, text: str, position: int) -> bool:
+        parameter = self.frames[-1] if self.frames else None
+        return (
+            frame.closer == "]"
+            and parameter is not None
+            and parameter.closer == "}"
+            and _is_substring(text, position)
+        )
+
+    def enter_substitution(self, text: str, index: int) -> None:
+        """`$(` opens a command substitution (`$((` an arithmetic expansion): unquoted
+        context until its `)`."""
+        arithmetic = text[index + 2 : index + 3] == "("
+        self.open(_Frame(")", self.state, "arithmetic" if arithmetic else None))
         self.state = _State.NORMAL
         self.skip = 1
 
+    def expansion(self, char: str, text: str, index: int) -> bool:
+        """Handle the `$…` openers and the closers of frames that keep the quoting state;
+        True if `char` was one of them."""
+        following = text[index + 1 : index + 2]
+        top = self.frames[-1] if self.frames else None
+        if char == "`" and top is not None and top.closer == "`" and self.state is _State.NORMAL:
+            self.close(text, index)
+        elif char == "`":
+            self.open(_Frame("`", self.state))  # a command substitution, in any quoting
+            self.state = _State.NORMAL
+        elif char == "$" and following == "(":
+            self.enter_substitution(text, index)
+        elif char == "$" and following == "[":
+            self.open(_Frame("]", None, "arithmetic"))
+            self.skip = 1
+        elif char == "$" and following == "{":
+            self.open_parameter(text, index)
+        elif top is None or top.outer is not None:
+            return False
+        elif char == "[" and top.closer == "]":
+            top.depth += 1
+        elif char == "]" and top.closer == "]":
+            if top.depth:
+                top.depth -= 1
+            else:
+                self.close(text, index)
+        elif char == "}" and top.closer == "}":
+            self.close(text, index)
+        else:
+            return False
+        return True
+
+    def open_parameter(self, text: str, index: int) -> None:
+        """`${`: a parameter expansion; its subscript or substring offset is arithmetic."""
+        match = _PARAMETER.match(text, index)
+        end = match.end() if match else index + 2
+        frame = _Frame("}", None)
+        self.open(frame)
+        if match and text[end : end + 1] == "[":
+            self.open(_Frame("]", None, self.subscript_context(match.group(1))))
+            end += 1
+        elif match and _is_substring(text, end):
+            frame.evaluating = "substring"
+            end += 1
+        self.skip = end - index - 1
+
+    # -- states -----------------------------------------------------------------------------
+
     def in_normal(self, char: str, text: str, index: int) -> None:
         following = text[index + 1 : index + 2]
-        if char == "$" and following == "(":
-            self.enter_substitution()
-        elif char == "(" and self.depth:
-            self.depth[-1] += 1
-        elif char == ")" and self.depth:
-            if self.depth[-1]:
-                self.depth[-1] -= 1
-            else:
-                self.depth.pop()
-                self.state = self.outer.pop()
+        top = self.frames[-1] if self.frames else None
+        if self.expansion(char, text, index):
+            return
+        arithmetic_command = following == "(" and self.previous not in "<>="
+        if char == "(" and arithmetic_command and (top is None or top.closer in ")`"):
+            self.open(_Frame(")", self.state, "arithmetic"))
+            return
+        if char == "(" and self.previous == "=":
+            self.open(_Frame(")", self.state, compound=True))  # `a=( … )`: one word
+            return
+        if char == "(" and top is not None and top.closer == ")":
+            top.depth += 1
+        elif char == "(" and top is not None and top.outer is None:
+            top.parens += 1
+        elif char == ")" and top is not None:
+            self.close_parenthesis(text, index)
         elif char == "\\":
             self.skip = 1
         elif char == "'":
@@ -114,10 +368,50 @@ class _Scanner:
             self.skip = 1
         elif char == "#" and self.previous in _WORD_START:
             self.state = _State.COMMENT
-        elif char == "<" and following == "<" and text[index + 2 : index + 3] != "<":
-            self.read_heredoc_operator(text, index + 2)
+        elif char == "<" and following == "<" and text[index + 2 : index + 3] == "<":
+            self.skip = 2  # a here-string
+        elif char == "<" and following == "<" and not (top is not None and top.evaluating):
+            self.read_heredoc_operator(text, index + 2)  # (in arithmetic, `<<` is a shift)
         elif char == "\n":
             self.end_of_line()
+        elif self.previous in _WORD_START and not self.case_word(text, index):
+            self.open_assigned_element(text, index)
+
+    def case_word(self, text: str, index: int) -> bool:
+        """Count `case` … `esac` inside a `$( )`, whose patterns end with a bare `)`."""
+        top = self.frames[-1] if self.frames else None
+        word = _CASE_WORD.match(text, index)
+        if word is None or top is None or top.closer != ")" or top.evaluating:
+            return False
+        top.cases = top.cases + 1 if word.group() == "case" else max(0, top.cases - 1)
+        return True
+
+    def close_parenthesis(self, text: str, index: int) -> None:
+        if self.frames and self.frames[-1].outer is None and self.frames[-1].parens:
+            self.frames[-1].parens -= 1
+            return
+        while self.frames and self.frames[-1].outer is None:
+            self.frames.pop()  # a `${` or `[` left open by a syntax error
+        top = self.frames[-1] if self.frames else None
+        if top is None or top.closer != ")":
+            return
+        if top.depth:
+            top.depth -= 1
+        elif not top.cases:
+            self.close(text, index)
+
+    def subscript_context(self, name: str | None) -> str | None:
+        """An indexed array's subscript is arithmetic; an associative array's is a word."""
+        return None if name in self.associative else "subscript"
+
+    def open_assigned_element(self, text: str, index: int) -> None:
+        """`a[…]=` (or `[…]=` inside `a=( )`): the subscript is arithmetic if `=` follows."""
+        match = _ASSIGNED_ELEMENT.match(text, index)
+        if match is None or (match.group(1) is None and text[index] != "["):
+            return
+        context = self.subscript_context(match.group(1))
+        self.open(_Frame("]", None, context, assignment=context is not None))
+        self.skip = match.end() - index - 1
 
     def read_heredoc_operator(self, text: str, start: int) -> None:
         strip_tabs = text[start : start + 1] == "-"
@@ -152,9 +446,9 @@ class _Scanner:
             self.state = _State.NORMAL
 
     def in_double(self, char: str, text: str, index: int) -> None:
-        if char == "$" and text[index + 1 : index + 2] == "(":
-            self.enter_substitution()
-        elif char == "\\":
+        if self.expansion(char, text, index):
+            return
+        if char == "\\":
             self.skip = 1
         elif char == '"':
             self.state = _State.NORMAL
@@ -166,7 +460,8 @@ class _Scanner:
 
     def in_heredoc(self, char: str, text: str, index: int) -> None:
         if char != "\n":
-            self.line += char
+            if self.state is _State.HEREDOC:
+                self.expansion(char, text, index)
             return
         assert self.active is not None
         line = self.line.lstrip("\t") if self.active.strip_tabs else self.line
@@ -178,6 +473,187 @@ class _Scanner:
 
     in_quoted_heredoc = in_heredoc
 
+    # -- commands ---------------------------------------------------------------------------
+
+    def track(self, char: str, before: _State) -> None:
+        """Add `char` to the words of the command being read; judge the command at its end."""
+        command = self.commands[-1]
+        at_level = len(self.frames) == command.level and before is _State.NORMAL
+        if at_level and self.state is _State.NORMAL and char in " \t":
+            command.end_word()
+        elif at_level and char in _COMMAND_BREAK and self.state is not _State.COMMENT:
+            if not self.conditional_continues(command, char):
+                self.end_command(command)
+                self.commands[-1] = _Command(command.level)
+            else:
+                command.end_word()
+        elif before is not _State.NORMAL or self.state is not _State.COMMENT:
+            command.current.text += char
+
+    def conditional_continues(self, command: _Command, char: str) -> bool:
+        """Inside `[[ … ]]`, `&&`, `||`, `(`, `)` and newlines do not end the command."""
+        if command.current.text != "[[" and all(w.text != "[[" for w in command.words):
+            return False
+        words = [w.text for w in (*command.words, command.current) if w.text]
+        name = _command_name(words)
+        return name == "[[" and "]]" not in words
+
+    def end_command(self, command: _Command) -> None:
+        command.end_word()
+        words = _without_redirections(command.words)
+        start = 0
+        while start < len(words):
+            text = words[start].text
+            assignment = _ASSIGNMENT.match(text)
+            if assignment is not None:
+                if assignment.group(1) in self.declared:
+                    self.mark(words[start], "integer-variable", after=assignment.end())
+                start += 1
+            elif _unquoted(text) in _PREFIXES or _unquoted(text) in _PREFIX_COMMANDS:
+                start += 1
+            else:
+                break
+        if start < len(words):
+            self.judge(_unquoted(words[start].text), words[start + 1 :])
+        command.words = []
+
+    def judge(self, name: str, arguments: list[_Word]) -> None:
+        if name == "let":
+            for word in arguments:
+                self.mark(word, "let")
+        elif name in _DECLARATIONS:
+            self.judge_declaration(arguments)
+        elif name == "read":
+            for word in _read_names(arguments):
+                self.mark(word, "name")
+        elif name == "printf":
+            self.judge_printf(arguments)
+        elif name in ("[[", "[", "test"):
+            self.judge_test(arguments, arithmetic=name == "[[" or self.arithmetic_test)
+
+    def judge_declaration(self, arguments: list[_Word]) -> None:
+        options = ""
+        for word in arguments:
+            if word.text.startswith(("-", "+")) and not word.holes:
+                options += word.text
+                continue
+            equals = word.text.find("=")
+            self.mark(word, "declare", before=len(word.text) if equals < 0 else equals)
+            name = _IDENTIFIER.match(word.text)
+            if "i" in options or "n" in options:
+                self.mark(word, "declare", after=max(equals, 0))
+                if name is not None:
+                    self.declared.add(name.group())
+            if "A" in options and name is not None:
+                self.associative.add(name.group())
+
+    def judge_printf(self, arguments: list[_Word]) -> None:
+        for position, word in enumerate(arguments):
+            if word.text == "-v" and position + 1 < len(arguments):
+                self.mark(arguments[position + 1], "name")
+            elif word.text.startswith("-v"):
+                self.mark(word, "name")
+            elif not word.text.startswith("-"):
+                return
+
+    def judge_test(self, arguments: list[_Word], *, arithmetic: bool) -> None:
+        for position, word in enumerate(arguments):
+            neighbours: list[_Word] = []
+            if word.text == "-v":
+                neighbours = arguments[position + 1 : position + 2]
+                context = "name"
+            elif arithmetic and word.text in _ARITHMETIC_OPERATORS:
+                neighbours = (
+                    arguments[max(0, position - 1) : position]
+                    + arguments[position + 1 : position + 2]
+                )
+                context = "test-operand"
+            for neighbour in neighbours:
+                self.mark(neighbour, context)
+
+    def mark(self, word: _Word, context: str, *, after: int = 0, before: int | None = None) -> None:
+        for number, offset in word.holes:
+            if offset >= after and (before is None or offset < before):
+                self.evaluating.setdefault(number, context)
+
+
+_HANDLERS: dict[_State, Callable[[_Scanner, str, str, int], None]] = {
+    state: getattr(_Scanner, f"in_{state.name.lower()}") for state in _State
+}
+_UNTRACKED = frozenset({_State.COMMENT, _State.HEREDOC, _State.QUOTED_HEREDOC})
+
+
+def _assigns(text: str, position: int) -> bool:
+    return text.startswith("=", position) or text.startswith("+=", position)
+
+
+def _is_substring(text: str, position: int) -> bool:
+    """`:` at `position` starts a substring offset (`${v:1}`, `${v: -1}`), not `:-` etc."""
+    return text[position : position + 1] == ":" and text[position + 1 : position + 2] not in (
+        "-",
+        "=",
+        "?",
+        "+",
+    )
+
+
+def _unquoted(word: str) -> str:
+    return word.replace("'", "").replace('"', "").replace("\\", "")
+
+
+def _command_name(words: list[str]) -> str | None:
+    for word in words:
+        plain = _unquoted(word)
+        if plain not in _PREFIXES and plain not in _PREFIX_COMMANDS and not _ASSIGNMENT.match(word):
+            return plain
+    return None
+
+
+def _without_redirections(words: list[_Word]) -> list[_Word]:
+    """The words of a command with its redirections (`< FILE`, `2>/dev/null`…) left out."""
+    kept: list[_Word] = []
+    target = False
+    for word in words:
+        redirection = _REDIRECTION.fullmatch(word.text)
+        if target:
+            target = False
+        elif redirection is not None:
+            target = not redirection.group(1)
+        else:
+            kept.append(word)
+    return kept
+
+
+def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
+    """The words of a `read` command that name variables (not options or their values)."""
+    takes_value = False
+    for word in arguments:
+        if takes_value:
+            takes_value = False
+        elif word.text.startswith("-") and len(word.text) > 1 and not word.holes:
+            takes_value = word.text[-1] in _READ_OPTION_ARGUMENTS
+        else:
+            yield word
+
+
+#: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
+_COMMAND_TRIGGERS = re.compile(
+    r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test)\b"
+)
+#: text without which a script has no evaluating context at all
+_EVALUATING_TRIGGERS = re.compile(r"\(\(|\$\[|\$\{|" + _COMMAND_TRIGGERS.pattern)
+
+
+def _literal_text(template: Template) -> str:
+    return "".join(part for part in template.parts if isinstance(part, str))
+
+
+def _scanner_for(template: Template, shell: str | None) -> _Scanner:
+    return _Scanner(
+        arithmetic_test=shell_program(shell) in _ARITHMETIC_TEST_SHELLS,
+        commands_matter=_COMMAND_TRIGGERS.search(_literal_text(template)) is not None,
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedScript:
@@ -187,32 +663,59 @@ class PreparedScript:
     env: dict[str, str]
 
 
-def prepare_script(template: Template, render: Callable[[Any], str]) -> PreparedScript:
+class EvaluatedValueError(ValueError):
+    """A value bound for a context the shell evaluates is not an integer literal."""
+
+
+def prepare_script(
+    template: Template, render: Callable[[Any], str], shell: str | None = None
+) -> PreparedScript:
     """Replace each `${{ }}` of `template` by a quoted variable reference; `render` turns
-    each expression into the text its variable holds."""
-    scanner = _Scanner()
+    each expression into the text its variable holds.
+
+    A value bound for an evaluating context must render as an integer literal, else
+    :class:`EvaluatedValueError` (the compiler admits only expressions proven numeric there).
+    """
+    scanner = _scanner_for(template, shell)
     pieces: list[str] = []
-    env: dict[str, str] = {}
+    values: list[tuple[Expression, str]] = []
     for part in template.parts:
         if isinstance(part, str):
             scanner.feed(part)
             pieces.append(part)
             continue
-        name = f"{ENV_PREFIX}{len(env) + 1}"
-        env[name] = render(part)
-        reference = _REFERENCE[scanner.state].format(name=name)
+        name = f"{ENV_PREFIX}{len(values) + 1}"
+        values.append((part, render(part)))
+        reference = scanner.hole(len(values) - 1).format(name=name)
         if scanner.state in (_State.HEREDOC, _State.QUOTED_HEREDOC):
             scanner.line += reference
         pieces.append(reference)
+    for number, context in scanner.finish().items():
+        expression, value = values[number]
+        if not INTEGER_LITERAL.fullmatch(value):
+            raise EvaluatedValueError(
+                f"`${{{{ {expression.text.strip()} }}}}` stands in {EVALUATING_CONTEXTS[context]},"
+                f" which bash evaluates as code; its value {value[:40]!r} is not an integer"
+            )
+    env = {f"{ENV_PREFIX}{i + 1}": value for i, (_, value) in enumerate(values)}
     return PreparedScript("".join(pieces), env)
 
 
-def scan_contexts(template: Template) -> list[tuple[Any, str, str]]:
-    """For each `${{ }}` of a script: the expression, the quoting context it stands in
-    (`normal`, `double`, `single`, `ansi`, `comment`, `heredoc`, `quoted-heredoc`), and
-    the text of its line up to it (for linting)."""
-    scanner = _Scanner()
-    found: list[tuple[Any, str, str]] = []
+@dataclass(frozen=True, slots=True)
+class ScriptSite:
+    """One `${{ }}` of a script: its quoting context, the text of its line up to it, and
+    the evaluating context it stands in (None: the shell only expands it)."""
+
+    expression: Expression
+    context: str
+    line: str
+    evaluating: str | None
+
+
+def scan_sites(template: Template, shell: str | None = None) -> list[ScriptSite]:
+    """Every `${{ }}` of a script, with where it stands (for the compiler and the linter)."""
+    scanner = _scanner_for(template, shell)
+    found: list[tuple[Expression, str, str]] = []
     text = ""
     for part in template.parts:
         if isinstance(part, str):
@@ -220,8 +723,115 @@ def scan_contexts(template: Template) -> list[tuple[Any, str, str]]:
             text += part
             continue
         line = text[text.rfind("\n") + 1 :]
-        found.append((part, scanner.state.value, line))
+        state = scanner.state
+        scanner.hole(len(found))
+        found.append((part, state.value, line))
         text += "${{}}"
         if scanner.state in (_State.HEREDOC, _State.QUOTED_HEREDOC):
             scanner.line += "${}"
-    return found
+    evaluating = scanner.finish()
+    return [
+        ScriptSite(expression, context, line, evaluating.get(number))
+        for number, (expression, context, line) in enumerate(found)
+    ]
+
+
+def scan_contexts(template: Template) -> list[tuple[Any, str, str]]:
+    """For each `${{ }}` of a script: the expression, the quoting context it stands in
+    (`normal`, `double`, `single`, `ansi`, `comment`, `heredoc`, `quoted-heredoc`), and
+    the text of its line up to it (for linting)."""
+    return [(site.expression, site.context, site.line) for site in scan_sites(template)]
+
+
+def shell_program(shell: str | None) -> str:
+    """The program name of a `shell:` setting (`bash` for the default), e.g. `python3`."""
+    if shell is None:
+        return "bash"
+    try:
+        words = shlex.split(shell)
+    except ValueError:
+        words = shell.split()
+    while words and (PurePath(words[0]).name == "env" or "=" in words[0]):
+        words = words[1:]
+        while words and words[0].startswith("-"):
+            words = words[1:]
+    return PurePath(words[0]).name if words else ""
+
+
+def quotes_for(shell: str | None) -> bool:
+    """Whether wfx can quote `${{ }}` values for this shell (a POSIX-like shell)."""
+    return shell_program(shell) in POSIX_SHELLS
+
+
+# -- the compile-time check -------------------------------------------------------------------
+
+
+def check_scripts(steps: Iterable[tuple[Step, str | None]], workflow: Workflow) -> list[Diagnostic]:
+    """Errors for `${{ }}` that no quoting can make safe: in a context the shell evaluates as
+    code (unless proven numeric), or in a script for a shell wfx cannot quote for.
+
+    `steps` pairs each leaf step with its effective `shell` (None: the default).
+    """
+    numbers = {i.name.lower() for i in workflow.inputs if i.type is InputType.NUMBER}
+    problems: list[Diagnostic] = []
+    for step, shell in steps:
+        for action in (step.action, step.rollback):
+            if action is None or action.run is None or action.run.is_literal():
+                continue
+            own = action.shell.value if action is step.rollback and action.shell else shell
+            problems.extend(_check_script(action.run, own, numbers))
+    return problems
+
+
+def _check_script(template: Template, shell: str | None, numbers: set[str]) -> list[Diagnostic]:
+    if not quotes_for(shell):
+        return [
+            _unquotable(expression, shell_program(shell)) for expression in template.expressions()
+        ]
+    if not _EVALUATING_TRIGGERS.search(_literal_text(template)):
+        return []  # the common case, decided without scanning
+    return [
+        _evaluated(site)
+        for site in scan_sites(template, shell)
+        if site.evaluating is not None and not proven_integer(site.expression, numbers)
+    ]
+
+
+def proven_integer(expression: Expression, numbers: set[str]) -> bool:
+    """Whether the expression can only be a number: a number literal, `attempt`, or an input
+    declared `type: number` (the runtime still refuses a value that is not an integer)."""
+    root = expression.root
+    if isinstance(root, Literal):
+        return isinstance(root.value, float) and root.value.is_integer()
+    if isinstance(root, NamedValue):
+        return root.name.lower() == "attempt"
+    return (
+        isinstance(root, Property)
+        and isinstance(root.target, NamedValue)
+        and root.target.name.lower() == "inputs"
+        and root.name.lower() in numbers
+    )
+
+
+def _evaluated(site: ScriptSite) -> Diagnostic:
+    assert site.evaluating is not None
+    return error(
+        "compile.evaluated-value",
+        f"`${{{{ {site.expression.text.strip()} }}}}` stands in"
+        f" {EVALUATING_CONTEXTS[site.evaluating]}: bash evaluates text there as code, so a"
+        " value such as `a[$(cmd)]` would run `cmd`",
+        site.expression.span,
+        "pass the value in `env:` and check it is an integer before using it"
+        " (`[[ $N =~ ^-?[0-9]+$ ]]`), or use an input of `type: number`",
+    )
+
+
+def _unquotable(expression: Expression, program: str) -> Diagnostic:
+    return error(
+        "compile.unquotable-shell",
+        f"`${{{{ {expression.text.strip()} }}}}` in a script for `{program}`: wfx can pass"
+        " values safely only to POSIX shells (bash, sh, dash, zsh, ksh)",
+        expression.span,
+        "set the value in the step's `env:` and read it from the environment"
+        ' (in Python `os.environ["NAME"]`, in Node `process.env.NAME`)',
+    )

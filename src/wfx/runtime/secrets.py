@@ -8,7 +8,11 @@ itself at least `MIN_LENGTH` characters long (surrounding whitespace stripped):
 - the raw value, and each line of it (stripped), so a key printed line by line is masked;
 - the JSON-escaped form (`json.dumps(value)[1:-1]`, ASCII-escaped and not) and the
   Python-repr-escaped form (`repr(value)[1:-1]`, as a traceback shows it);
-- the URL-encoded forms (`quote(value, safe="")` and `quote_plus(value)`);
+- the percent-encoded (URL-encoded) forms of the UTF-8 bytes, as each common encoder writes
+  them (:data:`PERCENT_ENCODINGS`: Python's `quote`, `quote(safe="")` and `quote_plus`,
+  JavaScript's `encodeURIComponent`, `encodeURI` and `URLSearchParams`, `jq @uri`,
+  `curl --data-urlencode`, HTML forms, and every byte encoded as `od`/`xxd` pipelines do),
+  each with upper- and lower-case hex digits;
 - the base64 forms of the UTF-8 bytes: the value encoded alone (padded), and the characters
   that depend only on the value when it sits at each of the 3 byte alignments inside a
   longer base64 text; each in the standard and the URL-safe alphabet.
@@ -22,14 +26,29 @@ from __future__ import annotations
 import base64
 import json
 import re
+import string
 import types
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 MASK = "***"
 MIN_LENGTH = 4
+
+#: How common encoders percent-encode text: the ASCII characters each keeps as they are and
+#: what a space becomes; every other byte is `%XX`.
+_ALPHANUMERIC = string.ascii_letters + string.digits
+PERCENT_ENCODINGS: tuple[tuple[str, str, str], ...] = (
+    ("quote(s, safe=''), jq 1.7 @uri, curl --data-urlencode", _ALPHANUMERIC + "-._~", "%20"),
+    ("urllib.parse.quote(s)", _ALPHANUMERIC + "-._~/", "%20"),
+    ("quote_plus(s)", _ALPHANUMERIC + "-._~", "+"),
+    ("URLSearchParams, HTML forms, Java URLEncoder", _ALPHANUMERIC + "-._*", "+"),
+    ("PHP urlencode", _ALPHANUMERIC + "-._", "+"),
+    ("encodeURIComponent, jq 1.6 @uri", _ALPHANUMERIC + "-_.!~*'()", "%20"),
+    ("encodeURI", _ALPHANUMERIC + "-_.!~*'();/?:@&=+$,#", "%20"),
+    ("every byte: od -An -tx1, xxd -p", "", "%20"),
+)
+_PERCENT_ESCAPE = re.compile("%[0-9A-F]{2}")
 
 _URLSAFE = str.maketrans("+/", "-_")
 
@@ -247,7 +266,19 @@ def _escaped_forms(value: str) -> set[str]:
 
 def _url_forms(value: str) -> set[str]:
     data = _utf8(value)
-    return {urllib.parse.quote(data, safe=""), urllib.parse.quote_plus(data)}
+    forms = {_percent_encoded(data, keep, space) for _, keep, space in PERCENT_ENCODINGS}
+    return forms | {_lower_hex(form) for form in forms}
+
+
+def _percent_encoded(data: bytes, keep: str, space: str) -> str:
+    kept = keep.encode("ascii")
+    return "".join(
+        chr(byte) if byte in kept else space if byte == 0x20 else f"%{byte:02X}" for byte in data
+    )
+
+
+def _lower_hex(form: str) -> str:
+    return _PERCENT_ESCAPE.sub(lambda escape: escape.group().lower(), form)
 
 
 def _utf8(value: str) -> bytes:
