@@ -250,7 +250,9 @@ async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
             if scope.cancelled_caught:
                 reason = f"timed out after {_seconds(setup.timeout)}"
                 return Attempt(StepStatus.TIMEOUT, reason=reason)
-    except Exception as exc:  # the step's own failure: report it, never crash the run
+    except anyio.get_cancelled_exc_class():
+        raise  # a timeout or the run stopping: the engine's cancel scopes handle it
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the step fails, not wfx
         return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
     try:
         outputs = _outputs_of(result)
@@ -275,10 +277,29 @@ def _bind(function: PythonAction, kwargs: Any) -> Callable[[], Awaitable[Any]]:
 
         return call_async
 
+    def call_capturing() -> Any:
+        try:
+            return function(**kwargs)
+        except BaseException as exc:  # carried back as an Exception: see _Raised
+            raise _Raised(exc) from None
+
     async def call_in_thread() -> Any:
-        return await anyio.to_thread.run_sync(lambda: function(**kwargs), abandon_on_cancel=True)
+        try:
+            return await anyio.to_thread.run_sync(call_capturing, abandon_on_cancel=True)
+        except _Raised as raised:
+            raise raised.original from None
 
     return call_in_thread
+
+
+class _Raised(Exception):  # noqa: N818 - a carrier, not an error of its own
+    """What a step's function raised in its worker thread. A BaseException such as
+    GeneratorExit crossing from a thread into the event loop escapes every handler (it
+    ends the whole run), so it travels as a plain exception and is raised again here."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
 
 
 _DESCRIBED: dict[Any, tuple[inspect.Signature | None, bool]] = {}
@@ -352,7 +373,9 @@ def _import(module_name: str, import_root: str | None) -> Any:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise ActionError(f"cannot import `{module_name}`: {exc}") from None
-    except Exception as exc:  # the module itself is broken; report, do not crash the run
+    except anyio.get_cancelled_exc_class():
+        raise
+    except BaseException as exc:  # the module itself is broken (or exits)
         raise ActionError(f"importing `{module_name}` failed: {_python_failure(exc)}") from None
 
 

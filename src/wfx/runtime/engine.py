@@ -154,17 +154,10 @@ async def run(
 ) -> RunResult:
     """Run a compiled workflow; return every step's status, attempts, duration and outputs."""
     chosen = options or RunOptions()
-    if actions is not None or events is not None:
-        chosen = RunOptions(
-            actions=actions if actions is not None else chosen.actions,
-            events=events if events is not None else chosen.events,
-            environ=chosen.environ,
-            workspace=chosen.workspace,
-            handle_signals=chosen.handle_signals,
-            run_id=chosen.run_id,
-            seed=chosen.seed,
-            resume=chosen.resume,
-        )
+    if actions is not None:
+        chosen = dataclasses.replace(chosen, actions=actions)
+    if events is not None:
+        chosen = dataclasses.replace(chosen, events=events)
     if inputs is not None:
         from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
 
