@@ -56,6 +56,10 @@ from wfx.runtime.secrets import MaskingStream, SecretSet
 #: a worker running a chain of instant steps yields to the event loop this often
 _FAIRNESS = 64
 
+#: the orphan-kill warning lists this many processes, each cut to this many characters
+_LEFTOVERS_LISTED = 5
+_LEFTOVER_CHARS = 60
+
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
 _KEPT = frozenset({"success", "failed", "timeout", "rolledBack", "rollbackFailed"})
 
@@ -625,9 +629,9 @@ class _Run:
 
     def _report_leftovers(self, node: Node, result: Attempt) -> None:
         if result.leftovers:
-            listed = ", ".join(result.leftovers)
+            listed = _brief_list([self.secrets.mask(p) for p in result.leftovers])
             message = f"killed processes `{node.id}` left running: {listed}"
-            self.emit(ev.Notice(self.run_id, self.now(), self.secrets.mask(message), node.id))
+            self.emit(ev.Notice(self.run_id, self.now(), message, node.id))
 
     # -- failure and cancellation -----------------------------------------------------------
 
@@ -959,6 +963,22 @@ class _Run:
                 message = f"workflow output `{name}` could not be evaluated: {exc.message}"
                 self.emit(ev.Notice(self.run_id, self.now(), message))
         return outputs
+
+
+def _brief_list(processes: list[str]) -> str:
+    """The first few leftover processes, each cut short: a subshell's command line is the
+    step's whole script, which does not belong in a one-line warning. (Masked before it
+    is cut, so a cut can never reveal part of a secret.)"""
+    shown = [_brief_command(p) for p in processes[:_LEFTOVERS_LISTED]]
+    more = len(processes) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _brief_command(text: str) -> str:
+    first_line = text.split("\n", 1)[0].rstrip()
+    if len(first_line) <= _LEFTOVER_CHARS and first_line == text:
+        return text
+    return first_line[: _LEFTOVER_CHARS - 1].rstrip() + "…"
 
 
 def _fresh_scratch(chosen: Path | None) -> Path:
