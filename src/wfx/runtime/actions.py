@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 
 from wfx.diagnostics import WfxError
-from wfx.expr import Expression, ExpressionError, Template, to_string
+from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
@@ -195,9 +195,26 @@ def read_outputs(path: Path) -> dict[str, str]:
 # -- rendering --------------------------------------------------------------------------------
 
 
+class StepContexts(dict[str, Any]):
+    """The contexts a step's expressions read, with the status its status functions
+    (`success()`, `failure()`, `always()`, `cancelled()`) report: the engine decides the
+    step's condition with the same Status, so `run:` text and `condition:` agree."""
+
+    __slots__ = ("status",)
+
+    def __init__(self, values: Mapping[str, Any], status: Status) -> None:
+        super().__init__(values)
+        self.status = status
+
+
+def status_of(contexts: Mapping[str, Any]) -> Status | None:
+    """The status `contexts` carry (None: the default of a quiet, successful run)."""
+    return contexts.status if isinstance(contexts, StepContexts) else None
+
+
 def render_expression(expression: Expression, contexts: Mapping[str, Any]) -> str:
     """An expression's value as the text a script or argv receives."""
-    return to_string(expression.evaluate(contexts))
+    return to_string(expression.evaluate(contexts, status=status_of(contexts)))
 
 
 def render_text(template: Template, contexts: Mapping[str, Any]) -> str:
@@ -213,7 +230,7 @@ def render_text(template: Template, contexts: Mapping[str, Any]) -> str:
 def render_value(value: Any, contexts: Mapping[str, Any]) -> Any:
     """A `with` value: templates rendered (a lone `${{ }}` keeps its type), the rest as is."""
     if isinstance(value, Template):
-        return plain_numbers(value.render(contexts))
+        return plain_numbers(value.render(contexts, status=status_of(contexts)))
     if isinstance(value, Mapping):
         return {k: render_value(v, contexts) for k, v in value.items()}
     if isinstance(value, tuple | list):

@@ -42,9 +42,10 @@ from wfx.runtime.actions import (
     Attempt,
     AttemptSetup,
     PythonAction,
+    StepContexts,
     inherited_environment,
-    plain_numbers,
     render_text,
+    render_value,
     run_attempt,
 )
 from wfx.runtime.events import RunStatus, StepStatus
@@ -503,8 +504,8 @@ class _Run:
             with anyio.CancelScope() as scope:
                 if main:
                     self.scopes[node.index] = (scope, cancel_on_failure)
-                if main and (self.cancelled or (self.failing and cancel_on_failure)):
-                    scope.cancel()
+                if cancel_on_failure and (self.cancelled or self.failing):
+                    scope.cancel()  # a status-function step starts even after Ctrl-C
                 limiters = self._limiters_of(node)
                 if limiters:
                     async with AsyncExitStack() as stack:
@@ -694,11 +695,7 @@ class _Run:
             group = self.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
                 return f"group `{group_id}` was skipped"
-        if node.section is Section.FINALLY:
-            status = Status(failed=self.failing or bad_upstream, cancelled=self.cancelled)
-        else:
-            independent_stop = self.failing and not bad_upstream
-            status = Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+        status = self._status(node, bad_upstream)
         condition = step.condition
         if condition is None:
             passes = node.section is Section.FINALLY or not (status.failed or status.cancelled)
@@ -715,6 +712,18 @@ class _Run:
             return f"its condition could not be evaluated: {exc.message}"
         return None if is_truthy(value) else "its condition is false"
 
+    def _status(self, node: Node, bad_upstream: bool) -> Status:
+        """What the status functions report for `node` now: the one answer its condition
+        and its text (`run`, `cmd`, `env`, `with`) both get."""
+        if node.section is Section.FINALLY:
+            return Status(failed=self.failing or bad_upstream, cancelled=self.cancelled)
+        independent_stop = self.failing and not bad_upstream
+        return Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+
+    def _ending_status(self) -> Status:
+        """The status of rollbacks and workflow outputs, which see the run as a whole."""
+        return Status(failed=self.failing, cancelled=self.cancelled)
+
     def _why_not(self, status: Status) -> str:
         if status.failed:
             return "a step it depends on failed"
@@ -728,8 +737,8 @@ class _Run:
 
     # -- contexts and setup -----------------------------------------------------------------
 
-    def _contexts(self, node: Node, attempt: int) -> dict[str, Any]:
-        contexts: dict[str, Any] = {
+    def _contexts(self, node: Node, attempt: int, status: Status | None = None) -> StepContexts:
+        values: dict[str, Any] = {
             "inputs": self.graph.inputs,
             "secrets": self.secrets.values,
             "steps": self.steps_context,
@@ -737,6 +746,9 @@ class _Run:
             "attempt": attempt,
             "env": {},
         }
+        if status is None:
+            status = self._status(node, self.states[node.index].bad)
+        contexts = StepContexts(values, status)
         settings = node.settings
         if settings is not None and settings.env:
             env: dict[str, str] = {}
@@ -861,7 +873,8 @@ class _Run:
         self.emit(ev.RollbackStarted(self.run_id, self.now(), node.id))
         started = time.monotonic()
         try:
-            contexts = self._contexts(node, self.states[node.index].attempts)
+            attempts = self.states[node.index].attempts
+            contexts = self._contexts(node, attempts, self._ending_status())
             setup = self._setup(node, 0, contexts)
             timeout = rollback.timeout.value if rollback.timeout else setup.timeout
             setup = dataclasses.replace(
@@ -946,7 +959,7 @@ class _Run:
         )
 
     def _workflow_outputs(self) -> dict[str, Any]:
-        contexts = {
+        values = {
             "inputs": self.graph.inputs,
             "secrets": self.secrets.values,
             "steps": self.steps_context,
@@ -954,10 +967,11 @@ class _Run:
             "env": {},
             "attempt": 0,
         }
+        contexts = StepContexts(values, self._ending_status())
         outputs: dict[str, Any] = {}
         for name, template in self.graph.workflow.outputs.items():
             try:
-                outputs[name] = self.secrets.mask_value(plain_numbers(template.render(contexts)))
+                outputs[name] = self.secrets.mask_value(render_value(template, contexts))
             except ExpressionError as exc:
                 outputs[name] = None
                 message = f"workflow output `{name}` could not be evaluated: {exc.message}"

@@ -241,24 +241,33 @@ async def _supervise(
     kill_grace: float,
     pipe_grace: float,
 ) -> bool:
-    """Wait for the process and its output; True when the timeout fired."""
-    try:
-        async with anyio.create_task_group() as drains:
-            drains.start_soon(capture.drain, process.stdout, "stdout")
-            drains.start_soon(capture.drain, process.stderr, "stderr")
+    """Wait for the process and its output; True when the timeout fired.
+
+    The drains are shielded from a cancellation (Ctrl-C, a failing sibling): what the
+    step prints while it is being stopped (a TERM trap) is still read and reported."""
+    async with anyio.create_task_group() as drains:
+        drains.start_soon(capture.drain, process.stdout, "stdout")
+        drains.start_soon(capture.drain, process.stderr, "stderr")
+        try:
             timed_out = not await _exits_within(process, timeout)
             # Fast path: exited, both pipes closed promptly, group empty -> no /proc scan.
             if timed_out or not await capture.closed_within(pipe_grace) or tree.group_alive():
                 with anyio.CancelScope(shield=True):
                     await tree.terminate(kill_grace)
-                if not await capture.closed_within(pipe_grace):
-                    # Whoever still holds the pipe is beyond our reach; stop reading.
-                    drains.cancel_scope.cancel()
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await tree.terminate(kill_grace)
-        raise
+                await _stop_reading(capture, pipe_grace)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await tree.terminate(kill_grace)
+                await _stop_reading(capture, pipe_grace)
+            raise
     return timed_out
+
+
+async def _stop_reading(capture: _Capture, pipe_grace: float) -> None:
+    """Read the pipes until they close; whoever still holds one after `pipe_grace` is
+    beyond our reach, so stop reading it."""
+    if not await capture.closed_within(pipe_grace):
+        capture.stop()
 
 
 async def _exits_within(process: _Child, timeout: float | None) -> bool:
@@ -300,27 +309,35 @@ class _Capture:
         self._log_room = log_limit if log is not None else 0
         self._max_line = max_line
         self._closed = {"stdout": anyio.Event(), "stderr": anyio.Event()}
+        self._scopes: list[anyio.CancelScope] = []
 
     async def drain(self, fd: int, stream: Stream) -> None:
-        """Read the non-blocking pipe `fd` until EOF (or cancellation), a chunk at a time."""
+        """Read the non-blocking pipe `fd` until EOF (or `stop()`), a chunk at a time."""
         lines = _LineSplitter(stream, self._on_output, self._max_line) if self._on_output else None
         try:
-            while True:
-                try:
-                    chunk = os.read(fd, _CHUNK)
-                except BlockingIOError:
-                    await anyio.wait_readable(fd)
-                    continue
-                if not chunk:
-                    break
-                self.counts[stream] += len(chunk)
-                self._write_log(chunk)
-                if lines is not None:
-                    lines.feed(chunk)
+            with anyio.CancelScope(shield=True) as scope:
+                self._scopes.append(scope)
+                while True:
+                    try:
+                        chunk = os.read(fd, _CHUNK)
+                    except BlockingIOError:
+                        await anyio.wait_readable(fd)
+                        continue
+                    if not chunk:
+                        break
+                    self.counts[stream] += len(chunk)
+                    self._write_log(chunk)
+                    if lines is not None:
+                        lines.feed(chunk)
         finally:
             self._closed[stream].set()
             if lines is not None:
                 lines.finish()
+
+    def stop(self) -> None:
+        """Stop reading both pipes (their writers are out of reach)."""
+        for scope in self._scopes:
+            scope.cancel()
 
     async def closed_within(self, limit: float) -> bool:
         """Wait up to `limit` seconds for EOF on both pipes."""
