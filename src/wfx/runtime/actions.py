@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from wfx.diagnostics import WfxError
+from wfx.diagnostics import Span, WfxError
 from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
@@ -53,6 +53,8 @@ class Attempt:
     signal: int | None = None
     reason: str | None = None
     leftovers: tuple[str, ...] = ()
+    span: Span | None = None
+    """Where in the workflow file the failure is, when it is an expression's."""
 
 
 @dataclass(slots=True)
@@ -86,8 +88,21 @@ async def run_attempt(action: Action, setup: AttemptSetup) -> Attempt:
         if action.kind is StepKind.USES:
             return await _run_python(action, setup)
         return await _run_command(action, setup)
-    except (ActionError, ProcessStartError, ExpressionError) as exc:
+    except ExpressionError as exc:
+        return rendering_failed(exc, _RENDERED[action.kind])
+    except (ActionError, ProcessStartError) as exc:
         return Attempt(StepStatus.FAILED, reason=_message(exc))
+
+
+#: what a rendering error of each kind of action failed to render
+_RENDERED = {StepKind.RUN: "`run`", StepKind.CMD: "`cmd`", StepKind.USES: "`with`"}
+
+
+def rendering_failed(exc: ExpressionError, what: str) -> Attempt:
+    """A failed attempt for an expression that could not be evaluated, naming the file,
+    line and column of the expression."""
+    reason = f"{exc.span}: cannot render {what}: {exc.message}"
+    return Attempt(StepStatus.FAILED, reason=reason, span=exc.span)
 
 
 def _message(exc: Exception) -> str:

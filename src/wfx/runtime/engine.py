@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from wfx.diagnostics import Span
 from wfx.expr import ExpressionError, Status, Template, is_truthy
 from wfx.graph import ExecutionGraph, Node, NodeKind, RetrySchedule, Section
 from wfx.model import Action, OnError, Step, StepId, StepKind
@@ -46,6 +47,7 @@ from wfx.runtime.actions import (
     inherited_environment,
     render_text,
     render_value,
+    rendering_failed,
     run_attempt,
 )
 from wfx.runtime.events import RunStatus, StepStatus
@@ -142,6 +144,7 @@ class _State:
     tolerated: bool = False
     bad: bool = False
     completed: int = -1
+    span: Span | None = None
 
 
 def new_run_id() -> str:
@@ -580,7 +583,7 @@ class _Run:
             else:
                 setup = self._setup(node, attempt, self._contexts(node, attempt))
         except ExpressionError as exc:
-            return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
+            return rendering_failed(exc, "the step")
         try:
             return await run_attempt(action, setup)
         finally:
@@ -588,6 +591,7 @@ class _Run:
 
     def _record(self, node: Node, state: _State, result: Attempt) -> None:
         state.exit_code, state.signal = result.exit_code, result.signal
+        state.span = result.span
         if result.status is StepStatus.SUCCESS:
             state.outputs = self.secrets.mask_value(dict(result.outputs))
             self.completions += 1
@@ -625,6 +629,7 @@ class _Run:
                 state.signal,
                 state.reason,
                 state.outputs,
+                state.span,
             )
         )
 
@@ -707,9 +712,15 @@ class _Run:
         if not expression.uses_status_function() and (status.failed or status.cancelled):
             return self._why_not(status)
         try:
-            value = expression.evaluate(self._contexts(node, 0), status=status)
+            contexts = self._contexts(node, 0, status)
+        except ExpressionError as exc:  # the `env` the condition may read
+            self.states[node.index].span = exc.span
+            return f"{exc.span}: cannot render the step: {exc.message}"
+        try:
+            value = expression.evaluate(contexts, status=status)
         except ExpressionError as exc:
-            return f"its condition could not be evaluated: {exc.message}"
+            self.states[node.index].span = exc.span
+            return f"{exc.span}: its condition could not be evaluated: {exc.message}"
         return None if is_truthy(value) else "its condition is false"
 
     def _status(self, node: Node, bad_upstream: bool) -> Status:
@@ -888,7 +899,7 @@ class _Run:
             finally:
                 _flush(setup)
         except ExpressionError as exc:
-            result = Attempt(StepStatus.FAILED, reason=f"cannot render the rollback: {exc.message}")
+            result = rendering_failed(exc, "the rollback")
         ok = result.status is StepStatus.SUCCESS
         status = StepStatus.ROLLED_BACK if ok else StepStatus.ROLLBACK_FAILED
         state = self.states[node.index]
@@ -974,8 +985,10 @@ class _Run:
                 outputs[name] = self.secrets.mask_value(render_value(template, contexts))
             except ExpressionError as exc:
                 outputs[name] = None
-                message = f"workflow output `{name}` could not be evaluated: {exc.message}"
-                self.emit(ev.Notice(self.run_id, self.now(), message))
+                message = self.secrets.mask(
+                    f"{exc.span}: workflow output `{name}` could not be evaluated: {exc.message}"
+                )
+                self.emit(ev.Notice(self.run_id, self.now(), message, span=exc.span))
         return outputs
 
 
