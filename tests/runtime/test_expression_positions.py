@@ -3,6 +3,7 @@ expression: in the step's reason, its StepFinished event (`span`) and notices.""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,11 @@ def test_a_workflow_output_notice_names_where_it_is(recorded: list[ev.Event]) ->
     assert notice.span is not None
     assert (notice.span.line, notice.span.column) == (23, 10)
     assert notice.message.startswith(f"{notice.span}: workflow output `o`")
+
+
+def test_the_span_reaches_cloudevents_as_file_line_column(recorded: list[ev.Event]) -> None:
+    from wfx.render.cloudevents import to_cloudevent
+
+    [event] = [e for e in recorded if isinstance(e, ev.StepFinished) and e.step == "script"]
+    line = json.loads(json.dumps(to_cloudevent(event, "wfx://test"), default=str))
+    assert line["data"]["span"].endswith("wf.yaml:7:19")
