@@ -14,7 +14,9 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import math
 import os
+import select
 import signal
 import subprocess
 import time
@@ -251,22 +253,45 @@ async def _supervise(
         try:
             timed_out = not await _exits_within(process, timeout)
             # Fast path: exited, both pipes closed promptly, group empty -> no /proc scan.
-            if timed_out or not await capture.closed_within(pipe_grace) or tree.group_alive():
+            pipes = (process.stdout, process.stderr)
+            if timed_out or not await _closed(capture, pipes, pipe_grace) or tree.group_alive():
                 with anyio.CancelScope(shield=True):
                     await tree.terminate(kill_grace)
-                await _stop_reading(capture, pipe_grace)
+                await _stop_reading(capture, pipes, pipe_grace)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await tree.terminate(kill_grace)
-                await _stop_reading(capture, pipe_grace)
+                await _stop_reading(capture, (process.stdout, process.stderr), pipe_grace)
             raise
     return timed_out
 
 
-async def _stop_reading(capture: _Capture, pipe_grace: float) -> None:
+async def _closed(capture: _Capture, pipes: tuple[int, int], pipe_grace: float) -> bool:
+    """Whether both pipes reach EOF: within `pipe_grace`, or later when no writer is left.
+    A busy event loop (hundreds of steps starting at once) can let the grace run out
+    before the drains saw an EOF that was already there; taking that for a descendant
+    holding the pipe would cost a /proc scan per step."""
+    if await capture.closed_within(pipe_grace):
+        return True
+    if _hung_up(pipes):
+        await capture.closed_within(math.inf)  # only buffered output is left to read
+        return True
+    return False
+
+
+def _hung_up(pipes: tuple[int, int]) -> bool:
+    """Whether every writer of these pipe read ends has closed its end (POLLHUP)."""
+    poller = select.poll()
+    for fd in pipes:
+        poller.register(fd, select.POLLIN)
+    hung_up = {fd for fd, events in poller.poll(0) if events & select.POLLHUP}
+    return hung_up == set(pipes)
+
+
+async def _stop_reading(capture: _Capture, pipes: tuple[int, int], pipe_grace: float) -> None:
     """Read the pipes until they close; whoever still holds one after `pipe_grace` is
     beyond our reach, so stop reading it."""
-    if not await capture.closed_within(pipe_grace):
+    if not await _closed(capture, pipes, pipe_grace):
         capture.stop()
 
 
