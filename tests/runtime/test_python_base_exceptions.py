@@ -3,6 +3,7 @@ failed step like any other: onError, rollback and `finally` run and the run ends
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ class Custom(BaseException):
     """A BaseException that is none of Python's own."""
 
 
-RAISED: list[BaseException] = [SystemExit(3), KeyboardInterrupt(), GeneratorExit(), Custom("x")]
+RAISED: list[BaseException] = [
+    SystemExit(3),
+    KeyboardInterrupt(),
+    GeneratorExit(),
+    Custom("x"),
+    asyncio.CancelledError(),  # raised by the step itself, not a cancellation of the run
+]
 
 FLOW = """
 wfx: 1
@@ -76,3 +83,14 @@ def test_a_module_that_exits_while_imported_fails_the_step(tmp_path: Path) -> No
     assert run.result.exit_code == 1
     assert "SystemExit" in (run.result.steps["boom"].reason or "")
     assert run.rolled_back() == ["prep"]
+
+
+def test_a_timeout_still_cancels_a_python_step(tmp_path: Path) -> None:
+    async def forever() -> None:
+        await asyncio.sleep(60)
+
+    flow = FLOW.replace("uses: python:t:boom", "uses: python:t:boom\n    timeout: 50ms")
+    run = run_text(tmp_path, flow, actions={"python:t:boom": forever})
+    assert run.status("boom") == "timeout"
+    assert run.rolled_back() == ["prep"]
+    assert run.output("report") == ["ended failure"]

@@ -282,8 +282,10 @@ async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
             if scope.cancelled_caught:
                 reason = f"timed out after {_seconds(setup.timeout)}"
                 return Attempt(StepStatus.TIMEOUT, reason=reason)
-    except anyio.get_cancelled_exc_class():
-        raise  # a timeout or the run stopping: the engine's cancel scopes handle it
+    except anyio.get_cancelled_exc_class() as exc:
+        if anyio.current_effective_deadline() == -math.inf:
+            raise  # the run is stopping (or a timeout): the engine's cancel scopes handle it
+        return Attempt(StepStatus.FAILED, reason=_python_failure(exc))  # raised by the step
     except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the step fails, not wfx
         return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
     try:
