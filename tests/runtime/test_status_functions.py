@@ -112,6 +112,6 @@ def test_output_while_stopped_by_a_failing_sibling_is_an_event(tmp_path: Path) -
 
 def test_output_while_stopped_by_a_timeout_is_an_event(tmp_path: Path) -> None:
     slow = textwrap.indent(TRAPPED, "    ").replace("    id", "  - id", 1)
-    run = run_text(tmp_path, "wfx: 1\nsteps:\n" + slow + "    timeout: 300ms\n")
+    run = run_text(tmp_path, "wfx: 1\nsteps:\n" + slow + "    timeout: 1s\n")
     assert run.status("slow") == "timeout"
     assert "stopping-gracefully" in run.output("slow")
