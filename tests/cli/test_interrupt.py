@@ -91,9 +91,7 @@ def test_a_failing_sibling_keeps_the_trap_output_of_the_step_it_stops(tmp_path: 
 
 
 def test_a_timeout_keeps_the_trap_output(tmp_path: Path) -> None:
-    (tmp_path / "wf.yaml").write_text(
-        "wfx: 1\nsteps:\n  - id: slow\n    timeout: 1s\n" + TRAPPED
-    )
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: slow\n    timeout: 1s\n" + TRAPPED)
     result = wfx("run", "wf.yaml", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "stopping-gracefully" in result.stdout + result.stderr
