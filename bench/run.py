@@ -8,6 +8,7 @@ every verdict is a ratio to the baseline, never an absolute time.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -328,6 +329,29 @@ def bench_fan_throughput(repeat: int) -> Result:
     return Result("fan_throughput_vs_make_j2", ratio, 0.6, rates, True, floor)
 
 
+def bench_parallel_uncapped(repeat: int) -> Result:
+    """1,000 independent `cmd: [true]` with no maxParallel vs the same capped at the
+    number of CPUs: starting everything at once must not fall off a cliff."""
+    cap = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        capped = fan_workflow(1000, cap)
+        (root / "capped.yaml").write_text(capped)
+        (root / "free.yaml").write_text(capped.replace(f"maxParallel: {cap}\n", ""))
+        medians = interleaved_medians(
+            {
+                "free": [WFX, "run", "-q", "--no-journal", str(root / "free.yaml")],
+                "capped": [WFX, "run", "-q", "--no-journal", str(root / "capped.yaml")],
+            },
+            max(3, repeat // 3),
+        )
+    ratio = medians["free"] / medians["capped"]
+    detail = (
+        f"no maxParallel {medians['free']:.2f} s vs maxParallel {cap} {medians['capped']:.2f} s"
+    )
+    return Result("parallel_uncapped_vs_capped", ratio, 1.2, detail)
+
+
 def workload(name: str) -> float:
     """Run bench/workloads.py NAME in a fresh interpreter; return the number it prints."""
     completed = subprocess.run(
@@ -416,6 +440,7 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "alias_bomb": bench_alias_bomb,
     "chain_marginal": bench_chain_marginal,
     "fan_throughput": bench_fan_throughput,
+    "parallel_uncapped": bench_parallel_uncapped,
     "parallel_sleep": bench_sleep_parallel,
     "python_steps": bench_python_steps,
     "python_chain": bench_python_chain,

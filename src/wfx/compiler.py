@@ -492,7 +492,8 @@ class _SettingsResolver:
 
     def retry(self, chain: tuple[Step, ...], on_error: OnError) -> Setting:
         """The merged retry policy: each field, `max` included, from the nearest place that
-        sets it. `onError: retry` without any `max` means 3 attempts."""
+        sets it. `onError: retry` without any `max` (or only a `defaults` one of 0) means 3
+        attempts."""
         found: list[tuple[Step | None, RetryPolicy]] = [
             (owner, owner.retries) for owner in chain if owner.retries is not None
         ]
@@ -508,7 +509,9 @@ class _SettingsResolver:
 
         setter = nearest("max")
         retries = field_value("max")
-        if retries is None:
+        # `defaults` saying "no retries" is no policy for a step that asks to be retried
+        only_defaults_say_none = retries == 0 and setter is not None and setter[0] is None
+        if retries is None or (only_defaults_say_none and on_error is OnError.RETRY):
             retries = ON_ERROR_RETRY_ATTEMPTS - 1 if on_error is OnError.RETRY else 0
         elif retries == 0 and on_error is OnError.RETRY and setter is not None:
             self.problems.append(_retry_without_retries(setter[1], chain[0]))

@@ -612,6 +612,27 @@ async def test_no_proc_scan_when_the_group_is_empty_and_the_pipes_closed(
     assert scans != []
 
 
+async def test_a_busy_event_loop_is_no_reason_to_scan_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hundreds of steps starting at once keep the loop busy past the pipe grace; pipes
+    whose writers are all gone are then read to the end, not taken for a descendant
+    holding them (a /proc scan per step was a cliff for 1,000 parallel steps)."""
+    scans: list[object] = []
+    real = process_module._census
+
+    def counting_census(*args: Any, **kwargs: Any) -> Any:
+        scans.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(process_module, "_census", counting_census)
+    for argv in (["true"], sh("for i in 1 2 3; do echo line$i; done")):
+        # a grace of 0 runs out at once, as a loop busy spawning processes makes it do
+        outcome, lines = await run(argv, pipe_grace=0.0)
+        assert outcome.succeeded
+        assert [text for _, text in lines] == [f"line{i}" for i in range(1, len(lines) + 1)]
+    assert len(lines) == 3
+    assert scans == []
+
+
 async def test_per_process_overhead_stays_close_to_subprocess_run() -> None:
     if shutil.which("true") is None:
         pytest.skip("no true(1)")

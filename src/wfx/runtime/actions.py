@@ -25,8 +25,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from wfx.diagnostics import WfxError
-from wfx.expr import Expression, ExpressionError, Template, to_string
+from wfx.diagnostics import Span, WfxError
+from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
@@ -58,6 +58,8 @@ class Attempt:
     signal: int | None = None
     reason: str | None = None
     leftovers: tuple[str, ...] = ()
+    span: Span | None = None
+    """Where in the workflow file the failure is, when it is an expression's."""
 
 
 @dataclass(slots=True)
@@ -91,8 +93,21 @@ async def run_attempt(action: Action, setup: AttemptSetup) -> Attempt:
         if action.kind is StepKind.USES:
             return await _run_python(action, setup)
         return await _run_command(action, setup)
-    except (ActionError, ProcessStartError, ExpressionError) as exc:
+    except ExpressionError as exc:
+        return rendering_failed(exc, _RENDERED[action.kind])
+    except (ActionError, ProcessStartError) as exc:
         return Attempt(StepStatus.FAILED, reason=_message(exc))
+
+
+#: what a rendering error of each kind of action failed to render
+_RENDERED = {StepKind.RUN: "`run`", StepKind.CMD: "`cmd`", StepKind.USES: "`with`"}
+
+
+def rendering_failed(exc: ExpressionError, what: str) -> Attempt:
+    """A failed attempt for an expression that could not be evaluated, naming the file,
+    line and column of the expression."""
+    reason = f"{exc.span}: cannot render {what}: {exc.message}"
+    return Attempt(StepStatus.FAILED, reason=reason, span=exc.span)
 
 
 def _message(exc: Exception) -> str:
@@ -234,9 +249,26 @@ def read_outputs(path: Path) -> dict[str, str]:
 # -- rendering --------------------------------------------------------------------------------
 
 
+class StepContexts(dict[str, Any]):
+    """The contexts a step's expressions read, with the status its status functions
+    (`success()`, `failure()`, `always()`, `cancelled()`) report: the engine decides the
+    step's condition with the same Status, so `run:` text and `condition:` agree."""
+
+    __slots__ = ("status",)
+
+    def __init__(self, values: Mapping[str, Any], status: Status) -> None:
+        super().__init__(values)
+        self.status = status
+
+
+def status_of(contexts: Mapping[str, Any]) -> Status | None:
+    """The status `contexts` carry (None: the default of a quiet, successful run)."""
+    return contexts.status if isinstance(contexts, StepContexts) else None
+
+
 def render_expression(expression: Expression, contexts: Mapping[str, Any]) -> str:
     """An expression's value as the text a script or argv receives."""
-    return to_string(expression.evaluate(contexts))
+    return to_string(expression.evaluate(contexts, status=status_of(contexts)))
 
 
 def render_text(template: Template, contexts: Mapping[str, Any]) -> str:
@@ -252,7 +284,7 @@ def render_text(template: Template, contexts: Mapping[str, Any]) -> str:
 def render_value(value: Any, contexts: Mapping[str, Any]) -> Any:
     """A `with` value: templates rendered (a lone `${{ }}` keeps its type), the rest as is."""
     if isinstance(value, Template):
-        return plain_numbers(value.render(contexts))
+        return plain_numbers(value.render(contexts, status=status_of(contexts)))
     if isinstance(value, Mapping):
         return {k: render_value(v, contexts) for k, v in value.items()}
     if isinstance(value, tuple | list):
@@ -289,7 +321,11 @@ async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
             if scope.cancelled_caught:
                 reason = f"timed out after {_seconds(setup.timeout)}"
                 return Attempt(StepStatus.TIMEOUT, reason=reason)
-    except Exception as exc:  # the step's own failure: report it, never crash the run
+    except anyio.get_cancelled_exc_class() as exc:
+        if anyio.current_effective_deadline() == -math.inf:
+            raise  # the run is stopping (or a timeout): the engine's cancel scopes handle it
+        return Attempt(StepStatus.FAILED, reason=_python_failure(exc))  # raised by the step
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: the step fails, not wfx
         return Attempt(StepStatus.FAILED, reason=_python_failure(exc))
     try:
         outputs = _outputs_of(result)
@@ -314,10 +350,29 @@ def _bind(function: PythonAction, kwargs: Any) -> Callable[[], Awaitable[Any]]:
 
         return call_async
 
+    def call_capturing() -> Any:
+        try:
+            return function(**kwargs)
+        except BaseException as exc:  # carried back as an Exception: see _Raised
+            raise _Raised(exc) from None
+
     async def call_in_thread() -> Any:
-        return await anyio.to_thread.run_sync(lambda: function(**kwargs), abandon_on_cancel=True)
+        try:
+            return await anyio.to_thread.run_sync(call_capturing, abandon_on_cancel=True)
+        except _Raised as raised:
+            raise raised.original from None
 
     return call_in_thread
+
+
+class _Raised(Exception):  # noqa: N818 - a carrier, not an error of its own
+    """What a step's function raised in its worker thread. A BaseException such as
+    GeneratorExit crossing from a thread into the event loop escapes every handler (it
+    ends the whole run), so it travels as a plain exception and is raised again here."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(original)
+        self.original = original
 
 
 _DESCRIBED: dict[Any, tuple[inspect.Signature | None, bool]] = {}
@@ -391,7 +446,9 @@ def _import(module_name: str, import_root: str | None) -> Any:
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise ActionError(f"cannot import `{module_name}`: {exc}") from None
-    except Exception as exc:  # the module itself is broken; report, do not crash the run
+    except anyio.get_cancelled_exc_class():
+        raise
+    except BaseException as exc:  # the module itself is broken (or exits)
         raise ActionError(f"importing `{module_name}` failed: {_python_failure(exc)}") from None
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from wfx.diagnostics import Span
 from wfx.expr import ExpressionError, Status, Template, is_truthy
 from wfx.graph import ExecutionGraph, Node, NodeKind, RetrySchedule, Section
 from wfx.model import Action, OnError, Step, StepId, StepKind
@@ -42,9 +43,11 @@ from wfx.runtime.actions import (
     Attempt,
     AttemptSetup,
     PythonAction,
+    StepContexts,
     inherited_environment,
-    plain_numbers,
     render_text,
+    render_value,
+    rendering_failed,
     run_attempt,
 )
 from wfx.runtime.events import RunStatus, StepStatus
@@ -55,6 +58,10 @@ from wfx.runtime.secrets import MaskingStream, SecretSet
 
 #: a worker running a chain of instant steps yields to the event loop this often
 _FAIRNESS = 64
+
+#: the orphan-kill warning lists this many processes, each cut to this many characters
+_LEFTOVERS_LISTED = 5
+_LEFTOVER_CHARS = 60
 
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
 _KEPT = frozenset({"success", "failed", "timeout", "rolledBack", "rollbackFailed"})
@@ -142,6 +149,7 @@ class _State:
     tolerated: bool = False
     bad: bool = False
     completed: int = -1
+    span: Span | None = None
 
 
 def new_run_id() -> str:
@@ -159,17 +167,10 @@ async def run(
 ) -> RunResult:
     """Run a compiled workflow; return every step's status, attempts, duration and outputs."""
     chosen = options or RunOptions()
-    if actions is not None or events is not None:
-        chosen = RunOptions(
-            actions=actions if actions is not None else chosen.actions,
-            events=events if events is not None else chosen.events,
-            environ=chosen.environ,
-            workspace=chosen.workspace,
-            handle_signals=chosen.handle_signals,
-            run_id=chosen.run_id,
-            seed=chosen.seed,
-            resume=chosen.resume,
-        )
+    if actions is not None:
+        chosen = dataclasses.replace(chosen, actions=actions)
+    if events is not None:
+        chosen = dataclasses.replace(chosen, events=events)
     if inputs is not None:
         from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
 
@@ -547,8 +548,8 @@ class _Run:
             with anyio.CancelScope() as scope:
                 if main:
                     self.scopes[node.index] = (scope, cancel_on_failure)
-                if main and (self.cancelled or (self.failing and cancel_on_failure)):
-                    scope.cancel()
+                if cancel_on_failure and (self.cancelled or self.failing):
+                    scope.cancel()  # a status-function step starts even after Ctrl-C
                 limiters = self._limiters_of(node)
                 if limiters:
                     async with AsyncExitStack() as stack:
@@ -629,7 +630,7 @@ class _Run:
             else:
                 setup = self._setup(node, attempt, self._contexts(node, attempt))
         except ExpressionError as exc:
-            return Attempt(StepStatus.FAILED, reason=f"cannot render the step: {exc.message}")
+            return rendering_failed(exc, "the step")
         try:
             return await run_attempt(action, setup)
         finally:
@@ -637,6 +638,7 @@ class _Run:
 
     def _record(self, node: Node, state: _State, result: Attempt) -> None:
         state.exit_code, state.signal = result.exit_code, result.signal
+        state.span = result.span
         if result.status is StepStatus.SUCCESS:
             state.outputs = self.secrets.mask_value(dict(result.outputs))
             self.completions += 1
@@ -674,14 +676,15 @@ class _Run:
                 state.signal,
                 state.reason,
                 state.outputs,
+                state.span,
             )
         )
 
     def _report_leftovers(self, node: Node, result: Attempt) -> None:
         if result.leftovers:
-            listed = ", ".join(result.leftovers)
+            listed = _brief_list([self.secrets.mask(p) for p in result.leftovers])
             message = f"killed processes `{node.id}` left running: {listed}"
-            self.emit(ev.Notice(self.run_id, self.now(), self.secrets.mask(message), node.id))
+            self.emit(ev.Notice(self.run_id, self.now(), message, node.id))
 
     # -- failure and cancellation -----------------------------------------------------------
 
@@ -744,11 +747,7 @@ class _Run:
             group = self.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
                 return f"group `{group_id}` was skipped"
-        if node.section is Section.FINALLY:
-            status = Status(failed=self.failing or bad_upstream, cancelled=self.cancelled)
-        else:
-            independent_stop = self.failing and not bad_upstream
-            status = Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+        status = self._status(node, bad_upstream)
         condition = step.condition
         if condition is None:
             passes = node.section is Section.FINALLY or not (status.failed or status.cancelled)
@@ -760,10 +759,28 @@ class _Run:
         if not expression.uses_status_function() and (status.failed or status.cancelled):
             return self._why_not(status)
         try:
-            value = expression.evaluate(self._contexts(node, 0), status=status)
+            contexts = self._contexts(node, 0, status)
+        except ExpressionError as exc:  # the `env` the condition may read
+            self.states[node.index].span = exc.span
+            return f"{exc.span}: cannot render the step: {exc.message}"
+        try:
+            value = expression.evaluate(contexts, status=status)
         except ExpressionError as exc:
-            return f"its condition could not be evaluated: {exc.message}"
+            self.states[node.index].span = exc.span
+            return f"{exc.span}: its condition could not be evaluated: {exc.message}"
         return None if is_truthy(value) else "its condition is false"
+
+    def _status(self, node: Node, bad_upstream: bool) -> Status:
+        """What the status functions report for `node` now: the one answer its condition
+        and its text (`run`, `cmd`, `env`, `with`) both get."""
+        if node.section is Section.FINALLY:
+            return Status(failed=self.failing or bad_upstream, cancelled=self.cancelled)
+        independent_stop = self.failing and not bad_upstream
+        return Status(failed=bad_upstream, cancelled=self.cancelled or independent_stop)
+
+    def _ending_status(self) -> Status:
+        """The status of rollbacks and workflow outputs, which see the run as a whole."""
+        return Status(failed=self.failing, cancelled=self.cancelled)
 
     def _why_not(self, status: Status) -> str:
         if status.failed:
@@ -778,8 +795,8 @@ class _Run:
 
     # -- contexts and setup -----------------------------------------------------------------
 
-    def _contexts(self, node: Node, attempt: int) -> dict[str, Any]:
-        contexts: dict[str, Any] = {
+    def _contexts(self, node: Node, attempt: int, status: Status | None = None) -> StepContexts:
+        values: dict[str, Any] = {
             "inputs": self.graph.inputs,
             "secrets": self.secrets.values,
             "steps": self.steps_context,
@@ -787,6 +804,9 @@ class _Run:
             "attempt": attempt,
             "env": {},
         }
+        if status is None:
+            status = self._status(node, self.states[node.index].bad)
+        contexts = StepContexts(values, status)
         settings = node.settings
         if settings is not None and settings.env:
             env: dict[str, str] = {}
@@ -911,7 +931,8 @@ class _Run:
         self.emit(ev.RollbackStarted(self.run_id, self.now(), node.id))
         started = time.monotonic()
         try:
-            contexts = self._contexts(node, self.states[node.index].attempts)
+            attempts = self.states[node.index].attempts
+            contexts = self._contexts(node, attempts, self._ending_status())
             setup = self._setup(node, 0, contexts)
             timeout = rollback.timeout.value if rollback.timeout else setup.timeout
             setup = dataclasses.replace(
@@ -926,7 +947,7 @@ class _Run:
             finally:
                 _flush(setup)
         except ExpressionError as exc:
-            result = Attempt(StepStatus.FAILED, reason=f"cannot render the rollback: {exc.message}")
+            result = rendering_failed(exc, "the rollback")
         ok = result.status is StepStatus.SUCCESS
         status = StepStatus.ROLLED_BACK if ok else StepStatus.ROLLBACK_FAILED
         state = self.states[node.index]
@@ -997,7 +1018,7 @@ class _Run:
         )
 
     def _workflow_outputs(self) -> dict[str, Any]:
-        contexts = {
+        values = {
             "inputs": self.graph.inputs,
             "secrets": self.secrets.values,
             "steps": self.steps_context,
@@ -1005,15 +1026,34 @@ class _Run:
             "env": {},
             "attempt": 0,
         }
+        contexts = StepContexts(values, self._ending_status())
         outputs: dict[str, Any] = {}
         for name, template in self.graph.workflow.outputs.items():
             try:
-                outputs[name] = self.secrets.mask_value(plain_numbers(template.render(contexts)))
+                outputs[name] = self.secrets.mask_value(render_value(template, contexts))
             except ExpressionError as exc:
                 outputs[name] = None
-                message = f"workflow output `{name}` could not be evaluated: {exc.message}"
-                self.emit(ev.Notice(self.run_id, self.now(), message))
+                message = self.secrets.mask(
+                    f"{exc.span}: workflow output `{name}` could not be evaluated: {exc.message}"
+                )
+                self.emit(ev.Notice(self.run_id, self.now(), message, span=exc.span))
         return outputs
+
+
+def _brief_list(processes: list[str]) -> str:
+    """The first few leftover processes, each cut short: a subshell's command line is the
+    step's whole script, which does not belong in a one-line warning. (Masked before it
+    is cut, so a cut can never reveal part of a secret.)"""
+    shown = [_brief_command(p) for p in processes[:_LEFTOVERS_LISTED]]
+    more = len(processes) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _brief_command(text: str) -> str:
+    first_line = text.split("\n", 1)[0].rstrip()
+    if len(first_line) <= _LEFTOVER_CHARS and first_line == text:
+        return text
+    return first_line[: _LEFTOVER_CHARS - 1].rstrip() + "…"
 
 
 def _fresh_scratch(chosen: Path | None) -> Path:

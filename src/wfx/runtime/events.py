@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfx.diagnostics import Span
 from wfx.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from wfx.model import StepId
 
@@ -117,6 +118,8 @@ class StepFinished(Event):
     signal: int | None = None
     reason: str | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    span: Span | None = None
+    """Where the expression is whose evaluation failed the step (or decided its skip)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +176,8 @@ class Notice(Event):
     message: str
     step: StepId | None = None
     level: str = "warning"
+    span: Span | None = None
+    """Where in the workflow file the notice is about, when it is one place."""
 
 
 @dataclass(frozen=True, slots=True)

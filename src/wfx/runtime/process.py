@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import math
 import os
 import select
 import signal
@@ -317,24 +318,56 @@ async def _supervise(
     kill_grace: float,
     pipe_grace: float,
 ) -> bool:
-    """Wait for the process and its output; True when the timeout fired."""
-    try:
-        async with anyio.create_task_group() as drains:
-            drains.start_soon(capture.drain, process.stdout, "stdout")
-            drains.start_soon(capture.drain, process.stderr, "stderr")
+    """Wait for the process and its output; True when the timeout fired.
+
+    The drains are shielded from a cancellation (Ctrl-C, a failing sibling): what the
+    step prints while it is being stopped (a TERM trap) is still read and reported."""
+    async with anyio.create_task_group() as drains:
+        drains.start_soon(capture.drain, process.stdout, "stdout")
+        drains.start_soon(capture.drain, process.stderr, "stderr")
+        try:
             timed_out = not await _exits_within(process, timeout)
             # Fast path: exited, both pipes closed promptly, group empty -> no /proc scan.
-            if timed_out or not await capture.closed_within(pipe_grace) or tree.group_alive():
+            pipes = (process.stdout, process.stderr)
+            if timed_out or not await _closed(capture, pipes, pipe_grace) or tree.group_alive():
                 with anyio.CancelScope(shield=True):
                     await tree.terminate(kill_grace)
-                if not await capture.closed_within(pipe_grace):
-                    # Whoever still holds the pipe is beyond our reach; stop reading.
-                    drains.cancel_scope.cancel()
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await tree.terminate(kill_grace)
-        raise
+                await _stop_reading(capture, pipes, pipe_grace)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await tree.terminate(kill_grace)
+                await _stop_reading(capture, (process.stdout, process.stderr), pipe_grace)
+            raise
     return timed_out
+
+
+async def _closed(capture: _Capture, pipes: tuple[int, int], pipe_grace: float) -> bool:
+    """Whether both pipes reach EOF: within `pipe_grace`, or later when no writer is left.
+    A busy event loop (hundreds of steps starting at once) can let the grace run out
+    before the drains saw an EOF that was already there; taking that for a descendant
+    holding the pipe would cost a /proc scan per step."""
+    if await capture.closed_within(pipe_grace):
+        return True
+    if _hung_up(pipes):
+        await capture.closed_within(math.inf)  # only buffered output is left to read
+        return True
+    return False
+
+
+def _hung_up(pipes: tuple[int, int]) -> bool:
+    """Whether every writer of these pipe read ends has closed its end (POLLHUP)."""
+    poller = select.poll()
+    for fd in pipes:
+        poller.register(fd, select.POLLIN)
+    hung_up = {fd for fd, events in poller.poll(0) if events & select.POLLHUP}
+    return hung_up == set(pipes)
+
+
+async def _stop_reading(capture: _Capture, pipes: tuple[int, int], pipe_grace: float) -> None:
+    """Read the pipes until they close; whoever still holds one after `pipe_grace` is
+    beyond our reach, so stop reading it."""
+    if not await _closed(capture, pipes, pipe_grace):
+        capture.stop()
 
 
 async def _exits_within(process: _Child, timeout: float | None) -> bool:
@@ -376,27 +409,35 @@ class _Capture:
         self._log_room = log_limit if log is not None else 0
         self._max_line = max_line
         self._closed = {"stdout": anyio.Event(), "stderr": anyio.Event()}
+        self._scopes: list[anyio.CancelScope] = []
 
     async def drain(self, fd: int, stream: Stream) -> None:
-        """Read the non-blocking pipe `fd` until EOF (or cancellation), a chunk at a time."""
+        """Read the non-blocking pipe `fd` until EOF (or `stop()`), a chunk at a time."""
         lines = _LineSplitter(stream, self._on_output, self._max_line) if self._on_output else None
         try:
-            while True:
-                try:
-                    chunk = os.read(fd, _CHUNK)
-                except BlockingIOError:
-                    await anyio.wait_readable(fd)
-                    continue
-                if not chunk:
-                    break
-                self.counts[stream] += len(chunk)
-                self._write_log(chunk)
-                if lines is not None:
-                    lines.feed(chunk)
+            with anyio.CancelScope(shield=True) as scope:
+                self._scopes.append(scope)
+                while True:
+                    try:
+                        chunk = os.read(fd, _CHUNK)
+                    except BlockingIOError:
+                        await anyio.wait_readable(fd)
+                        continue
+                    if not chunk:
+                        break
+                    self.counts[stream] += len(chunk)
+                    self._write_log(chunk)
+                    if lines is not None:
+                        lines.feed(chunk)
         finally:
             self._closed[stream].set()
             if lines is not None:
                 lines.finish()
+
+    def stop(self) -> None:
+        """Stop reading both pipes (their writers are out of reach)."""
+        for scope in self._scopes:
+            scope.cancel()
 
     async def closed_within(self, limit: float) -> bool:
         """Wait up to `limit` seconds for EOF on both pipes."""
