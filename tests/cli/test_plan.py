@@ -222,7 +222,7 @@ def test_text_plan_shows_what_runs_and_verbose_shows_how(tmp_path: Path) -> None
         '│ argv ["./unship", "staging"]',
         "│ python:tools:notify",
         '│ with {"to": "staging", "fast": false, "later": "${{ steps.ship.outputs.x }}"}',
-        "2 (500ms–1.5s, 1s–3s)",
+        "2 (1s–1.5s, 2s–3s)",
     ):
         assert text in out, text
     # a shell, directory or env of the step's own changes what its script does: shown
@@ -273,7 +273,7 @@ def test_json_plan_carries_every_action_for_exporters(tmp_path: Path) -> None:
         "workingDirectory": "rollback",
         "timeout": 5,
     }
-    assert ship["retry"]["waitRanges"] == [[0.5, 1.5], [1, 3]]
+    assert ship["retry"]["waitRanges"] == [[1, 1.5], [2, 3]]
     call = plan["steps"]["call"]["action"]
     assert call["uses"] == "python:tools:notify"
     assert call["with"] == {"to": "staging", "fast": False, "later": "${{ steps.ship.outputs.x }}"}
@@ -293,7 +293,7 @@ def test_markdown_plan_shows_commands_and_descriptions(tmp_path: Path) -> None:
     assert "- shell: `bash -eu`\n- working directory: `deploy/staging`" in out
     assert "- env `MODE` = `fast=false`" in out
     assert '| `TARGET` | \\"staging\\" |' in out
-    assert "2 (500ms–1.5s, 1s–3s)" in out
+    assert "2 (1s–1.5s, 2s–3s)" in out
 
 
 def test_a_single_step_is_one_step(tmp_path: Path) -> None:
@@ -338,8 +338,8 @@ def test_explain_shows_the_jitter_range_and_plain_values(tmp_path: Path) -> None
     flow = write(tmp_path / "flow.yaml", COMMANDS)
     code, out, _ = invoke("explain", str(flow), "ship")
     assert code == 0
-    assert "retries = 2 (waits 500ms–1.5s, 1s–3s)  (from step (line 19))" in out
-    assert "it is tried 3 times in all, waiting 500ms–1.5s, 1s–3s" in out
+    assert "retries = 2 (waits 1s–1.5s, 2s–3s)  (from step (line 19))" in out
+    assert "it is tried 3 times in all, waiting 1s–1.5s, 2s–3s" in out
     assert "shell = bash -eu  (from step (line 16))" in out
 
 

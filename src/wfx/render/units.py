@@ -42,7 +42,7 @@ RANGE = "\u2013"
 
 def jitter_range(delay: float, jitter: float) -> tuple[float, float]:
     """The shortest and longest wait a jittered delay can become (runtime/retry.py)."""
-    return max(0.0, delay * (1 - jitter)), delay * (1 + jitter)
+    return delay, delay * (1 + jitter)
 
 
 def waits(schedule: RetrySchedule) -> str:
