@@ -28,7 +28,7 @@ from wfx.graph import (
     Setting,
 )
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
-from wfx.runtime.script import check_scripts
+from wfx.shell import check_scripts
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0

@@ -8,7 +8,7 @@ findings, each a warning diagnostic with its position.
 
 A `${{ }}` where the shell itself evaluates text as code (`$(( ))`, `[[ … -eq … ]]`,
 `let`, `declare -i`, array subscripts…) or in a script for a shell wfx cannot quote for
-is not a finding but a compile error (:func:`wfx.runtime.script.check_scripts`), which
+is not a finding but a compile error (:func:`wfx.shell.check_scripts`), which
 `wfx lint` reports like `wfx validate` does.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, Template
 from wfx.model import Action, Located, Step, Workflow
-from wfx.runtime.script import SCRIPT_PLACEHOLDER, quotes_for, scan_contexts
+from wfx.shell import SCRIPT_PLACEHOLDER, quotes_for, scan_contexts
 
 #: commands that run their argument as code
 _EVALUATORS = re.compile(

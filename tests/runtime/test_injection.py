@@ -13,7 +13,7 @@ from wfx import compiler
 from wfx.api import compile_file
 from wfx.diagnostics import DiagnosticsError
 from wfx.expr import parse_template
-from wfx.runtime.script import EvaluatedValueError, prepare_script
+from wfx.shell import EvaluatedValueError, prepare_script
 
 PAYLOADS = [
     '"; touch $CANARY; "',

@@ -2,7 +2,7 @@
 
 Each attempt gets a fresh `$WFX_OUTPUT` file; its result is an :class:`Attempt` with
 a status, the outputs, and why it failed. Interpolated values reach shell scripts
-only through generated environment variables (:mod:`wfx.runtime.script`) and `cmd`
+only through generated environment variables (:mod:`wfx.shell`) and `cmd`
 items stay single argv entries, whatever they contain.
 """
 
@@ -31,7 +31,7 @@ from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
 from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
-from wfx.runtime.script import (
+from wfx.shell import (
     SCRIPT_PLACEHOLDER,
     EvaluatedValueError,
     prepare_script,
