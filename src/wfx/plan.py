@@ -167,6 +167,8 @@ class Plan:
     description: str | None = None
     input_descriptions: Mapping[str, str] = field(default_factory=dict)
     groups: Mapping[StepId, PlannedGroup] = field(default_factory=dict)
+    type: str = "sequential"
+    """How the top-level steps run together: the workflow root is a group."""
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -210,6 +212,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         worst_case_seconds=planner.worst_case(steps),
         timeout=None if workflow.timeout is None else float(workflow.timeout.value),
         max_parallel=None if workflow.max_parallel is None else int(workflow.max_parallel.value),
+        type=workflow.group_type.value,
         secrets=tuple(str(s.value) for s in workflow.secrets),
         warnings=found,
         description=workflow.description,

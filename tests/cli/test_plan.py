@@ -365,3 +365,21 @@ def test_the_jitter_range_shown_is_the_one_the_engine_draws_from() -> None:
             for high in (False, True)
         )
         assert jitter_range(delay, schedule.jitter) == drawn
+
+
+def test_every_format_says_how_the_whole_run_is_bounded(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path / "flow.yaml",
+        "wfx: 1\ntype: parallel\ntimeout: 5m\nmaxParallel: 2\n"
+        "steps:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'true'}\n",
+    )
+    _, out, _ = invoke("plan", str(flow), "--format", "json")
+    plan = json.loads(out)
+    jsonschema.Draft202012Validator(json.loads(read_text("schema", "plan.schema.json"))).validate(
+        plan
+    )
+    assert (plan["type"], plan["timeout"], plan["maxParallel"]) == ("parallel", 300, 2)
+    _, out, _ = invoke("plan", str(flow), "--format", "markdown")
+    assert "top-level steps in parallel, timeout 5m, maxParallel 2." in out
+    _, out, _ = invoke("plan", str(flow))
+    assert "run: top-level steps in parallel, timeout 5m, maxParallel 2" in out

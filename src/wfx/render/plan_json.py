@@ -29,6 +29,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "env": {k: json_value(v) for k, v in plan.env.items()},
         "secrets": list(plan.secrets),
         "timeout": plan.timeout,
+        "type": plan.type,
         "maxParallel": plan.max_parallel,
         "stages": plan.stages,
         "finally": plan.finally_stages,

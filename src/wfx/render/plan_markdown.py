@@ -19,7 +19,7 @@ from typing import Any
 
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep
-from wfx.render.units import count, duration, plain, retries, value, visible
+from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "`bash -eo pipefail` (built-in; `sh -e` where bash is missing)"
@@ -109,6 +109,7 @@ def _summary(plan: Plan) -> str:
         f"**{count(len(plan.steps), 'step')}** in {count(len(plan.stages), 'stage')}",
         f"worst case **{duration(plan.worst_case_seconds)}**",
         f"{len(plan.compensation)} with rollback",
+        *run_settings(plan),
     ]
     never = [s.id for s in plan.steps.values() if s.condition.verdict.value == "never"]
     if never:

@@ -13,7 +13,7 @@ from rich.text import Text
 from wfx.diagnostics import Severity
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict
-from wfx.render.units import count, duration, plain, retries, value, visible
+from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "bash -eo pipefail (built-in; sh -e where bash is missing)"
@@ -52,11 +52,7 @@ def _header(plan: Plan) -> Text:
         text.append("env:\n")
         for name, shown in plan.env.items():
             text.append(f"  {name} = {_one_line(value(shown))}\n")
-    limits = []
-    if plan.timeout is not None:
-        limits.append(f"timeout {duration(plan.timeout)}")
-    if plan.max_parallel is not None:
-        limits.append(f"maxParallel {plan.max_parallel}")
+    limits = run_settings(plan)
     if limits:
         text.append("run: " + ", ".join(limits) + "\n")
     return text

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wfx.graph import RetrySchedule
-from wfx.plan import Unknown
+from wfx.plan import Plan, Unknown
 
 
 def duration(seconds: float | None, unbounded: str = "unbounded") -> str:
@@ -106,3 +106,14 @@ def visible(text: str) -> str:
         f"<U+{ord(c):04X}>" if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE else c
         for c in text
     )
+
+
+def run_settings(plan: Plan) -> list[str]:
+    """The settings of the whole run a reviewer must see: how the top-level steps run
+    together, the workflow timeout and maxParallel."""
+    settings = ["top-level steps in parallel"] if plan.type == "parallel" else []
+    if plan.timeout is not None:
+        settings.append(f"timeout {duration(plan.timeout)}")
+    if plan.max_parallel is not None:
+        settings.append(f"maxParallel {plan.max_parallel}")
+    return settings
