@@ -251,6 +251,27 @@ def bench_alias_bomb(repeat: int) -> Result:
     return timed_ratio("alias_bomb", 1.0, "alias bomb refused / plain file loaded", repeat)
 
 
+def bench_secrets_mask(repeat: int) -> Result:
+    """Masking 5 secrets in every documented form vs `re.sub` of their raw values (was a
+    throughput floor in a unit test)."""
+    return timed_ratio("secrets_mask", 3, "SecretSet.mask / re.sub of the raw values", repeat)
+
+
+def bench_process_overhead(repeat: int) -> Result:
+    """run_process(["true"]) vs subprocess.run(["true"]) (was a unit test)."""
+    return timed_ratio("process_overhead", 3, "run_process / subprocess.run, `true`", repeat)
+
+
+def bench_plain_view(repeat: int) -> Result:
+    """The plain view taking 100,000 output lines vs a bare write+flush of each (was a test)."""
+    return timed_ratio("plain_view", 4, "PlainView / bare write, 100k output lines", repeat)
+
+
+def bench_live_view(repeat: int) -> Result:
+    """The live view taking 100,000 output lines vs a bare write+flush of each (was a test)."""
+    return timed_ratio("live_view", 5, "LiveView / bare write, 100k output lines", repeat)
+
+
 def chain_workflow(steps: int) -> str:
     """`steps` sequential `cmd: [true]` steps."""
     body = "\n".join(f'  - {{id: s{i}, cmd: ["true"]}}' for i in range(steps))
@@ -438,6 +459,10 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "schema_warm": bench_schema_warm,
     "sandbox_worst": bench_sandbox_worst,
     "alias_bomb": bench_alias_bomb,
+    "secrets_mask": bench_secrets_mask,
+    "process_overhead": bench_process_overhead,
+    "plain_view": bench_plain_view,
+    "live_view": bench_live_view,
     "chain_marginal": bench_chain_marginal,
     "fan_throughput": bench_fan_throughput,
     "parallel_uncapped": bench_parallel_uncapped,

@@ -93,10 +93,121 @@ def alias_bomb() -> float:
     return _median_seconds(refuse) / _median_seconds(lambda: loads(plain, "plain.yaml"))
 
 
+def secrets_mask() -> float:
+    """Masking 20,000 lines of 1,000 characters with 5 secrets (every documented form of
+    each: raw, JSON, URL, base64 at each alignment...) against one compiled alternation of
+    the 5 raw values doing `re.sub` on the same lines (was a lines-per-second floor in
+    tests/runtime/test_secrets.py)."""
+    import random
+    import re
+    import string
+
+    from wfx.runtime.secrets import MASK, SecretSet
+
+    rng = random.Random(5)
+    alphabet = string.ascii_letters + string.digits + " " * 12 + "=/:.-_"
+    lines = ["".join(rng.choices(alphabet, k=1000)) for _ in range(20_000)]
+    values = {f"S{i}": f"{rng.randbytes(18).hex()}+/{i}" for i in range(5)}
+    five = SecretSet.of(values)
+    raw = re.compile("|".join(map(re.escape, values.values())))
+
+    def masked() -> None:
+        for line in lines:
+            five.mask(line)
+
+    def substituted() -> None:
+        for line in lines:
+            raw.sub(MASK, line)
+
+    return _median_seconds(masked, 5) / _median_seconds(substituted, 5)
+
+
+def process_overhead() -> float:
+    """Starting and waiting for `true` through wfx's run_process (own session, pipes drained
+    on the event loop, exit awaited on a pidfd) against `subprocess.run(["true"])`, medians of
+    interleaved runs (was tests/runtime/test_process.py's overhead test)."""
+    import os
+    import subprocess
+
+    import anyio
+
+    from wfx.runtime.process import run_process
+
+    env = dict(os.environ)
+
+    async def measure() -> float:
+        ours, theirs = [], []
+        await run_process(["true"], env=env, cwd=None, timeout=None, kill_grace=1)
+        for _ in range(200):
+            started = time.perf_counter()
+            await run_process(["true"], env=env, cwd=None, timeout=None, kill_grace=1)
+            ours.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            subprocess.run(["true"], check=True)
+            theirs.append(time.perf_counter() - started)
+        return statistics.median(ours) / statistics.median(theirs)
+
+    return anyio.run(measure)
+
+
+def _views_against_a_bare_write(make_view: Callable[[], Callable[[object], None]]) -> float:
+    """100,000 output events through a view against the least any consumer of them does:
+    format `[step] text`, write it to a StringIO and flush."""
+    import io
+
+    from wfx.model import StepId
+    from wfx.runtime.events import StepOutput
+
+    events = [
+        StepOutput("run-1", 0.0, StepId("build"), "stdout", f"line {i}") for i in range(100_000)
+    ]
+
+    def viewed() -> None:
+        view = make_view()
+        for event in events:
+            view(event)
+
+    def written() -> None:
+        stream = io.StringIO()
+        for event in events:
+            stream.write(f"[{event.step}] {event.text}\n")
+            stream.flush()
+
+    return _median_seconds(viewed, 7) / _median_seconds(written, 7)
+
+
+def plain_view() -> float:
+    """The plain view taking 100,000 output lines (was a 0.5 s bound in
+    tests/render/test_run_view.py)."""
+    import io
+
+    from wfx.render.run_view import PlainView
+
+    return _views_against_a_bare_write(lambda: PlainView(io.StringIO()))  # type: ignore[arg-type]
+
+
+def live_view() -> float:
+    """The live view taking 100,000 output lines, not started, as between two refreshes
+    (was a 0.5 s bound in tests/render/test_run_view.py)."""
+    from rich.console import Console
+
+    from wfx.render.run_view import LiveView
+
+    def make() -> LiveView:
+        console = Console(width=80, color_system=None, record=True, force_terminal=True)
+        return LiveView(console)
+
+    return _views_against_a_bare_write(make)  # type: ignore[arg-type]
+
+
 TIMINGS: dict[str, Callable[[], float]] = {
     "schema_warm": schema_warm,
     "sandbox_worst": sandbox_worst,
     "alias_bomb": alias_bomb,
+    "secrets_mask": secrets_mask,
+    "process_overhead": process_overhead,
+    "plain_view": plain_view,
+    "live_view": live_view,
 }
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ steps:
     run: |
       trap 'echo TERM >> {log}; sleep 2; echo cleanup_done >> {log}; exit 143' TERM
       trap 'echo INT >> {log}' INT
+      echo $$ > {log}.pid
       echo started >> {log}
       sleep 60 &
       wait
@@ -94,6 +95,20 @@ finally:
   - id: final
     run: echo finally >> {log}
 """
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of process group `pgid`, from /proc."""
+    members = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{name}/stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            members.append(int(name))
+    return members
 
 
 def start_run(tmp_path: Path, text: str) -> tuple[subprocess.Popen[str], Path]:
@@ -129,14 +144,22 @@ def test_sigint_forwards_term_once_waits_for_cleanup_and_exits_130(tmp_path: Pat
 
 def test_second_sigint_kills_at_once_and_says_so(tmp_path: Path) -> None:
     process, log = start_run(tmp_path, TRAP)
+    step = int(Path(f"{log}.pid").read_text())
     os.killpg(process.pid, signal.SIGINT)
-    time.sleep(0.3)
-    second = time.monotonic()
+    while "TERM" not in log.read_text():  # the step's TERM trap runs its 2 s cleanup
+        assert process.poll() is None, "wfx ended on the first interrupt"
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    assert time.monotonic() - second < 1.0
     assert process.returncode == 130
     assert "second interrupt" in (out + err)
+    # Killed, not waited for: once its process group is gone, the cleanup never finished
+    # (waited for or left running, it would have written cleanup_done).
+    deadline = time.monotonic() + 30
+    while _group_members(step):
+        assert time.monotonic() < deadline, "the step's processes were left running"
+        time.sleep(0.05)
+    assert "cleanup_done" not in log.read_text().splitlines()
     assert "finally" not in log.read_text()
 
 

@@ -11,9 +11,7 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -76,8 +74,8 @@ async def test_exit_status_lines_and_byte_counts() -> None:
 
 async def test_success_is_exit_zero_in_time() -> None:
     outcome, _ = await run(["true"])
-    assert outcome.succeeded
-    assert outcome.duration < 5
+    assert outcome.succeeded and not outcome.timed_out
+    assert outcome.duration > 0  # measured (how fast is for bench/: process_overhead)
 
 
 async def test_child_gets_exactly_the_given_environment_plus_a_fresh_marker() -> None:
@@ -174,26 +172,28 @@ def test_closing_a_child_still_running_kills_and_reaps_it() -> None:
 
 
 async def test_t5_timeout_kills_the_whole_tree_including_setsid_and_term_ignorers(
-    census: Census,
+    census: Census, signals_sent: list[tuple[str, int, int]]
 ) -> None:
-    started = time.monotonic()
     outcome, _ = await run(sh(T5_TREE), census, timeout=1.0, kill_grace=1.0)
-    took = time.monotonic() - started
     survivors = census.alive()
-    figures = f"T5: returned after {took:.2f}s, survivors {len(survivors)}"
+    figures = f"T5: returned after {outcome.duration:.2f}s, survivors {len(survivors)}"
     print(figures)
-    assert took < 1.0 + 1.0 + 1.0, figures
     assert survivors == [], figures
     assert outcome.timed_out and not outcome.succeeded
     assert outcome.signal == signal.SIGKILL  # the shell ignored TERM
+    # The path: TERM to the group (and the setsid sleep) once, then KILL after the grace,
+    # not a wait for the `sleep 1000`s to end.
+    group_signals = [signum for how, _, signum in signals_sent if how == "group"]
+    assert group_signals[:2] == [signal.SIGTERM, signal.SIGKILL], signals_sent
     assert len(outcome.leftovers) == 4
     assert {leftover.command for leftover in outcome.leftovers} == {"sleep 1000"}
 
 
 async def test_timeout_returns_as_soon_as_a_term_honouring_child_is_gone(census: Census) -> None:
-    started = time.monotonic()
-    outcome, _ = await run(["sleep", "100"], census, timeout=0.2, kill_grace=20)
-    assert time.monotonic() - started < 2
+    outcome, _ = await run(["sleep", "100"], census, timeout=0.2, kill_grace=60)
+    # Returning at once vs sitting out the 60 s grace: half the grace tells them apart on
+    # any machine (a behaviour bound, not a speed budget).
+    assert outcome.duration < 30
     assert (outcome.timed_out, outcome.signal, outcome.returncode) == (True, 15, None)
     assert census.alive() == []
 
@@ -202,53 +202,65 @@ async def test_timeout_returns_as_soon_as_a_term_honouring_child_is_gone(census:
 
 
 async def test_t6_grandchild_holding_the_pipe_never_hangs(census: Census) -> None:
-    repetitions, hangs, walls = 100, 0, []
+    repetitions, hangs, killed = 100, 0, 0
     limiter = anyio.CapacityLimiter(20)
 
     async def once(index: int) -> None:
-        nonlocal hangs
+        nonlocal hangs, killed
         async with limiter:
-            started = time.monotonic()
             timeout = 60.0 if index % 2 else None
-            with anyio.move_on_after(10):
+            # A hang is waiting for the `sleep 600`: 60 s tells it from a kill on any machine.
+            with anyio.move_on_after(60):
                 outcome, lines = await run(sh("sleep 600 & echo done"), census, timeout=timeout)
-                walls.append(time.monotonic() - started)
                 assert lines == [("stdout", "done")]
                 assert outcome.succeeded
+                # the path: the holder was found and killed, not waited for
                 assert [leftover.command for leftover in outcome.leftovers] == ["sleep 600"]
+                killed += 1
                 return
             hangs += 1
 
-    started = time.monotonic()
     async with anyio.create_task_group() as group:
         for index in range(repetitions):
             group.start_soon(once, index)
-    figures = (
-        f"T6: hangs {hangs}/{repetitions}, wall {time.monotonic() - started:.2f}s, "
-        f"per run max {max(walls):.2f}s median {statistics.median(walls):.2f}s"
-    )
+    figures = f"T6: hangs {hangs}/{repetitions}, holders killed {killed}"
     print(figures)
     assert hangs == 0, figures
-    assert max(walls) < 2.0, figures
+    assert killed == repetitions, figures
     assert census.alive() == [], figures
 
 
 async def test_background_child_without_the_pipe_is_found_and_killed(census: Census) -> None:
-    started = time.monotonic()
-    outcome, _ = await run(sh("sleep 600 >/dev/null 2>&1 &"), census, pipe_grace=5)
-    assert time.monotonic() - started < 1.5  # no need to wait for the pipe
+    outcome, _ = await run(sh("sleep 600 >/dev/null 2>&1 &"), census, pipe_grace=60)
+    # The pipes are closed, so there is no pipe grace to sit out: returning at once vs after
+    # the 60 s grace, which half of it tells apart on any machine.
+    assert outcome.duration < 30
     assert [leftover.command for leftover in outcome.leftovers] == ["sleep 600"]
     assert census.alive() == []
 
 
-async def test_leftover_ignoring_term_gets_the_grace_then_kill(census: Census) -> None:
+async def test_leftover_ignoring_term_gets_the_grace_then_kill(
+    census: Census, signals_sent: list[tuple[str, int, int]]
+) -> None:
     script = '(trap "" TERM; exec sleep 600) & echo started'
-    started = time.monotonic()
     outcome, _ = await run(sh(script), census, pipe_grace=0.3, kill_grace=0.5)
-    took = time.monotonic() - started
-    assert 0.3 + 0.5 <= took < 0.3 + 0.5 + 1.0
+    # A lower bound only: the pipe grace and the kill grace were both given (a slow machine
+    # can only lengthen this); then TERM, then KILL, instead of a wait for the sleep.
+    assert outcome.duration >= 0.3 + 0.5
+    kinds = [signum for _, _, signum in signals_sent]
+    assert signal.SIGTERM in kinds and signal.SIGKILL in kinds, signals_sent
+    assert kinds.index(signal.SIGTERM) < kinds.index(signal.SIGKILL), signals_sent
     assert outcome.succeeded and len(outcome.leftovers) == 1
     assert census.alive() == []
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (neither gone nor a zombie), as /proc tells."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2 :][:1] not in (b"Z", b"X")
 
 
 async def test_a_pipe_holder_out_of_reach_does_not_hang_the_run(census: Census) -> None:
@@ -258,7 +270,8 @@ async def test_a_pipe_holder_out_of_reach_does_not_hang_the_run(census: Census) 
     )
     holder = int(lines[0][1])
     try:
-        assert outcome.duration < 2
+        # the run was over while the holder still lived: it was not waited for
+        assert _running(holder)
         assert outcome.succeeded and outcome.leftovers == ()
     finally:
         os.kill(holder, signal.SIGKILL)
@@ -290,14 +303,14 @@ async def _cancel_trapped_tree(census: Census, logs: list[Path]) -> anyio.Cancel
 
 
 async def test_cancellation_terms_each_process_once_then_kills(
-    census: Census, tmp_path: Path
+    census: Census, tmp_path: Path, signals_sent: list[tuple[str, int, int]]
 ) -> None:
     logs = [tmp_path / name for name in ("main", "member", "escaped")]
-    started = time.monotonic()
     scope = await _cancel_trapped_tree(census, logs)
     assert scope.cancelled_caught  # the cancellation went on after the cleanup
-    assert time.monotonic() - started < 0.2 + 0.5 + 1.5
     assert [log.read_text() for log in logs] == ["term\n"] * 3
+    # the traps keep looping: they were KILLed after the grace, not waited for
+    assert signal.SIGKILL in [signum for _, _, signum in signals_sent], signals_sent
     assert census.alive() == []
 
 
@@ -352,17 +365,20 @@ async def test_cancellation_sends_term_to_the_group_once_and_to_each_escapee_onc
 async def test_cancellation_during_a_timeouts_grace_sends_no_second_term(
     census: Census, signals_sent: list[tuple[str, int, int]]
 ) -> None:
-    started = time.monotonic()
     with anyio.move_on_after(0.6) as outer:  # fires while the timeout's 1 s grace runs
         await run(sh('trap "" TERM; sleep 600'), census, timeout=0.3, kill_grace=1.0)
     assert outer.cancelled_caught
-    assert time.monotonic() - started < 0.3 + 1.0 + 1.0
     groups, one_by_one = _terms(signals_sent)
     assert (len(groups), one_by_one) == (1, [])
+    # one grace, then KILL: no second TERM and grace for the cancellation
+    to_group = [signum for how, _, signum in signals_sent if how == "group"]
+    assert to_group == [signal.SIGTERM, signal.SIGKILL], signals_sent
     assert census.alive() == []
 
 
-async def test_kill_all_escalates_at_once_while_the_grace_runs(census: Census) -> None:
+async def test_kill_all_escalates_at_once_while_the_grace_runs(
+    census: Census, signals_sent: list[tuple[str, int, int]]
+) -> None:
     tracker = ProcessTracker()
     ready = anyio.Event()
     finished_at = 0.0
@@ -373,7 +389,7 @@ async def test_kill_all_escalates_at_once_while_the_grace_runs(census: Census) -
             await run(
                 sh('trap "" TERM; echo ready; sleep 600'),
                 census,
-                kill_grace=10,
+                kill_grace=60,
                 tracker=tracker,
                 on_output=lambda stream, text: ready.set(),
             )
@@ -387,22 +403,28 @@ async def test_kill_all_escalates_at_once_while_the_grace_runs(census: Census) -
         scope.cancel()  # first Ctrl-C: TERM, which the step ignores
         await anyio.sleep(0.3)
         assert tracker.live() == 1
+        assert signal.SIGKILL not in [signum for _, _, signum in signals_sent]
         killed_at = time.monotonic()
         tracker.kill_all()  # second Ctrl-C
-    assert finished_at - killed_at < 1.0
+        assert ("group", signal.SIGKILL) in [(how, sig) for how, _, sig in signals_sent]
+    # Finished at once rather than after the 60 s grace: half of it tells them apart on
+    # any machine (a behaviour bound, not a speed budget).
+    assert finished_at - killed_at < 30
     assert tracker.live() == 0
     assert census.alive() == []
 
 
-async def test_a_failing_output_callback_kills_the_tree_and_surfaces(census: Census) -> None:
+async def test_a_failing_output_callback_kills_the_tree_and_surfaces(
+    census: Census, signals_sent: list[tuple[str, int, int]]
+) -> None:
     def explode(stream: Stream, text: str) -> None:
         raise RuntimeError("callback broke")
 
-    started = time.monotonic()
     with pytest.raises(ExceptionGroup) as caught:
         await run(sh("echo hi; sleep 600"), census, on_output=explode, kill_grace=5)
     assert [str(error) for error in caught.value.exceptions] == ["callback broke"]
-    assert time.monotonic() - started < 2
+    # the tree was TERMed (and gone at once), not waited for
+    assert ("group", signal.SIGTERM) in [(how, signum) for how, _, signum in signals_sent]
     assert census.alive() == []
 
 
@@ -633,22 +655,8 @@ async def test_a_busy_event_loop_is_no_reason_to_scan_proc(monkeypatch: pytest.M
     assert scans == []
 
 
-async def test_per_process_overhead_stays_close_to_subprocess_run() -> None:
-    if shutil.which("true") is None:
-        pytest.skip("no true(1)")
-    env = dict(os.environ)
-    ours, theirs = [], []
-    for _ in range(100):
-        started = time.perf_counter()
-        await run_process(["true"], env=env, cwd=None, timeout=None, kill_grace=1)
-        ours.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        subprocess.run(["true"], check=True)
-        theirs.append(time.perf_counter() - started)
-    mine, base = statistics.median(ours), statistics.median(theirs)
-    figures = f"overhead: run_process {mine * 1e3:.2f} ms vs subprocess.run {base * 1e3:.2f} ms"
-    print(figures)
-    assert mine < 3 * base + 0.002, figures
+# The per-process overhead against subprocess.run is a benchmark:
+# `python bench/run.py process_overhead`.
 
 
 async def test_a_child_that_cannot_be_watched_is_killed_not_orphaned(
