@@ -29,6 +29,7 @@ from wfx.graph import (
 )
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
 from wfx.shell import check_scripts
+from wfx.walk import StepVisitor, all_steps
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
@@ -90,32 +91,39 @@ def compile_workflow(
 # -- ids --------------------------------------------------------------------------------------
 
 
-def iter_steps(steps: Iterable[Step]) -> Iterator[Step]:
-    """Every step, groups before their children, in document order."""
-    for step in steps:
-        yield step
-        yield from iter_steps(step.steps)
-
-
 def assign_ids(workflow: Workflow) -> dict[tuple[Any, ...], StepId]:
     """Each step's id by its document path: the author's id, or a stable derived one.
 
     A derived id comes from the position: the third top-level step is `step-3`, the
     second child of group `checks` is `checks-2`, the first `finally` step `finally-1`.
     """
-    taken = {s.id for s in iter_steps((*workflow.steps, *workflow.finally_)) if s.id}
-    ids: dict[tuple[Any, ...], StepId] = {}
+    naming = _IdAssigner({s.id for s in all_steps(workflow) if s.id})
+    naming.visit_workflow(workflow)
+    return naming.ids
 
-    def visit(steps: tuple[Step, ...], prefix: str) -> None:
+
+class _IdAssigner(StepVisitor):
+    """Walks the steps, naming each one; `prefix` is the derived ids' stem at this level."""
+
+    def __init__(self, taken: set[StepId]) -> None:
+        self.taken = taken
+        self.ids: dict[tuple[Any, ...], StepId] = {}
+        self.prefix = "step"
+
+    def visit_workflow(self, workflow: Workflow) -> None:
+        self.visit_steps(workflow.steps)
+        self.prefix = "finally"
+        self.visit_steps(workflow.finally_)
+
+    def visit_steps(self, steps: Iterable[Step]) -> None:
+        prefix = self.prefix
         for position, step in enumerate(steps, start=1):
-            step_id = step.id or _derived(f"{prefix}-{position}", taken)
-            taken.add(step_id)
-            ids[step.path] = step_id
-            visit(step.steps, step_id)
-
-    visit(workflow.steps, "step")
-    visit(workflow.finally_, "finally")
-    return ids
+            step_id = step.id or _derived(f"{prefix}-{position}", self.taken)
+            self.taken.add(step_id)
+            self.ids[step.path] = step_id
+            self.prefix = step_id
+            self.visit(step)
+        self.prefix = prefix
 
 
 def _derived(candidate: str, taken: set[StepId]) -> StepId:
@@ -128,7 +136,7 @@ def _duplicate_ids(
     workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]
 ) -> Iterator[Diagnostic]:
     first: dict[str, Step] = {}
-    for step in iter_steps((*workflow.steps, *workflow.finally_)):
+    for step in all_steps(workflow):
         if step.id is None:
             continue
         if step.id in first:
