@@ -202,7 +202,7 @@ def plan_base(spec: str, path: str | Path, inputs: InputValues | None) -> Plan |
     """The plan to compare against: `spec` is a file, or `git:REV` for `path` at a revision.
 
     A workflow that does not exist at the base is an empty plan (everything is added).
-    `git:REV` runs `git show` (read-only); it is the one plan feature that starts a process.
+    `git:REV` runs `git show` (read-only, at the edge: `wfx.runtime.git`).
     """
     from wfx import model, schema, source
     from wfx.compiler import compile_workflow
@@ -224,23 +224,14 @@ def plan_base(spec: str, path: str | Path, inputs: InputValues | None) -> Plan |
 
 
 def _git_show(revision: str, path: Path) -> bytes | None:
-    import subprocess
+    from wfx.runtime.git import GitError, show_file
 
-    directory = path.resolve().parent
-    completed = subprocess.run(
-        ["git", "show", f"{revision}:./{path.name}"],
-        cwd=directory,
-        capture_output=True,
-        check=False,
-    )
-    if completed.returncode == 0:
-        return completed.stdout
-    message = completed.stderr.decode("utf-8", errors="replace").strip()
-    if "does not exist" in message or "exists on disk, but not in" in message:
-        return None
-    raise DiagnosticsError(
-        [error("plan.git", f"cannot read {path.name} at `{revision}`: {message}", None)]
-    )
+    try:
+        return show_file(revision, path)
+    except GitError as exc:
+        raise DiagnosticsError(
+            [error("plan.git", f"cannot read {path.name} at `{revision}`: {exc}", None)]
+        ) from None
 
 
 def run_graph(graph: ExecutionGraph, options: RunOptions) -> RunResult:
@@ -377,8 +368,10 @@ def prepare_run(
 
 def _make_directory(path: Path, origin: str) -> None:
     """Make `path` (not its parents) unless it exists; DiagnosticsError when it cannot be."""
+    from wfx.runtime.files import make_directory
+
     try:
-        path.mkdir(exist_ok=True)
+        make_directory(path)
     except OSError as exc:
         problem = exc.strerror or str(exc)
         raise DiagnosticsError([_path_error(origin, path, problem)]) from None
