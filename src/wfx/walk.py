@@ -59,13 +59,6 @@ class _Collector(StepVisitor):
         super().visit(step)
 
 
-def iter_steps(steps: Iterable[Step]) -> list[Step]:
-    """`steps` and all their descendants: a group before its children, in document order."""
-    collector = _Collector()
-    collector.visit_steps(steps)
-    return collector.steps
-
-
 def all_steps(workflow: Workflow) -> list[Step]:
     """Every step of the workflow: the main steps (and descendants), then `finally`."""
     collector = _Collector()
