@@ -27,7 +27,7 @@ from wfx.graph import (
     Section,
     Setting,
 )
-from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, Workflow
 from wfx.shell import check_scripts
 from wfx.walk import StepVisitor, all_steps
 
@@ -167,8 +167,13 @@ class _Draft:
     settings: EffectiveSettings | None = None
 
 
-class _Lowering:
-    """Turns nested steps into draft nodes and edges."""
+class _Lowering(StepVisitor):
+    """Turns nested steps into draft nodes and edges, walking them with the step visitor.
+
+    While siblings are lowered, `entry` is what the next of them waits for, `groups` the
+    groups around them and `parallel` whether they start together (then `level_ends`
+    collects their ends).
+    """
 
     def __init__(self, workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> None:
         self.workflow = workflow
@@ -179,58 +184,71 @@ class _Lowering:
         self.pending_needs: list[tuple[int, Step]] = []
         self.problems: list[Diagnostic] = []
         self.settings = _SettingsResolver(workflow)
+        self.section = Section.MAIN
+        self.entry: list[int] = []
+        self.groups: tuple[Step, ...] = ()
+        self.parallel = False
+        self.level_ends: list[int] = []
 
     def lower_all(self) -> None:
-        if self.workflow.group_type is GroupType.PARALLEL:
-            self.lower_parallel(self.workflow.steps, Section.MAIN, [], ())
-        else:
-            self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
-        self.lower_sequence(self.workflow.finally_, Section.FINALLY, [], ())
+        parallel = self.workflow.group_type is GroupType.PARALLEL
+        self.lower_siblings(self.workflow.steps, Section.MAIN, [], (), parallel=parallel)
+        self.lower_siblings(self.workflow.finally_, Section.FINALLY, [], (), parallel=False)
         for start, step in self.pending_needs:
             self.resolve_needs(start, step)
 
-    def lower_sequence(
+    def lower_siblings(
         self,
         steps: tuple[Step, ...],
         section: Section,
         entry: list[int],
         groups: tuple[Step, ...],
+        *,
+        parallel: bool,
     ) -> list[int]:
-        """Lower siblings that run one after another; return the ends to wait for."""
-        previous = entry
-        for step in steps:
-            previous = [self.lower_step(step, section, previous, groups)]
-        return previous
+        """Lower siblings that start together (`parallel`) or one after another; return
+        the ends to wait for."""
+        outer = (self.section, self.entry, self.groups, self.parallel, self.level_ends)
+        self.section, self.entry, self.groups = section, entry, groups
+        self.parallel, self.level_ends = parallel, []
+        self.visit_steps(steps)
+        ends = self.level_ends if parallel else self.entry
+        self.section, self.entry, self.groups, self.parallel, self.level_ends = outer
+        return ends
 
-    def lower_parallel(
-        self, steps: tuple[Step, ...], section: Section, entry: list[int], groups: tuple[Step, ...]
-    ) -> list[int]:
-        """Lower siblings that start together; return all of their ends."""
-        return [self.lower_step(step, section, entry, groups) for step in steps]
-
-    def lower_step(
-        self, step: Step, section: Section, entry: list[int], groups: tuple[Step, ...]
-    ) -> int:
-        """Lower one step; return the index of the node that marks its end."""
+    def generic_visit(self, step: Step) -> None:
+        """A leaf step: one node."""
         step_id = self.ids[step.path]
-        group_ids = tuple(self.ids[g.path] for g in groups)
-        self.sections[step_id] = section
-        if step.kind is not StepKind.GROUP:
-            index = self.add(step_id, NodeKind.STEP, step, section, group_ids, entry)
-            self.nodes[index].settings = self.settings.resolve(step, groups)
-            self.ends[step_id] = index
-            self.pending_needs.append((index, step))
-            return index
-        start = self.add(step_id, NodeKind.GROUP_START, step, section, group_ids, entry)
+        self.sections[step_id] = self.section
+        index = self.add(step_id, NodeKind.STEP, step, self.section, self.group_ids(), self.entry)
+        self.nodes[index].settings = self.settings.resolve(step, self.groups)
+        self.ends[step_id] = index
+        self.pending_needs.append((index, step))
+        self.lowered(index)
+
+    def visit_group(self, step: Step) -> None:
+        """A group: a start node, its children, an end node."""
+        step_id = self.ids[step.path]
+        group_ids = self.group_ids()
+        self.sections[step_id] = self.section
+        start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
         self.pending_needs.append((start, step))
-        inner = (*groups, step)
-        if step.group_type.value == "parallel":
-            ends = self.lower_parallel(step.steps, section, [start], inner)
-        else:
-            ends = self.lower_sequence(step.steps, section, [start], inner)
-        end = self.add(step_id, NodeKind.GROUP_END, step, section, group_ids, ends or [start])
+        parallel = step.group_type is GroupType.PARALLEL
+        inner = (*self.groups, step)
+        ends = self.lower_siblings(step.steps, self.section, [start], inner, parallel=parallel)
+        end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends or [start])
         self.ends[step_id] = end
-        return end
+        self.lowered(end)
+
+    def group_ids(self) -> tuple[StepId, ...]:
+        return tuple(self.ids[g.path] for g in self.groups)
+
+    def lowered(self, end: int) -> None:
+        """A sibling was lowered: the next one waits for it, or it is one of the ends."""
+        if self.parallel:
+            self.level_ends.append(end)
+        else:
+            self.entry = [end]
 
     def add(
         self,
