@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from wfx.source import SourceDocument
 
 #: a value as JSON (and YAML) writes it: what inputs, outputs and expressions hold
-JSONValue: TypeAlias = str | int | float | bool | list["JSONValue"] | dict[str, "JSONValue"] | None
+#: (read-only containers, so that a `dict[str, str]` is one too)
+JSONValue: TypeAlias = (
+    str | int | float | bool | Sequence["JSONValue"] | Mapping[str, "JSONValue"] | None
+)
 #: a workflow's input values by name
 InputValues: TypeAlias = Mapping[str, JSONValue]
 #: a Python callable standing in for a `uses: python:MODULE:FUNCTION` step
