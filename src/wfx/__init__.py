@@ -1,50 +1,83 @@
 """wfx: a declarative workflow language and its interpreter.
 
 The public API is re-exported here lazily, so importing `wfx` stays cheap:
-``wfx.evaluate``, ``wfx.ExpressionError``, ``wfx.load``, ``wfx.check``,
-``wfx.compile_file``, ``wfx.WfxError`` and ``wfx.DiagnosticsError``.
+``wfx.validate``, ``wfx.compile``, ``wfx.plan``, ``wfx.run``, ``wfx.evaluate`` and
+``wfx.load`` (all from :mod:`wfx.api`), and the errors they raise.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
+import types
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from wfx.api import check, compile_file, evaluate, load
+    from wfx.api import InputValues, JSONValue, Report, check, evaluate, load, plan, run, validate
+    from wfx.api import compile_file as compile
+    from wfx.api import compile_file as compile_file
     from wfx.diagnostics import Diagnostic, DiagnosticsError, WfxError
     from wfx.expr import ExpressionError
 
+#: each public name: the module it lives in and its name there
 _EXPORTS = {
-    "evaluate": "wfx.api",
-    "load": "wfx.api",
-    "check": "wfx.api",
-    "compile_file": "wfx.api",
-    "ExpressionError": "wfx.expr",
-    "WfxError": "wfx.diagnostics",
-    "DiagnosticsError": "wfx.diagnostics",
-    "Diagnostic": "wfx.diagnostics",
+    "validate": ("wfx.api", "validate"),
+    "compile": ("wfx.api", "compile_file"),
+    "plan": ("wfx.api", "plan"),
+    "run": ("wfx.api", "run"),
+    "evaluate": ("wfx.api", "evaluate"),
+    "load": ("wfx.api", "load"),
+    "check": ("wfx.api", "check"),
+    "compile_file": ("wfx.api", "compile_file"),
+    "Report": ("wfx.api", "Report"),
+    "JSONValue": ("wfx.api", "JSONValue"),
+    "InputValues": ("wfx.api", "InputValues"),
+    "ExpressionError": ("wfx.expr", "ExpressionError"),
+    "WfxError": ("wfx.diagnostics", "WfxError"),
+    "DiagnosticsError": ("wfx.diagnostics", "DiagnosticsError"),
+    "Diagnostic": ("wfx.diagnostics", "Diagnostic"),
 }
 
 __all__ = [
     "Diagnostic",
     "DiagnosticsError",
     "ExpressionError",
+    "InputValues",
+    "JSONValue",
+    "Report",
     "WfxError",
     "__version__",
     "check",
+    "compile",
     "compile_file",
     "evaluate",
     "load",
+    "plan",
+    "run",
+    "validate",
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Import public names on first use (PEP 562)."""
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
+    where = _EXPORTS.get(name)
+    if where is None:
         raise AttributeError(f"module 'wfx' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module_name), name)
+    return getattr(importlib.import_module(where[0]), where[1])
+
+
+class _Package(types.ModuleType):
+    """The `wfx` package, whose public functions keep their names: importing the submodule
+    `wfx.plan` would otherwise bind `wfx.plan` to that module instead of the function
+    (the submodule stays importable as usual: `from wfx.plan import make_plan`)."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,4 +1,5 @@
-"""The public Python API: load, check, compile and evaluate. The CLI calls only this.
+"""The public Python API: load, validate, compile, plan, run and evaluate. The CLI calls
+only this (and picks the renderers itself).
 
 Every function either returns a result or raises :class:`DiagnosticsError` with
 every problem found; any other exception escaping from here is a bug in wfx.
@@ -6,10 +7,10 @@ every problem found; any other exception escaping from here is a bug in wfx.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from wfx.diagnostics import (
     Diagnostic,
@@ -19,6 +20,29 @@ from wfx.diagnostics import (
     has_errors,
     sorted_diagnostics,
 )
+
+if TYPE_CHECKING:
+    from wfx.compiler import Compilation
+    from wfx.graph import ExecutionGraph
+    from wfx.model import Workflow
+    from wfx.plan import Change, Plan
+    from wfx.runtime.engine import RunOptions, RunResult
+    from wfx.runtime.events import EventSink
+    from wfx.runtime.journal import Journal, ResumeState, RunRecord
+    from wfx.runtime.process import Leftover
+    from wfx.source import SourceDocument
+
+#: a value as JSON (and YAML) writes it: what inputs, outputs and expressions hold
+#: (read-only containers, so that a `dict[str, str]` is one too)
+JSONValue: TypeAlias = (
+    str | int | float | bool | Sequence["JSONValue"] | Mapping[str, "JSONValue"] | None
+)
+#: a workflow's input values by name
+InputValues: TypeAlias = Mapping[str, JSONValue]
+#: a Python callable standing in for a `uses: python:MODULE:FUNCTION` step
+StepFunction: TypeAlias = Callable[..., object]
+#: turns the plan changes between two definitions into one line of text (the CLI's renderer)
+DescribeChanges: TypeAlias = Callable[[list["Change"]], str]
 
 
 @dataclass(frozen=True)
@@ -34,7 +58,7 @@ class Report:
         return not has_errors(self.diagnostics)
 
 
-def load_document(path: str | Path) -> Any:
+def load_document(path: str | Path) -> SourceDocument:
     """Read a workflow file and check it against the schema; return the SourceDocument."""
     from wfx import schema, source
 
@@ -45,7 +69,7 @@ def load_document(path: str | Path) -> Any:
     return document
 
 
-def load(path: str | Path) -> Any:
+def load(path: str | Path) -> Workflow:
     """Read, schema-check and type a workflow file; return the model's Workflow."""
     from wfx import model
 
@@ -54,11 +78,11 @@ def load(path: str | Path) -> Any:
 
 def compile_file(
     path: str | Path,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
-) -> Any:
+) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
     Model problems (bad expressions) and compiler problems are reported together.
@@ -76,9 +100,15 @@ def compile_file(
     return compilation
 
 
+def validate(paths: str | Path | Sequence[str | Path], inputs: InputValues | None = None) -> Report:
+    """Check one workflow file (or several) through every static stage, as `wfx validate`
+    does; nothing runs. Input values are optional: required ones may be left out."""
+    return check([paths] if isinstance(paths, str | Path) else paths, inputs)
+
+
 def check(
     paths: Sequence[str | Path],
-    inputs: Mapping[str, Any] | None = None,
+    inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
 ) -> Report:
     """Validate each file through every static stage; collect all diagnostics."""
@@ -133,7 +163,7 @@ def parse_input_assignments(assignments: Iterable[str]) -> dict[str, str]:
     return values
 
 
-def load_inputs_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Span]]:
+def load_inputs_file(path: str | Path) -> tuple[dict[str, JSONValue], dict[str, Span]]:
     """Input values from a JSON or YAML mapping file, with each value's position."""
     from wfx import source
 
@@ -143,21 +173,21 @@ def load_inputs_file(path: str | Path) -> tuple[dict[str, Any], dict[str, Span]]
             [error("inputs.file", "an inputs file must hold a mapping of name: value", None)]
         )
     spans = {name: document.positions.key((name,)) for name in document.data}
-    return dict(document.data), spans
+    return cast(dict[str, JSONValue], dict(document.data)), spans
 
 
-def evaluate(expression: str, contexts: Mapping[str, Any]) -> Any:
+def evaluate(expression: str, contexts: Mapping[str, JSONValue]) -> JSONValue:
     """Evaluate a GitHub Actions-style expression; `contexts` names every allowed name."""
     from wfx.expr import evaluate as evaluate_expression
 
-    return evaluate_expression(expression, contexts)
+    return cast(JSONValue, evaluate_expression(expression, contexts))
 
 
 def plan_file(
     path: str | Path,
-    inputs: Mapping[str, Any] | None = None,
+    inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
-) -> tuple[Any, Any]:
+) -> tuple[ExecutionGraph, Plan]:
     """Compile and plan a workflow without side effects; return (graph, plan)."""
     from wfx.plan import make_plan
 
@@ -165,29 +195,17 @@ def plan_file(
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
-def check_plan_options(output_format: str, base: str | None) -> None:
-    """Refuse option combinations `wfx plan` cannot honour (before anything is compiled)."""
-    from wfx.render.plan_diff import DIFF_FORMATS
-
-    if base is not None and output_format not in DIFF_FORMATS:
-        raise DiagnosticsError(
-            [
-                error(
-                    "cli.diff-format",
-                    f"--diff cannot be shown as {output_format}",
-                    None,
-                    "use --format " + ", ".join(DIFF_FORMATS[:-1]) + f" or {DIFF_FORMATS[-1]}"
-                    " with --diff, or drop --diff to draw the graph",
-                )
-            ]
-        )
+def plan(path: str | Path, inputs: InputValues | None = None) -> Plan:
+    """What running the workflow at `path` with `inputs` would do, worked out without
+    running anything (`wfx plan`): stages, conditions, retries, compensation, durations."""
+    return plan_file(path, inputs)[1]
 
 
-def plan_base(spec: str, path: str | Path, inputs: Mapping[str, Any] | None) -> Any:
+def plan_base(spec: str, path: str | Path, inputs: InputValues | None) -> Plan | None:
     """The plan to compare against: `spec` is a file, or `git:REV` for `path` at a revision.
 
     A workflow that does not exist at the base is an empty plan (everything is added).
-    `git:REV` runs `git show` (read-only); it is the one plan feature that starts a process.
+    `git:REV` runs `git show` (read-only, at the edge: `wfx.runtime.git`).
     """
     from wfx import model, schema, source
     from wfx.compiler import compile_workflow
@@ -209,41 +227,59 @@ def plan_base(spec: str, path: str | Path, inputs: Mapping[str, Any] | None) -> 
 
 
 def _git_show(revision: str, path: Path) -> bytes | None:
-    import subprocess
+    from wfx.runtime.git import GitError, show_file
 
-    directory = path.resolve().parent
-    completed = subprocess.run(
-        ["git", "show", f"{revision}:./{path.name}"],
-        cwd=directory,
-        capture_output=True,
-        check=False,
-    )
-    if completed.returncode == 0:
-        return completed.stdout
-    message = completed.stderr.decode("utf-8", errors="replace").strip()
-    if "does not exist" in message or "exists on disk, but not in" in message:
-        return None
-    raise DiagnosticsError(
-        [error("plan.git", f"cannot read {path.name} at `{revision}`: {message}", None)]
-    )
+    try:
+        return show_file(revision, path)
+    except GitError as exc:
+        raise DiagnosticsError(
+            [error("plan.git", f"cannot read {path.name} at `{revision}`: {exc}", None)]
+        ) from None
 
 
-def run_graph(graph: Any, options: Any) -> Any:
+def run_graph(graph: ExecutionGraph, options: RunOptions) -> RunResult:
     """Run a compiled graph to the end on a fresh event loop; return the RunResult."""
     import anyio
 
     from wfx.runtime.engine import run as run_async
 
-    async def main() -> Any:
+    async def main() -> RunResult:
         return await run_async(graph, options=options)
 
     return anyio.run(main)
 
 
+def run(
+    path: str | Path,
+    inputs: InputValues | None = None,
+    *,
+    actions: Mapping[str, StepFunction] | None = None,
+    events: EventSink | None = None,
+    workspace: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RunResult:
+    """Compile and run the workflow at `path` to the end, without a journal, and return how
+    it ended (`result.status`, `result.exit_code`, each step's outputs).
+
+    `actions` stands in for `uses: python:...` steps by name, `events` receives every
+    event as it happens, `workspace` is `$WFX_WORKSPACE` (a new temporary directory by
+    default) and `environ` the environment the steps start from (default: this process's).
+    """
+    from wfx.runtime.engine import RunOptions
+
+    options = RunOptions(
+        actions=dict(actions or {}),
+        events=events,
+        environ=environ,
+        workspace=Path(workspace) if workspace is not None else None,
+    )
+    return run_graph(compile_file(path, inputs).graph, options)
+
+
 # -- durable runs -----------------------------------------------------------------------------
 
 
-def definition_of(workflow: Any) -> str:
+def definition_of(workflow: Workflow) -> str:
     """The normalised workflow as canonical JSON (what the fingerprint covers)."""
     import json
 
@@ -310,7 +346,11 @@ def _unwritable(path: Path) -> str | None:
 
 
 def prepare_run(
-    journal: Any, graph: Any, file: str | Path, state: Any, workspace: str | None
+    journal: Journal | None,
+    graph: ExecutionGraph,
+    file: str | Path,
+    state: ResumeState | None,
+    workspace: str | None,
 ) -> tuple[str, Path | None, Path | None]:
     """For `wfx run` and `wfx resume`, before any step starts: the run's id, its workspace
     and the directory of its `$WFX_OUTPUT` files. A new journaled run is recorded here.
@@ -331,15 +371,21 @@ def prepare_run(
 
 def _make_directory(path: Path, origin: str) -> None:
     """Make `path` (not its parents) unless it exists; DiagnosticsError when it cannot be."""
+    from wfx.runtime.files import make_directory
+
     try:
-        path.mkdir(exist_ok=True)
+        make_directory(path)
     except OSError as exc:
         problem = exc.strerror or str(exc)
         raise DiagnosticsError([_path_error(origin, path, problem)]) from None
 
 
 def record_new_run(
-    journal: Any, graph: Any, file: str | Path, run_id: str, workspace: str | Path | None = None
+    journal: Journal,
+    graph: ExecutionGraph,
+    file: str | Path,
+    run_id: str,
+    workspace: str | Path | None = None,
 ) -> Path:
     """Create the journal record of a new run of `graph` (before any step starts); return
     its workspace: `workspace` when given, else a directory of its own beside the journal."""
@@ -358,7 +404,7 @@ def record_new_run(
     return chosen
 
 
-def lost_workspace(state: Any) -> str | None:
+def lost_workspace(state: ResumeState) -> str | None:
     """A warning when a resumed run's workspace is gone (steps that finished before the
     crash left their files there; it is made again, empty), else None."""
     if state.workspace is None or Path(state.workspace).is_dir():
@@ -369,7 +415,7 @@ def lost_workspace(state: Any) -> str | None:
     )
 
 
-def check_plan_binding(plan_file: str | Path, graph: Any) -> None:
+def check_plan_binding(plan_file: str | Path, graph: ExecutionGraph) -> None:
     """Refuse (DiagnosticsError) when `graph` no longer matches the reviewed plan's fingerprint."""
     import json
 
@@ -398,7 +444,7 @@ def check_plan_binding(plan_file: str | Path, graph: Any) -> None:
     )
 
 
-def _what_changed(reviewed: Mapping[str, Any], graph: Any) -> str:
+def _what_changed(reviewed: Mapping[str, Any], graph: ExecutionGraph) -> str:
     inputs_now = {k: v for k, v in graph.inputs.items()}
     if reviewed.get("inputs") != _json_roundtrip(inputs_now):
         return f"inputs were {reviewed.get('inputs')}, now {inputs_now}"
@@ -411,9 +457,11 @@ def _json_roundtrip(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any]:
-    """For `wfx resume`: the run's record, its recompiled graph, and what changed
-    (None when nothing did). Refuses a changed workflow unless `force`."""
+def resume_target(
+    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+) -> tuple[RunRecord, ExecutionGraph, str | None]:
+    """For `wfx resume`: the run's record, its recompiled graph, and what changed as
+    `describe` words it (None when nothing did). Refuses a changed workflow unless `force`."""
     from wfx.compiler import compile_workflow
     from wfx.plan import fingerprint
 
@@ -426,7 +474,7 @@ def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any
     graph = compilation.graph
     if fingerprint(graph.workflow, graph.inputs) == record.fingerprint:
         return record, graph, None
-    changes = _definition_changes(record, graph, compile_workflow)
+    changes = _definition_changes(record, graph, compile_workflow, describe)
     if not force:
         raise DiagnosticsError(
             [
@@ -442,25 +490,27 @@ def resume_target(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, Any
     return record, graph, changes
 
 
-def claim_run(journal: Any, run_id: str, force: bool) -> tuple[Any, Any, str | None, list[Any]]:
+def claim_run(
+    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+) -> tuple[ExecutionGraph, ResumeState, str | None, list[Leftover]]:
     """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, what
     changed in the workflow (None when nothing did), and the processes the dead run left
     running, which are stopped here (TERM, the steps' longest kill grace, KILL), so that no
     step runs twice at the same time. Journal errors pass through."""
     from wfx.runtime.process import stop_leftovers
 
-    record, graph, changes = resume_target(journal, run_id, force)
+    record, graph, changes = resume_target(journal, run_id, force, describe)
     journal.claim(record.id)
     stopped = stop_leftovers(record.id, _longest_kill_grace(graph))
     return graph, journal.resume_state(record.id), changes, stopped
 
 
-def _longest_kill_grace(graph: Any) -> float:
+def _longest_kill_grace(graph: ExecutionGraph) -> float:
     graces = [float(n.settings.kill_grace.value) for n in graph.steps() if n.settings]
     return max(graces, default=0.0)
 
 
-def leftovers_notice(stopped: Sequence[Any]) -> str | None:
+def leftovers_notice(stopped: Sequence[Leftover]) -> str | None:
     """What the CLI says about the processes a dead run left and the resume stopped."""
     if not stopped:
         return None
@@ -474,10 +524,14 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:
+def _definition_changes(
+    record: RunRecord,
+    graph: ExecutionGraph,
+    compile_workflow: Callable[..., Compilation],
+    describe: DescribeChanges,
+) -> str:
     from wfx import model, source
     from wfx.plan import diff_plans, make_plan
-    from wfx.render.plan_diff import diff_text
 
     try:
         document = source.loads(record.definition, f"{record.file} (run {record.id})")
@@ -485,4 +539,4 @@ def _definition_changes(record: Any, graph: Any, compile_workflow: Any) -> str:
     except DiagnosticsError:
         return "the earlier definition no longer compiles"
     changes = diff_plans(before, make_plan(graph))
-    return "; ".join(diff_text(changes).splitlines()) or "formatting or settings outside the plan"
+    return describe(changes) or "formatting or settings outside the plan"

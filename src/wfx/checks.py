@@ -9,7 +9,7 @@ dependency graph does not guarantee.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
@@ -20,6 +20,7 @@ from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, wal
 from wfx.expr.values import equals, to_number, to_string
 from wfx.graph import ExecutionGraph, Section
 from wfx.model import Action, Input, InputType, Step, StepId, Workflow
+from wfx.walk import all_actions, all_steps
 
 STEP_PROPERTIES = ("outputs", "status", "attempts", "duration")
 WORKFLOW_PROPERTIES = ("name", "runId", "status")
@@ -45,14 +46,8 @@ def iter_sites(workflow: Workflow) -> Iterator[Site]:
         yield from _template_sites(workflow.defaults.working_directory, None, "`defaults`")
     for template in workflow.outputs.values():
         yield from _template_sites(template, None, "workflow `outputs`")
-    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+    for step in all_steps(workflow):
         yield from _step_sites(step)
-
-
-def _all_steps(steps: Iterable[Step]) -> Iterator[Step]:
-    for step in steps:
-        yield step
-        yield from _all_steps(step.steps)
 
 
 def _step_sites(step: Step) -> Iterator[Site]:
@@ -291,12 +286,11 @@ _FORBIDDEN_MODULES = ("__main__", "wfx")
 def check_callables(workflow: Workflow) -> list[Diagnostic]:
     """Errors for `uses` naming `__main__` (whatever program runs wfx) or wfx's own modules."""
     problems: list[Diagnostic] = []
-    for step in _all_steps((*workflow.steps, *workflow.finally_)):
-        for action in (step.action, step.rollback):
-            if action is not None and action.uses is not None:
-                problem = _forbidden_callable(action)
-                if problem is not None:
-                    problems.append(problem)
+    for action, _, _ in all_actions(workflow):
+        if action.uses is not None:
+            problem = _forbidden_callable(action)
+            if problem is not None:
+                problems.append(problem)
     return problems
 
 
@@ -321,7 +315,7 @@ def _forbidden_callable(action: Action) -> Diagnostic | None:
 def check_policies(workflow: Workflow) -> list[Diagnostic]:
     """Errors for settings that cannot work where they are written."""
     problems: list[Diagnostic] = []
-    for step in _all_steps((*workflow.steps, *workflow.finally_)):
+    for step in all_steps(workflow):
         if step.steps and step.rollback is not None:
             problems.append(
                 error(

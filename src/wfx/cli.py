@@ -196,7 +196,7 @@ def plan(
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        api.check_plan_options(output_format, base)
+        _check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
         graph, the_plan = api.plan_file(file, given or None, spans)
         base_plan = api.plan_base(base, file, given or None) if base else None
@@ -206,6 +206,25 @@ def plan(
         _print_diff(base_plan, the_plan, output_format)
         return
     _print_plan(graph, the_plan, output_format, verbose)
+
+
+def _check_plan_options(output_format: str, base: str | None) -> None:
+    """Refuse option combinations `wfx plan` cannot honour (before anything is compiled)."""
+    from wfx.diagnostics import DiagnosticsError, error
+    from wfx.render.plan_diff import DIFF_FORMATS
+
+    if base is not None and output_format not in DIFF_FORMATS:
+        raise DiagnosticsError(
+            [
+                error(
+                    "cli.diff-format",
+                    f"--diff cannot be shown as {output_format}",
+                    None,
+                    "use --format " + ", ".join(DIFF_FORMATS[:-1]) + f" or {DIFF_FORMATS[-1]}"
+                    " with --diff, or drop --diff to draw the graph",
+                )
+            ]
+        )
 
 
 def _print_plan(graph: Any, the_plan: Any, output_format: str, verbose: bool = False) -> None:
@@ -437,12 +456,19 @@ def _journal_for(how: _Presentation) -> Iterator[Any]:
         journal.close()
 
 
+def _changes_line(changes: list[Any]) -> str:
+    """The plan changes between two definitions of a workflow, on one line."""
+    from wfx.render.plan_diff import diff_text
+
+    return "; ".join(diff_text(changes).splitlines())
+
+
 def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        graph, state, changes, stopped = api.claim_run(journal, run_id, force)
+        graph, state, changes, stopped = api.claim_run(journal, run_id, force, _changes_line)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:

@@ -7,7 +7,6 @@ adding these commands to `wfx` does not slow its start.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from wfx.durations import parse_duration
 from wfx.exitcodes import EXIT_INVALID, EXIT_JOURNAL_CORRUPT
 
 if TYPE_CHECKING:
@@ -24,17 +24,15 @@ if TYPE_CHECKING:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_AGE_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
-_AGE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
 
 def parse_age(text: str) -> float:
     """Seconds in an age like `30d`, `12h`, `90m`, `3600s`, `1d12h`; ValueError otherwise."""
-    value = text.strip()
-    parts = _AGE_PART.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        raise ValueError(f"`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m")
-    return sum(float(number) * _AGE_UNITS[unit] for number, unit in parts)
+    try:
+        return parse_duration(text, units=("s", "m", "h", "d", "w"))
+    except ValueError:
+        raise ValueError(
+            f"`{text}` is not an age: use a number and a unit, e.g. 30d, 12h, 90m"
+        ) from None
 
 
 def _age_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

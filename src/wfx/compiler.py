@@ -27,8 +27,9 @@ from wfx.graph import (
     Section,
     Setting,
 )
-from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
+from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, Workflow
 from wfx.shell import check_scripts
+from wfx.walk import StepVisitor, all_steps
 
 DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
@@ -90,32 +91,39 @@ def compile_workflow(
 # -- ids --------------------------------------------------------------------------------------
 
 
-def iter_steps(steps: Iterable[Step]) -> Iterator[Step]:
-    """Every step, groups before their children, in document order."""
-    for step in steps:
-        yield step
-        yield from iter_steps(step.steps)
-
-
 def assign_ids(workflow: Workflow) -> dict[tuple[Any, ...], StepId]:
     """Each step's id by its document path: the author's id, or a stable derived one.
 
     A derived id comes from the position: the third top-level step is `step-3`, the
     second child of group `checks` is `checks-2`, the first `finally` step `finally-1`.
     """
-    taken = {s.id for s in iter_steps((*workflow.steps, *workflow.finally_)) if s.id}
-    ids: dict[tuple[Any, ...], StepId] = {}
+    naming = _IdAssigner({s.id for s in all_steps(workflow) if s.id})
+    naming.visit_workflow(workflow)
+    return naming.ids
 
-    def visit(steps: tuple[Step, ...], prefix: str) -> None:
+
+class _IdAssigner(StepVisitor):
+    """Walks the steps, naming each one; `prefix` is the derived ids' stem at this level."""
+
+    def __init__(self, taken: set[StepId]) -> None:
+        self.taken = taken
+        self.ids: dict[tuple[Any, ...], StepId] = {}
+        self.prefix = "step"
+
+    def visit_workflow(self, workflow: Workflow) -> None:
+        self.visit_steps(workflow.steps)
+        self.prefix = "finally"
+        self.visit_steps(workflow.finally_)
+
+    def visit_steps(self, steps: Iterable[Step]) -> None:
+        prefix = self.prefix
         for position, step in enumerate(steps, start=1):
-            step_id = step.id or _derived(f"{prefix}-{position}", taken)
-            taken.add(step_id)
-            ids[step.path] = step_id
-            visit(step.steps, step_id)
-
-    visit(workflow.steps, "step")
-    visit(workflow.finally_, "finally")
-    return ids
+            step_id = step.id or _derived(f"{prefix}-{position}", self.taken)
+            self.taken.add(step_id)
+            self.ids[step.path] = step_id
+            self.prefix = step_id
+            self.visit(step)
+        self.prefix = prefix
 
 
 def _derived(candidate: str, taken: set[StepId]) -> StepId:
@@ -128,7 +136,7 @@ def _duplicate_ids(
     workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]
 ) -> Iterator[Diagnostic]:
     first: dict[str, Step] = {}
-    for step in iter_steps((*workflow.steps, *workflow.finally_)):
+    for step in all_steps(workflow):
         if step.id is None:
             continue
         if step.id in first:
@@ -159,8 +167,13 @@ class _Draft:
     settings: EffectiveSettings | None = None
 
 
-class _Lowering:
-    """Turns nested steps into draft nodes and edges."""
+class _Lowering(StepVisitor):
+    """Turns nested steps into draft nodes and edges, walking them with the step visitor.
+
+    While siblings are lowered, `entry` is what the next of them waits for, `groups` the
+    groups around them and `parallel` whether they start together (then `level_ends`
+    collects their ends).
+    """
 
     def __init__(self, workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> None:
         self.workflow = workflow
@@ -171,58 +184,71 @@ class _Lowering:
         self.pending_needs: list[tuple[int, Step]] = []
         self.problems: list[Diagnostic] = []
         self.settings = _SettingsResolver(workflow)
+        self.section = Section.MAIN
+        self.entry: list[int] = []
+        self.groups: tuple[Step, ...] = ()
+        self.parallel = False
+        self.level_ends: list[int] = []
 
     def lower_all(self) -> None:
-        if self.workflow.group_type is GroupType.PARALLEL:
-            self.lower_parallel(self.workflow.steps, Section.MAIN, [], ())
-        else:
-            self.lower_sequence(self.workflow.steps, Section.MAIN, [], ())
-        self.lower_sequence(self.workflow.finally_, Section.FINALLY, [], ())
+        parallel = self.workflow.group_type is GroupType.PARALLEL
+        self.lower_siblings(self.workflow.steps, Section.MAIN, [], (), parallel=parallel)
+        self.lower_siblings(self.workflow.finally_, Section.FINALLY, [], (), parallel=False)
         for start, step in self.pending_needs:
             self.resolve_needs(start, step)
 
-    def lower_sequence(
+    def lower_siblings(
         self,
         steps: tuple[Step, ...],
         section: Section,
         entry: list[int],
         groups: tuple[Step, ...],
+        *,
+        parallel: bool,
     ) -> list[int]:
-        """Lower siblings that run one after another; return the ends to wait for."""
-        previous = entry
-        for step in steps:
-            previous = [self.lower_step(step, section, previous, groups)]
-        return previous
+        """Lower siblings that start together (`parallel`) or one after another; return
+        the ends to wait for."""
+        outer = (self.section, self.entry, self.groups, self.parallel, self.level_ends)
+        self.section, self.entry, self.groups = section, entry, groups
+        self.parallel, self.level_ends = parallel, []
+        self.visit_steps(steps)
+        ends = self.level_ends if parallel else self.entry
+        self.section, self.entry, self.groups, self.parallel, self.level_ends = outer
+        return ends
 
-    def lower_parallel(
-        self, steps: tuple[Step, ...], section: Section, entry: list[int], groups: tuple[Step, ...]
-    ) -> list[int]:
-        """Lower siblings that start together; return all of their ends."""
-        return [self.lower_step(step, section, entry, groups) for step in steps]
-
-    def lower_step(
-        self, step: Step, section: Section, entry: list[int], groups: tuple[Step, ...]
-    ) -> int:
-        """Lower one step; return the index of the node that marks its end."""
+    def generic_visit(self, step: Step) -> None:
+        """A leaf step: one node."""
         step_id = self.ids[step.path]
-        group_ids = tuple(self.ids[g.path] for g in groups)
-        self.sections[step_id] = section
-        if step.kind is not StepKind.GROUP:
-            index = self.add(step_id, NodeKind.STEP, step, section, group_ids, entry)
-            self.nodes[index].settings = self.settings.resolve(step, groups)
-            self.ends[step_id] = index
-            self.pending_needs.append((index, step))
-            return index
-        start = self.add(step_id, NodeKind.GROUP_START, step, section, group_ids, entry)
+        self.sections[step_id] = self.section
+        index = self.add(step_id, NodeKind.STEP, step, self.section, self.group_ids(), self.entry)
+        self.nodes[index].settings = self.settings.resolve(step, self.groups)
+        self.ends[step_id] = index
+        self.pending_needs.append((index, step))
+        self.lowered(index)
+
+    def visit_group(self, step: Step) -> None:
+        """A group: a start node, its children, an end node."""
+        step_id = self.ids[step.path]
+        group_ids = self.group_ids()
+        self.sections[step_id] = self.section
+        start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
         self.pending_needs.append((start, step))
-        inner = (*groups, step)
-        if step.group_type.value == "parallel":
-            ends = self.lower_parallel(step.steps, section, [start], inner)
-        else:
-            ends = self.lower_sequence(step.steps, section, [start], inner)
-        end = self.add(step_id, NodeKind.GROUP_END, step, section, group_ids, ends or [start])
+        parallel = step.group_type is GroupType.PARALLEL
+        inner = (*self.groups, step)
+        ends = self.lower_siblings(step.steps, self.section, [start], inner, parallel=parallel)
+        end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends or [start])
         self.ends[step_id] = end
-        return end
+        self.lowered(end)
+
+    def group_ids(self) -> tuple[StepId, ...]:
+        return tuple(self.ids[g.path] for g in self.groups)
+
+    def lowered(self, end: int) -> None:
+        """A sibling was lowered: the next one waits for it, or it is one of the ends."""
+        if self.parallel:
+            self.level_ends.append(end)
+        else:
+            self.entry = [end]
 
     def add(
         self,

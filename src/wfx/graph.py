@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.model import Action, Condition, Step, StepId, StepKind, Workflow
+from wfx.model import Action, Condition, Step, StepId, Workflow
 
 
 class Origin(enum.Enum):
@@ -185,7 +185,3 @@ class ExecutionGraph:
                 best = max(best, level[dep] + weight)
             level[node.index] = best
         return level
-
-    def leaf_kinds(self) -> Mapping[StepId, StepKind]:
-        """Each leaf step's kind, by id."""
-        return {node.id: node.step.kind for node in self.steps()}

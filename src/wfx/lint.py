@@ -21,6 +21,7 @@ from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, Template
 from wfx.model import Action, Located, Step, Workflow
 from wfx.shell import SCRIPT_PLACEHOLDER, quotes_for, scan_contexts
+from wfx.walk import StepVisitor
 
 #: commands that run their argument as code
 _EVALUATORS = re.compile(
@@ -36,16 +37,28 @@ UNTRUSTED = ("inputs", "steps")
 
 def lint(workflow: Workflow) -> list[Diagnostic]:
     """Every finding in `workflow`, in file order."""
-    findings: list[Diagnostic] = []
-    shells = [workflow.defaults.shell]
-    for step in _all_steps((*workflow.steps, *workflow.finally_)):
-        shells.append(step.shell)
-        for action in (step.action, step.rollback):
-            if action is not None:
-                findings.extend(_check_action(action))
-                shells.append(action.shell if action is step.rollback else None)
-    findings.extend(_check_shell(s) for s in shells if s is not None and _needs_file(s))
-    return findings
+    linter = _Linter()
+    linter.shells.append(workflow.defaults.shell)
+    linter.visit_workflow(workflow)
+    shells = [s for s in linter.shells if s is not None and _needs_file(s)]
+    return [*linter.findings, *(_check_shell(s) for s in shells)]
+
+
+class _Linter(StepVisitor):
+    """Collects the findings of every action and every `shell` written, walking the steps."""
+
+    def __init__(self) -> None:
+        self.findings: list[Diagnostic] = []
+        self.shells: list[Located | None] = []
+
+    def visit(self, step: Step) -> None:
+        self.shells.append(step.shell)
+        super().visit(step)
+
+    def visit_action(self, action: Action, step: Step, *, rollback: bool) -> None:
+        self.findings.extend(_check_action(action))
+        if rollback:
+            self.shells.append(action.shell)
 
 
 def _needs_file(shell: Located) -> bool:
@@ -62,12 +75,6 @@ def _check_shell(shell: Located) -> Diagnostic:
         f"write `shell: {shell.value} {{0}}`: wfx puts the script in a file and passes its"
         " path where `{0}` stands",
     )
-
-
-def _all_steps(steps: tuple[Step, ...]) -> Iterator[Step]:
-    for step in steps:
-        yield step
-        yield from _all_steps(step.steps)
 
 
 def _check_action(action: Action) -> Iterator[Diagnostic]:

@@ -12,12 +12,12 @@ that it can say where each setting came from.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NewType
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
+from wfx.durations import parse_duration
 from wfx.expr import Expression, ExpressionError, Template, parse, parse_template, to_string
 from wfx.source import Path_, SourceDocument
 
@@ -25,9 +25,6 @@ StepId = NewType("StepId", str)
 
 #: the named values an expression may use anywhere in a workflow
 CONTEXT_NAMES = ("inputs", "env", "secrets", "steps", "workflow", "attempt")
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class StepKind(enum.Enum):
@@ -202,17 +199,6 @@ class Workflow:
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
     group_type: GroupType = GroupType.SEQUENTIAL
     """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
-
-
-def parse_duration(value: float | int | str) -> float:
-    """Seconds in a duration: a number of seconds or text like `500ms`, `5m`, `1h30m`."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a duration: {value!r}")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
 
 
 def build(document: SourceDocument) -> Workflow:

@@ -64,11 +64,6 @@ class Resolved:
     text: str
     value: Any
 
-    @property
-    def is_static(self) -> bool:
-        """True when the value is known now."""
-        return not isinstance(self.value, Unknown)
-
 
 @dataclass(frozen=True, slots=True)
 class ConditionPlan:

@@ -370,3 +370,11 @@ def test_pipes_dumb_terminals_and_quiet_get_plain_lines(
 
 def test_a_run_of_one_step_says_one_step() -> None:
     assert plain([started("build")])[0] == "run run-1 started: deploy (1 step)"
+
+
+def test_live_view_counts_down_long_waits_in_minutes_like_its_timers() -> None:
+    console = terminal()
+    view = LiveView(console, attempts={"deploy": 3}, clock=lambda: T0 + 0.5)
+    for event in [started("deploy"), begin("deploy"), retry("deploy", 1, 65.5, "exit code 1")]:
+        view(event)
+    assert "↻ deploy  retry 2/3 in 1m05s" in drawn(view, console)

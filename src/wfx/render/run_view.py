@@ -434,7 +434,9 @@ class LiveView:
             total = self._attempts.get(step.id)
             of = f"/{total}" if total else ""
             wait = max(0.0, step.retry_at - now)
-            return _line("↻", step.id, f"retry {step.next_attempt}{of} in {wait:.1f}s", "yellow")
+            return _line(
+                "↻", step.id, f"retry {step.next_attempt}{of} in {_clock_time(wait)}", "yellow"
+            )
         detail = _clock_time(now - step.started)
         if step.attempt > 1:
             detail += f" (attempt {step.attempt})"
@@ -465,7 +467,8 @@ def _frame(now: float) -> str:
 
 
 def _clock_time(seconds: float) -> str:
-    """A ticking timer: `3.2s`, `1m05s`."""
+    """A ticking timer or countdown of the live view: `3.2s`, `1m05s` (a fixed tenth of a
+    second, so the line does not jump each frame; finished times use `short_duration`)."""
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"

@@ -8,27 +8,12 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from wfx.durations import format_duration
 from wfx.graph import RetrySchedule
 from wfx.plan import Plan, Unknown
 
-
-def duration(seconds: float | None, unbounded: str = "unbounded") -> str:
-    """Seconds as `100ms`, `30s`, `1m30s`, `2h5m`; None as `unbounded`."""
-    if seconds is None:
-        return unbounded
-    if seconds < 1 and seconds != 0:
-        return f"{seconds * 1000:.0f}ms"
-    whole = round(seconds, 3)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = []
-    if hours:
-        parts.append(f"{int(hours)}h")
-    if minutes:
-        parts.append(f"{int(minutes)}m")
-    if secs or not parts:
-        parts.append(f"{secs:g}s")
-    return "".join(parts)
+#: seconds as `100ms`, `30s`, `1m30s` (the one formatter, :func:`wfx.durations.format_duration`)
+duration = format_duration
 
 
 def delays(values: tuple[float, ...] | list[float]) -> str:

@@ -1,0 +1,193 @@
+"""The layers of ARCHITECTURE.md, enforced: data flows source -> schema -> model ->
+compiler -> graph -> (plan | runtime) -> render, and effects stay at the edges.
+
+Every module's imports are read from its source (function-level imports and imports
+for type checking included) and checked against the table below.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wfx"
+
+#: each layer and the modules in it (a name ending in `.` is a package prefix)
+LAYERS: dict[str, tuple[str, ...]] = {
+    "base": ("wfx.diagnostics", "wfx.exitcodes", "wfx.resources", "wfx.durations"),
+    "source": ("wfx.source",),
+    "expr": ("wfx.expr", "wfx.expr."),
+    "schema": ("wfx.schema",),
+    "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs"),
+    "graph": ("wfx.graph",),
+    "compiler": ("wfx.compiler", "wfx.checks"),
+    "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),
+    "events": ("wfx.runtime.events",),
+    "runtime": ("wfx.runtime", "wfx.runtime."),
+    "render": ("wfx.render", "wfx.render."),
+    "api": ("wfx.api",),
+    "cli": ("wfx.cli", "wfx.cli_history", "wfx.__main__"),
+    "facade": ("wfx",),
+}
+
+#: the layers each layer may import (besides its own)
+ALLOWED: dict[str, set[str]] = {
+    "base": set(),
+    "source": {"base"},
+    "expr": {"base"},
+    "schema": {"base", "source"},
+    "model": {"base", "source", "expr"},
+    "graph": {"base", "expr", "model"},
+    "compiler": {"base", "expr", "model", "graph"},
+    "plan": {"base", "expr", "model", "graph", "compiler"},
+    "events": {"base", "model"},
+    "runtime": {"base", "expr", "model", "graph", "events"},
+    "render": {"base", "expr", "model", "graph", "compiler", "plan", "events"},
+    "api": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan"}
+    | {"events", "runtime"},
+    "cli": set(LAYERS),
+    "facade": {"base", "expr", "api"},
+}
+
+#: single modules a layer may import beyond its layers, and why
+EXTRA_EDGES: dict[tuple[str, str], str] = {
+    ("render", "wfx.runtime.journal"): "`wfx runs/show/logs` draw the journal's records",
+}
+
+#: third-party and standard modules only some layers may import
+RESTRICTED: dict[str, set[str]] = {
+    "click": {"cli"},
+    "rich": {"render", "cli"},
+    "anyio": {"runtime", "api"},
+    "subprocess": {"runtime"},
+    "tempfile": {"runtime"},
+    "shutil": {"runtime"},
+    "sqlite3": {"runtime", "cli"},
+}
+
+#: calls that write to the file system, allowed only at the edges (runtime/, the CLI)
+WRITING_CALLS = {"mkdir", "makedirs", "write_text", "write_bytes", "rmtree", "unlink", "rename"}
+EDGE_LAYERS = {"runtime", "cli"}
+#: a build tool (`python -m wfx.expr.table` writes the parser table next to the grammar)
+BUILD_TOOLS = {"wfx.expr.table"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> Iterator[tuple[str, ast.Module]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield module_name(path), ast.parse(path.read_text(encoding="utf-8"))
+
+
+KNOWN = {name for name, _ in modules()}
+
+
+def layer_of(module: str) -> str | None:
+    for layer, members in LAYERS.items():
+        for member in members:
+            if module == member or (member.endswith(".") and module.startswith(member)):
+                return layer
+    return None
+
+
+def imported(tree: ast.Module, here: str) -> Iterator[tuple[str, int]]:
+    """Every module `tree` imports (anywhere in the file), with its line."""
+    is_package = (PACKAGE.parent / here.replace(".", "/") / "__init__.py").exists()
+    package = here if is_package else here.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            for alias in node.names:
+                candidate = f"{base}.{alias.name}"
+                yield (candidate if candidate in KNOWN else base), node.lineno
+
+
+def violations() -> Iterator[str]:
+    for here, tree in modules():
+        layer = layer_of(here)
+        assert layer is not None, f"{here} is in no layer: add it to LAYERS"
+        for target, line in imported(tree, here):
+            problem = _problem(layer, target)
+            if problem:
+                yield f"{here}:{line} imports {target} ({problem})"
+
+
+def _problem(layer: str, target: str) -> str | None:
+    top = target.split(".", maxsplit=1)[0]
+    if top in RESTRICTED:
+        return None if layer in RESTRICTED[top] else f"{top} belongs to {sorted(RESTRICTED[top])}"
+    if top != "wfx":
+        return None
+    other = layer_of(target)
+    if other is None or other == layer or other in ALLOWED[layer]:
+        return None
+    if (layer, target) in EXTRA_EDGES:
+        return None
+    return f"{layer} may not import {other}"
+
+
+def test_every_module_imports_only_along_the_layers() -> None:
+    assert list(violations()) == []
+
+
+def test_nothing_but_the_entry_point_imports_the_cli() -> None:
+    importers = {
+        here
+        for here, tree in modules()
+        for target, _ in imported(tree, here)
+        if layer_of(target) == "cli" and layer_of(here) != "cli"
+    }
+    assert importers == set()
+
+
+def test_the_layer_table_catches_an_import_against_the_layers() -> None:
+    assert _problem("runtime", "wfx.render.run_view") == "runtime may not import render"
+    assert _problem("api", "wfx.render.plan_diff") == "api may not import render"
+    assert _problem("plan", "wfx.runtime.engine") == "plan may not import runtime"
+    assert _problem("plan", "wfx.lint") is None
+    assert _problem("runtime", "rich.console") == "rich belongs to ['cli', 'render']"
+    assert _problem("render", "wfx.runtime.journal") is None
+    assert _problem("render", "wfx.runtime.engine") == "render may not import runtime"
+
+
+def test_files_are_written_only_at_the_edges() -> None:
+    writers = []
+    for here, tree in modules():
+        if layer_of(here) in EDGE_LAYERS or here in BUILD_TOOLS:
+            continue
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            called = node.func
+            name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
+            if name in WRITING_CALLS or (name == "open" and _writes(node)):
+                writers.append(f"{here}:{node.lineno} {name}")
+    assert writers == []
+
+
+def _writes(call: ast.Call) -> bool:
+    modes = [a for a in call.args[1:2]] + [k.value for k in call.keywords if k.arg == "mode"]
+    return any(
+        isinstance(m, ast.Constant) and isinstance(m.value, str) and set(m.value) & set("wax+")
+        for m in modes
+    )
+
+
+def test_one_place_decides_where_the_journal_lives() -> None:
+    readers = [
+        here
+        for here, tree in modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value == "WFX_STATE_DIR"
+    ]
+    assert readers == ["wfx.runtime.journal"]
