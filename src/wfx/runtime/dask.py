@@ -1,0 +1,351 @@
+"""Dask distributed as an executor: each attempt runs as a task on a Dask worker.
+
+`dask://HOST:PORT` (or `dask://tls://HOST:PORT`) connects to a running scheduler;
+`dask:local` starts a LocalCluster of worker processes for the run. The client is
+asynchronous, on the engine's own event loop.
+
+- The task (:func:`wfx.runtime.dask_worker.run_on_worker`) runs the process on the
+  worker; its output lines come back as worker events on a topic of the attempt's own,
+  numbered, and reach `on_output` in order before `run_attempt` returns.
+- Stopping: Dask's `future.cancel()` does not stop a running process, so each attempt has
+  a :class:`distributed.Event`; the worker watches it and stops the process tree (TERM,
+  the attempt's kill grace, KILL). The client waits for the task to report, at most the
+  grace and a margin.
+- A worker lost mid-attempt: the scheduler runs the task again on another worker, with
+  the same request (so the same `WFX_IDEMPOTENCY_KEY`), up to its `allowed-failures`;
+  the step's own retries are not consumed. After that the attempt fails as "worker lost".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import anyio
+from distributed import Client, Event, LocalCluster
+from distributed.client import FutureCancelledError
+from distributed.scheduler import KilledWorker
+
+from wfx.runtime.actions import Attempt
+from wfx.runtime.dask_worker import SweepPlugin, WorkerResult, plain_request, run_on_worker
+from wfx.runtime.events import StepStatus
+from wfx.runtime.executor import AttemptRequest, ExecutorError, OutputSink
+
+#: seconds to reach the scheduler before `start` gives up
+DEFAULT_CONNECT_TIMEOUT = 10.0
+#: seconds, beyond the kill grace, that a stopped attempt has to report
+STOP_MARGIN = 5.0
+#: seconds the client waits, after the result, for output events still under way
+FLUSH_TIMEOUT = 10.0
+
+
+@dataclass(slots=True)
+class _Running:
+    """One attempt in flight: its Dask future and how to tell its worker to stop."""
+
+    future: Any
+    stop: Event
+    kill_grace: float
+    stopping: bool = False
+
+
+@dataclass(slots=True)
+class _OrderedLines:
+    """Puts an attempt's numbered events back in order and hands lines to `on_output`."""
+
+    on_output: OutputSink
+    on_start: Any
+    next_seq: int = 0
+    held: dict[int, dict[str, Any]] = field(default_factory=dict)
+    arrived: anyio.Event = field(default_factory=anyio.Event)
+
+    def receive(self, event: tuple[float, Mapping[str, Any]]) -> None:
+        """A worker event for this attempt (any order); emit what is now contiguous."""
+        message = dict(event[1])
+        self.held[int(message["seq"])] = message
+        while self.next_seq in self.held:
+            self._emit(self.held.pop(self.next_seq))
+            self.next_seq += 1
+        self.arrived.set()
+        self.arrived = anyio.Event()
+
+    def _emit(self, message: dict[str, Any]) -> None:
+        if message.get("kind") == "line":
+            self.on_output(str(message["stream"]), str(message["text"]))
+        elif message.get("kind") == "start":
+            self.on_start(str(message["where"]))
+
+    async def flush(self, count: int) -> None:
+        """Wait (bounded) until all `count` events of the attempt were handed out."""
+        with anyio.move_on_after(FLUSH_TIMEOUT):
+            while self.next_seq < count:
+                await self.arrived.wait()
+        for seq in sorted(self.held):  # events lost on the way: hand out what did arrive
+            self._emit(self.held.pop(seq))
+
+
+class DaskExecutor:
+    """Runs attempts as tasks on a Dask distributed cluster (see the module's docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        security: Any = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        n_workers: int | None = None,
+        **_options: object,
+    ) -> None:
+        self.name = name
+        self._address = _scheduler_address(name)
+        self._security = security
+        self._connect_timeout = connect_timeout
+        self._n_workers = n_workers
+        self._cluster: Any = None
+        self._client: Any = None
+        self._running: dict[str, _Running] = {}
+        self._where: dict[str, str] = {}
+        self._topics: list[str] = []
+
+    @property
+    def capacity(self) -> int | None:
+        """The worker threads of the cluster as last seen (None: no worker yet)."""
+        if self._client is None:
+            return None
+        total = int(self._client.scheduler_info().get("total_threads") or 0)
+        return total or None
+
+    async def start(self) -> None:
+        """Connect to the scheduler (or start a LocalCluster), check versions, register
+        the sweep plugin; ExecutorError with a clear message when any of it fails."""
+        try:
+            with anyio.fail_after(self._connect_timeout + 5):
+                await self._connect()
+        except (OSError, TimeoutError) as exc:
+            await self.close()
+            where = self._address or "a local cluster"
+            raise ExecutorError(
+                f"cannot reach the Dask scheduler at {where} within"
+                f" {self._connect_timeout:g}s: {exc or type(exc).__name__}"
+            ) from None
+        try:
+            await self._check_versions()
+            await self._client.register_plugin(SweepPlugin(), name=SweepPlugin.name)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> None:
+        if self._address is None:
+            self._cluster = await LocalCluster(
+                n_workers=self._n_workers,
+                processes=True,
+                dashboard_address=":0",
+                asynchronous=True,
+                security=self._security,
+            )
+            address = self._cluster
+        else:
+            address = self._address
+        self._client = await Client(
+            address,
+            asynchronous=True,
+            timeout=self._connect_timeout,
+            security=self._security,
+            set_as_default=False,
+        )
+
+    async def _check_versions(self) -> None:
+        try:
+            versions = await self._client.get_versions(check=True, packages=["wfx"])
+        except ValueError as exc:
+            raise ExecutorError(f"Dask version mismatch with {self.name}: {exc}") from None
+        ours = _wfx_version()
+        for worker, info in versions.get("workers", {}).items():
+            theirs = info.get("packages", {}).get("wfx")
+            if theirs != ours:
+                found = f"wfx {theirs}" if theirs else "no wfx"
+                raise ExecutorError(
+                    f"Dask worker {worker} has {found}; this client runs wfx {ours}"
+                    " (install the same wfx on every worker)"
+                )
+
+    async def close(self) -> None:
+        """Stop what still runs, forget this run's output topics, disconnect; stop the
+        LocalCluster of `dask:local`."""
+        client, cluster = self._client, self._cluster
+        self._client = self._cluster = None
+        with anyio.CancelScope(shield=True):
+            if client is not None:
+                for running in list(self._running.values()):
+                    await _quietly(running.stop.set())
+                if self._topics:
+                    await _quietly(client.run_on_scheduler(_forget_topics, self._topics))
+                await _quietly(client.close())
+            if cluster is not None:
+                await _quietly(cluster.close())
+
+    async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:
+        """Run `request` on a worker; see the module's docstring."""
+        client = self._require()
+        missing = await self._missing_resources(request.resources)
+        if missing is not None:
+            return Attempt(StepStatus.FAILED, reason=missing)
+        token = uuid.uuid4().hex
+        topic = f"wfx-output-{token}"
+        lines = _OrderedLines(on_output, lambda where: self._where.__setitem__(request.key, where))
+        client.subscribe_topic(topic, lines.receive)
+        self._topics.append(topic)
+        stop = Event(f"wfx-stop-{token}", client=client)
+        future = client.submit(
+            run_on_worker,
+            plain_request(request),
+            topic,
+            stop.name,
+            key=f"wfx-attempt-{request.key}-{token[:8]}",
+            pure=False,
+            resources=dict(request.resources) or None,
+        )
+        running = _Running(future, stop, request.kill_grace)
+        self._running[request.key] = running
+        try:
+            result = await self._outcome(running)
+            if isinstance(result, Attempt):
+                return result
+            await lines.flush(result["lines"])
+            self._where[request.key] = result["where"]
+            return _attempt_of(result)
+        finally:
+            del self._running[request.key]
+            with anyio.CancelScope(shield=True):
+                client.unsubscribe_topic(topic)
+                if running.stopping:
+                    await _quietly(stop.clear())
+                await _quietly(future.release())
+
+    async def _outcome(self, running: _Running) -> WorkerResult | Attempt:
+        try:
+            result: WorkerResult = await running.future
+        except KilledWorker as exc:
+            return Attempt(StepStatus.FAILED, reason=f"worker lost: {_killed(exc)}")
+        except FutureCancelledError as exc:
+            reason = f"the Dask task was cancelled ({exc.reason or 'scheduler lost?'})"
+            return Attempt(StepStatus.FAILED, reason=reason)
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._stop(running, running.kill_grace)
+            raise
+        except Exception as exc:  # the task itself failed: wfx missing on a worker...
+            return Attempt(StepStatus.FAILED, reason=f"the Dask task failed: {exc!r}")
+        return result
+
+    async def _stop(self, running: _Running, grace: float) -> None:
+        """Set the attempt's stop event; wait for the worker to report (bounded)."""
+        running.stopping = True
+        await _quietly(running.stop.set())
+        with anyio.move_on_after(grace + STOP_MARGIN):
+            await _quietly(_waited(running.future))
+
+    async def cancel(self, key: str, grace: float) -> None:
+        """Stop attempt `key`: its worker sends TERM, then KILL after the attempt's kill
+        grace; this waits at most `grace` and a margin for it to report."""
+        running = self._running.get(key)
+        if running is not None:
+            await self._stop(running, grace)
+
+    def kill_all(self) -> None:
+        """Tell every worker to stop its attempts now (without waiting for them)."""
+        client = self._client
+        if client is None:
+            return
+        for running in list(self._running.values()):
+            running.stopping = True
+            client.loop.add_callback(_quietly, running.stop.set())
+
+    def where(self, key: str) -> str | None:
+        """The address of the worker that runs (or ran) attempt `key`."""
+        return self._where.get(key)
+
+    def _require(self) -> Any:
+        if self._client is None:
+            raise ExecutorError(f"executor {self.name} is not started")
+        return self._client
+
+    async def _missing_resources(self, wanted: Mapping[str, float]) -> str | None:
+        """Why no worker can ever run an attempt needing `wanted`, or None when one can."""
+        if not wanted:
+            return None
+        info = await self._client.scheduler.identity(n_workers=-1)
+        for worker in info.get("workers", {}).values():
+            has = worker.get("resources") or {}
+            if all(has.get(name, 0) >= amount for name, amount in wanted.items()):
+                return None
+        asked = ", ".join(f"{name}: {amount:g}" for name, amount in wanted.items())
+        return f"no Dask worker has the resources {{{asked}}} (start one with --resources)"
+
+
+def _scheduler_address(name: str) -> str | None:
+    """The scheduler address `name` names; None for `dask:local`."""
+    if name == "dask:local":
+        return None
+    rest = name.removeprefix("dask://")
+    if rest == name or not rest:
+        raise ExecutorError(
+            f"bad executor `{name}`: expected `dask://HOST:PORT`,"
+            " `dask://tls://HOST:PORT` or `dask:local`"
+        )
+    if "://" in rest:
+        if not rest.startswith(("tcp://", "tls://")):
+            raise ExecutorError(f"bad executor `{name}`: the protocol must be tcp or tls")
+        return rest
+    return f"tcp://{rest}"
+
+
+def _attempt_of(result: WorkerResult) -> Attempt:
+    return Attempt(
+        StepStatus(result["status"]),
+        outputs=dict(result["outputs"]),
+        exit_code=result["exit_code"],
+        signal=result["signal"],
+        reason=result["reason"],
+        leftovers=tuple(result["leftovers"]),
+    )
+
+
+def _killed(exc: KilledWorker) -> str:
+    last = exc.args[1] if len(exc.args) > 1 else None
+    address = getattr(last, "address", last)
+    return f"the worker running it died ({address}) and its re-runs too"
+
+
+def _wfx_version() -> str | None:
+    try:
+        return version("wfx")
+    except PackageNotFoundError:
+        return None
+
+
+async def _waited(future: Any) -> None:
+    await future
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Await a best-effort clean-up step; a lost scheduler must not hide the real outcome."""
+    try:
+        if awaitable is not None:
+            await awaitable
+    except Exception:  # noqa: BLE001 - clean-up of a remote resource, nothing to report
+        return
+
+
+def _forget_topics(topics: list[str], dask_scheduler: Any = None) -> None:
+    """On the scheduler: drop the output events of these topics (no step output, masked
+    or not, stays in the scheduler's memory after the run)."""
+    broker = getattr(dask_scheduler, "_broker", None)
+    known = getattr(broker, "_topics", {})
+    for topic in topics:
+        known.pop(topic, None)
+

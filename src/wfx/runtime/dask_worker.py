@@ -1,0 +1,287 @@
+"""The Dask worker's side of :mod:`wfx.runtime.dask`: run one attempt, leave nothing behind.
+
+:func:`run_on_worker` runs in a worker thread. It starts the attempt's process in its own
+session through :func:`wfx.runtime.process.run_process` (on an event loop of its own, in
+that thread), streams every output line to the client as a worker event on the attempt's
+topic, and stops the process tree (TERM, the attempt's kill grace, KILL) on its timeout,
+when the client sets the attempt's stop :class:`distributed.Event`, or when Dask releases
+the task. It returns a plain dict (:class:`WorkerResult`), never raises for a failure of
+the step.
+
+Every running attempt is recorded in a per-host state directory (the worker's pid and
+start time, and the marker its processes carry). A worker that dies leaves its step
+processes running (they are in sessions of their own); whoever looks next on the same
+host stops them before starting anything: every attempt before it starts, the
+:class:`SweepPlugin` when a worker starts, and a closing worker for its own attempts.
+So a lost worker's attempt, re-run by Dask on another worker of the same host, never
+overlaps with its first copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypedDict
+
+import anyio
+import anyio.to_thread
+from distributed import Event, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest
+from wfx.runtime.outputs import OutputFormatError, parse_outputs
+from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process, stop_leftovers
+
+#: how long one wait for the stop event lasts before the worker looks again
+STOP_POLL = 0.5
+#: the marker prefix of one attempt's processes: `wfxdask-<instance>/<uuid>`
+_MARKER_PREFIX = "wfxdask-"
+#: output lines longer than this arrive in chunks (as for local steps)
+MAX_LINE = 64 * 1024
+
+
+class WorkerResult(TypedDict):
+    """How an attempt ended on a worker, as plain (msgpack- and pickle-able) data."""
+
+    status: str
+    outputs: dict[str, str]
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    leftovers: list[str]
+    where: str
+    lines: int
+    """How many output events were sent (the client waits for all of them)."""
+
+
+def run_on_worker(payload: dict[str, Any], topic: str, stop_name: str) -> WorkerResult:
+    """Run one attempt (an :class:`AttemptRequest` as a dict) on this Dask worker."""
+    request = AttemptRequest(**payload)
+    worker = get_worker()
+    where = str(worker.address)
+    sweep_orphans()
+    sender = _EventSender(worker, topic)
+    sender.send({"kind": "start", "where": where})
+    task_key = worker.get_current_task()
+    instance = uuid.uuid4().hex
+    record = _record(instance, request)
+    try:
+        with tempfile.TemporaryDirectory(prefix="wfx-attempt-") as scratch:
+            result = anyio.run(
+                _attempt, request, Path(scratch), instance, sender, Event(stop_name),
+                lambda: _released(worker, task_key),
+            )  # fmt: skip
+    finally:
+        record.unlink(missing_ok=True)
+    return {**result, "where": where, "lines": sender.count}
+
+
+class _EventSender:
+    """Sends numbered events on one topic; the client puts them back in order."""
+
+    def __init__(self, worker: Any, topic: str) -> None:
+        self._worker = worker
+        self._topic = topic
+        self.count = 0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self._worker.log_event(self._topic, {**message, "seq": self.count})
+        self.count += 1
+
+    def line(self, stream: str, text: str) -> None:
+        self.send({"kind": "line", "stream": stream, "text": text})
+
+
+def _released(worker: Any, task_key: object) -> bool:
+    """Whether Dask no longer wants this task (its client released or cancelled it)."""
+    state = worker.state.tasks.get(task_key)
+    return state is None or state.state in ("cancelled", "released", "forgotten")
+
+
+class _Partial(TypedDict):
+    status: str
+    outputs: dict[str, str]
+    exit_code: int | None
+    signal: int | None
+    reason: str | None
+    leftovers: list[str]
+
+
+async def _attempt(
+    request: AttemptRequest,
+    scratch: Path,
+    instance: str,
+    sender: _EventSender,
+    stop: Event,
+    released: Callable[[], bool],
+) -> _Partial:
+    argv = list(request.argv)
+    if request.script is not None:
+        script = scratch / f"script{request.script_suffix}"
+        try:
+            script.write_text(request.script, encoding="utf-8", errors="surrogateescape")
+        except OSError as exc:
+            return _failed(f"cannot write the script file: {exc}")
+        argv = [item.replace(SCRIPT_PLACEHOLDER, str(script)) for item in argv]
+    output_file = scratch / "output"
+    env = {**os.environ, **request.env, "WFX_OUTPUT": str(output_file)}
+    stopped = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal stopped
+        while not released():
+            if await anyio.to_thread.run_sync(stop.wait, STOP_POLL, abandon_on_cancel=True):
+                break
+        stopped = True
+        scope.cancel()
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(watch, group.cancel_scope)
+            outcome = await run_process(
+                argv,
+                env=env,
+                cwd=request.cwd,
+                timeout=request.timeout,
+                kill_grace=request.kill_grace,
+                on_output=sender.line,
+                tracker=ProcessTracker(_MARKER_PREFIX + instance),
+                max_line=MAX_LINE,
+            )
+            group.cancel_scope.cancel()
+    except ProcessStartError as exc:
+        return _failed(exc.message)
+    if stopped:
+        return {**_failed("cancelled"), "status": "cancelled"}
+    leftovers = [f"{p.pid} {p.command}" for p in outcome.leftovers]
+    base: _Partial = {
+        "status": "failed",
+        "outputs": {},
+        "exit_code": outcome.returncode,
+        "signal": outcome.signal,
+        "reason": None,
+        "leftovers": leftovers,
+    }
+    if outcome.timed_out:
+        return {**base, "status": "timeout", "reason": f"timed out after {request.timeout:g}s"}
+    if not outcome.succeeded:
+        if outcome.signal is not None:
+            return {**base, "reason": f"killed by signal {outcome.signal}"}
+        return {**base, "reason": f"exit code {outcome.returncode}"}
+    try:
+        outputs = _read_outputs(output_file, request.output_limit)
+    except OutputFormatError as exc:
+        return {**base, "reason": f"bad $WFX_OUTPUT: {exc}"}
+    return {**base, "status": "success", "outputs": outputs}
+
+
+def _failed(reason: str) -> _Partial:
+    return {
+        "status": "failed",
+        "outputs": {},
+        "exit_code": None,
+        "signal": None,
+        "reason": reason,
+        "leftovers": [],
+    }
+
+
+def _read_outputs(path: Path, limit: int) -> dict[str, str]:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        return {}
+    if len(raw) > limit:
+        raise OutputFormatError(f"more than {limit} bytes of outputs")
+    return parse_outputs(raw.decode("utf-8", errors="replace"))
+
+
+# -- the per-host record of running attempts, and the sweep --------------------------------
+
+
+def state_directory() -> Path:
+    """Where this host's workers (of this user) record their running attempts."""
+    path = Path(tempfile.gettempdir()) / f"wfx-dask-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _record(instance: str, request: AttemptRequest) -> Path:
+    """Record that this worker process runs attempt `instance` (before it starts)."""
+    path = state_directory() / f"{instance}.json"
+    owner = {"pid": os.getpid(), "start": _start_time(os.getpid())}
+    data = {"owner": owner, "key": request.key, "grace": request.kill_grace}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def sweep_orphans(owner_pid: int | None = None) -> list[str]:
+    """Stop the processes of every recorded attempt whose worker process is gone (or, with
+    `owner_pid`, of every attempt that process owns). Returns the attempt keys swept."""
+    swept = []
+    for path in state_directory().glob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            owner = data["owner"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # being written, or already swept by another worker
+        mine = owner_pid is not None and owner["pid"] == owner_pid
+        if mine or (owner_pid is None and not _alive(owner["pid"], owner["start"])):
+            stop_leftovers(_MARKER_PREFIX + path.stem, float(data.get("grace", 0)))
+            path.unlink(missing_ok=True)
+            swept.append(str(data.get("key")))
+    return swept
+
+
+def _alive(pid: int, start: int | None) -> bool:
+    """Whether process `pid` still runs and is the same process (not a reused pid)."""
+    try:
+        return start is not None and _start_time(pid) == start
+    except (OSError, ValueError):
+        return False
+
+
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot); None for a zombie."""
+    data = Path(f"/proc/{pid}/stat").read_bytes()
+    fields = data[data.rindex(b")") + 2 :].split()
+    return None if fields[0] in (b"Z", b"X") else int(fields[19])
+
+
+class SweepPlugin(WorkerPlugin):  # type: ignore[misc]
+    """Registered by every wfx client: on a worker's start, stop what dead workers of this
+    host left running; on a worker's close, stop what its own attempts left."""
+
+    name = "wfx-sweep"
+
+    def setup(self, worker: Any) -> None:
+        """Sweep the orphans of workers that died on this host."""
+        sweep_orphans()
+
+    def teardown(self, worker: Any) -> None:
+        """Stop every attempt this closing worker still runs."""
+        with contextlib.suppress(OSError):
+            sweep_orphans(owner_pid=os.getpid())
+
+
+def plain_request(request: AttemptRequest) -> dict[str, Any]:
+    """`request` as a plain dict that crosses the network (no mapping proxies)."""
+    env: Mapping[str, str] = request.env
+    return {
+        "key": request.key,
+        "argv": tuple(request.argv),
+        "env": dict(env),
+        "cwd": request.cwd,
+        "timeout": request.timeout,
+        "kill_grace": request.kill_grace,
+        "script": request.script,
+        "script_suffix": request.script_suffix,
+        "resources": dict(request.resources),
+        "output_limit": request.output_limit,
+    }
