@@ -131,6 +131,12 @@ class DaskExecutor:
                 f"cannot reach the Dask scheduler at {where} within"
                 f" {self._connect_timeout:g}s: {exc or type(exc).__name__}"
             ) from None
+        except TypeError as exc:  # a tls:// address without a TLS configuration
+            await self.close()
+            raise ExecutorError(
+                f"cannot connect to the Dask scheduler at {self._address}: {exc}"
+                " (set the Dask TLS configuration: see docs/distributed.md)"
+            ) from None
         try:
             await self._check_versions()
             await self._client.register_plugin(SweepPlugin(), name=SweepPlugin.name)
@@ -150,13 +156,15 @@ class DaskExecutor:
             address = self._cluster
         else:
             address = self._address
-        self._client = await Client(
+        # Kept before it is connected, so a failed start closes it (no coroutine left unawaited).
+        self._client = Client(
             address,
             asynchronous=True,
             timeout=self._connect_timeout,
             security=self._security,
             set_as_default=False,
         )
+        await self._client
 
     async def _check_versions(self) -> None:
         try:
@@ -337,7 +345,7 @@ async def _quietly(awaitable: Any) -> None:
     try:
         if awaitable is not None:
             await awaitable
-    except Exception:  # noqa: BLE001 - clean-up of a remote resource, nothing to report
+    except Exception:  # clean-up of a remote resource: nothing to report
         return
 
 
@@ -348,4 +356,3 @@ def _forget_topics(topics: list[str], dask_scheduler: Any = None) -> None:
     known = getattr(broker, "_topics", {})
     for topic in topics:
         known.pop(topic, None)
-

@@ -35,7 +35,13 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest
 from wfx.runtime.outputs import OutputFormatError, parse_outputs
-from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process, stop_leftovers
+from wfx.runtime.process import (
+    ProcessOutcome,
+    ProcessStartError,
+    ProcessTracker,
+    run_process,
+    stop_leftovers,
+)
 
 #: how long one wait for the stop event lasts before the worker looks again
 STOP_POLL = 0.5
@@ -130,19 +136,18 @@ async def _attempt(
         argv = [item.replace(SCRIPT_PLACEHOLDER, str(script)) for item in argv]
     output_file = scratch / "output"
     env = {**os.environ, **request.env, "WFX_OUTPUT": str(output_file)}
-    stopped = False
 
     async def watch(scope: anyio.CancelScope) -> None:
-        nonlocal stopped
         while not released():
             if await anyio.to_thread.run_sync(stop.wait, STOP_POLL, abandon_on_cancel=True):
                 break
-        stopped = True
         scope.cancel()
 
-    try:
-        async with anyio.create_task_group() as group:
-            group.start_soon(watch, group.cancel_scope)
+    outcome: ProcessOutcome | str | None = None
+
+    async def run() -> None:
+        nonlocal outcome
+        try:
             outcome = await run_process(
                 argv,
                 env=env,
@@ -153,10 +158,16 @@ async def _attempt(
                 tracker=ProcessTracker(_MARKER_PREFIX + instance),
                 max_line=MAX_LINE,
             )
-            group.cancel_scope.cancel()
-    except ProcessStartError as exc:
-        return _failed(exc.message)
-    if stopped:
+        except ProcessStartError as exc:
+            outcome = str(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(watch, group.cancel_scope)
+        await run()
+        group.cancel_scope.cancel()
+    if isinstance(outcome, str):
+        return _failed(outcome)
+    if outcome is None:
         return {**_failed("cancelled"), "status": "cancelled"}
     leftovers = [f"{p.pid} {p.command}" for p in outcome.leftovers]
     base: _Partial = {
@@ -254,7 +265,7 @@ def _start_time(pid: int) -> int | None:
     return None if fields[0] in (b"Z", b"X") else int(fields[19])
 
 
-class SweepPlugin(WorkerPlugin):  # type: ignore[misc]
+class SweepPlugin(WorkerPlugin):
     """Registered by every wfx client: on a worker's start, stop what dead workers of this
     host left running; on a worker's close, stop what its own attempts left."""
 
