@@ -102,7 +102,8 @@ def test_an_example_runs_on_two_dask_workers(
     executor = "dask://" + cluster.removeprefix("tcp://")
     result = wfx(
         "run", str(ROOT / "examples" / "distributed-build.yaml"), "-i", "version=3.1",
-        "--executor", executor, "--workspace", str(workspace), "--state-dir", str(tmp_path / "state"),
+        "--executor", executor, "--workspace", str(workspace),
+        "--state-dir", str(tmp_path / "state"),
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
