@@ -240,7 +240,10 @@ class DaskExecutor:
         except KilledWorker as exc:
             return Attempt(StepStatus.FAILED, reason=f"worker lost: {_killed(exc)}")
         except FutureCancelledError as exc:
-            reason = f"the Dask task was cancelled ({exc.reason or 'scheduler lost?'})"
+            if exc.reason == "scheduler-connection-lost":
+                reason = f"lost the connection to the Dask scheduler {self.name}"
+            else:
+                reason = f"the Dask task was cancelled ({exc.reason or 'by Dask'})"
             return Attempt(StepStatus.FAILED, reason=reason)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):

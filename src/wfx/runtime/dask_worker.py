@@ -138,9 +138,12 @@ async def _attempt(
     env = {**os.environ, **request.env, "WFX_OUTPUT": str(output_file)}
 
     async def watch(scope: anyio.CancelScope) -> None:
-        while not released():
-            if await anyio.to_thread.run_sync(stop.wait, STOP_POLL, abandon_on_cancel=True):
-                break
+        try:
+            while not released():
+                if await anyio.to_thread.run_sync(stop.wait, STOP_POLL, abandon_on_cancel=True):
+                    break
+        except Exception:  # the scheduler is gone: the client already counts the attempt lost
+            pass
         scope.cancel()
 
     outcome: ProcessOutcome | str | None = None
