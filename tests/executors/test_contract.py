@@ -219,7 +219,7 @@ def test_too_much_output_is_a_failure(backend: Backend) -> None:
 # -- stopping leaves nothing behind ----------------------------------------------------------
 
 #: a tree that ignores TERM, with a descendant that left the process group
-STUBBORN = "trap '' TERM; setsid sleep 30 & sleep 30 & echo started; wait"
+STUBBORN = "trap '' TERM; setsid sleep 300 & sleep 300 & echo started; wait"
 
 
 def test_a_timeout_leaves_no_process(backend: Backend) -> None:
@@ -373,3 +373,37 @@ def test_tls(backend: Backend) -> None:
         plain = Backend(f"dask://{address}", {"connect_timeout": 1.0})
         with pytest.raises(ExecutorError, match="TLS configuration"):
             plain.run(lambda executor: anyio.sleep(0))
+
+
+#: far longer than any test may take: an attempt that waits for it never ends in time
+LONG_GRACE = 120.0
+
+
+def test_cancel_with_a_short_grace_kills_a_tree_that_ignores_term(backend: Backend) -> None:
+    request = bash(STUBBORN, kill_grace=LONG_GRACE)
+
+    async def body(executor: Executor) -> Attempt | None:
+        async def cancel() -> None:
+            await executor.cancel(request.key, 0.2)
+
+        with anyio.fail_after(LONG_GRACE / 4):  # a hang guard, not a time limit
+            return await _when_started(executor, request, cancel)
+
+    attempt = backend.run(body)
+    assert attempt is not None and attempt.status is not StepStatus.SUCCESS
+    assert backend.leftovers(request.key) == 0
+
+
+def test_kill_all_kills_at_once(backend: Backend) -> None:
+    request = bash(STUBBORN, kill_grace=LONG_GRACE)
+
+    async def body(executor: Executor) -> Attempt | None:
+        async def kill_all() -> None:
+            executor.kill_all()
+
+        with anyio.fail_after(LONG_GRACE / 4):  # a hang guard, not a time limit
+            return await _when_started(executor, request, kill_all)
+
+    attempt = backend.run(body)
+    assert attempt is not None and attempt.status is not StepStatus.SUCCESS
+    assert backend.leftovers(request.key) == 0

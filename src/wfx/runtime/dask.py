@@ -30,7 +30,14 @@ from distributed.client import FutureCancelledError
 from distributed.scheduler import KilledWorker
 
 from wfx.runtime.actions import Attempt
-from wfx.runtime.dask_worker import SweepPlugin, WorkerResult, plain_request, run_on_worker
+from wfx.runtime.dask_worker import (
+    SweepPlugin,
+    WorkerResult,
+    kill_event,
+    plain_request,
+    run_on_worker,
+    stop_event,
+)
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, ExecutorError, OutputSink
 
@@ -48,8 +55,13 @@ class _Running:
 
     future: Any
     stop: Event
+    kill: Event
     kill_grace: float
     stopping: bool = False
+
+    def signal_all(self) -> list[Any]:
+        """Both events, once the attempt was told to stop (to clear them after)."""
+        return [self.stop, self.kill] if self.stopping else []
 
 
 @dataclass(slots=True)
@@ -207,17 +219,17 @@ class DaskExecutor:
         lines = _OrderedLines(on_output, lambda where: self._where.__setitem__(request.key, where))
         client.subscribe_topic(topic, lines.receive)
         self._topics.append(topic)
-        stop = Event(f"wfx-stop-{token}", client=client)
         future = client.submit(
             run_on_worker,
             plain_request(request),
             topic,
-            stop.name,
+            token,
             key=f"wfx-attempt-{request.key}-{token[:8]}",
             pure=False,
             resources=dict(request.resources) or None,
         )
-        running = _Running(future, stop, request.kill_grace)
+        stop, kill = (Event(name(token), client=client) for name in (stop_event, kill_event))
+        running = _Running(future, stop, kill, request.kill_grace)
         self._running[request.key] = running
         try:
             result = await self._outcome(running)
@@ -230,8 +242,8 @@ class DaskExecutor:
             del self._running[request.key]
             with anyio.CancelScope(shield=True):
                 client.unsubscribe_topic(topic)
-                if running.stopping:
-                    await _quietly(stop.clear())
+                for event in running.signal_all():
+                    await _quietly(event.clear())
                 await _quietly(future.release())
 
     async def _outcome(self, running: _Running) -> WorkerResult | Attempt:
@@ -254,26 +266,33 @@ class DaskExecutor:
         return result
 
     async def _stop(self, running: _Running, grace: float) -> None:
-        """Set the attempt's stop event; wait for the worker to report (bounded)."""
+        """TERM now (the stop event), KILL after `grace` (the kill event) when that is
+        shorter than the attempt's own kill grace; wait for the worker's report (bounded)."""
         running.stopping = True
         await _quietly(running.stop.set())
-        with anyio.move_on_after(grace + STOP_MARGIN):
-            await _quietly(_waited(running.future))
+        if grace < running.kill_grace:
+            if not await _reported(running.future, grace):
+                await _quietly(running.kill.set())
+            await _reported(running.future, STOP_MARGIN)
+        else:
+            await _reported(running.future, grace + STOP_MARGIN)
 
     async def cancel(self, key: str, grace: float) -> None:
-        """Stop attempt `key`: its worker sends TERM, then KILL after the attempt's kill
-        grace; this waits at most `grace` and a margin for it to report."""
+        """Stop attempt `key`: its worker sends TERM to the tree, then KILL after `grace`
+        (or the attempt's kill grace, if shorter); waits for its report, at most `grace`
+        and a margin."""
         running = self._running.get(key)
         if running is not None:
             await self._stop(running, grace)
 
     def kill_all(self) -> None:
-        """Tell every worker to stop its attempts now (without waiting for them)."""
+        """Tell every worker to KILL its attempts' processes now (without waiting)."""
         client = self._client
         if client is None:
             return
         for running in list(self._running.values()):
             running.stopping = True
+            client.loop.add_callback(_quietly, running.kill.set())
             client.loop.add_callback(_quietly, running.stop.set())
 
     def where(self, key: str) -> str | None:
@@ -337,6 +356,14 @@ def _wfx_version() -> str | None:
         return version("wfx")
     except PackageNotFoundError:
         return None
+
+
+async def _reported(future: Any, seconds: float) -> bool:
+    """Whether the task finished (in any way) within `seconds`."""
+    with anyio.move_on_after(seconds):
+        await _quietly(_waited(future))
+        return True
+    return False
 
 
 async def _waited(future: Any) -> None:

@@ -4,9 +4,9 @@
 session through :func:`wfx.runtime.process.run_process` (on an event loop of its own, in
 that thread), streams every output line to the client as a worker event on the attempt's
 topic, and stops the process tree (TERM, the attempt's kill grace, KILL) on its timeout,
-when the client sets the attempt's stop :class:`distributed.Event`, or when Dask releases
-the task. It returns a plain dict (:class:`WorkerResult`), never raises for a failure of
-the step.
+when the client sets the attempt's stop :class:`distributed.Event` (and at once when it
+sets the kill event: the client's grace may be shorter), or when Dask releases the task.
+It returns a plain dict (:class:`WorkerResult`), never raises for a failure of the step.
 
 Every running attempt is recorded in a per-host state directory (the worker's pid and
 start time, and the marker its processes carry). A worker that dies leaves its step
@@ -25,6 +25,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -65,8 +66,9 @@ class WorkerResult(TypedDict):
     """How many output events were sent (the client waits for all of them)."""
 
 
-def run_on_worker(payload: dict[str, Any], topic: str, stop_name: str) -> WorkerResult:
-    """Run one attempt (an :class:`AttemptRequest` as a dict) on this Dask worker."""
+def run_on_worker(payload: dict[str, Any], topic: str, signals: str) -> WorkerResult:
+    """Run one attempt (an :class:`AttemptRequest` as a dict) on this Dask worker; the
+    client stops it through the events `stop_event(signals)` and `kill_event(signals)`."""
     request = AttemptRequest(**payload)
     worker = get_worker()
     where = str(worker.address)
@@ -79,8 +81,9 @@ def run_on_worker(payload: dict[str, Any], topic: str, stop_name: str) -> Worker
     try:
         with tempfile.TemporaryDirectory(prefix="wfx-attempt-") as scratch:
             result = anyio.run(
-                _attempt, request, Path(scratch), instance, sender, Event(stop_name),
-                lambda: _released(worker, task_key),
+                _attempt, request, Path(scratch), instance, sender,
+                _Signals(Event(stop_event(signals)), Event(kill_event(signals)),
+                         lambda: _released(worker, task_key)),
             )  # fmt: skip
     finally:
         record.unlink(missing_ok=True)
@@ -103,6 +106,46 @@ class _EventSender:
         self.send({"kind": "line", "stream": stream, "text": text})
 
 
+def stop_event(signals: str) -> str:
+    """The event that tells an attempt to stop: TERM, its kill grace, KILL."""
+    return f"wfx-stop-{signals}"
+
+
+def kill_event(signals: str) -> str:
+    """The event that tells a stopping attempt to KILL what is left now."""
+    return f"wfx-kill-{signals}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Signals:
+    """How the client reaches a running attempt."""
+
+    stop: Event
+    kill: Event
+    released: Callable[[], bool]
+    """Whether Dask no longer wants the task."""
+
+    async def stopped(self) -> None:
+        """Return once the attempt is to stop (or the scheduler cannot be reached)."""
+        with contextlib.suppress(Exception):  # no scheduler: the client counts it lost
+            while not self.released():
+                if await anyio.to_thread.run_sync(
+                    self.stop.wait, STOP_POLL, abandon_on_cancel=True
+                ):
+                    return
+
+    async def killed(self) -> bool:
+        """Wait until the client says KILL now (True), or the scheduler is gone (False)."""
+        try:
+            while not await anyio.to_thread.run_sync(
+                self.kill.wait, STOP_POLL, abandon_on_cancel=True
+            ):
+                pass
+        except Exception:
+            return False
+        return True
+
+
 def _released(worker: Any, task_key: object) -> bool:
     """Whether Dask no longer wants this task (its client released or cancelled it)."""
     state = worker.state.tasks.get(task_key)
@@ -123,8 +166,7 @@ async def _attempt(
     scratch: Path,
     instance: str,
     sender: _EventSender,
-    stop: Event,
-    released: Callable[[], bool],
+    signals: _Signals,
 ) -> _Partial:
     argv = list(request.argv)
     if request.script is not None:
@@ -136,37 +178,31 @@ async def _attempt(
         argv = [item.replace(SCRIPT_PLACEHOLDER, str(script)) for item in argv]
     output_file = scratch / "output"
     env = {**os.environ, **request.env, "WFX_OUTPUT": str(output_file)}
-
-    async def watch(scope: anyio.CancelScope) -> None:
-        try:
-            while not released():
-                if await anyio.to_thread.run_sync(stop.wait, STOP_POLL, abandon_on_cancel=True):
-                    break
-        except Exception:  # the scheduler is gone: the client already counts the attempt lost
-            pass
-        scope.cancel()
-
+    tracker = ProcessTracker(_MARKER_PREFIX + instance)
     outcome: ProcessOutcome | str | None = None
 
-    async def run() -> None:
-        nonlocal outcome
-        try:
-            outcome = await run_process(
-                argv,
-                env=env,
-                cwd=request.cwd,
-                timeout=request.timeout,
-                kill_grace=request.kill_grace,
-                on_output=sender.line,
-                tracker=ProcessTracker(_MARKER_PREFIX + instance),
-                max_line=MAX_LINE,
-            )
-        except ProcessStartError as exc:
-            outcome = str(exc)
+    async def watch(run: anyio.CancelScope) -> None:
+        await signals.stopped()
+        run.cancel()  # TERM now, KILL after the kill grace...
+        if await signals.killed():
+            tracker.kill_all()  # ...or as soon as the client says so
 
     async with anyio.create_task_group() as group:
-        group.start_soon(watch, group.cancel_scope)
-        await run()
+        with anyio.CancelScope() as run:
+            group.start_soon(watch, run)
+            try:
+                outcome = await run_process(
+                    argv,
+                    env=env,
+                    cwd=request.cwd,
+                    timeout=request.timeout,
+                    kill_grace=request.kill_grace,
+                    on_output=sender.line,
+                    tracker=tracker,
+                    max_line=MAX_LINE,
+                )
+            except ProcessStartError as exc:
+                outcome = str(exc)
         group.cancel_scope.cancel()
     if isinstance(outcome, str):
         return _failed(outcome)
