@@ -18,6 +18,7 @@ asynchronous, on the engine's own event loop.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,8 +86,9 @@ class _OrderedLines:
         self.arrived = anyio.Event()
 
     def _emit(self, message: dict[str, Any]) -> None:
-        if message.get("kind") == "line":
-            self.on_output(str(message["stream"]), str(message["text"]))
+        if message.get("kind") == "lines":
+            for stream, text in message["lines"]:
+                self.on_output(str(stream), str(text))
         elif message.get("kind") == "start":
             self.on_start(str(message["where"]))
 
@@ -206,6 +208,9 @@ class DaskExecutor:
                     await _quietly(client.run_on_scheduler(_forget_topics, self._topics))
                 await _quietly(client.close())
             if cluster is not None:
+                # Workers' last long-polls on attempts' stop events are still open on the
+                # scheduler; closing it cancels them, which Dask logs as errors.
+                logging.getLogger("distributed.event").setLevel(logging.CRITICAL)
                 await _quietly(cluster.close())
 
     async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:

@@ -48,6 +48,10 @@ from wfx.runtime.process import (
 STOP_POLL = 0.5
 #: the marker prefix of one attempt's processes: `wfxdask-<instance>/<uuid>`
 _MARKER_PREFIX = "wfxdask-"
+#: seconds between two batches of output lines sent to the client while a step runs
+FLUSH_EVERY = 0.02
+#: characters of output after which a batch goes at once
+BATCH_CHARACTERS = 64 * 1024
 #: output lines longer than this arrive in chunks (as for local steps)
 MAX_LINE = 64 * 1024
 
@@ -87,23 +91,46 @@ def run_on_worker(payload: dict[str, Any], topic: str, signals: str) -> WorkerRe
             )  # fmt: skip
     finally:
         record.unlink(missing_ok=True)
+    sender.flush()
     return {**result, "where": where, "lines": sender.count}
 
 
 class _EventSender:
-    """Sends numbered events on one topic; the client puts them back in order."""
+    """Sends numbered events on one topic (the client puts them back in order); output
+    lines go in batches, at least every `FLUSH_EVERY` seconds while the step runs."""
 
     def __init__(self, worker: Any, topic: str) -> None:
         self._worker = worker
         self._topic = topic
+        self._lines: list[tuple[str, str]] = []
+        self._size = 0
         self.count = 0
 
     def send(self, message: dict[str, Any]) -> None:
-        self._worker.log_event(self._topic, {**message, "seq": self.count})
-        self.count += 1
+        self.flush()
+        self._send(message)
 
     def line(self, stream: str, text: str) -> None:
-        self.send({"kind": "line", "stream": stream, "text": text})
+        self._lines.append((stream, text))
+        self._size += len(text)
+        if self._size >= BATCH_CHARACTERS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the lines held so far, if any."""
+        if self._lines:
+            lines, self._lines, self._size = self._lines, [], 0
+            self._send({"kind": "lines", "lines": lines})
+
+    async def flush_every(self, seconds: float) -> None:
+        """Flush on a clock while the step runs (lines arrive while it runs)."""
+        while True:
+            await anyio.sleep(seconds)
+            self.flush()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        self._worker.log_event(self._topic, {**message, "seq": self.count})
+        self.count += 1
 
 
 def stop_event(signals: str) -> str:
@@ -190,6 +217,7 @@ async def _attempt(
     async with anyio.create_task_group() as group:
         with anyio.CancelScope() as run:
             group.start_soon(watch, run)
+            group.start_soon(sender.flush_every, FLUSH_EVERY)
             try:
                 outcome = await run_process(
                     argv,
@@ -204,6 +232,7 @@ async def _attempt(
             except ProcessStartError as exc:
                 outcome = str(exc)
         group.cancel_scope.cancel()
+    sender.flush()
     if isinstance(outcome, str):
         return _failed(outcome)
     if outcome is None:
