@@ -407,3 +407,22 @@ def test_kill_all_kills_at_once(backend: Backend) -> None:
     attempt = backend.run(body)
     assert attempt is not None and attempt.status is not StepStatus.SUCCESS
     assert backend.leftovers(request.key) == 0
+
+
+def test_no_step_output_stays_on_the_scheduler(backend: Backend) -> None:
+    dask_only(backend)
+    _, lines = run_one(backend, bash("echo s3cr3t-looking output"))
+    assert lines == [("stdout", "s3cr3t-looking output")]
+    left = [topic for topic in backend.client.get_events() if topic.startswith("wfx-output-")]
+    assert left == []
+
+
+def test_another_wfx_on_the_workers_is_an_executor_error(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dask_only(backend)
+    from wfx.runtime import dask
+
+    monkeypatch.setattr(dask, "_wfx_version", lambda: "0.0.0-other")
+    with pytest.raises(ExecutorError, match=r"Dask worker .* has wfx .*; this client runs wfx"):
+        backend.run(lambda executor: anyio.sleep(0))

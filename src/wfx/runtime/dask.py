@@ -46,6 +46,8 @@ from wfx.runtime.executor import AttemptRequest, ExecutorError, OutputSink
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: seconds, beyond the kill grace, that a stopped attempt has to report
 STOP_MARGIN = 5.0
+#: how many finished attempts' output events the scheduler may hold before wfx deletes them
+FORGET_EVERY = 32
 #: seconds the client waits, after the result, for output events still under way
 FLUSH_TIMEOUT = 10.0
 
@@ -204,8 +206,7 @@ class DaskExecutor:
             if client is not None:
                 for running in list(self._running.values()):
                     await _quietly(running.stop.set())
-                if self._topics:
-                    await _quietly(client.run_on_scheduler(_forget_topics, self._topics))
+                await self._forget_topics(client)
                 await _quietly(client.close())
             if cluster is not None:
                 # Workers' last long-polls on attempts' stop events are still open on the
@@ -250,6 +251,14 @@ class DaskExecutor:
                 for event in running.signal_all():
                     await _quietly(event.clear())
                 await _quietly(future.release())
+                if len(self._topics) >= FORGET_EVERY:
+                    await self._forget_topics(client)
+
+    async def _forget_topics(self, client: Any) -> None:
+        """Delete finished attempts' output events from the scheduler (needs wfx there)."""
+        topics, self._topics = self._topics, []
+        if topics:
+            await _quietly(client.run_on_scheduler(_forget_topics, topics))
 
     async def _outcome(self, running: _Running) -> WorkerResult | Attempt:
         try:
