@@ -175,3 +175,13 @@ def test_a_scheduler_that_goes_away_fails_the_step_and_stops_it(tmp_path: Path) 
         if worker is not None:
             _kill(worker)
         _kill(scheduler)
+
+
+def test_a_state_directory_others_can_write_is_refused() -> None:
+    directory = dask_worker.state_directory()
+    try:
+        directory.chmod(0o777)
+        with pytest.raises(PermissionError, match="this user's only"):
+            dask_worker.state_directory()
+    finally:
+        directory.chmod(0o700)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping
@@ -288,6 +289,10 @@ def state_directory() -> Path:
     """Where this host's workers (of this user) record their running attempts."""
     path = Path(tempfile.gettempdir()) / f"wfx-dask-{os.getuid()}"
     path.mkdir(mode=0o700, exist_ok=True)
+    status = path.lstat()
+    # Whoever can write here decides which process trees get stopped: only this user.
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise PermissionError(f"{path} must be a directory of this user's only (mode 700)")
     return path
 
 
