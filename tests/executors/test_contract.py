@@ -230,18 +230,23 @@ def test_a_timeout_leaves_no_process(backend: Backend) -> None:
 
 
 async def _when_started(
-    executor: Executor, request: AttemptRequest, then: Callable[[], Awaitable[None]]
+    executor: Executor,
+    request: AttemptRequest,
+    then: Callable[[], Awaitable[None]],
+    lines: list[tuple[str, str]] | None = None,
 ) -> Attempt | None:
     """Run `request`; once it printed `started`, run `then` next to it."""
     started = anyio.Event()
     result: list[Attempt] = []
+    seen = [] if lines is None else lines
+
+    def on_output(stream: str, text: str) -> None:
+        seen.append((stream, text))
+        if text == "started":
+            started.set()
 
     async def attempt() -> None:
-        result.append(
-            await executor.run_attempt(
-                request, lambda _, text: started.set() if text == "started" else None
-            )
-        )
+        result.append(await executor.run_attempt(request, on_output))
 
     async with anyio.create_task_group() as group:
         group.start_soon(attempt)
@@ -309,16 +314,28 @@ def test_a_killed_worker_reruns_the_attempt_elsewhere(backend: Backend, tmp_path
     )
     request = bash(script, kill_grace=0.3)
 
+    lost: list[str] = []
+    lines: list[tuple[str, str]] = []
+    now: list[str | None] = []
+
     async def body(executor: Executor) -> Attempt | None:
         async def kill_its_worker() -> None:
             where = executor.where(request.key)
+            assert where is not None
+            lost.append(where)
             pids = backend.client.run(os.getpid, workers=[where])
             os.kill(pids[where], signal.SIGKILL)
 
-        return await _when_started(executor, request, kill_its_worker)
+        attempt = await _when_started(executor, request, kill_its_worker, lines)
+        now.append(executor.where(request.key))
+        return attempt
 
     attempt = backend.run(body)
     assert attempt is not None and attempt.status is StepStatus.SUCCESS, attempt
+    [where] = now
+    assert where is not None and where != lost[0]
+    notice = f"wfx: lost the Dask worker {lost[0]}; the attempt runs again on {where}"
+    assert lines == [("stdout", "started"), ("stderr", notice), ("stdout", "started")]
     events = log.read_text().split("\n")[:-1]
     assert len(events) == 3, events  # start (killed), start, end: the first copy never ends
     (_, first, key1), (_, second, key2), (_, ended) = (e.split() for e in events)

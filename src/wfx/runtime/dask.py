@@ -69,17 +69,27 @@ class _Running:
 
 @dataclass(slots=True)
 class _OrderedLines:
-    """Puts an attempt's numbered events back in order and hands lines to `on_output`."""
+    """Puts an attempt's numbered events back in order and hands lines to `on_output`.
+
+    Events name the copy of the attempt that sent them: when Dask runs the attempt again
+    (its worker was lost), the new copy's events start over, the lost one's late events
+    are dropped, and a line on stderr says where the attempt runs now."""
 
     on_output: OutputSink
     on_start: Any
     next_seq: int = 0
     held: dict[int, dict[str, Any]] = field(default_factory=dict)
     arrived: anyio.Event = field(default_factory=anyio.Event)
+    copy: str | None = None
+    where: str | None = None
 
     def receive(self, event: tuple[float, Mapping[str, Any]]) -> None:
         """A worker event for this attempt (any order); emit what is now contiguous."""
         message = dict(event[1])
+        if message.get("copy") != self.copy:
+            if message.get("kind") != "start":
+                return  # a lost copy's last words
+            self._next_copy(message)
         self.held[int(message["seq"])] = message
         while self.next_seq in self.held:
             self._emit(self.held.pop(self.next_seq))
@@ -87,19 +97,35 @@ class _OrderedLines:
         self.arrived.set()
         self.arrived = anyio.Event()
 
+    def _next_copy(self, start: dict[str, Any]) -> None:
+        if self.copy is not None:
+            self._emit_held()
+            self.on_output(
+                "stderr",
+                f"wfx: lost the Dask worker {self.where}; the attempt runs again on"
+                f" {start['where']}",
+            )
+        self.copy = str(start["copy"])
+        self.next_seq = 0
+
     def _emit(self, message: dict[str, Any]) -> None:
         if message.get("kind") == "lines":
             for stream, text in message["lines"]:
                 self.on_output(str(stream), str(text))
         elif message.get("kind") == "start":
-            self.on_start(str(message["where"]))
+            self.where = str(message["where"])
+            self.on_start(self.where)
 
     async def flush(self, count: int) -> None:
         """Wait (bounded) until all `count` events of the attempt were handed out."""
         with anyio.move_on_after(FLUSH_TIMEOUT):
             while self.next_seq < count:
                 await self.arrived.wait()
-        for seq in sorted(self.held):  # events lost on the way: hand out what did arrive
+        self._emit_held()
+
+    def _emit_held(self) -> None:
+        """Hand out what arrived, in order, though events before it went missing."""
+        for seq in sorted(self.held):
             self._emit(self.held.pop(seq))
 
 

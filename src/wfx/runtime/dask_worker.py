@@ -78,10 +78,10 @@ def run_on_worker(payload: dict[str, Any], topic: str, signals: str) -> WorkerRe
     worker = get_worker()
     where = str(worker.address)
     sweep_orphans()
-    sender = _EventSender(worker, topic)
+    instance = uuid.uuid4().hex
+    sender = _EventSender(worker, topic, instance)
     sender.send({"kind": "start", "where": where})
     task_key = worker.get_current_task()
-    instance = uuid.uuid4().hex
     record = _record(instance, request)
     try:
         with tempfile.TemporaryDirectory(prefix="wfx-attempt-") as scratch:
@@ -97,12 +97,14 @@ def run_on_worker(payload: dict[str, Any], topic: str, signals: str) -> WorkerRe
 
 
 class _EventSender:
-    """Sends numbered events on one topic (the client puts them back in order); output
+    """Sends numbered events of one copy of an attempt on its topic (the client puts them
+    back in order); output
     lines go in batches, at least every `FLUSH_EVERY` seconds while the step runs."""
 
-    def __init__(self, worker: Any, topic: str) -> None:
+    def __init__(self, worker: Any, topic: str, copy: str) -> None:
         self._worker = worker
         self._topic = topic
+        self._copy = copy
         self._lines: list[tuple[str, str]] = []
         self._size = 0
         self.count = 0
@@ -130,7 +132,7 @@ class _EventSender:
             self.flush()
 
     def _send(self, message: dict[str, Any]) -> None:
-        self._worker.log_event(self._topic, {**message, "seq": self.count})
+        self._worker.log_event(self._topic, {**message, "seq": self.count, "copy": self._copy})
         self.count += 1
 
 
