@@ -185,3 +185,43 @@ def test_a_state_directory_others_can_write_is_refused() -> None:
             dask_worker.state_directory()
     finally:
         directory.chmod(0o700)
+
+
+def test_a_worker_lost_too_often_is_a_clear_failure() -> None:
+    import dask
+    from distributed import Client, LocalCluster
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(n_workers=1, processes=True, dashboard_address=":0") as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        key = f"{uuid.uuid4().hex}:step:1"
+        request = AttemptRequest(
+            key, ("bash", "-c", "echo started; sleep 30"), {"WFX_IDEMPOTENCY_KEY": key}, None,
+            None, 0.5,
+        )  # fmt: skip
+
+        def kill_the_worker(_: str, text: str) -> None:
+            if text == "started":
+                for pid in client.run(os.getpid).values():
+                    os.kill(pid, signal.SIGKILL)
+
+        async def main() -> object:
+            executor = open_executor("dask://" + cluster.scheduler_address.removeprefix("tcp://"))
+            await executor.start()
+            try:
+                return await executor.run_attempt(request, kill_the_worker)
+            finally:
+                await executor.close()
+
+        attempt = anyio.run(main)
+        assert getattr(attempt, "status", None) is StepStatus.FAILED
+        reason = str(getattr(attempt, "reason", ""))
+        assert reason.startswith("worker lost: the worker running it died (tcp://"), reason
+        # its process survived the worker; the worker the nanny starts again sweeps it
+        marker = f"WFX_IDEMPOTENCY_KEY={key}".encode()
+        deadline = time.monotonic() + 30
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _processes_with(marker) == 0
