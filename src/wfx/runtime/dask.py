@@ -8,12 +8,15 @@ asynchronous, on the engine's own event loop.
   worker; its output lines come back as worker events on a topic of the attempt's own,
   numbered, and reach `on_output` in order before `run_attempt` returns.
 - Stopping: Dask's `future.cancel()` does not stop a running process, so each attempt has
-  a :class:`distributed.Event`; the worker watches it and stops the process tree (TERM,
-  the attempt's kill grace, KILL). The client waits for the task to report, at most the
-  grace and a margin.
+  a stop :class:`distributed.Event` (the worker sends TERM to the process tree, KILL after
+  the attempt's kill grace) and a kill event (KILL now: a shorter grace, `kill_all`). The
+  client waits for the task to report, at most the grace and a margin.
 - A worker lost mid-attempt: the scheduler runs the task again on another worker, with
   the same request (so the same `WFX_IDEMPOTENCY_KEY`), up to its `allowed-failures`;
-  the step's own retries are not consumed. After that the attempt fails as "worker lost".
+  the step's own retries are not consumed (no `retries=` on submit: those are for a task
+  that raises, which ours never does). After that the attempt fails as "worker lost".
+  Before any attempt starts, the worker stops what lost workers of its host left running
+  (:mod:`wfx.runtime.dask_worker`), so the two copies never overlap there.
 """
 
 from __future__ import annotations
