@@ -289,12 +289,14 @@ def test_cancel_by_key_leaves_no_process(backend: Backend) -> None:
 def test_where_names_the_place(backend: Backend) -> None:
     request = bash("true")
 
-    async def body(executor: Executor) -> str | None:
-        await executor.run_attempt(request, lambda s, t: None)
-        return executor.where(request.key)
+    async def body(executor: Executor) -> tuple[Attempt, str | None]:
+        attempt = await executor.run_attempt(request, lambda s, t: None)
+        return attempt, executor.where(request.key)
 
-    where = backend.run(body)
+    attempt, where = backend.run(body)
     assert where == "local" if not backend.remote else (where or "").startswith("tcp://")
+    if hasattr(attempt, "where"):  # Attempts that record where they ran (the journal's)
+        assert attempt.where == where
 
 
 # -- Dask only: lost workers, resources, TLS, a scheduler that is not there ----------------

@@ -21,6 +21,7 @@ asynchronous, on the engine's own event loop.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Mapping
@@ -269,10 +270,10 @@ class DaskExecutor:
         try:
             result = await self._outcome(running)
             if isinstance(result, Attempt):
-                return result
+                return _ran_at(result, lines.where)
             await lines.flush(result["lines"])
             self._where[request.key] = result["where"]
-            return _attempt_of(result)
+            return _ran_at(_attempt_of(result), result["where"])
         finally:
             del self._running[request.key]
             with anyio.CancelScope(shield=True):
@@ -386,6 +387,18 @@ def _attempt_of(result: WorkerResult) -> Attempt:
         reason=result["reason"],
         leftovers=tuple(result["leftovers"]),
     )
+
+
+def _ran_at(attempt: Attempt, where: str | None) -> Attempt:
+    """`attempt` with the worker it ran on, when Attempt records where attempts ran (the
+    engine's journal does; older Attempts have no such field)."""
+    if where is None or "where" not in _ATTEMPT_FIELDS:
+        return attempt
+    changes: dict[str, Any] = {"where": where}
+    return dataclasses.replace(attempt, **changes)
+
+
+_ATTEMPT_FIELDS = frozenset(field.name for field in dataclasses.fields(Attempt))
 
 
 def _killed(exc: KilledWorker) -> str:
