@@ -8,6 +8,7 @@ every verdict is a ratio to the baseline, never an absolute time.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import statistics
@@ -403,6 +404,21 @@ def bench_python_chain(repeat: int) -> Result:
     return Result("python_chain_steps_per_s", median, 20_000, f"{median:.0f} steps/s", True)
 
 
+def bench_dask_overhead(repeat: int) -> Result:
+    """50 x `true` through DaskExecutor (a LocalCluster) against a direct process plus a
+    no-op Dask task, in the same run (bench/dask_overhead.py); skipped without Dask."""
+    if importlib.util.find_spec("distributed") is None:
+        return Result("dask_step_vs_floors", 0.0, 2.0, "skipped: pip install 'wfx[dask]'")
+    completed = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "dask_overhead.py"), "50", str(max(3, repeat // 4))],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *lines, ratio = completed.stdout.strip().splitlines()
+    return Result("dask_step_vs_floors", float(ratio), 2.0, "; ".join(lines))
+
+
 def bench_rss_10k(repeat: int) -> Result:
     """Peak RSS of a 10,000-step run (Python steps, via the API), in MB."""
     peak = workload("rss_10k")
@@ -472,6 +488,7 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "rss_10k": bench_rss_10k,
     "rss_big_output": bench_rss_big_output,
     "journal_overhead": bench_journal_overhead,
+    "dask_overhead": bench_dask_overhead,
 }
 
 

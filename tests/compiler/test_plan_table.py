@@ -93,6 +93,13 @@ TABLE: dict[
         {"kubernetes": ("always", 3, [0.1, 0.2]), "terraform": ("always", 1, [])},
         [],
     ),
+    "distributed-build.yaml": (
+        {},
+        [["api", "web", "worker", "cli"], ["package"]],
+        [],
+        {"api": ("always", 1, []), "package": ("always", 2, [1.0])},
+        [],
+    ),
 }
 
 

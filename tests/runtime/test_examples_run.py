@@ -96,3 +96,12 @@ def test_dependency_pipeline_per_environment(tmp_path: Path) -> None:
     assert order.index("terraform") < order.index("kubernetes")
     [line] = [e.text for e in events if isinstance(e, ev.StepOutput) and e.step == "kubernetes"]
     assert "prd" in line
+
+
+def test_distributed_build_packages_every_component(tmp_path: Path) -> None:
+    result, _, _ = run_example("distributed-build.yaml", tmp_path, {"version": "2.0"})
+    assert result.exit_code == 0, result.reason
+    assert result.steps["package"].outputs["components"] == "4"
+    release = (tmp_path / "release-2.0.txt").read_text().splitlines()
+    assert [line.split()[0] for line in release] == ["api", "web", "worker", "cli"]
+    assert not list(tmp_path.glob("*.partial"))
