@@ -148,7 +148,8 @@ class StepRecord:
     """One step of a run as the journal knows it."""
 
     step_id: str
-    status: str
+    status: ev.StepStatus
+    """`running` also for a step waiting between attempts (then `retrying` is true)."""
     attempts: int
     started: float | None
     finished: float | None
@@ -158,6 +159,24 @@ class StepRecord:
     reason: str | None
     completed: int | None
     retry_at: float | None
+    retrying: bool = False
+    """Whether the step is waiting for its next attempt (journaled as `retrying`)."""
+
+    @property
+    def status_word(self) -> str:
+        """The status as the journal stores it and `wfx show --json` prints it."""
+        return _RETRYING if self.retrying else self.status.value
+
+
+#: how the journal stores a step waiting for its next attempt (not a StepStatus)
+_RETRYING = "retrying"
+
+
+def _step_status(stored: str) -> tuple[ev.StepStatus, bool]:
+    """A journaled step status as (status, retrying): the SQL edge of StepStatus."""
+    if stored == _RETRYING:
+        return ev.StepStatus.RUNNING, True
+    return ev.StepStatus(stored), False
 
 
 @dataclass(frozen=True)
@@ -166,7 +185,7 @@ class ResumeState:
 
     run_id: str
     steps: Mapping[str, StepRecord]
-    rollbacks: Mapping[str, str]
+    rollbacks: Mapping[str, ev.StepStatus]
     status: str
     reason: str | None
     failing: bool = False
@@ -700,7 +719,7 @@ class Journal:
         return {
             r[0]: StepRecord(
                 r[0],
-                r[1],
+                _step_status(r[1])[0],
                 r[2],
                 r[3],
                 r[4],
@@ -710,15 +729,16 @@ class Journal:
                 r[8],
                 r[9],
                 r[10],
+                _step_status(r[1])[1],
             )
             for r in rows
         }
 
     @_guarded
-    def rollbacks(self, run_id: str) -> dict[str, str]:
-        """Each compensation of a run and its status."""
+    def rollbacks(self, run_id: str) -> dict[str, ev.StepStatus]:
+        """Each compensation of a run and its status (running, rolledBack, rollbackFailed)."""
         rows = self.db.execute("SELECT step_id, status FROM rollbacks WHERE run_id = ?", (run_id,))
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: ev.StepStatus(r[1]) for r in rows}
 
     @_guarded
     def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
@@ -741,7 +761,7 @@ class Journal:
             raise JournalError(f"no run `{run_id}` in {self.path}")
         steps = self.steps(run.id)
         rollbacks = self.rollbacks(run.id)
-        failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(rollbacks)
+        failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(
             run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
         )
