@@ -28,9 +28,8 @@ from wfx.graph import (
     Setting,
 )
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, StepKind, Workflow
-from wfx.shell import check_scripts
+from wfx.shell import DEFAULT_SHELL, check_scripts
 
-DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_DELAY = 30.0

@@ -31,8 +31,10 @@ nothing but an integer literal there.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import shlex
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -67,6 +69,19 @@ POSIX_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "
 _ARITHMETIC_TEST_SHELLS = frozenset({"zsh", "ksh", "ksh93", "mksh"})
 
 SCRIPT_PLACEHOLDER = "{0}"
+
+#: the shell of a `run` step that names none (the plan shows it; see `default_shell`)
+DEFAULT_SHELL = "bash -eo pipefail"
+
+#: the shell used in its place where there is no bash
+FALLBACK_SHELL = "sh -e"
+
+
+@functools.cache
+def default_shell() -> str:
+    """The default shell on this machine: `bash -eo pipefail` where bash exists, else
+    `sh -e`."""
+    return DEFAULT_SHELL if shutil.which("bash") else FALLBACK_SHELL
 
 
 class _State(enum.Enum):

@@ -220,6 +220,7 @@ def _steps_table(steps: Sequence[StepRecord]) -> Table:
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("exit", justify="right", no_wrap=True)
+    table.add_column("where", no_wrap=True)
     table.add_column("reason")
     for step in steps:
         table.add_row(
@@ -228,9 +229,18 @@ def _steps_table(steps: Sequence[StepRecord]) -> Table:
             str(step.attempts) if step.attempts else "-",
             step_duration(step),
             exit_text(step),
+            Text(_places(step)),
             Text("" if step.status is StepStatus.SUCCESS else step.reason or ""),
         )
     return table
+
+
+def _places(step: StepRecord) -> str:
+    """Where a step's attempts ran: one place, or each attempt's when they differ."""
+    places = list(dict.fromkeys(step.attempts_where.values()))
+    if len(places) > 1:
+        return ", ".join(f"{n}: {w}" for n, w in step.attempts_where.items())
+    return step.where or (places[0] if places else "-")
 
 
 def _values_table(rows: Iterable[tuple[str, Any]], first: str, second: str) -> Table:
@@ -297,6 +307,8 @@ def step_to_dict(step: StepRecord) -> dict[str, Any]:
         "signal": step.signal,
         "reason": step.reason,
         "outputs": dict(step.outputs),
+        "where": step.where,
+        "attemptsWhere": [{"attempt": n, "where": w} for n, w in step.attempts_where.items()],
     }
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import signal
 import tempfile
 import time
@@ -33,8 +32,10 @@ from wfx.runtime.actions import PythonAction, inherited_environment
 from wfx.runtime.compensation import Compensator
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
+from wfx.runtime.executor import Executor
+from wfx.runtime.executors import Executors
 from wfx.runtime.journal import ResumeState
-from wfx.runtime.process import ProcessTracker
+from wfx.runtime.local import LocalExecutor
 from wfx.runtime.resume import seed
 from wfx.runtime.scheduler import Scheduler
 from wfx.runtime.secrets import SecretSet
@@ -87,9 +88,14 @@ class RunOptions:
     seed: int | None = None
     resume: ResumeState | None = None
     scratch: Path | None = None
-    """Where the `$WFX_OUTPUT` files go (emptied first, removed at the end); by default a
-    new temporary directory. The CLI puts it beside the journal, so a killed run's files
-    are not left in /tmp but cleared by its resume."""
+    """Where the local executor puts the `$WFX_OUTPUT` files (emptied first, removed at
+    the end); by default a new temporary directory. The CLI puts it beside the journal, so
+    a killed run's files are not left in /tmp but cleared by its resume."""
+    executor: Executor | None = None
+    """Where steps without an `executor:` setting run: a started executor, which the run
+    does not close; None: this machine (a LocalExecutor the run starts and closes)."""
+    executors: Mapping[str, Executor] = field(default_factory=dict)
+    """Started executors by the names steps' `executor:` settings give (`local` needs none)."""
 
 
 def new_run_id() -> str:
@@ -133,19 +139,17 @@ class _Run:
         base_env = environ if environ is not None else inherited_environment()
         secrets = SecretSet.from_environment((s.value for s in graph.workflow.secrets), base_env)
         self.state = RunState(graph, run_id, options.events or _ignore_event, secrets)
-        self.tracker = ProcessTracker(run_id)
+        self.local = LocalExecutor(environ=base_env, scratch=options.scratch)
+        self.executors = Executors(self.local, options.executor, options.executors)
         self.workspace = options.workspace or _default_workspace(resume)
-        self.scratch = _fresh_scratch(options.scratch)
         self.contexts = RunContexts(self.state)
         self.scheduler = Scheduler(self.state, self.contexts)
         self.runner = StepRunner(
             self.state,
             self.contexts,
             actions=options.actions,
-            base_env=base_env,
+            executors=self.executors,
             workspace=str(self.workspace),
-            scratch=str(self.scratch),
-            tracker=self.tracker,
             seed=options.seed,
         )
         self.scheduler.runner = self.runner
@@ -162,6 +166,7 @@ class _Run:
         for warning in state.secrets.warnings:
             state.emit(ev.Notice(self.run_id, state.now(), warning))
         state.emit(self._run_started())
+        await self.local.start()
         try:
             async with anyio.create_task_group() as outer:
                 if self.options.handle_signals:
@@ -171,7 +176,8 @@ class _Run:
                     await self.compensator.wind_up()
                 outer.cancel_scope.cancel()
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            with anyio.CancelScope(shield=True):
+                await self.local.close()
         return self._finish()
 
     async def _main_phase(self) -> None:
@@ -197,7 +203,7 @@ class _Run:
         state = self.state
         state.aborted = True
         state.cancelled = True
-        self.tracker.kill_all()
+        self.executors.kill_all()
         state.emit(
             ev.Notice(
                 self.run_id,
@@ -279,14 +285,6 @@ class _Run:
             state.signal,
             state.reason,
         )
-
-
-def _fresh_scratch(chosen: Path | None) -> Path:
-    if chosen is None:
-        return Path(tempfile.mkdtemp(prefix="wfx-run-"))
-    shutil.rmtree(chosen, ignore_errors=True)  # what a killed attempt of this run left
-    chosen.mkdir(parents=True)
-    return chosen
 
 
 def _default_workspace(resume: ResumeState | None) -> Path:

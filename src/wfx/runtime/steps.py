@@ -18,6 +18,7 @@ from wfx.graph import Node, RetrySchedule
 from wfx.model import Action, OnError, StepId, StepKind
 from wfx.runtime import events as ev
 from wfx.runtime.actions import (
+    LOCAL,
     MAX_LINE,
     Attempt,
     AttemptSetup,
@@ -28,8 +29,8 @@ from wfx.runtime.actions import (
 )
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import StepStatus
+from wfx.runtime.executors import Executors
 from wfx.runtime.journal import StepRecord
-from wfx.runtime.process import ProcessTracker
 from wfx.runtime.resume import resume_point
 from wfx.runtime.retry import wait_before
 from wfx.runtime.secrets import MaskingStream
@@ -103,20 +104,16 @@ class StepRunner:
         contexts: RunContexts,
         *,
         actions: Mapping[str, PythonAction],
-        base_env: Mapping[str, str],
+        executors: Executors,
         workspace: str,
-        scratch: str,
-        tracker: ProcessTracker,
         seed: int | None,
     ) -> None:
         self.run = run
         self.contexts = contexts
         self.scheduler: Scheduler | None = None
         self.actions = actions
-        self.base_env = base_env
+        self.executors = executors
         self.workspace_dir = workspace
-        self.scratch_dir = scratch
-        self.tracker = tracker
         self.rng = random.Random(seed)
         self.workflow_dir = str(_workflow_dir(run))
 
@@ -137,13 +134,23 @@ class StepRunner:
             state.attempts = attempt
             run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
             result = await self._attempt(node, node.action, attempt)
+            state.where = result.where or (LOCAL if node.action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
                 break
             delay = wait_before(schedule, attempt - done, self.rng)
             reason = run.secrets.mask(result.reason or result.status.value)
             run.emit(
-                ev.StepRetrying(run.run_id, run.now(), node.id, attempt, attempt + 1, delay, reason)
+                ev.StepRetrying(
+                    run.run_id,
+                    run.now(),
+                    node.id,
+                    attempt,
+                    attempt + 1,
+                    delay,
+                    reason,
+                    result.where,
+                )
             )
             await anyio.sleep(delay)
         self._record(node, state, result)
@@ -158,7 +165,7 @@ class StepRunner:
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
         try:
-            return await run_attempt(action, setup)
+            return await run_attempt(action, setup, self.executors.of(node))
         finally:
             flush(setup)
 
@@ -169,14 +176,13 @@ class StepRunner:
         settings = node.settings
         assert settings is not None
         run = self.run
-        output_file = f"{self.scratch_dir}/{node.index}-{attempt}.out"
+        key = f"{run.run_id}:{node.id}:{attempt}"
         extra = {
-            "WFX_OUTPUT": output_file,
             "WFX_WORKSPACE": self.workspace_dir,
             "WFX_RUN_ID": run.run_id,
             "WFX_STEP_ID": node.id,
             "WFX_ATTEMPT": str(attempt),
-            "WFX_IDEMPOTENCY_KEY": f"{run.run_id}:{node.id}:{attempt}",
+            "WFX_IDEMPOTENCY_KEY": key,
         }
         env = {**contexts["env"], **extra}
         timeout = settings.timeout.value
@@ -185,16 +191,14 @@ class StepRunner:
             attempt=attempt,
             contexts=contexts,
             env=env,
-            base_env=self.base_env,
             cwd=self._working_directory(settings.working_directory.value, contexts),
             timeout=None if timeout is None else float(timeout),
             kill_grace=float(settings.kill_grace.value),
             shell=None if settings.shell.origin.value == "built-in" else str(settings.shell.value),
-            output_file=output_file,
             on_output=OutputChannel(run, node.id, rollback=False),
-            tracker=self.tracker,
             actions=self.actions,
             import_root=self.workflow_dir,
+            key=key,
         )
 
     def _python_setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
@@ -207,16 +211,14 @@ class StepRunner:
             attempt=attempt,
             contexts=contexts,
             env={},
-            base_env={},
             cwd=self.workflow_dir,
             timeout=None if timeout is None else float(timeout),
             kill_grace=0.0,
             shell=None,
-            output_file="",
             on_output=_ignore_output,
-            tracker=self.tracker,
             actions=self.actions,
             import_root=self.workflow_dir,
+            key=f"{self.run.run_id}:{node.id}:{attempt}",
         )
 
     def _working_directory(self, template: Template | None, contexts: Mapping[str, Any]) -> str:
@@ -280,6 +282,7 @@ class StepRunner:
                 state.reason,
                 state.outputs,
                 state.span,
+                state.where,
             )
         )
 
