@@ -465,6 +465,7 @@ class _SettingsResolver:
             shell=self.pick(chain, "shell", DEFAULT_SHELL),
             working_directory=self.pick_raw(chain, "working_directory"),
             env=self.env(chain),
+            executor=self.pick(chain, "executor", None),
         )
 
     def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:
