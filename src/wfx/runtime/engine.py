@@ -201,7 +201,6 @@ class _Run:
     def abort(self) -> None:
         """Second Ctrl-C: kill every process now and skip compensation and `finally`."""
         state = self.state
-        state.aborted = True
         state.cancelled = True
         self.executors.kill_all()
         state.emit(

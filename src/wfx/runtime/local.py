@@ -18,7 +18,7 @@ from pathlib import Path
 
 import anyio
 
-from wfx.runtime.actions import Attempt, read_outputs, unpassable
+from wfx.runtime.actions import MAX_LINE, Attempt, read_outputs, unpassable
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
 from wfx.runtime.outputs import OutputFormatError
@@ -26,9 +26,6 @@ from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
 
 #: what `where` reports for an attempt of this executor
 LOCAL = "local"
-
-#: output lines longer than this arrive in chunks of this many characters
-MAX_LINE = 64 * 1024
 
 
 class LocalExecutor:

@@ -56,7 +56,6 @@ class RunState:
         self.completions = 0
         self.failing = False
         self.cancelled = False
-        self.aborted = False
         self.tolerated_failures = False
         self.skipped_groups = False
         self.reason: str | None = None
