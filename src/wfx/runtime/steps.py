@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from wfx.expr import ExpressionError, Template
-from wfx.graph import Node, RetrySchedule
+from wfx.graph import Node, Origin, RetrySchedule
 from wfx.model import Action, OnError, StepId, StepKind
 from wfx.runtime import events as ev
 from wfx.runtime.actions import (
@@ -194,7 +194,7 @@ class StepRunner:
             cwd=self._working_directory(settings.working_directory.value, contexts),
             timeout=None if timeout is None else float(timeout),
             kill_grace=float(settings.kill_grace.value),
-            shell=None if settings.shell.origin.value == "built-in" else str(settings.shell.value),
+            shell=None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value),
             on_output=OutputChannel(run, node.id, rollback=False),
             actions=self.actions,
             import_root=self.workflow_dir,
