@@ -88,12 +88,14 @@ class ActionError(WfxError):
     """A step could not be executed as written (bad callable, unrenderable value...)."""
 
 
-async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor) -> Attempt:
+async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | None) -> Attempt:
     """Run one attempt of `action`: a `run` or `cmd` step on `executor`, a Python step
-    here, in-process, whatever the executor. Never raises for a failure of the step."""
+    here, in-process, whatever the executor (None for it). Never raises for a failure of
+    the step itself."""
     try:
         if action.kind is StepKind.USES:
             return await _run_python(action, setup)
+        assert executor is not None
         request = attempt_request(action, setup)
     except ExpressionError as exc:
         return rendering_failed(exc, _RENDERED[action.kind])

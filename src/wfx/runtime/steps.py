@@ -164,8 +164,9 @@ class StepRunner:
                 setup = self.setup(node, attempt, self.contexts.step(node, attempt))
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
+        process = action.kind is not StepKind.USES
         try:
-            return await run_attempt(action, setup, self.executors.of(node))
+            return await run_attempt(action, setup, self.executors.of(node) if process else None)
         finally:
             flush(setup)
 
@@ -218,7 +219,6 @@ class StepRunner:
             on_output=_ignore_output,
             actions=self.actions,
             import_root=self.workflow_dir,
-            key=f"{self.run.run_id}:{node.id}:{attempt}",
         )
 
     def _working_directory(self, template: Template | None, contexts: Mapping[str, Any]) -> str:
