@@ -122,7 +122,8 @@ class StepRunner:
     async def attempts(self, node: Node, state: NodeState) -> None:
         """Run the step's attempts until one succeeds or its retries are spent."""
         settings = node.settings
-        assert settings is not None and node.action is not None
+        action = node.action
+        assert settings is not None and action is not None
         run = self.run
         schedule: RetrySchedule = settings.retry.value
         state.started = time.monotonic()
@@ -133,8 +134,8 @@ class StepRunner:
         for attempt in range(first, last + 1):
             state.attempts = attempt
             run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
-            result = await self._attempt(node, node.action, attempt)
-            state.where = result.where or (LOCAL if node.action.kind is StepKind.USES else None)
+            result = await self._attempt(node, action, attempt)
+            state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
                 break
