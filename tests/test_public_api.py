@@ -125,6 +125,7 @@ def _names_for_annotations() -> dict[str, object]:
             "wfx.plan",  # the module: `wfx.plan` is the function
             "wfx.runtime.engine",
             "wfx.runtime.events",
+            "wfx.runtime.executor",
             "wfx.runtime.journal",
             "wfx.runtime.process",
             "wfx.source",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from wfx.plan import Change, Plan
     from wfx.runtime.engine import RunOptions, RunResult
     from wfx.runtime.events import EventSink
+    from wfx.runtime.executor import Executor
     from wfx.runtime.journal import Journal, ResumeState, RunRecord
     from wfx.runtime.process import Leftover
     from wfx.source import SourceDocument
@@ -237,14 +238,40 @@ def _git_show(revision: str, path: Path) -> bytes | None:
         ) from None
 
 
-def run_graph(graph: ExecutionGraph, options: RunOptions) -> RunResult:
-    """Run a compiled graph to the end on a fresh event loop; return the RunResult."""
+def run_graph(
+    graph: ExecutionGraph,
+    options: RunOptions | Callable[[], RunOptions],
+    executors: OpenedExecutors | None = None,
+) -> RunResult:
+    """Run a compiled graph to the end on a fresh event loop; return the RunResult.
+
+    `options` is a RunOptions, or a function returning one that is called once the
+    `executors` (from :func:`open_executors`) have started, so a run is recorded only
+    when they could: an executor that cannot start raises DiagnosticsError first. The
+    executors are closed when the run ends."""
+    import dataclasses
+    from contextlib import AsyncExitStack
+
     import anyio
 
     from wfx.runtime.engine import run as run_async
+    from wfx.runtime.executor import ExecutorError
 
     async def main() -> RunResult:
-        return await run_async(graph, options=options)
+        async with AsyncExitStack() as stack:
+            if executors is not None:
+                for executor in executors.all():
+                    try:
+                        await executor.start()
+                    except ExecutorError as exc:
+                        raise DiagnosticsError([_executor_error(executor.name, exc)]) from None
+                    stack.push_async_callback(executor.close)
+            chosen = options() if callable(options) else options
+            if executors is not None:
+                chosen = dataclasses.replace(
+                    chosen, executor=executors.default, executors=executors.named
+                )
+            return await run_async(graph, options=chosen)
 
     return anyio.run(main)
 
@@ -274,6 +301,51 @@ def run(
         workspace=Path(workspace) if workspace is not None else None,
     )
     return run_graph(compile_file(path, inputs).graph, options)
+
+
+@dataclass(frozen=True)
+class OpenedExecutors:
+    """The executors a run needs, opened but not started: the run's own (None: local)
+    and each one a step's `executor:` names."""
+
+    default: Executor | None
+    named: Mapping[str, Executor]
+
+    def all(self) -> list[Executor]:
+        """Each executor once, the run's first."""
+        found = [self.default] if self.default is not None else []
+        return found + [e for e in self.named.values() if e is not self.default]
+
+
+def open_executors(graph: ExecutionGraph, chosen: str | None) -> OpenedExecutors:
+    """Open (without starting) the run's executor `chosen` (`--executor` or
+    `WFX_EXECUTOR`; None: the workflow's `defaults`, else this machine) and every
+    executor the steps of
+    `graph` name; an unknown name, or a backend that is not installed, raises
+    DiagnosticsError (exit 2) before anything runs or is recorded."""
+    from wfx.runtime.executor import ExecutorError, open_executor
+    from wfx.runtime.executors import names_needed
+
+    problems: list[Diagnostic] = []
+    opened: dict[str, Executor] = {}
+    wanted = [] if chosen is None else [chosen]
+    for name in [*wanted, *names_needed(graph, chosen is not None)]:
+        if name in opened:
+            continue
+        try:
+            opened[name] = open_executor(name)
+        except ExecutorError as exc:
+            problems.append(_executor_error(name, exc))
+    if problems:
+        raise DiagnosticsError(problems)
+    default = None if chosen is None else opened[chosen]
+    return OpenedExecutors(default, opened)
+
+
+def _executor_error(name: str, exc: Exception) -> Diagnostic:
+    hint = "choose `local`, `dask://HOST:PORT` or `dask:local` (--executor or WFX_EXECUTOR)"
+    message = str(exc) if f"`{name}`" in str(exc) else f"executor `{name}`: {exc}"
+    return error("run.executor", message, None, hint)
 
 
 # -- durable runs -----------------------------------------------------------------------------

@@ -304,6 +304,7 @@ class _Presentation:
     verbose: bool
     journal: bool
     state_dir: str | None
+    executor: str | None = None
 
 
 def presentation_options(command: F) -> F:
@@ -337,6 +338,13 @@ def presentation_options(command: F) -> F:
             type=click.Path(file_okay=False),
             help="Where the journal lives (default: $WFX_STATE_DIR, or .wfx/ here).",
         ),
+        click.option(
+            "--executor",
+            envvar="WFX_EXECUTOR",
+            metavar="NAME",
+            help="Where steps run unless they name an executor: local (default),"
+            " dask://HOST:PORT or dask:local (default: $WFX_EXECUTOR).",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -352,6 +360,7 @@ def _presentation(**values: Any) -> _Presentation:
         verbose=values["verbose"],
         journal=not values["no_journal"],
         state_dir=values["state_dir"],
+        executor=values["executor"],
     )
 
 
@@ -502,40 +511,50 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
         events_handle = _open_to_append(files, how.events_file, "--events")
         summary_handle = _open_to_append(files, how.summary_file, "--summary-md")
         try:
-            run_id, workspace, scratch = api.prepare_run(journal, graph, file, state, how.workspace)
+            executors = api.open_executors(graph, how.executor)
         except DiagnosticsError as exc:
             _fail_with(exc.diagnostics, {}, "text")
         with ExitStack() as stack:
-            view = choose_view(
-                console,
-                quiet=how.quiet,
-                verbose=how.verbose,
-                groups=_groups_of(graph),
-                attempts=_attempts_of(graph),
-            )
-            stack.enter_context(view)
-            sinks: list[Callable[[Any], None]] = []
-            if journal is not None:
-                sinks.append(journal)
-            sinks += [view, _keep_summary_events(collected)]
-            if events_handle is not None:
-                from wfx.render.cloudevents import CloudEventsWriter
 
-                sinks.append(CloudEventsWriter(events_handle, source=file))
+            def start_run() -> Any:
+                """Called once the executors are up: record the run, show it, run it."""
+                run_id, workspace, scratch = api.prepare_run(
+                    journal, graph, file, state, how.workspace
+                )
+                view = choose_view(
+                    console,
+                    quiet=how.quiet,
+                    verbose=how.verbose,
+                    groups=_groups_of(graph),
+                    attempts=_attempts_of(graph),
+                )
+                stack.enter_context(view)
+                sinks: list[Callable[[Any], None]] = []
+                if journal is not None:
+                    sinks.append(journal)
+                sinks += [view, _keep_summary_events(collected)]
+                if events_handle is not None:
+                    from wfx.render.cloudevents import CloudEventsWriter
 
-            def fan_out(event: Any) -> None:
-                for sink in sinks:
-                    sink(event)
+                    sinks.append(CloudEventsWriter(events_handle, source=file))
 
-            options = RunOptions(
-                events=fan_out,
-                handle_signals=True,
-                workspace=workspace,
-                scratch=scratch,
-                run_id=run_id,
-                resume=state,
-            )
-            result = api.run_graph(graph, options)
+                def fan_out(event: Any) -> None:
+                    for sink in sinks:
+                        sink(event)
+
+                return RunOptions(
+                    events=fan_out,
+                    handle_signals=True,
+                    workspace=workspace,
+                    scratch=scratch,
+                    run_id=run_id,
+                    resume=state,
+                )
+
+            try:
+                result = api.run_graph(graph, start_run, executors)
+            except DiagnosticsError as exc:
+                _fail_with(exc.diagnostics, {}, "text")
         run_line, step_lines = summary_from_events(collected)
         if not how.quiet:
             console.print(summary_table(step_lines))

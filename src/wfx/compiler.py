@@ -28,10 +28,9 @@ from wfx.graph import (
     Setting,
 )
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, Workflow
-from wfx.shell import check_scripts
+from wfx.shell import DEFAULT_SHELL, check_scripts
 from wfx.walk import StepVisitor, all_steps
 
-DEFAULT_SHELL = "bash -eo pipefail"
 DEFAULT_KILL_GRACE = 10.0
 DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_DELAY = 30.0
@@ -492,6 +491,7 @@ class _SettingsResolver:
             shell=self.pick(chain, "shell", DEFAULT_SHELL),
             working_directory=self.pick_raw(chain, "working_directory"),
             env=self.env(chain),
+            executor=self.pick(chain, "executor", None),
         )
 
     def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:

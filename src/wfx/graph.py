@@ -70,6 +70,8 @@ class EffectiveSettings:
     shell: Setting
     working_directory: Setting
     env: Mapping[str, Setting]
+    executor: Setting = Setting(None, Origin.BUILTIN)
+    """Where the step's process runs (a name for `open_executor`); None: the run's."""
 
     def named(self) -> dict[str, Setting]:
         """The scalar settings by their YAML key name (env excluded)."""
@@ -80,6 +82,7 @@ class EffectiveSettings:
             "onError": self.on_error,
             "shell": self.shell,
             "workingDirectory": self.working_directory,
+            "executor": self.executor,
         }
 
 

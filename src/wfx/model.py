@@ -158,6 +158,7 @@ class Step:
     env: Mapping[str, Template] = field(default_factory=dict)
     working_directory: Template | None = None
     shell: Located | None = None
+    executor: Located | None = None
     rollback: Action | None = None
     action: Action | None = None
     group_type: GroupType = GroupType.SEQUENTIAL
@@ -177,6 +178,7 @@ class Defaults:
     shell: Located | None = None
     working_directory: Template | None = None
     env: Mapping[str, Template] = field(default_factory=dict)
+    executor: Located | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +384,7 @@ class _ModelBuilder:
             shell=self.located(data, "shell", path),
             working_directory=self.optional_template(data, "workingDirectory", path),
             env=self.env(data.get("env"), (*path, "env")),
+            executor=self.located(data, "executor", path),
         )
 
     def optional_template(self, data: Mapping[str, Any], key: str, path: Path_) -> Template | None:
@@ -423,6 +426,7 @@ class _ModelBuilder:
             env=self.env(data.get("env"), (*path, "env")),
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),
+            executor=self.located(data, "executor", path),
             rollback=self.action(data["rollback"], (*path, "rollback"))
             if "rollback" in data
             else None,

@@ -124,6 +124,9 @@ class PlannedStep:
     worst_case: float | None
     action: PlannedAction | None = None
     rollback_action: PlannedAction | None = None
+    executor: str | None = None
+    """Where the step's process runs (a name `--executor` takes); `local` for a Python
+    step, which always runs in wfx's own process; None: the run's executor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +330,7 @@ class _Planner:
                 if rollback is None
                 else self.action(node, rollback, env, rollback_timeout, rollback=True)
             ),
+            executor="local" if node.step.kind is StepKind.USES else settings.executor.value,
         )
 
     def action(
@@ -661,6 +665,23 @@ class Change:
     after: Any
 
 
+def runs_elsewhere(plan: Plan) -> bool:
+    """Whether the workflow names an executor for some step (then every step says where
+    it runs, Python steps included)."""
+    return any(s.settings["executor"].origin is not Origin.BUILTIN for s in plan.steps.values())
+
+
+def where_it_runs(step: PlannedStep, always: bool) -> str | None:
+    """Where the step runs, for the plan: shown when it names an executor, or `always`."""
+    if step.kind is StepKind.USES:
+        return "local (a Python step runs in wfx's own process)" if always else None
+    if step.executor is not None:
+        setting = step.settings["executor"]
+        replaced = "; --executor replaces it" if setting.origin is Origin.DEFAULTS else ""
+        return f"{step.executor} (from {setting.describe()}{replaced})"
+    return "the run's executor (--executor, else local)" if always else None
+
+
 def _step_facts(step: PlannedStep) -> dict[str, Any]:
     """What a reviewer compares of a step, in the plan's own terms (durations in seconds,
     the retry schedule, the command as it will run)."""
@@ -674,6 +695,7 @@ def _step_facts(step: PlannedStep) -> dict[str, Any]:
         "retries": step.retry,
         "onError": step.on_error.value,
         "rollback": step.rollback,
+        "executor": step.executor,
         **_action_facts(step.action, "", {}),
         **_action_facts(
             step.rollback_action, "rollback.", step.action.own_env if step.action else {}

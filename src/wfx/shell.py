@@ -68,6 +68,12 @@ _ARITHMETIC_TEST_SHELLS = frozenset({"zsh", "ksh", "ksh93", "mksh"})
 
 SCRIPT_PLACEHOLDER = "{0}"
 
+#: the shell of a `run` step that names none (the plan shows it)
+DEFAULT_SHELL = "bash -eo pipefail"
+
+#: the shell used in its place where there is no bash
+FALLBACK_SHELL = "sh -e"
+
 
 class _State(enum.Enum):
     NORMAL = "normal"

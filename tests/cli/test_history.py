@@ -595,3 +595,67 @@ def test_logs_of_parallel_steps_are_in_time_order(tmp_path: Path) -> None:
     shown = wfx("logs", run["id"], cwd=tmp_path).stdout.splitlines()
     assert shown == ["[a] a1", "[b:stderr] b1", "[a:stderr] a2", "[b] b2"]
     assert wfx("logs", run["id"], "b", cwd=tmp_path).stdout.splitlines() == ["b1", "b2"]
+
+
+def test_a_journal_of_schema_2_is_migrated_and_records_where_attempts_ran(tmp_path: Path) -> None:
+    from wfx.runtime import journal as journal_module
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        for version in (1, 2):
+            for statement in journal_module._MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', '2')")
+        db.execute(
+            "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
+            " started, finished) VALUES ('v2-run', 'w', '/w.yaml', 'f', '{}', '{}', 'success',"
+            " 1.0, 2.0)"
+        )
+        db.execute(
+            "INSERT INTO steps (run_id, step_id, status, attempts) VALUES"
+            " ('v2-run', 'old', 'success', 1)"
+        )
+    db.close()
+    with journal_at(tmp_path) as journal:
+        version = journal.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        assert version == ("3",) == (str(journal_module.SCHEMA_VERSION),)
+        [old] = journal.steps("v2-run").values()
+        assert (old.status, old.where, old.attempts_where) == (ev.StepStatus.SUCCESS, None, {})
+    record_run(tmp_path, "v3-run", steps=())
+    with journal_at(tmp_path) as journal:
+        step = StepId("flaky")
+        journal(ev.StepStarted("v3-run", 1.0, step, 1))
+        journal(ev.StepRetrying("v3-run", 2.0, step, 1, 2, 0.5, "exit code 1", "worker-a"))
+        journal(ev.StepStarted("v3-run", 3.0, step, 2))
+        journal(
+            ev.StepSucceeded(
+                "v3-run", 4.0, step, ev.StepStatus.SUCCESS, attempts=2, where="worker-b"
+            )
+        )
+        [flaky] = journal.steps("v3-run").values()
+    assert flaky.where == "worker-b"
+    assert flaky.attempts_where == {1: "worker-a", 2: "worker-b"}
+    shown = invoke(show, "v3-run", "--state-dir", str(tmp_path)).output
+    assert "1: worker-a, 2: worker-b" in shown
+    record = json.loads(invoke(show, "v3-run", "--json", "--state-dir", str(tmp_path)).output)
+    [flaky_json] = record["steps"]
+    assert flaky_json["where"] == "worker-b"
+    assert flaky_json["attemptsWhere"] == [
+        {"attempt": 1, "where": "worker-a"},
+        {"attempt": 2, "where": "worker-b"},
+    ]
+
+
+def test_show_says_where_each_step_ran(tmp_path: Path) -> None:
+    workflow = tmp_path / "where.yaml"
+    workflow.write_text(
+        "wfx: 1\nsteps:\n  - id: shell\n    run: echo hi\n  - id: argv\n    cmd: ['true']\n"
+    )
+    state = tmp_path / "state"
+    wfx_run(workflow, "--state-dir", str(state))
+    record = json.loads(invoke(show, "--json", "--state-dir", str(state), *run_ids(state)).output)
+    assert {s["id"]: s["where"] for s in record["steps"]} == {"shell": "local", "argv": "local"}
+    lines = invoke(show, "--state-dir", str(state), *run_ids(state)).output.splitlines()
+    header = next(line.split() for line in lines if line.split()[:2] == ["step", "status"])
+    assert "where" in header
+    shell_row = next(line.split() for line in lines if line.split()[:1] == ["shell"])
+    assert "local" in shell_row

@@ -207,3 +207,96 @@ def test_a_file_where_the_default_journal_directory_belongs(tmp_path: Path) -> N
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the journal at .wfx: is a file, not a directory" in result.stderr
     assert not (tmp_path / "ran").exists()
+
+
+# -- choosing the executor --------------------------------------------------------------------
+
+
+def _dask_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("distributed") is not None
+
+
+def _recorded_runs(state: Path) -> list[object]:
+    listed = wfx("runs", "--json", "--state-dir", str(state))
+    return list(json.loads(listed.stdout)) if listed.returncode == 0 else []
+
+
+def test_executor_local_runs_here_by_option_and_by_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - id: a\n    run: echo ran\n")
+    state = tmp_path / "state"
+    by_option = wfx("run", str(path), "--executor", "local", "--state-dir", str(state))
+    assert by_option.returncode == 0, by_option.stderr
+    assert "[a] ran" in by_option.stdout
+    by_environment = wfx("run", str(path), "--state-dir", str(state), env={"WFX_EXECUTOR": "local"})
+    assert by_environment.returncode == 0, by_environment.stderr
+    assert "[a] ran" in by_environment.stdout
+    assert len(_recorded_runs(state)) == 2
+
+
+def test_the_option_wins_over_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - run: 'true'\n")
+    result = wfx(
+        "run", str(path), "--executor", "local", "--no-journal", env={"WFX_EXECUTOR": "nope"}
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_an_unknown_executor_is_exit_2_and_nothing_is_recorded(tmp_path: Path, how: str) -> None:
+    marker = tmp_path / "ran"
+    path = write(tmp_path, f"wfx: 1\nsteps:\n  - run: touch {marker}\n")
+    state = tmp_path / "state"
+    args = ["--executor", "nope"] if how == "option" else []
+    env = {"WFX_EXECUTOR": "nope"} if how == "environment" else {}
+    result = wfx("run", str(path), "--state-dir", str(state), *args, env=env)
+    assert result.returncode == 2
+    assert "unknown executor `nope`" in result.stderr
+    assert "hint: choose `local`, `dask://HOST:PORT` or `dask:local`" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not marker.exists()
+    assert _recorded_runs(state) == []
+
+
+def test_an_unreachable_dask_scheduler_is_exit_2_and_nothing_is_recorded(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = write(tmp_path, f"wfx: 1\nsteps:\n  - run: touch {marker}\n")
+    state = tmp_path / "state"
+    result = wfx("run", str(path), "--state-dir", str(state), "--executor", "dask://127.0.0.1:1")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "dask://127.0.0.1:1" in result.stderr
+    if not _dask_installed():
+        assert "pip install 'wfx[dask]'" in result.stderr
+    assert not marker.exists()
+    assert _recorded_runs(state) == []
+
+
+def test_a_steps_executor_wins_and_python_steps_stay_local(tmp_path: Path) -> None:
+    text = (
+        "wfx: 1\n"
+        "defaults: {executor: 'dask://127.0.0.1:1'}\n"
+        "steps:\n"
+        "  - id: here\n    executor: local\n    run: echo here\n"
+    )
+    path = write(tmp_path, text)
+    # the defaults' scheduler is never opened: the one step names `local`
+    result = wfx("run", str(path), "--no-journal")
+    assert result.returncode == 0, result.stderr
+    assert "[here] here" in result.stdout
+    # and `--executor local` replaces the defaults' executor
+    path.write_text(text.replace("    executor: local\n", ""))
+    replaced = wfx("run", str(path), "--no-journal", "--executor", "local")
+    assert replaced.returncode == 0, replaced.stderr
+    refused = wfx("run", str(path), "--no-journal")
+    assert refused.returncode == 2
+    assert "dask://127.0.0.1:1" in refused.stderr
+
+
+def test_a_bad_executor_name_in_the_file_is_a_schema_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - run: 'true'\n    executor: ssh://box\n")
+    result = wfx("run", str(path))
+    assert result.returncode == 2
+    assert ":4:15: error:" in result.stderr
+    assert "must be `local`, `dask:local` or `dask://HOST:PORT`" in result.stderr

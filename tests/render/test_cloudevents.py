@@ -147,6 +147,7 @@ def test_data_carries_the_event_fields_with_enums_as_values_and_the_run_id() -> 
         "reason": "timed out after 5s",
         "outputs": {},
         "span": None,
+        "where": None,
     }
     assert lines[10]["data"]["status"] == "rollbackFailed"
     assert lines[-1]["data"]["status"] == "completedWithFailures"

@@ -9,8 +9,8 @@ import pytest
 from harness import run_text
 
 from wfx.graph import RetrySchedule
-from wfx.runtime import engine
 from wfx.runtime import events as ev
+from wfx.runtime import steps
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def planned_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         waits.append(schedule.delays[failed_attempt - 1])
         return 0.0
 
-    monkeypatch.setattr(engine, "wait_before", no_wait)
+    monkeypatch.setattr(steps, "wait_before", no_wait)
     return waits
 
 

@@ -12,6 +12,7 @@ import pytest
 from wfx.runtime import engine
 from wfx.runtime.engine import RunOptions
 from wfx.runtime.journal import ResumeState
+from wfx.runtime.local import LocalExecutor
 
 
 def _distinct_value(field: dataclasses.Field[Any]) -> Any:
@@ -24,6 +25,8 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "seed": 1234,
         "resume": ResumeState.__new__(ResumeState),
         "scratch": Path("/nonexistent/scratch"),
+        "executor": LocalExecutor(),
+        "executors": {"elsewhere": LocalExecutor()},
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")

@@ -38,6 +38,8 @@ def render_explanation(explanation: Explanation) -> str:
 def _setting_value(name: str, setting: object) -> str:
     """A setting as the plan writes it: durations, the retry waits (with their jitter
     range), YAML/JSON values, never a Python repr."""
+    if name == "executor" and setting is None:
+        return "the run's (--executor, else local)"
     if name in ("timeout", "killGrace"):
         return duration(setting if isinstance(setting, int | float) else None, "none")
     if isinstance(setting, RetrySchedule):

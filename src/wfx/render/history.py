@@ -103,15 +103,11 @@ def run_duration(run: RunRecord, alive: Collection[str] = ()) -> str:
     return "-"
 
 
-def step_status_text(status: str) -> Text:
+def step_status_text(status: StepStatus, *, retrying: bool = False) -> Text:
     """A step's status with its symbol and style, e.g. `✗ failed`."""
-    if status == "retrying":
+    if retrying:
         return Text("↻ retrying", style="yellow")
-    try:
-        known = StepStatus(status)
-    except ValueError:
-        return Text(f"? {status}")
-    return Text(f"{STATUS_SYMBOLS[known]} {status}", style=STATUS_STYLES[known])
+    return Text(f"{STATUS_SYMBOLS[status]} {status.value}", style=STATUS_STYLES[status])
 
 
 def exit_text(step: StepRecord) -> str:
@@ -129,7 +125,7 @@ def step_duration(step: StepRecord) -> str:
     took = _elapsed(step.started, step.finished)
     if took is not None:
         return short_duration(took)
-    return "running" if step.status in ("running", "retrying") else "-"
+    return "running" if step.status is StepStatus.RUNNING else "-"
 
 
 def ordered_steps(steps: Mapping[str, StepRecord]) -> list[StepRecord]:
@@ -224,17 +220,27 @@ def _steps_table(steps: Sequence[StepRecord]) -> Table:
     table.add_column("attempts", justify="right", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("exit", justify="right", no_wrap=True)
+    table.add_column("where", no_wrap=True)
     table.add_column("reason")
     for step in steps:
         table.add_row(
             Text(step.step_id),
-            step_status_text(step.status),
+            step_status_text(step.status, retrying=step.retrying),
             str(step.attempts) if step.attempts else "-",
             step_duration(step),
             exit_text(step),
-            Text("" if step.status == "success" else step.reason or ""),
+            Text(_places(step)),
+            Text("" if step.status is StepStatus.SUCCESS else step.reason or ""),
         )
     return table
+
+
+def _places(step: StepRecord) -> str:
+    """Where a step's attempts ran: one place, or each attempt's when they differ."""
+    places = list(dict.fromkeys(step.attempts_where.values()))
+    if len(places) > 1:
+        return ", ".join(f"{n}: {w}" for n, w in step.attempts_where.items())
+    return step.where or (places[0] if places else "-")
 
 
 def _values_table(rows: Iterable[tuple[str, Any]], first: str, second: str) -> Table:
@@ -259,7 +265,7 @@ def _resume_hint(run: RunRecord, alive: Collection[str]) -> Text | None:
 def run_view(
     run: RunRecord,
     steps: Mapping[str, StepRecord],
-    rollbacks: Mapping[str, str],
+    rollbacks: Mapping[str, StepStatus],
     alive: Collection[str] = (),
 ) -> RenderableType:
     """`wfx show`: the run's details, its steps, their outputs, rollbacks, workflow outputs."""
@@ -292,7 +298,7 @@ def step_to_dict(step: StepRecord) -> dict[str, Any]:
     """A step as JSON-ready data (in `wfx show --json`), outputs in full."""
     return {
         "id": step.step_id,
-        "status": step.status,
+        "status": step.status_word,
         "attempts": step.attempts,
         "started": rfc3339(step.started),
         "finished": rfc3339(step.finished),
@@ -301,15 +307,19 @@ def step_to_dict(step: StepRecord) -> dict[str, Any]:
         "signal": step.signal,
         "reason": step.reason,
         "outputs": dict(step.outputs),
+        "where": step.where,
+        "attemptsWhere": [{"attempt": n, "where": w} for n, w in step.attempts_where.items()],
     }
 
 
-def run_json(run: RunRecord, steps: Mapping[str, StepRecord], rollbacks: Mapping[str, str]) -> str:
+def run_json(
+    run: RunRecord, steps: Mapping[str, StepRecord], rollbacks: Mapping[str, StepStatus]
+) -> str:
     """`wfx show --json`: the run, its steps in order, rollbacks and workflow outputs."""
     record = run_to_dict(run)
     record["fingerprint"] = run.fingerprint
     record["steps"] = [step_to_dict(s) for s in ordered_steps(steps)]
-    record["rollbacks"] = [{"step": k, "status": v} for k, v in rollbacks.items()]
+    record["rollbacks"] = [{"step": k, "status": v.value} for k, v in rollbacks.items()]
     record["outputs"] = None if run.outputs is None else dict(run.outputs)
     return json.dumps(record, indent=2, ensure_ascii=False, default=str)
 

@@ -94,6 +94,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
         "resolved": [_resolved(r) for r in step.resolved],
         "provenance": {name: _provenance(s) for name, s in step.settings.items()},
         "worstCaseSeconds": step.worst_case,
+        "executor": step.executor,
     }
 
 

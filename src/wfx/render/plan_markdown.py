@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wfx.model import StepId
-from wfx.plan import Plan, PlannedAction, PlannedStep
+from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_runs
 from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
@@ -84,7 +84,7 @@ def render_markdown(plan: Plan) -> str:
         lines += _what_runs(step)
     lines += ["<details><summary>Step details</summary>", ""]
     for step in plan.steps.values():
-        lines += _details(step)
+        lines += _details(step, runs_elsewhere(plan))
     lines += ["</details>", "", f"<sub>fingerprint `{plan.fingerprint}`</sub>", ""]
     return "\n".join(lines)
 
@@ -193,13 +193,16 @@ def _visible_data(data: Any) -> Any:
     return data
 
 
-def _details(step: PlannedStep) -> list[str]:
+def _details(step: PlannedStep, elsewhere: bool) -> list[str]:
     lines = [f"**`{step.id}`** (line {step.line})", ""]
     if step.needs:
         lines.append("- needs: " + ", ".join(f"`{n}`" for n in step.needs))
     lines.append(f"- condition: {code(step.condition.text)} → {step.condition.verdict.value}")
     if step.condition.note:
         lines.append(f"  ({prose(step.condition.note)})")
+    place = where_it_runs(step, always=elsewhere)
+    if place is not None:
+        lines.append(f"- runs on: {prose(place)}")
     lines += _runs_with(step.action, "")
     if step.rollback_action is not None:
         lines += _runs_with(step.rollback_action, "rollback ")

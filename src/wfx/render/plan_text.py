@@ -12,7 +12,7 @@ from rich.text import Text
 
 from wfx.diagnostics import Severity
 from wfx.model import StepId
-from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict
+from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, where_it_runs
 from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
@@ -117,11 +117,15 @@ def _what_runs(plan: Plan, verbose: bool) -> Group:
         style="dim",
     )
     parts.append(heading)
+    elsewhere = runs_elsewhere(plan)
     for step in plan.steps.values():
         title = Text(step.id, style="bold")
         title.append(f" ({_one_line(step.name)})" if step.name else "")
         title.append(f", line {step.line}")
         parts += [title, *_action(step.action, 2, verbose)]
+        place = where_it_runs(step, elsewhere or verbose)
+        if place is not None:
+            parts.append(Text(f"  runs on: {_one_line(place)}", style="dim"))
         if step.rollback_action is not None:
             name = step.rollback_action.name
             parts.append(Text("  rollback" + (f" ({_one_line(name)})" if name else "") + ":"))

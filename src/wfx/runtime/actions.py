@@ -17,7 +17,7 @@ import shlex
 import shutil
 import sys
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from wfx.diagnostics import Span, WfxError
 from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
+from wfx.runtime.executor import AttemptRequest, Executor, ExecutorError
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
-from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
 from wfx.shell import (
+    DEFAULT_SHELL,
+    FALLBACK_SHELL,
     SCRIPT_PLACEHOLDER,
     EvaluatedValueError,
     prepare_script,
@@ -41,8 +43,8 @@ from wfx.shell import (
 #: a Python step: keyword arguments from `with`, returns a mapping of outputs (or None)
 PythonAction = Callable[..., Any]
 
-DEFAULT_SHELL = "bash -eo pipefail"
-FALLBACK_SHELL = "sh -e"
+#: where a Python step runs: in wfx's own process, whatever the executor
+LOCAL = "local"
 
 #: output lines longer than this arrive in chunks of this many characters
 MAX_LINE = 64 * 1024
@@ -60,6 +62,8 @@ class Attempt:
     leftovers: tuple[str, ...] = ()
     span: Span | None = None
     """Where in the workflow file the failure is, when it is an expression's."""
+    where: str | None = None
+    """Where the attempt ran (`local`, a worker's address), as its executor says."""
 
 
 @dataclass(slots=True)
@@ -70,33 +74,39 @@ class AttemptSetup:
     attempt: int
     contexts: Mapping[str, Any]
     env: Mapping[str, str]
-    base_env: Mapping[str, str]
+    """The step's own variables (its `env:` and the `WFX_*` ones), not wfx's environment."""
     cwd: str
     timeout: float | None
     kill_grace: float
     shell: str | None
-    output_file: str
     on_output: Callable[[str, str], None]
-    tracker: ProcessTracker
     actions: Mapping[str, PythonAction]
     import_root: str | None = None
-    log: Any = None
+    key: str = ""
+    """`run_id:step_id:attempt`, the attempt's idempotency key."""
 
 
 class ActionError(WfxError):
     """A step could not be executed as written (bad callable, unrenderable value...)."""
 
 
-async def run_attempt(action: Action, setup: AttemptSetup) -> Attempt:
-    """Run one attempt of `action`; never raises for a failure of the step itself."""
+async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | None) -> Attempt:
+    """Run one attempt of `action`: a `run` or `cmd` step on `executor`, a Python step
+    here, in-process, whatever the executor (None for it). Never raises for a failure of
+    the step itself."""
     try:
         if action.kind is StepKind.USES:
             return await _run_python(action, setup)
-        return await _run_command(action, setup)
+        assert executor is not None
+        request = attempt_request(action, setup)
     except ExpressionError as exc:
         return rendering_failed(exc, _RENDERED[action.kind])
-    except (ActionError, ProcessStartError) as exc:
+    except ActionError as exc:
         return Attempt(StepStatus.FAILED, reason=_message(exc))
+    try:
+        return await executor.run_attempt(request, setup.on_output)
+    except ExecutorError as exc:
+        return Attempt(StepStatus.FAILED, reason=f"executor `{executor.name}`: {exc}")
 
 
 #: what a rendering error of each kind of action failed to render
@@ -117,84 +127,50 @@ def _message(exc: Exception) -> str:
 # -- shell and argv ---------------------------------------------------------------------------
 
 
-async def _run_command(action: Action, setup: AttemptSetup) -> Attempt:
-    argv, extra_env = _command_line(action, setup)
-    script_file = _script_file(setup)
-    if script_file is not None:
+def attempt_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
+    """One attempt of a `run` or `cmd` step as plain data for an executor: every value
+    rendered here, on the client (the script text through wfx.shell.prepare_script)."""
+    script: str | None = None
+    suffix = ""
+    if action.kind is StepKind.CMD:
+        argv = tuple(render_text(item, setup.contexts) for item in action.cmd)
+        env = setup.env
+    else:
+        assert action.run is not None
         try:
-            script_file.write_text(argv[-1], encoding="utf-8", errors="surrogateescape")
-        except OSError as exc:
-            return Attempt(StepStatus.FAILED, reason=f"cannot write the script file: {exc}")
-        argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv[:-1]]
-    try:
-        own = {**setup.env, **extra_env}
-        problem = _unpassable(argv, own)
-        if problem is not None:
-            return Attempt(StepStatus.FAILED, reason=problem)
-        return await _run_argv(argv, {**setup.base_env, **own}, setup)
-    finally:
-        if script_file is not None:
-            script_file.unlink(missing_ok=True)
-
-
-async def _run_argv(argv: list[str], env: dict[str, str], setup: AttemptSetup) -> Attempt:
-    outcome = await run_process(
-        argv,
+            prepared = prepare_script(
+                action.run, lambda e: render_expression(e, setup.contexts), setup.shell
+            )
+        except EvaluatedValueError as exc:
+            raise ActionError(str(exc)) from None
+        env = {**setup.env, **prepared.env}
+        if setup.shell and SCRIPT_PLACEHOLDER in setup.shell:
+            argv = tuple(shell_argv(setup.shell))
+            script = prepared.text
+            suffix = _SCRIPT_SUFFIXES.get(shell_program(setup.shell), "")
+        else:
+            argv = (*shell_argv(setup.shell), prepared.text)
+    return AttemptRequest(
+        key=setup.key,
+        argv=argv,
         env=env,
         cwd=setup.cwd,
         timeout=setup.timeout,
         kill_grace=setup.kill_grace,
-        on_output=setup.on_output,
-        log=setup.log,
-        tracker=setup.tracker,
-        max_line=MAX_LINE,
+        script=script,
+        script_suffix=suffix,
+        output_limit=MAX_OUTPUT_BYTES,
     )
-    leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
-    if outcome.timed_out:
-        reason = f"timed out after {_seconds(setup.timeout)}"
-        return Attempt(
-            StepStatus.TIMEOUT, {}, outcome.returncode, outcome.signal, reason, leftovers
-        )
-    if not outcome.succeeded:
-        reason = _exit_reason(outcome.returncode, outcome.signal)
-        return Attempt(StepStatus.FAILED, {}, outcome.returncode, outcome.signal, reason, leftovers)
-    try:
-        outputs = read_outputs(Path(setup.output_file))
-    except OutputFormatError as exc:
-        return Attempt(StepStatus.FAILED, {}, 0, None, f"bad $WFX_OUTPUT: {exc}", leftovers)
-    return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers)
-
-
-def _command_line(action: Action, setup: AttemptSetup) -> tuple[list[str], dict[str, str]]:
-    if action.kind is StepKind.CMD:
-        return [render_text(item, setup.contexts) for item in action.cmd], {}
-    assert action.run is not None
-    try:
-        prepared = prepare_script(
-            action.run, lambda e: render_expression(e, setup.contexts), setup.shell
-        )
-    except EvaluatedValueError as exc:
-        raise ActionError(str(exc)) from None
-    return [*shell_argv(setup.shell), prepared.text], prepared.env
 
 
 #: the file name ending some interpreters insist on for a script file (`pwsh` needs `.ps1`)
 _SCRIPT_SUFFIXES = {"pwsh": ".ps1", "powershell": ".ps1", "python": ".py", "python3": ".py"}
 
-
-def _script_file(setup: AttemptSetup) -> Path | None:
-    """Where the script goes when the shell takes it as a file (`{0}`), else None."""
-    if not setup.shell or SCRIPT_PLACEHOLDER not in setup.shell:
-        return None
-    suffix = _SCRIPT_SUFFIXES.get(shell_program(setup.shell), "")
-    return Path(f"{setup.output_file.removesuffix('.out')}.script{suffix}")
-
-
 #: Linux refuses a single argument or environment string longer than this (MAX_ARG_STRLEN)
 MAX_ARGUMENT_BYTES = 128 * 1024
 
 
-def _unpassable(argv: list[str], env: Mapping[str, str]) -> str | None:
+def unpassable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     """Why these arguments or variables cannot reach a process, or None when they can."""
     for name, value in (*((f"argument {i}", a) for i, a in enumerate(argv)), *env.items()):
         if "\x00" in value:
@@ -219,30 +195,24 @@ def shell_argv(shell: str | None) -> list[str]:
 
 @functools.cache
 def _default_shell() -> tuple[str, ...]:
-    """`bash -eo pipefail` where bash exists, else `sh -e`."""
+    """The default shell where wfx runs (`bash -eo pipefail`, else `sh -e`), with `-c`."""
     chosen = DEFAULT_SHELL if shutil.which("bash") else FALLBACK_SHELL
     return (*shlex.split(chosen), "-c")
-
-
-def _exit_reason(returncode: int | None, signal_number: int | None) -> str:
-    if signal_number is not None:
-        return f"killed by signal {signal_number}"
-    return f"exit code {returncode}"
 
 
 def _seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:g}s"
 
 
-def read_outputs(path: Path) -> dict[str, str]:
-    """The outputs an attempt wrote to its `$WFX_OUTPUT` file."""
+def read_outputs(path: Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
+    """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_OUTPUT_BYTES + 1)
+            raw = handle.read(limit + 1)
     except FileNotFoundError:
         return {}
-    if len(raw) > MAX_OUTPUT_BYTES:
-        raise OutputFormatError(f"more than {MAX_OUTPUT_BYTES} bytes of outputs")
+    if len(raw) > limit:
+        raise OutputFormatError(f"more than {limit} bytes of outputs")
     return parse_outputs(raw.decode("utf-8", errors="replace"))
 
 
@@ -450,14 +420,6 @@ def _import(module_name: str, import_root: str | None) -> Any:
         raise
     except BaseException as exc:  # the module itself is broken (or exits)
         raise ActionError(f"importing `{module_name}` failed: {_python_failure(exc)}") from None
-
-
-def child_environment(base: Mapping[str, str], *layers: Mapping[str, str]) -> dict[str, str]:
-    """The environment of a step's process: wfx's own, then each layer on top."""
-    env = dict(base)
-    for layer in layers:
-        env.update(layer)
-    return env
 
 
 def inherited_environment() -> dict[str, str]:

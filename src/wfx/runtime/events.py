@@ -104,6 +104,8 @@ class StepRetrying(Event):
     next_attempt: int
     delay: float
     reason: str
+    where: str | None = None
+    """Where the failed attempt ran (`local`, a worker's address)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,8 @@ class StepFinished(Event):
     outputs: Mapping[str, Any] = field(default_factory=dict)
     span: Span | None = None
     """Where the expression is whose evaluation failed the step (or decided its skip)."""
+    where: str | None = None
+    """Where the step's last attempt ran (`local`, a worker's address; None: it did not)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
 from wfx.runtime.failpoints import failpoint
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATE_DIR_VARIABLE = "WFX_STATE_DIR"
 DATABASE = "state.db"
 WORKSPACES = "workspaces"
@@ -99,6 +99,16 @@ _SCHEMA = [
 _MIGRATIONS: dict[int, list[str]] = {
     1: _SCHEMA,
     2: ["ALTER TABLE runs ADD COLUMN workspace TEXT"],
+    3: [
+        "ALTER TABLE steps ADD COLUMN ran_on TEXT",
+        """CREATE TABLE attempts (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            ran_on TEXT NOT NULL,
+            PRIMARY KEY (run_id, step_id, attempt)
+        )""",
+    ],
 }
 
 
@@ -148,7 +158,8 @@ class StepRecord:
     """One step of a run as the journal knows it."""
 
     step_id: str
-    status: str
+    status: ev.StepStatus
+    """`running` also for a step waiting between attempts (then `retrying` is true)."""
     attempts: int
     started: float | None
     finished: float | None
@@ -158,6 +169,28 @@ class StepRecord:
     reason: str | None
     completed: int | None
     retry_at: float | None
+    retrying: bool = False
+    """Whether the step is waiting for its next attempt (journaled as `retrying`)."""
+    where: str | None = None
+    """Where its last attempt ran (`local`, a worker's address); None: no attempt ended."""
+    attempts_where: Mapping[int, str] = field(default_factory=dict)
+    """Where each ended attempt ran, by attempt number."""
+
+    @property
+    def status_word(self) -> str:
+        """The status as the journal stores it and `wfx show --json` prints it."""
+        return _RETRYING if self.retrying else self.status.value
+
+
+#: how the journal stores a step waiting for its next attempt (not a StepStatus)
+_RETRYING = "retrying"
+
+
+def _step_status(stored: str) -> tuple[ev.StepStatus, bool]:
+    """A journaled step status as (status, retrying): the SQL edge of StepStatus."""
+    if stored == _RETRYING:
+        return ev.StepStatus.RUNNING, True
+    return ev.StepStatus(stored), False
 
 
 @dataclass(frozen=True)
@@ -166,7 +199,7 @@ class ResumeState:
 
     run_id: str
     steps: Mapping[str, StepRecord]
-    rollbacks: Mapping[str, str]
+    rollbacks: Mapping[str, ev.StepStatus]
     status: str
     reason: str | None
     failing: bool = False
@@ -532,10 +565,11 @@ class Journal:
     def _step_retrying(self, event: ev.StepRetrying) -> None:
         with self.transaction():
             self.db.execute(
-                "UPDATE steps SET status = 'retrying', retry_at = ?, reason = ?"
+                "UPDATE steps SET status = 'retrying', retry_at = ?, reason = ?, ran_on = ?"
                 " WHERE run_id = ? AND step_id = ?",
-                (event.time + event.delay, event.reason, event.run_id, event.step),
+                (event.time + event.delay, event.reason, event.where, event.run_id, event.step),
             )
+            self._attempt_ran(event.run_id, event.step, event.attempt, event.where)
         failpoint("journal.retry-scheduled")
 
     def _step_finished(self, event: ev.StepFinished) -> None:
@@ -548,12 +582,14 @@ class Journal:
             self._insert_pending_logs()
             self.db.execute(
                 "INSERT INTO steps (run_id, step_id, status, attempts, finished, outputs,"
-                " exit_code, signal, reason, completed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " exit_code, signal, reason, completed, ran_on)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status,"
                 " attempts = excluded.attempts, finished = excluded.finished,"
                 " outputs = excluded.outputs, exit_code = excluded.exit_code,"
                 " signal = excluded.signal, reason = excluded.reason,"
-                " completed = excluded.completed, retry_at = NULL",
+                " completed = excluded.completed, retry_at = NULL,"
+                " ran_on = COALESCE(excluded.ran_on, steps.ran_on)",
                 (
                     event.run_id,
                     event.step,
@@ -565,9 +601,20 @@ class Journal:
                     event.signal,
                     event.reason,
                     completed,
+                    event.where,
                 ),
             )
+            self._attempt_ran(event.run_id, event.step, event.attempts, event.where)
         failpoint("journal.after-step-finished")
+
+    def _attempt_ran(self, run_id: str, step_id: str, attempt: int, where: str | None) -> None:
+        """Record where an attempt that ended ran (nothing when no attempt ran)."""
+        if where is not None and attempt:
+            self.db.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, ran_on)"
+                " VALUES (?, ?, ?, ?)",
+                (run_id, step_id, attempt, where),
+            )
 
     def _output(self, event: ev.StepOutput) -> None:
         size = self.log_sizes.get(event.step, 0)
@@ -694,13 +741,19 @@ class Journal:
         """The journaled steps of a run by id."""
         rows = self.db.execute(
             "SELECT step_id, status, attempts, started, finished, outputs, exit_code, signal,"
-            " reason, completed, retry_at FROM steps WHERE run_id = ?",
+            " reason, completed, retry_at, ran_on FROM steps WHERE run_id = ?",
             (run_id,),
-        )
+        ).fetchall()
+        places: dict[str, dict[int, str]] = {}
+        for step_id, attempt, where in self.db.execute(
+            "SELECT step_id, attempt, ran_on FROM attempts WHERE run_id = ? ORDER BY attempt",
+            (run_id,),
+        ):
+            places.setdefault(step_id, {})[attempt] = where
         return {
             r[0]: StepRecord(
                 r[0],
-                r[1],
+                _step_status(r[1])[0],
                 r[2],
                 r[3],
                 r[4],
@@ -710,15 +763,18 @@ class Journal:
                 r[8],
                 r[9],
                 r[10],
+                _step_status(r[1])[1],
+                r[11],
+                places.get(r[0], {}),
             )
             for r in rows
         }
 
     @_guarded
-    def rollbacks(self, run_id: str) -> dict[str, str]:
-        """Each compensation of a run and its status."""
+    def rollbacks(self, run_id: str) -> dict[str, ev.StepStatus]:
+        """Each compensation of a run and its status (running, rolledBack, rollbackFailed)."""
         rows = self.db.execute("SELECT step_id, status FROM rollbacks WHERE run_id = ?", (run_id,))
-        return {r[0]: r[1] for r in rows}
+        return {r[0]: ev.StepStatus(r[1]) for r in rows}
 
     @_guarded
     def logs(self, run_id: str, step_id: str | None = None) -> list[tuple[str, str, str]]:
@@ -741,7 +797,7 @@ class Journal:
             raise JournalError(f"no run `{run_id}` in {self.path}")
         steps = self.steps(run.id)
         rollbacks = self.rollbacks(run.id)
-        failing = any(s.status in ("failed", "timeout") for s in steps.values()) or bool(rollbacks)
+        failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(
             run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
         )

@@ -1,0 +1,177 @@
+"""The local executor: each attempt is a process group on this machine.
+
+What it keeps from the engine of before the executor port: a process group per attempt
+(runtime/process.py), TERM to the whole tree on timeout or cancellation and KILL after the
+kill grace, the sweep of what the tree left behind, `$WFX_OUTPUT` as a file in its own
+scratch directory, a `{0}` shell's script file beside it, and the refusal of arguments and
+variables no process can receive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+
+from wfx.runtime.actions import MAX_LINE, Attempt, read_outputs, unpassable
+from wfx.runtime.events import StepStatus
+from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
+from wfx.runtime.outputs import OutputFormatError
+from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
+
+#: what `where` reports for an attempt of this executor
+LOCAL = "local"
+
+
+class LocalExecutor:
+    """Runs attempts as process groups on this machine (the default executor)."""
+
+    name = LOCAL
+
+    def __init__(
+        self, *, environ: Mapping[str, str] | None = None, scratch: Path | None = None
+    ) -> None:
+        """`environ`: the base environment of every attempt (default: wfx's own, as it
+        is when the attempt starts). `scratch`: where `$WFX_OUTPUT` files and script
+        files go (emptied at start, removed at close); default a new temporary directory."""
+        self._environ = dict(environ) if environ is not None else None
+        self._chosen_scratch = scratch
+        self._scratch: Path | None = None
+        self._names = itertools.count(1)
+        self._trackers: dict[str, ProcessTracker] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+
+    @property
+    def capacity(self) -> int | None:
+        """No limit of its own: `maxParallel` bounds a run."""
+        return None
+
+    async def start(self) -> None:
+        """Make (or empty) the scratch directory."""
+        self._scratch = _fresh_scratch(self._chosen_scratch)
+
+    async def close(self) -> None:
+        """Remove the scratch directory (every attempt has ended by now)."""
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:
+        """Run one attempt as a process group; never raises for the step's own failure."""
+        if self._scratch is None:
+            await self.start()
+        assert self._scratch is not None
+        stem = self._scratch / str(next(self._names))
+        argv = list(request.argv)
+        script_file: Path | None = None
+        if request.script is not None:
+            script_file = Path(f"{stem}.script{request.script_suffix}")
+            try:
+                script_file.write_text(request.script, encoding="utf-8", errors="surrogateescape")
+            except OSError as exc:
+                return _failed(f"cannot write the script file: {exc}")
+            argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv]
+        output_file = Path(f"{stem}.out")
+        try:
+            own = {**request.env, "WFX_OUTPUT": str(output_file)}
+            problem = unpassable(argv, own)
+            if problem is not None:
+                return _failed(problem)
+            return await self._run(request, argv, own, output_file, on_output)
+        except ProcessStartError as exc:
+            return _failed(str(exc))
+        finally:
+            if script_file is not None:
+                script_file.unlink(missing_ok=True)
+
+    async def _run(
+        self,
+        request: AttemptRequest,
+        argv: list[str],
+        own: dict[str, str],
+        output_file: Path,
+        on_output: OutputSink,
+    ) -> Attempt:
+        base = self._environ if self._environ is not None else os.environ
+        with anyio.CancelScope() as scope:
+            self._scopes[request.key] = scope
+            try:
+                outcome = await run_process(
+                    argv,
+                    env={**base, **own},
+                    cwd=request.cwd,
+                    timeout=request.timeout,
+                    kill_grace=request.kill_grace,
+                    on_output=on_output,
+                    tracker=self._tracker(request.run_id),
+                    max_line=MAX_LINE,
+                )
+            finally:
+                self._scopes.pop(request.key, None)
+        if scope.cancelled_caught:
+            return Attempt(StepStatus.CANCELLED, reason="cancelled", where=LOCAL)
+        leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
+        code, signal = outcome.returncode, outcome.signal
+        if outcome.timed_out:
+            reason = f"timed out after {_seconds(request.timeout)}"
+            return Attempt(StepStatus.TIMEOUT, {}, code, signal, reason, leftovers, where=LOCAL)
+        if not outcome.succeeded:
+            reason = _exit_reason(code, signal)
+            return Attempt(StepStatus.FAILED, {}, code, signal, reason, leftovers, where=LOCAL)
+        try:
+            outputs = read_outputs(output_file, request.output_limit)
+        except OutputFormatError as exc:
+            reason = f"bad $WFX_OUTPUT: {exc}"
+            return Attempt(StepStatus.FAILED, {}, 0, None, reason, leftovers, where=LOCAL)
+        return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers, where=LOCAL)
+
+    async def cancel(self, key: str, grace: float) -> None:
+        """Stop attempt `key`: its process tree gets TERM, then KILL after the request's
+        kill grace (a local attempt's tree is stopped by its own supervisor)."""
+        scope = self._scopes.get(key)
+        if scope is not None:
+            scope.cancel()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process of every running attempt, now."""
+        for tracker in self._trackers.values():
+            tracker.kill_all()
+
+    def where(self, key: str) -> str | None:
+        """Every attempt of this executor runs here."""
+        return LOCAL
+
+    def _tracker(self, run_id: str) -> ProcessTracker:
+        """The tracker of a run: its processes carry the run's marker, so the resume of a
+        run whose wfx died finds them (process.stop_leftovers)."""
+        tracker = self._trackers.get(run_id)
+        if tracker is None:
+            tracker = self._trackers[run_id] = ProcessTracker(run_id)
+        return tracker
+
+
+def _fresh_scratch(chosen: Path | None) -> Path:
+    if chosen is None:
+        return Path(tempfile.mkdtemp(prefix="wfx-run-"))
+    shutil.rmtree(chosen, ignore_errors=True)  # what a killed attempt of this run left
+    chosen.mkdir(parents=True)
+    return chosen
+
+
+def _failed(reason: str) -> Attempt:
+    return Attempt(StepStatus.FAILED, reason=reason, where=LOCAL)
+
+
+def _exit_reason(returncode: int | None, signal_number: int | None) -> str:
+    if signal_number is not None:
+        return f"killed by signal {signal_number}"
+    return f"exit code {returncode}"
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}s"

@@ -1,0 +1,100 @@
+"""Resume seeding: how a run that picks up a journaled run starts, and where each of its
+steps goes on (docs/durability.md)."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+
+from wfx.graph import Node, Section
+from wfx.runtime.events import StepStatus
+from wfx.runtime.journal import ResumeState, StepRecord
+from wfx.runtime.state import RunState, tolerates
+
+#: journaled statuses a resumed run keeps as they are (everything else runs again)
+KEPT = frozenset(
+    {
+        StepStatus.SUCCESS,
+        StepStatus.FAILED,
+        StepStatus.TIMEOUT,
+        StepStatus.ROLLED_BACK,
+        StepStatus.ROLLBACK_FAILED,
+    }
+)
+
+#: journaled statuses of steps whose effects a compensation undid (or tried to)
+COMPENSATED = frozenset({StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED})
+
+
+def seed(run: RunState, resume: ResumeState) -> None:
+    """Seed the run from its journal: finished steps stay finished, in-flight ones run
+    again with their attempt count. A run that is still failing keeps owing the
+    compensations it had not finished; one that is not (it was interrupted) runs again
+    every step a compensation undid or was undoing, so it never ends in success over
+    undone work (docs/durability.md, "Resuming after compensation")."""
+    records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
+    failed = [
+        n.id for n, r in records if r is not None and r.status.is_failure and not tolerates(n)
+    ]
+    run.failing = bool(failed)
+    undone = {s for s, status in resume.rollbacks.items() if status is not StepStatus.RUNNING}
+    for node, record in records:
+        if record is None:
+            continue
+        rollback = resume.rollbacks.get(node.id)
+        touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
+        if touched and not run.failing:
+            _run_again(run, node, record)
+        elif record.status in KEPT:
+            run.restored[node.index] = record
+            run.completions = max(run.completions, record.completed or 0)
+            if node.id in undone and record.status in COMPENSATED:
+                run.rollbacks_done.add(node.id)
+        elif record.attempts:
+            run.resumed[node.index] = record
+    if failed:
+        run.reason = resume.reason or f"step `{failed[0]}` failed"
+
+
+def _run_again(run: RunState, node: Node, record: StepRecord) -> None:
+    """Run a step the journal says finished once more, as new attempts."""
+    run.resumed[node.index] = record
+    run.again.add(node.index)
+
+
+def rerun_finally(run: RunState) -> None:
+    """A resumed run that did main work again runs every `finally` step again: their
+    earlier run saw a run that has since gone on."""
+    if run.restored and _main_ran_again(run):
+        for node in run.graph.steps(Section.FINALLY):
+            record = run.restored.pop(node.index, None)
+            if record is not None:
+                _run_again(run, node, record)
+
+
+def _main_ran_again(run: RunState) -> bool:
+    """Whether this resumed run started a main step (so `finally` must run again)."""
+    return any(
+        n.index not in run.restored and run.states[n.index].started is not None
+        for n in run.graph.steps(Section.MAIN)
+    )
+
+
+async def resume_point(run: RunState, node: Node) -> tuple[int, int]:
+    """The attempt to start with, and how many attempts of earlier runs of the step
+    are done with (its retry budget counts from there): (1, 0), or where a resumed step
+    left off. A crash during an attempt runs that attempt again (same number, same
+    idempotency key); a crash during a backoff wait keeps the wait's deadline; a step
+    whose effects were compensated runs again with a fresh budget and new attempt
+    numbers, so its idempotency key is not the one of the work that was undone."""
+    record = run.resumed.pop(node.index, None)
+    if record is None:
+        return 1, 0
+    if node.index in run.again:
+        return record.attempts + 1, record.attempts
+    if record.retrying:
+        if record.retry_at is not None:
+            await anyio.sleep(max(0.0, record.retry_at - time.time()))
+        return record.attempts + 1, 0
+    return max(1, record.attempts), 0

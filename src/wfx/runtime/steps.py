@@ -1,0 +1,369 @@
+"""The step runner: the attempts of one step, the waits between them, how each attempt
+is set up (its environment, working directory, timeout, output channel), and how the
+step's end is recorded and reported."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from wfx.expr import ExpressionError, Template
+from wfx.graph import Node, Origin, RetrySchedule
+from wfx.model import Action, OnError, StepId, StepKind
+from wfx.runtime import events as ev
+from wfx.runtime.actions import (
+    LOCAL,
+    MAX_LINE,
+    Attempt,
+    AttemptSetup,
+    PythonAction,
+    render_text,
+    rendering_failed,
+    run_attempt,
+)
+from wfx.runtime.contexts import RunContexts
+from wfx.runtime.events import StepStatus
+from wfx.runtime.executors import Executors
+from wfx.runtime.journal import StepRecord
+from wfx.runtime.resume import resume_point
+from wfx.runtime.retry import wait_before
+from wfx.runtime.secrets import MaskingStream
+from wfx.runtime.state import NodeState, RunState, step_context, tolerates
+
+if TYPE_CHECKING:
+    from wfx.runtime.scheduler import Scheduler
+
+#: the orphan-kill warning lists this many processes, each cut to this many characters
+_LEFTOVERS_LISTED = 5
+_LEFTOVER_CHARS = 60
+
+_FINISHED = frozenset(
+    {
+        StepStatus.SUCCESS,
+        StepStatus.FAILED,
+        StepStatus.TIMEOUT,
+        StepStatus.SKIPPED,
+        StepStatus.CANCELLED,
+        StepStatus.ROLLED_BACK,
+        StepStatus.ROLLBACK_FAILED,
+    }
+)
+
+
+class OutputChannel:
+    """Turns a step's output pieces into masked StepOutput events.
+
+    Complete lines are masked on their own; the chunks of a very long line go through
+    a masking stream, so a secret cut in two by the chunking is still masked.
+    """
+
+    def __init__(self, run: RunState, step_id: StepId, rollback: bool) -> None:
+        self.run = run
+        self.step_id = step_id
+        self.rollback = rollback
+        self.streams: dict[str, MaskingStream] = {}
+
+    def __call__(self, stream: str, text: str) -> None:
+        secrets = self.run.secrets
+        if not secrets:
+            self.deliver(stream, text)
+            return
+        masker = self.streams.get(stream)
+        if masker is None:
+            masker = self.streams[stream] = secrets.stream()
+        shown = masker.feed(text, end_of_line=len(text) < MAX_LINE)
+        if shown:
+            self.deliver(stream, shown)
+
+    def flush(self) -> None:
+        """Emit what the masking streams held back (at the end of an attempt)."""
+        for stream, masker in self.streams.items():
+            rest = masker.flush()
+            if rest:
+                self.deliver(stream, rest)
+        self.streams.clear()
+
+    def deliver(self, stream: str, text: str) -> None:
+        """Emit one (masked) piece of output."""
+        run = self.run
+        run.emit(ev.StepOutput(run.run_id, time.time(), self.step_id, stream, text, self.rollback))
+
+
+class StepRunner:
+    """Runs the attempts of steps and records how each step ended."""
+
+    def __init__(
+        self,
+        run: RunState,
+        contexts: RunContexts,
+        *,
+        actions: Mapping[str, PythonAction],
+        executors: Executors,
+        workspace: str,
+        seed: int | None,
+    ) -> None:
+        self.run = run
+        self.contexts = contexts
+        self.scheduler: Scheduler | None = None
+        self.actions = actions
+        self.executors = executors
+        self.workspace_dir = workspace
+        self.rng = random.Random(seed)
+        self.workflow_dir = str(_workflow_dir(run))
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    async def attempts(self, node: Node, state: NodeState) -> None:
+        """Run the step's attempts until one succeeds or its retries are spent."""
+        settings = node.settings
+        action = node.action
+        assert settings is not None and action is not None
+        run = self.run
+        schedule: RetrySchedule = settings.retry.value
+        state.started = time.monotonic()
+        state.status = StepStatus.RUNNING
+        result = Attempt(StepStatus.FAILED, reason="not run")
+        first, done = await resume_point(run, node) if run.resumed else (1, 0)
+        last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
+        for attempt in range(first, last + 1):
+            state.attempts = attempt
+            run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
+            result = await self._attempt(node, action, attempt)
+            state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
+            self._report_leftovers(node, result)
+            if result.status is StepStatus.SUCCESS or attempt == last:
+                break
+            delay = wait_before(schedule, attempt - done, self.rng)
+            reason = run.secrets.mask(result.reason or result.status.value)
+            run.emit(
+                ev.StepRetrying(
+                    run.run_id,
+                    run.now(),
+                    node.id,
+                    attempt,
+                    attempt + 1,
+                    delay,
+                    reason,
+                    result.where,
+                )
+            )
+            await anyio.sleep(delay)
+        self._record(node, state, result)
+
+    async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
+        try:
+            if action.kind is StepKind.USES:
+                contexts = self.contexts.step(node, attempt) if action.with_ else {}
+                setup = self._python_setup(node, attempt, contexts)
+            else:
+                setup = self.setup(node, attempt, self.contexts.step(node, attempt))
+        except ExpressionError as exc:
+            return rendering_failed(exc, "the step")
+        process = action.kind is not StepKind.USES
+        try:
+            return await run_attempt(action, setup, self.executors.of(node) if process else None)
+        finally:
+            flush(setup)
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
+        """Everything a process attempt of `node` needs besides its action."""
+        settings = node.settings
+        assert settings is not None
+        run = self.run
+        key = f"{run.run_id}:{node.id}:{attempt}"
+        extra = {
+            "WFX_WORKSPACE": self.workspace_dir,
+            "WFX_RUN_ID": run.run_id,
+            "WFX_STEP_ID": node.id,
+            "WFX_ATTEMPT": str(attempt),
+            "WFX_IDEMPOTENCY_KEY": key,
+        }
+        env = {**contexts["env"], **extra}
+        timeout = settings.timeout.value
+        return AttemptSetup(
+            step_id=node.id,
+            attempt=attempt,
+            contexts=contexts,
+            env=env,
+            cwd=self._working_directory(settings.working_directory.value, contexts),
+            timeout=None if timeout is None else float(timeout),
+            kill_grace=float(settings.kill_grace.value),
+            shell=None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value),
+            on_output=OutputChannel(run, node.id, rollback=False),
+            actions=self.actions,
+            import_root=self.workflow_dir,
+            key=key,
+        )
+
+    def _python_setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
+        """The lighter setup of a Python step: no process, so no environment or files."""
+        settings = node.settings
+        assert settings is not None
+        timeout = settings.timeout.value
+        return AttemptSetup(
+            step_id=node.id,
+            attempt=attempt,
+            contexts=contexts,
+            env={},
+            cwd=self.workflow_dir,
+            timeout=None if timeout is None else float(timeout),
+            kill_grace=0.0,
+            shell=None,
+            on_output=_ignore_output,
+            actions=self.actions,
+            import_root=self.workflow_dir,
+        )
+
+    def _working_directory(self, template: Template | None, contexts: Mapping[str, Any]) -> str:
+        if template is None:
+            return self.workflow_dir
+        return os.path.join(self.workflow_dir, render_text(template, contexts))
+
+    # -- the end of a step ------------------------------------------------------------------
+
+    def _record(self, node: Node, state: NodeState, result: Attempt) -> None:
+        run = self.run
+        state.exit_code, state.signal = result.exit_code, result.signal
+        state.span = result.span
+        if result.status is StepStatus.SUCCESS:
+            state.outputs = run.secrets.mask_value(dict(result.outputs))
+            run.completions += 1
+            state.completed = run.completions
+            self.finish(node, StepStatus.SUCCESS, None)
+            return
+        on_error = node.settings.on_error.value if node.settings else OnError.FAIL
+        state.tolerated = on_error is OnError.CONTINUE
+        self.finish(node, result.status, result.reason)
+        if state.tolerated:
+            run.tolerated_failures = True
+        else:
+            self.fail(f"step `{node.id}` {result.status.value}: {result.reason}")
+
+    def fail(self, reason: str) -> None:
+        """The run fails (the first reason is kept): stop what must stop."""
+        run = self.run
+        if not run.failing:
+            run.reason = reason
+        run.failing = True
+        assert self.scheduler is not None
+        self.scheduler.cancel_failing()
+
+    def finish(self, node: Node, status: StepStatus, reason: str | None) -> None:
+        """`node` reached its final status: update the state and report it."""
+        run = self.run
+        state = run.states[node.index]
+        state.status = status
+        state.reason = run.secrets.mask(reason) if reason else None
+        state.ended = time.monotonic()
+        if not node.is_step:
+            return
+        assert self.scheduler is not None
+        self.scheduler.count_finished()
+        duration = state.ended - (state.started or state.ended)
+        run.steps_context[node.id] = step_context(state, duration)
+        event_type = ev.FINISHED_BY_STATUS[status]
+        run.emit(
+            event_type(
+                run.run_id,
+                run.now(),
+                node.id,
+                status,
+                state.attempts,
+                duration,
+                state.exit_code,
+                state.signal,
+                state.reason,
+                state.outputs,
+                state.span,
+                state.where,
+            )
+        )
+
+    def restore(self, node: Node, record: StepRecord) -> None:
+        """A step the journal says already finished: take its result, do not run it."""
+        run = self.run
+        assert self.scheduler is not None
+        self.scheduler.count_finished()
+        state = run.states[node.index]
+        state.attempts = record.attempts
+        state.outputs = record.outputs
+        state.exit_code, state.signal = record.exit_code, record.signal
+        state.completed = record.completed or -1
+        state.started = state.ended = time.monotonic()
+        status = record.status
+        state.tolerated = status.is_failure and tolerates(node)
+        if state.tolerated:
+            run.tolerated_failures = True
+        state.status = status
+        if status in (StepStatus.ROLLED_BACK, StepStatus.ROLLBACK_FAILED):
+            run.steps_context[node.id] = step_context(state, 0.0)
+            return
+        state.reason = record.reason
+        run.steps_context[node.id] = step_context(state, 0.0)
+        run.emit(
+            ev.StepRestored(
+                run.run_id,
+                run.now(),
+                node.id,
+                status,
+                record.attempts,
+                0.0,
+                record.exit_code,
+                record.signal,
+                record.reason,
+                record.outputs,
+            )
+        )
+
+    def stopped(self, node: Node, state: NodeState) -> None:
+        """The step's cancel scope ended it: skipped if it never started, else cancelled."""
+        if state.status in _FINISHED:
+            return
+        if state.started is None:
+            self.finish(node, StepStatus.SKIPPED, "the run stopped before it")
+        else:
+            self.finish(node, StepStatus.CANCELLED, "cancelled: the run is stopping")
+
+    def _report_leftovers(self, node: Node, result: Attempt) -> None:
+        if result.leftovers:
+            run = self.run
+            listed = _brief_list([run.secrets.mask(p) for p in result.leftovers])
+            run.notice(f"killed processes `{node.id}` left running: {listed}", node.id)
+
+
+def _workflow_dir(run: RunState) -> str:
+    return str(Path(run.graph.workflow.file).resolve().parent)
+
+
+def _brief_list(processes: list[str]) -> str:
+    """The first few leftover processes, each cut short: a subshell's command line is the
+    step's whole script, which does not belong in a one-line warning. (Masked before it
+    is cut, so a cut can never reveal part of a secret.)"""
+    shown = [_brief_command(p) for p in processes[:_LEFTOVERS_LISTED]]
+    more = len(processes) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _brief_command(text: str) -> str:
+    first_line = text.split("\n", 1)[0].rstrip()
+    if len(first_line) <= _LEFTOVER_CHARS and first_line == text:
+        return text
+    return first_line[: _LEFTOVER_CHARS - 1].rstrip() + "…"
+
+
+def flush(setup: AttemptSetup) -> None:
+    """Emit the output an attempt's masking held back."""
+    if isinstance(setup.on_output, OutputChannel):
+        setup.on_output.flush()
+
+
+def _ignore_output(stream: str, text: str) -> None:
+    """Python steps write no process output."""
