@@ -124,3 +124,68 @@ def test_an_unreachable_scheduler_is_a_clear_error(executor_option: None, tmp_pa
     assert result.returncode != 0
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+RESUMABLE = """\
+wfx: 1
+steps:
+  - id: first
+    run: echo once >> "$WFX_WORKSPACE/first.log"
+  - id: second
+    run: |
+      if [ -f "$WFX_WORKSPACE/go" ]; then echo finished; exit 0; fi
+      touch "$WFX_WORKSPACE/second-started"
+      sleep 60
+"""
+
+
+def _sleepers(client: object) -> int:
+    def count(dask_worker: object = None) -> int:
+        found = 0
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    found += handle.read().split(b"\0")[:2] == [b"sleep", b"60"]
+            except OSError:
+                continue
+        return found
+
+    return sum(client.run(count).values())  # type: ignore[attr-defined]
+
+
+def test_a_killed_client_is_resumed_on_the_cluster(
+    executor_option: None, cluster: str, tmp_path: Path
+) -> None:
+    """wfx itself is SIGKILLed while a step runs on a worker: `wfx run --resume` with the
+    same executor finishes the run, the finished step is not run again, and the dead
+    client's copy of the running step does not go on running on its worker."""
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(RESUMABLE)
+    workspace = tmp_path / "shared"
+    workspace.mkdir()
+    executor = "dask://" + cluster.removeprefix("tcp://")
+    common = ["--executor", executor, "--workspace", str(workspace)]
+    common += ["--state-dir", str(tmp_path / "state")]
+    env = {k: v for k, v in os.environ.items() if k not in ("WFX_STATE_DIR", "WFX_EXECUTOR")}
+    client = subprocess.Popen(
+        [sys.executable, "-m", "wfx", "run", "-q", str(flow), *common],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (workspace / "second-started").exists():
+        assert client.poll() is None and time.monotonic() < deadline, "the step never started"
+        time.sleep(0.05)
+    client.kill()
+    client.wait()
+    (workspace / "go").touch()
+    result = wfx("run", str(flow), "--resume", *common, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (workspace / "first.log").read_text() == "once\n"
+    with distributed.Client(cluster, set_as_default=False) as dask_client:
+        deadline = time.monotonic() + 20  # the scheduler notices the lost client
+        while _sleepers(dask_client) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _sleepers(dask_client) == 0
