@@ -492,6 +492,7 @@ class _SettingsResolver:
             working_directory=self.pick_raw(chain, "working_directory"),
             env=self.env(chain),
             executor=self.pick(chain, "executor", None),
+            resources=self.pick(chain, "resources", None),
         )
 
     def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:

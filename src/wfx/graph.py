@@ -72,6 +72,8 @@ class EffectiveSettings:
     env: Mapping[str, Setting]
     executor: Setting = Setting(None, Origin.BUILTIN)
     """Where the step's process runs (a name for `open_executor`); None: the run's."""
+    resources: Setting = Setting(None, Origin.BUILTIN)
+    """Abstract resources the step's process holds (a Mapping[str, float]); None: none."""
 
     def named(self) -> dict[str, Setting]:
         """The scalar settings by their YAML key name (env excluded)."""
@@ -83,6 +85,7 @@ class EffectiveSettings:
             "shell": self.shell,
             "workingDirectory": self.working_directory,
             "executor": self.executor,
+            "resources": self.resources,
         }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NewType
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
@@ -159,6 +160,8 @@ class Step:
     working_directory: Template | None = None
     shell: Located | None = None
     executor: Located | None = None
+    resources: Located | None = None
+    """Abstract resources (`{gpu: 1}`) the step's process holds: a Mapping[str, float]."""
     rollback: Action | None = None
     action: Action | None = None
     group_type: GroupType = GroupType.SEQUENTIAL
@@ -179,6 +182,7 @@ class Defaults:
     working_directory: Template | None = None
     env: Mapping[str, Template] = field(default_factory=dict)
     executor: Located | None = None
+    resources: Located | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +296,13 @@ class _ModelBuilder:
             return None
         return Located(data[key], self.span((*path, key)))
 
+    def resources(self, data: Mapping[str, Any], path: Path_) -> Located | None:
+        """`resources:` as a read-only mapping of names to amounts (floats)."""
+        if "resources" not in data:
+            return None
+        amounts = {str(k): float(v) for k, v in data["resources"].items()}
+        return Located(MappingProxyType(amounts), self.span((*path, "resources")))
+
     def duration(self, data: Mapping[str, Any], key: str, path: Path_) -> Located | None:
         if key not in data:
             return None
@@ -385,6 +396,7 @@ class _ModelBuilder:
             working_directory=self.optional_template(data, "workingDirectory", path),
             env=self.env(data.get("env"), (*path, "env")),
             executor=self.located(data, "executor", path),
+            resources=self.resources(data, path),
         )
 
     def optional_template(self, data: Mapping[str, Any], key: str, path: Path_) -> Template | None:
@@ -427,6 +439,7 @@ class _ModelBuilder:
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),
             executor=self.located(data, "executor", path),
+            resources=self.resources(data, path),
             rollback=self.action(data["rollback"], (*path, "rollback"))
             if "rollback" in data
             else None,

@@ -445,3 +445,37 @@ def test_another_wfx_on_the_workers_is_an_executor_error(
     monkeypatch.setattr(dask, "_wfx_version", lambda: "0.0.0-other")
     with pytest.raises(ExecutorError, match=r"Dask worker .* has wfx .*; this client runs wfx"):
         backend.run(lambda executor: anyio.sleep(0))
+
+
+def test_a_steps_resources_reach_its_executor(backend: Backend, tmp_path: Path) -> None:
+    """`resources:` on a step (or inherited from a group) travels with each attempt: Dask
+    runs it only where a worker has them and fails at once where none has; the local
+    executor does not count them."""
+    from wfx.api import compile_file
+    from wfx.runtime.engine import RunOptions
+    from wfx.runtime.engine import run as run_graph
+
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "wfx: 1\n"
+        "steps:\n"
+        "  - id: group\n"
+        "    type: parallel\n"
+        "    resources: {slot: 1}\n"
+        "    steps:\n"
+        "      - {id: fits, run: 'true'}\n"
+        "      - {id: gpu, run: 'true', resources: {gpu: 1}, onError: continue}\n"
+    )
+    graph = compile_file(flow).graph
+
+    async def body(executor: Executor) -> Any:
+        options = RunOptions(executor=executor, workspace=tmp_path / "ws")
+        return await run_graph(graph, options=options)
+
+    result = backend.run(body)
+    assert result.steps["fits"].status is StepStatus.SUCCESS
+    if backend.remote:
+        assert result.steps["gpu"].status is StepStatus.FAILED
+        assert "no Dask worker has the resources {gpu: 1}" in (result.steps["gpu"].reason or "")
+    else:
+        assert result.steps["gpu"].status is StepStatus.SUCCESS

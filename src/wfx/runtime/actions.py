@@ -84,6 +84,8 @@ class AttemptSetup:
     import_root: str | None = None
     key: str = ""
     """`run_id:step_id:attempt`, the attempt's idempotency key."""
+    resources: Mapping[str, float] = field(default_factory=dict)
+    """Abstract resources the attempt holds while it runs (`resources:`)."""
 
 
 class ActionError(WfxError):
@@ -159,6 +161,7 @@ def attempt_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
         kill_grace=setup.kill_grace,
         script=script,
         script_suffix=suffix,
+        resources=dict(setup.resources),
         output_limit=MAX_OUTPUT_BYTES,
     )
 

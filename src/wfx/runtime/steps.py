@@ -201,6 +201,7 @@ class StepRunner:
             actions=self.actions,
             import_root=self.workflow_dir,
             key=key,
+            resources=settings.resources.value or {},
         )
 
     def _python_setup(self, node: Node, attempt: int, contexts: Mapping[str, Any]) -> AttemptSetup:
