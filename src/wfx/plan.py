@@ -189,7 +189,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
     final = graph.stages(Section.FINALLY)
     ordered = [step_id for stage in (*main, *final) for step_id in stage]
     steps = {step_id: planner.step(graph.node(step_id)) for step_id in ordered}
-    found = [*warnings, *planner.never_warnings(steps)]
+    found = [*warnings, *planner.never_warnings(steps), *workspace_warnings(steps)]
     return Plan(
         version=PLAN_VERSION,
         file=workflow.file,
@@ -663,6 +663,34 @@ class Change:
     field: str
     before: Any
     after: Any
+
+
+def workspace_warnings(steps: Mapping[StepId, PlannedStep]) -> list[Diagnostic]:
+    """A workflow that sends steps to another machine gets one warning: `$WFX_WORKSPACE`
+    is a path, and a remote step sees that path on its worker, which is the directory the
+    other steps see only when it is storage they all share (`wfx run --workspace`)."""
+    remote = [
+        s
+        for s in steps.values()
+        if s.kind is not StepKind.USES and s.executor not in (None, "local")
+    ]
+    if not remote:
+        return []
+    first = remote[0]
+    setting = first.settings["executor"]
+    return [
+        warning(
+            "plan.workspace-not-shared",
+            f"{len(remote)} step{'s run' if len(remote) > 1 else ' runs'} on"
+            f" `{first.executor}` (`{first.id}`"
+            + (" and others" if len(remote) > 1 else "")
+            + "): each sees $WFX_WORKSPACE at the path the run gives it, on its own worker;"
+            " it is one directory for all steps only when that path is storage every worker"
+            " and this machine share",
+            setting.span,
+            "run with `--workspace PATH` naming a shared directory (docs/distributed.md)",
+        )
+    ]
 
 
 def runs_elsewhere(plan: Plan) -> bool:

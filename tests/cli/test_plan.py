@@ -383,3 +383,18 @@ def test_every_format_says_how_the_whole_run_is_bounded(tmp_path: Path) -> None:
     assert "top-level steps in parallel, timeout 5m, maxParallel 2." in out
     _, out, _ = invoke("plan", str(flow))
     assert "run: top-level steps in parallel, timeout 5m, maxParallel 2" in out
+
+
+def test_a_remote_executor_says_the_workspace_must_be_shared(tmp_path: Path) -> None:
+    flow = write(
+        tmp_path / "flow.yaml",
+        "wfx: 1\ndefaults: {executor: 'dask://scheduler:8786'}\n"
+        "steps:\n  - {id: a, run: 'true'}\n  - {id: b, run: 'true', executor: local}\n",
+    )
+    _, out, _ = invoke("plan", str(flow), "--format", "json")
+    [found] = [w for w in json.loads(out)["warnings"] if w["code"] == "plan.workspace-not-shared"]
+    assert "1 step runs on `dask://scheduler:8786` (`a`)" in found["message"]
+    assert "--workspace" in found["hint"]
+    local = write(tmp_path / "local.yaml", "wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    _, out, _ = invoke("plan", str(local), "--format", "json")
+    assert json.loads(out)["warnings"] == []
