@@ -18,6 +18,7 @@ from typing import Any
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
 from wfx.graph import (
+    NO_EXECUTOR,
     EffectiveSettings,
     ExecutionGraph,
     Node,
@@ -465,11 +466,14 @@ class _SettingsResolver:
             shell=self.pick(chain, "shell", DEFAULT_SHELL),
             working_directory=self.pick_raw(chain, "working_directory"),
             env=self.env(chain),
-            executor=self.pick(chain, "executor", None),
+            executor=self.pick(chain, "executor", None, NO_EXECUTOR),
         )
 
-    def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:
-        """The nearest `Located` value of `attribute` in the chain, then defaults, then built-in."""
+    def pick(
+        self, chain: tuple[Step, ...], attribute: str, builtin: Any, shared: Setting | None = None
+    ) -> Setting:
+        """The nearest `Located` value of `attribute` in the chain, then defaults, then
+        built-in (`shared`, when given, is that built-in setting, made once)."""
         for owner in chain:
             located = getattr(owner, attribute)
             if located is not None:
@@ -477,7 +481,7 @@ class _SettingsResolver:
         located = getattr(self.defaults, attribute)
         if located is not None:
             return Setting(located.value, Origin.DEFAULTS, located.span)
-        return Setting(builtin, Origin.BUILTIN)
+        return shared or Setting(builtin, Origin.BUILTIN)
 
     def pick_raw(self, chain: tuple[Step, ...], attribute: str) -> Setting:
         """Like `pick`, for settings stored as a bare template (workingDirectory)."""
