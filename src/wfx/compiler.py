@@ -18,6 +18,8 @@ from typing import Any
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
 from wfx.graph import (
+    NO_EXECUTOR,
+    NO_RESOURCES,
     EffectiveSettings,
     ExecutionGraph,
     Node,
@@ -491,12 +493,15 @@ class _SettingsResolver:
             shell=self.pick(chain, "shell", DEFAULT_SHELL),
             working_directory=self.pick_raw(chain, "working_directory"),
             env=self.env(chain),
-            executor=self.pick(chain, "executor", None),
-            resources=self.pick(chain, "resources", None),
+            executor=self.pick(chain, "executor", None, NO_EXECUTOR),
+            resources=self.pick(chain, "resources", None, NO_RESOURCES),
         )
 
-    def pick(self, chain: tuple[Step, ...], attribute: str, builtin: Any) -> Setting:
-        """The nearest `Located` value of `attribute` in the chain, then defaults, then built-in."""
+    def pick(
+        self, chain: tuple[Step, ...], attribute: str, builtin: Any, shared: Setting | None = None
+    ) -> Setting:
+        """The nearest `Located` value of `attribute` in the chain, then defaults, then
+        built-in (`shared`, when given, is that built-in setting, made once)."""
         for owner in chain:
             located = getattr(owner, attribute)
             if located is not None:
@@ -504,7 +509,7 @@ class _SettingsResolver:
         located = getattr(self.defaults, attribute)
         if located is not None:
             return Setting(located.value, Origin.DEFAULTS, located.span)
-        return Setting(builtin, Origin.BUILTIN)
+        return shared or Setting(builtin, Origin.BUILTIN)
 
     def pick_raw(self, chain: tuple[Step, ...], attribute: str) -> Setting:
         """Like `pick`, for settings stored as a bare template (workingDirectory)."""

@@ -46,6 +46,12 @@ class Setting:
         return f"{self.origin.value}{where}"
 
 
+#: the built-in `executor` setting: none named, the step runs on the run's executor
+NO_EXECUTOR = Setting(None, Origin.BUILTIN)
+#: the built-in `resources` setting: the step holds none
+NO_RESOURCES = Setting(None, Origin.BUILTIN)
+
+
 @dataclass(frozen=True, slots=True)
 class RetrySchedule:
     """A resolved retry policy: attempts counts the first try; delays are the real waits."""
@@ -70,9 +76,9 @@ class EffectiveSettings:
     shell: Setting
     working_directory: Setting
     env: Mapping[str, Setting]
-    executor: Setting = Setting(None, Origin.BUILTIN)
+    executor: Setting = NO_EXECUTOR
     """Where the step's process runs (a name for `open_executor`); None: the run's."""
-    resources: Setting = Setting(None, Origin.BUILTIN)
+    resources: Setting = NO_RESOURCES
     """Abstract resources the step's process holds (a Mapping[str, float]); None: none."""
 
     def named(self) -> dict[str, Setting]:

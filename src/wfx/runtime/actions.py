@@ -207,7 +207,7 @@ def _seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:g}s"
 
 
-def read_outputs(path: Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
+def read_outputs(path: str | Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
     """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
     try:
         with open(path, "rb") as handle:

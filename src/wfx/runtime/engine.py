@@ -178,7 +178,9 @@ class _Run:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.local.close()
-        return self._finish()
+        result = self._finish()
+        self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
+        return result
 
     async def _main_phase(self) -> None:
         timeout = self.graph.workflow.timeout

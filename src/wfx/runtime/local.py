@@ -66,7 +66,7 @@ class LocalExecutor:
         if self._scratch is None:
             await self.start()
         assert self._scratch is not None
-        stem = self._scratch / str(next(self._names))
+        stem = f"{self._scratch}/{next(self._names)}"  # plain text: paths cost per attempt
         argv = list(request.argv)
         script_file: Path | None = None
         if request.script is not None:
@@ -76,9 +76,9 @@ class LocalExecutor:
             except OSError as exc:
                 return _failed(f"cannot write the script file: {exc}")
             argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv]
-        output_file = Path(f"{stem}.out")
+        output_file = f"{stem}.out"
         try:
-            own = {**request.env, "WFX_OUTPUT": str(output_file)}
+            own = {**request.env, "WFX_OUTPUT": output_file}
             problem = unpassable(argv, own)
             if problem is not None:
                 return _failed(problem)
@@ -94,7 +94,7 @@ class LocalExecutor:
         request: AttemptRequest,
         argv: list[str],
         own: dict[str, str],
-        output_file: Path,
+        output_file: str,
         on_output: OutputSink,
     ) -> Attempt:
         base = self._environ if self._environ is not None else os.environ

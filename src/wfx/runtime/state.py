@@ -17,7 +17,7 @@ from wfx.runtime.journal import StepRecord
 from wfx.runtime.secrets import SecretSet
 
 
-@dataclass
+@dataclass(slots=True)
 class NodeState:
     """The mutable state of one node during a run."""
 
