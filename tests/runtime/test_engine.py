@@ -214,7 +214,7 @@ def test_a_timeout_is_a_failure_that_is_retried(tmp_path: Path) -> None:
     assert run.result.steps["hang"].attempts == 2
     assert run.result.exit_code == 1
     # each attempt was killed by the timeout (TERM), not waited for: sleep 30 exits 0
-    assert [e.reason for e in run.of(ev.StepRetrying)] == ["timed out after 0.2s"]
+    assert [e.reason for e in run.of(ev.StepRetrying)] == ["timed out after 200ms"]
     assert run.result.steps["hang"].signal == signal.SIGTERM
 
 
@@ -303,7 +303,7 @@ def test_workflow_timeout_cancels_compensates_and_runs_finally(tmp_path: Path) -
     assert not woke.exists()
     assert _group_members(int(pid.read_text())) == []
     assert run.result.exit_code == 1
-    assert "timed out after 0.5s" in (run.result.reason or "")
+    assert "timed out after 500ms" in (run.result.reason or "")
     assert run.status("stuck") == "cancelled"
     assert run.status("done") == "rolledBack"
     assert run.output("last") == ["finally"]

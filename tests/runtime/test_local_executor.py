@@ -104,7 +104,7 @@ def test_a_timeout_kills_the_whole_tree() -> None:
     req = request(["sh", "-c", "sleep 30 & sleep 30; wait"], timeout=0.3, kill_grace=0.2)
     result, _ = attempt_on(LocalExecutor(), req)
     assert result.status is StepStatus.TIMEOUT
-    assert result.reason == "timed out after 0.3s"
+    assert result.reason == "timed out after 300ms"
     assert ProcessTracker("run-1").live() == 0
     assert not _marked_processes("run-1/")
 

@@ -26,6 +26,7 @@ import anyio
 import anyio.to_thread
 
 from wfx.diagnostics import Span, WfxError
+from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
@@ -203,10 +204,6 @@ def _default_shell() -> tuple[str, ...]:
     return (*shlex.split(chosen), "-c")
 
 
-def _seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}s"
-
-
 def read_outputs(path: str | Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
     """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
     try:
@@ -292,7 +289,7 @@ async def _run_python(action: Action, setup: AttemptSetup) -> Attempt:
             with anyio.move_on_after(setup.timeout) as scope:
                 result = await call()
             if scope.cancelled_caught:
-                reason = f"timed out after {_seconds(setup.timeout)}"
+                reason = f"timed out after {format_duration(setup.timeout, '?')}"
                 return Attempt(StepStatus.TIMEOUT, reason=reason)
     except anyio.get_cancelled_exc_class() as exc:
         if anyio.current_effective_deadline() == -math.inf:

@@ -35,6 +35,7 @@ import anyio.to_thread
 from distributed import Event, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from wfx.durations import format_duration
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest
 from wfx.runtime.outputs import OutputFormatError, parse_outputs
 from wfx.runtime.process import (
@@ -250,7 +251,11 @@ async def _attempt(
         "leftovers": leftovers,
     }
     if outcome.timed_out:
-        return {**base, "status": "timeout", "reason": f"timed out after {request.timeout:g}s"}
+        return {
+            **base,
+            "status": "timeout",
+            "reason": f"timed out after {format_duration(request.timeout)}",
+        }
     if not outcome.succeeded:
         if outcome.signal is not None:
             return {**base, "reason": f"killed by signal {outcome.signal}"}

@@ -25,6 +25,7 @@ from typing import Any
 
 import anyio
 
+from wfx.durations import format_duration
 from wfx.graph import ExecutionGraph, Node, Section
 from wfx.model import StepId
 from wfx.runtime import events as ev
@@ -189,7 +190,7 @@ class _Run:
             await self.scheduler.phase(Section.MAIN)
         if scope.cancelled_caught:
             self.state.failing = True
-            self.state.reason = f"the workflow timed out after {limit:g}s"
+            self.state.reason = f"the workflow timed out after {format_duration(limit)}"
 
     # -- signals ----------------------------------------------------------------------------
 

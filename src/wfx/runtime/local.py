@@ -18,6 +18,7 @@ from pathlib import Path
 
 import anyio
 
+from wfx.durations import format_duration
 from wfx.runtime.actions import MAX_LINE, Attempt, read_outputs, unpassable
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
@@ -43,8 +44,7 @@ class LocalExecutor:
         self._chosen_scratch = scratch
         self._scratch: Path | None = None
         self._names = itertools.count(1)
-        self._trackers: dict[str, ProcessTracker] = {}
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._running: dict[str, _Running] = {}
 
     @property
     def capacity(self) -> int | None:
@@ -98,8 +98,9 @@ class LocalExecutor:
         on_output: OutputSink,
     ) -> Attempt:
         base = self._environ if self._environ is not None else os.environ
-        with anyio.CancelScope() as scope:
-            self._scopes[request.key] = scope
+        running = _Running(ProcessTracker(request.run_id))
+        self._running[request.key] = running
+        with running.scope as scope:
             try:
                 outcome = await run_process(
                     argv,
@@ -108,17 +109,18 @@ class LocalExecutor:
                     timeout=request.timeout,
                     kill_grace=request.kill_grace,
                     on_output=on_output,
-                    tracker=self._tracker(request.run_id),
+                    tracker=running.tracker,
                     max_line=MAX_LINE,
                 )
             finally:
-                self._scopes.pop(request.key, None)
+                del self._running[request.key]
+                running.done.set()
         if scope.cancelled_caught:
             return Attempt(StepStatus.CANCELLED, reason="cancelled", where=LOCAL)
         leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
         code, signal = outcome.returncode, outcome.signal
         if outcome.timed_out:
-            reason = f"timed out after {_seconds(request.timeout)}"
+            reason = f"timed out after {format_duration(request.timeout, '?')}"
             return Attempt(StepStatus.TIMEOUT, {}, code, signal, reason, leftovers, where=LOCAL)
         if not outcome.succeeded:
             reason = _exit_reason(code, signal)
@@ -131,28 +133,38 @@ class LocalExecutor:
         return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers, where=LOCAL)
 
     async def cancel(self, key: str, grace: float) -> None:
-        """Stop attempt `key`: its process tree gets TERM, then KILL after the request's
-        kill grace (a local attempt's tree is stopped by its own supervisor)."""
-        scope = self._scopes.get(key)
-        if scope is not None:
-            scope.cancel()
+        """Stop attempt `key`: its process tree gets TERM, and KILL once `grace` (or the
+        request's own kill grace, if shorter) has passed."""
+        running = self._running.get(key)
+        if running is None:
+            return
+        running.scope.cancel()
+        with anyio.move_on_after(grace):
+            await running.done.wait()
+        if not running.done.is_set():
+            running.tracker.kill_all()
 
     def kill_all(self) -> None:
         """SIGKILL every process of every running attempt, now."""
-        for tracker in self._trackers.values():
-            tracker.kill_all()
+        for running in list(self._running.values()):
+            running.tracker.kill_all()
 
     def where(self, key: str) -> str | None:
         """Every attempt of this executor runs here."""
         return LOCAL
 
-    def _tracker(self, run_id: str) -> ProcessTracker:
-        """The tracker of a run: its processes carry the run's marker, so the resume of a
-        run whose wfx died finds them (process.stop_leftovers)."""
-        tracker = self._trackers.get(run_id)
-        if tracker is None:
-            tracker = self._trackers[run_id] = ProcessTracker(run_id)
-        return tracker
+
+class _Running:
+    """An attempt while it runs: the scope that cancels it, the tracker of its processes
+    (their markers name the run, so a resume of a run whose wfx died finds them:
+    process.stop_leftovers), and an event set when it has ended."""
+
+    __slots__ = ("done", "scope", "tracker")
+
+    def __init__(self, tracker: ProcessTracker) -> None:
+        self.scope = anyio.CancelScope()
+        self.tracker = tracker
+        self.done = anyio.Event()
 
 
 def _fresh_scratch(chosen: Path | None) -> Path:
@@ -171,7 +183,3 @@ def _exit_reason(returncode: int | None, signal_number: int | None) -> str:
     if signal_number is not None:
         return f"killed by signal {signal_number}"
     return f"exit code {returncode}"
-
-
-def _seconds(value: float | None) -> str:
-    return "?" if value is None else f"{value:g}s"
