@@ -110,6 +110,8 @@ def test_an_example_runs_on_two_dask_workers(
     release = (workspace / "release-3.1.txt").read_text().splitlines()
     assert [line.split()[0] for line in release] == ["api", "web", "worker", "cli"]
     assert "building api on" in result.stdout  # streamed back from the worker
+    said = " ".join((result.stdout + result.stderr).split())
+    assert f"each sees $WFX_WORKSPACE={workspace} on its own machine" in said
     with distributed.Client(cluster, set_as_default=False) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert sum(executed.values()) >= 5  # every step ran as a Dask task

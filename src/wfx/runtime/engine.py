@@ -36,7 +36,7 @@ from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
 from wfx.runtime.executors import Executors
 from wfx.runtime.journal import ResumeState
-from wfx.runtime.local import LocalExecutor
+from wfx.runtime.local import LOCAL, LocalExecutor
 from wfx.runtime.resume import seed
 from wfx.runtime.scheduler import Scheduler
 from wfx.runtime.secrets import SecretSet
@@ -167,6 +167,7 @@ class _Run:
         for warning in state.secrets.warnings:
             state.emit(ev.Notice(self.run_id, state.now(), warning))
         state.emit(self._run_started())
+        self._say_where_the_workspace_is()
         await self.local.start()
         try:
             async with anyio.create_task_group() as outer:
@@ -182,6 +183,18 @@ class _Run:
         result = self._finish()
         self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
         return result
+
+    def _say_where_the_workspace_is(self) -> None:
+        """Steps on other machines see `$WFX_WORKSPACE` at this run's path on their own
+        machine: say so, never silently a different directory per step."""
+        remote = [e.name for e in self.executors.all() if e.name != LOCAL]
+        if remote:
+            message = (
+                f"steps run on {', '.join(remote)}: each sees $WFX_WORKSPACE={self.workspace}"
+                " on its own machine, one directory for all steps only if that path is"
+                " storage they all share (name one with --workspace)"
+            )
+            self.state.emit(ev.Notice(self.run_id, self.state.now(), message))
 
     async def _main_phase(self) -> None:
         timeout = self.graph.workflow.timeout
