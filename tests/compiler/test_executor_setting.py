@@ -103,6 +103,8 @@ def test_explain_shows_the_executor_setting(tmp_path: Path) -> None:
     graph, plan = api.plan_file(path)
     text = render_explanation(explain(graph, plan, "train"))
     assert "executor = dask:local  (from group `gpu` (line 9))" in text
+    python = render_explanation(explain(graph, plan, "notify"))
+    assert "executor = local  (a Python step runs in wfx's own process)" in python
 
 
 class Named(LocalExecutor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wfx.explain import Explanation, GroupExplanation
 from wfx.graph import RetrySchedule
-from wfx.model import OnError
+from wfx.model import OnError, StepKind
 from wfx.render.units import duration, value, waits
 
 
@@ -25,6 +25,9 @@ def render_explanation(explanation: Explanation) -> str:
         lines.append(f"  `{hop.step}` waits for `{hop.waits_for}`: {hop.reason}")
     lines += ["", "Settings:"]
     for name, setting in explanation.settings.items():
+        if name == "executor" and step.kind is StepKind.USES:
+            lines.append("  executor = local  (a Python step runs in wfx's own process)")
+            continue
         lines.append(
             f"  {name} = {_setting_value(name, setting.value)}  (from {setting.describe()})"
         )
