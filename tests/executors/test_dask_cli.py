@@ -141,13 +141,16 @@ steps:
 """
 
 
-def _sleepers(client: object) -> int:
+def _sleepers(client: object, workspace: Path) -> int:
+    """Processes of this test's runs on the workers: they carry its workspace."""
+    marker = f"WFX_WORKSPACE={workspace}".encode()
+
     def count(dask_worker: object = None) -> int:
         found = 0
         for entry in os.listdir("/proc"):
             try:
-                with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    found += handle.read().split(b"\0")[:2] == [b"sleep", b"60"]
+                with open(f"/proc/{entry}/environ", "rb") as handle:
+                    found += marker in handle.read().split(b"\0")
             except OSError:
                 continue
         return found
@@ -188,6 +191,6 @@ def test_a_killed_client_is_resumed_on_the_cluster(
     assert (workspace / "first.log").read_text() == "once\n"
     with distributed.Client(cluster, set_as_default=False) as dask_client:
         deadline = time.monotonic() + 20  # the scheduler notices the lost client
-        while _sleepers(dask_client) and time.monotonic() < deadline:
+        while _sleepers(dask_client, workspace) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _sleepers(dask_client) == 0
+        assert _sleepers(dask_client, workspace) == 0
