@@ -117,7 +117,6 @@ def test_an_example_runs_on_two_dask_workers(
     assert sum(executed.values()) >= 5  # every step ran as a Dask task
 
 
-@pytest.mark.slow  # the connect timeout: 10 s
 def test_an_unreachable_scheduler_is_a_clear_error(executor_option: None, tmp_path: Path) -> None:
     result = wfx(
         "run", str(ROOT / "examples" / "distributed-build.yaml"), "--no-journal",

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 from distributed import Client, Event, LocalCluster
@@ -202,6 +203,7 @@ class DaskExecutor:
             address = self._cluster
         else:
             address = self._address
+            await _something_listens(address)
         # Kept before it is connected, so a failed start closes it (no coroutine left unawaited).
         self._client = Client(
             address,
@@ -442,3 +444,14 @@ def _forget_topics(topics: list[str], dask_scheduler: Any = None) -> None:
     known = getattr(broker, "_topics", {})
     for topic in topics:
         known.pop(topic, None)
+
+
+async def _something_listens(address: str) -> None:
+    """Raise OSError at once when nothing accepts connections at the scheduler's address
+    (a wrong port is refused in a millisecond; Dask's client would retry until its
+    timeout)."""
+    parts = urlsplit(address)
+    if parts.hostname is None or parts.port is None:
+        return
+    stream = await anyio.connect_tcp(parts.hostname, parts.port)
+    await stream.aclose()
