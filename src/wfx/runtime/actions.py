@@ -31,7 +31,7 @@ from wfx.expr import Expression, ExpressionError, Status, Template, to_string
 from wfx.model import Action, StepKind
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, Executor, ExecutorError
-from wfx.runtime.outputs import MAX_OUTPUT_BYTES, OutputFormatError, parse_outputs
+from wfx.runtime.outputs import MAX_OUTPUT_BYTES
 from wfx.shell import (
     DEFAULT_SHELL,
     FALLBACK_SHELL,
@@ -202,18 +202,6 @@ def _default_shell() -> tuple[str, ...]:
     """The default shell where wfx runs (`bash -eo pipefail`, else `sh -e`), with `-c`."""
     chosen = DEFAULT_SHELL if shutil.which("bash") else FALLBACK_SHELL
     return (*shlex.split(chosen), "-c")
-
-
-def read_outputs(path: str | Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
-    """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except FileNotFoundError:
-        return {}
-    if len(raw) > limit:
-        raise OutputFormatError(f"more than {limit} bytes of outputs")
-    return parse_outputs(raw.decode("utf-8", errors="replace"))
 
 
 # -- rendering --------------------------------------------------------------------------------

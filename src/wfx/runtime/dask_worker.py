@@ -37,7 +37,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from wfx.durations import format_duration
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest
-from wfx.runtime.outputs import OutputFormatError, parse_outputs
+from wfx.runtime.outputs import OutputFormatError, read_outputs
 from wfx.runtime.process import (
     ProcessOutcome,
     ProcessStartError,
@@ -261,7 +261,7 @@ async def _attempt(
             return {**base, "reason": f"killed by signal {outcome.signal}"}
         return {**base, "reason": f"exit code {outcome.returncode}"}
     try:
-        outputs = _read_outputs(output_file, request.output_limit)
+        outputs = read_outputs(output_file, request.output_limit)
     except OutputFormatError as exc:
         return {**base, "reason": f"bad $WFX_OUTPUT: {exc}"}
     return {**base, "status": "success", "outputs": outputs}
@@ -276,17 +276,6 @@ def _failed(reason: str) -> _Partial:
         "reason": reason,
         "leftovers": [],
     }
-
-
-def _read_outputs(path: Path, limit: int) -> dict[str, str]:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except FileNotFoundError:
-        return {}
-    if len(raw) > limit:
-        raise OutputFormatError(f"more than {limit} bytes of outputs")
-    return parse_outputs(raw.decode("utf-8", errors="replace"))
 
 
 # -- the per-host record of running attempts, and the sweep --------------------------------

@@ -19,10 +19,10 @@ from pathlib import Path
 import anyio
 
 from wfx.durations import format_duration
-from wfx.runtime.actions import MAX_LINE, Attempt, read_outputs, unpassable
+from wfx.runtime.actions import MAX_LINE, Attempt, unpassable
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
-from wfx.runtime.outputs import OutputFormatError
+from wfx.runtime.outputs import OutputFormatError, read_outputs
 from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
 
 #: what `where` reports for an attempt of this executor

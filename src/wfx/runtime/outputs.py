@@ -1,13 +1,15 @@
 """Step outputs written to `$WFX_OUTPUT`: `name=value` lines and `name<<DELIM` heredocs.
 
 The format is GitHub Actions' `$GITHUB_OUTPUT` format, so scripts written for it
-work unchanged. Parsing is pure; the engine reads the file and reports problems.
+work unchanged. Parsing is pure; :func:`read_outputs` is the one place that reads
+the file, wherever the attempt ran.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -83,3 +85,15 @@ def _assignment(line: str, number: int) -> tuple[str, str]:
 def _check_name(name: str, number: int) -> None:
     if not _NAME.match(name):
         raise OutputFormatError(f"line {number}: `{name}` is not a valid output name")
+
+
+def read_outputs(path: str | Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
+    """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        return {}
+    if len(raw) > limit:
+        raise OutputFormatError(f"more than {limit} bytes of outputs")
+    return parse_outputs(raw.decode("utf-8", errors="replace"))
