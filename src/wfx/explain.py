@@ -96,13 +96,10 @@ def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
         for s in completion
         if s != step.id and graph.ids[s] not in upstream and graph.ids[s] not in downstream
     ]
-    return Explanation(
-        step=step,
-        chain=_chain(graph, node),
-        settings=dict(step.settings),
-        attempts=step.retry.attempts,
-        delays=step.retry.delays,
-        on_error=step.on_error,
+    return _explanation(
+        graph,
+        node,
+        step,
         compensated=[] if tolerated else compensated,
         skipped_on_failure=skipped,
         cancelled_on_failure=[] if tolerated else independent,
@@ -126,6 +123,29 @@ def _explain_finally(
         and plan.steps[s].condition.explicit
         and not _runs_after_failure(plan.steps[s])
     ]
+    return _explanation(
+        graph,
+        node,
+        step,
+        compensated=[],
+        skipped_on_failure=skipped,
+        cancelled_on_failure=[],
+        still_run_on_failure=[s for s in others if s not in skipped],
+    )
+
+
+def _explanation(
+    graph: ExecutionGraph,
+    node: Node,
+    step: PlannedStep,
+    *,
+    compensated: list[StepId],
+    skipped_on_failure: list[StepId],
+    cancelled_on_failure: list[StepId],
+    still_run_on_failure: list[StepId] | None = None,
+) -> Explanation:
+    """What every explanation says of a step (its chain, settings and retries), with what
+    its failure does, which differs between main and `finally` steps."""
     return Explanation(
         step=step,
         chain=_chain(graph, node),
@@ -133,10 +153,10 @@ def _explain_finally(
         attempts=step.retry.attempts,
         delays=step.retry.delays,
         on_error=step.on_error,
-        compensated=[],
-        skipped_on_failure=skipped,
-        cancelled_on_failure=[],
-        still_run_on_failure=[s for s in others if s not in skipped],
+        compensated=compensated,
+        skipped_on_failure=skipped_on_failure,
+        cancelled_on_failure=cancelled_on_failure,
+        still_run_on_failure=still_run_on_failure or [],
     )
 
 

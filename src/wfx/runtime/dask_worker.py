@@ -58,8 +58,8 @@ BATCH_CHARACTERS = 64 * 1024
 MAX_LINE = 64 * 1024
 
 
-class WorkerResult(TypedDict):
-    """How an attempt ended on a worker, as plain (msgpack- and pickle-able) data."""
+class _Partial(TypedDict):
+    """How the attempt's process ended: what the worker adds the rest to."""
 
     status: str
     outputs: dict[str, str]
@@ -67,6 +67,11 @@ class WorkerResult(TypedDict):
     signal: int | None
     reason: str | None
     leftovers: list[str]
+
+
+class WorkerResult(_Partial):
+    """How an attempt ended on a worker, as plain (msgpack- and pickle-able) data."""
+
     where: str
     lines: int
     """How many output events were sent (the client waits for all of them)."""
@@ -181,15 +186,6 @@ def _released(worker: Any, task_key: object) -> bool:
     """Whether Dask no longer wants this task (its client released or cancelled it)."""
     state = worker.state.tasks.get(task_key)
     return state is None or state.state in ("cancelled", "released", "forgotten")
-
-
-class _Partial(TypedDict):
-    status: str
-    outputs: dict[str, str]
-    exit_code: int | None
-    signal: int | None
-    reason: str | None
-    leftovers: list[str]
 
 
 async def _attempt(
