@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from wfx.runtime.engine import RunOptions, RunResult
     from wfx.runtime.events import EventSink
     from wfx.runtime.executor import Executor
-    from wfx.runtime.journal import Journal, ResumeState, RunRecord
+    from wfx.model import StepId
+    from wfx.runtime.journal import Journal, ResumeState, RunRecord, StepRecord
     from wfx.runtime.process import Leftover
+    from wfx.selection import Selection
     from wfx.source import SourceDocument
 
 #: a value as JSON (and YAML) writes it: what inputs, outputs and expressions hold
@@ -423,21 +425,27 @@ def prepare_run(
     file: str | Path,
     state: ResumeState | None,
     workspace: str | None,
+    part: Part | None = None,
 ) -> tuple[str, Path | None, Path | None]:
     """For `wfx run` and `wfx resume`, before any step starts: the run's id, its workspace
-    and the directory of its `$WFX_OUTPUT` files. A new journaled run is recorded here.
-    None leaves the engine's default: a resumed run's own workspace, and temporary
-    directories for a run without a journal."""
+    and the directory of its `$WFX_OUTPUT` files. A new journaled run is recorded here
+    (with what `part` keeps and skips: a redrive or a part of the workflow). None leaves
+    the engine's default: a resumed run's own workspace, and temporary directories for a
+    run without a journal. A run that keeps earlier results goes on in the workspace of
+    the run they come from, where those steps left their files."""
     from wfx.runtime.engine import new_run_id
 
     chosen = Path(workspace) if workspace else None
     run_id = state.run_id if state is not None else new_run_id()
     if chosen is not None:
         _make_directory(chosen, "--workspace")
+    elif part is not None and part.workspace is not None:
+        chosen = Path(part.workspace)
+        _make_directory(chosen, f"the workspace of run {part.workspace_of}")
     if journal is None:
         return run_id, chosen, None
     if state is None:
-        chosen = record_new_run(journal, graph, file, run_id, chosen)
+        chosen = record_new_run(journal, graph, file, run_id, chosen, part)
     return run_id, chosen, journal.scratch_for(run_id)
 
 
@@ -458,9 +466,11 @@ def record_new_run(
     file: str | Path,
     run_id: str,
     workspace: str | Path | None = None,
+    part: Part | None = None,
 ) -> Path:
     """Create the journal record of a new run of `graph` (before any step starts); return
-    its workspace: `workspace` when given, else a directory of its own beside the journal."""
+    its workspace: `workspace` when given, else a directory of its own beside the journal.
+    The steps `part` keeps and skips are recorded with it."""
     from wfx.plan import fingerprint
 
     chosen = Path(workspace).resolve() if workspace else journal.workspace_for(run_id)
@@ -472,6 +482,9 @@ def record_new_run(
         definition=definition_of(graph.workflow),
         inputs=graph.inputs,
         workspace=str(chosen),
+        redrives=None if part is None else part.selection.redrives,
+        kept=[] if part is None else list(part.kept.values()),
+        not_selected=[] if part is None else sorted(part.selection.not_selected),
     )
     return chosen
 
@@ -602,6 +615,17 @@ def _definition_changes(
     compile_workflow: Callable[..., Compilation],
     describe: DescribeChanges,
 ) -> str:
+    changes = _plan_changes(record, graph, compile_workflow)
+    if changes is None:
+        return "the earlier definition no longer compiles"
+    return describe(changes) or "formatting or settings outside the plan"
+
+
+def _plan_changes(
+    record: RunRecord, graph: ExecutionGraph, compile_workflow: Callable[..., Compilation]
+) -> list[Change] | None:
+    """The plan changes from run `record`'s definition and inputs to `graph`; None when the
+    earlier definition no longer compiles."""
     from wfx import model, source
     from wfx.plan import diff_plans, make_plan
 
@@ -609,6 +633,156 @@ def _definition_changes(
         document = source.loads(record.definition, f"{record.file} (run {record.id})")
         before = make_plan(compile_workflow(model.build(document), record.inputs).graph)
     except DiagnosticsError:
-        return "the earlier definition no longer compiles"
-    changes = diff_plans(before, make_plan(graph))
-    return describe(changes) or "formatting or settings outside the plan"
+        return None
+    return diff_plans(before, make_plan(graph))
+
+
+# -- redrives and parts of a workflow ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """What a new run does with each main step (a redrive, or a part of the workflow): its
+    Selection, the earlier results it keeps, the workspace those steps left their files in,
+    and what changed in the workflow since the run it redrives (when `--force` let it)."""
+
+    selection: Selection
+    kept: Mapping[StepId, StepRecord]
+    workspace: str | None = None
+    workspace_of: str | None = None
+    """The run whose workspace that is."""
+    changes: str | None = None
+
+
+def latest_run(journal: Journal, file: str | Path) -> str:
+    """The id of the newest run of the workflow `file` (`wfx run FILE --retry-failed`);
+    DiagnosticsError when there is none."""
+    runs = journal.runs(str(Path(file).resolve()))
+    if not runs:
+        raise DiagnosticsError(
+            [
+                error(
+                    "redrive.none",
+                    f"no run of {file} in {journal.path} to retry",
+                    None,
+                    "run it first (`wfx run FILE`), or name the run: `wfx retry RUN_ID`",
+                )
+            ]
+        )
+    return runs[0].id
+
+
+def redrive_target(
+    journal: Journal,
+    run_id: str,
+    force: bool,
+    describe: DescribeChanges,
+    *,
+    file: str | Path | None = None,
+    inputs: InputValues | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+) -> tuple[ExecutionGraph, Part]:
+    """For `wfx retry RUN_ID` and `wfx plan --retry RUN_ID`: the graph of a redrive of run
+    `run_id` (its file and inputs, unless `file` and `inputs` are given) and what it does
+    with each step: the steps that succeeded there are kept, every other one runs again,
+    with the steps that need it. Refuses (DiagnosticsError) an unknown run, a run that
+    succeeded, and a workflow changed since the run unless `force` (then the changed steps
+    run again too); RunLockedError for a run a live process still runs."""
+    from wfx.compiler import compile_workflow
+    from wfx.plan import fingerprint
+    from wfx.runtime import redrive
+    from wfx.selection import redrive as select_redrive
+
+    record = _redrivable(journal, run_id)
+    path = record.file if file is None else file
+    given = record.inputs if inputs is None else inputs
+    graph = compile_file(path, given, input_spans).graph
+    changed: set[StepId] = set()
+    words = None
+    if fingerprint(graph.workflow, graph.inputs) != record.fingerprint:
+        changes = _plan_changes(record, graph, compile_workflow)
+        words = (
+            "the earlier definition no longer compiles"
+            if changes is None
+            else describe(changes) or "formatting or settings outside the plan"
+        )
+        if not force:
+            raise DiagnosticsError([_changed_error(record, words)])
+        changed = {c.step for c in changes or [] if c.step is not None}
+    again = redrive.why_again(journal, record.id)
+    again.update({s: f"changed since run {record.id}" for s in changed})
+    kept = {s: r for s, r in redrive.succeeded(journal, record.id).items() if s not in changed}
+    chosen = select_redrive(
+        graph, record.id, redrive.sources(kept), again, redrive.not_selected(journal, record.id)
+    )
+    kept = {s: kept[s] for s in chosen.kept}
+    return graph, Part(chosen, kept, record.workspace, record.id, words)
+
+
+def _redrivable(journal: Journal, run_id: str) -> RunRecord:
+    import os
+
+    from wfx.runtime.journal import RunLockedError, owner_alive
+
+    record = journal.run(run_id)
+    if record is None:
+        raise DiagnosticsError(
+            [error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)]
+        )
+    if record.status == "success":
+        raise DiagnosticsError(
+            [
+                error(
+                    "redrive.succeeded",
+                    f"run `{record.id}` succeeded: there is nothing to retry",
+                    None,
+                    "start a new run, or run part of it again with --only/--from",
+                )
+            ]
+        )
+    alive = owner_alive(record.owner_pid, record.owner_start)
+    if record.finished is None and alive and record.owner_pid != os.getpid():
+        raise RunLockedError(
+            f"run `{record.id}` is still running (process {record.owner_pid}); wait for it,"
+            " or stop it first"
+        )
+    return record
+
+
+def _changed_error(record: RunRecord, words: str) -> Diagnostic:
+    return error(
+        "redrive.changed",
+        f"{record.file} changed since run `{record.id}`: {words}",
+        None,
+        "retry with --force to run the new definition (the changed steps run again too),"
+        " or start a new run",
+    )
+
+
+def choose_part(
+    journal: Journal | None,
+    graph: ExecutionGraph,
+    file: str | Path,
+    *,
+    only: Sequence[str] = (),
+    from_: str | None = None,
+    skip: Sequence[str] = (),
+) -> Part:
+    """For `--only`, `--from` and `--skip` (on `wfx run` and `wfx plan`): what a run of
+    that part of `graph` does with each step. Steps the chosen ones need but that do not
+    run take their result from the newest run of `file` with the same inputs where they
+    succeeded; DiagnosticsError for unknown ids and for earlier results that do not exist."""
+    from wfx.runtime import redrive
+    from wfx.selection import part
+
+    earlier: dict[StepId, StepRecord] = {}
+    if from_ and journal is not None:
+        earlier = dict(redrive.latest_results(journal, str(Path(file).resolve()), graph.inputs))
+    chosen = part(graph, only=only, from_=from_, skip=skip, earlier=redrive.sources(earlier))
+    kept = {s: earlier[s] for s in chosen.kept}
+    workspace, source = None, None
+    if journal is not None and kept:
+        newest = redrive.newest_run(journal, {r.kept_from or "" for r in kept.values()})
+        if newest is not None:
+            workspace, source = newest.workspace, newest.id
+    return Part(chosen, kept, workspace, source)

@@ -34,6 +34,7 @@ from wfx.runtime.events import (
     RunStatus,
     StepFinished,
     StepOutput,
+    StepKept,
     StepRestored,
     StepRetrying,
     StepStarted,
@@ -70,6 +71,8 @@ def _phrase(verb: str, reason: str | None) -> str:
 
 def _finished_phrase(event: StepFinished) -> str:
     """How a step ended, e.g. `succeeded in 1.2s`, `failed after 3 attempts: exit code 1`."""
+    if isinstance(event, StepKept):
+        return f"{event.status.value} in run {event.source}: kept, not run again"
     if isinstance(event, StepRestored):
         return f"{event.status.value} earlier: kept from the journal, not run again"
     verb = _VERBS.get(event.status, event.status.value)

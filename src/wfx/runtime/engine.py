@@ -35,13 +35,15 @@ from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
 from wfx.runtime.executors import Executors
-from wfx.runtime.journal import ResumeState
+from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.local import LOCAL, LocalExecutor
+from wfx.runtime.redrive import apply as apply_selection
 from wfx.runtime.resume import seed
 from wfx.runtime.scheduler import Scheduler
 from wfx.runtime.secrets import SecretSet
 from wfx.runtime.state import RunState
 from wfx.runtime.steps import StepRunner
+from wfx.selection import Selection
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,11 @@ class RunOptions:
     does not close; None: this machine (a LocalExecutor the run starts and closes)."""
     executors: Mapping[str, Executor] = field(default_factory=dict)
     """Started executors by the names steps' `executor:` settings give (`local` needs none)."""
+    selection: Selection | None = None
+    """Which main steps run, which keep an earlier result, which are skipped (a redrive or
+    a part of the workflow); None: all run."""
+    kept: Mapping[StepId, StepRecord] = field(default_factory=dict)
+    """The journaled results of the steps `selection` keeps (`wfx.runtime.redrive`)."""
 
 
 def new_run_id() -> str:
@@ -158,6 +165,8 @@ class _Run:
         self.compensator = Compensator(self.state, self.contexts, self.runner, self.scheduler)
         if resume is not None:
             seed(self.state, resume)
+        elif options.selection is not None:
+            apply_selection(self.state, options.selection, options.kept)
         self.started = time.monotonic()
 
     async def execute(self) -> RunResult:

@@ -152,6 +152,16 @@ class StepRestored(StepFinished):
 
 
 @dataclass(frozen=True, slots=True)
+class StepKept(StepRestored):
+    """A redrive, or a run of part of a workflow, took this step's result from the earlier
+    run `source` instead of running it."""
+
+    source: str = ""
+    completed: int | None = None
+    """Where the step stood in the order of completions of `source` (for compensation)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StepCancelled(StepFinished):
     """The step was running when the run was cancelled or failed."""
 

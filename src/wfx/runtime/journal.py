@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import struct
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +32,9 @@ from typing import Any, ParamSpec, TypeVar
 from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
 from wfx.runtime.failpoints import failpoint
+from wfx.selection import NOT_SELECTED
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATE_DIR_VARIABLE = "WFX_STATE_DIR"
 DATABASE = "state.db"
 WORKSPACES = "workspaces"
@@ -109,6 +110,10 @@ _MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (run_id, step_id, attempt)
         )""",
     ],
+    4: [
+        "ALTER TABLE runs ADD COLUMN redrives TEXT",
+        "ALTER TABLE steps ADD COLUMN kept_from TEXT",
+    ],
 }
 
 
@@ -151,6 +156,8 @@ class RunRecord:
     owner_pid: int | None
     owner_start: str | None
     workspace: str | None = None
+    redrives: str | None = None
+    """The run this one redrives (`wfx retry`), if it is a redrive."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,8 @@ class StepRecord:
     """Where its last attempt ran (`local`, a worker's address); None: no attempt ended."""
     attempts_where: Mapping[int, str] = field(default_factory=dict)
     """Where each ended attempt ran, by attempt number."""
+    kept_from: str | None = None
+    """The run that ran the step, when this run kept its result instead of running it."""
 
     @property
     def status_word(self) -> str:
@@ -476,14 +485,20 @@ class Journal:
         definition: str,
         inputs: Mapping[str, Any],
         workspace: str | None = None,
+        redrives: str | None = None,
+        kept: Sequence[StepRecord] = (),
+        not_selected: Sequence[str] = (),
     ) -> None:
-        """Record a new run, owned by this process."""
+        """Record a new run, owned by this process: `redrives` is the run it redrives,
+        `kept` the earlier results it keeps (each naming its run in `kept_from`),
+        `not_selected` the steps it skips. Those are recorded with the run, so a resume of
+        it keeps and skips the same steps whenever it was killed."""
         failpoint("journal.create-run")
         with self.transaction():
             self.db.execute(
                 "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
-                " started, owner_pid, owner_start, heartbeat, workspace)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                " started, owner_pid, owner_start, heartbeat, workspace, redrives)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     workflow,
@@ -496,8 +511,16 @@ class Journal:
                     process_start_time(os.getpid()),
                     time.time(),
                     workspace,
+                    redrives,
                 ),
             )
+            for record in kept:
+                self._insert_kept(run_id, record)
+            self.db.executemany(
+                "INSERT INTO steps (run_id, step_id, status, reason) VALUES (?, ?, 'skipped', ?)",
+                [(run_id, step, NOT_SELECTED) for step in not_selected],
+            )
+        self.completions = max((r.completed or 0 for r in kept), default=0)
         self.run_id = run_id
 
     def workspace_for(self, run_id: str) -> Path:
@@ -606,6 +629,29 @@ class Journal:
             )
             self._attempt_ran(event.run_id, event.step, event.attempts, event.where)
         failpoint("journal.after-step-finished")
+
+    def _insert_kept(self, run_id: str, record: StepRecord) -> None:
+        """Record (inside the caller's transaction) a step whose result run `run_id` keeps
+        from the earlier run `record.kept_from`, as that run recorded it."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO steps (run_id, step_id, status, attempts, started,"
+            " finished, outputs, exit_code, signal, reason, completed, kept_from)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                record.step_id,
+                record.status.value,
+                record.attempts,
+                record.started,
+                record.finished,
+                json.dumps(dict(record.outputs), default=str),
+                record.exit_code,
+                record.signal,
+                record.reason,
+                record.completed,
+                record.kept_from,
+            ),
+        )
 
     def _attempt_ran(self, run_id: str, step_id: str, attempt: int, where: str | None) -> None:
         """Record where an attempt that ended ran (nothing when no attempt ran)."""
@@ -741,7 +787,7 @@ class Journal:
         """The journaled steps of a run by id."""
         rows = self.db.execute(
             "SELECT step_id, status, attempts, started, finished, outputs, exit_code, signal,"
-            " reason, completed, retry_at, ran_on FROM steps WHERE run_id = ?",
+            " reason, completed, retry_at, ran_on, kept_from FROM steps WHERE run_id = ?",
             (run_id,),
         ).fetchall()
         places: dict[str, dict[int, str]] = {}
@@ -766,6 +812,7 @@ class Journal:
                 _step_status(r[1])[1],
                 r[11],
                 places.get(r[0], {}),
+                r[12],
             )
             for r in rows
         }
@@ -824,7 +871,7 @@ class Journal:
 
 _RUN_COLUMNS = (
     "id, workflow, file, fingerprint, definition, inputs, status, reason, outputs, started,"
-    " finished, owner_pid, owner_start, workspace"
+    " finished, owner_pid, owner_start, workspace, redrives"
 )
 
 
@@ -844,6 +891,7 @@ def _run_record(row: tuple[Any, ...]) -> RunRecord:
         row[11],
         row[12],
         row[13],
+        row[14],
     )
 
 

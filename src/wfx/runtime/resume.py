@@ -11,6 +11,7 @@ from wfx.graph import Node, Section
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.state import RunState, tolerates
+from wfx.selection import NOT_SELECTED
 
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
 KEPT = frozenset(
@@ -42,6 +43,11 @@ def seed(run: RunState, resume: ResumeState) -> None:
     for node, record in records:
         if record is None:
             continue
+        if record.status is StepStatus.SKIPPED and record.reason == NOT_SELECTED:
+            run.not_selected.add(node.index)
+            continue
+        if record.kept_from is not None and record.status is StepStatus.SUCCESS:
+            run.kept[node.index] = record.kept_from
         rollback = resume.rollbacks.get(node.id)
         touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
         if touched and not run.failing:

@@ -24,6 +24,7 @@ from wfx.graph import Node, NodeKind, Section
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
 from wfx.runtime.state import RunState
+from wfx.selection import NOT_SELECTED
 
 if TYPE_CHECKING:
     from wfx.runtime.steps import StepRunner
@@ -191,6 +192,9 @@ class Scheduler:
         assert runner is not None
         state = run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
+        if node.index in run.not_selected:
+            runner.finish(node, StepStatus.SKIPPED, NOT_SELECTED)
+            return self._completed(node.index)
         record = run.restored.get(node.index)
         if record is not None:
             runner.restore(node, record)

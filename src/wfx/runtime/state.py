@@ -66,6 +66,10 @@ class RunState:
         self.again: set[int] = set()
         """Steps the journal says finished that run once more (their work was undone)."""
         self.rollbacks_done: set[str] = set()
+        self.kept: dict[int, str] = {}
+        """Restored steps whose result comes from another run (a redrive): that run's id."""
+        self.not_selected: set[int] = set()
+        """Steps a run of part of the workflow skips."""
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""

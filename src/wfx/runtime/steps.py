@@ -309,6 +309,10 @@ class StepRunner:
             return
         state.reason = record.reason
         run.steps_context[node.id] = step_context(state, 0.0)
+        source = run.kept.get(node.index)
+        if source is not None:
+            run.emit(_kept_event(run.run_id, run.now(), node.id, record, source))
+            return
         run.emit(
             ev.StepRestored(
                 run.run_id,
@@ -338,6 +342,24 @@ class StepRunner:
             run = self.run
             listed = _brief_list([run.secrets.mask(p) for p in result.leftovers])
             run.notice(f"killed processes `{node.id}` left running: {listed}", node.id)
+
+
+def _kept_event(run_id: str, now: float, step: StepId, record: StepRecord, source: str) -> ev.StepKept:
+    """The event of a step whose result a run keeps from the earlier run `source`."""
+    return ev.StepKept(
+        run_id,
+        now,
+        step,
+        record.status,
+        record.attempts,
+        0.0,
+        record.exit_code,
+        record.signal,
+        record.reason,
+        record.outputs,
+        source=source,
+        completed=record.completed,
+    )
 
 
 def _workflow_dir(run: RunState) -> str:
