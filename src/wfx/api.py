@@ -24,12 +24,11 @@ from wfx.diagnostics import (
 if TYPE_CHECKING:
     from wfx.compiler import Compilation
     from wfx.graph import ExecutionGraph
-    from wfx.model import Workflow
+    from wfx.model import StepId, Workflow
     from wfx.plan import Change, Plan
     from wfx.runtime.engine import RunOptions, RunResult
     from wfx.runtime.events import EventSink
     from wfx.runtime.executor import Executor
-    from wfx.model import StepId
     from wfx.runtime.journal import Journal, ResumeState, RunRecord, StepRecord
     from wfx.runtime.process import Leftover
     from wfx.selection import Selection

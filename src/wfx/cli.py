@@ -42,6 +42,7 @@ class _LazyGroup(click.Group):
         "runs": "wfx.cli_history:runs",
         "show": "wfx.cli_history:show",
         "logs": "wfx.cli_history:logs",
+        "retry": "wfx.cli_redrive:retry",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -96,6 +97,33 @@ def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
 
 
 DIAGNOSTIC_FORMATS_HELP = "text for people, json for tools, github for CI annotations."
+
+
+def selection_options(command: F) -> F:
+    """`--only`, `--from` and `--skip`: run (or plan) part of a workflow."""
+    decorators = [
+        click.option(
+            "--only",
+            multiple=True,
+            metavar="STEP[,STEP...]",
+            help="Only these steps and every step they need (repeatable).",
+        ),
+        click.option(
+            "--from",
+            "from_",
+            metavar="STEP",
+            help="This step and every step after it; earlier results come from the journal.",
+        ),
+        click.option(
+            "--skip",
+            multiple=True,
+            metavar="STEP[,STEP...]",
+            help="Not these steps, nor the steps that need them (repeatable).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
 
 
 @cli.command()
@@ -182,6 +210,18 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Text: also each step's env, shell and provenance."
 )
+@click.option(
+    "--retry",
+    "retry_run",
+    metavar="RUN_ID",
+    help="Plan a redrive of RUN_ID: which steps are kept, which run again.",
+)
+@selection_options
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    help="With --retry or --from: where the journal lives (default: $WFX_STATE_DIR, or .wfx/).",
+)
 def plan(
     file: str,
     assignments: tuple[str, ...],
@@ -189,23 +229,30 @@ def plan(
     output_format: str,
     base: str | None,
     verbose: bool,
+    **chosen: Any,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
     sys.dont_write_bytecode = True
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
+    part = None
     try:
         _check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        if chosen["retry_run"] or chosen["only"] or chosen["from_"] or chosen["skip"]:
+            from wfx.cli_redrive import plan_part
+
+            graph, the_plan, part = plan_part(file, given, spans, output_format, base, **chosen)
+        else:
+            graph, the_plan = api.plan_file(file, given or None, spans)
         base_plan = api.plan_base(base, file, given or None) if base else None
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
     if base is not None:
         _print_diff(base_plan, the_plan, output_format)
         return
-    _print_plan(graph, the_plan, output_format, verbose)
+    _print_plan(graph, the_plan, output_format, verbose, part)
 
 
 def _check_plan_options(output_format: str, base: str | None) -> None:
@@ -227,7 +274,14 @@ def _check_plan_options(output_format: str, base: str | None) -> None:
         )
 
 
-def _print_plan(graph: Any, the_plan: Any, output_format: str, verbose: bool = False) -> None:
+def _print_plan(
+    graph: Any, the_plan: Any, output_format: str, verbose: bool = False, part: Any = None
+) -> None:
+    if part is not None:
+        from wfx.cli_redrive import print_plan_part
+
+        print_plan_part(graph, the_plan, part, output_format, verbose)
+        return
     if output_format == "text":
         from rich.console import Console
 
@@ -379,7 +433,15 @@ def _presentation(**values: Any) -> _Presentation:
     type=click.Path(dir_okay=False),
     help="Run only if FILE and the inputs still match this reviewed `wfx plan --format json`.",
 )
-@click.option("--force", is_flag=True, help="With --resume: accept a changed workflow.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Redrive the latest run of FILE: keep what succeeded, run the rest again.",
+)
+@selection_options
+@click.option(
+    "--force", is_flag=True, help="With --resume or --retry-failed: accept a changed workflow."
+)
 def run_command(
     file: str,
     assignments: tuple[str, ...],
@@ -387,6 +449,10 @@ def run_command(
     resume: bool,
     plan_file: str | None,
     force: bool,
+    retry_failed: bool,
+    only: tuple[str, ...],
+    from_: str | None,
+    skip: tuple[str, ...],
     **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
@@ -402,14 +468,25 @@ def run_command(
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    selecting = retry_failed or bool(only or from_ or skip)
+    if selecting:
+        from wfx.cli_redrive import check_run_selection
+
+        check_run_selection(how, resume=resume, plan_file=plan_file, retry_failed=retry_failed)
     _check_paths(how)
     with _journal_for(how) as journal:
-        state = None
+        state = part = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
             if unfinished is not None:
                 graph, state = _claim(journal, unfinished.id, force)
-        _execute(graph, file, how, journal, state)
+        if selecting:
+            from wfx.cli_redrive import part_for_run
+
+            graph, part = part_for_run(
+                journal, graph, file, given, spans, force, retry_failed, only, from_, skip
+            )
+        _execute(graph, file, how, journal, state, part)
 
 
 @cli.command()
@@ -491,8 +568,11 @@ def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
     return graph, state
 
 
-def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any) -> NoReturn:
-    """Run (or resume) `graph`, showing and recording it as asked; exit with its code."""
+def _execute(
+    graph: Any, file: str, how: _Presentation, journal: Any, state: Any, part: Any = None
+) -> NoReturn:
+    """Run (or resume) `graph`, showing and recording it as asked (`part`: a redrive or a
+    part of the workflow); exit with its code."""
     from contextlib import ExitStack
 
     from rich.console import Console
@@ -519,7 +599,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
             def start_run() -> Any:
                 """Called once the executors are up: record the run, show it, run it."""
                 run_id, workspace, scratch = api.prepare_run(
-                    journal, graph, file, state, how.workspace
+                    journal, graph, file, state, how.workspace, part
                 )
                 view = choose_view(
                     console,
@@ -549,6 +629,8 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
                     scratch=scratch,
                     run_id=run_id,
                     resume=state,
+                    selection=None if part is None else part.selection,
+                    kept={} if part is None else part.kept,
                 )
 
             try:

@@ -199,8 +199,7 @@ def _check_available(
             error(
                 "select.missing",
                 f"no earlier result of {listed}, which the selected steps need:"
-                " no run in the journal succeeded at "
-                + ("it" if len(missing) == 1 else "them"),
+                " no run in the journal succeeded at " + ("it" if len(missing) == 1 else "them"),
                 None,
                 "run the workflow (or `--only` those steps) first, or start earlier with --from",
             )

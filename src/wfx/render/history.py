@@ -173,6 +173,7 @@ def run_to_dict(run: RunRecord) -> dict[str, Any]:
         "durationSeconds": _seconds(_elapsed(run.started, run.finished)),
         "inputs": dict(run.inputs),
         "workspace": run.workspace,
+        "redrives": run.redrives,
     }
 
 
@@ -208,6 +209,8 @@ def _details(run: RunRecord, alive: Collection[str]) -> Table:
     ]
     if run.workspace:
         rows.append(("workspace", Text(run.workspace)))
+    if run.redrives:
+        rows.append(("redrives", Text(f"run {run.redrives} (`wfx retry`)")))
     for name, value in rows:
         grid.add_row(name, value)
     return grid
@@ -230,9 +233,16 @@ def _steps_table(steps: Sequence[StepRecord]) -> Table:
             step_duration(step),
             exit_text(step),
             Text(_places(step)),
-            Text("" if step.status is StepStatus.SUCCESS else step.reason or ""),
+            Text(_reason(step)),
         )
     return table
+
+
+def _reason(step: StepRecord) -> str:
+    """Why a step did not succeed, or that the run kept its result from another run."""
+    if step.kept_from is not None:
+        return f"kept from run {step.kept_from}"
+    return "" if step.status is StepStatus.SUCCESS else step.reason or ""
 
 
 def _places(step: StepRecord) -> str:
@@ -309,6 +319,7 @@ def step_to_dict(step: StepRecord) -> dict[str, Any]:
         "outputs": dict(step.outputs),
         "where": step.where,
         "attemptsWhere": [{"attempt": n, "where": w} for n, w in step.attempts_where.items()],
+        "keptFrom": step.kept_from,
     }
 
 

@@ -21,6 +21,7 @@ from wfx.runtime.events import (
     RunStarted,
     RunStatus,
     StepFinished,
+    StepKept,
     StepStarted,
     StepStatus,
 )
@@ -114,6 +115,8 @@ def step_lines(steps: Steps) -> list[StepLine]:
 def _step_line(record: StepRecord | StepFinished) -> StepLine:
     if isinstance(record, StepLine):
         return record
+    if isinstance(record, StepKept):
+        return StepLine(record.step, record.status, reason=f"kept from run {record.source}")
     step_id = record.step if isinstance(record, StepFinished) else record.id
     return StepLine(step_id, record.status, record.attempts, record.duration, record.reason)
 
@@ -185,7 +188,7 @@ def _cells(line: StepLine) -> list[str]:
         _status_text(line.status),
         str(line.attempts) if ran else "-",
         short_duration(line.duration) if ran else "-",
-        "" if line.status is StepStatus.SUCCESS else line.reason or "",
+        "" if line.status is StepStatus.SUCCESS and ran else line.reason or "",
     ]
 
 

@@ -7,6 +7,7 @@ may keep (and where they come from), and how a run starts from a Selection
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -78,8 +79,6 @@ def _usable(run: RunRecord, inputs: Mapping[str, Any]) -> bool:
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    import json
-
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 

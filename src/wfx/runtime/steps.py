@@ -344,7 +344,9 @@ class StepRunner:
             run.notice(f"killed processes `{node.id}` left running: {listed}", node.id)
 
 
-def _kept_event(run_id: str, now: float, step: StepId, record: StepRecord, source: str) -> ev.StepKept:
+def _kept_event(
+    run_id: str, now: float, step: StepId, record: StepRecord, source: str
+) -> ev.StepKept:
     """The event of a step whose result a run keeps from the earlier run `source`."""
     return ev.StepKept(
         run_id,
