@@ -5,7 +5,6 @@ from the workflow's directory, to keep the tests fast)."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -38,7 +37,8 @@ def wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 FLOW = """wfx: 1
 type: parallel
 steps:
-  - {id: build, run: "echo build >> ledger; echo version=7 >> $WFX_OUTPUT; echo art > $WFX_WORKSPACE/art"}
+  - id: build
+    run: "echo build >> ledger; echo version=7 >> $WFX_OUTPUT; echo art > $WFX_WORKSPACE/art"
   - {id: lint, needs: [build], run: "echo lint >> ledger"}
   - {id: test, needs: [lint], run: "echo test >> ledger; [ -e fixed ]"}
   - id: deploy
