@@ -718,6 +718,18 @@ def redrive_target(
     return graph, Part(chosen, kept, record.workspace, record.id, words)
 
 
+def stop_redriven_leftovers(journal: Journal, run_id: str, graph: ExecutionGraph) -> list[Leftover]:
+    """Before a redrive of a run that never ended (its wfx was killed) starts: stop the step
+    processes that run left running (TERM, the steps' longest kill grace, KILL), so the step
+    it redoes never runs twice at the same time; what was stopped."""
+    from wfx.runtime.process import stop_leftovers
+
+    record = journal.run(run_id)
+    if record is None or record.finished is not None:
+        return []
+    return stop_leftovers(record.id, _longest_kill_grace(graph))
+
+
 def _redrivable(journal: Journal, run_id: str) -> RunRecord:
     import os
 

@@ -65,6 +65,11 @@ def _redrive(journal: Any, run_id: str, force: bool, how: _Presentation, **given
         _fail_with(exc.diagnostics, {}, "text")
     if part.changes:
         click.echo(f"wfx: warning: retrying a changed workflow (--force): {part.changes}", err=True)
+    stopped = api.leftovers_notice(
+        api.stop_redriven_leftovers(journal, part.selection.redrives or run_id, graph)
+    )
+    if stopped:
+        click.echo(f"wfx: warning: {stopped}", err=True)
     _say(part, how)
     return graph, part
 
