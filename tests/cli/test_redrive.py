@@ -222,3 +222,24 @@ def test_from_without_earlier_results_and_unknown_steps_are_exit_2(tmp_path: Pat
     both = wfx("run", "wf.yaml", "--resume", "--only", "test", cwd=tmp_path)
     assert both.returncode == 2
     assert _ledger(tmp_path) == [] and _runs(tmp_path) == []
+
+
+def test_a_journal_of_schema_3_is_migrated(tmp_path: Path) -> None:
+    """Runs recorded before redrives existed read as runs that redrive nothing and keep
+    nothing, and a retry of one works."""
+    from wfx.runtime import journal as journal_module
+
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        for version in (1, 2, 3):
+            for statement in journal_module._MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', '3')")
+    db.close()
+    state = tmp_path / ".wfx"
+    state.mkdir()
+    (tmp_path / "old.db").rename(state / "state.db")
+    first = _failed_run(tmp_path)
+    shown = json.loads(wfx("show", first, "--json", cwd=tmp_path).stdout)
+    assert shown["redrives"] is None
+    assert {s["keptFrom"] for s in shown["steps"]} == {None}
