@@ -718,6 +718,17 @@ def redrive_target(
     return graph, Part(chosen, kept, record.workspace, record.id, words)
 
 
+def lost_kept_workspace(part: Part) -> str | None:
+    """A warning when the workspace a run that keeps earlier results goes on in is gone
+    (it is made again, empty), else None."""
+    if part.workspace is None or not part.kept or Path(part.workspace).is_dir():
+        return None
+    return (
+        f"the workspace of run `{part.workspace_of}`, {part.workspace}, is gone: it is made"
+        " again, empty, and files the kept steps left there are missing"
+    )
+
+
 def stop_redriven_leftovers(journal: Journal, run_id: str, graph: ExecutionGraph) -> list[Leftover]:
     """Before a redrive of a run that never ended (its wfx was killed) starts: stop the step
     processes that run left running (TERM, the steps' longest kill grace, KILL), so the step

@@ -484,7 +484,7 @@ def run_command(
             from wfx.cli_redrive import part_for_run
 
             graph, part = part_for_run(
-                journal, graph, file, given, spans, force, retry_failed, only, from_, skip
+                journal, graph, file, given, spans, force, retry_failed, only, from_, skip, how
             )
         _execute(graph, file, how, journal, state, part)
 

@@ -70,6 +70,9 @@ def _redrive(journal: Any, run_id: str, force: bool, how: _Presentation, **given
     )
     if stopped:
         click.echo(f"wfx: warning: {stopped}", err=True)
+    lost = api.lost_kept_workspace(part) if how.workspace is None else None
+    if lost:
+        click.echo(f"wfx: warning: {lost}", err=True)
     _say(part, how)
     return graph, part
 
@@ -107,12 +110,12 @@ def part_for_run(
     only: tuple[str, ...],
     from_: str | None,
     skip: tuple[str, ...],
+    how: _Presentation,
 ) -> tuple[Any, Any]:
     """The graph and the Part of a `wfx run` with --retry-failed, --only, --from or --skip."""
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
-    how = _quiet_presentation()
     if retry_failed:
         if only or from_ or skip:
             _refuse(
@@ -130,12 +133,11 @@ def part_for_run(
         part = api.choose_part(journal, graph, file, only=_ids(only), from_=from_, skip=_ids(skip))
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
+    lost = api.lost_kept_workspace(part) if how.workspace is None else None
+    if lost:
+        click.echo(f"wfx: warning: {lost}", err=True)
     _say(part, how)
     return graph, part
-
-
-def _quiet_presentation() -> _Presentation:
-    return _Presentation(None, None, None, False, False, True, None)
 
 
 def plan_part(

@@ -243,3 +243,16 @@ def test_a_journal_of_schema_3_is_migrated(tmp_path: Path) -> None:
     shown = json.loads(wfx("show", first, "--json", cwd=tmp_path).stdout)
     assert shown["redrives"] is None
     assert {s["keptFrom"] for s in shown["steps"]} == {None}
+
+
+def test_a_redrive_whose_workspace_is_gone_says_so(tmp_path: Path) -> None:
+    first = _failed_run(tmp_path)
+    workspace = Path(
+        str(json.loads(wfx("show", first, "--json", cwd=tmp_path).stdout)["workspace"])
+    )
+    (workspace / "art").unlink()
+    workspace.rmdir()
+    (tmp_path / "fixed").touch()
+    retried = wfx("retry", first, "-q", cwd=tmp_path)
+    assert f"the workspace of run `{first}`, {workspace}, is gone" in retried.stderr
+    assert _ledger(tmp_path)[-2] == "deploy 7"  # build's file is missing; its output is kept

@@ -157,8 +157,6 @@ class StepKept(StepRestored):
     run `source` instead of running it."""
 
     source: str = ""
-    completed: int | None = None
-    """Where the step stood in the order of completions of `source` (for compensation)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -360,7 +360,6 @@ def _kept_event(
         record.reason,
         record.outputs,
         source=source,
-        completed=record.completed,
     )
 
 
