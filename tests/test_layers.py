@@ -20,14 +20,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "expr": ("wfx.expr", "wfx.expr."),
     "schema": ("wfx.schema",),
     "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs"),
-    "graph": ("wfx.graph",),
+    "graph": ("wfx.graph", "wfx.selection"),
     "compiler": ("wfx.compiler", "wfx.checks"),
     "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),
     "events": ("wfx.runtime.events",),
     "runtime": ("wfx.runtime", "wfx.runtime."),
     "render": ("wfx.render", "wfx.render."),
     "api": ("wfx.api",),
-    "cli": ("wfx.cli", "wfx.cli_history", "wfx.__main__"),
+    "cli": ("wfx.cli", "wfx.cli_history", "wfx.cli_redrive", "wfx.__main__"),
     "facade": ("wfx",),
 }
 

@@ -189,7 +189,9 @@ def test_runs_json_describes_each_run(real: dict[str, Any]) -> None:
         "durationSeconds",
         "inputs",
         "workspace",
+        "redrives",
     }
+    assert succeeded["redrives"] is None
     assert succeeded["workflow"] == "greet"
     assert Path(succeeded["workspace"]).parent.name == "workspaces"
     assert Path(succeeded["workspace"]).name == succeeded["id"]

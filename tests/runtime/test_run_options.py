@@ -11,8 +11,9 @@ import pytest
 
 from wfx.runtime import engine
 from wfx.runtime.engine import RunOptions
-from wfx.runtime.journal import ResumeState
+from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.local import LocalExecutor
+from wfx.selection import Selection
 
 
 def _distinct_value(field: dataclasses.Field[Any]) -> Any:
@@ -27,6 +28,8 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "scratch": Path("/nonexistent/scratch"),
         "executor": LocalExecutor(),
         "executors": {"elsewhere": LocalExecutor()},
+        "selection": Selection({}, "run-redriven"),
+        "kept": {"build": StepRecord.__new__(StepRecord)},
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")
