@@ -61,7 +61,7 @@ def _describe(changes: list[Change]) -> str:
     return str(len(changes))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags_and_failures())
 def test_a_redrive_runs_exactly_what_its_plan_says(case: tuple[list[list[int]], set[int]]) -> None:
     needs, failing = case
