@@ -305,6 +305,9 @@ class _Presentation:
     journal: bool
     state_dir: str | None
     executor: str | None = None
+    output_format: str = "text"
+    """`text`: the run view and summary on stdout; `json`: those on stderr and one JSON
+    object (status, outputs) on stdout."""
 
 
 def presentation_options(command: F) -> F:
@@ -345,6 +348,16 @@ def presentation_options(command: F) -> F:
             help="Where steps run unless they name an executor: local (default),"
             " dask://HOST:PORT or dask:local (default: $WFX_EXECUTOR).",
         ),
+        click.option(
+            "--format",
+            "--output",
+            "output_format",
+            type=click.Choice(("text", "json")),
+            default="text",
+            show_default=True,
+            help="text: the workflow outputs after the summary; json: one JSON object with"
+            " the status and outputs on stdout (the run view goes to stderr).",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -361,6 +374,7 @@ def _presentation(**values: Any) -> _Presentation:
         journal=not values["no_journal"],
         state_dir=values["state_dir"],
         executor=values["executor"],
+        output_format=values["output_format"],
     )
 
 
@@ -503,7 +517,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
     from wfx.runtime.engine import RunOptions
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=how.output_format == "json")
     collected: list[Any] = []
     with ExitStack() as files:
         # opened before the run is recorded: a path that cannot be written is exit 2,
@@ -560,7 +574,29 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
             console.print(summary_table(step_lines))
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))
+    _print_result(graph, file, result, how.output_format, console)
     sys.exit(result.exit_code)
+
+
+def _print_result(graph: Any, file: str, result: Any, output_format: str, console: Any) -> None:
+    """The workflow outputs after the summary, or the run's end as JSON on stdout."""
+    from wfx.render.run_result import outputs_text, result_json
+
+    if output_format == "json":
+        click.echo(
+            result_json(
+                run_id=result.run_id,
+                workflow=graph.workflow.name or Path(file).name,
+                status=result.status,
+                exit_code=result.exit_code,
+                outputs=result.outputs,
+                reason=result.reason,
+            )
+        )
+        return
+    text = outputs_text(result.outputs)
+    if text:
+        console.print(text, markup=False, soft_wrap=True)
 
 
 def _open_to_append(stack: Any, path: str | None, option: str) -> Any:
