@@ -83,15 +83,21 @@ def compile_file(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    env_files: Sequence[str | Path] = (),
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
-    Model problems (bad expressions) and compiler problems are reported together.
+    The env files it names and `env_files` (`--env-file`) are read here. Model problems
+    (bad expressions), env file problems and compiler problems are reported together.
     """
-    from wfx import model
+    from wfx import envfile, model
     from wfx.compiler import compile_workflow
 
     workflow, problems = model.build_with_problems(load_document(path))
+    try:
+        workflow = envfile.load(workflow, env_files)
+    except DiagnosticsError as exc:
+        problems = [*problems, *exc.diagnostics]
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -188,11 +194,13 @@ def plan_file(
     path: str | Path,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    env_files: Sequence[str | Path] = (),
 ) -> tuple[ExecutionGraph, Plan]:
     """Compile and plan a workflow without side effects; return (graph, plan)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans)
+    compilation = compile_file(path, inputs, input_spans, env_files=env_files)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 

@@ -83,6 +83,19 @@ def input_options(command: F) -> F:
     )(command)
 
 
+def env_file_option(command: F) -> F:
+    """`--env-file PATH` (repeatable), shared by plan and run."""
+    return click.option(
+        "--env-file",
+        "env_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="PATH",
+        help="A dotenv file whose variables every step gets, below the workflow's envFile"
+        " and env (repeatable, later files win); also read for `secrets`.",
+    )(command)
+
+
 def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
     """The `--format` option, with the formats a command offers."""
     return click.option(
@@ -172,6 +185,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@env_file_option
 @format_option(PLAN_FORMATS, "How to print the plan.")
 @click.option(
     "--diff",
@@ -189,6 +203,7 @@ def plan(
     output_format: str,
     base: str | None,
     verbose: bool,
+    env_files: tuple[str, ...],
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
     sys.dont_write_bytecode = True
@@ -198,7 +213,7 @@ def plan(
     try:
         _check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        graph, the_plan = api.plan_file(file, given or None, spans, env_files=env_files)
         base_plan = api.plan_base(base, file, given or None) if base else None
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
@@ -394,6 +409,7 @@ def _presentation(**values: Any) -> _Presentation:
     help="Run only if FILE and the inputs still match this reviewed `wfx plan --format json`.",
 )
 @click.option("--force", is_flag=True, help="With --resume: accept a changed workflow.")
+@env_file_option
 def run_command(
     file: str,
     assignments: tuple[str, ...],
@@ -401,6 +417,7 @@ def run_command(
     resume: bool,
     plan_file: str | None,
     force: bool,
+    env_files: tuple[str, ...],
     **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
@@ -411,7 +428,7 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph = api.compile_file(file, given or None, spans).graph
+        graph = api.compile_file(file, given or None, spans, env_files=env_files).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:

@@ -162,6 +162,8 @@ class Step:
     executor: Located | None = None
     resources: Located | None = None
     """Abstract resources (`{gpu: 1}`) the step's process holds: a Mapping[str, float]."""
+    env_file: tuple[Located, ...] = ()
+    """`envFile`: each dotenv path as written (a str), with where."""
     rollback: Action | None = None
     action: Action | None = None
     group_type: GroupType = GroupType.SEQUENTIAL
@@ -205,6 +207,16 @@ class Workflow:
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
     group_type: GroupType = GroupType.SEQUENTIAL
     """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
+    env_file: tuple[Located, ...] = ()
+    """The workflow's `envFile`: each dotenv path as written (a str), with where."""
+    env_file_values: Mapping[Path_, Mapping[str, str]] = field(default_factory=dict)
+    """What the env files hold once read (:mod:`wfx.envfile`), by the path of the step that
+    names them: `()` the workflow's `envFile`, :data:`COMMAND_LINE_ENV_FILE` `--env-file`.
+    Empty until read: a workflow whose files were not read has no values from them."""
+
+
+#: the key of the values from `--env-file` in `Workflow.env_file_values`
+COMMAND_LINE_ENV_FILE: Path_ = ("--env-file",)
 
 
 def build(document: SourceDocument) -> Workflow:
@@ -364,6 +376,7 @@ class _ModelBuilder:
             },
             data=data,
             group_type=GroupType(data.get("type", "sequential")),
+            env_file=self.env_file(data, root),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
@@ -398,6 +411,15 @@ class _ModelBuilder:
             executor=self.located(data, "executor", path),
             resources=self.resources(data, path),
         )
+
+    def env_file(self, data: Mapping[str, Any], path: Path_) -> tuple[Located, ...]:
+        """`envFile`: one path or a list of them, each with its position."""
+        value = data.get("envFile")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (Located(value, self.span((*path, "envFile"))),)
+        return tuple(Located(str(v), self.span((*path, "envFile", i))) for i, v in enumerate(value))
 
     def optional_template(self, data: Mapping[str, Any], key: str, path: Path_) -> Template | None:
         if key not in data:
@@ -440,6 +462,7 @@ class _ModelBuilder:
             shell=self.located(data, "shell", path),
             executor=self.located(data, "executor", path),
             resources=self.resources(data, path),
+            env_file=self.env_file(data, path),
             rollback=self.action(data["rollback"], (*path, "rollback"))
             if "rollback" in data
             else None,

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfx.compiler import workflow_env
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
@@ -246,9 +247,7 @@ class _Planner:
             "inputs": dict(graph.inputs),
             "workflow": {"name": workflow.name or ""},
         }
-        self.workflow_env = self.resolve_env_chain(
-            {name: Setting(template, Origin.WORKFLOW) for name, template in workflow.env.items()}
-        )
+        self.workflow_env = self.resolve_env_chain(workflow_env(workflow))
         self.stage_of = {
             step_id: i
             for section in Section

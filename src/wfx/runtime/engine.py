@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 
 from wfx.durations import format_duration
+from wfx.envfile import secrets_environment
 from wfx.graph import ExecutionGraph, Node, Section
 from wfx.model import StepId
 from wfx.runtime import events as ev
@@ -138,7 +139,9 @@ class _Run:
         self.run_id = run_id
         environ = dict(options.environ) if options.environ is not None else None
         base_env = environ if environ is not None else inherited_environment()
-        secrets = SecretSet.from_environment((s.value for s in graph.workflow.secrets), base_env)
+        secrets = SecretSet.from_environment(
+            (s.value for s in graph.workflow.secrets), secrets_environment(graph.workflow, base_env)
+        )
         self.state = RunState(graph, run_id, options.events or _ignore_event, secrets)
         self.local = LocalExecutor(environ=base_env, scratch=options.scratch)
         self.executors = Executors(self.local, options.executor, options.executors)
