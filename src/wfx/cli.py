@@ -549,8 +549,12 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
 
             def start_run() -> Any:
                 """Called once the executors are up: record the run, show it, run it."""
+                run_id = api.new_run_id(state)
+                gate = api.enter_concurrency_group(graph, how.state_dir, run_id)
+                if gate is not None:
+                    stack.callback(gate.leave)
                 run_id, workspace, scratch = api.prepare_run(
-                    journal, graph, file, state, how.workspace
+                    journal, graph, file, state, how.workspace, run_id
                 )
                 view = choose_view(
                     console,
@@ -580,6 +584,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
                     scratch=scratch,
                     run_id=run_id,
                     resume=state,
+                    concurrency=gate,
                 )
 
             try:

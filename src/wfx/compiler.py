@@ -17,7 +17,7 @@ from typing import Any
 
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
-from wfx.expr import Template, parse_template
+from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.graph import (
     NO_EXECUTOR,
     NO_RESOURCES,
@@ -88,6 +88,7 @@ def compile_workflow(
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)
     except DiagnosticsError as exc:
         problems += exc.diagnostics
+    problems += _check_concurrency(workflow, values)
     nodes, cycles = _topological(lowering.nodes)
     problems += cycles
     if has_errors(problems):
@@ -97,6 +98,49 @@ def compile_workflow(
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)
     return Compilation(graph, warnings)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def concurrency_group(workflow: Workflow, inputs: Mapping[str, Any]) -> str | None:
+    """The name of the run's concurrency group, its `${{ inputs.* }}` filled in; None when
+    the workflow has no `concurrency`."""
+    if workflow.concurrency is None:
+        return None
+    contexts = {"inputs": dict(inputs)}
+    return "".join(
+        part if isinstance(part, str) else to_string(part.evaluate(contexts))
+        for part in workflow.concurrency.group.parts
+    )
+
+
+def _check_concurrency(workflow: Workflow, values: Mapping[str, Any]) -> list[Diagnostic]:
+    """The group reads only declared inputs, and can be worked out from them."""
+    if workflow.concurrency is None:
+        return []
+    declared = {i.name.lower() for i in workflow.inputs}
+    problems = []
+    for expression in workflow.concurrency.group.expressions():
+        for reference in expression.references():
+            path = reference.path
+            if path[0].lower() == "inputs" and (len(path) < 2 or path[1].lower() not in declared):
+                problems.append(
+                    error(
+                        "compile.concurrency-input",
+                        f"the concurrency group reads `{'.'.join(path[:2])}`, which is not a"
+                        " declared input",
+                        reference.span,
+                        "declare it under `inputs`",
+                    )
+                )
+    if problems:
+        return problems
+    try:
+        concurrency_group(workflow, values)
+    except ExpressionError as exc:
+        return [error("compile.concurrency", f"concurrency group: {exc.message}", exc.span)]
+    return []
 
 
 # -- ids --------------------------------------------------------------------------------------

@@ -60,6 +60,14 @@ class Backoff(enum.Enum):
     CONSTANT = "constant"
 
 
+class ConcurrencyMode(enum.Enum):
+    """What a run does when its concurrency group is taken by another run."""
+
+    QUEUE = "queue"
+    CANCEL = "cancel"
+    FAIL = "fail"
+
+
 class InputType(enum.Enum):
     """The declared type of a workflow input."""
 
@@ -97,6 +105,15 @@ class Condition:
     span: Span
     expression: Expression | None = None
     constant: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """`concurrency`: the group (a template over `inputs`) and what to do when it is taken."""
+
+    group: Template
+    mode: ConcurrencyMode
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +226,7 @@ class Workflow:
     """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
     env_file: tuple[Located, ...] = ()
     """The workflow's `envFile`: each dotenv path as written (a str), with where."""
+    concurrency: Concurrency | None = None
     env_file_values: Mapping[Path_, Mapping[str, str]] = field(default_factory=dict)
     """What the env files hold once read (:mod:`wfx.envfile`), by the path of the step that
     names them: `()` the workflow's `envFile`, :data:`COMMAND_LINE_ENV_FILE` `--env-file`.
@@ -377,6 +395,7 @@ class _ModelBuilder:
             data=data,
             group_type=GroupType(data.get("type", "sequential")),
             env_file=self.env_file(data, root),
+            concurrency=self.concurrency(data.get("concurrency")),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
@@ -411,6 +430,24 @@ class _ModelBuilder:
             executor=self.located(data, "executor", path),
             resources=self.resources(data, path),
         )
+
+    def concurrency(self, value: Any) -> Concurrency | None:
+        """`concurrency`: a group name, or `{group, mode}`; the group may read only `inputs`."""
+        if value is None:
+            return None
+        path: Path_ = ("concurrency",)
+        if isinstance(value, str):
+            text, mode, group_path = value, ConcurrencyMode.QUEUE, path
+        else:
+            text = str(value["group"])
+            mode = ConcurrencyMode(value.get("mode", "queue"))
+            group_path = (*path, "group")
+        group = self.template(text, group_path)
+        for expression in group.expressions():
+            for reference in expression.references():
+                if reference.path[0].lower() != "inputs":
+                    self.problems.append(_concurrency_reference(reference.path, reference.span))
+        return Concurrency(group, mode, self.span(path))
 
     def env_file(self, data: Mapping[str, Any], path: Path_) -> tuple[Located, ...]:
         """`envFile`: one path or a list of them, each with its position."""
@@ -509,6 +546,16 @@ def _env_text(value: Any) -> str:
 
 def _seconds(located: Located | None) -> float | None:
     return None if located is None else float(located.value)
+
+
+def _concurrency_reference(path: tuple[str, ...], span: Span) -> Diagnostic:
+    return error(
+        "model.concurrency-context",
+        f"the concurrency group may use only `inputs`, not `{'.'.join(path[:2])}`",
+        span,
+        "the group is decided before the run starts: build it from inputs, e.g."
+        " `deploy-${{ inputs.environment }}`",
+    )
 
 
 def _expression_diagnostic(exc: ExpressionError) -> Diagnostic:

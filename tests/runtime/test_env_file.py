@@ -4,14 +4,17 @@ its position."""
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 
 import anyio
 import pytest
+from rich.console import Console
 
 from wfx.api import compile_file, plan_file
 from wfx.diagnostics import DiagnosticsError
+from wfx.plan import Plan
 from wfx.render.plan_json import render_json
 from wfx.render.plan_text import render_text
 from wfx.runtime import events as ev
@@ -121,7 +124,7 @@ def test_a_secret_read_from_an_env_file_is_the_secret_and_is_masked(tmp_path: Pa
     assert result.outputs == {"token": "***"}
     assert SECRET not in repr(events)
     the_plan = plan_file(path)[1]
-    shown = render_json(the_plan) + str(render_text(the_plan, verbose=True))
+    shown = render_json(the_plan) + text_of(the_plan)
     assert SECRET not in shown
     assert "visible" in shown
 
@@ -168,3 +171,10 @@ def test_every_problem_at_once_with_its_position(tmp_path: Path) -> None:
     assert any(p.startswith(f"{step_env}:5:1: envfile.no-value:") for p in found)
     assert any(p.startswith("None: envfile.missing: env file `") for p in found)
     assert len(found) == 6
+
+
+def text_of(the_plan: Plan) -> str:
+    """The verbose text plan as a colourless terminal shows it."""
+    console = Console(width=200, color_system=None, record=True, file=io.StringIO())
+    console.print(render_text(the_plan, verbose=True))
+    return console.export_text()

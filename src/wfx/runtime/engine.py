@@ -32,6 +32,7 @@ from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.actions import PythonAction, inherited_environment
 from wfx.runtime.compensation import Compensator
+from wfx.runtime.concurrency import Gate, Member
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
@@ -98,6 +99,10 @@ class RunOptions:
     does not close; None: this machine (a LocalExecutor the run starts and closes)."""
     executors: Mapping[str, Executor] = field(default_factory=dict)
     """Started executors by the names steps' `executor:` settings give (`local` needs none)."""
+    concurrency: Gate | None = None
+    """The run's place in its concurrency group, entered (`Gate.enter`) but not yet its
+    turn: the run waits for it before its first step, and leaves the group when it ends.
+    None: the run is in no group."""
 
 
 def new_run_id() -> str:
@@ -162,6 +167,7 @@ class _Run:
         if resume is not None:
             seed(self.state, resume)
         self.started = time.monotonic()
+        self.queue_scope: anyio.CancelScope | None = None
 
     async def execute(self) -> RunResult:
         """Run the phases; return how the run ended."""
@@ -177,12 +183,15 @@ class _Run:
                 if self.options.handle_signals:
                     outer.start_soon(self._watch_signals)
                 with anyio.CancelScope() as self.abort_scope:
-                    await self._main_phase()
-                    await self.compensator.wind_up()
+                    if await self._take_turn():
+                        await self._main_phase()
+                        await self.compensator.wind_up()
                 outer.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.local.close()
+            if self.options.concurrency is not None:
+                self.options.concurrency.leave()
         result = self._finish()
         self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
         return result
@@ -198,6 +207,35 @@ class _Run:
                 " storage they all share (name one with --workspace)"
             )
             self.state.emit(ev.Notice(self.run_id, self.state.now(), message))
+
+    async def _take_turn(self) -> bool:
+        """Wait until the run holds its concurrency group (at once without one); False when
+        it was stopped while waiting: then nothing of it runs, not even `finally`."""
+        gate = self.options.concurrency
+        if gate is None:
+            return True
+        for member in gate.cancelled:
+            self.state.notice(f"concurrency group `{gate.group}`: stopping {member.describe()}")
+        with anyio.CancelScope() as self.queue_scope:
+            await gate.wait_turn(self._say_queued)
+            return True
+        self.state.reason = f"stopped while waiting for concurrency group `{gate.group}`"
+        return False
+
+    def _say_queued(self, member: Member) -> None:
+        gate = self.options.concurrency
+        assert gate is not None
+        self.state.emit(
+            ev.RunQueued(
+                self.run_id,
+                self.state.now(),
+                gate.group,
+                member.run_id,
+                member.pid,
+                member.since,
+                member.holding,
+            )
+        )
 
     async def _main_phase(self) -> None:
         timeout = self.graph.workflow.timeout
@@ -215,6 +253,8 @@ class _Run:
         state = self.state
         state.cancelled = True
         state.reason = state.reason or "interrupted"
+        if self.queue_scope is not None:
+            self.queue_scope.cancel()
         self.scheduler.cancel_all()
 
     def abort(self) -> None:
