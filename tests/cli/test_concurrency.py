@@ -155,19 +155,25 @@ def test_cancel_stops_the_holder_as_ctrl_c_does_then_takes_over(runs: Runs) -> N
 
 
 def test_kill_9_of_a_queued_run_and_of_the_holder_blocks_nobody(runs: Runs) -> None:
+    """A (holding), B, C, D queued: B killed -9, D interrupted, A killed -9: C runs."""
     holder = runs.start("A")
     runs.holding("A")
     killed_in_queue = runs.start("B")
     runs.queued("B")
     last = runs.start("C")
     runs.queued("C")
+    interrupted = runs.start("D")
+    runs.queued("D")
     killed_in_queue.send_signal(signal.SIGKILL)
     killed_in_queue.wait(timeout=10)
+    interrupted.send_signal(signal.SIGINT)  # Ctrl-C while queued: nothing of D runs
+    assert finish(interrupted) == 130
+    assert "stopped while waiting for concurrency group `deploy-prd`" in runs.output("D")
     assert runs.lines() == ["A start"]  # C still waits for A
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
     runs.wait_for("C takes over from the dead holder", lambda: "C start" in runs.lines())
     runs.release.touch()  # lets C (and A's orphaned step) end
     assert finish(last) == 0
-    assert "B start" not in runs.lines()
+    assert not [line for line in runs.lines() if line[0] in "BD"]  # not even `finally`
     assert runs.members() == []  # the dead runs' places are gone too
