@@ -9,7 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
+from wfx.model import ConcurrencyMode
 from wfx.runtime import engine
+from wfx.runtime.concurrency import Gate
 from wfx.runtime.engine import RunOptions
 from wfx.runtime.journal import ResumeState
 from wfx.runtime.local import LocalExecutor
@@ -27,6 +29,7 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "scratch": Path("/nonexistent/scratch"),
         "executor": LocalExecutor(),
         "executors": {"elsewhere": LocalExecutor()},
+        "concurrency": Gate(Path("/nonexistent/state"), "group", ConcurrencyMode.QUEUE),
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")
