@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from wfx.graph import ExecutionGraph
     from wfx.model import StepId, Workflow
     from wfx.plan import Change, Plan
+    from wfx.runtime.concurrency import Gate
     from wfx.runtime.engine import RunOptions, RunResult
     from wfx.runtime.events import EventSink
     from wfx.runtime.executor import Executor
@@ -84,15 +85,21 @@ def compile_file(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    env_files: Sequence[str | Path] = (),
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
-    Model problems (bad expressions) and compiler problems are reported together.
+    The env files it names and `env_files` (`--env-file`) are read here. Model problems
+    (bad expressions), env file problems and compiler problems are reported together.
     """
-    from wfx import model
+    from wfx import envfile, model
     from wfx.compiler import compile_workflow
 
     workflow, problems = model.build_with_problems(load_document(path))
+    try:
+        workflow = envfile.load(workflow, env_files)
+    except DiagnosticsError as exc:
+        problems = [*problems, *exc.diagnostics]
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -189,11 +196,13 @@ def plan_file(
     path: str | Path,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    env_files: Sequence[str | Path] = (),
 ) -> tuple[ExecutionGraph, Plan]:
     """Compile and plan a workflow without side effects; return (graph, plan)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans)
+    compilation = compile_file(path, inputs, input_spans, env_files=env_files)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
@@ -418,6 +427,34 @@ def _unwritable(path: Path) -> str | None:
     return f"{path} is not writable" if path.is_dir() else "is not writable"
 
 
+def enter_concurrency_group(
+    graph: ExecutionGraph, state_directory: str | Path | None, run_id: str
+) -> Gate | None:
+    """Put run `run_id` in the queue of its workflow's concurrency group among the runs
+    of the state dir `state_directory` (None: the usual one, also without a journal);
+    None when the workflow has no `concurrency`. ConcurrencyBusyError (exit 75) with
+    `mode: fail` when the group is taken; with `mode: cancel` the runs in it are stopped.
+    The run waits for its turn when it starts (`RunOptions.concurrency`)."""
+    from wfx.compiler import concurrency_group
+    from wfx.runtime.concurrency import Gate
+    from wfx.runtime.journal import state_dir
+
+    group = concurrency_group(graph.workflow, graph.inputs)
+    concurrency = graph.workflow.concurrency
+    if group is None or concurrency is None:
+        return None
+    gate = Gate(state_dir(state_directory).path, group, concurrency.mode)
+    gate.enter(run_id)
+    return gate
+
+
+def new_run_id(state: ResumeState | None) -> str:
+    """The id of the run about to start: a resumed run keeps its own."""
+    from wfx.runtime.engine import new_run_id as fresh_id
+
+    return state.run_id if state is not None else fresh_id()
+
+
 def prepare_run(
     journal: Journal | None,
     graph: ExecutionGraph,
@@ -425,17 +462,17 @@ def prepare_run(
     state: ResumeState | None,
     workspace: str | None,
     part: Part | None = None,
+    run_id: str | None = None,
 ) -> tuple[str, Path | None, Path | None]:
-    """For `wfx run` and `wfx resume`, before any step starts: the run's id, its workspace
-    and the directory of its `$WFX_OUTPUT` files. A new journaled run is recorded here
-    (with what `part` keeps and skips: a redrive or a part of the workflow). None leaves
-    the engine's default: a resumed run's own workspace, and temporary directories for a
-    run without a journal. A run that keeps earlier results goes on in the workspace of
-    the run they come from, where those steps left their files."""
-    from wfx.runtime.engine import new_run_id
-
+    """For `wfx run` and `wfx resume`, before any step starts: the run's id (`run_id` when
+    given), its workspace and the directory of its `$WFX_OUTPUT` files. A new journaled
+    run is recorded here (with what `part` keeps and skips: a redrive or a part of the
+    workflow). None leaves the engine's default: a resumed run's own workspace, and
+    temporary directories for a run without a journal. A run that keeps earlier results
+    goes on in the workspace of the run they come from, where those steps left their
+    files."""
     chosen = Path(workspace) if workspace else None
-    run_id = state.run_id if state is not None else new_run_id()
+    run_id = run_id or new_run_id(state)
     if chosen is not None:
         _make_directory(chosen, "--workspace")
     elif part is not None and part.workspace is not None:

@@ -84,6 +84,19 @@ def input_options(command: F) -> F:
     )(command)
 
 
+def env_file_option(command: F) -> F:
+    """`--env-file PATH` (repeatable), shared by plan and run."""
+    return click.option(
+        "--env-file",
+        "env_files",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        metavar="PATH",
+        help="A dotenv file whose variables every step gets, below the workflow's envFile"
+        " and env (repeatable, later files win); also read for `secrets`.",
+    )(command)
+
+
 def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
     """The `--format` option, with the formats a command offers."""
     return click.option(
@@ -200,6 +213,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@env_file_option
 @format_option(PLAN_FORMATS, "How to print the plan.")
 @click.option(
     "--diff",
@@ -229,6 +243,7 @@ def plan(
     output_format: str,
     base: str | None,
     verbose: bool,
+    env_files: tuple[str, ...],
     **chosen: Any,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
@@ -243,9 +258,11 @@ def plan(
         if chosen["retry_run"] or chosen["only"] or chosen["from_"] or chosen["skip"]:
             from wfx.cli_redrive import plan_part
 
-            graph, the_plan, part = plan_part(file, given, spans, output_format, base, **chosen)
+            graph, the_plan, part = plan_part(
+                file, given, spans, output_format, base, env_files=env_files, **chosen
+            )
         else:
-            graph, the_plan = api.plan_file(file, given or None, spans)
+            graph, the_plan = api.plan_file(file, given or None, spans, env_files=env_files)
         base_plan = api.plan_base(base, file, given or None) if base else None
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
@@ -359,6 +376,9 @@ class _Presentation:
     journal: bool
     state_dir: str | None
     executor: str | None = None
+    output_format: str = "text"
+    """`text`: the run view and summary on stdout; `json`: those on stderr and one JSON
+    object (status, outputs) on stdout."""
 
 
 def presentation_options(command: F) -> F:
@@ -399,6 +419,16 @@ def presentation_options(command: F) -> F:
             help="Where steps run unless they name an executor: local (default),"
             " dask://HOST:PORT or dask:local (default: $WFX_EXECUTOR).",
         ),
+        click.option(
+            "--format",
+            "--output",
+            "output_format",
+            type=click.Choice(("text", "json")),
+            default="text",
+            show_default=True,
+            help="text: the workflow outputs after the summary; json: one JSON object with"
+            " the status and outputs on stdout (the run view goes to stderr).",
+        ),
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -415,6 +445,7 @@ def _presentation(**values: Any) -> _Presentation:
         journal=not values["no_journal"],
         state_dir=values["state_dir"],
         executor=values["executor"],
+        output_format=values["output_format"],
     )
 
 
@@ -442,6 +473,7 @@ def _presentation(**values: Any) -> _Presentation:
 @click.option(
     "--force", is_flag=True, help="With --resume or --retry-failed: accept a changed workflow."
 )
+@env_file_option
 def run_command(
     file: str,
     assignments: tuple[str, ...],
@@ -453,6 +485,7 @@ def run_command(
     only: tuple[str, ...],
     from_: str | None,
     skip: tuple[str, ...],
+    env_files: tuple[str, ...],
     **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
@@ -463,7 +496,7 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph = api.compile_file(file, given or None, spans).graph
+        graph = api.compile_file(file, given or None, spans, env_files=env_files).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
@@ -583,7 +616,7 @@ def _execute(
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
     from wfx.runtime.engine import RunOptions
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=how.output_format == "json")
     collected: list[Any] = []
     with ExitStack() as files:
         # opened before the run is recorded: a path that cannot be written is exit 2,
@@ -598,8 +631,12 @@ def _execute(
 
             def start_run() -> Any:
                 """Called once the executors are up: record the run, show it, run it."""
+                run_id = api.new_run_id(state)
+                gate = api.enter_concurrency_group(graph, how.state_dir, run_id)
+                if gate is not None:
+                    stack.callback(gate.leave)
                 run_id, workspace, scratch = api.prepare_run(
-                    journal, graph, file, state, how.workspace, part
+                    journal, graph, file, state, how.workspace, part, run_id
                 )
                 view = choose_view(
                     console,
@@ -631,6 +668,7 @@ def _execute(
                     resume=state,
                     selection=None if part is None else part.selection,
                     kept={} if part is None else part.kept,
+                    concurrency=gate,
                 )
 
             try:
@@ -642,7 +680,29 @@ def _execute(
             console.print(summary_table(step_lines))
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))
+    _print_result(graph, file, result, how.output_format, console)
     sys.exit(result.exit_code)
+
+
+def _print_result(graph: Any, file: str, result: Any, output_format: str, console: Any) -> None:
+    """The workflow outputs after the summary, or the run's end as JSON on stdout."""
+    from wfx.render.run_result import outputs_text, result_json
+
+    if output_format == "json":
+        click.echo(
+            result_json(
+                run_id=result.run_id,
+                workflow=graph.workflow.name or Path(file).name,
+                status=result.status,
+                exit_code=result.exit_code,
+                outputs=result.outputs,
+                reason=result.reason,
+            )
+        )
+        return
+    text = outputs_text(result.outputs)
+    if text:
+        console.print(text, markup=False, soft_wrap=True)
 
 
 def _open_to_append(stack: Any, path: str | None, option: str) -> Any:

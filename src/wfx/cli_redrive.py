@@ -152,6 +152,7 @@ def plan_part(
     from_: str | None,
     skip: tuple[str, ...],
     state_dir: str | None,
+    env_files: tuple[str, ...] = (),
 ) -> tuple[Any, Any, Any]:
     """The graph, plan and Part of `wfx plan --retry|--only|--from|--skip`."""
     from wfx import api
@@ -181,7 +182,7 @@ def plan_part(
                 input_spans=spans,
             )
         else:
-            graph = api.compile_file(file, given or None, spans).graph
+            graph = api.compile_file(file, given or None, spans, env_files=env_files).graph
             part = api.choose_part(
                 journal, graph, file, only=_ids(only), from_=from_, skip=_ids(skip)
             )

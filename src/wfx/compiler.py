@@ -17,6 +17,7 @@ from typing import Any
 
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
+from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.graph import (
     NO_EXECUTOR,
     NO_RESOURCES,
@@ -29,7 +30,16 @@ from wfx.graph import (
     Section,
     Setting,
 )
-from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, Workflow
+from wfx.model import (
+    COMMAND_LINE_ENV_FILE,
+    CONTEXT_NAMES,
+    GroupType,
+    OnError,
+    RetryPolicy,
+    Step,
+    StepId,
+    Workflow,
+)
 from wfx.shell import DEFAULT_SHELL, check_scripts
 from wfx.walk import StepVisitor, all_steps
 
@@ -78,6 +88,7 @@ def compile_workflow(
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)
     except DiagnosticsError as exc:
         problems += exc.diagnostics
+    problems += _check_concurrency(workflow, values)
     nodes, cycles = _topological(lowering.nodes)
     problems += cycles
     if has_errors(problems):
@@ -87,6 +98,49 @@ def compile_workflow(
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)
     return Compilation(graph, warnings)
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def concurrency_group(workflow: Workflow, inputs: Mapping[str, Any]) -> str | None:
+    """The name of the run's concurrency group, its `${{ inputs.* }}` filled in; None when
+    the workflow has no `concurrency`."""
+    if workflow.concurrency is None:
+        return None
+    contexts = {"inputs": dict(inputs)}
+    return "".join(
+        part if isinstance(part, str) else to_string(part.evaluate(contexts))
+        for part in workflow.concurrency.group.parts
+    )
+
+
+def _check_concurrency(workflow: Workflow, values: Mapping[str, Any]) -> list[Diagnostic]:
+    """The group reads only declared inputs, and can be worked out from them."""
+    if workflow.concurrency is None:
+        return []
+    declared = {i.name.lower() for i in workflow.inputs}
+    problems = []
+    for expression in workflow.concurrency.group.expressions():
+        for reference in expression.references():
+            path = reference.path
+            if path[0].lower() == "inputs" and (len(path) < 2 or path[1].lower() not in declared):
+                problems.append(
+                    error(
+                        "compile.concurrency-input",
+                        f"the concurrency group reads `{'.'.join(path[:2])}`, which is not a"
+                        " declared input",
+                        reference.span,
+                        "declare it under `inputs`",
+                    )
+                )
+    if problems:
+        return problems
+    try:
+        concurrency_group(workflow, values)
+    except ExpressionError as exc:
+        return [error("compile.concurrency", f"concurrency group: {exc.message}", exc.span)]
+    return []
 
 
 # -- ids --------------------------------------------------------------------------------------
@@ -564,16 +618,40 @@ class _SettingsResolver:
         return _setting(value, owner, chain[0], policy.span)
 
     def env(self, chain: tuple[Step, ...]) -> dict[str, Setting]:
-        """Env layered workflow -> defaults -> outer groups -> inner groups -> step."""
-        merged: dict[str, Setting] = {}
-        for name, template in self.workflow.env.items():
-            merged[name] = Setting(template, Origin.WORKFLOW)
+        """Env layered workflow -> defaults -> outer groups -> inner groups -> step; at
+        each level that has both, `envFile` first and `env` over it."""
+        merged = workflow_env(self.workflow)
         for name, template in self.defaults.env.items():
             merged[name] = Setting(template, Origin.DEFAULTS, self.defaults.span)
         for owner in reversed(chain):
+            if owner.env_file:
+                span = owner.env_file[0].span
+                for name, text in self.workflow.env_file_values.get(owner.path, {}).items():
+                    merged[name] = _setting(Template((text,)), owner, chain[0], span)
             for name, template in owner.env.items():
                 merged[name] = _setting(template, owner, chain[0], owner.span)
         return merged
+
+
+def workflow_env(workflow: Workflow) -> dict[str, Setting]:
+    """The variables every step starts from, later layers winning: `--env-file`, the
+    workflow's `envFile`, its `env`. A file's value of a name listed in `secrets` is
+    `${{ secrets.NAME }}` (its value is the secret's, masked; the plan shows `***`); any
+    other file value is literal text, never an expression."""
+    secrets = {str(s.value) for s in workflow.secrets}
+    file_span = workflow.env_file[0].span if workflow.env_file else None
+    merged: dict[str, Setting] = {}
+    for key, span in ((COMMAND_LINE_ENV_FILE, None), ((), file_span)):
+        for name, text in workflow.env_file_values.get(key, {}).items():
+            value = _secret_reference(name) if name in secrets else Template((text,))
+            merged[name] = Setting(value, Origin.WORKFLOW, span)
+    for name, template in workflow.env.items():
+        merged[name] = Setting(template, Origin.WORKFLOW)
+    return merged
+
+
+def _secret_reference(name: str) -> Template:
+    return parse_template("${{ secrets." + name + " }}", names=CONTEXT_NAMES)
 
 
 def group_settings(

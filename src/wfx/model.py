@@ -60,6 +60,14 @@ class Backoff(enum.Enum):
     CONSTANT = "constant"
 
 
+class ConcurrencyMode(enum.Enum):
+    """What a run does when its concurrency group is taken by another run."""
+
+    QUEUE = "queue"
+    CANCEL = "cancel"
+    FAIL = "fail"
+
+
 class InputType(enum.Enum):
     """The declared type of a workflow input."""
 
@@ -97,6 +105,15 @@ class Condition:
     span: Span
     expression: Expression | None = None
     constant: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """`concurrency`: the group (a template over `inputs`) and what to do when it is taken."""
+
+    group: Template
+    mode: ConcurrencyMode
+    span: Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +179,8 @@ class Step:
     executor: Located | None = None
     resources: Located | None = None
     """Abstract resources (`{gpu: 1}`) the step's process holds: a Mapping[str, float]."""
+    env_file: tuple[Located, ...] = ()
+    """`envFile`: each dotenv path as written (a str), with where."""
     rollback: Action | None = None
     action: Action | None = None
     group_type: GroupType = GroupType.SEQUENTIAL
@@ -205,6 +224,17 @@ class Workflow:
     data: Mapping[str, Any] = field(repr=False, default_factory=dict)
     group_type: GroupType = GroupType.SEQUENTIAL
     """How the top-level `steps` run: the workflow is a group (`finally` stays sequential)."""
+    env_file: tuple[Located, ...] = ()
+    """The workflow's `envFile`: each dotenv path as written (a str), with where."""
+    concurrency: Concurrency | None = None
+    env_file_values: Mapping[Path_, Mapping[str, str]] = field(default_factory=dict)
+    """What the env files hold once read (:mod:`wfx.envfile`), by the path of the step that
+    names them: `()` the workflow's `envFile`, :data:`COMMAND_LINE_ENV_FILE` `--env-file`.
+    Empty until read: a workflow whose files were not read has no values from them."""
+
+
+#: the key of the values from `--env-file` in `Workflow.env_file_values`
+COMMAND_LINE_ENV_FILE: Path_ = ("--env-file",)
 
 
 def build(document: SourceDocument) -> Workflow:
@@ -364,6 +394,8 @@ class _ModelBuilder:
             },
             data=data,
             group_type=GroupType(data.get("type", "sequential")),
+            env_file=self.env_file(data, root),
+            concurrency=self.concurrency(data.get("concurrency")),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
@@ -398,6 +430,33 @@ class _ModelBuilder:
             executor=self.located(data, "executor", path),
             resources=self.resources(data, path),
         )
+
+    def concurrency(self, value: Any) -> Concurrency | None:
+        """`concurrency`: a group name, or `{group, mode}`; the group may read only `inputs`."""
+        if value is None:
+            return None
+        path: Path_ = ("concurrency",)
+        if isinstance(value, str):
+            text, mode, group_path = value, ConcurrencyMode.QUEUE, path
+        else:
+            text = str(value["group"])
+            mode = ConcurrencyMode(value.get("mode", "queue"))
+            group_path = (*path, "group")
+        group = self.template(text, group_path)
+        for expression in group.expressions():
+            for reference in expression.references():
+                if reference.path[0].lower() != "inputs":
+                    self.problems.append(_concurrency_reference(reference.path, reference.span))
+        return Concurrency(group, mode, self.span(path))
+
+    def env_file(self, data: Mapping[str, Any], path: Path_) -> tuple[Located, ...]:
+        """`envFile`: one path or a list of them, each with its position."""
+        value = data.get("envFile")
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (Located(value, self.span((*path, "envFile"))),)
+        return tuple(Located(str(v), self.span((*path, "envFile", i))) for i, v in enumerate(value))
 
     def optional_template(self, data: Mapping[str, Any], key: str, path: Path_) -> Template | None:
         if key not in data:
@@ -440,6 +499,7 @@ class _ModelBuilder:
             shell=self.located(data, "shell", path),
             executor=self.located(data, "executor", path),
             resources=self.resources(data, path),
+            env_file=self.env_file(data, path),
             rollback=self.action(data["rollback"], (*path, "rollback"))
             if "rollback" in data
             else None,
@@ -486,6 +546,16 @@ def _env_text(value: Any) -> str:
 
 def _seconds(located: Located | None) -> float | None:
     return None if located is None else float(located.value)
+
+
+def _concurrency_reference(path: tuple[str, ...], span: Span) -> Diagnostic:
+    return error(
+        "model.concurrency-context",
+        f"the concurrency group may use only `inputs`, not `{'.'.join(path[:2])}`",
+        span,
+        "the group is decided before the run starts: build it from inputs, e.g."
+        " `deploy-${{ inputs.environment }}`",
+    )
 
 
 def _expression_diagnostic(exc: ExpressionError) -> Diagnostic:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from wfx.compiler import concurrency_group, workflow_env
 from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
@@ -167,6 +168,8 @@ class Plan:
     groups: Mapping[StepId, PlannedGroup] = field(default_factory=dict)
     type: str = "sequential"
     """How the top-level steps run together: the workflow root is a group."""
+    concurrency: Mapping[str, str] | None = None
+    """The run's concurrency group resolved from the inputs: `{"group": …, "mode": …}`."""
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -216,7 +219,16 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         description=workflow.description,
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
         groups={g.id: g for g in _groups(graph)},
+        concurrency=_concurrency(graph),
     )
+
+
+def _concurrency(graph: ExecutionGraph) -> dict[str, str] | None:
+    concurrency = graph.workflow.concurrency
+    if concurrency is None:
+        return None
+    group = concurrency_group(graph.workflow, graph.inputs)
+    return {"group": group or "", "mode": concurrency.mode.value}
 
 
 def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
@@ -246,9 +258,7 @@ class _Planner:
             "inputs": dict(graph.inputs),
             "workflow": {"name": workflow.name or ""},
         }
-        self.workflow_env = self.resolve_env_chain(
-            {name: Setting(template, Origin.WORKFLOW) for name, template in workflow.env.items()}
-        )
+        self.workflow_env = self.resolve_env_chain(workflow_env(workflow))
         self.stage_of = {
             step_id: i
             for section in Section

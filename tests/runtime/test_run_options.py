@@ -9,7 +9,9 @@ from typing import Any
 import anyio
 import pytest
 
+from wfx.model import ConcurrencyMode
 from wfx.runtime import engine
+from wfx.runtime.concurrency import Gate
 from wfx.runtime.engine import RunOptions
 from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.local import LocalExecutor
@@ -30,6 +32,7 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "executors": {"elsewhere": LocalExecutor()},
         "selection": Selection({}, "run-redriven"),
         "kept": {"build": StepRecord.__new__(StepRecord)},
+        "concurrency": Gate(Path("/nonexistent/state"), "group", ConcurrencyMode.QUEUE),
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")

@@ -25,6 +25,7 @@ from wfx.runtime.events import (
     RollbackFinished,
     RollbackStarted,
     RunFinished,
+    RunQueued,
     RunStarted,
     StepCancelled,
     StepFailed,
@@ -59,6 +60,7 @@ EVENT_TYPES: Mapping[type[Event], str] = {
     RollbackStarted: "dev.wfx.rollback.started",
     RollbackFinished: "dev.wfx.rollback.finished",
     Notice: "dev.wfx.notice",
+    RunQueued: "dev.wfx.run.queued",
     RunFinished: "dev.wfx.run.finished",
 }
 

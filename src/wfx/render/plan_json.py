@@ -31,6 +31,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "timeout": plan.timeout,
         "type": plan.type,
         "maxParallel": plan.max_parallel,
+        "concurrency": None if plan.concurrency is None else dict(plan.concurrency),
         "stages": plan.stages,
         "finally": plan.finally_stages,
         "steps": {step_id: _step(step) for step_id, step in plan.steps.items()},

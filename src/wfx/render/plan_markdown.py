@@ -97,6 +97,9 @@ def _inputs(plan: Plan) -> list[str]:
             about = plan.input_descriptions.get(name, "")
             rows.append(f"| `{name}` | {prose(value(given))} | {prose(about)} |")
         rows.append("")
+    if plan.concurrency is not None:
+        group, mode = plan.concurrency["group"], plan.concurrency["mode"]
+        rows += [f"Concurrency group {prose(value(group))} (`{mode}`)", ""]
     if plan.env:
         rows += ["| env | value |", "|---|---|"]
         rows += [f"| `{name}` | {prose(value(shown))} |" for name, shown in plan.env.items()]

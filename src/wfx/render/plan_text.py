@@ -55,6 +55,9 @@ def _header(plan: Plan) -> Text:
     limits = run_settings(plan)
     if limits:
         text.append("run: " + ", ".join(limits) + "\n")
+    if plan.concurrency is not None:
+        group, mode = plan.concurrency["group"], plan.concurrency["mode"]
+        text.append(f"concurrency: group {_one_line(value(group))} ({mode})\n")
     return text
 
 

@@ -30,6 +30,7 @@ from wfx.runtime.events import (
     RollbackFinished,
     RollbackStarted,
     RunFinished,
+    RunQueued,
     RunStarted,
     RunStatus,
     StepFinished,
@@ -103,6 +104,16 @@ def _run_phrase(event: RunFinished) -> str:
     return line
 
 
+def queued_line(event: RunQueued) -> str:
+    """What a queued run waits for: the group, the run ahead of it, its pid, since when."""
+    when = time.strftime("%H:%M:%S", time.localtime(event.since))
+    how = "holds it" if event.holding else "is queued before this run"
+    return (
+        f"waiting for concurrency group `{event.group}`: run {event.holder}"
+        f" (pid {event.pid}) {how} since {when}"
+    )
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
@@ -129,14 +140,15 @@ def _nothing(_event: Event) -> None:
 
 
 def _is_failure(event: Event) -> bool:
-    """What a quiet view still shows: failures, errors and the end of the run."""
+    """What a quiet view still shows: failures, errors, waiting for a concurrency group and
+    the end of the run."""
     if isinstance(event, StepFinished):
         return event.status.is_failure
     if isinstance(event, RollbackFinished):
         return event.status is StepStatus.ROLLBACK_FAILED
     if isinstance(event, Notice):
         return event.level == "error"
-    return isinstance(event, RunFinished)
+    return isinstance(event, RunFinished | RunQueued)
 
 
 # -- plain lines -----------------------------------------------------------------------------
@@ -159,6 +171,7 @@ class PlainView:
             RollbackStarted: self._rollback_started,
             RollbackFinished: self._rollback_finished,
             Notice: self._notice,
+            RunQueued: self._run_queued,
             RunFinished: self._run_finished,
         }
 
@@ -210,6 +223,9 @@ class PlainView:
 
     def _notice(self, event: Notice) -> Iterable[str]:
         yield f"wfx: {event.level}: {event.message}"
+
+    def _run_queued(self, event: RunQueued) -> Iterable[str]:
+        yield queued_line(event)
 
     def _run_finished(self, event: RunFinished) -> Iterable[str]:
         yield _run_phrase(event)
@@ -281,6 +297,7 @@ class LiveView:
             RollbackStarted: self._on_rollback,
             RollbackFinished: self._on_rolled_back,
             Notice: self._on_notice,
+            RunQueued: self._on_queued,
             RunFinished: self._on_run_finished,
         }
 
@@ -333,6 +350,9 @@ class LiveView:
 
     def _on_run_finished(self, event: RunFinished) -> None:
         self._finished = event
+
+    def _on_queued(self, event: RunQueued) -> Text:
+        return Text(queued_line(event), style="yellow")
 
     def _on_notice(self, event: Notice) -> Text:
         return Text(f"wfx: {event.level}: {event.message}", style="yellow")

@@ -26,11 +26,13 @@ from typing import Any
 import anyio
 
 from wfx.durations import format_duration
+from wfx.envfile import secrets_environment
 from wfx.graph import ExecutionGraph, Node, Section
 from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.actions import PythonAction, inherited_environment
 from wfx.runtime.compensation import Compensator
+from wfx.runtime.concurrency import Gate, Member
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
@@ -104,6 +106,10 @@ class RunOptions:
     a part of the workflow); None: all run."""
     kept: Mapping[StepId, StepRecord] = field(default_factory=dict)
     """The journaled results of the steps `selection` keeps (`wfx.runtime.redrive`)."""
+    concurrency: Gate | None = None
+    """The run's place in its concurrency group, entered (`Gate.enter`) but not yet its
+    turn: the run waits for it before its first step, and leaves the group when it ends.
+    None: the run is in no group."""
 
 
 def new_run_id() -> str:
@@ -145,7 +151,9 @@ class _Run:
         self.run_id = run_id
         environ = dict(options.environ) if options.environ is not None else None
         base_env = environ if environ is not None else inherited_environment()
-        secrets = SecretSet.from_environment((s.value for s in graph.workflow.secrets), base_env)
+        secrets = SecretSet.from_environment(
+            (s.value for s in graph.workflow.secrets), secrets_environment(graph.workflow, base_env)
+        )
         self.state = RunState(graph, run_id, options.events or _ignore_event, secrets)
         self.local = LocalExecutor(environ=base_env, scratch=options.scratch)
         self.executors = Executors(self.local, options.executor, options.executors)
@@ -168,6 +176,7 @@ class _Run:
         elif options.selection is not None:
             apply_selection(self.state, options.selection, options.kept)
         self.started = time.monotonic()
+        self.queue_scope: anyio.CancelScope | None = None
 
     async def execute(self) -> RunResult:
         """Run the phases; return how the run ended."""
@@ -183,12 +192,15 @@ class _Run:
                 if self.options.handle_signals:
                     outer.start_soon(self._watch_signals)
                 with anyio.CancelScope() as self.abort_scope:
-                    await self._main_phase()
-                    await self.compensator.wind_up()
+                    if await self._take_turn():
+                        await self._main_phase()
+                        await self.compensator.wind_up()
                 outer.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
                 await self.local.close()
+            if self.options.concurrency is not None:
+                self.options.concurrency.leave()
         result = self._finish()
         self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
         return result
@@ -204,6 +216,35 @@ class _Run:
                 " storage they all share (name one with --workspace)"
             )
             self.state.emit(ev.Notice(self.run_id, self.state.now(), message))
+
+    async def _take_turn(self) -> bool:
+        """Wait until the run holds its concurrency group (at once without one); False when
+        it was stopped while waiting: then nothing of it runs, not even `finally`."""
+        gate = self.options.concurrency
+        if gate is None:
+            return True
+        for member in gate.cancelled:
+            self.state.notice(f"concurrency group `{gate.group}`: stopping {member.describe()}")
+        with anyio.CancelScope() as self.queue_scope:
+            await gate.wait_turn(self._say_queued)
+            return True
+        self.state.reason = f"stopped while waiting for concurrency group `{gate.group}`"
+        return False
+
+    def _say_queued(self, member: Member) -> None:
+        gate = self.options.concurrency
+        assert gate is not None
+        self.state.emit(
+            ev.RunQueued(
+                self.run_id,
+                self.state.now(),
+                gate.group,
+                member.run_id,
+                member.pid,
+                member.since,
+                member.holding,
+            )
+        )
 
     async def _main_phase(self) -> None:
         timeout = self.graph.workflow.timeout
@@ -221,6 +262,8 @@ class _Run:
         state = self.state
         state.cancelled = True
         state.reason = state.reason or "interrupted"
+        if self.queue_scope is not None:
+            self.queue_scope.cancel()
         self.scheduler.cancel_all()
 
     def abort(self) -> None:

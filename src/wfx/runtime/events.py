@@ -193,6 +193,18 @@ class Notice(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class RunQueued(Event):
+    """The run waits for its concurrency group: `holder` is the run ahead of it (holding the
+    group, or queued before it), with its wfx process and since when."""
+
+    group: str
+    holder: str
+    pid: int
+    since: float
+    holding: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     """The run ended; `outputs` are the workflow outputs, `reason` why it did not succeed."""
 

@@ -1,0 +1,177 @@
+"""Env files: the dotenv files a workflow (`envFile:` on the workflow, a group or a step) and
+the command line (`--env-file`) name, read once before compiling.
+
+Files are parsed with python-dotenv, values taken as written: no `${VAR}` expansion (which
+would read wfx's own environment into text the plan shows) and no `${{ }}` (a value is
+data, never an expression). Every problem is a Diagnostic: a missing or unreadable file at
+the position of its `envFile` entry, a line that is not `NAME=value` at its own line in the
+env file; all of them at once, before anything runs. A step's file may not set a name
+listed in `secrets` (a secret has one value per run: the workflow's files and
+`--env-file` give it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from dotenv.parser import parse_stream
+
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
+from wfx.model import COMMAND_LINE_ENV_FILE, Located, Workflow
+from wfx.source import Path_
+from wfx.walk import all_steps
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+#: an env file larger than this is refused (a dotenv file is a few kilobytes)
+MAX_BYTES = 1024 * 1024
+
+
+def load(workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
+    """`workflow` with the values of every env file it names and of `command_line`
+    (`--env-file`, relative to the current directory) read; DiagnosticsError with every
+    problem when one cannot be."""
+    reader = _Reader(Path(workflow.file).parent)
+    values: dict[Path_, Mapping[str, str]] = {}
+    if command_line:
+        given = [(str(p), None) for p in command_line]
+        values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
+    if workflow.env_file:
+        values[()] = reader.read_all(_written(workflow.env_file))
+    secrets = {str(s.value) for s in workflow.secrets}
+    for step in all_steps(workflow):
+        if step.env_file:
+            values[step.path] = reader.read_all(_written(step.env_file), secrets=secrets)
+    if reader.problems:
+        raise DiagnosticsError(reader.problems)
+    if not values:
+        return workflow
+    return dataclasses.replace(workflow, env_file_values=values)
+
+
+def secrets_environment(workflow: Workflow, environ: Mapping[str, str]) -> dict[str, str]:
+    """Where the run reads its `secrets` from: `environ`, then `--env-file`, then the
+    workflow's `envFile` (a later one wins)."""
+    values = workflow.env_file_values
+    return {**environ, **values.get(COMMAND_LINE_ENV_FILE, {}), **values.get((), {})}
+
+
+class _Reader:
+    """Reads env files, collecting the problems of all of them."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.problems: list[Diagnostic] = []
+
+    def read_all(
+        self,
+        files: Sequence[tuple[str, Span | None]],
+        *,
+        relative_to: Path | None = None,
+        secrets: frozenset[str] | set[str] = frozenset(),
+    ) -> dict[str, str]:
+        """The files' variables merged in order (a later file wins)."""
+        merged: dict[str, str] = {}
+        for written, span in files:
+            path = (relative_to or self.base) / written
+            found = self.read(path, written, span)
+            for name in sorted(secrets.intersection(found)):
+                self.problems.append(_secret_in_step_file(name, written, span))
+            merged.update(found)
+        return merged
+
+    def read(self, path: Path, written: str, span: Span | None) -> dict[str, str]:
+        """One file's variables; {} (and a problem noted) when it cannot be read."""
+        text = self.text(path, written, span)
+        if text is None:
+            return {}
+        values: dict[str, str] = {}
+        for binding in parse_stream(io.StringIO(text)):
+            line = Span(str(path), binding.original.line, 1)
+            if binding.error:
+                self.problems.append(_bad_line(written, binding.original.string, line))
+            elif binding.key is None:
+                continue
+            elif not _NAME.fullmatch(binding.key):
+                self.problems.append(_bad_name(written, binding.key, line))
+            elif binding.value is None:
+                self.problems.append(_no_value(written, binding.key, line))
+            else:
+                values[binding.key] = binding.value
+        return values
+
+    def text(self, path: Path, written: str, span: Span | None) -> str | None:
+        """The file's text, or None when it cannot be read (the problem noted)."""
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_BYTES + 1)
+        except FileNotFoundError:
+            self.problems.append(_missing(written, path, span))
+            return None
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+            self.problems.append(
+                error("envfile.unreadable", f"env file `{written}` ({path}): {problem}", span)
+            )
+            return None
+        if len(data) > MAX_BYTES:
+            message = f"env file `{written}` is larger than {MAX_BYTES // 1024} KiB"
+            self.problems.append(error("envfile.size", message, span))
+            return None
+        return data.decode("utf-8", errors="replace")
+
+
+def _written(files: Sequence[Located]) -> list[tuple[str, Span | None]]:
+    return [(str(f.value), f.span) for f in files]
+
+
+def _missing(written: str, path: Path, span: Span | None) -> Diagnostic:
+    return error(
+        "envfile.missing",
+        f"env file `{written}` does not exist (looked for {path})",
+        span,
+        "paths in `envFile` are relative to the workflow file, `--env-file` ones to the"
+        " current directory",
+    )
+
+
+def _bad_line(written: str, line: str, span: Span) -> Diagnostic:
+    shown = line.strip()
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return error(
+        "envfile.syntax",
+        f"env file `{written}`: cannot read `{shown}` as NAME=value",
+        span,
+        "write one `NAME=value` per line (values with spaces in quotes, `#` for comments)",
+    )
+
+
+def _bad_name(written: str, name: str, span: Span) -> Diagnostic:
+    return error(
+        "envfile.name",
+        f"env file `{written}`: `{name}` is not an environment variable name",
+        span,
+        "use only letters, digits and `_`, not starting with a digit",
+    )
+
+
+def _no_value(written: str, name: str, span: Span) -> Diagnostic:
+    return error(
+        "envfile.no-value",
+        f"env file `{written}`: `{name}` has no `=value`",
+        span,
+        f"write `{name}=` for an empty value",
+    )
+
+
+def _secret_in_step_file(name: str, written: str, span: Span | None) -> Diagnostic:
+    return error(
+        "envfile.secret",
+        f"env file `{written}` of a step sets `{name}`, which is listed in `secrets`",
+        span,
+        "a secret has one value per run: put it in the workflow's `envFile` or pass `--env-file`",
+    )

@@ -1,0 +1,217 @@
+"""Concurrency groups: at most one run of a group at a time among the runs sharing a state dir.
+
+Every run of a group has a row in `concurrency.db` beside the journal (its own SQLite file,
+so that it needs no journal migration and works with `--no-journal`): its run id, the pid
+and kernel start time of the wfx process, since when, and whether it holds the group. The
+living row with the smallest sequence number holds the group; the others wait, in order of
+arrival. A row is alive while its process is that same living process (the journal's test
+for a run's owner, :func:`owner_alive`): a run killed with kill -9 leaves a row that the
+next run to look deletes, so a dead holder never blocks the group and a killed queued run
+leaves nothing that counts. Every change is one `BEGIN IMMEDIATE` transaction, so two runs
+arriving together never both hold the group.
+
+A waiting run polls (there is no cross-process wake-up in SQLite), every
+:data:`POLL_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from wfx.model import ConcurrencyMode
+from wfx.runtime.journal import (
+    JournalUnwritableError,
+    RunLockedError,
+    damage_is_corruption,
+    owner_alive,
+    process_start_time,
+)
+
+DATABASE = "concurrency.db"
+
+#: how often a waiting run looks again
+POLL_SECONDS = 0.1
+
+_SCHEMA = """CREATE TABLE IF NOT EXISTS members (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    grp TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pid_start TEXT,
+    since REAL NOT NULL,
+    holding INTEGER NOT NULL DEFAULT 0
+)"""
+
+
+class ConcurrencyBusyError(RunLockedError):
+    """`mode: fail`: another live run is in the group (exit 75, like a locked run)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """A run in a group: holding it, or waiting for it."""
+
+    seq: int
+    run_id: str
+    pid: int
+    since: float
+    holding: bool
+
+    def describe(self) -> str:
+        """`run ID (pid N), which holds it since 15:02:03`."""
+        when = time.strftime("%H:%M:%S", time.localtime(self.since))
+        how = "holds it" if self.holding else "has waited for it"
+        return f"run {self.run_id} (pid {self.pid}), which {how} since {when}"
+
+
+class Gate:
+    """One run's place in its concurrency group: enter, wait for its turn, leave."""
+
+    def __init__(self, directory: Path, group: str, mode: ConcurrencyMode) -> None:
+        """The group `group` among the runs whose state dir is `directory`."""
+        self.path = directory / DATABASE
+        self.group = group
+        self.mode = mode
+        self.seq: int | None = None
+        self.run_id = ""
+        self.cancelled: list[Member] = []
+        """The runs this one stopped (`mode: cancel`), for the run to say so."""
+        self._db: sqlite3.Connection | None = None
+
+    # -- the database ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise JournalUnwritableError(f"{self.path} cannot be written: {exc}") from None
+            with damage_is_corruption(self.path):
+                db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(_SCHEMA)
+            self._db = db
+        return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        with damage_is_corruption(self.path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _living(self, db: sqlite3.Connection) -> list[Member]:
+        """The group's living members in order of arrival; the dead ones' rows deleted."""
+        rows = db.execute(
+            "SELECT seq, run_id, pid, pid_start, since, holding FROM members WHERE grp = ?"
+            " ORDER BY seq",
+            (self.group,),
+        ).fetchall()
+        living = []
+        for seq, run_id, pid, start, since, holding in rows:
+            if seq == self.seq or owner_alive(pid, start):
+                living.append(Member(seq, run_id, pid, since, bool(holding)))
+            else:
+                db.execute("DELETE FROM members WHERE seq = ?", (seq,))
+        return living
+
+    # -- a run's way through the group --------------------------------------------------------
+
+    def enter(self, run_id: str) -> None:
+        """Join the group's queue. `fail`: ConcurrencyBusyError when another live run is in
+        it (nothing joined). `cancel`: the runs in it are sent SIGTERM (they stop as on
+        Ctrl-C: compensation and `finally` run, then they leave)."""
+        with self._transaction() as db:
+            others = self._living(db)
+            if others and self.mode is ConcurrencyMode.FAIL:
+                raise ConcurrencyBusyError(
+                    f"concurrency group `{self.group}` is taken: {others[0].describe()};"
+                    " this workflow's `concurrency.mode` is `fail`"
+                )
+            self.seq = self._join(db, run_id)
+        if self.mode is ConcurrencyMode.CANCEL:
+            self._cancel(others)
+
+    def _join(self, db: sqlite3.Connection, run_id: str) -> int:
+        self.run_id = run_id
+        me = os.getpid()
+        cursor = db.execute(
+            "INSERT INTO members (grp, run_id, pid, pid_start, since) VALUES (?, ?, ?, ?, ?)",
+            (self.group, run_id, me, process_start_time(me), time.time()),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _cancel(self, members: list[Member]) -> None:
+        """SIGTERM each member that is still the process that joined (no stranger killed
+        for having reused a pid)."""
+        with self._transaction() as db:
+            starts = {
+                seq: start
+                for seq, start in db.execute(
+                    "SELECT seq, pid_start FROM members WHERE grp = ?", (self.group,)
+                )
+            }
+        for member in members:
+            if member.pid != os.getpid() and owner_alive(member.pid, starts.get(member.seq)):
+                try:
+                    os.kill(member.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+                self.cancelled.append(member)
+
+    def ahead(self) -> Member | None:
+        """The first living member before this run (the holder, or the first in the queue),
+        or None when it is this run's turn, which it then takes."""
+        assert self.seq is not None, "enter() first"
+        with self._transaction() as db:
+            living = self._living(db)
+            if not any(m.seq == self.seq for m in living):  # taken for dead: join again
+                self.seq = self._join(db, self.run_id)
+                living = self._living(db)
+            if living[0].seq != self.seq:
+                return living[0]
+            db.execute(
+                "UPDATE members SET holding = 1, since = ? WHERE seq = ? AND holding = 0",
+                (time.time(), self.seq),
+            )
+        return None
+
+    async def wait_turn(self, waiting: Callable[[Member], None]) -> None:
+        """Return once this run holds the group; call `waiting` with the member ahead each
+        time that member changes (who the run waits for)."""
+        told: tuple[int, bool] | None = None
+        while (first := self.ahead()) is not None:
+            if (first.seq, first.holding) != told:
+                told = (first.seq, first.holding)
+                waiting(first)
+            await anyio.sleep(POLL_SECONDS)
+
+    def leave(self) -> None:
+        """Leave the group (hold or queue), letting the next run in; safe to call twice."""
+        if self._db is None:
+            return
+        try:
+            if self.seq is not None:
+                with self._transaction() as db:
+                    db.execute("DELETE FROM members WHERE seq = ?", (self.seq,))
+                self.seq = None
+        finally:
+            self._db.close()
+            self._db = None

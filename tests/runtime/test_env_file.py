@@ -1,0 +1,180 @@
+"""`envFile:` (workflow, group, step) and `--env-file`: dotenv files read before anything runs,
+layered like `env`, literal values, secrets read from them and masked, every problem with
+its position."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+from rich.console import Console
+
+from wfx.api import compile_file, plan_file
+from wfx.diagnostics import DiagnosticsError
+from wfx.plan import Plan
+from wfx.render.plan_json import render_json
+from wfx.render.plan_text import render_text
+from wfx.runtime import events as ev
+from wfx.runtime.engine import RunOptions, RunResult, run
+
+LAYERS = ("CLI", "WF_FILE", "WF_ENV", "DEFAULTS", "GROUP_FILE", "GROUP_ENV", "STEP_FILE")
+
+PRECEDENCE = """\
+wfx: 1
+envFile: wf.env
+env: {WF_ENV: wf-env, DEFAULTS: wf-env, GROUP_FILE: wf-env, GROUP_ENV: wf-env, STEP_FILE: wf-env}
+defaults:
+  env: {DEFAULTS: defaults, GROUP_FILE: defaults, GROUP_ENV: defaults, STEP_FILE: defaults}
+steps:
+  - id: group
+    envFile: group.env
+    env: {GROUP_ENV: group-env, STEP_FILE: group-env}
+    steps:
+      - id: show
+        envFile: [step.env, later.env]
+        env: {STEP_ENV: step-env}
+        run: |
+          for name in CLI WF_FILE WF_ENV DEFAULTS GROUP_FILE GROUP_ENV STEP_FILE STEP_ENV \\
+            LITERAL; do eval "echo $name=\\$$name"; done
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def every_layer(tmp_path: Path) -> Path:
+    """Each layer sets its own name and every name of the layers it must lose to."""
+    names = [*LAYERS, "STEP_ENV"]
+    files = {"cli.env": "CLI", "wf.env": "WF_FILE", "group.env": "GROUP_FILE"}
+    for file, layer in files.items():
+        lower = names[names.index(layer) :]
+        write(tmp_path, file, "".join(f"{n}=from-{file}\n" for n in lower))
+    write(tmp_path, "step.env", "STEP_FILE=first-file\nSTEP_ENV=step-file\n")
+    write(tmp_path, "later.env", "STEP_FILE=step-file\nLITERAL='${HOME} $$ ${{ inputs.x }}'\n")
+    return write(tmp_path, "wf.yaml", PRECEDENCE)
+
+
+def run_graph(graph: object, events: list[ev.Event], workspace: Path) -> RunResult:
+    options = RunOptions(
+        events=events.append, workspace=workspace, environ={"PATH": "/usr/bin:/bin"}
+    )
+
+    async def main() -> RunResult:
+        return await run(graph, options=options)  # type: ignore[arg-type]
+
+    return anyio.run(main)
+
+
+def printed(events: list[ev.Event]) -> dict[str, str]:
+    lines = [e.text for e in events if isinstance(e, ev.StepOutput)]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_layers_from_the_command_line_file_to_the_steps_env(tmp_path: Path) -> None:
+    path = every_layer(tmp_path)
+    graph = compile_file(path, env_files=[tmp_path / "cli.env"]).graph
+    events: list[ev.Event] = []
+    result = run_graph(graph, events, tmp_path / "ws")
+    assert result.status is ev.RunStatus.SUCCESS
+    values = printed(events)
+    assert values == {
+        "CLI": "from-cli.env",
+        "WF_FILE": "from-wf.env",
+        "WF_ENV": "wf-env",
+        "DEFAULTS": "defaults",
+        "GROUP_FILE": "from-group.env",
+        "GROUP_ENV": "group-env",
+        "STEP_FILE": "step-file",
+        "STEP_ENV": "step-env",
+        "LITERAL": "${HOME} $$ ${{ inputs.x }}",
+    }
+
+
+SECRET = "tok-from-the-env-file-1234"
+
+WITH_SECRET = """\
+wfx: 1
+secrets: [TOKEN]
+envFile: wf.env
+steps:
+  - id: use
+    condition: ${{ secrets.TOKEN != '' }}
+    run: |
+      echo "env=$TOKEN"
+      echo "token=$TOKEN" >> "$WFX_OUTPUT"
+outputs:
+  token: ${{ steps.use.outputs.token }}
+"""
+
+
+def test_a_secret_read_from_an_env_file_is_the_secret_and_is_masked(tmp_path: Path) -> None:
+    write(tmp_path, "wf.env", f"TOKEN={SECRET}\nPLAIN=visible\n")
+    path = write(tmp_path, "wf.yaml", WITH_SECRET)
+    graph = compile_file(path).graph
+    events: list[ev.Event] = []
+    result = run_graph(graph, events, tmp_path / "ws")
+    assert result.status is ev.RunStatus.SUCCESS  # the condition saw the secret
+    assert [e.text for e in events if isinstance(e, ev.StepOutput)] == ["env=***"]
+    assert result.outputs == {"token": "***"}
+    assert SECRET not in repr(events)
+    the_plan = plan_file(path)[1]
+    shown = render_json(the_plan) + text_of(the_plan)
+    assert SECRET not in shown
+    assert "visible" in shown
+
+
+def test_the_workflows_file_wins_over_the_command_line_for_a_secret(tmp_path: Path) -> None:
+    write(tmp_path, "wf.env", f"TOKEN={SECRET}\n")
+    write(tmp_path, "cli.env", "TOKEN=from-the-command-line\n")
+    path = write(tmp_path, "wf.yaml", WITH_SECRET)
+    events: list[ev.Event] = []
+    graph = compile_file(path, env_files=[tmp_path / "cli.env"]).graph
+    result = run_graph(graph, events, tmp_path / "ws")
+    assert result.steps["use"].outputs == {"token": "***"}  # type: ignore[index]
+    assert "from-the-command-line" not in repr(events)
+
+
+def problems(path: Path, env_files: list[Path] | None = None) -> list[str]:
+    with pytest.raises(DiagnosticsError) as caught:
+        compile_file(path, env_files=env_files or [])
+    return [f"{d.span}: {d.code}: {d.message}" for d in caught.value.diagnostics]
+
+
+def test_every_problem_at_once_with_its_position(tmp_path: Path) -> None:
+    write(tmp_path, "step.env", "TOKEN=x\nok=1\nnot a line\n9X=1\nNO_VALUE\n")
+    path = write(
+        tmp_path,
+        "wf.yaml",
+        """\
+        wfx: 1
+        secrets: [TOKEN]
+        envFile: [missing.env]
+        steps:
+          - id: s
+            envFile: step.env
+            run: echo hi
+        """,
+    )
+    found = problems(path, [tmp_path / "cli-missing.env"])
+    step_env = tmp_path / "step.env"
+    missing = f"{path}:3:11: envfile.missing: env file `missing.env` does not exist"
+    assert any(p.startswith(missing) for p in found)
+    assert any(f"{path}:6:14: envfile.secret:" in p and "`TOKEN`" in p for p in found)
+    assert any(p.startswith(f"{step_env}:3:1: envfile.syntax:") for p in found)
+    assert any(p.startswith(f"{step_env}:4:1: envfile.name:") for p in found)
+    assert any(p.startswith(f"{step_env}:5:1: envfile.no-value:") for p in found)
+    assert any(p.startswith("None: envfile.missing: env file `") for p in found)
+    assert len(found) == 6
+
+
+def text_of(the_plan: Plan) -> str:
+    """The verbose text plan as a colourless terminal shows it."""
+    console = Console(width=200, color_system=None, record=True, file=io.StringIO())
+    console.print(render_text(the_plan, verbose=True))
+    return console.export_text()
