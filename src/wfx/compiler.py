@@ -554,7 +554,11 @@ class _SettingsResolver:
             field_value("factor"),
             field_value("max_delay"),
             field_value("jitter"),
+            on=field_value("on"),
+            except_=field_value("except_"),
+            deadline=field_value("deadline"),
         )
+        self.check_retry_codes(nearest("on"), nearest("except_"), value)
         origin = setter or (found[0] if found else None)
         if origin is None:
             return Setting(value, Origin.BUILTIN)
@@ -562,6 +566,43 @@ class _SettingsResolver:
         if owner is None:
             return Setting(value, Origin.DEFAULTS, policy.span)
         return _setting(value, owner, chain[0], policy.span)
+
+    def check_retry_codes(
+        self,
+        on: tuple[Step | None, RetryPolicy] | None,
+        except_: tuple[Step | None, RetryPolicy] | None,
+        value: RetrySchedule,
+    ) -> None:
+        """`on` and `except` of the merged policy: no exit code 0 (success never fails), and
+        no code in both (reported once per place written)."""
+        for pair, codes, key in ((on, value.on or (), "on"), (except_, value.except_, "except")):
+            if pair is not None and 0 in codes:
+                span = pair[1].on_span if key == "on" else pair[1].except_span
+                self.report(
+                    error(
+                        "compile.retry-exit-code-zero",
+                        f"`retries.{key}` lists exit code 0, which is success and never fails",
+                        span,
+                        "list the failing exit codes (1 to 255)",
+                    )
+                )
+        both = sorted(set(value.on or ()) & set(value.except_), key=str)
+        if both and except_ is not None:
+            listed = ", ".join(str(c) for c in both)
+            self.report(
+                error(
+                    "compile.retry-on-except",
+                    f"exit code{'s' if len(both) > 1 else ''} {listed} in both `retries.on`"
+                    " and `retries.except`",
+                    except_[1].except_span,
+                    "a code is either retried (`on`) or never retried (`except`): list it once",
+                )
+            )
+
+    def report(self, problem: Diagnostic) -> None:
+        """Add a problem once (a group's policy is merged into each of its children)."""
+        if problem not in self.problems:
+            self.problems.append(problem)
 
     def env(self, chain: tuple[Step, ...]) -> dict[str, Setting]:
         """Env layered workflow -> defaults -> outer groups -> inner groups -> step."""
@@ -611,8 +652,13 @@ def schedule(
     factor: float | None,
     max_delay: float | None,
     jitter: float | None,
+    *,
+    on: tuple[int | str, ...] | None = None,
+    except_: tuple[int, ...] | None = None,
+    deadline: float | None = None,
 ) -> RetrySchedule:
-    """A retry policy's actual waits: `min(delay * factor^(n-1), maxDelay)` for exponential."""
+    """A retry policy's actual waits: `min(delay * factor^(n-1), maxDelay)` for exponential,
+    with the failures it retries (`on`, `except`) and its `deadline`."""
     base = DEFAULT_RETRY_DELAY if delay is None else delay
     kind = "exponential" if backoff is None else str(getattr(backoff, "value", backoff))
     growth = DEFAULT_FACTOR if factor is None else factor
@@ -634,4 +680,7 @@ def schedule(
         max_delay=cap,
         jitter=jitter or 0.0,
         delays=tuple(waits),
+        on=None if on is None or "any" in on else on,
+        except_=except_ or (),
+        deadline=deadline,
     )

@@ -63,6 +63,22 @@ class RetrySchedule:
     max_delay: float
     jitter: float
     delays: tuple[float, ...]
+    on: tuple[int | str, ...] | None = None
+    """Failures worth retrying: exit codes and `timeout`; None: any failure (`on: any`)."""
+    except_: tuple[int, ...] = ()
+    """Exit codes never retried (`except`)."""
+    deadline: float | None = None
+    """Seconds all attempts and the waits between them may take together (`deadline`)."""
+
+    def retries_on(self, status_timeout: bool, exit_code: int | None) -> bool:
+        """Whether a failed attempt (a timeout, or its exit code) is worth another attempt."""
+        if not status_timeout and exit_code is not None and exit_code in self.except_:
+            return False
+        if self.on is None:
+            return True
+        if status_timeout:
+            return "timeout" in self.on
+        return exit_code is not None and exit_code in self.on
 
 
 @dataclass(frozen=True, slots=True)

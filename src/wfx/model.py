@@ -88,6 +88,14 @@ class RetryPolicy:
     factor: float | None = None
     max_delay: float | None = None
     jitter: float | None = None
+    on: tuple[int | str, ...] | None = None
+    """`on`: the exit codes (and `timeout`) worth retrying; None: not set, `("any",)`: any."""
+    on_span: Span | None = None
+    except_: tuple[int, ...] | None = None
+    """`except`: exit codes never retried."""
+    except_span: Span | None = None
+    deadline: float | None = None
+    """`deadline`: seconds all attempts and waits together may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +334,8 @@ class _ModelBuilder:
         span = self.span(path)
         if isinstance(value, int):
             return RetryPolicy(max=value, span=span)
-        durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay")}
+        durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay", "deadline")}
+        on = value.get("on")
         return RetryPolicy(
             max=int(value["max"]) if "max" in value else None,
             span=span,
@@ -335,6 +344,11 @@ class _ModelBuilder:
             factor=float(value["factor"]) if "factor" in value else None,
             max_delay=_seconds(durations["maxDelay"]),
             jitter=float(value["jitter"]) if "jitter" in value else None,
+            on=None if on is None else (("any",) if on == "any" else tuple(on)),
+            on_span=self.span((*path, "on")) if "on" in value else None,
+            except_=tuple(value["except"]) if "except" in value else None,
+            except_span=self.span((*path, "except")) if "except" in value else None,
+            deadline=_seconds(durations["deadline"]),
         )
 
     # -- structure --------------------------------------------------------------------------

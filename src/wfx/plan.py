@@ -644,11 +644,15 @@ def _with_templates(value: Any, where: str) -> Iterable[tuple[str, Template]]:
 
 
 def _worst_case(retry: RetrySchedule, timeout: Any, kill_grace: float) -> float | None:
-    """Every attempt running into its timeout and kill grace, plus every wait between."""
+    """Every attempt running into its timeout and kill grace, plus every wait between;
+    a retries deadline bounds it (the last attempt still gets its kill grace)."""
+    bounded = None if retry.deadline is None else retry.deadline + kill_grace
     if timeout is None:
-        return None
+        return None if bounded is None else round(bounded, 3)
     per_attempt = float(timeout) + kill_grace
     total = retry.attempts * per_attempt + sum(d * (1 + retry.jitter) for d in retry.delays)
+    if bounded is not None:
+        total = min(total, bounded)
     return round(total, 3) if math.isfinite(total) else None
 
 

@@ -194,6 +194,9 @@ def test_needs_across_groups_orders_leaves(workflow_file: Write) -> None:
         "factor": 2.0,
         "maxDelay": 30,
         "jitter": 0.0,
+        "on": "any",
+        "except": [],
+        "deadline": None,
     }
     assert plan["steps"]["docs"]["retry"]["attempts"] == 1
     assert plan["steps"]["docs"]["provenance"]["retries"]["origin"] == "step"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from wfx.explain import Explanation, GroupExplanation
 from wfx.graph import RetrySchedule
 from wfx.model import OnError, StepKind
-from wfx.render.units import duration, value, waits
+from wfx.render.units import duration, retry_rules, value, waits
 
 
 def render_explanation(explanation: Explanation) -> str:
@@ -46,7 +46,8 @@ def _setting_value(name: str, setting: object) -> str:
     if name in ("timeout", "killGrace"):
         return duration(setting if isinstance(setting, int | float) else None, "none")
     if isinstance(setting, RetrySchedule):
-        return f"{setting.attempts - 1} (waits {waits(setting)})"
+        rules = "".join(f"; {rule}" for rule in retry_rules(setting))
+        return f"{setting.attempts - 1} (waits {waits(setting)}){rules}"
     if hasattr(setting, "value"):
         return str(setting.value)
     if hasattr(setting, "parts"):
@@ -112,7 +113,8 @@ def _finally_failure_lines(explanation: Explanation) -> list[str]:
 def _attempts_line(explanation: Explanation) -> str:
     if explanation.attempts > 1:
         waiting = waits(explanation.step.retry)
-        return f"  it is tried {explanation.attempts} times in all, waiting {waiting}"
+        rules = "".join(f"; {rule}" for rule in retry_rules(explanation.step.retry))
+        return f"  it is tried {explanation.attempts} times in all, waiting {waiting}{rules}"
     return "  it is not retried"
 
 

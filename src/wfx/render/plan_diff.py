@@ -12,7 +12,7 @@ from typing import Any
 
 from wfx.graph import RetrySchedule
 from wfx.plan import Change
-from wfx.render.plan_json import json_value
+from wfx.render.plan_json import json_value, retry_filters
 from wfx.render.plan_markdown import fenced, prose
 from wfx.render.units import (
     duration,
@@ -118,6 +118,7 @@ def _json_fact(item: Any) -> Any:
             "delays": list(item.delays),
             "waitRanges": [list(jitter_range(d, item.jitter)) for d in item.delays],
             "jitter": item.jitter,
+            **retry_filters(item),
         }
     return json_value(plain(item))
 

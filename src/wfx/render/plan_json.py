@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from wfx.graph import Setting
+from wfx.graph import RetrySchedule, Setting
 from wfx.plan import Plan, PlannedAction, PlannedStep, Resolved, Unknown
 from wfx.render.diagnostics import as_json
 from wfx.render.units import jitter_range
@@ -62,6 +62,15 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False)
 
 
+def retry_filters(schedule: RetrySchedule) -> dict[str, Any]:
+    """Which failures a retry policy retries (`on`: `any` or a list) and its deadline."""
+    return {
+        "on": "any" if schedule.on is None else list(schedule.on),
+        "except": list(schedule.except_),
+        "deadline": schedule.deadline,
+    }
+
+
 def _step(step: PlannedStep) -> dict[str, Any]:
     return {
         "name": step.name,
@@ -85,6 +94,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
             "factor": step.retry.factor,
             "maxDelay": json_value(step.retry.max_delay),
             "jitter": step.retry.jitter,
+            **retry_filters(step.retry),
         },
         "onError": step.on_error.value,
         "rollback": step.rollback,

@@ -40,10 +40,23 @@ def waits(schedule: RetrySchedule) -> str:
 
 
 def retries(schedule: RetrySchedule) -> str:
-    """Retries after the first try and their waits: `2 (1s, 2s)`, `0` when none."""
-    if not schedule.delays:
-        return "0"
-    return f"{schedule.attempts - 1} ({waits(schedule)})"
+    """Retries after the first try and their waits: `2 (1s, 2s)`, `0` when none, then the
+    failures retried and the deadline: `2 (1s, 2s); on 75, timeout; except 2; deadline 1m`."""
+    counted = f"{schedule.attempts - 1} ({waits(schedule)})" if schedule.delays else "0"
+    return "; ".join([counted, *retry_rules(schedule)])
+
+
+def retry_rules(schedule: RetrySchedule) -> list[str]:
+    """What a retry policy retries and until when, beyond its waits: `on 75, timeout`,
+    `except 2`, `deadline 1m` (each only when set; retrying needs retries)."""
+    rules = []
+    if schedule.delays and schedule.on is not None:
+        rules.append("on " + ", ".join(str(c) for c in schedule.on))
+    if schedule.delays and schedule.except_:
+        rules.append("except " + ", ".join(str(c) for c in schedule.except_))
+    if schedule.deadline is not None:
+        rules.append(f"deadline {duration(schedule.deadline)}")
+    return rules
 
 
 def count(number: int, noun: str) -> str:

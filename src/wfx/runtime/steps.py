@@ -4,6 +4,7 @@ step's end is recorded and reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from wfx.durations import format_duration
 from wfx.expr import ExpressionError, Template
 from wfx.graph import Node, Origin, RetrySchedule
 from wfx.model import Action, OnError, StepId, StepKind
@@ -131,15 +133,26 @@ class StepRunner:
         result = Attempt(StepStatus.FAILED, reason="not run")
         first, done = await resume_point(run, node) if run.resumed else (1, 0)
         last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
+        deadline = _Deadline(schedule.deadline)
         for attempt in range(first, last + 1):
             state.attempts = attempt
             run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
-            result = await self._attempt(node, action, attempt)
+            result = deadline.explain(await self._attempt(node, action, attempt, deadline.left()))
             state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
                 break
+            if deadline.passed_after(0.0):
+                result = deadline.stopped(result)
+                break
+            timed_out = result.status is StepStatus.TIMEOUT
+            if not schedule.retries_on(timed_out, result.exit_code):
+                result = _not_retried(result, _not_listed(schedule, result))
+                break
             delay = wait_before(schedule, attempt - done, self.rng)
+            if deadline.passed_after(delay):
+                result = deadline.stopped(result)
+                break
             reason = run.secrets.mask(result.reason or result.status.value)
             run.emit(
                 ev.StepRetrying(
@@ -156,7 +169,10 @@ class StepRunner:
             await anyio.sleep(delay)
         self._record(node, state, result)
 
-    async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
+    async def _attempt(
+        self, node: Node, action: Action, attempt: int, bound: float | None = None
+    ) -> Attempt:
+        """One attempt; `bound` (seconds a retries deadline leaves) shortens its timeout."""
         try:
             if action.kind is StepKind.USES:
                 contexts = self.contexts.step(node, attempt) if action.with_ else {}
@@ -165,6 +181,8 @@ class StepRunner:
                 setup = self.setup(node, attempt, self.contexts.step(node, attempt))
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
+        if bound is not None and (setup.timeout is None or bound < setup.timeout):
+            setup.timeout = bound
         process = action.kind is not StepKind.USES
         try:
             return await run_attempt(action, setup, self.executors.of(node) if process else None)
@@ -338,6 +356,58 @@ class StepRunner:
             run = self.run
             listed = _brief_list([run.secrets.mask(p) for p in result.leftovers])
             run.notice(f"killed processes `{node.id}` left running: {listed}", node.id)
+
+
+class _Deadline:
+    """A retry policy's `deadline`: the time all attempts of a step may take together."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.ends = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> float | None:
+        """Seconds until the deadline (at least a moment), or None without one."""
+        if self.ends is None:
+            return None
+        return max(0.001, self.ends - time.monotonic())
+
+    def passed_after(self, wait: float) -> bool:
+        """Whether the deadline passes before a wait of `wait` seconds is over."""
+        return self.ends is not None and time.monotonic() + wait >= self.ends
+
+    def explain(self, result: Attempt) -> Attempt:
+        """An attempt the deadline stopped says so, not just `timed out after …`."""
+        if self.ends is None or result.status is not StepStatus.TIMEOUT:
+            return result
+        if time.monotonic() < self.ends - 0.001:
+            return result
+        return dataclasses.replace(result, reason=self.why_no_more())
+
+    def stopped(self, result: Attempt) -> Attempt:
+        """The last attempt's result, saying the deadline ended the retries."""
+        why = self.why_no_more()
+        return result if result.reason == why else _not_retried(result, why)
+
+    def why_no_more(self) -> str:
+        """Why no further attempt starts."""
+        return f"its retries deadline of {format_duration(self.seconds or 0.0)} passed"
+
+
+def _not_listed(schedule: RetrySchedule, result: Attempt) -> str:
+    """Why `on`/`except` do not retry this failure."""
+    if result.status is StepStatus.TIMEOUT:
+        return "`retries.on` does not list `timeout`"
+    if result.exit_code is None:
+        return "it has no exit code, and `retries.on` lists exit codes only"
+    if result.exit_code in schedule.except_:
+        return f"`retries.except` lists exit code {result.exit_code}"
+    return f"`retries.on` does not list exit code {result.exit_code}"
+
+
+def _not_retried(result: Attempt, why: str) -> Attempt:
+    """The last attempt's result, with why it was not retried."""
+    reason = result.reason or result.status.value
+    return dataclasses.replace(result, reason=f"{reason} (not retried: {why})")
 
 
 def _workflow_dir(run: RunState) -> str:

@@ -1,0 +1,123 @@
+"""The failure-handling keys are checked before anything runs, and the plan and `explain`
+show them: `retries.on/except/deadline` (and later `continueOn`, `groupTimeout`,
+`groupRetries`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from wfx import api
+from wfx.cli import cli as wfx_cli
+from wfx.diagnostics import Severity
+
+Write = Callable[[str], Path]
+
+
+def problems(write: Write, text: str) -> list[tuple[str, int, str]]:
+    report = api.check([write(text)])
+    return [
+        (d.code, d.span.line if d.span else 0, d.message)
+        for d in report.diagnostics
+        if d.severity is Severity.ERROR
+    ]
+
+
+def cli(*args: str) -> str:
+    result = CliRunner().invoke(wfx_cli, list(args), env={"COLUMNS": "250"})
+    return result.output
+
+
+def test_an_exit_code_in_on_and_except_is_an_error_at_except(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - id: a
+            run: exit 3
+            retries: {max: 2, on: [3, 4, timeout], except: [4, 3]}
+        """,
+    )
+    assert found == [
+        ("compile.retry-on-except", 5, "exit codes 3, 4 in both `retries.on` and `retries.except`")
+    ]
+
+
+def test_a_groups_on_and_a_childs_except_overlap_once(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - id: g
+            retries: {max: 2, on: [7]}
+            steps:
+              - {id: a, run: exit 7, retries: {except: [7]}}
+              - {id: b, run: exit 7, retries: {except: [7]}}
+        """,
+    )
+    assert [(code, line) for code, line, _ in found] == [
+        ("compile.retry-on-except", 6),
+        ("compile.retry-on-except", 7),
+    ]
+
+
+def test_exit_code_zero_cannot_be_retried(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - {id: a, run: "true", retries: {max: 1, on: [0]}}
+        """,
+    )
+    assert [code for code, _, _ in found] == ["compile.retry-exit-code-zero"]
+
+
+def test_the_schema_refuses_codes_out_of_range_and_unknown_words(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - {id: a, run: "true", retries: {max: 1, on: [256]}}
+          - {id: b, run: "true", retries: {max: 1, on: sometimes}}
+          - {id: c, run: "true", retries: {max: 1, except: [-1]}}
+          - {id: d, run: "true", retries: {max: 1, deadline: soon}}
+        """,
+    )
+    assert [line for _, line, _ in found] == [3, 4, 5, 6]
+    assert all(code.startswith("schema.") for code, _, _ in found)
+
+
+RETRYING = """
+wfx: 1
+steps:
+  - id: fetch
+    run: curl -f https://example.com
+    timeout: 1m
+    killGrace: 5s
+    retries: {max: 2, delay: 1s, on: [75, timeout], except: [22], deadline: 90s}
+"""
+
+
+def test_the_plan_shows_on_except_and_deadline(workflow_file: Write) -> None:
+    path = str(workflow_file(RETRYING))
+    text = cli("plan", path, "--format", "text")
+    assert "2 (1s, 2s); on 75, timeout; except 22; deadline 1m30s" in " ".join(text.split())
+    markdown = cli("plan", path, "--format", "markdown")
+    assert "2 (1s, 2s); on 75, timeout; except 22; deadline 1m30s" in markdown
+    retry = json.loads(cli("plan", path, "--format", "json"))["steps"]["fetch"]["retry"]
+    assert (retry["on"], retry["except"], retry["deadline"]) == ([75, "timeout"], [22], 90)
+    # 3 attempts of 1m + 5s and 3s of waits would be 198s: the deadline bounds it
+    assert json.loads(cli("plan", path, "--format", "json"))["worstCaseSeconds"] == 95
+
+
+def test_explain_shows_on_except_and_deadline(workflow_file: Write) -> None:
+    text = cli("explain", str(workflow_file(RETRYING)), "fetch")
+    assert "retries = 2 (waits 1s, 2s); on 75, timeout; except 22; deadline 1m30s" in text
+    assert "tried 3 times in all, waiting 1s, 2s; on 75, timeout; except 22; deadline" in text
