@@ -18,6 +18,7 @@ from typing import Any
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
 from wfx.graph import (
+    NO_CONTINUE_ON,
     NO_EXECUTOR,
     NO_RESOURCES,
     EffectiveSettings,
@@ -495,7 +496,36 @@ class _SettingsResolver:
             env=self.env(chain),
             executor=self.pick(chain, "executor", None, NO_EXECUTOR),
             resources=self.pick(chain, "resources", None, NO_RESOURCES),
+            continue_on=self.continue_on(chain, on_error),
         )
+
+    def continue_on(self, chain: tuple[Step, ...], on_error: Setting) -> Setting:
+        """`continueOn`: continue for those exit codes, fail for the others; with an
+        effective `onError: continue` (which continues for every failure) it is an error."""
+        setting = self.pick(chain, "continue_on", None, NO_CONTINUE_ON)
+        if setting.value is None:
+            return setting
+        if 0 in setting.value:
+            self.report(
+                error(
+                    "compile.continue-on-zero",
+                    "`continueOn` lists exit code 0, which is success and never fails",
+                    setting.span,
+                    "list the failing exit codes (1 to 255) the run may go on after",
+                )
+            )
+        if on_error.value is OnError.CONTINUE:
+            self.report(
+                error(
+                    "compile.continue-on-conflict",
+                    f"`continueOn` with `onError: continue` (from {on_error.describe()}):"
+                    " `onError: continue` already goes on after every failure",
+                    setting.span,
+                    "drop `onError: continue`, or set `onError: fail` on the step:"
+                    " `continueOn` means continue for these codes and fail for the others",
+                )
+            )
+        return setting
 
     def pick(
         self, chain: tuple[Step, ...], attribute: str, builtin: Any, shared: Setting | None = None

@@ -164,6 +164,8 @@ class Step:
     timeout: Located | None = None
     kill_grace: Located | None = None
     on_error: Located | None = None
+    continue_on: Located | None = None
+    """`continueOn`: exit codes (a tuple of ints) whose final failure lets the run go on."""
     env: Mapping[str, Template] = field(default_factory=dict)
     working_directory: Template | None = None
     shell: Located | None = None
@@ -186,6 +188,7 @@ class Defaults:
     kill_grace: Located | None = None
     retries: RetryPolicy | None = None
     on_error: Located | None = None
+    continue_on: Located | None = None
     shell: Located | None = None
     working_directory: Template | None = None
     env: Mapping[str, Template] = field(default_factory=dict)
@@ -330,6 +333,12 @@ class _ModelBuilder:
             return None
         return Located(kind(data[key]), self.span((*path, key)))
 
+    def exit_codes(self, data: Mapping[str, Any], key: str, path: Path_) -> Located | None:
+        """A list of exit codes, as a tuple of ints."""
+        if key not in data:
+            return None
+        return Located(tuple(int(c) for c in data[key]), self.span((*path, key)))
+
     def retries(self, value: Any, path: Path_) -> RetryPolicy:
         span = self.span(path)
         if isinstance(value, int):
@@ -406,6 +415,7 @@ class _ModelBuilder:
             if "retries" in data
             else None,
             on_error=self.enum_value(data, "onError", path, OnError),
+            continue_on=self.exit_codes(data, "continueOn", path),
             shell=self.located(data, "shell", path),
             working_directory=self.optional_template(data, "workingDirectory", path),
             env=self.env(data.get("env"), (*path, "env")),
@@ -449,6 +459,7 @@ class _ModelBuilder:
             timeout=self.duration(data, "timeout", path),
             kill_grace=self.duration(data, "killGrace", path),
             on_error=self.enum_value(data, "onError", path, OnError),
+            continue_on=self.exit_codes(data, "continueOn", path),
             env=self.env(data.get("env"), (*path, "env")),
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),

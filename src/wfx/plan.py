@@ -127,6 +127,8 @@ class PlannedStep:
     executor: str | None = None
     """Where the step's process runs (a name `--executor` takes); `local` for a Python
     step, which always runs in wfx's own process; None: the run's executor."""
+    continue_on: tuple[int, ...] = ()
+    """Exit codes whose final failure the run tolerates (`continueOn`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,7 @@ class _Planner:
                 else self.action(node, rollback, env, rollback_timeout, rollback=True)
             ),
             executor="local" if node.step.kind is StepKind.USES else settings.executor.value,
+            continue_on=tuple(settings.continue_on.value or ()),
         )
 
     def action(
@@ -726,6 +729,7 @@ def _step_facts(step: PlannedStep) -> dict[str, Any]:
         "killGrace": step.kill_grace,
         "retries": step.retry,
         "onError": step.on_error.value,
+        "continueOn": list(step.continue_on) or None,
         "rollback": step.rollback,
         "executor": step.executor,
         **_action_facts(step.action, "", {}),

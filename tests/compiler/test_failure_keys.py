@@ -121,3 +121,58 @@ def test_explain_shows_on_except_and_deadline(workflow_file: Write) -> None:
     text = cli("explain", str(workflow_file(RETRYING)), "fetch")
     assert "retries = 2 (waits 1s, 2s); on 75, timeout; except 22; deadline 1m30s" in text
     assert "tried 3 times in all, waiting 1s, 2s; on 75, timeout; except 22; deadline" in text
+
+
+def test_continue_on_with_on_error_continue_is_an_error(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - id: g
+            onError: continue
+            steps:
+              - {id: a, run: exit 3, continueOn: [3]}
+              - {id: b, run: exit 3, continueOn: [3], onError: fail}
+          - {id: c, run: exit 3, continueOn: [0]}
+        """,
+    )
+    assert [(code, line) for code, line, _ in found] == [
+        ("compile.continue-on-conflict", 6),
+        ("compile.continue-on-zero", 8),
+    ]
+    assert "from group `g` (line 4)" in found[0][2]
+
+
+def test_exit_code_is_a_step_property(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - {id: a, run: exit 3, continueOn: [3]}
+          - {id: b, run: 'echo ${{ steps.a.exitCode }} ${{ steps.a.exitcodes }}'}
+        """,
+    )
+    assert [code for code, _, _ in found] == ["expr.unknown-name"]
+    assert "exitcodes" in found[0][2]
+
+
+def test_the_plan_and_explain_show_continue_on(workflow_file: Write) -> None:
+    path = str(
+        workflow_file(
+            """
+            wfx: 1
+            steps:
+              - {id: lint, run: ./lint.sh, continueOn: [3, 4]}
+            """
+        )
+    )
+    assert "fail; continue on 3, 4" in cli("plan", path, "--format", "text")
+    assert "fail; continue on 3, 4" in cli("plan", path, "--format", "markdown")
+    planned = json.loads(cli("plan", path, "--format", "json"))["steps"]["lint"]
+    assert planned["continueOn"] == [3, 4]
+    assert planned["provenance"]["continueOn"]["origin"] == "step"
+    assert "continueOn: exit code 3, 4 -> it is marked failed and the run goes on" in cli(
+        "explain", path, "lint"
+    )

@@ -69,6 +69,7 @@ def _failure_lines(explanation: Explanation) -> list[str]:
             " (the run ends 'completed with failures', exit 3)"
         )
     else:
+        lines += _continue_on_lines(explanation)
         lines.append("  onError: fail -> the run fails (exit 1); running steps are cancelled")
     if explanation.skipped_on_failure:
         lines.append("  skipped (they depend on it): " + ", ".join(explanation.skipped_on_failure))
@@ -87,6 +88,17 @@ def _failure_lines(explanation: Explanation) -> list[str]:
         lines.append("  no rollback runs (no earlier step has one)")
     lines.append("  then the `finally` steps run")
     return lines
+
+
+def _continue_on_lines(explanation: Explanation) -> list[str]:
+    codes = explanation.step.continue_on
+    if not codes:
+        return []
+    listed = ", ".join(str(c) for c in codes)
+    return [
+        f"  continueOn: exit code {listed} -> it is marked failed and the run goes on"
+        " (exit 3); after any other failure:"
+    ]
 
 
 def _finally_failure_lines(explanation: Explanation) -> list[str]:

@@ -118,7 +118,7 @@ def _json_fact(item: Any) -> Any:
             "delays": list(item.delays),
             "waitRanges": [list(jitter_range(d, item.jitter)) for d in item.delays],
             "jitter": item.jitter,
-            **retry_filters(item),
+            **{k: v for k, v in retry_filters(item).items() if v not in ("any", [], None)},
         }
     return json_value(plain(item))
 

@@ -97,6 +97,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
             **retry_filters(step.retry),
         },
         "onError": step.on_error.value,
+        "continueOn": list(step.continue_on) or None,
         "rollback": step.rollback,
         "command": step.command,
         "action": action_to_dict(step.action),

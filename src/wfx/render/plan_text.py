@@ -13,7 +13,16 @@ from rich.text import Text
 from wfx.diagnostics import Severity
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, where_it_runs
-from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
+from wfx.render.units import (
+    count,
+    duration,
+    on_error,
+    plain,
+    retries,
+    run_settings,
+    value,
+    visible,
+)
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "bash -eo pipefail (built-in; sh -e where bash is missing)"
@@ -88,7 +97,7 @@ def _step_cells(step: PlannedStep) -> Iterator[RenderableType]:
     )
     yield duration(step.timeout, "none")
     yield retries(step.retry)
-    yield step.on_error.value
+    yield on_error(step.on_error, step.continue_on)
     yield "yes" if step.rollback else ""
 
 

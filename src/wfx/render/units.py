@@ -10,6 +10,7 @@ from typing import Any
 
 from wfx.durations import format_duration
 from wfx.graph import RetrySchedule
+from wfx.model import OnError
 from wfx.plan import Plan, Unknown
 
 #: seconds as `100ms`, `30s`, `1m30s` (the one formatter, :func:`wfx.durations.format_duration`)
@@ -57,6 +58,14 @@ def retry_rules(schedule: RetrySchedule) -> list[str]:
     if schedule.deadline is not None:
         rules.append(f"deadline {duration(schedule.deadline)}")
     return rules
+
+
+def on_error(on_error: OnError, continue_on: tuple[int, ...]) -> str:
+    """What a final failure means: `fail`, `continue`, `retry`, with `continueOn` after it:
+    `fail; continue on 3, 4`."""
+    if not continue_on:
+        return on_error.value
+    return f"{on_error.value}; continue on {', '.join(str(c) for c in continue_on)}"
 
 
 def count(number: int, noun: str) -> str:

@@ -35,7 +35,9 @@ def seed(run: RunState, resume: ResumeState) -> None:
     undone work (docs/durability.md, "Resuming after compensation")."""
     records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
     failed = [
-        n.id for n, r in records if r is not None and r.status.is_failure and not tolerates(n)
+        n.id
+        for n, r in records
+        if r is not None and r.status.is_failure and not tolerates(n, r.exit_code)
     ]
     run.failing = bool(failed)
     undone = {s for s, status in resume.rollbacks.items() if status is not StepStatus.RUNNING}

@@ -10,7 +10,7 @@ from typing import Any
 
 from wfx.diagnostics import Span
 from wfx.graph import ExecutionGraph, Node
-from wfx.model import OnError, StepId
+from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import StepRecord
@@ -80,9 +80,10 @@ class RunState:
         self.emit(ev.Notice(self.run_id, self.now(), message, step))
 
 
-def tolerates(node: Node) -> bool:
-    """Whether `node`'s failure lets the run go on (`onError: continue`)."""
-    return node.settings is not None and node.settings.on_error.value is OnError.CONTINUE
+def tolerates(node: Node, exit_code: int | None) -> bool:
+    """Whether `node`'s failure (with `exit_code`) lets the run go on (`onError: continue`,
+    or `continueOn` listing the code)."""
+    return node.settings is not None and node.settings.tolerates(exit_code)
 
 
 def step_context(state: NodeState, duration: float) -> dict[str, Any]:
@@ -92,4 +93,5 @@ def step_context(state: NodeState, duration: float) -> dict[str, Any]:
         "status": state.status.value,
         "attempts": state.attempts,
         "duration": duration,
+        "exitCode": state.exit_code,
     }

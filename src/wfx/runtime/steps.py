@@ -17,7 +17,7 @@ import anyio
 from wfx.durations import format_duration
 from wfx.expr import ExpressionError, Template
 from wfx.graph import Node, Origin, RetrySchedule
-from wfx.model import Action, OnError, StepId, StepKind
+from wfx.model import Action, StepId, StepKind
 from wfx.runtime import events as ev
 from wfx.runtime.actions import (
     LOCAL,
@@ -258,8 +258,7 @@ class StepRunner:
             state.completed = run.completions
             self.finish(node, StepStatus.SUCCESS, None)
             return
-        on_error = node.settings.on_error.value if node.settings else OnError.FAIL
-        state.tolerated = on_error is OnError.CONTINUE
+        state.tolerated = tolerates(node, result.exit_code)
         self.finish(node, result.status, result.reason)
         if state.tolerated:
             run.tolerated_failures = True
@@ -318,7 +317,7 @@ class StepRunner:
         state.completed = record.completed or -1
         state.started = state.ended = time.monotonic()
         status = record.status
-        state.tolerated = status.is_failure and tolerates(node)
+        state.tolerated = status.is_failure and tolerates(node, record.exit_code)
         if state.tolerated:
             run.tolerated_failures = True
         state.status = status
