@@ -167,6 +167,7 @@ class _Draft:
     groups: tuple[StepId, ...]
     deps: list[int] = field(default_factory=list)
     settings: EffectiveSettings | None = None
+    group_retry: RetrySchedule | None = None
 
 
 class _Lowering(StepVisitor):
@@ -239,6 +240,7 @@ class _Lowering(StepVisitor):
         inner = (*self.groups, step)
         ends = self.lower_siblings(step.steps, self.section, [start], inner, parallel=parallel)
         end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends or [start])
+        self.nodes[start].group_retry = self.nodes[end].group_retry = group_schedule(step)
         self.ends[step_id] = end
         self.lowered(end)
 
@@ -321,6 +323,7 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
             deps=tuple(sorted(position[d] for d in drafts[old].deps)),
             groups=drafts[old].groups,
             settings=drafts[old].settings,
+            group_retry=drafts[old].group_retry,
         )
         for old in order
     ]
@@ -653,6 +656,25 @@ def group_settings(
     """What a group hands down to its children: its own settings, else its enclosing groups'
     (outermost first in `enclosing`), `defaults`, or the built-in ones."""
     return _SettingsResolver(workflow).resolve(group, enclosing)
+
+
+def group_schedule(group: Step) -> RetrySchedule | None:
+    """The schedule of a group's `groupRetries` (None without one): the group's own policy
+    only (it is not inherited), with the built-in waits for what it leaves out."""
+    policy = group.group_retries
+    if policy is None:
+        return None
+    return schedule(
+        policy.max or 0,
+        policy.delay,
+        policy.backoff,
+        policy.factor,
+        policy.max_delay,
+        policy.jitter,
+        on=policy.on,
+        except_=policy.except_,
+        deadline=policy.deadline,
+    )
 
 
 def _retry_without_retries(policy: RetryPolicy, step: Step) -> Diagnostic:

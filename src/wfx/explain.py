@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wfx.compiler import group_settings
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, Section, Setting
+from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
 from wfx.model import GroupType, OnError, StepId, StepKind
 from wfx.plan import Plan, PlannedStep, Verdict
 
@@ -70,6 +70,10 @@ class GroupExplanation:
     children: list[Child]
     steps: list[StepId]
     """Every leaf step inside it, in the order they complete."""
+    group_timeout: float | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take."""
+    group_retries: RetrySchedule | None = None
+    """`groupRetries`: how the whole group runs again."""
 
 
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
@@ -185,6 +189,8 @@ def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExpl
         env={k: _as_group(v, start.id) for k, v in own.env.items()},
         children=[Child(ids[c.path], c.kind, c.span.line) for c in start.step.steps],
         steps=[s for s in inside if start.id in plan.steps[s].groups],
+        group_timeout=plan.groups[start.id].group_timeout,
+        group_retries=start.group_retry,
     )
 
 

@@ -151,6 +151,8 @@ class Node:
     deps: tuple[int, ...]
     groups: tuple[StepId, ...]
     settings: EffectiveSettings | None = None
+    group_retry: RetrySchedule | None = None
+    """A group barrier's `groupRetries` schedule (None: the group is not re-run)."""
 
     @property
     def is_step(self) -> bool:

@@ -177,6 +177,10 @@ class Step:
     group_type: GroupType = GroupType.SEQUENTIAL
     max_parallel: Located | None = None
     steps: tuple[Step, ...] = ()
+    group_timeout: Located | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take (not inherited)."""
+    group_retries: RetryPolicy | None = None
+    """`groupRetries`: how often the whole group runs again after it failed (not inherited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +476,10 @@ class _ModelBuilder:
             group_type=GroupType(data.get("type", "sequential")),
             max_parallel=self.located(data, "maxParallel", path),
             steps=self.steps(data.get("steps") or [], (*path, "steps")),
+            group_timeout=self.duration(data, "groupTimeout", path),
+            group_retries=self.retries(data["groupRetries"], (*path, "groupRetries"))
+            if "groupRetries" in data
+            else None,
         )
 
     def action(self, data: Mapping[str, Any], path: Path_) -> Action:

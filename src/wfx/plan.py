@@ -142,6 +142,10 @@ class PlannedGroup:
     condition: str | None
     groups: tuple[StepId, ...]
     section: Section
+    group_timeout: float | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take."""
+    group_retries: RetrySchedule | None = None
+    """`groupRetries`: how often, and after which waits, the whole group runs again."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,10 @@ def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
                 else _condition_text(step.condition, node.section),
                 groups=node.groups,
                 section=node.section,
+                group_timeout=None
+                if step.group_timeout is None
+                else float(step.group_timeout.value),
+                group_retries=node.group_retry,
             )
 
 

@@ -176,3 +176,43 @@ def test_the_plan_and_explain_show_continue_on(workflow_file: Write) -> None:
     assert "continueOn: exit code 3, 4 -> it is marked failed and the run goes on" in cli(
         "explain", path, "lint"
     )
+
+
+def test_group_keys_belong_to_groups(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        steps:
+          - {id: a, run: "true", groupTimeout: 1m}
+          - {id: b, run: "true", groupRetries: 2}
+        """,
+    )
+    assert [(code, line) for code, line, _ in found] == [
+        ("schema.misplaced-key", 3),
+        ("schema.misplaced-key", 4),
+    ]
+
+
+def test_the_plan_and_explain_show_a_group_timeout(workflow_file: Write) -> None:
+    path = str(
+        workflow_file(
+            """
+            wfx: 1
+            steps:
+              - id: deploy
+                timeout: 1m
+                groupTimeout: 10m
+                steps:
+                  - {id: a, run: ./a.sh}
+            """
+        )
+    )
+    assert "group deploy: groupTimeout 10m" in cli("plan", path, "--format", "text")
+    assert "- `deploy`: groupTimeout 10m" in cli("plan", path, "--format", "markdown")
+    planned = json.loads(cli("plan", path, "--format", "json"))
+    assert planned["groups"]["deploy"]["groupTimeout"] == 600
+    assert planned["steps"]["a"]["timeout"] == 60
+    explained = cli("explain", path, "deploy")
+    assert "groupTimeout = 10m: then its running steps are killed" in explained
+    assert "timeout = 1m" in explained

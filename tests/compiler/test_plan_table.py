@@ -324,6 +324,8 @@ def test_groups_are_described_for_exporters(workflow_file: Write) -> None:
             "conditionText": "inputs.go",
             "groups": [],
             "section": "main",
+            "groupTimeout": None,
+            "groupRetries": None,
         },
         "inner": {
             "name": "Inner steps",
@@ -332,6 +334,8 @@ def test_groups_are_described_for_exporters(workflow_file: Write) -> None:
             "conditionText": None,
             "groups": ["outer"],
             "section": "main",
+            "groupTimeout": None,
+            "groupRetries": None,
         },
     }
     assert plan["steps"]["b"]["groups"] == ["outer", "inner"]

@@ -130,6 +130,27 @@ def _attempts_line(explanation: Explanation) -> str:
     return "  it is not retried"
 
 
+def _whole_group_lines(group: GroupExplanation) -> list[str]:
+    lines = []
+    if group.group_timeout is None:
+        lines.append("  groupTimeout = none: only the workflow's `timeout` bounds the group")
+    else:
+        lines.append(
+            f"  groupTimeout = {duration(group.group_timeout)}: then its running steps are"
+            " killed, the others skipped, and the group fails"
+        )
+    if group.group_retries is None or group.group_retries.attempts < 2:
+        lines.append("  groupRetries = none: a failed group is not run again")
+    else:
+        rules = "".join(f"; {rule}" for rule in retry_rules(group.group_retries))
+        lines.append(
+            f"  groupRetries = {group.group_retries.attempts - 1}"
+            f" (waits {waits(group.group_retries)}){rules}: after a failure its succeeded"
+            " steps are rolled back, then all its steps run again"
+        )
+    return lines
+
+
 def render_group_explanation(explanation: GroupExplanation) -> str:
     """A group: where it stands and why, what its children inherit, and what it holds."""
     group = explanation
@@ -153,6 +174,7 @@ def render_group_explanation(explanation: GroupExplanation) -> str:
         lines.append(
             f"  env {name} = {_setting_value('env', setting.value)}  (from {setting.describe()})"
         )
+    lines += ["", "The group as a whole (its own, not inherited):", *_whole_group_lines(group)]
     condition = group.condition or "success() (default)"
     lines += ["", f"Condition: {condition}; when it is false, every step inside is skipped"]
     return "\n".join(lines) + "\n"

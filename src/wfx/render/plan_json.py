@@ -42,6 +42,15 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "conditionText": group.condition,
                 "groups": list(group.groups),
                 "section": group.section.value,
+                "groupTimeout": group.group_timeout,
+                "groupRetries": None
+                if group.group_retries is None
+                else {
+                    "attempts": group.group_retries.attempts,
+                    "delays": list(group.group_retries.delays),
+                    "jitter": group.group_retries.jitter,
+                    **retry_filters(group.group_retries),
+                },
             }
             for group_id, group in plan.groups.items()
         },

@@ -22,6 +22,7 @@ from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_
 from wfx.render.units import (
     count,
     duration,
+    group_limits,
     on_error,
     plain,
     retries,
@@ -78,6 +79,10 @@ def render_markdown(plan: Plan) -> str:
             "**Compensation order** (if the last step fails): "
             + " → ".join(f"`{s}`" for s in plan.compensation),
         ]
+    limits = group_limits(plan)
+    if limits:
+        lines += ["", "**Groups as a whole**", ""]
+        lines += [f"- {code(group_id)}: {text}" for group_id, text in limits]
     if plan.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [

@@ -16,6 +16,7 @@ from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, 
 from wfx.render.units import (
     count,
     duration,
+    group_limits,
     on_error,
     plain,
     retries,
@@ -109,6 +110,8 @@ def _footer(plan: Plan) -> Text:
         text.append("critical path: " + " → ".join(plan.critical_path) + "\n")
     text.append("worst case: ", style="bold")
     text.append(duration(plan.worst_case_seconds) + "\n")
+    for group_id, limits in group_limits(plan):
+        text.append(f"group {group_id}: {limits}\n")
     for diagnostic in plan.warnings:
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
         where = f"{diagnostic.span}: " if diagnostic.span else ""

@@ -68,6 +68,21 @@ def on_error(on_error: OnError, continue_on: tuple[int, ...]) -> str:
     return f"{on_error.value}; continue on {', '.join(str(c) for c in continue_on)}"
 
 
+def group_limits(plan: Plan) -> list[tuple[str, str]]:
+    """Each group bounded or re-run as a whole, with how: (`deploy`, `groupTimeout 10m;
+    groupRetries 2 (1s, 2s)`)."""
+    lines: list[tuple[str, str]] = []
+    for group in plan.groups.values():
+        limits = []
+        if group.group_timeout is not None:
+            limits.append(f"groupTimeout {duration(group.group_timeout)}")
+        if group.group_retries is not None:
+            limits.append(f"groupRetries {retries(group.group_retries)}")
+        if limits:
+            lines.append((group.id, "; ".join(limits)))
+    return lines
+
+
 def count(number: int, noun: str) -> str:
     """`1 step`, `2 steps`: a count with its noun in the right number."""
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

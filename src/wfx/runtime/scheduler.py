@@ -20,7 +20,9 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from wfx.durations import format_duration
 from wfx.graph import Node, NodeKind, Section
+from wfx.model import StepId
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
 from wfx.runtime.state import RunState
@@ -46,6 +48,12 @@ class Scheduler:
             for dep in node.deps:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
+        self.running: dict[int, anyio.CancelScope] = {}
+        """Every running step's cancel scope, `finally` steps too (groups stop their own)."""
+        self.clocks: dict[StepId, anyio.CancelScope] = {}
+        """The `groupTimeout` clock of each group now running."""
+        self.stopped_groups: dict[StepId, tuple[StepStatus, str]] = {}
+        """Groups whose attempt was stopped: what their running children end as, and why."""
         self.limiters = _limiters(run)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
@@ -89,6 +97,8 @@ class Scheduler:
         self.unfinished -= 1
         if not self.unfinished:
             self.ready_send.close()
+            for clock in self.clocks.values():
+                clock.cancel()
 
     # -- readiness --------------------------------------------------------------------------
 
@@ -125,13 +135,65 @@ class Scheduler:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
         if node.kind is NodeKind.GROUP_START:
-            decision = self.contexts.decide(node, node.step, state.bad)
+            decision = self.group_stop_reason(node) or self.contexts.decide(
+                node, node.step, state.bad
+            )
             state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
             state.reason = decision
             if decision is not None:
                 self.run.skipped_groups = True
+            elif node.step.group_timeout is not None:
+                self._start_clock(node, float(node.step.group_timeout.value))
         else:
             state.status = StepStatus.SUCCESS
+            clock = self.clocks.pop(node.id, None)
+            if clock is not None:
+                clock.cancel()
+
+    # -- whole groups -----------------------------------------------------------------------
+
+    def _start_clock(self, group: Node, seconds: float) -> None:
+        """Start the group's `groupTimeout` clock (stopped when its end barrier passes)."""
+        assert self.task_group is not None
+        clock = anyio.CancelScope()
+        self.clocks[group.id] = clock
+        self.task_group.start_soon(self._group_clock, group, seconds, clock)
+
+    async def _group_clock(self, group: Node, seconds: float, clock: anyio.CancelScope) -> None:
+        with clock:
+            await anyio.sleep(seconds)
+            self.clocks.pop(group.id, None)
+            reason = f"group `{group.id}` timed out after {format_duration(seconds)} (groupTimeout)"
+            self.stop_group(group.id, StepStatus.TIMEOUT, reason)
+            assert self.runner is not None
+            self.runner.fail(reason)
+
+    def stop_group(self, group_id: StepId, status: StepStatus, reason: str) -> None:
+        """Stop the group's attempt: its running children end as `status` (their processes
+        killed), the ones not started yet are skipped, both with `reason`."""
+        self.stopped_groups[group_id] = (status, reason)
+        nodes = self.run.graph.nodes
+        for index, scope in list(self.running.items()):
+            if group_id in nodes[index].groups:
+                scope.cancel()
+
+    def group_stop_reason(self, node: Node) -> str | None:
+        """Why `node` does not start: a group around it was stopped; else None."""
+        if not self.stopped_groups:
+            return None
+        for group_id in node.groups:
+            stopped = self.stopped_groups.get(group_id)
+            if stopped is not None:
+                return stopped[1]
+        return None
+
+    def stop_of(self, node: Node) -> tuple[StepStatus, str] | None:
+        """How a running `node` ends when a group around it was stopped; else None."""
+        for group_id in node.groups:
+            stopped = self.stopped_groups.get(group_id)
+            if stopped is not None:
+                return stopped
+        return None
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -195,7 +257,7 @@ class Scheduler:
         if record is not None:
             runner.restore(node, record)
             return self._completed(node.index)
-        skip = self.contexts.decide(node, node.step, state.bad)
+        skip = self.group_stop_reason(node) or self.contexts.decide(node, node.step, state.bad)
         if skip is not None:
             runner.finish(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
@@ -203,6 +265,7 @@ class Scheduler:
         cancel_on_failure = main and not (node.step.condition and uses_status_function(node))
         try:
             with anyio.CancelScope() as scope:
+                self.running[node.index] = scope
                 if main:
                     self.scopes[node.index] = (scope, cancel_on_failure)
                 if cancel_on_failure and (run.cancelled or run.failing):
@@ -216,13 +279,14 @@ class Scheduler:
                 else:
                     await runner.attempts(node, state)
             if scope.cancelled_caught:
-                runner.stopped(node, state)
+                runner.stopped(node, state, self.stop_of(node))
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 runner.stopped(node, state)
             raise
         finally:
             self.scopes.pop(node.index, None)
+            self.running.pop(node.index, None)
         return self._completed(node.index)
 
     def _limiters_of(self, node: Node) -> list[anyio.CapacityLimiter]:

@@ -341,12 +341,18 @@ class StepRunner:
             )
         )
 
-    def stopped(self, node: Node, state: NodeState) -> None:
-        """The step's cancel scope ended it: skipped if it never started, else cancelled."""
+    def stopped(
+        self, node: Node, state: NodeState, group_stop: tuple[StepStatus, str] | None = None
+    ) -> None:
+        """The step's cancel scope ended it: skipped if it never started, else cancelled
+        (or, when a group around it was stopped, `group_stop`'s status and reason)."""
         if state.status in _FINISHED:
             return
         if state.started is None:
-            self.finish(node, StepStatus.SKIPPED, "the run stopped before it")
+            reason = group_stop[1] if group_stop else "the run stopped before it"
+            self.finish(node, StepStatus.SKIPPED, reason)
+        elif group_stop is not None:
+            self.finish(node, *group_stop)
         else:
             self.finish(node, StepStatus.CANCELLED, "cancelled: the run is stopping")
 
