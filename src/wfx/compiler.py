@@ -184,6 +184,8 @@ class _Lowering(StepVisitor):
         self.nodes: list[_Draft] = []
         self.ends: dict[StepId, int] = {}
         self.sections: dict[StepId, Section] = {}
+        self.retried: set[StepId] = set()
+        """Groups with `groupRetries`: steps outside them may not need steps inside."""
         self.pending_needs: list[tuple[int, Step]] = []
         self.problems: list[Diagnostic] = []
         self.settings = _SettingsResolver(workflow)
@@ -234,6 +236,8 @@ class _Lowering(StepVisitor):
         step_id = self.ids[step.path]
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
+        if step.group_retries is not None:
+            self.retried.add(step_id)
         start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
         self.pending_needs.append((start, step))
         parallel = step.group_type is GroupType.PARALLEL
@@ -281,8 +285,30 @@ class _Lowering(StepVisitor):
                         "`finally` steps run after all main steps, whatever happened",
                     )
                 )
+            elif self.into_retried_group(index, end, ref.span) is not None:
+                pass
             elif end not in self.nodes[index].deps:
                 self.nodes[index].deps.append(end)
+
+    def into_retried_group(self, index: int, end: int, span: Span) -> StepId | None:
+        """A step outside a group with `groupRetries` that needs a step inside it would see
+        the results of an attempt the group may undo and run again: report it."""
+        inside = set(self.nodes[index].groups) | {self.nodes[index].id}
+        for group_id in self.nodes[end].groups:
+            if group_id in self.retried and group_id not in inside:
+                target = self.nodes[end].id
+                self.problems.append(
+                    error(
+                        "compile.needs-into-retried-group",
+                        f"`needs` names `{target}`, inside group `{group_id}`, which has"
+                        " `groupRetries`: its results may be rolled back and made again",
+                        span,
+                        f"need the group itself (`needs: {group_id}`), which ends once its"
+                        " last attempt has",
+                    )
+                )
+                return group_id
+        return None
 
 
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:

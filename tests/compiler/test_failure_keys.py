@@ -216,3 +216,53 @@ def test_the_plan_and_explain_show_a_group_timeout(workflow_file: Write) -> None
     explained = cli("explain", path, "deploy")
     assert "groupTimeout = 10m: then its running steps are killed" in explained
     assert "timeout = 1m" in explained
+
+
+def test_a_step_outside_a_retried_group_cannot_need_a_step_inside(workflow_file: Write) -> None:
+    found = problems(
+        workflow_file,
+        """
+        wfx: 1
+        type: parallel
+        steps:
+          - id: g
+            groupRetries: 2
+            steps:
+              - {id: a, run: "true"}
+              - {id: b, run: "true", needs: a}
+          - {id: c, run: "true", needs: [a]}
+          - {id: d, run: "true", needs: [g]}
+        """,
+    )
+    assert [(code, line) for code, line, _ in found] == [("compile.needs-into-retried-group", 9)]
+
+
+def test_the_plan_shows_group_retries(workflow_file: Write) -> None:
+    path = str(
+        workflow_file(
+            """
+            wfx: 1
+            steps:
+              - id: deploy
+                retries: 1
+                groupRetries: {max: 2, delay: 5s, on: [timeout]}
+                steps:
+                  - {id: a, run: ./a.sh}
+            """
+        )
+    )
+    text = cli("plan", path, "--format", "text")
+    assert "group deploy: groupRetries 2 (5s, 10s); on timeout" in text
+    planned = json.loads(cli("plan", path, "--format", "json"))
+    assert planned["groups"]["deploy"]["groupRetries"] == {
+        "attempts": 3,
+        "delays": [5, 10],
+        "jitter": 0,
+        "on": ["timeout"],
+        "except": [],
+        "deadline": None,
+    }
+    assert planned["steps"]["a"]["retry"]["attempts"] == 2
+    assert "groupRetries = 2 (waits 5s, 10s); on timeout: after a failure" in cli(
+        "explain", path, "deploy"
+    )

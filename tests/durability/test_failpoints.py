@@ -23,7 +23,10 @@ ONCE_PER_RUN = ("journal.create-run", "journal.run-finished")
 STEP_POINTS = [
     n
     for n in names()
-    if "rollback" not in n and n != "journal.retry-scheduled" and n not in ONCE_PER_RUN
+    if "rollback" not in n
+    and "group" not in n
+    and n != "journal.retry-scheduled"
+    and n not in ONCE_PER_RUN
 ]
 CASES = [(p, nth) for p in STEP_POINTS for nth in range(1, STEPS + 1)] + [
     (p, 1) for p in ONCE_PER_RUN

@@ -96,3 +96,141 @@ def test_a_groups_timeout_still_bounds_each_childs_attempt(tmp_path: Path) -> No
     )
     [finished] = run.of(ev.StepTimedOut)
     assert finished.reason == "timed out after 100ms"
+
+
+def _ledger(tmp_path: Path) -> list[str]:
+    return (tmp_path / "ledger").read_text().split()
+
+
+GROUP = """
+wfx: 1
+steps:
+  - id: deploy
+    groupRetries: POLICY
+    steps:
+      - id: push
+        run: echo "push:$WFX_ATTEMPT" >> LEDGER
+        rollback: {run: echo undo-push >> LEDGER}
+      - id: check
+        run: |
+          echo check >> LEDGER
+          [ "$(grep -c '^check$' LEDGER)" -ge PASSES ] || exit CODE
+  - {id: after, run: echo after >> LEDGER}
+"""
+
+
+def _group(tmp_path: Path, policy: str, passes: int, code: int = 1) -> str:
+    return (
+        GROUP.replace("POLICY", policy)
+        .replace("LEDGER", str(tmp_path / "ledger"))
+        .replace("PASSES", str(passes))
+        .replace("CODE", str(code))
+    )
+
+
+def test_group_retries_roll_back_then_run_every_child_again(tmp_path: Path) -> None:
+    run = run_text(tmp_path, _group(tmp_path, "{max: 2, delay: 1ms}", passes=3))
+    assert run.result.status is RunStatus.SUCCESS
+    assert _ledger(tmp_path) == [
+        "push:1",
+        "check",
+        "undo-push",
+        "push:2",  # a new attempt number: the undone push's idempotency key is not reused
+        "check",
+        "undo-push",
+        "push:3",
+        "check",
+        "after",
+    ]
+    retried = run.of(ev.GroupRetrying)
+    assert [(e.group, e.attempt, e.next_attempt) for e in retried] == [
+        ("deploy", 1, 2),
+        ("deploy", 2, 3),
+    ]
+    assert retried[0].steps == ("push", "check")
+    assert retried[0].reason == "step `check` failed: exit code 1"
+    assert run.result.steps["check"].attempts == 3  # type: ignore[index]
+
+
+def test_a_group_out_of_retries_fails_and_is_compensated(tmp_path: Path) -> None:
+    run = run_text(tmp_path, _group(tmp_path, "1", passes=9))
+    assert run.result.status is RunStatus.FAILED
+    assert run.result.reason == "step `check` failed: exit code 1"
+    assert _ledger(tmp_path) == ["push:1", "check", "undo-push", "push:2", "check", "undo-push"]
+    assert run.status("push") == "rolledBack"
+    assert run.status("after") == "skipped"
+
+
+def test_group_retries_on_skips_a_failure_it_does_not_list(tmp_path: Path) -> None:
+    run = run_text(tmp_path, _group(tmp_path, "{max: 3, on: [75]}", passes=2, code=4))
+    assert run.result.status is RunStatus.FAILED
+    assert _ledger(tmp_path) == ["push:1", "check", "undo-push"]
+    assert not run.of(ev.GroupRetrying)
+
+
+def test_group_retries_deadline_stops_the_reruns(tmp_path: Path) -> None:
+    run = run_text(tmp_path, _group(tmp_path, "{max: 5, delay: 30s, deadline: 1s}", passes=3))
+    assert run.result.status is RunStatus.FAILED
+    assert "not run again: its groupRetries deadline of 1s passed" in (run.result.reason or "")
+    assert _ledger(tmp_path) == ["push:1", "check", "undo-push"]
+
+
+def test_a_timed_out_group_attempt_is_killed_and_run_again(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    ledger = tmp_path / "ledger"
+    run = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: g
+            type: parallel
+            groupTimeout: 300ms
+            killGrace: 100ms
+            groupRetries: {{max: 1, delay: 1ms, on: [timeout]}}
+            steps:
+              - {{id: quick, run: echo quick >> {ledger}}}
+              - id: slow
+                run: |
+                  echo $$ >> {pids}
+                  if [ "$WFX_ATTEMPT" = 1 ]; then exec sleep 30; fi
+        """,
+    )
+    assert run.result.status is RunStatus.SUCCESS
+    assert ledger.read_text().split() == ["quick", "quick"]
+    first, second = pids.read_text().split()
+    assert gone(int(first))
+    [retried] = run.of(ev.GroupRetrying)
+    assert retried.reason == "group `g` timed out after 300ms (groupTimeout)"
+
+
+def test_a_failing_child_of_a_parallel_group_stops_its_siblings_first(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    ledger = tmp_path / "ledger"
+    run = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: g
+            type: parallel
+            killGrace: 100ms
+            groupRetries: {{max: 1, delay: 1ms}}
+            steps:
+              - id: long
+                run: |
+                  echo long >> {ledger}
+                  if [ "$WFX_ATTEMPT" = 1 ]; then echo $$ > {pids}; exec sleep 30; fi
+              - id: flaky
+                run: |
+                  sleep 0.1
+                  [ "$WFX_ATTEMPT" = 2 ]
+        """,
+    )
+    assert run.result.status is RunStatus.SUCCESS
+    assert ledger.read_text().split() == ["long", "long"]
+    assert gone(int(pids.read_text()))
+    [cancelled] = [e for e in run.of(ev.StepCancelled) if e.step == "long"]
+    assert "group `g` attempt 1 failed (step `flaky` failed: exit code 1)" in (
+        cancelled.reason or ""
+    )

@@ -156,6 +156,7 @@ class _Run:
         self.scheduler.runner = self.runner
         self.runner.scheduler = self.scheduler
         self.compensator = Compensator(self.state, self.contexts, self.runner, self.scheduler)
+        self.scheduler.compensator = self.compensator
         if resume is not None:
             seed(self.state, resume)
         self.started = time.monotonic()
@@ -182,6 +183,7 @@ class _Run:
                 await self.local.close()
         result = self._finish()
         self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
+        self.scheduler.compensator = None
         return result
 
     def _say_where_the_workspace_is(self) -> None:

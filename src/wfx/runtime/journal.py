@@ -683,6 +683,45 @@ class Journal:
             )
         failpoint("journal.after-rollback-finished")
 
+    def _group_retrying(self, event: ev.GroupRetrying) -> None:
+        """A group runs again: its steps are pending once more (their attempt counts kept,
+        so the next attempts get new numbers), their compensations forgotten, and the
+        group's row holds its next attempt number."""
+        failpoint("journal.group-retrying")
+        marks = ", ".join("?" for _ in event.steps)
+        with self.transaction():
+            self._insert_pending_logs()
+            self.db.execute(
+                "UPDATE steps SET status = 'pending', finished = NULL, outputs = NULL,"
+                " exit_code = NULL, signal = NULL, reason = NULL, completed = NULL,"
+                f" retry_at = NULL WHERE run_id = ? AND step_id IN ({marks})",
+                (event.run_id, *event.steps),
+            )
+            self.db.execute(
+                f"DELETE FROM rollbacks WHERE run_id = ? AND step_id IN ({marks})",
+                (event.run_id, *event.steps),
+            )
+            self.db.execute(
+                "UPDATE runs SET status = 'running' WHERE id = ? AND status = 'compensating'",
+                (event.run_id,),
+            )
+            self.db.execute(
+                "INSERT INTO steps (run_id, step_id, status, attempts, started, reason, retry_at)"
+                " VALUES (?, ?, 'retrying', ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'retrying',"
+                " attempts = excluded.attempts, reason = excluded.reason,"
+                " retry_at = excluded.retry_at",
+                (
+                    event.run_id,
+                    event.group,
+                    event.next_attempt,
+                    event.time,
+                    event.reason,
+                    event.time + event.delay,
+                ),
+            )
+        failpoint("journal.after-group-retrying")
+
     def _run_finished(self, event: ev.RunFinished) -> None:
         self._flush_log()
         failpoint("journal.run-finished")
@@ -853,6 +892,7 @@ _HANDLERS: dict[type, Any] = {
     ev.StepOutput: Journal._output,
     ev.RollbackStarted: Journal._rollback_started,
     ev.RollbackFinished: Journal._rollback_finished,
+    ev.GroupRetrying: Journal._group_retrying,
     ev.RunFinished: Journal._run_finished,
     **{kind: Journal._step_finished for kind in ev.FINISHED_BY_STATUS.values()},
 }

@@ -12,6 +12,7 @@ steps that must stop while `failure()`/`always()` steps still get their turn.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -23,11 +24,14 @@ import anyio.lowlevel
 from wfx.durations import format_duration
 from wfx.graph import Node, NodeKind, Section
 from wfx.model import StepId
+from wfx.runtime import events as ev
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
-from wfx.runtime.state import RunState
+from wfx.runtime.retry import wait_before
+from wfx.runtime.state import NodeState, RunState, group_retries_left
 
 if TYPE_CHECKING:
+    from wfx.runtime.compensation import Compensator
     from wfx.runtime.steps import StepRunner
 
 #: a worker running a chain of instant steps yields to the event loop this often
@@ -41,6 +45,7 @@ class Scheduler:
         self.run = run
         self.contexts = contexts
         self.runner: StepRunner | None = None
+        self.compensator: Compensator | None = None
         graph = run.graph
         self.remaining = [len(n.deps) for n in graph.nodes]
         self.dependents: list[list[int]] = [[] for _ in graph.nodes]
@@ -54,6 +59,10 @@ class Scheduler:
         """The `groupTimeout` clock of each group now running."""
         self.stopped_groups: dict[StepId, tuple[StepStatus, str]] = {}
         """Groups whose attempt was stopped: what their running children end as, and why."""
+        self.rerunning: dict[StepId, str] = {}
+        """Groups whose failed attempt is ending, to run again: why the attempt failed."""
+        self.done = bytearray(len(graph.nodes))
+        """Which nodes have counted themselves done for their dependents."""
         self.limiters = _limiters(run)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
@@ -117,6 +126,10 @@ class Scheduler:
                 else:
                     self._dispatch(node)
                 continue
+            if node.id in self.rerunning and node.kind is NodeKind.GROUP_END:
+                assert self.task_group is not None
+                self.task_group.start_soon(self._rerun_group, node)
+                continue
             self._pass_barrier(node)
             queue.extend(self._completed(index))
         return kept
@@ -125,6 +138,7 @@ class Scheduler:
         """Count one finished dependency for each dependent; return those now ready."""
         ready = []
         remaining = self.remaining
+        self.done[index] = 1
         for dependent in self.dependents[index]:
             remaining[dependent] -= 1
             if remaining[dependent] == 0:
@@ -142,8 +156,8 @@ class Scheduler:
             state.reason = decision
             if decision is not None:
                 self.run.skipped_groups = True
-            elif node.step.group_timeout is not None:
-                self._start_clock(node, float(node.step.group_timeout.value))
+            else:
+                self._group_started(node)
         else:
             state.status = StepStatus.SUCCESS
             clock = self.clocks.pop(node.id, None)
@@ -151,6 +165,13 @@ class Scheduler:
                 clock.cancel()
 
     # -- whole groups -----------------------------------------------------------------------
+
+    def _group_started(self, group: Node) -> None:
+        """A group starts: its `groupTimeout` clock, and when its `groupRetries` began."""
+        if group.id in self.run.retried_groups:
+            self.run.group_began.setdefault(group.id, time.monotonic())
+        if group.step.group_timeout is not None:
+            self._start_clock(group, float(group.step.group_timeout.value))
 
     def _start_clock(self, group: Node, seconds: float) -> None:
         """Start the group's `groupTimeout` clock (stopped when its end barrier passes)."""
@@ -164,6 +185,10 @@ class Scheduler:
             await anyio.sleep(seconds)
             self.clocks.pop(group.id, None)
             reason = f"group `{group.id}` timed out after {format_duration(seconds)} (groupTimeout)"
+            retried = self.run.retried_groups.get(group.id)
+            if retried and group_retries_left(self.run, retried, StepStatus.TIMEOUT, None):
+                self.group_failed(retried, reason, StepStatus.TIMEOUT)
+                return
             self.stop_group(group.id, StepStatus.TIMEOUT, reason)
             assert self.runner is not None
             self.runner.fail(reason)
@@ -176,6 +201,140 @@ class Scheduler:
         for index, scope in list(self.running.items()):
             if group_id in nodes[index].groups:
                 scope.cancel()
+
+    def group_failed(
+        self, group: Node, reason: str, status: StepStatus = StepStatus.CANCELLED
+    ) -> None:
+        """An attempt of `group` (which has retries left) failed: stop its other steps;
+        once they have all ended, the group runs again (:meth:`_rerun_group`)."""
+        if group.id in self.rerunning:
+            return
+        self.rerunning[group.id] = reason
+        self.unfinished += 1  # the phase goes on until the group has run again
+        clock = self.clocks.pop(group.id, None)
+        if clock is not None:
+            clock.cancel()
+        attempt = self.run.group_attempts.get(group.id, 1)
+        why = reason if status is StepStatus.TIMEOUT else f"group `{group.id}` attempt {attempt}"
+        why += "" if status is StepStatus.TIMEOUT else f" failed ({reason}); it runs again"
+        self.stop_group(group.id, status, why)
+
+    async def _rerun_group(self, end: Node) -> None:
+        """The failed attempt of a group has ended: roll back what it did (its succeeded
+        steps, the last first), wait, and run all its steps again; or, when the run is
+        stopping or the group's deadline has passed, let the failure stand."""
+        run = self.run
+        group = run.retried_groups[end.id]
+        schedule = group.group_retry
+        assert schedule is not None and self.runner is not None and self.compensator
+        members = [n for n in run.graph.nodes if end.id in n.groups] + [end]
+        attempt = run.group_attempts.get(end.id, 1)
+        reason = self.rerunning[end.id]
+        with anyio.CancelScope() as scope:
+            self.running[end.index] = scope
+            self.scopes[end.index] = (scope, True)
+            try:
+                undone = 0
+                if not self._group_must_stop(end):
+                    undone = await self.compensator.compensate_steps(members)
+                delay = wait_before(schedule, attempt, self.runner.rng)
+                too_late = self._past_deadline(group, delay)
+                if too_late or self._group_must_stop(end):
+                    self._give_up(end, reason, too_late)
+                    return
+                self._announce(end, attempt, delay, reason, undone, members)
+                self._reset(end, members, attempt + 1)
+                await anyio.sleep(delay)
+            finally:
+                self.scopes.pop(end.index, None)
+                self.running.pop(end.index, None)
+        if scope.cancelled_caught and end.id in self.rerunning:
+            self._give_up(end, reason, None)
+            return
+        self._restart(group, members)
+
+    def _group_must_stop(self, end: Node) -> bool:
+        """Whether the run (or a group around this one) stops, so the group does not rerun."""
+        return self.run.failing or self.run.cancelled or self.group_stop_reason(end) is not None
+
+    def _past_deadline(self, group: Node, delay: float) -> str | None:
+        """Why the group's next attempt would start after its `deadline`; None if in time."""
+        schedule = group.group_retry
+        began = self.run.group_began.get(group.id)
+        if schedule is None or schedule.deadline is None or began is None:
+            return None
+        if time.monotonic() + delay < began + schedule.deadline:
+            return None
+        return f"its groupRetries deadline of {format_duration(schedule.deadline)} passed"
+
+    def _give_up(self, end: Node, reason: str, why: str | None) -> None:
+        """The group does not run again: its failure stands (the run fails, unless a group
+        around it is stopping and handles it), and its end passes."""
+        assert self.runner is not None
+        self.rerunning.pop(end.id, None)
+        if not self.run.cancelled and self.group_stop_reason(end) is None:
+            self.runner.fail(f"{reason} (not run again: {why})" if why else reason)
+        self._pass_barrier(end)
+        self._release(self._completed(end.index))
+        self.count_finished()  # the pin of group_failed
+
+    def _announce(
+        self,
+        end: Node,
+        attempt: int,
+        delay: float,
+        reason: str,
+        undone: int,
+        members: list[Node],
+    ) -> None:
+        run = self.run
+        steps = tuple(n.id for n in members if n.is_step)
+        run.emit(
+            ev.GroupRetrying(
+                run.run_id, run.now(), end.id, attempt, attempt + 1, delay, reason, steps
+            )
+        )
+        rolled = f"rolled back {undone} step{'s' if undone != 1 else ''}; " if undone else ""
+        run.notice(
+            f"group `{end.id}` attempt {attempt} failed: {reason}; {rolled}it runs again"
+            f" in {format_duration(delay)} (attempt {attempt + 1})",
+            end.id,
+        )
+
+    def _reset(self, end: Node, members: list[Node], attempt: int) -> None:
+        """Every node of the group is pending again (its steps keep counting attempts)."""
+        run = self.run
+        run.group_attempts[end.id] = attempt
+        self.rerunning.pop(end.id, None)
+        self.stopped_groups.pop(end.id, None)
+        inside = {n.index for n in members}
+        leaves = 0
+        for node in members:
+            if node.kind is NodeKind.GROUP_START:
+                for table in (run.group_attempts, run.group_began, self.stopped_groups):
+                    table.pop(node.id, None)
+            if node.is_step:
+                leaves += 1
+                for journaled in (run.restored, run.resumed):
+                    journaled.pop(node.index, None)
+                run.again.discard(node.index)
+                if run.states[node.index].attempts:
+                    run.earlier_attempts[node.index] = run.states[node.index].attempts
+                run.steps_context.pop(node.id, None)
+            run.states[node.index] = NodeState()
+            self.done[node.index] = 0
+        for node in members:
+            self.remaining[node.index] = sum(
+                1 for dep in node.deps if dep in inside or not self.done[dep]
+            )
+        self.unfinished += leaves
+
+    def _restart(self, group: Node, members: list[Node]) -> None:
+        """Start the group's steps again, with a new `groupTimeout` clock."""
+        if group.step.group_timeout is not None:
+            self._start_clock(group, float(group.step.group_timeout.value))
+        self._release([n.index for n in members if self.remaining[n.index] == 0])
+        self.count_finished()  # the pin of group_failed
 
     def group_stop_reason(self, node: Node) -> str | None:
         """Why `node` does not start: a group around it was stopped; else None."""

@@ -36,7 +36,7 @@ from wfx.runtime.journal import StepRecord
 from wfx.runtime.resume import resume_point
 from wfx.runtime.retry import wait_before
 from wfx.runtime.secrets import MaskingStream
-from wfx.runtime.state import NodeState, RunState, step_context, tolerates
+from wfx.runtime.state import NodeState, RunState, retrying_group, step_context, tolerates
 
 if TYPE_CHECKING:
     from wfx.runtime.scheduler import Scheduler
@@ -132,6 +132,9 @@ class StepRunner:
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
         first, done = await resume_point(run, node) if run.resumed else (1, 0)
+        earlier = run.earlier_attempts.pop(node.index, None) if run.earlier_attempts else None
+        if earlier is not None:  # the group runs again: new attempt numbers, a fresh budget
+            first, done = earlier + 1, earlier
         last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
         deadline = _Deadline(schedule.deadline)
         for attempt in range(first, last + 1):
@@ -259,11 +262,22 @@ class StepRunner:
             self.finish(node, StepStatus.SUCCESS, None)
             return
         state.tolerated = tolerates(node, result.exit_code)
+        reason = f"step `{node.id}` {result.status.value}: {result.reason}"
+        # a group that runs again holds the phase open before this step counts as finished
+        group = None if state.tolerated else self._group_failed(node, result, reason)
         self.finish(node, result.status, result.reason)
         if state.tolerated:
             run.tolerated_failures = True
-        else:
-            self.fail(f"step `{node.id}` {result.status.value}: {result.reason}")
+        elif group is None:
+            self.fail(reason)
+
+    def _group_failed(self, node: Node, result: Attempt, reason: str) -> Node | None:
+        """The group that runs again after this step's final failure (told so), or None."""
+        group = retrying_group(self.run, node, result.status, result.exit_code)
+        if group is not None:
+            assert self.scheduler is not None
+            self.scheduler.group_failed(group, self.run.secrets.mask(reason))
+        return group
 
     def fail(self, reason: str) -> None:
         """The run fails (the first reason is kept): stop what must stop."""
@@ -309,6 +323,8 @@ class StepRunner:
         """A step the journal says already finished: take its result, do not run it."""
         run = self.run
         assert self.scheduler is not None
+        if record.status.is_failure and not tolerates(node, record.exit_code):
+            self._restored_failure(node, record)
         self.scheduler.count_finished()
         state = run.states[node.index]
         state.attempts = record.attempts
@@ -340,6 +356,18 @@ class StepRunner:
                 record.outputs,
             )
         )
+
+    def _restored_failure(self, node: Node, record: StepRecord) -> None:
+        """A step failed before the crash: its group runs again if it has attempts left;
+        a failure the seeding left to its group (a group's last attempt) fails the run."""
+        run = self.run
+        assert self.scheduler is not None
+        reason = f"step `{node.id}` {record.status.value}: {record.reason}"
+        group = retrying_group(run, node, record.status, record.exit_code)
+        if group is not None:
+            self.scheduler.group_failed(group, reason)
+        elif run.retried_groups and not run.failing:
+            self.fail(reason)
 
     def stopped(
         self, node: Node, state: NodeState, group_stop: tuple[StepStatus, str] | None = None
