@@ -198,7 +198,7 @@ def test_a_timed_out_group_attempt_is_killed_and_run_again(tmp_path: Path) -> No
     )
     assert run.result.status is RunStatus.SUCCESS
     assert ledger.read_text().split() == ["quick", "quick"]
-    first, second = pids.read_text().split()
+    first, _second = pids.read_text().split()
     assert gone(int(first))
     [retried] = run.of(ev.GroupRetrying)
     assert retried.reason == "group `g` timed out after 300ms (groupTimeout)"
