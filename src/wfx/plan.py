@@ -519,6 +519,7 @@ class _Planner:
         """The longest path through `section` by worst-case step cost, and its steps."""
         best: dict[int, float] = {}
         previous: dict[int, int | None] = {}
+        starts: dict[StepId, int] = {}
         unbounded = False
         for node in self.graph.nodes:
             if node.section is not section:
@@ -529,12 +530,18 @@ class _Planner:
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
+            elif node.kind is NodeKind.GROUP_START:
+                starts[node.id] = node.index
             origin = max(node.deps, key=lambda d: best.get(d, 0.0), default=None)
             best[node.index] = cost + (best.get(origin, 0.0) if origin is not None else 0.0)
             previous[node.index] = origin
+            if node.kind is NodeKind.GROUP_END and node.id in starts:
+                began = best[starts[node.id]]
+                best[node.index] = began + _whole_group(node, best[node.index] - began, steps)
         if not best:
             return 0.0, []
-        end = max(best, key=lambda i: best[i])
+        # a path ends at a top-level node: a group's end counts what its whole runs take
+        end = max((i for i in best if not self.graph.nodes[i].groups), key=lambda i: best[i])
         path: list[StepId] = []
         cursor: int | None = end
         while cursor is not None:
@@ -652,6 +659,26 @@ def _with_templates(value: Any, where: str) -> Iterable[tuple[str, Template]]:
     elif isinstance(value, tuple | list):
         for index, item in enumerate(value):
             yield from _with_templates(item, f"{where}[{index}]")
+
+
+def _whole_group(group: Node, one_run: float, steps: Mapping[StepId, PlannedStep]) -> float:
+    """The worst case of a group from its start to its end, given its steps' longest path
+    (`one_run`): bounded by its `groupTimeout` (plus the longest kill grace inside), and
+    times its `groupRetries` attempts, each failed one followed by its rollbacks and wait."""
+    inside = [s for s in steps.values() if group.id in s.groups]
+    limit = group.step.group_timeout
+    if limit is not None:
+        grace = max((s.kill_grace for s in inside), default=0.0)
+        one_run = min(one_run, float(limit.value) + grace)
+    schedule = group.group_retry
+    if schedule is None or schedule.attempts < 2:
+        return one_run
+    undo = sum((s.rollback_timeout or 0.0) + s.kill_grace for s in inside if s.rollback)
+    waits = sum(d * (1 + schedule.jitter) for d in schedule.delays)
+    total = schedule.attempts * one_run + (schedule.attempts - 1) * undo + waits
+    if schedule.deadline is not None:
+        total = min(total, schedule.deadline + undo + one_run)
+    return total
 
 
 def _worst_case(retry: RetrySchedule, timeout: Any, kill_grace: float) -> float | None:

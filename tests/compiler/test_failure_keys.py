@@ -266,3 +266,26 @@ def test_the_plan_shows_group_retries(workflow_file: Write) -> None:
     assert "groupRetries = 2 (waits 5s, 10s); on timeout: after a failure" in cli(
         "explain", path, "deploy"
     )
+
+
+def test_the_worst_case_counts_group_timeouts_and_retries(workflow_file: Write) -> None:
+    def worst(group: str) -> float:
+        text = f"""
+        wfx: 1
+        defaults: {{timeout: 10s, killGrace: 1s}}
+        steps:
+          - id: g
+            {group}
+            steps:
+              - {{id: a, run: ./a.sh, rollback: {{run: ./undo.sh, timeout: 2s}}}}
+              - {{id: b, run: ./b.sh}}
+          - {{id: c, run: ./c.sh}}
+        """
+        path = str(workflow_file(text))
+        return float(json.loads(cli("plan", path, "--format", "json"))["worstCaseSeconds"])
+
+    # a and b: 11s each; c: 11s; a's rollback at the end: 3s
+    assert worst("type: sequential") == 22 + 11 + 3
+    assert worst("groupTimeout: 5s") == (5 + 1) + 11 + 3
+    # two runs of the group, a's rollback between them, a 4s wait
+    assert worst("groupRetries: {max: 1, delay: 4s}") == 2 * 22 + 3 + 4 + 11 + 3

@@ -150,4 +150,6 @@ def test_the_documented_failpoints_are_exactly_those_in_the_code() -> None:
 def test_every_failpoint_in_the_code_is_exercised() -> None:
     """Every point the code has is crashed at by some test here."""
     covered = {p for p, _ in CASES} | set(ROLLBACK_POINTS) | {"journal.retry-scheduled"}
+    covered |= {"journal.group-retrying", "journal.after-group-retrying"}  # by
+    # test_group_retry_resume.py, which crashes a group with `groupRetries` at both
     assert covered == set(failpoints_in_the_source())

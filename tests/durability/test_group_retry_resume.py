@@ -31,7 +31,7 @@ steps:
     "point",
     [
         "journal.rollback-started:1",  # the failed attempt is being rolled back
-        "journal.after-rollback-finished:1",  # rolled back, the re-run not yet journaled
+        "journal.group-retrying:1",  # rolled back, the re-run not yet journaled
         "journal.after-group-retrying:1",  # the re-run is journaled, nothing runs yet
         "journal.after-step-started:4",  # attempt 2 of the group runs `check` again
     ],
