@@ -37,6 +37,8 @@ class Explanation:
     cancelled_on_failure: list[StepId]
     still_run_on_failure: list[StepId] = field(default_factory=list)
     """For a `finally` step: the other `finally` steps that run even if it fails."""
+    group_reruns: list[tuple[StepId, int]] = field(default_factory=list)
+    """The groups around it with `groupRetries`, innermost first, and their re-runs."""
 
     @property
     def is_finally(self) -> bool:
@@ -161,6 +163,12 @@ def _explanation(
         skipped_on_failure=skipped_on_failure,
         cancelled_on_failure=cancelled_on_failure,
         still_run_on_failure=still_run_on_failure or [],
+        group_reruns=[
+            (group_id, schedule.attempts - 1)
+            for group_id in reversed(node.groups)
+            if (schedule := graph.nodes[graph.ids[group_id]].group_retry) is not None
+            and schedule.attempts > 1
+        ],
     )
 
 

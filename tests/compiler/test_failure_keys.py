@@ -266,6 +266,9 @@ def test_the_plan_shows_group_retries(workflow_file: Write) -> None:
     assert "groupRetries = 2 (waits 5s, 10s); on timeout: after a failure" in cli(
         "explain", path, "deploy"
     )
+    assert "group `deploy` has groupRetries: first its succeeded steps are rolled back" in cli(
+        "explain", path, "a"
+    )
 
 
 def test_the_worst_case_counts_group_timeouts_and_retries(workflow_file: Write) -> None:

@@ -63,6 +63,13 @@ def _failure_lines(explanation: Explanation) -> list[str]:
     if explanation.is_finally:
         return _finally_failure_lines(explanation)
     lines = [_attempts_line(explanation)]
+    tolerated = explanation.on_error is OnError.CONTINUE
+    for group_id, reruns in [] if tolerated else explanation.group_reruns:
+        lines.append(
+            f"  group `{group_id}` has groupRetries: first its succeeded steps are rolled"
+            f" back and it runs again (up to {reruns} more time{'s' if reruns > 1 else ''});"
+            " when those are spent:"
+        )
     if explanation.on_error is OnError.CONTINUE:
         lines.append(
             "  onError: continue -> it is marked failed and the run goes on"
