@@ -206,6 +206,12 @@ class ResumeState:
     extra: Mapping[str, Any] = field(default_factory=dict)
     workspace: str | None = None
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
+    group_attempts: Mapping[str, int] = field(default_factory=dict)
+    """The attempt each group with `groupRetries` had reached, by group id."""
+
+
+#: how the `attempts` table marks a group's attempt (not where a step's attempt ran)
+GROUP_ATTEMPT = "group"
 
 
 @dataclass(frozen=True)
@@ -686,39 +692,26 @@ class Journal:
     def _group_retrying(self, event: ev.GroupRetrying) -> None:
         """A group runs again: its steps are pending once more (their attempt counts kept,
         so the next attempts get new numbers), their compensations forgotten, and the
-        group's row holds its next attempt number."""
+        group's next attempt number is kept (in `attempts`, marked as a group's)."""
         failpoint("journal.group-retrying")
-        marks = ", ".join("?" for _ in event.steps)
+        keys = [(event.run_id, step) for step in event.steps]
         with self.transaction():
             self._insert_pending_logs()
-            self.db.execute(
+            self.db.executemany(
                 "UPDATE steps SET status = 'pending', finished = NULL, outputs = NULL,"
                 " exit_code = NULL, signal = NULL, reason = NULL, completed = NULL,"
-                f" retry_at = NULL WHERE run_id = ? AND step_id IN ({marks})",
-                (event.run_id, *event.steps),
+                " retry_at = NULL WHERE run_id = ? AND step_id = ?",
+                keys,
             )
-            self.db.execute(
-                f"DELETE FROM rollbacks WHERE run_id = ? AND step_id IN ({marks})",
-                (event.run_id, *event.steps),
-            )
+            self.db.executemany("DELETE FROM rollbacks WHERE run_id = ? AND step_id = ?", keys)
             self.db.execute(
                 "UPDATE runs SET status = 'running' WHERE id = ? AND status = 'compensating'",
                 (event.run_id,),
             )
             self.db.execute(
-                "INSERT INTO steps (run_id, step_id, status, attempts, started, reason, retry_at)"
-                " VALUES (?, ?, 'retrying', ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'retrying',"
-                " attempts = excluded.attempts, reason = excluded.reason,"
-                " retry_at = excluded.retry_at",
-                (
-                    event.run_id,
-                    event.group,
-                    event.next_attempt,
-                    event.time,
-                    event.reason,
-                    event.time + event.delay,
-                ),
+                "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, ran_on)"
+                " VALUES (?, ?, ?, ?)",
+                (event.run_id, event.group, event.next_attempt, GROUP_ATTEMPT),
             )
         failpoint("journal.after-group-retrying")
 
@@ -838,8 +831,25 @@ class Journal:
         rollbacks = self.rollbacks(run.id)
         failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(
-            run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
+            run.id,
+            steps,
+            rollbacks,
+            run.status,
+            run.reason,
+            failing,
+            workspace=run.workspace,
+            group_attempts=self.group_attempts(run.id),
         )
+
+    @_guarded
+    def group_attempts(self, run_id: str) -> dict[str, int]:
+        """The attempt each group with `groupRetries` has reached (absent: its first)."""
+        rows = self.db.execute(
+            "SELECT step_id, MAX(attempt) FROM attempts WHERE run_id = ? AND ran_on = ?"
+            " GROUP BY step_id",
+            (run_id, GROUP_ATTEMPT),
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     def prune(self, older_than: float) -> int:
         """Delete finished runs that ended more than `older_than` seconds ago, and the

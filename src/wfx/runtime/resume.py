@@ -35,9 +35,8 @@ def seed(run: RunState, resume: ResumeState) -> None:
     undone work (docs/durability.md, "Resuming after compensation")."""
     records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
     for group_id in run.retried_groups:
-        group = resume.steps.get(group_id)
-        if group is not None:
-            run.group_attempts[group_id] = group.attempts
+        if group_id in resume.group_attempts:
+            run.group_attempts[group_id] = resume.group_attempts[group_id]
     failed = [
         n.id
         for n, r in records
