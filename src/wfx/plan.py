@@ -806,6 +806,15 @@ def _run_facts(plan: Plan) -> dict[str, Any]:
         "worstCaseSeconds": plan.worst_case_seconds,
         "timeout": plan.timeout,
         "maxParallel": plan.max_parallel,
+        **{
+            f"groups.{group.id}.{name}": fact
+            for group in plan.groups.values()
+            for name, fact in (
+                ("groupTimeout", group.group_timeout),
+                ("groupRetries", group.group_retries),
+            )
+            if fact is not None
+        },
     }
 
 

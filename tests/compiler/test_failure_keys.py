@@ -292,3 +292,23 @@ def test_the_worst_case_counts_group_timeouts_and_retries(workflow_file: Write) 
     assert worst("groupTimeout: 5s") == (5 + 1) + 11 + 3
     # two runs of the group, a's rollback between them, a 4s wait
     assert worst("groupRetries: {max: 1, delay: 4s}") == 2 * 22 + 3 + 4 + 11 + 3
+
+
+def test_the_plan_diff_shows_changed_group_limits(workflow_file: Write, tmp_path: Path) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: deploy
+        groupTimeout: 10m
+        steps:
+          - {id: a, run: ./a.sh}
+    """
+    base = workflow_file(text)
+    (tmp_path / "head").mkdir()
+    head = tmp_path / "head" / "wf.yaml"
+    head.write_text(
+        base.read_text().replace("groupTimeout: 10m", "groupTimeout: 5m\n    groupRetries: 1")
+    )
+    shown = cli("plan", str(head), "--diff", str(base), "--format", "text")
+    assert "~ run groups.deploy.groupTimeout: 10m -> 5m" in shown
+    assert "~ run groups.deploy.groupRetries: none -> 1 (1s)" in shown

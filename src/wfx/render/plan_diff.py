@@ -33,7 +33,7 @@ _WORDS = frozenset({"condition", "onError", "uses", "rollback.uses", "name", "de
 
 def show(change_field: str, item: Any) -> str:
     """One side of a change in the plan's units (a script stays multi-line)."""
-    if change_field in _DURATIONS:
+    if change_field in _DURATIONS or change_field.endswith(".groupTimeout"):
         unbounded = "unbounded" if change_field == "worstCaseSeconds" else "none"
         return duration(item, unbounded)
     if isinstance(item, RetrySchedule):
