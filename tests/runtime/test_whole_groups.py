@@ -234,3 +234,33 @@ def test_a_failing_child_of_a_parallel_group_stops_its_siblings_first(tmp_path: 
     assert "group `g` attempt 1 failed (step `flaky` failed: exit code 1)" in (
         cancelled.reason or ""
     )
+
+
+def test_the_innermost_group_runs_again_first_then_the_outer_one(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    run = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: outer
+            groupRetries: {{max: 1, delay: 1ms}}
+            steps:
+              - {{id: o1, run: echo o1 >> {ledger}, rollback: {{run: echo undo-o1 >> {ledger}}}}}
+              - id: inner
+                groupRetries: {{max: 1, delay: 1ms}}
+                steps:
+                  - id: i1
+                    run: echo i1 >> {ledger}
+                    rollback: {{run: echo undo-i1 >> {ledger}}}
+                  - {{id: i2, run: echo i2 >> {ledger}; exit 1}}
+        """,
+    )
+    assert run.result.status is RunStatus.FAILED
+    one_outer_attempt = ["o1", "i1", "i2", "undo-i1", "i1", "i2", "undo-i1", "undo-o1"]
+    assert ledger.read_text().split() == one_outer_attempt * 2
+    assert [(e.group, e.next_attempt) for e in run.of(ev.GroupRetrying)] == [
+        ("inner", 2),
+        ("outer", 2),
+        ("inner", 2),  # the outer group's new attempt gives the inner group its retries again
+    ]
