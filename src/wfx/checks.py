@@ -22,7 +22,7 @@ from wfx.graph import ExecutionGraph, Section
 from wfx.model import Action, Input, InputType, Step, StepId, Workflow
 from wfx.walk import all_actions, all_steps
 
-STEP_PROPERTIES = ("outputs", "status", "attempts", "duration")
+STEP_PROPERTIES = ("outputs", "status", "attempts", "duration", "exitCode")
 WORKFLOW_PROPERTIES = ("name", "runId", "status")
 
 

@@ -19,6 +19,7 @@ from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
 from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.graph import (
+    NO_CONTINUE_ON,
     NO_EXECUTOR,
     NO_RESOURCES,
     EffectiveSettings,
@@ -220,6 +221,7 @@ class _Draft:
     groups: tuple[StepId, ...]
     deps: list[int] = field(default_factory=list)
     settings: EffectiveSettings | None = None
+    group_retry: RetrySchedule | None = None
 
 
 class _Lowering(StepVisitor):
@@ -236,6 +238,8 @@ class _Lowering(StepVisitor):
         self.nodes: list[_Draft] = []
         self.ends: dict[StepId, int] = {}
         self.sections: dict[StepId, Section] = {}
+        self.retried: set[StepId] = set()
+        """Groups with `groupRetries`: steps outside them may not need steps inside."""
         self.pending_needs: list[tuple[int, Step]] = []
         self.problems: list[Diagnostic] = []
         self.settings = _SettingsResolver(workflow)
@@ -286,12 +290,15 @@ class _Lowering(StepVisitor):
         step_id = self.ids[step.path]
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
+        if step.group_retries is not None:
+            self.retried.add(step_id)
         start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
         self.pending_needs.append((start, step))
         parallel = step.group_type is GroupType.PARALLEL
         inner = (*self.groups, step)
         ends = self.lower_siblings(step.steps, self.section, [start], inner, parallel=parallel)
         end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends or [start])
+        self.nodes[start].group_retry = self.nodes[end].group_retry = group_schedule(step)
         self.ends[step_id] = end
         self.lowered(end)
 
@@ -332,8 +339,30 @@ class _Lowering(StepVisitor):
                         "`finally` steps run after all main steps, whatever happened",
                     )
                 )
+            elif self.into_retried_group(index, end, ref.span) is not None:
+                pass
             elif end not in self.nodes[index].deps:
                 self.nodes[index].deps.append(end)
+
+    def into_retried_group(self, index: int, end: int, span: Span) -> StepId | None:
+        """A step outside a group with `groupRetries` that needs a step inside it would see
+        the results of an attempt the group may undo and run again: report it."""
+        inside = set(self.nodes[index].groups) | {self.nodes[index].id}
+        for group_id in self.nodes[end].groups:
+            if group_id in self.retried and group_id not in inside:
+                target = self.nodes[end].id
+                self.problems.append(
+                    error(
+                        "compile.needs-into-retried-group",
+                        f"`needs` names `{target}`, inside group `{group_id}`, which has"
+                        " `groupRetries`: its results may be rolled back and made again",
+                        span,
+                        f"need the group itself (`needs: {group_id}`), which ends once its"
+                        " last attempt has",
+                    )
+                )
+                return group_id
+        return None
 
 
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
@@ -374,6 +403,7 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
             deps=tuple(sorted(position[d] for d in drafts[old].deps)),
             groups=drafts[old].groups,
             settings=drafts[old].settings,
+            group_retry=drafts[old].group_retry,
         )
         for old in order
     ]
@@ -549,7 +579,36 @@ class _SettingsResolver:
             env=self.env(chain),
             executor=self.pick(chain, "executor", None, NO_EXECUTOR),
             resources=self.pick(chain, "resources", None, NO_RESOURCES),
+            continue_on=self.continue_on(chain, on_error),
         )
+
+    def continue_on(self, chain: tuple[Step, ...], on_error: Setting) -> Setting:
+        """`continueOn`: continue for those exit codes, fail for the others; with an
+        effective `onError: continue` (which continues for every failure) it is an error."""
+        setting = self.pick(chain, "continue_on", None, NO_CONTINUE_ON)
+        if setting.value is None:
+            return setting
+        if 0 in setting.value:
+            self.report(
+                error(
+                    "compile.continue-on-zero",
+                    "`continueOn` lists exit code 0, which is success and never fails",
+                    setting.span,
+                    "list the failing exit codes (1 to 255) the run may go on after",
+                )
+            )
+        if on_error.value is OnError.CONTINUE:
+            self.report(
+                error(
+                    "compile.continue-on-conflict",
+                    f"`continueOn` with `onError: continue` (from {on_error.describe()}):"
+                    " `onError: continue` already goes on after every failure",
+                    setting.span,
+                    "drop `onError: continue`, or set `onError: fail` on the step:"
+                    " `continueOn` means continue for these codes and fail for the others",
+                )
+            )
+        return setting
 
     def pick(
         self, chain: tuple[Step, ...], attribute: str, builtin: Any, shared: Setting | None = None
@@ -608,7 +667,11 @@ class _SettingsResolver:
             field_value("factor"),
             field_value("max_delay"),
             field_value("jitter"),
+            on=field_value("on"),
+            except_=field_value("except_"),
+            deadline=field_value("deadline"),
         )
+        self.check_retry_codes(nearest("on"), nearest("except_"), value)
         origin = setter or (found[0] if found else None)
         if origin is None:
             return Setting(value, Origin.BUILTIN)
@@ -616,6 +679,43 @@ class _SettingsResolver:
         if owner is None:
             return Setting(value, Origin.DEFAULTS, policy.span)
         return _setting(value, owner, chain[0], policy.span)
+
+    def check_retry_codes(
+        self,
+        on: tuple[Step | None, RetryPolicy] | None,
+        except_: tuple[Step | None, RetryPolicy] | None,
+        value: RetrySchedule,
+    ) -> None:
+        """`on` and `except` of the merged policy: no exit code 0 (success never fails), and
+        no code in both (reported once per place written)."""
+        for pair, codes, key in ((on, value.on or (), "on"), (except_, value.except_, "except")):
+            if pair is not None and 0 in codes:
+                span = pair[1].on_span if key == "on" else pair[1].except_span
+                self.report(
+                    error(
+                        "compile.retry-exit-code-zero",
+                        f"`retries.{key}` lists exit code 0, which is success and never fails",
+                        span,
+                        "list the failing exit codes (1 to 255)",
+                    )
+                )
+        both = sorted(set(value.on or ()) & set(value.except_), key=str)
+        if both and except_ is not None:
+            listed = ", ".join(str(c) for c in both)
+            self.report(
+                error(
+                    "compile.retry-on-except",
+                    f"exit code{'s' if len(both) > 1 else ''} {listed} in both `retries.on`"
+                    " and `retries.except`",
+                    except_[1].except_span,
+                    "a code is either retried (`on`) or never retried (`except`): list it once",
+                )
+            )
+
+    def report(self, problem: Diagnostic) -> None:
+        """Add a problem once (a group's policy is merged into each of its children)."""
+        if problem not in self.problems:
+            self.problems.append(problem)
 
     def env(self, chain: tuple[Step, ...]) -> dict[str, Setting]:
         """Env layered workflow -> defaults -> outer groups -> inner groups -> step; at
@@ -662,6 +762,25 @@ def group_settings(
     return _SettingsResolver(workflow).resolve(group, enclosing)
 
 
+def group_schedule(group: Step) -> RetrySchedule | None:
+    """The schedule of a group's `groupRetries` (None without one): the group's own policy
+    only (it is not inherited), with the built-in waits for what it leaves out."""
+    policy = group.group_retries
+    if policy is None:
+        return None
+    return schedule(
+        policy.max or 0,
+        policy.delay,
+        policy.backoff,
+        policy.factor,
+        policy.max_delay,
+        policy.jitter,
+        on=policy.on,
+        except_=policy.except_,
+        deadline=policy.deadline,
+    )
+
+
 def _retry_without_retries(policy: RetryPolicy, step: Step) -> Diagnostic:
     where = "" if step.retries is policy else f" (step `{step.id or _path_name(step)}` inherits it)"
     return error(
@@ -689,8 +808,13 @@ def schedule(
     factor: float | None,
     max_delay: float | None,
     jitter: float | None,
+    *,
+    on: tuple[int | str, ...] | None = None,
+    except_: tuple[int, ...] | None = None,
+    deadline: float | None = None,
 ) -> RetrySchedule:
-    """A retry policy's actual waits: `min(delay * factor^(n-1), maxDelay)` for exponential."""
+    """A retry policy's actual waits: `min(delay * factor^(n-1), maxDelay)` for exponential,
+    with the failures it retries (`on`, `except`) and its `deadline`."""
     base = DEFAULT_RETRY_DELAY if delay is None else delay
     kind = "exponential" if backoff is None else str(getattr(backoff, "value", backoff))
     growth = DEFAULT_FACTOR if factor is None else factor
@@ -712,4 +836,7 @@ def schedule(
         max_delay=cap,
         jitter=jitter or 0.0,
         delays=tuple(waits),
+        on=None if on is None or "any" in on else on,
+        except_=except_ or (),
+        deadline=deadline,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wfx.compiler import group_settings
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, Section, Setting
+from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
 from wfx.model import GroupType, OnError, StepId, StepKind
 from wfx.plan import Plan, PlannedStep, Verdict
 
@@ -37,6 +37,8 @@ class Explanation:
     cancelled_on_failure: list[StepId]
     still_run_on_failure: list[StepId] = field(default_factory=list)
     """For a `finally` step: the other `finally` steps that run even if it fails."""
+    group_reruns: list[tuple[StepId, int]] = field(default_factory=list)
+    """The groups around it with `groupRetries`, innermost first, and their re-runs."""
 
     @property
     def is_finally(self) -> bool:
@@ -70,6 +72,10 @@ class GroupExplanation:
     children: list[Child]
     steps: list[StepId]
     """Every leaf step inside it, in the order they complete."""
+    group_timeout: float | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take."""
+    group_retries: RetrySchedule | None = None
+    """`groupRetries`: how the whole group runs again."""
 
 
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
@@ -157,6 +163,12 @@ def _explanation(
         skipped_on_failure=skipped_on_failure,
         cancelled_on_failure=cancelled_on_failure,
         still_run_on_failure=still_run_on_failure or [],
+        group_reruns=[
+            (group_id, schedule.attempts - 1)
+            for group_id in reversed(node.groups)
+            if (schedule := graph.nodes[graph.ids[group_id]].group_retry) is not None
+            and schedule.attempts > 1
+        ],
     )
 
 
@@ -185,6 +197,8 @@ def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExpl
         env={k: _as_group(v, start.id) for k, v in own.env.items()},
         children=[Child(ids[c.path], c.kind, c.span.line) for c in start.step.steps],
         steps=[s for s in inside if start.id in plan.steps[s].groups],
+        group_timeout=plan.groups[start.id].group_timeout,
+        group_retries=start.group_retry,
     )
 
 

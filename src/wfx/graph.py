@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.model import Action, Condition, Step, StepId, Workflow
+from wfx.model import Action, Condition, OnError, Step, StepId, Workflow
 
 
 class Origin(enum.Enum):
@@ -50,6 +50,8 @@ class Setting:
 NO_EXECUTOR = Setting(None, Origin.BUILTIN)
 #: the built-in `resources` setting: the step holds none
 NO_RESOURCES = Setting(None, Origin.BUILTIN)
+#: the built-in `continueOn` setting: no exit code lets the run go on by itself
+NO_CONTINUE_ON = Setting(None, Origin.BUILTIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,22 @@ class RetrySchedule:
     max_delay: float
     jitter: float
     delays: tuple[float, ...]
+    on: tuple[int | str, ...] | None = None
+    """Failures worth retrying: exit codes and `timeout`; None: any failure (`on: any`)."""
+    except_: tuple[int, ...] = ()
+    """Exit codes never retried (`except`)."""
+    deadline: float | None = None
+    """Seconds all attempts and the waits between them may take together (`deadline`)."""
+
+    def retries_on(self, status_timeout: bool, exit_code: int | None) -> bool:
+        """Whether a failed attempt (a timeout, or its exit code) is worth another attempt."""
+        if not status_timeout and exit_code is not None and exit_code in self.except_:
+            return False
+        if self.on is None:
+            return True
+        if status_timeout:
+            return "timeout" in self.on
+        return exit_code is not None and exit_code in self.on
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +98,16 @@ class EffectiveSettings:
     """Where the step's process runs (a name for `open_executor`); None: the run's."""
     resources: Setting = NO_RESOURCES
     """Abstract resources the step's process holds (a Mapping[str, float]); None: none."""
+    continue_on: Setting = NO_CONTINUE_ON
+    """Exit codes (a tuple of ints) whose final failure the run tolerates; None: none."""
+
+    def tolerates(self, exit_code: int | None) -> bool:
+        """Whether a final failure with `exit_code` lets the run go on (`onError: continue`,
+        or an exit code `continueOn` lists)."""
+        if self.on_error.value is OnError.CONTINUE:
+            return True
+        codes = self.continue_on.value
+        return codes is not None and exit_code is not None and exit_code in codes
 
     def named(self) -> dict[str, Setting]:
         """The scalar settings by their YAML key name (env excluded)."""
@@ -88,6 +116,7 @@ class EffectiveSettings:
             "retries": self.retry,
             "killGrace": self.kill_grace,
             "onError": self.on_error,
+            "continueOn": self.continue_on,
             "shell": self.shell,
             "workingDirectory": self.working_directory,
             "executor": self.executor,
@@ -122,6 +151,8 @@ class Node:
     deps: tuple[int, ...]
     groups: tuple[StepId, ...]
     settings: EffectiveSettings | None = None
+    group_retry: RetrySchedule | None = None
+    """A group barrier's `groupRetries` schedule (None: the group is not re-run)."""
 
     @property
     def is_step(self) -> bool:

@@ -96,6 +96,14 @@ class RetryPolicy:
     factor: float | None = None
     max_delay: float | None = None
     jitter: float | None = None
+    on: tuple[int | str, ...] | None = None
+    """`on`: the exit codes (and `timeout`) worth retrying; None: not set, `("any",)`: any."""
+    on_span: Span | None = None
+    except_: tuple[int, ...] | None = None
+    """`except`: exit codes never retried."""
+    except_span: Span | None = None
+    deadline: float | None = None
+    """`deadline`: seconds all attempts and waits together may take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +181,8 @@ class Step:
     timeout: Located | None = None
     kill_grace: Located | None = None
     on_error: Located | None = None
+    continue_on: Located | None = None
+    """`continueOn`: exit codes (a tuple of ints) whose final failure lets the run go on."""
     env: Mapping[str, Template] = field(default_factory=dict)
     working_directory: Template | None = None
     shell: Located | None = None
@@ -186,6 +196,10 @@ class Step:
     group_type: GroupType = GroupType.SEQUENTIAL
     max_parallel: Located | None = None
     steps: tuple[Step, ...] = ()
+    group_timeout: Located | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take (not inherited)."""
+    group_retries: RetryPolicy | None = None
+    """`groupRetries`: how often the whole group runs again after it failed (not inherited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +211,7 @@ class Defaults:
     kill_grace: Located | None = None
     retries: RetryPolicy | None = None
     on_error: Located | None = None
+    continue_on: Located | None = None
     shell: Located | None = None
     working_directory: Template | None = None
     env: Mapping[str, Template] = field(default_factory=dict)
@@ -352,11 +367,18 @@ class _ModelBuilder:
             return None
         return Located(kind(data[key]), self.span((*path, key)))
 
+    def exit_codes(self, data: Mapping[str, Any], key: str, path: Path_) -> Located | None:
+        """A list of exit codes, as a tuple of ints."""
+        if key not in data:
+            return None
+        return Located(tuple(int(c) for c in data[key]), self.span((*path, key)))
+
     def retries(self, value: Any, path: Path_) -> RetryPolicy:
         span = self.span(path)
         if isinstance(value, int):
             return RetryPolicy(max=value, span=span)
-        durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay")}
+        durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay", "deadline")}
+        on = value.get("on")
         return RetryPolicy(
             max=int(value["max"]) if "max" in value else None,
             span=span,
@@ -365,6 +387,11 @@ class _ModelBuilder:
             factor=float(value["factor"]) if "factor" in value else None,
             max_delay=_seconds(durations["maxDelay"]),
             jitter=float(value["jitter"]) if "jitter" in value else None,
+            on=None if on is None else (("any",) if on == "any" else tuple(on)),
+            on_span=self.span((*path, "on")) if "on" in value else None,
+            except_=tuple(value["except"]) if "except" in value else None,
+            except_span=self.span((*path, "except")) if "except" in value else None,
+            deadline=_seconds(durations["deadline"]),
         )
 
     # -- structure --------------------------------------------------------------------------
@@ -424,6 +451,7 @@ class _ModelBuilder:
             if "retries" in data
             else None,
             on_error=self.enum_value(data, "onError", path, OnError),
+            continue_on=self.exit_codes(data, "continueOn", path),
             shell=self.located(data, "shell", path),
             working_directory=self.optional_template(data, "workingDirectory", path),
             env=self.env(data.get("env"), (*path, "env")),
@@ -494,6 +522,7 @@ class _ModelBuilder:
             timeout=self.duration(data, "timeout", path),
             kill_grace=self.duration(data, "killGrace", path),
             on_error=self.enum_value(data, "onError", path, OnError),
+            continue_on=self.exit_codes(data, "continueOn", path),
             env=self.env(data.get("env"), (*path, "env")),
             working_directory=self.optional_template(data, "workingDirectory", path),
             shell=self.located(data, "shell", path),
@@ -507,6 +536,10 @@ class _ModelBuilder:
             group_type=GroupType(data.get("type", "sequential")),
             max_parallel=self.located(data, "maxParallel", path),
             steps=self.steps(data.get("steps") or [], (*path, "steps")),
+            group_timeout=self.duration(data, "groupTimeout", path),
+            group_retries=self.retries(data["groupRetries"], (*path, "groupRetries"))
+            if "groupRetries" in data
+            else None,
         )
 
     def action(self, data: Mapping[str, Any], path: Path_) -> Action:

@@ -128,6 +128,8 @@ class PlannedStep:
     executor: str | None = None
     """Where the step's process runs (a name `--executor` takes); `local` for a Python
     step, which always runs in wfx's own process; None: the run's executor."""
+    continue_on: tuple[int, ...] = ()
+    """Exit codes whose final failure the run tolerates (`continueOn`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +143,10 @@ class PlannedGroup:
     condition: str | None
     groups: tuple[StepId, ...]
     section: Section
+    group_timeout: float | None = None
+    """`groupTimeout`: seconds one attempt of the whole group may take."""
+    group_retries: RetrySchedule | None = None
+    """`groupRetries`: how often, and after which waits, the whole group runs again."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,10 @@ def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
                 else _condition_text(step.condition, node.section),
                 groups=node.groups,
                 section=node.section,
+                group_timeout=None
+                if step.group_timeout is None
+                else float(step.group_timeout.value),
+                group_retries=node.group_retry,
             )
 
 
@@ -341,6 +351,7 @@ class _Planner:
                 else self.action(node, rollback, env, rollback_timeout, rollback=True)
             ),
             executor="local" if node.step.kind is StepKind.USES else settings.executor.value,
+            continue_on=tuple(settings.continue_on.value or ()),
         )
 
     def action(
@@ -518,6 +529,7 @@ class _Planner:
         """The longest path through `section` by worst-case step cost, and its steps."""
         best: dict[int, float] = {}
         previous: dict[int, int | None] = {}
+        starts: dict[StepId, int] = {}
         unbounded = False
         for node in self.graph.nodes:
             if node.section is not section:
@@ -528,12 +540,18 @@ class _Planner:
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
+            elif node.kind is NodeKind.GROUP_START:
+                starts[node.id] = node.index
             origin = max(node.deps, key=lambda d: best.get(d, 0.0), default=None)
             best[node.index] = cost + (best.get(origin, 0.0) if origin is not None else 0.0)
             previous[node.index] = origin
+            if node.kind is NodeKind.GROUP_END and node.id in starts:
+                began = best[starts[node.id]]
+                best[node.index] = began + _whole_group(node, best[node.index] - began, steps)
         if not best:
             return 0.0, []
-        end = max(best, key=lambda i: best[i])
+        # a path ends at a top-level node: a group's end counts what its whole runs take
+        end = max((i for i in best if not self.graph.nodes[i].groups), key=lambda i: best[i])
         path: list[StepId] = []
         cursor: int | None = end
         while cursor is not None:
@@ -653,12 +671,36 @@ def _with_templates(value: Any, where: str) -> Iterable[tuple[str, Template]]:
             yield from _with_templates(item, f"{where}[{index}]")
 
 
+def _whole_group(group: Node, one_run: float, steps: Mapping[StepId, PlannedStep]) -> float:
+    """The worst case of a group from its start to its end, given its steps' longest path
+    (`one_run`): bounded by its `groupTimeout` (plus the longest kill grace inside), and
+    times its `groupRetries` attempts, each failed one followed by its rollbacks and wait."""
+    inside = [s for s in steps.values() if group.id in s.groups]
+    limit = group.step.group_timeout
+    if limit is not None:
+        grace = max((s.kill_grace for s in inside), default=0.0)
+        one_run = min(one_run, float(limit.value) + grace)
+    schedule = group.group_retry
+    if schedule is None or schedule.attempts < 2:
+        return one_run
+    undo = sum((s.rollback_timeout or 0.0) + s.kill_grace for s in inside if s.rollback)
+    waits = sum(d * (1 + schedule.jitter) for d in schedule.delays)
+    total = schedule.attempts * one_run + (schedule.attempts - 1) * undo + waits
+    if schedule.deadline is not None:
+        total = min(total, schedule.deadline + undo + one_run)
+    return total
+
+
 def _worst_case(retry: RetrySchedule, timeout: Any, kill_grace: float) -> float | None:
-    """Every attempt running into its timeout and kill grace, plus every wait between."""
+    """Every attempt running into its timeout and kill grace, plus every wait between;
+    a retries deadline bounds it (the last attempt still gets its kill grace)."""
+    bounded = None if retry.deadline is None else retry.deadline + kill_grace
     if timeout is None:
-        return None
+        return None if bounded is None else round(bounded, 3)
     per_attempt = float(timeout) + kill_grace
     total = retry.attempts * per_attempt + sum(d * (1 + retry.jitter) for d in retry.delays)
+    if bounded is not None:
+        total = min(total, bounded)
     return round(total, 3) if math.isfinite(total) else None
 
 
@@ -732,6 +774,7 @@ def _step_facts(step: PlannedStep) -> dict[str, Any]:
         "killGrace": step.kill_grace,
         "retries": step.retry,
         "onError": step.on_error.value,
+        "continueOn": list(step.continue_on) or None,
         "rollback": step.rollback,
         "executor": step.executor,
         **_action_facts(step.action, "", {}),
@@ -773,6 +816,15 @@ def _run_facts(plan: Plan) -> dict[str, Any]:
         "worstCaseSeconds": plan.worst_case_seconds,
         "timeout": plan.timeout,
         "maxParallel": plan.max_parallel,
+        **{
+            f"groups.{group.id}.{name}": fact
+            for group in plan.groups.values()
+            for name, fact in (
+                ("groupTimeout", group.group_timeout),
+                ("groupRetries", group.group_retries),
+            )
+            if fact is not None
+        },
     }
 
 

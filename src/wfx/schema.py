@@ -107,6 +107,10 @@ _REQUIRED_HINTS = {
 _DEPENDENCY_HINTS = {
     "type": "`type` belongs to groups (steps with `steps:`); remove it or make this step a group",
     "maxParallel": "`maxParallel` belongs to groups (steps with `steps:`) and the workflow",
+    "groupTimeout": "`groupTimeout` bounds a whole group (a step with `steps:`);"
+    " a single step's limit is `timeout`",
+    "groupRetries": "`groupRetries` re-runs a whole group (a step with `steps:`);"
+    " a single step's retries are `retries`",
     "with": "`with` passes arguments to a `uses:` Python function; other steps use `env`",
 }
 _CONFLICT_HINTS = {

@@ -194,6 +194,9 @@ def test_needs_across_groups_orders_leaves(workflow_file: Write) -> None:
         "factor": 2.0,
         "maxDelay": 30,
         "jitter": 0.0,
+        "on": "any",
+        "except": [],
+        "deadline": None,
     }
     assert plan["steps"]["docs"]["retry"]["attempts"] == 1
     assert plan["steps"]["docs"]["provenance"]["retries"]["origin"] == "step"
@@ -321,6 +324,8 @@ def test_groups_are_described_for_exporters(workflow_file: Write) -> None:
             "conditionText": "inputs.go",
             "groups": [],
             "section": "main",
+            "groupTimeout": None,
+            "groupRetries": None,
         },
         "inner": {
             "name": "Inner steps",
@@ -329,6 +334,8 @@ def test_groups_are_described_for_exporters(workflow_file: Write) -> None:
             "conditionText": None,
             "groups": ["outer"],
             "section": "main",
+            "groupTimeout": None,
+            "groupRetries": None,
         },
     }
     assert plan["steps"]["b"]["groups"] == ["outer", "inner"]

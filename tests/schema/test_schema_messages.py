@@ -84,7 +84,7 @@ CASES = {
         5,
         14,
         "`retries` must be a non-negative integer or a mapping "
-        "{max, delay, backoff, factor, maxDelay, jitter}, got a string",
+        "{max, delay, backoff, factor, maxDelay, jitter, on, except, deadline}, got a string",
         "retries: 3",
     ),
     "retries as a quoted number": Case(

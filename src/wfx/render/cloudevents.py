@@ -21,6 +21,7 @@ from urllib.parse import quote
 from wfx.render.plan_json import json_value
 from wfx.runtime.events import (
     Event,
+    GroupRetrying,
     Notice,
     RollbackFinished,
     RollbackStarted,
@@ -59,6 +60,7 @@ EVENT_TYPES: Mapping[type[Event], str] = {
     StepKept: "dev.wfx.step.kept",
     RollbackStarted: "dev.wfx.rollback.started",
     RollbackFinished: "dev.wfx.rollback.finished",
+    GroupRetrying: "dev.wfx.group.retrying",
     Notice: "dev.wfx.notice",
     RunQueued: "dev.wfx.run.queued",
     RunFinished: "dev.wfx.run.finished",

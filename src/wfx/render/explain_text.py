@@ -5,7 +5,7 @@ from __future__ import annotations
 from wfx.explain import Explanation, GroupExplanation
 from wfx.graph import RetrySchedule
 from wfx.model import OnError, StepKind
-from wfx.render.units import duration, value, waits
+from wfx.render.units import duration, retry_rules, value, waits
 
 
 def render_explanation(explanation: Explanation) -> str:
@@ -46,7 +46,8 @@ def _setting_value(name: str, setting: object) -> str:
     if name in ("timeout", "killGrace"):
         return duration(setting if isinstance(setting, int | float) else None, "none")
     if isinstance(setting, RetrySchedule):
-        return f"{setting.attempts - 1} (waits {waits(setting)})"
+        rules = "".join(f"; {rule}" for rule in retry_rules(setting))
+        return f"{setting.attempts - 1} (waits {waits(setting)}){rules}"
     if hasattr(setting, "value"):
         return str(setting.value)
     if hasattr(setting, "parts"):
@@ -62,12 +63,20 @@ def _failure_lines(explanation: Explanation) -> list[str]:
     if explanation.is_finally:
         return _finally_failure_lines(explanation)
     lines = [_attempts_line(explanation)]
+    tolerated = explanation.on_error is OnError.CONTINUE
+    for group_id, reruns in [] if tolerated else explanation.group_reruns:
+        lines.append(
+            f"  group `{group_id}` has groupRetries: first its succeeded steps are rolled"
+            f" back and it runs again (up to {reruns} more time{'s' if reruns > 1 else ''});"
+            " when those are spent:"
+        )
     if explanation.on_error is OnError.CONTINUE:
         lines.append(
             "  onError: continue -> it is marked failed and the run goes on"
             " (the run ends 'completed with failures', exit 3)"
         )
     else:
+        lines += _continue_on_lines(explanation)
         lines.append("  onError: fail -> the run fails (exit 1); running steps are cancelled")
     if explanation.skipped_on_failure:
         lines.append("  skipped (they depend on it): " + ", ".join(explanation.skipped_on_failure))
@@ -86,6 +95,17 @@ def _failure_lines(explanation: Explanation) -> list[str]:
         lines.append("  no rollback runs (no earlier step has one)")
     lines.append("  then the `finally` steps run")
     return lines
+
+
+def _continue_on_lines(explanation: Explanation) -> list[str]:
+    codes = explanation.step.continue_on
+    if not codes:
+        return []
+    listed = ", ".join(str(c) for c in codes)
+    return [
+        f"  continueOn: exit code {listed} -> it is marked failed and the run goes on"
+        " (exit 3); after any other failure:"
+    ]
 
 
 def _finally_failure_lines(explanation: Explanation) -> list[str]:
@@ -112,8 +132,30 @@ def _finally_failure_lines(explanation: Explanation) -> list[str]:
 def _attempts_line(explanation: Explanation) -> str:
     if explanation.attempts > 1:
         waiting = waits(explanation.step.retry)
-        return f"  it is tried {explanation.attempts} times in all, waiting {waiting}"
+        rules = "".join(f"; {rule}" for rule in retry_rules(explanation.step.retry))
+        return f"  it is tried {explanation.attempts} times in all, waiting {waiting}{rules}"
     return "  it is not retried"
+
+
+def _whole_group_lines(group: GroupExplanation) -> list[str]:
+    lines = []
+    if group.group_timeout is None:
+        lines.append("  groupTimeout = none: only the workflow's `timeout` bounds the group")
+    else:
+        lines.append(
+            f"  groupTimeout = {duration(group.group_timeout)}: then its running steps are"
+            " killed, the others skipped, and the group fails"
+        )
+    if group.group_retries is None or group.group_retries.attempts < 2:
+        lines.append("  groupRetries = none: a failed group is not run again")
+    else:
+        rules = "".join(f"; {rule}" for rule in retry_rules(group.group_retries))
+        lines.append(
+            f"  groupRetries = {group.group_retries.attempts - 1}"
+            f" (waits {waits(group.group_retries)}){rules}: after a failure its succeeded"
+            " steps are rolled back, then all its steps run again"
+        )
+    return lines
 
 
 def render_group_explanation(explanation: GroupExplanation) -> str:
@@ -139,6 +181,7 @@ def render_group_explanation(explanation: GroupExplanation) -> str:
         lines.append(
             f"  env {name} = {_setting_value('env', setting.value)}  (from {setting.describe()})"
         )
+    lines += ["", "The group as a whole (its own, not inherited):", *_whole_group_lines(group)]
     condition = group.condition or "success() (default)"
     lines += ["", f"Condition: {condition}; when it is false, every step inside is skipped"]
     return "\n".join(lines) + "\n"

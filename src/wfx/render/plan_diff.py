@@ -12,7 +12,7 @@ from typing import Any
 
 from wfx.graph import RetrySchedule
 from wfx.plan import Change
-from wfx.render.plan_json import json_value
+from wfx.render.plan_json import json_value, retry_filters
 from wfx.render.plan_markdown import fenced, prose
 from wfx.render.units import (
     duration,
@@ -33,7 +33,7 @@ _WORDS = frozenset({"condition", "onError", "uses", "rollback.uses", "name", "de
 
 def show(change_field: str, item: Any) -> str:
     """One side of a change in the plan's units (a script stays multi-line)."""
-    if change_field in _DURATIONS:
+    if change_field in _DURATIONS or change_field.endswith(".groupTimeout"):
         unbounded = "unbounded" if change_field == "worstCaseSeconds" else "none"
         return duration(item, unbounded)
     if isinstance(item, RetrySchedule):
@@ -118,6 +118,7 @@ def _json_fact(item: Any) -> Any:
             "delays": list(item.delays),
             "waitRanges": [list(jitter_range(d, item.jitter)) for d in item.delays],
             "jitter": item.jitter,
+            **{k: v for k, v in retry_filters(item).items() if v not in ("any", [], None)},
         }
     return json_value(plain(item))
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from wfx.graph import Setting
+from wfx.graph import RetrySchedule, Setting
 from wfx.plan import Plan, PlannedAction, PlannedStep, Resolved, Unknown
 from wfx.render.diagnostics import as_json
 from wfx.render.units import jitter_range
@@ -43,6 +43,15 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "conditionText": group.condition,
                 "groups": list(group.groups),
                 "section": group.section.value,
+                "groupTimeout": group.group_timeout,
+                "groupRetries": None
+                if group.group_retries is None
+                else {
+                    "attempts": group.group_retries.attempts,
+                    "delays": list(group.group_retries.delays),
+                    "jitter": group.group_retries.jitter,
+                    **retry_filters(group.group_retries),
+                },
             }
             for group_id, group in plan.groups.items()
         },
@@ -61,6 +70,15 @@ def render_json(plan: Plan) -> str:
     """The plan as JSON text: indented for people, compact for very large plans."""
     indent = None if len(plan.steps) > COMPACT_ABOVE else 2
     return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False)
+
+
+def retry_filters(schedule: RetrySchedule) -> dict[str, Any]:
+    """Which failures a retry policy retries (`on`: `any` or a list) and its deadline."""
+    return {
+        "on": "any" if schedule.on is None else list(schedule.on),
+        "except": list(schedule.except_),
+        "deadline": schedule.deadline,
+    }
 
 
 def _step(step: PlannedStep) -> dict[str, Any]:
@@ -86,8 +104,10 @@ def _step(step: PlannedStep) -> dict[str, Any]:
             "factor": step.retry.factor,
             "maxDelay": json_value(step.retry.max_delay),
             "jitter": step.retry.jitter,
+            **retry_filters(step.retry),
         },
         "onError": step.on_error.value,
+        "continueOn": list(step.continue_on) or None,
         "rollback": step.rollback,
         "command": step.command,
         "action": action_to_dict(step.action),

@@ -19,7 +19,17 @@ from typing import Any
 
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_runs
-from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
+from wfx.render.units import (
+    count,
+    duration,
+    group_limits,
+    on_error,
+    plain,
+    retries,
+    run_settings,
+    value,
+    visible,
+)
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "`bash -eo pipefail` (built-in; `sh -e` where bash is missing)"
@@ -69,6 +79,10 @@ def render_markdown(plan: Plan) -> str:
             "**Compensation order** (if the last step fails): "
             + " → ".join(f"`{s}`" for s in plan.compensation),
         ]
+    limits = group_limits(plan)
+    if limits:
+        lines += ["", "**Groups as a whole**", ""]
+        lines += [f"- {code(group_id)}: {text}" for group_id, text in limits]
     if plan.warnings:
         lines += ["", "**Warnings**", ""]
         lines += [
@@ -139,7 +153,7 @@ def _row(stage: int, step: PlannedStep) -> str:
         _VERDICT_MARK[step.condition.verdict.value],
         duration(step.timeout, "none"),
         retries(step.retry),
-        step.on_error.value,
+        on_error(step.on_error, step.continue_on),
         "↩️" if step.rollback else "",
     ]
     return "| " + " | ".join(cells) + " |"

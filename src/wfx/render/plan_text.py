@@ -13,7 +13,17 @@ from rich.text import Text
 from wfx.diagnostics import Severity
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, where_it_runs
-from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
+from wfx.render.units import (
+    count,
+    duration,
+    group_limits,
+    on_error,
+    plain,
+    retries,
+    run_settings,
+    value,
+    visible,
+)
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "bash -eo pipefail (built-in; sh -e where bash is missing)"
@@ -91,7 +101,7 @@ def _step_cells(step: PlannedStep) -> Iterator[RenderableType]:
     )
     yield duration(step.timeout, "none")
     yield retries(step.retry)
-    yield step.on_error.value
+    yield on_error(step.on_error, step.continue_on)
     yield "yes" if step.rollback else ""
 
 
@@ -103,6 +113,8 @@ def _footer(plan: Plan) -> Text:
         text.append("critical path: " + " → ".join(plan.critical_path) + "\n")
     text.append("worst case: ", style="bold")
     text.append(duration(plan.worst_case_seconds) + "\n")
+    for group_id, limits in group_limits(plan):
+        text.append(f"group {group_id}: {limits}\n")
     for diagnostic in plan.warnings:
         style = "red" if diagnostic.severity is Severity.ERROR else "yellow"
         where = f"{diagnostic.span}: " if diagnostic.span else ""

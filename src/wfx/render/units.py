@@ -10,6 +10,7 @@ from typing import Any
 
 from wfx.durations import format_duration
 from wfx.graph import RetrySchedule
+from wfx.model import OnError
 from wfx.plan import Plan, Unknown
 
 #: seconds as `100ms`, `30s`, `1m30s` (the one formatter, :func:`wfx.durations.format_duration`)
@@ -40,10 +41,46 @@ def waits(schedule: RetrySchedule) -> str:
 
 
 def retries(schedule: RetrySchedule) -> str:
-    """Retries after the first try and their waits: `2 (1s, 2s)`, `0` when none."""
-    if not schedule.delays:
-        return "0"
-    return f"{schedule.attempts - 1} ({waits(schedule)})"
+    """Retries after the first try and their waits: `2 (1s, 2s)`, `0` when none, then the
+    failures retried and the deadline: `2 (1s, 2s); on 75, timeout; except 2; deadline 1m`."""
+    counted = f"{schedule.attempts - 1} ({waits(schedule)})" if schedule.delays else "0"
+    return "; ".join([counted, *retry_rules(schedule)])
+
+
+def retry_rules(schedule: RetrySchedule) -> list[str]:
+    """What a retry policy retries and until when, beyond its waits: `on 75, timeout`,
+    `except 2`, `deadline 1m` (each only when set; retrying needs retries)."""
+    rules = []
+    if schedule.delays and schedule.on is not None:
+        rules.append("on " + ", ".join(str(c) for c in schedule.on))
+    if schedule.delays and schedule.except_:
+        rules.append("except " + ", ".join(str(c) for c in schedule.except_))
+    if schedule.deadline is not None:
+        rules.append(f"deadline {duration(schedule.deadline)}")
+    return rules
+
+
+def on_error(on_error: OnError, continue_on: tuple[int, ...]) -> str:
+    """What a final failure means: `fail`, `continue`, `retry`, with `continueOn` after it:
+    `fail; continue on 3, 4`."""
+    if not continue_on:
+        return on_error.value
+    return f"{on_error.value}; continue on {', '.join(str(c) for c in continue_on)}"
+
+
+def group_limits(plan: Plan) -> list[tuple[str, str]]:
+    """Each group bounded or re-run as a whole, with how: (`deploy`, `groupTimeout 10m;
+    groupRetries 2 (1s, 2s)`)."""
+    lines: list[tuple[str, str]] = []
+    for group in plan.groups.values():
+        limits = []
+        if group.group_timeout is not None:
+            limits.append(f"groupTimeout {duration(group.group_timeout)}")
+        if group.group_retries is not None:
+            limits.append(f"groupRetries {retries(group.group_retries)}")
+        if limits:
+            lines.append((group.id, "; ".join(limits)))
+    return lines
 
 
 def count(number: int, noun: str) -> str:

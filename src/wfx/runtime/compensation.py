@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterable
 
 from wfx.expr import ExpressionError
 from wfx.graph import Node, Section
@@ -40,14 +41,20 @@ class Compensator:
 
     async def compensate(self) -> None:
         """Roll back every succeeded step that has a rollback, the last one first."""
+        await self.compensate_steps(self.run.graph.steps(Section.MAIN))
+
+    async def compensate_steps(self, nodes: Iterable[Node]) -> int:
+        """Roll back those of `nodes` that succeeded and have a rollback, the last one
+        first; return how many rollbacks ran."""
         run = self.run
         owed = sorted(
-            (n for n in run.graph.steps(Section.MAIN) if self._owes_rollback(n)),
+            (n for n in nodes if n.is_step and self._owes_rollback(n)),
             key=lambda n: run.states[n.index].completed,
             reverse=True,
         )
         for node in owed:
             await self._rollback(node)
+        return len(owed)
 
     def _owes_rollback(self, node: Node) -> bool:
         state = self.run.states[node.index]

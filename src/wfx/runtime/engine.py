@@ -171,6 +171,7 @@ class _Run:
         self.scheduler.runner = self.runner
         self.runner.scheduler = self.scheduler
         self.compensator = Compensator(self.state, self.contexts, self.runner, self.scheduler)
+        self.scheduler.compensator = self.compensator
         if resume is not None:
             seed(self.state, resume)
         elif options.selection is not None:
@@ -203,6 +204,7 @@ class _Run:
                 self.options.concurrency.leave()
         result = self._finish()
         self.scheduler.runner = self.runner.scheduler = None  # no cycle: freed at once
+        self.scheduler.compensator = None
         return result
 
     def _say_where_the_workspace_is(self) -> None:

@@ -182,6 +182,19 @@ class RollbackFinished(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRetrying(Event):
+    """An attempt of a group with `groupRetries` failed; its succeeded steps were rolled
+    back and all of `steps` run again as attempt `next_attempt` after `delay` seconds."""
+
+    group: StepId
+    attempt: int
+    next_attempt: int
+    delay: float
+    reason: str
+    steps: tuple[StepId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Notice(Event):
     """Something the user should know that is not a status change (e.g. leftover processes)."""
 

@@ -50,5 +50,7 @@ def names() -> tuple[str, ...]:
         "journal.after-rollback-started",
         "journal.rollback-finished",
         "journal.after-rollback-finished",
+        "journal.group-retrying",
+        "journal.after-group-retrying",
         "journal.run-finished",
     )

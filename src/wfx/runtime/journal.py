@@ -215,6 +215,12 @@ class ResumeState:
     extra: Mapping[str, Any] = field(default_factory=dict)
     workspace: str | None = None
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
+    group_attempts: Mapping[str, int] = field(default_factory=dict)
+    """The attempt each group with `groupRetries` had reached, by group id."""
+
+
+#: how the `attempts` table marks a group's attempt (not where a step's attempt ran)
+GROUP_ATTEMPT = "group"
 
 
 @dataclass(frozen=True)
@@ -729,6 +735,32 @@ class Journal:
             )
         failpoint("journal.after-rollback-finished")
 
+    def _group_retrying(self, event: ev.GroupRetrying) -> None:
+        """A group runs again: its steps are pending once more (their attempt counts kept,
+        so the next attempts get new numbers), their compensations forgotten, and the
+        group's next attempt number is kept (in `attempts`, marked as a group's)."""
+        failpoint("journal.group-retrying")
+        keys = [(event.run_id, step) for step in event.steps]
+        with self.transaction():
+            self._insert_pending_logs()
+            self.db.executemany(
+                "UPDATE steps SET status = 'pending', finished = NULL, outputs = NULL,"
+                " exit_code = NULL, signal = NULL, reason = NULL, completed = NULL,"
+                " retry_at = NULL WHERE run_id = ? AND step_id = ?",
+                keys,
+            )
+            self.db.executemany("DELETE FROM rollbacks WHERE run_id = ? AND step_id = ?", keys)
+            self.db.execute(
+                "UPDATE runs SET status = 'running' WHERE id = ? AND status = 'compensating'",
+                (event.run_id,),
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, step_id, attempt, ran_on)"
+                " VALUES (?, ?, ?, ?)",
+                (event.run_id, event.group, event.next_attempt, GROUP_ATTEMPT),
+            )
+        failpoint("journal.after-group-retrying")
+
     def _run_finished(self, event: ev.RunFinished) -> None:
         self._flush_log()
         failpoint("journal.run-finished")
@@ -846,8 +878,25 @@ class Journal:
         rollbacks = self.rollbacks(run.id)
         failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(
-            run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
+            run.id,
+            steps,
+            rollbacks,
+            run.status,
+            run.reason,
+            failing,
+            workspace=run.workspace,
+            group_attempts=self.group_attempts(run.id),
         )
+
+    @_guarded
+    def group_attempts(self, run_id: str) -> dict[str, int]:
+        """The attempt each group with `groupRetries` has reached (absent: its first)."""
+        rows = self.db.execute(
+            "SELECT step_id, MAX(attempt) FROM attempts WHERE run_id = ? AND ran_on = ?"
+            " GROUP BY step_id",
+            (run_id, GROUP_ATTEMPT),
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
     def prune(self, older_than: float) -> int:
         """Delete finished runs that ended more than `older_than` seconds ago, and the
@@ -901,6 +950,7 @@ _HANDLERS: dict[type, Any] = {
     ev.StepOutput: Journal._output,
     ev.RollbackStarted: Journal._rollback_started,
     ev.RollbackFinished: Journal._rollback_finished,
+    ev.GroupRetrying: Journal._group_retrying,
     ev.RunFinished: Journal._run_finished,
     **{kind: Journal._step_finished for kind in ev.FINISHED_BY_STATUS.values()},
 }

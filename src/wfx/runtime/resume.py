@@ -10,7 +10,7 @@ import anyio
 from wfx.graph import Node, Section
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import ResumeState, StepRecord
-from wfx.runtime.state import RunState, tolerates
+from wfx.runtime.state import RunState, retrying_group, tolerates
 from wfx.selection import NOT_SELECTED
 
 #: journaled statuses a resumed run keeps as they are (everything else runs again)
@@ -35,8 +35,16 @@ def seed(run: RunState, resume: ResumeState) -> None:
     every step a compensation undid or was undoing, so it never ends in success over
     undone work (docs/durability.md, "Resuming after compensation")."""
     records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
+    for group_id in run.retried_groups:
+        if group_id in resume.group_attempts:
+            run.group_attempts[group_id] = resume.group_attempts[group_id]
     failed = [
-        n.id for n, r in records if r is not None and r.status.is_failure and not tolerates(n)
+        n.id
+        for n, r in records
+        if r is not None
+        and r.status.is_failure
+        and not tolerates(n, r.exit_code)
+        and retrying_group(run, n, r.status, r.exit_code) is None
     ]
     run.failing = bool(failed)
     undone = {s for s, status in resume.rollbacks.items() if status is not StepStatus.RUNNING}
@@ -52,6 +60,8 @@ def seed(run: RunState, resume: ResumeState) -> None:
         touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
         if touched and not run.failing:
             _run_again(run, node, record)
+        elif record.status is StepStatus.PENDING and record.attempts:
+            _run_again(run, node, record)  # its group runs again: new attempt numbers
         elif record.status in KEPT:
             run.restored[node.index] = record
             run.completions = max(run.completions, record.completed or 0)

@@ -12,6 +12,7 @@ steps that must stop while `failure()`/`always()` steps still get their turn.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -20,13 +21,18 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from wfx.durations import format_duration
 from wfx.graph import Node, NodeKind, Section
+from wfx.model import StepId
+from wfx.runtime import events as ev
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
-from wfx.runtime.state import RunState
+from wfx.runtime.retry import wait_before
+from wfx.runtime.state import NodeState, RunState, group_retries_left
 from wfx.selection import NOT_SELECTED
 
 if TYPE_CHECKING:
+    from wfx.runtime.compensation import Compensator
     from wfx.runtime.steps import StepRunner
 
 #: a worker running a chain of instant steps yields to the event loop this often
@@ -40,6 +46,7 @@ class Scheduler:
         self.run = run
         self.contexts = contexts
         self.runner: StepRunner | None = None
+        self.compensator: Compensator | None = None
         graph = run.graph
         self.remaining = [len(n.deps) for n in graph.nodes]
         self.dependents: list[list[int]] = [[] for _ in graph.nodes]
@@ -47,6 +54,16 @@ class Scheduler:
             for dep in node.deps:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
+        self.running: dict[int, anyio.CancelScope] = {}
+        """Every running step's cancel scope, `finally` steps too (groups stop their own)."""
+        self.clocks: dict[StepId, anyio.CancelScope] = {}
+        """The `groupTimeout` clock of each group now running."""
+        self.stopped_groups: dict[StepId, tuple[StepStatus, str]] = {}
+        """Groups whose attempt was stopped: what their running children end as, and why."""
+        self.rerunning: dict[StepId, str] = {}
+        """Groups whose failed attempt is ending, to run again: why the attempt failed."""
+        self.done = bytearray(len(graph.nodes))
+        """Which nodes have counted themselves done for their dependents."""
         self.limiters = _limiters(run)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
@@ -90,6 +107,8 @@ class Scheduler:
         self.unfinished -= 1
         if not self.unfinished:
             self.ready_send.close()
+            for clock in self.clocks.values():
+                clock.cancel()
 
     # -- readiness --------------------------------------------------------------------------
 
@@ -108,6 +127,10 @@ class Scheduler:
                 else:
                     self._dispatch(node)
                 continue
+            if node.id in self.rerunning and node.kind is NodeKind.GROUP_END:
+                assert self.task_group is not None
+                self.task_group.start_soon(self._rerun_group, node)
+                continue
             self._pass_barrier(node)
             queue.extend(self._completed(index))
         return kept
@@ -116,6 +139,7 @@ class Scheduler:
         """Count one finished dependency for each dependent; return those now ready."""
         ready = []
         remaining = self.remaining
+        self.done[index] = 1
         for dependent in self.dependents[index]:
             remaining[dependent] -= 1
             if remaining[dependent] == 0:
@@ -126,13 +150,210 @@ class Scheduler:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
         if node.kind is NodeKind.GROUP_START:
-            decision = self.contexts.decide(node, node.step, state.bad)
+            decision = self.group_stop_reason(node) or self.contexts.decide(
+                node, node.step, state.bad
+            )
             state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
             state.reason = decision
             if decision is not None:
                 self.run.skipped_groups = True
+            else:
+                self._group_started(node)
         else:
             state.status = StepStatus.SUCCESS
+            clock = self.clocks.pop(node.id, None)
+            if clock is not None:
+                clock.cancel()
+
+    # -- whole groups -----------------------------------------------------------------------
+
+    def _group_started(self, group: Node) -> None:
+        """A group starts: its `groupTimeout` clock, and when its `groupRetries` began."""
+        if group.id in self.run.retried_groups:
+            self.run.group_began.setdefault(group.id, time.monotonic())
+        if group.step.group_timeout is not None:
+            self._start_clock(group, float(group.step.group_timeout.value))
+
+    def _start_clock(self, group: Node, seconds: float) -> None:
+        """Start the group's `groupTimeout` clock (stopped when its end barrier passes)."""
+        assert self.task_group is not None
+        clock = anyio.CancelScope()
+        self.clocks[group.id] = clock
+        self.task_group.start_soon(self._group_clock, group, seconds, clock)
+
+    async def _group_clock(self, group: Node, seconds: float, clock: anyio.CancelScope) -> None:
+        with clock:
+            await anyio.sleep(seconds)
+            self.clocks.pop(group.id, None)
+            reason = f"group `{group.id}` timed out after {format_duration(seconds)} (groupTimeout)"
+            retried = self.run.retried_groups.get(group.id)
+            if retried and group_retries_left(self.run, retried, StepStatus.TIMEOUT, None):
+                self.group_failed(retried, reason, StepStatus.TIMEOUT)
+                return
+            self.stop_group(group.id, StepStatus.TIMEOUT, reason)
+            assert self.runner is not None
+            self.runner.fail(reason)
+
+    def stop_group(self, group_id: StepId, status: StepStatus, reason: str) -> None:
+        """Stop the group's attempt: its running children end as `status` (their processes
+        killed), the ones not started yet are skipped, both with `reason`."""
+        self.stopped_groups[group_id] = (status, reason)
+        nodes = self.run.graph.nodes
+        for index, scope in list(self.running.items()):
+            if group_id in nodes[index].groups:
+                scope.cancel()
+
+    def group_failed(
+        self, group: Node, reason: str, status: StepStatus = StepStatus.CANCELLED
+    ) -> None:
+        """An attempt of `group` (which has retries left) failed: stop its other steps;
+        once they have all ended, the group runs again (:meth:`_rerun_group`)."""
+        if group.id in self.rerunning:
+            return
+        self.rerunning[group.id] = reason
+        self.unfinished += 1  # the phase goes on until the group has run again
+        clock = self.clocks.pop(group.id, None)
+        if clock is not None:
+            clock.cancel()
+        attempt = self.run.group_attempts.get(group.id, 1)
+        why = reason if status is StepStatus.TIMEOUT else f"group `{group.id}` attempt {attempt}"
+        why += "" if status is StepStatus.TIMEOUT else f" failed ({reason}); it runs again"
+        self.stop_group(group.id, status, why)
+
+    async def _rerun_group(self, end: Node) -> None:
+        """The failed attempt of a group has ended: roll back what it did (its succeeded
+        steps, the last first), wait, and run all its steps again; or, when the run is
+        stopping or the group's deadline has passed, let the failure stand."""
+        run = self.run
+        group = run.retried_groups[end.id]
+        schedule = group.group_retry
+        assert schedule is not None and self.runner is not None and self.compensator
+        members = [n for n in run.graph.nodes if end.id in n.groups] + [end]
+        attempt = run.group_attempts.get(end.id, 1)
+        reason = self.rerunning[end.id]
+        with anyio.CancelScope() as scope:
+            self.running[end.index] = scope
+            self.scopes[end.index] = (scope, True)
+            try:
+                undone = 0
+                if not self._group_must_stop(end):
+                    undone = await self.compensator.compensate_steps(members)
+                delay = wait_before(schedule, attempt, self.runner.rng)
+                too_late = self._past_deadline(group, delay)
+                if too_late or self._group_must_stop(end):
+                    self._give_up(end, reason, too_late)
+                    return
+                self._announce(end, attempt, delay, reason, undone, members)
+                self._reset(end, members, attempt + 1)
+                await anyio.sleep(delay)
+            finally:
+                self.scopes.pop(end.index, None)
+                self.running.pop(end.index, None)
+        if scope.cancelled_caught and end.id in self.rerunning:
+            self._give_up(end, reason, None)
+            return
+        self._restart(group, members)
+
+    def _group_must_stop(self, end: Node) -> bool:
+        """Whether the run (or a group around this one) stops, so the group does not rerun."""
+        return self.run.failing or self.run.cancelled or self.group_stop_reason(end) is not None
+
+    def _past_deadline(self, group: Node, delay: float) -> str | None:
+        """Why the group's next attempt would start after its `deadline`; None if in time."""
+        schedule = group.group_retry
+        began = self.run.group_began.get(group.id)
+        if schedule is None or schedule.deadline is None or began is None:
+            return None
+        if time.monotonic() + delay < began + schedule.deadline:
+            return None
+        return f"its groupRetries deadline of {format_duration(schedule.deadline)} passed"
+
+    def _give_up(self, end: Node, reason: str, why: str | None) -> None:
+        """The group does not run again: its failure stands (the run fails, unless a group
+        around it is stopping and handles it), and its end passes."""
+        assert self.runner is not None
+        self.rerunning.pop(end.id, None)
+        if not self.run.cancelled and self.group_stop_reason(end) is None:
+            self.runner.fail(f"{reason} (not run again: {why})" if why else reason)
+        self._pass_barrier(end)
+        self._release(self._completed(end.index))
+        self.count_finished()  # the pin of group_failed
+
+    def _announce(
+        self,
+        end: Node,
+        attempt: int,
+        delay: float,
+        reason: str,
+        undone: int,
+        members: list[Node],
+    ) -> None:
+        run = self.run
+        steps = tuple(n.id for n in members if n.is_step)
+        run.emit(
+            ev.GroupRetrying(
+                run.run_id, run.now(), end.id, attempt, attempt + 1, delay, reason, steps
+            )
+        )
+        rolled = f"rolled back {undone} step{'s' if undone != 1 else ''}; " if undone else ""
+        run.notice(
+            f"group `{end.id}` attempt {attempt} failed: {reason}; {rolled}it runs again"
+            f" in {format_duration(delay)} (attempt {attempt + 1})",
+            end.id,
+        )
+
+    def _reset(self, end: Node, members: list[Node], attempt: int) -> None:
+        """Every node of the group is pending again (its steps keep counting attempts)."""
+        run = self.run
+        run.group_attempts[end.id] = attempt
+        self.rerunning.pop(end.id, None)
+        self.stopped_groups.pop(end.id, None)
+        inside = {n.index for n in members}
+        leaves = 0
+        for node in members:
+            if node.kind is NodeKind.GROUP_START:
+                for table in (run.group_attempts, run.group_began, self.stopped_groups):
+                    table.pop(node.id, None)
+            if node.is_step:
+                leaves += 1
+                for journaled in (run.restored, run.resumed):
+                    journaled.pop(node.index, None)
+                run.again.discard(node.index)
+                if run.states[node.index].attempts:
+                    run.earlier_attempts[node.index] = run.states[node.index].attempts
+                run.steps_context.pop(node.id, None)
+            run.states[node.index] = NodeState()
+            self.done[node.index] = 0
+        for node in members:
+            self.remaining[node.index] = sum(
+                1 for dep in node.deps if dep in inside or not self.done[dep]
+            )
+        self.unfinished += leaves
+
+    def _restart(self, group: Node, members: list[Node]) -> None:
+        """Start the group's steps again, with a new `groupTimeout` clock."""
+        if group.step.group_timeout is not None:
+            self._start_clock(group, float(group.step.group_timeout.value))
+        self._release([n.index for n in members if self.remaining[n.index] == 0])
+        self.count_finished()  # the pin of group_failed
+
+    def group_stop_reason(self, node: Node) -> str | None:
+        """Why `node` does not start: a group around it was stopped; else None."""
+        if not self.stopped_groups:
+            return None
+        for group_id in node.groups:
+            stopped = self.stopped_groups.get(group_id)
+            if stopped is not None:
+                return stopped[1]
+        return None
+
+    def stop_of(self, node: Node) -> tuple[StepStatus, str] | None:
+        """How a running `node` ends when a group around it was stopped; else None."""
+        for group_id in node.groups:
+            stopped = self.stopped_groups.get(group_id)
+            if stopped is not None:
+                return stopped
+        return None
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -199,7 +420,7 @@ class Scheduler:
         if record is not None:
             runner.restore(node, record)
             return self._completed(node.index)
-        skip = self.contexts.decide(node, node.step, state.bad)
+        skip = self.group_stop_reason(node) or self.contexts.decide(node, node.step, state.bad)
         if skip is not None:
             runner.finish(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
@@ -207,6 +428,7 @@ class Scheduler:
         cancel_on_failure = main and not (node.step.condition and uses_status_function(node))
         try:
             with anyio.CancelScope() as scope:
+                self.running[node.index] = scope
                 if main:
                     self.scopes[node.index] = (scope, cancel_on_failure)
                 if cancel_on_failure and (run.cancelled or run.failing):
@@ -220,13 +442,14 @@ class Scheduler:
                 else:
                     await runner.attempts(node, state)
             if scope.cancelled_caught:
-                runner.stopped(node, state)
+                runner.stopped(node, state, self.stop_of(node))
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 runner.stopped(node, state)
             raise
         finally:
             self.scopes.pop(node.index, None)
+            self.running.pop(node.index, None)
         return self._completed(node.index)
 
     def _limiters_of(self, node: Node) -> list[anyio.CapacityLimiter]:

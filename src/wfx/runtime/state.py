@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.graph import ExecutionGraph, Node
-from wfx.model import OnError, StepId
+from wfx.graph import ExecutionGraph, Node, NodeKind
+from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import StepRecord
@@ -70,6 +70,16 @@ class RunState:
         """Restored steps whose result comes from another run (a redrive): that run's id."""
         self.not_selected: set[int] = set()
         """Steps a run of part of the workflow skips."""
+        self.retried_groups = {
+            n.id: n for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.group_retry
+        }
+        """The start barrier of each group with `groupRetries`, by id."""
+        self.group_attempts: dict[StepId, int] = {}
+        """The attempt each group with `groupRetries` is at (absent: its first)."""
+        self.earlier_attempts: dict[int, int] = {}
+        """Steps a group re-run resets: the attempts they made before (numbering goes on)."""
+        self.group_began: dict[StepId, float] = {}
+        """When each group with `groupRetries` first started (its `deadline` counts from it)."""
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""
@@ -84,9 +94,40 @@ class RunState:
         self.emit(ev.Notice(self.run_id, self.now(), message, step))
 
 
-def tolerates(node: Node) -> bool:
-    """Whether `node`'s failure lets the run go on (`onError: continue`)."""
-    return node.settings is not None and node.settings.on_error.value is OnError.CONTINUE
+def retrying_group(
+    run: RunState, node: Node, status: StepStatus, exit_code: int | None
+) -> Node | None:
+    """The innermost group around `node` that runs again after `node`'s failure (its
+    `groupRetries` has attempts left, retries this failure, and its deadline has not
+    passed), as its start barrier; None: the failure is final."""
+    if not run.retried_groups:
+        return None
+    for group_id in reversed(node.groups):
+        group = run.retried_groups.get(group_id)
+        if group is not None and group_retries_left(run, group, status, exit_code):
+            return group
+    return None
+
+
+def group_retries_left(
+    run: RunState, group: Node, status: StepStatus, exit_code: int | None
+) -> bool:
+    """Whether `group` runs again after a failure with `status` and `exit_code`."""
+    schedule = group.group_retry
+    if schedule is None or run.group_attempts.get(group.id, 1) >= schedule.attempts:
+        return False
+    if not schedule.retries_on(status is StepStatus.TIMEOUT, exit_code):
+        return False
+    began = run.group_began.get(group.id)
+    return (
+        schedule.deadline is None or began is None or time.monotonic() < began + schedule.deadline
+    )
+
+
+def tolerates(node: Node, exit_code: int | None) -> bool:
+    """Whether `node`'s failure (with `exit_code`) lets the run go on (`onError: continue`,
+    or `continueOn` listing the code)."""
+    return node.settings is not None and node.settings.tolerates(exit_code)
 
 
 def step_context(state: NodeState, duration: float) -> dict[str, Any]:
@@ -96,4 +137,5 @@ def step_context(state: NodeState, duration: float) -> dict[str, Any]:
         "status": state.status.value,
         "attempts": state.attempts,
         "duration": duration,
+        "exitCode": state.exit_code,
     }

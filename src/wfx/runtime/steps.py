@@ -4,6 +4,7 @@ step's end is recorded and reported."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -13,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from wfx.durations import format_duration
 from wfx.expr import ExpressionError, Template
 from wfx.graph import Node, Origin, RetrySchedule
-from wfx.model import Action, OnError, StepId, StepKind
+from wfx.model import Action, StepId, StepKind
 from wfx.runtime import events as ev
 from wfx.runtime.actions import (
     LOCAL,
@@ -34,7 +36,7 @@ from wfx.runtime.journal import StepRecord
 from wfx.runtime.resume import resume_point
 from wfx.runtime.retry import wait_before
 from wfx.runtime.secrets import MaskingStream
-from wfx.runtime.state import NodeState, RunState, step_context, tolerates
+from wfx.runtime.state import NodeState, RunState, retrying_group, step_context, tolerates
 
 if TYPE_CHECKING:
     from wfx.runtime.scheduler import Scheduler
@@ -130,16 +132,30 @@ class StepRunner:
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
         first, done = await resume_point(run, node) if run.resumed else (1, 0)
+        earlier = run.earlier_attempts.pop(node.index, None) if run.earlier_attempts else None
+        if earlier is not None:  # the group runs again: new attempt numbers, a fresh budget
+            first, done = earlier + 1, earlier
         last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
+        deadline = _Deadline(schedule.deadline)
         for attempt in range(first, last + 1):
             state.attempts = attempt
             run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
-            result = await self._attempt(node, action, attempt)
+            result = deadline.explain(await self._attempt(node, action, attempt, deadline.left()))
             state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
                 break
+            if deadline.passed_after(0.0):
+                result = deadline.stopped(result)
+                break
+            timed_out = result.status is StepStatus.TIMEOUT
+            if not schedule.retries_on(timed_out, result.exit_code):
+                result = _not_retried(result, _not_listed(schedule, result))
+                break
             delay = wait_before(schedule, attempt - done, self.rng)
+            if deadline.passed_after(delay):
+                result = deadline.stopped(result)
+                break
             reason = run.secrets.mask(result.reason or result.status.value)
             run.emit(
                 ev.StepRetrying(
@@ -156,7 +172,10 @@ class StepRunner:
             await anyio.sleep(delay)
         self._record(node, state, result)
 
-    async def _attempt(self, node: Node, action: Action, attempt: int) -> Attempt:
+    async def _attempt(
+        self, node: Node, action: Action, attempt: int, bound: float | None = None
+    ) -> Attempt:
+        """One attempt; `bound` (seconds a retries deadline leaves) shortens its timeout."""
         try:
             if action.kind is StepKind.USES:
                 contexts = self.contexts.step(node, attempt) if action.with_ else {}
@@ -165,6 +184,8 @@ class StepRunner:
                 setup = self.setup(node, attempt, self.contexts.step(node, attempt))
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
+        if bound is not None and (setup.timeout is None or bound < setup.timeout):
+            setup.timeout = bound
         process = action.kind is not StepKind.USES
         try:
             return await run_attempt(action, setup, self.executors.of(node) if process else None)
@@ -240,13 +261,23 @@ class StepRunner:
             state.completed = run.completions
             self.finish(node, StepStatus.SUCCESS, None)
             return
-        on_error = node.settings.on_error.value if node.settings else OnError.FAIL
-        state.tolerated = on_error is OnError.CONTINUE
+        state.tolerated = tolerates(node, result.exit_code)
+        reason = f"step `{node.id}` {result.status.value}: {result.reason}"
+        # a group that runs again holds the phase open before this step counts as finished
+        group = None if state.tolerated else self._group_failed(node, result, reason)
         self.finish(node, result.status, result.reason)
         if state.tolerated:
             run.tolerated_failures = True
-        else:
-            self.fail(f"step `{node.id}` {result.status.value}: {result.reason}")
+        elif group is None:
+            self.fail(reason)
+
+    def _group_failed(self, node: Node, result: Attempt, reason: str) -> Node | None:
+        """The group that runs again after this step's final failure (told so), or None."""
+        group = retrying_group(self.run, node, result.status, result.exit_code)
+        if group is not None:
+            assert self.scheduler is not None
+            self.scheduler.group_failed(group, self.run.secrets.mask(reason))
+        return group
 
     def fail(self, reason: str) -> None:
         """The run fails (the first reason is kept): stop what must stop."""
@@ -292,6 +323,8 @@ class StepRunner:
         """A step the journal says already finished: take its result, do not run it."""
         run = self.run
         assert self.scheduler is not None
+        if record.status.is_failure and not tolerates(node, record.exit_code):
+            self._restored_failure(node, record)
         self.scheduler.count_finished()
         state = run.states[node.index]
         state.attempts = record.attempts
@@ -300,7 +333,7 @@ class StepRunner:
         state.completed = record.completed or -1
         state.started = state.ended = time.monotonic()
         status = record.status
-        state.tolerated = status.is_failure and tolerates(node)
+        state.tolerated = status.is_failure and tolerates(node, record.exit_code)
         if state.tolerated:
             run.tolerated_failures = True
         state.status = status
@@ -328,12 +361,30 @@ class StepRunner:
             )
         )
 
-    def stopped(self, node: Node, state: NodeState) -> None:
-        """The step's cancel scope ended it: skipped if it never started, else cancelled."""
+    def _restored_failure(self, node: Node, record: StepRecord) -> None:
+        """A step failed before the crash: its group runs again if it has attempts left;
+        a failure the seeding left to its group (a group's last attempt) fails the run."""
+        run = self.run
+        assert self.scheduler is not None
+        reason = f"step `{node.id}` {record.status.value}: {record.reason}"
+        group = retrying_group(run, node, record.status, record.exit_code)
+        if group is not None:
+            self.scheduler.group_failed(group, reason)
+        elif run.retried_groups and not run.failing:
+            self.fail(reason)
+
+    def stopped(
+        self, node: Node, state: NodeState, group_stop: tuple[StepStatus, str] | None = None
+    ) -> None:
+        """The step's cancel scope ended it: skipped if it never started, else cancelled
+        (or, when a group around it was stopped, `group_stop`'s status and reason)."""
         if state.status in _FINISHED:
             return
         if state.started is None:
-            self.finish(node, StepStatus.SKIPPED, "the run stopped before it")
+            reason = group_stop[1] if group_stop else "the run stopped before it"
+            self.finish(node, StepStatus.SKIPPED, reason)
+        elif group_stop is not None:
+            self.finish(node, *group_stop)
         else:
             self.finish(node, StepStatus.CANCELLED, "cancelled: the run is stopping")
 
@@ -361,6 +412,58 @@ def _kept_event(
         record.outputs,
         source=source,
     )
+
+
+class _Deadline:
+    """A retry policy's `deadline`: the time all attempts of a step may take together."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.ends = None if seconds is None else time.monotonic() + seconds
+
+    def left(self) -> float | None:
+        """Seconds until the deadline (at least a moment), or None without one."""
+        if self.ends is None:
+            return None
+        return max(0.001, self.ends - time.monotonic())
+
+    def passed_after(self, wait: float) -> bool:
+        """Whether the deadline passes before a wait of `wait` seconds is over."""
+        return self.ends is not None and time.monotonic() + wait >= self.ends
+
+    def explain(self, result: Attempt) -> Attempt:
+        """An attempt the deadline stopped says so, not just `timed out after …`."""
+        if self.ends is None or result.status is not StepStatus.TIMEOUT:
+            return result
+        if time.monotonic() < self.ends - 0.001:
+            return result
+        return dataclasses.replace(result, reason=self.why_no_more())
+
+    def stopped(self, result: Attempt) -> Attempt:
+        """The last attempt's result, saying the deadline ended the retries."""
+        why = self.why_no_more()
+        return result if result.reason == why else _not_retried(result, why)
+
+    def why_no_more(self) -> str:
+        """Why no further attempt starts."""
+        return f"its retries deadline of {format_duration(self.seconds or 0.0)} passed"
+
+
+def _not_listed(schedule: RetrySchedule, result: Attempt) -> str:
+    """Why `on`/`except` do not retry this failure."""
+    if result.status is StepStatus.TIMEOUT:
+        return "`retries.on` does not list `timeout`"
+    if result.exit_code is None:
+        return "it has no exit code, and `retries.on` lists exit codes only"
+    if result.exit_code in schedule.except_:
+        return f"`retries.except` lists exit code {result.exit_code}"
+    return f"`retries.on` does not list exit code {result.exit_code}"
+
+
+def _not_retried(result: Attempt, why: str) -> Attempt:
+    """The last attempt's result, with why it was not retried."""
+    reason = result.reason or result.status.value
+    return dataclasses.replace(result, reason=f"{reason} (not retried: {why})")
 
 
 def _workflow_dir(run: RunState) -> str:
