@@ -65,10 +65,10 @@ class Comparison:
 
 def compose(reports: Sequence[FileReport], comparison: Comparison, limit: int = MAX_CHARS) -> str:
     """The whole comment, at most `limit` characters (GitHub counts UTF-16 code units)."""
-    header = _header(reports, comparison)
-    footer = _footer(reports, comparison)
+    intro = _intro(reports, comparison)
+    rows = [f"| {code(r.path)} | {r.change.value} | {_verdict(r)} |" for r in reports]
     sections = [_Section.of(report) for report in reports]
-    return _fit(header, sections, footer, limit)
+    return _fit(_Layout(intro, rows, sections, _footer(reports, comparison)), limit)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -88,75 +88,74 @@ def size(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _header(reports: Sequence[FileReport], comparison: Comparison) -> list[str]:
+def _intro(reports: Sequence[FileReport], comparison: Comparison) -> str:
+    """The marker, what is compared, and the head of the table of files."""
     against = f"{code(comparison.base)} ({code(comparison.base_commit[:12])})"
     if comparison.base.startswith(comparison.base_commit[:12]):
         against = code(comparison.base_commit[:12])
     head = code(comparison.head_commit[:12])
-    lines = [MARKER]
     if not reports:
         matching = ", ".join(code(p) for p in comparison.patterns)
-        lines += [
-            f"**wfx plan**: this pull request ({head}) changes no workflow file"
-            f" (matching {matching}) against {against}.",
-        ]
-        return lines
+        return (
+            f"{MARKER}\n**wfx plan**: this pull request ({head}) changes no workflow file"
+            f" (matching {matching}) against {against}."
+        )
     files = "1 workflow file" if len(reports) == 1 else f"{len(reports)} workflow files"
-    lines += [
+    lines = [
+        MARKER,
         f"**wfx plan** of this pull request ({head}) against {against}: {files} changed.",
         "",
         "| file | change | plan |",
         "|---|---|---|",
     ]
-    lines += [f"| {code(r.path)} | {r.change.value} | {_verdict(r)} |" for r in reports]
-    return lines
+    return "\n".join(lines)
 
 
 def _verdict(report: FileReport) -> str:
     """One table cell: the worst thing about the file, or what its plan does."""
-    problems = []
+    if report.change is Change.DELETED:
+        removed = f"{_count(len(report.steps), 'step')} removed" if report.steps else "removed"
+        return f"➖ {removed}"
+    found = []
     if report.errors:
-        problems.append(f"❌ {_count(report.errors, 'error')}")
+        found.append(f"❌ {_count(report.errors, 'error')}")
     if report.warnings:
-        problems.append(f"⚠️ {_count(report.warnings, 'warning')}")
-    if report.errors or report.change is Change.DELETED:
-        if report.change is Change.DELETED:
-            problems.append(f"➖ {_count(len(report.steps), 'step')} removed")
-        return ", ".join(problems)
-    if report.change is Change.ADDED:
-        problems.append(f"➕ {_count(len(report.steps), 'step')}")
+        found.append(f"⚠️ {_count(report.warnings, 'warning')}")
+    if report.errors:
+        return ", ".join(found)
+    if report.change is Change.ADDED and report.plan is not None:
+        found.append(f"➕ {_count(len(report.steps), 'step')}")
     elif report.changes == 0:
-        problems.append("no change to the plan")
+        found.append("no change to the plan")
     elif report.changes is not None:
-        problems.append(f"✏️ {_count(report.changes, 'change')}")
+        found.append(f"✏️ {_count(report.changes, 'change')}")
     elif report.plan is None:
-        problems.append("no plan")
-    return ", ".join(problems) or "✅"
+        found.append("no plan")
+    return ", ".join(found) or "✅"
 
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _footer(reports: Sequence[FileReport], comparison: Comparison) -> list[str]:
+def _footer(reports: Sequence[FileReport], comparison: Comparison) -> str:
     if not reports:
-        return ["", f"<sub>wfx {prose(comparison.version)}</sub>"]
+        return f"<sub>wfx {prose(comparison.version)}</sub>"
     again = f"wfx plan FILE --diff git:{comparison.base_commit[:12]} --format markdown"
-    return ["", f"<sub>wfx {prose(comparison.version)} · the same locally: {code(again)}</sub>"]
+    return f"<sub>wfx {prose(comparison.version)} · the same locally: {code(again)}</sub>"
 
 
 @dataclass
 class _Section:
     """One file's part of the comment: blocks that must be there, and its full plan."""
 
-    path: str
     blocks: list[str]
     plan: str | None
 
     @classmethod
     def of(cls, report: FileReport) -> _Section:
-        title = f"## {code(report.path)} · {report.change.value}"
-        blocks = [title]
+        """The title, the notes, the diagnostics, the diff; the plan, collapsed."""
+        blocks = [f"## {code(report.path)} · {report.change.value}"]
         blocks += [prose(note) for note in report.notes]
         if report.change is Change.DELETED and report.steps:
             listed = ", ".join(code(s) for s in report.steps)
@@ -168,63 +167,113 @@ class _Section:
         plan = None
         if report.plan is not None:
             summary = "The plan" if report.change is Change.ADDED else "The plan after this change"
-            plan = "\n".join(
-                [
-                    f"<details><summary>{summary}</summary>",
-                    "",
-                    report.plan.rstrip("\n"),
-                    "",
-                    "</details>",
-                ]
-            )
-        return cls(report.path, blocks, plan)
+            shown = [f"<details><summary>{summary}</summary>", "", report.plan.rstrip("\n")]
+            plan = "\n".join([*shown, "", "</details>"])
+        return cls(blocks, plan)
 
     def text(self) -> str:
-        parts = [*self.blocks, *([self.plan] if self.plan else [])]
-        return "\n\n".join(parts)
+        """The section's Markdown."""
+        return "\n\n".join([*self.blocks, *([self.plan] if self.plan else [])])
 
 
 _PLAN_LEFT_OUT = (
     "<sub>The whole plan is left out: the comment would be longer than GitHub allows."
     " Run the command below to see it.</sub>"
 )
+_TOO_MANY = "too many files to list in a comment; the job's log has them."
 
 
-def _fit(header: list[str], sections: list[_Section], footer: list[str], limit: int) -> str:
+def _fit(layout: _Layout, limit: int) -> str:
     """Everything, if it fits; else the full plans, then the largest blocks, then whole
-    files from the end, each replaced by a note saying so."""
-    shown = list(sections)
+    files from the end, then rows of the table, each replaced by a note saying so."""
+    sections = layout.sections
+    for index in reversed(range(len(sections))):
+        if layout.size() <= limit:
+            return layout.text()
+        if sections[index].plan is not None:
+            layout.leave_out_plan(index)
+    blocks = [(i, b) for i, s in enumerate(sections) for b in range(1, len(s.blocks))]
+    blocks.sort(key=lambda item: -size(sections[item[0]].blocks[item[1]]))
+    for index, block in blocks:
+        if layout.size() <= limit:
+            return layout.text()
+        layout.leave_out_block(index, block)
+    while layout.shown and layout.size() > limit:
+        layout.drop_file()
+    while layout.rows_shown and layout.size() > limit:
+        layout.drop_row()
+    if layout.size() <= limit:
+        return layout.text()
+    return f"{MARKER}\n\n**wfx plan**: {_TOO_MANY}\n"
 
-    def body() -> str:
-        parts = ["\n".join(header), *(s.text() for s in shown)]
-        if len(shown) < len(sections):
-            parts.append(_files_left_out(len(sections) - len(shown)))
-        return "\n\n".join(parts) + "\n" + "\n".join(footer) + "\n"
 
-    for section in reversed(sections):
-        if size(body()) <= limit:
-            return body()
-        if section.plan is not None:
-            section.plan = _PLAN_LEFT_OUT
-    blocks = [(s, i) for s in sections for i in range(1, len(s.blocks))]
-    blocks.sort(key=lambda item: -size(item[0].blocks[item[1]]))
-    for section, index in blocks:
-        if size(body()) <= limit:
-            return body()
-        section.blocks[index] = (
-            f"<sub>{size(section.blocks[index]):,} characters left out here: the comment"
-            " would be longer than GitHub allows.</sub>"
+class _Layout:
+    """The comment as parts whose sizes are kept (and summed as they change), so that
+    fitting a comment of thousands of files stays linear."""
+
+    def __init__(self, intro: str, rows: list[str], sections: list[_Section], footer: str):
+        self.intro, self.rows, self.sections, self.footer = intro, rows, sections, footer
+        self.row_sizes = [size(row) + 1 for row in rows]
+        self.section_sizes = [size(section.text()) + 2 for section in sections]
+        self.shown = len(sections)
+        self.rows_shown = len(rows)
+        self.fixed = size(intro) + 2 + size(footer) + 1
+        self.rows_total = sum(self.row_sizes)
+        self.sections_total = sum(self.section_sizes)
+
+    def leave_out_plan(self, index: int) -> None:
+        """A note instead of the full plan of the `index`th file."""
+        self.sections[index].plan = _PLAN_LEFT_OUT
+        self._measure(index)
+
+    def leave_out_block(self, index: int, block: int) -> None:
+        """A note instead of a block of the `index`th file."""
+        blocks = self.sections[index].blocks
+        blocks[block] = (
+            f"<sub>{size(blocks[block]):,} characters left out here: the comment would be"
+            " longer than GitHub allows.</sub>"
         )
-    while shown and size(body()) > limit:
-        shown.pop()
-    if size(body()) <= limit:
-        return body()
-    note = "The list of files is too long for a comment: the job's log has every file."
-    return f"{MARKER}\n\n**wfx plan**: {note}\n"
+        self._measure(index)
 
+    def drop_file(self) -> None:
+        """Leave out the last file shown."""
+        self.shown -= 1
+        self.sections_total -= self.section_sizes[self.shown]
 
-def _files_left_out(number: int) -> str:
-    return (
-        f"<sub>{_count(number, 'more file')} left out: the comment would be longer than"
-        " GitHub allows; the job's log has every file.</sub>"
-    )
+    def drop_row(self) -> None:
+        """Leave out the last row of the table shown."""
+        self.rows_shown -= 1
+        self.rows_total -= self.row_sizes[self.rows_shown]
+
+    def _measure(self, index: int) -> None:
+        new = size(self.sections[index].text()) + 2
+        self.sections_total += new - self.section_sizes[index]
+        self.section_sizes[index] = new
+
+    def _notes(self) -> tuple[str, str]:
+        """What the table and the sections say of what they leave out (empty: nothing)."""
+        rows_left_out = len(self.rows) - self.rows_shown
+        files_left_out = len(self.sections) - self.shown
+        row_note = f"| … | | {_count(rows_left_out, 'more file')} |" if rows_left_out else ""
+        file_note = ""
+        if files_left_out:
+            file_note = (
+                f"<sub>{_count(files_left_out, 'more file')} left out: the comment would be"
+                " longer than GitHub allows; the job's log has every file.</sub>"
+            )
+        return row_note, file_note
+
+    def size(self) -> int:
+        """The size of `text()`, from the parts' sizes."""
+        row_note, file_note = self._notes()
+        total = self.fixed + self.rows_total + self.sections_total
+        total += size(row_note) + 1 if row_note else 0
+        return total + (size(file_note) + 2 if file_note else 0)
+
+    def text(self) -> str:
+        """The comment as laid out now."""
+        row_note, file_note = self._notes()
+        header = "\n".join([self.intro, *self.rows[: self.rows_shown], *filter(None, [row_note])])
+        parts = [header, *(s.text() for s in self.sections[: self.shown])]
+        parts += [file_note] if file_note else []
+        return "\n\n".join(parts) + "\n\n" + self.footer + "\n"
