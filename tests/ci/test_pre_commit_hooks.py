@@ -24,7 +24,7 @@ FILES = {
     "good.wfx.yaml": "wfx: 1\nsteps:\n  - id: hello\n    run: echo hello\n",
     "bad.wfx.yaml": "wfx: 1\nsteps:\n  - id: hello\n    run: echo hello\n    timout: 5m\n",
     # a workflow file by where it is (directly in `.wfx/`), bad too
-    ".wfx/nightly.yaml": "wfx: 1\nsteps:\n  - id: clean\n    run: rm -rf cache\n    onError: abort\n",
+    ".wfx/nightly.yaml": "wfx: 1\nsteps:\n  - id: clean\n    run: rm -rf cache\n    onError: no\n",
     # not a workflow file: no hook looks at it
     "config/settings.yaml": "colour: blue\n",
 }
@@ -87,6 +87,7 @@ def test_try_repo_fails_a_bad_workflow_saying_why_and_passes_the_good_one(tmp_pa
         assert said.count(": error: ") == 2
         assert "bad.wfx.yaml:5:5: error: unknown key `timout` in step" in said
         assert ".wfx/nightly.yaml:5:14: error: `onError` must be one of" in said
+
         assert "hint: did you mean `timeout`?" in said
         assert "good.wfx.yaml" not in said
     assert "settings.yaml" not in completed.stdout
