@@ -131,3 +131,16 @@ def test_the_plan_step_runs_the_comment_script(
     assert "`jobs/new.wfx.yml`" in str(comment["body"])
     assert {c["token"] for c in github.calls()} == {"ghs_FromTheWorkflow0000"}
     assert outputs.read_text("utf-8") == "invalid=true\n"
+
+
+def test_docs_list_every_input_and_their_snippets_are_valid_yaml() -> None:
+    text = (ROOT / "docs" / "ci.md").read_text("utf-8")
+    documented = re.findall(r"^\| `([a-z-]+)` \| ", text, flags=re.MULTILINE)
+    assert documented == list(ACTION["inputs"])
+    snippets = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    assert len(snippets) == 3
+    for snippet in snippets:
+        assert isinstance(yaml.safe_load(snippet), dict)
+    hooks = yaml.safe_load(snippets[2])["repos"][0]["hooks"]
+    declared = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    assert [h["id"] for h in hooks] == [h["id"] for h in declared]

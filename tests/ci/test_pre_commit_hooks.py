@@ -68,7 +68,9 @@ def by_hook(output: str) -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.slow
-def test_try_repo_fails_a_bad_workflow_saying_why_and_passes_the_good_one(tmp_path: Path) -> None:
+def test_try_repo_fails_bad_workflows_saying_why_not_the_good_one(
+    tmp_path: Path,
+) -> None:
     """One run (try-repo installs its environment afresh every time: ~10 s of CPU): both
     hooks fail on the bad files with their diagnostics and say nothing of the good one;
     the YAML file that is not a workflow is given to neither."""
