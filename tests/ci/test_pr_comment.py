@@ -291,3 +291,36 @@ def test_a_bad_base_is_an_error_not_a_traceback(repository: Path, github: FakeGi
     assert completed.stdout.startswith("::error title=wfx plan::")
     assert "Traceback" not in completed.stderr
     assert github.calls() == []
+
+
+def test_a_linked_file_is_not_read_so_nothing_outside_the_checkout_is_quoted(
+    repository: Path, github: FakeGitHub, plan_comment: Runner, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("wfx: 1\nsteps: [{run: echo, timout: 1}]\nPASSWORD=hunter2hunter2\n")
+    (repository / "leak.wfx.yaml").symlink_to(outside)
+    (repository / "linked").symlink_to(tmp_path)
+    commit(repository, {}, "links")
+    code, output = plan_comment(repository)
+    assert code == 2
+    (comment,) = wfx_comments(github)
+    body = str(comment["body"])
+    assert "hunter2" not in body + output
+    sections = split_by_h2(MARKDOWN.parse(body))
+    said = [t.content for t in sections["`leak.wfx.yaml` · added"] if t.type == "inline"]
+    assert "The file is a symbolic link\\, or in a linked directory\\: it is not read\\." in said
+    assert ["`leak.wfx.yaml`", "added", "❌ 1 error"] in table_rows(MARKDOWN.parse(body))
+
+
+def test_a_hostile_file_name_adds_no_structure(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    name = "we|ird ``x`` <b>.wfx.yaml"
+    commit(repository, {name: "wfx: 1\nsteps:\n  - run: echo\n"}, "odd name")
+    plan_comment(repository)
+    (comment,) = wfx_comments(github)
+    tokens = MARKDOWN.parse(str(comment["body"]))
+    rows = table_rows(tokens)
+    assert all(len(row) == 3 for row in rows)
+    assert ["```we|ird ``x`` <b>.wfx.yaml```", "added", "➕ 1 step"] in rows
+    assert not [t for t in tokens if t.type in ("html_inline", "html_block") and "<b>" in t.content]

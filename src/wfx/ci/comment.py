@@ -66,7 +66,7 @@ class Comparison:
 def compose(reports: Sequence[FileReport], comparison: Comparison, limit: int = MAX_CHARS) -> str:
     """The whole comment, at most `limit` characters (GitHub counts UTF-16 code units)."""
     intro = _intro(reports, comparison)
-    rows = [f"| {code(r.path)} | {r.change.value} | {_verdict(r)} |" for r in reports]
+    rows = [f"| {_cell(code(r.path))} | {r.change.value} | {_verdict(r)} |" for r in reports]
     sections = [_Section.of(report) for report in reports]
     return _fit(_Layout(intro, rows, sections, _footer(reports, comparison)), limit)
 
@@ -109,6 +109,11 @@ def _intro(reports: Sequence[FileReport], comparison: Comparison) -> str:
         "|---|---|---|",
     ]
     return "\n".join(lines)
+
+
+def _cell(markdown: str) -> str:
+    """`markdown` inside a table cell: a `|` (even in a code span) would end the cell."""
+    return markdown.replace("|", "\\|")
 
 
 def _verdict(report: FileReport) -> str:

@@ -49,6 +49,9 @@ def findings_for(path: str, change: Change, base_commit: str) -> Findings:
     """What wfx finds for `path` (relative to the working directory) against the base."""
     if change is Change.DELETED:
         return Findings(_deleted(path, base_commit))
+    if not _inside_work_tree(path):
+        note = "The file is a symbolic link, or in a linked directory: it is not read."
+        return Findings(FileReport(path, change, errors=1, notes=(note,)))
     checked = api.check([path])
     counts = _counts(checked.diagnostics)
     text = as_text(checked.diagnostics, checked.sources) if checked.diagnostics else ""
@@ -72,6 +75,16 @@ def findings_for(path: str, change: Change, base_commit: str) -> Findings:
     if change is Change.MODIFIED:
         report = _with_diff(report, plan, base_commit)
     return Findings(report, checked.diagnostics, tuple(plan.secrets))
+
+
+def _inside_work_tree(path: str) -> bool:
+    """True when `path` is a file of the work tree itself: a pull request could otherwise
+    link a "workflow file" to any file of the machine (say /proc/self/environ) and have
+    its lines quoted in the comment."""
+    here = Path.cwd().resolve()
+    if Path(path).is_symlink():
+        return False
+    return Path(path).resolve().is_relative_to(here)
 
 
 def _counts(diagnostics: Iterable[Diagnostic]) -> tuple[int, int]:
