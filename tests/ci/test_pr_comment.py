@@ -324,3 +324,28 @@ def test_a_hostile_file_name_adds_no_structure(
     assert all(len(row) == 3 for row in rows)
     assert ["```we|ird ``x`` <b>.wfx.yaml```", "added", "➕ 1 step"] in rows
     assert not [t for t in tokens if t.type in ("html_inline", "html_block") and "<b>" in t.content]
+
+
+def test_a_broken_base_and_a_missing_input_are_said_not_hidden(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    git(repository, "checkout", "-q", "main")
+    commit(repository, {"fixed.wfx.yaml": "wfx: 1\nsteps:\n  - {run: echo, timout: 1s}\n"}, "x")
+    git(repository, "checkout", "-q", "feature")
+    git(repository, "rebase", "-q", "main")
+    needs_input = "wfx: 1\ninputs:\n  env: {type: string, required: true}\nsteps:\n  - run: echo\n"
+    files = {"fixed.wfx.yaml": "wfx: 1\nsteps:\n  - run: echo\n", "input.wfx.yaml": needs_input}
+    commit(repository, files, "fix one, add one")
+    plan_comment(repository)
+    (comment,) = wfx_comments(github)
+    tokens = MARKDOWN.parse(str(comment["body"]))
+    rows = {row[0]: row[2] for row in table_rows(tokens)}
+    assert rows["`fixed.wfx.yaml`"] == "no diff"
+    assert rows["`input.wfx.yaml`"] == "no plan"
+    sections = split_by_h2(tokens)
+    fixed = " ".join(t.content for t in sections["`fixed.wfx.yaml` · modified"])
+    assert "At the base the file does not compile" in fixed.replace("\\", "")
+    assert "The plan after this change" in fixed
+    needs = sections["`input.wfx.yaml` · added"]
+    (problem,) = [t.content for t in needs if t.type == "fence"]
+    assert "env" in problem and "error" in problem

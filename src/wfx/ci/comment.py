@@ -136,7 +136,9 @@ def _verdict(report: FileReport) -> str:
         found.append(f"✏️ {_count(report.changes, 'change')}")
     elif report.plan is None:
         found.append("no plan")
-    return ", ".join(found) or "✅"
+    else:
+        found.append("no diff")
+    return ", ".join(found)
 
 
 def _count(number: int, noun: str) -> str:
