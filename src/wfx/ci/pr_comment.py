@@ -6,8 +6,8 @@ diagnostics (also printed as GitHub annotations), the plan diff against the base
 (`wfx plan FILE --diff git:BASE --format markdown`) and the whole plan. The comment
 is created once and updated after that; a pull request that stops touching workflow
 files gets its comment updated to say so, one that never did gets none. Exit 2 when a
-touched file is invalid (unless `--fail-on-invalid false`), 1 when the comment could
-not be posted, 0 otherwise.
+touched file is invalid (unless `--fail-on-invalid false`), 1 when git failed or the
+comment could not be posted, 0 otherwise.
 """
 
 from __future__ import annotations
