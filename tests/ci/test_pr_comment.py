@@ -16,6 +16,7 @@ from markdown_it.token import Token
 
 from conftest import DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from wfx.ci.comment import MARKER
+from wfx.ci.github import GitHubError, PullRequest
 from wfx.ci.pr_comment import main
 
 MARKDOWN = MarkdownIt("commonmark").enable("table")
@@ -349,3 +350,10 @@ def test_a_broken_base_and_a_missing_input_are_said_not_hidden(
     needs = sections["`input.wfx.yaml` · added"]
     (problem,) = [t.content for t in needs if t.type == "fence"]
     assert "env" in problem and "error" in problem
+
+
+@pytest.mark.parametrize("name", ["octo", "../..", "octo/..", "-x/shop", "octo/shop/x", ""])
+def test_only_a_repository_name_reaches_the_api_path(name: str) -> None:
+    with pytest.raises(GitHubError, match="is not a repository name"):
+        PullRequest(name, 12)
+    assert PullRequest("octo-org/shop.web_2", 12).repository == "octo-org/shop.web_2"

@@ -16,7 +16,7 @@ from typing import Any
 
 from wfx.diagnostics import WfxError
 
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*/(?!\.\.?$)[A-Za-z0-9_.-]+$")
 
 
 class GitHubError(WfxError):
