@@ -144,14 +144,21 @@ def _source_text(path: str | Path) -> str:
 
 
 def lint_files(paths: Sequence[str | Path]) -> tuple[list[Diagnostic], dict[str, str]]:
-    """Lint findings of valid workflow files (DiagnosticsError if one is invalid)."""
+    """Lint findings of valid workflow files (DiagnosticsError with every invalid file's
+    problems if any is invalid)."""
     from wfx.lint import lint
 
     findings: list[Diagnostic] = []
+    problems: list[Diagnostic] = []
     sources: dict[str, str] = {}
     for path in paths:
-        findings.extend(lint(compile_file(path, require_inputs=False).graph.workflow))
+        try:
+            findings.extend(lint(compile_file(path, require_inputs=False).graph.workflow))
+        except DiagnosticsError as exc:
+            problems.extend(exc.diagnostics)
         sources[str(path)] = _source_text(path)
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
     return sorted_diagnostics(findings), sources
 
 

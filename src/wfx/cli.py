@@ -32,7 +32,9 @@ from wfx.exitcodes import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif")
+#: formats printed even when there is nothing to report (an empty list, an empty log)
+ALWAYS_PRINTED = ("json", "sarif")
 
 
 class _LazyGroup(click.Group):
@@ -109,7 +111,9 @@ def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
     )
 
 
-DIAGNOSTIC_FORMATS_HELP = "text for people, json for tools, github for CI annotations."
+DIAGNOSTIC_FORMATS_HELP = (
+    "text for people, json for tools, github for CI annotations, sarif for code scanning."
+)
 
 
 def selection_options(command: F) -> F:
@@ -152,16 +156,16 @@ def validate(
     """Check workflow FILES without running anything; exit 2 if any has an error."""
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
-    from wfx.render.diagnostics import FORMATTERS
 
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, output_format)
     report = api.check(list(files), given or None, spans)
-    if report.diagnostics or output_format == "json":
+    if report.diagnostics or output_format in ALWAYS_PRINTED:
         stream_is_err = output_format == "text"
-        click.echo(FORMATTERS[output_format](report.diagnostics, report.sources), err=stream_is_err)
+        text = _diagnostics_text(output_format, report.diagnostics, report.sources)
+        click.echo(text, err=stream_is_err)
     if not report.ok:
         sys.exit(EXIT_INVALID)
     if output_format == "text":
@@ -182,10 +186,20 @@ def _gather_inputs(
     return given, spans
 
 
-def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) -> NoReturn:
+def _diagnostics_text(output_format: str, diagnostics: Any, sources: dict[str, str]) -> str:
+    """Diagnostics in the format asked for (a SARIF log names this wfx's version)."""
+    if output_format == "sarif":
+        from wfx.render.sarif import as_sarif
+
+        return as_sarif(diagnostics, __version__)
     from wfx.render.diagnostics import FORMATTERS
 
-    click.echo(FORMATTERS[output_format](diagnostics, sources), err=output_format == "text")
+    return FORMATTERS[output_format](diagnostics, sources)
+
+
+def _fail_with(diagnostics: Any, sources: dict[str, str], output_format: str) -> NoReturn:
+    text = _diagnostics_text(output_format, diagnostics, sources)
+    click.echo(text, err=output_format == "text")
     sys.exit(EXIT_INVALID)
 
 
@@ -196,14 +210,14 @@ def lint_command(files: tuple[str, ...], output_format: str) -> None:
     """Find unsafe uses of `${{ }}` in valid FILES; exit 1 when there are findings."""
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
-    from wfx.render.diagnostics import FORMATTERS
 
     try:
         findings, sources = api.lint_files(list(files))
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check(list(files)).sources, output_format)
-    if findings or output_format == "json":
-        click.echo(FORMATTERS[output_format](findings, sources), err=output_format == "text")
+    if findings or output_format in ALWAYS_PRINTED:
+        text = _diagnostics_text(output_format, findings, sources)
+        click.echo(text, err=output_format == "text")
     sys.exit(EXIT_FAILED if findings else EXIT_OK)
 
 

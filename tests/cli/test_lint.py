@@ -65,6 +65,15 @@ def test_an_invalid_file_is_reported_not_linted(tmp_path: Path) -> None:
     assert "unknown key `timout`" in result.stderr
 
 
+def test_every_invalid_file_is_reported_at_once(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("wfx: 1\nsteps:\n  - {run: echo, timout: 1s}\n")
+    second.write_text("wfx: 1\nsteps:\n  - {run: echo, onError: abort}\n")
+    result = CliRunner().invoke(cli, ["lint", "--format", "json", str(first), str(second)])
+    assert result.exit_code == 2
+    assert [Path(d["file"]).name for d in json.loads(result.stdout)] == ["a.yaml", "b.yaml"]
+
+
 def test_values_the_shell_would_evaluate_are_errors(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(

@@ -1,4 +1,5 @@
-"""Diagnostics as compiler-style text, as JSON, or as GitHub Actions annotations."""
+"""Diagnostics as compiler-style text, as JSON, or as GitHub Actions annotations
+(SARIF logs: :mod:`wfx.render.sarif`)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,146 @@
+"""action.yml: a composite action whose steps install wfx and run the comment script that
+test_pr_comment.py exercises; its `run:` lines are run here as the runner would run
+them (bash, the step's `env:` with its expressions filled in), against a fake `gh`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conftest import FakeGitHub
+from wfx.ci.comment import MARKER
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTION: dict[str, Any] = yaml.safe_load((ROOT / "action.yml").read_text("utf-8"))
+EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+
+def steps() -> dict[str, dict[str, Any]]:
+    return {step["id"]: step for step in ACTION["runs"]["steps"]}
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """`text` with each `${{ expression }}` replaced as GitHub would (only the ones known)."""
+    return EXPRESSION.sub(lambda m: values[m[1]], text)
+
+
+def run_step(step: dict[str, Any], values: dict[str, str], cwd: Path, **extra: str) -> int:
+    environment = {**os.environ, **extra}
+    environment.update({name: fill(str(v), values) for name, v in step["env"].items()})
+    assert step["shell"] == "bash"
+    # how the runner runs a `shell: bash` step
+    command = ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]]
+    return subprocess.run(command, cwd=cwd, env=environment, check=False).returncode
+
+
+def test_the_action_is_a_composite_action_with_documented_inputs() -> None:
+    assert ACTION["runs"]["using"] == "composite"
+    assert ACTION["name"] and ACTION["description"]
+    for name, declared in ACTION["inputs"].items():
+        assert declared.get("description"), name
+    for step in ACTION["runs"]["steps"]:
+        assert "id" in step
+        assert ("run" in step) != ("uses" in step)
+        if "run" in step:
+            # values reach the shell through the environment, never as script text
+            assert "${{" not in step["run"], step["id"]
+            assert step["shell"] == "bash"
+    assert ACTION["outputs"]["invalid"]["value"] == "${{ steps.plan.outputs.invalid }}"
+
+
+def test_every_expression_names_a_declared_input_or_an_earlier_step() -> None:
+    seen: set[str] = set()
+    for step in ACTION["runs"]["steps"]:
+        text = yaml.safe_dump({k: v for k, v in step.items() if k != "run"})
+        for expression in EXPRESSION.findall(text):
+            if expression.startswith("inputs."):
+                assert expression.removeprefix("inputs.") in ACTION["inputs"]
+            elif expression.startswith("steps."):
+                assert expression.split(".")[1] in seen, expression
+            else:
+                assert expression == "github.action_path", expression
+        seen.add(step["id"])
+    assert steps()["python"]["uses"].startswith("actions/setup-python@")
+    assert steps()["python"]["with"]["update-environment"] is False
+
+
+def test_the_install_step_installs_this_repository_and_names_its_python(tmp_path: Path) -> None:
+    """With a stand-in for Python that records what it is asked to do."""
+    log = tmp_path / "python-calls"
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'echo "$0 $*" >> "{log}"\n'
+        'if [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi\n',
+        encoding="utf-8",
+    )
+    python.chmod(0o755)
+    outputs = tmp_path / "outputs"
+    runner_temp = tmp_path / "runner"
+    values = {
+        "steps.python.outputs.python-path": str(python),
+        "inputs.wfx-source": "",
+        "github.action_path": str(ROOT),
+    }
+    step = steps()["install"]
+    code = run_step(
+        step, values, tmp_path, RUNNER_TEMP=str(runner_temp), GITHUB_OUTPUT=str(outputs)
+    )
+    assert code == 0
+    venv_python = runner_temp / "wfx-venv" / "bin" / "python"
+    calls = log.read_text("utf-8").splitlines()
+    assert calls[0] == f"{python} -m venv {runner_temp / 'wfx-venv'}"
+    assert calls[1].startswith(f"{venv_python} -m pip install ")
+    assert calls[1].endswith(f" {ROOT}")
+    assert outputs.read_text("utf-8") == f"python={venv_python}\n"
+
+    log.unlink()
+    values["inputs.wfx-source"] = "wfx==0.1.0"
+    assert (
+        run_step(step, values, tmp_path, RUNNER_TEMP=str(runner_temp), GITHUB_OUTPUT="/dev/null")
+        == 0
+    )
+    assert log.read_text("utf-8").splitlines()[1].endswith(" wfx==0.1.0")
+
+
+def test_the_plan_step_runs_the_comment_script(
+    repository: Path, github: FakeGitHub, tmp_path: Path
+) -> None:
+    """The step as the runner runs it: the comment is created, the invalid file fails the
+    step, and the output says so."""
+    outputs = tmp_path / "outputs"
+    values = {
+        "inputs.github-token": "ghs_FromTheWorkflow0000",
+        "steps.install.outputs.python": sys.executable,
+        "inputs.base": "main",
+        "inputs.files": ACTION["inputs"]["files"]["default"],
+        "inputs.pull-request": "12",
+        "inputs.repository": "octo/shop",
+        "inputs.comment": "true",
+        "inputs.fail-on-invalid": "true",
+    }
+    code = run_step(steps()["plan"], values, repository, GITHUB_OUTPUT=str(outputs))
+    assert code == 2
+    (comment,) = [c for c in github.comments() if str(c["body"]).startswith(MARKER)]
+    assert "`jobs/new.wfx.yml`" in str(comment["body"])
+    assert {c["token"] for c in github.calls()} == {"ghs_FromTheWorkflow0000"}
+    assert outputs.read_text("utf-8") == "invalid=true\n"
+
+
+def test_docs_list_every_input_and_their_snippets_are_valid_yaml() -> None:
+    text = (ROOT / "docs" / "ci.md").read_text("utf-8")
+    documented = re.findall(r"^\| `([a-z-]+)` \| ", text, flags=re.MULTILINE)
+    assert documented == list(ACTION["inputs"])
+    snippets = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)
+    assert len(snippets) == 3
+    for snippet in snippets:
+        assert isinstance(yaml.safe_load(snippet), dict)
+    hooks = yaml.safe_load(snippets[2])["repos"][0]["hooks"]
+    declared = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text("utf-8"))
+    assert [h["id"] for h in hooks] == [h["id"] for h in declared]
