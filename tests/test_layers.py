@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),
     "events": ("wfx.runtime.events",),
     "runtime": ("wfx.runtime", "wfx.runtime."),
+    "whatif": ("wfx.whatif",),
     "render": ("wfx.render", "wfx.render."),
     "api": ("wfx.api",),
     "cli": ("wfx.cli", "wfx.cli_history", "wfx.__main__"),
@@ -43,9 +44,10 @@ ALLOWED: dict[str, set[str]] = {
     "plan": {"base", "expr", "model", "graph", "compiler"},
     "events": {"base", "model"},
     "runtime": {"base", "expr", "model", "graph", "events"},
-    "render": {"base", "expr", "model", "graph", "compiler", "plan", "events"},
+    "whatif": {"base", "expr", "model", "graph", "events", "runtime"},
+    "render": {"base", "expr", "model", "graph", "compiler", "plan", "events", "whatif"},
     "api": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan"}
-    | {"events", "runtime"},
+    | {"events", "runtime", "whatif"},
     "cli": set(LAYERS),
     "facade": {"base", "expr", "api"},
 }
@@ -59,7 +61,7 @@ EXTRA_EDGES: dict[tuple[str, str], str] = {
 RESTRICTED: dict[str, set[str]] = {
     "click": {"cli"},
     "rich": {"render", "cli"},
-    "anyio": {"runtime", "api"},
+    "anyio": {"runtime", "api", "whatif"},
     "subprocess": {"runtime"},
     "tempfile": {"runtime"},
     "shutil": {"runtime"},

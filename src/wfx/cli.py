@@ -182,6 +182,20 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Text: also each step's env, shell and provenance."
 )
+@click.option(
+    "--fail",
+    "fails",
+    multiple=True,
+    metavar="STEP[@N]",
+    help="What if STEP fails (at attempt N; default every attempt)? Repeatable.",
+)
+@click.option(
+    "--timeout",
+    "timeouts",
+    multiple=True,
+    metavar="STEP[@N]",
+    help="What if STEP times out (at attempt N; default every attempt)? Repeatable.",
+)
 def plan(
     file: str,
     assignments: tuple[str, ...],
@@ -189,6 +203,8 @@ def plan(
     output_format: str,
     base: str | None,
     verbose: bool,
+    fails: tuple[str, ...],
+    timeouts: tuple[str, ...],
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
     sys.dont_write_bytecode = True
@@ -200,8 +216,17 @@ def plan(
         given, spans = _gather_inputs(assignments, inputs_file)
         graph, the_plan = api.plan_file(file, given or None, spans)
         base_plan = api.plan_base(base, file, given or None) if base else None
+        if fails or timeouts:
+            _check_whatif_options(output_format, base)
+            result = api.what_if(graph, fails, timeouts)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    if fails or timeouts:
+        from wfx.render import whatif
+
+        renderers = {"text": whatif.render_text, "markdown": whatif.render_markdown}
+        click.echo(renderers.get(output_format, whatif.render_json)(result))
+        return
     if base is not None:
         _print_diff(base_plan, the_plan, output_format)
         return
@@ -222,6 +247,24 @@ def _check_plan_options(output_format: str, base: str | None) -> None:
                     None,
                     "use --format " + ", ".join(DIFF_FORMATS[:-1]) + f" or {DIFF_FORMATS[-1]}"
                     " with --diff, or drop --diff to draw the graph",
+                )
+            ]
+        )
+
+
+def _check_whatif_options(output_format: str, base: str | None) -> None:
+    """A what-if is shown as text, markdown or json, and is no diff."""
+    from wfx.diagnostics import DiagnosticsError, error
+
+    if base is not None or output_format not in ("text", "markdown", "json"):
+        shown = "--diff" if base is not None else f"--format {output_format}"
+        raise DiagnosticsError(
+            [
+                error(
+                    "cli.what-if",
+                    f"--fail/--timeout cannot be combined with {shown}",
+                    None,
+                    "a what-if is shown as --format text, markdown or json",
                 )
             ]
         )

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,11 @@ class RunOptions:
     does not close; None: this machine (a LocalExecutor the run starts and closes)."""
     executors: Mapping[str, Executor] = field(default_factory=dict)
     """Started executors by the names steps' `executor:` settings give (`local` needs none)."""
+    python_executor: Executor | None = None
+    """Where `uses: python:` attempts go; None: called in wfx's own process. The what-if
+    plan (wfx.whatif) sends them to its simulated executor."""
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    """How the wait before a retry passes; the what-if plan's is a simulated clock."""
 
 
 def new_run_id() -> str:
@@ -141,7 +146,9 @@ class _Run:
         secrets = SecretSet.from_environment((s.value for s in graph.workflow.secrets), base_env)
         self.state = RunState(graph, run_id, options.events or _ignore_event, secrets)
         self.local = LocalExecutor(environ=base_env, scratch=options.scratch)
-        self.executors = Executors(self.local, options.executor, options.executors)
+        self.executors = Executors(
+            self.local, options.executor, options.executors, options.python_executor
+        )
         self.workspace = options.workspace or _default_workspace(resume)
         self.contexts = RunContexts(self.state)
         self.scheduler = Scheduler(self.state, self.contexts)
@@ -152,6 +159,7 @@ class _Run:
             executors=self.executors,
             workspace=str(self.workspace),
             seed=options.seed,
+            sleep=options.sleep,
         )
         self.scheduler.runner = self.runner
         self.runner.scheduler = self.scheduler
