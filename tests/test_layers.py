@@ -27,8 +27,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "runtime": ("wfx.runtime", "wfx.runtime."),
     "whatif": ("wfx.whatif",),
     "render": ("wfx.render", "wfx.render."),
+    "export": ("wfx.export", "wfx.export."),
     "api": ("wfx.api",),
-    "cli": ("wfx.cli", "wfx.cli_history", "wfx.__main__"),
+    "cli": ("wfx.cli", "wfx.cli_history", "wfx.cli_export", "wfx.__main__"),
     "facade": ("wfx",),
 }
 
@@ -46,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": {"base", "expr", "model", "graph", "events"},
     "whatif": {"base", "expr", "model", "graph", "events", "runtime"},
     "render": {"base", "expr", "model", "graph", "compiler", "plan", "events", "whatif"},
+    "export": {"base", "expr", "model", "graph", "plan", "render"},
     "api": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan"}
     | {"events", "runtime", "whatif"},
     "cli": set(LAYERS),
