@@ -17,7 +17,7 @@ from wfx.exitcodes import EXIT_INVALID
 @click.option(
     "--to",
     "target",
-    type=click.Choice(["github-actions"]),
+    type=click.Choice(["github-actions", "argo"]),
     required=True,
     help="The engine to write a workflow for.",
 )
@@ -28,6 +28,12 @@ from wfx.exitcodes import EXIT_INVALID
     help="Write it even where the target cannot do what wfx does: a warning per loss.",
 )
 @click.option(
+    "--image",
+    default="ubuntu:24.04",
+    show_default=True,
+    help="Argo: the container image every step runs in.",
+)
+@click.option(
     "-o", "--output", "output", type=click.Path(dir_okay=False), help="Write here, not stdout."
 )
 def export(
@@ -36,6 +42,7 @@ def export(
     assignments: tuple[str, ...],
     inputs_file: str | None,
     allow_lossy: bool,
+    image: str,
     output: str | None,
 ) -> None:
     """Write FILE as a TARGET workflow, read from its plan; exit 2 if anything would be
@@ -51,7 +58,8 @@ def export(
         _, the_plan = api.plan_file(file, given or None, spans)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
-    exported = export_plan(plan_to_dict(the_plan), target)
+    options = {"image": image} if target == "argo" else {}
+    exported = export_plan(plan_to_dict(the_plan), target, **options)
     severity = Severity.WARNING if allow_lossy else Severity.ERROR
     found: list[Any] = [loss.diagnostic(the_plan.file, severity) for loss in exported.losses]
     if found:

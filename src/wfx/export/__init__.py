@@ -15,7 +15,7 @@ from typing import Any
 from wfx.diagnostics import Diagnostic, Severity, Span
 
 #: the targets `wfx export --to` knows
-TARGETS = ("github-actions",)
+TARGETS = ("github-actions", "argo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +84,15 @@ def _one_line(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ")
 
 
-def export_plan(plan: dict[str, Any], target: str) -> Exported:
-    """The plan (as `plan_to_dict` gives it) as a workflow of `target`, with its losses."""
+def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
+    """The plan (as `plan_to_dict` gives it) as a workflow of `target`, with its losses;
+    `options` are the target's own (Argo: `image`)."""
     if target == "github-actions":
         from wfx.export.github import export_github  # noqa: PLC0415 - each target on demand
 
         return export_github(plan)
+    if target == "argo":
+        from wfx.export.argo import export_argo  # noqa: PLC0415 - each target on demand
+
+        return export_argo(plan, **options)
     raise ValueError(f"unknown export target {target!r}")
