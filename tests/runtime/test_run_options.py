@@ -15,6 +15,10 @@ from wfx.runtime.journal import ResumeState
 from wfx.runtime.local import LocalExecutor
 
 
+async def _no_wait(seconds: float) -> None:
+    """A retry wait that does not wait (not anyio.sleep, the default)."""
+
+
 def _distinct_value(field: dataclasses.Field[Any]) -> Any:
     """A value for `field` that differs from its default (so a dropped field shows)."""
     values: dict[str, Any] = {
@@ -27,6 +31,8 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "scratch": Path("/nonexistent/scratch"),
         "executor": LocalExecutor(),
         "executors": {"elsewhere": LocalExecutor()},
+        "python_executor": LocalExecutor(),
+        "sleep": _no_wait,
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")
