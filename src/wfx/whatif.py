@@ -195,8 +195,14 @@ def _collect(
 
 
 def _notes(graph: ExecutionGraph, steps: tuple[StepOutcome, ...]) -> Iterable[str]:
-    """Where an outcome rests on a simulated value, say so."""
+    """Where an outcome rests on a simulated value or on the simulation's timing, say so."""
     ended = {s.id: s for s in steps}
+    for outcome in steps:
+        if outcome.status is StepStatus.CANCELLED:
+            yield (
+                f"`{outcome.id}` cancelled: the failure is taken to come while it still runs;"
+                " in a real run it may finish first"
+            )
     for node in graph.steps():
         condition = node.step.condition
         if condition is None or condition.expression is None:

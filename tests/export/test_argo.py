@@ -132,6 +132,9 @@ LOSSES = {
     "workspace": "{id: s, run: 'ls $WFX_WORKSPACE', timeout: 1m}",
     "kill-grace": "{id: s, run: 'true', timeout: 1m, killGrace: 3s}",
     "timeout": "{id: s, run: 'true', timeout: 1500ms}",
+    "max-parallel": "{id: s, maxParallel: 1, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
+    "outputs": "{id: s, run: 'print(1)', shell: 'python3 {0}', timeout: 1m}\n"
+    "  - {id: s_reader, run: 'echo ${{ steps.s.outputs.x }}', timeout: 1m}",
 }
 
 
@@ -140,14 +143,18 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsteps:\n  - {LOSSES[kind]}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    line = 1 if kind == "rollback" else 3
+    line = 1 if kind in ("rollback", "max-parallel") else 3
     assert f"{path}:{line}:1: error: [{kind}]" in refused.output, refused.output
 
 
+def _renamed(kind: str, step: str) -> str:
+    """A LOSSES step with ids of its own (`s` becomes `s_<kind>`), to put them all in one file."""
+    own = "s_" + kind.replace("-", "_")
+    return step.replace("id: s", "id: " + own).replace("steps.s.", f"steps.{own}.")
+
+
 def test_allow_lossy_output_is_still_valid_argo(tmp_path: Path) -> None:
-    steps = "".join(
-        f"  - {s.replace('id: s', 'id: s_' + k.replace('-', '_'))}\n" for k, s in LOSSES.items()
-    )
+    steps = "".join(f"  - {_renamed(kind, step)}\n" for kind, step in LOSSES.items())
     path = write(
         tmp_path, f"wfx: 1\ninputs: {{v: {{type: string, pattern: '^v'}}}}\nsteps:\n{steps}"
     )

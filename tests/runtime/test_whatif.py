@@ -179,6 +179,7 @@ def test_parallel_failure_cancels_the_running_siblings(tmp_path: Path) -> None:
     assert result.outcome("slow").status.value == "cancelled"
     assert result.outcome("publish").status.value == "skipped"
     assert result.outcome("quick").retry_waits == (0.05,)
+    assert any(n.startswith("`slow` cancelled: the failure is taken") for n in result.notes)
     assert result.compensation == ("prepare",)
 
 
