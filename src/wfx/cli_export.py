@@ -56,10 +56,10 @@ def export(
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
         _, the_plan = api.plan_file(file, given or None, spans)
+        options = {"image": image} if target == "argo" else {}
+        exported = export_plan(plan_to_dict(the_plan), target, **options)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
-    options = {"image": image} if target == "argo" else {}
-    exported = export_plan(plan_to_dict(the_plan), target, **options)
     severity = Severity.WARNING if allow_lossy else Severity.ERROR
     found: list[Any] = [loss.diagnostic(the_plan.file, severity) for loss in exported.losses]
     if found:

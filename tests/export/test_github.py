@@ -200,3 +200,10 @@ def test_every_example_exports_to_a_workflow_actionlint_accepts(tmp_path: Path) 
         assert result.exit_code == 0, (example, result.output)
         written.append(out)
     actionlint(*written)
+
+
+def test_an_invalid_workflow_is_diagnosed_not_exported(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - {id: a, needs: [nope], run: 'true'}\n")
+    result = export(path, "--allow-lossy")
+    assert result.exit_code == 2
+    assert "nope" in result.output and "jobs:" not in result.output

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from wfx.diagnostics import DiagnosticsError, error
 from wfx.export import Exported, Losses, header
 from wfx.export.expressions import Untranslatable, parse_expression
 from wfx.expr import ExpressionError, parse_template
@@ -80,9 +81,10 @@ class _ArgoExporter:
         try:
             from hera.workflows import models  # noqa: PLC0415 - an optional extra
         except ImportError as exc:  # pragma: no cover - the test extra installs it
-            raise RuntimeError(
-                f"export to Argo needs hera: pip install 'wfx[argo]' ({exc})"
-            ) from None
+            problem = error(
+                "export.hera", f"export to Argo needs hera ({exc})", None, "pip install 'wfx[argo]'"
+            )
+            raise DiagnosticsError([problem]) from None
         self.m = models
         self.plan = plan
         self.image = image
