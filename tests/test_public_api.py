@@ -129,6 +129,7 @@ def _names_for_annotations() -> dict[str, object]:
             "wfx.runtime.journal",
             "wfx.runtime.process",
             "wfx.source",
+            "wfx.whatif",
         )
     ]
     names: dict[str, object] = {}

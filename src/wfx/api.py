@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from wfx.runtime.process import Leftover
     from wfx.selection import Selection
     from wfx.source import SourceDocument
+    from wfx.whatif import WhatIf
 
 #: a value as JSON (and YAML) writes it: what inputs, outputs and expressions hold
 #: (read-only containers, so that a `dict[str, str]` is one too)
@@ -211,6 +212,16 @@ def plan_file(
 
     compilation = compile_file(path, inputs, input_spans, env_files=env_files)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
+
+
+def what_if(graph: ExecutionGraph, fails: Iterable[str], timeouts: Iterable[str] = ()) -> WhatIf:
+    """What a run of `graph` does when the steps `fails` names fail and those `timeouts`
+    names time out (`STEP` or `STEP@ATTEMPT`), decided by the engine in a simulation that
+    runs nothing (`wfx plan --fail`). Raises DiagnosticsError for a bad step name."""
+    from wfx.whatif import parse_failures
+    from wfx.whatif import what_if as simulate
+
+    return simulate(graph, parse_failures(graph, fails, timeouts))
 
 
 def plan(path: str | Path, inputs: InputValues | None = None) -> Plan:

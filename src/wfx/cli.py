@@ -45,6 +45,7 @@ class _LazyGroup(click.Group):
         "show": "wfx.cli_history:show",
         "logs": "wfx.cli_history:logs",
         "retry": "wfx.cli_redrive:retry",
+        "export": "wfx.cli_export:export",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -250,6 +251,20 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
     type=click.Path(file_okay=False),
     help="With --retry or --from: where the journal lives (default: $WFX_STATE_DIR, or .wfx/).",
 )
+@click.option(
+    "--fail",
+    "fails",
+    multiple=True,
+    metavar="STEP[@N]",
+    help="What if STEP fails (at attempt N; default every attempt)? Repeatable.",
+)
+@click.option(
+    "--timeout",
+    "timeouts",
+    multiple=True,
+    metavar="STEP[@N]",
+    help="What if STEP times out (at attempt N; default every attempt)? Repeatable.",
+)
 def plan(
     file: str,
     assignments: tuple[str, ...],
@@ -258,6 +273,8 @@ def plan(
     base: str | None,
     verbose: bool,
     env_files: tuple[str, ...],
+    fails: tuple[str, ...],
+    timeouts: tuple[str, ...],
     **chosen: Any,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
@@ -278,8 +295,17 @@ def plan(
         else:
             graph, the_plan = api.plan_file(file, given or None, spans, env_files=env_files)
         base_plan = api.plan_base(base, file, given or None) if base else None
+        if fails or timeouts:
+            _check_whatif_options(output_format, base)
+            result = api.what_if(graph, fails, timeouts)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+    if fails or timeouts:
+        from wfx.render import whatif
+
+        renderers = {"text": whatif.render_text, "markdown": whatif.render_markdown}
+        click.echo(renderers.get(output_format, whatif.render_json)(result))
+        return
     if base is not None:
         _print_diff(base_plan, the_plan, output_format)
         return
@@ -300,6 +326,24 @@ def _check_plan_options(output_format: str, base: str | None) -> None:
                     None,
                     "use --format " + ", ".join(DIFF_FORMATS[:-1]) + f" or {DIFF_FORMATS[-1]}"
                     " with --diff, or drop --diff to draw the graph",
+                )
+            ]
+        )
+
+
+def _check_whatif_options(output_format: str, base: str | None) -> None:
+    """A what-if is shown as text, markdown or json, and is no diff."""
+    from wfx.diagnostics import DiagnosticsError, error
+
+    if base is not None or output_format not in ("text", "markdown", "json"):
+        shown = "--diff" if base is not None else f"--format {output_format}"
+        raise DiagnosticsError(
+            [
+                error(
+                    "cli.what-if",
+                    f"--fail/--timeout cannot be combined with {shown}",
+                    None,
+                    "a what-if is shown as --format text, markdown or json",
                 )
             ]
         )

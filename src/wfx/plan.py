@@ -22,7 +22,7 @@ from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, t
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
 from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
-from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
+from wfx.model import Action, Condition, Input, OnError, Step, StepId, StepKind, Workflow
 
 PLAN_VERSION = 1
 
@@ -98,6 +98,10 @@ class PlannedAction:
     shell: str | None
     working_directory: str | None
     timeout: float | None
+    source: Mapping[str, Any] = field(default_factory=dict)
+    """The action as written, each `${{ }}` kept as an expression (no value in place):
+    `run`, `cmd`, `env` (the whole chain, in layering order), `workingDirectory`, for
+    exporters that must pass values to another engine's expressions (wfx.export)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +180,10 @@ class Plan:
     """How the top-level steps run together: the workflow root is a group."""
     concurrency: Mapping[str, str] | None = None
     """The run's concurrency group resolved from the inputs: `{"group": …, "mode": …}`."""
+    input_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Each declared input: type, default (if any), required, enum, pattern, description."""
+    env_source: Mapping[str, str] = field(default_factory=dict)
+    """The workflow's `env` as written, each `${{ }}` kept as an expression."""
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -226,6 +234,8 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
         groups={g.id: g for g in _groups(graph)},
         concurrency=_concurrency(graph),
+        input_specs={i.name: _input_spec(i) for i in workflow.inputs},
+        env_source={name: _template_source(t) for name, t in workflow.env.items()},
     )
 
 
@@ -235,6 +245,19 @@ def _concurrency(graph: ExecutionGraph) -> dict[str, str] | None:
         return None
     group = concurrency_group(graph.workflow, graph.inputs)
     return {"group": group or "", "mode": concurrency.mode.value}
+
+
+def _input_spec(declared: Input) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": declared.type.value, "required": declared.required}
+    if declared.has_default:
+        spec["default"] = declared.default
+    if declared.enum is not None:
+        spec["enum"] = list(declared.enum)
+    if declared.pattern is not None:
+        spec["pattern"] = declared.pattern
+    if declared.description:
+        spec["description"] = declared.description
+    return spec
 
 
 def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
@@ -384,6 +407,16 @@ class _Planner:
             shown_env.update(added)
             own_env.update(added)
         process = action.kind is not StepKind.USES
+        source_env = {name: _template_source(t.value) for name, t in settings.env.items()}
+        if rollback:
+            source_env.update({name: _template_source(t) for name, t in action.env.items()})
+        source: dict[str, Any] = {"env": source_env if process else {}}
+        if action.run is not None:
+            source["run"] = _template_source(action.run)
+        if action.cmd:
+            source["cmd"] = [_template_source(t) for t in action.cmd]
+        if directory is not None and process:
+            source["workingDirectory"] = _template_source(directory)
         return PlannedAction(
             kind=action.kind,
             name=action.name,
@@ -398,6 +431,7 @@ class _Planner:
                 None if directory is None or not process else self.display(directory, env)
             ),
             timeout=None if timeout is None else float(timeout),
+            source=source,
         )
 
     def display(self, template: Template, env: Mapping[str, Any]) -> str:

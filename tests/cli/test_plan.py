@@ -255,6 +255,10 @@ def test_json_plan_carries_every_action_for_exporters(tmp_path: Path) -> None:
     assert plan["description"] == "Ships the app."
     assert plan["inputDescriptions"] == {"target": "Where to ship"}
     ship = plan["steps"]["ship"]
+    source = ship["action"].pop("source")  # as written, for exporters (wfx export)
+    assert source["run"].startswith("./ship --to ${{ inputs.target }} --token ${{ secrets.TOKEN }}")
+    assert source["env"] == {"TARGET": "${{ inputs.target }}", "MODE": "fast=${{ inputs.fast }}"}
+    assert ship["rollbackAction"].pop("source")["cmd"] == ["./unship", "${{ env.TARGET }}"]
     assert ship["action"] == {
         "kind": "run",
         "name": None,

@@ -18,6 +18,10 @@ from wfx.runtime.local import LocalExecutor
 from wfx.selection import Selection
 
 
+async def _no_wait(seconds: float) -> None:
+    """A retry wait that does not wait (not anyio.sleep, the default)."""
+
+
 def _distinct_value(field: dataclasses.Field[Any]) -> Any:
     """A value for `field` that differs from its default (so a dropped field shows)."""
     values: dict[str, Any] = {
@@ -33,6 +37,8 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "selection": Selection({}, "run-redriven"),
         "kept": {"build": StepRecord.__new__(StepRecord)},
         "concurrency": Gate(Path("/nonexistent/state"), "group", ConcurrencyMode.QUEUE),
+        "python_executor": LocalExecutor(),
+        "sleep": _no_wait,
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")

@@ -59,6 +59,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "criticalPath": plan.critical_path,
         "worstCaseSeconds": plan.worst_case_seconds,
         "warnings": json.loads(as_json(plan.warnings)),
+        "inputSpecs": {k: json_value(v) for k, v in plan.input_specs.items()},
+        "envSource": dict(plan.env_source),
     }
 
 
@@ -138,6 +140,7 @@ def action_to_dict(action: PlannedAction | None) -> dict[str, Any] | None:
         shell=action.shell,
         workingDirectory=action.working_directory,
         timeout=action.timeout,
+        source=dict(action.source),
     )
     return record
 

@@ -95,13 +95,16 @@ class ActionError(WfxError):
 
 async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | None) -> Attempt:
     """Run one attempt of `action`: a `run` or `cmd` step on `executor`, a Python step
-    here, in-process, whatever the executor (None for it). Never raises for a failure of
-    the step itself."""
+    here, in-process (executor None), or on the executor a run gives Python steps (the
+    what-if plan's simulation). Never raises for a failure of the step itself."""
     try:
         if action.kind is StepKind.USES:
-            return await _run_python(action, setup)
-        assert executor is not None
-        request = attempt_request(action, setup)
+            if executor is None:
+                return await _run_python(action, setup)
+            request = python_request(action, setup)
+        else:
+            assert executor is not None
+            request = attempt_request(action, setup)
     except ExpressionError as exc:
         return rendering_failed(exc, _RENDERED[action.kind])
     except ActionError as exc:
@@ -110,6 +113,20 @@ async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | 
         return await executor.run_attempt(request, setup.on_output)
     except ExecutorError as exc:
         return Attempt(StepStatus.FAILED, reason=f"executor `{executor.name}`: {exc}")
+
+
+def python_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
+    """A Python step's attempt as a request, for an executor that stands in for Python
+    steps (the what-if plan's): it names the callable; nothing of it is rendered."""
+    key = setup.key or f"-:{setup.step_id}:{setup.attempt}"
+    return AttemptRequest(
+        key=key,
+        argv=(action.uses or "",),
+        env={},
+        cwd=setup.cwd,
+        timeout=setup.timeout,
+        kill_grace=setup.kill_grace,
+    )
 
 
 #: what a rendering error of each kind of action failed to render

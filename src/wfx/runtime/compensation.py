@@ -82,7 +82,9 @@ class Compensator:
                 env={**setup.env, **{k: render_text(t, contexts) for k, t in rollback.env.items()}},
             )
             try:
-                result = await run_attempt(rollback, setup, self.runner.executors.of(node))
+                result = await run_attempt(
+                    rollback, setup, self.runner.executors.of_action(node, rollback)
+                )
             finally:
                 flush(setup)
         except ExpressionError as exc:

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,11 @@ class RunOptions:
     """The run's place in its concurrency group, entered (`Gate.enter`) but not yet its
     turn: the run waits for it before its first step, and leaves the group when it ends.
     None: the run is in no group."""
+    python_executor: Executor | None = None
+    """Where `uses: python:` attempts go; None: called in wfx's own process. The what-if
+    plan (wfx.whatif) sends them to its simulated executor."""
+    sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+    """How the wait before a retry passes; the what-if plan's is a simulated clock."""
 
 
 def new_run_id() -> str:
@@ -156,7 +161,9 @@ class _Run:
         )
         self.state = RunState(graph, run_id, options.events or _ignore_event, secrets)
         self.local = LocalExecutor(environ=base_env, scratch=options.scratch)
-        self.executors = Executors(self.local, options.executor, options.executors)
+        self.executors = Executors(
+            self.local, options.executor, options.executors, options.python_executor
+        )
         self.workspace = options.workspace or _default_workspace(resume)
         self.contexts = RunContexts(self.state)
         self.scheduler = Scheduler(self.state, self.contexts)
@@ -167,6 +174,7 @@ class _Run:
             executors=self.executors,
             workspace=str(self.workspace),
             seed=options.seed,
+            sleep=options.sleep,
         )
         self.scheduler.runner = self.runner
         self.runner.scheduler = self.scheduler

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from wfx.graph import ExecutionGraph, Node, Origin, Setting
-from wfx.model import StepKind
+from wfx.model import Action, StepKind
 from wfx.runtime.actions import Attempt
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, Executor, OutputSink
@@ -50,8 +50,11 @@ class Executors:
         local: Executor,
         default: Executor | None = None,
         named: Mapping[str, Executor] | None = None,
+        python: Executor | None = None,
     ) -> None:
         self.local = local
+        self.python = python
+        """Where `uses: python:` attempts go; None: called in wfx's own process."""
         self.run_has_executor = default is not None
         # `--executor local` is this run's own local executor (its scratch, its env)
         self.default = local if default is None or default.name == LOCAL else default
@@ -66,6 +69,10 @@ class Executors:
         if name is None:
             return self.default
         return self.named.get(name) or _Unopened(name)
+
+    def of_action(self, node: Node, action: Action) -> Executor | None:
+        """The executor of one of `node`'s actions (its step's or its rollback's)."""
+        return self.python if action.kind is StepKind.USES else self.of(node)
 
     def all(self) -> list[Executor]:
         """Every executor of the run, each once."""

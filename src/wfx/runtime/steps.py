@@ -8,7 +8,7 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,8 +109,11 @@ class StepRunner:
         executors: Executors,
         workspace: str,
         seed: int | None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self.run = run
+        self.sleep = sleep
+        """How the wait before a retry passes (the what-if plan's is a simulated clock)."""
         self.contexts = contexts
         self.scheduler: Scheduler | None = None
         self.actions = actions
@@ -169,7 +172,7 @@ class StepRunner:
                     result.where,
                 )
             )
-            await anyio.sleep(delay)
+            await self.sleep(delay)
         self._record(node, state, result)
 
     async def _attempt(
@@ -188,7 +191,8 @@ class StepRunner:
             setup.timeout = bound
         process = action.kind is not StepKind.USES
         try:
-            return await run_attempt(action, setup, self.executors.of(node) if process else None)
+            executor = self.executors.of(node) if process else self.executors.python
+            return await run_attempt(action, setup, executor)
         finally:
             flush(setup)
 

@@ -1,0 +1,98 @@
+"""Export: a workflow's plan as another engine's workflow (`wfx export`).
+
+An exporter reads the plan (the JSON contract of `wfx plan --format json`, built by
+render/plan_json.py), never the YAML a second time. What the target cannot express
+faithfully is a Loss, with the step and its line: `wfx export` refuses to write a lossy
+result (exit 2) unless `--allow-lossy`, and then says each loss on stderr and in a
+comment at the top of the output. Never silent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from wfx.diagnostics import Diagnostic, Severity, Span
+
+#: the targets `wfx export --to` knows
+TARGETS = ("github-actions", "argo")
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """One thing the target cannot express as wfx means it."""
+
+    kind: str
+    """A short name of what is lost: `retries`, `jitter`, `rollback`, `python`..."""
+    message: str
+    step: str | None = None
+    line: int | None = None
+
+    def diagnostic(self, file: str, severity: Severity) -> Diagnostic:
+        """The loss as an error (no `--allow-lossy`) or a warning, at its step's line."""
+        where = f"step `{self.step}`: " if self.step else ""
+        span = Span(file, self.line or 1, 1)
+        hint = "pass --allow-lossy to export anyway, with this loss written as a comment"
+        return Diagnostic(
+            severity,
+            f"export.{self.kind}",
+            f"[{self.kind}] {where}{self.message}",
+            span,
+            hint if severity is Severity.ERROR else None,
+        )
+
+    def comment(self) -> str:
+        """The loss as one line of the output's header comment."""
+        where = f"step `{self.step}` (line {self.line}): " if self.step else ""
+        return f"[{self.kind}] {where}{self.message}"
+
+
+@dataclass
+class Losses:
+    """The losses an exporter finds, in the order found."""
+
+    found: list[Loss] = field(default_factory=list)
+
+    def add(self, kind: str, message: str, step: Any = None) -> None:
+        """Record a loss (once); `step` is the plan's step record (with `id`, `line`)."""
+        if step is None:
+            loss = Loss(kind, message)
+        else:
+            loss = Loss(kind, message, str(step["id"]), int(step["line"]))
+        if loss not in self.found:
+            self.found.append(loss)
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """The target's workflow as text, and every loss in it."""
+
+    text: str
+    losses: tuple[Loss, ...]
+
+
+def header(target: str, file: str, losses: tuple[Loss, ...]) -> str:
+    """The comment every exported file starts with: where it came from, what was lost."""
+    lines = [f"# Exported by `wfx export --to {target}` from {file}; edit the wfx workflow."]
+    if losses:
+        lines.append("# LOSSY: what this file does differently from the wfx workflow:")
+        lines += [f"#   - {loss.comment()}" for loss in losses]
+    return "\n".join(_one_line(line) for line in lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
+    """The plan (as `plan_to_dict` gives it) as a workflow of `target`, with its losses;
+    `options` are the target's own (Argo: `image`)."""
+    if target == "github-actions":
+        from wfx.export.github import export_github  # noqa: PLC0415 - each target on demand
+
+        return export_github(plan)
+    if target == "argo":
+        from wfx.export.argo import export_argo  # noqa: PLC0415 - each target on demand
+
+        return export_argo(plan, **options)
+    raise ValueError(f"unknown export target {target!r}")

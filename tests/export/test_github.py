@@ -1,0 +1,209 @@
+"""`wfx export --to github-actions`: the mapping, every loss kind (an error with the step's
+line, or with --allow-lossy a warning and a comment), and every output checked by the real
+actionlint."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from wfx.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+ACTIONLINT = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
+
+
+def export(path: Path, *args: str) -> Any:
+    return CliRunner().invoke(cli, ["export", str(path), "--to", "github-actions", *args])
+
+
+def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def actionlint(*files: Path) -> None:
+    """The real actionlint accepts every file (shellcheck is not asked: not installed)."""
+    done = subprocess.run(
+        [ACTIONLINT, "-no-color", "-shellcheck=", "-pyflakes=", *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+LOSSLESS = """
+wfx: 1
+name: Release
+inputs:
+  environment: {type: choice, enum: [dev, prd], default: dev, description: Where}
+  dry: {type: boolean, default: false}
+secrets: [TOKEN]
+env:
+  TARGET: ${{ inputs.environment }}
+steps:
+  - id: build
+    timeout: 2m
+    run: |
+      echo "building for $TARGET"
+      echo "version=1.2.3" >> "$WFX_OUTPUT"
+  - id: checks
+    type: parallel
+    steps:
+      - {id: unit, cmd: [echo, "unit ${{ inputs.environment }}"], timeout: 1m}
+      - {id: lint, run: echo lint, onError: continue, timeout: 1m}
+  - id: publish
+    condition: ${{ inputs.environment == 'prd' && !inputs.dry }}
+    env: {TOKEN: "${{ secrets.TOKEN }}"}
+    timeout: 5m
+    run: echo "publishing ${{ steps.build.outputs.version }} to ${{ inputs.environment }}"
+finally:
+  - {id: notify, condition: "${{ failure() }}", run: echo failed, timeout: 1m}
+"""
+
+
+def test_a_faithful_workflow_maps_without_loss(tmp_path: Path) -> None:
+    path = write(tmp_path, LOSSLESS)
+    result = export(path, "-o", str(tmp_path / "out.yml"))
+    assert result.exit_code == 0, result.output
+    assert result.output == ""  # no loss, no warning
+    text = (tmp_path / "out.yml").read_text()
+    assert "LOSSY" not in text
+    actionlint(tmp_path / "out.yml")
+    document = yaml.safe_load(text)
+    inputs = document["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"] == {
+        "type": "choice",
+        "description": "Where",
+        "required": False,
+        "default": "dev",
+        "options": ["dev", "prd"],
+    }
+    assert inputs["dry"]["type"] == "boolean"
+    assert document["env"] == {"TARGET": "${{ inputs.environment }}"}
+    jobs = document["jobs"]
+    assert list(jobs) == ["build", "unit", "lint", "publish", "notify"]
+    assert jobs["unit"]["needs"] == ["build"] and jobs["lint"]["needs"] == ["build"]
+    assert jobs["publish"]["needs"] == ["unit", "lint", "build"]
+    assert jobs["publish"]["if"] == "${{ inputs.environment == 'prd' && !inputs.dry }}"
+    assert jobs["build"]["timeout-minutes"] == 2
+    assert jobs["lint"]["continue-on-error"] is True
+    assert jobs["build"]["outputs"] == {"version": "${{ steps.run.outputs.version }}"}
+    run = jobs["publish"]["steps"][1]
+    assert run["env"]["TOKEN"] == "${{ secrets.TOKEN }}"
+    assert run["env"]["WFX_EXPR_1"] == "${{ needs.build.outputs.version }}"
+    assert run["env"]["WFX_EXPR_2"] == "${{ inputs.environment }}"
+    assert "${{" not in run["run"]  # values reach the script as data, never as code
+    assert jobs["unit"]["steps"][1]["run"] == 'exec echo "$WFX_ARG_2"'
+    assert jobs["notify"]["if"] == "${{ failure() }}"
+    assert jobs["notify"]["needs"] == ["build", "unit", "lint", "publish"]
+
+
+def test_values_never_become_script_text(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        inputs: {title: {type: string, default: "x"}}
+        steps:
+          - {id: a, run: 'echo "${{ inputs.title }}"; echo ${{ inputs.title }}', timeout: 1m}
+        """,
+    )
+    result = export(path)
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load(result.output)
+    script = document["jobs"]["a"]["steps"][1]["run"]
+    assert "inputs.title" not in script and "WFX_EXPR_1" in script
+
+
+#: each kind of loss, and a workflow that has it (at the line named)
+LOSSES = {
+    "retries": ("{id: s, run: 'true', timeout: 1m, retries: {max: 2, delay: 1s}}", 4),
+    "jitter": ("{id: s, run: 'true', timeout: 1m, retries: {max: 2, delay: 1s, jitter: 0.5}}", 4),
+    "timeout": ("{id: s, run: 'true', timeout: 90s}", 4),
+    "kill-grace": ("{id: s, run: 'true', timeout: 1m, killGrace: 3s}", 4),
+    "python": ("{id: s, uses: 'python:tools:go', timeout: 1m}", 4),
+    "expression": ("{id: s, run: 'echo ${{ case(true, 1, 2) }}', timeout: 1m}", 4),
+    "secret-condition": (
+        "{id: s, run: 'true', timeout: 1m, condition: '${{ secrets.T != 1 }}'}",
+        4,
+    ),
+    "rollback": ("{id: s, run: 'true', timeout: 1m, rollback: {run: 'true'}}", None),
+    "workspace": ("{id: s, run: 'ls $WFX_WORKSPACE', timeout: 1m}", 4),
+    "status-function": ("{id: s, run: 'true', timeout: 1m, condition: '${{ failure() }}'}", 4),
+    "env-order": ("{id: s, run: 'true', timeout: 1m, env: {A: x, B: '${{ env.A }}'}}", 4),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(LOSSES))
+def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> None:
+    step, line = LOSSES[kind]
+    path = write(tmp_path, f"wfx: 1\nsecrets: [T]\nsteps:\n  - {step}\n")
+    refused = export(path)
+    assert refused.exit_code == 2
+    where = f"{path}:{line or 1}:1: error"
+    assert where in refused.output, refused.output
+    assert f"error: [{kind}]" in refused.output
+
+
+def test_workflow_level_losses(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        timeout: 10m
+        maxParallel: 2
+        inputs: {v: {type: string, pattern: '^v', default: v1}}
+        steps:
+          - {id: s, run: 'true', timeout: 1m}
+        """,
+    )
+    refused = export(path)
+    assert refused.exit_code == 2
+    for text in ("workflow `timeout`", "`maxParallel`", "its `pattern`"):
+        assert text in refused.output
+
+
+def test_allow_lossy_warns_per_loss_and_comments_the_output(tmp_path: Path) -> None:
+    steps = "".join(
+        f"  - {s.replace('id: s', 'id: s_' + k.replace('-', '_'))}\n"
+        for k, (s, _) in LOSSES.items()
+    )
+    path = write(tmp_path, f"wfx: 1\nsecrets: [T]\nsteps:\n{steps}")
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    header = text.split("\nname:", 1)[0]
+    for kind in LOSSES:
+        assert f"[{kind}]" in header
+    assert result.output.count("warning:") == header.count("#   - ")
+    actionlint(out)
+
+
+def test_every_example_exports_to_a_workflow_actionlint_accepts(tmp_path: Path) -> None:
+    written = []
+    for example in EXAMPLES:
+        out = tmp_path / (example.stem + ".yml")
+        result = export(example, "--allow-lossy", "-o", str(out))
+        assert result.exit_code == 0, (example, result.output)
+        written.append(out)
+    actionlint(*written)
+
+
+def test_an_invalid_workflow_is_diagnosed_not_exported(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - {id: a, needs: [nope], run: 'true'}\n")
+    result = export(path, "--allow-lossy")
+    assert result.exit_code == 2
+    assert "nope" in result.output and "jobs:" not in result.output
