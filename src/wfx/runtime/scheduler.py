@@ -245,7 +245,7 @@ class Scheduler:
                     return
                 self._announce(end, attempt, delay, reason, undone, members)
                 self._reset(end, members, attempt + 1)
-                await anyio.sleep(delay)
+                await self.runner.sleep(delay)  # the what-if plan's is a simulated clock
             finally:
                 self.scopes.pop(end.index, None)
                 self.running.pop(end.index, None)
