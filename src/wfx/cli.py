@@ -557,7 +557,7 @@ def _execute(graph: Any, file: str, how: _Presentation, journal: Any, state: Any
                 _fail_with(exc.diagnostics, {}, "text")
         run_line, step_lines = summary_from_events(collected)
         if not how.quiet:
-            console.print(summary_table(step_lines))
+            console.print(summary_table(step_lines), soft_wrap=True)
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))
     sys.exit(result.exit_code)
