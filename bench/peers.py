@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "bench" / "peers"
 TOOLS = ("make", "task-bintrue", "doit", "wfx")
+DEPS_FLOOR = "floor:python import yaml,jsonschema,lark,anyio,rich,click"
 HEADERS = ("make", "go-task (/bin/true)", "doit", "wfx", "floor")
 
 
@@ -41,7 +42,7 @@ class Results:
         return self.wall.get((workload, tool), math.nan)
 
     def marginal(self, workload: str, tool: str) -> float:
-        """Seconds per step beyond start-up: (workload − w0) / (N − 1)."""
+        """Seconds per step beyond start-up: (workload - w0) / (N - 1)."""
         n = self.steps.get((workload, tool), 0)
         return (self.get(workload, tool) - self.get("w0", tool)) / (n - 1) if n > 1 else math.nan
 
@@ -96,9 +97,9 @@ def table(r: Results) -> list[list[str]]:
         f"asyncio {_rate(1 / floor_p[2])}",
         f"asyncio {_rate(1 / floor_p[8])}",
         "1.00 (ideal)",
-        f"imports of the deps {_ms(r.get('w4', 'floor:python import yaml,jsonschema,lark,anyio,rich,click'))}",
+        f"imports of the deps {_ms(r.get('w4', DEPS_FLOOR))}",
     ]
-    return [row + [floor] for row, floor in zip(rows, floors, strict=True)]
+    return [[*row, floor] for row, floor in zip(rows, floors, strict=True)]
 
 
 Goal = tuple[str, Callable[[Results], tuple[float, float]], str]
@@ -141,6 +142,9 @@ def verdicts(r: Results) -> list[str]:
         mine, bound = figures(r)
         if math.isnan(mine) or math.isnan(bound):
             lines.append(f"- {words}: not measured")
+            continue
+        if mine <= 0 or bound <= 0:  # a marginal below zero: w0 ran slower than w1
+            lines.append(f"- {words}: too noisy to judge (wfx {mine:.4g}, bound {bound:.4g})")
             continue
         met = mine <= bound if comparison == "<=" else mine >= bound
         lines.append(

@@ -80,7 +80,11 @@ def _run(world: Path, script: str, env: dict[str, str], cwd: Path, direct: bool)
 
     outcome = anyio.run(go)
     through_bash = log.exists()
-    return (outcome.returncode, outcome.signal, lines), through_bash  # type: ignore[attr-defined]
+    # each stream in its order (the two are read concurrently: no order between them)
+    streams = {
+        name: [text for stream, text in lines if stream == name] for name in ("stdout", "stderr")
+    }
+    return (outcome.returncode, outcome.signal, streams), through_bash  # type: ignore[attr-defined]
 
 
 #: (script, extra environment, working directory under the world, runs without bash)

@@ -12,10 +12,12 @@ environment, exported functions.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 
 #: environment variables that make bash do more than exec the command
 _BASH_SETTINGS = frozenset({"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "EXECIGNORE"})
@@ -32,7 +34,7 @@ def direct_exec(
 ) -> tuple[str, dict[str, str]] | None:
     """The program to exec for `words` and the environment bash would have given it, or
     None when only bash itself can reproduce what it would do."""
-    if any(name in _BASH_SETTINGS or name.startswith("BASH_FUNC_") for name in env):
+    if not _BASH_SETTINGS.isdisjoint(env) or any(map(str.startswith, env, repeat("BASH_FUNC_"))):
         return None
     level = _shell_level(env.get("SHLVL"))
     if level is None:
@@ -77,11 +79,10 @@ def _find_program(name: str, env: Mapping[str, str], here: str) -> str | None:
 
 
 def _is_executable(path: str) -> bool:
-    try:
-        info = os.stat(path)
+    try:  # access() first: one system call rules out each PATH entry without the name
+        return os.access(path, os.X_OK) and stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
         return False
-    return stat.S_ISREG(info.st_mode) and os.access(path, os.X_OK)
 
 
 def _logical_directory(pwd: str | None, here: str) -> str:
@@ -93,4 +94,11 @@ def _logical_directory(pwd: str | None, here: str) -> str:
                 return pwd
         except (OSError, ValueError):
             pass
-    return os.path.realpath(here)
+    return _physical(here)
+
+
+@functools.lru_cache(maxsize=64)
+def _physical(directory: str) -> str:
+    """The directory's path without symbolic links (what getcwd() returns in it); cached,
+    since every step of a run usually starts in the same few directories."""
+    return os.path.realpath(directory)
