@@ -83,15 +83,18 @@ def compile_file(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    cache: str | Path | None = None,
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
     Model problems (bad expressions) and compiler problems are reported together.
+    `cache`: a state directory whose model cache may spare reading and checking the file
+    again (see wfx.runtime.modelcache; `remember_model` fills it); None reads the file
+    afresh.
     """
-    from wfx import model
     from wfx.compiler import compile_workflow
 
-    workflow, problems = model.build_with_problems(load_document(path))
+    workflow, problems = checked_model(path, cache)
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -99,6 +102,32 @@ def compile_file(
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
     return compilation
+
+
+def checked_model(
+    path: str | Path, cache: str | Path | None = None
+) -> tuple[Workflow, list[Diagnostic]]:
+    """The model of the workflow at `path` and the problems found building it, taken from
+    the model cache in the state directory `cache` when it holds the file as it is now."""
+    if cache is not None:
+        from wfx.runtime.modelcache import ModelCache
+
+        store = ModelCache.at(cache)
+        if store is not None and (hit := store.load(path, None)) is not None:
+            return hit.workflow, hit.problems
+    from wfx import model
+
+    return model.build_with_problems(load_document(path))
+
+
+def remember_model(path: str | Path, cache: str | Path, workflow: Workflow) -> None:
+    """Keep the model of the workflow at `path`, which compiled without errors, in the
+    model cache of the state directory `cache` (unless it came from there)."""
+    from wfx.runtime.modelcache import CachedModel, ModelCache
+
+    store = ModelCache.at(cache)
+    if store is not None:
+        store.store(path, None, CachedModel(workflow, []))
 
 
 def validate(paths: str | Path | Sequence[str | Path], inputs: InputValues | None = None) -> Report:
@@ -188,11 +217,14 @@ def plan_file(
     path: str | Path,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    cache: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Plan]:
-    """Compile and plan a workflow without side effects; return (graph, plan)."""
+    """Compile and plan a workflow without side effects; return (graph, plan). `cache`: a
+    state directory whose model cache is read (never written)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans)
+    compilation = compile_file(path, inputs, input_spans, cache=cache)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 

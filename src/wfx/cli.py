@@ -198,7 +198,7 @@ def plan(
     try:
         _check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        graph, the_plan = api.plan_file(file, given or None, spans, cache=_cache_dir())
         base_plan = api.plan_base(base, file, given or None) if base else None
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
@@ -206,6 +206,13 @@ def plan(
         _print_diff(base_plan, the_plan, output_format)
         return
     _print_plan(graph, the_plan, output_format, verbose)
+
+
+def _cache_dir(explicit: str | None = None) -> Path:
+    """The state directory whose model cache spares reading an unchanged workflow again."""
+    from wfx.runtime.statedir import state_dir
+
+    return state_dir(explicit).path
 
 
 def _check_plan_options(output_format: str, base: str | None) -> None:
@@ -397,13 +404,16 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph = api.compile_file(file, given or None, spans).graph
+        cache = _cache_dir(how.state_dir) if how.journal else None
+        graph = api.compile_file(file, given or None, spans, cache=cache).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, api.check([file]).sources, "text")
     _check_paths(how)
     with _journal_for(how) as journal:
+        if cache is not None and journal is not None:
+            api.remember_model(file, cache, graph.workflow)
         state = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
@@ -437,7 +447,7 @@ def _usage_error(message: str) -> Any:
 def _check_paths(how: _Presentation) -> None:
     """Exit 2 when a path an option names cannot be used: before any run is recorded."""
     from wfx import api
-    from wfx.runtime.journal import state_dir
+    from wfx.runtime.statedir import state_dir
 
     directories: dict[str, str | Path | None] = {"--workspace": how.workspace}
     if how.journal:
@@ -456,7 +466,8 @@ def _journal_for(how: _Presentation) -> Iterator[Any]:
     if not how.journal:
         yield None
         return
-    from wfx.runtime.journal import Journal, state_dir
+    from wfx.runtime.journal import Journal
+    from wfx.runtime.statedir import state_dir
 
     journal = Journal(state_dir(how.state_dir).database)
     try:

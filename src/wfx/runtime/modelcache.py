@@ -49,6 +49,8 @@ MAX_ENTRIES = 256
 #: bump when the entry layout changes
 _FORMAT = b"wfx-model-cache-1"
 _DIGEST = hashlib.sha256().digest_size
+#: the entries this process was served: storing them again would only rewrite them
+_SERVED: set[Path] = set()
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,15 @@ class ModelCache:
         """The model stored for the file at `path` as it is now, or None (a miss)."""
         try:
             key = _entry_key(path, root)
+            _SERVED.discard(self.directory / key)
             signed = (self.directory / key).read_bytes()
             payload = _verified(signed)
             if payload is None:
                 return None
-            entry = pickle.loads(payload)
+            entry = pickle.loads(payload)  # only after the signature says this user wrote it
             if not _unchanged(entry["files"]):
                 return None
+            _SERVED.add(self.directory / key)
             return CachedModel(entry["workflow"], list(entry["problems"]))
         except Exception:
             return None
@@ -99,6 +103,8 @@ class ModelCache:
         built from. Never fails: a cache that cannot be written is no cache."""
         with contextlib.suppress(Exception):
             key = _entry_key(path, root)
+            if self.directory / key in _SERVED:
+                return
             files = [(str(Path(f).resolve()), _file_hash(f)) for f in other_files]
             entry = {"workflow": model.workflow, "problems": model.problems, "files": files}
             payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
