@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench grammar clean
+.PHONY: demo test lint typecheck unit bench bench-peers grammar clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("wfx needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -41,6 +41,10 @@ grammar: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/run.py
+
+## bench-peers: wfx beside make, go-task and doit as users run them (../shared/bench/peers)
+bench-peers: $(STAMP)
+	$(BIN)/python bench/peers.py --runs 5 --warmup 1
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

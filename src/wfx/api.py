@@ -87,27 +87,70 @@ def compile_file(
     *,
     require_inputs: bool = True,
     env_files: Sequence[str | Path] = (),
+    cache: str | Path | None = None,
+    on_fresh_model: Callable[[Workflow], None] | None = None,
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
     The env files it names and `env_files` (`--env-file`) are read here. Model problems
     (bad expressions), env file problems and compiler problems are reported together.
+    `cache`: a state directory whose model cache may spare reading and checking the file
+    again (see wfx.runtime.modelcache); None reads the file afresh. `on_fresh_model` is
+    given the model when it was not in the cache and had no problems (before the env
+    files are read into it: what `remember_model` may keep).
     """
-    from wfx import envfile, model
+    from wfx import envfile
     from wfx.compiler import compile_workflow
 
-    workflow, problems = model.build_with_problems(load_document(path))
+    checked, problems, fresh = _model_and_origin(path, cache)
     try:
-        workflow = envfile.load(workflow, env_files)
+        workflow = envfile.load(checked, env_files)
     except DiagnosticsError as exc:
-        problems = [*problems, *exc.diagnostics]
+        workflow, problems = checked, [*problems, *exc.diagnostics]
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
         raise DiagnosticsError(sorted_diagnostics([*problems, *exc.diagnostics])) from None
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
+    if fresh and on_fresh_model is not None:
+        on_fresh_model(checked)
     return compilation
+
+
+def checked_model(
+    path: str | Path, cache: str | Path | None = None
+) -> tuple[Workflow, list[Diagnostic]]:
+    """The model of the workflow at `path` and the problems found building it, taken from
+    the model cache in the state directory `cache` when it holds the file as it is now."""
+    workflow, problems, _ = _model_and_origin(path, cache)
+    return workflow, problems
+
+
+def _model_and_origin(
+    path: str | Path, cache: str | Path | None
+) -> tuple[Workflow, list[Diagnostic], bool]:
+    """`checked_model`, and whether the model was built afresh (not from the cache)."""
+    if cache is not None:
+        from wfx.runtime.modelcache import ModelCache
+
+        store = ModelCache.at(cache)
+        if store is not None and (hit := store.load(path, None)) is not None:
+            return hit.workflow, hit.problems, False
+    from wfx import model
+
+    workflow, problems = model.build_with_problems(load_document(path))
+    return workflow, problems, True
+
+
+def remember_model(path: str | Path, cache: str | Path, workflow: Workflow) -> None:
+    """Keep the model of the workflow at `path`, which compiled without errors, in the
+    model cache of the state directory `cache` (unless it came from there)."""
+    from wfx.runtime.modelcache import CachedModel, ModelCache
+
+    store = ModelCache.at(cache)
+    if store is not None:
+        store.store(path, None, CachedModel(workflow, []))
 
 
 def validate(paths: str | Path | Sequence[str | Path], inputs: InputValues | None = None) -> Report:
@@ -206,11 +249,13 @@ def plan_file(
     input_spans: Mapping[str, Span] | None = None,
     *,
     env_files: Sequence[str | Path] = (),
+    cache: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Plan]:
-    """Compile and plan a workflow without side effects; return (graph, plan)."""
+    """Compile and plan a workflow without side effects; return (graph, plan). `cache`: a
+    state directory whose model cache is read (never written)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans, env_files=env_files)
+    compilation = compile_file(path, inputs, input_spans, env_files=env_files, cache=cache)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
@@ -455,7 +500,7 @@ def enter_concurrency_group(
     The run waits for its turn when it starts (`RunOptions.concurrency`)."""
     from wfx.compiler import concurrency_group
     from wfx.runtime.concurrency import Gate
-    from wfx.runtime.journal import state_dir
+    from wfx.runtime.statedir import state_dir
 
     group = concurrency_group(graph.workflow, graph.inputs)
     concurrency = graph.workflow.concurrency

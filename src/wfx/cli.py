@@ -293,7 +293,9 @@ def plan(
                 file, given, spans, output_format, base, env_files=env_files, **chosen
             )
         else:
-            graph, the_plan = api.plan_file(file, given or None, spans, env_files=env_files)
+            graph, the_plan = api.plan_file(
+                file, given or None, spans, env_files=env_files, cache=_cache_dir()
+            )
         base_plan = api.plan_base(base, file, given or None) if base else None
         if fails or timeouts:
             _check_whatif_options(output_format, base)
@@ -310,6 +312,13 @@ def plan(
         _print_diff(base_plan, the_plan, output_format)
         return
     _print_plan(graph, the_plan, output_format, verbose, part)
+
+
+def _cache_dir(explicit: str | None = None) -> Path:
+    """The state directory whose model cache spares reading an unchanged workflow again."""
+    from wfx.runtime.statedir import state_dir
+
+    return state_dir(explicit).path
 
 
 def _check_plan_options(output_format: str, base: str | None) -> None:
@@ -554,7 +563,16 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph = api.compile_file(file, given or None, spans, env_files=env_files).graph
+        cache = _cache_dir(how.state_dir) if how.journal else None
+        fresh: list[Any] = []
+        graph = api.compile_file(
+            file,
+            given or None,
+            spans,
+            env_files=env_files,
+            cache=cache,
+            on_fresh_model=fresh.append,
+        ).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
@@ -566,6 +584,8 @@ def run_command(
         check_run_selection(how, resume=resume, plan_file=plan_file, retry_failed=retry_failed)
     _check_paths(how)
     with _journal_for(how) as journal:
+        if cache is not None and journal is not None and fresh:
+            api.remember_model(file, cache, fresh[0])
         state = part = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
@@ -605,7 +625,7 @@ def _usage_error(message: str) -> Any:
 def _check_paths(how: _Presentation) -> None:
     """Exit 2 when a path an option names cannot be used: before any run is recorded."""
     from wfx import api
-    from wfx.runtime.journal import state_dir
+    from wfx.runtime.statedir import state_dir
 
     directories: dict[str, str | Path | None] = {"--workspace": how.workspace}
     if how.journal:
@@ -624,7 +644,8 @@ def _journal_for(how: _Presentation) -> Iterator[Any]:
     if not how.journal:
         yield None
         return
-    from wfx.runtime.journal import Journal, state_dir
+    from wfx.runtime.journal import Journal
+    from wfx.runtime.statedir import state_dir
 
     journal = Journal(state_dir(how.state_dir).database)
     try:
@@ -735,7 +756,7 @@ def _execute(
                 _fail_with(exc.diagnostics, {}, "text")
         run_line, step_lines = summary_from_events(collected)
         if not how.quiet:
-            console.print(summary_table(step_lines))
+            console.print(summary_table(step_lines), soft_wrap=True)
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))
     _print_result(graph, file, result, how.output_format, console)

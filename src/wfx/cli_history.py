@@ -55,8 +55,8 @@ def state_dir_option(command: _F) -> _F:
 
 
 def journal_path(state_dir: str | None) -> Path:
-    """The journal database, where every command looks (see `wfx.runtime.journal.state_dir`)."""
-    from wfx.runtime.journal import state_dir as locate  # noqa: PLC0415
+    """The journal database, where every command looks (see `wfx.runtime.statedir.state_dir`)."""
+    from wfx.runtime.statedir import state_dir as locate  # noqa: PLC0415
 
     return locate(state_dir).database
 

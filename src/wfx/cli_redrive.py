@@ -158,7 +158,7 @@ def plan_part(
     from wfx import api
     from wfx.plan import make_plan
     from wfx.runtime.journal import Journal
-    from wfx.runtime.journal import state_dir as locate
+    from wfx.runtime.statedir import state_dir as locate
 
     if base is not None:
         _refuse("--diff compares whole plans: it takes no --retry, --only, --from or --skip")

@@ -841,3 +841,126 @@ def _unquotable(expression: Expression, program: str) -> Diagnostic:
         "set the value in the step's `env:` and read it from the environment"
         ' (in Python `os.environ["NAME"]`, in Node `process.env.NAME`)',
     )
+
+
+# -- one simple command: what bash would only exec --------------------------------------------
+
+#: bash's builtins and reserved words: a command naming one runs inside bash, not as a program
+_BASH_WORDS = frozenset(
+    [
+        ".",
+        ":",
+        "[",
+        "alias",
+        "bg",
+        "bind",
+        "break",
+        "builtin",
+        "caller",
+        "cd",
+        "command",
+        "compgen",
+        "complete",
+        "compopt",
+        "continue",
+        "declare",
+        "dirs",
+        "disown",
+        "echo",
+        "enable",
+        "eval",
+        "exec",
+        "exit",
+        "export",
+        "false",
+        "fc",
+        "fg",
+        "getopts",
+        "hash",
+        "help",
+        "history",
+        "jobs",
+        "kill",
+        "let",
+        "local",
+        "logout",
+        "mapfile",
+        "popd",
+        "printf",
+        "pushd",
+        "pwd",
+        "read",
+        "readarray",
+        "readonly",
+        "return",
+        "set",
+        "shift",
+        "shopt",
+        "source",
+        "suspend",
+        "test",
+        "times",
+        "trap",
+        "true",
+        "type",
+        "typeset",
+        "ulimit",
+        "umask",
+        "unalias",
+        "unset",
+        "wait",
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "case",
+        "esac",
+        "for",
+        "select",
+        "while",
+        "until",
+        "do",
+        "done",
+        "in",
+        "function",
+        "time",
+        "{",
+        "}",
+        "!",
+        "[[",
+        "]]",
+        "coproc",
+    ]
+)
+
+#: builtins whose program of the same name does exactly the same for any argument
+_SAME_AS_PROGRAM = frozenset({"true", "false"})
+
+#: a script of plain words separated by blanks: characters to which bash gives no meaning
+#: (no quoting, expansion, glob, redirection, operator, comment or line break)
+_PLAIN_WORDS = re.compile(r"[ \t]*[A-Za-z0-9_@%+,./:=-]+(?:[ \t]+[A-Za-z0-9_@%+,./:=-]+)*[ \t]*")
+
+#: default-shell settings under which one simple command is all bash does (the flags
+#: change nothing for a single command that bash executes in place of itself)
+DIRECT_SHELLS = frozenset({None, DEFAULT_SHELL, "bash", "bash -e", "bash -o pipefail"})
+
+
+def simple_command(script: str) -> tuple[str, ...] | None:
+    """The words of `script` when it is one simple command that bash would only look up
+    on PATH and exec in place of itself, so running those words directly is the same;
+    None otherwise.
+
+    The rule: one line of plain words (letters, digits and `_@%+,./:=-`, nothing bash
+    expands, quotes, globs or parses as an operator), whose first word is not an
+    assignment and names no builtin or reserved word, except `true` and `false`, whose
+    programs behave identically. The runtime adds what depends on the environment
+    (wfx.runtime.direct)."""
+    text = script.strip(" \t\n")
+    if not _PLAIN_WORDS.fullmatch(text):
+        return None
+    words = tuple(text.split())
+    first = words[0]
+    if "=" in first or (first in _BASH_WORDS and first not in _SAME_AS_PROGRAM):
+        return None
+    return words

@@ -34,11 +34,13 @@ from wfx.runtime.executor import AttemptRequest, Executor, ExecutorError
 from wfx.runtime.outputs import MAX_OUTPUT_BYTES
 from wfx.shell import (
     DEFAULT_SHELL,
+    DIRECT_SHELLS,
     FALLBACK_SHELL,
     SCRIPT_PLACEHOLDER,
     EvaluatedValueError,
     prepare_script,
     shell_program,
+    simple_command,
 )
 
 #: a Python step: keyword arguments from `with`, returns a mapping of outputs (or None)
@@ -152,6 +154,7 @@ def attempt_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
     rendered here, on the client (the script text through wfx.shell.prepare_script)."""
     script: str | None = None
     suffix = ""
+    direct: tuple[str, ...] | None = None
     if action.kind is StepKind.CMD:
         argv = tuple(render_text(item, setup.contexts) for item in action.cmd)
         env = setup.env
@@ -170,6 +173,7 @@ def attempt_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
             suffix = _SCRIPT_SUFFIXES.get(shell_program(setup.shell), "")
         else:
             argv = (*shell_argv(setup.shell), prepared.text)
+            direct = _direct_words(prepared.text, prepared.env, setup.shell)
     return AttemptRequest(
         key=setup.key,
         argv=argv,
@@ -181,7 +185,18 @@ def attempt_request(action: Action, setup: AttemptSetup) -> AttemptRequest:
         script_suffix=suffix,
         resources=dict(setup.resources),
         output_limit=MAX_OUTPUT_BYTES,
+        direct=direct,
     )
+
+
+def _direct_words(
+    text: str, values: Mapping[str, str], shell: str | None
+) -> tuple[str, ...] | None:
+    """The script's words when bash would only exec them (no `${{ }}` in it, a bash
+    shell whose flags change nothing for one command, one simple command)."""
+    if values or shell not in DIRECT_SHELLS or shell_argv(shell)[0] != "bash":
+        return None
+    return simple_command(text)
 
 
 #: the file name ending some interpreters insist on for a script file (`pwsh` needs `.ps1`)

@@ -228,6 +228,7 @@ async def _attempt(
                     on_output=sender.line,
                     tracker=tracker,
                     max_line=MAX_LINE,
+                    direct=request.direct,
                 )
             except ProcessStartError as exc:
                 outcome = str(exc)

@@ -58,6 +58,10 @@ class AttemptRequest:
     """Abstract resources the attempt holds while it runs (`{gpu: 1}`)."""
     output_limit: int = DEFAULT_OUTPUT_LIMIT
     """The most bytes of `$WFX_OUTPUT` the executor reads back."""
+    direct: tuple[str, ...] | None = None
+    """The words of the one simple command `argv`'s shell would only exec (see
+    wfx.shell.simple_command): an executor may exec them without the shell, through
+    wfx.runtime.direct, which falls back to `argv` wherever that would differ."""
 
     @property
     def run_id(self) -> str:

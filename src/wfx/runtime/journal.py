@@ -32,11 +32,10 @@ from typing import Any, ParamSpec, TypeVar
 from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
 from wfx.runtime.failpoints import failpoint
+from wfx.runtime.statedir import state_dir
 from wfx.selection import NOT_SELECTED
 
 SCHEMA_VERSION = 4
-STATE_DIR_VARIABLE = "WFX_STATE_DIR"
-DATABASE = "state.db"
 WORKSPACES = "workspaces"
 SCRATCH = "scratch"
 
@@ -221,33 +220,6 @@ class ResumeState:
 
 #: how the `attempts` table marks a group's attempt (not where a step's attempt ran)
 GROUP_ATTEMPT = "group"
-
-
-@dataclass(frozen=True)
-class StateDir:
-    """Where the journal lives, and which setting chose it (for messages about it)."""
-
-    path: Path
-    chosen_by: str
-    """`--state-dir`, `$WFX_STATE_DIR`, or `the default`."""
-
-    @property
-    def database(self) -> Path:
-        """The journal's database file."""
-        return self.path / DATABASE
-
-
-def state_dir(explicit: str | Path | None = None) -> StateDir:
-    """THE rule for where the journal lives, for every command (`run`, `resume`, `runs`,
-    `show`, `logs`): `--state-dir`, else `$WFX_STATE_DIR`, else `.wfx/` in the current
-    directory. Never beside the workflow file: `wfx run sub/x.yaml` and `wfx runs` started
-    from the same directory must find the same journal."""
-    if explicit is not None and str(explicit):
-        return StateDir(Path(explicit), "--state-dir")
-    from_env = os.environ.get(STATE_DIR_VARIABLE)
-    if from_env:
-        return StateDir(Path(from_env), f"${STATE_DIR_VARIABLE}")
-    return StateDir(Path(".wfx"), "the default")
 
 
 #: SQLite's primary result codes that mean "cannot write (or create) the file", not damage

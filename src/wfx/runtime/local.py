@@ -111,6 +111,7 @@ class LocalExecutor:
                     on_output=on_output,
                     tracker=running.tracker,
                     max_line=MAX_LINE,
+                    direct=request.direct,
                 )
             finally:
                 del self._running[request.key]

@@ -28,6 +28,7 @@ from typing import BinaryIO, Literal
 import anyio
 
 from wfx.diagnostics import WfxError
+from wfx.runtime.direct import direct_exec
 
 Stream = Literal["stdout", "stderr"]
 """Which pipe a line of output came from."""
@@ -121,11 +122,17 @@ async def run_process(
     tracker: ProcessTracker | None = None,
     max_line: int = 64 * 1024,
     pipe_grace: float = 0.5,
+    direct: Sequence[str] | None = None,
 ) -> ProcessOutcome:
-    """Run `argv` to completion (or timeout) and kill whatever it leaves running."""
+    """Run `argv` to completion (or timeout) and kill whatever it leaves running.
+
+    `direct`: the words of the one simple command `argv`'s shell would only exec; they
+    are exec'd without the shell when wfx.runtime.direct finds that to be the same."""
     started = time.monotonic()
     token = tracker.new_token() if tracker is not None else uuid.uuid4().hex
-    child = _Child.spawn(argv, env, cwd, token)
+    child = _Child.spawn_direct(direct, env, cwd, token) if direct else None
+    if child is None:
+        child = _Child.spawn(argv, env, cwd, token)
     tree = _ProcessTree(child, token)
     capture = _Capture(on_output, log, log_limit, max_line)
     if tracker is not None:
@@ -225,10 +232,31 @@ class _Child:
         self._open = [stdout, stderr, pidfd]
 
     @classmethod
+    def spawn_direct(
+        cls, words: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
+    ) -> _Child | None:
+        """Start the simple command `words` without its shell, or None (nothing started)
+        when the shell is needed to do what it would do (see wfx.runtime.direct)."""
+        found = direct_exec(words, env, cwd)
+        if found is None:
+            return None
+        program, child_env = found
+        try:
+            return cls.spawn(words, child_env, cwd, token, program=program)
+        except ProcessStartError:  # e.g. a script with no #! line: bash runs it itself
+            return None
+
+    @classmethod
     def spawn(
-        cls, argv: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
+        cls,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        token: str,
+        program: str | None = None,
     ) -> _Child:
-        """Start `argv` in a new session with stdin on /dev/null and both outputs piped."""
+        """Start `argv` (the file `program`, when given, with `argv` as its arguments) in a
+        new session with stdin on /dev/null and both outputs piped."""
         if not argv:
             raise ProcessStartError("empty command")
         out_read, out_write = os.pipe2(os.O_CLOEXEC)
@@ -236,6 +264,7 @@ class _Child:
         try:
             popen = subprocess.Popen(
                 list(argv),
+                executable=program,
                 stdin=subprocess.DEVNULL,
                 stdout=out_write,
                 stderr=err_write,

@@ -1,0 +1,182 @@
+"""wfx beside make, go-task and doit, as users run them, with a verdict on each speed goal.
+
+    python bench/peers.py [--runs 5] [--warmup 1] [--rounds 1] [--out DIR] [--only REGEX]
+    python bench/peers.py --from-raw DIR/raw.json      # re-read an earlier run
+
+Runs `../shared/bench/peers/run.sh` (hyperfine or a Python loop; every tool and floor
+timed in the same run, so the ratios hold on a noisy machine) with this project's
+`.venv/bin/wfx`, then prints the table of issue #15 with wfx's column and whether each
+goal holds. Medians throughout; the goals compare ratios within the one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ROOT.parent / "shared" / "bench" / "peers"
+TOOLS = ("make", "task-bintrue", "doit", "wfx")
+DEPS_FLOOR = "floor:python import yaml,jsonschema,lark,anyio,rich,click"
+HEADERS = ("make", "go-task (/bin/true)", "doit", "wfx", "floor")
+
+
+@dataclass(frozen=True)
+class Results:
+    """Median seconds per (workload, tool), the step counts, and in-process floors."""
+
+    wall: Mapping[tuple[str, str], float]
+    steps: Mapping[tuple[str, str], int]
+    per_step: Mapping[str, float]
+    sleep: float
+
+    def get(self, workload: str, tool: str) -> float:
+        return self.wall.get((workload, tool), math.nan)
+
+    def marginal(self, workload: str, tool: str) -> float:
+        """Seconds per step beyond start-up: (workload - w0) / (N - 1)."""
+        n = self.steps.get((workload, tool), 0)
+        return (self.get(workload, tool) - self.get("w0", tool)) / (n - 1) if n > 1 else math.nan
+
+    def rate(self, workload: str, tool: str) -> float:
+        """Steps per second over the whole command (start-up included)."""
+        return self.steps.get((workload, tool), 0) / self.get(workload, tool)
+
+
+def load(raw: Path) -> Results:
+    data = json.loads(raw.read_text())
+    wall: dict[tuple[str, str], float] = {}
+    steps: dict[tuple[str, str], int] = {}
+    per_step: dict[str, float] = {}
+    for case in data["cases"]:
+        key = (case["workload"], case["tool"])
+        if case["workload"] == "inproc":
+            values = [x["per_step_us"] * 1e-6 for x in case["internal"]]
+            per_step[case["tool"].removeprefix("floor:")] = statistics.median(values)
+        elif case.get("times"):
+            wall[key] = statistics.median(case["times"])
+            steps[key] = case["n"]
+    return Results(wall, steps, per_step, data["params"].get("sleep_s", 0.2))
+
+
+def _ms(seconds: float) -> str:
+    return "—" if math.isnan(seconds) else f"{seconds * 1e3:,.{1 if seconds < 0.1 else 0}f} ms"
+
+
+def _rate(rate: float) -> str:
+    return "—" if math.isnan(rate) else f"{rate:,.0f}/s"
+
+
+def table(r: Results) -> list[list[str]]:
+    """The rows of issue #15's table: each tool's figure for each workload, and the floor."""
+    floor_p = {p: r.per_step.get(f"asyncio exec /bin/true fan-out P={p}", math.nan) for p in (2, 8)}
+    rows = [
+        ["w0 start-up + 1 step", *(_ms(r.get("w0", t)) for t in TOOLS)],
+        ["w1 chain of 200, marginal per step", *(_ms(r.marginal("w1", t)) for t in TOOLS)],
+    ]
+    for p in (2, 8):
+        rows.append(
+            [f"w2 1,000 `true` at parallelism {p}", *(_rate(r.rate(f"w2p{p}", t)) for t in TOOLS)]
+        )
+    rows.append(
+        [f"w3 50 × sleep {r.sleep} s at 50, ÷ {r.sleep} s"]
+        + [f"{r.get('w3', t) / r.sleep:.2f}" for t in TOOLS]
+    )
+    rows.append(["w4 plan of 10 steps (cold)", *(_ms(r.get("w4", t)) for t in TOOLS)])
+    floors = [
+        f"python {_ms(r.get('w4', 'floor:python -c pass'))}",
+        "—",
+        f"asyncio {_rate(1 / floor_p[2])}",
+        f"asyncio {_rate(1 / floor_p[8])}",
+        "1.00 (ideal)",
+        f"imports of the deps {_ms(r.get('w4', DEPS_FLOOR))}",
+    ]
+    return [[*row, floor] for row, floor in zip(rows, floors, strict=True)]
+
+
+Goal = tuple[str, Callable[[Results], tuple[float, float]], str]
+
+#: each goal: its words, (wfx's figure, the bound it must meet), and the comparison
+GOALS: list[Goal] = [
+    (
+        "w1: marginal per step ≤ 0.9× doit's",
+        lambda r: (r.marginal("w1", "wfx"), 0.9 * r.marginal("w1", "doit")),
+        "<=",
+    ),
+    *[
+        goal
+        for p in (2, 8)
+        for goal in (
+            (
+                f"w2p{p}: ≥ 1.2× doit's steps/s",
+                lambda r, p=p: (r.rate(f"w2p{p}", "wfx"), 1.2 * r.rate(f"w2p{p}", "doit")),
+                ">=",
+            ),
+            (
+                f"w2p{p}: ≥ 0.6× the asyncio floor's steps/s",
+                lambda r, p=p: (
+                    r.rate(f"w2p{p}", "wfx"),
+                    0.6 / r.per_step.get(f"asyncio exec /bin/true fan-out P={p}", math.nan),
+                ),
+                ">=",
+            ),
+        )
+    ],
+    ("w3: ≤ 1.5× the ideal", lambda r: (r.get("w3", "wfx") / r.sleep, 1.5), "<="),
+    ("w0: ≤ doit's (unchanged file)", lambda r: (r.get("w0", "wfx"), r.get("w0", "doit")), "<="),
+    ("w4: ≤ doit's (unchanged file)", lambda r: (r.get("w4", "wfx"), r.get("w4", "doit")), "<="),
+]
+
+
+def verdicts(r: Results) -> list[str]:
+    lines = []
+    for words, figures, comparison in GOALS:
+        mine, bound = figures(r)
+        if math.isnan(mine) or math.isnan(bound):
+            lines.append(f"- {words}: not measured")
+            continue
+        if mine <= 0 or bound <= 0:  # a marginal below zero: w0 ran slower than w1
+            lines.append(f"- {words}: too noisy to judge (wfx {mine:.4g}, bound {bound:.4g})")
+            continue
+        met = mine <= bound if comparison == "<=" else mine >= bound
+        lines.append(
+            f"- {words}: {'MET' if met else 'not met'} "
+            f"(wfx {mine:.4g}, bound {bound:.4g}, wfx/bound {mine / bound:.2f})"
+        )
+    return lines
+
+
+def markdown(r: Results) -> str:
+    head = ["workload", *HEADERS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in table(r)]
+    return "\n".join([*lines, "", "Goals (issue #15):", *verdicts(r)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from-raw", type=Path, help="print the table of an earlier raw.json")
+    parser.add_argument("--out", type=Path, default=ROOT / ".bench-peers")
+    args, passed = parser.parse_known_args(argv)
+    raw = args.from_raw
+    if raw is None:
+        wfx = ROOT / ".venv" / "bin" / "wfx"
+        env = {**os.environ, "WFX": str(wfx)}
+        command = [str(PEERS / "run.sh"), "--out", str(args.out), *passed]
+        if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:
+            return 1
+        raw = args.out / "raw.json"
+    print(markdown(load(raw)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""A cache of checked workflows in the state directory, as `__pycache__` is for Python.
+
+Reading a workflow (YAML with positions), checking it against the JSON Schema and
+building its model cost more than half of a short command's start-up, most of it in
+importing PyYAML and jsonschema. A workflow that passed those stages is stored here,
+and the next command that reads the same file takes the model from the cache and goes
+straight to the compiler, where the inputs come in: the cache never holds anything that
+depends on them.
+
+An entry is found by a key covering everything the model depends on: the bytes of the
+file, the path it was named by and the directory it was named from (the model's
+positions carry that path), the project root for sub-workflows, wfx itself (the size
+and modification time of every file of its code and data: its version, the schema, the
+grammar), and the Python version. The entry lists the other files the model was built
+from (the sub-workflows it calls) with a hash of each; a changed one is a miss. Any
+change is a miss, never a stale hit.
+
+Entries are pickles, so each is signed (HMAC-SHA256) with a key only this user can
+read (`$XDG_CACHE_HOME/wfx/cache.key`, made on first use): an entry written by anyone
+else, a state directory restored from a CI cache or copied from another machine, is
+not unpickled, just missed. Every failure to read or write the cache is a miss, never
+an error. `WFX_NO_CACHE=1` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import pickle
+import secrets
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from wfx.diagnostics import Diagnostic
+from wfx.model import Workflow
+from wfx.resources import data_dir
+
+#: turn the cache off (any non-empty value)
+DISABLE_VARIABLE = "WFX_NO_CACHE"
+#: the folder under the state directory
+FOLDER = "cache"
+#: the most entries kept: the oldest go when a new one would exceed it
+MAX_ENTRIES = 256
+#: bump when the entry layout changes
+_FORMAT = b"wfx-model-cache-1"
+_DIGEST = hashlib.sha256().digest_size
+#: the entries this process was served: storing them again would only rewrite them
+_SERVED: set[Path] = set()
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """A workflow's model as the stages before the compiler left it."""
+
+    workflow: Workflow
+    problems: list[Diagnostic]
+    """What those stages reported that did not stop them (warnings only)."""
+
+
+@dataclass(frozen=True)
+class ModelCache:
+    """The cache in one state directory."""
+
+    directory: Path
+
+    @classmethod
+    def at(cls, state_directory: str | Path) -> ModelCache | None:
+        """The cache in `state_directory`, or None when it is turned off."""
+        if os.environ.get(DISABLE_VARIABLE):
+            return None
+        return cls(Path(state_directory) / FOLDER)
+
+    def load(self, path: str | Path, root: str | Path | None) -> CachedModel | None:
+        """The model stored for the file at `path` as it is now, or None (a miss)."""
+        try:
+            key = _entry_key(path, root)
+            _SERVED.discard(self.directory / key)
+            signed = (self.directory / key).read_bytes()
+            payload = _verified(signed)
+            if payload is None:
+                return None
+            entry = pickle.loads(payload)  # only after the signature says this user wrote it
+            if not _unchanged(entry["files"]):
+                return None
+            _SERVED.add(self.directory / key)
+            return CachedModel(entry["workflow"], list(entry["problems"]))
+        except Exception:
+            return None
+
+    def store(
+        self,
+        path: str | Path,
+        root: str | Path | None,
+        model: CachedModel,
+        other_files: Sequence[str | Path] = (),
+    ) -> None:
+        """Keep `model` for the file at `path`; `other_files` are the further files it was
+        built from. Never fails: a cache that cannot be written is no cache."""
+        with contextlib.suppress(Exception):
+            key = _entry_key(path, root)
+            if self.directory / key in _SERVED:
+                return
+            files = [(str(Path(f).resolve()), _file_hash(f)) for f in other_files]
+            entry = {"workflow": model.workflow, "problems": model.problems, "files": files}
+            payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial = self.directory / f".{key}.{os.getpid()}.tmp"
+            partial.write_bytes(_sign(payload) + payload)
+            os.replace(partial, self.directory / key)
+            self._prune()
+
+    def _prune(self) -> None:
+        entries = [p for p in self.directory.iterdir() if not p.name.startswith(".")]
+        if len(entries) <= MAX_ENTRIES:
+            return
+        entries.sort(key=lambda p: p.stat().st_mtime)
+        for old in entries[: len(entries) - MAX_ENTRIES]:
+            old.unlink(missing_ok=True)
+
+
+def _entry_key(path: str | Path, root: str | Path | None) -> str:
+    """The entry's file name: a hash of everything the model depends on."""
+    digest = hashlib.sha256(_FORMAT)
+    for part in (
+        _code_stamp(),
+        sys.version,
+        os.getcwd(),
+        str(path),
+        "" if root is None else str(Path(root).resolve()),
+    ):
+        digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+@cache
+def _code_stamp() -> str:
+    """Size and modification time of every file of wfx's code and data, as one hash: a
+    checkout that changes any of them (without a new version number) misses."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent.parent
+    folders = [package, data_dir("schema"), data_dir("grammar")]
+    for folder in folders:
+        for file in sorted(folder.rglob("*")):
+            if file.suffix in (".py", ".json", ".lark", ".pickle") and file.is_file():
+                info = file.stat()
+                digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def _file_hash(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _unchanged(files: list[tuple[str, str]]) -> bool:
+    try:
+        return all(_file_hash(name) == digest for name, digest in files)
+    except OSError:
+        return False
+
+
+def _sign(payload: bytes) -> bytes:
+    return hmac.new(_secret(), payload, hashlib.sha256).digest()
+
+
+def _verified(signed: bytes) -> bytes | None:
+    """The payload of a signed entry when this user's key signed it, else None."""
+    signature, payload = signed[:_DIGEST], signed[_DIGEST:]
+    return payload if hmac.compare_digest(signature, _sign(payload)) else None
+
+
+@cache
+def _secret() -> bytes:
+    """This user's signing key, made (readable by this user only) on first use."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    path = Path(home) / "wfx" / "cache.key"
+    with contextlib.suppress(FileNotFoundError):
+        return _own_key(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    partial = path.with_name(f".cache.key.{os.getpid()}")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    with contextlib.suppress(FileExistsError):
+        os.link(partial, path)  # another process may have made one first: keep theirs
+    partial.unlink()
+    return _own_key(path)
+
+
+def _own_key(path: Path) -> bytes:
+    """The key in `path`, refused (an exception: no cache) unless only its owner, this
+    user, can read or change it."""
+    info = path.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise PermissionError(f"{path} is not private to this user")
+    key = path.read_bytes()
+    if len(key) < 32:
+        raise ValueError(f"{path} is not a key")
+    return key

@@ -1,0 +1,200 @@
+"""The fast path for one simple command: exec'd without bash, with the same result.
+
+A differential test: every case runs once through `bash -eo pipefail -c SCRIPT` and once
+with the fast path offered, and the exit status, signal, output and environment the
+program sees must be the same. A `bash` shim first on PATH records each start of bash, so
+each case also asserts which way it ran: directly where the rule promises it, through
+bash wherever bash would do something of its own (command not found, a script without
+`#!`, start-up files, exported functions, a too-deep SHLVL).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wfx.runtime.process import TOKEN_VARIABLE, run_process
+from wfx.shell import simple_command
+
+BASH = shutil.which("bash")
+pytestmark = pytest.mark.skipif(BASH is None, reason="the fast path replaces bash")
+
+SHOW = """#!/bin/sh
+echo "args: $*"
+echo "cwd: $(pwd -P)"
+env | LC_ALL=C sort | grep -v '^{token}='
+"""
+
+
+def _executable(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("direct")
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    _executable(bin_dir / "show", SHOW.format(token=TOKEN_VARIABLE))
+    _executable(bin_dir / "exit3", "#!/bin/sh\necho leaving >&2\nexit 3\n")
+    _executable(bin_dir / "selfterm", "#!/bin/sh\nkill -TERM $$\n")
+    _executable(bin_dir / "noshebang", "echo from a script without a shebang line\n")
+    (bin_dir / "notexec").write_text("#!/bin/sh\necho never\n")
+    _executable(bin_dir / "badinterp", "#!/nonexistent/interpreter\n")
+    shim = root / "shim"
+    shim.mkdir()
+    _executable(shim / "bash", f'#!/bin/sh\necho "$*" >> {root}/bash.log\nexec {BASH} "$@"\n')
+    work = root / "work"
+    (work / "sub").mkdir(parents=True)
+    _executable(work / "here", SHOW.format(token=TOKEN_VARIABLE))
+    _executable(work / "sub" / "there", SHOW.format(token=TOKEN_VARIABLE))
+    (root / "link").symlink_to(work)
+    return root
+
+
+def _base_env(world: Path) -> dict[str, str]:
+    return {"PATH": f"{world}/shim:{world}/bin:/usr/bin:/bin", "LANG": "C"}
+
+
+def _run(world: Path, script: str, env: dict[str, str], cwd: Path, direct: bool) -> tuple:
+    lines: list[tuple[str, str]] = []
+    log = world / "bash.log"
+    log.unlink(missing_ok=True)
+
+    async def go() -> object:
+        return await run_process(
+            ["bash", "-eo", "pipefail", "-c", script],
+            env=env,
+            cwd=str(cwd),
+            timeout=10,
+            kill_grace=1,
+            on_output=lambda stream, line: lines.append((stream, line)),
+            direct=simple_command(script) if direct else None,
+        )
+
+    outcome = anyio.run(go)
+    through_bash = log.exists()
+    # each stream in its order (the two are read concurrently: no order between them)
+    streams = {
+        name: [text for stream, text in lines if stream == name] for name in ("stdout", "stderr")
+    }
+    return (outcome.returncode, outcome.signal, streams), through_bash  # type: ignore[attr-defined]
+
+
+#: (script, extra environment, working directory under the world, runs without bash)
+CASES: list[tuple[str, dict[str, str], str, bool]] = [
+    ("true", {}, "work", True),
+    ("false", {}, "work", True),
+    ("show a b --c=d x,y 1%2 @z +q :r", {}, "work", True),
+    ("  show   spaced\targs  \n", {}, "work", True),
+    ("exit3", {}, "work", True),
+    ("selfterm", {}, "work", True),
+    ("./here from-cwd", {}, "work", True),
+    ("sub/there nested", {}, "work", True),
+    ("here", {"PATH": "{world}/shim:.:/usr/bin:/bin"}, "work", True),
+    ("here", {"PATH": "{world}/shim::/usr/bin:/bin"}, "work", True),
+    ("there", {"PATH": "{world}/shim:sub:/usr/bin:/bin"}, "work", True),
+    ("show", {"PATH": "{world}/shim:{world}/bin/:/usr/bin:/bin"}, "work", True),
+    ("{world}/bin/show absolute", {"ONLY": "this"}, "work", True),
+    ("show", {"SHLVL": "3"}, "work", True),
+    ("show", {"SHLVL": "abc"}, "work", True),
+    ("show", {"SHLVL": "-5"}, "work", True),
+    ("show", {"SHLVL": " 4"}, "work", True),
+    ("show", {"SHLVL": "+2"}, "work", True),
+    ("show", {"SHLVL": "007"}, "work", True),
+    ("show", {"SHLVL": "0x5"}, "work", True),
+    ("show", {"SHLVL": "998"}, "work", True),
+    ("show", {"SHLVL": "999"}, "work", False),
+    ("show", {"PWD": "{world}/link"}, "link", True),
+    ("show", {"PWD": "{world}/link/"}, "link", True),
+    ("show", {"PWD": "{world}/work"}, "link", True),
+    ("show", {"PWD": "/"}, "link", True),
+    ("show", {"PWD": "relative"}, "work", True),
+    ("show", {"OLDPWD": "/"}, "work", True),
+    ("show", {"OLDPWD": "/does/not/exist"}, "work", True),
+    ("show", {"OLDPWD": "sub"}, "work", True),
+    ("show", {"A-B": "1", "X.Y": "2", "EMPTY": ""}, "work", True),
+    ("show", {"BASH_ENV": "{world}/work/here"}, "work", False),
+    ("show", {"BASH_FUNC_show%%": "() {  echo from a function\n}"}, "work", False),
+    ("show", {"SHELLOPTS": "xtrace"}, "work", False),
+    ("missing-command", {}, "work", False),
+    ("noshebang", {}, "work", False),
+    ("notexec", {}, "work", False),
+    ("badinterp", {}, "work", False),
+    ("./sub", {}, "work", False),
+]
+
+
+@pytest.mark.parametrize(("script", "extra", "where", "direct"), CASES)
+def test_the_fast_path_gives_what_bash_gives(
+    world: Path, script: str, extra: dict[str, str], where: str, direct: bool
+) -> None:
+    env = _base_env(world) | {k: v.replace("{world}", str(world)) for k, v in extra.items()}
+    script = script.replace("{world}", str(world))
+    cwd = world / where
+    assert simple_command(script) is not None, "the case must be one the rule accepts"
+    by_bash, ran_bash = _run(world, script, env, cwd, direct=False)
+    fast, fast_ran_bash = _run(world, script, env, cwd, direct=True)
+    assert ran_bash
+    assert fast_ran_bash is not direct, "ran through bash" if direct else "skipped bash"
+    assert fast == by_bash
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo hi",
+        "cd /tmp",
+        "exec true",
+        "A=1 show",
+        "show $HOME",
+        "show 'quoted'",
+        'show "quoted"',
+        "show *.txt",
+        "show ~",
+        "show a{b,c}",
+        "show a; show b",
+        "show a\nshow b",
+        "show a | cat",
+        "show a && show b",
+        "show > file",
+        "show # comment",
+        "show\\ a",
+        "time show",
+        "! show",
+        "[[ 1 ]]",
+        "show (a)",
+        "show `id`",
+        "show a\r",
+        "shöw",
+        "",
+    ],
+)
+def test_anything_but_one_plain_simple_command_goes_through_bash(script: str) -> None:
+    assert simple_command(script) is None
+
+
+def test_a_run_step_takes_the_fast_path_only_for_the_default_bash(tmp_path: Path) -> None:
+    from wfx.runtime.actions import _direct_words
+
+    assert _direct_words("make all", {}, None) == ("make", "all")
+    assert _direct_words("make all", {}, "bash -eo pipefail") == ("make", "all")
+    assert _direct_words("make all", {"WFX_EXPR_1": "x"}, None) is None
+    assert _direct_words("make all", {}, "sh -e") is None
+    assert _direct_words("make all", {}, "zsh") is None
+    assert _direct_words("make all", {}, "bash -x") is None
+
+
+def test_the_environment_of_wfx_itself_reaches_a_direct_command(
+    world: Path, tmp_path: Path
+) -> None:
+    env = dict(os.environ) | _base_env(world)
+    fast, _ = _run(world, "show", env, world / "work", direct=True)
+    by_bash, _ = _run(world, "show", env, world / "work", direct=False)
+    assert fast == by_bash

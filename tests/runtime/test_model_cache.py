@@ -1,0 +1,284 @@
+"""The model cache: a hit spares reading and checking an unchanged workflow; every change
+that could make the model differ is a miss; an entry nobody but this user signed is
+never unpickled; plan reads it but never writes it."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wfx import api
+from wfx.runtime import modelcache
+from wfx.runtime.modelcache import CachedModel, ModelCache
+
+WORKFLOW = """\
+wfx: 1
+inputs:
+  who: {type: string, default: world}
+steps:
+  - id: greet
+    run: echo "hello ${{ inputs.who }}"
+"""
+
+
+@pytest.fixture(autouse=True)
+def private_key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(modelcache.DISABLE_VARIABLE, raising=False)
+    modelcache._secret.cache_clear()
+    yield
+    modelcache._secret.cache_clear()
+    modelcache._code_stamp.cache_clear()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    return tmp_path
+
+
+class Counting:
+    """Counts how often the file is really read and checked."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reads = 0
+        real = api.load_document
+
+        def load_document(path: Any) -> Any:
+            self.reads += 1
+            return real(path)
+
+        monkeypatch.setattr(api, "load_document", load_document)
+
+
+def entries(project: Path) -> list[Path]:
+    folder = project / ".wfx" / modelcache.FOLDER
+    return (
+        sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
+    )
+
+
+def model(project: Path, update: bool = True, path: str = "wf.yaml") -> Any:
+    """The model through the cache; with `update`, stored as `wfx run` stores it."""
+    workflow, problems = api.checked_model(path, project / ".wfx")
+    if update and not problems:
+        api.remember_model(path, project / ".wfx", workflow)
+    return workflow, problems
+
+
+def test_an_unchanged_file_is_read_once(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = Counting(monkeypatch)
+    first, _ = model(project)
+    second, _ = model(project)
+    assert counting.reads == 1
+    assert second == first
+    assert len(entries(project)) == 1
+
+
+def test_a_changed_file_misses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = Counting(monkeypatch)
+    model(project)
+    (project / "wf.yaml").write_text(WORKFLOW.replace("hello", "goodbye"))
+    changed, _ = model(project)
+    assert counting.reads == 2
+    assert "goodbye" in str(changed.steps[0].action.run)
+
+
+def test_the_same_file_named_another_way_misses(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Positions in the model name the file as the command line did."""
+    counting = Counting(monkeypatch)
+    model(project)
+    by_path, _ = model(project, path="./wf.yaml")
+    assert counting.reads == 2
+    assert by_path.file == "./wf.yaml"
+    (project / "sub").mkdir()
+    monkeypatch.chdir(project / "sub")
+    model(project, path="../wf.yaml")
+    assert counting.reads == 3
+
+
+def test_a_change_to_wfx_or_its_schema_misses(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    counting = Counting(monkeypatch)
+    model(project)
+    schema_copy = tmp_path / "schema"
+    schema_copy.mkdir()
+    original = modelcache.data_dir("schema")
+    for file in original.iterdir():
+        (schema_copy / file.name).write_bytes(file.read_bytes())
+    monkeypatch.setattr(
+        modelcache,
+        "data_dir",
+        lambda kind: schema_copy if kind == "schema" else original.parent / kind,
+    )
+    modelcache._code_stamp.cache_clear()
+    model(project)  # the stamp now covers the copy: other modification times, a miss
+    assert counting.reads == 2
+    model(project)
+    assert counting.reads == 2
+    (schema_copy / "workflow.schema.json").write_text(
+        (schema_copy / "workflow.schema.json").read_text() + " "
+    )
+    modelcache._code_stamp.cache_clear()
+    model(project)
+    assert counting.reads == 3
+
+
+def test_another_python_misses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = Counting(monkeypatch)
+    model(project)
+    monkeypatch.setattr(sys, "version", sys.version + " (another build)")
+    model(project)
+    assert counting.reads == 2
+
+
+def test_a_changed_included_file_misses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = project / "child.yaml"
+    other.write_text("wfx: 1\nsteps: [{id: a, run: 'true'}]\n")
+    store = ModelCache.at(project / ".wfx")
+    assert store is not None
+    workflow, problems = model(project, update=False)
+    store.store("wf.yaml", None, CachedModel(workflow, problems), [other])
+    assert store.load("wf.yaml", None) is not None
+    other.write_text("wfx: 1\nsteps: [{id: b, run: 'true'}]\n")
+    assert store.load("wf.yaml", None) is None
+    other.unlink()
+    assert store.load("wf.yaml", None) is None
+
+
+def test_inputs_are_not_in_the_key_but_reach_the_plan(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = Counting(monkeypatch)
+    model(project)
+    _, plan_bob = api.plan_file("wf.yaml", {"who": "bob"}, cache=project / ".wfx")
+    _, plan_cy = api.plan_file("wf.yaml", {"who": "cy"}, cache=project / ".wfx")
+    assert counting.reads == 1
+    assert "bob" in repr(plan_bob)
+    assert "cy" in repr(plan_cy)
+    assert "bob" not in repr(plan_cy)
+
+
+class Trap:
+    """Unpickling this creates the file named: proof that an entry was unpickled."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (Path.touch, (self.path,))
+
+
+def test_an_entry_not_signed_with_this_users_key_is_never_unpickled(project: Path) -> None:
+    model(project)
+    [entry] = entries(project)
+    proof = project / "unpickled"
+    payload = pickle.dumps({"workflow": Trap(proof), "problems": [], "files": []})
+    entry.write_bytes(b"\0" * 32 + payload)
+    assert api.checked_model("wf.yaml", project / ".wfx")[0].file == "wf.yaml"
+    assert not proof.exists()
+    # signed with another user's key: the same
+    modelcache._secret.cache_clear()
+    os.environ["XDG_CACHE_HOME"] = str(project / "elsewhere")
+    forged = modelcache._sign(payload) + payload
+    modelcache._secret.cache_clear()
+    os.environ["XDG_CACHE_HOME"] = str(project.parent / "xdg")
+    entry.write_bytes(forged)
+    api.checked_model("wf.yaml", project / ".wfx")
+    assert not proof.exists()
+
+
+def test_a_damaged_entry_is_a_miss(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = Counting(monkeypatch)
+    model(project)
+    [entry] = entries(project)
+    entry.write_bytes(entry.read_bytes()[:-10])
+    model(project)
+    entry.write_bytes(b"")
+    model(project)
+    assert counting.reads == 3
+
+
+def test_a_key_others_can_read_turns_the_cache_off(project: Path, tmp_path: Path) -> None:
+    model(project)
+    key = tmp_path / "xdg" / "wfx" / "cache.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    modelcache._secret.cache_clear()
+    for entry in entries(project):
+        entry.unlink()
+    model(project)
+    assert entries(project) == []
+
+
+def test_no_cache_when_turned_off(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(modelcache.DISABLE_VARIABLE, "1")
+    model(project)
+    assert entries(project) == []
+
+
+def test_a_model_with_errors_is_not_stored(project: Path) -> None:
+    (project / "wf.yaml").write_text(WORKFLOW.replace("inputs.who", "inputs.who +"))
+    _, problems = model(project)
+    assert problems
+    assert entries(project) == []
+
+
+def wfx(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "XDG_CACHE_HOME": str(project.parent / "xdg")}
+    env.pop("WFX_STATE_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "wfx", *args],
+        check=False,
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_run_writes_the_cache_and_plan_only_reads_it(project: Path) -> None:
+    assert wfx(project, "plan", "wf.yaml").returncode == 0
+    assert entries(project) == []
+    assert wfx(project, "run", "--no-journal", "wf.yaml").returncode == 0
+    assert entries(project) == []
+    first = wfx(project, "run", "wf.yaml", "-i", "who=ada")
+    assert first.returncode == 0, first.stderr
+    assert "hello ada" in first.stdout
+    assert len(entries(project)) == 1
+    again = wfx(project, "run", "wf.yaml", "-i", "who=bob")
+    assert "hello bob" in again.stdout
+    plan = wfx(project, "plan", "wf.yaml", "-i", "who=cy")
+    assert "hello cy" in plan.stdout
+    assert len(entries(project)) == 1
+
+
+def test_env_files_are_read_afresh_and_never_cached(project: Path) -> None:
+    """The cache holds the model before the env files are read into it: a changed env file
+    is seen at once, and no value from one (a secret least of all) is ever stored."""
+    (project / "wf.yaml").write_text(
+        "wfx: 1\nsecrets: [TOKEN]\nenvFile: vars.env\n"
+        'steps:\n  - id: show\n    run: echo "plain=$PLAIN token=${#TOKEN}"\n'
+    )
+    (project / "vars.env").write_text("PLAIN=first-plain-value\nTOKEN=s3cr3t-token-value\n")
+    first = wfx(project, "run", "wf.yaml")
+    assert first.returncode == 0, first.stderr
+    assert "plain=first-plain-value token=18" in first.stdout
+    (project / "vars.env").write_text("PLAIN=second-plain-value\nTOKEN=another-token\n")
+    second = wfx(project, "run", "wf.yaml")
+    assert "plain=second-plain-value token=13" in second.stdout
+    [entry] = entries(project)
+    stored = entry.read_bytes()
+    for value in (b"first-plain-value", b"second-plain-value", b"s3cr3t-token", b"another-token"):
+        assert value not in stored
