@@ -19,7 +19,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "source": ("wfx.source",),
     "expr": ("wfx.expr", "wfx.expr."),
     "schema": ("wfx.schema",),
-    "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs"),
+    "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs", "wfx.fanout"),
     "graph": ("wfx.graph",),
     "compiler": ("wfx.compiler", "wfx.checks"),
     "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.model import Action, Condition, Step, StepId, Workflow
+from wfx.fanout import Instance
+from wfx.model import Action, Condition, FanOutKind, Step, StepId, Workflow
 
 
 class Origin(enum.Enum):
@@ -95,6 +96,28 @@ class EffectiveSettings:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FanOutInfo:
+    """A fan-out's facts, carried by its two group barriers.
+
+    A static fan-out lists its `instances` (each a real node, or an instance group); a
+    dynamic one (`dynamic`) has none until the run knows its list: then `source` is the
+    `forEach` expression, `template` the step and `settings` its settings, which every
+    instance the run creates shares. `max_parallel` None: no cap of its own.
+    """
+
+    kind: FanOutKind
+    dynamic: bool
+    instances: tuple[StepId, ...]
+    max_parallel: int | None
+    fail_fast: bool
+    limit: int
+    source: str = ""
+    settings: EffectiveSettings | None = None
+    template: Step | None = None
+    """The step every instance of a dynamic fan-out runs (its condition included)."""
+
+
 class NodeKind(enum.Enum):
     """A leaf step that runs, or one of a group's two barriers."""
 
@@ -122,6 +145,10 @@ class Node:
     deps: tuple[int, ...]
     groups: tuple[StepId, ...]
     settings: EffectiveSettings | None = None
+    instance: Instance | None = None
+    """The fan-out instance this node belongs to (its `matrix`/`item`/`index`)."""
+    fan_out: FanOutInfo | None = None
+    """On the two barriers of a fan-out: its instances, cap and template."""
 
     @property
     def is_step(self) -> bool:

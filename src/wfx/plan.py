@@ -27,6 +27,8 @@ PLAN_VERSION = 1
 
 #: named values that only exist while the run happens
 RUNTIME_CONTEXTS = frozenset({"steps", "attempt", "secrets"})
+#: named values a fan-out instance has (known now for a static fan-out's instances)
+FAN_OUT_CONTEXTS = frozenset({"matrix", "item", "index"})
 STATIC_WORKFLOW_FIELDS = frozenset({"name"})
 #: what the plan shows in place of an expression that reads a secret
 SECRET_MASK = "***"
@@ -242,6 +244,8 @@ class _Planner:
     def __init__(self, graph: ExecutionGraph) -> None:
         self.graph = graph
         workflow = graph.workflow
+        self.bindings: dict[str, Any] = {}
+        """The `matrix` or `item`/`index` of the fan-out instance being planned."""
         self.base: dict[str, Any] = {
             "inputs": dict(graph.inputs),
             "workflow": {"name": workflow.name or ""},
@@ -259,13 +263,13 @@ class _Planner:
     # -- static evaluation ------------------------------------------------------------------
 
     def contexts(self, env: Mapping[str, Any]) -> dict[str, Any]:
-        return {**self.base, "env": dict(env)}
+        return {**self.base, **self.bindings, "env": dict(env)}
 
     def unknown_reason(self, expression: Expression, env: Mapping[str, Any]) -> str | None:
         """Why `expression` cannot be evaluated now, or None when it can."""
         for reference in expression.references():
             head = reference.path[0].lower()
-            if head in RUNTIME_CONTEXTS:
+            if head in RUNTIME_CONTEXTS or (head in FAN_OUT_CONTEXTS and head not in self.bindings):
                 return ".".join(reference.path[:2])
             if head == "workflow" and (
                 len(reference.path) < 2 or reference.path[1].lower() not in STATIC_WORKFLOW_FIELDS
@@ -296,6 +300,7 @@ class _Planner:
     def step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
+        self.bindings = {} if node.instance is None else dict(node.instance.bindings)
         env = self.resolve_env_chain(settings.env)
         retry: RetrySchedule = settings.retry.value
         timeout = settings.timeout.value

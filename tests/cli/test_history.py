@@ -617,7 +617,7 @@ def test_a_journal_of_schema_2_is_migrated_and_records_where_attempts_ran(tmp_pa
     db.close()
     with journal_at(tmp_path) as journal:
         version = journal.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        assert version == ("3",) == (str(journal_module.SCHEMA_VERSION),)
+        assert version == (str(journal_module.SCHEMA_VERSION),)
         [old] = journal.steps("v2-run").values()
         assert (old.status, old.where, old.attempts_where) == (ev.StepStatus.SUCCESS, None, {})
     record_run(tmp_path, "v3-run", steps=())

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from wfx.render.units import duration
 from wfx.runtime.events import (
@@ -197,7 +198,8 @@ def summary_table(steps: Steps) -> Table:
         numeric = header in ("attempts", "duration")
         table.add_column(header, justify="right" if numeric else "left", no_wrap=header != "reason")
     for row, line in zip(rows, lines, strict=True):
-        table.add_row(*row, style=STATUS_STYLES[line.status] if line.status.is_failure else None)
+        style = STATUS_STYLES[line.status] if line.status.is_failure else None
+        table.add_row(*(Text(cell) for cell in row), style=style)  # ids like `build[api]`
     return table
 
 

@@ -42,7 +42,7 @@ class Compensator:
         """Roll back every succeeded step that has a rollback, the last one first."""
         run = self.run
         owed = sorted(
-            (n for n in run.graph.steps(Section.MAIN) if self._owes_rollback(n)),
+            (n for n in run.steps(Section.MAIN) if self._owes_rollback(n)),
             key=lambda n: run.states[n.index].completed,
             reverse=True,
         )

@@ -33,7 +33,7 @@ from wfx.diagnostics import WfxError
 from wfx.runtime import events as ev
 from wfx.runtime.failpoints import failpoint
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATE_DIR_VARIABLE = "WFX_STATE_DIR"
 DATABASE = "state.db"
 WORKSPACES = "workspaces"
@@ -107,6 +107,14 @@ _MIGRATIONS: dict[int, list[str]] = {
             attempt INTEGER NOT NULL,
             ran_on TEXT NOT NULL,
             PRIMARY KEY (run_id, step_id, attempt)
+        )""",
+    ],
+    4: [
+        """CREATE TABLE fanouts (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id TEXT NOT NULL,
+            items TEXT NOT NULL,
+            PRIMARY KEY (run_id, step_id)
         )""",
     ],
 }
@@ -206,6 +214,8 @@ class ResumeState:
     extra: Mapping[str, Any] = field(default_factory=dict)
     workspace: str | None = None
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
+    fanouts: Mapping[str, list[Any]] = field(default_factory=dict)
+    """The item list of each dynamic fan-out the run expanded, by the fan-out's id."""
 
 
 @dataclass(frozen=True)
@@ -607,6 +617,19 @@ class Journal:
             self._attempt_ran(event.run_id, event.step, event.attempts, event.where)
         failpoint("journal.after-step-finished")
 
+    def _fan_out_expanded(self, event: ev.FanOutExpanded) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO fanouts (run_id, step_id, items) VALUES (?, ?, ?)",
+                (event.run_id, event.step, json.dumps(list(event.items), default=str)),
+            )
+
+    @_guarded
+    def fanouts(self, run_id: str) -> dict[str, list[Any]]:
+        """The item list of each dynamic fan-out a run expanded."""
+        rows = self.db.execute("SELECT step_id, items FROM fanouts WHERE run_id = ?", (run_id,))
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def _attempt_ran(self, run_id: str, step_id: str, attempt: int, where: str | None) -> None:
         """Record where an attempt that ended ran (nothing when no attempt ran)."""
         if where is not None and attempt:
@@ -799,7 +822,14 @@ class Journal:
         rollbacks = self.rollbacks(run.id)
         failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(
-            run.id, steps, rollbacks, run.status, run.reason, failing, workspace=run.workspace
+            run.id,
+            steps,
+            rollbacks,
+            run.status,
+            run.reason,
+            failing,
+            workspace=run.workspace,
+            fanouts=self.fanouts(run.id),
         )
 
     def prune(self, older_than: float) -> int:
@@ -854,5 +884,6 @@ _HANDLERS: dict[type, Any] = {
     ev.RollbackStarted: Journal._rollback_started,
     ev.RollbackFinished: Journal._rollback_finished,
     ev.RunFinished: Journal._run_finished,
+    ev.FanOutExpanded: Journal._fan_out_expanded,
     **{kind: Journal._step_finished for kind in ev.FINISHED_BY_STATUS.values()},
 }

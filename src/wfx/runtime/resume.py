@@ -7,7 +7,9 @@ import time
 
 import anyio
 
+from wfx.fanout import base_id
 from wfx.graph import Node, Section
+from wfx.model import OnError, StepId
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.state import RunState, tolerates
@@ -32,29 +34,51 @@ def seed(run: RunState, resume: ResumeState) -> None:
     again with their attempt count. A run that is still failing keeps owing the
     compensations it had not finished; one that is not (it was interrupted) runs again
     every step a compensation undid or was undoing, so it never ends in success over
-    undone work (docs/durability.md, "Resuming after compensation")."""
-    records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
+    undone work (docs/durability.md, "Resuming after compensation"). The instances of a
+    dynamic fan-out are seeded the same way when the run creates them (`seed_node`)."""
+    run.resume = resume
+    nodes: dict[str, Node] = {n.id: n for n in run.steps()}
     failed = [
-        n.id for n, r in records if r is not None and r.status.is_failure and not tolerates(n)
+        step_id
+        for step_id, record in resume.steps.items()
+        if record.status.is_failure and not _tolerated(run, nodes.get(step_id), step_id)
     ]
     run.failing = bool(failed)
-    undone = {s for s, status in resume.rollbacks.items() if status is not StepStatus.RUNNING}
-    for node, record in records:
-        if record is None:
-            continue
-        rollback = resume.rollbacks.get(node.id)
-        touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
-        if touched and not run.failing:
-            _run_again(run, node, record)
-        elif record.status in KEPT:
-            run.restored[node.index] = record
-            run.completions = max(run.completions, record.completed or 0)
-            if node.id in undone and record.status in COMPENSATED:
-                run.rollbacks_done.add(node.id)
-        elif record.attempts:
-            run.resumed[node.index] = record
+    for node in nodes.values():
+        seed_node(run, node)
     if failed:
         run.reason = resume.reason or f"step `{failed[0]}` failed"
+
+
+def seed_node(run: RunState, node: Node) -> None:
+    """Where one step of a resumed run goes on: kept, run again, or resumed mid-attempts."""
+    resume = run.resume
+    record = None if resume is None else resume.steps.get(node.id)
+    if resume is None or record is None:
+        return
+    rollback = resume.rollbacks.get(node.id)
+    touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
+    if touched and not run.failing:
+        _run_again(run, node, record)
+    elif record.status in KEPT:
+        run.restored[node.index] = record
+        run.completions = max(run.completions, record.completed or 0)
+        undone = rollback is not None and rollback is not StepStatus.RUNNING
+        if undone and record.status in COMPENSATED:
+            run.rollbacks_done.add(node.id)
+    elif record.attempts:
+        run.resumed[node.index] = record
+
+
+def _tolerated(run: RunState, node: Node | None, step_id: str) -> bool:
+    """Whether a journaled failure lets the run go on: the step's `onError`, or for an
+    instance of a dynamic fan-out (no node yet), its template's."""
+    if node is not None:
+        return tolerates(node)
+    template = run.graph.ids.get(StepId(base_id(step_id)))
+    info = None if template is None else run.graph.nodes[template].fan_out
+    settings = None if info is None else info.settings
+    return settings is not None and settings.on_error.value is OnError.CONTINUE
 
 
 def _run_again(run: RunState, node: Node, record: StepRecord) -> None:
@@ -67,7 +91,7 @@ def rerun_finally(run: RunState) -> None:
     """A resumed run that did main work again runs every `finally` step again: their
     earlier run saw a run that has since gone on."""
     if run.restored and _main_ran_again(run):
-        for node in run.graph.steps(Section.FINALLY):
+        for node in run.steps(Section.FINALLY):
             record = run.restored.pop(node.index, None)
             if record is not None:
                 _run_again(run, node, record)
@@ -77,7 +101,7 @@ def _main_ran_again(run: RunState) -> bool:
     """Whether this resumed run started a main step (so `finally` must run again)."""
     return any(
         n.index not in run.restored and run.states[n.index].started is not None
-        for n in run.graph.steps(Section.MAIN)
+        for n in run.steps(Section.MAIN)
     )
 
 

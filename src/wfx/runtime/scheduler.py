@@ -12,6 +12,7 @@ steps that must stop while `failure()`/`always()` steps still get their turn.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ import anyio.lowlevel
 from wfx.graph import Node, NodeKind, Section
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
+from wfx.runtime.fanout import Expansion
 from wfx.runtime.state import RunState
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class Scheduler:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
         self.limiters = _limiters(run)
+        self.expansion = Expansion(run, contexts)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
         self.idle_workers = 0
@@ -64,7 +67,12 @@ class Scheduler:
         run = self.run
         graph = run.graph
         roots = [n.index for n in graph.nodes if n.section is section and not n.deps]
-        self.unfinished = sum(1 for _ in graph.steps(section))
+        # a dynamic fan-out counts as one step until it knows its instances
+        self.unfinished = sum(1 for _ in run.steps(section)) + sum(
+            1
+            for n in graph.nodes
+            if n.section is section and n.kind is NodeKind.GROUP_START and _dynamic(n)
+        )
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.idle_workers = 0
         self.queued = 0
@@ -80,7 +88,7 @@ class Scheduler:
             self.ready_receive.close()
             self.task_group = None
         assert self.runner is not None
-        for node in graph.nodes:
+        for node in run.nodes:
             if node.section is section and run.states[node.index].status is StepStatus.PENDING:
                 self.runner.finish(node, StepStatus.SKIPPED, "the run stopped before it")
 
@@ -97,7 +105,7 @@ class Scheduler:
         With `keep_one`, the first ready step is returned for the calling worker to run."""
         kept: Node | None = None
         queue = deque(ready)
-        nodes = self.run.graph.nodes
+        nodes = self.run.nodes
         while queue:
             index = queue.popleft()
             node = nodes[index]
@@ -108,7 +116,10 @@ class Scheduler:
                     self._dispatch(node)
                 continue
             self._pass_barrier(node)
-            queue.extend(self._completed(index))
+            if _dynamic(node) and node.kind is NodeKind.GROUP_START:
+                queue.extend(self._expand(node))
+            else:
+                queue.extend(self._completed(index))
         return kept
 
     def _completed(self, index: int) -> list[int]:
@@ -124,6 +135,7 @@ class Scheduler:
     def _pass_barrier(self, node: Node) -> None:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
+        state.ended = time.monotonic()
         if node.kind is NodeKind.GROUP_START:
             decision = self.contexts.decide(node, node.step, state.bad)
             state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
@@ -132,6 +144,44 @@ class Scheduler:
                 self.run.skipped_groups = True
         else:
             state.status = StepStatus.SUCCESS
+            if node.fan_out is not None:
+                self._fan_out_done(node)
+
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def _expand(self, start: Node) -> list[int]:
+        """A dynamic fan-out's start passed: create its instances (from the journal's list
+        when resuming, else from its `forEach`) and return them, ready to run."""
+        run = self.run
+        assert self.runner is not None
+        state = run.states[start.index]
+        created: list[Node] = []
+        if state.status is StepStatus.SUCCESS:
+            made = self.expansion.instances(start, state)
+            if isinstance(made, str):
+                self.runner.fan_out_failed(start, made, state.span)
+            else:
+                created = made
+        self.count_finished()  # the fan-out's place holder
+        if not created:
+            return self._completed(start.index)
+        end = self.dependents[start.index][0]
+        self.unfinished += len(created)
+        self.remaining.extend(0 for _ in created)
+        self.dependents.extend([end] for _ in created)
+        self.dependents[start.index] = [n.index for n in created]
+        self.remaining[end] = len(created)
+        return [n.index for n in created]
+
+    def _fan_out_done(self, end: Node) -> None:
+        """Every instance of a fan-out ended: `steps.<id>` becomes their aggregate, and a
+        `failFast: false` fan-out whose instance failed fails the run now."""
+        run = self.run
+        run.steps_context[end.id] = self.expansion.aggregate(end)
+        reason = run.deferred.pop(end.id, None)
+        if reason is not None:
+            assert self.runner is not None
+            self.runner.fail(reason)
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -245,6 +295,10 @@ class Scheduler:
         """The run is interrupted: stop every running main step."""
         for scope, _ in list(self.scopes.values()):
             scope.cancel()
+
+
+def _dynamic(node: Node) -> bool:
+    return node.fan_out is not None and node.fan_out.dynamic
 
 
 def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:

@@ -4,16 +4,16 @@ runner, the compensator and the run contexts each read and change it, and nothin
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.graph import ExecutionGraph, Node
+from wfx.graph import ExecutionGraph, Node, Section
 from wfx.model import OnError, StepId
 from wfx.runtime import events as ev
 from wfx.runtime.events import StepStatus
-from wfx.runtime.journal import StepRecord
+from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.secrets import SecretSet
 
 
@@ -51,7 +51,13 @@ class RunState:
         self.run_id = run_id
         self.sink = sink
         self.secrets = secrets
+        self.nodes: list[Node] = list(graph.nodes)
+        """The graph's nodes, then the instances of dynamic fan-outs as the run creates them."""
         self.states = [NodeState() for _ in graph.nodes]
+        self.deferred: dict[str, str] = {}
+        """Fan-outs with `failFast: false` whose instance failed: why, once all are done."""
+        self.expanded: dict[str, list[int]] = {}
+        """Each dynamic fan-out the run expanded: its instances' node indices, in order."""
         self.steps_context: dict[str, Any] = {}
         self.completions = 0
         self.failing = False
@@ -66,6 +72,20 @@ class RunState:
         self.again: set[int] = set()
         """Steps the journal says finished that run once more (their work was undone)."""
         self.rollbacks_done: set[str] = set()
+        self.resume: ResumeState | None = None
+        """The journal's account of the run this one resumes (None: a new run)."""
+
+    def steps(self, section: Section | None = None) -> Iterator[Node]:
+        """The leaf nodes (optionally of one section): the graph's, then the instances of
+        dynamic fan-outs created so far."""
+        for node in self.nodes:
+            if node.is_step and (section is None or node.section is section):
+                yield node
+
+    def add_nodes(self, nodes: list[Node]) -> None:
+        """Nodes the run creates (a dynamic fan-out's instances), indexed from the end."""
+        self.nodes.extend(nodes)
+        self.states.extend(NodeState() for _ in nodes)
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""
