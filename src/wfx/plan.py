@@ -8,6 +8,7 @@ compensation order and the worst-case duration of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -20,7 +21,17 @@ from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
+from wfx.graph import (
+    ExecutionGraph,
+    Node,
+    NodeKind,
+    Origin,
+    RetrySchedule,
+    Section,
+    Setting,
+    is_template,
+    template_id,
+)
 from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
 
 PLAN_VERSION = 1
@@ -144,6 +155,23 @@ class PlannedGroup:
     section: Section
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedFanOut:
+    """A fan-out: its instances (a static one's ids), or for a dynamic one the expression
+    that gives its list at run time and the template step (`id[*]`) every instance runs;
+    its cap, failFast, instance limit, and what the worst case assumes of it."""
+
+    id: StepId
+    kind: str
+    dynamic: bool
+    instances: tuple[StepId, ...]
+    max_parallel: int | None
+    fail_fast: bool
+    limit: int
+    source: str
+    assumption: str | None = None
+
+
 @dataclass(frozen=True)
 class Plan:
     """The whole plan: order, verdicts, schedules, compensation and worst case."""
@@ -169,6 +197,7 @@ class Plan:
     groups: Mapping[StepId, PlannedGroup] = field(default_factory=dict)
     type: str = "sequential"
     """How the top-level steps run together: the workflow root is a group."""
+    fan_outs: Mapping[StepId, PlannedFanOut] = field(default_factory=dict)
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -190,7 +219,13 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
     main = graph.stages(Section.MAIN)
     final = graph.stages(Section.FINALLY)
     ordered = [step_id for stage in (*main, *final) for step_id in stage]
-    steps = {step_id: planner.step(graph.node(step_id)) for step_id in ordered}
+    templates = graph.templates()
+    steps = {
+        step_id: planner.step(planner.template(templates[step_id]))
+        if step_id in templates
+        else planner.step(graph.node(step_id))
+        for step_id in ordered
+    }
     found = [*warnings, *planner.never_warnings(steps), *workspace_warnings(steps)]
     return Plan(
         version=PLAN_VERSION,
@@ -218,7 +253,43 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         description=workflow.description,
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
         groups={g.id: g for g in _groups(graph)},
+        fan_outs={f.id: f for f in _fan_outs(graph, steps)},
     )
+
+
+def _fan_outs(
+    graph: ExecutionGraph, steps: Mapping[StepId, PlannedStep]
+) -> Iterable[PlannedFanOut]:
+    for node in graph.nodes:
+        info = node.fan_out
+        if node.kind is not NodeKind.GROUP_START or info is None:
+            continue
+        assumption = None
+        if info.dynamic:
+            cost = steps[template_id(node.id)].worst_case
+            each = "" if cost is None else f" (each wave up to {cost:g}s)"
+            if info.max_parallel is None:
+                assumption = (
+                    f"the worst case assumes all instances of `{node.id}` run at once"
+                    " (it has no maxParallel)"
+                )
+            else:
+                assumption = (
+                    f"the worst case assumes `{node.id}` gets at most {info.max_parallel}"
+                    f" items (one wave of maxParallel {info.max_parallel}); every further"
+                    f" {info.max_parallel} items add a wave{each}"
+                )
+        yield PlannedFanOut(
+            id=node.id,
+            kind=info.kind.value,
+            dynamic=info.dynamic,
+            instances=info.instances,
+            max_parallel=info.max_parallel,
+            fail_fast=info.fail_fast,
+            limit=info.limit,
+            source=info.source,
+            assumption=assumption,
+        )
 
 
 def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
@@ -296,6 +367,18 @@ class _Planner:
         return template.render(self.contexts(env))
 
     # -- per step ---------------------------------------------------------------------------
+
+    def template(self, start: Node) -> Node:
+        """The step every instance of a dynamic fan-out runs, as a node named `id[*]`."""
+        info = start.fan_out
+        assert info is not None and info.template is not None
+        return dataclasses.replace(
+            start,
+            id=template_id(start.id),
+            kind=NodeKind.STEP,
+            step=info.template,
+            settings=info.settings,
+        )
 
     def step(self, node: Node) -> PlannedStep:
         settings = node.settings
@@ -419,7 +502,8 @@ class _Planner:
     def needs(self, node: Node) -> tuple[StepId, ...]:
         """The leaf steps `node` waits for directly, in the order they are written."""
         found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
-        return tuple(dep.id for dep in sorted(found, key=lambda dep: dep.span))
+        ordered = sorted(found, key=lambda dep: dep.span)
+        return tuple(template_id(dep.id) if is_template(dep) else dep.id for dep in ordered)
 
     def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
         """Env values in layering order, each able to see the ones resolved before it."""
@@ -518,8 +602,8 @@ class _Planner:
             if node.section is not section:
                 continue
             cost = 0.0
-            if node.is_step:
-                step_cost = steps[node.id].worst_case
+            if node.is_step or is_template(node):
+                step_cost = steps[template_id(node.id) if is_template(node) else node.id].worst_case
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
@@ -532,8 +616,9 @@ class _Planner:
         path: list[StepId] = []
         cursor: int | None = end
         while cursor is not None:
-            if self.graph.nodes[cursor].is_step:
-                path.append(self.graph.nodes[cursor].id)
+            node = self.graph.nodes[cursor]
+            if node.is_step or is_template(node):
+                path.append(template_id(node.id) if is_template(node) else node.id)
             cursor = previous.get(cursor)
         return (None if unbounded else best[end]), list(reversed(path))
 

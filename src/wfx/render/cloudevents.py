@@ -21,6 +21,7 @@ from urllib.parse import quote
 from wfx.render.plan_json import json_value
 from wfx.runtime.events import (
     Event,
+    FanOutExpanded,
     Notice,
     RollbackFinished,
     RollbackStarted,
@@ -57,6 +58,7 @@ EVENT_TYPES: Mapping[type[Event], str] = {
     RollbackStarted: "dev.wfx.rollback.started",
     RollbackFinished: "dev.wfx.rollback.finished",
     Notice: "dev.wfx.notice",
+    FanOutExpanded: "dev.wfx.fanout.expanded",
     RunFinished: "dev.wfx.run.finished",
 }
 

@@ -19,7 +19,16 @@ from typing import Any
 
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_runs
-from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
+from wfx.render.units import (
+    count,
+    duration,
+    fan_out_line,
+    plain,
+    retries,
+    run_settings,
+    value,
+    visible,
+)
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "`bash -eo pipefail` (built-in; `sh -e` where bash is missing)"
@@ -63,6 +72,12 @@ def render_markdown(plan: Plan) -> str:
     lines += _stage_table(plan.stages, plan)
     if plan.finally_stages:
         lines += ["", "**Finally**", "", *_stage_table(plan.finally_stages, plan)]
+    if plan.fan_outs:
+        lines += ["", "**Fan-outs**", ""]
+        for fan_out in plan.fan_outs.values():
+            lines.append(f"- {prose(fan_out_line(fan_out))}")
+            if fan_out.assumption:
+                lines.append(f"  ({prose(fan_out.assumption)})")
     if plan.compensation:
         lines += [
             "",

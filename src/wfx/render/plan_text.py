@@ -13,7 +13,16 @@ from rich.text import Text
 from wfx.diagnostics import Severity
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, where_it_runs
-from wfx.render.units import count, duration, plain, retries, run_settings, value, visible
+from wfx.render.units import (
+    count,
+    duration,
+    fan_out_line,
+    plain,
+    retries,
+    run_settings,
+    value,
+    visible,
+)
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)
 BUILTIN_SHELL = "bash -eo pipefail (built-in; sh -e where bash is missing)"
@@ -94,6 +103,10 @@ def _step_cells(step: PlannedStep) -> Iterator[RenderableType]:
 
 def _footer(plan: Plan) -> Text:
     text = Text()
+    for fan_out in plan.fan_outs.values():
+        text.append("fan-out " + _one_line(fan_out_line(fan_out)) + "\n")
+        if fan_out.assumption:
+            text.append("  " + _one_line(fan_out.assumption) + "\n", style="dim")
     if plan.compensation:
         text.append("compensation order: " + " → ".join(plan.compensation) + "\n")
     if plan.critical_path:
