@@ -423,7 +423,7 @@ class _Lowering(StepVisitor):
             end = self.ends.get(name)
             if end is None:
                 self.problems.append(_unknown_need(ref.id, ref.span, self.ends))
-            elif section is Section.MAIN and self.sections[ref.id] is Section.FINALLY:
+            elif section is Section.MAIN and self.sections[name] is Section.FINALLY:
                 self.problems.append(
                     error(
                         "compile.needs-finally",

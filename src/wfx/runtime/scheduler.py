@@ -162,11 +162,11 @@ class Scheduler:
                 self.runner.fan_out_failed(start, made, state.span)
             else:
                 created = made
-        self.count_finished()  # the fan-out's place holder
+        self.unfinished += len(created)
+        self.count_finished()  # the fan-out's place holder (after its instances are counted)
         if not created:
             return self._completed(start.index)
         end = self.dependents[start.index][0]
-        self.unfinished += len(created)
         self.remaining.extend(0 for _ in created)
         self.dependents.extend([end] for _ in created)
         self.dependents[start.index] = [n.index for n in created]
