@@ -28,7 +28,9 @@ def test_matrix_instances_run_with_their_values_and_sum_up(tmp_path: Path) -> No
               python: ["3.11", "3.12"]
               exclude: [{service: web, python: "3.11"}]
               include: [{service: api, extra: yes}]
-            run: echo "image=${{ matrix.service }}-${{ matrix.python }}-${{ matrix.extra }}" >> "$WFX_OUTPUT"
+            run: |
+              echo "image=${{ matrix.service }}-${{ matrix.python }}-${{ matrix.extra }}" \
+                >> "$WFX_OUTPUT"
           - id: report
             run: |
               echo "all=${{ join(steps.build.outputs.*.image, ' ') }}" >> "$WFX_OUTPUT"
