@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Diagnostic, warning
+from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
@@ -267,7 +268,7 @@ def _fan_outs(
         assumption = None
         if info.dynamic:
             cost = steps[template_id(node.id)].worst_case
-            each = "" if cost is None else f" (each wave up to {cost:g}s)"
+            each = "" if cost is None else f" (each wave up to {format_duration(cost)})"
             if info.max_parallel is None:
                 assumption = (
                     f"the worst case assumes all instances of `{node.id}` run at once"
