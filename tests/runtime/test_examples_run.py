@@ -111,7 +111,7 @@ def test_distributed_build_packages_every_component(tmp_path: Path) -> None:
 
 
 def test_matrix_build_builds_five_combinations_and_publishes_them(tmp_path: Path) -> None:
-    result, events, plan = run_example("matrix-build.yaml", tmp_path)
+    result, _, plan = run_example("matrix-build.yaml", tmp_path)
     assert result.exit_code == 0, result.reason
     wheels = sorted(p.name for p in tmp_path.glob("*.whl"))
     assert wheels == [
