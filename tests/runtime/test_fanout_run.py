@@ -280,3 +280,26 @@ def test_a_resumed_run_maps_the_journaled_items_to_the_same_instances(tmp_path: 
     started = [e.step for e in seen if isinstance(e, ev.StepStarted)]
     assert started == ["fetch[1]", "fetch[2]", "after"]
     assert result.steps["after"].outputs == {"all": "x-0,y-1,z-2"}
+
+
+def test_a_condition_is_decided_per_instance_with_its_values(tmp_path: Path) -> None:
+    recorded = run_text(
+        tmp_path,
+        """
+        wfx: 1
+        steps:
+          - id: test
+            matrix: {os: [linux, mac, windows]}
+            condition: ${{ matrix.os != 'windows' }}
+            run: echo "ran=${{ matrix.os }}" >> "$WFX_OUTPUT"
+          - id: after
+            run: echo "status=${{ steps.test.status }}" >> "$WFX_OUTPUT"
+        """,
+    )
+    assert recorded.result.exit_code == 0, recorded.result.reason
+    assert [recorded.status(f"test[{os}]") for os in ("linux", "mac", "windows")] == [
+        "success",
+        "success",
+        "skipped",
+    ]
+    assert recorded.result.steps["after"].outputs == {"status": "success"}
