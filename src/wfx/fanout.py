@@ -22,6 +22,8 @@ from wfx.model import FanOut, FanOutKind
 
 #: the most instances one fan-out may create unless the workflow's `maxInstances` says
 DEFAULT_MAX_INSTANCES = 10_000
+#: a matrix value longer than this is cut in its instance's id
+KEY_PART_CHARS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,11 +140,17 @@ def _matrix_key(combination: Mapping[str, Any], axis_names: Sequence[str]) -> st
 
 
 def _key_part(value: Any) -> str:
+    """A value as part of an id: as text, characters that would not show (or would move a
+    terminal's cursor) as `<U+XXXX>`, cut at KEY_PART_CHARS (distinct ids stay distinct:
+    see `_unique`)."""
     if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return to_string(value)
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = to_string(value)
+    shown = "".join(c if c.isprintable() else f"<U+{ord(c):04X}>" for c in text)
+    return shown if len(shown) <= KEY_PART_CHARS else shown[: KEY_PART_CHARS - 1] + "…"
 
 
 def _unique(keys: list[str]) -> list[str]:

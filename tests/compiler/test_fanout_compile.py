@@ -310,3 +310,19 @@ def test_fan_out_keys_are_checked_by_the_schema(workflow_file: Write) -> None:
     assert any(f.startswith("5:5 `failFast` is only allowed together with") for f in found)
     assert "7:5 `matrix` cannot be used together with `forEach`" in found
     assert any(f.startswith("11:17 `x` must be a non-empty list") for f in found), found
+
+
+def test_hostile_matrix_values_make_readable_distinct_ids(workflow_file: Write) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: build
+        matrix:
+          name: ["a\\u001b[2Jb", "x\\ny", "LONG", "LONGER"]
+        run: echo "${{ matrix.name }}"
+    """.replace("LONGER", "z" * 50 + "2").replace("LONG", "z" * 50 + "1")
+    plan = plan_dict(workflow_file, text)
+    ids = plan["stages"][0]
+    assert ids[:2] == ["build[a<U+001B>[2Jb]", "build[x<U+000A>y]"]
+    assert ids[2] == "build[" + "z" * 39 + "…]"
+    assert ids[3] == "build[" + "z" * 39 + "…~2]"
