@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from wfx.graph import ExecutionGraph, Node, NodeKind, Section, is_template, template_id
+from wfx.model import StepId
 from wfx.plan import Plan
 
 
@@ -31,7 +32,7 @@ def _group_kind(node: Node) -> str:
     return node.fan_out.kind.value if node.fan_out else node.step.group_type.value
 
 
-def _name(node: Node) -> str:
+def _name(node: Node) -> StepId:
     """The name a node has in the plan: a dynamic fan-out's start is its template `id[*]`."""
     return template_id(node.id) if is_template(node) else node.id
 
