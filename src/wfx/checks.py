@@ -442,11 +442,15 @@ def check_data_flow(graph: ExecutionGraph) -> list[Diagnostic]:
 
 
 def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
-    """The `steps.X` references of each main leaf step, by node index."""
+    """The `steps.X` references of each main leaf step (and dynamic fan-out, whose
+    `forEach` is evaluated when its start is reached), by node index."""
     by_name = {step_id.lower(): (step_id, index) for step_id, index in graph.ids.items()}
     reads: dict[int, list[_Read]] = {}
-    for node in graph.steps(Section.MAIN):
-        for site in _step_sites(node.step):
+    for node in graph.nodes:
+        template = node.fan_out.template if node.fan_out and node.fan_out.dynamic else None
+        if node.section is not Section.MAIN or not (node.is_step or template):
+            continue
+        for site in _step_sites(template or node.step):
             for reference in site.expression.references():
                 if reference.path[0].lower() != "steps" or len(reference.path) < 2:
                     continue

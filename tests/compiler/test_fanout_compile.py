@@ -326,3 +326,24 @@ def test_hostile_matrix_values_make_readable_distinct_ids(workflow_file: Write) 
     assert ids[:2] == ["build[a<U+001B>[2Jb]", "build[x<U+000A>y]"]
     assert ids[2] == "build[" + "z" * 39 + "…]"
     assert ids[3] == "build[" + "z" * 39 + "…~2]"
+
+
+def test_a_dynamic_for_each_reading_a_step_it_does_not_wait_for_is_warned(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    type: parallel
+    steps:
+      - id: list
+        run: echo 'items=[1]' >> "$WFX_OUTPUT"
+      - id: fetch
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        run: echo "${{ item }}"
+    """
+    report = api.check([workflow_file(text)], None)
+    [warned] = [d for d in report.diagnostics if d.code == "compile.not-upstream"]
+    assert warned.message == "`fetch` reads `steps.list` but does not wait for `list`"
+    assert (warned.span.line, warned.span.column) == (7, 27)
+    fixed = text.replace("        forEach:", "        needs: [list]\n        forEach:")
+    assert not [d for d in api.check([workflow_file(fixed)], None).diagnostics]
