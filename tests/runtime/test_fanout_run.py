@@ -303,3 +303,10 @@ def test_a_condition_is_decided_per_instance_with_its_values(tmp_path: Path) -> 
         "skipped",
     ]
     assert recorded.result.steps["after"].outputs == {"status": "success"}
+
+
+def test_a_run_result_lists_dynamic_instances_where_their_fan_out_stands(
+    tmp_path: Path,
+) -> None:
+    recorded = run_text(tmp_path, DYNAMIC.replace("LIST", '["a","b"]'))
+    assert list(recorded.result.steps) == ["list", "fetch[0]", "fetch[1]", "after"]

@@ -3,13 +3,14 @@ runner, the compensator and the run contexts each read and change it, and nothin
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.graph import ExecutionGraph, Node, Section
+from wfx.graph import ExecutionGraph, Node, NodeKind, Section
 from wfx.model import OnError, StepId
 from wfx.runtime import events as ev
 from wfx.runtime.events import StepStatus
@@ -76,11 +77,16 @@ class RunState:
         """The journal's account of the run this one resumes (None: a new run)."""
 
     def steps(self, section: Section | None = None) -> Iterator[Node]:
-        """The leaf nodes (optionally of one section): the graph's, then the instances of
-        dynamic fan-outs created so far."""
-        for node in self.nodes:
-            if node.is_step and (section is None or node.section is section):
+        """The leaf nodes (optionally of one section) in the graph's order, the instances a
+        dynamic fan-out got so far where the fan-out stands (before its end)."""
+        nodes = self.nodes
+        for node in itertools.islice(nodes, len(self.graph.nodes)):
+            if section is not None and node.section is not section:
+                continue
+            if node.is_step:
                 yield node
+            elif node.kind is NodeKind.GROUP_END and node.id in self.expanded:
+                yield from (nodes[i] for i in self.expanded[node.id])
 
     def add_nodes(self, nodes: list[Node]) -> None:
         """Nodes the run creates (a dynamic fan-out's instances), indexed from the end."""
