@@ -310,3 +310,37 @@ def test_a_run_result_lists_dynamic_instances_where_their_fan_out_stands(
 ) -> None:
     recorded = run_text(tmp_path, DYNAMIC.replace("LIST", '["a","b"]'))
     assert list(recorded.result.steps) == ["list", "fetch[0]", "fetch[1]", "after"]
+
+
+def test_max_parallel_on_a_fanned_out_group_caps_its_open_instances(tmp_path: Path) -> None:
+    """Each instance is two steps in a row; at most two instances are open at once (from
+    the start of the first step to the end of the second), not two steps."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    recorded = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: svc
+            forEach: [0, 1, 2, 3, 4, 5]
+            maxParallel: 2
+            steps:
+              - run: |
+                  echo "$(date +%s%N)" > "{markers}/${{{{ index }}}}.start"
+                  sleep 0.03
+              - run: |
+                  sleep 0.06
+                  echo "$(date +%s%N)" > "{markers}/${{{{ index }}}}.end"
+        """,
+    )
+    assert recorded.result.exit_code == 0, recorded.result.reason
+    moments = []
+    for index in range(6):
+        moments.append((int((markers / f"{index}.start").read_text()), 1))
+        moments.append((int((markers / f"{index}.end").read_text()), -1))
+    running = most = 0
+    for _, change in sorted(moments):
+        running += change
+        most = max(most, running)
+    assert most <= 2  # without the cap on instances all six are open at once

@@ -49,6 +49,7 @@ class Scheduler:
                 self.dependents[dep].append(node.index)
         self.scopes: dict[int, tuple[anyio.CancelScope, bool]] = {}
         self.limiters = _limiters(run)
+        self.admission = _InstanceAdmission(run)
         self.expansion = Expansion(run, contexts)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
@@ -115,11 +116,14 @@ class Scheduler:
                 else:
                     self._dispatch(node)
                 continue
+            if self.admission.waits(node):
+                continue  # a fanned-out group's instance over its `maxParallel`: later
             self._pass_barrier(node)
             if _dynamic(node) and node.kind is NodeKind.GROUP_START:
                 queue.extend(self._expand(node))
             else:
                 queue.extend(self._completed(index))
+            queue.extend(self.admission.ended(node))
         return kept
 
     def _completed(self, index: int) -> list[int]:
@@ -309,5 +313,51 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
         limiters[None] = anyio.CapacityLimiter(int(workflow.max_parallel.value))
     for node in run.graph.nodes:
         if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
+            if node.fan_out is not None and node.step.steps:
+                continue  # a fanned-out group's cap counts instances: _InstanceAdmission
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
     return limiters
+
+
+class _InstanceAdmission:
+    """`maxParallel` on a fanned-out group: at most that many of its instances (not of
+    their steps) are open at once. An instance group's start waits here until an earlier
+    instance's end passes; barriers pass without tasks, so this is a count and a queue."""
+
+    def __init__(self, run: RunState) -> None:
+        graph = run.graph
+        self.caps: dict[str, int] = {}
+        for node in graph.nodes:
+            info = node.fan_out
+            if node.kind is NodeKind.GROUP_START and info and info.max_parallel and node.step.steps:
+                self.caps[node.id] = info.max_parallel
+        self.open: dict[str, int] = dict.fromkeys(self.caps, 0)
+        self.waiting: dict[str, deque[int]] = {name: deque() for name in self.caps}
+
+    def _capped(self, node: Node) -> str | None:
+        """The capped fan-out whose instance group `node` opens or closes, if any."""
+        instance = node.instance
+        if instance is None or instance.fan_out not in self.caps:
+            return None
+        return instance.fan_out if node.id == instance.own(instance.fan_out) else None
+
+    def waits(self, node: Node) -> bool:
+        """Whether the instance group `node` starts must wait for a free place (then it is
+        queued); otherwise it takes one."""
+        fan_out = self._capped(node) if node.kind is NodeKind.GROUP_START else None
+        if fan_out is None:
+            return False
+        if self.open[fan_out] >= self.caps[fan_out]:
+            self.waiting[fan_out].append(node.index)
+            return True
+        self.open[fan_out] += 1
+        return False
+
+    def ended(self, node: Node) -> list[int]:
+        """An instance group closed: the next waiting one may start."""
+        fan_out = self._capped(node) if node.kind is NodeKind.GROUP_END else None
+        if fan_out is None:
+            return []
+        self.open[fan_out] -= 1
+        queued = self.waiting[fan_out]
+        return [queued.popleft()] if queued else []  # it takes the place when it passes
