@@ -374,6 +374,82 @@ def bench_parallel_uncapped(repeat: int) -> Result:
     return Result("parallel_uncapped_vs_capped", ratio, 1.2, detail)
 
 
+def fan_out_workflow(instances: int, parallel: int, *, dynamic: bool) -> str:
+    """One `cmd: [true]` step fanned out over `instances` items, at most `parallel` at once:
+    over a literal list (static), or over the list a first step outputs (dynamic)."""
+    items = "[" + ",".join(str(i) for i in range(instances)) + "]"
+    head = "wfx: 1\nsteps:\n"
+    if not dynamic:
+        return (
+            head
+            + f"  - id: work\n    forEach: {items}\n    maxParallel: {parallel}\n"
+            + ('    cmd: ["true", "${{ item }}"]\n')
+        )
+    return head + (
+        f"  - id: list\n    run: echo 'items={items}' >> \"$WFX_OUTPUT\"\n"
+        "  - id: work\n    forEach: ${{ fromJSON(steps.list.outputs.items) }}\n"
+        f"    maxParallel: {parallel}\n"
+        '    cmd: ["true", "${{ item }}"]\n'
+    )
+
+
+def written_out_workflow(steps: int, parallel: int, *, with_list: bool) -> str:
+    """The same work as `fan_out_workflow`, written step by step in a parallel group."""
+    body = "\n".join(f'      - {{id: s{i}, cmd: ["true", "{i}"]}}' for i in range(steps))
+    first = "  - id: list\n    run: echo 'items=[]' >> \"$WFX_OUTPUT\"\n" if with_list else ""
+    group = f"  - id: work\n    type: parallel\n    maxParallel: {parallel}\n    steps:\n"
+    return "wfx: 1\nsteps:\n" + first + group + body + "\n"
+
+
+def bench_fan_out_plan(repeat: int) -> Result:
+    """`wfx plan --format json` of a 1,000-instance fan-out vs 1,000 written-out steps
+    (ratio), and of 10,000 instances vs 1,000 (linear is 10)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "fan1k.yaml").write_text(fan_out_workflow(1000, 8, dynamic=False))
+        (root / "fan10k.yaml").write_text(fan_out_workflow(10_000, 8, dynamic=False))
+        (root / "steps1k.yaml").write_text(written_out_workflow(1000, 8, with_list=False))
+        medians = interleaved_medians(
+            {
+                name: [WFX, "plan", str(root / f"{name}.yaml"), "--format", "json"]
+                for name in ("fan1k", "fan10k", "steps1k")
+            },
+            max(3, repeat // 4),
+        )
+    scaling = medians["fan10k"] / medians["fan1k"]
+    versus = medians["fan1k"] / medians["steps1k"]
+    detail = (
+        f"1k instances {medians['fan1k']:.2f} s, 10k {medians['fan10k']:.2f} s (x{scaling:.1f});"
+        f" 1k written-out steps {medians['steps1k']:.2f} s (fan-out/written {versus:.2f})"
+    )
+    return Result("fan_out_plan_10k_over_1k", scaling, 12, detail)
+
+
+def bench_fan_out_run(repeat: int) -> Result:
+    """`wfx run` of a dynamic 1,000-instance fan-out (maxParallel 8) vs 1,000 written-out
+    steps in a parallel group with maxParallel 8 (and a static fan-out): time ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "dynamic.yaml").write_text(fan_out_workflow(1000, 8, dynamic=True))
+        (root / "static.yaml").write_text(fan_out_workflow(1000, 8, dynamic=False))
+        (root / "written.yaml").write_text(written_out_workflow(1000, 8, with_list=True))
+        state = root / "state"
+        medians = interleaved_medians(
+            {
+                name: [WFX, "run", "-q", "--state-dir", str(state), str(root / f"{name}.yaml")]
+                for name in ("dynamic", "static", "written")
+            },
+            max(3, repeat // 4),
+        )
+    ratio = medians["dynamic"] / medians["written"]
+    detail = (
+        f"dynamic fan-out {1000 / medians['dynamic']:.0f} steps/s, static"
+        f" {1000 / medians['static']:.0f}, written-out {1000 / medians['written']:.0f}"
+        f" (static/written {medians['static'] / medians['written']:.2f})"
+    )
+    return Result("fan_out_run_vs_written", ratio, 1.2, detail)
+
+
 def workload(name: str) -> float:
     """Run bench/workloads.py NAME in a fresh interpreter; return the number it prints."""
     completed = subprocess.run(
@@ -482,6 +558,8 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "chain_marginal": bench_chain_marginal,
     "fan_throughput": bench_fan_throughput,
     "parallel_uncapped": bench_parallel_uncapped,
+    "fan_out_plan": bench_fan_out_plan,
+    "fan_out_run": bench_fan_out_run,
     "parallel_sleep": bench_sleep_parallel,
     "python_steps": bench_python_steps,
     "python_chain": bench_python_chain,

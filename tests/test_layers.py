@@ -19,7 +19,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "source": ("wfx.source",),
     "expr": ("wfx.expr", "wfx.expr."),
     "schema": ("wfx.schema",),
-    "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs", "wfx.envfile"),
+    "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs", "wfx.envfile", "wfx.fanout"),
     "graph": ("wfx.graph", "wfx.selection"),
     "compiler": ("wfx.compiler", "wfx.checks"),
     "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),
@@ -197,4 +197,4 @@ def test_one_place_decides_where_the_journal_lives() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and node.value == "WFX_STATE_DIR"
     ]
-    assert readers == ["wfx.runtime.journal"]
+    assert readers == ["wfx.runtime.statedir"]

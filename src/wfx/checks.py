@@ -9,7 +9,7 @@ dependency graph does not guarantee.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Any
@@ -18,8 +18,9 @@ from wfx.diagnostics import Diagnostic, error, warning
 from wfx.expr import Expression, Reference, Template, unparse
 from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, walk
 from wfx.expr.values import equals, to_number, to_string
+from wfx.fanout import base_id
 from wfx.graph import ExecutionGraph, Section
-from wfx.model import Action, Input, InputType, Step, StepId, Workflow
+from wfx.model import Action, FanOut, FanOutKind, Input, InputType, Step, StepId, Workflow
 from wfx.walk import all_actions, all_steps
 
 STEP_PROPERTIES = ("outputs", "status", "attempts", "duration", "exitCode")
@@ -51,6 +52,8 @@ def iter_sites(workflow: Workflow) -> Iterator[Site]:
 
 
 def _step_sites(step: Step) -> Iterator[Site]:
+    if step.fan_out is not None and step.fan_out.expression is not None:
+        yield Site(step.fan_out.expression, step, "`forEach`")
     if step.condition is not None and step.condition.expression is not None:
         yield Site(step.condition.expression, step, "step")
     for template in step.env.values():
@@ -94,12 +97,26 @@ def _template_sites(template: Template, owner: Step | None, where: str) -> Itera
 # -- names used in expressions ----------------------------------------------------------------
 
 
-def check_references(workflow: Workflow, ids: Mapping[Any, StepId]) -> list[Diagnostic]:
-    """Errors for expression names that cannot exist: unknown inputs, secrets, steps, fields."""
+def check_references(
+    workflow: Workflow, ids: Mapping[Any, StepId], instance_ids: Iterable[str] = ()
+) -> list[Diagnostic]:
+    """Errors for expression names that cannot exist: unknown inputs, secrets, steps, fields,
+    `matrix` axes, and `matrix`/`item`/`index` outside a fan-out.
+
+    `instance_ids` are the ids of static fan-outs' instances (`build[api,3.12]`), which
+    `steps['build[api,3.12]']` may name; any `id[...]` of a dynamic fan-out is allowed."""
+    step_ids: dict[str, str] = {step_id.lower(): step_id for step_id in ids.values()}
+    step_ids.update({i.lower(): i for i in instance_ids})
     known = _Names(
         inputs={i.name.lower(): i.name for i in workflow.inputs},
         secrets={s.value.lower(): s.value for s in workflow.secrets},
-        steps={step_id.lower(): step_id for step_id in ids.values()},
+        steps=step_ids,
+        fan_outs=_fan_out_scopes(workflow),
+        dynamic={
+            ids[s.path].lower()
+            for s in all_steps(workflow)
+            if s.fan_out is not None and s.fan_out.expression is not None
+        },
     )
     problems: list[Diagnostic] = []
     for site in iter_sites(workflow):
@@ -110,11 +127,29 @@ def check_references(workflow: Workflow, ids: Mapping[Any, StepId]) -> list[Diag
     return problems
 
 
+def _fan_out_scopes(workflow: Workflow) -> dict[Any, FanOut]:
+    """For each step inside a fan-out (the fanned-out step itself included), its fan-out."""
+    scopes: dict[Any, FanOut] = {}
+
+    def mark(steps: Iterable[Step], inherited: FanOut | None) -> None:
+        for step in steps:
+            scope = step.fan_out or inherited
+            if scope is not None:
+                scopes[step.path] = scope
+            mark(step.steps, scope)
+
+    mark(workflow.steps, None)
+    mark(workflow.finally_, None)
+    return scopes
+
+
 @dataclass(frozen=True)
 class _Names:
     inputs: Mapping[str, str]
     secrets: Mapping[str, str]
     steps: Mapping[str, str]
+    fan_outs: Mapping[Any, FanOut]
+    dynamic: set[str]
 
     def check(self, reference: Reference, site: Site) -> Diagnostic | None:
         head = reference.path[0].lower()
@@ -124,8 +159,27 @@ class _Names:
             "steps": self.check_step,
             "workflow": self.check_workflow,
             "attempt": self.check_attempt,
+            "matrix": self.check_matrix,
+            "item": self.check_item,
+            "index": self.check_item,
         }.get(head)
         return handler(reference, site) if handler else None
+
+    def fan_out_of(self, site: Site) -> FanOut | None:
+        return None if site.owner is None else self.fan_outs.get(site.owner.path)
+
+    def check_matrix(self, reference: Reference, site: Site) -> Diagnostic | None:
+        fan_out = self.fan_out_of(site)
+        if fan_out is None or fan_out.kind is not FanOutKind.MATRIX:
+            return _outside_fan_out(reference, site, "a step or group with `matrix:`")
+        keys = {k.lower(): k for k in fan_out.keys}
+        return _check_member(reference, keys, "matrix axis", "axes are the keys of `matrix:`")
+
+    def check_item(self, reference: Reference, site: Site) -> Diagnostic | None:
+        fan_out = self.fan_out_of(site)
+        if fan_out is None or fan_out.kind is not FanOutKind.FOR_EACH:
+            return _outside_fan_out(reference, site, "a step or group with `forEach:`")
+        return None
 
     def check_input(self, reference: Reference, site: Site) -> Diagnostic | None:
         return _check_member(reference, self.inputs, "input", "declare it under `inputs:`")
@@ -153,6 +207,8 @@ class _Names:
                 f"`steps` is not available in {site.where}; it is evaluated before any step runs",
                 reference.span,
             )
+        if len(reference.path) > 1 and base_id(reference.path[1]).lower() in self.dynamic:
+            return None  # an instance of a fan-out the run expands: known only then
         problem = _check_member(reference, self.steps, "step", "give the step an `id`")
         if problem is not None or len(reference.path) < 3:
             return problem
@@ -160,6 +216,17 @@ class _Names:
         if reference.path[2].lower() in names:
             return None
         return _unknown(reference.path[2], names, "step property", reference, None)
+
+
+def _outside_fan_out(reference: Reference, site: Site, inside: str) -> Diagnostic:
+    name = reference.path[0]
+    where = site.where if site.owner is None else "this step"
+    return error(
+        "expr.context",
+        f"`{name}` is not available in {where}; it exists only inside {inside}",
+        reference.span,
+        "`matrix` belongs to `matrix:` fan-outs, `item` and `index` to `forEach:`",
+    )
 
 
 def _check_member(
@@ -375,11 +442,15 @@ def check_data_flow(graph: ExecutionGraph) -> list[Diagnostic]:
 
 
 def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
-    """The `steps.X` references of each main leaf step, by node index."""
+    """The `steps.X` references of each main leaf step (and dynamic fan-out, whose
+    `forEach` is evaluated when its start is reached), by node index."""
     by_name = {step_id.lower(): (step_id, index) for step_id, index in graph.ids.items()}
     reads: dict[int, list[_Read]] = {}
-    for node in graph.steps(Section.MAIN):
-        for site in _step_sites(node.step):
+    for node in graph.nodes:
+        template = node.fan_out.template if node.fan_out and node.fan_out.dynamic else None
+        if node.section is not Section.MAIN or not (node.is_step or template):
+            continue
+        for site in _step_sites(template or node.step):
             for reference in site.expression.references():
                 if reference.path[0].lower() != "steps" or len(reference.path) < 2:
                     continue

@@ -233,10 +233,14 @@ def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
     """Print the output the run RUN_ID recorded: every step's, `[step]`-prefixed, or STEP's."""
     with _journal_of_run(run_id, state_dir) as (journal, record):
         steps = journal.steps(record.id)
-        lines = journal.logs(record.id, step)
+        instances = {s for s in steps if step and step not in steps and s.startswith(step + "[")}
+        if instances:  # a fan-out: every instance's lines, `[build[api]]`-prefixed
+            lines = [line for line in journal.logs(record.id) if line[0] in instances]
+        else:
+            lines = journal.logs(record.id, step)
     from wfx.render import history  # noqa: PLC0415
 
-    if step is None:
+    if step is None or instances:
         shown = history.prefixed_log(lines)
         if not shown:
             click.echo(f"run {record.id} recorded no output", err=True)

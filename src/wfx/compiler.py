@@ -9,6 +9,7 @@ and the static checks of :mod:`wfx.checks` are reported together.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from typing import Any
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
 from wfx.expr import ExpressionError, Template, parse_template, to_string
+from wfx.fanout import Instance, TooManyInstancesError, max_instances, static_instances
 from wfx.graph import (
     NO_CONTINUE_ON,
     NO_EXECUTOR,
     NO_RESOURCES,
     EffectiveSettings,
     ExecutionGraph,
+    FanOutInfo,
     Node,
     NodeKind,
     Origin,
@@ -34,6 +37,8 @@ from wfx.graph import (
 from wfx.model import (
     COMMAND_LINE_ENV_FILE,
     CONTEXT_NAMES,
+    FanOut,
+    FanOutKind,
     GroupType,
     OnError,
     RetryPolicy,
@@ -72,24 +77,24 @@ def compile_workflow(
     """
     ids = assign_ids(workflow)
     problems = list(_duplicate_ids(workflow, ids))
-    lowering = _Lowering(workflow, ids)
-    lowering.lower_all()
-    problems += lowering.problems
-    problems += lowering.settings.problems
-    problems += inputs.check_defaults(workflow)
-    problems += checks.check_references(workflow, ids)
-    problems += checks.check_policies(workflow)
-    problems += checks.check_callables(workflow)
-    problems += checks.check_constants(workflow)
-    problems += check_scripts(
-        ((d.step, d.settings.shell.value) for d in lowering.nodes if d.settings), workflow
-    )
     values: dict[str, Any] = {}
+    resolved = True
     try:
         values = inputs.resolve(workflow, given_inputs or {}, input_spans, require_inputs)
     except DiagnosticsError as exc:
         problems += exc.diagnostics
+        resolved = False
     problems += _check_concurrency(workflow, values)
+    lowering = _Lowering(workflow, ids, values if resolved else None)
+    lowering.lower_all()
+    problems += lowering.problems
+    problems += lowering.settings.problems
+    problems += inputs.check_defaults(workflow)
+    problems += checks.check_references(workflow, ids, lowering.instance_ids)
+    problems += checks.check_policies(workflow)
+    problems += checks.check_callables(workflow)
+    problems += checks.check_constants(workflow)
+    problems += check_scripts(lowering.scripts.values(), workflow)
     nodes, cycles = _topological(lowering.nodes)
     problems += cycles
     if has_errors(problems):
@@ -222,6 +227,8 @@ class _Draft:
     deps: list[int] = field(default_factory=list)
     settings: EffectiveSettings | None = None
     group_retry: RetrySchedule | None = None
+    instance: Instance | None = None
+    fan_out: FanOutInfo | None = None
 
 
 class _Lowering(StepVisitor):
@@ -232,15 +239,27 @@ class _Lowering(StepVisitor):
     collects their ends).
     """
 
-    def __init__(self, workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        ids: Mapping[tuple[Any, ...], StepId],
+        input_values: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workflow = workflow
         self.ids = ids
+        self.input_values = input_values
+        self.limit = max_instances(workflow.max_instances and workflow.max_instances.value)
         self.nodes: list[_Draft] = []
         self.ends: dict[StepId, int] = {}
         self.sections: dict[StepId, Section] = {}
         self.retried: set[StepId] = set()
         """Groups with `groupRetries`: steps outside them may not need steps inside."""
-        self.pending_needs: list[tuple[int, Step]] = []
+        self.pending_needs: list[tuple[int, Step, Instance | None]] = []
+        self.instance: Instance | None = None
+        self.instance_ids: set[str] = set()
+        """Ids of the instances of static fan-outs (and their steps), which `steps.` may name."""
+        self.scripts: dict[int, tuple[Step, str | None]] = {}
+        """Each leaf step once (not once per instance) with its shell, for check_scripts."""
         self.problems: list[Diagnostic] = []
         self.settings = _SettingsResolver(workflow)
         self.section = Section.MAIN
@@ -253,8 +272,8 @@ class _Lowering(StepVisitor):
         parallel = self.workflow.group_type is GroupType.PARALLEL
         self.lower_siblings(self.workflow.steps, Section.MAIN, [], (), parallel=parallel)
         self.lower_siblings(self.workflow.finally_, Section.FINALLY, [], (), parallel=False)
-        for start, step in self.pending_needs:
-            self.resolve_needs(start, step)
+        for start, step, instance in self.pending_needs:
+            self.resolve_needs(start, step, instance)
 
     def lower_siblings(
         self,
@@ -275,25 +294,43 @@ class _Lowering(StepVisitor):
         self.section, self.entry, self.groups, self.parallel, self.level_ends = outer
         return ends
 
+    def visit(self, step: Step) -> None:
+        """A step with `matrix`/`forEach` is lowered as its instances; others as written."""
+        if step.fan_out is None:
+            super().visit(step)
+        elif self.instance is not None:
+            self.problems.append(
+                error(
+                    "compile.nested-fan-out",
+                    "a fan-out inside a fanned-out group is not supported",
+                    step.fan_out.span,
+                    "fan out the group over the combined list, or move this step out of it",
+                )
+            )
+        else:
+            self.visit_fan_out(step, step.fan_out)
+
     def generic_visit(self, step: Step) -> None:
         """A leaf step: one node."""
-        step_id = self.ids[step.path]
+        step_id = self.node_id(step)
         self.sections[step_id] = self.section
         index = self.add(step_id, NodeKind.STEP, step, self.section, self.group_ids(), self.entry)
-        self.nodes[index].settings = self.settings.resolve(step, self.groups)
+        settings = self.settings.resolve(step, self.groups)
+        self.nodes[index].settings = settings
+        self.scripts.setdefault(id(step), (step, settings.shell.value))
         self.ends[step_id] = index
-        self.pending_needs.append((index, step))
+        self.pending_needs.append((index, step, self.instance))
         self.lowered(index)
 
     def visit_group(self, step: Step) -> None:
         """A group: a start node, its children, an end node."""
-        step_id = self.ids[step.path]
+        step_id = self.node_id(step)
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
         if step.group_retries is not None:
             self.retried.add(step_id)
         start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
-        self.pending_needs.append((start, step))
+        self.pending_needs.append((start, step, self.instance))
         parallel = step.group_type is GroupType.PARALLEL
         inner = (*self.groups, step)
         ends = self.lower_siblings(step.steps, self.section, [start], inner, parallel=parallel)
@@ -302,8 +339,122 @@ class _Lowering(StepVisitor):
         self.ends[step_id] = end
         self.lowered(end)
 
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def visit_fan_out(self, step: Step, fan_out: FanOut) -> None:
+        """A fan-out: a start barrier, its instances side by side, an end barrier that
+        `needs: [id]` waits for. A dynamic one gets its instances at run time."""
+        step_id = self.ids[step.path]
+        items = self.static_items(fan_out)
+        dynamic = fan_out.kind is FanOutKind.FOR_EACH and fan_out.items is None and items is None
+        if dynamic and step.steps:
+            self.problems.append(
+                error(
+                    "compile.dynamic-group-fan-out",
+                    "a `forEach` known only at run time is allowed on a leaf step, not a group",
+                    fan_out.span,
+                    "fan out a step, or give the group a list known before running",
+                )
+            )
+            return
+        instances = [] if dynamic else self.instances(step_id, step, fan_out, items)
+        info = self.fan_out_info(step, fan_out, instances, dynamic)
+        barrier = dataclasses.replace(step, condition=None)
+        group_ids = self.group_ids()
+        self.sections[step_id] = self.section
+        start = self.add(
+            step_id, NodeKind.GROUP_START, barrier, self.section, group_ids, self.entry
+        )
+        self.nodes[start].fan_out = info
+        self.pending_needs.append((start, step, None))
+        outer = (self.entry, self.parallel, self.level_ends, self.groups)
+        self.entry, self.parallel, self.level_ends = [start], True, []
+        self.groups = (*self.groups, barrier)
+        for instance in instances:
+            self.instance = instance
+            self.instance_ids.update(instance.own(m) for m in (step_id, *instance.members))
+            self.entry = [start]
+            if step.steps:
+                super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
+            else:
+                self.generic_visit(step)
+        self.instance = None
+        ends = self.level_ends
+        self.entry, self.parallel, self.level_ends, self.groups = outer
+        end = self.add(
+            step_id, NodeKind.GROUP_END, barrier, self.section, group_ids, ends or [start]
+        )
+        self.nodes[end].fan_out = info
+        self.ends[step_id] = end
+        self.lowered(end)
+
+    def static_items(self, fan_out: FanOut) -> list[Any] | None:
+        """The list of a `forEach` expression that reads only inputs, evaluated now (None:
+        only the run knows it, or it failed and a problem says why)."""
+        expression = fan_out.expression
+        if expression is None or any(
+            r.path[0].lower() in ("steps", "workflow") for r in expression.references()
+        ):
+            return None
+        if self.input_values is None:
+            return []
+        try:
+            value = expression.evaluate({"inputs": self.input_values})
+        except ExpressionError as exc:
+            self.problems.append(error("compile.for-each", exc.message, exc.span))
+            return []
+        if not isinstance(value, list | tuple):
+            self.problems.append(not_a_list(expression.text.strip(), value, fan_out.span))
+            return []
+        return list(value)
+
+    def instances(
+        self, step_id: StepId, step: Step, fan_out: FanOut, items: list[Any] | None
+    ) -> list[Instance]:
+        members = frozenset(self.ids[s.path] for s in _descendants(step))
+        try:
+            return static_instances(step_id, fan_out, self.limit, items, members)
+        except TooManyInstancesError as exc:
+            self.problems.append(too_many_instances(step_id, str(exc), self.limit, fan_out.span))
+            return []
+
+    def fan_out_info(
+        self, step: Step, fan_out: FanOut, instances: list[Instance], dynamic: bool
+    ) -> FanOutInfo:
+        settings = self.settings.resolve(step, self.groups) if dynamic else None
+        if settings is not None:
+            self.scripts.setdefault(id(step), (step, settings.shell.value))
+        return FanOutInfo(
+            kind=fan_out.kind,
+            dynamic=dynamic,
+            instances=tuple(StepId(i.own(self.ids[step.path])) for i in instances),
+            max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
+            fail_fast=True if fan_out.fail_fast is None else bool(fan_out.fail_fast.value),
+            limit=self.limit,
+            source="" if fan_out.expression is None else fan_out.expression.text.strip(),
+            settings=settings,
+            template=step if dynamic else None,
+        )
+
+    def node_id(self, step: Step) -> StepId:
+        """A step's node id: its own, or inside a fan-out instance `id[key]`."""
+        step_id = self.ids[step.path]
+        return step_id if self.instance is None else StepId(self.instance.own(step_id))
+
     def group_ids(self) -> tuple[StepId, ...]:
-        return tuple(self.ids[g.path] for g in self.groups)
+        """The ids of the groups around the next node: inside a fan-out instance, the
+        fan-out, then the instance's own copies (`id[key]`) of its groups."""
+        instance = self.instance
+        found = []
+        for group in self.groups:
+            group_id = self.ids[group.path]
+            if instance is None or group.fan_out is not None:
+                found.append(group_id)
+                continue
+            if group_id == instance.fan_out or group_id in instance.members:
+                group_id = StepId(instance.own(group_id))
+            found.append(group_id)
+        return tuple(found)
 
     def lowered(self, end: int) -> None:
         """A sibling was lowered: the next one waits for it, or it is one of the ends."""
@@ -321,16 +472,20 @@ class _Lowering(StepVisitor):
         groups: tuple[StepId, ...],
         deps: list[int],
     ) -> int:
-        self.nodes.append(_Draft(step_id, kind, step, section, groups, list(deps)))
+        draft = _Draft(step_id, kind, step, section, groups, list(deps), instance=self.instance)
+        self.nodes.append(draft)
         return len(self.nodes) - 1
 
-    def resolve_needs(self, index: int, step: Step) -> None:
+    def resolve_needs(self, index: int, step: Step, instance: Instance | None) -> None:
         section = self.nodes[index].section
         for ref in step.needs:
-            end = self.ends.get(ref.id)
+            name = ref.id
+            if instance is not None and ref.id in instance.members:
+                name = StepId(instance.own(ref.id))  # a sibling in the same instance
+            end = self.ends.get(name)
             if end is None:
                 self.problems.append(_unknown_need(ref.id, ref.span, self.ends))
-            elif section is Section.MAIN and self.sections[ref.id] is Section.FINALLY:
+            elif section is Section.MAIN and self.sections[name] is Section.FINALLY:
                 self.problems.append(
                     error(
                         "compile.needs-finally",
@@ -363,6 +518,33 @@ class _Lowering(StepVisitor):
                 )
                 return group_id
         return None
+
+
+def _descendants(step: Step) -> Iterator[Step]:
+    for child in step.steps:
+        yield child
+        yield from _descendants(child)
+
+
+def not_a_list(text: str, value: Any, span: Span) -> Diagnostic:
+    """`forEach: ${{ text }}` gave `value`, which is not a list."""
+    kind = type(value).__name__ if value is not None else "null"
+    return error(
+        "compile.for-each-not-a-list",
+        f"`forEach` must give a list; `${{{{ {text} }}}}` gives a {kind}",
+        span,
+        "give a list, e.g. `${{ fromJSON(inputs.items) }}` for a JSON array",
+    )
+
+
+def too_many_instances(step_id: str, what: str, limit: int, span: Span) -> Diagnostic:
+    """A fan-out over the `maxInstances` limit."""
+    return error(
+        "compile.too-many-instances",
+        f"fan-out `{step_id}` would create too many instances: {what}, the limit is {limit}",
+        span,
+        "raise the workflow's `maxInstances` (default 10000), or split the fan-out",
+    )
 
 
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
@@ -404,6 +586,8 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
             groups=drafts[old].groups,
             settings=drafts[old].settings,
             group_retry=drafts[old].group_retry,
+            instance=drafts[old].instance,
+            fan_out=drafts[old].fan_out,
         )
         for old in order
     ]

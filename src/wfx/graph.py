@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.model import Action, Condition, OnError, Step, StepId, Workflow
+from wfx.fanout import Instance
+from wfx.model import Action, Condition, FanOutKind, OnError, Step, StepId, Workflow
 
 
 class Origin(enum.Enum):
@@ -124,6 +125,28 @@ class EffectiveSettings:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FanOutInfo:
+    """A fan-out's facts, carried by its two group barriers.
+
+    A static fan-out lists its `instances` (each a real node, or an instance group); a
+    dynamic one (`dynamic`) has none until the run knows its list: then `source` is the
+    `forEach` expression, `template` the step and `settings` its settings, which every
+    instance the run creates shares. `max_parallel` None: no cap of its own.
+    """
+
+    kind: FanOutKind
+    dynamic: bool
+    instances: tuple[StepId, ...]
+    max_parallel: int | None
+    fail_fast: bool
+    limit: int
+    source: str = ""
+    settings: EffectiveSettings | None = None
+    template: Step | None = None
+    """The step every instance of a dynamic fan-out runs (its condition included)."""
+
+
 class NodeKind(enum.Enum):
     """A leaf step that runs, or one of a group's two barriers."""
 
@@ -153,6 +176,10 @@ class Node:
     settings: EffectiveSettings | None = None
     group_retry: RetrySchedule | None = None
     """A group barrier's `groupRetries` schedule (None: the group is not re-run)."""
+    instance: Instance | None = None
+    """The fan-out instance this node belongs to (its `matrix`/`item`/`index`)."""
+    fan_out: FanOutInfo | None = None
+    """On the two barriers of a fan-out: its instances, cap and template."""
 
     @property
     def is_step(self) -> bool:
@@ -195,7 +222,8 @@ class ExecutionGraph:
         return self.nodes[self.ids[StepId(step_id)]]
 
     def step_dependencies(self, index: int) -> tuple[int, ...]:
-        """The leaf steps node `index` waits for directly (looking through barriers)."""
+        """The leaf steps node `index` waits for directly (looking through barriers; a
+        dynamic fan-out's start stands for its instances)."""
         found: dict[int, None] = {}
         seen: set[int] = set()
         stack = list(self.nodes[index].deps)
@@ -204,27 +232,49 @@ class ExecutionGraph:
             if dep in seen:
                 continue
             seen.add(dep)
-            if self.nodes[dep].is_step:
+            if self.nodes[dep].is_step or is_template(self.nodes[dep]):
                 found[dep] = None
             else:
                 stack.extend(self.nodes[dep].deps)
         return tuple(sorted(found))
 
     def stages(self, section: Section = Section.MAIN) -> list[list[StepId]]:
-        """Kahn levels of the leaf steps: the sets that may run together, in order."""
+        """Kahn levels of the leaf steps: the sets that may run together, in order. A
+        dynamic fan-out stands in its stage as its template, `id[*]`."""
         level = self.levels()
         by_level: dict[int, list[StepId]] = {}
-        for node in self.steps(section):
-            by_level.setdefault(level[node.index], []).append(node.id)
+        for node in self.nodes:
+            if node.section is not section:
+                continue
+            if node.is_step:
+                by_level.setdefault(level[node.index], []).append(node.id)
+            elif is_template(node):
+                by_level.setdefault(level[node.index], []).append(template_id(node.id))
         return [by_level[k] for k in sorted(by_level)]
 
+    def templates(self) -> dict[StepId, Node]:
+        """The start barrier of each dynamic fan-out, by its template's id `id[*]`."""
+        return {template_id(n.id): n for n in self.nodes if is_template(n)}
+
     def levels(self) -> list[int]:
-        """For each node, the number of leaf steps on the longest chain before it."""
+        """For each node, the number of leaf steps (a dynamic fan-out counting as one) on
+        the longest chain before it."""
         level = [0] * len(self.nodes)
         for node in self.nodes:
             best = 0
             for dep in node.deps:
-                weight = 1 if self.nodes[dep].is_step else 0
+                before = self.nodes[dep]
+                weight = 1 if before.is_step or is_template(before) else 0
                 best = max(best, level[dep] + weight)
             level[node.index] = best
         return level
+
+
+def is_template(node: Node) -> bool:
+    """Whether `node` is the start of a dynamic fan-out (its instances come at run time)."""
+    return node.kind is NodeKind.GROUP_START and node.fan_out is not None and node.fan_out.dynamic
+
+
+def template_id(fan_out_id: str) -> StepId:
+    """How plans name a dynamic fan-out's template: `fetch[*]`."""
+    return StepId(f"{fan_out_id}[*]")

@@ -25,7 +25,19 @@ from wfx.source import Path_, SourceDocument
 StepId = NewType("StepId", str)
 
 #: the named values an expression may use anywhere in a workflow
-CONTEXT_NAMES = ("inputs", "env", "secrets", "steps", "workflow", "attempt")
+CONTEXT_NAMES = (
+    "inputs",
+    "env",
+    "secrets",
+    "steps",
+    "workflow",
+    "attempt",
+    "matrix",
+    "item",
+    "index",
+)
+#: the named values a `forEach` expression may use (it is evaluated before its instances)
+FOR_EACH_NAMES = ("inputs", "steps", "workflow")
 
 
 class StepKind(enum.Enum):
@@ -157,6 +169,38 @@ class Action:
     uses_span: Span | None = None
 
 
+class FanOutKind(enum.Enum):
+    """How a step fans out into instances."""
+
+    MATRIX = "matrix"
+    FOR_EACH = "forEach"
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """`matrix:` or `forEach:` on a step or group: how it becomes instances.
+
+    A matrix keeps its axes in the order written, with `include` and `exclude` as written;
+    a `forEach` holds its literal list (`items`) or the expression giving it.
+    """
+
+    kind: FanOutKind
+    span: Span
+    axes: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    include: tuple[Mapping[str, Any], ...] = ()
+    exclude: tuple[Mapping[str, Any], ...] = ()
+    items: tuple[Any, ...] | None = None
+    expression: Expression | None = None
+    fail_fast: Located | None = None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """Every name `matrix.<name>` may read: the axes and the keys `include` adds."""
+        return frozenset(
+            [name for name, _ in self.axes] + [k for entry in self.include for k in entry]
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class StepRef:
     """A step id named somewhere (in `needs`), with where it was named."""
@@ -200,6 +244,8 @@ class Step:
     """`groupTimeout`: seconds one attempt of the whole group may take (not inherited)."""
     group_retries: RetryPolicy | None = None
     """`groupRetries`: how often the whole group runs again after it failed (not inherited)."""
+    fan_out: FanOut | None = None
+    """`matrix:` or `forEach:`: the step is a template of instances."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +292,8 @@ class Workflow:
     """What the env files hold once read (:mod:`wfx.envfile`), by the path of the step that
     names them: `()` the workflow's `envFile`, :data:`COMMAND_LINE_ENV_FILE` `--env-file`.
     Empty until read: a workflow whose files were not read has no values from them."""
+    max_instances: Located | None = None
+    """`maxInstances`: the most instances one fan-out may create (None: the default)."""
 
 
 #: the key of the values from `--env-file` in `Workflow.env_file_values`
@@ -423,6 +471,7 @@ class _ModelBuilder:
             group_type=GroupType(data.get("type", "sequential")),
             env_file=self.env_file(data, root),
             concurrency=self.concurrency(data.get("concurrency")),
+            max_instances=self.located(data, "maxInstances", root),
         )
 
     def input(self, name: str, data: Mapping[str, Any]) -> Input:
@@ -540,7 +589,42 @@ class _ModelBuilder:
             group_retries=self.retries(data["groupRetries"], (*path, "groupRetries"))
             if "groupRetries" in data
             else None,
+            fan_out=self.fan_out(data, path),
         )
+
+    def fan_out(self, data: Mapping[str, Any], path: Path_) -> FanOut | None:
+        """`matrix:` or `forEach:` of a step, if it has one."""
+        fail_fast = self.located(data, "failFast", path)
+        if "matrix" in data:
+            matrix = data["matrix"]
+            return FanOut(
+                FanOutKind.MATRIX,
+                self.span((*path, "matrix")),
+                axes=tuple(
+                    (name, tuple(values))
+                    for name, values in matrix.items()
+                    if name not in ("include", "exclude")
+                ),
+                include=tuple(dict(entry) for entry in matrix.get("include") or ()),
+                exclude=tuple(dict(entry) for entry in matrix.get("exclude") or ()),
+                fail_fast=fail_fast,
+            )
+        if "forEach" not in data:
+            return None
+        value = data["forEach"]
+        span = self.span((*path, "forEach"))
+        if isinstance(value, list):
+            return FanOut(FanOutKind.FOR_EACH, span, items=tuple(value), fail_fast=fail_fast)
+        text = str(value)
+        opener = text.index("${{")
+        inner = text[opener + 3 : text.rindex("}}")]
+        origin = self.text_origin((*path, "forEach")).at_offset(opener + 3)
+        try:
+            expression = parse(inner, names=FOR_EACH_NAMES, origin=origin)
+        except ExpressionError as exc:
+            self.problems.append(_expression_diagnostic(exc, FOR_EACH_NAMES))
+            return FanOut(FanOutKind.FOR_EACH, span, items=(), fail_fast=fail_fast)
+        return FanOut(FanOutKind.FOR_EACH, span, expression=expression, fail_fast=fail_fast)
 
     def action(self, data: Mapping[str, Any], path: Path_) -> Action:
         kind = _kind_of(data)
@@ -591,11 +675,13 @@ def _concurrency_reference(path: tuple[str, ...], span: Span) -> Diagnostic:
     )
 
 
-def _expression_diagnostic(exc: ExpressionError) -> Diagnostic:
+def _expression_diagnostic(
+    exc: ExpressionError, names: tuple[str, ...] = CONTEXT_NAMES
+) -> Diagnostic:
     message = exc.message[:1].lower() + exc.message[1:]
     hint = None
     if message.startswith("unrecognized named-value"):
-        hint = f"available here: {', '.join(CONTEXT_NAMES)}"
+        hint = f"available here: {', '.join(names)}"
     elif message.startswith("unrecognized function"):
         hint = (
             "functions: contains, startsWith, endsWith, format, join, toJSON, fromJSON, case,"

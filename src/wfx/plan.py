@@ -8,6 +8,7 @@ compensation order and the worst-case duration of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -18,16 +19,29 @@ from typing import Any
 
 from wfx.compiler import concurrency_group, workflow_env
 from wfx.diagnostics import Diagnostic, warning
+from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
+from wfx.graph import (
+    ExecutionGraph,
+    Node,
+    NodeKind,
+    Origin,
+    RetrySchedule,
+    Section,
+    Setting,
+    is_template,
+    template_id,
+)
 from wfx.model import Action, Condition, Input, OnError, Step, StepId, StepKind, Workflow
 
 PLAN_VERSION = 1
 
 #: named values that only exist while the run happens
 RUNTIME_CONTEXTS = frozenset({"steps", "attempt", "secrets"})
+#: named values a fan-out instance has (known now for a static fan-out's instances)
+FAN_OUT_CONTEXTS = frozenset({"matrix", "item", "index"})
 STATIC_WORKFLOW_FIELDS = frozenset({"name"})
 #: what the plan shows in place of an expression that reads a secret
 SECRET_MASK = "***"
@@ -153,6 +167,23 @@ class PlannedGroup:
     """`groupRetries`: how often, and after which waits, the whole group runs again."""
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedFanOut:
+    """A fan-out: its instances (a static one's ids), or for a dynamic one the expression
+    that gives its list at run time and the template step (`id[*]`) every instance runs;
+    its cap, failFast, instance limit, and what the worst case assumes of it."""
+
+    id: StepId
+    kind: str
+    dynamic: bool
+    instances: tuple[StepId, ...]
+    max_parallel: int | None
+    fail_fast: bool
+    limit: int
+    source: str
+    assumption: str | None = None
+
+
 @dataclass(frozen=True)
 class Plan:
     """The whole plan: order, verdicts, schedules, compensation and worst case."""
@@ -184,6 +215,7 @@ class Plan:
     """Each declared input: type, default (if any), required, enum, pattern, description."""
     env_source: Mapping[str, str] = field(default_factory=dict)
     """The workflow's `env` as written, each `${{ }}` kept as an expression."""
+    fan_outs: Mapping[StepId, PlannedFanOut] = field(default_factory=dict)
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
@@ -205,7 +237,13 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
     main = graph.stages(Section.MAIN)
     final = graph.stages(Section.FINALLY)
     ordered = [step_id for stage in (*main, *final) for step_id in stage]
-    steps = {step_id: planner.step(graph.node(step_id)) for step_id in ordered}
+    templates = graph.templates()
+    steps = {
+        step_id: planner.step(planner.template(templates[step_id]))
+        if step_id in templates
+        else planner.step(graph.node(step_id))
+        for step_id in ordered
+    }
     found = [*warnings, *planner.never_warnings(steps), *workspace_warnings(steps)]
     return Plan(
         version=PLAN_VERSION,
@@ -236,6 +274,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         concurrency=_concurrency(graph),
         input_specs={i.name: _input_spec(i) for i in workflow.inputs},
         env_source={name: _template_source(t) for name, t in workflow.env.items()},
+        fan_outs={f.id: f for f in _fan_outs(graph, steps)},
     )
 
 
@@ -258,6 +297,41 @@ def _input_spec(declared: Input) -> dict[str, Any]:
     if declared.description:
         spec["description"] = declared.description
     return spec
+
+
+def _fan_outs(
+    graph: ExecutionGraph, steps: Mapping[StepId, PlannedStep]
+) -> Iterable[PlannedFanOut]:
+    for node in graph.nodes:
+        info = node.fan_out
+        if node.kind is not NodeKind.GROUP_START or info is None:
+            continue
+        assumption = None
+        if info.dynamic:
+            cost = steps[template_id(node.id)].worst_case
+            each = "" if cost is None else f" (each wave up to {format_duration(cost)})"
+            if info.max_parallel is None:
+                assumption = (
+                    f"the worst case assumes all instances of `{node.id}` run at once"
+                    " (it has no maxParallel)"
+                )
+            else:
+                assumption = (
+                    f"the worst case assumes `{node.id}` gets at most {info.max_parallel}"
+                    f" items (one wave of maxParallel {info.max_parallel}); every further"
+                    f" {info.max_parallel} items add a wave{each}"
+                )
+        yield PlannedFanOut(
+            id=node.id,
+            kind=info.kind.value,
+            dynamic=info.dynamic,
+            instances=info.instances,
+            max_parallel=info.max_parallel,
+            fail_fast=info.fail_fast,
+            limit=info.limit,
+            source=info.source,
+            assumption=assumption,
+        )
 
 
 def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
@@ -287,6 +361,8 @@ class _Planner:
     def __init__(self, graph: ExecutionGraph) -> None:
         self.graph = graph
         workflow = graph.workflow
+        self.bindings: dict[str, Any] = {}
+        """The `matrix` or `item`/`index` of the fan-out instance being planned."""
         self.base: dict[str, Any] = {
             "inputs": dict(graph.inputs),
             "workflow": {"name": workflow.name or ""},
@@ -302,13 +378,13 @@ class _Planner:
     # -- static evaluation ------------------------------------------------------------------
 
     def contexts(self, env: Mapping[str, Any]) -> dict[str, Any]:
-        return {**self.base, "env": dict(env)}
+        return {**self.base, **self.bindings, "env": dict(env)}
 
     def unknown_reason(self, expression: Expression, env: Mapping[str, Any]) -> str | None:
         """Why `expression` cannot be evaluated now, or None when it can."""
         for reference in expression.references():
             head = reference.path[0].lower()
-            if head in RUNTIME_CONTEXTS:
+            if head in RUNTIME_CONTEXTS or (head in FAN_OUT_CONTEXTS and head not in self.bindings):
                 return ".".join(reference.path[:2])
             if head == "workflow" and (
                 len(reference.path) < 2 or reference.path[1].lower() not in STATIC_WORKFLOW_FIELDS
@@ -336,9 +412,22 @@ class _Planner:
 
     # -- per step ---------------------------------------------------------------------------
 
+    def template(self, start: Node) -> Node:
+        """The step every instance of a dynamic fan-out runs, as a node named `id[*]`."""
+        info = start.fan_out
+        assert info is not None and info.template is not None
+        return dataclasses.replace(
+            start,
+            id=template_id(start.id),
+            kind=NodeKind.STEP,
+            step=info.template,
+            settings=info.settings,
+        )
+
     def step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
+        self.bindings = {} if node.instance is None else dict(node.instance.bindings)
         env = self.resolve_env_chain(settings.env)
         retry: RetrySchedule = settings.retry.value
         timeout = settings.timeout.value
@@ -469,7 +558,8 @@ class _Planner:
     def needs(self, node: Node) -> tuple[StepId, ...]:
         """The leaf steps `node` waits for directly, in the order they are written."""
         found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
-        return tuple(dep.id for dep in sorted(found, key=lambda dep: dep.span))
+        ordered = sorted(found, key=lambda dep: dep.span)
+        return tuple(template_id(dep.id) if is_template(dep) else dep.id for dep in ordered)
 
     def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
         """Env values in layering order, each able to see the ones resolved before it."""
@@ -569,8 +659,8 @@ class _Planner:
             if node.section is not section:
                 continue
             cost = 0.0
-            if node.is_step:
-                step_cost = steps[node.id].worst_case
+            if node.is_step or is_template(node):
+                step_cost = steps[template_id(node.id) if is_template(node) else node.id].worst_case
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
@@ -589,8 +679,9 @@ class _Planner:
         path: list[StepId] = []
         cursor: int | None = end
         while cursor is not None:
-            if self.graph.nodes[cursor].is_step:
-                path.append(self.graph.nodes[cursor].id)
+            node = self.graph.nodes[cursor]
+            if node.is_step or is_template(node):
+                path.append(template_id(node.id) if is_template(node) else node.id)
             cursor = previous.get(cursor)
         return (None if unbounded else best[end]), list(reversed(path))
 

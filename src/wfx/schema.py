@@ -106,7 +106,9 @@ _REQUIRED_HINTS = {
 }
 _DEPENDENCY_HINTS = {
     "type": "`type` belongs to groups (steps with `steps:`); remove it or make this step a group",
-    "maxParallel": "`maxParallel` belongs to groups (steps with `steps:`) and the workflow",
+    "maxParallel": "`maxParallel` belongs to groups (steps with `steps:`), fan-outs (`matrix:`,"
+    " `forEach:`) and the workflow",
+    "failFast": "`failFast` says whether one failed instance of a fan-out stops the others",
     "groupTimeout": "`groupTimeout` bounds a whole group (a step with `steps:`);"
     " a single step's limit is `timeout`",
     "groupRetries": "`groupRetries` re-runs a whole group (a step with `steps:`);"
@@ -335,6 +337,14 @@ def _bad_name(problem: ValidationError, positions: PositionMap) -> Iterator[Diag
 
 def _alternatives(problem: ValidationError, positions: PositionMap) -> Iterator[Diagnostic]:
     branches: list[Mapping[str, Any]] = _rule(problem)
+    schema_path = list(problem.absolute_schema_path)
+    if (
+        len(schema_path) >= 3
+        and schema_path[-3] == "dependentSchemas"
+        and _is_exactly_one_key(branches)
+    ):
+        yield _needs_one_of(str(schema_path[-2]), branches, problem, positions)
+        return
     if _is_exactly_one_key(branches):
         yield from _kind(problem, positions)
         return
@@ -345,6 +355,23 @@ def _alternatives(problem: ValidationError, positions: PositionMap) -> Iterator[
     for inner in problem.context:
         if inner.relative_schema_path[0] == chosen:
             yield from _translate(inner, positions)
+
+
+def _needs_one_of(
+    key: str,
+    branches: Sequence[Mapping[str, Any]],
+    problem: ValidationError,
+    positions: PositionMap,
+) -> Diagnostic:
+    """A `dependentSchemas: {key: {anyOf: [{required: [a]}, ...]}}` failure: `key` is
+    written without any of the keys it belongs with."""
+    others = [f"`{b['required'][0]}`" for b in branches]
+    return error(
+        "schema.misplaced-key",
+        f"`{key}` is only allowed together with {_or(others)}",
+        positions.key((*_path(problem), key)),
+        _DEPENDENCY_HINTS.get(key),
+    )
 
 
 def _is_exactly_one_key(branches: Sequence[Any]) -> bool:

@@ -93,6 +93,35 @@ TABLE: dict[
         {"kubernetes": ("always", 3, [0.1, 0.2]), "terraform": ("always", 1, [])},
         [],
     ),
+    "matrix-build.yaml": (
+        {},
+        [
+            [
+                "build[api,3.11]",
+                "build[api,3.12]",
+                "build[web,3.11]",
+                "build[web,3.12]",
+                "build[worker,3.12]",
+            ],
+            ["publish"],
+        ],
+        [],
+        {"build[web,3.12]": ("always", 2, [0.1]), "publish": ("always", 1, [])},
+        [
+            "build[worker,3.12]",
+            "build[web,3.12]",
+            "build[web,3.11]",
+            "build[api,3.12]",
+            "build[api,3.11]",
+        ],
+    ),
+    "dynamic-fan-out.yaml": (
+        {},
+        [["discover"], ["process[*]"], ["merge"]],
+        [],
+        {"process[*]": ("always", 2, [1.0]), "merge": ("always", 1, [])},
+        [],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

@@ -109,6 +109,17 @@ def test_summary_table_of_a_clean_run_has_no_reason_column() -> None:
     )
 
 
+def test_summary_table_shows_instance_ids_and_reasons_as_written_not_as_markup() -> None:
+    steps = [
+        StepLine("build[api,3.12]", StepStatus.SUCCESS, 1, 0.25),
+        StepLine("fetch[0]", StepStatus.FAILED, 1, 0.5, "no [bold]such[/bold] file"),
+    ]
+    lines = table_text(steps).splitlines()
+    assert lines[2].startswith("build[api,3.12]   ✓ success")
+    assert lines[3].startswith("fetch[0]")
+    assert lines[3].endswith("no [bold]such[/bold] file")
+
+
 @dataclass(frozen=True)
 class FakeStepResult:
     id: str

@@ -48,7 +48,10 @@ def test_run_order_never_contradicts_the_plan(example: Path, tmp_path: Path) -> 
         if step_id not in started:
             continue
         for need in step.needs:
-            assert finished[need] < started[step_id], f"{step_id} started before {need} finished"
+            # a dynamic fan-out's template `x[*]` stands for every instance `x[...]`
+            instances = [s for s in finished if s.startswith(need[:-2] + "[")]
+            for done in instances if need.endswith("[*]") else [need]:
+                assert finished[done] < started[step_id], f"{step_id} started before {done}"
     assert result.exit_code == 0, result.reason
 
 
@@ -105,3 +108,37 @@ def test_distributed_build_packages_every_component(tmp_path: Path) -> None:
     release = (tmp_path / "release-2.0.txt").read_text().splitlines()
     assert [line.split()[0] for line in release] == ["api", "web", "worker", "cli"]
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_matrix_build_builds_five_combinations_and_publishes_them(tmp_path: Path) -> None:
+    result, _, plan = run_example("matrix-build.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    wheels = sorted(p.name for p in tmp_path.glob("*.whl"))
+    assert wheels == [
+        "api-py3.11.whl",
+        "api-py3.12.whl",
+        "web-py3.11.whl",
+        "web-py3.12.whl",
+        "worker-py3.12.whl",
+    ]  # worker on 3.11 excluded
+    assert (tmp_path / "api-py3.12.whl").read_text() == "api built for Python 3.12 (port 8080)\n"
+    assert (tmp_path / "web-py3.12.whl").read_text() == "web built for Python 3.12\n"
+    assert result.outputs == {"published": "5"}
+    assert sorted(plan.fan_outs["build"].instances) == sorted(
+        s for s in result.steps if s.startswith("build[")
+    )
+
+
+def test_dynamic_fan_out_processes_every_shard_a_step_found(tmp_path: Path) -> None:
+    result, events, plan = run_example("dynamic-fan-out.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    assert [s for s in result.steps if s.startswith("process")] == [
+        f"process[{i}]" for i in range(4)
+    ]
+    assert result.steps["process[2]"].outputs == {"rows": "1", "shard": "us-1"}
+    merged = (tmp_path / "merged.txt").read_text().splitlines()
+    assert merged == ["ROWS OF EU-1", "ROWS OF EU-2", "ROWS OF US-1", "ROWS OF AP-1"]
+    assert result.outputs == {"merged": "success"}
+    assert plan.fan_outs["process"].dynamic
+    [expanded] = [e for e in events if isinstance(e, ev.FanOutExpanded)]
+    assert expanded.items == ("eu-1", "eu-2", "us-1", "ap-1")

@@ -25,7 +25,7 @@ EXPECTED = {
     "blue-green.yaml",
     "dependency-pipeline.yaml",
 }
-CONTEXTS = {"inputs", "env", "secrets", "steps", "workflow", "attempt"}
+CONTEXTS = {"inputs", "env", "secrets", "steps", "workflow", "attempt", "matrix", "item", "index"}
 FUNCTIONS = {
     "contains",
     "startsWith",

@@ -178,7 +178,7 @@ CASES = {
         STEP + "    run: echo\n    maxParallel: 2\n",
         5,
         5,
-        "`maxParallel` is only allowed together with `steps`",
+        "`maxParallel` is only allowed together with `steps`, `matrix` or `forEach`",
     ),
     "shell on a cmd step": Case(
         STEP + "    cmd: [echo]\n    shell: bash\n",

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from wfx.render.plan_json import json_value
 from wfx.runtime.events import (
     Event,
+    FanOutExpanded,
     GroupRetrying,
     Notice,
     RollbackFinished,
@@ -63,6 +64,7 @@ EVENT_TYPES: Mapping[type[Event], str] = {
     GroupRetrying: "dev.wfx.group.retrying",
     Notice: "dev.wfx.notice",
     RunQueued: "dev.wfx.run.queued",
+    FanOutExpanded: "dev.wfx.fanout.expanded",
     RunFinished: "dev.wfx.run.finished",
 }
 

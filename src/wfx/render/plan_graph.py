@@ -4,15 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wfx.graph import ExecutionGraph, Node, NodeKind, Section
+from wfx.graph import ExecutionGraph, Node, NodeKind, Section, is_template, template_id
+from wfx.model import StepId
 from wfx.plan import Plan
 
 
 def _safe(step_id: str) -> str:
-    """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`)."""
-    if "-" not in step_id:
+    """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`, and
+    fan-out instances `[`, `,`, `.` and any character of a matrix value)."""
+    if step_id.isascii() and step_id.replace("_", "").isalnum():
         return "n_" + step_id
-    return "d_" + step_id.replace("_", "__").replace("-", "_h")
+    if step_id.isascii() and step_id.replace("_", "").replace("-", "").isalnum():
+        return "d_" + step_id.replace("_", "__").replace("-", "_h")
+    return "x_" + "".join(_safe_char(c) for c in step_id)
+
+
+def _safe_char(char: str) -> str:
+    if char == "_":
+        return "__"
+    if char.isascii() and char.isalnum():
+        return char
+    return f"_{ord(char):x}_"
+
+
+def _group_kind(node: Node) -> str:
+    """How a group's children run: `sequential`, `parallel`, or a fan-out's kind."""
+    return node.fan_out.kind.value if node.fan_out else node.step.group_type.value
+
+
+def _name(node: Node) -> StepId:
+    """The name a node has in the plan: a dynamic fan-out's start is its template `id[*]`."""
+    return template_id(node.id) if is_template(node) else node.id
 
 
 def _mermaid_label(text: str) -> str:
@@ -37,9 +59,10 @@ def _children(graph: ExecutionGraph) -> dict[str | None, list[Node]]:
 
 
 def _edges(graph: ExecutionGraph) -> Iterator[tuple[str, str]]:
-    for node in graph.steps():
-        for dep in graph.step_dependencies(node.index):
-            yield graph.nodes[dep].id, node.id
+    for node in graph.nodes:
+        if node.is_step or is_template(node):
+            for dep in graph.step_dependencies(node.index):
+                yield _name(graph.nodes[dep]), _name(node)
 
 
 def _finally_edges(graph: ExecutionGraph) -> Iterator[tuple[str, str]]:
@@ -72,19 +95,20 @@ def _mermaid_level(
 ) -> list[str]:
     lines: list[str] = []
     for node in tree.get(parent, []):
-        if node.kind is NodeKind.GROUP_START:
-            label = f"{node.id} ({node.step.group_type.value})"
+        if node.kind is NodeKind.GROUP_START and not is_template(node):
+            label = f"{node.id} ({_group_kind(node)})"
             lines.append(f"{indent}subgraph {_safe(node.id)}_group[{_mermaid_label(label)}]")
             lines += _mermaid_level(tree, node.id, plan, indent + "  ")
             lines.append(f"{indent}end")
         else:
-            label = node.id + (" ↩" if plan.steps[node.id].rollback else "")
+            name = _name(node)
+            label = name + (" ↩" if plan.steps[name].rollback else "")
             shape = (
                 f"([{_mermaid_label(label)}])"
                 if node.section is Section.FINALLY
                 else f"[{_mermaid_label(label)}]"
             )
-            lines.append(f"{indent}{_safe(node.id)}{shape}")
+            lines.append(f"{indent}{_safe(name)}{shape}")
     return lines
 
 
@@ -104,19 +128,19 @@ def _dot_level(
 ) -> list[str]:
     lines: list[str] = []
     for node in tree.get(parent, []):
-        if node.kind is NodeKind.GROUP_START:
-            label = f"{node.id} ({node.step.group_type.value})"
+        if node.kind is NodeKind.GROUP_START and not is_template(node):
+            label = f"{node.id} ({_group_kind(node)})"
             lines.append(f"{indent}subgraph cluster_{_safe(node.id)} {{")
             lines.append(f"{indent}  label={_dot_label(label)};")
             lines += _dot_level(tree, node.id, plan, indent + "  ")
             lines.append(f"{indent}}}")
         else:
-            step = plan.steps[node.id]
-            label = node.id + (" ↩" if step.rollback else "")
+            step = plan.steps[_name(node)]
+            label = _name(node) + (" ↩" if step.rollback else "")
             attributes = [f"label={_dot_label(label)}"]
             if step.condition.verdict.value == "never":
                 attributes.append("style=dashed")
             if node.section is Section.FINALLY:
                 attributes.append("shape=ellipse")
-            lines.append(f"{indent}{_safe(node.id)} [{', '.join(attributes)}];")
+            lines.append(f"{indent}{_safe(_name(node))} [{', '.join(attributes)}];")
     return lines

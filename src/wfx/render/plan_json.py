@@ -55,6 +55,19 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             }
             for group_id, group in plan.groups.items()
         },
+        "fanOuts": {
+            fan_out_id: {
+                "kind": fan_out.kind,
+                "dynamic": fan_out.dynamic,
+                "instances": list(fan_out.instances),
+                "source": fan_out.source or None,
+                "maxParallel": fan_out.max_parallel,
+                "failFast": fan_out.fail_fast,
+                "maxInstances": fan_out.limit,
+                "assumption": fan_out.assumption,
+            }
+            for fan_out_id, fan_out in plan.fan_outs.items()
+        },
         "compensation": plan.compensation,
         "criticalPath": plan.critical_path,
         "worstCaseSeconds": plan.worst_case_seconds,

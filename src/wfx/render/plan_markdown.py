@@ -22,6 +22,7 @@ from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_
 from wfx.render.units import (
     count,
     duration,
+    fan_out_line,
     group_limits,
     on_error,
     plain,
@@ -73,6 +74,12 @@ def render_markdown(plan: Plan) -> str:
     lines += _stage_table(plan.stages, plan)
     if plan.finally_stages:
         lines += ["", "**Finally**", "", *_stage_table(plan.finally_stages, plan)]
+    if plan.fan_outs:
+        lines += ["", "**Fan-outs**", ""]
+        for fan_out in plan.fan_outs.values():
+            lines.append(f"- {prose(fan_out_line(fan_out))}")
+            if fan_out.assumption:
+                lines.append(f"  ({prose(fan_out.assumption)})")
     if plan.compensation:
         lines += [
             "",

@@ -16,6 +16,7 @@ from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, 
 from wfx.render.units import (
     count,
     duration,
+    fan_out_line,
     group_limits,
     on_error,
     plain,
@@ -107,6 +108,10 @@ def _step_cells(step: PlannedStep) -> Iterator[RenderableType]:
 
 def _footer(plan: Plan) -> Text:
     text = Text()
+    for fan_out in plan.fan_outs.values():
+        text.append("fan-out " + _one_line(fan_out_line(fan_out)) + "\n")
+        if fan_out.assumption:
+            text.append("  " + _one_line(fan_out.assumption) + "\n", style="dim")
     if plan.compensation:
         text.append("compensation order: " + " → ".join(plan.compensation) + "\n")
     if plan.critical_path:

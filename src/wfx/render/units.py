@@ -11,7 +11,7 @@ from typing import Any
 from wfx.durations import format_duration
 from wfx.graph import RetrySchedule
 from wfx.model import OnError
-from wfx.plan import Plan, Unknown
+from wfx.plan import Plan, PlannedFanOut, Unknown
 
 #: seconds as `100ms`, `30s`, `1m30s` (the one formatter, :func:`wfx.durations.format_duration`)
 duration = format_duration
@@ -139,3 +139,20 @@ def run_settings(plan: Plan) -> list[str]:
     if plan.max_parallel is not None:
         settings.append(f"maxParallel {plan.max_parallel}")
     return settings
+
+
+def fan_out_line(fan_out: PlannedFanOut) -> str:
+    """One fan-out in words: `build: matrix, 5 instances, at most 2 at once, ...`, or for
+    a dynamic one: N times the template, N known at run time from its expression."""
+    if fan_out.dynamic:
+        head = (
+            f"{fan_out.id}[*]: N × template, N known at run time from"
+            f" `${{{{ {fan_out.source} }}}}` (N ≤ {fan_out.limit})"
+        )
+    else:
+        head = f"{fan_out.id}: {fan_out.kind}, {count(len(fan_out.instances), 'instance')}"
+    cap = (
+        "all at once" if fan_out.max_parallel is None else f"at most {fan_out.max_parallel} at once"
+    )
+    stop = "one failure stops the rest" if fan_out.fail_fast else "failFast off"
+    return f"{head}, {cap}, {stop}"

@@ -41,7 +41,7 @@ class Compensator:
 
     async def compensate(self) -> None:
         """Roll back every succeeded step that has a rollback, the last one first."""
-        await self.compensate_steps(self.run.graph.steps(Section.MAIN))
+        await self.compensate_steps(self.run.steps(Section.MAIN))  # dynamic instances too
 
     async def compensate_steps(self, nodes: Iterable[Node]) -> int:
         """Roll back those of `nodes` that succeeded and have a rollback, the last one

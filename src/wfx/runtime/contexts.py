@@ -4,9 +4,11 @@ step's condition lets it run, and the workflow outputs at the end."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from wfx.expr import ExpressionError, Status, is_truthy
+from wfx.fanout import Instance
 from wfx.graph import Node, NodeKind, Section
 from wfx.model import Step
 from wfx.runtime import events as ev
@@ -23,6 +25,7 @@ class RunContexts:
         self.group_starts = {
             n.id: n.index for n in run.graph.nodes if n.kind is NodeKind.GROUP_START
         }
+        """Each group's start barrier (a fan-out's included) by the group's id."""
 
     # -- conditions -------------------------------------------------------------------------
 
@@ -96,6 +99,11 @@ class RunContexts:
             "attempt": attempt,
             "env": {},
         }
+        instance = node.instance
+        if instance is not None:
+            values.update(instance.bindings)
+            if instance.members:
+                values["steps"] = InstanceSteps(run.steps_context, instance)
         if status is None:
             status = self.status(node, run.states[node.index].bad)
         contexts = StepContexts(values, status)
@@ -147,6 +155,26 @@ class RunContexts:
                 )
                 run.emit(ev.Notice(run.run_id, run.now(), message, span=exc.span))
         return outputs
+
+
+class InstanceSteps(Mapping[str, Any]):
+    """The `steps` context inside an instance of a fanned-out group: its own steps' names
+    mean the instance's copies (`test` is `test[api]`), every other name as outside."""
+
+    def __init__(self, steps: Mapping[str, Any], instance: Instance) -> None:
+        self.steps = steps
+        self.instance = instance
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self.instance.members:
+            return self.steps[self.instance.own(name)]
+        return self.steps[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
 
 
 def why_not(status: Status) -> str:

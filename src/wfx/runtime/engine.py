@@ -321,7 +321,7 @@ class _Run:
             return RunStatus.INTERRUPTED
         finally_failed = any(
             state.states[n.index].status.is_failure and not state.states[n.index].tolerated
-            for n in self.graph.steps(Section.FINALLY)
+            for n in self.state.steps(Section.FINALLY)
         )
         if state.failing or finally_failed:
             return RunStatus.FAILED
@@ -331,7 +331,7 @@ class _Run:
 
     def _finish(self) -> RunResult:
         state = self.state
-        for node in self.graph.steps():
+        for node in state.steps():
             if state.states[node.index].status in (StepStatus.PENDING, StepStatus.RUNNING):
                 self.runner.finish(node, StepStatus.SKIPPED, "the run stopped before it")
         status = self._final_status()
@@ -342,7 +342,7 @@ class _Run:
         return RunResult(
             self.run_id,
             status,
-            {n.id: self._step_result(n) for n in self.graph.steps()},
+            {n.id: self._step_result(n) for n in state.steps()},
             outputs,
             self.workspace,
             duration,

@@ -218,6 +218,14 @@ class RunQueued(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FanOutExpanded(Notice):
+    """A dynamic fan-out's list is known: `items` became the instances `step[0]`...; the
+    journal keeps the list so a resumed run maps the same items to the same instances."""
+
+    items: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RunFinished(Event):
     """The run ended; `outputs` are the workflow outputs, `reason` why it did not succeed."""
 

@@ -5,6 +5,7 @@ wfx's own process whatever is chosen."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 
 from wfx.graph import ExecutionGraph, Node, Origin, Setting
@@ -39,7 +40,12 @@ def names_needed(graph: ExecutionGraph, run_has_executor: bool) -> list[str]:
 
 
 def _process_steps(graph: ExecutionGraph) -> Iterator[Node]:
-    return (n for n in graph.steps() if n.step.kind is not StepKind.USES and n.settings)
+    """The process steps, a dynamic fan-out's template standing for its instances."""
+    for node in graph.nodes:
+        template = node.fan_out is not None and node.fan_out.dynamic and node.is_step is False
+        settings = node.fan_out.settings if template and node.fan_out else node.settings
+        if (node.is_step or template) and node.step.kind is not StepKind.USES and settings:
+            yield node if node.is_step else dataclasses.replace(node, settings=settings)
 
 
 class Executors:

@@ -35,7 +35,7 @@ from wfx.runtime.failpoints import failpoint
 from wfx.runtime.statedir import state_dir
 from wfx.selection import NOT_SELECTED
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 WORKSPACES = "workspaces"
 SCRATCH = "scratch"
 
@@ -112,6 +112,14 @@ _MIGRATIONS: dict[int, list[str]] = {
     4: [
         "ALTER TABLE runs ADD COLUMN redrives TEXT",
         "ALTER TABLE steps ADD COLUMN kept_from TEXT",
+    ],
+    5: [
+        """CREATE TABLE fanouts (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id TEXT NOT NULL,
+            items TEXT NOT NULL,
+            PRIMARY KEY (run_id, step_id)
+        )""",
     ],
 }
 
@@ -216,6 +224,8 @@ class ResumeState:
     """The run's `$WFX_WORKSPACE`: a resumed run goes on in the same directory."""
     group_attempts: Mapping[str, int] = field(default_factory=dict)
     """The attempt each group with `groupRetries` had reached, by group id."""
+    fanouts: Mapping[str, list[Any]] = field(default_factory=dict)
+    """The item list of each dynamic fan-out the run expanded, by the fan-out's id."""
 
 
 #: how the `attempts` table marks a group's attempt (not where a step's attempt ran)
@@ -631,6 +641,19 @@ class Journal:
             ),
         )
 
+    def _fan_out_expanded(self, event: ev.FanOutExpanded) -> None:
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO fanouts (run_id, step_id, items) VALUES (?, ?, ?)",
+                (event.run_id, event.step, json.dumps(list(event.items), default=str)),
+            )
+
+    @_guarded
+    def fanouts(self, run_id: str) -> dict[str, list[Any]]:
+        """The item list of each dynamic fan-out a run expanded."""
+        rows = self.db.execute("SELECT step_id, items FROM fanouts WHERE run_id = ?", (run_id,))
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def _attempt_ran(self, run_id: str, step_id: str, attempt: int, where: str | None) -> None:
         """Record where an attempt that ended ran (nothing when no attempt ran)."""
         if where is not None and attempt:
@@ -858,6 +881,7 @@ class Journal:
             failing,
             workspace=run.workspace,
             group_attempts=self.group_attempts(run.id),
+            fanouts=self.fanouts(run.id),
         )
 
     @_guarded
@@ -924,5 +948,6 @@ _HANDLERS: dict[type, Any] = {
     ev.RollbackFinished: Journal._rollback_finished,
     ev.GroupRetrying: Journal._group_retrying,
     ev.RunFinished: Journal._run_finished,
+    ev.FanOutExpanded: Journal._fan_out_expanded,
     **{kind: Journal._step_finished for kind in ev.FINISHED_BY_STATUS.values()},
 }

@@ -7,7 +7,9 @@ import time
 
 import anyio
 
+from wfx.fanout import base_id
 from wfx.graph import Node, Section
+from wfx.model import StepId
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.state import RunState, retrying_group, tolerates
@@ -33,44 +35,71 @@ def seed(run: RunState, resume: ResumeState) -> None:
     again with their attempt count. A run that is still failing keeps owing the
     compensations it had not finished; one that is not (it was interrupted) runs again
     every step a compensation undid or was undoing, so it never ends in success over
-    undone work (docs/durability.md, "Resuming after compensation")."""
-    records = [(n, resume.steps.get(n.id)) for n in run.graph.steps()]
+    undone work (docs/durability.md, "Resuming after compensation"). The instances of a
+    dynamic fan-out are seeded the same way when the run creates them (`seed_node`)."""
+    run.resume = resume
     for group_id in run.retried_groups:
         if group_id in resume.group_attempts:
             run.group_attempts[group_id] = resume.group_attempts[group_id]
+    nodes: dict[str, Node] = {n.id: n for n in run.steps()}
     failed = [
-        n.id
-        for n, r in records
-        if r is not None
-        and r.status.is_failure
-        and not tolerates(n, r.exit_code)
-        and retrying_group(run, n, r.status, r.exit_code) is None
+        step_id
+        for step_id, record in resume.steps.items()
+        if record.status.is_failure
+        and not _tolerated(run, nodes.get(step_id), step_id, record.exit_code)
+        and not _group_runs_again(run, nodes.get(step_id), record)
     ]
     run.failing = bool(failed)
-    undone = {s for s, status in resume.rollbacks.items() if status is not StepStatus.RUNNING}
-    for node, record in records:
-        if record is None:
-            continue
-        if record.status is StepStatus.SKIPPED and record.reason == NOT_SELECTED:
-            run.not_selected.add(node.index)
-            continue
-        if record.kept_from is not None and record.status is StepStatus.SUCCESS:
-            run.kept[node.index] = record.kept_from
-        rollback = resume.rollbacks.get(node.id)
-        touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
-        if touched and not run.failing:
-            _run_again(run, node, record)
-        elif record.status is StepStatus.PENDING and record.attempts:
-            _run_again(run, node, record)  # its group runs again: new attempt numbers
-        elif record.status in KEPT:
-            run.restored[node.index] = record
-            run.completions = max(run.completions, record.completed or 0)
-            if node.id in undone and record.status in COMPENSATED:
-                run.rollbacks_done.add(node.id)
-        elif record.attempts:
-            run.resumed[node.index] = record
+    for node in nodes.values():
+        seed_node(run, node)
     if failed:
         run.reason = resume.reason or f"step `{failed[0]}` failed"
+
+
+def seed_node(run: RunState, node: Node) -> None:
+    """Where one step of a resumed run goes on: kept, run again, or resumed mid-attempts."""
+    resume = run.resume
+    record = None if resume is None else resume.steps.get(node.id)
+    if resume is None or record is None:
+        return
+    if record.status is StepStatus.SKIPPED and record.reason == NOT_SELECTED:
+        run.not_selected.add(node.index)
+        return
+    if record.kept_from is not None and record.status is StepStatus.SUCCESS:
+        run.kept[node.index] = record.kept_from
+    rollback = resume.rollbacks.get(node.id)
+    touched = record.status in COMPENSATED or rollback is StepStatus.RUNNING
+    if touched and not run.failing:
+        _run_again(run, node, record)
+    elif record.status is StepStatus.PENDING and record.attempts:
+        _run_again(run, node, record)  # its group runs again: new attempt numbers
+    elif record.status in KEPT:
+        run.restored[node.index] = record
+        run.completions = max(run.completions, record.completed or 0)
+        undone = rollback is not None and rollback is not StepStatus.RUNNING
+        if undone and record.status in COMPENSATED:
+            run.rollbacks_done.add(node.id)
+    elif record.attempts:
+        run.resumed[node.index] = record
+
+
+def _tolerated(run: RunState, node: Node | None, step_id: str, exit_code: int | None) -> bool:
+    """Whether a journaled failure lets the run go on: the step's `onError`/`continueOn`, or
+    for an instance of a dynamic fan-out (no node yet), its template's."""
+    if node is not None:
+        return tolerates(node, exit_code)
+    template = run.graph.ids.get(StepId(base_id(step_id)))
+    info = None if template is None else run.graph.nodes[template].fan_out
+    settings = None if info is None else info.settings
+    return settings is not None and settings.tolerates(exit_code)
+
+
+def _group_runs_again(run: RunState, node: Node | None, record: StepRecord) -> bool:
+    """Whether a journaled failure is one a group with `groupRetries` answers by running
+    again (so the run is not failing)."""
+    if node is None:
+        return False
+    return retrying_group(run, node, record.status, record.exit_code) is not None
 
 
 def _run_again(run: RunState, node: Node, record: StepRecord) -> None:
@@ -83,7 +112,7 @@ def rerun_finally(run: RunState) -> None:
     """A resumed run that did main work again runs every `finally` step again: their
     earlier run saw a run that has since gone on."""
     if run.restored and _main_ran_again(run):
-        for node in run.graph.steps(Section.FINALLY):
+        for node in run.steps(Section.FINALLY):
             record = run.restored.pop(node.index, None)
             if record is not None:
                 _run_again(run, node, record)
@@ -93,7 +122,7 @@ def _main_ran_again(run: RunState) -> bool:
     """Whether this resumed run started a main step (so `finally` must run again)."""
     return any(
         n.index not in run.restored and run.states[n.index].started is not None
-        for n in run.graph.steps(Section.MAIN)
+        for n in run.steps(Section.MAIN)
     )
 
 

@@ -27,6 +27,7 @@ from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.contexts import RunContexts, uses_status_function
 from wfx.runtime.events import StepStatus
+from wfx.runtime.fanout import Expansion
 from wfx.runtime.retry import wait_before
 from wfx.runtime.state import NodeState, RunState, group_retries_left
 from wfx.selection import NOT_SELECTED
@@ -65,6 +66,8 @@ class Scheduler:
         self.done = bytearray(len(graph.nodes))
         """Which nodes have counted themselves done for their dependents."""
         self.limiters = _limiters(run)
+        self.admission = _InstanceAdmission(run)
+        self.expansion = Expansion(run, contexts)
         self.task_group: anyio.abc.TaskGroup | None = None
         self.unfinished = 0
         self.idle_workers = 0
@@ -82,7 +85,12 @@ class Scheduler:
         run = self.run
         graph = run.graph
         roots = [n.index for n in graph.nodes if n.section is section and not n.deps]
-        self.unfinished = sum(1 for _ in graph.steps(section))
+        # a dynamic fan-out counts as one step until it knows its instances
+        self.unfinished = sum(1 for _ in run.steps(section)) + sum(
+            1
+            for n in graph.nodes
+            if n.section is section and n.kind is NodeKind.GROUP_START and _dynamic(n)
+        )
         self.ready_send, self.ready_receive = anyio.create_memory_object_stream[Node](math.inf)
         self.idle_workers = 0
         self.queued = 0
@@ -98,7 +106,7 @@ class Scheduler:
             self.ready_receive.close()
             self.task_group = None
         assert self.runner is not None
-        for node in graph.nodes:
+        for node in run.nodes:
             if node.section is section and run.states[node.index].status is StepStatus.PENDING:
                 self.runner.finish(node, StepStatus.SKIPPED, "the run stopped before it")
 
@@ -117,7 +125,7 @@ class Scheduler:
         With `keep_one`, the first ready step is returned for the calling worker to run."""
         kept: Node | None = None
         queue = deque(ready)
-        nodes = self.run.graph.nodes
+        nodes = self.run.nodes
         while queue:
             index = queue.popleft()
             node = nodes[index]
@@ -131,8 +139,14 @@ class Scheduler:
                 assert self.task_group is not None
                 self.task_group.start_soon(self._rerun_group, node)
                 continue
+            if self.admission.waits(node):
+                continue  # a fanned-out group's instance over its `maxParallel`: later
             self._pass_barrier(node)
-            queue.extend(self._completed(index))
+            if _dynamic(node) and node.kind is NodeKind.GROUP_START:
+                queue.extend(self._expand(node))
+            else:
+                queue.extend(self._completed(index))
+            queue.extend(self.admission.ended(node))
         return kept
 
     def _completed(self, index: int) -> list[int]:
@@ -149,6 +163,7 @@ class Scheduler:
     def _pass_barrier(self, node: Node) -> None:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
+        state.ended = time.monotonic()
         if node.kind is NodeKind.GROUP_START:
             decision = self.group_stop_reason(node) or self.contexts.decide(
                 node, node.step, state.bad
@@ -164,6 +179,8 @@ class Scheduler:
             clock = self.clocks.pop(node.id, None)
             if clock is not None:
                 clock.cancel()
+            if node.fan_out is not None:
+                self._fan_out_done(node)
 
     # -- whole groups -----------------------------------------------------------------------
 
@@ -355,6 +372,43 @@ class Scheduler:
                 return stopped
         return None
 
+    # -- fan-out ----------------------------------------------------------------------------
+
+    def _expand(self, start: Node) -> list[int]:
+        """A dynamic fan-out's start passed: create its instances (from the journal's list
+        when resuming, else from its `forEach`) and return them, ready to run."""
+        run = self.run
+        assert self.runner is not None
+        state = run.states[start.index]
+        created: list[Node] = []
+        if state.status is StepStatus.SUCCESS:
+            made = self.expansion.instances(start, state)
+            if isinstance(made, str):
+                self.runner.fan_out_failed(start, made, state.span)
+            else:
+                created = made
+        self.unfinished += len(created)
+        self.count_finished()  # the fan-out's place holder (after its instances are counted)
+        if not created:
+            return self._completed(start.index)
+        end = self.dependents[start.index][0]
+        self.remaining.extend(0 for _ in created)
+        self.done.extend(bytes(len(created)))
+        self.dependents.extend([end] for _ in created)
+        self.dependents[start.index] = [n.index for n in created]
+        self.remaining[end] = len(created)
+        return [n.index for n in created]
+
+    def _fan_out_done(self, end: Node) -> None:
+        """Every instance of a fan-out ended: `steps.<id>` becomes their aggregate, and a
+        `failFast: false` fan-out whose instance failed fails the run now."""
+        run = self.run
+        run.steps_context[end.id] = self.expansion.aggregate(end)
+        reason = run.deferred.pop(end.id, None)
+        if reason is not None:
+            assert self.runner is not None
+            self.runner.fail(reason)
+
     # -- workers ----------------------------------------------------------------------------
 
     def _dispatch(self, node: Node) -> None:
@@ -474,6 +528,10 @@ class Scheduler:
             scope.cancel()
 
 
+def _dynamic(node: Node) -> bool:
+    return node.fan_out is not None and node.fan_out.dynamic
+
+
 def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
     """The run's `maxParallel` (key None) and each group's, as capacity limiters."""
     limiters: dict[str | None, anyio.CapacityLimiter] = {}
@@ -482,5 +540,51 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
         limiters[None] = anyio.CapacityLimiter(int(workflow.max_parallel.value))
     for node in run.graph.nodes:
         if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
+            if node.fan_out is not None and node.step.steps:
+                continue  # a fanned-out group's cap counts instances: _InstanceAdmission
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
     return limiters
+
+
+class _InstanceAdmission:
+    """`maxParallel` on a fanned-out group: at most that many of its instances (not of
+    their steps) are open at once. An instance group's start waits here until an earlier
+    instance's end passes; barriers pass without tasks, so this is a count and a queue."""
+
+    def __init__(self, run: RunState) -> None:
+        graph = run.graph
+        self.caps: dict[str, int] = {}
+        for node in graph.nodes:
+            info = node.fan_out
+            if node.kind is NodeKind.GROUP_START and info and info.max_parallel and node.step.steps:
+                self.caps[node.id] = info.max_parallel
+        self.open: dict[str, int] = dict.fromkeys(self.caps, 0)
+        self.waiting: dict[str, deque[int]] = {name: deque() for name in self.caps}
+
+    def _capped(self, node: Node) -> str | None:
+        """The capped fan-out whose instance group `node` opens or closes, if any."""
+        instance = node.instance
+        if instance is None or instance.fan_out not in self.caps:
+            return None
+        return instance.fan_out if node.id == instance.own(instance.fan_out) else None
+
+    def waits(self, node: Node) -> bool:
+        """Whether the instance group `node` starts must wait for a free place (then it is
+        queued); otherwise it takes one."""
+        fan_out = self._capped(node) if node.kind is NodeKind.GROUP_START else None
+        if fan_out is None:
+            return False
+        if self.open[fan_out] >= self.caps[fan_out]:
+            self.waiting[fan_out].append(node.index)
+            return True
+        self.open[fan_out] += 1
+        return False
+
+    def ended(self, node: Node) -> list[int]:
+        """An instance group closed: the next waiting one may start."""
+        fan_out = self._capped(node) if node.kind is NodeKind.GROUP_END else None
+        if fan_out is None:
+            return []
+        self.open[fan_out] -= 1
+        queued = self.waiting[fan_out]
+        return [queued.popleft()] if queued else []  # it takes the place when it passes

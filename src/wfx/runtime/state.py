@@ -3,17 +3,18 @@ runner, the compensator and the run contexts each read and change it, and nothin
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.graph import ExecutionGraph, Node, NodeKind
+from wfx.graph import ExecutionGraph, Node, NodeKind, Section
 from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.events import StepStatus
-from wfx.runtime.journal import StepRecord
+from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.secrets import SecretSet
 
 
@@ -51,7 +52,13 @@ class RunState:
         self.run_id = run_id
         self.sink = sink
         self.secrets = secrets
+        self.nodes: list[Node] = list(graph.nodes)
+        """The graph's nodes, then the instances of dynamic fan-outs as the run creates them."""
         self.states = [NodeState() for _ in graph.nodes]
+        self.deferred: dict[str, str] = {}
+        """Fan-outs with `failFast: false` whose instance failed: why, once all are done."""
+        self.expanded: dict[str, list[int]] = {}
+        """Each dynamic fan-out the run expanded: its instances' node indices, in order."""
         self.steps_context: dict[str, Any] = {}
         self.completions = 0
         self.failing = False
@@ -80,6 +87,25 @@ class RunState:
         """Steps a group re-run resets: the attempts they made before (numbering goes on)."""
         self.group_began: dict[StepId, float] = {}
         """When each group with `groupRetries` first started (its `deadline` counts from it)."""
+        self.resume: ResumeState | None = None
+        """The journal's account of the run this one resumes (None: a new run)."""
+
+    def steps(self, section: Section | None = None) -> Iterator[Node]:
+        """The leaf nodes (optionally of one section) in the graph's order, the instances a
+        dynamic fan-out got so far where the fan-out stands (before its end)."""
+        nodes = self.nodes
+        for node in itertools.islice(nodes, len(self.graph.nodes)):
+            if section is not None and node.section is not section:
+                continue
+            if node.is_step:
+                yield node
+            elif node.kind is NodeKind.GROUP_END and node.id in self.expanded:
+                yield from (nodes[i] for i in self.expanded[node.id])
+
+    def add_nodes(self, nodes: list[Node]) -> None:
+        """Nodes the run creates (a dynamic fan-out's instances), indexed from the end."""
+        self.nodes.extend(nodes)
+        self.states.extend(NodeState() for _ in nodes)
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""

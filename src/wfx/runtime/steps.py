@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from wfx.diagnostics import Span
 from wfx.durations import format_duration
 from wfx.expr import ExpressionError, Template
 from wfx.graph import Node, Origin, RetrySchedule
@@ -272,7 +273,11 @@ class StepRunner:
         self.finish(node, result.status, result.reason)
         if state.tolerated:
             run.tolerated_failures = True
-        elif group is None:
+        elif group is not None:
+            pass  # the group runs again: the run is not failing (yet)
+        elif node.instance is not None and not self._fail_fast(node.instance.fan_out):
+            run.deferred.setdefault(node.instance.fan_out, reason)  # when all are done
+        else:
             self.fail(reason)
 
     def _group_failed(self, node: Node, result: Attempt, reason: str) -> Node | None:
@@ -282,6 +287,31 @@ class StepRunner:
             assert self.scheduler is not None
             self.scheduler.group_failed(group, self.run.secrets.mask(reason))
         return group
+
+    def _fail_fast(self, fan_out: str) -> bool:
+        """Whether a failed instance of `fan_out` stops the others (`failFast`)."""
+        graph = self.run.graph
+        info = graph.nodes[graph.ids[StepId(fan_out)]].fan_out
+        return info is None or info.fail_fast
+
+    def fan_out_failed(self, start: Node, reason: str, span: Span | None) -> None:
+        """A dynamic fan-out got no list to fan out over: it fails, and so does the run."""
+        run = self.run
+        state = run.states[start.index]
+        state.status = StepStatus.FAILED
+        state.reason = run.secrets.mask(reason)
+        run.steps_context[start.id] = {"outputs": [], "status": "failed", "attempts": 0}
+        run.emit(
+            ev.StepFailed(
+                run.run_id,
+                run.now(),
+                start.id,
+                StepStatus.FAILED,
+                reason=state.reason,
+                span=span,
+            )
+        )
+        self.fail(f"fan-out `{start.id}` failed: {state.reason}")
 
     def fail(self, reason: str) -> None:
         """The run fails (the first reason is kept): stop what must stop."""

@@ -1,0 +1,144 @@
+"""Fan-out at run time: a dynamic `forEach` becomes instances when its list is known, and
+every fan-out's instances are summed up as `steps.<id>` when the last one ends.
+
+A dynamic fan-out's list comes from its `forEach` expression, evaluated once when the
+fan-out's dependencies are done; a resumed run takes the list the journal recorded
+instead, so the same items map to the same instances (`fetch[0]`...) and a finished
+instance is restored, never run again (docs/language.md, "Fan-out").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wfx.expr import ExpressionError, Status
+from wfx.fanout import aggregate_status, item_instances
+from wfx.graph import Node, NodeKind
+from wfx.model import StepId
+from wfx.runtime import events as ev
+from wfx.runtime.contexts import RunContexts
+from wfx.runtime.resume import seed_node
+from wfx.runtime.state import NodeState, RunState
+
+
+class Expansion:
+    """Creates the instances of dynamic fan-outs and sums up every fan-out's instances."""
+
+    def __init__(self, run: RunState, contexts: RunContexts) -> None:
+        self.run = run
+        self.contexts = contexts
+
+    def instances(self, start: Node, state: NodeState) -> list[Node] | str:
+        """The instance nodes of the dynamic fan-out `start` opens, added to the run; or
+        why there are none (the fan-out fails)."""
+        run = self.run
+        info = start.fan_out
+        assert info is not None and info.template is not None
+        recorded = None if run.resume is None else run.resume.fanouts.get(start.id)
+        items = recorded if recorded is not None else self.items(start, state)
+        if isinstance(items, str):
+            return items
+        if len(items) > info.limit:
+            return (
+                f"`forEach` gave {len(items)} items, more than the limit of {info.limit}"
+                " instances (the workflow's `maxInstances`)"
+            )
+        base = len(run.nodes)
+        nodes = [
+            Node(
+                index=base + position,
+                id=StepId(instance.own(start.id)),
+                kind=NodeKind.STEP,
+                step=info.template,
+                section=start.section,
+                deps=(start.index,),
+                groups=(*start.groups, start.id),
+                settings=info.settings,
+                instance=instance,
+            )
+            for position, instance in enumerate(item_instances(start.id, items))
+        ]
+        run.add_nodes(nodes)
+        run.expanded[start.id] = [n.index for n in nodes]
+        shown = run.secrets.mask_value(list(items))
+        run.emit(
+            ev.FanOutExpanded(
+                run.run_id,
+                run.now(),
+                f"fan-out `{start.id}`: {len(nodes)} instances",
+                start.id,
+                "info",
+                None,
+                tuple(shown),
+            )
+        )
+        for node in nodes:
+            seed_node(run, node)
+        return nodes
+
+    def items(self, start: Node, state: NodeState) -> list[Any] | str:
+        """The list `forEach` gives now, or why it gives none."""
+        info = start.fan_out
+        assert info is not None and info.template is not None
+        fan_out = info.template.fan_out
+        assert fan_out is not None and fan_out.expression is not None
+        expression = fan_out.expression
+        run = self.run
+        contexts = {
+            "inputs": run.graph.inputs,
+            "steps": run.steps_context,
+            "workflow": self.contexts.workflow(),
+        }
+        try:
+            value = expression.evaluate(contexts, status=Status())
+        except ExpressionError as exc:
+            state.span = exc.span
+            return f"{exc.span}: `forEach` could not be evaluated: {exc.message}"
+        if not isinstance(value, list | tuple):
+            state.span = expression.span
+            kind = "null" if value is None else type(value).__name__
+            return (
+                f"{expression.span}: `forEach` must give a list;"
+                f" `${{{{ {expression.text.strip()} }}}}` gave a {kind}"
+            )
+        return list(value)
+
+    def aggregate(self, end: Node) -> dict[str, Any]:
+        """`steps.<fan-out>`: each instance's outputs in order (a list), the status of the
+        whole (failed if one failed, success if one succeeded, else skipped), the attempts
+        of all instances and the fan-out's duration."""
+        run = self.run
+        info = end.fan_out
+        assert info is not None
+        if info.dynamic:
+            members = run.expanded.get(end.id, [])
+        else:
+            members = [run.graph.ids[i] for i in info.instances]
+        outputs: list[Any] = []
+        statuses: list[str] = []
+        attempts = 0
+        for index in members:
+            node = run.nodes[index]
+            status, found = self.instance_result(node)
+            statuses.append(status)
+            outputs.append(found.get("outputs", {}))
+            attempts += int(found.get("attempts", 0))
+        start = run.states[self.contexts.group_starts[end.id]]
+        ended = run.states[end.index].ended or 0.0
+        return {
+            "outputs": outputs,
+            "status": aggregate_status(statuses),
+            "attempts": attempts,
+            "duration": ended - (start.ended or ended),
+        }
+
+    def instance_result(self, node: Node) -> tuple[str, dict[str, Any]]:
+        """How one instance ended: a step's own context, or a group instance's summary."""
+        run = self.run
+        if node.is_step:
+            found = run.steps_context.get(node.id, {})
+            return str(found.get("status", "skipped")), found
+        start = run.states[self.contexts.group_starts[node.id]]
+        if start.status.value == "skipped":
+            return "skipped", {}
+        return ("failed" if run.states[node.index].bad else "success"), {}
