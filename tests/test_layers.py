@@ -27,7 +27,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "runtime": ("wfx.runtime", "wfx.runtime."),
     "render": ("wfx.render", "wfx.render."),
     "api": ("wfx.api",),
-    "cli": ("wfx.cli", "wfx.cli_history", "wfx.__main__"),
+    "lsp": ("wfx.lsp", "wfx.lsp."),
+    "cli": ("wfx.cli", "wfx.cli_history", "wfx.cli_lsp", "wfx.__main__"),
     "facade": ("wfx",),
 }
 
@@ -46,6 +47,8 @@ ALLOWED: dict[str, set[str]] = {
     "render": {"base", "expr", "model", "graph", "compiler", "plan", "events"},
     "api": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan"}
     | {"events", "runtime"},
+    "lsp": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan", "render"}
+    | {"api", "facade"},
     "cli": set(LAYERS),
     "facade": {"base", "expr", "api"},
 }
@@ -64,6 +67,8 @@ RESTRICTED: dict[str, set[str]] = {
     "tempfile": {"runtime"},
     "shutil": {"runtime"},
     "sqlite3": {"runtime", "cli"},
+    "pygls": {"lsp"},
+    "lsprotocol": {"lsp"},
 }
 
 #: calls that write to the file system, allowed only at the edges (runtime/, the CLI)

@@ -88,10 +88,21 @@ def compile_file(
 
     Model problems (bad expressions) and compiler problems are reported together.
     """
+    return compile_document(load_document(path), inputs, input_spans, require_inputs=require_inputs)
+
+
+def compile_document(
+    document: SourceDocument,
+    inputs: InputValues | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+    *,
+    require_inputs: bool = True,
+) -> Compilation:
+    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does)."""
     from wfx import model
     from wfx.compiler import compile_workflow
 
-    workflow, problems = model.build_with_problems(load_document(path))
+    workflow, problems = model.build_with_problems(document)
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -123,6 +134,35 @@ def check(
         report.sources[str(path)] = _source_text(path)
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
+
+
+@dataclass(frozen=True)
+class CheckedText:
+    """A workflow text checked as `wfx validate` checks a file: every diagnostic, the parsed
+    document (None when the YAML is unreadable) and the compilation (None on errors)."""
+
+    diagnostics: list[Diagnostic]
+    document: SourceDocument | None = None
+    compilation: Compilation | None = None
+
+
+def check_text(text: str, name: str, inputs: InputValues | None = None) -> CheckedText:
+    """Check workflow `text` named `name` through every static stage (for editors: the
+    text in the buffer, not the file on disk); nothing runs."""
+    from wfx import schema, source
+
+    try:
+        document = source.loads(text, name)
+    except DiagnosticsError as exc:
+        return CheckedText(sorted_diagnostics(exc.diagnostics))
+    problems = schema.validate(document)
+    if problems:
+        return CheckedText(sorted_diagnostics(problems), document)
+    try:
+        compilation = compile_document(document, inputs, require_inputs=False)
+    except DiagnosticsError as exc:
+        return CheckedText(sorted_diagnostics(exc.diagnostics), document)
+    return CheckedText(sorted_diagnostics(compilation.warnings), document, compilation)
 
 
 def _source_text(path: str | Path) -> str:

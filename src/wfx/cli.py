@@ -42,6 +42,7 @@ class _LazyGroup(click.Group):
         "runs": "wfx.cli_history:runs",
         "show": "wfx.cli_history:show",
         "logs": "wfx.cli_history:logs",
+        "lsp": "wfx.cli_lsp:lsp",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
