@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import click
 
 from wfx.exitcodes import EXIT_INVALID
+
+#: what `pip install 'wfx[lsp]'` brings
+_OPTIONAL = ("pygls", "lsprotocol")
 
 
 @click.command()
@@ -15,11 +17,15 @@ from wfx.exitcodes import EXIT_INVALID
 def lsp(stdio: bool) -> None:
     """Run the wfx language server over stdio, for editors: diagnostics, hover, completion,
     go to definition."""
-    if importlib.util.find_spec("pygls") is None:
+    try:
+        from wfx.lsp.server import serve  # noqa: PLC0415 - pygls is optional
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _OPTIONAL:
+            raise
         click.echo(
-            "error: `wfx lsp` needs pygls; install wfx[lsp]: pip install 'wfx[lsp]'", err=True
+            "error: `wfx lsp` needs pygls, which is not installed;"
+            " install wfx[lsp]: pip install 'wfx[lsp]'",
+            err=True,
         )
         sys.exit(EXIT_INVALID)
-    from wfx.lsp.server import serve  # noqa: PLC0415 - pygls is optional
-
     serve()

@@ -3,16 +3,22 @@ hover, completion and go-to-definition. None of them raises on any text."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from wfx.checks import STEP_PROPERTIES, WORKFLOW_PROPERTIES
 from wfx.explain import explain, explain_group
 from wfx.lsp.analysis import Analysis
 from wfx.lsp.context import Context, context_at, frames, sibling_keys
-from wfx.lsp.keys import KeyDoc, key_doc, keys_at, values_at
+from wfx.lsp.keys import KeyDoc, key_doc, keys_at, kinds_at, requirements_at, values_at
 from wfx.lsp.text import Position, Range, word_at
 from wfx.render.explain_text import render_explanation, render_group_explanation
+
+T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 #: the names an expression may start with
 CONTEXT_NAMES = ("inputs", "steps", "env", "secrets", "workflow")
@@ -53,10 +59,19 @@ class Completion:
 def hover(analysis: Analysis, position: Position) -> Hover | None:
     """The description of the key under the cursor; on a step's id (where it is written, in
     `needs` or in `steps.<id>`), the step's effective settings and where they come from."""
+    return _guarded(
+        "hover", None, lambda: _step_hover(analysis, position) or _key_hover(analysis, position)
+    )
+
+
+def _guarded(feature: str, fallback: T, answer: Callable[[], T]) -> T:
+    """`answer()`, or `fallback` (and a logged error) if it fails: one bad answer must
+    never take the server, and the editor's session, down with it."""
     try:
-        return _step_hover(analysis, position) or _key_hover(analysis, position)
-    except Exception:  # never take the editor down over a hover
-        return None
+        return answer()
+    except Exception:
+        _log.exception("wfx lsp: %s failed", feature)
+        return fallback
 
 
 def _key_hover(analysis: Analysis, position: Position) -> Hover | None:
@@ -134,10 +149,7 @@ def _step_markdown(analysis: Analysis, step_id: str) -> str:
 def complete(analysis: Analysis, position: Position) -> list[Completion]:
     """What may be written at the cursor: keys the schema allows here, fixed values, step
     ids in `needs`, and names inside expressions (`steps.`, `inputs.`, `workflow.`)."""
-    try:
-        return _complete(analysis, position)
-    except Exception:  # never take the editor down over a completion
-        return []
+    return _guarded("completion", [], lambda: _complete(analysis, position))
 
 
 def _complete(analysis: Analysis, position: Position) -> list[Completion]:
@@ -212,11 +224,16 @@ def _key_completions(
     analysis: Analysis, context: Context, before: str, position: Position
 ) -> list[Completion]:
     present = sibling_keys(analysis.lines, position.line, context.column)
+    kinds = kinds_at(context.path)
+    chosen = present & kinds
+    needs = requirements_at(context.path)
     replace = _typed_range(before, position)
     return [
         Completion(name, "key", doc.summary, _key_markdown(doc), f"{name}: ", replace)
         for name, doc in keys_at(context.path).items()
         if name not in present
+        and not (chosen and name in kinds)
+        and not (chosen and any(k in kinds and k not in chosen for k in needs.get(name, [])))
     ]
 
 
@@ -240,13 +257,12 @@ def _input_names(analysis: Analysis) -> list[str]:
 
 def definition(analysis: Analysis, position: Position) -> Range | None:
     """Where the step named under the cursor (in `needs` or in `steps.<id>`) is written."""
-    try:
-        target = _reference_at(analysis, position)
-    except Exception:  # never take the editor down over a jump
-        return None
-    if target is None:
-        return None
-    site = analysis.steps.get(target[0])
+    return _guarded("definition", None, lambda: _definition(analysis, position))
+
+
+def _definition(analysis: Analysis, position: Position) -> Range | None:
+    target = _reference_at(analysis, position)
+    site = None if target is None else analysis.steps.get(target[0])
     return None if site is None else site.range
 
 

@@ -41,6 +41,26 @@ def key_doc(path: tuple[PathPart, ...], name: str) -> KeyDoc | None:
     return keys_at(path).get(name)
 
 
+def kinds_at(path: tuple[PathPart, ...]) -> set[str]:
+    """The keys of which the mapping at `path` holds exactly one (a step's `run`, `cmd`,
+    `uses` or `steps`)."""
+    return {
+        branch["required"][0]
+        for node in _nodes_at(path)
+        for branch in node.get("oneOf", [])
+        if isinstance(branch, Mapping) and set(branch) == {"required"}
+    }
+
+
+def requirements_at(path: tuple[PathPart, ...]) -> dict[str, list[str]]:
+    """The keys of the mapping at `path` that are allowed only together with others."""
+    found: dict[str, list[str]] = {}
+    for node in _nodes_at(path):
+        for key, needed in node.get("dependentRequired", {}).items():
+            found.setdefault(key, []).extend(needed)
+    return found
+
+
 def values_at(path: tuple[PathPart, ...]) -> tuple[Any, ...]:
     """The fixed values (`enum`, `const`, booleans) the value at `path` may take."""
     found: list[Any] = []
