@@ -120,12 +120,63 @@ def validate(document: SourceDocument) -> list[Diagnostic]:
     if not isinstance(document.data, dict):
         return [_not_a_mapping(document)]
     positions = document.positions
-    found = [
-        diagnostic
-        for problem in _validator().iter_errors(document.data)
-        for diagnostic in _translate(problem, positions)
-    ]
+    fresh: dict[Path_, str] = {}
+    checked = _without_known_valid_steps(document.data, (), fresh)
+    found = []
+    failed: set[Path_] = set()
+    for problem in _validator().iter_errors(checked):
+        failed.update(_prefixes(_path(problem)))
+        found.extend(_translate(problem, positions))
+    _remember_valid_steps(fresh, failed)
     return sorted_diagnostics(found)
+
+
+# A step's verdict depends only on its own data (no rule of the schema relates two steps),
+# so a step seen valid before (the editor re-checks a file at every keystroke) stands in as
+# the smallest valid step, and the schema checks only the steps that changed.
+_KNOWN_VALID: dict[str, None] = {}
+_KNOWN_VALID_MAX = 50_000
+_VALID_STEP = {"run": "true"}
+
+
+def _without_known_valid_steps(data: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
+    """`data` with each step already known to be valid replaced by a stand-in; the other
+    steps' fingerprints are added to `fresh` by path."""
+    if not isinstance(data, dict):
+        return data
+    copied: dict[str, Any] | None = None
+    for key in _STEP_LISTS:
+        steps = data.get(key)
+        if not isinstance(steps, list):
+            continue
+        replaced = [_known_or_checked(step, (*path, key, i), fresh) for i, step in enumerate(steps)]
+        if any(new is not old for new, old in zip(replaced, steps, strict=True)):
+            copied = copied if copied is not None else dict(data)
+            copied[key] = replaced
+    return data if copied is None else copied
+
+
+def _known_or_checked(step: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
+    if not isinstance(step, dict):
+        return step
+    fingerprint = repr(step)
+    if fingerprint in _KNOWN_VALID:
+        return _VALID_STEP
+    fresh[path] = fingerprint
+    return _without_known_valid_steps(step, path, fresh)
+
+
+def _remember_valid_steps(fresh: dict[Path_, str], failed: set[Path_]) -> None:
+    for path, fingerprint in fresh.items():
+        if path not in failed:
+            _KNOWN_VALID[fingerprint] = None
+    while len(_KNOWN_VALID) > _KNOWN_VALID_MAX:
+        del _KNOWN_VALID[next(iter(_KNOWN_VALID))]
+
+
+def _prefixes(path: Path_) -> Iterator[Path_]:
+    for length in range(len(path) + 1):
+        yield path[:length]
 
 
 @cache

@@ -103,6 +103,18 @@ async def test_diagnostics_after_open_and_after_each_change(
     assert list(fixed.diagnostics) == []
 
 
+async def test_diagnostics_on_request(client: LanguageClient, tmp_path: Path) -> None:
+    uri = uri_of(tmp_path, "pulled.yaml")
+    text = WORKFLOW.replace("retries: 2", "retries: two")
+    await published(client, uri, open_document(client, uri, text))
+    report = await client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(types.TextDocumentIdentifier(uri))
+    )
+    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
+    [problem] = report.items
+    assert (problem.code, problem.range.start) == ("schema.invalid-value", types.Position(6, 13))
+
+
 async def test_half_typed_yaml_is_a_diagnostic_not_a_crash(
     client: LanguageClient, tmp_path: Path
 ) -> None:
@@ -176,3 +188,27 @@ async def test_definition_from_needs_and_from_an_expression(
 
 def _items(result: types.CompletionList | list[types.CompletionItem]) -> list[types.CompletionItem]:
     return result.items if isinstance(result, types.CompletionList) else result
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def pulling_client(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    capabilities = pytest_lsp.client_capabilities("neovim")  # the latest: it pulls
+    assert capabilities.text_document is not None
+    assert capabilities.text_document.diagnostic is not None
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_client_that_pulls_diagnostics_gets_none_pushed(
+    pulling_client: LanguageClient, tmp_path: Path
+) -> None:
+    uri = uri_of(tmp_path, "pull-only.yaml")
+    text = WORKFLOW.replace("needs: [build]", "needs: [nope]")
+    open_document(pulling_client, uri, text)()
+    report = await pulling_client.text_document_diagnostic_async(
+        types.DocumentDiagnosticParams(types.TextDocumentIdentifier(uri))
+    )
+    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
+    assert [d.code for d in report.items] == ["compile.unknown-need"]
+    assert uri not in pulling_client.diagnostics  # a push on open would have come first

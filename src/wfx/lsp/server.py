@@ -1,6 +1,7 @@
 """The language server: pygls wiring around the pure features. Documents are analysed once
-per version; diagnostics are published at once on open and save, and a short pause after
-the last change while typing."""
+per version. A client that pulls diagnostics (`textDocument/diagnostic`, LSP 3.17) gets them
+when it asks; to any other client they are pushed at once on open and save, and a short
+pause after the last change while typing."""
 
 from __future__ import annotations
 
@@ -52,13 +53,24 @@ class WfxLanguageServer(LanguageServer):
             self.analyses[uri] = found
         return document, found
 
-    def publish(self, uri: str) -> None:
-        """Check the document at `uri` now and send its diagnostics."""
-        self.timers.pop(uri, None)
-        if uri not in self.workspace.text_documents:
-            return
+    @property
+    def client_pulls(self) -> bool:
+        """True when the client asks for diagnostics itself (so they are never pushed)."""
+        return self.client_capabilities.text_document is not None and (
+            self.client_capabilities.text_document.diagnostic is not None
+        )
+
+    def diagnostics(self, uri: str) -> tuple[TextDocument, list[types.Diagnostic]]:
+        """The document at `uri` and its diagnostics, as the client speaks of them."""
         document, analysis = self.analysis(uri)
-        diagnostics = [_diagnostic(document, d) for d in analysis.diagnostics]
+        return document, [_diagnostic(document, d) for d in analysis.diagnostics]
+
+    def publish(self, uri: str) -> None:
+        """Check the document at `uri` now and push its diagnostics."""
+        self.timers.pop(uri, None)
+        if uri not in self.workspace.text_documents or self.client_pulls:
+            return
+        document, diagnostics = self.diagnostics(uri)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri, diagnostics, document.version)
         )
@@ -66,6 +78,8 @@ class WfxLanguageServer(LanguageServer):
     def publish_soon(self, uri: str) -> None:
         """Publish after DEBOUNCE seconds unless another change comes first."""
         self.cancel(uri)
+        if self.client_pulls:
+            return
         self.timers[uri] = asyncio.get_running_loop().call_later(DEBOUNCE, self.publish, uri)
 
     def cancel(self, uri: str) -> None:
@@ -97,7 +111,18 @@ def build_server() -> WfxLanguageServer:
         uri = params.text_document.uri
         ls.cancel(uri)
         ls.analyses.pop(uri, None)
-        ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri, []))
+        if not ls.client_pulls:
+            ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri, []))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_DIAGNOSTIC,
+        types.DiagnosticOptions(inter_file_dependencies=False, workspace_diagnostics=False),
+    )
+    def diagnostic(
+        ls: WfxLanguageServer, params: types.DocumentDiagnosticParams
+    ) -> types.RelatedFullDocumentDiagnosticReport:
+        _, diagnostics = ls.diagnostics(params.text_document.uri)
+        return types.RelatedFullDocumentDiagnosticReport(diagnostics)
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(ls: WfxLanguageServer, params: types.HoverParams) -> types.Hover | None:
