@@ -122,7 +122,7 @@ def validate(document: SourceDocument) -> list[Diagnostic]:
     positions = document.positions
     fresh: dict[Path_, str] = {}
     checked = _without_known_valid_steps(document.data, (), fresh)
-    found = []
+    found: list[Diagnostic] = []
     failed: set[Path_] = set()
     for problem in _validator().iter_errors(checked):
         failed.update(_prefixes(_path(problem)))
