@@ -4,7 +4,8 @@ jsonschema finds the problems; this module turns each one into a :class:`Diagnos
 a person can act on. It points at the offending key or value, says what was expected
 in the language's own words (the schema's ``errorMessage`` texts, which editors show
 too) and adds a hint: the key that was probably meant, the value that was probably
-meant, or an example.
+meant, or the hint the schema itself gives for the key (`x-wfx-hint` and friends,
+next to the key's description).
 
 jsonschema is imported on first use: it costs ~50 ms, which commands that never
 validate should not pay.
@@ -82,37 +83,13 @@ _JSON_TYPES: dict[type, str] = {
     dict: "object",
     type(None): "null",
 }
-_DURATION_HINT = (
-    "write seconds as a number, or amounts with units `ms`, `s`, `m`, `h` run together,"
-    " e.g. `1.5s` or `1h30m`"
-)
-_KEY_HINTS = {
-    "wfx": "this version of wfx reads language version 1: write `wfx: 1`",
-    "timeout": _DURATION_HINT,
-    "killGrace": _DURATION_HINT,
-    "delay": _DURATION_HINT,
-    "maxDelay": _DURATION_HINT,
-    "retries": "e.g. `retries: 3` or `retries: {max: 3, delay: 1s, backoff: exponential}`",
-    "uses": "write `python:`, a dotted module name, `:` and a function name",
-    "needs": "e.g. `needs: build` or `needs: [build, test]`",
-    "id": "e.g. `build-image` or `run_tests`",
-    "cmd": "e.g. `cmd: [docker, build, -t, app, .]`; quote numbers, e.g. `[sleep, '1']`",
-    "condition": "e.g. `condition: inputs.environment == 'prd'` or `condition: ${{ failure() }}`",
-}
-_REQUIRED_HINTS = {
-    "wfx": "start the file with `wfx: 1`, the language version",
-    "steps": "a workflow runs a `steps:` list; add at least one step",
-    "enum": "an input of `type: choice` lists its allowed values in `enum`",
-}
-_DEPENDENCY_HINTS = {
-    "type": "`type` belongs to groups (steps with `steps:`); remove it or make this step a group",
-    "maxParallel": "`maxParallel` belongs to groups (steps with `steps:`) and the workflow",
-    "with": "`with` passes arguments to a `uses:` Python function; other steps use `env`",
-}
-_CONFLICT_HINTS = {
-    "shell": "`shell` runs `run` scripts (groups and `defaults` pass it on);"
-    " `cmd` and `uses` steps run without a shell",
-}
+# The hints for each key live in the schema, next to its description (editors read them
+# there too): `x-wfx-hint` when its value is wrong, and one for each way a key can be
+# wrong that a value check cannot say.
+VALUE_HINT = "x-wfx-hint"
+MISSING_HINT = "x-wfx-hint-when-missing"
+MISPLACED_HINT = "x-wfx-hint-when-misplaced"
+CONFLICT_HINT = "x-wfx-hint-when-conflicting"
 
 
 def validate(document: SourceDocument) -> list[Diagnostic]:
@@ -187,6 +164,27 @@ def schema() -> Mapping[str, Any]:
 
 
 @cache
+def hints(keyword: str) -> Mapping[str, str]:
+    """The schema's hints of one kind (e.g. `x-wfx-hint`) by the name of the key they are
+    written on; a key name has one meaning, and so one hint, wherever it appears."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, Mapping):
+            for name, child in node.get("properties", {}).items():
+                if isinstance(child, Mapping) and keyword in child:
+                    found.setdefault(name, str(child[keyword]))
+            for child in node.values():
+                visit(child)
+
+    visit(schema())
+    return found
+
+
+@cache
 def _validator() -> Validator:
     # Imported here, not at the top: see the module docstring.
     from jsonschema import ValidationError  # noqa: PLC0415
@@ -216,7 +214,10 @@ def _validator() -> Validator:
     return checker(_inlined(schema()))
 
 
-_ANNOTATIONS = frozenset({"description", "markdownDescription", "examples", "title", "default"})
+_ANNOTATIONS = frozenset(
+    {"description", "markdownDescription", "examples", "title", "default"}
+    | {VALUE_HINT, MISSING_HINT, MISPLACED_HINT, CONFLICT_HINT}
+)
 # The definitions that refer to themselves; every other `$ref` is replaced by its target.
 _RECURSIVE = frozenset({"#/$defs/step", "#/$defs/stepList"})
 # Keywords whose keys are names (a property called `default` is not an annotation).
@@ -348,7 +349,7 @@ def _missing_keys(problem: ValidationError, positions: PositionMap) -> Iterator[
                 "schema.missing-key",
                 f"missing required key `{key}`{where}",
                 span,
-                _REQUIRED_HINTS.get(key),
+                hints(MISSING_HINT).get(key),
             )
 
 
@@ -454,7 +455,7 @@ def _dependency(problem: ValidationError, positions: PositionMap) -> Iterator[Di
                     "schema.misplaced-key",
                     f"`{key}` is only allowed together with `{other}`",
                     positions.key((*path, key)),
-                    _DEPENDENCY_HINTS.get(key),
+                    hints(MISPLACED_HINT).get(key),
                 )
 
 
@@ -471,7 +472,7 @@ def _conflict(problem: ValidationError, positions: PositionMap) -> Iterator[Diag
         "schema.conflicting-keys",
         f"`{key}` cannot be used together with {_code_list(present)}",
         positions.key((*path, key)),
-        _CONFLICT_HINTS.get(key),
+        hints(CONFLICT_HINT).get(key),
     )
 
 
@@ -548,7 +549,7 @@ def _value_hint(
     return (
         _enum_suggestion(value, holder)
         or _quoting_hint(value, accepted)
-        or _KEY_HINTS.get(_property(path) or "")
+        or hints(VALUE_HINT).get(_property(path) or "")
     )
 
 

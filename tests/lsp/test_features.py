@@ -135,6 +135,7 @@ def test_the_same_key_means_what_its_place_says() -> None:
     in_defaults = hover(analysis, at(WORKFLOW, "timeout", 1))
     assert in_defaults is not None
     assert "Default time limit for one attempt of each step" in in_defaults.markdown
+    assert "*Hint:* write seconds as a number, or amounts with units" in in_defaults.markdown
     on_input = hover(analysis, at(WORKFLOW, "target", 1))
     assert on_input is None  # an input's name is the author's, not a key of the language
 
