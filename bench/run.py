@@ -469,7 +469,7 @@ def bench_lsp_keystroke(repeat: int) -> Result:
         return Result("lsp_keystroke_ms", 0.0, 300, "skipped: pip install 'wfx[lsp]'")
     runs = [lsp_latency("analysis") for _ in range(max(1, repeat // 7))]
     median = statistics.median(figure for figure, _ in runs)
-    detail = f"1,000 steps, warm, one character typed ({', '.join(cpu for _, cpu in runs)} ms)"
+    detail = f"1,000 steps, warm, one character typed ({'; '.join(cpu for _, cpu in runs)})"
     return Result("lsp_keystroke_ms", median, 300, detail)
 
 

@@ -90,6 +90,8 @@ class Expression:
         """The errors evaluating it must raise whatever the contexts: each largest part that
         calls a function on literals only (`format('{0} {1}', 'a')`) and is always evaluated,
         evaluated now."""
+        if "(" not in self.text:
+            return  # it calls no function
         for node in _constant_calls(self.root):
             try:
                 Evaluator({}, Status()).evaluate(node)
