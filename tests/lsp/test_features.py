@@ -280,6 +280,28 @@ def test_any_text_at_any_position_gives_answers_never_an_exception(
     assert failures == []
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "  - id: a\n    a" + " " * 100_000 + "b",
+        "    run: " + "${{ " * 30_000 + "}}",
+        "    run: " + "steps." * 40_000,
+        "    " + "a " * 100_000 + ":x",
+    ],
+    ids=["spaces", "openings", "references", "words"],
+)
+def test_a_hostile_long_line_costs_linear_time(line: str) -> None:
+    """Each would take hours with a backtracking pattern: the test finishing is the check."""
+    text = "wfx: 1\nsteps:\n" + line + "\n"
+    analysis = analyse(text, "wf.yaml")
+    last = analysis.lines[-1]
+    for character in (len(last) // 2, len(last)):
+        position = Position(len(analysis.lines) - 1, character)
+        complete(analysis, position)
+        hover(analysis, position)
+        definition(analysis, position)
+
+
 # --- the command ---------------------------------------------------------------------------
 
 

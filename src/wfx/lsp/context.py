@@ -11,7 +11,8 @@ from dataclasses import dataclass
 #: one step of a path: a mapping key, or None for "an item of a list"
 PathPart = str | None
 
-_KEY = re.compile(r"""("[^"]*"|'[^']*'|[^\s#'"{\[\]},:][^#:]*?)\s*:(?:\s+|$)""")
+# Greedy and unambiguous (a key holds no `:` or `#`), so a hostile line costs linear time.
+_KEY = re.compile(r"""("[^"]*"|'[^']*'|[^\s#'"{\[\]},:][^#:]*):(?:\s|$)""")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*\s*(?:#.*)?$")
 
 
@@ -57,7 +58,7 @@ def frames(line: str) -> list[Frame]:
         return found
     match = _KEY.match(line, at)
     if match is not None:
-        key = match.group(1).strip("'\"")
+        key = match.group(1).rstrip().strip("'\"")
         found.append(Frame(at, key, line[match.end() :].strip()))
     return found
 

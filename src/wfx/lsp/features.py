@@ -22,7 +22,6 @@ _log = logging.getLogger(__name__)
 
 #: the names an expression may start with
 CONTEXT_NAMES = ("inputs", "steps", "env", "secrets", "workflow")
-_OPEN_EXPRESSION = re.compile(r"\$\{\{(?:(?!\}\}).)*$")
 _STEP_REFERENCE = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_-]*)")
 _AFTER_STEPS = re.compile(r"\bsteps\.([A-Za-z0-9_-]*)$")
 _AFTER_STEP_ID = re.compile(r"\bsteps\.([A-Za-z_][A-Za-z0-9_-]*)\.([A-Za-z]*)$")
@@ -166,7 +165,8 @@ def _complete(analysis: Analysis, position: Position) -> list[Completion]:
 
 
 def _in_expression(before: str, context: Context) -> bool:
-    if _OPEN_EXPRESSION.search(before):
+    opening = before.rfind("${{")
+    if opening >= 0 and "}}" not in before[opening:]:
         return True
     return context.in_value and context.key == "condition"
 
