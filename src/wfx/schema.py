@@ -98,10 +98,16 @@ def validate(document: SourceDocument) -> list[Diagnostic]:
         return [_not_a_mapping(document)]
     positions = document.positions
     fresh: dict[Path_, str] = {}
-    checked = _without_known_valid_steps(document.data, (), fresh)
+    root, steps = _root_and_steps(document.data, fresh)
+    problems: list[tuple[ValidationError, Path_]] = [
+        (problem, ()) for problem in _validator().iter_errors(root)
+    ]
+    for path, step in steps:
+        problems += [(problem, path) for problem in _step_validator().iter_errors(step)]
     found: list[Diagnostic] = []
     failed: set[Path_] = set()
-    for problem in _validator().iter_errors(checked):
+    for problem, prefix in problems:
+        problem.relative_path.extendleft(reversed(prefix))
         failed.update(_prefixes(_path(problem)))
         found.extend(_translate(problem, positions))
     _remember_valid_steps(fresh, failed)
@@ -109,11 +115,32 @@ def validate(document: SourceDocument) -> list[Diagnostic]:
 
 
 # A step's verdict depends only on its own data (no rule of the schema relates two steps),
-# so a step seen valid before (the editor re-checks a file at every keystroke) stands in as
-# the smallest valid step, and the schema checks only the steps that changed.
+# so a step seen valid before (the editor re-checks a file at every keystroke) is not
+# checked again: the schema checks only the steps that changed, each on its own.
 _KNOWN_VALID: dict[str, None] = {}
 _KNOWN_VALID_MAX = 50_000
 _VALID_STEP = {"run": "true"}
+
+
+def _root_and_steps(
+    data: dict[str, Any], fresh: dict[Path_, str]
+) -> tuple[dict[str, Any], list[tuple[Path_, Any]]]:
+    """The workflow with each non-empty step list cut to one valid stand-in step, and the
+    steps of those lists not known to be valid, by path, to check one by one (their own
+    steps known to be valid replaced by the stand-in)."""
+    root = dict(data)
+    steps: list[tuple[Path_, Any]] = []
+    for key in _STEP_LISTS:
+        items = data.get(key)
+        if not isinstance(items, list) or not items:
+            continue
+        root[key] = [_VALID_STEP]
+        for index, step in enumerate(items):
+            path = (key, index)
+            checked = _known_or_checked(step, path, fresh)
+            if checked is not _VALID_STEP:
+                steps.append((path, checked))
+    return root, steps
 
 
 def _without_known_valid_steps(data: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
@@ -134,6 +161,8 @@ def _without_known_valid_steps(data: Any, path: Path_, fresh: dict[Path_, str]) 
 
 
 def _known_or_checked(step: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
+    """The stand-in for a step known to be valid; else the step (its own known-valid
+    steps replaced), its fingerprint added to `fresh`."""
     if not isinstance(step, dict):
         return step
     fingerprint = repr(step)
@@ -161,6 +190,14 @@ def schema() -> Mapping[str, Any]:
     """The workflow JSON Schema, read and parsed once per process."""
     parsed: dict[str, Any] = json.loads(read_text("schema", SCHEMA_FILE))
     return parsed
+
+
+@cache
+def _step_validator() -> Validator:
+    """The validator of one step (`#/$defs/step`), with the same rules as the workflow's."""
+    inlined = _inlined(schema())
+    whole = _validator()
+    return type(whole)({"$defs": inlined["$defs"], "$ref": "#/$defs/step"})
 
 
 @cache
