@@ -97,12 +97,14 @@ def compile_document(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    reuse_steps: bool = False,
 ) -> Compilation:
-    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does)."""
+    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does);
+    `reuse_steps` reuses the model of steps unchanged since an earlier call (editors)."""
     from wfx import model
     from wfx.compiler import compile_workflow
 
-    workflow, problems = model.build_with_problems(document)
+    workflow, problems = model.build_with_problems(document, reuse_steps=reuse_steps)
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -159,7 +161,7 @@ def check_text(text: str, name: str, inputs: InputValues | None = None) -> Check
     if problems:
         return CheckedText(sorted_diagnostics(problems), document)
     try:
-        compilation = compile_document(document, inputs, require_inputs=False)
+        compilation = compile_document(document, inputs, require_inputs=False, reuse_steps=True)
     except DiagnosticsError as exc:
         return CheckedText(sorted_diagnostics(exc.diagnostics), document)
     return CheckedText(sorted_diagnostics(compilation.warnings), document, compilation)
