@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("wfx needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask,argo]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,dask,argo,lsp]'
 	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 

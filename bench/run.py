@@ -524,6 +524,40 @@ def bench_rss_big_output(repeat: int) -> Result:
     return Result("rss_1gb_output_mb", peak, 100, f"{peak:.0f} MB peak while a step printed 1 GB")
 
 
+def lsp_latency(which: str) -> tuple[float, str]:
+    """Run bench/lsp_latency.py WHICH in a fresh interpreter; return the milliseconds it
+    prints last and the lines before."""
+    completed = subprocess.run(
+        [PYTHON, str(ROOT / "bench" / "lsp_latency.py"), which],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    *before, figure = completed.stdout.strip().splitlines()
+    return float(figure), "; ".join(before)
+
+
+def bench_lsp_keystroke(repeat: int) -> Result:
+    """`wfx lsp`: every diagnostic of a 1,000-step file after a one-character change, in ms
+    (the issue's absolute target: 300 ms), through the function the server calls."""
+    if importlib.util.find_spec("pygls") is None:
+        return Result("lsp_keystroke_ms", 0.0, 300, "skipped: pip install 'wfx[lsp]'")
+    runs = [lsp_latency("analysis") for _ in range(max(1, repeat // 7))]
+    median = statistics.median(figure for figure, _ in runs)
+    detail = f"1,000 steps, warm, one character typed ({'; '.join(cpu for _, cpu in runs)})"
+    return Result("lsp_keystroke_ms", median, 300, detail)
+
+
+def bench_lsp_keystroke_server(repeat: int) -> Result:
+    """The same through a real `wfx lsp` subprocess: `didChange`, then a
+    `textDocument/diagnostic` request, until its answer arrives (ms)."""
+    if importlib.util.find_spec("pygls") is None:
+        return Result("lsp_keystroke_server_ms", 0.0, 300, "skipped: pip install 'wfx[lsp]'")
+    median = statistics.median(lsp_latency("server")[0] for _ in range(max(1, repeat // 7)))
+    return Result("lsp_keystroke_server_ms", median, 300, "didChange + diagnostic request")
+
+
 def bench_journal_overhead(repeat: int) -> Result:
     """The 200-step chain with the journal vs the same with --no-journal."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -567,6 +601,8 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "rss_big_output": bench_rss_big_output,
     "journal_overhead": bench_journal_overhead,
     "dask_overhead": bench_dask_overhead,
+    "lsp_keystroke": bench_lsp_keystroke,
+    "lsp_keystroke_server": bench_lsp_keystroke_server,
 }
 
 

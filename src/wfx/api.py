@@ -99,10 +99,42 @@ def compile_file(
     given the model when it was not in the cache and had no problems (before the env
     files are read into it: what `remember_model` may keep).
     """
+    checked, problems, fresh = _model_and_origin(path, cache)
+    compilation = _compile_model(checked, problems, inputs, input_spans, require_inputs, env_files)
+    if fresh and on_fresh_model is not None:
+        on_fresh_model(checked)
+    return compilation
+
+
+def compile_document(
+    document: SourceDocument,
+    inputs: InputValues | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+    *,
+    require_inputs: bool = True,
+    reuse_steps: bool = False,
+    env_files: Sequence[str | Path] = (),
+) -> Compilation:
+    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does);
+    `reuse_steps` reuses the model of steps unchanged since an earlier call (editors)."""
+    from wfx import model
+
+    workflow, problems = model.build_with_problems(document, reuse_steps=reuse_steps)
+    return _compile_model(workflow, problems, inputs, input_spans, require_inputs, env_files)
+
+
+def _compile_model(
+    checked: Workflow,
+    problems: list[Diagnostic],
+    inputs: InputValues | None,
+    input_spans: Mapping[str, Span] | None,
+    require_inputs: bool,
+    env_files: Sequence[str | Path],
+) -> Compilation:
+    """A checked model compiled, with the env files read into it; every problem at once."""
     from wfx import envfile
     from wfx.compiler import compile_workflow
 
-    checked, problems, fresh = _model_and_origin(path, cache)
     try:
         workflow = envfile.load(checked, env_files)
     except DiagnosticsError as exc:
@@ -113,8 +145,6 @@ def compile_file(
         raise DiagnosticsError(sorted_diagnostics([*problems, *exc.diagnostics])) from None
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
-    if fresh and on_fresh_model is not None:
-        on_fresh_model(checked)
     return compilation
 
 
@@ -175,6 +205,35 @@ def check(
         report.sources[str(path)] = _source_text(path)
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
+
+
+@dataclass(frozen=True)
+class CheckedText:
+    """A workflow text checked as `wfx validate` checks a file: every diagnostic, the parsed
+    document (None when the YAML is unreadable) and the compilation (None on errors)."""
+
+    diagnostics: list[Diagnostic]
+    document: SourceDocument | None = None
+    compilation: Compilation | None = None
+
+
+def check_text(text: str, name: str, inputs: InputValues | None = None) -> CheckedText:
+    """Check workflow `text` named `name` through every static stage (for editors: the
+    text in the buffer, not the file on disk); nothing runs."""
+    from wfx import schema, source
+
+    try:
+        document = source.loads(text, name)
+    except DiagnosticsError as exc:
+        return CheckedText(sorted_diagnostics(exc.diagnostics))
+    problems = schema.validate(document)
+    if problems:
+        return CheckedText(sorted_diagnostics(problems), document)
+    try:
+        compilation = compile_document(document, inputs, require_inputs=False, reuse_steps=True)
+    except DiagnosticsError as exc:
+        return CheckedText(sorted_diagnostics(exc.diagnostics), document)
+    return CheckedText(sorted_diagnostics(compilation.warnings), document, compilation)
 
 
 def _source_text(path: str | Path) -> str:

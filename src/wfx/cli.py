@@ -46,6 +46,7 @@ class _LazyGroup(click.Group):
         "logs": "wfx.cli_history:logs",
         "retry": "wfx.cli_redrive:retry",
         "export": "wfx.cli_export:export",
+        "lsp": "wfx.cli_lsp:lsp",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

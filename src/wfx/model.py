@@ -308,20 +308,55 @@ def build(document: SourceDocument) -> Workflow:
     return workflow
 
 
-def build_with_problems(document: SourceDocument) -> tuple[Workflow, list[Diagnostic]]:
+def build_with_problems(
+    document: SourceDocument, *, reuse_steps: bool = False
+) -> tuple[Workflow, list[Diagnostic]]:
     """The Workflow plus the problems found; a bad expression becomes literal text so that
-    later stages can still report their own problems in the same pass."""
-    builder = _ModelBuilder(document)
+    later stages can still report their own problems in the same pass.
+
+    With `reuse_steps` (an editor re-checking a file at each keystroke), a step written
+    exactly as in a document built before, on the same lines, is that build's Step."""
+    builder = _ModelBuilder(document, _BUILT_STEPS if reuse_steps else None)
     return builder.workflow(), builder.problems
+
+
+#: Steps built before, with the problems found building them, by what they depend on
+_StepKey = tuple[str, Path_, int, str, str]
+_BUILT_STEPS: dict[_StepKey, tuple[Step, tuple[Diagnostic, ...]]] = {}
+_BUILT_STEPS_MAX = 50_000
 
 
 class _ModelBuilder:
     """Walks the plain data once, building dataclasses and collecting problems."""
 
-    def __init__(self, document: SourceDocument) -> None:
+    def __init__(
+        self,
+        document: SourceDocument,
+        built: dict[_StepKey, tuple[Step, tuple[Diagnostic, ...]]] | None = None,
+    ) -> None:
         self.document = document
         self.positions = document.positions
         self.problems: list[Diagnostic] = []
+        self.built = built
+
+    def reused_step(self, data: Any, path: Path_) -> Step:
+        """The step at `path`, built before if its text (the lines it spans, where they
+        are) and its data (aliases can bring data from elsewhere) are the same."""
+        if self.built is None:
+            return self.step(data, path)
+        span = self.span(path)
+        lines = "\n".join(self.document.lines[span.line - 1 : max(span.end_line, span.line)])
+        key = (self.document.name, path, span.line, lines, repr(data))
+        found = self.built.get(key)
+        if found is None:
+            before = len(self.problems)
+            found = (self.step(data, path), tuple(self.problems[before:]))
+            self.built[key] = found
+            while len(self.built) > _BUILT_STEPS_MAX:
+                del self.built[next(iter(self.built))]
+        else:
+            self.problems.extend(found[1])
+        return found[0]
 
     # -- positions --------------------------------------------------------------------------
 
@@ -541,7 +576,7 @@ class _ModelBuilder:
         return self.template(str(data[key]), (*path, key))
 
     def steps(self, items: list[Any], path: Path_) -> tuple[Step, ...]:
-        return tuple(self.step(item, (*path, index)) for index, item in enumerate(items))
+        return tuple(self.reused_step(item, (*path, index)) for index, item in enumerate(items))
 
     def step(self, data: Mapping[str, Any], path: Path_) -> Step:
         kind = _kind_of(data)

@@ -4,7 +4,8 @@ jsonschema finds the problems; this module turns each one into a :class:`Diagnos
 a person can act on. It points at the offending key or value, says what was expected
 in the language's own words (the schema's ``errorMessage`` texts, which editors show
 too) and adds a hint: the key that was probably meant, the value that was probably
-meant, or an example.
+meant, or the hint the schema itself gives for the key (`x-wfx-hint` and friends,
+next to the key's description).
 
 jsonschema is imported on first use: it costs ~50 ms, which commands that never
 validate should not pay.
@@ -82,43 +83,13 @@ _JSON_TYPES: dict[type, str] = {
     dict: "object",
     type(None): "null",
 }
-_DURATION_HINT = (
-    "write seconds as a number, or amounts with units `ms`, `s`, `m`, `h` run together,"
-    " e.g. `1.5s` or `1h30m`"
-)
-_KEY_HINTS = {
-    "wfx": "this version of wfx reads language version 1: write `wfx: 1`",
-    "timeout": _DURATION_HINT,
-    "killGrace": _DURATION_HINT,
-    "delay": _DURATION_HINT,
-    "maxDelay": _DURATION_HINT,
-    "retries": "e.g. `retries: 3` or `retries: {max: 3, delay: 1s, backoff: exponential}`",
-    "uses": "write `python:`, a dotted module name, `:` and a function name",
-    "needs": "e.g. `needs: build` or `needs: [build, test]`",
-    "id": "e.g. `build-image` or `run_tests`",
-    "cmd": "e.g. `cmd: [docker, build, -t, app, .]`; quote numbers, e.g. `[sleep, '1']`",
-    "condition": "e.g. `condition: inputs.environment == 'prd'` or `condition: ${{ failure() }}`",
-}
-_REQUIRED_HINTS = {
-    "wfx": "start the file with `wfx: 1`, the language version",
-    "steps": "a workflow runs a `steps:` list; add at least one step",
-    "enum": "an input of `type: choice` lists its allowed values in `enum`",
-}
-_DEPENDENCY_HINTS = {
-    "type": "`type` belongs to groups (steps with `steps:`); remove it or make this step a group",
-    "maxParallel": "`maxParallel` belongs to groups (steps with `steps:`), fan-outs (`matrix:`,"
-    " `forEach:`) and the workflow",
-    "failFast": "`failFast` says whether one failed instance of a fan-out stops the others",
-    "groupTimeout": "`groupTimeout` bounds a whole group (a step with `steps:`);"
-    " a single step's limit is `timeout`",
-    "groupRetries": "`groupRetries` re-runs a whole group (a step with `steps:`);"
-    " a single step's retries are `retries`",
-    "with": "`with` passes arguments to a `uses:` Python function; other steps use `env`",
-}
-_CONFLICT_HINTS = {
-    "shell": "`shell` runs `run` scripts (groups and `defaults` pass it on);"
-    " `cmd` and `uses` steps run without a shell",
-}
+# The hints for each key live in the schema, next to its description (editors read them
+# there too): `x-wfx-hint` when its value is wrong, and one for each way a key can be
+# wrong that a value check cannot say.
+VALUE_HINT = "x-wfx-hint"
+MISSING_HINT = "x-wfx-hint-when-missing"
+MISPLACED_HINT = "x-wfx-hint-when-misplaced"
+CONFLICT_HINT = "x-wfx-hint-when-conflicting"
 
 
 def validate(document: SourceDocument) -> list[Diagnostic]:
@@ -126,12 +97,92 @@ def validate(document: SourceDocument) -> list[Diagnostic]:
     if not isinstance(document.data, dict):
         return [_not_a_mapping(document)]
     positions = document.positions
-    found = [
-        diagnostic
-        for problem in _validator().iter_errors(document.data)
-        for diagnostic in _translate(problem, positions)
+    fresh: dict[Path_, str] = {}
+    root, steps = _root_and_steps(document.data, fresh)
+    problems: list[tuple[ValidationError, Path_]] = [
+        (problem, ()) for problem in _validator().iter_errors(root)
     ]
+    for path, step in steps:
+        problems += [(problem, path) for problem in _step_validator().iter_errors(step)]
+    found: list[Diagnostic] = []
+    failed: set[Path_] = set()
+    for problem, prefix in problems:
+        problem.relative_path.extendleft(reversed(prefix))
+        failed.update(_prefixes(_path(problem)))
+        found.extend(_translate(problem, positions))
+    _remember_valid_steps(fresh, failed)
     return sorted_diagnostics(found)
+
+
+# A step's verdict depends only on its own data (no rule of the schema relates two steps),
+# so a step seen valid before (the editor re-checks a file at every keystroke) is not
+# checked again: the schema checks only the steps that changed, each on its own.
+_KNOWN_VALID: dict[str, None] = {}
+_KNOWN_VALID_MAX = 50_000
+_VALID_STEP = {"run": "true"}
+
+
+def _root_and_steps(
+    data: dict[str, Any], fresh: dict[Path_, str]
+) -> tuple[dict[str, Any], list[tuple[Path_, Any]]]:
+    """The workflow with each non-empty step list cut to one valid stand-in step, and the
+    steps of those lists not known to be valid, by path, to check one by one (their own
+    steps known to be valid replaced by the stand-in)."""
+    root = dict(data)
+    steps: list[tuple[Path_, Any]] = []
+    for key in _STEP_LISTS:
+        items = data.get(key)
+        if not isinstance(items, list) or not items:
+            continue
+        root[key] = [_VALID_STEP]
+        for index, step in enumerate(items):
+            path = (key, index)
+            checked = _known_or_checked(step, path, fresh)
+            if checked is not _VALID_STEP:
+                steps.append((path, checked))
+    return root, steps
+
+
+def _without_known_valid_steps(data: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
+    """`data` with each step already known to be valid replaced by a stand-in; the other
+    steps' fingerprints are added to `fresh` by path."""
+    if not isinstance(data, dict):
+        return data
+    copied: dict[str, Any] | None = None
+    for key in _STEP_LISTS:
+        steps = data.get(key)
+        if not isinstance(steps, list):
+            continue
+        replaced = [_known_or_checked(step, (*path, key, i), fresh) for i, step in enumerate(steps)]
+        if any(new is not old for new, old in zip(replaced, steps, strict=True)):
+            copied = copied if copied is not None else dict(data)
+            copied[key] = replaced
+    return data if copied is None else copied
+
+
+def _known_or_checked(step: Any, path: Path_, fresh: dict[Path_, str]) -> Any:
+    """The stand-in for a step known to be valid; else the step (its own known-valid
+    steps replaced), its fingerprint added to `fresh`."""
+    if not isinstance(step, dict):
+        return step
+    fingerprint = repr(step)
+    if fingerprint in _KNOWN_VALID:
+        return _VALID_STEP
+    fresh[path] = fingerprint
+    return _without_known_valid_steps(step, path, fresh)
+
+
+def _remember_valid_steps(fresh: dict[Path_, str], failed: set[Path_]) -> None:
+    for path, fingerprint in fresh.items():
+        if path not in failed:
+            _KNOWN_VALID[fingerprint] = None
+    while len(_KNOWN_VALID) > _KNOWN_VALID_MAX:
+        del _KNOWN_VALID[next(iter(_KNOWN_VALID))]
+
+
+def _prefixes(path: Path_) -> Iterator[Path_]:
+    for length in range(len(path) + 1):
+        yield path[:length]
 
 
 @cache
@@ -139,6 +190,35 @@ def schema() -> Mapping[str, Any]:
     """The workflow JSON Schema, read and parsed once per process."""
     parsed: dict[str, Any] = json.loads(read_text("schema", SCHEMA_FILE))
     return parsed
+
+
+@cache
+def _step_validator() -> Validator:
+    """The validator of one step (`#/$defs/step`), with the same rules as the workflow's."""
+    inlined = _inlined(schema())
+    whole = _validator()
+    return type(whole)({"$defs": inlined["$defs"], "$ref": "#/$defs/step"})
+
+
+@cache
+def hints(keyword: str) -> Mapping[str, str]:
+    """The schema's hints of one kind (e.g. `x-wfx-hint`) by the name of the key they are
+    written on; a key name has one meaning, and so one hint, wherever it appears."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, Mapping):
+            for name, child in node.get("properties", {}).items():
+                if isinstance(child, Mapping) and keyword in child:
+                    found.setdefault(name, str(child[keyword]))
+            for child in node.values():
+                visit(child)
+
+    visit(schema())
+    return found
 
 
 @cache
@@ -171,7 +251,10 @@ def _validator() -> Validator:
     return checker(_inlined(schema()))
 
 
-_ANNOTATIONS = frozenset({"description", "markdownDescription", "examples", "title", "default"})
+_ANNOTATIONS = frozenset(
+    {"description", "markdownDescription", "examples", "title", "default"}
+    | {VALUE_HINT, MISSING_HINT, MISPLACED_HINT, CONFLICT_HINT}
+)
 # The definitions that refer to themselves; every other `$ref` is replaced by its target.
 _RECURSIVE = frozenset({"#/$defs/step", "#/$defs/stepList"})
 # Keywords whose keys are names (a property called `default` is not an annotation).
@@ -303,7 +386,7 @@ def _missing_keys(problem: ValidationError, positions: PositionMap) -> Iterator[
                 "schema.missing-key",
                 f"missing required key `{key}`{where}",
                 span,
-                _REQUIRED_HINTS.get(key),
+                hints(MISSING_HINT).get(key),
             )
 
 
@@ -370,7 +453,7 @@ def _needs_one_of(
         "schema.misplaced-key",
         f"`{key}` is only allowed together with {_or(others)}",
         positions.key((*_path(problem), key)),
-        _DEPENDENCY_HINTS.get(key),
+        hints(MISPLACED_HINT).get(key),
     )
 
 
@@ -434,7 +517,7 @@ def _dependency(problem: ValidationError, positions: PositionMap) -> Iterator[Di
                     "schema.misplaced-key",
                     f"`{key}` is only allowed together with `{other}`",
                     positions.key((*path, key)),
-                    _DEPENDENCY_HINTS.get(key),
+                    hints(MISPLACED_HINT).get(key),
                 )
 
 
@@ -451,7 +534,7 @@ def _conflict(problem: ValidationError, positions: PositionMap) -> Iterator[Diag
         "schema.conflicting-keys",
         f"`{key}` cannot be used together with {_code_list(present)}",
         positions.key((*path, key)),
-        _CONFLICT_HINTS.get(key),
+        hints(CONFLICT_HINT).get(key),
     )
 
 
@@ -528,7 +611,7 @@ def _value_hint(
     return (
         _enum_suggestion(value, holder)
         or _quoting_hint(value, accepted)
-        or _KEY_HINTS.get(_property(path) or "")
+        or hints(VALUE_HINT).get(_property(path) or "")
     )
 
 

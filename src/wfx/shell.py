@@ -31,6 +31,7 @@ nothing but an integer literal there.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import shlex
 from collections.abc import Callable, Iterable
@@ -749,6 +750,7 @@ def scan_contexts(template: Template) -> list[tuple[Any, str, str]]:
     return [(site.expression, site.context, site.line) for site in scan_sites(template)]
 
 
+@functools.lru_cache(maxsize=256)  # every step asks, most with the same few shells
 def shell_program(shell: str | None) -> str:
     """The program name of a `shell:` setting (`bash` for the default), e.g. `python3`."""
     if shell is None:

@@ -45,6 +45,10 @@ _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+#: how every null, boolean and number of the core schema begins ('' is null too)
+_NON_STRING_STARTS = frozenset(
+    ["", "~", "n", "N", "t", "T", "f", "F", ".", "+", "-", *"0123456789"]
+)
 
 _CORE_TAG = "tag:yaml.org,2002:"
 _ALLOWED_TAGS = {f"{_CORE_TAG}{name}" for name in ("str", "int", "float", "bool", "null")}
@@ -427,6 +431,8 @@ def _short_tag(tag: str) -> str:
 
 def resolve_plain_scalar(text: str) -> Any:
     """Resolve an unquoted scalar with the YAML 1.2 core schema."""
+    if text[:1] not in _NON_STRING_STARTS:
+        return text  # most scalars are words: no null, boolean or number starts this way
     if _NULL.match(text):
         return None
     if text in _BOOL:

@@ -80,7 +80,7 @@ class Expression:
 
     def references(self) -> Iterator[Reference]:
         """Each named-value access and its literal path (``steps.build.outputs['x']``)."""
-        return ast.references(self.root)
+        return iter(_references_of(self.root))
 
     def functions(self) -> frozenset[str]:
         """The lower-cased names of the functions this expression calls."""
@@ -90,6 +90,8 @@ class Expression:
         """The errors evaluating it must raise whatever the contexts: each largest part that
         calls a function on literals only (`format('{0} {1}', 'a')`) and is always evaluated,
         evaluated now."""
+        if "(" not in self.text:
+            return  # it calls no function
         for node in _constant_calls(self.root):
             try:
                 Evaluator({}, Status()).evaluate(node)
@@ -233,6 +235,23 @@ class Evaluator:
             raise EvaluationFailure(f"Unrecognized function: '{node.name}'")
         args = [self.evaluate(arg) for arg in node.args]
         return function.implementation(args, self)
+
+
+# The compiler's checks, the plan and lint each ask an expression for its references; an
+# expression's tree is immutable (and shared by every parse of the same text), so they are
+# found once per tree. The tree is kept with them: its id cannot be reused while cached.
+_REFERENCES: dict[int, tuple[Node, tuple[Reference, ...]]] = {}
+_REFERENCES_MAX = 65_536
+
+
+def _references_of(root: Node) -> tuple[Reference, ...]:
+    found = _REFERENCES.get(id(root))
+    if found is None or found[0] is not root:
+        found = (root, tuple(ast.references(root)))
+        _REFERENCES[id(root)] = found
+        while len(_REFERENCES) > _REFERENCES_MAX:
+            del _REFERENCES[next(iter(_REFERENCES))]
+    return found[1]
 
 
 def _constant_calls(root: Node) -> Iterator[Node]:

@@ -127,7 +127,7 @@ def evaluate(expression: str, contexts: Mapping[str, Any], *, status: Status | N
     return parse(expression, names=contexts.keys()).evaluate(contexts, status=status)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=16384)
 def _parse(text: str, names: frozenset[str] | None, origin: Span | None) -> Expression:
     locator = Locator.of(text, origin)
     with _failures_become_errors(locator, len(text)):
