@@ -168,7 +168,8 @@ def test_completion_offers_the_keys_of_the_mapping_at_the_cursor_minus_those_wri
     found = labels(text, Position(len(text.splitlines()) - 1, 4))
     assert {"timeout", "retries", "rollback", "env"} <= set(found)
     assert not {"id", "run", "needs", "condition", "onError"} & set(found)  # already there
-    assert not {"cmd", "uses", "steps", "type", "maxParallel", "with"} & set(found)  # a run step
+    ruled_out = {"cmd", "uses", "steps", "type", "groupTimeout", "groupRetries", "with"}
+    assert not ruled_out & set(found)  # a run step (`maxParallel` may go with `matrix:`)
 
 
 def test_completion_knows_nested_mappings_and_the_top_level() -> None:
@@ -182,6 +183,9 @@ def test_completion_knows_nested_mappings_and_the_top_level() -> None:
         "factor",
         "maxDelay",
         "jitter",
+        "on",
+        "except",
+        "deadline",
     }
     assert "wfx" not in labels("wfx: 1\n\n", Position(1, 0))
     assert "secrets" in labels("wfx: 1\n\n", Position(1, 0))
@@ -210,6 +214,7 @@ def test_completion_inside_expressions() -> None:
         "status",
         "attempts",
         "duration",
+        "exitCode",
     ]
     text = WORKFLOW.replace("inputs.target ==", "inputs. ==")
     assert labels(text, at(text, "inputs. ==", 7)) == ["target"]
