@@ -22,6 +22,9 @@ from wfx.cli import cli
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+#: examples without a fan-out (export refuses `matrix`/`forEach`: test_a_fan_out_is_refused)
+FAN_OUTS = [e for e in EXAMPLES if "matrix:" in e.read_text() or "forEach:" in e.read_text()]
+EXPORTABLE = [e for e in EXAMPLES if e not in FAN_OUTS]
 
 
 @functools.cache
@@ -169,7 +172,15 @@ def test_allow_lossy_output_is_still_valid_argo(tmp_path: Path) -> None:
 
 
 def test_every_example_exports_to_a_valid_argo_workflow(tmp_path: Path) -> None:
-    for example in EXAMPLES:
+    for example in EXPORTABLE:
         result = export(example, "--allow-lossy", "-o", str(tmp_path / "out.yaml"))
         assert result.exit_code == 0, (example, result.output)
         checked((tmp_path / "out.yaml").read_text())
+
+
+def test_a_fan_out_is_refused_even_when_lossy_is_allowed() -> None:
+    assert FAN_OUTS
+    for example in FAN_OUTS:
+        result = export(example, "--allow-lossy")
+        assert result.exit_code == 2, result.output
+        assert "fans out (`matrix` or `forEach`)" in result.output

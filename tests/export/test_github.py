@@ -19,6 +19,9 @@ from wfx.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+#: examples without a fan-out (export refuses `matrix`/`forEach`: test_a_fan_out_is_refused)
+FAN_OUTS = [e for e in EXAMPLES if "matrix:" in e.read_text() or "forEach:" in e.read_text()]
+EXPORTABLE = [e for e in EXAMPLES if e not in FAN_OUTS]
 ACTIONLINT = shutil.which("actionlint") or str(Path(sys.executable).parent / "actionlint")
 
 
@@ -194,7 +197,7 @@ def test_allow_lossy_warns_per_loss_and_comments_the_output(tmp_path: Path) -> N
 
 def test_every_example_exports_to_a_workflow_actionlint_accepts(tmp_path: Path) -> None:
     written = []
-    for example in EXAMPLES:
+    for example in EXPORTABLE:
         out = tmp_path / (example.stem + ".yml")
         result = export(example, "--allow-lossy", "-o", str(out))
         assert result.exit_code == 0, (example, result.output)
@@ -207,3 +210,11 @@ def test_an_invalid_workflow_is_diagnosed_not_exported(tmp_path: Path) -> None:
     result = export(path, "--allow-lossy")
     assert result.exit_code == 2
     assert "nope" in result.output and "jobs:" not in result.output
+
+
+def test_a_fan_out_is_refused_even_when_lossy_is_allowed() -> None:
+    assert FAN_OUTS
+    for example in FAN_OUTS:
+        result = export(example, "--allow-lossy")
+        assert result.exit_code == 2, result.output
+        assert "fans out (`matrix` or `forEach`)" in result.output

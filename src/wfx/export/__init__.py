@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from wfx.diagnostics import Diagnostic, Severity, Span
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Severity, Span, error
 
 #: the targets `wfx export --to` knows
 TARGETS = ("github-actions", "argo")
@@ -86,7 +86,11 @@ def _one_line(text: str) -> str:
 
 def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
     """The plan (as `plan_to_dict` gives it) as a workflow of `target`, with its losses;
-    `options` are the target's own (Argo: `image`)."""
+    `options` are the target's own (Argo: `image`). A plan with a fan-out is refused
+    (DiagnosticsError): no target mapping for its instances yet, and no lossy one."""
+    unsupported = _fan_outs(plan)
+    if unsupported:
+        raise DiagnosticsError(unsupported)
     if target == "github-actions":
         from wfx.export.github import export_github  # noqa: PLC0415 - each target on demand
 
@@ -96,3 +100,23 @@ def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
 
         return export_argo(plan, **options)
     raise ValueError(f"unknown export target {target!r}")
+
+
+def _fan_outs(plan: dict[str, Any]) -> list[Diagnostic]:
+    """A diagnostic for each fan-out (`matrix`, `forEach`) of the plan, at its line."""
+    found = []
+    for fan_out_id in plan.get("fanOuts") or {}:
+        steps = plan.get("steps") or {}
+        line = next(
+            (s.get("line") for i, s in steps.items() if i.split("[", 1)[0] == fan_out_id), None
+        )
+        found.append(
+            error(
+                "export.fan-out",
+                f"`{fan_out_id}` fans out (`matrix` or `forEach`), which export does not map"
+                " to the target yet",
+                Span(plan["file"], line or 1, 1, line or 1, 1),
+                "write the instances out as steps to export this workflow",
+            )
+        )
+    return found
