@@ -70,11 +70,25 @@ def load_document(path: str | Path) -> SourceDocument:
     return document
 
 
-def load(path: str | Path) -> Workflow:
-    """Read, schema-check and type a workflow file; return the model's Workflow."""
+def load(path: str | Path, *, root: str | Path | None = None) -> Workflow:
+    """Read, schema-check and type a workflow file and the sub-workflows it calls (confined
+    to `root`, by default the file's directory); return the model's Workflow."""
     from wfx import model
 
-    return model.build(load_document(path))
+    workflow, problems = _included(model.build(load_document(path)), root)
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
+    return workflow
+
+
+def _included(workflow: Workflow, root: str | Path | None) -> tuple[Workflow, list[Diagnostic]]:
+    """`workflow` with its sub-workflows loaded (wfx.include), and the problems found."""
+    from wfx.include import has_calls, include
+
+    if not has_calls(workflow):
+        return workflow, []
+    inclusion = include(workflow, root)
+    return inclusion.workflow, inclusion.problems
 
 
 def compile_file(
@@ -83,15 +97,19 @@ def compile_file(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    root: str | Path | None = None,
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
-    Model problems (bad expressions) and compiler problems are reported together.
+    Model problems (bad expressions), problems of the sub-workflows it calls (confined to
+    `root`, by default the file's directory) and compiler problems are reported together.
     """
     from wfx import model
     from wfx.compiler import compile_workflow
 
     workflow, problems = model.build_with_problems(load_document(path))
+    workflow, included = _included(workflow, root)
+    problems += included
     try:
         compilation = compile_workflow(workflow, inputs, input_spans, require_inputs=require_inputs)
     except DiagnosticsError as exc:
@@ -101,26 +119,38 @@ def compile_file(
     return compilation
 
 
-def validate(paths: str | Path | Sequence[str | Path], inputs: InputValues | None = None) -> Report:
+def validate(
+    paths: str | Path | Sequence[str | Path],
+    inputs: InputValues | None = None,
+    *,
+    root: str | Path | None = None,
+) -> Report:
     """Check one workflow file (or several) through every static stage, as `wfx validate`
     does; nothing runs. Input values are optional: required ones may be left out."""
-    return check([paths] if isinstance(paths, str | Path) else paths, inputs)
+    return check([paths] if isinstance(paths, str | Path) else paths, inputs, root=root)
 
 
 def check(
     paths: Sequence[str | Path],
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    root: str | Path | None = None,
 ) -> Report:
-    """Validate each file through every static stage; collect all diagnostics."""
+    """Validate each file through every static stage; collect all diagnostics (those of
+    the sub-workflows it calls too, with their files' text)."""
     report = Report()
     for path in paths:
         try:
-            compilation = compile_file(path, inputs, input_spans, require_inputs=False)
+            compilation = compile_file(path, inputs, input_spans, require_inputs=False, root=root)
             report.diagnostics.extend(compilation.warnings)
         except DiagnosticsError as exc:
             report.diagnostics.extend(exc.diagnostics)
         report.sources[str(path)] = _source_text(path)
+    for diagnostic in report.diagnostics:
+        named = diagnostic.span.file if diagnostic.span else None
+        if named and named not in report.sources:
+            report.sources[named] = _source_text(named)  # a file the include stage read
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
 
@@ -188,11 +218,13 @@ def plan_file(
     path: str | Path,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Plan]:
     """Compile and plan a workflow without side effects; return (graph, plan)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans)
+    compilation = compile_file(path, inputs, input_spans, root=root)
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
@@ -223,8 +255,24 @@ def plan_base(spec: str, path: str | Path, inputs: InputValues | None) -> Plan |
     problems = schema.validate(document)
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
-    compilation = compile_workflow(model.build(document), inputs)
+    workflow = model.build(document)
+    if spec.startswith("git:"):
+        included = _no_calls_at_revisions(workflow)
+    else:
+        workflow, included = _included(workflow, None)
+    if included:
+        raise DiagnosticsError(sorted_diagnostics(included))
+    compilation = compile_workflow(workflow, inputs)
     return make_plan(compilation.graph, compilation.warnings)
+
+
+def _no_calls_at_revisions(workflow: Workflow) -> list[Diagnostic]:
+    from wfx.include import has_calls
+
+    if not has_calls(workflow):
+        return []
+    message = f"{workflow.file} calls sub-workflows, which are not read at git revisions"
+    return [error("plan.git", message, None, "compare with a file: --diff OLD.yaml")]
 
 
 def _git_show(revision: str, path: Path) -> bytes | None:
@@ -284,6 +332,7 @@ def run(
     events: EventSink | None = None,
     workspace: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    root: str | Path | None = None,
 ) -> RunResult:
     """Compile and run the workflow at `path` to the end, without a journal, and return how
     it ended (`result.status`, `result.exit_code`, each step's outputs).
@@ -300,7 +349,7 @@ def run(
         environ=environ,
         workspace=Path(workspace) if workspace is not None else None,
     )
-    return run_graph(compile_file(path, inputs).graph, options)
+    return run_graph(compile_file(path, inputs, root=root).graph, options)
 
 
 @dataclass(frozen=True)

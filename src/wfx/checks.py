@@ -379,6 +379,8 @@ def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
     by_name = {step_id.lower(): (step_id, index) for step_id, index in graph.ids.items()}
     reads: dict[int, list[_Read]] = {}
     for node in graph.steps(Section.MAIN):
+        if node.scope:  # a sub-workflow's steps were checked when it was compiled
+            continue
         for site in _step_sites(node.step):
             for reference in site.expression.references():
                 if reference.path[0].lower() != "steps" or len(reference.path) < 2:

@@ -16,10 +16,11 @@ from difflib import get_close_matches
 from typing import Any
 
 from wfx import checks, inputs
-from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
 from wfx.graph import (
     NO_EXECUTOR,
     NO_RESOURCES,
+    CallScope,
     EffectiveSettings,
     ExecutionGraph,
     Node,
@@ -29,6 +30,7 @@ from wfx.graph import (
     Section,
     Setting,
 )
+from wfx.include import is_runtime, literal_value
 from wfx.model import GroupType, OnError, RetryPolicy, Step, StepId, Workflow
 from wfx.shell import DEFAULT_SHELL, check_scripts
 from wfx.walk import StepVisitor, all_steps
@@ -54,14 +56,17 @@ def compile_workflow(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    children: dict[int, Compilation | DiagnosticsError] | None = None,
 ) -> Compilation:
     """Compile `workflow` with the given inputs; raise DiagnosticsError listing every error.
 
-    With `require_inputs` false (`wfx validate`), required inputs may be left out.
+    With `require_inputs` false (`wfx validate`), required inputs may be left out. The
+    sub-workflows its steps call (loaded by :mod:`wfx.include`) are compiled once each
+    (`children` remembers them by identity) and their nodes spliced into the graph.
     """
     ids = assign_ids(workflow)
     problems = list(_duplicate_ids(workflow, ids))
-    lowering = _Lowering(workflow, ids)
+    lowering = _Lowering(workflow, ids, {} if children is None else children)
     lowering.lower_all()
     problems += lowering.problems
     problems += lowering.settings.problems
@@ -71,7 +76,8 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(
-        ((d.step, d.settings.shell.value) for d in lowering.nodes if d.settings), workflow
+        ((d.step, d.settings.shell.value) for d in lowering.nodes if d.settings and not d.scope),
+        workflow,
     )
     values: dict[str, Any] = {}
     try:
@@ -82,7 +88,7 @@ def compile_workflow(
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
-    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values)
+    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values, lowering.calls)
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)
@@ -166,6 +172,8 @@ class _Draft:
     groups: tuple[StepId, ...]
     deps: list[int] = field(default_factory=list)
     settings: EffectiveSettings | None = None
+    scope: str = ""
+    cleanup: bool = False
 
 
 class _Lowering(StepVisitor):
@@ -176,9 +184,16 @@ class _Lowering(StepVisitor):
     collects their ends).
     """
 
-    def __init__(self, workflow: Workflow, ids: Mapping[tuple[Any, ...], StepId]) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        ids: Mapping[tuple[Any, ...], StepId],
+        children: dict[int, Compilation | DiagnosticsError],
+    ) -> None:
         self.workflow = workflow
         self.ids = ids
+        self.children = children
+        self.calls: dict[str, CallScope] = {}
         self.nodes: list[_Draft] = []
         self.ends: dict[StepId, int] = {}
         self.sections: dict[StepId, Section] = {}
@@ -241,6 +256,73 @@ class _Lowering(StepVisitor):
         self.ends[step_id] = end
         self.lowered(end)
 
+    def visit_uses(self, step: Step) -> None:
+        """A Python step is a leaf; a step that calls a sub-workflow is a group of the
+        child's nodes."""
+        if step.call is None:
+            self.generic_visit(step)
+            return
+        if step.call.workflow is None:
+            if step.call.file is None:  # "" : the include stage already said why
+                self.problems.append(_not_included(step))
+            self.generic_visit(step)
+            return
+        child = self.child(step.call.workflow)
+        if child is not None:
+            self.splice(step, child.graph)
+
+    def child(self, workflow: Workflow) -> Compilation | None:
+        """The called workflow compiled on its own (once per file), its problems kept."""
+        found = self.children.get(id(workflow))
+        if found is None:
+            try:
+                found = compile_workflow(workflow, require_inputs=False, children=self.children)
+                self.problems += found.warnings
+                self.problems += _ignored_in_child(workflow)
+            except DiagnosticsError as exc:
+                found = exc
+                self.problems += exc.diagnostics
+            self.children[id(workflow)] = found
+        return found if isinstance(found, Compilation) else None
+
+    def splice(self, step: Step, child: ExecutionGraph) -> None:
+        """The child's nodes between the caller's start and end barriers, ids prefixed with
+        the caller's; its `finally` steps after its main steps, as cleanup."""
+        step_id = self.ids[step.path]
+        prefix = f"{step_id}/"
+        group_ids = self.group_ids()
+        self.sections[step_id] = self.section
+        start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
+        self.pending_needs.append((start, step))
+        base = len(self.nodes)
+        inner = (*group_ids, step_id)
+        main_ends = _sinks(child, Section.MAIN)
+        for node in child.nodes:
+            deps = [base + d for d in node.deps]
+            if not deps:
+                roots = main_ends if node.section is Section.FINALLY else []
+                deps = [base + i for i in roots] or [start]
+            self.nodes.append(
+                _Draft(
+                    StepId(prefix + node.id),
+                    node.kind,
+                    node.step,
+                    self.section,
+                    (*inner, *(StepId(prefix + g) for g in node.groups)),
+                    deps,
+                    node.settings,
+                    prefix + node.scope,
+                    node.cleanup or node.section is Section.FINALLY,
+                )
+            )
+        ends = [base + i for i in _sinks(child, None)] or [start]
+        end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends)
+        self.ends[step_id] = end
+        for key, scope in child.calls.items():
+            self.calls[prefix + key] = _prefixed(scope, prefix)
+        self.calls[prefix] = _call_scope(step, step_id, child.workflow)
+        self.lowered(end)
+
     def group_ids(self) -> tuple[StepId, ...]:
         return tuple(self.ids[g.path] for g in self.groups)
 
@@ -282,6 +364,67 @@ class _Lowering(StepVisitor):
                 self.nodes[index].deps.append(end)
 
 
+def _sinks(graph: ExecutionGraph, section: Section | None) -> list[int]:
+    """The nodes (of `section`, or all) nothing else waits for: the ends to wait for."""
+    waited = {d for node in graph.nodes for d in node.deps}
+    return [
+        n.index
+        for n in graph.nodes
+        if n.index not in waited and (section is None or n.section is section)
+    ]
+
+
+def _prefixed(scope: CallScope, prefix: str) -> CallScope:
+    """A nested call seen from one level up: its ids and scope under `prefix`."""
+    return CallScope(
+        StepId(prefix + scope.id),
+        prefix + scope.scope,
+        scope.step,
+        scope.workflow,
+        scope.inputs,
+        scope.runtime_inputs,
+    )
+
+
+def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
+    """A call's scope, with the child's inputs as far as they are known before the run:
+    literal `with` values (coerced) and the child's defaults."""
+    given = {} if step.action is None else step.action.with_
+    declared = {d.name for d in child.inputs}
+    plain = {name: literal_value(value) for name, value in given.items() if name in declared}
+    runtime = frozenset(name for name, value in plain.items() if is_runtime(value))
+    static = {name: value for name, value in plain.items() if name not in runtime}
+    try:
+        values = inputs.resolve(child, static, require=False)
+    except DiagnosticsError:  # reported by the include stage, at the `with` value
+        values = {}
+    return CallScope(step_id, "", step, child, values, runtime)
+
+
+def _not_included(step: Step) -> Diagnostic:
+    assert step.call is not None
+    return error(
+        "compile.not-included",
+        f"the sub-workflow `{step.call.path}` was not loaded",
+        step.call.span,
+        "compile workflows read with wfx.api (load, compile_file), which load sub-workflows",
+    )
+
+
+def _ignored_in_child(workflow: Workflow) -> list[Diagnostic]:
+    """A called workflow's root `timeout` bounds a run, and a call is not a run."""
+    if workflow.timeout is None:
+        return []
+    return [
+        warning(
+            "include.ignored-timeout",
+            "the workflow `timeout` is ignored when this file is called as a sub-workflow",
+            workflow.timeout.span,
+            "set `timeout` in its `defaults` (per step attempt) to bound its steps",
+        )
+    ]
+
+
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
     close = get_close_matches(name, list(known), n=1)
     hint = f"did you mean `{close[0]}`?" if close else "`needs` names the `id` of another step"
@@ -320,6 +463,8 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
             deps=tuple(sorted(position[d] for d in drafts[old].deps)),
             groups=drafts[old].groups,
             settings=drafts[old].settings,
+            scope=drafts[old].scope,
+            cleanup=drafts[old].cleanup,
         )
         for old in order
     ]

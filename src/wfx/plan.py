@@ -22,6 +22,7 @@ from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
 from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
 from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
+from wfx.walk import all_steps
 
 PLAN_VERSION = 1
 
@@ -170,15 +171,33 @@ class Plan:
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
-    """A hash of the normalised workflow and the resolved inputs (comments don't count)."""
+    """A hash of the normalised workflow, of every sub-workflow it calls (by file name) and
+    of the resolved inputs (comments don't count)."""
+    covered: dict[str, Any] = {"workflow": workflow.data, "inputs": inputs}
+    included = included_definitions(workflow)
+    if included:
+        covered["included"] = included
     canonical = json.dumps(
-        {"workflow": workflow.data, "inputs": inputs},
+        covered,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
         ensure_ascii=False,
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def included_definitions(workflow: Workflow) -> dict[str, Any]:
+    """The data of every sub-workflow `workflow` calls, directly or not, by file name."""
+    found: dict[str, Any] = {}
+    pending = [workflow]
+    while pending:
+        for step in all_steps(pending.pop()):
+            child = step.call.workflow if step.call is not None else None
+            if child is not None and child.file not in found:
+                found[child.file] = child.data
+                pending.append(child)
+    return found
 
 
 def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Plan:
