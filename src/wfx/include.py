@@ -31,6 +31,7 @@ from wfx import inputs, model, schema, source
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.expr import Template
 from wfx.model import Call, Input, Step, Workflow
+from wfx.walk import all_steps
 
 #: how deep sub-workflows may call sub-workflows (the top workflow is depth 0)
 MAX_DEPTH = 10
@@ -88,8 +89,6 @@ def include(workflow: Workflow, root: str | Path | None = None) -> Inclusion:
 
 def has_calls(workflow: Workflow) -> bool:
     """Whether any step of `workflow` calls a sub-workflow."""
-    from wfx.walk import all_steps
-
     return any(step.call is not None for step in all_steps(workflow))
 
 
@@ -368,8 +367,7 @@ def _bad_input(declaration: Input, child: Workflow, why: str, span: Span) -> Dia
         f"`with.{declaration.name}`: {why}; input `{declaration.name}` of {child.file} is"
         f" declared `type: {declaration.type.value}` at {declaration.span}",
         span,
-        "give a value of the declared type (a `${{ }}` value is checked when the run renders"
-        " it)",
+        "give a value of the declared type (a `${{ }}` value is checked when the run renders it)",
     )
 
 

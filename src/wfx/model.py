@@ -488,7 +488,9 @@ class _ModelBuilder:
             path=uses,
             span=self.span((*path, "uses")),
             with_spans={name: self.span((*path, "with", name)) for name in data.get("with") or {}},
-            secrets=tuple(Located(n, self.span((*path, "secrets", i))) for i, n in enumerate(names)),
+            secrets=tuple(
+                Located(name, self.span((*path, "secrets", i))) for i, name in enumerate(names)
+            ),
             inherit_secrets=given == "inherit",
             secrets_span=self.span((*path, "secrets")) if "secrets" in data else None,
         )

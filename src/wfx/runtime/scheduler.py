@@ -124,14 +124,33 @@ class Scheduler:
     def _pass_barrier(self, node: Node) -> None:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
+        call = node.step.call is not None and not node.is_step
         if node.kind is NodeKind.GROUP_START:
             decision = self.contexts.decide(node, node.step, state.bad)
             state.status = StepStatus.SUCCESS if decision is None else StepStatus.SKIPPED
             state.reason = decision
             if decision is not None:
                 self.run.skipped_groups = True
+            elif call:
+                self._enter_call(node)
         else:
             state.status = StepStatus.SUCCESS
+            if call:
+                start = self.run.states[self.contexts.group_starts[node.id]]
+                self.contexts.leave_call(node, start.status)
+
+    def _enter_call(self, node: Node) -> None:
+        """A sub-workflow call starts; when its inputs cannot be made, it fails the run."""
+        problem = self.contexts.enter_call(node)
+        if problem is None:
+            return
+        state = self.run.states[node.index]
+        state.status = StepStatus.FAILED
+        state.reason = self.run.secrets.mask(problem)
+        self.run.skipped_groups = True
+        self.run.notice(f"step `{node.id}` failed: {state.reason}", node.id)
+        assert self.runner is not None
+        self.runner.fail(f"step `{node.id}` failed: {state.reason}")
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -200,7 +219,8 @@ class Scheduler:
             runner.finish(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
         main = node.section is Section.MAIN
-        cancel_on_failure = main and not (node.step.condition and uses_status_function(node))
+        finishing = node.cleanup or (node.step.condition and uses_status_function(node))
+        cancel_on_failure = main and not finishing
         try:
             with anyio.CancelScope() as scope:
                 if main:
@@ -256,4 +276,8 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
     for node in run.graph.nodes:
         if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
+    for call in run.graph.calls.values():  # a called workflow's own `maxParallel`
+        if call.workflow.max_parallel is not None:
+            limit = int(call.workflow.max_parallel.value)
+            limiters[call.id] = anyio.CapacityLimiter(limit)
     return limiters

@@ -66,6 +66,8 @@ class RunState:
         self.again: set[int] = set()
         """Steps the journal says finished that run once more (their work was undone)."""
         self.rollbacks_done: set[str] = set()
+        self.call_inputs: dict[str, Mapping[str, Any]] = {}
+        """Each sub-workflow call's input values (by its prefix), rendered as it starts."""
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""
