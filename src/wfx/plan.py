@@ -8,6 +8,7 @@ compensation order and the worst-case duration of the run.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -20,7 +21,16 @@ from wfx.diagnostics import Diagnostic, warning
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
+from wfx.graph import (
+    CallScope,
+    ExecutionGraph,
+    Node,
+    NodeKind,
+    Origin,
+    RetrySchedule,
+    Section,
+    Setting,
+)
 from wfx.model import Action, Condition, OnError, Step, StepId, StepKind, Workflow
 from wfx.walk import all_steps
 
@@ -128,6 +138,10 @@ class PlannedStep:
     executor: str | None = None
     """Where the step's process runs (a name `--executor` takes); `local` for a Python
     step, which always runs in wfx's own process; None: the run's executor."""
+    file: str | None = None
+    """The file a sub-workflow's step is written in (`line` is in it); None: the top file."""
+    cleanup: bool = False
+    """A sub-workflow's `finally` step (it runs when that sub-workflow's steps are done)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +155,14 @@ class PlannedGroup:
     condition: str | None
     groups: tuple[StepId, ...]
     section: Section
+    uses: str | None = None
+    """For a step that calls a sub-workflow: the `uses:` path as written."""
+    file: str | None = None
+    """For a call: the called file, as diagnostics name it."""
+    with_: Mapping[str, Any] = field(default_factory=dict)
+    """For a call: its `with`, static values in place (as the plan shows actions)."""
+    secrets: tuple[str, ...] = ()
+    """For a call: the secrets the sub-workflow reads (names only)."""
 
 
 @dataclass(frozen=True)
@@ -234,25 +256,47 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         warnings=found,
         description=workflow.description,
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
-        groups={g.id: g for g in _groups(graph)},
+        groups={g.id: g for g in _groups(graph, planner)},
     )
 
 
-def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
+def calls_in(plan: Plan) -> list[tuple[PlannedGroup, list[PlannedStep]]]:
+    """Each sub-workflow call of the plan (outer before inner) with the steps it holds
+    directly (a nested call's steps are listed under that call), for renderers."""
+    found = []
+    for group in plan.groups.values():
+        if group.uses is None:
+            continue
+        prefix = f"{group.id}/"
+        own = [
+            step
+            for step_id, step in plan.steps.items()
+            if step_id.startswith(prefix) and "/" not in step_id[len(prefix) :]
+        ]
+        found.append((group, own))
+    return found
+
+
+def _groups(graph: ExecutionGraph, planner: _Planner) -> Iterable[PlannedGroup]:
     for node in graph.nodes:
         if node.kind is NodeKind.GROUP_START:
             step = node.step
-            yield PlannedGroup(
+            call = graph.calls.get(f"{node.id}/")
+            max_parallel = step.max_parallel
+            if call is not None:
+                max_parallel = call.workflow.max_parallel
+            group = PlannedGroup(
                 id=node.id,
                 name=step.name,
-                type=step.group_type.value,
-                max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
+                type=step.group_type.value if call is None else call.workflow.group_type.value,
+                max_parallel=None if max_parallel is None else int(max_parallel.value),
                 condition=None
                 if step.condition is None
                 else _condition_text(step.condition, node.section),
                 groups=node.groups,
                 section=node.section,
             )
+            yield group if call is None else planner.call(group, node, call)
 
 
 class _Planner:
@@ -268,6 +312,7 @@ class _Planner:
         self.workflow_env = self.resolve_env_chain(
             {name: Setting(template, Origin.WORKFLOW) for name, template in workflow.env.items()}
         )
+        self.scope = ""
         self.stage_of = {
             step_id: i
             for section in Section
@@ -278,13 +323,23 @@ class _Planner:
     # -- static evaluation ------------------------------------------------------------------
 
     def contexts(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        if self.scope:  # a sub-workflow's expressions read its own inputs
+            return {**self.base, "inputs": self.graph.calls[self.scope].inputs, "env": dict(env)}
         return {**self.base, "env": dict(env)}
+
+    def runtime_input(self, path: tuple[str, ...]) -> bool:
+        """Whether `inputs.X` in the current sub-workflow is given by a `${{ }}` value."""
+        if not self.scope or len(path) < 2:
+            return False
+        return path[1] in self.graph.calls[self.scope].runtime_inputs
 
     def unknown_reason(self, expression: Expression, env: Mapping[str, Any]) -> str | None:
         """Why `expression` cannot be evaluated now, or None when it can."""
         for reference in expression.references():
             head = reference.path[0].lower()
             if head in RUNTIME_CONTEXTS:
+                return ".".join(reference.path[:2])
+            if head == "inputs" and self.runtime_input(reference.path):
                 return ".".join(reference.path[:2])
             if head == "workflow" and (
                 len(reference.path) < 2 or reference.path[1].lower() not in STATIC_WORKFLOW_FIELDS
@@ -312,7 +367,28 @@ class _Planner:
 
     # -- per step ---------------------------------------------------------------------------
 
+    def call(self, group: PlannedGroup, node: Node, call: CallScope) -> PlannedGroup:
+        """A group that is a sub-workflow call: what it calls, with which values."""
+        self.scope = node.scope
+        given = call.step.action.with_ if call.step.action is not None else {}
+        shown = self.display_value(given, {})
+        self.scope = ""
+        return dataclasses.replace(
+            group,
+            uses=call.step.call.path if call.step.call is not None else None,
+            file=call.workflow.file,
+            with_=shown,
+            secrets=tuple(str(s.value) for s in call.workflow.secrets),
+        )
+
     def step(self, node: Node) -> PlannedStep:
+        self.scope = node.scope
+        try:
+            return self.plan_step(node)
+        finally:
+            self.scope = ""
+
+    def plan_step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
         env = self.resolve_env_chain(settings.env)
@@ -350,6 +426,8 @@ class _Planner:
                 else self.action(node, rollback, env, rollback_timeout, rollback=True)
             ),
             executor="local" if node.step.kind is StepKind.USES else settings.executor.value,
+            file=node.span.file if node.scope else None,
+            cleanup=node.cleanup,
         )
 
     def action(

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wfx.graph import Setting
-from wfx.plan import Plan, PlannedAction, PlannedStep, Resolved, Unknown
+from wfx.plan import Plan, PlannedAction, PlannedGroup, PlannedStep, Resolved, Unknown
 from wfx.render.diagnostics import as_json
 from wfx.render.units import jitter_range
 
@@ -34,17 +34,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "stages": plan.stages,
         "finally": plan.finally_stages,
         "steps": {step_id: _step(step) for step_id, step in plan.steps.items()},
-        "groups": {
-            group_id: {
-                "name": group.name,
-                "type": group.type,
-                "maxParallel": group.max_parallel,
-                "conditionText": group.condition,
-                "groups": list(group.groups),
-                "section": group.section.value,
-            }
-            for group_id, group in plan.groups.items()
-        },
+        "groups": {group_id: _group(group) for group_id, group in plan.groups.items()},
         "compensation": plan.compensation,
         "criticalPath": plan.critical_path,
         "worstCaseSeconds": plan.worst_case_seconds,
@@ -60,6 +50,23 @@ def render_json(plan: Plan) -> str:
     """The plan as JSON text: indented for people, compact for very large plans."""
     indent = None if len(plan.steps) > COMPACT_ABOVE else 2
     return json.dumps(plan_to_dict(plan), indent=indent, ensure_ascii=False)
+
+
+def _group(group: PlannedGroup) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "name": group.name,
+        "type": group.type,
+        "maxParallel": group.max_parallel,
+        "conditionText": group.condition,
+        "groups": list(group.groups),
+        "section": group.section.value,
+    }
+    if group.uses is not None:
+        record["uses"] = group.uses
+        record["file"] = group.file
+        record["with"] = json_value(group.with_)
+        record["secrets"] = list(group.secrets)
+    return record
 
 
 def _step(step: PlannedStep) -> dict[str, Any]:
@@ -95,6 +102,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
         "provenance": {name: _provenance(s) for name, s in step.settings.items()},
         "worstCaseSeconds": step.worst_case,
         "executor": step.executor,
+        **({"file": step.file, "cleanup": step.cleanup} if step.file is not None else {}),
     }
 
 
