@@ -304,6 +304,8 @@ class _Planner:
 
     def __init__(self, graph: ExecutionGraph) -> None:
         self.graph = graph
+        self.scope = ""
+        """The sub-workflow call whose step is being planned (its id prefix; "": none)."""
         workflow = graph.workflow
         self.base: dict[str, Any] = {
             "inputs": dict(graph.inputs),
@@ -312,7 +314,6 @@ class _Planner:
         self.workflow_env = self.resolve_env_chain(
             {name: Setting(template, Origin.WORKFLOW) for name, template in workflow.env.items()}
         )
-        self.scope = ""
         self.stage_of = {
             step_id: i
             for section in Section
