@@ -579,10 +579,16 @@ def _json_roundtrip(value: Any) -> Any:
 
 
 def resume_target(
-    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+    journal: Journal,
+    run_id: str,
+    force: bool,
+    describe: DescribeChanges,
+    *,
+    root: str | Path | None = None,
 ) -> tuple[RunRecord, ExecutionGraph, str | None]:
-    """For `wfx resume`: the run's record, its recompiled graph, and what changed as
-    `describe` words it (None when nothing did). Refuses a changed workflow unless `force`."""
+    """For `wfx resume`: the run's record, its recompiled graph (sub-workflows confined to
+    `root`), and what changed as `describe` words it (None when nothing did). Refuses a
+    changed workflow unless `force`."""
     from wfx.compiler import compile_workflow
     from wfx.plan import fingerprint
 
@@ -591,7 +597,7 @@ def resume_target(
         raise DiagnosticsError(
             [error("resume.unknown", f"no run `{run_id}` in {journal.path}", None)]
         )
-    compilation = compile_file(record.file, record.inputs)
+    compilation = compile_file(record.file, record.inputs, root=root)
     graph = compilation.graph
     if fingerprint(graph.workflow, graph.inputs) == record.fingerprint:
         return record, graph, None
@@ -612,7 +618,12 @@ def resume_target(
 
 
 def claim_run(
-    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+    journal: Journal,
+    run_id: str,
+    force: bool,
+    describe: DescribeChanges,
+    *,
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, ResumeState, str | None, list[Leftover]]:
     """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, what
     changed in the workflow (None when nothing did), and the processes the dead run left
@@ -620,7 +631,7 @@ def claim_run(
     step runs twice at the same time. Journal errors pass through."""
     from wfx.runtime.process import stop_leftovers
 
-    record, graph, changes = resume_target(journal, run_id, force, describe)
+    record, graph, changes = resume_target(journal, run_id, force, describe, root=root)
     journal.claim(record.id)
     stopped = stop_leftovers(record.id, _longest_kill_grace(graph))
     return graph, journal.resume_state(record.id), changes, stopped

@@ -83,6 +83,15 @@ def input_options(command: F) -> F:
     )(command)
 
 
+def root_option(command: F) -> F:
+    """`--root DIR`: the directory sub-workflows (`uses: ./x.yaml`) must stay inside."""
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, exists=True),
+        help="Project root: sub-workflow files must be inside it (default: FILE's directory).",
+    )(command)
+
+
 def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
     """The `--format` option, with the formats a command offers."""
     return click.option(
@@ -101,12 +110,14 @@ DIAGNOSTIC_FORMATS_HELP = "text for people, json for tools, github for CI annota
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @input_options
+@root_option
 @format_option(FORMATS, DIAGNOSTIC_FORMATS_HELP)
 def validate(
     files: tuple[str, ...],
     assignments: tuple[str, ...],
     inputs_file: str | None,
     output_format: str,
+    root: str | None,
 ) -> None:
     """Check workflow FILES without running anything; exit 2 if any has an error."""
     from wfx import api
@@ -117,7 +128,7 @@ def validate(
         given, spans = _gather_inputs(assignments, inputs_file)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, output_format)
-    report = api.check(list(files), given or None, spans)
+    report = api.check(list(files), given or None, spans, root=root)
     if report.diagnostics or output_format == "json":
         stream_is_err = output_format == "text"
         click.echo(FORMATTERS[output_format](report.diagnostics, report.sources), err=stream_is_err)
@@ -172,6 +183,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@root_option
 @format_option(PLAN_FORMATS, "How to print the plan.")
 @click.option(
     "--diff",
@@ -189,6 +201,7 @@ def plan(
     output_format: str,
     base: str | None,
     verbose: bool,
+    root: str | None,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
     sys.dont_write_bytecode = True
@@ -198,10 +211,10 @@ def plan(
     try:
         _check_plan_options(output_format, base)
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        graph, the_plan = api.plan_file(file, given or None, spans, root=root)
         base_plan = api.plan_base(base, file, given or None) if base else None
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     if base is not None:
         _print_diff(base_plan, the_plan, output_format)
         return
@@ -267,7 +280,10 @@ def _print_diff(base_plan: Any, the_plan: Any, output_format: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("step")
 @input_options
-def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str | None) -> None:
+@root_option
+def explain(
+    file: str, step: str, assignments: tuple[str, ...], inputs_file: str | None, root: str | None
+) -> None:
     """Say why STEP stands where it does, where its settings come from, what failing does."""
     sys.dont_write_bytecode = True
     from difflib import get_close_matches
@@ -280,9 +296,9 @@ def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str
 
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        graph, the_plan = api.plan_file(file, given or None, spans, root=root)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     if step in graph.ids and step not in the_plan.steps:
         click.echo(render_group_explanation(explain_group(graph, the_plan, step)).rstrip("\n"))
         return
@@ -367,6 +383,7 @@ def _presentation(**values: Any) -> _Presentation:
 @cli.command(name="run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@root_option
 @presentation_options
 @click.option(
     "--resume",
@@ -387,6 +404,7 @@ def run_command(
     resume: bool,
     plan_file: str | None,
     force: bool,
+    root: str | None,
     **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
@@ -397,18 +415,18 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph = api.compile_file(file, given or None, spans).graph
+        graph = api.compile_file(file, given or None, spans, root=root).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     _check_paths(how)
     with _journal_for(how) as journal:
         state = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
             if unfinished is not None:
-                graph, state = _claim(journal, unfinished.id, force)
+                graph, state = _claim(journal, unfinished.id, force, root)
         _execute(graph, file, how, journal, state)
 
 
@@ -472,12 +490,14 @@ def _changes_line(changes: list[Any]) -> str:
     return "; ".join(diff_text(changes).splitlines())
 
 
-def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
+def _claim(journal: Any, run_id: str, force: bool, root: str | None = None) -> tuple[Any, Any]:
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        graph, state, changes, stopped = api.claim_run(journal, run_id, force, _changes_line)
+        graph, state, changes, stopped = api.claim_run(
+            journal, run_id, force, _changes_line, root=root
+        )
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:

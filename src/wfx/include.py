@@ -76,13 +76,15 @@ def include(workflow: Workflow, root: str | Path | None = None) -> Inclusion:
     chosen = os.path.realpath(root) if root is not None else os.path.dirname(top)
     includer = _Includer(chosen)
     if not _within(top, chosen):
-        problem = error(
-            "include.root",
-            f"the workflow {workflow.file} is not inside the project root {chosen}",
-            None,
-            "choose a --root that contains the workflow file",
+        includer.blocked = True
+        includer.problems.append(
+            error(
+                "include.root",
+                f"the workflow {workflow.file} is not inside the project root {chosen}",
+                None,
+                "choose a --root that contains the workflow file",
+            )
         )
-        return Inclusion(workflow, [problem])
     resolved = includer.resolve(workflow, top, ())
     return Inclusion(resolved, includer.problems, includer.sources)
 
@@ -100,6 +102,8 @@ class _Includer:
         self.loaded: dict[str, Workflow | None] = {}
         self.problems: list[Diagnostic] = []
         self.sources: dict[str, str] = {}
+        self.blocked = False
+        """Set when the top file is outside the root: no call is followed."""
 
     # -- walking ----------------------------------------------------------------------------
 
@@ -124,6 +128,8 @@ class _Includer:
             return step
         self.problems += _caller_settings(step)
         failed = dataclasses.replace(step, call=dataclasses.replace(call, file=""))
+        if self.blocked:
+            return failed
         target = self.confine(call, real)
         if target is None:
             return failed
