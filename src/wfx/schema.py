@@ -38,7 +38,7 @@ _KIND_PHRASES = {
     "steps": "`steps:` for a group",
     "run": "`run:` for a shell script",
     "cmd": "`cmd:` for a command without a shell",
-    "uses": "`uses:` for a Python function",
+    "uses": "`uses:` for a Python function or a sub-workflow",
 }
 # What authors coming from other tools write, and the wfx key they mean.
 _ALIASES = {
@@ -93,7 +93,8 @@ _KEY_HINTS = {
     "delay": _DURATION_HINT,
     "maxDelay": _DURATION_HINT,
     "retries": "e.g. `retries: 3` or `retries: {max: 3, delay: 1s, backoff: exponential}`",
-    "uses": "write `python:`, a dotted module name, `:` and a function name",
+    "uses": "write `python:`, a dotted module name, `:` and a function name, or a workflow"
+    " file path starting with `./`",
     "needs": "e.g. `needs: build` or `needs: [build, test]`",
     "id": "e.g. `build-image` or `run_tests`",
     "cmd": "e.g. `cmd: [docker, build, -t, app, .]`; quote numbers, e.g. `[sleep, '1']`",
