@@ -84,7 +84,8 @@ steps:
     secrets: inherit
   - id: report
     run: |
-      echo "report ${{ steps.staging.outputs.url }} ${{ steps.production.outputs.replicas }}" >> "$WFX_WORKSPACE/log"
+      echo "report ${{ steps.staging.outputs.url }} ${{ steps.production.outputs.replicas }}" \
+        >> "$WFX_WORKSPACE/log"
 """
 
 
@@ -127,7 +128,7 @@ def test_a_child_failure_runs_its_finally_before_the_caller_ends(tmp_path: Path)
         'echo "verify ${{ inputs.environment }}" >> "$WFX_WORKSPACE/log"', "exit 4"
     )
     parent = PARENT.replace("with: {environment: production}", "with: {environment: prod}")
-    result, events, log = run_files(
+    result, _, log = run_files(
         tmp_path,
         {
             "wf.yaml": parent + 'finally:\n  - run: echo top-finally >> "$WFX_WORKSPACE/log"\n',
@@ -153,9 +154,7 @@ def test_a_child_failure_runs_its_finally_before_the_caller_ends(tmp_path: Path)
 
 def test_an_input_that_renders_to_the_wrong_type_fails_the_call(tmp_path: Path) -> None:
     parent = PARENT.replace('echo "n=3"', 'echo "n=three"')
-    result, events, log = run_files(
-        tmp_path, {"wf.yaml": parent, "deploy.yaml": CHILD}, {"TOKEN": "x"}
-    )
+    result, _, log = run_files(tmp_path, {"wf.yaml": parent, "deploy.yaml": CHILD}, {"TOKEN": "x"})
     assert result.status.value == "failed"
     assert log == []
     assert result.steps["staging/push"].status.value == "skipped"  # type: ignore[index]
