@@ -569,7 +569,7 @@ def _what_changed(reviewed: Mapping[str, Any], graph: ExecutionGraph) -> str:
     inputs_now = {k: v for k, v in graph.inputs.items()}
     if reviewed.get("inputs") != _json_roundtrip(inputs_now):
         return f"inputs were {reviewed.get('inputs')}, now {inputs_now}"
-    return "the workflow file differs"
+    return "the workflow file differs (or a file it calls)"
 
 
 def _json_roundtrip(value: Any) -> Any:
@@ -665,6 +665,8 @@ def _definition_changes(
     from wfx import model, source
     from wfx.plan import diff_plans, make_plan
 
+    if record.definition == definition_of(graph.workflow):
+        return "a sub-workflow it calls changed"
     try:
         document = source.loads(record.definition, f"{record.file} (run {record.id})")
         before = make_plan(compile_workflow(model.build(document), record.inputs).graph)
