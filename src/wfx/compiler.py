@@ -315,7 +315,8 @@ class _Lowering(StepVisitor):
                     node.cleanup or node.section is Section.FINALLY,
                 )
             )
-        ends = [base + i for i in _sinks(child, None)] or [start]
+        sinks = _sinks(child, Section.FINALLY) or main_ends
+        ends = [base + i for i in sinks] or [start]
         end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends)
         self.ends[step_id] = end
         for key, scope in child.calls.items():
@@ -364,14 +365,10 @@ class _Lowering(StepVisitor):
                 self.nodes[index].deps.append(end)
 
 
-def _sinks(graph: ExecutionGraph, section: Section | None) -> list[int]:
-    """The nodes (of `section`, or all) nothing else waits for: the ends to wait for."""
+def _sinks(graph: ExecutionGraph, section: Section) -> list[int]:
+    """The nodes of `section` nothing else waits for: the ends to wait for."""
     waited = {d for node in graph.nodes for d in node.deps}
-    return [
-        n.index
-        for n in graph.nodes
-        if n.index not in waited and (section is None or n.section is section)
-    ]
+    return [n.index for n in graph.nodes if n.index not in waited and n.section is section]
 
 
 def _prefixed(scope: CallScope, prefix: str) -> CallScope:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from wfx.diagnostics import Diagnostic, DiagnosticsError
 from wfx.explain import explain, explain_group
 from wfx.plan import fingerprint
 from wfx.render.explain_text import render_explanation, render_group_explanation
+from wfx.render.plan_graph import render_dot, render_mermaid
 from wfx.render.plan_json import plan_to_dict
 from wfx.render.plan_markdown import render_markdown
 
@@ -428,3 +430,14 @@ def test_other_unknown_root_keys_are_still_errors(tmp_path: Path) -> None:
     nested = "wfx: 1\nsteps:\n  - {run: echo, x-note: 1}\n"
     write(tmp_path, {"wf.yaml": nested})
     assert codes(problems(top)) == ["schema.unknown-key"]
+
+
+def test_graph_drawings_give_child_steps_valid_node_ids(tmp_path: Path) -> None:
+    top = write(tmp_path, {"wf.yaml": PARENT, "workflows/deploy.yaml": CHILD})
+    graph, plan = api.plan_file(top)
+    mermaid = render_mermaid(graph, plan)
+    assert 'd_staging_spush["staging/push"]' in mermaid
+    assert "d_staging_scleanup --> n_report" in mermaid
+    assert not re.search(r"^\s*\S*/\S*\[", mermaid, re.MULTILINE)
+    dot = render_dot(graph, plan)
+    assert 'd_staging_spush [label="staging/push"];' in dot

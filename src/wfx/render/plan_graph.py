@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from wfx.graph import ExecutionGraph, Node, NodeKind, Section
 from wfx.plan import Plan
 
+_ESCAPES = {"_": "__", "-": "_h", "/": "_s"}
+
 
 def _safe(step_id: str) -> str:
-    """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`)."""
-    if "-" not in step_id:
+    """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`, and
+    generated ones `/`)."""
+    if step_id.replace("_", "").isalnum() and step_id.isascii():
         return "n_" + step_id
-    return "d_" + step_id.replace("_", "__").replace("-", "_h")
+    return "d_" + "".join(_escape(c) for c in step_id)
+
+
+def _escape(character: str) -> str:
+    if character.isascii() and character.isalnum():
+        return character
+    return _ESCAPES.get(character) or f"_x{ord(character):x}_"
 
 
 def _mermaid_label(text: str) -> str:
