@@ -23,6 +23,7 @@ from wfx.render.explain_text import render_explanation, render_group_explanation
 from wfx.render.plan_graph import render_dot, render_mermaid
 from wfx.render.plan_json import plan_to_dict
 from wfx.render.plan_markdown import render_markdown
+from wfx.runtime.journal import Journal
 
 CHILD = """\
 wfx: 1
@@ -441,3 +442,19 @@ def test_graph_drawings_give_child_steps_valid_node_ids(tmp_path: Path) -> None:
     assert not re.search(r"^\s*\S*/\S*\[", mermaid, re.MULTILINE)
     dot = render_dot(graph, plan)
     assert 'd_staging_spush [label="staging/push"];' in dot
+
+
+def test_a_resume_refuses_a_changed_child_and_says_so(tmp_path: Path) -> None:
+    top = write(tmp_path, {"wf.yaml": PARENT, "workflows/deploy.yaml": CHILD})
+    journal = Journal(tmp_path / "state" / "journal.db")
+    try:
+        api.record_new_run(journal, api.compile_file(top).graph, top, "run-1", tmp_path / "ws")
+        api.resume_target(journal, "run-1", False, str)  # unchanged: accepted
+        write(tmp_path, {"workflows/deploy.yaml": CHILD.replace("echo cleanup", "echo tidy")})
+        with pytest.raises(DiagnosticsError) as refused:
+            api.resume_target(journal, "run-1", False, str)
+        (problem,) = refused.value.diagnostics
+        assert problem.code == "resume.changed"
+        assert problem.message.endswith("a sub-workflow it calls changed")
+    finally:
+        journal.close()
