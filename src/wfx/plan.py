@@ -536,16 +536,22 @@ class _Planner:
                 yield Resolved(where, expression.text.strip(), self.evaluate(expression, env))
 
     def condition(self, node: Node, env: Mapping[str, Any]) -> ConditionPlan:
-        verdicts = [self.verdict(g.condition, env) for g in self.group_steps(node)]
+        verdicts = [self.group_verdict(group_id, env) for group_id in node.groups]
         own = self.verdict(node.step.condition, env)
         verdict = _combine([*(v for v, _ in verdicts), own[0]])
         text = _condition_text(node.step.condition, node.section)
         notes = [n for _, n in verdicts if n] + ([own[1]] if own[1] else [])
         return ConditionPlan(text, verdict, node.step.condition is not None, "; ".join(notes))
 
-    def group_steps(self, node: Node) -> Iterable[Step]:
-        for group_id in node.groups:
-            yield self.graph.node(group_id).step
+    def group_verdict(self, group_id: StepId, env: Mapping[str, Any]) -> tuple[Verdict, str]:
+        """An enclosing group's condition, judged in the group's own scope (a call's
+        condition reads the caller's inputs, not the child's)."""
+        group = self.graph.node(group_id)
+        inner, self.scope = self.scope, group.scope
+        try:
+            return self.verdict(group.step.condition, env)
+        finally:
+            self.scope = inner
 
     def verdict(self, condition: Condition | None, env: Mapping[str, Any]) -> tuple[Verdict, str]:
         if condition is None:

@@ -458,3 +458,27 @@ def test_a_resume_refuses_a_changed_child_and_says_so(tmp_path: Path) -> None:
         assert problem.message.endswith("a sub-workflow it calls changed")
     finally:
         journal.close()
+
+
+def test_the_call_condition_is_planned_with_the_callers_inputs(tmp_path: Path) -> None:
+    parent = """\
+    wfx: 1
+    inputs:
+      deploy: {type: boolean, default: false}
+    steps:
+      - id: call
+        uses: ./child.yaml
+        condition: inputs.deploy
+    """
+    child = """\
+    wfx: 1
+    inputs:
+      deploy: {type: boolean, default: true}
+    steps:
+      - {id: inner, run: echo, condition: inputs.deploy}
+    """
+    top = write(tmp_path, {"wf.yaml": parent, "child.yaml": child})
+    _, plan = api.plan_file(top)
+    assert plan.steps["call/inner"].condition.verdict.value == "never"
+    _, plan = api.plan_file(top, {"deploy": "true"})
+    assert plan.steps["call/inner"].condition.verdict.value == "always"
