@@ -35,6 +35,9 @@ from wfx.walk import all_steps
 
 #: how deep sub-workflows may call sub-workflows (the top workflow is depth 0)
 MAX_DEPTH = 10
+#: how many steps a workflow may hold once every call is expanded (a file calling a file
+#: ten times, ten levels deep, must not build 10^10 nodes)
+MAX_EXPANDED_STEPS = 100_000
 
 #: settings a step that calls a sub-workflow may not have: the child's own file sets them
 _CALLER_SETTINGS = (
@@ -86,7 +89,39 @@ def include(workflow: Workflow, root: str | Path | None = None) -> Inclusion:
             )
         )
     resolved = includer.resolve(workflow, top, ())
+    total = _expanded_steps(resolved, {})
+    if total > MAX_EXPANDED_STEPS:
+        first = next(s.call for s in all_steps(resolved) if s.call is not None)
+        assert first is not None
+        includer.problems.append(
+            error(
+                "include.too-large",
+                "with its sub-workflows expanded, the workflow has more than"
+                f" {MAX_EXPANDED_STEPS:,} steps",
+                first.span,
+                "call fewer sub-workflows, or fewer times",
+            )
+        )
+        resolved = includer.without_calls(resolved)
     return Inclusion(resolved, includer.problems, includer.sources)
+
+
+def _expanded_steps(workflow: Workflow, memo: dict[int, int]) -> int:
+    """The number of steps `workflow` holds with every call expanded (each file counted
+    once: the calls form a DAG once cycles are refused)."""
+    known = memo.get(id(workflow))
+    if known is not None:
+        return known
+    total = 0
+    for step in all_steps(workflow):
+        total += 1
+        child = step.call.workflow if step.call is not None else None
+        if child is not None:
+            total += _expanded_steps(child, memo)
+        if total > MAX_EXPANDED_STEPS:
+            break
+    memo[id(workflow)] = total
+    return total
 
 
 def has_calls(workflow: Workflow) -> bool:
@@ -127,7 +162,7 @@ class _Includer:
         if call is None:
             return step
         self.problems += _caller_settings(step)
-        failed = dataclasses.replace(step, call=dataclasses.replace(call, file=""))
+        failed = dataclasses.replace(step, call=dataclasses.replace(call, file="", workflow=None))
         if self.blocked:
             return failed
         target = self.confine(call, real)
@@ -142,6 +177,11 @@ class _Includer:
         return dataclasses.replace(
             step, call=dataclasses.replace(call, workflow=child, file=child.file)
         )
+
+    def without_calls(self, workflow: Workflow) -> Workflow:
+        """`workflow` with every call marked as not loaded (its problem is reported)."""
+        self.blocked = True
+        return self.resolve(workflow, "", ())
 
     # -- paths ------------------------------------------------------------------------------
 

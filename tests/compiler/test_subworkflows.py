@@ -482,3 +482,15 @@ def test_the_call_condition_is_planned_with_the_callers_inputs(tmp_path: Path) -
     assert plan.steps["call/inner"].condition.verdict.value == "never"
     _, plan = api.plan_file(top, {"deploy": "true"})
     assert plan.steps["call/inner"].condition.verdict.value == "always"
+
+
+def test_calls_that_multiply_are_refused_before_the_graph_is_built(tmp_path: Path) -> None:
+    files = {}
+    for level in range(8):  # each file calls the next ten times: 10^8 steps
+        calls = "".join(f"  - {{id: c{i}, uses: ./l{level + 1}.yaml}}\n" for i in range(10))
+        files[f"l{level}.yaml"] = f"wfx: 1\nsteps:\n{calls}"
+    files["l8.yaml"] = "wfx: 1\nsteps: [{run: echo}]\n"
+    top = write(tmp_path, files)
+    found = problems(top)
+    assert codes(found) == ["include.too-large"]
+    assert found[0].span is not None and found[0].span.file == str(top)
