@@ -182,3 +182,18 @@ def test_rollbacks_of_child_steps_join_the_run_compensation(tmp_path: Path) -> N
     result, _, log = run_files(tmp_path, {"wf.yaml": parent, "child.yaml": child})
     assert result.status.value == "failed"
     assert log == ["first", "one", "undo-one", "undo-first"]
+
+
+def test_the_child_type_and_max_parallel_apply_to_its_steps(tmp_path: Path) -> None:
+    child = """\
+    wfx: 1
+    type: parallel
+    maxParallel: 1
+    steps:
+      - run: echo a-start >> "$WFX_WORKSPACE/log"; sleep 0.05; echo a-end >> "$WFX_WORKSPACE/log"
+      - run: echo b-start >> "$WFX_WORKSPACE/log"; sleep 0.05; echo b-end >> "$WFX_WORKSPACE/log"
+    """
+    parent = "wfx: 1\nsteps:\n  - {id: c, uses: ./child.yaml}\n"
+    result, _, log = run_files(tmp_path, {"wf.yaml": parent, "child.yaml": child})
+    assert result.status.value == "success"
+    assert [line[2:] for line in log] == ["start", "end", "start", "end"]
