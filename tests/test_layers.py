@@ -21,6 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "schema": ("wfx.schema",),
     "model": ("wfx.model", "wfx.walk", "wfx.shell", "wfx.inputs", "wfx.envfile", "wfx.fanout"),
     "graph": ("wfx.graph", "wfx.selection"),
+    "include": ("wfx.include",),
     "compiler": ("wfx.compiler", "wfx.checks"),
     "plan": ("wfx.plan", "wfx.explain", "wfx.lint"),
     "events": ("wfx.runtime.events",),
@@ -49,15 +50,16 @@ ALLOWED: dict[str, set[str]] = {
     "expr": {"base"},
     "schema": {"base", "source"},
     "model": {"base", "source", "expr"},
+    "include": {"base", "source", "expr", "schema", "model"},
     "graph": {"base", "expr", "model"},
-    "compiler": {"base", "expr", "model", "graph"},
+    "compiler": {"base", "expr", "model", "include", "graph"},
     "plan": {"base", "expr", "model", "graph", "compiler"},
     "events": {"base", "model"},
     "runtime": {"base", "expr", "model", "graph", "events"},
     "whatif": {"base", "expr", "model", "graph", "events", "runtime"},
     "render": {"base", "expr", "model", "graph", "compiler", "plan", "events", "whatif"},
     "export": {"base", "expr", "model", "graph", "plan", "render"},
-    "api": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan"}
+    "api": {"base", "source", "expr", "schema", "model", "include", "graph", "compiler", "plan"}
     | {"events", "runtime", "whatif"},
     "lsp": {"base", "source", "expr", "schema", "model", "graph", "compiler", "plan", "render"}
     | {"api", "facade"},

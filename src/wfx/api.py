@@ -73,11 +73,28 @@ def load_document(path: str | Path) -> SourceDocument:
     return document
 
 
-def load(path: str | Path) -> Workflow:
-    """Read, schema-check and type a workflow file; return the model's Workflow."""
+def load(path: str | Path, *, root: str | Path | None = None) -> Workflow:
+    """Read, schema-check and type a workflow file and the sub-workflows it calls (confined
+    to `root`, by default the file's directory); return the model's Workflow."""
     from wfx import model
 
-    return model.build(load_document(path))
+    workflow, problems, _ = _included(model.build(load_document(path)), root)
+    if problems:
+        raise DiagnosticsError(sorted_diagnostics(problems))
+    return workflow
+
+
+def _included(
+    workflow: Workflow, root: str | Path | None
+) -> tuple[Workflow, list[Diagnostic], list[str]]:
+    """`workflow` with its sub-workflows loaded (wfx.include), the problems found, and the
+    files read."""
+    from wfx.include import has_calls, include
+
+    if not has_calls(workflow):
+        return workflow, [], []
+    inclusion = include(workflow, root)
+    return inclusion.workflow, inclusion.problems, list(inclusion.sources)
 
 
 def compile_file(
@@ -88,21 +105,24 @@ def compile_file(
     require_inputs: bool = True,
     env_files: Sequence[str | Path] = (),
     cache: str | Path | None = None,
-    on_fresh_model: Callable[[Workflow], None] | None = None,
+    on_fresh_model: Callable[[Workflow, list[str]], None] | None = None,
+    root: str | Path | None = None,
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
-    The env files it names and `env_files` (`--env-file`) are read here. Model problems
-    (bad expressions), env file problems and compiler problems are reported together.
-    `cache`: a state directory whose model cache may spare reading and checking the file
-    again (see wfx.runtime.modelcache); None reads the file afresh. `on_fresh_model` is
-    given the model when it was not in the cache and had no problems (before the env
-    files are read into it: what `remember_model` may keep).
+    The sub-workflows it calls are loaded (confined to `root`, by default the file's
+    directory), then the env files it names and `env_files` (`--env-file`) are read.
+    Model problems (bad expressions), problems of the sub-workflows, env file problems
+    and compiler problems are reported together. `cache`: a state directory whose model
+    cache may spare reading and checking the files again (see wfx.runtime.modelcache);
+    None reads them afresh. `on_fresh_model` is given the model and the files it called
+    when it was not in the cache and had no problems (before the env files are read into
+    it: what `remember_model` may keep).
     """
-    checked, problems, fresh = _model_and_origin(path, cache)
+    checked, problems, files = _model_and_origin(path, cache, root)
     compilation = _compile_model(checked, problems, inputs, input_spans, require_inputs, env_files)
-    if fresh and on_fresh_model is not None:
-        on_fresh_model(checked)
+    if files is not None and on_fresh_model is not None:
+        on_fresh_model(checked, files)
     return compilation
 
 
@@ -114,13 +134,18 @@ def compile_document(
     require_inputs: bool = True,
     reuse_steps: bool = False,
     env_files: Sequence[str | Path] = (),
+    root: str | Path | None = None,
 ) -> Compilation:
-    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does);
-    `reuse_steps` reuses the model of steps unchanged since an earlier call (editors)."""
+    """Compile a schema-valid SourceDocument with inputs (as :func:`compile_file` does,
+    the sub-workflows it calls included); `reuse_steps` reuses the model of steps
+    unchanged since an earlier call (editors)."""
     from wfx import model
 
     workflow, problems = model.build_with_problems(document, reuse_steps=reuse_steps)
-    return _compile_model(workflow, problems, inputs, input_spans, require_inputs, env_files)
+    workflow, included, _ = _included(workflow, root)
+    return _compile_model(
+        workflow, [*problems, *included], inputs, input_spans, require_inputs, env_files
+    )
 
 
 def _compile_model(
@@ -149,60 +174,82 @@ def _compile_model(
 
 
 def checked_model(
-    path: str | Path, cache: str | Path | None = None
+    path: str | Path, cache: str | Path | None = None, root: str | Path | None = None
 ) -> tuple[Workflow, list[Diagnostic]]:
-    """The model of the workflow at `path` and the problems found building it, taken from
-    the model cache in the state directory `cache` when it holds the file as it is now."""
-    workflow, problems, _ = _model_and_origin(path, cache)
+    """The model of the workflow at `path` with the sub-workflows it calls, and the problems
+    found building it, taken from the model cache in the state directory `cache` when it
+    holds the files as they are now."""
+    workflow, problems, _ = _model_and_origin(path, cache, root)
     return workflow, problems
 
 
 def _model_and_origin(
-    path: str | Path, cache: str | Path | None
-) -> tuple[Workflow, list[Diagnostic], bool]:
-    """`checked_model`, and whether the model was built afresh (not from the cache)."""
+    path: str | Path, cache: str | Path | None, root: str | Path | None
+) -> tuple[Workflow, list[Diagnostic], list[str] | None]:
+    """`checked_model`, and when the model was built afresh (not taken from the cache)
+    the files of the sub-workflows it calls (None: it came from the cache)."""
     if cache is not None:
         from wfx.runtime.modelcache import ModelCache
 
         store = ModelCache.at(cache)
-        if store is not None and (hit := store.load(path, None)) is not None:
-            return hit.workflow, hit.problems, False
+        if store is not None and (hit := store.load(path, root)) is not None:
+            return hit.workflow, hit.problems, None
     from wfx import model
 
     workflow, problems = model.build_with_problems(load_document(path))
-    return workflow, problems, True
+    workflow, included, files = _included(workflow, root)
+    return workflow, [*problems, *included], files
 
 
-def remember_model(path: str | Path, cache: str | Path, workflow: Workflow) -> None:
-    """Keep the model of the workflow at `path`, which compiled without errors, in the
-    model cache of the state directory `cache` (unless it came from there)."""
+def remember_model(
+    path: str | Path,
+    cache: str | Path,
+    workflow: Workflow,
+    files: Sequence[str] = (),
+    root: str | Path | None = None,
+) -> None:
+    """Keep the model of the workflow at `path` (with the sub-workflow `files` it calls),
+    which compiled without errors, in the model cache of the state directory `cache`
+    (unless it came from there)."""
     from wfx.runtime.modelcache import CachedModel, ModelCache
 
     store = ModelCache.at(cache)
     if store is not None:
-        store.store(path, None, CachedModel(workflow, []))
+        store.store(path, root, CachedModel(workflow, []), files)
 
 
-def validate(paths: str | Path | Sequence[str | Path], inputs: InputValues | None = None) -> Report:
+def validate(
+    paths: str | Path | Sequence[str | Path],
+    inputs: InputValues | None = None,
+    *,
+    root: str | Path | None = None,
+) -> Report:
     """Check one workflow file (or several) through every static stage, as `wfx validate`
     does; nothing runs. Input values are optional: required ones may be left out."""
-    return check([paths] if isinstance(paths, str | Path) else paths, inputs)
+    return check([paths] if isinstance(paths, str | Path) else paths, inputs, root=root)
 
 
 def check(
     paths: Sequence[str | Path],
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    *,
+    root: str | Path | None = None,
 ) -> Report:
-    """Validate each file through every static stage; collect all diagnostics."""
+    """Validate each file through every static stage; collect all diagnostics (those of
+    the sub-workflows it calls too, with their files' text)."""
     report = Report()
     for path in paths:
         try:
-            compilation = compile_file(path, inputs, input_spans, require_inputs=False)
+            compilation = compile_file(path, inputs, input_spans, require_inputs=False, root=root)
             report.diagnostics.extend(compilation.warnings)
         except DiagnosticsError as exc:
             report.diagnostics.extend(exc.diagnostics)
         report.sources[str(path)] = _source_text(path)
+    for diagnostic in report.diagnostics:
+        named = diagnostic.span.file if diagnostic.span else None
+        if named and named not in report.sources:
+            report.sources[named] = _source_text(named)  # a file the include stage read
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
 
@@ -309,12 +356,15 @@ def plan_file(
     *,
     env_files: Sequence[str | Path] = (),
     cache: str | Path | None = None,
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Plan]:
     """Compile and plan a workflow without side effects; return (graph, plan). `cache`: a
     state directory whose model cache is read (never written)."""
     from wfx.plan import make_plan
 
-    compilation = compile_file(path, inputs, input_spans, env_files=env_files, cache=cache)
+    compilation = compile_file(
+        path, inputs, input_spans, env_files=env_files, cache=cache, root=root
+    )
     return compilation.graph, make_plan(compilation.graph, compilation.warnings)
 
 
@@ -355,8 +405,24 @@ def plan_base(spec: str, path: str | Path, inputs: InputValues | None) -> Plan |
     problems = schema.validate(document)
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
-    compilation = compile_workflow(model.build(document), inputs)
+    workflow = model.build(document)
+    if spec.startswith("git:"):
+        included = _no_calls_at_revisions(workflow)
+    else:
+        workflow, included, _ = _included(workflow, None)
+    if included:
+        raise DiagnosticsError(sorted_diagnostics(included))
+    compilation = compile_workflow(workflow, inputs)
     return make_plan(compilation.graph, compilation.warnings)
+
+
+def _no_calls_at_revisions(workflow: Workflow) -> list[Diagnostic]:
+    from wfx.include import has_calls
+
+    if not has_calls(workflow):
+        return []
+    message = f"{workflow.file} calls sub-workflows, which are not read at git revisions"
+    return [error("plan.git", message, None, "compare with a file: --diff OLD.yaml")]
 
 
 def _git_show(revision: str, path: Path) -> bytes | None:
@@ -416,6 +482,7 @@ def run(
     events: EventSink | None = None,
     workspace: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    root: str | Path | None = None,
 ) -> RunResult:
     """Compile and run the workflow at `path` to the end, without a journal, and return how
     it ended (`result.status`, `result.exit_code`, each step's outputs).
@@ -432,7 +499,7 @@ def run(
         environ=environ,
         workspace=Path(workspace) if workspace is not None else None,
     )
-    return run_graph(compile_file(path, inputs).graph, options)
+    return run_graph(compile_file(path, inputs, root=root).graph, options)
 
 
 @dataclass(frozen=True)
@@ -691,7 +758,7 @@ def _what_changed(reviewed: Mapping[str, Any], graph: ExecutionGraph) -> str:
     inputs_now = {k: v for k, v in graph.inputs.items()}
     if reviewed.get("inputs") != _json_roundtrip(inputs_now):
         return f"inputs were {reviewed.get('inputs')}, now {inputs_now}"
-    return "the workflow file differs"
+    return "the workflow file differs (or a file it calls)"
 
 
 def _json_roundtrip(value: Any) -> Any:
@@ -701,10 +768,16 @@ def _json_roundtrip(value: Any) -> Any:
 
 
 def resume_target(
-    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+    journal: Journal,
+    run_id: str,
+    force: bool,
+    describe: DescribeChanges,
+    *,
+    root: str | Path | None = None,
 ) -> tuple[RunRecord, ExecutionGraph, str | None]:
-    """For `wfx resume`: the run's record, its recompiled graph, and what changed as
-    `describe` words it (None when nothing did). Refuses a changed workflow unless `force`."""
+    """For `wfx resume`: the run's record, its recompiled graph (sub-workflows confined to
+    `root`), and what changed as `describe` words it (None when nothing did). Refuses a
+    changed workflow unless `force`."""
     from wfx.compiler import compile_workflow
     from wfx.plan import fingerprint
 
@@ -713,7 +786,7 @@ def resume_target(
         raise DiagnosticsError(
             [error("resume.unknown", f"no run `{run_id}` in {journal.path}", None)]
         )
-    compilation = compile_file(record.file, record.inputs)
+    compilation = compile_file(record.file, record.inputs, root=root)
     graph = compilation.graph
     if fingerprint(graph.workflow, graph.inputs) == record.fingerprint:
         return record, graph, None
@@ -734,7 +807,12 @@ def resume_target(
 
 
 def claim_run(
-    journal: Journal, run_id: str, force: bool, describe: DescribeChanges
+    journal: Journal,
+    run_id: str,
+    force: bool,
+    describe: DescribeChanges,
+    *,
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, ResumeState, str | None, list[Leftover]]:
     """Take over run `run_id` for resuming: its recompiled graph, its ResumeState, what
     changed in the workflow (None when nothing did), and the processes the dead run left
@@ -742,7 +820,7 @@ def claim_run(
     step runs twice at the same time. Journal errors pass through."""
     from wfx.runtime.process import stop_leftovers
 
-    record, graph, changes = resume_target(journal, run_id, force, describe)
+    record, graph, changes = resume_target(journal, run_id, force, describe, root=root)
     journal.claim(record.id)
     stopped = stop_leftovers(record.id, _longest_kill_grace(graph))
     return graph, journal.resume_state(record.id), changes, stopped
@@ -773,6 +851,8 @@ def _definition_changes(
     compile_workflow: Callable[..., Compilation],
     describe: DescribeChanges,
 ) -> str:
+    if record.definition == definition_of(graph.workflow):
+        return "a sub-workflow it calls changed"
     changes = _plan_changes(record, graph, compile_workflow)
     if changes is None:
         return "the earlier definition no longer compiles"

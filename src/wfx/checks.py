@@ -450,6 +450,8 @@ def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
         template = node.fan_out.template if node.fan_out and node.fan_out.dynamic else None
         if node.section is not Section.MAIN or not (node.is_step or template):
             continue
+        if node.scope:  # a sub-workflow's steps were checked when it was compiled
+            continue
         for site in _step_sites(template or node.step):
             for reference in site.expression.references():
                 if reference.path[0].lower() != "steps" or len(reference.path) < 2:

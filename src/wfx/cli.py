@@ -101,6 +101,15 @@ def env_file_option(command: F) -> F:
     )(command)
 
 
+def root_option(command: F) -> F:
+    """`--root DIR`: the directory sub-workflows (`uses: ./x.yaml`) must stay inside."""
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, exists=True),
+        help="Project root: sub-workflow files must be inside it (default: FILE's directory).",
+    )(command)
+
+
 def format_option(choices: tuple[str, ...], help_text: str) -> Callable[[F], F]:
     """The `--format` option, with the formats a command offers."""
     return click.option(
@@ -148,12 +157,14 @@ def selection_options(command: F) -> F:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @input_options
+@root_option
 @format_option(FORMATS, DIAGNOSTIC_FORMATS_HELP)
 def validate(
     files: tuple[str, ...],
     assignments: tuple[str, ...],
     inputs_file: str | None,
     output_format: str,
+    root: str | None,
 ) -> None:
     """Check workflow FILES without running anything; exit 2 if any has an error."""
     from wfx import api
@@ -163,7 +174,7 @@ def validate(
         given, spans = _gather_inputs(assignments, inputs_file)
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, output_format)
-    report = api.check(list(files), given or None, spans)
+    report = api.check(list(files), given or None, spans, root=root)
     if report.diagnostics or output_format in ALWAYS_PRINTED:
         stream_is_err = output_format == "text"
         text = _diagnostics_text(output_format, report.diagnostics, report.sources)
@@ -230,6 +241,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
 @env_file_option
+@root_option
 @format_option(PLAN_FORMATS, "How to print the plan.")
 @click.option(
     "--diff",
@@ -276,6 +288,7 @@ def plan(
     env_files: tuple[str, ...],
     fails: tuple[str, ...],
     timeouts: tuple[str, ...],
+    root: str | None,
     **chosen: Any,
 ) -> None:
     """Show what FILE would do, resolved as far as possible, without running anything."""
@@ -295,14 +308,14 @@ def plan(
             )
         else:
             graph, the_plan = api.plan_file(
-                file, given or None, spans, env_files=env_files, cache=_cache_dir()
+                file, given or None, spans, env_files=env_files, cache=_cache_dir(), root=root
             )
         base_plan = api.plan_base(base, file, given or None) if base else None
         if fails or timeouts:
             _check_whatif_options(output_format, base)
             result = api.what_if(graph, fails, timeouts)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     if fails or timeouts:
         from wfx.render import whatif
 
@@ -406,7 +419,10 @@ def _print_diff(base_plan: Any, the_plan: Any, output_format: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.argument("step")
 @input_options
-def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str | None) -> None:
+@root_option
+def explain(
+    file: str, step: str, assignments: tuple[str, ...], inputs_file: str | None, root: str | None
+) -> None:
     """Say why STEP stands where it does, where its settings come from, what failing does."""
     sys.dont_write_bytecode = True
     from difflib import get_close_matches
@@ -419,9 +435,9 @@ def explain(file: str, step: str, assignments: tuple[str, ...], inputs_file: str
 
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        graph, the_plan = api.plan_file(file, given or None, spans)
+        graph, the_plan = api.plan_file(file, given or None, spans, root=root)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     if step in graph.ids and step not in the_plan.steps:
         click.echo(render_group_explanation(explain_group(graph, the_plan, step)).rstrip("\n"))
         return
@@ -520,6 +536,7 @@ def _presentation(**values: Any) -> _Presentation:
 @cli.command(name="run")
 @click.argument("file", type=click.Path(dir_okay=False))
 @input_options
+@root_option
 @presentation_options
 @click.option(
     "--resume",
@@ -554,6 +571,7 @@ def run_command(
     from_: str | None,
     skip: tuple[str, ...],
     env_files: tuple[str, ...],
+    root: str | None,
     **shown: Any,
 ) -> None:
     """Run the workflow FILE. Exit 0 success, 1 failed, 2 invalid, 3 completed with failures,
@@ -572,12 +590,13 @@ def run_command(
             spans,
             env_files=env_files,
             cache=cache,
-            on_fresh_model=fresh.append,
+            on_fresh_model=lambda model, files: fresh.append((model, files)),
+            root=root,
         ).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file]).sources, "text")
+        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
     selecting = retry_failed or bool(only or from_ or skip)
     if selecting:
         from wfx.cli_redrive import check_run_selection
@@ -586,12 +605,13 @@ def run_command(
     _check_paths(how)
     with _journal_for(how) as journal:
         if cache is not None and journal is not None and fresh:
-            api.remember_model(file, cache, fresh[0])
+            model, files = fresh[0]
+            api.remember_model(file, cache, model, files, root=root)
         state = part = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
             if unfinished is not None:
-                graph, state = _claim(journal, unfinished.id, force)
+                graph, state = _claim(journal, unfinished.id, force, root)
         if selecting:
             from wfx.cli_redrive import part_for_run
 
@@ -662,12 +682,14 @@ def _changes_line(changes: list[Any]) -> str:
     return "; ".join(diff_text(changes).splitlines())
 
 
-def _claim(journal: Any, run_id: str, force: bool) -> tuple[Any, Any]:
+def _claim(journal: Any, run_id: str, force: bool, root: str | None = None) -> tuple[Any, Any]:
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
     try:
-        graph, state, changes, stopped = api.claim_run(journal, run_id, force, _changes_line)
+        graph, state, changes, stopped = api.claim_run(
+            journal, run_id, force, _changes_line, root=root
+        )
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     if changes:

@@ -17,13 +17,14 @@ from difflib import get_close_matches
 from typing import Any
 
 from wfx import checks, inputs
-from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
 from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.fanout import Instance, TooManyInstancesError, max_instances, static_instances
 from wfx.graph import (
     NO_CONTINUE_ON,
     NO_EXECUTOR,
     NO_RESOURCES,
+    CallScope,
     EffectiveSettings,
     ExecutionGraph,
     FanOutInfo,
@@ -34,6 +35,7 @@ from wfx.graph import (
     Section,
     Setting,
 )
+from wfx.include import is_runtime, literal_value
 from wfx.model import (
     COMMAND_LINE_ENV_FILE,
     CONTEXT_NAMES,
@@ -70,10 +72,13 @@ def compile_workflow(
     input_spans: Mapping[str, Span] | None = None,
     *,
     require_inputs: bool = True,
+    children: dict[int, Compilation | DiagnosticsError] | None = None,
 ) -> Compilation:
     """Compile `workflow` with the given inputs; raise DiagnosticsError listing every error.
 
-    With `require_inputs` false (`wfx validate`), required inputs may be left out.
+    With `require_inputs` false (`wfx validate`), required inputs may be left out. The
+    sub-workflows its steps call (loaded by :mod:`wfx.include`) are compiled once each
+    (`children` remembers them by identity) and their nodes spliced into the graph.
     """
     ids = assign_ids(workflow)
     problems = list(_duplicate_ids(workflow, ids))
@@ -85,7 +90,7 @@ def compile_workflow(
         problems += exc.diagnostics
         resolved = False
     problems += _check_concurrency(workflow, values)
-    lowering = _Lowering(workflow, ids, values if resolved else None)
+    lowering = _Lowering(workflow, ids, values if resolved else None, children)
     lowering.lower_all()
     problems += lowering.problems
     problems += lowering.settings.problems
@@ -99,7 +104,7 @@ def compile_workflow(
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
-    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values)
+    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values, lowering.calls)
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)
@@ -229,6 +234,8 @@ class _Draft:
     group_retry: RetrySchedule | None = None
     instance: Instance | None = None
     fan_out: FanOutInfo | None = None
+    scope: str = ""
+    cleanup: bool = False
 
 
 class _Lowering(StepVisitor):
@@ -244,11 +251,14 @@ class _Lowering(StepVisitor):
         workflow: Workflow,
         ids: Mapping[tuple[Any, ...], StepId],
         input_values: Mapping[str, Any] | None = None,
+        children: dict[int, Compilation | DiagnosticsError] | None = None,
     ) -> None:
         self.workflow = workflow
         self.ids = ids
         self.input_values = input_values
         self.limit = max_instances(workflow.max_instances and workflow.max_instances.value)
+        self.children = {} if children is None else children
+        self.calls: dict[str, CallScope] = {}
         self.nodes: list[_Draft] = []
         self.ends: dict[StepId, int] = {}
         self.sections: dict[StepId, Section] = {}
@@ -441,6 +451,78 @@ class _Lowering(StepVisitor):
         step_id = self.ids[step.path]
         return step_id if self.instance is None else StepId(self.instance.own(step_id))
 
+    def visit_uses(self, step: Step) -> None:
+        """A Python step is a leaf; a step that calls a sub-workflow is a group of the
+        child's nodes."""
+        if step.call is None:
+            self.generic_visit(step)
+            return
+        if step.call.workflow is None:
+            if step.call.file is None:  # "" : the include stage already said why
+                self.problems.append(_not_included(step))
+            self.generic_visit(step)
+            return
+        child = self.child(step.call.workflow)
+        if child is not None and any(n.fan_out or n.instance for n in child.graph.nodes):
+            self.problems.append(_fan_out_in_child(step))
+            self.generic_visit(step)
+        elif child is not None:
+            self.splice(step, child.graph)
+
+    def child(self, workflow: Workflow) -> Compilation | None:
+        """The called workflow compiled on its own (once per file), its problems kept."""
+        found = self.children.get(id(workflow))
+        if found is None:
+            try:
+                found = compile_workflow(workflow, require_inputs=False, children=self.children)
+                self.problems += found.warnings
+                self.problems += _ignored_in_child(workflow)
+            except DiagnosticsError as exc:
+                found = exc
+                self.problems += exc.diagnostics
+            self.children[id(workflow)] = found
+        return found if isinstance(found, Compilation) else None
+
+    def splice(self, step: Step, child: ExecutionGraph) -> None:
+        """The child's nodes between the caller's start and end barriers, ids prefixed with
+        the caller's; its `finally` steps after its main steps, as cleanup."""
+        step_id = self.ids[step.path]
+        prefix = f"{step_id}/"
+        group_ids = self.group_ids()
+        self.sections[step_id] = self.section
+        start = self.add(step_id, NodeKind.GROUP_START, step, self.section, group_ids, self.entry)
+        self.pending_needs.append((start, step, None))
+        base = len(self.nodes)
+        inner = (*group_ids, step_id)
+        main_ends = _sinks(child, Section.MAIN)
+        for node in child.nodes:
+            deps = [base + d for d in node.deps]
+            if not deps:
+                roots = main_ends if node.section is Section.FINALLY else []
+                deps = [base + i for i in roots] or [start]
+            self.nodes.append(
+                _Draft(
+                    StepId(prefix + node.id),
+                    node.kind,
+                    node.step,
+                    self.section,
+                    (*inner, *(StepId(prefix + g) for g in node.groups)),
+                    deps,
+                    settings=node.settings,
+                    group_retry=node.group_retry,
+                    scope=prefix + node.scope,
+                    cleanup=node.cleanup or node.section is Section.FINALLY,
+                )
+            )
+        sinks = _sinks(child, Section.FINALLY) or main_ends
+        ends = [base + i for i in sinks] or [start]
+        end = self.add(step_id, NodeKind.GROUP_END, step, self.section, group_ids, ends)
+        self.ends[step_id] = end
+        for key, scope in child.calls.items():
+            self.calls[prefix + key] = _prefixed(scope, prefix)
+        self.calls[prefix] = _call_scope(step, step_id, child.workflow)
+        self.lowered(end)
+
     def group_ids(self) -> tuple[StepId, ...]:
         """The ids of the groups around the next node: inside a fan-out instance, the
         fan-out, then the instance's own copies (`id[key]`) of its groups."""
@@ -520,6 +602,18 @@ class _Lowering(StepVisitor):
         return None
 
 
+def _fan_out_in_child(step: Step) -> Diagnostic:
+    """A sub-workflow with a fan-out: not supported yet (its instances' ids and contexts
+    would need the caller's prefix)."""
+    return error(
+        "compile.fan-out-in-sub-workflow",
+        f"`{step.call.path if step.call else ''}` has a `matrix` or `forEach`; a called"
+        " sub-workflow cannot fan out yet",
+        step.call.span if step.call else step.span,
+        "fan out the calling step's own steps, or inline the fan-out in this workflow",
+    )
+
+
 def _descendants(step: Step) -> Iterator[Step]:
     for child in step.steps:
         yield child
@@ -545,6 +639,63 @@ def too_many_instances(step_id: str, what: str, limit: int, span: Span) -> Diagn
         span,
         "raise the workflow's `maxInstances` (default 10000), or split the fan-out",
     )
+
+
+def _sinks(graph: ExecutionGraph, section: Section) -> list[int]:
+    """The nodes of `section` nothing else waits for: the ends to wait for."""
+    waited = {d for node in graph.nodes for d in node.deps}
+    return [n.index for n in graph.nodes if n.index not in waited and n.section is section]
+
+
+def _prefixed(scope: CallScope, prefix: str) -> CallScope:
+    """A nested call seen from one level up: its ids and scope under `prefix`."""
+    return CallScope(
+        StepId(prefix + scope.id),
+        prefix + scope.scope,
+        scope.step,
+        scope.workflow,
+        scope.inputs,
+        scope.runtime_inputs,
+    )
+
+
+def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
+    """A call's scope, with the child's inputs as far as they are known before the run:
+    literal `with` values (coerced) and the child's defaults."""
+    given = {} if step.action is None else step.action.with_
+    declared = {d.name for d in child.inputs}
+    plain = {name: literal_value(value) for name, value in given.items() if name in declared}
+    runtime = frozenset(name for name, value in plain.items() if is_runtime(value))
+    static = {name: value for name, value in plain.items() if name not in runtime}
+    try:
+        values = inputs.resolve(child, static, require=False)
+    except DiagnosticsError:  # reported by the include stage, at the `with` value
+        values = {}
+    return CallScope(step_id, "", step, child, values, runtime)
+
+
+def _not_included(step: Step) -> Diagnostic:
+    assert step.call is not None
+    return error(
+        "compile.not-included",
+        f"the sub-workflow `{step.call.path}` was not loaded",
+        step.call.span,
+        "compile workflows read with wfx.api (load, compile_file), which load sub-workflows",
+    )
+
+
+def _ignored_in_child(workflow: Workflow) -> list[Diagnostic]:
+    """A called workflow's root `timeout` bounds a run, and a call is not a run."""
+    if workflow.timeout is None:
+        return []
+    return [
+        warning(
+            "include.ignored-timeout",
+            "the workflow `timeout` is ignored when this file is called as a sub-workflow",
+            workflow.timeout.span,
+            "set `timeout` in its `defaults` (per step attempt) to bound its steps",
+        )
+    ]
 
 
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
@@ -588,6 +739,8 @@ def _topological(drafts: list[_Draft]) -> tuple[list[Node], list[Diagnostic]]:
             group_retry=drafts[old].group_retry,
             instance=drafts[old].instance,
             fan_out=drafts[old].fan_out,
+            scope=drafts[old].scope,
+            cleanup=drafts[old].cleanup,
         )
         for old in order
     ]

@@ -76,6 +76,8 @@ class GroupExplanation:
     """`groupTimeout`: seconds one attempt of the whole group may take."""
     group_retries: RetrySchedule | None = None
     """`groupRetries`: how the whole group runs again."""
+    uses: str | None = None
+    """For a step that calls a sub-workflow: the called file (its steps inherit nothing)."""
 
 
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
@@ -96,7 +98,12 @@ def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
         if graph.nodes[i].is_step and graph.nodes[i].section is Section.MAIN
     ]
     tolerated = step.on_error is OnError.CONTINUE
-    skipped = [] if tolerated else [s for s in affected if not _runs_after_failure(plan.steps[s])]
+    skipped = [
+        s
+        for s in affected
+        if not (_runs_after_failure(plan.steps[s]) or _cleans_up_after(plan.steps[s], step.id))
+    ]
+    skipped = [] if tolerated else skipped
     independent = [
         s
         for s in completion
@@ -177,7 +184,7 @@ def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExpl
     start = next(
         n for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id == StepId(group_id)
     )
-    ids = {n.step.path: n.id for n in graph.nodes}
+    ids = {n.step.path: n.id for n in graph.nodes if n.scope == start.scope}
     enclosing = tuple(
         n.step for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id in start.groups
     )
@@ -199,6 +206,7 @@ def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExpl
         steps=[s for s in inside if start.id in plan.steps[s].groups],
         group_timeout=plan.groups[start.id].group_timeout,
         group_retries=start.group_retry,
+        uses=plan.groups[start.id].file,
     )
 
 
@@ -216,6 +224,11 @@ def _as_group(setting: Setting, group_id: StepId) -> Setting:
     if setting.origin is Origin.STEP:
         return Setting(setting.value, Origin.GROUP, setting.span, group_id)
     return setting
+
+
+def _cleans_up_after(step: PlannedStep, failed: StepId) -> bool:
+    """A sub-workflow's `finally` step runs after a failure of a step of that sub-workflow."""
+    return step.cleanup and failed.startswith(step.id.rsplit("/", 1)[0] + "/")
 
 
 def _runs_after_failure(step: PlannedStep) -> bool:

@@ -180,6 +180,12 @@ class Node:
     """The fan-out instance this node belongs to (its `matrix`/`item`/`index`)."""
     fan_out: FanOutInfo | None = None
     """On the two barriers of a fan-out: its instances, cap and template."""
+    scope: str = ""
+    """The sub-workflow call the node belongs to, as its id prefix (`deploy/`, nested
+    `a/b/`); "" for the top workflow. Its expressions read that call's contexts."""
+    cleanup: bool = False
+    """A sub-workflow's `finally` step: it runs when the sub-workflow's own steps are done,
+    whatever happened to them, before the calling step ends."""
 
     @property
     def is_step(self) -> bool:
@@ -202,6 +208,26 @@ class Node:
         return self.step.span
 
 
+@dataclass(frozen=True, slots=True)
+class CallScope:
+    """A sub-workflow call compiled into the graph: the calling step (`id`, whose barriers
+    are the group around the child's nodes), the child workflow, the scope the caller
+    itself sits in, and the child's inputs as far as they are known before the run
+    (`runtime_inputs` names those only the run can give)."""
+
+    id: StepId
+    scope: str
+    step: Step
+    workflow: Workflow
+    inputs: Mapping[str, Any]
+    runtime_inputs: frozenset[str] = frozenset()
+
+    @property
+    def prefix(self) -> str:
+        """The id prefix of the child's nodes, e.g. `deploy/`."""
+        return f"{self.id}/"
+
+
 @dataclass(frozen=True)
 class ExecutionGraph:
     """A compiled workflow: nodes in topological order plus lookup tables."""
@@ -210,6 +236,8 @@ class ExecutionGraph:
     nodes: tuple[Node, ...]
     ids: Mapping[StepId, int]
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    calls: Mapping[str, CallScope] = field(default_factory=dict)
+    """Each sub-workflow call by the prefix of its nodes' ids (`deploy/`)."""
 
     def steps(self, section: Section | None = None) -> Iterator[Node]:
         """The leaf nodes (optionally of one section) in topological order."""

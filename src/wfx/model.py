@@ -202,6 +202,31 @@ class FanOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Call:
+    """A `uses: ./file.yaml` step's call of a sub-workflow.
+
+    The model records what the author wrote; the include stage (:mod:`wfx.include`) loads
+    the file and fills in `workflow` (and `file`, the name diagnostics use for it)."""
+
+    path: str
+    span: Span
+    with_spans: Mapping[str, Span] = field(default_factory=dict)
+    secrets: tuple[Located, ...] = ()
+    inherit_secrets: bool = False
+    secrets_span: Span | None = None
+    file: str | None = None
+    """The called file's name in diagnostics; "" when it could not be loaded (the include
+    stage said why), None before the include stage ran."""
+    workflow: Workflow | None = None
+
+
+def is_workflow_reference(uses: str) -> bool:
+    """Whether a `uses:` value names a workflow file (`./x.yaml`, `../x.yaml`, or an absolute
+    path, which the include stage refuses) rather than a `python:MODULE:FUNCTION` callable."""
+    return uses.startswith(("./", "../", "/"))
+
+
+@dataclass(frozen=True, slots=True)
 class StepRef:
     """A step id named somewhere (in `needs`), with where it was named."""
 
@@ -246,6 +271,8 @@ class Step:
     """`groupRetries`: how often the whole group runs again after it failed (not inherited)."""
     fan_out: FanOut | None = None
     """`matrix:` or `forEach:`: the step is a template of instances."""
+    call: Call | None = None
+    """Set on a `uses: ./file.yaml` step: the sub-workflow it calls."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,6 +652,25 @@ class _ModelBuilder:
             if "groupRetries" in data
             else None,
             fan_out=self.fan_out(data, path),
+            call=self.call(data, path) if kind is StepKind.USES else None,
+        )
+
+    def call(self, data: Mapping[str, Any], path: Path_) -> Call | None:
+        """What a `uses: ./file.yaml` step calls (None for a Python callable)."""
+        uses = str(data["uses"])
+        if not is_workflow_reference(uses):
+            return None
+        given = data.get("secrets")
+        names = given if isinstance(given, list) else []
+        return Call(
+            path=uses,
+            span=self.span((*path, "uses")),
+            with_spans={name: self.span((*path, "with", name)) for name in data.get("with") or {}},
+            secrets=tuple(
+                Located(name, self.span((*path, "secrets", i))) for i, name in enumerate(names)
+            ),
+            inherit_secrets=given == "inherit",
+            secrets_span=self.span((*path, "secrets")) if "secrets" in data else None,
         )
 
     def fan_out(self, data: Mapping[str, Any], path: Path_) -> FanOut | None:

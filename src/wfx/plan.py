@@ -24,6 +24,7 @@ from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, t
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
 from wfx.graph import (
+    CallScope,
     ExecutionGraph,
     Node,
     NodeKind,
@@ -35,6 +36,7 @@ from wfx.graph import (
     template_id,
 )
 from wfx.model import Action, Condition, Input, OnError, Step, StepId, StepKind, Workflow
+from wfx.walk import all_steps
 
 PLAN_VERSION = 1
 
@@ -148,6 +150,10 @@ class PlannedStep:
     step, which always runs in wfx's own process; None: the run's executor."""
     continue_on: tuple[int, ...] = ()
     """Exit codes whose final failure the run tolerates (`continueOn`)."""
+    file: str | None = None
+    """The file a sub-workflow's step is written in (`line` is in it); None: the top file."""
+    cleanup: bool = False
+    """A sub-workflow's `finally` step (it runs when that sub-workflow's steps are done)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +171,15 @@ class PlannedGroup:
     """`groupTimeout`: seconds one attempt of the whole group may take."""
     group_retries: RetrySchedule | None = None
     """`groupRetries`: how often, and after which waits, the whole group runs again."""
+
+    uses: str | None = None
+    """For a step that calls a sub-workflow: the `uses:` path as written."""
+    file: str | None = None
+    """For a call: the called file, as diagnostics name it."""
+    with_: Mapping[str, Any] = field(default_factory=dict)
+    """For a call: its `with`, static values in place (as the plan shows actions)."""
+    secrets: tuple[str, ...] = ()
+    """For a call: the secrets the sub-workflow reads (names only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +234,33 @@ class Plan:
 
 
 def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
-    """A hash of the normalised workflow and the resolved inputs (comments don't count)."""
+    """A hash of the normalised workflow, of every sub-workflow it calls (by file name) and
+    of the resolved inputs (comments don't count)."""
+    covered: dict[str, Any] = {"workflow": workflow.data, "inputs": inputs}
+    included = included_definitions(workflow)
+    if included:
+        covered["included"] = included
     canonical = json.dumps(
-        {"workflow": workflow.data, "inputs": inputs},
+        covered,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
         ensure_ascii=False,
     )
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def included_definitions(workflow: Workflow) -> dict[str, Any]:
+    """The data of every sub-workflow `workflow` calls, directly or not, by file name."""
+    found: dict[str, Any] = {}
+    pending = [workflow]
+    while pending:
+        for step in all_steps(pending.pop()):
+            child = step.call.workflow if step.call is not None else None
+            if child is not None and child.file not in found:
+                found[child.file] = child.data
+                pending.append(child)
+    return found
 
 
 def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Plan:
@@ -270,7 +303,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         warnings=found,
         description=workflow.description,
         input_descriptions={i.name: i.description for i in workflow.inputs if i.description},
-        groups={g.id: g for g in _groups(graph)},
+        groups={g.id: g for g in _groups(graph, planner)},
         concurrency=_concurrency(graph),
         input_specs={i.name: _input_spec(i) for i in workflow.inputs},
         env_source={name: _template_source(t) for name, t in workflow.env.items()},
@@ -334,15 +367,36 @@ def _fan_outs(
         )
 
 
-def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
+def calls_in(plan: Plan) -> list[tuple[PlannedGroup, list[PlannedStep]]]:
+    """Each sub-workflow call of the plan (outer before inner) with the steps it holds
+    directly (a nested call's steps are listed under that call), for renderers."""
+    found = []
+    for group in plan.groups.values():
+        if group.uses is None:
+            continue
+        prefix = f"{group.id}/"
+        own = [
+            step
+            for step_id, step in plan.steps.items()
+            if step_id.startswith(prefix) and "/" not in step_id[len(prefix) :]
+        ]
+        found.append((group, own))
+    return found
+
+
+def _groups(graph: ExecutionGraph, planner: _Planner) -> Iterable[PlannedGroup]:
     for node in graph.nodes:
         if node.kind is NodeKind.GROUP_START:
             step = node.step
-            yield PlannedGroup(
+            call = graph.calls.get(f"{node.id}/")
+            max_parallel = step.max_parallel
+            if call is not None:
+                max_parallel = call.workflow.max_parallel
+            group = PlannedGroup(
                 id=node.id,
                 name=step.name,
-                type=step.group_type.value,
-                max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
+                type=step.group_type.value if call is None else call.workflow.group_type.value,
+                max_parallel=None if max_parallel is None else int(max_parallel.value),
                 condition=None
                 if step.condition is None
                 else _condition_text(step.condition, node.section),
@@ -353,6 +407,7 @@ def _groups(graph: ExecutionGraph) -> Iterable[PlannedGroup]:
                 else float(step.group_timeout.value),
                 group_retries=node.group_retry,
             )
+            yield group if call is None else planner.call(group, node, call)
 
 
 class _Planner:
@@ -360,6 +415,8 @@ class _Planner:
 
     def __init__(self, graph: ExecutionGraph) -> None:
         self.graph = graph
+        self.scope = ""
+        """The sub-workflow call whose step is being planned (its id prefix; "": none)."""
         workflow = graph.workflow
         self.bindings: dict[str, Any] = {}
         """The `matrix` or `item`/`index` of the fan-out instance being planned."""
@@ -378,13 +435,24 @@ class _Planner:
     # -- static evaluation ------------------------------------------------------------------
 
     def contexts(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        if self.scope:  # a sub-workflow's expressions read its own inputs
+            inputs = self.graph.calls[self.scope].inputs
+            return {**self.base, **self.bindings, "inputs": inputs, "env": dict(env)}
         return {**self.base, **self.bindings, "env": dict(env)}
+
+    def runtime_input(self, path: tuple[str, ...]) -> bool:
+        """Whether `inputs.X` in the current sub-workflow is given by a `${{ }}` value."""
+        if not self.scope or len(path) < 2:
+            return False
+        return path[1] in self.graph.calls[self.scope].runtime_inputs
 
     def unknown_reason(self, expression: Expression, env: Mapping[str, Any]) -> str | None:
         """Why `expression` cannot be evaluated now, or None when it can."""
         for reference in expression.references():
             head = reference.path[0].lower()
             if head in RUNTIME_CONTEXTS or (head in FAN_OUT_CONTEXTS and head not in self.bindings):
+                return ".".join(reference.path[:2])
+            if head == "inputs" and self.runtime_input(reference.path):
                 return ".".join(reference.path[:2])
             if head == "workflow" and (
                 len(reference.path) < 2 or reference.path[1].lower() not in STATIC_WORKFLOW_FIELDS
@@ -424,7 +492,28 @@ class _Planner:
             settings=info.settings,
         )
 
+    def call(self, group: PlannedGroup, node: Node, call: CallScope) -> PlannedGroup:
+        """A group that is a sub-workflow call: what it calls, with which values."""
+        self.scope = node.scope
+        given = call.step.action.with_ if call.step.action is not None else {}
+        shown = self.display_value(given, {})
+        self.scope = ""
+        return dataclasses.replace(
+            group,
+            uses=call.step.call.path if call.step.call is not None else None,
+            file=call.workflow.file,
+            with_=shown,
+            secrets=tuple(str(s.value) for s in call.workflow.secrets),
+        )
+
     def step(self, node: Node) -> PlannedStep:
+        self.scope = node.scope
+        try:
+            return self.plan_step(node)
+        finally:
+            self.scope = ""
+
+    def plan_step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
         self.bindings = {} if node.instance is None else dict(node.instance.bindings)
@@ -464,6 +553,8 @@ class _Planner:
             ),
             executor="local" if node.step.kind is StepKind.USES else settings.executor.value,
             continue_on=tuple(settings.continue_on.value or ()),
+            file=node.span.file if node.scope else None,
+            cleanup=node.cleanup,
         )
 
     def action(
@@ -583,16 +674,22 @@ class _Planner:
                 yield Resolved(where, expression.text.strip(), self.evaluate(expression, env))
 
     def condition(self, node: Node, env: Mapping[str, Any]) -> ConditionPlan:
-        verdicts = [self.verdict(g.condition, env) for g in self.group_steps(node)]
+        verdicts = [self.group_verdict(group_id, env) for group_id in node.groups]
         own = self.verdict(node.step.condition, env)
         verdict = _combine([*(v for v, _ in verdicts), own[0]])
         text = _condition_text(node.step.condition, node.section)
         notes = [n for _, n in verdicts if n] + ([own[1]] if own[1] else [])
         return ConditionPlan(text, verdict, node.step.condition is not None, "; ".join(notes))
 
-    def group_steps(self, node: Node) -> Iterable[Step]:
-        for group_id in node.groups:
-            yield self.graph.node(group_id).step
+    def group_verdict(self, group_id: StepId, env: Mapping[str, Any]) -> tuple[Verdict, str]:
+        """An enclosing group's condition, judged in the group's own scope (a call's
+        condition reads the caller's inputs, not the child's)."""
+        group = self.graph.node(group_id)
+        inner, self.scope = self.scope, group.scope
+        try:
+            return self.verdict(group.step.condition, env)
+        finally:
+            self.scope = inner
 
     def verdict(self, condition: Condition | None, env: Mapping[str, Any]) -> tuple[Verdict, str]:
         if condition is None:

@@ -39,7 +39,7 @@ _KIND_PHRASES = {
     "steps": "`steps:` for a group",
     "run": "`run:` for a shell script",
     "cmd": "`cmd:` for a command without a shell",
-    "uses": "`uses:` for a Python function",
+    "uses": "`uses:` for a Python function or a sub-workflow",
 }
 # What authors coming from other tools write, and the wfx key they mean.
 _ALIASES = {

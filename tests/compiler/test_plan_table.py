@@ -122,6 +122,28 @@ TABLE: dict[
         {"process[*]": ("always", 2, [1.0]), "merge": ("always", 1, [])},
         [],
     ),
+    "release-with-reusable-deploy.yaml": (
+        {},
+        [
+            ["build"],
+            ["staging/upload"],
+            ["staging/rollout"],
+            ["staging/smoke"],
+            ["staging/record"],
+            ["production/upload"],
+            ["production/rollout"],
+            ["production/smoke"],
+            ["production/record"],
+            ["announce"],
+        ],
+        [],
+        {
+            "build": ("always", 2, [0.1]),
+            "staging/smoke": ("always", 3, [0.1, 0.2]),
+            "production/record": ("always", 1, []),
+        },
+        ["production/rollout", "staging/rollout"],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

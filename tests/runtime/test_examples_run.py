@@ -142,3 +142,22 @@ def test_dynamic_fan_out_processes_every_shard_a_step_found(tmp_path: Path) -> N
     assert plan.fan_outs["process"].dynamic
     [expanded] = [e for e in events if isinstance(e, ev.FanOutExpanded)]
     assert expanded.items == ("eu-1", "eu-2", "us-1", "ap-1")
+
+
+def test_release_calls_the_reusable_deploy_twice_with_different_inputs(tmp_path: Path) -> None:
+    result, _, plan = run_example("release-with-reusable-deploy.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    assert (tmp_path / "staging.replicas").read_text().count("up") == 1
+    assert (tmp_path / "production.replicas").read_text().count("up") == 3
+    assert (tmp_path / "staging.deployed").read_text() == "shop 1.4.0\n"
+    assert (tmp_path / "deploy-log.txt").read_text().splitlines() == [
+        "staging success",
+        "production success",
+    ]
+    assert (tmp_path / "announcement.txt").read_text().strip() == (
+        "released 1.4.0 to https://staging.shop.example.com (1)"
+        " and https://production.shop.example.com (3)"
+    )
+    assert result.steps["production/rollout"].outputs == {"replicas": "3"}
+    assert result.outputs == {"production_url": "https://production.shop.example.com"}
+    assert plan.groups["production"].uses == "./workflows/deploy.yaml"

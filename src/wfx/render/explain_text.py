@@ -11,7 +11,8 @@ from wfx.render.units import duration, retry_rules, value, waits
 def render_explanation(explanation: Explanation) -> str:
     """Where the step stands and why, its settings and their origins, and its failure path."""
     step = explanation.step
-    lines = [f"step `{step.id}` ({step.kind.value}, line {step.line})"]
+    where = f"{step.file} line {step.line}" if step.file else f"line {step.line}"
+    lines = [f"step `{step.id}` ({step.kind.value}, {where})"]
     lines += ["", f"Position: stage {step.stage + 1} of the {step.section.value} steps"]
     if explanation.is_finally:
         lines.append(
@@ -161,7 +162,8 @@ def _whole_group_lines(group: GroupExplanation) -> list[str]:
 def render_group_explanation(explanation: GroupExplanation) -> str:
     """A group: where it stands and why, what its children inherit, and what it holds."""
     group = explanation
-    lines = [f"group `{group.id}` ({group.type.value}, line {group.line})"]
+    kind = f"calls {group.uses}" if group.uses else group.type.value
+    lines = [f"group `{group.id}` ({kind}, line {group.line})"]
     lines += ["", f"Position: in the {group.section.value} steps"]
     if not group.chain:
         lines.append("  it waits for nothing: it can start as soon as the run starts")
@@ -172,6 +174,11 @@ def render_group_explanation(explanation: GroupExplanation) -> str:
     lines += ["", f"Children ({len(group.children)}; they {order}{cap}):"]
     lines += [f"  `{c.id}` ({c.kind.value}, line {c.line})" for c in group.children]
     lines.append("  steps inside, in order: " + (", ".join(group.steps) or "none"))
+    if group.uses is not None:
+        lines += ["", f"A sub-workflow call: its steps take every setting from {group.uses}"]
+        condition = group.condition or "success() (default)"
+        lines += ["", f"Condition: {condition}; when it is false, every step inside is skipped"]
+        return "\n".join(lines) + "\n"
     lines += ["", "Settings its steps inherit (unless they set their own):"]
     for name, setting in group.settings.items():
         lines.append(

@@ -8,6 +8,8 @@ from wfx.graph import ExecutionGraph, Node, NodeKind, Section, is_template, temp
 from wfx.model import StepId
 from wfx.plan import Plan
 
+_ESCAPES = {"_": "__", "-": "_h", "/": "_s"}
+
 
 def _safe(step_id: str) -> str:
     """A node id Mermaid and DOT accept, different for every step id (ids may hold `-`, and

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from wfx.graph import RetrySchedule, Setting
-from wfx.plan import Plan, PlannedAction, PlannedStep, Resolved, Unknown
+from wfx.plan import Plan, PlannedAction, PlannedGroup, PlannedStep, Resolved, Unknown
 from wfx.render.diagnostics import as_json
 from wfx.render.units import jitter_range
 
@@ -35,26 +35,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "stages": plan.stages,
         "finally": plan.finally_stages,
         "steps": {step_id: _step(step) for step_id, step in plan.steps.items()},
-        "groups": {
-            group_id: {
-                "name": group.name,
-                "type": group.type,
-                "maxParallel": group.max_parallel,
-                "conditionText": group.condition,
-                "groups": list(group.groups),
-                "section": group.section.value,
-                "groupTimeout": group.group_timeout,
-                "groupRetries": None
-                if group.group_retries is None
-                else {
-                    "attempts": group.group_retries.attempts,
-                    "delays": list(group.group_retries.delays),
-                    "jitter": group.group_retries.jitter,
-                    **retry_filters(group.group_retries),
-                },
-            }
-            for group_id, group in plan.groups.items()
-        },
+        "groups": {group_id: _group(group) for group_id, group in plan.groups.items()},
         "fanOuts": {
             fan_out_id: {
                 "kind": fan_out.kind,
@@ -96,6 +77,32 @@ def retry_filters(schedule: RetrySchedule) -> dict[str, Any]:
     }
 
 
+def _group(group: PlannedGroup) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "name": group.name,
+        "type": group.type,
+        "maxParallel": group.max_parallel,
+        "conditionText": group.condition,
+        "groups": list(group.groups),
+        "section": group.section.value,
+        "groupTimeout": group.group_timeout,
+        "groupRetries": None
+        if group.group_retries is None
+        else {
+            "attempts": group.group_retries.attempts,
+            "delays": list(group.group_retries.delays),
+            "jitter": group.group_retries.jitter,
+            **retry_filters(group.group_retries),
+        },
+    }
+    if group.uses is not None:
+        record["uses"] = group.uses
+        record["file"] = group.file
+        record["with"] = json_value(group.with_)
+        record["secrets"] = list(group.secrets)
+    return record
+
+
 def _step(step: PlannedStep) -> dict[str, Any]:
     return {
         "name": step.name,
@@ -131,6 +138,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
         "provenance": {name: _provenance(s) for name, s in step.settings.items()},
         "worstCaseSeconds": step.worst_case,
         "executor": step.executor,
+        **({"file": step.file, "cleanup": step.cleanup} if step.file is not None else {}),
     }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from wfx.model import StepId
-from wfx.plan import Plan, PlannedAction, PlannedStep, runs_elsewhere, where_it_runs
+from wfx.plan import Plan, PlannedAction, PlannedStep, calls_in, runs_elsewhere, where_it_runs
 from wfx.render.units import (
     count,
     duration,
@@ -80,6 +80,7 @@ def render_markdown(plan: Plan) -> str:
             lines.append(f"- {prose(fan_out_line(fan_out))}")
             if fan_out.assumption:
                 lines.append(f"  ({prose(fan_out.assumption)})")
+    lines += _sub_workflows(plan)
     if plan.compensation:
         lines += [
             "",
@@ -166,9 +167,30 @@ def _row(stage: int, step: PlannedStep) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _sub_workflows(plan: Plan) -> list[str]:
+    """Each call with what it passes, and its steps as a nested list under it."""
+    calls = calls_in(plan)
+    if not calls:
+        return []
+    lines = ["", "**Sub-workflows**", ""]
+    for group, steps in calls:
+        pad = "  " * group.id.count("/")
+        shown = json.dumps(plain(group.with_), ensure_ascii=False)
+        lines.append(
+            f"{pad}- `{group.id}` uses {code(group.uses or '')} ({prose(group.file or '')})"
+            f" with {code(shown)}"
+            + (f", secrets {code(', '.join(group.secrets))}" if group.secrets else "")
+        )
+        lines += [
+            f"{pad}  - `{step.id}`" + (" (finally)" if step.cleanup else "") for step in steps
+        ]
+    return lines
+
+
 def _what_runs(step: PlannedStep) -> list[str]:
     title = f"`{step.id}`" + (f" ({prose(step.name)})" if step.name else "")
-    lines = [f"{title}, line {step.line}:", ""]
+    where = f"{prose(step.file)} line {step.line}" if step.file else f"line {step.line}"
+    lines = [f"{title}, {where}:", ""]
     lines += action_lines(step.action)
     if step.rollback_action is not None:
         name = step.rollback_action.name

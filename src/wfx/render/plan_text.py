@@ -12,7 +12,16 @@ from rich.text import Text
 
 from wfx.diagnostics import Severity
 from wfx.model import StepId
-from wfx.plan import Plan, PlannedAction, PlannedStep, Verdict, runs_elsewhere, where_it_runs
+from wfx.plan import (
+    Plan,
+    PlannedAction,
+    PlannedGroup,
+    PlannedStep,
+    Verdict,
+    calls_in,
+    runs_elsewhere,
+    where_it_runs,
+)
 from wfx.render.units import (
     count,
     duration,
@@ -40,6 +49,9 @@ def render_text(plan: Plan, *, verbose: bool = False) -> RenderableType:
     parts: list[RenderableType] = [_header(plan), _stages_table("Stages", plan.stages, plan)]
     if plan.finally_stages:
         parts.append(_stages_table("Finally", plan.finally_stages, plan))
+    calls = calls_in(plan)
+    if calls:
+        parts.append(_sub_workflows(calls))
     parts.append(_footer(plan))
     parts.append(_what_runs(plan, verbose))
     return Group(*parts)
@@ -106,6 +118,25 @@ def _step_cells(step: PlannedStep) -> Iterator[RenderableType]:
     yield "yes" if step.rollback else ""
 
 
+def _sub_workflows(calls: list[tuple[PlannedGroup, list[PlannedStep]]]) -> Text:
+    """Each call with what it passes, and the steps it runs nested under it."""
+    text = Text()
+    text.append("Sub-workflows\n", style="bold")
+    for group, steps in calls:
+        pad = "  " * group.id.count("/")
+        text.append(f"{pad}{_one_line(group.id)}", style="bold")
+        text.append(f" uses {_one_line(group.uses or '')} ({_one_line(group.file or '')})\n")
+        shown = json.dumps(plain(group.with_), ensure_ascii=False)
+        text.append(f"{pad}  with {_one_line(shown)}\n", style="dim")
+        if group.secrets:
+            text.append(f"{pad}  secrets: {_one_line(', '.join(group.secrets))}\n", style="dim")
+        for position, step in enumerate(steps):
+            rule = "└" if position == len(steps) - 1 else "├"
+            text.append(f"{pad}  {rule} {_one_line(step.id)}")
+            text.append(" (finally)\n" if step.cleanup else "\n")
+    return text
+
+
 def _footer(plan: Plan) -> Text:
     text = Text()
     for fan_out in plan.fan_outs.values():
@@ -141,7 +172,9 @@ def _what_runs(plan: Plan, verbose: bool) -> Group:
     for step in plan.steps.values():
         title = Text(step.id, style="bold")
         title.append(f" ({_one_line(step.name)})" if step.name else "")
-        title.append(f", line {step.line}")
+        title.append(
+            f", {_one_line(step.file)} line {step.line}" if step.file else f", line {step.line}"
+        )
         parts += [title, *_action(step.action, 2, verbose)]
         place = where_it_runs(step, elsewhere or verbose)
         if place is not None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from wfx import inputs as input_values
+from wfx.diagnostics import DiagnosticsError
 from wfx.expr import ExpressionError, Status, is_truthy
 from wfx.fanout import Instance
-from wfx.graph import Node, NodeKind, Section
+from wfx.graph import CallScope, Node, NodeKind, Section
 from wfx.model import Step
 from wfx.runtime import events as ev
 from wfx.runtime.actions import StepContexts, render_text, render_value
@@ -26,6 +28,7 @@ class RunContexts:
             n.id: n.index for n in run.graph.nodes if n.kind is NodeKind.GROUP_START
         }
         """Each group's start barrier (a fan-out's included) by the group's id."""
+        self.scopes: dict[str, tuple[Mapping[str, Any], Mapping[str, str], Mapping[str, Any]]] = {}
 
     # -- conditions -------------------------------------------------------------------------
 
@@ -48,10 +51,13 @@ class RunContexts:
             group = run.states[self.group_starts[group_id]]
             if group.status is StepStatus.SKIPPED:
                 return f"group `{group_id}` was skipped"
+            if group.status is StepStatus.FAILED:
+                return f"sub-workflow call `{group_id}` failed to start"
         status = self.status(node, bad_upstream)
         condition = step.condition
         if condition is None:
-            passes = node.section is Section.FINALLY or not (status.failed or status.cancelled)
+            finishing = node.section is Section.FINALLY or node.cleanup
+            passes = finishing or not (status.failed or status.cancelled)
             return None if passes else why_not(status)
         if condition.constant is not None:
             return None if condition.constant else "its condition is false"
@@ -79,6 +85,8 @@ class RunContexts:
         run = self.run
         if node.section is Section.FINALLY:
             return Status(failed=run.failing or bad_upstream, cancelled=run.cancelled)
+        if node.cleanup:  # a sub-workflow's `finally`: how its own steps went
+            return Status(failed=bad_upstream, cancelled=run.cancelled)
         independent_stop = run.failing and not bad_upstream
         return Status(failed=bad_upstream, cancelled=run.cancelled or independent_stop)
 
@@ -91,10 +99,11 @@ class RunContexts:
     def step(self, node: Node, attempt: int, status: Status | None = None) -> StepContexts:
         """The contexts of one attempt of `node`, its `env` rendered."""
         run = self.run
+        inputs, secrets, steps = self.scope(node.scope)
         values: dict[str, Any] = {
-            "inputs": run.graph.inputs,
-            "secrets": run.secrets.values,
-            "steps": run.steps_context,
+            "inputs": inputs,
+            "secrets": secrets,
+            "steps": steps,
             "workflow": self.workflow(),
             "attempt": attempt,
             "env": {},
@@ -114,6 +123,94 @@ class RunContexts:
             for name, setting in settings.env.items():
                 env[name] = render_text(setting.value, contexts)
         return contexts
+
+    # -- sub-workflows ----------------------------------------------------------------------
+
+    def scope(self, prefix: str) -> tuple[Mapping[str, Any], Mapping[str, str], Mapping[str, Any]]:
+        """The `inputs`, `secrets` and `steps` that expressions of the scope `prefix` read:
+        a sub-workflow sees its own inputs, the secrets passed to it, its own steps."""
+        run = self.run
+        if not prefix:
+            return run.graph.inputs, run.secrets.values, run.steps_context
+        found = self.scopes.get(prefix)
+        if found is None:
+            call = run.graph.calls[prefix]
+            names = {str(s.value) for s in call.workflow.secrets}
+            secrets = {k: v for k, v in run.secrets.values.items() if k in names}
+            inputs = run.call_inputs.get(prefix, call.inputs)
+            found = (inputs, secrets, ScopedSteps(run.steps_context, prefix))
+            if prefix in run.call_inputs:
+                self.scopes[prefix] = found
+        return found
+
+    def enter_call(self, node: Node) -> str | None:
+        """A sub-workflow call starts: render its `with` in the caller's contexts into the
+        child's inputs. Returns why that failed, or None."""
+        run = self.run
+        call = run.graph.calls[f"{node.id}/"]
+        contexts = self.step(node, 0)
+        given = call.step.action.with_ if call.step.action is not None else {}
+        rendered: dict[str, Any] = {}
+        for name, template in given.items():
+            try:
+                rendered[name] = render_value(template, contexts)
+            except ExpressionError as exc:
+                return f"{exc.span}: `with.{name}` could not be evaluated: {exc.message}"
+        spans = call.step.call.with_spans if call.step.call is not None else {}
+        try:
+            values = input_values.resolve(call.workflow, rendered, spans)
+        except DiagnosticsError as exc:
+            found = "; ".join(f"{d.span}: {d.message}" for d in exc.diagnostics)
+            return f"the inputs of {call.workflow.file} are invalid: {found}"
+        run.call_inputs[call.prefix] = values
+        self.scopes.pop(call.prefix, None)
+        return None
+
+    def leave_call(self, node: Node, started: StepStatus) -> None:
+        """A sub-workflow call ended: its `outputs`, evaluated in its own contexts, become
+        the calling step's `steps.<id>.outputs`."""
+        run = self.run
+        call = run.graph.calls[f"{node.id}/"]
+        state = run.states[node.index]
+        outputs: dict[str, Any] = {}
+        if started is StepStatus.SUCCESS:
+            outputs = self.call_outputs(call, Status(failed=state.bad, cancelled=run.cancelled))
+        state.outputs = outputs
+        word = "failure" if state.bad or started.is_failure else "success"
+        if started is StepStatus.SKIPPED:
+            word = "skipped"
+        run.steps_context[node.id] = {
+            "outputs": outputs,
+            "status": word,
+            "attempts": 1,
+            "duration": 0.0,
+        }
+
+    def call_outputs(self, call: CallScope, status: Status) -> dict[str, Any]:
+        """A called workflow's `outputs`, masked; one that cannot be evaluated is None."""
+        run = self.run
+        inputs, secrets, steps = self.scope(call.prefix)
+        values = {
+            "inputs": inputs,
+            "secrets": secrets,
+            "steps": steps,
+            "workflow": self.workflow(),
+            "env": {},
+            "attempt": 0,
+        }
+        contexts = StepContexts(values, status)
+        outputs: dict[str, Any] = {}
+        for name, template in call.workflow.outputs.items():
+            try:
+                outputs[name] = run.secrets.mask_value(render_value(template, contexts))
+            except ExpressionError as exc:
+                outputs[name] = None
+                message = run.secrets.mask(
+                    f"{exc.span}: output `{name}` of {call.workflow.file} could not be"
+                    f" evaluated: {exc.message}"
+                )
+                run.emit(ev.Notice(run.run_id, run.now(), message, span=exc.span))
+        return outputs
 
     def workflow(self) -> dict[str, Any]:
         """The `workflow` context: name, run id, and how the run stands."""
@@ -188,3 +285,28 @@ def uses_status_function(node: Node) -> bool:
     """Whether `node`'s condition calls a status function (it runs even when stopping)."""
     condition = node.step.condition
     return bool(condition and condition.expression and condition.expression.uses_status_function())
+
+
+class ScopedSteps(Mapping[str, Any]):
+    """The `steps` context of a sub-workflow: the run's, seen through the call's id prefix
+    (`steps.push` inside call `deploy` is the run's `deploy/push`)."""
+
+    __slots__ = ("_prefix", "_steps")
+
+    def __init__(self, steps: Mapping[str, Any], prefix: str) -> None:
+        self._steps = steps
+        self._prefix = prefix
+
+    def __getitem__(self, key: str) -> Any:
+        if "/" in key:
+            raise KeyError(key)
+        return self._steps[self._prefix + key]
+
+    def __iter__(self) -> Iterator[str]:
+        size = len(self._prefix)
+        for key in self._steps:
+            if key.startswith(self._prefix) and "/" not in key[size:]:
+                yield key[size:]
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)

@@ -164,6 +164,7 @@ class Scheduler:
         state = self.run.states[node.index]
         state.bad = self.contexts.bad_upstream(node)
         state.ended = time.monotonic()
+        call = node.step.call is not None and not node.is_step
         if node.kind is NodeKind.GROUP_START:
             decision = self.group_stop_reason(node) or self.contexts.decide(
                 node, node.step, state.bad
@@ -174,6 +175,8 @@ class Scheduler:
                 self.run.skipped_groups = True
             else:
                 self._group_started(node)
+                if call:
+                    self._enter_call(node)
         else:
             state.status = StepStatus.SUCCESS
             clock = self.clocks.pop(node.id, None)
@@ -181,6 +184,9 @@ class Scheduler:
                 clock.cancel()
             if node.fan_out is not None:
                 self._fan_out_done(node)
+            if call:
+                start = self.run.states[self.contexts.group_starts[node.id]]
+                self.contexts.leave_call(node, start.status)
 
     # -- whole groups -----------------------------------------------------------------------
 
@@ -409,6 +415,19 @@ class Scheduler:
             assert self.runner is not None
             self.runner.fail(reason)
 
+    def _enter_call(self, node: Node) -> None:
+        """A sub-workflow call starts; when its inputs cannot be made, it fails the run."""
+        problem = self.contexts.enter_call(node)
+        if problem is None:
+            return
+        state = self.run.states[node.index]
+        state.status = StepStatus.FAILED
+        state.reason = self.run.secrets.mask(problem)
+        self.run.skipped_groups = True
+        self.run.notice(f"step `{node.id}` failed: {state.reason}", node.id)
+        assert self.runner is not None
+        self.runner.fail(f"step `{node.id}` failed: {state.reason}")
+
     # -- workers ----------------------------------------------------------------------------
 
     def _dispatch(self, node: Node) -> None:
@@ -479,7 +498,8 @@ class Scheduler:
             runner.finish(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
         main = node.section is Section.MAIN
-        cancel_on_failure = main and not (node.step.condition and uses_status_function(node))
+        finishing = node.cleanup or (node.step.condition and uses_status_function(node))
+        cancel_on_failure = main and not finishing
         try:
             with anyio.CancelScope() as scope:
                 self.running[node.index] = scope
@@ -543,6 +563,10 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
             if node.fan_out is not None and node.step.steps:
                 continue  # a fanned-out group's cap counts instances: _InstanceAdmission
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
+    for call in run.graph.calls.values():  # a called workflow's own `maxParallel`
+        if call.workflow.max_parallel is not None:
+            limit = int(call.workflow.max_parallel.value)
+            limiters[call.id] = anyio.CapacityLimiter(limit)
     return limiters
 
 

@@ -90,6 +90,9 @@ class RunState:
         self.resume: ResumeState | None = None
         """The journal's account of the run this one resumes (None: a new run)."""
 
+        self.call_inputs: dict[str, Mapping[str, Any]] = {}
+        """Each sub-workflow call's input values (by its prefix), rendered as it starts."""
+
     def steps(self, section: Section | None = None) -> Iterator[Node]:
         """The leaf nodes (optionally of one section) in the graph's order, the instances a
         dynamic fan-out got so far where the fan-out stands (before its end)."""
