@@ -6,6 +6,7 @@ lets the next run in, and a queued run killed with kill -9 leaves nothing that b
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -177,3 +178,7 @@ def test_kill_9_of_a_queued_run_and_of_the_holder_blocks_nobody(runs: Runs) -> N
     assert finish(last) == 0
     assert not [line for line in runs.lines() if line[0] in "BD"]  # not even `finally`
     assert runs.members() == []  # the dead runs' places are gone too
+    # B died waiting: nothing of it ran, and nothing of it is left in the journal either
+    [killed_id] = re.findall(r"run (\S+) started", runs.output("B"))
+    assert killed_id not in runs.run_ids()
+    assert runs.run_ids()  # the others' runs are there

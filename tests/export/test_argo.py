@@ -24,7 +24,9 @@ ROOT = HERE.parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 #: examples without a fan-out (export refuses `matrix`/`forEach`: test_a_fan_out_is_refused)
 FAN_OUTS = [e for e in EXAMPLES if "matrix:" in e.read_text() or "forEach:" in e.read_text()]
-EXPORTABLE = [e for e in EXAMPLES if e not in FAN_OUTS]
+#: examples that call a sub-workflow (refused as well: test_a_call_is_refused)
+CALLS = [e for e in EXAMPLES if "uses: ./" in e.read_text()]
+EXPORTABLE = [e for e in EXAMPLES if e not in FAN_OUTS and e not in CALLS]
 
 
 @functools.cache
@@ -184,3 +186,11 @@ def test_a_fan_out_is_refused_even_when_lossy_is_allowed() -> None:
         result = export(example, "--allow-lossy")
         assert result.exit_code == 2, result.output
         assert "fans out (`matrix` or `forEach`)" in result.output
+
+
+def test_a_call_is_refused_even_when_lossy_is_allowed() -> None:
+    assert CALLS
+    for example in CALLS:
+        result = export(example, "--allow-lossy")
+        assert result.exit_code == 2, result.output
+        assert "calls the sub-workflow" in result.output

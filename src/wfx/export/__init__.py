@@ -87,8 +87,9 @@ def _one_line(text: str) -> str:
 def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
     """The plan (as `plan_to_dict` gives it) as a workflow of `target`, with its losses;
     `options` are the target's own (Argo: `image`). A plan with a fan-out is refused
-    (DiagnosticsError): no target mapping for its instances yet, and no lossy one."""
-    unsupported = _fan_outs(plan)
+    (DiagnosticsError), and so is one that calls a sub-workflow: no target mapping for
+    them yet (a fan-out's instances, a call's own inputs), and no lossy one."""
+    unsupported = [*_fan_outs(plan), *_calls(plan)]
     if unsupported:
         raise DiagnosticsError(unsupported)
     if target == "github-actions":
@@ -117,6 +118,32 @@ def _fan_outs(plan: dict[str, Any]) -> list[Diagnostic]:
                 " to the target yet",
                 Span(plan["file"], line or 1, 1, line or 1, 1),
                 "write the instances out as steps to export this workflow",
+            )
+        )
+    return found
+
+
+def _calls(plan: dict[str, Any]) -> list[Diagnostic]:
+    """A diagnostic for each sub-workflow call (`uses: ./file.yaml`) of the plan."""
+    found = []
+    for group_id, group in (plan.get("groups") or {}).items():
+        if group.get("uses") is None:
+            continue
+        line = next(
+            (
+                s.get("line")
+                for i, s in (plan.get("steps") or {}).items()
+                if i.startswith(f"{group_id}/") and not s.get("file")
+            ),
+            None,
+        )
+        found.append(
+            error(
+                "export.sub-workflow",
+                f"`{group_id}` calls the sub-workflow `{group['uses']}`, which export does not"
+                " map to the target yet",
+                Span(plan["file"], line or 1, 1, line or 1, 1),
+                "export the called workflow on its own, or inline its steps",
             )
         )
     return found

@@ -29,12 +29,14 @@ import anyio
 
 from wfx.model import ConcurrencyMode
 from wfx.runtime.journal import (
+    Journal,
     JournalUnwritableError,
     RunLockedError,
     damage_is_corruption,
     owner_alive,
     process_start_time,
 )
+from wfx.runtime.statedir import DATABASE as JOURNAL_DATABASE
 
 DATABASE = "concurrency.db"
 
@@ -86,6 +88,8 @@ class Gate:
         self.cancelled: list[Member] = []
         """The runs this one stopped (`mode: cancel`), for the run to say so."""
         self._db: sqlite3.Connection | None = None
+        self._dead_waiters: list[str] = []
+        """Runs found dead while they waited (never their turn): their journal records go."""
 
     # -- the database ------------------------------------------------------------------------
 
@@ -129,7 +133,23 @@ class Gate:
                 living.append(Member(seq, run_id, pid, since, bool(holding)))
             else:
                 db.execute("DELETE FROM members WHERE seq = ?", (seq,))
+                if not holding:
+                    self._dead_waiters.append(run_id)
         return living
+
+    def _forget_dead_waiters(self) -> None:
+        """A run killed while it waited ran nothing: leave no record of it in the journal
+        beside this group's (a held group's dead holder keeps its record: it ran)."""
+        dead, self._dead_waiters = self._dead_waiters, []
+        journal_file = self.path.parent / JOURNAL_DATABASE
+        if not dead or not journal_file.exists():
+            return
+        journal = Journal(journal_file)
+        try:
+            for run_id in dead:
+                journal.forget_unstarted(run_id)
+        finally:
+            journal.close()
 
     # -- a run's way through the group --------------------------------------------------------
 
@@ -145,6 +165,7 @@ class Gate:
                     " this workflow's `concurrency.mode` is `fail`"
                 )
             self.seq = self._join(db, run_id)
+        self._forget_dead_waiters()
         if self.mode is ConcurrencyMode.CANCEL:
             self._cancel(others)
 
@@ -185,13 +206,15 @@ class Gate:
             if not any(m.seq == self.seq for m in living):  # taken for dead: join again
                 self.seq = self._join(db, self.run_id)
                 living = self._living(db)
-            if living[0].seq != self.seq:
-                return living[0]
-            db.execute(
-                "UPDATE members SET holding = 1, since = ? WHERE seq = ? AND holding = 0",
-                (time.time(), self.seq),
-            )
-        return None
+            first: Member | None = living[0]
+            if living[0].seq == self.seq:
+                first = None
+                db.execute(
+                    "UPDATE members SET holding = 1, since = ? WHERE seq = ? AND holding = 0",
+                    (time.time(), self.seq),
+                )
+        self._forget_dead_waiters()
+        return first
 
     async def wait_turn(self, waiting: Callable[[Member], None]) -> None:
         """Return once this run holds the group; call `waiting` with the member ahead each

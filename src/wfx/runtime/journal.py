@@ -894,6 +894,30 @@ class Journal:
         )
         return {r[0]: int(r[1]) for r in rows}
 
+    def forget_unstarted(self, run_id: str) -> bool:
+        """Delete run `run_id` if it is unfinished and never started a step of its own (a
+        run killed while it waited for its concurrency group: nothing of it ran), with the
+        workspace and scratch wfx made for it; True when it was deleted."""
+        with self.transaction():
+            row = self.db.execute(
+                "SELECT workspace FROM runs WHERE id = ? AND finished IS NULL", (run_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            started = self.db.execute(
+                "SELECT 1 FROM steps WHERE run_id = ? AND started IS NOT NULL"
+                " AND kept_from IS NULL LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            if started is not None:
+                return False
+            self.db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self.scratch_for(run_id), ignore_errors=True)
+        made_by_wfx = self.workspace_for(run_id)
+        if row[0] is not None and Path(row[0]).resolve() == made_by_wfx:
+            shutil.rmtree(made_by_wfx, ignore_errors=True)
+        return True
+
     def prune(self, older_than: float) -> int:
         """Delete finished runs that ended more than `older_than` seconds ago, and the
         workspaces wfx made for them (never one the user chose); how many runs."""
