@@ -44,6 +44,7 @@ bench: $(STAMP)
 
 ## bench-peers: wfx beside make, go-task and doit as users run them (../shared/bench/peers)
 bench-peers: $(STAMP)
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/peers.py --runs 5 --warmup 1
 
 clean:

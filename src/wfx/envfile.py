@@ -18,8 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from dotenv.parser import parse_stream
-
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.model import COMMAND_LINE_ENV_FILE, Located, Workflow
 from wfx.source import Path_
@@ -90,6 +88,8 @@ class _Reader:
         if text is None:
             return {}
         values: dict[str, str] = {}
+        from dotenv.parser import parse_stream  # noqa: PLC0415 - only when a file is read
+
         for binding in parse_stream(io.StringIO(text)):
             line = Span(str(path), binding.original.line, 1)
             if binding.error:
