@@ -38,7 +38,26 @@ class Site:
 
 
 def iter_sites(workflow: Workflow) -> Iterator[Site]:
-    """Every expression in the workflow, where it is and whose it is."""
+    """Every expression in the workflow, where it is and whose it is (found once per
+    workflow: several checks of one compilation read them all)."""
+    entry = _last_sites.entry
+    if entry is None or entry[0] is not workflow:
+        entry = (workflow, list(_find_sites(workflow)))
+        _last_sites.entry = entry  # one assignment: a concurrent check sees a whole pair
+    return iter(entry[1])
+
+
+class _LastSites:
+    """The sites of the workflow checked last (a strong reference to it: the identity
+    test cannot be fooled by a recycled id)."""
+
+    entry: tuple[Workflow, list[Site]] | None = None
+
+
+_last_sites = _LastSites()
+
+
+def _find_sites(workflow: Workflow) -> Iterator[Site]:
     for template in workflow.env.values():
         yield from _template_sites(template, None, "workflow `env`")
     for template in workflow.defaults.env.values():

@@ -983,11 +983,17 @@ class _SettingsResolver:
             found.append((None, self.defaults.retries))
 
         def nearest(name: str) -> tuple[Step | None, RetryPolicy] | None:
-            return next(((o, p) for o, p in found if getattr(p, name) is not None), None)
+            for owner, policy in found:
+                if getattr(policy, name) is not None:
+                    return owner, policy
+            return None
 
         def field_value(name: str) -> Any:
-            pair = nearest(name)
-            return None if pair is None else getattr(pair[1], name)
+            for _, policy in found:
+                value = getattr(policy, name)
+                if value is not None:
+                    return value
+            return None
 
         setter = nearest("max")
         retries = field_value("max")

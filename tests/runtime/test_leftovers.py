@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from wfx.runtime.process import TOKEN_VARIABLE, ProcessTracker, run_token_prefix, stop_leftovers
@@ -36,9 +37,14 @@ def test_the_markers_of_a_runs_processes_name_the_run() -> None:
 def test_leftovers_get_term_then_kill_and_other_runs_are_untouched(tmp_path: Path) -> None:
     run = "20260101T000000Z-dead"
     polite = _spawn(f"{run}/1", "sleep 30")
-    stubborn = _spawn(f"{run}/2", "trap '' TERM; sleep 30 & wait")  # its sleep ignores TERM too
+    ready = tmp_path / "trapped"
+    # its sleep ignores TERM too; it says when its trap is set (a TERM before is no test)
+    stubborn = _spawn(f"{run}/2", f"trap '' TERM; touch {ready}; sleep 30 & wait")
     other = _spawn("20260101T000000Z-other/3", "sleep 30")
     try:
+        deadline = time.monotonic() + 10
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         stopped = stop_leftovers(run, grace=0.2)
         assert {polite.pid, stubborn.pid} <= {p.pid for p in stopped}
         assert _gone(polite) and polite.returncode == -signal.SIGTERM
