@@ -36,6 +36,8 @@ MAX_NODES = 1_000_000
 
 PathKey = str | int
 Path_ = tuple[PathKey, ...]
+#: where a node was written, 1-based: line, column, end line, end column (a Span to be)
+Mark = tuple[int, int, int, int]
 
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -60,21 +62,29 @@ class PositionMap:
     """Where each value (and each mapping key) of a document was written."""
 
     file: str
-    values: dict[Path_, Span] = field(default_factory=dict)
-    keys: dict[Path_, Span] = field(default_factory=dict)
+    values: dict[Path_, Span | Mark] = field(default_factory=dict)
+    keys: dict[Path_, Span | Mark] = field(default_factory=dict)
+    """Both hold a Mark until the Span is asked for: a large file has tens of thousands
+    of nodes, and most spans are never read (an editor rechecks it at every keystroke)."""
 
     def value(self, path: Path_) -> Span:
         """The span of the value at `path`, or of its nearest recorded ancestor."""
         for prefix in _prefixes(path):
-            span = self.values.get(prefix)
-            if span is not None:
-                return span
+            found = self.values.get(prefix)
+            if found is not None:
+                return self._span(self.values, prefix, found)
         return Span(self.file, 1, 1, 1, 1)
 
     def key(self, path: Path_) -> Span:
         """The span of the mapping key that introduces `path`, else of its value."""
-        span = self.keys.get(path)
-        return span if span is not None else self.value(path)
+        found = self.keys.get(path)
+        return self._span(self.keys, path, found) if found is not None else self.value(path)
+
+    def _span(self, table: dict[Path_, Span | Mark], path: Path_, found: Span | Mark) -> Span:
+        if isinstance(found, Span):
+            return found
+        span = table[path] = Span(self.file, *found)
+        return span
 
 
 def _prefixes(path: Path_) -> Iterator[Path_]:
@@ -251,6 +261,9 @@ class _Builder:
     def _span(self, start: Any, end: Any) -> Span:
         return Span(self.name, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
+    def _mark(self, start: Any, end: Any) -> Mark:
+        return (start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
     def _count(self, size: int, mark: Any) -> None:
         self.nodes += size
         if self.nodes > MAX_NODES:
@@ -281,15 +294,15 @@ class _Builder:
         if isinstance(event, yaml.ScalarEvent):
             value, size = self._scalar(event), 1
             self._count(1, event.start_mark)
-            self.positions.values[path] = self._span(event.start_mark, event.end_mark)
+            self.positions.values[path] = self._mark(event.start_mark, event.end_mark)
         elif isinstance(event, yaml.SequenceStartEvent):
             self._check_collection_tag(event, "seq")
             value, size = self._sequence(events, path, depth)
-            self.positions.values[path] = self._span(event.start_mark, events.last.end_mark)
+            self.positions.values[path] = self._mark(event.start_mark, events.last.end_mark)
         elif isinstance(event, yaml.MappingStartEvent):
             self._check_collection_tag(event, "map")
             value, size = self._mapping(events, path, depth)
-            self.positions.values[path] = self._span(event.start_mark, events.last.end_mark)
+            self.positions.values[path] = self._mark(event.start_mark, events.last.end_mark)
         else:  # pragma: no cover - the parser never yields anything else here
             raise _LoadError(error("yaml.syntax", f"unexpected {event}", None))
         if event.anchor is not None:
@@ -338,19 +351,19 @@ class _Builder:
         self._count(1, events.last.start_mark)
         return mapping, size
 
-    def _key(self, event: Any) -> tuple[str, Span]:
-        span = self._span(event.start_mark, event.end_mark)
+    def _key(self, event: Any) -> tuple[str, Mark]:
         if isinstance(event, yaml.ScalarEvent):
-            return event.value, span
+            return event.value, self._mark(event.start_mark, event.end_mark)
         raise _LoadError(
             error(
                 "yaml.complex-key",
                 "mapping keys must be plain scalars, not lists, mappings or aliases",
-                span,
+                self._span(event.start_mark, event.end_mark),
             )
         )
 
-    def _merge(self, mapping: dict[str, Any], merged: set[str], value: Any, span: Span) -> None:
+    def _merge(self, mapping: dict[str, Any], merged: set[str], value: Any, mark: Mark) -> None:
+        span = Span(self.name, *mark)
         sources = value if isinstance(value, list) else [value]
         for source in sources:
             if not isinstance(source, dict):
@@ -363,9 +376,12 @@ class _Builder:
                     mapping[key] = item
                     merged.add(key)
 
-    def _duplicate(self, key: str, path: Path_, span: Span) -> None:
+    def _duplicate(self, key: str, path: Path_, mark: Mark) -> None:
+        span = Span(self.name, *mark)
         first = self.positions.keys.get(path)
-        where = f"line {first.line}" if first else "earlier"
+        where = (
+            f"line {first[0] if isinstance(first, tuple) else first.line}" if first else "earlier"
+        )
         self.problems.append(
             error(
                 "yaml.duplicate-key",
