@@ -105,45 +105,40 @@ def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
 
 def _fan_outs(plan: dict[str, Any]) -> list[Diagnostic]:
     """A diagnostic for each fan-out (`matrix`, `forEach`) of the plan, at its line."""
-    found = []
-    for fan_out_id in plan.get("fanOuts") or {}:
-        steps = plan.get("steps") or {}
-        line = next(
-            (s.get("line") for i, s in steps.items() if i.split("[", 1)[0] == fan_out_id), None
+    steps: dict[str, Any] = plan.get("steps") or {}
+    return [
+        _refused(
+            plan,
+            "export.fan-out",
+            f"`{fan_out_id}` fans out (`matrix` or `forEach`), which export does not map to"
+            " the target yet",
+            "write the instances out as steps to export this workflow",
+            [s for i, s in steps.items() if i.split("[", 1)[0] == fan_out_id],
         )
-        found.append(
-            error(
-                "export.fan-out",
-                f"`{fan_out_id}` fans out (`matrix` or `forEach`), which export does not map"
-                " to the target yet",
-                Span(plan["file"], line or 1, 1, line or 1, 1),
-                "write the instances out as steps to export this workflow",
-            )
-        )
-    return found
+        for fan_out_id in plan.get("fanOuts") or {}
+    ]
 
 
 def _calls(plan: dict[str, Any]) -> list[Diagnostic]:
     """A diagnostic for each sub-workflow call (`uses: ./file.yaml`) of the plan."""
-    found = []
-    for group_id, group in (plan.get("groups") or {}).items():
-        if group.get("uses") is None:
-            continue
-        line = next(
-            (
-                s.get("line")
-                for i, s in (plan.get("steps") or {}).items()
-                if i.startswith(f"{group_id}/") and not s.get("file")
-            ),
-            None,
+    steps: dict[str, Any] = plan.get("steps") or {}
+    return [
+        _refused(
+            plan,
+            "export.sub-workflow",
+            f"`{group_id}` calls the sub-workflow `{group['uses']}`, which export does not"
+            " map to the target yet",
+            "export the called workflow on its own, or inline its steps",
+            [s for i, s in steps.items() if i.startswith(f"{group_id}/") and not s.get("file")],
         )
-        found.append(
-            error(
-                "export.sub-workflow",
-                f"`{group_id}` calls the sub-workflow `{group['uses']}`, which export does not"
-                " map to the target yet",
-                Span(plan["file"], line or 1, 1, line or 1, 1),
-                "export the called workflow on its own, or inline its steps",
-            )
-        )
-    return found
+        for group_id, group in (plan.get("groups") or {}).items()
+        if group.get("uses") is not None
+    ]
+
+
+def _refused(
+    plan: dict[str, Any], code: str, message: str, hint: str, steps: list[dict[str, Any]]
+) -> Diagnostic:
+    """An error at the line of the first of `steps` (the planned steps it is about)."""
+    line = next((s["line"] for s in steps if s.get("line")), 1)
+    return error(code, message, Span(plan["file"], line, 1, line, 1), hint)

@@ -376,24 +376,7 @@ class StepRunner:
             return
         state.reason = record.reason
         run.steps_context[node.id] = step_context(state, 0.0)
-        source = run.kept.get(node.index)
-        if source is not None:
-            run.emit(_kept_event(run.run_id, run.now(), node.id, record, source))
-            return
-        run.emit(
-            ev.StepRestored(
-                run.run_id,
-                run.now(),
-                node.id,
-                status,
-                record.attempts,
-                0.0,
-                record.exit_code,
-                record.signal,
-                record.reason,
-                record.outputs,
-            )
-        )
+        run.emit(_restored_event(run.run_id, run.now(), node.id, record, run.kept.get(node.index)))
 
     def _restored_failure(self, node: Node, record: StepRecord) -> None:
         """A step failed before the crash: its group runs again if it has attempts left;
@@ -429,11 +412,12 @@ class StepRunner:
             run.notice(f"killed processes `{node.id}` left running: {listed}", node.id)
 
 
-def _kept_event(
-    run_id: str, now: float, step: StepId, record: StepRecord, source: str
-) -> ev.StepKept:
-    """The event of a step whose result a run keeps from the earlier run `source`."""
-    return ev.StepKept(
+def _restored_event(
+    run_id: str, now: float, step: StepId, record: StepRecord, source: str | None
+) -> ev.StepRestored:
+    """The event of a step whose journaled result the run takes instead of running it: its
+    own (a resume), or the earlier run `source`'s (a redrive, a part of a workflow)."""
+    fields = (
         run_id,
         now,
         step,
@@ -444,8 +428,8 @@ def _kept_event(
         record.signal,
         record.reason,
         record.outputs,
-        source=source,
     )
+    return ev.StepRestored(*fields) if source is None else ev.StepKept(*fields, source=source)
 
 
 class _Deadline:
