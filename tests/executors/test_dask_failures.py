@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,8 +28,15 @@ DASK = str(Path(sys.executable).parent / "dask")
 
 
 @pytest.fixture
-def orphan() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A step process as a dead worker leaves it: its own session, the attempt's marker."""
+def orphan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A step process as a dead worker leaves it: its own session, the attempt's marker.
+
+    The records live in this test's own temporary directory: the host's shared one is
+    swept by every Dask worker other tests start meanwhile, which would take this test's
+    record (and its process) first."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     instance = uuid.uuid4().hex
     token = f"wfxdask-{instance}/{uuid.uuid4().hex}"
     process = subprocess.Popen(
