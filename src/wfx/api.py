@@ -696,7 +696,7 @@ def record_new_run(
     """Create the journal record of a new run of `graph` (before any step starts); return
     its workspace: `workspace` when given, else a directory of its own beside the journal.
     The steps `part` keeps and skips are recorded with it."""
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     chosen = Path(workspace).resolve() if workspace else journal.workspace_for(run_id)
     journal.create_run(
@@ -729,7 +729,7 @@ def check_plan_binding(plan_file: str | Path, graph: ExecutionGraph) -> None:
     """Refuse (DiagnosticsError) when `graph` no longer matches the reviewed plan's fingerprint."""
     import json
 
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     try:
         reviewed = json.loads(Path(plan_file).read_text(encoding="utf-8"))
@@ -779,7 +779,7 @@ def resume_target(
     `root`), and what changed as `describe` words it (None when nothing did). Refuses a
     changed workflow unless `force`."""
     from wfx.compiler import compile_workflow
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     record = journal.run(run_id)
     if record is None:
@@ -927,7 +927,7 @@ def redrive_target(
     succeeded, and a workflow changed since the run unless `force` (then the changed steps
     run again too); RunLockedError for a run a live process still runs."""
     from wfx.compiler import compile_workflow
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
     from wfx.runtime import redrive
     from wfx.selection import redrive as select_redrive
 

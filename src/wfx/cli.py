@@ -710,15 +710,19 @@ def _execute(
     part of the workflow); exit with its code."""
     from contextlib import ExitStack
 
-    from rich.console import Console
-
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
+    from wfx.render.console import PlainConsole, run_console
     from wfx.render.run_view import choose_view
-    from wfx.render.summary import summary_from_events, summary_markdown, summary_table
+    from wfx.render.summary import (
+        summary_from_events,
+        summary_markdown,
+        summary_plain,
+        summary_table,
+    )
     from wfx.runtime.engine import RunOptions
 
-    console = Console(highlight=False, stderr=how.output_format == "json")
+    console = run_console(stderr=how.output_format == "json")
     collected: list[Any] = []
     with ExitStack() as files:
         # opened before the run is recorded: a path that cannot be written is exit 2,
@@ -778,7 +782,9 @@ def _execute(
             except DiagnosticsError as exc:
                 _fail_with(exc.diagnostics, {}, "text")
         run_line, step_lines = summary_from_events(collected)
-        if not how.quiet:
+        if not how.quiet and isinstance(console, PlainConsole):
+            console.print(summary_plain(step_lines))
+        elif not how.quiet:
             console.print(summary_table(step_lines), soft_wrap=True)
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))
