@@ -64,9 +64,11 @@ class Report:
 
 def load_document(path: str | Path) -> SourceDocument:
     """Read a workflow file and check it against the schema; return the SourceDocument."""
-    from wfx import schema, source
+    from wfx import schema, schemacheck, source
 
     document = source.load(path)
+    if schemacheck.is_valid(document.data):
+        return document  # jsonschema is imported only to explain what is wrong
     problems = schema.validate(document)
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))

@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from wfx import __version__
+from wfx import __version__, classcache
 from wfx.exitcodes import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -29,6 +29,9 @@ from wfx.exitcodes import (
     EXIT_OK,
     EXIT_RUN_LOCKED,
 )
+
+# before the first dataclass of wfx is made (this module's own): see wfx.classcache
+classcache.install()
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from wfx import api
+from wfx import api, userkey
 from wfx.runtime import modelcache
 from wfx.runtime.modelcache import CachedModel, ModelCache
 
@@ -32,9 +32,9 @@ steps:
 def private_key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(modelcache.DISABLE_VARIABLE, raising=False)
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     yield
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     modelcache._code_stamp.cache_clear()
 
 
@@ -189,10 +189,10 @@ def test_an_entry_not_signed_with_this_users_key_is_never_unpickled(project: Pat
     assert api.checked_model("wf.yaml", project / ".wfx")[0].file == "wf.yaml"
     assert not proof.exists()
     # signed with another user's key: the same
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     os.environ["XDG_CACHE_HOME"] = str(project / "elsewhere")
     forged = modelcache._sign(payload) + payload
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     os.environ["XDG_CACHE_HOME"] = str(project.parent / "xdg")
     entry.write_bytes(forged)
     api.checked_model("wf.yaml", project / ".wfx")
@@ -215,7 +215,7 @@ def test_a_key_others_can_read_turns_the_cache_off(project: Path, tmp_path: Path
     key = tmp_path / "xdg" / "wfx" / "cache.key"
     assert key.stat().st_mode & 0o777 == 0o600
     key.chmod(0o644)
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     for entry in entries(project):
         entry.unlink()
     model(project)

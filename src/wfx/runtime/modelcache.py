@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import os
 import pickle
-import secrets
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +37,8 @@ from pathlib import Path
 from wfx.diagnostics import Diagnostic
 from wfx.model import Workflow
 from wfx.resources import data_dir
+from wfx.userkey import sign as _sign
+from wfx.userkey import verified as _verified
 
 #: turn the cache off (any non-empty value)
 DISABLE_VARIABLE = "WFX_NO_CACHE"
@@ -48,7 +48,6 @@ FOLDER = "cache"
 MAX_ENTRIES = 256
 #: bump when the entry layout changes
 _FORMAT = b"wfx-model-cache-1"
-_DIGEST = hashlib.sha256().digest_size
 #: the entries this process was served: storing them again would only rewrite them
 _SERVED: set[Path] = set()
 
@@ -162,43 +161,3 @@ def _unchanged(files: list[tuple[str, str]]) -> bool:
         return all(_file_hash(name) == digest for name, digest in files)
     except OSError:
         return False
-
-
-def _sign(payload: bytes) -> bytes:
-    return hmac.new(_secret(), payload, hashlib.sha256).digest()
-
-
-def _verified(signed: bytes) -> bytes | None:
-    """The payload of a signed entry when this user's key signed it, else None."""
-    signature, payload = signed[:_DIGEST], signed[_DIGEST:]
-    return payload if hmac.compare_digest(signature, _sign(payload)) else None
-
-
-@cache
-def _secret() -> bytes:
-    """This user's signing key, made (readable by this user only) on first use."""
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(home) / "wfx" / "cache.key"
-    with contextlib.suppress(FileNotFoundError):
-        return _own_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(f".cache.key.{os.getpid()}")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_bytes(32))
-    with contextlib.suppress(FileExistsError):
-        os.link(partial, path)  # another process may have made one first: keep theirs
-    partial.unlink()
-    return _own_key(path)
-
-
-def _own_key(path: Path) -> bytes:
-    """The key in `path`, refused (an exception: no cache) unless only its owner, this
-    user, can read or change it."""
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise PermissionError(f"{path} is not private to this user")
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ValueError(f"{path} is not a key")
-    return key
