@@ -29,7 +29,7 @@ import hashlib
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -46,6 +46,8 @@ DISABLE_VARIABLE = "WFX_NO_CACHE"
 FOLDER = "cache"
 #: the most entries kept: the oldest go when a new one would exceed it
 MAX_ENTRIES = 256
+#: the files whose size and modification time stand for wfx's code and data
+_CODE_SUFFIXES = (".py", ".json", ".lark", ".pickle")
 #: bump when the entry layout changes
 _FORMAT = b"wfx-model-cache-1"
 #: the entries this process was served: storing them again would only rewrite them
@@ -143,13 +145,23 @@ def _code_stamp() -> str:
     checkout that changes any of them (without a new version number) misses."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
-    folders = [package, data_dir("schema"), data_dir("grammar")]
-    for folder in folders:
-        for file in sorted(folder.rglob("*")):
-            if file.suffix in (".py", ".json", ".lark", ".pickle") and file.is_file():
-                info = file.stat()
-                digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    for folder in (package, data_dir("schema"), data_dir("grammar")):
+        for path, size, modified in sorted(_code_files(str(folder))):
+            digest.update(f"{path}\0{size}\0{modified}\n".encode())
     return digest.hexdigest()
+
+
+def _code_files(folder: str) -> Iterator[tuple[str, int, int]]:
+    """(path, size, modification time) of each file of code or data under `folder`, without
+    descending into `__pycache__` (os.scandir: a pathlib walk costs several milliseconds
+    of every start)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir() and entry.name != "__pycache__":
+                yield from _code_files(entry.path)
+            elif entry.name.endswith(_CODE_SUFFIXES) and entry.is_file():
+                info = entry.stat()
+                yield entry.path, info.st_size, info.st_mtime_ns
 
 
 def _file_hash(path: str | Path) -> str:
