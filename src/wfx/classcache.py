@@ -12,7 +12,8 @@ of the file name).
 
 The file is signed with this user's key (:mod:`wfx.userkey`) like the model cache: code
 is never loaded from a file anyone else wrote. Any failure to read or write it is a
-miss; `WFX_NO_CACHE=1` turns it off with the model cache.
+miss; `WFX_NO_CACHE=1` turns it off with the model cache, and nothing is written where
+Python writes no bytecode either (`PYTHONDONTWRITEBYTECODE`).
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ def _read(path: Path) -> dict[str, bytes]:
 
 
 def _write() -> None:
-    """Keep the texts this process compiled (with those read), when there are new ones."""
-    if not _compiled:
+    """Keep the texts this process compiled (with those read), when there are new ones and
+    Python may write its own cache (PYTHONDONTWRITEBYTECODE, -B: nothing is written, so a
+    command that promises to write nothing, such as `wfx plan`, keeps that promise)."""
+    if not _compiled or sys.dont_write_bytecode:
         return
     with contextlib.suppress(Exception):
         from wfx.userkey import sign  # noqa: PLC0415 - only when there is something new

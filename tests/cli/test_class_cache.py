@@ -53,7 +53,8 @@ print(json.dumps({
 
 
 def _python(code: str, home: Path, **env: str) -> dict[str, object]:
-    environ = {k: v for k, v in os.environ.items() if k != "WFX_NO_CACHE"}
+    dropped = ("WFX_NO_CACHE", "PYTHONDONTWRITEBYTECODE")
+    environ = {k: v for k, v in os.environ.items() if k not in dropped}
     environ |= {"XDG_CACHE_HOME": str(home), **env}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True
@@ -89,4 +90,10 @@ def test_a_file_this_users_key_did_not_sign_is_never_loaded(tmp_path: Path) -> N
 
 def test_turned_off_it_reads_and_writes_nothing(tmp_path: Path) -> None:
     assert _python(_PROBE, tmp_path, WFX_NO_CACHE="1") == {"compiled": 0, "known": 0}
+    assert not list((tmp_path / "wfx").glob("classes-*.bin"))
+
+
+def test_nothing_is_written_where_python_writes_no_bytecode(tmp_path: Path) -> None:
+    """`wfx plan` writes nothing: its side-effect test runs with PYTHONDONTWRITEBYTECODE."""
+    assert _python(_PROBE, tmp_path, PYTHONDONTWRITEBYTECODE="1")["known"] == 0
     assert not list((tmp_path / "wfx").glob("classes-*.bin"))
