@@ -19,7 +19,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from wfx import __version__, classcache
+from wfx import __version__
 from wfx.exitcodes import (
     EXIT_FAILED,
     EXIT_INTERNAL,
@@ -29,8 +29,9 @@ from wfx.exitcodes import (
     EXIT_OK,
     EXIT_RUN_LOCKED,
 )
+from wfx.runtime import classcache
 
-# before the first dataclass of wfx is made (this module's own): see wfx.classcache
+# before the first dataclass of wfx is made (this module's own): see wfx.runtime.classcache
 classcache.install()
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -587,6 +588,7 @@ def run_command(
         given, spans = _gather_inputs(assignments, inputs_file)
         cache = _cache_dir(how.state_dir) if how.journal else None
         fresh: list[Any] = []
+        compiled: list[Any] = []
         graph = api.compile_file(
             file,
             given or None,
@@ -595,6 +597,7 @@ def run_command(
             cache=cache,
             on_fresh_model=lambda model, files: fresh.append((model, files)),
             root=root,
+            on_fresh_compilation=compiled.append,
         ).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
@@ -610,6 +613,8 @@ def run_command(
         if cache is not None and journal is not None and fresh:
             model, files = fresh[0]
             api.remember_model(file, cache, model, files, root=root)
+        if cache is not None and journal is not None and compiled:
+            api.remember_compilation(file, cache, compiled[0], given or None, spans, root)
         state = part = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))

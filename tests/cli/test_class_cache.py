@@ -1,4 +1,4 @@
-"""The cache of the code `dataclasses` compiles (wfx.classcache): a second `wfx` process
+"""The cache of the code `dataclasses` compiles (wfx.runtime.classcache): a second `wfx` process
 compiles none of it again, the classes it makes behave exactly as compiled ones, and a
 file this user's key did not sign is never loaded."""
 
@@ -15,7 +15,7 @@ _PROBE = """
 import json, sys
 import wfx.cli
 import wfx.runtime.engine, wfx.runtime.journal, wfx.compiler, wfx.runtime.modelcache
-from wfx import classcache
+from wfx.runtime import classcache
 print(json.dumps({"compiled": len(classcache._compiled), "known": len(classcache._known)}))
 """
 

@@ -71,12 +71,23 @@ def cached(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_a_cached_run_to_a_pipe_imports_no_reader_schema_planner_or_rich(cached: Path) -> None:
+def test_a_cached_run_to_a_pipe_imports_no_reader_schema_compiler_planner_or_rich(
+    cached: Path,
+) -> None:
     done, modules = _modules(cached, "run", "wf.yaml")
     assert done.returncode == 0, done.stderr
     assert "hello world" in done.stdout
     assert "✓ success" in done.stdout  # the summary, printed without rich
-    assert _loaded(modules, (*READING, "rich", "wfx.plan")) == []
+    compiling = ("wfx.compiler", "wfx.checks", "wfx.include")
+    assert _loaded(modules, (*READING, *compiling, "rich", "wfx.plan")) == []
+
+
+def test_a_run_with_other_inputs_compiles_again(cached: Path) -> None:
+    done, modules = _modules(cached, "run", "wf.yaml", "-i", "who=you")
+    assert done.returncode == 0, done.stderr
+    assert "hello you" in done.stdout
+    assert "wfx.compiler" in modules
+    assert _loaded(modules, READING) == []  # the model still comes from the cache
 
 
 def test_a_cached_plan_imports_no_reader_or_schema(cached: Path) -> None:

@@ -10,7 +10,7 @@ the key, so the code is exactly what compiling it would give, whichever wfx or c
 asks, and the file holds only what this Python's `marshal` wrote (its version is part
 of the file name).
 
-The file is signed with this user's key (:mod:`wfx.userkey`) like the model cache: code
+The file is signed with this user's key (:mod:`wfx.runtime.userkey`) like the model cache: code
 is never loaded from a file anyone else wrote. Any failure to read or write it is a
 miss; `WFX_NO_CACHE=1` turns it off with the model cache, and nothing is written where
 Python writes no bytecode either (`PYTHONDONTWRITEBYTECODE`).
@@ -76,7 +76,7 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
 
 
 def _read(path: Path) -> dict[str, bytes]:
-    from wfx.userkey import verified  # noqa: PLC0415 - only when there is a file
+    from wfx.runtime.userkey import verified  # noqa: PLC0415 - only when there is a file
 
     payload = verified(path.read_bytes())
     if payload is None:
@@ -96,7 +96,7 @@ def _write() -> None:
     if not _compiled or sys.dont_write_bytecode:
         return
     with contextlib.suppress(Exception):
-        from wfx.userkey import sign  # noqa: PLC0415 - only when there is something new
+        from wfx.runtime.userkey import sign  # noqa: PLC0415 - only when there is something new
 
         entries = (
             {**_known, **_compiled} if len(_known) + len(_compiled) <= MAX_ENTRIES else _compiled
