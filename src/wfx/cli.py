@@ -32,7 +32,7 @@ from wfx.exitcodes import (
 from wfx.runtime import classcache
 
 # before the first dataclass of wfx is made (this module's own): see wfx.runtime.classcache
-classcache.install()
+classcache.install(warm=("wfx.render.plan_text", "wfx.render.plan_diff", "wfx.explain"))
 
 F = TypeVar("F", bound=Callable[..., Any])
 

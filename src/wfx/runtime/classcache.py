@@ -22,9 +22,11 @@ import atexit
 import builtins
 import contextlib
 import dataclasses
+import importlib
 import marshal
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,18 @@ _FORMAT = "wfx-class-cache-1"
 _known: dict[str, bytes] = {}
 #: source texts compiled by this process (written at exit)
 _compiled: dict[str, bytes] = {}
+#: modules imported before the cache is written (see install)
+_warm: list[str] = []
 
 
-def install() -> None:
+def install(warm: Sequence[str] = ()) -> None:
     """Have `dataclasses` take the code of the methods it generates from the cache (once
-    per process; nothing when the cache is turned off or this Python is not CPython)."""
+    per process; nothing when the cache is turned off or this Python is not CPython).
+
+    `warm`: modules whose classes are made by commands that write nothing (`wfx plan`
+    promises no file changes, so it never writes this cache either); a process that
+    writes the cache imports them first, so their code is in it too."""
+    _warm[:] = warm
     if getattr(dataclasses, "exec", None) is _exec:
         return
     if os.environ.get("WFX_NO_CACHE") or sys.implementation.name != "cpython":
@@ -95,6 +104,9 @@ def _write() -> None:
     command that promises to write nothing, such as `wfx plan`, keeps that promise)."""
     if not _compiled or sys.dont_write_bytecode:
         return
+    for name in _warm:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     with contextlib.suppress(Exception):
         from wfx.runtime.userkey import sign  # noqa: PLC0415 - only when there is something new
 
