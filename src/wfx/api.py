@@ -22,7 +22,7 @@ from wfx.diagnostics import (
 )
 
 if TYPE_CHECKING:
-    from wfx.compiler import Compilation
+    from wfx.compilation import Compilation
     from wfx.graph import ExecutionGraph
     from wfx.model import StepId, Workflow
     from wfx.plan import Change, Plan
@@ -64,9 +64,11 @@ class Report:
 
 def load_document(path: str | Path) -> SourceDocument:
     """Read a workflow file and check it against the schema; return the SourceDocument."""
-    from wfx import schema, source
+    from wfx import schema, schemacheck, source
 
     document = source.load(path)
+    if schemacheck.is_valid(document.data):
+        return document  # jsonschema is imported only to explain what is wrong
     problems = schema.validate(document)
     if problems:
         raise DiagnosticsError(sorted_diagnostics(problems))
@@ -107,6 +109,7 @@ def compile_file(
     cache: str | Path | None = None,
     on_fresh_model: Callable[[Workflow, list[str]], None] | None = None,
     root: str | Path | None = None,
+    on_fresh_compilation: Callable[[Compilation], None] | None = None,
 ) -> Compilation:
     """Load and compile a workflow with inputs; return a Compilation (graph + warnings).
 
@@ -117,12 +120,26 @@ def compile_file(
     cache may spare reading and checking the files again (see wfx.runtime.modelcache);
     None reads them afresh. `on_fresh_model` is given the model and the files it called
     when it was not in the cache and had no problems (before the env files are read into
-    it: what `remember_model` may keep).
+    it: what `remember_model` may keep). The cache may also hold the graph compiled with
+    these inputs (no env files); `on_fresh_compilation` is given a compilation that was not
+    taken from there (what `remember_compilation` may keep).
     """
+    variant = None
+    if cache is not None and not env_files:
+        from wfx.runtime.modelcache import ModelCache, compilation_variant
+
+        store = ModelCache.at(cache)
+        variant = compilation_variant(inputs, input_spans, require_inputs)
+        if store is not None and (hit := store.load_compiled(path, root, variant)) is not None:
+            from wfx.compilation import Compilation
+
+            return Compilation(hit.graph, hit.warnings)
     checked, problems, files = _model_and_origin(path, cache, root)
     compilation = _compile_model(checked, problems, inputs, input_spans, require_inputs, env_files)
     if files is not None and on_fresh_model is not None:
         on_fresh_model(checked, files)
+    if variant is not None and on_fresh_compilation is not None:
+        on_fresh_compilation(compilation)
     return compilation
 
 
@@ -216,6 +233,26 @@ def remember_model(
     store = ModelCache.at(cache)
     if store is not None:
         store.store(path, root, CachedModel(workflow, []), files)
+
+
+def remember_compilation(
+    path: str | Path,
+    cache: str | Path,
+    compilation: Compilation,
+    inputs: InputValues | None = None,
+    input_spans: Mapping[str, Span] | None = None,
+    root: str | Path | None = None,
+) -> None:
+    """Keep the graph of the workflow at `path` compiled with `inputs` (as given, at
+    `input_spans`) in the model cache of the state directory `cache`, unless its workflow
+    calls sub-workflows or reads env files (see wfx.runtime.modelcache)."""
+    from wfx.runtime.modelcache import CachedCompilation, ModelCache, compilation_variant
+
+    store = ModelCache.at(cache)
+    if store is not None:
+        variant = compilation_variant(inputs, input_spans, True)
+        compiled = CachedCompilation(compilation.graph, compilation.warnings)
+        store.store_compiled(path, root, variant, compiled)
 
 
 def validate(
@@ -624,13 +661,15 @@ def enter_concurrency_group(
     None when the workflow has no `concurrency`. ConcurrencyBusyError (exit 75) with
     `mode: fail` when the group is taken; with `mode: cancel` the runs in it are stopped.
     The run waits for its turn when it starts (`RunOptions.concurrency`)."""
+    concurrency = graph.workflow.concurrency
+    if concurrency is None:
+        return None
     from wfx.compiler import concurrency_group
     from wfx.runtime.concurrency import Gate
     from wfx.runtime.statedir import state_dir
 
     group = concurrency_group(graph.workflow, graph.inputs)
-    concurrency = graph.workflow.concurrency
-    if group is None or concurrency is None:
+    if group is None:
         return None
     gate = Gate(state_dir(state_directory).path, group, concurrency.mode)
     gate.enter(run_id)
@@ -696,7 +735,7 @@ def record_new_run(
     """Create the journal record of a new run of `graph` (before any step starts); return
     its workspace: `workspace` when given, else a directory of its own beside the journal.
     The steps `part` keeps and skips are recorded with it."""
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     chosen = Path(workspace).resolve() if workspace else journal.workspace_for(run_id)
     journal.create_run(
@@ -729,7 +768,7 @@ def check_plan_binding(plan_file: str | Path, graph: ExecutionGraph) -> None:
     """Refuse (DiagnosticsError) when `graph` no longer matches the reviewed plan's fingerprint."""
     import json
 
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     try:
         reviewed = json.loads(Path(plan_file).read_text(encoding="utf-8"))
@@ -779,7 +818,7 @@ def resume_target(
     `root`), and what changed as `describe` words it (None when nothing did). Refuses a
     changed workflow unless `force`."""
     from wfx.compiler import compile_workflow
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
 
     record = journal.run(run_id)
     if record is None:
@@ -927,7 +966,7 @@ def redrive_target(
     succeeded, and a workflow changed since the run unless `force` (then the changed steps
     run again too); RunLockedError for a run a live process still runs."""
     from wfx.compiler import compile_workflow
-    from wfx.plan import fingerprint
+    from wfx.fingerprint import fingerprint
     from wfx.runtime import redrive
     from wfx.selection import redrive as select_redrive
 

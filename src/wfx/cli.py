@@ -29,6 +29,10 @@ from wfx.exitcodes import (
     EXIT_OK,
     EXIT_RUN_LOCKED,
 )
+from wfx.runtime import classcache
+
+# before the first dataclass of wfx is made (this module's own): see wfx.runtime.classcache
+classcache.install(warm=("wfx.render.plan_text", "wfx.render.plan_diff", "wfx.explain"))
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -584,6 +588,7 @@ def run_command(
         given, spans = _gather_inputs(assignments, inputs_file)
         cache = _cache_dir(how.state_dir) if how.journal else None
         fresh: list[Any] = []
+        compiled: list[Any] = []
         graph = api.compile_file(
             file,
             given or None,
@@ -592,6 +597,7 @@ def run_command(
             cache=cache,
             on_fresh_model=lambda model, files: fresh.append((model, files)),
             root=root,
+            on_fresh_compilation=compiled.append,
         ).graph
         if plan_file:
             api.check_plan_binding(plan_file, graph)
@@ -607,6 +613,8 @@ def run_command(
         if cache is not None and journal is not None and fresh:
             model, files = fresh[0]
             api.remember_model(file, cache, model, files, root=root)
+        if cache is not None and journal is not None and compiled:
+            api.remember_compilation(file, cache, compiled[0], given or None, spans, root)
         state = part = None
         if resume and journal is not None:
             unfinished = journal.latest_unfinished(str(Path(file).resolve()))
@@ -710,15 +718,19 @@ def _execute(
     part of the workflow); exit with its code."""
     from contextlib import ExitStack
 
-    from rich.console import Console
-
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
+    from wfx.render.console import PlainConsole, run_console
     from wfx.render.run_view import choose_view
-    from wfx.render.summary import summary_from_events, summary_markdown, summary_table
+    from wfx.render.summary import (
+        summary_from_events,
+        summary_markdown,
+        summary_plain,
+        summary_table,
+    )
     from wfx.runtime.engine import RunOptions
 
-    console = Console(highlight=False, stderr=how.output_format == "json")
+    console = run_console(stderr=how.output_format == "json")
     collected: list[Any] = []
     with ExitStack() as files:
         # opened before the run is recorded: a path that cannot be written is exit 2,
@@ -778,7 +790,9 @@ def _execute(
             except DiagnosticsError as exc:
                 _fail_with(exc.diagnostics, {}, "text")
         run_line, step_lines = summary_from_events(collected)
-        if not how.quiet:
+        if not how.quiet and isinstance(console, PlainConsole):
+            console.print(summary_plain(step_lines))
+        elif not how.quiet:
             console.print(summary_table(step_lines), soft_wrap=True)
         if summary_handle is not None:
             summary_handle.write(summary_markdown(run_line, step_lines))

@@ -17,6 +17,7 @@ from difflib import get_close_matches
 from typing import Any
 
 from wfx import checks, inputs
+from wfx.compilation import Compilation
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
 from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.fanout import Instance, TooManyInstancesError, max_instances, static_instances
@@ -56,14 +57,6 @@ DEFAULT_RETRY_DELAY = 1.0
 DEFAULT_MAX_DELAY = 30.0
 DEFAULT_FACTOR = 2.0
 ON_ERROR_RETRY_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class Compilation:
-    """A compiled graph together with the warnings found on the way."""
-
-    graph: ExecutionGraph
-    warnings: list[Diagnostic] = field(default_factory=list)
 
 
 def compile_workflow(

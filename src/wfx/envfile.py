@@ -17,11 +17,14 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.model import COMMAND_LINE_ENV_FILE, Located, Workflow
-from wfx.source import Path_
 from wfx.walk import all_steps
+
+if TYPE_CHECKING:
+    from wfx.source import Path_
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

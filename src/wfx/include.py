@@ -25,13 +25,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wfx import inputs, model, schema, source
+from wfx import inputs, model
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.expr import Template
 from wfx.model import Call, Input, Step, Workflow
 from wfx.walk import all_steps
+
+if TYPE_CHECKING:
+    from wfx import source
 
 #: how deep sub-workflows may call sub-workflows (the top workflow is depth 0)
 MAX_DEPTH = 10
@@ -236,7 +239,9 @@ class _Includer:
         if document is None:
             return None
         self.sources[name] = document.text
-        found = schema.validate(document)
+        from wfx import schema, schemacheck  # noqa: PLC0415 - only a workflow with calls
+
+        found = [] if schemacheck.is_valid(document.data) else schema.validate(document)
         if found:
             self.problems += found
             return None
@@ -249,6 +254,8 @@ class _Includer:
     def read(self, real: str, name: str, call: Call) -> source.SourceDocument | None:
         """Parse the file at `real` with the safe loader; it is opened without following a
         symbolic link (one swapped in after the path was checked is refused)."""
+        from wfx import source  # noqa: PLC0415 - only a workflow with calls reads more files
+
         try:
             descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             with os.fdopen(descriptor, "rb") as handle:

@@ -15,12 +15,14 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType, TypeAlias
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.durations import parse_duration
 from wfx.expr import Expression, ExpressionError, Template, parse, parse_template, to_string
-from wfx.source import Path_, SourceDocument
+
+if TYPE_CHECKING:  # the YAML reader is not needed to unpickle a cached model
+    from wfx.source import Path_, SourceDocument
 
 StepId = NewType("StepId", str)
 
@@ -348,7 +350,7 @@ def build_with_problems(
 
 
 #: Steps built before, with the problems found building them, by what they depend on
-_StepKey = tuple[str, Path_, int, str, str]
+_StepKey: TypeAlias = "tuple[str, Path_, int, str, str]"
 _BUILT_STEPS: dict[_StepKey, tuple[Step, tuple[Diagnostic, ...]]] = {}
 _BUILT_STEPS_MAX = 50_000
 

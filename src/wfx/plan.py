@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,7 @@ from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
+from wfx.fingerprint import fingerprint
 from wfx.graph import (
     CallScope,
     ExecutionGraph,
@@ -35,8 +35,7 @@ from wfx.graph import (
     is_template,
     template_id,
 )
-from wfx.model import Action, Condition, Input, OnError, Step, StepId, StepKind, Workflow
-from wfx.walk import all_steps
+from wfx.model import Action, Condition, Input, OnError, Step, StepId, StepKind
 
 PLAN_VERSION = 1
 
@@ -231,36 +230,6 @@ class Plan:
     env_source: Mapping[str, str] = field(default_factory=dict)
     """The workflow's `env` as written, each `${{ }}` kept as an expression."""
     fan_outs: Mapping[StepId, PlannedFanOut] = field(default_factory=dict)
-
-
-def fingerprint(workflow: Workflow, inputs: Mapping[str, Any]) -> str:
-    """A hash of the normalised workflow, of every sub-workflow it calls (by file name) and
-    of the resolved inputs (comments don't count)."""
-    covered: dict[str, Any] = {"workflow": workflow.data, "inputs": inputs}
-    included = included_definitions(workflow)
-    if included:
-        covered["included"] = included
-    canonical = json.dumps(
-        covered,
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-        ensure_ascii=False,
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def included_definitions(workflow: Workflow) -> dict[str, Any]:
-    """The data of every sub-workflow `workflow` calls, directly or not, by file name."""
-    found: dict[str, Any] = {}
-    pending = [workflow]
-    while pending:
-        for step in all_steps(pending.pop()):
-            child = step.call.workflow if step.call is not None else None
-            if child is not None and child.file not in found:
-                found[child.file] = child.data
-                pending.append(child)
-    return found
 
 
 def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Plan:

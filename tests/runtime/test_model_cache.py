@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from wfx import api
-from wfx.runtime import modelcache
+from wfx.runtime import modelcache, userkey
 from wfx.runtime.modelcache import CachedModel, ModelCache
 
 WORKFLOW = """\
@@ -32,9 +32,9 @@ steps:
 def private_key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(modelcache.DISABLE_VARIABLE, raising=False)
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     yield
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     modelcache._code_stamp.cache_clear()
 
 
@@ -189,10 +189,10 @@ def test_an_entry_not_signed_with_this_users_key_is_never_unpickled(project: Pat
     assert api.checked_model("wf.yaml", project / ".wfx")[0].file == "wf.yaml"
     assert not proof.exists()
     # signed with another user's key: the same
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     os.environ["XDG_CACHE_HOME"] = str(project / "elsewhere")
     forged = modelcache._sign(payload) + payload
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     os.environ["XDG_CACHE_HOME"] = str(project.parent / "xdg")
     entry.write_bytes(forged)
     api.checked_model("wf.yaml", project / ".wfx")
@@ -215,7 +215,7 @@ def test_a_key_others_can_read_turns_the_cache_off(project: Path, tmp_path: Path
     key = tmp_path / "xdg" / "wfx" / "cache.key"
     assert key.stat().st_mode & 0o777 == 0o600
     key.chmod(0o644)
-    modelcache._secret.cache_clear()
+    userkey.secret.cache_clear()
     for entry in entries(project):
         entry.unlink()
     model(project)
@@ -256,12 +256,15 @@ def test_run_writes_the_cache_and_plan_only_reads_it(project: Path) -> None:
     first = wfx(project, "run", "wf.yaml", "-i", "who=ada")
     assert first.returncode == 0, first.stderr
     assert "hello ada" in first.stdout
-    assert len(entries(project)) == 1
+    assert len(entries(project)) == 2  # the model, and the graph compiled with who=ada
     again = wfx(project, "run", "wf.yaml", "-i", "who=bob")
     assert "hello bob" in again.stdout
+    assert len(entries(project)) == 3
     plan = wfx(project, "plan", "wf.yaml", "-i", "who=cy")
     assert "hello cy" in plan.stdout
-    assert len(entries(project)) == 1
+    plan = wfx(project, "plan", "wf.yaml", "-i", "who=ada")
+    assert "hello ada" in plan.stdout
+    assert len(entries(project)) == 3
 
 
 def test_env_files_are_read_afresh_and_never_cached(project: Path) -> None:
@@ -282,3 +285,81 @@ def test_env_files_are_read_afresh_and_never_cached(project: Path) -> None:
     stored = entry.read_bytes()
     for value in (b"first-plain-value", b"second-plain-value", b"s3cr3t-token", b"another-token"):
         assert value not in stored
+
+
+class CountingCompiler:
+    """Counts how often a workflow is really compiled."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from wfx import compiler
+
+        self.compiled = 0
+        real = compiler.compile_workflow
+
+        def compile_workflow(*args: Any, **kwargs: Any) -> Any:
+            self.compiled += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(compiler, "compile_workflow", compile_workflow)
+
+
+def compiled(project: Path, inputs: dict[str, Any] | None = None, path: str = "wf.yaml") -> Any:
+    """A compilation through the cache, stored as `wfx run` stores it."""
+    fresh: list[Any] = []
+    compilation = api.compile_file(
+        path, inputs, cache=project / ".wfx", on_fresh_compilation=fresh.append
+    )
+    for made in fresh:
+        api.remember_compilation(path, project / ".wfx", made, inputs)
+    return compilation
+
+
+def test_the_graph_compiled_with_the_same_inputs_is_taken_from_the_cache(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingCompiler(monkeypatch)
+    first = compiled(project, {"who": "ada"})
+    second = compiled(project, {"who": "ada"})
+    assert counting.compiled == 1
+    assert second.graph == first.graph
+    assert second.graph.inputs == {"who": "ada"}
+
+
+def test_other_inputs_compile_again_and_reach_the_graph(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingCompiler(monkeypatch)
+    compiled(project, {"who": "ada"})
+    other = compiled(project, {"who": "bob"})
+    default = compiled(project)
+    assert counting.compiled == 3
+    assert other.graph.inputs == {"who": "bob"}
+    assert default.graph.inputs == {"who": "world"}
+    assert compiled(project, {"who": "bob"}).graph.inputs == {"who": "bob"}
+    assert counting.compiled == 3
+
+
+def test_a_changed_file_compiles_again(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    counting = CountingCompiler(monkeypatch)
+    compiled(project)
+    (project / "wf.yaml").write_text(WORKFLOW.replace("hello", "goodbye"))
+    assert "goodbye" in repr(compiled(project).graph)
+    assert counting.compiled == 2
+
+
+def test_a_graph_is_kept_only_without_env_files_and_sub_workflows(project: Path) -> None:
+    """Env files may hold secrets, which never reach the disk; a sub-workflow's file would
+    need checking too. Such graphs are compiled every time (their models are cached)."""
+    (project / "vars.env").write_text("A=1\n")
+    (project / "child.yaml").write_text("wfx: 1\nsteps: [{id: c, run: 'true'}]\n")
+    variants = {
+        "env.yaml": "wfx: 1\nenvFile: vars.env\nsteps: [{id: a, run: 'true'}]\n",
+        "step-env.yaml": "wfx: 1\nsteps: [{id: a, run: 'true', envFile: vars.env}]\n",
+        "calls.yaml": "wfx: 1\nsteps: [{id: a, uses: ./child.yaml}]\n",
+    }
+    for name, text in variants.items():
+        (project / name).write_text(text)
+        compiled(project, path=name)
+    assert entries(project) == []
+    compiled(project)
+    assert len(entries(project)) == 1

@@ -16,13 +16,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
-from rich.console import Console
-from rich.live import Live
-from rich.text import Text
-from rich.tree import Tree
-
+from wfx.render.console import PlainConsole
 from wfx.render.summary import STATUS_STYLES, STATUS_SYMBOLS, short_duration
 from wfx.runtime.events import (
     Event,
@@ -41,6 +37,12 @@ from wfx.runtime.events import (
     StepStarted,
     StepStatus,
 )
+
+if TYPE_CHECKING:  # rich is imported only when the live view is chosen (a terminal)
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+    from rich.tree import Tree
 
 _H = TypeVar("_H")
 
@@ -302,6 +304,8 @@ class LiveView:
         }
 
     def __enter__(self) -> Self:
+        from rich.live import Live
+
         self._live = Live(console=self.console, get_renderable=self.__rich__, refresh_per_second=10)
         self._live.start()
         return self
@@ -341,6 +345,8 @@ class LiveView:
         return _handler(self._handlers, type(event), _nothing)(event)
 
     def _on_run_started(self, event: RunStarted) -> Text | None:
+        from rich.text import Text
+
         self._workflow, self._started = event.workflow, event.time
         for step_id in (*event.steps, *event.finally_steps):
             self._step(step_id)
@@ -352,9 +358,13 @@ class LiveView:
         self._finished = event
 
     def _on_queued(self, event: RunQueued) -> Text:
+        from rich.text import Text
+
         return Text(queued_line(event), style="yellow")
 
     def _on_notice(self, event: Notice) -> Text:
+        from rich.text import Text
+
         return Text(f"wfx: {event.level}: {event.message}", style="yellow")
 
     def _on_started(self, event: StepStarted) -> None:
@@ -367,6 +377,8 @@ class LiveView:
         step.retry_at, step.next_attempt = event.time + event.delay, event.next_attempt
 
     def _on_finished(self, event: StepFinished) -> Text | None:
+        from rich.text import Text
+
         step = self._step(event.step)
         step.status, step.retry_at = event.status, None
         step.detail = _finished_detail(event)
@@ -394,6 +406,8 @@ class LiveView:
         return printed
 
     def _failure_report(self, step: _Step) -> Text:
+        from rich.text import Text
+
         """The failed step's last output lines and its status line, for the scrollback."""
         dropped = step.lines - len(step.output)
         lines = [f"[{step.id}] … {dropped} earlier lines not shown"] if dropped > 0 else []
@@ -407,6 +421,8 @@ class LiveView:
 
     def __rich__(self) -> Tree:
         """The current tree (the Live calls this on each refresh)."""
+        from rich.tree import Tree
+
         now = self._clock()
         with self._lock:
             tree = Tree(self._title(now), guide_style="dim")
@@ -417,6 +433,8 @@ class LiveView:
         return tree
 
     def _title(self, now: float) -> Text:
+        from rich.text import Text
+
         title = Text("wfx run: ", style="bold")
         title.append(self._workflow or "…", style="bold")
         if self._finished is not None:
@@ -432,6 +450,8 @@ class LiveView:
         return title
 
     def _parent(self, nodes: dict[tuple[str, ...], Tree], path: tuple[str, ...]) -> Tree:
+        from rich.text import Text
+
         for depth in range(1, len(path) + 1):
             key = path[:depth]
             if key not in nodes:
@@ -439,6 +459,8 @@ class LiveView:
         return nodes[path]
 
     def _draw(self, parent: Tree, step: _Step, now: float) -> None:
+        from rich.text import Text
+
         node = parent.add(self._label(step, now))
         if step.active and self._tail:
             for line in list(step.output)[-self._tail :]:
@@ -478,6 +500,8 @@ _NOT_DONE = frozenset({StepStatus.PENDING, StepStatus.RUNNING})
 
 
 def _line(symbol: str, step_id: str, detail: str, style: str = "") -> Text:
+    from rich.text import Text
+
     text = Text(f"{symbol} ", style=style)
     text.append(step_id)
     if detail:
@@ -503,7 +527,7 @@ def _clock_time(seconds: float) -> str:
 
 
 def choose_view(
-    console: Console,
+    console: Console | PlainConsole,
     *,
     quiet: bool = False,
     verbose: bool = False,
@@ -511,6 +535,8 @@ def choose_view(
     attempts: Mapping[str, int] | None = None,
 ) -> PlainView | LiveView:
     """The live tree on a capable terminal; plain lines for pipes, CI logs, TERM=dumb or -q."""
-    if console.is_terminal and not console.is_dumb_terminal and not quiet:
+    if isinstance(console, PlainConsole) or quiet:
+        return PlainView(console.file, quiet=quiet, verbose=verbose)
+    if console.is_terminal and not console.is_dumb_terminal:
         return LiveView(console, groups=groups, attempts=attempts, verbose=verbose)
     return PlainView(console.file, quiet=quiet, verbose=verbose)

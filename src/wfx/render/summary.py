@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from rich.text import Text
-
-from wfx.render.units import duration
+from wfx.durations import format_duration as duration
 from wfx.runtime.events import (
     Event,
     RollbackFinished,
@@ -24,6 +22,9 @@ from wfx.runtime.events import (
     StepStarted,
     StepStatus,
 )
+
+if TYPE_CHECKING:  # rich only when the summary goes to a terminal (see summary_plain)
+    from rich.text import Text
 
 #: the symbol shown before a status, in the live view and in summaries
 STATUS_SYMBOLS: Mapping[StepStatus, str] = {
@@ -196,16 +197,36 @@ def summary_table(steps: Steps) -> Text:
 
     Laid out by hand as one styled Text (no rich Table): measuring a Table's cells costs
     about half a millisecond per row, which a run of thousands of quick steps would feel."""
+    from rich.text import Text
+
+    table = Text(no_wrap=True, overflow="ignore")
+    for index, (line, style) in enumerate(_summary_lines(steps)):
+        table.append(f"\n{line}" if index else line, style=style)
+    return table
+
+
+def summary_plain(steps: Steps) -> str:
+    """The lines of :func:`summary_table` without styles, as a console without colour prints
+    them (without importing rich)."""
+    return "\n".join(line for line, _ in _summary_lines(steps))
+
+
+#: what rich drops from text it prints (bell, backspace; the rest is whitespace, already
+#: folded): the plain summary drops them too, so both print the same characters
+_CONTROL_CODES = dict.fromkeys((7, 8, 11, 12, 13))
+
+
+def _summary_lines(steps: Steps) -> list[tuple[str, str]]:
+    """The summary's lines, each with its rich style ("" for none)."""
     rows, lines = _rows(steps)
     headers = list(_HEADERS[: len(rows[0]) if rows else 4])
-    rows = [[" ".join(cell.split()) for cell in row] for row in rows]
+    rows = [[" ".join(cell.split()).translate(_CONTROL_CODES) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    table = Text(no_wrap=True, overflow="ignore")
-    table.append(_table_line(headers, headers, widths), style="bold")
-    table.append("\n" + "─" * (sum(widths) + 3 * (len(widths) - 1)))
+    table = [(_table_line(headers, headers, widths), "bold")]
+    table.append(("─" * (sum(widths) + 3 * (len(widths) - 1)), ""))
     for row, line in zip(rows, lines, strict=True):
         style = STATUS_STYLES[line.status] if line.status.is_failure else ""
-        table.append("\n" + _table_line(headers, row, widths), style=style)
+        table.append((_table_line(headers, row, widths), style))
     return table
 
 

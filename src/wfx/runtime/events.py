@@ -10,11 +10,13 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wfx.diagnostics import Span
 from wfx.exitcodes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
-from wfx.model import StepId
+
+if TYPE_CHECKING:
+    from wfx.model import StepId
 
 
 class StepStatus(enum.Enum):

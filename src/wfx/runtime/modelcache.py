@@ -4,8 +4,13 @@ Reading a workflow (YAML with positions), checking it against the JSON Schema an
 building its model cost more than half of a short command's start-up, most of it in
 importing PyYAML and jsonschema. A workflow that passed those stages is stored here,
 and the next command that reads the same file takes the model from the cache and goes
-straight to the compiler, where the inputs come in: the cache never holds anything that
-depends on them.
+straight to the compiler, where the inputs come in.
+
+The compiled graph is kept too, in an entry of its own for each set of inputs (the values
+and where each was given: see `compilation_variant`), so that a run repeated with the
+same inputs imports no compiler at all. Only the graph of a workflow that reads no env
+file and calls no sub-workflow is kept: env files may hold secrets, which never reach
+the disk, and a sub-workflow's file would need checking too.
 
 An entry is found by a key covering everything the model depends on: the bytes of the
 file, the path it was named by and the directory it was named from (the model's
@@ -26,19 +31,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import os
 import pickle
-import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wfx.diagnostics import Diagnostic
 from wfx.model import Workflow
 from wfx.resources import data_dir
+from wfx.runtime.userkey import sign as _sign
+from wfx.runtime.userkey import verified as _verified
+
+if TYPE_CHECKING:
+    from wfx.graph import ExecutionGraph
 
 #: turn the cache off (any non-empty value)
 DISABLE_VARIABLE = "WFX_NO_CACHE"
@@ -46,9 +55,10 @@ DISABLE_VARIABLE = "WFX_NO_CACHE"
 FOLDER = "cache"
 #: the most entries kept: the oldest go when a new one would exceed it
 MAX_ENTRIES = 256
+#: the files whose size and modification time stand for wfx's code and data
+_CODE_SUFFIXES = (".py", ".json", ".lark", ".pickle")
 #: bump when the entry layout changes
 _FORMAT = b"wfx-model-cache-1"
-_DIGEST = hashlib.sha256().digest_size
 #: the entries this process was served: storing them again would only rewrite them
 _SERVED: set[Path] = set()
 
@@ -60,6 +70,37 @@ class CachedModel:
     workflow: Workflow
     problems: list[Diagnostic]
     """What those stages reported that did not stop them (warnings only)."""
+
+
+@dataclass(frozen=True)
+class CachedCompilation:
+    """A workflow compiled with given inputs: the graph and the compiler's warnings."""
+
+    graph: ExecutionGraph
+    warnings: list[Diagnostic]
+
+
+def compilation_variant(
+    inputs: Mapping[str, Any] | None, spans: Mapping[str, Any] | None, require_inputs: bool
+) -> str:
+    """What a compiled graph depends on besides the files: the input values as given, where
+    each was given (a warning may point there) and whether required inputs were required."""
+    given = pickle.dumps(
+        (sorted((inputs or {}).items()), sorted((spans or {}).items()), require_inputs),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    return "compiled:" + hashlib.sha256(given).hexdigest()
+
+
+def cacheable_graph(graph: ExecutionGraph) -> bool:
+    """Whether a compiled graph may be kept: its workflow calls no sub-workflow (their files
+    would need checking too) and reads no env file (which may hold secrets)."""
+    from wfx.walk import all_steps  # noqa: PLC0415 - only when a graph is stored
+
+    workflow = graph.workflow
+    if workflow.env_file or workflow.env_file_values:
+        return False
+    return all(not step.env_file and step.call is None for step in all_steps(workflow))
 
 
 @dataclass(frozen=True)
@@ -77,20 +118,10 @@ class ModelCache:
 
     def load(self, path: str | Path, root: str | Path | None) -> CachedModel | None:
         """The model stored for the file at `path` as it is now, or None (a miss)."""
-        try:
-            key = _entry_key(path, root)
-            _SERVED.discard(self.directory / key)
-            signed = (self.directory / key).read_bytes()
-            payload = _verified(signed)
-            if payload is None:
-                return None
-            entry = pickle.loads(payload)  # only after the signature says this user wrote it
-            if not _unchanged(entry["files"]):
-                return None
-            _SERVED.add(self.directory / key)
-            return CachedModel(entry["workflow"], list(entry["problems"]))
-        except Exception:
+        entry = self._read(lambda: _entry_key(path, root))
+        if entry is None:
             return None
+        return CachedModel(entry["workflow"], list(entry["problems"]))
 
     def store(
         self,
@@ -102,17 +133,58 @@ class ModelCache:
         """Keep `model` for the file at `path`; `other_files` are the further files it was
         built from. Never fails: a cache that cannot be written is no cache."""
         with contextlib.suppress(Exception):
-            key = _entry_key(path, root)
-            if self.directory / key in _SERVED:
-                return
             files = [(str(Path(f).resolve()), _file_hash(f)) for f in other_files]
             entry = {"workflow": model.workflow, "problems": model.problems, "files": files}
-            payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-            self.directory.mkdir(parents=True, exist_ok=True)
-            partial = self.directory / f".{key}.{os.getpid()}.tmp"
-            partial.write_bytes(_sign(payload) + payload)
-            os.replace(partial, self.directory / key)
-            self._prune()
+            self._write(_entry_key(path, root), entry)
+
+    def load_compiled(
+        self, path: str | Path, root: str | Path | None, variant: str
+    ) -> CachedCompilation | None:
+        """The compiled graph stored for the file at `path` as it is now and the compiler's
+        other inputs `variant` stands for (see :func:`compilation_variant`), or None."""
+        entry = self._read(lambda: _entry_key(path, root, variant))
+        if entry is None:
+            return None
+        return CachedCompilation(entry["graph"], list(entry["warnings"]))
+
+    def store_compiled(
+        self, path: str | Path, root: str | Path | None, variant: str, compiled: CachedCompilation
+    ) -> None:
+        """Keep the compiled graph of the file at `path` for `variant`. Only a workflow that
+        calls no sub-workflow and reads no env file is kept: env files may hold secrets,
+        which never reach the disk. Never fails."""
+        with contextlib.suppress(Exception):
+            if not cacheable_graph(compiled.graph):
+                return
+            entry = {"graph": compiled.graph, "warnings": compiled.warnings, "files": []}
+            self._write(_entry_key(path, root, variant), entry)
+
+    def _read(self, entry_key: Callable[[], str]) -> dict[str, Any] | None:
+        """The entry, verified and with its other files unchanged, or None (a miss)."""
+        try:
+            key = entry_key()
+            _SERVED.discard(self.directory / key)
+            signed = (self.directory / key).read_bytes()
+            payload = _verified(signed)
+            if payload is None:
+                return None
+            entry: dict[str, Any] = pickle.loads(payload)  # only after the signature checks
+            if not _unchanged(entry["files"]):
+                return None
+            _SERVED.add(self.directory / key)
+            return entry
+        except Exception:
+            return None
+
+    def _write(self, key: str, entry: dict[str, Any]) -> None:
+        if self.directory / key in _SERVED:
+            return
+        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        partial = self.directory / f".{key}.{os.getpid()}.tmp"
+        partial.write_bytes(_sign(payload) + payload)
+        os.replace(partial, self.directory / key)
+        self._prune()
 
     def _prune(self) -> None:
         entries = [p for p in self.directory.iterdir() if not p.name.startswith(".")]
@@ -123,8 +195,9 @@ class ModelCache:
             old.unlink(missing_ok=True)
 
 
-def _entry_key(path: str | Path, root: str | Path | None) -> str:
-    """The entry's file name: a hash of everything the model depends on."""
+def _entry_key(path: str | Path, root: str | Path | None, variant: str = "") -> str:
+    """The entry's file name: a hash of everything the model depends on (and, for a compiled
+    graph, of the compiler's other inputs, `variant`)."""
     digest = hashlib.sha256(_FORMAT)
     for part in (
         _code_stamp(),
@@ -132,6 +205,7 @@ def _entry_key(path: str | Path, root: str | Path | None) -> str:
         os.getcwd(),
         str(path),
         "" if root is None else str(Path(root).resolve()),
+        variant,
     ):
         digest.update(part.encode("utf-8", "surrogateescape") + b"\0")
     digest.update(Path(path).read_bytes())
@@ -144,13 +218,23 @@ def _code_stamp() -> str:
     checkout that changes any of them (without a new version number) misses."""
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent.parent
-    folders = [package, data_dir("schema"), data_dir("grammar")]
-    for folder in folders:
-        for file in sorted(folder.rglob("*")):
-            if file.suffix in (".py", ".json", ".lark", ".pickle") and file.is_file():
-                info = file.stat()
-                digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    for folder in (package, data_dir("schema"), data_dir("grammar")):
+        for path, size, modified in sorted(_code_files(str(folder))):
+            digest.update(f"{path}\0{size}\0{modified}\n".encode())
     return digest.hexdigest()
+
+
+def _code_files(folder: str) -> Iterator[tuple[str, int, int]]:
+    """(path, size, modification time) of each file of code or data under `folder`, without
+    descending into `__pycache__` (os.scandir: a pathlib walk costs several milliseconds
+    of every start)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir() and entry.name != "__pycache__":
+                yield from _code_files(entry.path)
+            elif entry.name.endswith(_CODE_SUFFIXES) and entry.is_file():
+                info = entry.stat()
+                yield entry.path, info.st_size, info.st_mtime_ns
 
 
 def _file_hash(path: str | Path) -> str:
@@ -162,43 +246,3 @@ def _unchanged(files: list[tuple[str, str]]) -> bool:
         return all(_file_hash(name) == digest for name, digest in files)
     except OSError:
         return False
-
-
-def _sign(payload: bytes) -> bytes:
-    return hmac.new(_secret(), payload, hashlib.sha256).digest()
-
-
-def _verified(signed: bytes) -> bytes | None:
-    """The payload of a signed entry when this user's key signed it, else None."""
-    signature, payload = signed[:_DIGEST], signed[_DIGEST:]
-    return payload if hmac.compare_digest(signature, _sign(payload)) else None
-
-
-@cache
-def _secret() -> bytes:
-    """This user's signing key, made (readable by this user only) on first use."""
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(home) / "wfx" / "cache.key"
-    with contextlib.suppress(FileNotFoundError):
-        return _own_key(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = path.with_name(f".cache.key.{os.getpid()}")
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secrets.token_bytes(32))
-    with contextlib.suppress(FileExistsError):
-        os.link(partial, path)  # another process may have made one first: keep theirs
-    partial.unlink()
-    return _own_key(path)
-
-
-def _own_key(path: Path) -> bytes:
-    """The key in `path`, refused (an exception: no cache) unless only its owner, this
-    user, can read or change it."""
-    info = path.stat()
-    if info.st_uid != os.getuid() or info.st_mode & 0o077:
-        raise PermissionError(f"{path} is not private to this user")
-    key = path.read_bytes()
-    if len(key) < 32:
-        raise ValueError(f"{path} is not a key")
-    return key

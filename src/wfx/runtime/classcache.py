@@ -1,0 +1,123 @@
+"""A cache of the code `dataclasses` compiles for each class, as `__pycache__` is for modules.
+
+For every dataclass, Python 3.11 writes the source of `__init__`, `__repr__`, `__eq__`,
+`__hash__`, `__setattr__` and `__delattr__` and compiles each: about 0.5 ms a class,
+and a `wfx run` makes over a hundred of them before it starts a step, a third of what
+its imports cost. The command line (only it: a program that imports wfx as a library
+keeps Python's own behaviour) has `dataclasses` look each source text up here first; a
+text seen before gets its code object back instead of being compiled again. The text is
+the key, so the code is exactly what compiling it would give, whichever wfx or class
+asks, and the file holds only what this Python's `marshal` wrote (its version is part
+of the file name).
+
+The file is signed with this user's key (:mod:`wfx.runtime.userkey`) like the model cache: code
+is never loaded from a file anyone else wrote. Any failure to read or write it is a
+miss; `WFX_NO_CACHE=1` turns it off with the model cache, and nothing is written where
+Python writes no bytecode either (`PYTHONDONTWRITEBYTECODE`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextlib
+import dataclasses
+import importlib
+import marshal
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: the most source texts kept; past it the file starts again from this process's texts
+MAX_ENTRIES = 4096
+#: bump when the file's layout changes
+_FORMAT = "wfx-class-cache-1"
+#: source text -> marshalled code, as read from the file (unmarshalled when asked for)
+_known: dict[str, bytes] = {}
+#: source texts compiled by this process (written at exit)
+_compiled: dict[str, bytes] = {}
+#: modules imported before the cache is written (see install)
+_warm: list[str] = []
+
+
+def install(warm: Sequence[str] = ()) -> None:
+    """Have `dataclasses` take the code of the methods it generates from the cache (once
+    per process; nothing when the cache is turned off or this Python is not CPython).
+
+    `warm`: modules whose classes are made by commands that write nothing (`wfx plan`
+    promises no file changes, so it never writes this cache either); a process that
+    writes the cache imports them first, so their code is in it too."""
+    _warm[:] = warm
+    if getattr(dataclasses, "exec", None) is _exec:
+        return
+    if os.environ.get("WFX_NO_CACHE") or sys.implementation.name != "cpython":
+        return
+    with contextlib.suppress(Exception):
+        _known.update(_read(cache_file()))
+    # `dataclasses` calls exec() on each method's source text: its own global `exec`,
+    # when it has one, comes before the builtin one
+    dataclasses.exec = _exec  # type: ignore[attr-defined]
+    atexit.register(_write)
+
+
+def cache_file() -> Path:
+    """Where the cache is: beside the signing key, named for this Python."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(home) / "wfx" / f"classes-{sys.implementation.cache_tag}.bin"
+
+
+def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
+    """exec(), with the code of a source text seen before taken from the cache."""
+    if not isinstance(source, str):
+        builtins.exec(source, globals, locals)
+        return
+    stored = _known.get(source)
+    if stored is not None:
+        code = marshal.loads(stored)
+    else:
+        # dont_inherit: compiled as `dataclasses` itself compiles it, without this
+        # module's `from __future__` flags
+        code = compile(source, "<string>", "exec", dont_inherit=True)
+        _compiled[source] = marshal.dumps(code)
+    builtins.exec(code, globals, locals)
+
+
+def _read(path: Path) -> dict[str, bytes]:
+    from wfx.runtime.userkey import verified  # noqa: PLC0415 - only when there is a file
+
+    payload = verified(path.read_bytes())
+    if payload is None:
+        return {}
+    fmt, version, entries = marshal.loads(
+        payload
+    )  # only after the signature says this user wrote it
+    if fmt != _FORMAT or version != sys.version or not isinstance(entries, dict):
+        return {}
+    return entries
+
+
+def _write() -> None:
+    """Keep the texts this process compiled (with those read), when there are new ones and
+    Python may write its own cache (PYTHONDONTWRITEBYTECODE, -B: nothing is written, so a
+    command that promises to write nothing, such as `wfx plan`, keeps that promise)."""
+    if not _compiled or sys.dont_write_bytecode:
+        return
+    for name in _warm:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    with contextlib.suppress(Exception):
+        from wfx.runtime.userkey import sign  # noqa: PLC0415 - only when there is something new
+
+        entries = (
+            {**_known, **_compiled} if len(_known) + len(_compiled) <= MAX_ENTRIES else _compiled
+        )
+        payload = marshal.dumps((_FORMAT, sys.version, entries))
+        path = cache_file()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(sign(payload) + payload)
+        os.replace(partial, path)
+        _known.update(_compiled)
+        _compiled.clear()

@@ -1,0 +1,112 @@
+"""The cache of the code `dataclasses` compiles (wfx.runtime.classcache): a second `wfx` process
+compiles none of it again, the classes it makes behave exactly as compiled ones, and a
+file this user's key did not sign is never loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: makes wfx's classes through the command line's start-up, then reports what the cache did
+_PROBE = """
+import json, sys
+import wfx.cli
+import wfx.runtime.engine, wfx.runtime.journal, wfx.compiler, wfx.runtime.modelcache
+from wfx.runtime import classcache
+print(json.dumps({"compiled": len(classcache._compiled), "known": len(classcache._known)}))
+"""
+
+#: the behaviour of a dataclass's generated methods, as data that can be compared
+_BEHAVIOUR = """
+import dataclasses, inspect, json, sys
+import wfx.cli
+from dataclasses import dataclass, field
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    x: int
+    y: "list[int]" = field(default_factory=list)
+    label: str = "p"
+
+p, q = Point(1, [2]), Point(1, [2])
+try:
+    p.x = 3
+    frozen = "no"
+except dataclasses.FrozenInstanceError as exc:
+    frozen = type(exc).__name__
+try:
+    hash(p)
+    hashable = "yes"
+except TypeError as exc:
+    hashable = str(exc)
+print(json.dumps({
+    "repr": repr(p), "eq": p == q, "ne": p != Point(2), "hash": hashable, "frozen": frozen,
+    "signature": str(inspect.signature(Point)),
+    "annotations": {k: str(v) for k, v in Point.__init__.__annotations__.items()},
+    "default": Point(0).y, "replace": repr(dataclasses.replace(p, x=5)),
+    "installed": getattr(dataclasses, "exec", None) is not None,
+}))
+"""
+
+
+def _python(code: str, home: Path, **env: str) -> dict[str, object]:
+    dropped = ("WFX_NO_CACHE", "PYTHONDONTWRITEBYTECODE")
+    environ = {k: v for k, v in os.environ.items() if k not in dropped}
+    environ |= {"XDG_CACHE_HOME": str(home), **env}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=True
+    )
+    result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_second_process_compiles_none_of_the_code_again(tmp_path: Path) -> None:
+    first = _python(_PROBE, tmp_path)
+    assert first["known"] == 0
+    assert isinstance(first["compiled"], int) and first["compiled"] > 300
+    second = _python(_PROBE, tmp_path)
+    assert second["compiled"] == 0
+    assert isinstance(second["known"], int) and second["known"] >= first["compiled"]
+
+
+def test_classes_made_from_the_cache_behave_as_compiled_ones(tmp_path: Path) -> None:
+    compiled = _python(_BEHAVIOUR, tmp_path, WFX_NO_CACHE="1")
+    assert compiled["installed"] is False
+    _python(_BEHAVIOUR, tmp_path)  # fills the cache
+    cached = _python(_BEHAVIOUR, tmp_path)
+    assert cached["installed"] is True
+    assert {**cached, "installed": False} == compiled
+
+
+def test_a_file_this_users_key_did_not_sign_is_never_loaded(tmp_path: Path) -> None:
+    first = _python(_PROBE, tmp_path)
+    (cache,) = (tmp_path / "wfx").glob("classes-*.bin")
+    signed = cache.read_bytes()
+    cache.write_bytes(bytes(32) + signed[32:])  # the same code, someone else's signature
+    assert _python(_PROBE, tmp_path) == {"compiled": first["compiled"], "known": 0}  # all again
+
+
+def test_turned_off_it_reads_and_writes_nothing(tmp_path: Path) -> None:
+    assert _python(_PROBE, tmp_path, WFX_NO_CACHE="1") == {"compiled": 0, "known": 0}
+    assert not list((tmp_path / "wfx").glob("classes-*.bin"))
+
+
+def test_nothing_is_written_where_python_writes_no_bytecode(tmp_path: Path) -> None:
+    """`wfx plan` writes nothing: its side-effect test runs with PYTHONDONTWRITEBYTECODE."""
+    assert _python(_PROBE, tmp_path, PYTHONDONTWRITEBYTECODE="1")["known"] == 0
+    assert not list((tmp_path / "wfx").glob("classes-*.bin"))
+
+
+def test_a_process_that_writes_the_cache_adds_the_classes_plan_needs(tmp_path: Path) -> None:
+    """`wfx plan` writes nothing, so the code of its classes comes from the processes that
+    may write (a `wfx run`): they import the plan's modules first."""
+    _python(_PROBE, tmp_path)
+    planning = (
+        "import json, wfx.cli, wfx.plan, wfx.render.plan_text, wfx.render.plan_diff\n"
+        "from wfx.runtime import classcache\n"
+        "print(json.dumps({'compiled': len(classcache._compiled)}))"
+    )
+    assert _python(planning, tmp_path, PYTHONDONTWRITEBYTECODE="1") == {"compiled": 0}

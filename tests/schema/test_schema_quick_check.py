@@ -1,0 +1,152 @@
+"""The yes/no schema check (wfx.schemacheck) that spares importing jsonschema for valid
+files agrees with plain jsonschema on every example, every invalid example and random
+workflows, valid and not; and a valid file is read without importing jsonschema."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema.validators import Draft202012Validator
+
+from wfx import schema as wfx_schema
+from wfx import schemacheck
+from wfx.diagnostics import DiagnosticsError
+from wfx.source import load
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAIN = Draft202012Validator(wfx_schema.schema())
+
+
+def _documents() -> dict[str, Any]:
+    found = {}
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        try:
+            found[str(path.relative_to(ROOT))] = load(path).data
+        except DiagnosticsError:
+            continue  # broken YAML: stops before the schema stage
+    return found
+
+
+DOCUMENTS = _documents()
+
+
+def agree(data: Any) -> None:
+    assert schemacheck.is_valid(data) == PLAIN.is_valid(data), json.dumps(data, default=str)
+
+
+def test_the_examples_hold_both_verdicts() -> None:
+    verdicts = {PLAIN.is_valid(data) for data in DOCUMENTS.values()}
+    assert verdicts == {True, False}
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_every_example_and_invalid_example_gets_the_same_verdict(name: str) -> None:
+    agree(DOCUMENTS[name])
+
+
+#: valid steps to start from, each then changed at one key (or not)
+BASES: list[dict[str, Any]] = [
+    {"id": "a", "run": "echo hi"},
+    {"id": "b", "cmd": ["true"], "timeout": "5s", "retry": {"max": 2, "delay": "1s"}},
+    {"id": "c", "uses": "python:tools:deploy", "with": {"x": 1}},
+    {"id": "d", "type": "parallel", "maxParallel": 2, "steps": [{"id": "e", "run": "true"}]},
+    {
+        "id": "f",
+        "run": "true",
+        "needs": ["a"],
+        "condition": "${{ inputs.go }}",
+        "onError": "continue",
+    },
+    {"id": "g", "run": "true", "rollback": {"run": "undo"}, "env": {"A": "1"}},
+    {"id": "h", "run": "true", "forEach": ["x", "y"], "shell": "bash"},
+]
+STEP_KEYS = [*sorted(wfx_schema.schema()["$defs"]["step"]["properties"]), "bogus"]
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "x", "5s", "10 minutes", "${{ inputs.a }}", "parallel", "fail", "a-b"]),
+    st.sampled_from(
+        ["sequential", "continue", "bash", "1m", "Abc", "a b", "python:m:f", "./x.yaml"]
+    ),
+    st.lists(st.sampled_from(["a", "b", "", 1, True]), max_size=3),
+    st.dictionaries(st.sampled_from(["max", "delay", "A", "run", "x", "on"]), st.integers(0, 3)),
+    st.dictionaries(
+        st.sampled_from(["max", "delay", "backoff", "jitter"]), st.sampled_from(["1s", 2, 0.5])
+    ),
+)
+
+
+@st.composite
+def steps(draw: st.DrawFn) -> dict[str, Any]:
+    step = dict(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(0, 2))):
+        key = draw(st.sampled_from(STEP_KEYS))
+        if draw(st.booleans()):
+            step.pop(key, None)
+        else:
+            step[key] = draw(VALUES)
+    return step
+
+
+TOP_KEYS = ["wfx", "name", "timeout", "maxParallel", "type", "defaults", "env", "inputs", "bogus"]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(steps(), min_size=0, max_size=4),
+    st.dictionaries(st.sampled_from(TOP_KEYS), VALUES, max_size=2),
+    st.booleans(),
+)
+def test_random_workflows_get_the_same_verdict(
+    step_list: list[Any], top: dict[str, Any], changed: bool
+) -> None:
+    agree({"wfx": 1, **(top if changed else {}), "steps": step_list})
+
+
+def test_both_verdicts_come_up_in_random_workflows() -> None:
+    seen: set[bool] = set()
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(st.lists(steps(), min_size=1, max_size=3))
+    def collect(step_list: list[Any]) -> None:
+        seen.add(PLAIN.is_valid({"wfx": 1, "steps": step_list}))
+
+    collect()
+    assert seen == {True, False}
+
+
+def test_a_valid_file_is_checked_without_jsonschema(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    (tmp_path / "bad.yaml").write_text("wfx: 1\nsteps:\n  - {id: a, rnu: 'true'}\n")
+    probe = (
+        "import sys; from wfx import api; from wfx.diagnostics import DiagnosticsError\n"
+        "try: api.load_document(sys.argv[1])\n"
+        "except DiagnosticsError as exc: print(exc.diagnostics[0].message)\n"
+        "print('jsonschema' in sys.modules)"
+    )
+    env = {**os.environ, "WFX_NO_CACHE": "1"}
+
+    def imports_jsonschema(name: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        return done.stdout.splitlines()
+
+    assert imports_jsonschema("wf.yaml") == ["False"]
+    bad = imports_jsonschema("bad.yaml")
+    assert bad[-1] == "True"  # the full report still comes from jsonschema
+    assert "exactly one of" in bad[0]
