@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 
 from wfx.durations import format_duration
 from wfx.envfile import secrets_environment
@@ -199,7 +200,9 @@ class _Run:
         try:
             async with anyio.create_task_group() as outer:
                 if self.options.handle_signals:
-                    outer.start_soon(self._watch_signals)
+                    # started (the handler installed) before anything is said or run: a
+                    # Ctrl-C right after "waiting for ..." would otherwise meet Python's own
+                    await outer.start(self._watch_signals)
                 with anyio.CancelScope() as self.abort_scope:
                     if await self._take_turn():
                         await self._main_phase()
@@ -291,8 +294,11 @@ class _Run:
         )
         self.abort_scope.cancel()
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for received in signals:
                 if self.state.cancelled:
                     self.abort()
