@@ -369,7 +369,7 @@ class _Lowering(StepVisitor):
             return
         instances = [] if dynamic else self.instances(step_id, step, fan_out, items)
         info = self.fan_out_info(step, fan_out, instances, dynamic)
-        barrier = dataclasses.replace(step, condition=None)
+        barrier = dataclasses.replace(step, condition=None, call=None)
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
         start = self.add(
@@ -386,6 +386,8 @@ class _Lowering(StepVisitor):
             self.entry = [start]
             if step.steps:
                 super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
+            elif step.call is not None:
+                self.visit_uses(step)  # each instance calls the sub-workflow
             else:
                 self.generic_visit(step)
         self.instance = None
@@ -463,10 +465,7 @@ class _Lowering(StepVisitor):
             self.generic_visit(step)
             return
         child = self.child(step.call.workflow)
-        if child is not None and any(n.fan_out or n.instance for n in child.graph.nodes):
-            self.problems.append(_fan_out_in_child(step))
-            self.generic_visit(step)
-        elif child is not None:
+        if child is not None:
             self.splice(step, child.graph)
 
     def child(self, workflow: Workflow) -> Compilation | None:
@@ -486,7 +485,7 @@ class _Lowering(StepVisitor):
     def splice(self, step: Step, child: ExecutionGraph) -> None:
         """The child's nodes between the caller's start and end barriers, ids prefixed with
         the caller's; its `finally` steps after its main steps, as cleanup."""
-        step_id = self.ids[step.path]
+        step_id = self.node_id(step)
         prefix = f"{step_id}/"
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
@@ -510,6 +509,8 @@ class _Lowering(StepVisitor):
                     deps,
                     settings=node.settings,
                     group_retry=node.group_retry,
+                    instance=None if node.instance is None else node.instance.under(prefix),
+                    fan_out=None if node.fan_out is None else node.fan_out.under(prefix),
                     scope=prefix + node.scope,
                     cleanup=node.cleanup or node.section is Section.FINALLY,
                 )
@@ -600,18 +601,6 @@ class _Lowering(StepVisitor):
                 )
                 return group_id
         return None
-
-
-def _fan_out_in_child(step: Step) -> Diagnostic:
-    """A sub-workflow with a fan-out: not supported yet (its instances' ids and contexts
-    would need the caller's prefix)."""
-    return error(
-        "compile.fan-out-in-sub-workflow",
-        f"`{step.call.path if step.call else ''}` has a `matrix` or `forEach`; a called"
-        " sub-workflow cannot fan out yet",
-        step.call.span if step.call else step.span,
-        "fan out the calling step's own steps, or inline the fan-out in this workflow",
-    )
 
 
 def _descendants(step: Step) -> Iterator[Step]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wfx.expr import to_string
@@ -41,6 +41,11 @@ class Instance:
     def own(self, step_id: str) -> str:
         """The instance's id for `step_id` (a member of its group, or the fan-out itself)."""
         return f"{step_id}[{self.key}]"
+
+    def under(self, prefix: str) -> Instance:
+        """The instance seen from the workflow that calls its own (ids under `prefix`)."""
+        members = frozenset(prefix + m for m in self.members)
+        return replace(self, fan_out=prefix + self.fan_out, members=members)
 
 
 class TooManyInstancesError(ValueError):
@@ -170,8 +175,9 @@ def max_instances(value: Any) -> int:
 
 
 def base_id(step_id: str) -> str:
-    """`build` for `build[api,3.12]` (and for `build`)."""
-    cut = step_id.find("[")
+    """`build` for `build[api,3.12]` (and for `build`; `deploy[eu]/fetch` for
+    `deploy[eu]/fetch[0]`)."""
+    cut = step_id.rfind("[")
     return step_id if cut < 0 else step_id[:cut]
 
 

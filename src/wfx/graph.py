@@ -10,6 +10,7 @@ smaller index.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +146,11 @@ class FanOutInfo:
     settings: EffectiveSettings | None = None
     template: Step | None = None
     """The step every instance of a dynamic fan-out runs (its condition included)."""
+
+    def under(self, prefix: str) -> FanOutInfo:
+        """The fan-out seen from the workflow that calls its own (ids under `prefix`)."""
+        instances = tuple(StepId(prefix + i) for i in self.instances)
+        return dataclasses.replace(self, instances=instances)
 
 
 class NodeKind(enum.Enum):

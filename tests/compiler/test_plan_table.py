@@ -144,6 +144,40 @@ TABLE: dict[
         },
         ["production/rollout", "staging/rollout"],
     ),
+    "multi-region-release.yaml": (
+        {},
+        [
+            [
+                "staging/rollout[eu-west,web]",
+                "staging/rollout[eu-west,worker]",
+                "staging/rollout[us-east,web]",
+            ],
+            ["staging/discover"],
+            ["staging/verify[*]"],
+            [
+                "production/rollout[eu-west,web]",
+                "production/rollout[eu-west,worker]",
+                "production/rollout[us-east,web]",
+            ],
+            ["production/discover"],
+            ["production/verify[*]"],
+            ["announce"],
+        ],
+        [],
+        {
+            "staging/verify[*]": ("always", 2, [0.1]),
+            "production/rollout[eu-west,web]": ("always", 1, []),
+            "announce": ("always", 1, []),
+        },
+        [
+            "production/rollout[us-east,web]",
+            "production/rollout[eu-west,worker]",
+            "production/rollout[eu-west,web]",
+            "staging/rollout[us-east,web]",
+            "staging/rollout[eu-west,worker]",
+            "staging/rollout[eu-west,web]",
+        ],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

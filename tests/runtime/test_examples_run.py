@@ -161,3 +161,31 @@ def test_release_calls_the_reusable_deploy_twice_with_different_inputs(tmp_path:
     assert result.steps["production/rollout"].outputs == {"replicas": "3"}
     assert result.outputs == {"production_url": "https://production.shop.example.com"}
     assert plan.groups["production"].uses == "./workflows/deploy.yaml"
+
+
+def test_multi_region_release_fans_out_inside_each_call(tmp_path: Path) -> None:
+    result, events, plan = run_example("multi-region-release.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    units = ["eu-west-web", "eu-west-worker", "us-east-web"]
+    for environment in ("staging", "production"):
+        for unit in units:
+            assert (tmp_path / f"{environment}-{unit}").read_text() == "2.0.0\n"
+    assert not (tmp_path / "production-us-east-worker").exists()  # excluded
+    verified = (tmp_path / "production-verified.txt").read_text().splitlines()
+    assert sorted(verified) == [f"prod-{i} serves 2.0.0" for i in (1, 2, 3)]
+    assert (tmp_path / "staging-verified.txt").read_text() == "stage-1 serves 2.0.0\n"
+    assert result.outputs == {"production_hosts": "prod-1 prod-2 prod-3"}
+    assert (tmp_path / "announcement.txt").read_text() == (
+        "2.0.0: staging eu-west/web eu-west/worker us-east/web;"
+        " production eu-west/web eu-west/worker us-east/web on prod-1 prod-2 prod-3\n"
+    )
+    expanded = {e.step: e.items for e in events if isinstance(e, ev.FanOutExpanded)}
+    assert expanded == {
+        "staging/verify": ("stage-1",),
+        "production/verify": ("prod-1", "prod-2", "prod-3"),
+    }
+    assert plan.fan_outs["production/rollout"].instances == (
+        "production/rollout[eu-west,web]",
+        "production/rollout[eu-west,worker]",
+        "production/rollout[us-east,web]",
+    )

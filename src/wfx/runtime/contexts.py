@@ -112,7 +112,7 @@ class RunContexts:
         if instance is not None:
             values.update(instance.bindings)
             if instance.members:
-                values["steps"] = InstanceSteps(run.steps_context, instance)
+                values["steps"] = InstanceSteps(steps, run.steps_context, instance, node.scope)
         if status is None:
             status = self.status(node, run.states[node.index].bad)
         contexts = StepContexts(values, status)
@@ -256,15 +256,22 @@ class RunContexts:
 
 class InstanceSteps(Mapping[str, Any]):
     """The `steps` context inside an instance of a fanned-out group: its own steps' names
-    mean the instance's copies (`test` is `test[api]`), every other name as outside."""
+    mean the instance's copies (`test` is `test[api]`), every other name as outside. In a
+    sub-workflow (`scope`, e.g. `deploy/`) names are the child's own: `test` is the run's
+    `deploy/test[api]`."""
 
-    def __init__(self, steps: Mapping[str, Any], instance: Instance) -> None:
+    def __init__(
+        self, steps: Mapping[str, Any], run_steps: Mapping[str, Any], instance: Instance, scope: str
+    ) -> None:
         self.steps = steps
+        self.run_steps = run_steps
         self.instance = instance
+        self.scope = scope
 
     def __getitem__(self, name: str) -> Any:
-        if name in self.instance.members:
-            return self.steps[self.instance.own(name)]
+        full = self.scope + name
+        if full in self.instance.members:
+            return self.run_steps[self.instance.own(full)]
         return self.steps[name]
 
     def __iter__(self) -> Iterator[str]:

@@ -55,6 +55,7 @@ class Expansion:
                 groups=(*start.groups, start.id),
                 settings=info.settings,
                 instance=instance,
+                scope=start.scope,
             )
             for position, instance in enumerate(item_instances(start.id, items))
         ]
@@ -83,12 +84,8 @@ class Expansion:
         fan_out = info.template.fan_out
         assert fan_out is not None and fan_out.expression is not None
         expression = fan_out.expression
-        run = self.run
-        contexts = {
-            "inputs": run.graph.inputs,
-            "steps": run.steps_context,
-            "workflow": self.contexts.workflow(),
-        }
+        inputs, _, steps = self.contexts.scope(start.scope)
+        contexts = {"inputs": inputs, "steps": steps, "workflow": self.contexts.workflow()}
         try:
             value = expression.evaluate(contexts, status=Status())
         except ExpressionError as exc:
@@ -133,9 +130,10 @@ class Expansion:
         }
 
     def instance_result(self, node: Node) -> tuple[str, dict[str, Any]]:
-        """How one instance ended: a step's own context, or a group instance's summary."""
+        """How one instance ended: a step's (or a call's) own context, or a group
+        instance's summary."""
         run = self.run
-        if node.is_step:
+        if node.is_step or node.step.call is not None:  # a step, or a sub-workflow call
             found = run.steps_context.get(node.id, {})
             return str(found.get("status", "skipped")), found
         start = run.states[self.contexts.group_starts[node.id]]
