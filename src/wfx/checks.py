@@ -123,7 +123,8 @@ def check_references(
     `matrix` axes, and `matrix`/`item`/`index` outside a fan-out.
 
     `instance_ids` are the ids of static fan-outs' instances (`build[api,3.12]`), which
-    `steps['build[api,3.12]']` may name; any `id[...]` of a dynamic fan-out is allowed."""
+    `steps['build[api,3.12]']` may name; any `id[...]` of a dynamic fan-out (or of a step
+    of a dynamically fanned-out group) is allowed."""
     step_ids: dict[str, str] = {step_id.lower(): step_id for step_id in ids.values()}
     step_ids.update({i.lower(): i for i in instance_ids})
     known = _Names(
@@ -132,9 +133,10 @@ def check_references(
         steps=step_ids,
         fan_outs=_fan_out_scopes(workflow),
         dynamic={
-            ids[s.path].lower()
+            ids[member.path].lower()
             for s in all_steps(workflow)
             if s.fan_out is not None and s.fan_out.expression is not None
+            for member in (s, *_descendants(s))
         },
     )
     problems: list[Diagnostic] = []
@@ -480,6 +482,12 @@ def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
                     continue
                 reads.setdefault(node.index, []).append(_Read(found[1], found[0], reference))
     return reads
+
+
+def _descendants(step: Step) -> Iterator[Step]:
+    for child in step.steps:
+        yield child
+        yield from _descendants(child)
 
 
 def _not_upstream(reader: StepId, read: _Read) -> Diagnostic:

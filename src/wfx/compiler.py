@@ -19,7 +19,13 @@ from typing import Any
 from wfx import checks, inputs
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
 from wfx.expr import ExpressionError, Template, parse_template, to_string
-from wfx.fanout import Instance, TooManyInstancesError, max_instances, static_instances
+from wfx.fanout import (
+    PLACEHOLDER,
+    Instance,
+    TooManyInstancesError,
+    max_instances,
+    static_instances,
+)
 from wfx.graph import (
     NO_CONTINUE_ON,
     NO_EXECUTOR,
@@ -100,7 +106,7 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(lowering.scripts.values(), workflow)
-    nodes, cycles = _topological(lowering.nodes)
+    nodes, cycles = _topological(_take_out_bodies(lowering.nodes, lowering.bodies))
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
@@ -268,6 +274,9 @@ class _Lowering(StepVisitor):
         self.instance: Instance | None = None
         self.instance_ids: set[str] = set()
         """Ids of the instances of static fan-outs (and their steps), which `steps.` may name."""
+        self.bodies: list[tuple[int, int, int]] = []
+        """Each dynamic fan-out of a group: its start, and where its body's drafts begin
+        and end (they leave the graph for the fan-out's `body`: `_take_out_bodies`)."""
         self.scripts: dict[int, tuple[Step, str | None]] = {}
         """Each leaf step once (not once per instance) with its shell, for check_scripts."""
         self.problems: list[Diagnostic] = []
@@ -357,18 +366,17 @@ class _Lowering(StepVisitor):
         step_id = self.ids[step.path]
         items = self.static_items(fan_out)
         dynamic = fan_out.kind is FanOutKind.FOR_EACH and fan_out.items is None and items is None
-        if dynamic and step.steps:
-            self.problems.append(
-                error(
-                    "compile.dynamic-group-fan-out",
-                    "a `forEach` known only at run time is allowed on a leaf step, not a group",
-                    fan_out.span,
-                    "fan out a step, or give the group a list known before running",
-                )
-            )
-            return
+        body = dynamic and bool(step.steps)
+        if body:
+            refused = list(_not_in_a_dynamic_group(step))
+            if refused:
+                self.problems += refused
+                return
         instances = [] if dynamic else self.instances(step_id, step, fan_out, items)
         info = self.fan_out_info(step, fan_out, instances, dynamic)
+        if body:  # its body is compiled once, for a placeholder instance the run copies
+            members = frozenset(self.ids[s.path] for s in _descendants(step))
+            instances = [Instance(step_id, PLACEHOLDER, 0, {}, members)]
         barrier = dataclasses.replace(step, condition=None, call=None)
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
@@ -380,9 +388,11 @@ class _Lowering(StepVisitor):
         outer = (self.entry, self.parallel, self.level_ends, self.groups)
         self.entry, self.parallel, self.level_ends = [start], True, []
         self.groups = (*self.groups, barrier)
+        mark = len(self.nodes)
         for instance in instances:
             self.instance = instance
-            self.instance_ids.update(instance.own(m) for m in (step_id, *instance.members))
+            if not body:
+                self.instance_ids.update(instance.own(m) for m in (step_id, *instance.members))
             self.entry = [start]
             if step.steps:
                 super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
@@ -393,6 +403,8 @@ class _Lowering(StepVisitor):
         self.instance = None
         ends = self.level_ends
         self.entry, self.parallel, self.level_ends, self.groups = outer
+        if body:
+            self.bodies.append((start, mark, len(self.nodes)))
         end = self.add(
             step_id, NodeKind.GROUP_END, barrier, self.section, group_ids, ends or [start]
         )
@@ -433,7 +445,7 @@ class _Lowering(StepVisitor):
     def fan_out_info(
         self, step: Step, fan_out: FanOut, instances: list[Instance], dynamic: bool
     ) -> FanOutInfo:
-        settings = self.settings.resolve(step, self.groups) if dynamic else None
+        settings = self.settings.resolve(step, self.groups) if dynamic and not step.steps else None
         if settings is not None:
             self.scripts.setdefault(id(step), (step, settings.shell.value))
         return FanOutInfo(
@@ -510,7 +522,7 @@ class _Lowering(StepVisitor):
                     settings=node.settings,
                     group_retry=node.group_retry,
                     instance=None if node.instance is None else node.instance.under(prefix),
-                    fan_out=None if node.fan_out is None else node.fan_out.under(prefix),
+                    fan_out=None if node.fan_out is None else node.fan_out.under(prefix, inner),
                     scope=prefix + node.scope,
                     cleanup=node.cleanup or node.section is Section.FINALLY,
                 )
@@ -601,6 +613,96 @@ class _Lowering(StepVisitor):
                 )
                 return group_id
         return None
+
+
+def _not_in_a_dynamic_group(group: Step) -> Iterator[Diagnostic]:
+    """What a group fanned out over a list known only at run time may not hold: its body
+    is copied per item as the run goes, and these need the whole graph before it."""
+    assert group.fan_out is not None
+    if group.group_retries is not None:
+        yield _refused_in_body("`groupRetries` on", group.group_retries.span, group)
+    for step in _descendants(group):
+        if step.call is not None:
+            where = step.call.span
+            yield _refused_in_body("a sub-workflow call inside", where, group)
+        elif step.group_retries is not None:
+            yield _refused_in_body("`groupRetries` inside", step.group_retries.span, group)
+        elif step.fan_out is not None:
+            what = "a fan-out (`matrix`/`forEach`) inside"
+            yield _refused_in_body(what, step.fan_out.span, group)
+
+
+def _refused_in_body(what: str, span: Span, group: Step) -> Diagnostic:
+    assert group.fan_out is not None
+    return error(
+        "compile.dynamic-group-fan-out",
+        f"{what} a group fanned out over a list known only at run time is not"
+        f" supported (the group's `forEach` is at line {group.fan_out.span.line})",
+        span,
+        "give the group a list known before running (literal or from `inputs`), or move"
+        " this out of the group",
+    )
+
+
+def _take_out_bodies(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -> list[_Draft]:
+    """The drafts without the bodies of dynamic group fan-outs, each body moved into its
+    fan-out's `body` (deps as positions in it, -1 the fan-out's start). A body step's
+    `needs` of a step outside the group become the fan-out's own: the list is evaluated,
+    and every instance starts, after them."""
+    if not bodies:
+        return drafts
+    inside = [False] * len(drafts)
+    for _, first, last in bodies:
+        for index in range(first, last):
+            inside[index] = True
+    for start, first, last in bodies:
+        body = []
+        for index in range(first, last):
+            draft = drafts[index]
+            deps = []
+            for dep in draft.deps:
+                if first <= dep < last:
+                    deps.append(dep - first)
+                elif dep == start:
+                    deps.append(-1)
+                elif dep not in drafts[start].deps:
+                    drafts[start].deps.append(dep)
+            body.append(_node(draft, index - first, tuple(sorted(set(deps)))))
+        info = drafts[start].fan_out
+        assert info is not None
+        info = dataclasses.replace(info, body=tuple(body))
+        drafts[start].fan_out = info
+        drafts[last].fan_out = info  # the end barrier, added right after the body
+        drafts[last].deps = [start]
+    position: dict[int, int] = {}
+    for index, is_inside in enumerate(inside):
+        if not is_inside:
+            position[index] = len(position)
+    kept = []
+    for index, draft in enumerate(drafts):
+        if not inside[index]:
+            draft.deps = [position[d] for d in draft.deps if not inside[d]]
+            kept.append(draft)
+    return kept
+
+
+def _node(draft: _Draft, index: int, deps: tuple[int, ...]) -> Node:
+    """A draft as the node `index` with `deps`."""
+    return Node(
+        index=index,
+        id=draft.id,
+        kind=draft.kind,
+        step=draft.step,
+        section=draft.section,
+        deps=deps,
+        groups=draft.groups,
+        settings=draft.settings,
+        group_retry=draft.group_retry,
+        instance=draft.instance,
+        fan_out=draft.fan_out,
+        scope=draft.scope,
+        cleanup=draft.cleanup,
+    )
 
 
 def _descendants(step: Step) -> Iterator[Step]:

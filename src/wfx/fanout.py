@@ -48,6 +48,21 @@ class Instance:
         return replace(self, fan_out=prefix + self.fan_out, members=members)
 
 
+#: the key of the one instance a dynamic group's body is compiled for: its ids hold
+#: `[\x00]` where each instance's key goes (a key never holds a NUL: see `_key_part`)
+PLACEHOLDER = "\x00"
+
+
+def template_name(node_id: str) -> str:
+    """How plans show a template node's id: `test[*]` (inner keys stay as they are)."""
+    return node_id.replace(f"[{PLACEHOLDER}]", "[*]")
+
+
+def instance_name(node_id: str, key: str) -> str:
+    """A template node's id in the instance `key`: `test[3]` for `test[\x00]`."""
+    return node_id.replace(f"[{PLACEHOLDER}]", f"[{key}]")
+
+
 class TooManyInstancesError(ValueError):
     """A fan-out would create more instances than allowed."""
 

@@ -197,6 +197,8 @@ class PlannedFanOut:
     limit: int
     source: str
     assumption: str | None = None
+    template: tuple[StepId, ...] = ()
+    """A dynamic fan-out of a group: the steps of its body, as `test[*]`."""
 
 
 @dataclass(frozen=True)
@@ -341,7 +343,7 @@ def _fan_outs(
             continue
         assumption = None
         if info.dynamic:
-            cost = steps[template_id(node.id)].worst_case
+            cost = _template_cost(node, steps)
             each = "" if cost is None else f" (each wave up to {format_duration(cost)})"
             if info.max_parallel is None:
                 assumption = (
@@ -364,7 +366,24 @@ def _fan_outs(
             limit=info.limit,
             source=info.source,
             assumption=assumption,
+            template=info.template_steps(),
         )
+
+
+def _template_cost(start: Node, steps: Mapping[StepId, PlannedStep]) -> float | None:
+    """The worst case of one instance of a dynamic fan-out: its template step's, or the
+    sum of its group body's steps (None: unbounded)."""
+    info = start.fan_out
+    assert info is not None
+    named = info.template_steps() or (template_id(start.id),)
+    costs = [steps[s].worst_case for s in named]
+    return None if None in costs else sum(c or 0.0 for c in costs)
+
+
+def _template_steps(node: Node) -> tuple[StepId, ...]:
+    """How plans name what a dynamic fan-out runs: `id[*]`, or its group body's steps."""
+    assert node.fan_out is not None
+    return node.fan_out.template_steps() or (template_id(node.id),)
 
 
 def calls_in(plan: Plan) -> list[tuple[PlannedGroup, list[PlannedStep]]]:
@@ -417,6 +436,14 @@ class _Planner:
         self.graph = graph
         self.scope = ""
         """The sub-workflow call whose step is being planned (its id prefix; "": none)."""
+        self.body_groups = {
+            n.id: n
+            for start in graph.nodes
+            if is_template(start) and start.fan_out is not None
+            for n in start.fan_out.body
+            if n.kind is NodeKind.GROUP_START
+        }
+        """The groups of dynamic group fan-outs' bodies (in no stage: the run copies them)."""
         workflow = graph.workflow
         self.bindings: dict[str, Any] = {}
         """The `matrix` or `item`/`index` of the fan-out instance being planned."""
@@ -482,6 +509,8 @@ class _Planner:
 
     def template(self, start: Node) -> Node:
         """The step every instance of a dynamic fan-out runs, as a node named `id[*]`."""
+        if start.is_step:  # a step of a dynamic group's body, already named `test[*]`
+            return start
         info = start.fan_out
         assert info is not None and info.template is not None
         return dataclasses.replace(
@@ -650,7 +679,10 @@ class _Planner:
         """The leaf steps `node` waits for directly, in the order they are written."""
         found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
         ordered = sorted(found, key=lambda dep: dep.span)
-        return tuple(template_id(dep.id) if is_template(dep) else dep.id for dep in ordered)
+        found_ids: list[StepId] = []
+        for dep in ordered:
+            found_ids.extend(_template_steps(dep) if is_template(dep) else (dep.id,))
+        return tuple(found_ids)
 
     def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
         """Env values in layering order, each able to see the ones resolved before it."""
@@ -684,7 +716,7 @@ class _Planner:
     def group_verdict(self, group_id: StepId, env: Mapping[str, Any]) -> tuple[Verdict, str]:
         """An enclosing group's condition, judged in the group's own scope (a call's
         condition reads the caller's inputs, not the child's)."""
-        group = self.graph.node(group_id)
+        group = self.body_groups.get(group_id) or self.graph.node(group_id)
         inner, self.scope = self.scope, group.scope
         try:
             return self.verdict(group.step.condition, env)
@@ -757,7 +789,9 @@ class _Planner:
                 continue
             cost = 0.0
             if node.is_step or is_template(node):
-                step_cost = steps[template_id(node.id) if is_template(node) else node.id].worst_case
+                step_cost = (
+                    _template_cost(node, steps) if is_template(node) else steps[node.id].worst_case
+                )
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
@@ -777,8 +811,10 @@ class _Planner:
         cursor: int | None = end
         while cursor is not None:
             node = self.graph.nodes[cursor]
-            if node.is_step or is_template(node):
-                path.append(template_id(node.id) if is_template(node) else node.id)
+            if is_template(node):
+                path.extend(reversed(_template_steps(node)))
+            elif node.is_step:
+                path.append(node.id)
             cursor = previous.get(cursor)
         return (None if unbounded else best[end]), list(reversed(path))
 

@@ -178,6 +178,13 @@ TABLE: dict[
             "staging/rollout[eu-west,web]",
         ],
     ),
+    "per-service-pipeline.yaml": (
+        {},
+        [["changed"], ["registry"], ["build[*]"], ["test[*]"], ["package[*]"], ["release"]],
+        [],
+        {"test[*]": ("always", 2, [1.0]), "release": ("always", 1, [])},
+        ["package[*]"],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

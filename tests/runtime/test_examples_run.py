@@ -189,3 +189,21 @@ def test_multi_region_release_fans_out_inside_each_call(tmp_path: Path) -> None:
         "production/rollout[eu-west,worker]",
         "production/rollout[us-east,web]",
     )
+
+
+def test_per_service_pipeline_runs_the_group_once_per_changed_service(tmp_path: Path) -> None:
+    result, events, plan = run_example("per-service-pipeline.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    for service in ("api", "web", "worker"):
+        assert (tmp_path / f"{service}.bin").read_text() == f"SOURCE OF {service.upper()}\n"
+    images = (tmp_path / "images.txt").read_text().splitlines()
+    assert sorted(images) == [
+        "registry.example.com/shop/api:0",
+        "registry.example.com/shop/web:1",
+        "registry.example.com/shop/worker:2",
+    ]
+    assert result.steps["package[2]"].outputs == {"image": "registry.example.com/shop/worker"}
+    assert (tmp_path / "release.txt").read_text() == "released success\n"
+    assert plan.fan_outs["service"].template == ("build[*]", "test[*]", "package[*]")
+    [expanded] = [e for e in events if isinstance(e, ev.FanOutExpanded)]
+    assert expanded.items == ("api", "web", "worker")

@@ -68,7 +68,7 @@ def test_a_called_workflow_fans_out_under_the_callers_prefix(tmp_path: Path) -> 
     started = [e.step for e in events if isinstance(e, ev.StepStarted)]
     for call in ("staging", "prod"):
         assert {f"{call}/compile[api,3.12]", f"{call}/check[web,3.12]"} <= set(started)
-        assert [s for s in started if s.startswith(f"{call}/fetch")] == [
+        assert sorted(s for s in started if s.startswith(f"{call}/fetch")) == [
             f"{call}/fetch[0]",
             f"{call}/fetch[1]",
             f"{call}/fetch[2]",

@@ -9,10 +9,11 @@ instance is restored, never run again (docs/language.md, "Fan-out").
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from wfx.expr import ExpressionError, Status
-from wfx.fanout import aggregate_status, item_instances
+from wfx.fanout import Instance, aggregate_status, instance_name, item_instances
 from wfx.graph import Node, NodeKind
 from wfx.model import StepId
 from wfx.runtime import events as ev
@@ -43,23 +44,12 @@ class Expansion:
                 f"`forEach` gave {len(items)} items, more than the limit of {info.limit}"
                 " instances (the workflow's `maxInstances`)"
             )
-        base = len(run.nodes)
-        nodes = [
-            Node(
-                index=base + position,
-                id=StepId(instance.own(start.id)),
-                kind=NodeKind.STEP,
-                step=info.template,
-                section=start.section,
-                deps=(start.index,),
-                groups=(*start.groups, start.id),
-                settings=info.settings,
-                instance=instance,
-                scope=start.scope,
-            )
-            for position, instance in enumerate(item_instances(start.id, items))
-        ]
+        made = item_instances(start.id, items, _members(info.body))
+        nodes = self.copies(start, made) if info.body else self.steps(start, made)
         run.add_nodes(nodes)
+        for node in nodes:
+            if node.kind is NodeKind.GROUP_START:
+                self.contexts.group_starts[node.id] = node.index
         run.expanded[start.id] = [n.index for n in nodes]
         shown = run.secrets.mask_value(list(items))
         run.emit(
@@ -75,6 +65,51 @@ class Expansion:
         )
         for node in nodes:
             seed_node(run, node)
+        return nodes
+
+    def steps(self, start: Node, instances: list[Instance]) -> list[Node]:
+        """A dynamic fan-out of a step: one node per instance, after the fan-out's start."""
+        info = start.fan_out
+        assert info is not None and info.template is not None
+        base = len(self.run.nodes)
+        return [
+            Node(
+                index=base + position,
+                id=StepId(instance.own(start.id)),
+                kind=NodeKind.STEP,
+                step=info.template,
+                section=start.section,
+                deps=(start.index,),
+                groups=(*start.groups, start.id),
+                settings=info.settings,
+                instance=instance,
+                scope=start.scope,
+            )
+            for position, instance in enumerate(instances)
+        ]
+
+    def copies(self, start: Node, instances: list[Instance]) -> list[Node]:
+        """A dynamic fan-out of a group: its body copied per instance, the placeholder key
+        in ids and groups replaced by the instance's, deps renumbered (-1: the start)."""
+        info = start.fan_out
+        assert info is not None
+        body = info.body
+        base = len(self.run.nodes)
+        nodes = []
+        for instance in instances:
+            key = instance.key
+            for node in body:
+                nodes.append(
+                    dataclasses.replace(
+                        node,
+                        index=base + node.index,
+                        id=StepId(instance_name(node.id, key)),
+                        deps=tuple(start.index if d < 0 else base + d for d in node.deps),
+                        groups=tuple(StepId(instance_name(g, key)) for g in node.groups),
+                        instance=instance,
+                    )
+                )
+            base += len(body)
         return nodes
 
     def items(self, start: Node, state: NodeState) -> list[Any] | str:
@@ -108,7 +143,8 @@ class Expansion:
         info = end.fan_out
         assert info is not None
         if info.dynamic:
-            members = run.expanded.get(end.id, [])
+            own = (run.nodes[i] for i in run.expanded.get(end.id, []))
+            members = [n.index for n in own if _heads(n, end.id)]
         else:
             members = [run.graph.ids[i] for i in info.instances]
         outputs: list[Any] = []
@@ -140,3 +176,17 @@ class Expansion:
         if start.status.value == "skipped":
             return "skipped", {}
         return ("failed" if run.states[node.index].bad else "success"), {}
+
+
+def _members(body: tuple[Node, ...]) -> frozenset[str]:
+    """The steps of a dynamic group's body, by the ids its instances' `steps` name."""
+    placeholder = next((n.instance for n in body if n.instance is not None), None)
+    return frozenset() if placeholder is None else placeholder.members
+
+
+def _heads(node: Node, fan_out: str) -> bool:
+    """Whether `node` stands for a whole instance of `fan_out` (a step, or the end of an
+    instance group)."""
+    instance = node.instance
+    is_head = instance is not None and node.id == instance.own(fan_out)
+    return is_head and node.kind is not NodeKind.GROUP_START

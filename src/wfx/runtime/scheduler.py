@@ -221,7 +221,7 @@ class Scheduler:
         """Stop the group's attempt: its running children end as `status` (their processes
         killed), the ones not started yet are skipped, both with `reason`."""
         self.stopped_groups[group_id] = (status, reason)
-        nodes = self.run.graph.nodes
+        nodes = self.run.nodes  # a dynamic fan-out's instances too
         for index, scope in list(self.running.items()):
             if group_id in nodes[index].groups:
                 scope.cancel()
@@ -393,17 +393,38 @@ class Scheduler:
                 self.runner.fan_out_failed(start, made, state.span)
             else:
                 created = made
-        self.unfinished += len(created)
+        self.unfinished += sum(1 for n in created if n.is_step)
         self.count_finished()  # the fan-out's place holder (after its instances are counted)
         if not created:
             return self._completed(start.index)
+        return self._wire(start, created)
+
+    def _wire(self, start: Node, created: list[Node]) -> list[int]:
+        """Count the dependencies of a dynamic fan-out's new nodes; its end waits for the
+        ones nothing else of it waits for. Return those that may start now."""
         end = self.dependents[start.index][0]
-        self.remaining.extend(0 for _ in created)
+        self.remaining.extend(len(n.deps) for n in created)
         self.done.extend(bytes(len(created)))
-        self.dependents.extend([end] for _ in created)
-        self.dependents[start.index] = [n.index for n in created]
-        self.remaining[end] = len(created)
-        return [n.index for n in created]
+        self.dependents.extend([] for _ in created)
+        heads: list[int] = []
+        waited: set[int] = set()
+        for node in created:
+            for dep in node.deps:
+                if dep == start.index:
+                    heads.append(node.index)
+                    self.remaining[node.index] -= 1
+                else:
+                    self.dependents[dep].append(node.index)
+                    waited.add(dep)
+            if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
+                limit = int(node.step.max_parallel.value)  # a group inside the body
+                self.limiters[node.id] = anyio.CapacityLimiter(limit)
+        sinks = [n.index for n in created if n.index not in waited]
+        for sink in sinks:
+            self.dependents[sink].append(end)
+        self.dependents[start.index] = heads
+        self.remaining[end] = len(sinks)
+        return [i for i in heads if self.remaining[i] == 0]
 
     def _fan_out_done(self, end: Node) -> None:
         """Every instance of a fan-out ended: `steps.<id>` becomes their aggregate, and a

@@ -103,7 +103,7 @@ class RunState:
             if node.is_step:
                 yield node
             elif node.kind is NodeKind.GROUP_END and node.id in self.expanded:
-                yield from (nodes[i] for i in self.expanded[node.id])
+                yield from (nodes[i] for i in self.expanded[node.id] if nodes[i].is_step)
 
     def add_nodes(self, nodes: list[Node]) -> None:
         """Nodes the run creates (a dynamic fan-out's instances), indexed from the end."""
