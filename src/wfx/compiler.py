@@ -286,6 +286,10 @@ class _Lowering(StepVisitor):
         self.groups: tuple[Step, ...] = ()
         self.parallel = False
         self.level_ends: list[int] = []
+        self.group_path: tuple[StepId, ...] = ()
+        """The ids of the groups around the next node (an instance's own copies)."""
+        self.total_instances = 0
+        self.over_total = False
 
     def lower_all(self) -> None:
         parallel = self.workflow.group_type is GroupType.PARALLEL
@@ -308,24 +312,20 @@ class _Lowering(StepVisitor):
         outer = (self.section, self.entry, self.groups, self.parallel, self.level_ends)
         self.section, self.entry, self.groups = section, entry, groups
         self.parallel, self.level_ends = parallel, []
+        path = self.group_path
+        if groups:
+            self.group_path = (*path, self.node_id(groups[-1]))
         self.visit_steps(steps)
+        self.group_path = path
         ends = self.level_ends if parallel else self.entry
         self.section, self.entry, self.groups, self.parallel, self.level_ends = outer
         return ends
 
     def visit(self, step: Step) -> None:
-        """A step with `matrix`/`forEach` is lowered as its instances; others as written."""
+        """A step with `matrix`/`forEach` is lowered as its instances (inside a fanned-out
+        group's instance: once per outer instance, ids keyed by both); others as written."""
         if step.fan_out is None:
             super().visit(step)
-        elif self.instance is not None:
-            self.problems.append(
-                error(
-                    "compile.nested-fan-out",
-                    "a fan-out inside a fanned-out group is not supported",
-                    step.fan_out.span,
-                    "fan out the group over the combined list, or move this step out of it",
-                )
-            )
         else:
             self.visit_fan_out(step, step.fan_out)
 
@@ -363,7 +363,10 @@ class _Lowering(StepVisitor):
     def visit_fan_out(self, step: Step, fan_out: FanOut) -> None:
         """A fan-out: a start barrier, its instances side by side, an end barrier that
         `needs: [id]` waits for. A dynamic one gets its instances at run time."""
-        step_id = self.ids[step.path]
+        if self.over_total:
+            return  # the instance limit is passed: lowering more would only cost
+        step_id = self.node_id(step)  # inside an outer instance: `inner[api]`
+        around = self.instance
         items = self.static_items(fan_out)
         dynamic = fan_out.kind is FanOutKind.FOR_EACH and fan_out.items is None and items is None
         body = dynamic and bool(step.steps)
@@ -373,10 +376,12 @@ class _Lowering(StepVisitor):
                 self.problems += refused
                 return
         instances = [] if dynamic else self.instances(step_id, step, fan_out, items)
-        info = self.fan_out_info(step, fan_out, instances, dynamic)
+        if not self.count_instances(step_id, len(instances), fan_out.span):
+            return
+        info = self.fan_out_info(step_id, step, fan_out, instances, dynamic)
         if body:  # its body is compiled once, for a placeholder instance the run copies
             members = frozenset(self.ids[s.path] for s in _descendants(step))
-            instances = [Instance(step_id, PLACEHOLDER, 0, {}, members)]
+            instances = [Instance(step_id, PLACEHOLDER, 0, {}, members, around)]
         barrier = dataclasses.replace(step, condition=None, call=None)
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
@@ -384,15 +389,19 @@ class _Lowering(StepVisitor):
             step_id, NodeKind.GROUP_START, barrier, self.section, group_ids, self.entry
         )
         self.nodes[start].fan_out = info
-        self.pending_needs.append((start, step, None))
-        outer = (self.entry, self.parallel, self.level_ends, self.groups)
+        self.pending_needs.append((start, step, around))
+        outer = (self.entry, self.parallel, self.level_ends, self.groups, self.group_path)
         self.entry, self.parallel, self.level_ends = [start], True, []
         self.groups = (*self.groups, barrier)
+        self.group_path = (*self.group_path, step_id)
         mark = len(self.nodes)
         for instance in instances:
+            if self.over_total:
+                break
             self.instance = instance
             if not body:
-                self.instance_ids.update(instance.own(m) for m in (step_id, *instance.members))
+                self.instance_ids.add(instance.own(step_id))
+                self.instance_ids.update(instance.place(m) for m in instance.members)
             self.entry = [start]
             if step.steps:
                 super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
@@ -400,9 +409,9 @@ class _Lowering(StepVisitor):
                 self.visit_uses(step)  # each instance calls the sub-workflow
             else:
                 self.generic_visit(step)
-        self.instance = None
+        self.instance = around
         ends = self.level_ends
-        self.entry, self.parallel, self.level_ends, self.groups = outer
+        self.entry, self.parallel, self.level_ends, self.groups, self.group_path = outer
         if body:
             self.bodies.append((start, mark, len(self.nodes)))
         end = self.add(
@@ -411,6 +420,18 @@ class _Lowering(StepVisitor):
         self.nodes[end].fan_out = info
         self.ends[step_id] = end
         self.lowered(end)
+
+    def count_instances(self, step_id: StepId, count: int, span: Span) -> bool:
+        """Count a static fan-out's instances against the limit for all fan-outs together
+        (nested ones multiply); over it, say so once and lower no more of them."""
+        self.total_instances += count
+        if self.total_instances <= self.limit:
+            return True
+        if not self.over_total:
+            self.over_total = True
+            what = f"with the fan-outs around it and before it, {self.total_instances} or more"
+            self.problems.append(too_many_instances(step_id, what, self.limit, span))
+        return False
 
     def static_items(self, fan_out: FanOut) -> list[Any] | None:
         """The list of a `forEach` expression that reads only inputs, evaluated now (None:
@@ -422,8 +443,11 @@ class _Lowering(StepVisitor):
             return None
         if self.input_values is None:
             return []
+        contexts = {"inputs": self.input_values}
+        if self.instance is not None:  # a nested fan-out's list may read the outer's values
+            contexts.update(self.instance.visible())
         try:
-            value = expression.evaluate({"inputs": self.input_values})
+            value = expression.evaluate(contexts)
         except ExpressionError as exc:
             self.problems.append(error("compile.for-each", exc.message, exc.span))
             return []
@@ -437,13 +461,18 @@ class _Lowering(StepVisitor):
     ) -> list[Instance]:
         members = frozenset(self.ids[s.path] for s in _descendants(step))
         try:
-            return static_instances(step_id, fan_out, self.limit, items, members)
+            return static_instances(step_id, fan_out, self.limit, items, members, self.instance)
         except TooManyInstancesError as exc:
             self.problems.append(too_many_instances(step_id, str(exc), self.limit, fan_out.span))
             return []
 
     def fan_out_info(
-        self, step: Step, fan_out: FanOut, instances: list[Instance], dynamic: bool
+        self,
+        step_id: StepId,
+        step: Step,
+        fan_out: FanOut,
+        instances: list[Instance],
+        dynamic: bool,
     ) -> FanOutInfo:
         settings = self.settings.resolve(step, self.groups) if dynamic and not step.steps else None
         if settings is not None:
@@ -451,7 +480,7 @@ class _Lowering(StepVisitor):
         return FanOutInfo(
             kind=fan_out.kind,
             dynamic=dynamic,
-            instances=tuple(StepId(i.own(self.ids[step.path])) for i in instances),
+            instances=tuple(StepId(i.own(step_id)) for i in instances),
             max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
             fail_fast=True if fan_out.fail_fast is None else bool(fan_out.fail_fast.value),
             limit=self.limit,
@@ -461,9 +490,10 @@ class _Lowering(StepVisitor):
         )
 
     def node_id(self, step: Step) -> StepId:
-        """A step's node id: its own, or inside a fan-out instance `id[key]`."""
+        """A step's node id: its own, or inside a fan-out instance `id[key]` (nested:
+        `id[outer][inner]`)."""
         step_id = self.ids[step.path]
-        return step_id if self.instance is None else StepId(self.instance.own(step_id))
+        return step_id if self.instance is None else StepId(self.instance.place(step_id))
 
     def visit_uses(self, step: Step) -> None:
         """A Python step is a leaf; a step that calls a sub-workflow is a group of the
@@ -539,17 +569,7 @@ class _Lowering(StepVisitor):
     def group_ids(self) -> tuple[StepId, ...]:
         """The ids of the groups around the next node: inside a fan-out instance, the
         fan-out, then the instance's own copies (`id[key]`) of its groups."""
-        instance = self.instance
-        found = []
-        for group in self.groups:
-            group_id = self.ids[group.path]
-            if instance is None or group.fan_out is not None:
-                found.append(group_id)
-                continue
-            if group_id == instance.fan_out or group_id in instance.members:
-                group_id = StepId(instance.own(group_id))
-            found.append(group_id)
-        return tuple(found)
+        return self.group_path
 
     def lowered(self, end: int) -> None:
         """A sibling was lowered: the next one waits for it, or it is one of the ends."""
@@ -575,8 +595,8 @@ class _Lowering(StepVisitor):
         section = self.nodes[index].section
         for ref in step.needs:
             name = ref.id
-            if instance is not None and ref.id in instance.members:
-                name = StepId(instance.own(ref.id))  # a sibling in the same instance
+            if instance is not None:
+                name = StepId(instance.resolve(ref.id))  # a sibling in the same instance
             end = self.ends.get(name)
             if end is None:
                 self.problems.append(_unknown_need(ref.id, ref.span, self.ends))

@@ -545,7 +545,7 @@ class _Planner:
     def plan_step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
-        self.bindings = {} if node.instance is None else dict(node.instance.bindings)
+        self.bindings = {} if node.instance is None else node.instance.visible()
         env = self.resolve_env_chain(settings.env)
         retry: RetrySchedule = settings.retry.value
         timeout = settings.timeout.value

@@ -110,8 +110,8 @@ class RunContexts:
         }
         instance = node.instance
         if instance is not None:
-            values.update(instance.bindings)
-            if instance.members:
+            values.update(instance.visible())
+            if instance.members or instance.outer is not None:
                 values["steps"] = InstanceSteps(steps, run.steps_context, instance, node.scope)
         if status is None:
             status = self.status(node, run.states[node.index].bad)
@@ -270,8 +270,9 @@ class InstanceSteps(Mapping[str, Any]):
 
     def __getitem__(self, name: str) -> Any:
         full = self.scope + name
-        if full in self.instance.members:
-            return self.run_steps[self.instance.own(full)]
+        resolved = self.instance.resolve(full)
+        if resolved != full:
+            return self.run_steps[resolved]
         return self.steps[name]
 
     def __iter__(self) -> Iterator[str]:

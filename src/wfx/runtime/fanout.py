@@ -17,7 +17,7 @@ from wfx.fanout import Instance, aggregate_status, instance_name, item_instances
 from wfx.graph import Node, NodeKind
 from wfx.model import StepId
 from wfx.runtime import events as ev
-from wfx.runtime.contexts import RunContexts
+from wfx.runtime.contexts import InstanceSteps, RunContexts
 from wfx.runtime.resume import seed_node
 from wfx.runtime.state import NodeState, RunState
 
@@ -44,7 +44,7 @@ class Expansion:
                 f"`forEach` gave {len(items)} items, more than the limit of {info.limit}"
                 " instances (the workflow's `maxInstances`)"
             )
-        made = item_instances(start.id, items, _members(info.body))
+        made = item_instances(start.id, items, _members(info.body), start.instance)
         nodes = self.copies(start, made) if info.body else self.steps(start, made)
         run.add_nodes(nodes)
         for node in nodes:
@@ -121,6 +121,10 @@ class Expansion:
         expression = fan_out.expression
         inputs, _, steps = self.contexts.scope(start.scope)
         contexts = {"inputs": inputs, "steps": steps, "workflow": self.contexts.workflow()}
+        around = start.instance  # inside an outer instance: its values and its own steps
+        if around is not None:
+            contexts.update(around.visible())
+            contexts["steps"] = InstanceSteps(steps, self.run.steps_context, around, start.scope)
         try:
             value = expression.evaluate(contexts, status=Status())
         except ExpressionError as exc:

@@ -432,9 +432,14 @@ class Scheduler:
         run = self.run
         run.steps_context[end.id] = self.expansion.aggregate(end)
         reason = run.deferred.pop(end.id, None)
-        if reason is not None:
-            assert self.runner is not None
-            self.runner.fail(reason)
+        if reason is None:
+            return
+        around = end.instance  # a nested fan-out: the outer instance failed, as its step
+        if around is not None and not _fail_fast(run, around.fan_out):
+            run.deferred.setdefault(around.fan_out, reason)
+            return
+        assert self.runner is not None
+        self.runner.fail(reason)
 
     def _enter_call(self, node: Node) -> None:
         """A sub-workflow call starts; when its inputs cannot be made, it fails the run."""
@@ -567,6 +572,12 @@ class Scheduler:
         """The run is interrupted: stop every running main step."""
         for scope, _ in list(self.scopes.values()):
             scope.cancel()
+
+
+def _fail_fast(run: RunState, fan_out: str) -> bool:
+    """Whether a failed instance of `fan_out` stops the run (`failFast`)."""
+    info = run.graph.nodes[run.graph.ids[StepId(fan_out)]].fan_out
+    return info is None or info.fail_fast
 
 
 def _dynamic(node: Node) -> bool:
