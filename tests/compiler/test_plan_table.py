@@ -185,6 +185,17 @@ TABLE: dict[
         {"test[*]": ("always", 2, [1.0]), "release": ("always", 1, [])},
         ["package[*]"],
     ),
+    "nested-test-matrix.yaml": (
+        {},
+        [
+            ["lint[api]", "lint[web]"],
+            ["test[api][3.11]", "test[api][3.12]", "test[web][3.11]", "test[web][3.12]"],
+            ["report[api]", "report[web]"],
+        ],
+        [],
+        {"test[web][3.12]": ("always", 1, []), "report[api]": ("always", 1, [])},
+        [],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

@@ -207,3 +207,14 @@ def test_per_service_pipeline_runs_the_group_once_per_changed_service(tmp_path: 
     assert plan.fan_outs["service"].template == ("build[*]", "test[*]", "package[*]")
     [expanded] = [e for e in events if isinstance(e, ev.FanOutExpanded)]
     assert expanded.items == ("api", "web", "worker")
+
+
+def test_nested_test_matrix_tests_each_service_on_each_python(tmp_path: Path) -> None:
+    result, _, plan = run_example("nested-test-matrix.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    for service in ("api", "web"):
+        log = (tmp_path / f"{service}.log").read_text().splitlines()
+        assert log == [f"{service} linted", f"{service} on 3.11", f"{service} on 3.12"]
+        report = (tmp_path / f"{service}.report").read_text()
+        assert report == f"{service}-py3.11 {service}-py3.12\n"
+    assert plan.fan_outs["test[web]"].instances == ("test[web][3.11]", "test[web][3.12]")
