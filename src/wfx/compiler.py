@@ -647,9 +647,17 @@ def _not_in_a_dynamic_group(group: Step) -> Iterator[Diagnostic]:
             yield _refused_in_body("a sub-workflow call inside", where, group)
         elif step.group_retries is not None:
             yield _refused_in_body("`groupRetries` inside", step.group_retries.span, group)
-        elif step.fan_out is not None:
-            what = "a fan-out (`matrix`/`forEach`) inside"
+        elif step.fan_out is not None and _known_at_run_time(step.fan_out):
+            what = "a `forEach` known only at run time inside"
             yield _refused_in_body(what, step.fan_out.span, group)
+
+
+def _known_at_run_time(fan_out: FanOut) -> bool:
+    """Whether a fan-out's list comes from `steps` or `workflow` (a dynamic `forEach`)."""
+    expression = fan_out.expression
+    return expression is not None and any(
+        r.path[0].lower() in ("steps", "workflow") for r in expression.references()
+    )
 
 
 def _refused_in_body(what: str, span: Span, group: Step) -> Diagnostic:

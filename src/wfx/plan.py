@@ -23,6 +23,7 @@ from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
+from wfx.fanout import template_name
 from wfx.graph import (
     CallScope,
     ExecutionGraph,
@@ -444,6 +445,14 @@ class _Planner:
             if n.kind is NodeKind.GROUP_START
         }
         """The groups of dynamic group fan-outs' bodies (in no stage: the run copies them)."""
+        self.body_owners = {
+            StepId(template_name(n.id)): start
+            for start in graph.nodes
+            if is_template(start) and start.fan_out is not None
+            for n in start.fan_out.body
+            if n.is_step
+        }
+        """The start of the dynamic group fan-out each body step (`test[*]`) belongs to."""
         workflow = graph.workflow
         self.bindings: dict[str, Any] = {}
         """The `matrix` or `item`/`index` of the fan-out instance being planned."""
@@ -677,12 +686,38 @@ class _Planner:
 
     def needs(self, node: Node) -> tuple[StepId, ...]:
         """The leaf steps `node` waits for directly, in the order they are written."""
+        owner = self.body_owners.get(node.id)
+        if owner is not None:
+            return self.body_needs(owner, node)
         found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
         ordered = sorted(found, key=lambda dep: dep.span)
         found_ids: list[StepId] = []
         for dep in ordered:
             found_ids.extend(_template_steps(dep) if is_template(dep) else (dep.id,))
         return tuple(found_ids)
+
+    def body_needs(self, start: Node, node: Node) -> tuple[StepId, ...]:
+        """What a step of a dynamic group's body waits for: steps of the body (looking
+        through its barriers), or, at its start, what the fan-out waits for."""
+        assert start.fan_out is not None
+        body = start.fan_out.body
+        outside: tuple[StepId, ...] = ()
+        inside: list[Node] = []
+        seen: set[int] = set()
+        stack = list(node.deps)
+        while stack:
+            dep = stack.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep < 0:
+                outside = self.needs(start)
+            elif body[dep].is_step:
+                inside.append(body[dep])
+            else:
+                stack.extend(body[dep].deps)
+        ordered = sorted(inside, key=lambda n: (n.span, n.index))
+        return (*outside, *(StepId(template_name(n.id)) for n in ordered))
 
     def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
         """Env values in layering order, each able to see the ones resolved before it."""

@@ -290,14 +290,14 @@ def test_what_a_dynamic_group_may_not_hold_is_refused_at_its_position(
         groupRetries: {max: 1}
         steps:
           - id: inner
-            matrix: {a: [1]}
+            forEach: ${{ fromJSON(steps.list.outputs.items) }}
             run: echo
           - {id: call, uses: ./x.yaml}
     """
     found = errors(workflow_file, text)
     assert [f.split(" a group fanned out")[0] for f in found] == [
         "7:19 `groupRetries` on",
-        "10:17 a fan-out (`matrix`/`forEach`) inside",
+        "10:18 a `forEach` known only at run time inside",
         "12:26 a sub-workflow call inside",
     ]
 

@@ -77,3 +77,36 @@ def test_the_plan_shows_n_times_the_groups_body(workflow_file: Write) -> None:
     assert data["criticalPath"][-3:] == ["build[*]", "test[*]", "after"]
     line = fan_out_line(plan.fan_outs["svc"])
     assert line.startswith("svc[*]: N × template (build[*], test[*]), N known at run time")
+
+
+def test_a_static_fan_out_in_a_dynamic_groups_body_is_planned_in_it(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: list
+        run: echo
+      - id: svc
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        steps:
+          - id: prep
+            run: echo
+          - id: test
+            matrix: {python: ["3.11", "3.12"]}
+            run: echo ${{ matrix.python }}
+          - id: report
+            run: echo
+    """
+    _, plan = api.plan_file(workflow_file(text))
+    data = plan_to_dict(plan)
+    assert data["stages"] == [
+        ["list"],
+        ["prep[*]"],
+        ["test[*][3.11]", "test[*][3.12]"],
+        ["report[*]"],
+    ]
+    assert data["steps"]["test[*][3.12]"]["action"]["run"] == "echo 3.12"
+    assert data["steps"]["test[*][3.11]"]["needs"] == ["prep[*]"]
+    assert data["steps"]["prep[*]"]["needs"] == ["list"]
+    assert data["steps"]["report[*]"]["needs"] == ["test[*][3.11]", "test[*][3.12]"]

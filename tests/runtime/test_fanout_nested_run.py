@@ -82,3 +82,57 @@ def test_without_fail_fast_an_inner_failure_lets_the_other_outer_instances_finis
     assert recorded.status("after[web]") == "success"  # and so did the other outer instance
     assert recorded.status("after[api]") == "skipped"
     assert recorded.result.reason == "step `test[api][3.11]` failed: exit code 4"
+
+
+def test_a_static_fan_out_inside_a_dynamic_group_runs_in_every_instance(
+    tmp_path: Path,
+) -> None:
+    text = """
+    wfx: 1
+    outputs:
+      web: ${{ steps['report[1]'].outputs.r }}
+    steps:
+      - id: list
+        run: echo 'items=["api","web"]' >> "$WFX_OUTPUT"
+      - id: svc
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        env: {SERVICE: "${{ item }}"}
+        steps:
+          - id: prep
+            run: echo "p=${{ item }}" >> "$WFX_OUTPUT"
+          - id: test
+            matrix: {python: ["3.11", "3.12"]}
+            run: |
+              echo "$WFX_STEP_ID ${{ item }} ${{ matrix.python }} ${{ steps.prep.outputs.p }}" \\
+                >> "$WFX_WORKSPACE/log"
+              echo "ok=${{ matrix.python }}" >> "$WFX_OUTPUT"
+          - id: shard
+            forEach: [x, y]
+            maxParallel: 1
+            steps:
+              - id: part
+                run: |
+                  echo "$WFX_STEP_ID ${{ steps.prep.outputs.p }} $SERVICE" \
+                    "${{ item }} ${{ index }}" >> "$WFX_WORKSPACE/log"
+          - id: report
+            needs: [test]
+            run: |
+              echo "r=${{ join(steps.test.outputs.*.ok, ' ') }} ${{ steps.shard.status }}" \\
+                >> "$WFX_OUTPUT"
+    """
+    recorded = run_text(tmp_path, text)
+    assert recorded.result.exit_code == 0, recorded.result.reason
+    log = sorted((tmp_path / "workspace" / "log").read_text().splitlines())
+    assert log == [
+        # the inner item shadows the outer, in the group's `env` too (rendered for the step);
+        # the outer item is reached through a step of the outer instance
+        "part[0][0] api x x 0",
+        "part[0][1] api y y 1",
+        "part[1][0] web x x 0",
+        "part[1][1] web y y 1",
+        "test[0][3.11] api 3.11 api",
+        "test[0][3.12] api 3.12 api",
+        "test[1][3.11] web 3.11 web",
+        "test[1][3.12] web 3.12 web",
+    ]
+    assert recorded.result.outputs == {"web": "3.11 3.12 success"}

@@ -13,7 +13,13 @@ import dataclasses
 from typing import Any
 
 from wfx.expr import ExpressionError, Status
-from wfx.fanout import Instance, aggregate_status, instance_name, item_instances
+from wfx.fanout import (
+    PLACEHOLDER,
+    Instance,
+    aggregate_status,
+    instance_name,
+    item_instances,
+)
 from wfx.graph import Node, NodeKind
 from wfx.model import StepId
 from wfx.runtime import events as ev
@@ -99,6 +105,10 @@ class Expansion:
         for instance in instances:
             key = instance.key
             for node in body:
+                fan_out = node.fan_out  # a static fan-out inside the body: its instances
+                if fan_out is not None:
+                    named = tuple(StepId(instance_name(i, key)) for i in fan_out.instances)
+                    fan_out = dataclasses.replace(fan_out, instances=named)
                 nodes.append(
                     dataclasses.replace(
                         node,
@@ -106,7 +116,8 @@ class Expansion:
                         id=StepId(instance_name(node.id, key)),
                         deps=tuple(start.index if d < 0 else base + d for d in node.deps),
                         groups=tuple(StepId(instance_name(g, key)) for g in node.groups),
-                        instance=instance,
+                        instance=_rekeyed(node.instance, instance),
+                        fan_out=fan_out,
                     )
                 )
             base += len(body)
@@ -150,7 +161,7 @@ class Expansion:
             own = (run.nodes[i] for i in run.expanded.get(end.id, []))
             members = [n.index for n in own if _heads(n, end.id)]
         else:
-            members = [run.graph.ids[i] for i in info.instances]
+            members = [run.node_index(i) for i in info.instances]
         outputs: list[Any] = []
         statuses: list[str] = []
         attempts = 0
@@ -180,6 +191,17 @@ class Expansion:
         if start.status.value == "skipped":
             return "skipped", {}
         return ("failed" if run.states[node.index].bad else "success"), {}
+
+
+def _rekeyed(found: Instance | None, instance: Instance) -> Instance | None:
+    """A body node's instance in `instance`: the placeholder becomes it, an instance of a
+    fan-out inside the body gets its key in its fan-out's id and `instance` around it."""
+    if found is None or found.key == PLACEHOLDER:
+        return instance
+    outer = _rekeyed(found.outer, instance)
+    return dataclasses.replace(
+        found, fan_out=instance_name(found.fan_out, instance.key), outer=outer
+    )
 
 
 def _members(body: tuple[Node, ...]) -> frozenset[str]:

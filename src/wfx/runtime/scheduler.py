@@ -418,7 +418,10 @@ class Scheduler:
                     waited.add(dep)
             if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
                 limit = int(node.step.max_parallel.value)  # a group inside the body
-                self.limiters[node.id] = anyio.CapacityLimiter(limit)
+                if node.fan_out is not None and node.step.steps:
+                    self.admission.cap(node.id, limit)  # it caps its instances
+                else:
+                    self.limiters[node.id] = anyio.CapacityLimiter(limit)
         sinks = [n.index for n in created if n.index not in waited]
         for sink in sinks:
             self.dependents[sink].append(end)
@@ -576,7 +579,7 @@ class Scheduler:
 
 def _fail_fast(run: RunState, fan_out: str) -> bool:
     """Whether a failed instance of `fan_out` stops the run (`failFast`)."""
-    info = run.graph.nodes[run.graph.ids[StepId(fan_out)]].fan_out
+    info = run.nodes[run.node_index(fan_out)].fan_out
     return info is None or info.fail_fast
 
 
@@ -616,6 +619,12 @@ class _InstanceAdmission:
                 self.caps[node.id] = info.max_parallel
         self.open: dict[str, int] = dict.fromkeys(self.caps, 0)
         self.waiting: dict[str, deque[int]] = {name: deque() for name in self.caps}
+
+    def cap(self, fan_out: str, limit: int) -> None:
+        """A fanned-out group the run created (inside a dynamic group's instance)."""
+        self.caps[fan_out] = limit
+        self.open[fan_out] = 0
+        self.waiting[fan_out] = deque()
 
     def _capped(self, node: Node) -> str | None:
         """The capped fan-out whose instance group `node` opens or closes, if any."""
