@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 from harness import run_text
 from test_fanout_run import _run_with_sink
 
+from wfx.api import compile_file
 from wfx.runtime import events as ev
+from wfx.runtime.engine import RunOptions, RunResult, run
+from wfx.runtime.events import StepStatus
+from wfx.runtime.journal import ResumeState, StepRecord
 
 GROUP = """
 wfx: 1
@@ -160,3 +165,41 @@ def test_a_dynamic_group_over_an_empty_list_runs_nothing(tmp_path: Path) -> None
     assert recorded.result.exit_code == 0, recorded.result.reason
     assert recorded.result.outputs["status"] == "skipped"
     assert (tmp_path / "workspace" / "log").read_text() == "after\n"
+
+
+def test_a_resumed_run_keeps_a_tolerated_failure_of_a_body_step(tmp_path: Path) -> None:
+    """The journal says `a[0]` failed with `onError: continue`: the resumed run is not
+    failing for it; `b[0]` runs, `a[0]` is not run again."""
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        """
+wfx: 1
+steps:
+  - id: list
+    run: echo 'items=["x"]' >> "$WFX_OUTPUT"
+  - id: svc
+    forEach: ${{ fromJSON(steps.list.outputs.items) }}
+    steps:
+      - id: a
+        onError: continue
+        run: exit 1
+      - id: b
+        run: echo ok
+""",
+        encoding="utf-8",
+    )
+    graph = compile_file(path).graph
+    failed = StepRecord("a[0]", StepStatus.FAILED, 1, 1.0, 2.0, {}, 1, None, None, 2, None)
+    listed = StepRecord("list", StepStatus.SUCCESS, 1, 1.0, 2.0, {}, 0, None, None, 1, None)
+    resume = ResumeState(
+        "run-1", {"list": listed, "a[0]": failed}, {}, "running", None, fanouts={"svc": ["x"]}
+    )
+    seen: list[ev.Event] = []
+    options = RunOptions(events=seen.append, workspace=tmp_path / "ws", resume=resume)
+
+    async def main() -> RunResult:
+        return await run(graph, options=options)
+
+    result = anyio.run(main)
+    assert result.status.value == "completedWithFailures", result.reason  # not `failed`
+    assert [e.step for e in seen if isinstance(e, ev.StepStarted)] == ["b[0]"]
