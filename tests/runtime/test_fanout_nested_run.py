@@ -136,3 +136,24 @@ def test_a_static_fan_out_inside_a_dynamic_group_runs_in_every_instance(
         "test[1][3.12] web 3.12 web",
     ]
     assert recorded.result.outputs == {"web": "3.11 3.12 success"}
+
+
+def test_dynamic_instances_count_against_the_limit_for_all_fan_outs(tmp_path: Path) -> None:
+    text = """
+    wfx: 1
+    maxInstances: 5
+    steps:
+      - id: svc
+        matrix: {service: [api, web]}
+        steps:
+          - id: list
+            run: echo 'items=[1,2]' >> "$WFX_OUTPUT"
+          - id: fetch
+            forEach: ${{ fromJSON(steps.list.outputs.items) }}
+            run: echo
+    """
+    recorded = run_text(tmp_path, text)
+    assert recorded.result.exit_code == 1
+    reason = recorded.result.reason or ""
+    assert "wf.yaml:10:18: `forEach` gave 2 items; with the run's 4 other instances" in reason
+    assert "more than the limit of 5 instances in all" in reason

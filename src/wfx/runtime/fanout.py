@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from wfx.diagnostics import Span
 from wfx.expr import ExpressionError, Status
 from wfx.fanout import (
     PLACEHOLDER,
@@ -20,7 +21,7 @@ from wfx.fanout import (
     instance_name,
     item_instances,
 )
-from wfx.graph import Node, NodeKind
+from wfx.graph import FanOutInfo, Node, NodeKind
 from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.contexts import InstanceSteps, RunContexts
@@ -34,6 +35,12 @@ class Expansion:
     def __init__(self, run: RunState, contexts: RunContexts) -> None:
         self.run = run
         self.contexts = contexts
+        self.total = sum(
+            len(n.fan_out.instances)
+            for n in run.graph.nodes
+            if n.fan_out is not None and n.kind is NodeKind.GROUP_START
+        )
+        """The run's fan-out instances so far (static ones, then each dynamic list)."""
 
     def instances(self, start: Node, state: NodeState) -> list[Node] | str:
         """The instance nodes of the dynamic fan-out `start` opens, added to the run; or
@@ -45,11 +52,21 @@ class Expansion:
         items = recorded if recorded is not None else self.items(start, state)
         if isinstance(items, str):
             return items
+        where = _where(info)
         if len(items) > info.limit:
+            state.span = where
             return (
-                f"`forEach` gave {len(items)} items, more than the limit of {info.limit}"
-                " instances (the workflow's `maxInstances`)"
+                f"{where}: `forEach` gave {len(items)} items, more than the limit of"
+                f" {info.limit} instances (the workflow's `maxInstances`)"
             )
+        if self.total + len(items) > info.limit:  # nested fan-outs multiply
+            state.span = where
+            return (
+                f"{where}: `forEach` gave {len(items)} items; with the run's {self.total}"
+                f" other instances that is more than the limit of {info.limit} instances in"
+                " all (the workflow's `maxInstances`)"
+            )
+        self.total += len(items)
         made = item_instances(start.id, items, _members(info.body), start.instance)
         nodes = self.copies(start, made) if info.body else self.steps(start, made)
         run.add_nodes(nodes)
@@ -202,6 +219,12 @@ def _rekeyed(found: Instance | None, instance: Instance) -> Instance | None:
     return dataclasses.replace(
         found, fan_out=instance_name(found.fan_out, instance.key), outer=outer
     )
+
+
+def _where(info: FanOutInfo) -> Span:
+    """Where a dynamic fan-out's `forEach` is written."""
+    assert info.template is not None and info.template.fan_out is not None
+    return info.template.fan_out.span
 
 
 def _members(body: tuple[Node, ...]) -> frozenset[str]:
