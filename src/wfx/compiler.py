@@ -398,17 +398,7 @@ class _Lowering(StepVisitor):
         for instance in instances:
             if self.over_total:
                 break
-            self.instance = instance
-            if not body:
-                self.instance_ids.add(instance.own(step_id))
-                self.instance_ids.update(instance.place(m) for m in instance.members)
-            self.entry = [start]
-            if step.steps:
-                super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
-            elif step.call is not None:
-                self.visit_uses(step)  # each instance calls the sub-workflow
-            else:
-                self.generic_visit(step)
+            self.lower_instance(step, step_id, instance, start, named=not body)
         self.instance = around
         ends = self.level_ends
         self.entry, self.parallel, self.level_ends, self.groups, self.group_path = outer
@@ -420,6 +410,22 @@ class _Lowering(StepVisitor):
         self.nodes[end].fan_out = info
         self.ends[step_id] = end
         self.lowered(end)
+
+    def lower_instance(
+        self, step: Step, step_id: StepId, instance: Instance, start: int, *, named: bool
+    ) -> None:
+        """One instance of a fan-out, after its start: a group, a call, or the step."""
+        self.instance = instance
+        if named:  # `steps['build[api]']` may name it
+            self.instance_ids.add(instance.own(step_id))
+            self.instance_ids.update(instance.place(m) for m in instance.members)
+        self.entry = [start]
+        if step.steps:
+            super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
+        elif step.call is not None:  # each instance calls the sub-workflow
+            self.visit_uses(dataclasses.replace(step, max_parallel=None, fan_out=None))
+        else:
+            self.generic_visit(step)
 
     def count_instances(self, step_id: StepId, count: int, span: Span) -> bool:
         """Count a static fan-out's instances against the limit for all fan-outs together
@@ -551,7 +557,7 @@ class _Lowering(StepVisitor):
                     deps,
                     settings=node.settings,
                     group_retry=node.group_retry,
-                    instance=None if node.instance is None else node.instance.under(prefix),
+                    instance=_within(node.instance, prefix, self.instance),
                     fan_out=None if node.fan_out is None else node.fan_out.under(prefix, inner),
                     scope=prefix + node.scope,
                     cleanup=node.cleanup or node.section is Section.FINALLY,
@@ -633,6 +639,14 @@ class _Lowering(StepVisitor):
                 )
                 return group_id
         return None
+
+
+def _within(instance: Instance | None, prefix: str, caller: Instance | None) -> Instance | None:
+    """A child node's instance seen from the caller (ids under `prefix`). In a fanned-out
+    call, a child node outside the child's own fan-outs (their barriers included) belongs
+    to the caller's instance, whose `failFast` then decides for its failures; the child's
+    instances keep their own chain (their ids hold the caller's key in `prefix` already)."""
+    return caller if instance is None else instance.under(prefix)
 
 
 def _not_in_a_dynamic_group(group: Step) -> Iterator[Diagnostic]:

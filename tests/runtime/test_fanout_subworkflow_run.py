@@ -110,3 +110,66 @@ def test_a_fanned_out_call_runs_the_child_once_per_instance(tmp_path: Path) -> N
     assert result.status.value == "success", result.reason
     assert "rel[us]/fetch[2] us z 2" in log and "rel[eu]/check[web,3.12] eu-web-3.12" in log
     assert result.outputs == {"all": "x0 y1 z2 | x0 y1 z2"}
+
+
+def test_a_fanned_out_calls_fail_fast_decides_for_its_childs_failures(tmp_path: Path) -> None:
+    child = """\
+    wfx: 1
+    inputs:
+      env: {type: string, required: true}
+    steps:
+      - id: work
+        run: |
+          if [ "${{ inputs.env }}" = eu ]; then exit 5; fi
+          sleep 0.3
+          echo "${{ inputs.env }} done" >> "$WFX_WORKSPACE/log"
+    """
+    parent = """\
+    wfx: 1
+    steps:
+      - id: rel
+        matrix: {region: [eu, us]}
+        failFast: false
+        uses: ./child.yaml
+        with: {env: "${{ matrix.region }}"}
+    """
+    result, _, log = run_files(tmp_path, {"wf.yaml": parent, "child.yaml": child})
+    assert result.status.value == "failed"
+    assert log == ["us done"]  # not cancelled when `rel[eu]/work` failed
+    assert result.reason == "step `rel[eu]/work` failed: exit code 5"
+
+
+def test_max_parallel_on_a_fanned_out_call_counts_calls(tmp_path: Path) -> None:
+    child = """\
+    wfx: 1
+    inputs:
+      env: {type: string, required: true}
+    type: parallel
+    steps:
+      - id: one
+        run: |
+          echo "start ${{ inputs.env }}" >> "$WFX_WORKSPACE/log"
+          mark="$WFX_WORKSPACE/two-${{ inputs.env }}"
+          for _ in $(seq 100); do [ -f "$mark" ] && break; sleep 0.01; done
+          [ -f "$mark" ] && echo "together ${{ inputs.env }}" >> "$WFX_WORKSPACE/log"
+          true
+      - id: two
+        run: touch "$WFX_WORKSPACE/two-${{ inputs.env }}"
+    """
+    parent = """\
+    wfx: 1
+    steps:
+      - id: rel
+        forEach: [a, b, c]
+        maxParallel: 1
+        uses: ./child.yaml
+        with: {env: "${{ item }}"}
+    """
+    result, _, log = run_files(tmp_path, {"wf.yaml": parent, "child.yaml": child})
+    assert result.status.value == "success", result.reason
+    # one call at a time, its two steps together (a cap on steps would run them apart)
+    assert sorted(zip(log[::2], log[1::2], strict=True)) == [
+        ("start a", "together a"),
+        ("start b", "together b"),
+        ("start c", "together c"),
+    ]

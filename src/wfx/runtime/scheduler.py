@@ -583,6 +583,18 @@ def _fail_fast(run: RunState, fan_out: str) -> bool:
     return info is None or info.fail_fast
 
 
+def _instances_are_groups(run: RunState, node: Node) -> bool:
+    """Whether `node` starts a fan-out whose instances are groups (a fanned-out group, or
+    calls of a sub-workflow): its `maxParallel` counts open instances, not steps."""
+    info = node.fan_out
+    if info is None:
+        return False
+    if node.step.steps:
+        return True
+    first = run.graph.ids.get(info.instances[0]) if info.instances else None
+    return first is not None and run.graph.nodes[first].kind is NodeKind.GROUP_END
+
+
 def _dynamic(node: Node) -> bool:
     return node.fan_out is not None and node.fan_out.dynamic
 
@@ -595,7 +607,7 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
         limiters[None] = anyio.CapacityLimiter(int(workflow.max_parallel.value))
     for node in run.graph.nodes:
         if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
-            if node.fan_out is not None and node.step.steps:
+            if _instances_are_groups(run, node):
                 continue  # a fanned-out group's cap counts instances: _InstanceAdmission
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
     for call in run.graph.calls.values():  # a called workflow's own `maxParallel`
@@ -615,7 +627,8 @@ class _InstanceAdmission:
         self.caps: dict[str, int] = {}
         for node in graph.nodes:
             info = node.fan_out
-            if node.kind is NodeKind.GROUP_START and info and info.max_parallel and node.step.steps:
+            start = node.kind is NodeKind.GROUP_START
+            if start and info and info.max_parallel and _instances_are_groups(run, node):
                 self.caps[node.id] = info.max_parallel
         self.open: dict[str, int] = dict.fromkeys(self.caps, 0)
         self.waiting: dict[str, deque[int]] = {name: deque() for name in self.caps}
