@@ -83,7 +83,7 @@ class GroupExplanation:
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
     """Explain step `step_id` (raise KeyError when there is no such leaf step)."""
     step = plan.steps[StepId(step_id)]
-    where = {**graph.ids, **{t: n.index for t, n in graph.templates().items()}}
+    where = {**graph.ids, **graph.template_starts()}
     node = graph.nodes[where[StepId(step_id)]]  # a dynamic fan-out's `id[*]`: its start
     if step.section is Section.FINALLY:
         return _explain_finally(graph, plan, step, node)

@@ -325,6 +325,17 @@ class ExecutionGraph:
                     found[shown] = dataclasses.replace(member, id=shown)
         return found
 
+    def template_starts(self) -> dict[StepId, int]:
+        """Each template step a plan names (`fetch[*]`, a dynamic group's `test[*]`) with
+        the index of its fan-out's start, which stands for it in the graph."""
+        found: dict[StepId, int] = {}
+        for node in self.nodes:
+            if is_template(node):
+                assert node.fan_out is not None
+                for step_id in node.fan_out.template_steps() or (template_id(node.id),):
+                    found[step_id] = node.index
+        return found
+
     def levels(self) -> list[int]:
         """For each node, the number of leaf steps (a dynamic fan-out counting as one) on
         the longest chain before it."""

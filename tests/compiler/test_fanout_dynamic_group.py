@@ -9,8 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wfx import api
+from wfx.explain import explain
 from wfx.fanout import PLACEHOLDER
 from wfx.graph import NodeKind
+from wfx.render.explain_text import render_explanation
 from wfx.render.plan_json import plan_to_dict
 from wfx.render.units import fan_out_line
 
@@ -110,3 +112,20 @@ def test_a_static_fan_out_in_a_dynamic_groups_body_is_planned_in_it(
     assert data["steps"]["test[*][3.11]"]["needs"] == ["prep[*]"]
     assert data["steps"]["prep[*]"]["needs"] == ["list"]
     assert data["steps"]["report[*]"]["needs"] == ["test[*][3.11]", "test[*][3.12]"]
+
+
+def test_explain_works_on_a_dynamic_groups_body_steps(workflow_file: Write) -> None:
+    path = workflow_file(GROUP.replace("  - id: config\n    run: echo\n", CONFIG))
+    graph, plan = api.plan_file(path)
+    text = render_explanation(explain(graph, plan, "test[*]"))
+    assert text.startswith("step `test[*]` (run, line ")
+    # the fan-out's start stands for it: it waits for what the fan-out waits for
+    assert "`svc` waits for `unrelated`" in text
+    assert "skipped (they depend on it): after" in text
+
+
+CONFIG = """  - id: config
+    run: echo
+  - id: unrelated
+    run: echo
+"""
