@@ -65,6 +65,18 @@ class Instance:
             found[name] = {**around, **value} if isinstance(around, Mapping) else value
         return found
 
+    def around(self, group: str, scope: str = "") -> Instance | None:
+        """The innermost instance (this one or one around it) whose fanned-out group is
+        `group` (an id as written, in the sub-workflow `scope`) or holds it; None when
+        `group` is outside them all. A group's `env` is rendered with its values."""
+        level: Instance | None = self
+        while level is not None:
+            base = level.fan_out[len(scope) :].split("[", 1)[0]
+            if scope + group in level.members or scope + base == scope + group:
+                return level
+            level = level.outer
+        return None
+
     def under(self, prefix: str) -> Instance:
         """The instance seen from the workflow that calls its own (ids under `prefix`)."""
         members = frozenset(prefix + m for m in self.members)

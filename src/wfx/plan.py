@@ -555,7 +555,7 @@ class _Planner:
         settings = node.settings
         assert settings is not None
         self.bindings = {} if node.instance is None else node.instance.visible()
-        env = self.resolve_env_chain(settings.env)
+        env = self.resolve_env_chain(settings.env, node)
         retry: RetrySchedule = settings.retry.value
         timeout = settings.timeout.value
         kill_grace = float(settings.kill_grace.value)
@@ -612,7 +612,11 @@ class _Planner:
         assert settings is not None
         shell = None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value)
         directory: Template | None = settings.working_directory.value
-        shown_env = {name: self.display(t.value, env) for name, t in settings.env.items()}
+        shown_env = {}
+        for name, setting in settings.env.items():
+            own, self.bindings = self.bindings, self.env_bindings(setting, node)
+            shown_env[name] = self.display(setting.value, env)
+            self.bindings = own
         own_env = {
             name: shown_env[name]
             for name, setting in settings.env.items()
@@ -719,12 +723,30 @@ class _Planner:
         ordered = sorted(inside, key=lambda n: (n.span, n.index))
         return (*outside, *(StepId(template_name(n.id)) for n in ordered))
 
-    def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
-        """Env values in layering order, each able to see the ones resolved before it."""
+    def resolve_env_chain(
+        self, env: Mapping[str, Setting], node: Node | None = None
+    ) -> dict[str, Any]:
+        """Env values in layering order, each able to see the ones resolved before it; in
+        a nested fan-out, a group's with the values of the instance around that group."""
         resolved: dict[str, Any] = {}
         for name, setting in env.items():
+            if node is None:
+                resolved[name] = self.render(setting.value, resolved)
+                continue
+            own, self.bindings = self.bindings, self.env_bindings(setting, node)
             resolved[name] = self.render(setting.value, resolved)
+            self.bindings = own
         return resolved
+
+    def env_bindings(self, setting: Setting, node: Node) -> dict[str, Any]:
+        """The fan-out values an env `setting` of `node` is rendered with: the instance's,
+        or in a nested fan-out, for a group's env, those of the instance around that group
+        (as the run does)."""
+        instance = node.instance
+        if instance is None or instance.outer is None or setting.origin is not Origin.GROUP:
+            return self.bindings
+        level = instance.around(str(setting.source), node.scope) or instance
+        return level.visible()
 
     def resolved(self, step: Step, env: Mapping[str, Any]) -> Iterable[Resolved]:
         action = step.action

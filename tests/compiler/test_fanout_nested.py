@@ -110,3 +110,23 @@ def test_the_instance_limit_counts_every_fan_out_together(workflow_file: Write) 
     """
     [found] = errors(workflow_file, small)
     assert found.startswith("8:18 fan-out `inner[2]` would create too many instances")
+
+
+def test_an_outer_groups_env_is_planned_with_the_outer_instances_values(
+    workflow_file: Write,
+) -> None:
+    text = """
+    wfx: 1
+    steps:
+      - id: svc
+        forEach: [api, web]
+        env: {SERVICE: "${{ item }}"}
+        steps:
+          - id: part
+            forEach: [x, y]
+            env: {PART: "${{ item }}"}
+            run: echo "$SERVICE $PART"
+    """
+    _, plan = api.plan_file(workflow_file(text))
+    data = plan_to_dict(plan)
+    assert data["steps"]["part[1][0]"]["action"]["env"] == {"SERVICE": "web", "PART": "x"}

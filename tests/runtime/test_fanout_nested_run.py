@@ -124,12 +124,12 @@ def test_a_static_fan_out_inside_a_dynamic_group_runs_in_every_instance(
     assert recorded.result.exit_code == 0, recorded.result.reason
     log = sorted((tmp_path / "workspace" / "log").read_text().splitlines())
     assert log == [
-        # the inner item shadows the outer, in the group's `env` too (rendered for the step);
-        # the outer item is reached through a step of the outer instance
-        "part[0][0] api x x 0",
-        "part[0][1] api y y 1",
-        "part[1][0] web x x 0",
-        "part[1][1] web y y 1",
+        # the inner item shadows the outer; the outer one is reached through a step of
+        # the outer instance, or through the outer group's `env` (rendered with its item)
+        "part[0][0] api api x 0",
+        "part[0][1] api api y 1",
+        "part[1][0] web web x 0",
+        "part[1][1] web web y 1",
         "test[0][3.11] api 3.11 api",
         "test[0][3.12] api 3.12 api",
         "test[1][3.11] web 3.11 web",
