@@ -7,7 +7,10 @@ combination it does not contradict on an axis value (values it added earlier may
 overwritten), and becomes a combination of its own when it fits none.
 
 Each instance has a key, readable and stable: a matrix instance's axis values joined by
-`,` in axis order (`build[api,3.12]`), a `forEach` instance's index (`fetch[0]`).
+`,` in axis order (`build[api,3.12]`), a `forEach` instance's index (`fetch[0]`). A
+fan-out nested in a fanned-out group's instance appends its key to the outer-owned id
+(`test[api][3.12]`, see `Instance.place`); a dynamic group's body is compiled once for a
+placeholder key (`PLACEHOLDER`) that the run replaces with each item's.
 """
 
 from __future__ import annotations

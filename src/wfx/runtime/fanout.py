@@ -4,7 +4,8 @@ every fan-out's instances are summed up as `steps.<id>` when the last one ends.
 A dynamic fan-out's list comes from its `forEach` expression, evaluated once when the
 fan-out's dependencies are done; a resumed run takes the list the journal recorded
 instead, so the same items map to the same instances (`fetch[0]`...) and a finished
-instance is restored, never run again (docs/language.md, "Fan-out").
+instance is restored, never run again (docs/language.md, "Fan-out"). A dynamic fan-out
+of a group copies the body the compiler made once (`FanOutInfo.body`) per item.
 """
 
 from __future__ import annotations
