@@ -157,3 +157,22 @@ def test_dynamic_instances_count_against_the_limit_for_all_fan_outs(tmp_path: Pa
     reason = recorded.result.reason or ""
     assert "wf.yaml:10:18: `forEach` gave 2 items; with the run's 4 other instances" in reason
     assert "more than the limit of 5 instances in all" in reason
+
+
+def test_a_static_fan_out_in_a_dynamic_body_counts_once_per_item(tmp_path: Path) -> None:
+    text = """
+    wfx: 1
+    maxInstances: 8
+    steps:
+      - id: list
+        run: echo 'items=[1,2,3]' >> "$WFX_OUTPUT"
+      - id: svc
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        steps:
+          - id: test
+            matrix: {python: ["3.11", "3.12"]}
+            run: echo
+    """
+    recorded = run_text(tmp_path, text)  # 3 items x (1 + 2 inner) = 9 instances
+    assert recorded.result.exit_code == 1
+    assert "more than the limit of 8 instances in all" in (recorded.result.reason or "")

@@ -36,11 +36,7 @@ class Expansion:
     def __init__(self, run: RunState, contexts: RunContexts) -> None:
         self.run = run
         self.contexts = contexts
-        self.total = sum(
-            len(n.fan_out.instances)
-            for n in run.graph.nodes
-            if n.fan_out is not None and n.kind is NodeKind.GROUP_START
-        )
+        self.total = sum(_instance_count(n) for n in run.graph.nodes)
         """The run's fan-out instances so far (static ones, then each dynamic list)."""
 
     def instances(self, start: Node, state: NodeState) -> list[Node] | str:
@@ -60,14 +56,16 @@ class Expansion:
                 f"{where}: `forEach` gave {len(items)} items, more than the limit of"
                 f" {info.limit} instances (the workflow's `maxInstances`)"
             )
-        if self.total + len(items) > info.limit:  # nested fan-outs multiply
+        inner = sum(_instance_count(n) for n in info.body)
+        count = len(items) * (1 + inner)  # a static fan-out in the body: once per item
+        if self.total + count > info.limit:  # nested fan-outs multiply
             state.span = where
             return (
                 f"{where}: `forEach` gave {len(items)} items; with the run's {self.total}"
                 f" other instances that is more than the limit of {info.limit} instances in"
                 " all (the workflow's `maxInstances`)"
             )
-        self.total += len(items)
+        self.total += count
         made = item_instances(start.id, items, _members(info.body), start.instance)
         nodes = self.copies(start, made) if info.body else self.steps(start, made)
         run.add_nodes(nodes)
@@ -220,6 +218,13 @@ def _rekeyed(found: Instance | None, instance: Instance) -> Instance | None:
     return dataclasses.replace(
         found, fan_out=instance_name(found.fan_out, instance.key), outer=outer
     )
+
+
+def _instance_count(node: Node) -> int:
+    """The static instances of the fan-out `node` starts (0 for other nodes)."""
+    if node.kind is not NodeKind.GROUP_START or node.fan_out is None:
+        return 0
+    return len(node.fan_out.instances)
 
 
 def _where(info: FanOutInfo) -> Span:
