@@ -569,7 +569,10 @@ class _Lowering(StepVisitor):
         self.ends[step_id] = end
         for key, scope in child.calls.items():
             self.calls[prefix + key] = _prefixed(scope, prefix)
-        self.calls[prefix] = _call_scope(step, step_id, child.workflow)
+        known = None
+        if self.instance is not None and self.input_values is not None:
+            known = {"inputs": self.input_values, **self.instance.visible()}
+        self.calls[prefix] = _call_scope(step, step_id, child.workflow, known)
         self.lowered(end)
 
     def group_ids(self) -> tuple[StepId, ...]:
@@ -792,12 +795,18 @@ def _prefixed(scope: CallScope, prefix: str) -> CallScope:
     )
 
 
-def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
+def _call_scope(
+    step: Step, step_id: StepId, child: Workflow, known: Mapping[str, Any] | None = None
+) -> CallScope:
     """A call's scope, with the child's inputs as far as they are known before the run:
-    literal `with` values (coerced) and the child's defaults."""
+    literal `with` values (coerced), in a fanned-out call also the ones that read only
+    the instance's values and the caller's inputs (`known`), and the child's defaults."""
     given = {} if step.action is None else step.action.with_
     declared = {d.name for d in child.inputs}
     plain = {name: literal_value(value) for name, value in given.items() if name in declared}
+    for name, value in given.items():
+        if known is not None and name in plain and is_runtime(plain[name]):
+            plain[name] = _known_value(value, known, plain[name])
     runtime = frozenset(name for name, value in plain.items() if is_runtime(value))
     static = {name: value for name, value in plain.items() if name not in runtime}
     try:
@@ -805,6 +814,20 @@ def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
     except DiagnosticsError:  # reported by the include stage, at the `with` value
         values = {}
     return CallScope(step_id, "", step, child, values, runtime)
+
+
+def _known_value(value: Any, known: Mapping[str, Any], otherwise: Any) -> Any:
+    """A `with` template evaluated now when it reads only names in `known`; else
+    `otherwise` (known only at run time)."""
+    if not isinstance(value, Template):
+        return otherwise
+    heads = {r.path[0].lower() for e in value.expressions() for r in e.references()}
+    if not heads <= set(known):
+        return otherwise
+    try:
+        return value.render(known)
+    except ExpressionError:
+        return otherwise
 
 
 def _not_included(step: Step) -> Diagnostic:

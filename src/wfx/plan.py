@@ -533,9 +533,10 @@ class _Planner:
     def call(self, group: PlannedGroup, node: Node, call: CallScope) -> PlannedGroup:
         """A group that is a sub-workflow call: what it calls, with which values."""
         self.scope = node.scope
+        own, self.bindings = self.bindings, {} if node.instance is None else node.instance.visible()
         given = call.step.action.with_ if call.step.action is not None else {}
-        shown = self.display_value(given, {})
-        self.scope = ""
+        shown = self.display_value(given, {})  # a fanned-out call's `with` reads its instance
+        self.scope, self.bindings = "", own
         return dataclasses.replace(
             group,
             uses=call.step.call.path if call.step.call is not None else None,

@@ -114,10 +114,9 @@ def test_a_matrix_on_a_calling_step_fans_out_the_call(tmp_path: Path) -> None:
     assert set(graph.calls) >= {"rel[eu]/", "rel[us]/"}
     assert graph.node("rel[us]/compile[web,3.12]").scope == "rel[us]/"
     data = plan_to_dict(plan)
-    # the call's input comes from the instance's matrix, given as the call starts
-    assert data["steps"]["rel[us]/compile[web,3.12]"]["action"]["run"] == (
-        "echo ${{ inputs.env }}-web"
-    )
+    # the call's input comes from the instance's matrix, known to the plan
+    assert data["steps"]["rel[us]/compile[web,3.12]"]["action"]["run"] == "echo us-web"
+    assert data["groups"]["rel[us]"]["with"] == {"env": "us"}
     assert data["groups"]["rel[eu]"]["uses"] == "./deploy.yaml"
     after = graph.node("after")
     waits = {graph.nodes[i].id for i in graph.step_dependencies(after.index)}
