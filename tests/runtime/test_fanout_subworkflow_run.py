@@ -173,3 +173,37 @@ def test_max_parallel_on_a_fanned_out_call_counts_calls(tmp_path: Path) -> None:
         ("start b", "together b"),
         ("start c", "together c"),
     ]
+
+
+def test_a_dynamic_group_in_a_fanned_out_calls_child(tmp_path: Path) -> None:
+    child = """\
+    wfx: 1
+    inputs:
+      env: {type: string, required: true}
+    steps:
+      - id: list
+        run: echo 'items=["x","y"]' >> "$WFX_OUTPUT"
+      - id: grp
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        steps:
+          - id: a
+            run: echo "w=${{ inputs.env }}-${{ item }}" >> "$WFX_OUTPUT"
+          - id: b
+            run: echo "$WFX_STEP_ID ${{ steps.a.outputs.w }}" >> "$WFX_WORKSPACE/log"
+    """
+    parent = """\
+    wfx: 1
+    steps:
+      - id: rel
+        matrix: {region: [eu, us]}
+        uses: ./child.yaml
+        with: {env: "${{ matrix.region }}"}
+    """
+    result, _, log = run_files(tmp_path, {"wf.yaml": parent, "child.yaml": child})
+    assert result.status.value == "success", result.reason
+    assert sorted(log) == [
+        "rel[eu]/b[0] eu-x",
+        "rel[eu]/b[1] eu-y",
+        "rel[us]/b[0] us-x",
+        "rel[us]/b[1] us-y",
+    ]

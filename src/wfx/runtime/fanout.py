@@ -66,7 +66,7 @@ class Expansion:
                 " all (the workflow's `maxInstances`)"
             )
         self.total += count
-        made = item_instances(start.id, items, _members(info.body), start.instance)
+        made = item_instances(start.id, items, _members(info.body), _outer(start))
         nodes = self.copies(start, made) if info.body else self.steps(start, made)
         run.add_nodes(nodes)
         for node in nodes:
@@ -148,7 +148,7 @@ class Expansion:
         expression = fan_out.expression
         inputs, _, steps = self.contexts.scope(start.scope)
         contexts = {"inputs": inputs, "steps": steps, "workflow": self.contexts.workflow()}
-        around = start.instance  # inside an outer instance: its values and its own steps
+        around = _outer(start)  # inside an outer instance: its values and its own steps
         if around is not None:
             contexts.update(around.visible())
             contexts["steps"] = InstanceSteps(steps, self.run.steps_context, around, start.scope)
@@ -218,6 +218,13 @@ def _rekeyed(found: Instance | None, instance: Instance) -> Instance | None:
     return dataclasses.replace(
         found, fan_out=instance_name(found.fan_out, instance.key), outer=outer
     )
+
+
+def _outer(start: Node) -> Instance | None:
+    """The instance a dynamic fan-out is nested in, if any. In a fanned-out call, the
+    call's instance is not one: the child's ids carry its key in their prefix already."""
+    instance = start.instance
+    return instance if instance is not None and instance.fan_out.startswith(start.scope) else None
 
 
 def _instance_count(node: Node) -> int:
