@@ -18,7 +18,6 @@ from wfx.diagnostics import Diagnostic, error, warning
 from wfx.expr import Expression, Reference, Template, unparse
 from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, walk
 from wfx.expr.values import equals, to_number, to_string
-from wfx.fanout import base_id
 from wfx.graph import ExecutionGraph, Section
 from wfx.model import Action, FanOut, FanOutKind, Input, InputType, Step, StepId, Workflow
 from wfx.walk import all_actions, all_steps
@@ -123,7 +122,8 @@ def check_references(
     `matrix` axes, and `matrix`/`item`/`index` outside a fan-out.
 
     `instance_ids` are the ids of static fan-outs' instances (`build[api,3.12]`), which
-    `steps['build[api,3.12]']` may name; any `id[...]` of a dynamic fan-out is allowed."""
+    `steps['build[api,3.12]']` may name; any `id[...]` of a dynamic fan-out (or of a step
+    of a dynamically fanned-out group) is allowed."""
     step_ids: dict[str, str] = {step_id.lower(): step_id for step_id in ids.values()}
     step_ids.update({i.lower(): i for i in instance_ids})
     known = _Names(
@@ -132,9 +132,10 @@ def check_references(
         steps=step_ids,
         fan_outs=_fan_out_scopes(workflow),
         dynamic={
-            ids[s.path].lower()
+            ids[member.path].lower()
             for s in all_steps(workflow)
             if s.fan_out is not None and s.fan_out.expression is not None
+            for member in (s, *_descendants(s))
         },
     )
     problems: list[Diagnostic] = []
@@ -146,19 +147,20 @@ def check_references(
     return problems
 
 
-def _fan_out_scopes(workflow: Workflow) -> dict[Any, FanOut]:
-    """For each step inside a fan-out (the fanned-out step itself included), its fan-out."""
-    scopes: dict[Any, FanOut] = {}
+def _fan_out_scopes(workflow: Workflow) -> dict[Any, tuple[FanOut, ...]]:
+    """For each step inside a fan-out (the fanned-out step itself included), the fan-outs
+    around it, outermost first (a nested fan-out's step sees the outer's values too)."""
+    scopes: dict[Any, tuple[FanOut, ...]] = {}
 
-    def mark(steps: Iterable[Step], inherited: FanOut | None) -> None:
+    def mark(steps: Iterable[Step], inherited: tuple[FanOut, ...]) -> None:
         for step in steps:
-            scope = step.fan_out or inherited
-            if scope is not None:
+            scope = (*inherited, step.fan_out) if step.fan_out else inherited
+            if scope:
                 scopes[step.path] = scope
             mark(step.steps, scope)
 
-    mark(workflow.steps, None)
-    mark(workflow.finally_, None)
+    mark(workflow.steps, ())
+    mark(workflow.finally_, ())
     return scopes
 
 
@@ -167,7 +169,7 @@ class _Names:
     inputs: Mapping[str, str]
     secrets: Mapping[str, str]
     steps: Mapping[str, str]
-    fan_outs: Mapping[Any, FanOut]
+    fan_outs: Mapping[Any, tuple[FanOut, ...]]
     dynamic: set[str]
 
     def check(self, reference: Reference, site: Site) -> Diagnostic | None:
@@ -184,19 +186,20 @@ class _Names:
         }.get(head)
         return handler(reference, site) if handler else None
 
-    def fan_out_of(self, site: Site) -> FanOut | None:
-        return None if site.owner is None else self.fan_outs.get(site.owner.path)
+    def fan_outs_of(self, site: Site, kind: FanOutKind) -> list[FanOut]:
+        """The fan-outs of `kind` around the site's step, outermost first."""
+        found = () if site.owner is None else self.fan_outs.get(site.owner.path, ())
+        return [f for f in found if f.kind is kind]
 
     def check_matrix(self, reference: Reference, site: Site) -> Diagnostic | None:
-        fan_out = self.fan_out_of(site)
-        if fan_out is None or fan_out.kind is not FanOutKind.MATRIX:
+        fan_outs = self.fan_outs_of(site, FanOutKind.MATRIX)
+        if not fan_outs:
             return _outside_fan_out(reference, site, "a step or group with `matrix:`")
-        keys = {k.lower(): k for k in fan_out.keys}
+        keys = {k.lower(): k for fan_out in fan_outs for k in fan_out.keys}
         return _check_member(reference, keys, "matrix axis", "axes are the keys of `matrix:`")
 
     def check_item(self, reference: Reference, site: Site) -> Diagnostic | None:
-        fan_out = self.fan_out_of(site)
-        if fan_out is None or fan_out.kind is not FanOutKind.FOR_EACH:
+        if not self.fan_outs_of(site, FanOutKind.FOR_EACH):
             return _outside_fan_out(reference, site, "a step or group with `forEach:`")
         return None
 
@@ -226,7 +229,7 @@ class _Names:
                 f"`steps` is not available in {site.where}; it is evaluated before any step runs",
                 reference.span,
             )
-        if len(reference.path) > 1 and base_id(reference.path[1]).lower() in self.dynamic:
+        if len(reference.path) > 1 and _first_id(reference.path[1]).lower() in self.dynamic:
             return None  # an instance of a fan-out the run expands: known only then
         problem = _check_member(reference, self.steps, "step", "give the step an `id`")
         if problem is not None or len(reference.path) < 3:
@@ -480,6 +483,17 @@ def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
                     continue
                 reads.setdefault(node.index, []).append(_Read(found[1], found[0], reference))
     return reads
+
+
+def _first_id(name: str) -> str:
+    """`fetch` for `fetch[api][0]`: the step an instance id names."""
+    return name.split("[", 1)[0]
+
+
+def _descendants(step: Step) -> Iterator[Step]:
+    for child in step.steps:
+        yield child
+        yield from _descendants(child)
 
 
 def _not_upstream(reader: StepId, read: _Read) -> Diagnostic:

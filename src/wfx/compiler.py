@@ -20,7 +20,13 @@ from wfx import checks, inputs
 from wfx.compilation import Compilation
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
 from wfx.expr import ExpressionError, Template, parse_template, to_string
-from wfx.fanout import Instance, TooManyInstancesError, max_instances, static_instances
+from wfx.fanout import (
+    PLACEHOLDER,
+    Instance,
+    TooManyInstancesError,
+    max_instances,
+    static_instances,
+)
 from wfx.graph import (
     NO_CONTINUE_ON,
     NO_EXECUTOR,
@@ -93,7 +99,7 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(lowering.scripts.values(), workflow)
-    nodes, cycles = _topological(lowering.nodes)
+    nodes, cycles = _topological(_take_out_bodies(lowering.nodes, lowering.bodies))
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
@@ -261,6 +267,9 @@ class _Lowering(StepVisitor):
         self.instance: Instance | None = None
         self.instance_ids: set[str] = set()
         """Ids of the instances of static fan-outs (and their steps), which `steps.` may name."""
+        self.bodies: list[tuple[int, int, int]] = []
+        """Each dynamic fan-out of a group: its start, and where its body's drafts begin
+        and end (they leave the graph for the fan-out's `body`: `_take_out_bodies`)."""
         self.scripts: dict[int, tuple[Step, str | None]] = {}
         """Each leaf step once (not once per instance) with its shell, for check_scripts."""
         self.problems: list[Diagnostic] = []
@@ -270,6 +279,10 @@ class _Lowering(StepVisitor):
         self.groups: tuple[Step, ...] = ()
         self.parallel = False
         self.level_ends: list[int] = []
+        self.group_path: tuple[StepId, ...] = ()
+        """The ids of the groups around the next node (an instance's own copies)."""
+        self.total_instances = 0
+        self.over_total = False
 
     def lower_all(self) -> None:
         parallel = self.workflow.group_type is GroupType.PARALLEL
@@ -292,24 +305,20 @@ class _Lowering(StepVisitor):
         outer = (self.section, self.entry, self.groups, self.parallel, self.level_ends)
         self.section, self.entry, self.groups = section, entry, groups
         self.parallel, self.level_ends = parallel, []
+        path = self.group_path
+        if groups:
+            self.group_path = (*path, self.node_id(groups[-1]))
         self.visit_steps(steps)
+        self.group_path = path
         ends = self.level_ends if parallel else self.entry
         self.section, self.entry, self.groups, self.parallel, self.level_ends = outer
         return ends
 
     def visit(self, step: Step) -> None:
-        """A step with `matrix`/`forEach` is lowered as its instances; others as written."""
+        """A step with `matrix`/`forEach` is lowered as its instances (inside a fanned-out
+        group's instance: once per outer instance, ids keyed by both); others as written."""
         if step.fan_out is None:
             super().visit(step)
-        elif self.instance is not None:
-            self.problems.append(
-                error(
-                    "compile.nested-fan-out",
-                    "a fan-out inside a fanned-out group is not supported",
-                    step.fan_out.span,
-                    "fan out the group over the combined list, or move this step out of it",
-                )
-            )
         else:
             self.visit_fan_out(step, step.fan_out)
 
@@ -347,49 +356,81 @@ class _Lowering(StepVisitor):
     def visit_fan_out(self, step: Step, fan_out: FanOut) -> None:
         """A fan-out: a start barrier, its instances side by side, an end barrier that
         `needs: [id]` waits for. A dynamic one gets its instances at run time."""
-        step_id = self.ids[step.path]
+        if self.over_total:
+            return  # the instance limit is passed: lowering more would only cost
+        step_id = self.node_id(step)  # inside an outer instance: `inner[api]`
+        around = self.instance
         items = self.static_items(fan_out)
         dynamic = fan_out.kind is FanOutKind.FOR_EACH and fan_out.items is None and items is None
-        if dynamic and step.steps:
-            self.problems.append(
-                error(
-                    "compile.dynamic-group-fan-out",
-                    "a `forEach` known only at run time is allowed on a leaf step, not a group",
-                    fan_out.span,
-                    "fan out a step, or give the group a list known before running",
-                )
-            )
-            return
+        body = dynamic and bool(step.steps)
+        if body:
+            refused = list(_not_in_a_dynamic_group(step))
+            if refused:
+                self.problems += refused
+                return
         instances = [] if dynamic else self.instances(step_id, step, fan_out, items)
-        info = self.fan_out_info(step, fan_out, instances, dynamic)
-        barrier = dataclasses.replace(step, condition=None)
+        if not self.count_instances(step_id, len(instances), fan_out.span):
+            return
+        info = self.fan_out_info(step_id, step, fan_out, instances, dynamic)
+        if body:  # its body is compiled once, for a placeholder instance the run copies
+            members = frozenset(self.ids[s.path] for s in _descendants(step))
+            instances = [Instance(step_id, PLACEHOLDER, 0, {}, members, around)]
+        barrier = dataclasses.replace(step, condition=None, call=None)
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
         start = self.add(
             step_id, NodeKind.GROUP_START, barrier, self.section, group_ids, self.entry
         )
         self.nodes[start].fan_out = info
-        self.pending_needs.append((start, step, None))
-        outer = (self.entry, self.parallel, self.level_ends, self.groups)
+        self.pending_needs.append((start, step, around))
+        outer = (self.entry, self.parallel, self.level_ends, self.groups, self.group_path)
         self.entry, self.parallel, self.level_ends = [start], True, []
         self.groups = (*self.groups, barrier)
+        self.group_path = (*self.group_path, step_id)
+        mark = len(self.nodes)
         for instance in instances:
-            self.instance = instance
-            self.instance_ids.update(instance.own(m) for m in (step_id, *instance.members))
-            self.entry = [start]
-            if step.steps:
-                super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
-            else:
-                self.generic_visit(step)
-        self.instance = None
+            if self.over_total:
+                break
+            self.lower_instance(step, step_id, instance, start, named=not body)
+        self.instance = around
         ends = self.level_ends
-        self.entry, self.parallel, self.level_ends, self.groups = outer
+        self.entry, self.parallel, self.level_ends, self.groups, self.group_path = outer
+        if body:
+            self.bodies.append((start, mark, len(self.nodes)))
         end = self.add(
             step_id, NodeKind.GROUP_END, barrier, self.section, group_ids, ends or [start]
         )
         self.nodes[end].fan_out = info
         self.ends[step_id] = end
         self.lowered(end)
+
+    def lower_instance(
+        self, step: Step, step_id: StepId, instance: Instance, start: int, *, named: bool
+    ) -> None:
+        """One instance of a fan-out, after its start: a group, a call, or the step."""
+        self.instance = instance
+        if named:  # `steps['build[api]']` may name it
+            self.instance_ids.add(instance.own(step_id))
+            self.instance_ids.update(instance.place(m) for m in instance.members)
+        self.entry = [start]
+        if step.steps:
+            super().visit(dataclasses.replace(step, max_parallel=None, fan_out=None))
+        elif step.call is not None:  # each instance calls the sub-workflow
+            self.visit_uses(dataclasses.replace(step, max_parallel=None, fan_out=None))
+        else:
+            self.generic_visit(step)
+
+    def count_instances(self, step_id: StepId, count: int, span: Span) -> bool:
+        """Count a static fan-out's instances against the limit for all fan-outs together
+        (nested ones multiply); over it, say so once and lower no more of them."""
+        self.total_instances += count
+        if self.total_instances <= self.limit:
+            return True
+        if not self.over_total:
+            self.over_total = True
+            what = f"with the fan-outs around it and before it, {self.total_instances} or more"
+            self.problems.append(too_many_instances(step_id, what, self.limit, span))
+        return False
 
     def static_items(self, fan_out: FanOut) -> list[Any] | None:
         """The list of a `forEach` expression that reads only inputs, evaluated now (None:
@@ -401,8 +442,11 @@ class _Lowering(StepVisitor):
             return None
         if self.input_values is None:
             return []
+        contexts = {"inputs": self.input_values}
+        if self.instance is not None:  # a nested fan-out's list may read the outer's values
+            contexts.update(self.instance.visible())
         try:
-            value = expression.evaluate({"inputs": self.input_values})
+            value = expression.evaluate(contexts)
         except ExpressionError as exc:
             self.problems.append(error("compile.for-each", exc.message, exc.span))
             return []
@@ -416,21 +460,26 @@ class _Lowering(StepVisitor):
     ) -> list[Instance]:
         members = frozenset(self.ids[s.path] for s in _descendants(step))
         try:
-            return static_instances(step_id, fan_out, self.limit, items, members)
+            return static_instances(step_id, fan_out, self.limit, items, members, self.instance)
         except TooManyInstancesError as exc:
             self.problems.append(too_many_instances(step_id, str(exc), self.limit, fan_out.span))
             return []
 
     def fan_out_info(
-        self, step: Step, fan_out: FanOut, instances: list[Instance], dynamic: bool
+        self,
+        step_id: StepId,
+        step: Step,
+        fan_out: FanOut,
+        instances: list[Instance],
+        dynamic: bool,
     ) -> FanOutInfo:
-        settings = self.settings.resolve(step, self.groups) if dynamic else None
+        settings = self.settings.resolve(step, self.groups) if dynamic and not step.steps else None
         if settings is not None:
             self.scripts.setdefault(id(step), (step, settings.shell.value))
         return FanOutInfo(
             kind=fan_out.kind,
             dynamic=dynamic,
-            instances=tuple(StepId(i.own(self.ids[step.path])) for i in instances),
+            instances=tuple(StepId(i.own(step_id)) for i in instances),
             max_parallel=None if step.max_parallel is None else int(step.max_parallel.value),
             fail_fast=True if fan_out.fail_fast is None else bool(fan_out.fail_fast.value),
             limit=self.limit,
@@ -440,9 +489,10 @@ class _Lowering(StepVisitor):
         )
 
     def node_id(self, step: Step) -> StepId:
-        """A step's node id: its own, or inside a fan-out instance `id[key]`."""
+        """A step's node id: its own, or inside a fan-out instance `id[key]` (nested:
+        `id[outer][inner]`)."""
         step_id = self.ids[step.path]
-        return step_id if self.instance is None else StepId(self.instance.own(step_id))
+        return step_id if self.instance is None else StepId(self.instance.place(step_id))
 
     def visit_uses(self, step: Step) -> None:
         """A Python step is a leaf; a step that calls a sub-workflow is a group of the
@@ -456,10 +506,7 @@ class _Lowering(StepVisitor):
             self.generic_visit(step)
             return
         child = self.child(step.call.workflow)
-        if child is not None and any(n.fan_out or n.instance for n in child.graph.nodes):
-            self.problems.append(_fan_out_in_child(step))
-            self.generic_visit(step)
-        elif child is not None:
+        if child is not None:
             self.splice(step, child.graph)
 
     def child(self, workflow: Workflow) -> Compilation | None:
@@ -479,7 +526,7 @@ class _Lowering(StepVisitor):
     def splice(self, step: Step, child: ExecutionGraph) -> None:
         """The child's nodes between the caller's start and end barriers, ids prefixed with
         the caller's; its `finally` steps after its main steps, as cleanup."""
-        step_id = self.ids[step.path]
+        step_id = self.node_id(step)
         prefix = f"{step_id}/"
         group_ids = self.group_ids()
         self.sections[step_id] = self.section
@@ -503,6 +550,8 @@ class _Lowering(StepVisitor):
                     deps,
                     settings=node.settings,
                     group_retry=node.group_retry,
+                    instance=_within(node.instance, prefix, self.instance),
+                    fan_out=None if node.fan_out is None else node.fan_out.under(prefix, inner),
                     scope=prefix + node.scope,
                     cleanup=node.cleanup or node.section is Section.FINALLY,
                 )
@@ -513,23 +562,16 @@ class _Lowering(StepVisitor):
         self.ends[step_id] = end
         for key, scope in child.calls.items():
             self.calls[prefix + key] = _prefixed(scope, prefix)
-        self.calls[prefix] = _call_scope(step, step_id, child.workflow)
+        known = None
+        if self.instance is not None and self.input_values is not None:
+            known = {"inputs": self.input_values, **self.instance.visible()}
+        self.calls[prefix] = _call_scope(step, step_id, child.workflow, known)
         self.lowered(end)
 
     def group_ids(self) -> tuple[StepId, ...]:
         """The ids of the groups around the next node: inside a fan-out instance, the
         fan-out, then the instance's own copies (`id[key]`) of its groups."""
-        instance = self.instance
-        found = []
-        for group in self.groups:
-            group_id = self.ids[group.path]
-            if instance is None or group.fan_out is not None:
-                found.append(group_id)
-                continue
-            if group_id == instance.fan_out or group_id in instance.members:
-                group_id = StepId(instance.own(group_id))
-            found.append(group_id)
-        return tuple(found)
+        return self.group_path
 
     def lowered(self, end: int) -> None:
         """A sibling was lowered: the next one waits for it, or it is one of the ends."""
@@ -555,8 +597,8 @@ class _Lowering(StepVisitor):
         section = self.nodes[index].section
         for ref in step.needs:
             name = ref.id
-            if instance is not None and ref.id in instance.members:
-                name = StepId(instance.own(ref.id))  # a sibling in the same instance
+            if instance is not None:
+                name = StepId(instance.resolve(ref.id))  # a sibling in the same instance
             end = self.ends.get(name)
             if end is None:
                 self.problems.append(_unknown_need(ref.id, ref.span, self.ends))
@@ -595,15 +637,109 @@ class _Lowering(StepVisitor):
         return None
 
 
-def _fan_out_in_child(step: Step) -> Diagnostic:
-    """A sub-workflow with a fan-out: not supported yet (its instances' ids and contexts
-    would need the caller's prefix)."""
+def _within(instance: Instance | None, prefix: str, caller: Instance | None) -> Instance | None:
+    """A child node's instance seen from the caller (ids under `prefix`). In a fanned-out
+    call, a child node outside the child's own fan-outs (their barriers included) belongs
+    to the caller's instance, whose `failFast` then decides for its failures; the child's
+    instances keep their own chain (their ids hold the caller's key in `prefix` already)."""
+    return caller if instance is None else instance.under(prefix)
+
+
+def _not_in_a_dynamic_group(group: Step) -> Iterator[Diagnostic]:
+    """What a group fanned out over a list known only at run time may not hold: its body
+    is copied per item as the run goes, and these need the whole graph before it."""
+    assert group.fan_out is not None
+    if group.group_retries is not None:
+        yield _refused_in_body("`groupRetries` on", group.group_retries.span, group)
+    for step in _descendants(group):
+        if step.call is not None:
+            where = step.call.span
+            yield _refused_in_body("a sub-workflow call inside", where, group)
+        elif step.group_retries is not None:
+            yield _refused_in_body("`groupRetries` inside", step.group_retries.span, group)
+        elif step.fan_out is not None and _known_at_run_time(step.fan_out):
+            what = "a `forEach` known only at run time inside"
+            yield _refused_in_body(what, step.fan_out.span, group)
+
+
+def _known_at_run_time(fan_out: FanOut) -> bool:
+    """Whether a fan-out's list comes from `steps` or `workflow` (a dynamic `forEach`)."""
+    expression = fan_out.expression
+    return expression is not None and any(
+        r.path[0].lower() in ("steps", "workflow") for r in expression.references()
+    )
+
+
+def _refused_in_body(what: str, span: Span, group: Step) -> Diagnostic:
+    assert group.fan_out is not None
     return error(
-        "compile.fan-out-in-sub-workflow",
-        f"`{step.call.path if step.call else ''}` has a `matrix` or `forEach`; a called"
-        " sub-workflow cannot fan out yet",
-        step.call.span if step.call else step.span,
-        "fan out the calling step's own steps, or inline the fan-out in this workflow",
+        "compile.dynamic-group-fan-out",
+        f"{what} a group fanned out over a list known only at run time is not"
+        f" supported (the group's `forEach` is at line {group.fan_out.span.line})",
+        span,
+        "give the group a list known before running (literal or from `inputs`), or move"
+        " this out of the group",
+    )
+
+
+def _take_out_bodies(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -> list[_Draft]:
+    """The drafts without the bodies of dynamic group fan-outs, each body moved into its
+    fan-out's `body` (deps as positions in it, -1 the fan-out's start). A body step's
+    `needs` of a step outside the group become the fan-out's own: the list is evaluated,
+    and every instance starts, after them."""
+    if not bodies:
+        return drafts
+    inside = [False] * len(drafts)
+    for _, first, last in bodies:
+        for index in range(first, last):
+            inside[index] = True
+    for start, first, last in bodies:
+        body = []
+        for index in range(first, last):
+            draft = drafts[index]
+            deps = []
+            for dep in draft.deps:
+                if first <= dep < last:
+                    deps.append(dep - first)
+                elif dep == start:
+                    deps.append(-1)
+                elif dep not in drafts[start].deps:
+                    drafts[start].deps.append(dep)
+            body.append(_node(draft, index - first, tuple(sorted(set(deps)))))
+        info = drafts[start].fan_out
+        assert info is not None
+        info = dataclasses.replace(info, body=tuple(body))
+        drafts[start].fan_out = info
+        drafts[last].fan_out = info  # the end barrier, added right after the body
+        drafts[last].deps = [start]
+    position: dict[int, int] = {}
+    for index, is_inside in enumerate(inside):
+        if not is_inside:
+            position[index] = len(position)
+    kept = []
+    for index, draft in enumerate(drafts):
+        if not inside[index]:
+            draft.deps = [position[d] for d in draft.deps if not inside[d]]
+            kept.append(draft)
+    return kept
+
+
+def _node(draft: _Draft, index: int, deps: tuple[int, ...]) -> Node:
+    """A draft as the node `index` with `deps`."""
+    return Node(
+        index=index,
+        id=draft.id,
+        kind=draft.kind,
+        step=draft.step,
+        section=draft.section,
+        deps=deps,
+        groups=draft.groups,
+        settings=draft.settings,
+        group_retry=draft.group_retry,
+        instance=draft.instance,
+        fan_out=draft.fan_out,
+        scope=draft.scope,
+        cleanup=draft.cleanup,
     )
 
 
@@ -652,12 +788,18 @@ def _prefixed(scope: CallScope, prefix: str) -> CallScope:
     )
 
 
-def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
+def _call_scope(
+    step: Step, step_id: StepId, child: Workflow, known: Mapping[str, Any] | None = None
+) -> CallScope:
     """A call's scope, with the child's inputs as far as they are known before the run:
-    literal `with` values (coerced) and the child's defaults."""
+    literal `with` values (coerced), in a fanned-out call also the ones that read only
+    the instance's values and the caller's inputs (`known`), and the child's defaults."""
     given = {} if step.action is None else step.action.with_
     declared = {d.name for d in child.inputs}
     plain = {name: literal_value(value) for name, value in given.items() if name in declared}
+    for name, value in given.items():
+        if known is not None and name in plain and is_runtime(plain[name]):
+            plain[name] = _known_value(value, known, plain[name])
     runtime = frozenset(name for name, value in plain.items() if is_runtime(value))
     static = {name: value for name, value in plain.items() if name not in runtime}
     try:
@@ -665,6 +807,20 @@ def _call_scope(step: Step, step_id: StepId, child: Workflow) -> CallScope:
     except DiagnosticsError:  # reported by the include stage, at the `with` value
         values = {}
     return CallScope(step_id, "", step, child, values, runtime)
+
+
+def _known_value(value: Any, known: Mapping[str, Any], otherwise: Any) -> Any:
+    """A `with` template evaluated now when it reads only names in `known`; else
+    `otherwise` (known only at run time)."""
+    if not isinstance(value, Template):
+        return otherwise
+    heads = {r.path[0].lower() for e in value.expressions() for r in e.references()}
+    if not heads <= set(known):
+        return otherwise
+    try:
+        return value.render(known)
+    except ExpressionError:
+        return otherwise
 
 
 def _not_included(step: Step) -> Diagnostic:

@@ -83,14 +83,15 @@ class GroupExplanation:
 def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
     """Explain step `step_id` (raise KeyError when there is no such leaf step)."""
     step = plan.steps[StepId(step_id)]
-    node = graph.node(step_id)
+    where = {**graph.ids, **graph.template_starts()}
+    node = graph.nodes[where[StepId(step_id)]]  # a dynamic fan-out's `id[*]`: its start
     if step.section is Section.FINALLY:
         return _explain_finally(graph, plan, step, node)
     upstream = _closure(graph, node.index, backwards=True)
     downstream = _closure(graph, node.index, backwards=False)
     completion = [s for stage in plan.stages for s in stage]
     compensated = [
-        s for s in reversed(completion) if plan.steps[s].rollback and graph.ids[s] in upstream
+        s for s in reversed(completion) if plan.steps[s].rollback and where[s] in upstream
     ]
     affected = [
         graph.nodes[i].id
@@ -107,7 +108,7 @@ def explain(graph: ExecutionGraph, plan: Plan, step_id: str) -> Explanation:
     independent = [
         s
         for s in completion
-        if s != step.id and graph.ids[s] not in upstream and graph.ids[s] not in downstream
+        if s != step.id and where[s] not in upstream and where[s] not in downstream
     ]
     return _explanation(
         graph,
@@ -184,7 +185,8 @@ def explain_group(graph: ExecutionGraph, plan: Plan, group_id: str) -> GroupExpl
     start = next(
         n for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id == StepId(group_id)
     )
-    ids = {n.step.path: n.id for n in graph.nodes if n.scope == start.scope}
+    inside_group = (n for n in graph.nodes if n.scope == start.scope and start.id in n.groups)
+    ids = {n.step.path: n.id for n in inside_group}  # an instance's own copies
     enclosing = tuple(
         n.step for n in graph.nodes if n.kind is NodeKind.GROUP_START and n.id in start.groups
     )

@@ -7,14 +7,17 @@ combination it does not contradict on an axis value (values it added earlier may
 overwritten), and becomes a combination of its own when it fits none.
 
 Each instance has a key, readable and stable: a matrix instance's axis values joined by
-`,` in axis order (`build[api,3.12]`), a `forEach` instance's index (`fetch[0]`).
+`,` in axis order (`build[api,3.12]`), a `forEach` instance's index (`fetch[0]`). A
+fan-out nested in a fanned-out group's instance appends its key to the outer-owned id
+(`test[api][3.12]`, see `Instance.place`); a dynamic group's body is compiled once for a
+placeholder key (`PLACEHOLDER`) that the run replaces with each item's.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wfx.expr import to_string
@@ -37,10 +40,66 @@ class Instance:
     position: int
     bindings: Mapping[str, Any]
     members: frozenset[str] = field(default_factory=frozenset)
+    outer: Instance | None = None
+    """The instance of the fanned-out group around this fan-out (nested fan-out)."""
 
     def own(self, step_id: str) -> str:
         """The instance's id for `step_id` (a member of its group, or the fan-out itself)."""
         return f"{step_id}[{self.key}]"
+
+    def place(self, step_id: str) -> str:
+        """The id of `step_id` written inside this instance: the key of each instance
+        around it appended, outermost first (`test[api][3.12]`)."""
+        return self.own(step_id if self.outer is None else self.outer.place(step_id))
+
+    def resolve(self, name: str) -> str:
+        """What `name` (in `needs`, `steps.<name>`) means inside this instance: a step of
+        its group, or of a group around it, is that instance's copy; others as written."""
+        if name in self.members:
+            return self.place(name)
+        return name if self.outer is None else self.outer.resolve(name)
+
+    def visible(self) -> dict[str, Any]:
+        """The `matrix`/`item`/`index` expressions read here: an inner `matrix`'s axes
+        over the outer's (same names shadowed), the innermost `item` and `index`."""
+        found = {} if self.outer is None else self.outer.visible()
+        for name, value in self.bindings.items():
+            around = found.get(name) if name == "matrix" else None
+            found[name] = {**around, **value} if isinstance(around, Mapping) else value
+        return found
+
+    def around(self, group: str, scope: str = "") -> Instance | None:
+        """The innermost instance (this one or one around it) whose fanned-out group is
+        `group` (an id as written, in the sub-workflow `scope`) or holds it; None when
+        `group` is outside them all. A group's `env` is rendered with its values."""
+        level: Instance | None = self
+        while level is not None:
+            base = level.fan_out[len(scope) :].split("[", 1)[0]
+            if scope + group in level.members or scope + base == scope + group:
+                return level
+            level = level.outer
+        return None
+
+    def under(self, prefix: str) -> Instance:
+        """The instance seen from the workflow that calls its own (ids under `prefix`)."""
+        members = frozenset(prefix + m for m in self.members)
+        outer = None if self.outer is None else self.outer.under(prefix)
+        return replace(self, fan_out=prefix + self.fan_out, members=members, outer=outer)
+
+
+#: the key of the one instance a dynamic group's body is compiled for: its ids hold
+#: `[\x00]` where each instance's key goes (a key never holds a NUL: see `_key_part`)
+PLACEHOLDER = "\x00"
+
+
+def template_name(node_id: str) -> str:
+    """How plans show a template node's id: `test[*]` (inner keys stay as they are)."""
+    return node_id.replace(f"[{PLACEHOLDER}]", "[*]")
+
+
+def instance_name(node_id: str, key: str) -> str:
+    """A template node's id in the instance `key`: `test[3]` for `test[\x00]`."""
+    return node_id.replace(f"[{PLACEHOLDER}]", f"[{key}]")
 
 
 class TooManyInstancesError(ValueError):
@@ -95,24 +154,31 @@ def _matches(combination: Mapping[str, Any], entry: Mapping[str, Any]) -> bool:
 
 
 def matrix_instances(
-    fan_out_id: str, fan_out: FanOut, limit: int, members: frozenset[str] = frozenset()
+    fan_out_id: str,
+    fan_out: FanOut,
+    limit: int,
+    members: frozenset[str] = frozenset(),
+    outer: Instance | None = None,
 ) -> list[Instance]:
     """The instances of a static matrix, keyed by their axis values."""
     combinations = expand_matrix(fan_out.axes, fan_out.include, fan_out.exclude, limit)
     axis_names = [name for name, _ in fan_out.axes]
     keys = _unique([_matrix_key(c, axis_names) for c in combinations])
     return [
-        Instance(fan_out_id, key, position, {"matrix": combination}, members)
+        Instance(fan_out_id, key, position, {"matrix": combination}, members, outer)
         for position, (key, combination) in enumerate(zip(keys, combinations, strict=True))
     ]
 
 
 def item_instances(
-    fan_out_id: str, items: Sequence[Any], members: frozenset[str] = frozenset()
+    fan_out_id: str,
+    items: Sequence[Any],
+    members: frozenset[str] = frozenset(),
+    outer: Instance | None = None,
 ) -> list[Instance]:
     """The instances of a `forEach` list, keyed by index."""
     return [
-        Instance(fan_out_id, str(index), index, {"item": item, "index": index}, members)
+        Instance(fan_out_id, str(index), index, {"item": item, "index": index}, members, outer)
         for index, item in enumerate(items)
     ]
 
@@ -123,15 +189,16 @@ def static_instances(
     limit: int,
     items: Sequence[Any] | None = None,
     members: frozenset[str] = frozenset(),
+    outer: Instance | None = None,
 ) -> list[Instance]:
     """The instances of a fan-out known before running (`items`: a `forEach` list)."""
     if fan_out.kind is FanOutKind.MATRIX:
-        return matrix_instances(fan_out_id, fan_out, limit, members)
+        return matrix_instances(fan_out_id, fan_out, limit, members, outer)
     listed = fan_out.items if items is None else items
     assert listed is not None
     if len(listed) > limit:
         raise TooManyInstancesError(f"the list has {len(listed)} items")
-    return item_instances(fan_out_id, listed, members)
+    return item_instances(fan_out_id, listed, members, outer)
 
 
 def _matrix_key(combination: Mapping[str, Any], axis_names: Sequence[str]) -> str:
@@ -170,8 +237,9 @@ def max_instances(value: Any) -> int:
 
 
 def base_id(step_id: str) -> str:
-    """`build` for `build[api,3.12]` (and for `build`)."""
-    cut = step_id.find("[")
+    """`build` for `build[api,3.12]` (and for `build`; `deploy[eu]/fetch` for
+    `deploy[eu]/fetch[0]`)."""
+    cut = step_id.rfind("[")
     return step_id if cut < 0 else step_id[:cut]
 
 

@@ -10,13 +10,14 @@ smaller index.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Span
-from wfx.fanout import Instance
+from wfx.fanout import Instance, template_name
 from wfx.model import Action, Condition, FanOutKind, OnError, Step, StepId, Workflow
 
 
@@ -145,6 +146,32 @@ class FanOutInfo:
     settings: EffectiveSettings | None = None
     template: Step | None = None
     """The step every instance of a dynamic fan-out runs (its condition included)."""
+    body: tuple[Node, ...] = ()
+    """A dynamic fan-out of a group: the nodes of one instance, compiled once. Their ids,
+    groups and instance key hold the placeholder key (`test[\x00]`, see
+    `wfx.fanout.PLACEHOLDER`); `index` is the position in `body` and `deps` positions in
+    it, -1 standing for the fan-out's start. The run copies them per item."""
+
+    def under(self, prefix: str, groups: tuple[StepId, ...] = ()) -> FanOutInfo:
+        """The fan-out seen from the workflow that calls its own (ids under `prefix`,
+        inside the caller's `groups`)."""
+        instances = tuple(StepId(prefix + i) for i in self.instances)
+        body = tuple(
+            dataclasses.replace(
+                node,
+                id=StepId(prefix + node.id),
+                groups=(*groups, *(StepId(prefix + g) for g in node.groups)),
+                instance=None if node.instance is None else node.instance.under(prefix),
+                fan_out=None if node.fan_out is None else node.fan_out.under(prefix, groups),
+                scope=prefix + node.scope,
+            )
+            for node in self.body
+        )
+        return dataclasses.replace(self, instances=instances, body=body)
+
+    def template_steps(self) -> tuple[StepId, ...]:
+        """The leaf steps of a dynamic group's body, as plans name them (`test[*]`)."""
+        return tuple(StepId(template_name(n.id)) for n in self.body if n.is_step)
 
 
 class NodeKind(enum.Enum):
@@ -268,7 +295,8 @@ class ExecutionGraph:
 
     def stages(self, section: Section = Section.MAIN) -> list[list[StepId]]:
         """Kahn levels of the leaf steps: the sets that may run together, in order. A
-        dynamic fan-out stands in its stage as its template, `id[*]`."""
+        dynamic fan-out stands in its stage as its template, `id[*]` (a group's: the steps
+        of its body, `test[*]`, at their levels inside it)."""
         level = self.levels()
         by_level: dict[int, list[StepId]] = {}
         for node in self.nodes:
@@ -277,12 +305,36 @@ class ExecutionGraph:
             if node.is_step:
                 by_level.setdefault(level[node.index], []).append(node.id)
             elif is_template(node):
-                by_level.setdefault(level[node.index], []).append(template_id(node.id))
+                for offset, step_id in template_levels(node):
+                    by_level.setdefault(level[node.index] + offset, []).append(step_id)
         return [by_level[k] for k in sorted(by_level)]
 
     def templates(self) -> dict[StepId, Node]:
-        """The start barrier of each dynamic fan-out, by its template's id `id[*]`."""
-        return {template_id(n.id): n for n in self.nodes if is_template(n)}
+        """The start barrier of each dynamic fan-out of a step, by its template's id
+        `id[*]`; each step of a dynamic group's body, by its id (`test[*]`)."""
+        found: dict[StepId, Node] = {}
+        for node in self.nodes:
+            if not is_template(node):
+                continue
+            assert node.fan_out is not None
+            if not node.fan_out.body:
+                found[template_id(node.id)] = node
+            for member in node.fan_out.body:
+                if member.is_step:
+                    shown = StepId(template_name(member.id))
+                    found[shown] = dataclasses.replace(member, id=shown)
+        return found
+
+    def template_starts(self) -> dict[StepId, int]:
+        """Each template step a plan names (`fetch[*]`, a dynamic group's `test[*]`) with
+        the index of its fan-out's start, which stands for it in the graph."""
+        found: dict[StepId, int] = {}
+        for node in self.nodes:
+            if is_template(node):
+                assert node.fan_out is not None
+                for step_id in node.fan_out.template_steps() or (template_id(node.id),):
+                    found[step_id] = node.index
+        return found
 
     def levels(self) -> list[int]:
         """For each node, the number of leaf steps (a dynamic fan-out counting as one) on
@@ -292,7 +344,7 @@ class ExecutionGraph:
             best = 0
             for dep in node.deps:
                 before = self.nodes[dep]
-                weight = 1 if before.is_step or is_template(before) else 0
+                weight = 1 if before.is_step else template_depth(before)
                 best = max(best, level[dep] + weight)
             level[node.index] = best
         return level
@@ -306,3 +358,30 @@ def is_template(node: Node) -> bool:
 def template_id(fan_out_id: str) -> StepId:
     """How plans name a dynamic fan-out's template: `fetch[*]`."""
     return StepId(f"{fan_out_id}[*]")
+
+
+def template_levels(start: Node) -> list[tuple[int, StepId]]:
+    """The steps a dynamic fan-out's template shows in the plan's stages, each with its
+    level inside the template: `id[*]` at 0, or a group body's steps at theirs."""
+    info = start.fan_out
+    assert info is not None
+    if not info.body:
+        return [(0, template_id(start.id))]
+    level = [0] * len(info.body)
+    found = []
+    for node in info.body:
+        for dep in node.deps:
+            if dep >= 0:
+                weight = 1 if info.body[dep].is_step else 0
+                level[node.index] = max(level[node.index], level[dep] + weight)
+        if node.is_step:
+            found.append((level[node.index], StepId(template_name(node.id))))
+    return found
+
+
+def template_depth(node: Node) -> int:
+    """How many levels of leaf steps a node stands for: a dynamic fan-out its template's
+    (one for a step, the longest chain of a group body's), a barrier none."""
+    if not is_template(node):
+        return 0
+    return 1 + max((offset for offset, _ in template_levels(node)), default=0)

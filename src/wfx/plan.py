@@ -22,6 +22,7 @@ from wfx.durations import format_duration
 from wfx.expr import Expression, ExpressionError, Status, Template, is_truthy, to_string
 from wfx.expr.ast import Logical, Not
 from wfx.expr.ast import Node as ExprNode
+from wfx.fanout import template_name
 from wfx.fingerprint import fingerprint
 from wfx.graph import (
     CallScope,
@@ -196,6 +197,8 @@ class PlannedFanOut:
     limit: int
     source: str
     assumption: str | None = None
+    template: tuple[StepId, ...] = ()
+    """A dynamic fan-out of a group: the steps of its body, as `test[*]`."""
 
 
 @dataclass(frozen=True)
@@ -310,7 +313,7 @@ def _fan_outs(
             continue
         assumption = None
         if info.dynamic:
-            cost = steps[template_id(node.id)].worst_case
+            cost = _template_cost(node, steps)
             each = "" if cost is None else f" (each wave up to {format_duration(cost)})"
             if info.max_parallel is None:
                 assumption = (
@@ -333,7 +336,24 @@ def _fan_outs(
             limit=info.limit,
             source=info.source,
             assumption=assumption,
+            template=info.template_steps(),
         )
+
+
+def _template_cost(start: Node, steps: Mapping[StepId, PlannedStep]) -> float | None:
+    """The worst case of one instance of a dynamic fan-out: its template step's, or the
+    sum of its group body's steps (None: unbounded)."""
+    info = start.fan_out
+    assert info is not None
+    named = info.template_steps() or (template_id(start.id),)
+    costs = [steps[s].worst_case for s in named]
+    return None if None in costs else sum(c or 0.0 for c in costs)
+
+
+def _template_steps(node: Node) -> tuple[StepId, ...]:
+    """How plans name what a dynamic fan-out runs: `id[*]`, or its group body's steps."""
+    assert node.fan_out is not None
+    return node.fan_out.template_steps() or (template_id(node.id),)
 
 
 def calls_in(plan: Plan) -> list[tuple[PlannedGroup, list[PlannedStep]]]:
@@ -386,6 +406,22 @@ class _Planner:
         self.graph = graph
         self.scope = ""
         """The sub-workflow call whose step is being planned (its id prefix; "": none)."""
+        self.body_groups = {
+            n.id: n
+            for start in graph.nodes
+            if is_template(start) and start.fan_out is not None
+            for n in start.fan_out.body
+            if n.kind is NodeKind.GROUP_START
+        }
+        """The groups of dynamic group fan-outs' bodies (in no stage: the run copies them)."""
+        self.body_owners = {
+            StepId(template_name(n.id)): start
+            for start in graph.nodes
+            if is_template(start) and start.fan_out is not None
+            for n in start.fan_out.body
+            if n.is_step
+        }
+        """The start of the dynamic group fan-out each body step (`test[*]`) belongs to."""
         workflow = graph.workflow
         self.bindings: dict[str, Any] = {}
         """The `matrix` or `item`/`index` of the fan-out instance being planned."""
@@ -451,6 +487,8 @@ class _Planner:
 
     def template(self, start: Node) -> Node:
         """The step every instance of a dynamic fan-out runs, as a node named `id[*]`."""
+        if start.is_step:  # a step of a dynamic group's body, already named `test[*]`
+            return start
         info = start.fan_out
         assert info is not None and info.template is not None
         return dataclasses.replace(
@@ -464,9 +502,10 @@ class _Planner:
     def call(self, group: PlannedGroup, node: Node, call: CallScope) -> PlannedGroup:
         """A group that is a sub-workflow call: what it calls, with which values."""
         self.scope = node.scope
+        own, self.bindings = self.bindings, {} if node.instance is None else node.instance.visible()
         given = call.step.action.with_ if call.step.action is not None else {}
-        shown = self.display_value(given, {})
-        self.scope = ""
+        shown = self.display_value(given, {})  # a fanned-out call's `with` reads its instance
+        self.scope, self.bindings = "", own
         return dataclasses.replace(
             group,
             uses=call.step.call.path if call.step.call is not None else None,
@@ -485,8 +524,8 @@ class _Planner:
     def plan_step(self, node: Node) -> PlannedStep:
         settings = node.settings
         assert settings is not None
-        self.bindings = {} if node.instance is None else dict(node.instance.bindings)
-        env = self.resolve_env_chain(settings.env)
+        self.bindings = {} if node.instance is None else node.instance.visible()
+        env = self.resolve_env_chain(settings.env, node)
         retry: RetrySchedule = settings.retry.value
         timeout = settings.timeout.value
         kill_grace = float(settings.kill_grace.value)
@@ -543,7 +582,11 @@ class _Planner:
         assert settings is not None
         shell = None if settings.shell.origin is Origin.BUILTIN else str(settings.shell.value)
         directory: Template | None = settings.working_directory.value
-        shown_env = {name: self.display(t.value, env) for name, t in settings.env.items()}
+        shown_env = {}
+        for name, setting in settings.env.items():
+            own, self.bindings = self.bindings, self.env_bindings(setting, node)
+            shown_env[name] = self.display(setting.value, env)
+            self.bindings = own
         own_env = {
             name: shown_env[name]
             for name, setting in settings.env.items()
@@ -617,16 +660,63 @@ class _Planner:
 
     def needs(self, node: Node) -> tuple[StepId, ...]:
         """The leaf steps `node` waits for directly, in the order they are written."""
+        owner = self.body_owners.get(node.id)
+        if owner is not None:
+            return self.body_needs(owner, node)
         found = [self.graph.nodes[i] for i in self.graph.step_dependencies(node.index)]
         ordered = sorted(found, key=lambda dep: dep.span)
-        return tuple(template_id(dep.id) if is_template(dep) else dep.id for dep in ordered)
+        found_ids: list[StepId] = []
+        for dep in ordered:
+            found_ids.extend(_template_steps(dep) if is_template(dep) else (dep.id,))
+        return tuple(found_ids)
 
-    def resolve_env_chain(self, env: Mapping[str, Setting]) -> dict[str, Any]:
-        """Env values in layering order, each able to see the ones resolved before it."""
+    def body_needs(self, start: Node, node: Node) -> tuple[StepId, ...]:
+        """What a step of a dynamic group's body waits for: steps of the body (looking
+        through its barriers), or, at its start, what the fan-out waits for."""
+        assert start.fan_out is not None
+        body = start.fan_out.body
+        outside: tuple[StepId, ...] = ()
+        inside: list[Node] = []
+        seen: set[int] = set()
+        stack = list(node.deps)
+        while stack:
+            dep = stack.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep < 0:
+                outside = self.needs(start)
+            elif body[dep].is_step:
+                inside.append(body[dep])
+            else:
+                stack.extend(body[dep].deps)
+        ordered = sorted(inside, key=lambda n: (n.span, n.index))
+        return (*outside, *(StepId(template_name(n.id)) for n in ordered))
+
+    def resolve_env_chain(
+        self, env: Mapping[str, Setting], node: Node | None = None
+    ) -> dict[str, Any]:
+        """Env values in layering order, each able to see the ones resolved before it; in
+        a nested fan-out, a group's with the values of the instance around that group."""
         resolved: dict[str, Any] = {}
         for name, setting in env.items():
+            if node is None:
+                resolved[name] = self.render(setting.value, resolved)
+                continue
+            own, self.bindings = self.bindings, self.env_bindings(setting, node)
             resolved[name] = self.render(setting.value, resolved)
+            self.bindings = own
         return resolved
+
+    def env_bindings(self, setting: Setting, node: Node) -> dict[str, Any]:
+        """The fan-out values an env `setting` of `node` is rendered with: the instance's,
+        or in a nested fan-out, for a group's env, those of the instance around that group
+        (as the run does)."""
+        instance = node.instance
+        if instance is None or instance.outer is None or setting.origin is not Origin.GROUP:
+            return self.bindings
+        level = instance.around(str(setting.source), node.scope) or instance
+        return level.visible()
 
     def resolved(self, step: Step, env: Mapping[str, Any]) -> Iterable[Resolved]:
         action = step.action
@@ -653,7 +743,7 @@ class _Planner:
     def group_verdict(self, group_id: StepId, env: Mapping[str, Any]) -> tuple[Verdict, str]:
         """An enclosing group's condition, judged in the group's own scope (a call's
         condition reads the caller's inputs, not the child's)."""
-        group = self.graph.node(group_id)
+        group = self.body_groups.get(group_id) or self.graph.node(group_id)
         inner, self.scope = self.scope, group.scope
         try:
             return self.verdict(group.step.condition, env)
@@ -726,7 +816,9 @@ class _Planner:
                 continue
             cost = 0.0
             if node.is_step or is_template(node):
-                step_cost = steps[template_id(node.id) if is_template(node) else node.id].worst_case
+                step_cost = (
+                    _template_cost(node, steps) if is_template(node) else steps[node.id].worst_case
+                )
                 if step_cost is None:
                     unbounded = True
                 cost = step_cost or 0.0
@@ -746,8 +838,10 @@ class _Planner:
         cursor: int | None = end
         while cursor is not None:
             node = self.graph.nodes[cursor]
-            if node.is_step or is_template(node):
-                path.append(template_id(node.id) if is_template(node) else node.id)
+            if is_template(node):
+                path.extend(reversed(_template_steps(node)))
+            elif node.is_step:
+                path.append(node.id)
             cursor = previous.get(cursor)
         return (None if unbounded else best[end]), list(reversed(path))
 

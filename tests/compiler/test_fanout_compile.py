@@ -276,7 +276,10 @@ def test_a_dynamic_for_each_is_planned_as_its_template(workflow_file: Write) -> 
     assert plan["worstCaseSeconds"] is None  # `list` and `after` have no timeout
 
 
-def test_a_dynamic_for_each_on_a_group_is_refused(workflow_file: Write) -> None:
+def test_what_a_dynamic_group_may_not_hold_is_refused_at_its_position(
+    workflow_file: Write,
+) -> None:
+    workflow_file("wfx: 1\nsteps: [{id: a, run: echo}]\n", "x.yaml")
     text = """
     wfx: 1
     steps:
@@ -284,11 +287,19 @@ def test_a_dynamic_for_each_on_a_group_is_refused(workflow_file: Write) -> None:
         run: echo
       - id: each
         forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        groupRetries: {max: 1}
         steps:
-          - run: echo
+          - id: inner
+            forEach: ${{ fromJSON(steps.list.outputs.items) }}
+            run: echo
+          - {id: call, uses: ./x.yaml}
     """
-    [found] = errors(workflow_file, text)
-    assert found.startswith("6:14 a `forEach` known only at run time is allowed on a leaf step")
+    found = errors(workflow_file, text)
+    assert [f.split(" a group fanned out")[0] for f in found] == [
+        "7:19 `groupRetries` on",
+        "10:18 a `forEach` known only at run time inside",
+        "12:26 a sub-workflow call inside",
+    ]
 
 
 def test_fan_out_keys_are_checked_by_the_schema(workflow_file: Write) -> None:

@@ -144,6 +144,58 @@ TABLE: dict[
         },
         ["production/rollout", "staging/rollout"],
     ),
+    "multi-region-release.yaml": (
+        {},
+        [
+            [
+                "staging/rollout[eu-west,web]",
+                "staging/rollout[eu-west,worker]",
+                "staging/rollout[us-east,web]",
+            ],
+            ["staging/discover"],
+            ["staging/verify[*]"],
+            [
+                "production/rollout[eu-west,web]",
+                "production/rollout[eu-west,worker]",
+                "production/rollout[us-east,web]",
+            ],
+            ["production/discover"],
+            ["production/verify[*]"],
+            ["announce"],
+        ],
+        [],
+        {
+            "staging/verify[*]": ("always", 2, [0.1]),
+            "production/rollout[eu-west,web]": ("always", 1, []),
+            "announce": ("always", 1, []),
+        },
+        [
+            "production/rollout[us-east,web]",
+            "production/rollout[eu-west,worker]",
+            "production/rollout[eu-west,web]",
+            "staging/rollout[us-east,web]",
+            "staging/rollout[eu-west,worker]",
+            "staging/rollout[eu-west,web]",
+        ],
+    ),
+    "per-service-pipeline.yaml": (
+        {},
+        [["changed"], ["registry"], ["build[*]"], ["test[*]"], ["package[*]"], ["release"]],
+        [],
+        {"test[*]": ("always", 2, [1.0]), "release": ("always", 1, [])},
+        ["package[*]"],
+    ),
+    "nested-test-matrix.yaml": (
+        {},
+        [
+            ["lint[api]", "lint[web]"],
+            ["test[api][3.11]", "test[api][3.12]", "test[web][3.11]", "test[web][3.12]"],
+            ["report[api]", "report[web]"],
+        ],
+        [],
+        {"test[web][3.12]": ("always", 1, []), "report[api]": ("always", 1, [])},
+        [],
+    ),
     "distributed-build.yaml": (
         {},
         [["api", "web", "worker", "cli"], ["package"]],

@@ -161,3 +161,60 @@ def test_release_calls_the_reusable_deploy_twice_with_different_inputs(tmp_path:
     assert result.steps["production/rollout"].outputs == {"replicas": "3"}
     assert result.outputs == {"production_url": "https://production.shop.example.com"}
     assert plan.groups["production"].uses == "./workflows/deploy.yaml"
+
+
+def test_multi_region_release_fans_out_inside_each_call(tmp_path: Path) -> None:
+    result, events, plan = run_example("multi-region-release.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    units = ["eu-west-web", "eu-west-worker", "us-east-web"]
+    for environment in ("staging", "production"):
+        for unit in units:
+            assert (tmp_path / f"{environment}-{unit}").read_text() == "2.0.0\n"
+    assert not (tmp_path / "production-us-east-worker").exists()  # excluded
+    verified = (tmp_path / "production-verified.txt").read_text().splitlines()
+    assert sorted(verified) == [f"prod-{i} serves 2.0.0" for i in (1, 2, 3)]
+    assert (tmp_path / "staging-verified.txt").read_text() == "stage-1 serves 2.0.0\n"
+    assert result.outputs == {"production_hosts": "prod-1 prod-2 prod-3"}
+    assert (tmp_path / "announcement.txt").read_text() == (
+        "2.0.0: staging eu-west/web eu-west/worker us-east/web;"
+        " production eu-west/web eu-west/worker us-east/web on prod-1 prod-2 prod-3\n"
+    )
+    expanded = {e.step: e.items for e in events if isinstance(e, ev.FanOutExpanded)}
+    assert expanded == {
+        "staging/verify": ("stage-1",),
+        "production/verify": ("prod-1", "prod-2", "prod-3"),
+    }
+    assert plan.fan_outs["production/rollout"].instances == (
+        "production/rollout[eu-west,web]",
+        "production/rollout[eu-west,worker]",
+        "production/rollout[us-east,web]",
+    )
+
+
+def test_per_service_pipeline_runs_the_group_once_per_changed_service(tmp_path: Path) -> None:
+    result, events, plan = run_example("per-service-pipeline.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    for service in ("api", "web", "worker"):
+        assert (tmp_path / f"{service}.bin").read_text() == f"SOURCE OF {service.upper()}\n"
+    images = (tmp_path / "images.txt").read_text().splitlines()
+    assert sorted(images) == [
+        "registry.example.com/shop/api:0",
+        "registry.example.com/shop/web:1",
+        "registry.example.com/shop/worker:2",
+    ]
+    assert result.steps["package[2]"].outputs == {"image": "registry.example.com/shop/worker"}
+    assert (tmp_path / "release.txt").read_text() == "released success\n"
+    assert plan.fan_outs["service"].template == ("build[*]", "test[*]", "package[*]")
+    [expanded] = [e for e in events if isinstance(e, ev.FanOutExpanded)]
+    assert expanded.items == ("api", "web", "worker")
+
+
+def test_nested_test_matrix_tests_each_service_on_each_python(tmp_path: Path) -> None:
+    result, _, plan = run_example("nested-test-matrix.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    for service in ("api", "web"):
+        log = (tmp_path / f"{service}.log").read_text().splitlines()
+        assert log == [f"{service} linted", f"{service} on 3.11", f"{service} on 3.12"]
+        report = (tmp_path / f"{service}.report").read_text()
+        assert report == f"{service}-py3.11 {service}-py3.12\n"
+    assert plan.fan_outs["test[web]"].instances == ("test[web][3.11]", "test[web][3.12]")

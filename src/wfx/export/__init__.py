@@ -113,7 +113,13 @@ def _fan_outs(plan: dict[str, Any]) -> list[Diagnostic]:
             f"`{fan_out_id}` fans out (`matrix` or `forEach`), which export does not map to"
             " the target yet",
             "write the instances out as steps to export this workflow",
-            [s for i, s in steps.items() if i.split("[", 1)[0] == fan_out_id],
+            [
+                s
+                for i, s in steps.items()
+                if i.split("[", 1)[0] == fan_out_id
+                or i.startswith(f"{fan_out_id}[")
+                or fan_out_id in (s.get("groups") or ())
+            ],
         )
         for fan_out_id in plan.get("fanOuts") or {}
     ]
@@ -139,6 +145,9 @@ def _calls(plan: dict[str, Any]) -> list[Diagnostic]:
 def _refused(
     plan: dict[str, Any], code: str, message: str, hint: str, steps: list[dict[str, Any]]
 ) -> Diagnostic:
-    """An error at the line of the first of `steps` (the planned steps it is about)."""
-    line = next((s["line"] for s in steps if s.get("line")), 1)
-    return error(code, message, Span(plan["file"], line, 1, line, 1), hint)
+    """An error at the line of the first of `steps` (the planned steps it is about), in
+    its file (a sub-workflow's step names its own)."""
+    first = next((s for s in steps if s.get("line")), None)
+    line = 1 if first is None else first["line"]
+    where = plan["file"] if first is None else first.get("file") or plan["file"]
+    return error(code, message, Span(where, line, 1, line, 1), hint)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from wfx.graph import ExecutionGraph, Node, NodeKind, Section, is_template, template_id
 from wfx.model import StepId
-from wfx.plan import Plan
+from wfx.plan import Plan, PlannedStep
 
 _ESCAPES = {"_": "__", "-": "_h", "/": "_s"}
 
@@ -37,6 +38,17 @@ def _group_kind(node: Node) -> str:
 def _name(node: Node) -> StepId:
     """The name a node has in the plan: a dynamic fan-out's start is its template `id[*]`."""
     return template_id(node.id) if is_template(node) else node.id
+
+
+def _step(plan: Plan, node: Node) -> PlannedStep:
+    """The planned step a drawn node stands for; a dynamic group's `id[*]` stands for the
+    steps of its body: the first of them (a rollback on any shows)."""
+    found = plan.steps.get(_name(node))
+    if found is not None:
+        return found
+    assert node.fan_out is not None
+    body = [plan.steps[s] for s in node.fan_out.template_steps()]
+    return dataclasses.replace(body[0], rollback=any(s.rollback for s in body))
 
 
 def _mermaid_label(text: str) -> str:
@@ -104,7 +116,7 @@ def _mermaid_level(
             lines.append(f"{indent}end")
         else:
             name = _name(node)
-            label = name + (" ↩" if plan.steps[name].rollback else "")
+            label = name + (" ↩" if _step(plan, node).rollback else "")
             shape = (
                 f"([{_mermaid_label(label)}])"
                 if node.section is Section.FINALLY
@@ -137,7 +149,7 @@ def _dot_level(
             lines += _dot_level(tree, node.id, plan, indent + "  ")
             lines.append(f"{indent}}}")
         else:
-            step = plan.steps[_name(node)]
+            step = _step(plan, node)
             label = _name(node) + (" ↩" if step.rollback else "")
             attributes = [f"label={_dot_label(label)}"]
             if step.condition.verdict.value == "never":

@@ -46,6 +46,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
                 "failFast": fan_out.fail_fast,
                 "maxInstances": fan_out.limit,
                 "assumption": fan_out.assumption,
+                **({"template": list(fan_out.template)} if fan_out.template else {}),
             }
             for fan_out_id, fan_out in plan.fan_outs.items()
         },

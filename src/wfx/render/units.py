@@ -145,8 +145,9 @@ def fan_out_line(fan_out: PlannedFanOut) -> str:
     """One fan-out in words: `build: matrix, 5 instances, at most 2 at once, ...`, or for
     a dynamic one: N times the template, N known at run time from its expression."""
     if fan_out.dynamic:
+        body = f" ({', '.join(fan_out.template)})" if fan_out.template else ""
         head = (
-            f"{fan_out.id}[*]: N × template, N known at run time from"
+            f"{fan_out.id}[*]: N × template{body}, N known at run time from"
             f" `${{{{ {fan_out.source} }}}}` (N ≤ {fan_out.limit})"
         )
     else:

@@ -11,7 +11,7 @@ from wfx import inputs as input_values
 from wfx.diagnostics import DiagnosticsError
 from wfx.expr import ExpressionError, Status, is_truthy
 from wfx.fanout import Instance
-from wfx.graph import CallScope, Node, NodeKind, Section
+from wfx.graph import CallScope, Node, NodeKind, Origin, Section, Setting
 from wfx.model import Step
 from wfx.runtime import events as ev
 from wfx.runtime.actions import StepContexts, render_text, render_value
@@ -110,9 +110,9 @@ class RunContexts:
         }
         instance = node.instance
         if instance is not None:
-            values.update(instance.bindings)
-            if instance.members:
-                values["steps"] = InstanceSteps(run.steps_context, instance)
+            values.update(instance.visible())
+            if instance.members or instance.outer is not None:
+                values["steps"] = InstanceSteps(steps, run.steps_context, instance, node.scope)
         if status is None:
             status = self.status(node, run.states[node.index].bad)
         contexts = StepContexts(values, status)
@@ -120,8 +120,13 @@ class RunContexts:
         if settings is not None and settings.env:
             env: dict[str, str] = {}
             contexts["env"] = env
+            nested = instance is not None and instance.outer is not None
             for name, setting in settings.env.items():
-                env[name] = render_text(setting.value, contexts)
+                if nested and setting.origin is Origin.GROUP:
+                    assert instance is not None
+                    env[name] = group_env(setting, node.scope, instance, contexts)
+                else:
+                    env[name] = render_text(setting.value, contexts)
         return contexts
 
     # -- sub-workflows ----------------------------------------------------------------------
@@ -256,15 +261,23 @@ class RunContexts:
 
 class InstanceSteps(Mapping[str, Any]):
     """The `steps` context inside an instance of a fanned-out group: its own steps' names
-    mean the instance's copies (`test` is `test[api]`), every other name as outside."""
+    mean the instance's copies (`test` is `test[api]`), every other name as outside. In a
+    sub-workflow (`scope`, e.g. `deploy/`) names are the child's own: `test` is the run's
+    `deploy/test[api]`."""
 
-    def __init__(self, steps: Mapping[str, Any], instance: Instance) -> None:
+    def __init__(
+        self, steps: Mapping[str, Any], run_steps: Mapping[str, Any], instance: Instance, scope: str
+    ) -> None:
         self.steps = steps
+        self.run_steps = run_steps
         self.instance = instance
+        self.scope = scope
 
     def __getitem__(self, name: str) -> Any:
-        if name in self.instance.members:
-            return self.steps[self.instance.own(name)]
+        full = self.scope + name
+        resolved = self.instance.resolve(full)
+        if resolved != full:
+            return self.run_steps[resolved]
         return self.steps[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -272,6 +285,18 @@ class InstanceSteps(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self.steps)
+
+
+def group_env(setting: Setting, scope: str, instance: Instance, contexts: StepContexts) -> str:
+    """A group's `env` value for a step of a nested fan-out: rendered with the `matrix`/
+    `item`/`index` of the instance around that group, not of the fan-outs inside it (so
+    `${{ item }}` in an outer group's `env` is the outer item)."""
+    level = instance.around(str(setting.source), scope)
+    if level is instance or level is None:  # None: outside every fan-out (or unnamed)
+        return render_text(setting.value, contexts)
+    values = {k: v for k, v in contexts.items() if k not in ("matrix", "item", "index")}
+    values.update(level.visible())
+    return render_text(setting.value, StepContexts(values, contexts.status))
 
 
 def why_not(status: Status) -> str:

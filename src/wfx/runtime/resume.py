@@ -3,12 +3,13 @@ steps goes on (docs/durability.md)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import anyio
 
-from wfx.fanout import base_id
-from wfx.graph import Node, Section
+from wfx.fanout import PLACEHOLDER, base_id
+from wfx.graph import EffectiveSettings, Node, NodeKind, Section
 from wfx.model import StepId
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import ResumeState, StepRecord
@@ -91,7 +92,23 @@ def _tolerated(run: RunState, node: Node | None, step_id: str, exit_code: int | 
     template = run.graph.ids.get(StepId(base_id(step_id)))
     info = None if template is None else run.graph.nodes[template].fan_out
     settings = None if info is None else info.settings
+    if settings is None:
+        settings = _body_settings(run, step_id)
     return settings is not None and settings.tolerates(exit_code)
+
+
+def _body_settings(run: RunState, step_id: str) -> EffectiveSettings | None:
+    """The settings of the step of a dynamic group's body that `step_id` is a copy of
+    (`test[3]` of the body's `test[*]`), if any."""
+    for start in run.graph.nodes:
+        info = start.fan_out
+        if info is None or not info.body or start.kind is not NodeKind.GROUP_START:
+            continue
+        for node in info.body:
+            pattern = re.escape(node.id).replace(re.escape(f"[{PLACEHOLDER}]"), r"\[\d+\]")
+            if node.is_step and re.fullmatch(pattern, step_id):
+                return node.settings
+    return None
 
 
 def _group_runs_again(run: RunState, node: Node | None, record: StepRecord) -> bool:

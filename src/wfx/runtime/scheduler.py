@@ -221,7 +221,7 @@ class Scheduler:
         """Stop the group's attempt: its running children end as `status` (their processes
         killed), the ones not started yet are skipped, both with `reason`."""
         self.stopped_groups[group_id] = (status, reason)
-        nodes = self.run.graph.nodes
+        nodes = self.run.nodes  # a dynamic fan-out's instances too
         for index, scope in list(self.running.items()):
             if group_id in nodes[index].groups:
                 scope.cancel()
@@ -393,17 +393,41 @@ class Scheduler:
                 self.runner.fan_out_failed(start, made, state.span)
             else:
                 created = made
-        self.unfinished += len(created)
+        self.unfinished += sum(1 for n in created if n.is_step)
         self.count_finished()  # the fan-out's place holder (after its instances are counted)
         if not created:
             return self._completed(start.index)
+        return self._wire(start, created)
+
+    def _wire(self, start: Node, created: list[Node]) -> list[int]:
+        """Count the dependencies of a dynamic fan-out's new nodes; its end waits for the
+        ones nothing else of it waits for. Return those that may start now."""
         end = self.dependents[start.index][0]
-        self.remaining.extend(0 for _ in created)
+        self.remaining.extend(len(n.deps) for n in created)
         self.done.extend(bytes(len(created)))
-        self.dependents.extend([end] for _ in created)
-        self.dependents[start.index] = [n.index for n in created]
-        self.remaining[end] = len(created)
-        return [n.index for n in created]
+        self.dependents.extend([] for _ in created)
+        heads: list[int] = []
+        waited: set[int] = set()
+        for node in created:
+            for dep in node.deps:
+                if dep == start.index:
+                    heads.append(node.index)
+                    self.remaining[node.index] -= 1
+                else:
+                    self.dependents[dep].append(node.index)
+                    waited.add(dep)
+            if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
+                limit = int(node.step.max_parallel.value)  # a group inside the body
+                if node.fan_out is not None and node.step.steps:
+                    self.admission.cap(node.id, limit)  # it caps its instances
+                else:
+                    self.limiters[node.id] = anyio.CapacityLimiter(limit)
+        sinks = [n.index for n in created if n.index not in waited]
+        for sink in sinks:
+            self.dependents[sink].append(end)
+        self.dependents[start.index] = heads
+        self.remaining[end] = len(sinks)
+        return [i for i in heads if self.remaining[i] == 0]
 
     def _fan_out_done(self, end: Node) -> None:
         """Every instance of a fan-out ended: `steps.<id>` becomes their aggregate, and a
@@ -411,9 +435,14 @@ class Scheduler:
         run = self.run
         run.steps_context[end.id] = self.expansion.aggregate(end)
         reason = run.deferred.pop(end.id, None)
-        if reason is not None:
-            assert self.runner is not None
-            self.runner.fail(reason)
+        if reason is None:
+            return
+        around = end.instance  # a nested fan-out: the outer instance failed, as its step
+        if around is not None and not _fail_fast(run, around.fan_out):
+            run.deferred.setdefault(around.fan_out, reason)
+            return
+        assert self.runner is not None
+        self.runner.fail(reason)
 
     def _enter_call(self, node: Node) -> None:
         """A sub-workflow call starts; when its inputs cannot be made, it fails the run."""
@@ -548,6 +577,24 @@ class Scheduler:
             scope.cancel()
 
 
+def _fail_fast(run: RunState, fan_out: str) -> bool:
+    """Whether a failed instance of `fan_out` stops the run (`failFast`)."""
+    info = run.nodes[run.node_index(fan_out)].fan_out
+    return info is None or info.fail_fast
+
+
+def _instances_are_groups(run: RunState, node: Node) -> bool:
+    """Whether `node` starts a fan-out whose instances are groups (a fanned-out group, or
+    calls of a sub-workflow): its `maxParallel` counts open instances, not steps."""
+    info = node.fan_out
+    if info is None:
+        return False
+    if node.step.steps:
+        return True
+    first = run.graph.ids.get(info.instances[0]) if info.instances else None
+    return first is not None and run.graph.nodes[first].kind is NodeKind.GROUP_END
+
+
 def _dynamic(node: Node) -> bool:
     return node.fan_out is not None and node.fan_out.dynamic
 
@@ -560,7 +607,7 @@ def _limiters(run: RunState) -> dict[str | None, anyio.CapacityLimiter]:
         limiters[None] = anyio.CapacityLimiter(int(workflow.max_parallel.value))
     for node in run.graph.nodes:
         if node.kind is NodeKind.GROUP_START and node.step.max_parallel is not None:
-            if node.fan_out is not None and node.step.steps:
+            if _instances_are_groups(run, node):
                 continue  # a fanned-out group's cap counts instances: _InstanceAdmission
             limiters[node.id] = anyio.CapacityLimiter(int(node.step.max_parallel.value))
     for call in run.graph.calls.values():  # a called workflow's own `maxParallel`
@@ -580,10 +627,17 @@ class _InstanceAdmission:
         self.caps: dict[str, int] = {}
         for node in graph.nodes:
             info = node.fan_out
-            if node.kind is NodeKind.GROUP_START and info and info.max_parallel and node.step.steps:
+            start = node.kind is NodeKind.GROUP_START
+            if start and info and info.max_parallel and _instances_are_groups(run, node):
                 self.caps[node.id] = info.max_parallel
         self.open: dict[str, int] = dict.fromkeys(self.caps, 0)
         self.waiting: dict[str, deque[int]] = {name: deque() for name in self.caps}
+
+    def cap(self, fan_out: str, limit: int) -> None:
+        """A fanned-out group the run created (inside a dynamic group's instance)."""
+        self.caps[fan_out] = limit
+        self.open[fan_out] = 0
+        self.waiting[fan_out] = deque()
 
     def _capped(self, node: Node) -> str | None:
         """The capped fan-out whose instance group `node` opens or closes, if any."""

@@ -57,6 +57,8 @@ class RunState:
         self.states = [NodeState() for _ in graph.nodes]
         self.deferred: dict[str, str] = {}
         """Fan-outs with `failFast: false` whose instance failed: why, once all are done."""
+        self.created_ids: dict[str, int] = {}
+        """The nodes the run created (leaf steps, group ends) by id, as `graph.ids`."""
         self.expanded: dict[str, list[int]] = {}
         """Each dynamic fan-out the run expanded: its instances' node indices, in order."""
         self.steps_context: dict[str, Any] = {}
@@ -103,12 +105,20 @@ class RunState:
             if node.is_step:
                 yield node
             elif node.kind is NodeKind.GROUP_END and node.id in self.expanded:
-                yield from (nodes[i] for i in self.expanded[node.id])
+                yield from (nodes[i] for i in self.expanded[node.id] if nodes[i].is_step)
 
     def add_nodes(self, nodes: list[Node]) -> None:
         """Nodes the run creates (a dynamic fan-out's instances), indexed from the end."""
         self.nodes.extend(nodes)
         self.states.extend(NodeState() for _ in nodes)
+        for node in nodes:
+            if node.kind is not NodeKind.GROUP_START:
+                self.created_ids[node.id] = node.index
+
+    def node_index(self, step_id: str) -> int:
+        """The index of a leaf step or a group's end, the graph's or one the run created."""
+        found = self.graph.ids.get(StepId(step_id))
+        return self.created_ids[step_id] if found is None else found
 
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""

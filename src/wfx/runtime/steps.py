@@ -290,8 +290,7 @@ class StepRunner:
 
     def _fail_fast(self, fan_out: str) -> bool:
         """Whether a failed instance of `fan_out` stops the others (`failFast`)."""
-        graph = self.run.graph
-        info = graph.nodes[graph.ids[StepId(fan_out)]].fan_out
+        info = self.run.nodes[self.run.node_index(fan_out)].fan_out
         return info is None or info.fail_fast
 
     def fan_out_failed(self, start: Node, reason: str, span: Span | None) -> None:
