@@ -221,7 +221,10 @@ class _Child:
 
     Spawned with `subprocess.Popen` (vfork and exec, no shell) rather than an event-loop
     subprocess transport: the loop only ever waits on three file descriptors, so nothing
-    per process runs on a thread or through a SIGCHLD handler."""
+    per process runs on a thread or through a SIGCHLD handler. Not with `os.posix_spawn`,
+    though it costs less: glibc's leaves its two internal signals ignored in the child,
+    across the exec, where Popen's child has them at their defaults (and Python 3.11's
+    has no working-directory action)."""
 
     def __init__(self, popen: subprocess.Popen[bytes], pidfd: int, stdout: int, stderr: int):
         self._popen = popen
