@@ -717,6 +717,7 @@ def _execute(
     from wfx.render.run_view import choose_view
     from wfx.render.summary import summary_from_events, summary_markdown, summary_table
     from wfx.runtime.engine import RunOptions
+    from wfx.runtime.events import Sinks
 
     console = Console(highlight=False, stderr=how.output_format == "json")
     collected: list[Any] = []
@@ -757,12 +758,8 @@ def _execute(
 
                     sinks.append(CloudEventsWriter(events_handle, source=file))
 
-                def fan_out(event: Any) -> None:
-                    for sink in sinks:
-                        sink(event)
-
                 return RunOptions(
-                    events=fan_out,
+                    events=Sinks(sinks),
                     handle_signals=True,
                     workspace=workspace,
                     scratch=scratch,

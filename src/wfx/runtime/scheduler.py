@@ -114,6 +114,7 @@ class Scheduler:
             self.ready_send.close()
             self.ready_receive.close()
             self.task_group = None
+        run.commit_pending()  # the phase's last end records, before anything else happens
         assert self.runner is not None
         for node in run.nodes:
             if node.section is section and run.states[node.index].status is StepStatus.PENDING:
@@ -478,6 +479,7 @@ class Scheduler:
                 self.queued -= 1
             except anyio.WouldBlock:
                 self.idle_workers += 1
+                self.run.commit_pending()  # nothing to start at once: end records now
                 try:
                     current = await self.ready_receive.receive()
                 except anyio.EndOfStream:
@@ -524,6 +526,8 @@ class Scheduler:
                 if cancel_on_failure and (run.cancelled or run.failing):
                     scope.cancel()  # a status-function step starts even after Ctrl-C
                 limiters = self._limiters_of(node)
+                if any(limiter.available_tokens < 1 for limiter in limiters):
+                    run.commit_pending()  # the wait for a place may be long
                 if len(limiters) == 1:  # the usual case: the workflow's `maxParallel`
                     async with limiters[0]:
                         await runner.attempts(node, state)
