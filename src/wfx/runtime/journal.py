@@ -307,7 +307,9 @@ def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
     @functools.wraps(method)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        journal = args[0]
+        journal: Any = args[0]
+        if journal.ended and not journal.db.in_transaction:
+            journal.commit_pending()  # what this journal recorded is read back
         with damage_is_corruption(getattr(journal, "path", Path("?"))):
             return method(*args, **kwargs)
 
@@ -457,7 +459,7 @@ class Journal:
     def transaction(self) -> Iterator[None]:
         """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave); the
         end records held back (`ended`) are written first, in it."""
-        ended = self.ended
+        ended, self.ended = self.ended, []
         with damage_is_corruption(self.path):
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -467,12 +469,11 @@ class Journal:
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
+                self.ended = ended + self.ended  # not written: still held back
                 raise
             self.db.execute("COMMIT")
-        if ended:
-            self.ended = []
-            for _ in ended:
-                failpoint("journal.after-step-finished")
+        for _ in ended:
+            failpoint("journal.after-step-finished")
 
     def check_integrity(self) -> str:
         """`PRAGMA integrity_check`: 'ok' for a sound database."""
