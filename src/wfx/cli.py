@@ -729,6 +729,7 @@ def _execute(
         summary_table,
     )
     from wfx.runtime.engine import RunOptions
+    from wfx.runtime.events import Sinks
 
     console = run_console(stderr=how.output_format == "json")
     collected: list[Any] = []
@@ -769,12 +770,8 @@ def _execute(
 
                     sinks.append(CloudEventsWriter(events_handle, source=file))
 
-                def fan_out(event: Any) -> None:
-                    for sink in sinks:
-                        sink(event)
-
                 return RunOptions(
-                    events=fan_out,
+                    events=Sinks(sinks),
                     handle_signals=True,
                     workspace=workspace,
                     scratch=scratch,

@@ -683,6 +683,8 @@ def prepare_script(
     A value bound for an evaluating context must render as an integer literal, else
     :class:`EvaluatedValueError` (the compiler admits only expressions proven numeric there).
     """
+    if template.is_literal():  # nothing to replace, so nothing for the scanner to find
+        return PreparedScript("".join(p for p in template.parts if isinstance(p, str)), {})
     scanner = _scanner_for(template, shell)
     pieces: list[str] = []
     values: list[tuple[Expression, str]] = []

@@ -286,7 +286,9 @@ def test_every_command_finds_a_run_of_a_file_in_another_directory(tmp_path: Path
     sub = tmp_path / "sub"
     sub.mkdir()
     (sub / "x.yaml").write_text(INTERRUPTIBLE)
-    first = wfx("run", "sub/x.yaml", cwd=tmp_path, env={"WFX_FAILPOINT": "journal.step-started:2"})
+    # killed once step `one`'s end (and its output) is durable: with step two's start record
+    crash_point = {"WFX_FAILPOINT": "journal.after-step-finished:1"}
+    first = wfx("run", "sub/x.yaml", cwd=tmp_path, env=crash_point)
     assert first.returncode == 137
     assert (tmp_path / ".wfx" / "state.db").exists()
     assert not (sub / ".wfx").exists()

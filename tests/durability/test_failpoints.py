@@ -54,8 +54,12 @@ def test_crash_at_a_step_failpoint_then_resume(tmp_path: Path, point: str, nth: 
     assert sum(n - 1 for n in duplicates.values()) <= 1, duplicates
     if point in ("journal.step-finished",) and first == 137:
         assert len(duplicates) == 1
-    if point in ("journal.step-started", "journal.after-step-finished") and first == 137:
+    if point == "journal.after-step-finished" and first == 137:
         assert duplicates == {}
+    if point == "journal.step-started" and first == 137:
+        # the end record of the step before rides with this start record: that step
+        # (only that one) runs again; the first step has no step before it
+        assert set(duplicates) <= ({f"s{nth - 2:02d}"} if nth > 1 else set())
     assert "success" in crash.run_statuses()
     assert crash.integrity() == "ok"
 

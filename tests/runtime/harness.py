@@ -44,18 +44,21 @@ def run_text(
     inputs: Mapping[str, Any] | None = None,
     actions: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    sink: ev.EventSink | None = None,
 ) -> Recorded:
-    """Write `text` as a workflow in `tmp_path`, compile and run it; return what happened."""
+    """Write `text` as a workflow in `tmp_path`, compile and run it; return what happened.
+    `sink` (a journal, say) gets every event too, for a run with the id `r`."""
     path = tmp_path / "wf.yaml"
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     graph = compile_file(path, inputs).graph
     recorded: list[ev.Event] = []
     options = RunOptions(
         actions=actions or {},
-        events=recorded.append,
+        events=recorded.append if sink is None else ev.Sinks([recorded.append, sink]),
         environ=environ,
         workspace=tmp_path / "workspace",
         seed=1,
+        run_id=None if sink is None else "r",
     )
 
     async def main() -> RunResult:

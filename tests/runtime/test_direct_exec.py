@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -28,6 +29,9 @@ SHOW = """#!/bin/sh
 echo "args: $*"
 echo "cwd: $(pwd -P)"
 env | LC_ALL=C sort | grep -v '^{token}='
+while read -r line; do case $line in Sig[IBC]*) echo "$line";; esac; done < /proc/$$/status
+(cd /proc/$$/fd && echo "fds:" *)
+[ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && echo "leads its session"
 """
 
 
@@ -131,10 +135,28 @@ CASES: list[tuple[str, dict[str, str], str, bool]] = [
 ]
 
 
+@pytest.fixture
+def inherited_descriptor() -> Iterator[int]:
+    """A descriptor wfx inherited from its parent without close-on-exec (a make
+    jobserver's, say): no step may see it, whichever way it is started."""
+    opened = os.open(os.devnull, os.O_RDONLY)
+    fd = os.dup2(opened, 200, inheritable=True)  # far above what a shell uses itself
+    os.close(opened)
+    yield fd
+    os.close(fd)
+
+
 @pytest.mark.parametrize(("script", "extra", "where", "direct"), CASES)
 def test_the_fast_path_gives_what_bash_gives(
-    world: Path, script: str, extra: dict[str, str], where: str, direct: bool
+    world: Path,
+    script: str,
+    extra: dict[str, str],
+    where: str,
+    direct: bool,
+    inherited_descriptor: int,
 ) -> None:
+    """What the program sees is what bash gives it: arguments, directory, environment,
+    signal dispositions, descriptors, session; and the exit status and output."""
     env = _base_env(world) | {k: v.replace("{world}", str(world)) for k, v in extra.items()}
     script = script.replace("{world}", str(world))
     cwd = world / where
@@ -144,6 +166,8 @@ def test_the_fast_path_gives_what_bash_gives(
     assert ran_bash
     assert fast_ran_bash is not direct, "ran through bash" if direct else "skipped bash"
     assert fast == by_bash
+    descriptors = [line for line in fast[2]["stdout"] if line.startswith("fds:")]
+    assert all(str(inherited_descriptor) not in line.split() for line in descriptors)
 
 
 @pytest.mark.parametrize(

@@ -420,9 +420,12 @@ async def test_a_failing_output_callback_kills_the_tree_and_surfaces(
     def explode(stream: Stream, text: str) -> None:
         raise RuntimeError("callback broke")
 
-    with pytest.raises(ExceptionGroup) as caught:
+    with pytest.raises((RuntimeError, ExceptionGroup)) as caught:
         await run(sh("echo hi; sleep 600"), census, on_output=explode, kill_grace=5)
-    assert [str(error) for error in caught.value.exceptions] == ["callback broke"]
+    # raised where the line was read: by the supervising task itself, or by a reading task
+    raised = caught.value
+    errors = raised.exceptions if isinstance(raised, ExceptionGroup) else (raised,)
+    assert [str(error) for error in errors] == ["callback broke"]
     # the tree was TERMed (and gone at once), not waited for
     assert ("group", signal.SIGTERM) in [(how, signum) for how, _, signum in signals_sent]
     assert census.alive() == []

@@ -73,7 +73,8 @@ def _find_program(name: str, env: Mapping[str, str], here: str) -> str | None:
         return None
     for entry in path.split(":"):
         candidate = f"{entry or '.'}/{name}" if not entry.endswith("/") else entry + name
-        if _is_executable(os.path.join(here, candidate)):
+        where = candidate if candidate[0] == "/" else os.path.join(here, candidate)
+        if _is_executable(where):
             return candidate
     return None
 

@@ -242,8 +242,29 @@ class RunFinished(Event):
         return self.status.exit_code
 
 
-#: something that takes events as they happen (a renderer, the journal, a test's list.append)
+#: something that takes events as they happen (a renderer, the journal, a test's list.append).
+#: A sink that holds writes back to group them (the journal) also has `commit_pending()`,
+#: which the engine calls before it waits for anything (see `RunState.commit_pending`).
 EventSink = Callable[[Event], None]
+
+
+class Sinks:
+    """Hands each event to several sinks in order, and passes `commit_pending` on."""
+
+    def __init__(self, sinks: list[EventSink]) -> None:
+        self.sinks = sinks
+
+    def __call__(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink(event)
+
+    def commit_pending(self) -> None:
+        """Let every sink that holds writes back write them now."""
+        for sink in self.sinks:
+            commit = getattr(sink, "commit_pending", None)
+            if commit is not None:
+                commit()
+
 
 FINISHED_BY_STATUS: Mapping[StepStatus, type[StepFinished]] = {
     StepStatus.SUCCESS: StepSucceeded,

@@ -3,7 +3,9 @@
 The engine's events pass through :class:`Journal` as a sink; each transition (run
 created, step started, attempt finished with its outputs, retry scheduled,
 rollback started/finished, run finished) is committed before the engine goes on,
-because the engine emits it before acting on it. From the journal a run that died
+because the engine emits it before acting on it; only an attempt's end is held back, to
+ride with the next commit (the next start record, or `commit_pending` before the engine
+waits: docs/durability.md). From the journal a run that died
 can be resumed (:func:`load_resume_state`), listed, shown and pruned.
 
 The database is SQLite in WAL mode with `synchronous=NORMAL`: a commit survives the
@@ -305,7 +307,9 @@ def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
 
     @functools.wraps(method)
     def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
-        journal = args[0]
+        journal: Any = args[0]
+        if journal.ended and not journal.db.in_transaction:
+            journal.commit_pending()  # what this journal recorded is read back
         with damage_is_corruption(getattr(journal, "path", Path("?"))):
             return method(*args, **kwargs)
 
@@ -342,6 +346,9 @@ class Journal:
         written; with `read_only`, a journal that cannot be written is opened for reading."""
         self.path = path
         self.read_only = False
+        self.ended: list[tuple[Any, ...]] = []
+        """End records (an attempt that finished) not yet written: each is written in the
+        next transaction, which the next start record (or `commit_pending`) opens."""
         try:
             self._open_for_writing()
         except JournalUnwritableError:
@@ -410,8 +417,12 @@ class Journal:
         return cls(state_dir(explicit_dir).database)
 
     def close(self) -> None:
-        """Close the database connection."""
-        self.db.close()
+        """Write the end records still held back, and close the database connection."""
+        try:
+            if self.ended and not self.read_only:
+                self.commit_pending()
+        finally:
+            self.db.close()
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -446,16 +457,23 @@ class Journal:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave)."""
+        """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave); the
+        end records held back (`ended`) are written first, in it."""
+        ended, self.ended = self.ended, []
         with damage_is_corruption(self.path):
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                if ended:
+                    self._write_ended(ended)
                 yield
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
+                self.ended = ended + self.ended  # not written: still held back
                 raise
             self.db.execute("COMMIT")
+        for _ in ended:
+            failpoint("journal.after-step-finished")
 
     def check_integrity(self) -> str:
         """`PRAGMA integrity_check`: 'ok' for a sound database."""
@@ -584,39 +602,55 @@ class Journal:
         failpoint("journal.retry-scheduled")
 
     def _step_finished(self, event: ev.StepFinished) -> None:
+        """Hold the end record back for the next transaction: the next step's start record
+        usually follows at once, and one commit then carries both. Either way it is
+        durable before any step starts after it, and the engine calls `commit_pending`
+        before it waits for anything else (docs/durability.md)."""
         failpoint("journal.step-finished")
         completed = None
         if event.status is ev.StepStatus.SUCCESS:
             self.completions += 1
             completed = self.completions
-        with self.transaction():
-            self._insert_pending_logs()
-            self.db.execute(
-                "INSERT INTO steps (run_id, step_id, status, attempts, finished, outputs,"
-                " exit_code, signal, reason, completed, ran_on)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status,"
-                " attempts = excluded.attempts, finished = excluded.finished,"
-                " outputs = excluded.outputs, exit_code = excluded.exit_code,"
-                " signal = excluded.signal, reason = excluded.reason,"
-                " completed = excluded.completed, retry_at = NULL,"
-                " ran_on = COALESCE(excluded.ran_on, steps.ran_on)",
-                (
-                    event.run_id,
-                    event.step,
-                    event.status.value,
-                    event.attempts,
-                    event.time,
-                    json.dumps(dict(event.outputs), default=str),
-                    event.exit_code,
-                    event.signal,
-                    event.reason,
-                    completed,
-                    event.where,
-                ),
+        self.ended.append(
+            (
+                event.run_id,
+                event.step,
+                event.status.value,
+                event.attempts,
+                event.time,
+                json.dumps(dict(event.outputs), default=str),
+                event.exit_code,
+                event.signal,
+                event.reason,
+                completed,
+                event.where,
             )
-            self._attempt_ran(event.run_id, event.step, event.attempts, event.where)
-        failpoint("journal.after-step-finished")
+        )
+
+    def commit_pending(self) -> None:
+        """Write the end records held back, now (the engine is about to wait)."""
+        if self.ended:
+            with self.transaction():
+                pass
+
+    def _write_ended(self, ended: list[tuple[Any, ...]]) -> None:
+        """Write held-back end records (inside the caller's transaction), after the output
+        lines before them: a step's last lines are committed with its final status."""
+        self._insert_pending_logs()
+        self.db.executemany(
+            "INSERT INTO steps (run_id, step_id, status, attempts, finished, outputs,"
+            " exit_code, signal, reason, completed, ran_on)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET status = excluded.status,"
+            " attempts = excluded.attempts, finished = excluded.finished,"
+            " outputs = excluded.outputs, exit_code = excluded.exit_code,"
+            " signal = excluded.signal, reason = excluded.reason,"
+            " completed = excluded.completed, retry_at = NULL,"
+            " ran_on = COALESCE(excluded.ran_on, steps.ran_on)",
+            ended,
+        )
+        for record in ended:
+            self._attempt_ran(record[0], record[1], record[3], record[10])
 
     def _insert_kept(self, run_id: str, record: StepRecord) -> None:
         """Record (inside the caller's transaction) a step whose result run `run_id` keeps

@@ -7,6 +7,7 @@ the file, wherever the attempt ran.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,8 @@ def _check_name(name: str, number: int) -> None:
 
 def read_outputs(path: str | Path, limit: int = MAX_OUTPUT_BYTES) -> dict[str, str]:
     """The outputs an attempt wrote to its `$WFX_OUTPUT` file (at most `limit` bytes)."""
+    if not os.access(path, os.F_OK):  # the usual case, told without raising an exception
+        return {}
     try:
         with open(path, "rb") as handle:
             raw = handle.read(limit + 1)

@@ -221,11 +221,14 @@ class _Child:
 
     Spawned with `subprocess.Popen` (vfork and exec, no shell) rather than an event-loop
     subprocess transport: the loop only ever waits on three file descriptors, so nothing
-    per process runs on a thread or through a SIGCHLD handler."""
+    per process runs on a thread or through a SIGCHLD handler. Not with `os.posix_spawn`,
+    though it costs less: glibc's leaves its two internal signals ignored in the child,
+    across the exec, where Popen's child has them at their defaults (and Python 3.11's
+    has no working-directory action)."""
 
     def __init__(self, popen: subprocess.Popen[bytes], pidfd: int, stdout: int, stderr: int):
         self._popen = popen
-        self._pidfd = pidfd
+        self.pidfd = pidfd
         self.pid = popen.pid
         self.stdout = stdout
         self.stderr = stderr
@@ -296,10 +299,14 @@ class _Child:
         """The exit status once reaped: negative for a signal, None while running."""
         return self._popen.returncode
 
+    def reaped(self) -> bool:
+        """Whether the process has exited, reaping it if so (never waits)."""
+        return self._popen.poll() is not None
+
     async def wait(self) -> int:
         """Wait on the event loop until the process exits, reap it, return its status."""
         while (code := self._popen.poll()) is None:
-            await anyio.wait_readable(self._pidfd)
+            await anyio.wait_readable(self.pidfd)
         return code
 
     def close(self) -> None:
@@ -349,25 +356,96 @@ async def _supervise(
 ) -> bool:
     """Wait for the process and its output; True when the timeout fired.
 
-    The drains are shielded from a cancellation (Ctrl-C, a failing sibling): what the
-    step prints while it is being stopped (a TERM trap) is still read and reported."""
+    The usual case runs in this one task: one epoll set watches the process and both
+    pipes, and the pipes are read as they fill. Whatever is not that case (a timeout,
+    a cancellation, a pipe a descendant still holds after the exit, a group still
+    alive) winds down with a reading task per open pipe, shielded from a cancellation
+    (Ctrl-C, a failing sibling): what the step prints while it is being stopped (a TERM
+    trap) is still read and reported."""
+    try:
+        exited = await _watch(process, capture, timeout)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await _wind_down(process, tree, capture, kill_grace, pipe_grace, stop=True)
+        raise
+    if exited and not capture.open_pipes() and not tree.group_alive():
+        return False  # exited, both pipes closed, group empty: no /proc scan, no task
+    await _wind_down(process, tree, capture, kill_grace, pipe_grace, stop=not exited)
+    return not exited
+
+
+async def _watch(process: _Child, capture: _Capture, timeout: float | None) -> bool:
+    """Read both pipes until the process exits (True) or `timeout` passes (False); at the
+    exit, what its pipes still hold is read, up to an EOF or to what a descendant holding
+    a pipe has not written yet."""
+    with _Watch(process, capture) as watch:
+        if timeout is None:
+            await watch.until_exit()
+            return True
+        with anyio.move_on_after(timeout):
+            await watch.until_exit()
+            return True
+    return False
+
+
+class _Watch:
+    """An epoll set of a step's pidfd and its open pipes, itself waited on by the loop:
+    one wait per wake-up, whichever of the three is ready."""
+
+    def __init__(self, process: _Child, capture: _Capture) -> None:
+        self._process = process
+        self._capture = capture
+        self._poll = select.epoll(3)
+        self._pipes: dict[int, Stream] = {process.stdout: "stdout", process.stderr: "stderr"}
+        for fd in (process.pidfd, *self._pipes):
+            self._poll.register(fd, select.EPOLLIN)
+
+    def __enter__(self) -> _Watch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._poll.close()
+
+    async def until_exit(self) -> None:
+        """Read what arrives until the process has exited and been reaped."""
+        process = self._process
+        while True:
+            await anyio.wait_readable(self._poll.fileno())
+            for fd, _events in self._poll.poll(0):
+                stream = self._pipes.get(fd)
+                if stream is not None and self._capture.read(fd, stream):
+                    self._poll.unregister(fd)  # at EOF a pipe stays "ready" for good
+            if process.reaped():
+                for fd, stream in list(self._pipes.items()):
+                    if stream in self._capture.open_pipes():
+                        self._capture.read(fd, stream)
+                return
+
+
+async def _wind_down(
+    process: _Child,
+    tree: _ProcessTree,
+    capture: _Capture,
+    kill_grace: float,
+    pipe_grace: float,
+    *,
+    stop: bool,
+) -> None:
+    """Read the pipes still open while the tree is stopped (`stop`: timed out or
+    cancelled), or, after the exit, while a descendant holds a pipe or the group lives."""
+    pipes = (process.stdout, process.stderr)
     async with anyio.create_task_group() as drains:
-        drains.start_soon(capture.drain, process.stdout, "stdout")
-        drains.start_soon(capture.drain, process.stderr, "stderr")
+        capture.drain_open_pipes(drains, pipes)
         try:
-            timed_out = not await _exits_within(process, timeout)
-            # Fast path: exited, both pipes closed promptly, group empty -> no /proc scan.
-            pipes = (process.stdout, process.stderr)
-            if timed_out or not await _closed(capture, pipes, pipe_grace) or tree.group_alive():
+            if stop or not await _closed(capture, pipes, pipe_grace) or tree.group_alive():
                 with anyio.CancelScope(shield=True):
                     await tree.terminate(kill_grace)
                 await _stop_reading(capture, pipes, pipe_grace)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await tree.terminate(kill_grace)
-                await _stop_reading(capture, (process.stdout, process.stderr), pipe_grace)
+                await _stop_reading(capture, pipes, pipe_grace)
             raise
-    return timed_out
 
 
 async def _closed(capture: _Capture, pipes: tuple[int, int], pipe_grace: float) -> bool:
@@ -399,13 +477,6 @@ async def _stop_reading(capture: _Capture, pipes: tuple[int, int], pipe_grace: f
         capture.stop()
 
 
-async def _exits_within(process: _Child, timeout: float | None) -> bool:
-    with anyio.move_on_after(timeout):
-        await process.wait()
-        return True
-    return False
-
-
 def _outcome(
     process: _Child, tree: _ProcessTree, capture: _Capture, timed_out: bool, duration: float
 ) -> ProcessOutcome:
@@ -423,7 +494,10 @@ def _outcome(
 
 
 class _Capture:
-    """Counts both streams, appends raw bytes to the log up to its limit, splits lines."""
+    """Counts both streams, appends raw bytes to the log up to its limit, splits lines.
+
+    A pipe is read by _Watch while the process runs, and by a task of its own
+    (`drain`) while a run winds down; either way its bytes go through `read`."""
 
     def __init__(
         self,
@@ -437,31 +511,63 @@ class _Capture:
         self._log = log
         self._log_room = log_limit if log is not None else 0
         self._max_line = max_line
-        self._closed = {"stdout": anyio.Event(), "stderr": anyio.Event()}
+        self._open: set[Stream] = {"stdout", "stderr"}
+        self._lines: dict[Stream, _LineSplitter] = {}
+        self._closed: dict[Stream, anyio.Event] = {}
         self._scopes: list[anyio.CancelScope] = []
 
+    def open_pipes(self) -> set[Stream]:
+        """The streams not read to their end yet."""
+        return self._open
+
+    def read(self, fd: int, stream: Stream) -> bool:
+        """Read what the non-blocking pipe `fd` holds now; True once it reached EOF."""
+        while True:
+            try:
+                chunk = os.read(fd, _CHUNK)
+            except BlockingIOError:
+                return False
+            if not chunk:
+                self._end(stream)
+                return True
+            self.counts[stream] += len(chunk)
+            self._write_log(chunk)
+            if self._on_output is not None:
+                lines = self._lines.get(stream)
+                if lines is None:
+                    lines = self._lines[stream] = _LineSplitter(
+                        stream, self._on_output, self._max_line
+                    )
+                lines.feed(chunk)
+
+    def drain_open_pipes(self, group: anyio.abc.TaskGroup, pipes: tuple[int, int]) -> None:
+        """Start a reading task for each pipe not read to its end yet."""
+        for fd, stream in zip(pipes, ("stdout", "stderr"), strict=True):
+            if stream in self._open:
+                self._closed[stream] = anyio.Event()
+                group.start_soon(self.drain, fd, stream)
+
     async def drain(self, fd: int, stream: Stream) -> None:
-        """Read the non-blocking pipe `fd` until EOF (or `stop()`), a chunk at a time."""
-        lines = _LineSplitter(stream, self._on_output, self._max_line) if self._on_output else None
+        """Read the non-blocking pipe `fd` until EOF (or `stop()`)."""
         try:
             with anyio.CancelScope(shield=True) as scope:
                 self._scopes.append(scope)
-                while True:
-                    try:
-                        chunk = os.read(fd, _CHUNK)
-                    except BlockingIOError:
-                        await anyio.wait_readable(fd)
-                        continue
-                    if not chunk:
-                        break
-                    self.counts[stream] += len(chunk)
-                    self._write_log(chunk)
-                    if lines is not None:
-                        lines.feed(chunk)
+                while not self.read(fd, stream):
+                    await anyio.wait_readable(fd)
         finally:
-            self._closed[stream].set()
-            if lines is not None:
-                lines.finish()
+            self._end(stream)
+
+    def _end(self, stream: Stream) -> None:
+        """The stream ended (EOF, or we stopped reading it): emit its last line."""
+        if stream not in self._open:
+            return
+        self._open.discard(stream)
+        closed = self._closed.get(stream)
+        if closed is not None:
+            closed.set()
+        lines = self._lines.pop(stream, None)
+        if lines is not None:
+            lines.finish()
 
     def stop(self) -> None:
         """Stop reading both pipes (their writers are out of reach)."""
@@ -471,8 +577,9 @@ class _Capture:
     async def closed_within(self, limit: float) -> bool:
         """Wait up to `limit` seconds for EOF on both pipes."""
         with anyio.move_on_after(limit):
-            for event in self._closed.values():
-                await event.wait()
+            for stream, event in self._closed.items():
+                if stream in self._open:
+                    await event.wait()
             return True
         return False
 

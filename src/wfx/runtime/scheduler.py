@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 #: a worker running a chain of instant steps yields to the event loop this often
 _FAIRNESS = 64
 
+#: the worker cap of a run whose steps wait for more than the workflow's `maxParallel`
+_UNCAPPED = 1 << 62
+
 
 class Scheduler:
     """Runs the nodes of one section at a time on as few worker tasks as keep up."""
@@ -66,6 +69,11 @@ class Scheduler:
         self.done = bytearray(len(graph.nodes))
         """Which nodes have counted themselves done for their dependents."""
         self.limiters = _limiters(run)
+        only = self.limiters.get(None) if len(self.limiters) == 1 else None
+        self.worker_cap = _UNCAPPED if only is None else int(only.total_tokens)
+        """How many workers can run steps at once: with the workflow's `maxParallel` as the
+        only limit, every step holds it while it runs, so more workers would only wait."""
+        self.workers = 0
         self.admission = _InstanceAdmission(run)
         self.expansion = Expansion(run, contexts)
         self.task_group: anyio.abc.TaskGroup | None = None
@@ -95,6 +103,7 @@ class Scheduler:
         self.idle_workers = 0
         self.queued = 0
         self.workers_starting = 0
+        self.workers = 0
         try:
             async with anyio.create_task_group() as group:
                 self.task_group = group
@@ -105,6 +114,7 @@ class Scheduler:
             self.ready_send.close()
             self.ready_receive.close()
             self.task_group = None
+        run.commit_pending()  # the phase's last end records, before anything else happens
         assert self.runner is not None
         for node in run.nodes:
             if node.section is section and run.states[node.index].status is StepStatus.PENDING:
@@ -475,13 +485,20 @@ class Scheduler:
 
     def _start_workers(self, count: int) -> None:
         assert self.task_group is not None
-        for _ in range(count):
+        for _ in range(min(count, self.worker_cap - self.workers)):
+            self.workers += 1
             self.workers_starting += 1
             self.task_group.start_soon(self._worker)
 
     async def _worker(self) -> None:
         """Run steps until the phase ends: take a queued step, then each step its own step
         made ready (a chain stays on one task), then the next queued one."""
+        try:
+            await self._work()
+        finally:
+            self.workers -= 1
+
+    async def _work(self) -> None:
         self.workers_starting -= 1
         first = True
         streak = 0
@@ -491,6 +508,7 @@ class Scheduler:
                 self.queued -= 1
             except anyio.WouldBlock:
                 self.idle_workers += 1
+                self.run.commit_pending()  # nothing to start at once: end records now
                 try:
                     current = await self.ready_receive.receive()
                 except anyio.EndOfStream:
@@ -537,7 +555,12 @@ class Scheduler:
                 if cancel_on_failure and (run.cancelled or run.failing):
                     scope.cancel()  # a status-function step starts even after Ctrl-C
                 limiters = self._limiters_of(node)
-                if limiters:
+                if any(limiter.available_tokens < 1 for limiter in limiters):
+                    run.commit_pending()  # the wait for a place may be long
+                if len(limiters) == 1:  # the usual case: the workflow's `maxParallel`
+                    async with limiters[0]:
+                        await runner.attempts(node, state)
+                elif limiters:
                     async with AsyncExitStack() as stack:
                         for limiter in limiters:
                             await stack.enter_async_context(limiter)

@@ -51,6 +51,7 @@ class RunState:
         self.graph = graph
         self.run_id = run_id
         self.sink = sink
+        self._commit_pending = getattr(sink, "commit_pending", None)
         self.secrets = secrets
         self.nodes: list[Node] = list(graph.nodes)
         """The graph's nodes, then the instances of dynamic fan-outs as the run creates them."""
@@ -123,6 +124,13 @@ class RunState:
     def emit(self, event: ev.Event) -> None:
         """Hand an event to the run's sink."""
         self.sink(event)
+
+    def commit_pending(self) -> None:
+        """The engine is about to wait (for a step to be ready, for a free place): what the
+        sink holds back (the journal's end records, which ride with the next start record
+        when one follows at once) is written now, so it is never held for long."""
+        if self._commit_pending is not None:
+            self._commit_pending()
 
     def now(self) -> float:
         """The wall-clock time events carry."""

@@ -135,6 +135,8 @@ class StepRunner:
         state.started = time.monotonic()
         state.status = StepStatus.RUNNING
         result = Attempt(StepStatus.FAILED, reason="not run")
+        if run.resumed:
+            run.commit_pending()  # stopping what a dead wfx left of this step may take a while
         first, done = await resume_point(run, node) if run.resumed else (1, 0)
         earlier = run.earlier_attempts.pop(node.index, None) if run.earlier_attempts else None
         if earlier is not None:  # the group runs again: new attempt numbers, a fresh budget
