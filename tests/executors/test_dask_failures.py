@@ -43,12 +43,23 @@ def orphan(
         ["sleep", "30"], env={**os.environ, TOKEN_VARIABLE: token}, start_new_session=True
     )
     try:
+        _wait_until_exec_is_done(process.pid, token)
         yield instance, process
     finally:
         if process.poll() is None:
             process.kill()
         process.wait()
         (dask_worker.state_directory() / f"{instance}.json").unlink(missing_ok=True)
+
+
+def _wait_until_exec_is_done(pid: int, token: str) -> None:
+    """Wait until the process's environment can be read, as a dead worker's leftovers'
+    always can: Popen returns once exec has begun, and for a moment under load after that
+    /proc/PID/environ is still empty (the sweep would rightly not see the process yet)."""
+    deadline = time.monotonic() + 10
+    while token.encode() not in Path(f"/proc/{pid}/environ").read_bytes():
+        assert time.monotonic() < deadline, "the orphan's environment never became readable"
+        time.sleep(0.005)
 
 
 def record(instance: str, owner_pid: int, owner_start: int | None, key: str) -> None:
