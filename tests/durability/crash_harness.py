@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,3 +116,11 @@ def kill_wfx_only(process: subprocess.Popen[bytes]) -> None:
 def wait_for_quiet(ledger: Path, seconds: float = 0.3) -> None:
     """Let orphaned steps of a killed wfx finish writing (they are short)."""
     time.sleep(seconds)
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 30.0) -> None:
+    """Wait (polling every 20 ms, at most `seconds`) until `condition()` is true."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)

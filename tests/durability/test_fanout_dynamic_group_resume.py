@@ -5,11 +5,10 @@ again), the ones in flight run once more, the rest once."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
-from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, kill_wfx_only, wait_for_quiet, wait_until
 
 GROUP = """\
 wfx: 1
@@ -37,13 +36,6 @@ steps:
 """
 
 
-def _wait_for(condition: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def test_kill_nine_in_a_dynamic_group_then_resume_reruns_no_finished_step(
     tmp_path: Path,
 ) -> None:
@@ -51,7 +43,7 @@ def test_kill_nine_in_a_dynamic_group_then_resume_reruns_no_finished_step(
     go = tmp_path / "go"
     crash.write(GROUP.format(ledger=crash.ledger, go=go))
     process = crash.start()
-    _wait_for(lambda: {"work[2]", "work[3]"} <= set(crash.entries()))
+    wait_until(lambda: {"work[2]", "work[3]"} <= set(crash.entries()))
     finished = {f"prepare[{i}]" for i in range(4)} | {"work[0]", "work[1]"}
     assert finished <= crash.journaled("success")
     kill_wfx_only(process)

@@ -5,11 +5,10 @@ map to the same instances (`fetch[api][0]`...), and no finished one runs again."
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
-from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, kill_wfx_only, wait_for_quiet, wait_until
 
 NESTED = """\
 wfx: 1
@@ -35,13 +34,6 @@ steps:
 """
 
 
-def _wait_for(condition: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def test_kill_nine_in_a_nested_fan_out_then_resume_reruns_no_finished_instance(
     tmp_path: Path,
 ) -> None:
@@ -49,9 +41,9 @@ def test_kill_nine_in_a_nested_fan_out_then_resume_reruns_no_finished_instance(
     go = tmp_path / "go"
     crash.write(NESTED.format(ledger=crash.ledger, go=go))
     process = crash.start()
-    _wait_for(lambda: {"fetch[api][2]", "fetch[web][2]"} <= set(crash.entries()))
+    wait_until(lambda: {"fetch[api][2]", "fetch[web][2]"} <= set(crash.entries()))
     done = {f"fetch[{s}][{i}]" for s in ("api", "web") for i in (0, 1)}
-    _wait_for(lambda: done <= crash.journaled("success"))
+    wait_until(lambda: done <= crash.journaled("success"))
     kill_wfx_only(process)
     go.touch()  # the orphaned instances end; their work counts as in flight
     wait_for_quiet(crash.ledger)

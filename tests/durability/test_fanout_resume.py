@@ -4,11 +4,10 @@ to the same instances, no finished instance runs again, the rest run once."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
-from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, kill_wfx_only, wait_for_quiet, wait_until
 
 FAN_OUT = """\
 wfx: 1
@@ -32,13 +31,6 @@ steps:
 """
 
 
-def _wait_for(condition: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def test_kill_nine_during_a_fan_out_then_resume_reruns_no_finished_instance(
     tmp_path: Path,
 ) -> None:
@@ -46,7 +38,7 @@ def test_kill_nine_during_a_fan_out_then_resume_reruns_no_finished_instance(
     go = tmp_path / "go"
     crash.write(FAN_OUT.format(ledger=crash.ledger, go=go))
     process = crash.start()
-    _wait_for(lambda: {"fetch[2]", "fetch[3]"} <= set(crash.entries()))
+    wait_until(lambda: {"fetch[2]", "fetch[3]"} <= set(crash.entries()))
     assert {"fetch[0]", "fetch[1]"} <= crash.journaled("success")
     kill_wfx_only(process)
     go.touch()  # the orphaned instances end; their work counts as in flight

@@ -5,11 +5,10 @@ the child's static or dynamic fan-out runs again, the ones in flight run once mo
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from pathlib import Path
 
-from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, kill_wfx_only, wait_for_quiet, wait_until
 
 PARENT = """\
 wfx: 1
@@ -48,13 +47,6 @@ steps:
 """
 
 
-def _wait_for(condition: object, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def test_kill_nine_in_a_childs_fan_out_then_resume_reruns_no_finished_instance(
     tmp_path: Path,
 ) -> None:
@@ -63,7 +55,7 @@ def test_kill_nine_in_a_childs_fan_out_then_resume_reruns_no_finished_instance(
     crash.write(PARENT.format(ledger=crash.ledger))
     (tmp_path / "deploy.yaml").write_text(CHILD.format(ledger=crash.ledger, go=go))
     process = crash.start()
-    _wait_for(lambda: {"deploy/fetch[2]", "deploy/fetch[3]"} <= set(crash.entries()))
+    wait_until(lambda: {"deploy/fetch[2]", "deploy/fetch[3]"} <= set(crash.entries()))
     finished = {"deploy/build[api]", "deploy/build[web]", "deploy/fetch[0]", "deploy/fetch[1]"}
     assert finished <= crash.journaled("success")
     kill_wfx_only(process)
