@@ -70,6 +70,37 @@ def test_a_fanned_out_group_runs_its_steps_per_instance(tmp_path: Path) -> None:
     assert recorded.result.steps["ship[1]"].outputs == {"got": "web1"}
 
 
+def test_a_fanned_out_groups_attempts_are_its_steps_attempts(tmp_path: Path) -> None:
+    """A group has no attempts of its own: `steps.<fan-out>.attempts` counts its steps'
+    (it said 0), and a fanned-out call's are counted once."""
+    (tmp_path / "child.yaml").write_text("wfx: 1\nsteps:\n  - {id: one, run: 'true'}\n")
+    recorded = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: svc
+            matrix: {{name: [api, web]}}
+            steps:
+              - {{id: build, run: "true"}}
+              - id: test
+                retries: {{max: 2, delay: 0s}}
+                run: |
+                  [ -f "{tmp_path}/$WFX_STEP_ID" ] && exit 0
+                  touch "{tmp_path}/$WFX_STEP_ID"; exit 1
+          - id: rel
+            forEach: [eu, us]
+            uses: ./child.yaml
+          - id: report
+            run: |
+              echo "svc=${{{{ steps.svc.attempts }}}}" >> "$WFX_OUTPUT"
+              echo "rel=${{{{ steps.rel.attempts }}}}" >> "$WFX_OUTPUT"
+        """,
+    )
+    assert recorded.result.exit_code == 0, recorded.result.reason
+    assert recorded.result.steps["report"].outputs == {"svc": "6", "rel": "2"}
+
+
 DYNAMIC = """
 wfx: 1
 steps:

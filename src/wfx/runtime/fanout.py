@@ -180,7 +180,8 @@ class Expansion:
             members = [run.node_index(i) for i in info.instances]
         outputs: list[Any] = []
         statuses: list[str] = []
-        attempts = 0
+        groups = {n.id for n in (run.nodes[i] for i in members) if _is_group_instance(n)}
+        attempts = self.group_attempts(groups) if groups else 0
         for index in members:
             node = run.nodes[index]
             status, found = self.instance_result(node)
@@ -196,17 +197,32 @@ class Expansion:
             "duration": ended - (start.ended or ended),
         }
 
+    def group_attempts(self, instances: set[StepId]) -> int:
+        """The attempts of every step inside the group instances among `instances` (a
+        group has no attempts of its own): one pass over the run's steps."""
+        total = 0
+        for node in self.run.nodes:
+            if node.is_step and not instances.isdisjoint(node.groups):
+                total += int(self.run.steps_context.get(node.id, {}).get("attempts", 0))
+        return total
+
     def instance_result(self, node: Node) -> tuple[str, dict[str, Any]]:
         """How one instance ended: a step's (or a call's) own context, or a group
         instance's summary."""
         run = self.run
-        if node.is_step or node.step.call is not None:  # a step, or a sub-workflow call
+        if not _is_group_instance(node):  # a step, or a sub-workflow call
             found = run.steps_context.get(node.id, {})
             return str(found.get("status", "skipped")), found
         start = run.states[self.contexts.group_starts[node.id]]
         if start.status.value == "skipped":
             return "skipped", {}
         return ("failed" if run.states[node.index].bad else "success"), {}
+
+
+def _is_group_instance(node: Node) -> bool:
+    """An instance of a fanned-out group (not a step, nor a call of a sub-workflow, whose
+    own context already sums up its steps)."""
+    return not node.is_step and node.step.call is None
 
 
 def _rekeyed(found: Instance | None, instance: Instance) -> Instance | None:
