@@ -280,13 +280,17 @@ async def test_a_pipe_holder_out_of_reach_does_not_hang_the_run(census: Census) 
 # --- cancellation from outside and escalation (the engine's side of T7) ------------------
 
 
+_TRAPPED_CHILD = '\'trap "echo term >> $0" TERM; : > "$0.set"; while :; do sleep 0.05; done\''
 TRAPPED_TREE = (
     'trap "echo term >> $1" TERM; '
-    'sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$2" & '
-    'setsid sh -c \'trap "echo term >> $0" TERM; while :; do sleep 0.05; done\' "$3" & '
-    "sleep 0.2; echo ready; while :; do sleep 0.05; done"
+    f'sh -c {_TRAPPED_CHILD} "$2" & '
+    f'setsid sh -c {_TRAPPED_CHILD} "$3" & '
+    'until [ -f "$2.set" ] && [ -f "$3.set" ]; do sleep 0.02; done; '
+    "echo ready; while :; do sleep 0.05; done"
 )
-"""A shell, a child in its group and an escaped (setsid) child, each logging every TERM."""
+"""A shell, a child in its group and an escaped (setsid) child, each logging every TERM;
+`ready` once both children have set their traps (a fixed pause was not always enough
+under load)."""
 
 
 async def _cancel_trapped_tree(census: Census, logs: list[Path]) -> anyio.CancelScope:
@@ -365,8 +369,11 @@ async def test_cancellation_sends_term_to_the_group_once_and_to_each_escapee_onc
 async def test_cancellation_during_a_timeouts_grace_sends_no_second_term(
     census: Census, signals_sent: list[tuple[str, int, int]]
 ) -> None:
-    with anyio.move_on_after(0.6) as outer:  # fires while the timeout's 1 s grace runs
-        await run(sh('trap "" TERM; sleep 600'), census, timeout=0.3, kill_grace=1.0)
+    # the timeout leaves `sh` a whole second to set its trap (under load, 0.3 s was not
+    # always enough: TERM then ended it with no grace to cancel during); the outer
+    # cancellation fires while the timeout's 3 s grace runs
+    with anyio.move_on_after(2.0) as outer:
+        await run(sh('trap "" TERM; sleep 600'), census, timeout=1.0, kill_grace=3.0)
     assert outer.cancelled_caught
     groups, one_by_one = _terms(signals_sent)
     assert (len(groups), one_by_one) == (1, [])

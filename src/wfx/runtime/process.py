@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 import anyio
+import anyio.lowlevel
 
 from wfx.diagnostics import WfxError
 from wfx.runtime.direct import direct_exec
@@ -371,6 +372,9 @@ async def _supervise(
     if exited and not capture.open_pipes() and not tree.group_alive():
         return False  # exited, both pipes closed, group empty: no /proc scan, no task
     await _wind_down(process, tree, capture, kill_grace, pipe_grace, stop=not exited)
+    # a cancellation that came while the tree was stopped (shielded) is the caller's:
+    # passed on here, even when nothing after the grace waited again
+    await anyio.lowlevel.checkpoint_if_cancelled()
     return not exited
 
 
