@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,3 +66,17 @@ def run_text(
 
     result = anyio.run(main)
     return Recorded(result, recorded)
+
+
+def most_at_once(markers: Path, names: Iterable[str]) -> int:
+    """The most of `names` running at once, from the `NAME.start` and `NAME.end` files in
+    `markers` whose last word is a `date +%s%N` time."""
+    moments = []
+    for name in names:
+        moments.append((int((markers / f"{name}.start").read_text().split()[-1]), 1))
+        moments.append((int((markers / f"{name}.end").read_text().split()[-1]), -1))
+    running = most = 0
+    for _, change in sorted(moments):
+        running += change
+        most = max(most, running)
+    return most

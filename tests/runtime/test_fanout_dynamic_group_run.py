@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-from harness import run_text
+from harness import most_at_once, run_text
 from test_fanout_run import _run_with_sink
 
 from wfx.api import compile_file
@@ -93,14 +93,7 @@ def test_max_parallel_on_a_dynamic_group_caps_its_open_instances(tmp_path: Path)
         """,
     )
     assert recorded.result.exit_code == 0, recorded.result.reason
-    moments = []
-    for index in range(6):
-        moments.append((int((markers / f"{index}.start").read_text()), 1))
-        moments.append((int((markers / f"{index}.end").read_text()), -1))
-    running = most = 0
-    for _, change in sorted(moments):
-        running += change
-        most = max(most, running)
+    most = most_at_once(markers, map(str, range(6)))
     assert most == 2  # not six (no cap), not four (two steps each)
 
 

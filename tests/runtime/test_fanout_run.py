@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-from harness import run_text
+from harness import most_at_once, run_text
 
 from wfx.api import compile_file
 from wfx.runtime import events as ev
@@ -232,16 +232,7 @@ def test_max_parallel_caps_the_instances_measured_with_markers(tmp_path: Path) -
         """,
     )
     assert recorded.result.exit_code == 0, recorded.result.reason
-    spans = []
-    for index in range(10):
-        start = int((markers / f"work[{index}].start").read_text().split()[1])
-        end = int((markers / f"work[{index}].end").read_text().split()[1])
-        spans.append((start, end))
-    moments = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    running = most = 0
-    for _, change in moments:
-        running += change
-        most = max(most, running)
+    most = most_at_once(markers, (f"work[{index}]" for index in range(10)))
     assert most <= 3
     assert most >= 2  # they did overlap: the cap was what held them back
 
@@ -366,12 +357,5 @@ def test_max_parallel_on_a_fanned_out_group_caps_its_open_instances(tmp_path: Pa
         """,
     )
     assert recorded.result.exit_code == 0, recorded.result.reason
-    moments = []
-    for index in range(6):
-        moments.append((int((markers / f"{index}.start").read_text()), 1))
-        moments.append((int((markers / f"{index}.end").read_text()), -1))
-    running = most = 0
-    for _, change in sorted(moments):
-        running += change
-        most = max(most, running)
+    most = most_at_once(markers, map(str, range(6)))
     assert most <= 2  # without the cap on instances all six are open at once
