@@ -363,3 +363,28 @@ def test_a_graph_is_kept_only_without_env_files_and_sub_workflows(project: Path)
     assert entries(project) == []
     compiled(project)
     assert len(entries(project)) == 1
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in (Path(__file__).parents[2] / "examples").glob("*.yaml"))
+)
+def test_a_stored_graph_loads_equal_to_the_compiled_one(example: str) -> None:
+    """The cache stores slotted dataclasses as calls of their constructors: every graph of
+    the examples comes back equal, field for field, classes with a __post_init__ too."""
+    path = Path(__file__).parents[2] / "examples" / example
+    graph = api.compile_file(path, require_inputs=False).graph
+    entry = {"graph": graph, "warnings": [], "files": []}
+    assert pickle.loads(modelcache._dumps(entry))["graph"] == graph
+
+
+def test_only_plain_constructors_rebuild_objects() -> None:
+    """A class whose constructor does more than set its fields keeps pickle's default."""
+    from wfx.diagnostics import Span
+    from wfx.expr.ast import Literal, NamedValue
+    from wfx.graph import Setting
+
+    assert modelcache._constructor_fields(Span) is not None
+    assert modelcache._constructor_fields(Setting) is not None
+    assert modelcache._constructor_fields(Literal) is None  # __post_init__ converts ints
+    assert modelcache._constructor_fields(NamedValue) is None  # keyword-only position fields
+    assert modelcache._constructor_fields(CachedModel) is None  # not slotted
