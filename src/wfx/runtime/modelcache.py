@@ -205,11 +205,12 @@ class _Pickler(pickle.Pickler):
     does more than set its fields in order (`__post_init__`, fields left out of `__init__`
     or keyword-only) keep the default."""
 
-    def reducer_override(self, obj: Any) -> Any:
-        names = _constructor_fields(type(obj))
+    def reducer_override(self, obj: object) -> Any:
+        cls: type[object] = type(obj)
+        names = _constructor_fields(cls)
         if names is None:
             return NotImplemented
-        return type(obj), tuple(getattr(obj, name) for name in names)
+        return cls, tuple(getattr(obj, name) for name in names)
 
 
 @cache
