@@ -206,14 +206,20 @@ class _Pickler(pickle.Pickler):
     or keyword-only) keep the default."""
 
     def reducer_override(self, obj: object) -> Any:
-        cls: type[object] = type(obj)
-        names = _constructor_fields(cls)
+        cls = type(obj)
+        names = _CONSTRUCTOR_FIELDS.get(cls, _MISSING)
+        if names is _MISSING:
+            names = _CONSTRUCTOR_FIELDS[cls] = _constructor_fields(cls)
         if names is None:
             return NotImplemented
         return cls, tuple(getattr(obj, name) for name in names)
 
 
-@cache
+#: per class, what _constructor_fields said
+_CONSTRUCTOR_FIELDS: dict[type, tuple[str, ...] | None] = {}
+_MISSING: Any = object()
+
+
 def _constructor_fields(cls: type) -> tuple[str, ...] | None:
     """The fields `cls(*values)` takes, in order, when that call rebuilds an instance
     exactly; else None."""
