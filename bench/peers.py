@@ -18,6 +18,8 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,68 @@ def markdown(r: Results, never_seen: Results | None = None) -> str:
     return "\n".join(lines)
 
 
+#: the floor of the mandated stack (bench/floors.py --run-path) for the start-up goals
+STACK_FLOOR = {
+    "w0": ["fan", "1", "1", "true"],
+    "w3": ["fan", "50", "50", "sleep"],
+}
+
+
+def stack_floor(raw: Path, runs: int) -> dict[str, tuple[float, float]]:
+    """For w0 and w3: (doit, the mandated stack's floor), medians in seconds of `runs`
+    calls of each, taken in turns. The floor starts Python, imports what a `wfx run` of
+    a file seen before cannot do without (anyio with asyncio, click, sqlite3) and runs
+    the workload's processes as cheaply as anyio can; it reads, checks and records
+    nothing. A goal this floor misses is out of reach of any runner on wfx's stack.
+    doit is the one run.sh installed (`$PEERS_VENV`, as run.sh finds it)."""
+    data = json.loads(raw.read_text())
+    sleep = str(data["params"].get("sleep_s", 0.2))
+    doit = {c["workload"]: c for c in data["cases"] if c["tool"] == "doit" and c.get("times")}
+    venv = os.environ.get("PEERS_VENV") or os.path.join(tempfile.gettempdir(), "wfx-peers-venv")
+    env = {**os.environ, "PATH": f"{venv}/bin:{os.environ.get('PATH', '')}"}
+    figures: dict[str, tuple[float, float]] = {}
+    for workload, floor_args in STACK_FLOOR.items():
+        case = doit.get(workload)
+        if case is None:
+            continue
+        floor = [sys.executable, str(ROOT / "bench" / "floors.py"), "--run-path", *floor_args]
+        floor += [sleep] if workload == "w3" else []
+        times: dict[str, list[float]] = {"doit": [], "floor": []}
+        for _ in range(runs + 1):  # the first round warms the caches and is dropped
+            for name, (command, where) in {
+                "doit": (case["run"], case["dir"]),
+                "floor": (floor, str(ROOT)),
+            }.items():
+                start = time.perf_counter()
+                subprocess.run(command, cwd=where, env=env, capture_output=True, check=False)
+                times[name].append(time.perf_counter() - start)
+        figures[workload] = (
+            statistics.median(times["doit"][1:]),
+            statistics.median(times["floor"][1:]),
+        )
+    return figures
+
+
+def floor_lines(figures: Mapping[str, tuple[float, float]], sleep: float) -> list[str]:
+    """What the mandated stack's floor says of the start-up goals it bounds."""
+    lines = []
+    if "w0" in figures:
+        doit, floor = figures["w0"]
+        lines.append(
+            f"- floor of the mandated stack, w0: {_ms(floor)} = {floor / doit:.2f}× doit's"
+            f" {_ms(doit)} (the goal ≤ 1.0× doit is {'within' if floor <= doit else 'below'}"
+            " what Python and the mandated libraries take)"
+        )
+    if "w3" in figures:
+        doit, floor = figures["w3"]
+        lines.append(
+            f"- floor of the mandated stack, w3: {floor / sleep:.2f}× the ideal"
+            f" ({_ms(floor)}; doit {doit / sleep:.2f}×; the goal ≤ 1.5× is"
+            f" {'within' if floor / sleep <= 1.5 else 'below'} it)"
+        )
+    return lines
+
+
 def _without_only(passed: list[str]) -> list[str]:
     """The run.sh arguments without a `--only` (the never-seen run chooses its own cases)."""
     kept: list[str] = []
@@ -200,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--from-raw", type=Path, help="print the table of an earlier raw.json")
     parser.add_argument("--out", type=Path, default=ROOT / ".bench-peers")
+    parser.add_argument(
+        "--floor-runs",
+        type=int,
+        default=7,
+        help="calls of doit and of the mandated stack's floor for w0 and w3 (0: skip)",
+    )
     parser.add_argument(
         "--no-never-seen",
         action="store_true",
@@ -223,7 +293,10 @@ def main(argv: list[str] | None = None) -> int:
             if subprocess.run(never, cwd=ROOT, env=fresh, check=False).returncode != 0:
                 return 1
     never_seen = raw.parent / "never-seen" / "raw.json"
-    print(markdown(load(raw), load(never_seen) if never_seen.exists() else None))
+    results = load(raw)
+    print(markdown(results, load(never_seen) if never_seen.exists() else None))
+    if args.floor_runs > 0 and args.from_raw is None:
+        print("\n".join(floor_lines(stack_floor(raw, args.floor_runs), results.sleep)))
     return 0
 
 

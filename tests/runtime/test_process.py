@@ -160,6 +160,7 @@ async def test_start_failures_leak_no_descriptors(tmp_path: Path) -> None:
 
 
 def test_closing_a_child_still_running_kills_and_reaps_it() -> None:
+    process_module._devnull()  # the one /dev/null every child's stdin shares, kept open
     before = len(os.listdir("/proc/self/fd"))
     child = process_module._Child.spawn(["sleep", "600"], dict(os.environ), None, "t")
     assert len(os.listdir("/proc/self/fd")) == before + 3  # two pipes and a pidfd
@@ -680,6 +681,7 @@ async def test_a_child_that_cannot_be_watched_is_killed_not_orphaned(
         raise OSError(24, "Too many open files")
 
     monkeypatch.setattr(process_module.os, "pidfd_open", no_descriptors)
+    process_module._devnull()  # the one /dev/null every child's stdin shares, kept open
     before = len(os.listdir("/proc/self/fd"))
     with pytest.raises(ProcessStartError, match="cannot watch sh: Too many open files"):
         await run(sh(f"touch {started}; sleep 600"))

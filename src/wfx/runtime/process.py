@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import functools
 import math
 import os
 import select
@@ -269,7 +270,7 @@ class _Child:
             popen = subprocess.Popen(
                 list(argv),
                 executable=program,
-                stdin=subprocess.DEVNULL,
+                stdin=_devnull(),
                 stdout=out_write,
                 stderr=err_write,
                 cwd=cwd,
@@ -324,8 +325,18 @@ class _Child:
 
 def _close_all(*fds: int) -> None:
     for fd in fds:
-        with contextlib.suppress(OSError):
+        try:  # not contextlib.suppress: this runs three times for every step
             os.close(fd)
+        except OSError:
+            pass
+
+
+@functools.cache
+def _devnull() -> int:
+    """A descriptor on /dev/null, opened once for every child's stdin (Popen's DEVNULL
+    opens and closes one for each process). Close-on-exec, so it never leaks into a
+    child other than as its stdin."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _start_failure(program: str, cwd: str | None, exc: OSError) -> str:
