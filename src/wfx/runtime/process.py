@@ -325,7 +325,7 @@ class _Child:
 
 def _close_all(*fds: int) -> None:
     for fd in fds:
-        try:  # not contextlib.suppress: this runs three times for every step
+        try:  # noqa: SIM105 - not contextlib.suppress: this runs three times for every step
             os.close(fd)
         except OSError:
             pass
