@@ -1,5 +1,5 @@
 """Allow ``python -m wfx``."""
 
-from wfx.cli import main
+from wfx.cli import entry
 
-main()
+entry()
