@@ -994,14 +994,16 @@ def _end_process(code: int) -> NoReturn:
         for thread in threading.enumerate()
     ):
         sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # a reader that went away: nothing more can be said
-            pass
-    os._exit(code)
+    try:  # whatever happens now (a second Ctrl-C included), the process ends with `code`
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a reader that went away: nothing more to say
+                pass
+    finally:
+        os._exit(code)
 
 
 def main() -> None:
