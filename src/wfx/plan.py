@@ -180,6 +180,8 @@ class PlannedGroup:
     """For a call: its `with`, static values in place (as the plan shows actions)."""
     secrets: tuple[str, ...] = ()
     """For a call: the secrets the sub-workflow reads (names only)."""
+    line: int | None = None
+    """The line the group is written on (in its own file: see its steps' `file`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +397,7 @@ def _groups(graph: ExecutionGraph, planner: _Planner) -> Iterable[PlannedGroup]:
                 if step.group_timeout is None
                 else float(step.group_timeout.value),
                 group_retries=node.group_retry,
+                line=node.span.line,
             )
             yield group if call is None else planner.call(group, node, call)
 

@@ -138,6 +138,11 @@ LOSSES = {
     "kill-grace": "{id: s, run: 'true', timeout: 1m, killGrace: 3s}",
     "timeout": "{id: s, run: 'true', timeout: 1500ms}",
     "max-parallel": "{id: s, maxParallel: 1, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
+    "group-timeout": "{id: s, groupTimeout: 5m, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
+    "group-retries": "{id: s, groupRetries: 2, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
+    "continue-on": "{id: s, run: 'exit 3', timeout: 1m, continueOn: [3]}",
+    "retry-filter": "{id: s, run: 'true', timeout: 1m, retries: {max: 2, on: [75]}}",
+    "retry-deadline": "{id: s, run: 'true', timeout: 1m, retries: {max: 2, deadline: 30s}}",
     "outputs": "{id: s, run: 'print(1)', shell: 'python3 {0}', timeout: 1m}\n"
     "  - {id: s_reader, run: 'echo ${{ steps.s.outputs.x }}', timeout: 1m}",
 }
@@ -148,8 +153,16 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsteps:\n  - {LOSSES[kind]}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    line = 1 if kind in ("rollback", "max-parallel") else 3
-    assert f"{path}:{line}:1: error: [{kind}]" in refused.output, refused.output
+    assert f"{path}:3:1: error: [{kind}]" in refused.output, refused.output
+
+
+def test_a_concurrency_group_is_a_loss(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nconcurrency: deploy\nsteps:\n  - {id: s, run: 'true'}\n")
+    refused = export(path)
+    assert refused.exit_code == 2
+    assert f"{path}:1:1: error: [concurrency] concurrency group `deploy` (queue)" in (
+        refused.output
+    )
 
 
 def _renamed(kind: str, step: str) -> str:

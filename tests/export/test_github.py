@@ -144,7 +144,11 @@ LOSSES = {
         "{id: s, run: 'true', timeout: 1m, condition: '${{ secrets.T != 1 }}'}",
         4,
     ),
-    "rollback": ("{id: s, run: 'true', timeout: 1m, rollback: {run: 'true'}}", None),
+    "rollback": ("{id: s, run: 'true', timeout: 1m, rollback: {run: 'true'}}", 4),
+    "max-parallel": ("{id: s, maxParallel: 1, steps: [{id: s_in, run: 'true'}]}", 4),
+    "group-timeout": ("{id: s, groupTimeout: 5m, steps: [{id: s_in, run: 'true'}]}", 4),
+    "group-retries": ("{id: s, groupRetries: 2, steps: [{id: s_in, run: 'true'}]}", 4),
+    "continue-on": ("{id: s, run: 'exit 3', timeout: 1m, continueOn: [3, 4]}", 4),
     "workspace": ("{id: s, run: 'ls $WFX_WORKSPACE', timeout: 1m}", 4),
     "status-function": ("{id: s, run: 'true', timeout: 1m, condition: '${{ failure() }}'}", 4),
     "env-order": ("{id: s, run: 'true', timeout: 1m, env: {A: x, B: '${{ env.A }}'}}", 4),
@@ -157,7 +161,7 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsecrets: [T]\nsteps:\n  - {step}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    where = f"{path}:{line or 1}:1: error"
+    where = f"{path}:{line}:1: error"
     assert where in refused.output, refused.output
     assert f"error: [{kind}]" in refused.output
 
@@ -169,6 +173,7 @@ def test_workflow_level_losses(tmp_path: Path) -> None:
         wfx: 1
         timeout: 10m
         maxParallel: 2
+        concurrency: {group: deploy, mode: cancel}
         inputs: {v: {type: string, pattern: '^v', default: v1}}
         steps:
           - {id: s, run: 'true', timeout: 1m}
@@ -176,7 +181,12 @@ def test_workflow_level_losses(tmp_path: Path) -> None:
     )
     refused = export(path)
     assert refused.exit_code == 2
-    for text in ("workflow `timeout`", "`maxParallel`", "its `pattern`"):
+    for text in (
+        "workflow `timeout`",
+        "`maxParallel`",
+        "its `pattern`",
+        "[concurrency] concurrency group `deploy` (cancel)",
+    ):
         assert text in refused.output
 
 

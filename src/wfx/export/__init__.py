@@ -63,6 +63,62 @@ class Losses:
             self.found.append(loss)
 
 
+def group_position(plan: dict[str, Any], group_id: str) -> dict[str, Any] | None:
+    """A group as a loss names it: its id, at its line (None: at the workflow's top)."""
+    line = ((plan.get("groups") or {}).get(group_id) or {}).get("line")
+    return None if line is None else {"id": group_id, "line": line}
+
+
+def first_with_rollback(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The step (record with its `id`) written first of those with a rollback: where a
+    loss about the saga's rollback order stands."""
+    found = [
+        {**step, "id": step_id}
+        for step_id, step in (plan.get("steps") or {}).items()
+        if step.get("rollbackAction") and step.get("line")
+    ]
+    return min(found, key=lambda s: int(s["line"]), default=None)
+
+
+def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
+    """The losses of what neither target maps: a concurrency group, a group's own timeout
+    and retries, and `continueOn` (both targets continue after every failure or none)."""
+    concurrency = plan.get("concurrency")
+    if concurrency:
+        losses.add(
+            "concurrency",
+            f"concurrency group `{concurrency.get('group')}` ({concurrency.get('mode')}):"
+            f" {target} does not hold the runs of a group one at a time as wfx does",
+        )
+    for group_id, group in (plan.get("groups") or {}).items():
+        where = group_position(plan, group_id)
+        if group.get("groupTimeout") is not None:
+            losses.add(
+                "group-timeout",
+                f"groupTimeout {group['groupTimeout']:g}s: {target} has no timeout for a"
+                " group of steps as a whole",
+                where,
+            )
+        retries = group.get("groupRetries")
+        if retries and retries.get("attempts", 1) > 1:
+            losses.add(
+                "group-retries",
+                f"groupRetries (up to {retries['attempts']} attempts): {target} does not run"
+                " a group of steps again as a whole",
+                where,
+            )
+    for step_id, step in (plan.get("steps") or {}).items():
+        codes = step.get("continueOn")
+        if codes:
+            listed = ", ".join(str(c) for c in codes)
+            losses.add(
+                "continue-on",
+                f"continueOn [{listed}]: {target} cannot tell exit codes apart, so the step's"
+                " failure fails the run whatever its exit code",
+                {**step, "id": step_id},
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class Exported:
     """The target's workflow as text, and every loss in it."""

@@ -20,7 +20,14 @@ from typing import Any
 import yaml
 
 from wfx.diagnostics import DiagnosticsError, error
-from wfx.export import Exported, Losses, header
+from wfx.export import (
+    Exported,
+    Losses,
+    first_with_rollback,
+    group_position,
+    header,
+    unmapped_losses,
+)
 from wfx.export.expressions import Untranslatable, parse_expression
 from wfx.expr import ExpressionError, parse_template
 from wfx.expr.ast import Binary, FunctionCall, Literal, Logical, NamedValue, Node, Not, Property
@@ -119,7 +126,12 @@ class _ArgoExporter:
             spec["parallelism"] = plan["maxParallel"]
         for group_id, group in plan.get("groups", {}).items():
             if group.get("maxParallel") is not None:
-                self.losses.add("max-parallel", f"group `{group_id}`: `maxParallel` is dropped")
+                self.losses.add(
+                    "max-parallel",
+                    f"group `{group_id}`: `maxParallel` is dropped",
+                    group_position(plan, group_id),
+                )
+        unmapped_losses(plan, self.losses, "Argo")
         name = argo_name(plan.get("name") or "wfx")
         return m.Workflow(
             api_version="argoproj.io/v1alpha1",
@@ -159,6 +171,7 @@ class _ArgoExporter:
                 "saga rollback: Argo's exit handler cannot tell which steps succeeded; it runs"
                 f" every rollback ({', '.join(self._rollbacks())}) one after another, in the"
                 " plan's order, when the workflow did not succeed",
+                first_with_rollback(self.plan),
             )
             for step_id in self._rollbacks():
                 task: dict[str, Any] = {
@@ -343,6 +356,19 @@ class _ArgoExporter:
                 )
             if retry.get("jitter"):
                 self.losses.add("jitter", "Argo's retries have no jitter", step)
+            if retry.get("on", "any") != "any" or retry.get("except"):
+                self.losses.add(
+                    "retry-filter",
+                    "`retries.on`/`except`: Argo retries every failure (retryPolicy Always)",
+                    step,
+                )
+            if retry.get("deadline") is not None:
+                self.losses.add(
+                    "retry-deadline",
+                    f"retries `deadline` {_number(retry['deadline'])}s: Argo's retries have no"
+                    " deadline for all attempts together",
+                    step,
+                )
             settings["retry_strategy"] = m.RetryStrategy(
                 limit=str(retry["attempts"] - 1), retry_policy="Always", backoff=backoff
             )

@@ -18,7 +18,14 @@ from typing import Any
 
 import yaml
 
-from wfx.export import Exported, Losses, header
+from wfx.export import (
+    Exported,
+    Losses,
+    first_with_rollback,
+    group_position,
+    header,
+    unmapped_losses,
+)
 from wfx.export.expressions import (
     GITHUB_FUNCTIONS,
     Untranslatable,
@@ -120,7 +127,12 @@ class _GitHubExporter:
             self.losses.add("max-parallel", "`maxParallel` has no equivalent for jobs")
         for group_id, group in plan.get("groups", {}).items():
             if group.get("maxParallel") is not None:
-                self.losses.add("max-parallel", f"group `{group_id}`: `maxParallel` is dropped")
+                self.losses.add(
+                    "max-parallel",
+                    f"group `{group_id}`: `maxParallel` is dropped",
+                    group_position(plan, group_id),
+                )
+        unmapped_losses(plan, self.losses, "GitHub Actions")
 
     def _inputs(self) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
@@ -445,6 +457,7 @@ class _GitHubExporter:
             "saga rollback: wfx undoes the steps that succeeded in reverse order of completion;"
             f" the `{COMPENSATE_JOB}` job runs their rollbacks in the plan's order"
             f" ({', '.join(order)}) after any job failed, each only if its job succeeded",
+            first_with_rollback(self.plan),
         )
         steps: list[dict[str, Any]] = [{"uses": CHECKOUT}]
         for step_id in order:

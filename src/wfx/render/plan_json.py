@@ -86,6 +86,7 @@ def _group(group: PlannedGroup) -> dict[str, Any]:
         "conditionText": group.condition,
         "groups": list(group.groups),
         "section": group.section.value,
+        "line": group.line,
         "groupTimeout": group.group_timeout,
         "groupRetries": None
         if group.group_retries is None
