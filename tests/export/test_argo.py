@@ -207,3 +207,16 @@ def test_a_call_is_refused_even_when_lossy_is_allowed() -> None:
         result = export(example, "--allow-lossy")
         assert result.exit_code == 2, result.output
         assert "calls the sub-workflow" in result.output
+
+
+def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 20s}}\n",
+    )
+    result = export(path, "--allow-lossy", "-o", str(tmp_path / "out.yaml"))
+    assert result.exit_code == 0, result.output
+    document = checked((tmp_path / "out.yaml").read_text())
+    templates = {t["name"]: t for t in document["spec"]["templates"]}
+    assert templates["rollback-a"]["activeDeadlineSeconds"] == "20"
+    assert "activeDeadlineSeconds" not in templates["a"]

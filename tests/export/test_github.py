@@ -238,3 +238,25 @@ def test_a_call_is_refused_even_when_lossy_is_allowed() -> None:
         result = export(example, "--allow-lossy")
         assert result.exit_code == 2, result.output
         assert "calls the sub-workflow" in result.output
+
+
+def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 2m}}\n",
+    )
+    result = export(path, "--allow-lossy", "-o", str(tmp_path / "out.yml"))
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load((tmp_path / "out.yml").read_text())
+    (undo,) = [s for s in document["jobs"]["wfx-compensate"]["steps"] if s.get("run") == "undo"]
+    assert undo["timeout-minutes"] == 2
+    assert "[timeout]" not in result.output
+    actionlint(tmp_path / "out.yml")
+    odd = write(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 90s}}\n",
+    )
+    refused = export(odd, "--allow-lossy")
+    assert f"{odd}:3:1: warning: [timeout] step `a`: the rollback's timeout 1m30s" in (
+        refused.output
+    )

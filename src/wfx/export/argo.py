@@ -279,6 +279,12 @@ class _ArgoExporter:
         settings: dict[str, Any] = {"name": name}
         if not rollback:
             self._settings(step, settings)
+        elif action.get("timeout") is not None:
+            settings["active_deadline_seconds"] = str(math.ceil(action["timeout"]))
+            if math.ceil(action["timeout"]) != action["timeout"]:
+                self.losses.add(
+                    "timeout", "the rollback's timeout is rounded up to whole seconds", step
+                )
         if action["kind"] == "uses":
             self.losses.add(
                 "python", f"`{action['uses']}` is a Python callable of wfx; the task fails", step

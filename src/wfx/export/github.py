@@ -224,15 +224,7 @@ class _GitHubExporter:
     def _settings(self, step: dict[str, Any], job: dict[str, Any]) -> None:
         timeout = step.get("timeout")
         if timeout is not None:
-            minutes = max(1, math.ceil(timeout / 60))
-            job["timeout-minutes"] = minutes
-            if minutes * 60 != timeout:
-                self.losses.add(
-                    "timeout",
-                    f"timeout {_seconds(timeout)} becomes timeout-minutes: {minutes}"
-                    " (GitHub Actions counts whole minutes)",
-                    step,
-                )
+            job["timeout-minutes"] = self._minutes(step, timeout, "timeout")
         if step["onError"] == "continue":
             job["continue-on-error"] = True
         retry = step["retry"]
@@ -251,6 +243,18 @@ class _GitHubExporter:
                 f"killGrace {_seconds(step['killGrace'])}: GitHub Actions' grace is its own",
                 step,
             )
+
+    def _minutes(self, step: dict[str, Any], timeout: float, what: str) -> int:
+        """A timeout in GitHub's whole minutes (rounded up: a loss when not whole)."""
+        minutes = max(1, math.ceil(timeout / 60))
+        if minutes * 60 != timeout:
+            self.losses.add(
+                "timeout",
+                f"{what} {_seconds(timeout)} becomes timeout-minutes: {minutes}"
+                " (GitHub Actions counts whole minutes)",
+                step,
+            )
+        return minutes
 
     # -- what runs --------------------------------------------------------------------------
 
@@ -469,6 +473,9 @@ class _GitHubExporter:
                     continue
                 item["if"] = "${{ needs." + job_id(step_id) + ".result == 'success' }}"
                 item["continue-on-error"] = True
+                timeout = step["rollbackAction"].get("timeout")
+                if timeout is not None:
+                    item["timeout-minutes"] = self._minutes(step, timeout, "the rollback's timeout")
                 steps.append(item)
         return {
             "name": "wfx compensation (rollbacks)",
