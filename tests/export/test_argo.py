@@ -141,6 +141,7 @@ LOSSES = {
     "group-timeout": "{id: s, groupTimeout: 5m, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
     "group-retries": "{id: s, groupRetries: 2, steps: [{id: s_in, run: 'true', timeout: 1m}]}",
     "continue-on": "{id: s, run: 'exit 3', timeout: 1m, continueOn: [3]}",
+    "executor": "{id: s, run: 'true', executor: 'dask://10.0.0.1:8786'}",
     "retry-filter": "{id: s, run: 'true', timeout: 1m, retries: {max: 2, on: [75]}}",
     "retry-deadline": "{id: s, run: 'true', timeout: 1m, retries: {max: 2, deadline: 30s}}",
     "outputs": "{id: s, run: 'print(1)', shell: 'python3 {0}', timeout: 1m}\n"

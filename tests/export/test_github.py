@@ -149,6 +149,7 @@ LOSSES = {
     "group-timeout": ("{id: s, groupTimeout: 5m, steps: [{id: s_in, run: 'true'}]}", 4),
     "group-retries": ("{id: s, groupRetries: 2, steps: [{id: s_in, run: 'true'}]}", 4),
     "continue-on": ("{id: s, run: 'exit 3', timeout: 1m, continueOn: [3, 4]}", 4),
+    "executor": ("{id: s, run: 'true', executor: 'dask://10.0.0.1:8786'}", 4),
     "workspace": ("{id: s, run: 'ls $WFX_WORKSPACE', timeout: 1m}", 4),
     "status-function": ("{id: s, run: 'true', timeout: 1m, condition: '${{ failure() }}'}", 4),
     "env-order": ("{id: s, run: 'true', timeout: 1m, env: {A: x, B: '${{ env.A }}'}}", 4),

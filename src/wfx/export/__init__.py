@@ -82,7 +82,8 @@ def first_with_rollback(plan: dict[str, Any]) -> dict[str, Any] | None:
 
 def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
     """The losses of what neither target maps: a concurrency group, a group's own timeout
-    and retries, and `continueOn` (both targets continue after every failure or none)."""
+    and retries, a step's executor, and `continueOn` (both targets continue after every
+    failure or none)."""
     concurrency = plan.get("concurrency")
     if concurrency:
         losses.add(
@@ -108,6 +109,13 @@ def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
                 where,
             )
     for step_id, step in (plan.get("steps") or {}).items():
+        executor = step.get("executor")
+        if executor not in (None, "local"):
+            losses.add(
+                "executor",
+                f"executor `{executor}`: the step runs where {target} runs every step",
+                {**step, "id": step_id},
+            )
         codes = step.get("continueOn")
         if codes:
             listed = ", ".join(str(c) for c in codes)
