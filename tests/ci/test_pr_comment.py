@@ -357,3 +357,39 @@ def test_only_a_repository_name_reaches_the_api_path(name: str) -> None:
     with pytest.raises(GitHubError, match="is not a repository name"):
         PullRequest(name, 12)
     assert PullRequest("octo-org/shop.web_2", 12).repository == "octo-org/shop.web_2"
+
+
+def wfx_cli(repository: Path, *arguments: str) -> str:
+    """What `wfx ARGUMENTS` prints in the repository (a real process)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "wfx", *arguments],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in completed.stderr
+    return completed.stdout
+
+
+def test_the_comment_holds_what_wfx_plan_diff_and_validate_print(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    """The issue's commands, run by hand, print what the comment and the annotations say:
+    `wfx plan FILE --diff git:BASE --format markdown` is the file's diff in the comment,
+    `wfx plan FILE --format markdown` its plan, `wfx validate --format github` the
+    annotations."""
+    base = git(repository, "merge-base", "main", "HEAD")
+    _, output = plan_comment(repository)
+    (comment,) = wfx_comments(github)
+    body = str(comment["body"])
+    diff = wfx_cli(
+        repository, "plan", "deploy.wfx.yaml", "--diff", f"git:{base}", "--format", "markdown"
+    )
+    assert "step `smoke`" in diff
+    assert diff.strip() in body
+    plan = wfx_cli(repository, "plan", "jobs/new.wfx.yml", "--format", "markdown")
+    assert plan.strip() in body
+    annotations = wfx_cli(repository, "validate", "--format", "github", "broken.wfx.yaml")
+    assert annotations.startswith("::error file=broken.wfx.yaml,line=5,col=5,")
+    assert annotations.strip() in output
