@@ -221,3 +221,11 @@ def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
     templates = {t["name"]: t for t in document["spec"]["templates"]}
     assert templates["rollback-a"]["activeDeadlineSeconds"] == "20"
     assert "activeDeadlineSeconds" not in templates["a"]
+
+
+@pytest.mark.parametrize("image", ["", " ", "ubuntu 24.04"])
+def test_an_image_that_is_no_image_is_refused(tmp_path: Path, image: str) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    result = export(path, "--image", image)
+    assert result.exit_code == 2
+    assert "is not a container image" in result.output

@@ -261,3 +261,12 @@ def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
     assert f"{odd}:3:1: warning: [timeout] step `a`: the rollback's timeout 1m30s" in (
         refused.output
     )
+
+
+def test_an_output_that_cannot_be_written_is_said_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    result = export(path, "-o", str(tmp_path / "missing" / "out.yml"))
+    assert result.exit_code == 2
+    assert f"error: -o {tmp_path / 'missing' / 'out.yml'}: No such file or directory" in (
+        result.output
+    )
