@@ -154,7 +154,7 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsteps:\n  - {LOSSES[kind]}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    assert f"{path}:3:1: error: [{kind}]" in refused.output, refused.output
+    assert f"{path}:3:5: error: [{kind}]" in refused.output, refused.output
 
 
 def test_a_concurrency_group_is_a_loss(tmp_path: Path) -> None:

@@ -162,7 +162,7 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsecrets: [T]\nsteps:\n  - {step}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    where = f"{path}:{line}:1: error"
+    where = f"{path}:{line}:5: error"
     assert where in refused.output, refused.output
     assert f"error: [{kind}]" in refused.output
 
@@ -258,7 +258,7 @@ def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
         "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 90s}}\n",
     )
     refused = export(odd, "--allow-lossy")
-    assert f"{odd}:3:1: warning: [timeout] step `a`: the rollback's timeout 1m30s" in (
+    assert f"{odd}:3:5: warning: [timeout] step `a`: the rollback's timeout 1m30s" in (
         refused.output
     )
 

@@ -27,11 +27,12 @@ class Loss:
     message: str
     step: str | None = None
     line: int | None = None
+    column: int = 1
 
     def diagnostic(self, file: str, severity: Severity) -> Diagnostic:
         """The loss as an error (no `--allow-lossy`) or a warning, at its step's line."""
         where = f"step `{self.step}`: " if self.step else ""
-        span = Span(file, self.line or 1, 1)
+        span = Span(file, self.line or 1, self.column)
         hint = "pass --allow-lossy to export anyway, with this loss written as a comment"
         return Diagnostic(
             severity,
@@ -58,7 +59,8 @@ class Losses:
         if step is None:
             loss = Loss(kind, message)
         else:
-            loss = Loss(kind, message, str(step["id"]), int(step["line"]))
+            column = int(step.get("column") or 1)
+            loss = Loss(kind, message, str(step["id"]), int(step["line"]), column)
         if loss not in self.found:
             self.found.append(loss)
 
@@ -66,7 +68,8 @@ class Losses:
 def group_position(plan: dict[str, Any], group_id: str) -> dict[str, Any] | None:
     """A group as a loss names it: its id, at its line (None: at the workflow's top)."""
     line = ((plan.get("groups") or {}).get(group_id) or {}).get("line")
-    return None if line is None else {"id": group_id, "line": line}
+    column = ((plan.get("groups") or {}).get(group_id) or {}).get("column")
+    return None if line is None else {"id": group_id, "line": line, "column": column}
 
 
 def first_with_rollback(plan: dict[str, Any]) -> dict[str, Any] | None:
@@ -213,5 +216,6 @@ def _refused(
     its file (a sub-workflow's step names its own)."""
     first = next((s for s in steps if s.get("line")), None)
     line = 1 if first is None else first["line"]
+    column = 1 if first is None else first.get("column") or 1
     where = plan["file"] if first is None else first.get("file") or plan["file"]
-    return error(code, message, Span(where, line, 1, line, 1), hint)
+    return error(code, message, Span(where, line, column, line, column), hint)
