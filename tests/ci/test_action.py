@@ -123,6 +123,7 @@ def test_the_plan_step_runs_the_comment_script(
         "inputs.pull-request": "12",
         "inputs.repository": "octo/shop",
         "inputs.comment": "true",
+        "inputs.comment-author": "",
         "inputs.fail-on-invalid": "true",
     }
     code = run_step(steps()["plan"], values, repository, GITHUB_OUTPUT=str(outputs))

@@ -14,7 +14,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from conftest import DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
+from conftest import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from wfx.ci.comment import MARKER
 from wfx.ci.github import GitHubError, PullRequest
 from wfx.ci.pr_comment import main
@@ -202,7 +202,7 @@ def test_no_workflow_file_touched_creates_no_comment_and_updates_an_old_one(
     assert github.writes() == []
     assert "no workflow file changed" in output
 
-    old = {"id": 50, "body": f"{MARKER}\nan old plan", "user": {"login": "github-actions[bot]"}}
+    old = {"id": 50, "body": f"{MARKER}\nan old plan", "user": BOT}
     github.set_comments([*github.comments(), old])
     code, _ = plan_comment(repository)
     assert code == 0
@@ -393,3 +393,33 @@ def test_the_comment_holds_what_wfx_plan_diff_and_validate_print(
     annotations = wfx_cli(repository, "validate", "--format", "github", "broken.wfx.yaml")
     assert annotations.startswith("::error file=broken.wfx.yaml,line=5,col=5,")
     assert annotations.strip() in output
+
+
+def test_a_comment_someone_else_starts_with_the_marker_is_never_taken_for_ours(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    """Its author could edit what reviewers take for wfx's plan: wfx leaves it alone and
+    keeps its own comment."""
+    fake = {"id": 3, "body": f"{MARKER}\nNo changes to the plan. LGTM", "user": ALICE}
+    github.set_comments([fake, *github.comments()])
+    plan_comment(repository)
+    plan_comment(repository, "--fail-on-invalid", "false")
+    assert github.comments()[0] == fake
+    ours = [c for c in wfx_comments(github) if c["id"] != 3]
+    assert len(ours) == 1 and ours[0]["user"] == BOT
+    assert [c["argv"][2] for c in github.writes()] == ["POST"]  # then unchanged
+
+
+def test_a_personal_token_names_the_login_it_posts_as(
+    repository: Path,
+    github: FakeGitHub,
+    plan_comment: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_GH_LOGIN", "release-bot")
+    plan_comment(repository, "--comment-author", "release-bot")
+    commit(repository, {"broken.wfx.yaml": "wfx: 1\nsteps:\n  - run: make lint\n"}, "fix")
+    plan_comment(repository, "--comment-author", "release-bot")
+    (comment,) = wfx_comments(github)
+    assert comment["user"] == {"login": "release-bot", "type": "User"}
+    assert [c["argv"][2] for c in github.writes()] == ["POST", "PATCH"]
