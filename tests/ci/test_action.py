@@ -239,3 +239,24 @@ def test_actionlint_reads_the_action_and_its_inputs(tmp_path: Path) -> None:
     done = lint()
     assert done.returncode == 1
     assert 'input "fail-on-error" is not defined in action "wfx plan"' in done.stdout
+
+
+def test_the_actions_steps_pass_actionlint_as_a_jobs_steps(tmp_path: Path) -> None:
+    """actionlint does not look inside a composite action: its steps, put in a job of a
+    workflow whose `workflow_dispatch` declares the same inputs, get its checks (the
+    actions they use, their inputs and runtime; every expression's context)."""
+    inputs = {name: {"type": "string"} for name in ACTION["inputs"]}
+    workflow = {
+        "name": "the action's steps",
+        "on": {"workflow_dispatch": {"inputs": inputs}},
+        "jobs": {"plan": {"runs-on": "ubuntu-latest", "steps": ACTION["runs"]["steps"]}},
+    }
+    path = tmp_path / "steps.yml"
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
+    done = subprocess.run(
+        [ACTIONLINT, "-no-color", "-shellcheck=", "-pyflakes=", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
