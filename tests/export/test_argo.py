@@ -229,3 +229,47 @@ def test_an_image_that_is_no_image_is_refused(tmp_path: Path, image: str) -> Non
     result = export(path, "--image", image)
     assert result.exit_code == 2
     assert "is not a container image" in result.output
+
+
+def test_step_ids_argo_writes_alike_get_names_of_their_own(tmp_path: Path) -> None:
+    """`a_b`, `a-b` and `A_B` are one Argo name, and `main`, `finally` and `rollback-…`
+    are the exporter's own: every task and template keeps a name of its own."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        steps:
+          - {id: a_b, run: echo one}
+          - {id: a-b, run: echo two, rollback: {run: echo undo}}
+          - {id: A_B, run: echo three}
+          - {id: main, run: echo four}
+          - {id: rollback-a-b-2, run: echo five}
+        finally:
+          - {id: finally, run: echo six}
+        """,
+    )
+    result = export(path, "--allow-lossy", "-o", str(tmp_path / "out.yaml"))
+    assert result.exit_code == 0, result.output
+    document = checked((tmp_path / "out.yaml").read_text())
+    templates = [t["name"] for t in document["spec"]["templates"]]
+    assert len(set(templates)) == len(templates)
+    sources = {
+        t["name"]: t["script"]["source"] for t in document["spec"]["templates"] if "script" in t
+    }
+    assert sources == {
+        "a-b": "echo one",
+        "a-b-2": "echo two",
+        "a-b-3": "echo three",
+        "main-2": "echo four",
+        "rollback-a-b-2": "echo five",
+        "finally-2": "echo six",
+        "rollback-a-b-2-2": "echo undo",
+    }
+    main = next(t for t in document["spec"]["templates"] if t["name"] == "main")
+    assert [t["name"] for t in main["dag"]["tasks"]] == [
+        "a-b",
+        "a-b-2",
+        "a-b-3",
+        "main-2",
+        "rollback-a-b-2",
+    ]

@@ -270,3 +270,29 @@ def test_an_output_that_cannot_be_written_is_said_not_a_traceback(tmp_path: Path
     assert f"error: -o {tmp_path / 'missing' / 'out.yml'}: No such file or directory" in (
         result.output
     )
+
+
+def test_step_ids_github_takes_for_the_same_job_get_their_own(tmp_path: Path) -> None:
+    """GitHub ignores case in job ids, and the compensation job has an id of its own: no
+    job overwrites another, and every `needs` names the right one."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        steps:
+          - {id: build, run: echo one, rollback: {run: echo undo}}
+          - {id: Build, run: 'echo "v=2" >> "$WFX_OUTPUT"'}
+          - {id: wfx-compensate, run: 'echo ${{ steps.Build.outputs.v }}'}
+        """,
+    )
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    jobs = yaml.safe_load(out.read_text())["jobs"]
+    assert list(jobs) == ["build", "Build-2", "wfx-compensate-2", "wfx-compensate"]
+    assert jobs["Build-2"]["needs"] == ["build"]
+    assert jobs["wfx-compensate-2"]["needs"] == ["Build-2"]
+    assert jobs["wfx-compensate-2"]["steps"][1]["env"]["WFX_EXPR_1"] == (
+        "${{ needs.Build-2.outputs.v }}"
+    )
+    actionlint(out)

@@ -130,6 +130,24 @@ def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
             )
 
 
+class Names:
+    """Names unique in the target (its jobs, tasks, templates): a step id the target would
+    write like another one (`a_b` and `a-b` for Argo; `build` and `Build` for GitHub,
+    which ignores case), or like a name of the exporter's own, gets a suffix."""
+
+    def __init__(self, reserved: tuple[str, ...] = ()) -> None:
+        self._used = {name.casefold() for name in reserved}
+
+    def take(self, base: str) -> str:
+        """`base`, or `base-2`, `base-3`... : the first not taken yet; now taken."""
+        name, number = base, 1
+        while name.casefold() in self._used:
+            number += 1
+            name = f"{base}-{number}"
+        self._used.add(name.casefold())
+        return name
+
+
 @dataclass(frozen=True, slots=True)
 class Exported:
     """The target's workflow as text, and every loss in it."""

@@ -23,6 +23,7 @@ from wfx.diagnostics import DiagnosticsError, error
 from wfx.export import (
     Exported,
     Losses,
+    Names,
     first_with_rollback,
     group_position,
     header,
@@ -99,6 +100,13 @@ class _ArgoExporter:
         self.steps = {k: {**v, "id": k} for k, v in plan["steps"].items()}
         self.main = [s for stage in plan["stages"] for s in stage]
         self.final = [s for stage in plan["finally"] for s in stage]
+        names = Names(reserved=("main", "finally"))
+        self.names = {step_id: names.take(argo_name(step_id)) for step_id in self.steps}
+        self.rollback_names = {
+            step_id: names.take("rollback-" + self.names[step_id])
+            for step_id, step in self.steps.items()
+            if step.get("rollbackAction")
+        }
         self.read_outputs: dict[str, set[str]] = {}
         self._held: dict[str, Any] = {}
 
@@ -175,8 +183,8 @@ class _ArgoExporter:
             )
             for step_id in self._rollbacks():
                 task: dict[str, Any] = {
-                    "name": "rollback-" + argo_name(step_id),
-                    "template": "rollback-" + argo_name(step_id),
+                    "name": self.rollback_names[step_id],
+                    "template": self.rollback_names[step_id],
                     "when": "{{workflow.status}} != Succeeded",
                     "continue_on": m.ContinueOn(failed=True, error=True),
                 }
@@ -186,8 +194,8 @@ class _ArgoExporter:
                 previous = task["name"]
         for step_id in order:
             step = self.steps[step_id]
-            task = {"name": argo_name(step_id), "template": argo_name(step_id)}
-            needs = [argo_name(n) for n in step["needs"]]
+            task = {"name": self.names[step_id], "template": self.names[step_id]}
+            needs = [self.names[n] for n in step["needs"]]
             if final and previous:
                 needs.append(previous)
             if needs:
@@ -266,7 +274,9 @@ class _ArgoExporter:
         if head == "workflow" and len(path) == 2 and path[1].lower() == "runid":
             return "{{workflow.name}}"  # unique per run, as generateName makes it
         if head == "steps" and len(path) == 4 and path[2].lower() == "outputs":
-            return "{{tasks." + argo_name(path[1]) + ".outputs.parameters." + path[3] + "}}"
+            if path[1] not in self.names:
+                raise Untranslatable(f"`{'.'.join(path)}` has no Argo equivalent")
+            return "{{tasks." + self.names[path[1]] + ".outputs.parameters." + path[3] + "}}"
         raise Untranslatable(f"`{'.'.join(path)}` has no Argo equivalent")
 
     # -- templates --------------------------------------------------------------------------
@@ -275,7 +285,7 @@ class _ArgoExporter:
         m = self.m
         action = step[which]
         rollback = which == "rollbackAction"
-        name = ("rollback-" if rollback else "") + argo_name(step["id"])
+        name = (self.rollback_names if rollback else self.names)[step["id"]]
         settings: dict[str, Any] = {"name": name}
         if not rollback:
             self._settings(step, settings)

@@ -21,6 +21,7 @@ import yaml
 from wfx.export import (
     Exported,
     Losses,
+    Names,
     first_with_rollback,
     group_position,
     header,
@@ -84,6 +85,8 @@ class _GitHubExporter:
         }
         self.main = [s for stage in plan["stages"] for s in stage]
         self.final = [s for stage in plan["finally"] for s in stage]
+        names = Names(reserved=(COMPENSATE_JOB,))
+        self.job_ids = {step_id: names.take(job_id(step_id)) for step_id in self.steps}
         self.read_outputs: dict[str, set[str]] = {}
         self.directory = _workflow_directory(plan["file"])
 
@@ -101,16 +104,16 @@ class _GitHubExporter:
             document["env"] = env
         jobs: dict[str, Any] = {}
         for step_id in self.main:
-            jobs[job_id(step_id)] = self._job(self.steps[step_id], final=False)
+            jobs[self.job_ids[step_id]] = self._job(self.steps[step_id], final=False)
         compensation = self._compensation_job()
         if compensation is not None:
             jobs[COMPENSATE_JOB] = compensation
         for step_id in self.final:
-            jobs[job_id(step_id)] = self._job(
+            jobs[self.job_ids[step_id]] = self._job(
                 self.steps[step_id], final=True, after_compensation=compensation is not None
             )
         for step_id, names in self.read_outputs.items():
-            outputs = jobs[job_id(step_id)].setdefault("outputs", {})
+            outputs = jobs[self.job_ids[step_id]].setdefault("outputs", {})
             for name in sorted(names):
                 outputs[name] = "${{ steps.run.outputs." + name + " }}"
         document["jobs"] = jobs
@@ -165,13 +168,13 @@ class _GitHubExporter:
         self, step: dict[str, Any], *, final: bool, after_compensation: bool = False
     ) -> dict[str, Any]:
         job: dict[str, Any] = {"name": step.get("name") or step["id"]}
-        needs = [job_id(n) for n in step["needs"]]
+        needs = [self.job_ids[n] for n in step["needs"]]
         if final:
-            needs = [job_id(s) for s in self.main] + needs
+            needs = [self.job_ids[s] for s in self.main] + needs
             if after_compensation:
                 needs.append(COMPENSATE_JOB)
         condition = self._condition(step, final)
-        needs += [job_id(s) for s in self._read_steps(step) if job_id(s) not in needs]
+        needs += [self.job_ids[s] for s in self._read_steps(step) if self.job_ids[s] not in needs]
         if needs:
             job["needs"] = list(dict.fromkeys(needs))
         if condition is not None:
@@ -320,7 +323,7 @@ class _GitHubExporter:
                 "WFX_RUN_ID": "${{ github.run_id }}",
                 "WFX_ATTEMPT": "1",
                 "WFX_WORKSPACE": "${{ github.workspace }}",
-                "WFX_OUTPUT": "${{ runner.temp }}/wfx-output-" + job_id(step["id"]),
+                "WFX_OUTPUT": "${{ runner.temp }}/wfx-output-" + self.job_ids[step["id"]],
             }
         )
         return env
@@ -415,8 +418,8 @@ class _GitHubExporter:
         if head in ("inputs", "env", "secrets"):
             return (head,), 1
         if head == "steps":
-            if len(path) >= 3 and path[2].lower() == "outputs":
-                return ("needs", job_id(path[1]), "outputs"), 3
+            if len(path) >= 3 and path[2].lower() == "outputs" and path[1] in self.job_ids:
+                return ("needs", self.job_ids[path[1]], "outputs"), 3
             raise Untranslatable(
                 f"`{'.'.join(path[:3])}`: GitHub Actions knows another job's outputs and"
                 " result, not wfx's status, attempts or duration"
@@ -467,11 +470,11 @@ class _GitHubExporter:
         for step_id in order:
             step = self.steps[step_id]
             for item in self._run_steps(
-                step, step["rollbackAction"], "rollback-" + job_id(step_id)
+                step, step["rollbackAction"], "rollback-" + self.job_ids[step_id]
             ):
                 if item.get("name") == "wfx outputs":
                     continue
-                item["if"] = "${{ needs." + job_id(step_id) + ".result == 'success' }}"
+                item["if"] = "${{ needs." + self.job_ids[step_id] + ".result == 'success' }}"
                 item["continue-on-error"] = True
                 timeout = step["rollbackAction"].get("timeout")
                 if timeout is not None:
@@ -479,7 +482,7 @@ class _GitHubExporter:
                 steps.append(item)
         return {
             "name": "wfx compensation (rollbacks)",
-            "needs": [job_id(s) for s in self.main],
+            "needs": [self.job_ids[s] for s in self.main],
             "if": "${{ failure() || cancelled() }}",
             "runs-on": RUNNER,
             "steps": steps,
