@@ -38,7 +38,12 @@ def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
 
 
 def actionlint(*files: Path) -> None:
-    """The real actionlint accepts every file (shellcheck is not asked: not installed)."""
+    """The real actionlint accepts every file (shellcheck is not asked: not installed), and
+    no script holds a `${{ }}`, which GitHub would paste into it as code."""
+    for file in files:
+        for job in yaml.safe_load(file.read_text())["jobs"].values():
+            for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), (file, step)
     done = subprocess.run(
         [ACTIONLINT, "-no-color", "-shellcheck=", "-pyflakes=", *map(str, files)],
         capture_output=True,
@@ -295,4 +300,28 @@ def test_step_ids_github_takes_for_the_same_job_get_their_own(tmp_path: Path) ->
     assert jobs["wfx-compensate-2"]["steps"][1]["env"]["WFX_EXPR_1"] == (
         "${{ needs.Build-2.outputs.v }}"
     )
+    actionlint(out)
+
+
+def test_a_script_that_cannot_take_its_values_as_data_fails_in_its_place(
+    tmp_path: Path,
+) -> None:
+    """Pasted, `${{ inputs.n }}` in bash arithmetic would be code: the job fails instead."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        inputs:
+          n: {type: number, default: 3}
+        steps:
+          - id: count
+            run: for (( i = 0; i < ${{ inputs.n }}; i++ )); do echo $i; done
+        """,
+    )
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "arithmetic" in result.output and "the job fails in its place" in result.output
+    (run,) = [s for s in yaml.safe_load(out.read_text())["jobs"]["count"]["steps"] if "run" in s]
+    assert run["run"].endswith("exit 1") and "inputs.n" not in run["run"]
     actionlint(out)

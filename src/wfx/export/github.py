@@ -272,16 +272,17 @@ class _GitHubExporter:
                 step,
             )
             message = f"wfx step {step['id']} calls {action['uses']}, which cannot run here"
-            return [
-                {"id": name, "shell": "bash", "run": f"echo {shlex.quote(message)} >&2; exit 1"}
-            ]
+            return [_failing(name, message)]
         env = self._step_env(step, source.get("env", {}))
         if action["kind"] == "cmd":
-            script = self._cmd_script(step, source.get("cmd", []), env)
+            script: str | None = self._cmd_script(step, source.get("cmd", []), env)
             shell = "bash"
         else:
             script = self._run_script(step, source.get("run", ""), action.get("shell"), env)
             shell = _shell(action.get("shell"))
+        if script is None:
+            message = f"wfx step {step['id']}: its script cannot be exported, see the header"
+            return [_failing(name, message)]
         if "WFX_WORKSPACE" in script:
             self.losses.add(
                 "workspace",
@@ -330,15 +331,17 @@ class _GitHubExporter:
 
     def _run_script(
         self, step: dict[str, Any], text: str, shell: str | None, env: dict[str, str]
-    ) -> str:
+    ) -> str | None:
+        """The script with each `${{ }}` as a variable; None when that cannot be done
+        (the step then fails in its place: its text, pasted, would run values as code)."""
         try:
             template = parse_template(text)
             prepared = prepare_script(
                 template, lambda e: self._value_of(e.text.strip(), step, "run"), shell
             )
         except (ExpressionError, EvaluatedValueError) as exc:
-            self.losses.add("expression", f"the script: {exc}", step)
-            return text
+            self.losses.add("expression", f"the script: {exc}; the job fails in its place", step)
+            return None
         env.update(prepared.env)
         return prepared.text
 
@@ -510,3 +513,8 @@ def _seconds(value: float) -> str:
     from wfx.durations import format_duration  # noqa: PLC0415 - only for messages
 
     return format_duration(value)
+
+
+def _failing(name: str, message: str) -> dict[str, Any]:
+    """A step that fails saying why, in the place of one that cannot be exported."""
+    return {"id": name, "shell": "bash", "run": f"echo {shlex.quote(message)} >&2; exit 1"}
