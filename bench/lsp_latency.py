@@ -4,7 +4,10 @@
 version (every stage `wfx validate` runs, on the buffer's text), warm as in a server that
 has checked the previous version; `python bench/lsp_latency.py server` times the same
 through a real `wfx lsp` subprocess: a `didChange` of one character, then a
-`textDocument/diagnostic` request, until its answer arrives. Each prints milliseconds
+`textDocument/diagnostic` request, until its answer arrives; `python bench/lsp_latency.py
+pushed` the same for a client that does not pull, until the diagnostics the server
+pushes for that version arrive (its pause after the last keystroke included). Each prints
+milliseconds
 (the median over rounds, each round a different step changed) on its last line; the
 first also prints its CPU time on the line before, with the CPU time of a reference loop
 that says how fast the machine is running Python at the moment (on a loaded machine the
@@ -129,10 +132,54 @@ async def server_ms() -> float:
     return statistics.median(samples) * 1000
 
 
+async def pushed_ms() -> float:
+    """Through `wfx lsp`, for a client that does not pull: from sending the change to the
+    diagnostics the server pushes for that version (its pause after the last keystroke,
+    `DEBOUNCE`, included: an editor shows them then)."""
+    from lsprotocol import types
+    from pygls.lsp.client import LanguageClient
+
+    client = LanguageClient("bench", "1")
+    arrived: asyncio.Queue[types.PublishDiagnosticsParams] = asyncio.Queue()
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def _published(params: types.PublishDiagnosticsParams) -> None:
+        arrived.put_nowait(params)
+
+    await client.start_io(sys.executable, "-m", "wfx", "lsp", "--stdio")
+    await client.initialize_async(types.InitializeParams(capabilities=types.ClientCapabilities()))
+    client.initialized(types.InitializedParams())
+    uri = "file:///bench/big.yaml"
+    text = workflow(STEPS)
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "yaml", 1, text))
+    )
+    await arrived.get()
+    samples = []
+    for round_ in range(1, ROUNDS + 1):
+        started = time.perf_counter()
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(round_ + 1, uri),
+                [types.TextDocumentContentChangeWholeDocument(typed(text, round_))],
+            )
+        )
+        params = await arrived.get()
+        samples.append(time.perf_counter() - started)
+        assert params.version == round_ + 1 and list(params.diagnostics) == [], params
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    return statistics.median(samples) * 1000
+
+
 def main() -> None:
     """Print the chosen figure in milliseconds."""
     if len(sys.argv) > 1 and sys.argv[1] == "server":
         print(f"{asyncio.run(server_ms()):.1f}")
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "pushed":
+        print(f"{asyncio.run(pushed_ms()):.1f}")
         return
     wall, cpu = analysis_ms()
     print(f"cpu {cpu:.0f} ms, reference loop {reference_loop_ms():.0f} ms")

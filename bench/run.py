@@ -558,6 +558,20 @@ def bench_lsp_keystroke_server(repeat: int) -> Result:
     return Result("lsp_keystroke_server_ms", median, 300, "didChange + diagnostic request")
 
 
+def bench_lsp_keystroke_pushed(repeat: int) -> Result:
+    """The same for a client that does not pull: `didChange`, until the diagnostics the
+    server pushes arrive (ms), its pause after the last keystroke included (the limit is
+    the 300 ms target plus that pause)."""
+    if importlib.util.find_spec("pygls") is None:
+        return Result("lsp_keystroke_pushed_ms", 0.0, 450, "skipped: pip install 'wfx[lsp]'")
+    from wfx.lsp.server import DEBOUNCE
+
+    median = statistics.median(lsp_latency("pushed")[0] for _ in range(max(1, repeat // 7)))
+    limit = 300 + DEBOUNCE * 1000
+    detail = f"didChange until pushed, {DEBOUNCE * 1000:.0f} ms pause included"
+    return Result("lsp_keystroke_pushed_ms", median, limit, detail)
+
+
 def bench_journal_overhead(repeat: int) -> Result:
     """The 200-step chain with the journal vs the same with --no-journal."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -603,6 +617,7 @@ BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "dask_overhead": bench_dask_overhead,
     "lsp_keystroke": bench_lsp_keystroke,
     "lsp_keystroke_server": bench_lsp_keystroke_server,
+    "lsp_keystroke_pushed": bench_lsp_keystroke_pushed,
 }
 
 

@@ -332,7 +332,8 @@ def _source_text(path: str | Path) -> str:
 
 def lint_files(paths: Sequence[str | Path]) -> tuple[list[Diagnostic], dict[str, str]]:
     """Lint findings of valid workflow files (DiagnosticsError with every invalid file's
-    problems if any is invalid)."""
+    problems if any is invalid, and the findings of the valid ones with them: a hook given
+    many files reports everything at once)."""
     from wfx.lint import lint
 
     findings: list[Diagnostic] = []
@@ -345,7 +346,7 @@ def lint_files(paths: Sequence[str | Path]) -> tuple[list[Diagnostic], dict[str,
             problems.extend(exc.diagnostics)
         sources[str(path)] = _source_text(path)
     if problems:
-        raise DiagnosticsError(sorted_diagnostics(problems))
+        raise DiagnosticsError(sorted_diagnostics([*problems, *findings]))
     return sorted_diagnostics(findings), sources
 
 

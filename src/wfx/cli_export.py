@@ -12,6 +12,13 @@ from wfx.cli import _fail_with, _gather_inputs, input_options
 from wfx.exitcodes import EXIT_INVALID
 
 
+def _image(value: str) -> str:
+    """An image reference: not empty, no blanks (Argo would take either, and fail the pod)."""
+    if not value.strip() or any(c.isspace() for c in value):
+        raise click.BadParameter(f"`{value}` is not a container image, e.g. ubuntu:24.04")
+    return value
+
+
 @click.command(name="export")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option(
@@ -32,6 +39,7 @@ from wfx.exitcodes import EXIT_INVALID
     default="ubuntu:24.04",
     show_default=True,
     help="Argo: the container image every step runs in.",
+    callback=lambda _context, _parameter, value: _image(value),
 )
 @click.option(
     "-o", "--output", "output", type=click.Path(dir_okay=False), help="Write here, not stdout."
@@ -69,5 +77,11 @@ def export(
             sys.exit(EXIT_INVALID)
     if output is None:
         click.echo(exported.text, nl=False)
-    else:
+        return
+    try:
         Path(output).write_text(exported.text, encoding="utf-8")
+    except OSError as exc:
+        from wfx.diagnostics import error
+
+        problem = exc.strerror or str(exc)
+        _fail_with([error("cli.path", f"-o {output}: {problem}")], {}, "text")

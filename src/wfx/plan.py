@@ -154,6 +154,8 @@ class PlannedStep:
     """The file a sub-workflow's step is written in (`line` is in it); None: the top file."""
     cleanup: bool = False
     """A sub-workflow's `finally` step (it runs when that sub-workflow's steps are done)."""
+    column: int = 1
+    """The column of the step's first key on `line` (where diagnostics about it point)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,10 @@ class PlannedGroup:
     """For a call: its `with`, static values in place (as the plan shows actions)."""
     secrets: tuple[str, ...] = ()
     """For a call: the secrets the sub-workflow reads (names only)."""
+    line: int | None = None
+    """The line the group is written on (in its own file: see its steps' `file`)."""
+    column: int | None = None
+    """The column of its first key on that line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +401,8 @@ def _groups(graph: ExecutionGraph, planner: _Planner) -> Iterable[PlannedGroup]:
                 if step.group_timeout is None
                 else float(step.group_timeout.value),
                 group_retries=node.group_retry,
+                line=node.span.line,
+                column=node.span.column,
             )
             yield group if call is None else planner.call(group, node, call)
 
@@ -539,6 +547,7 @@ class _Planner:
             kind=node.step.kind,
             section=node.section,
             line=node.span.line,
+            column=node.span.column,
             groups=node.groups,
             needs=self.needs(node),
             stage=self.stage_of[node.id],

@@ -41,31 +41,6 @@ _KIND_PHRASES = {
     "cmd": "`cmd:` for a command without a shell",
     "uses": "`uses:` for a Python function or a sub-workflow",
 }
-# What authors coming from other tools write, and the wfx key they mean.
-_ALIASES = {
-    "if": "condition",
-    "when": "condition",
-    "depends_on": "needs",
-    "dependsOn": "needs",
-    "after": "needs",
-    "timeout-minutes": "timeout",
-    "continue-on-error": "onError",
-    "cwd": "workingDirectory",
-    "script": "run",
-    "command": "run",
-    "args": "with",
-    "params": "with",
-    "parameters": "inputs",
-    "parallel": "type",
-    "parallelism": "maxParallel",
-    "concurrency": "maxParallel",
-    "compensate": "rollback",
-    "undo": "rollback",
-    "always": "finally",
-    "cleanup": "finally",
-    "version": "wfx",
-    "environment": "env",
-}
 _TYPE_NOUNS = {
     "string": "a string",
     "number": "a number",
@@ -90,6 +65,9 @@ VALUE_HINT = "x-wfx-hint"
 MISSING_HINT = "x-wfx-hint-when-missing"
 MISPLACED_HINT = "x-wfx-hint-when-misplaced"
 CONFLICT_HINT = "x-wfx-hint-when-conflicting"
+#: the names authors coming from other tools write for a key (`if` for `condition`), on the
+#: key in the schema: an unknown key that is one of them is answered with the key
+ALIASES = "x-wfx-aliases"
 
 
 def validate(document: SourceDocument) -> list[Diagnostic]:
@@ -222,6 +200,28 @@ def hints(keyword: str) -> Mapping[str, str]:
 
 
 @cache
+def aliases() -> Mapping[str, str]:
+    """The key each name from another tool stands for (`if` → `condition`), from the
+    schema's `x-wfx-aliases`."""
+    found: dict[str, str] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+        elif isinstance(node, Mapping):
+            for name, child in node.get("properties", {}).items():
+                if isinstance(child, Mapping):
+                    for alias in child.get(ALIASES, ()):
+                        found.setdefault(str(alias), name)
+            for child in node.values():
+                visit(child)
+
+    visit(schema())
+    return found
+
+
+@cache
 def _validator() -> Validator:
     # Imported here, not at the top: see the module docstring.
     from jsonschema import ValidationError  # noqa: PLC0415
@@ -253,7 +253,7 @@ def _validator() -> Validator:
 
 _ANNOTATIONS = frozenset(
     {"description", "markdownDescription", "examples", "title", "default"}
-    | {VALUE_HINT, MISSING_HINT, MISPLACED_HINT, CONFLICT_HINT}
+    | {VALUE_HINT, MISSING_HINT, MISPLACED_HINT, CONFLICT_HINT, ALIASES}
 )
 # The definitions that refer to themselves; every other `$ref` is replaced by its target.
 _RECURSIVE = frozenset({"#/$defs/step", "#/$defs/stepList"})
@@ -366,8 +366,8 @@ def _closest_key(key: str, allowed: Sequence[str]) -> str | None:
     squashed = {_squash(name): name for name in allowed}
     if _squash(key) in squashed:
         return squashed[_squash(key)]
-    if _ALIASES.get(key) in allowed:
-        return _ALIASES[key]
+    if aliases().get(key) in allowed:
+        return aliases()[key]
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
     return close[0] if close else None
 

@@ -89,6 +89,13 @@ steps:
 """
 
 
+#: people on the pull request, as GitHub's API shows a comment's author
+ALICE = {"login": "alice", "type": "User"}
+BOB = {"login": "bob", "type": "User"}
+#: the job's own token posts as this bot
+BOT = {"login": "github-actions[bot]", "type": "Bot"}
+
+
 def git(root: Path, *arguments: str) -> str:
     """Run git in `root` with a fixed identity; its standard output."""
     completed = subprocess.run(
@@ -194,8 +201,8 @@ def github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitH
     fake = FakeGitHub(tmp_path / "gh-state.json", tmp_path / "gh-calls.jsonl")
     fake.set_comments(
         [
-            {"id": 7, "body": "Looks good to me", "user": {"login": "alice"}},
-            {"id": 9, "body": "why does `<!-- wfx-plan -->` show?", "user": {"login": "bob"}},
+            {"id": 7, "body": "Looks good to me", "user": ALICE},
+            {"id": 9, "body": "why does `<!-- wfx-plan -->` show?", "user": BOB},
         ]
     )
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -204,6 +211,12 @@ def github(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitH
     monkeypatch.setenv("GH_TOKEN", TOKEN)
     monkeypatch.setenv("DEPLOY_KEY", DEPLOY_KEY)
     monkeypatch.setenv("GITHUB_REPOSITORY", "octo/shop")
-    for name in ("GITHUB_EVENT_PATH", "GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "FAKE_GH_FAIL"):
+    for name in (
+        "GITHUB_EVENT_PATH",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_OUTPUT",
+        "FAKE_GH_FAIL",
+        "FAKE_GH_LOGIN",
+    ):
         monkeypatch.delenv(name, raising=False)
     yield fake

@@ -2,7 +2,8 @@
 
 Serves the comments from the JSON file $FAKE_GH_STATE ({"comments": [...]}), changes it
 as GitHub would, and records every call (arguments, standard input, whether a token was
-given) as a JSON line in $FAKE_GH_LOG. $FAKE_GH_FAIL makes every call fail as a
+given) as a JSON line in $FAKE_GH_LOG. It posts as the job's bot, or as the person
+$FAKE_GH_LOGIN names. $FAKE_GH_FAIL makes every call fail as a
 read-only token does.
 """
 
@@ -58,7 +59,7 @@ def main(argv: list[str]) -> int:
             "id": new_id,
             "body": json.loads(stdin)["body"],
             "html_url": url,
-            "user": {"login": "github-actions[bot]"},
+            "user": _poster(),
         }
         comments.append(comment)
     elif one and method == "PATCH":
@@ -74,6 +75,14 @@ def main(argv: list[str]) -> int:
     state_file.write_text(json.dumps(state), encoding="utf-8")
     print(json.dumps(comment))
     return 0
+
+
+def _poster() -> dict[str, str]:
+    """Who the token posts as: $FAKE_GH_LOGIN (a person's token), else the job's bot."""
+    login = os.environ.get("FAKE_GH_LOGIN")
+    if login:
+        return {"login": login, "type": "User"}
+    return {"login": "github-actions[bot]", "type": "Bot"}
 
 
 if __name__ == "__main__":

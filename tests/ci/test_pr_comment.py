@@ -14,7 +14,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from conftest import DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
+from conftest import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from wfx.ci.comment import MARKER
 from wfx.ci.github import GitHubError, PullRequest
 from wfx.ci.pr_comment import main
@@ -202,7 +202,7 @@ def test_no_workflow_file_touched_creates_no_comment_and_updates_an_old_one(
     assert github.writes() == []
     assert "no workflow file changed" in output
 
-    old = {"id": 50, "body": f"{MARKER}\nan old plan", "user": {"login": "github-actions[bot]"}}
+    old = {"id": 50, "body": f"{MARKER}\nan old plan", "user": BOT}
     github.set_comments([*github.comments(), old])
     code, _ = plan_comment(repository)
     assert code == 0
@@ -357,3 +357,69 @@ def test_only_a_repository_name_reaches_the_api_path(name: str) -> None:
     with pytest.raises(GitHubError, match="is not a repository name"):
         PullRequest(name, 12)
     assert PullRequest("octo-org/shop.web_2", 12).repository == "octo-org/shop.web_2"
+
+
+def wfx_cli(repository: Path, *arguments: str) -> str:
+    """What `wfx ARGUMENTS` prints in the repository (a real process)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "wfx", *arguments],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in completed.stderr
+    return completed.stdout
+
+
+def test_the_comment_holds_what_wfx_plan_diff_and_validate_print(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    """The issue's commands, run by hand, print what the comment and the annotations say:
+    `wfx plan FILE --diff git:BASE --format markdown` is the file's diff in the comment,
+    `wfx plan FILE --format markdown` its plan, `wfx validate --format github` the
+    annotations."""
+    base = git(repository, "merge-base", "main", "HEAD")
+    _, output = plan_comment(repository)
+    (comment,) = wfx_comments(github)
+    body = str(comment["body"])
+    diff = wfx_cli(
+        repository, "plan", "deploy.wfx.yaml", "--diff", f"git:{base}", "--format", "markdown"
+    )
+    assert "step `smoke`" in diff
+    assert diff.strip() in body
+    plan = wfx_cli(repository, "plan", "jobs/new.wfx.yml", "--format", "markdown")
+    assert plan.strip() in body
+    annotations = wfx_cli(repository, "validate", "--format", "github", "broken.wfx.yaml")
+    assert annotations.startswith("::error file=broken.wfx.yaml,line=5,col=5,")
+    assert annotations.strip() in output
+
+
+def test_a_comment_someone_else_starts_with_the_marker_is_never_taken_for_ours(
+    repository: Path, github: FakeGitHub, plan_comment: Runner
+) -> None:
+    """Its author could edit what reviewers take for wfx's plan: wfx leaves it alone and
+    keeps its own comment."""
+    fake = {"id": 3, "body": f"{MARKER}\nNo changes to the plan. LGTM", "user": ALICE}
+    github.set_comments([fake, *github.comments()])
+    plan_comment(repository)
+    plan_comment(repository, "--fail-on-invalid", "false")
+    assert github.comments()[0] == fake
+    ours = [c for c in wfx_comments(github) if c["id"] != 3]
+    assert len(ours) == 1 and ours[0]["user"] == BOT
+    assert [c["argv"][2] for c in github.writes()] == ["POST"]  # then unchanged
+
+
+def test_a_personal_token_names_the_login_it_posts_as(
+    repository: Path,
+    github: FakeGitHub,
+    plan_comment: Runner,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_GH_LOGIN", "release-bot")
+    plan_comment(repository, "--comment-author", "release-bot")
+    commit(repository, {"broken.wfx.yaml": "wfx: 1\nsteps:\n  - run: make lint\n"}, "fix")
+    plan_comment(repository, "--comment-author", "release-bot")
+    (comment,) = wfx_comments(github)
+    assert comment["user"] == {"login": "release-bot", "type": "User"}
+    assert [c["argv"][2] for c in github.writes()] == ["POST", "PATCH"]

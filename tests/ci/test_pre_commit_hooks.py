@@ -16,8 +16,6 @@ import yaml
 
 from conftest import git, write
 
-pytest.importorskip("pre_commit", reason="pre-commit is in the test extra")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 FILES = {
@@ -25,6 +23,9 @@ FILES = {
     "bad.wfx.yaml": "wfx: 1\nsteps:\n  - id: hello\n    run: echo hello\n    timout: 5m\n",
     # a workflow file by where it is (directly in `.wfx/`), bad too
     ".wfx/nightly.yaml": "wfx: 1\nsteps:\n  - id: clean\n    run: rm -rf cache\n    onError: no\n",
+    # valid, but it runs a value as code: wfx-lint fails it, wfx-validate passes it
+    "risky.wfx.yaml": "wfx: 1\ninputs:\n  branch: {type: string, default: main}\nsteps:\n"
+    '  - id: checkout\n    run: eval "git checkout ${{ inputs.branch }}"\n',
     # not a workflow file: no hook looks at it
     "config/settings.yaml": "colour: blue\n",
 }
@@ -73,7 +74,8 @@ def test_try_repo_fails_bad_workflows_saying_why_not_the_good_one(
 ) -> None:
     """One run (try-repo installs its environment afresh every time: ~10 s of CPU): both
     hooks fail on the bad files with their diagnostics and say nothing of the good one;
-    the YAML file that is not a workflow is given to neither."""
+    the YAML file that is not a workflow is given to neither; the risky file fails lint
+    alone."""
     workdir = tmp_path / "project"
     workdir.mkdir()
     git(workdir, "init", "-q")
@@ -92,4 +94,7 @@ def test_try_repo_fails_bad_workflows_saying_why_not_the_good_one(
 
         assert "hint: did you mean `timeout`?" in said
         assert "good.wfx.yaml" not in said
+    risky = "risky.wfx.yaml:6:32: warning: `${{ inputs.branch }}` comes from outside"
+    assert risky in hooks["wfx lint"][1]
+    assert "risky.wfx.yaml" not in hooks["wfx validate"][1]
     assert "settings.yaml" not in completed.stdout

@@ -38,7 +38,12 @@ def write(tmp_path: Path, text: str, name: str = "wf.yaml") -> Path:
 
 
 def actionlint(*files: Path) -> None:
-    """The real actionlint accepts every file (shellcheck is not asked: not installed)."""
+    """The real actionlint accepts every file (shellcheck is not asked: not installed), and
+    no script holds a `${{ }}`, which GitHub would paste into it as code."""
+    for file in files:
+        for job in yaml.safe_load(file.read_text())["jobs"].values():
+            for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), (file, step)
     done = subprocess.run(
         [ACTIONLINT, "-no-color", "-shellcheck=", "-pyflakes=", *map(str, files)],
         capture_output=True,
@@ -144,7 +149,12 @@ LOSSES = {
         "{id: s, run: 'true', timeout: 1m, condition: '${{ secrets.T != 1 }}'}",
         4,
     ),
-    "rollback": ("{id: s, run: 'true', timeout: 1m, rollback: {run: 'true'}}", None),
+    "rollback": ("{id: s, run: 'true', timeout: 1m, rollback: {run: 'true'}}", 4),
+    "max-parallel": ("{id: s, maxParallel: 1, steps: [{id: s_in, run: 'true'}]}", 4),
+    "group-timeout": ("{id: s, groupTimeout: 5m, steps: [{id: s_in, run: 'true'}]}", 4),
+    "group-retries": ("{id: s, groupRetries: 2, steps: [{id: s_in, run: 'true'}]}", 4),
+    "continue-on": ("{id: s, run: 'exit 3', timeout: 1m, continueOn: [3, 4]}", 4),
+    "executor": ("{id: s, run: 'true', executor: 'dask://10.0.0.1:8786'}", 4),
     "workspace": ("{id: s, run: 'ls $WFX_WORKSPACE', timeout: 1m}", 4),
     "status-function": ("{id: s, run: 'true', timeout: 1m, condition: '${{ failure() }}'}", 4),
     "env-order": ("{id: s, run: 'true', timeout: 1m, env: {A: x, B: '${{ env.A }}'}}", 4),
@@ -157,7 +167,7 @@ def test_each_loss_is_an_error_with_the_step_line(tmp_path: Path, kind: str) -> 
     path = write(tmp_path, f"wfx: 1\nsecrets: [T]\nsteps:\n  - {step}\n")
     refused = export(path)
     assert refused.exit_code == 2
-    where = f"{path}:{line or 1}:1: error"
+    where = f"{path}:{line}:5: error"
     assert where in refused.output, refused.output
     assert f"error: [{kind}]" in refused.output
 
@@ -169,6 +179,7 @@ def test_workflow_level_losses(tmp_path: Path) -> None:
         wfx: 1
         timeout: 10m
         maxParallel: 2
+        concurrency: {group: deploy, mode: cancel}
         inputs: {v: {type: string, pattern: '^v', default: v1}}
         steps:
           - {id: s, run: 'true', timeout: 1m}
@@ -176,7 +187,12 @@ def test_workflow_level_losses(tmp_path: Path) -> None:
     )
     refused = export(path)
     assert refused.exit_code == 2
-    for text in ("workflow `timeout`", "`maxParallel`", "its `pattern`"):
+    for text in (
+        "workflow `timeout`",
+        "`maxParallel`",
+        "its `pattern`",
+        "[concurrency] concurrency group `deploy` (cancel)",
+    ):
         assert text in refused.output
 
 
@@ -228,3 +244,84 @@ def test_a_call_is_refused_even_when_lossy_is_allowed() -> None:
         result = export(example, "--allow-lossy")
         assert result.exit_code == 2, result.output
         assert "calls the sub-workflow" in result.output
+
+
+def test_a_rollbacks_timeout_is_kept(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 2m}}\n",
+    )
+    result = export(path, "--allow-lossy", "-o", str(tmp_path / "out.yml"))
+    assert result.exit_code == 0, result.output
+    document = yaml.safe_load((tmp_path / "out.yml").read_text())
+    (undo,) = [s for s in document["jobs"]["wfx-compensate"]["steps"] if s.get("run") == "undo"]
+    assert undo["timeout-minutes"] == 2
+    assert "[timeout]" not in result.output
+    actionlint(tmp_path / "out.yml")
+    odd = write(
+        tmp_path,
+        "wfx: 1\nsteps:\n  - {id: a, run: 'true', rollback: {run: undo, timeout: 90s}}\n",
+    )
+    refused = export(odd, "--allow-lossy")
+    assert f"{odd}:3:5: warning: [timeout] step `a`: the rollback's timeout 1m30s" in (
+        refused.output
+    )
+
+
+def test_an_output_that_cannot_be_written_is_said_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, "wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    result = export(path, "-o", str(tmp_path / "missing" / "out.yml"))
+    assert result.exit_code == 2
+    assert f"error: -o {tmp_path / 'missing' / 'out.yml'}: No such file or directory" in (
+        result.output
+    )
+
+
+def test_step_ids_github_takes_for_the_same_job_get_their_own(tmp_path: Path) -> None:
+    """GitHub ignores case in job ids, and the compensation job has an id of its own: no
+    job overwrites another, and every `needs` names the right one."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        steps:
+          - {id: build, run: echo one, rollback: {run: echo undo}}
+          - {id: Build, run: 'echo "v=2" >> "$WFX_OUTPUT"'}
+          - {id: wfx-compensate, run: 'echo ${{ steps.Build.outputs.v }}'}
+        """,
+    )
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    jobs = yaml.safe_load(out.read_text())["jobs"]
+    assert list(jobs) == ["build", "Build-2", "wfx-compensate-2", "wfx-compensate"]
+    assert jobs["Build-2"]["needs"] == ["build"]
+    assert jobs["wfx-compensate-2"]["needs"] == ["Build-2"]
+    assert jobs["wfx-compensate-2"]["steps"][1]["env"]["WFX_EXPR_1"] == (
+        "${{ needs.Build-2.outputs.v }}"
+    )
+    actionlint(out)
+
+
+def test_a_script_that_cannot_take_its_values_as_data_fails_in_its_place(
+    tmp_path: Path,
+) -> None:
+    """Pasted, `${{ inputs.n }}` in bash arithmetic would be code: the job fails instead."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        inputs:
+          n: {type: number, default: 3}
+        steps:
+          - id: count
+            run: for (( i = 0; i < ${{ inputs.n }}; i++ )); do echo $i; done
+        """,
+    )
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "arithmetic" in result.output and "the job fails in its place" in result.output
+    (run,) = [s for s in yaml.safe_load(out.read_text())["jobs"]["count"]["steps"] if "run" in s]
+    assert run["run"].endswith("exit 1") and "inputs.n" not in run["run"]
+    actionlint(out)

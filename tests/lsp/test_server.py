@@ -14,6 +14,8 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "wfx", "lsp", "--stdio"])
+#: as docs/editor.md starts it (no `--stdio`, which clients may add and the server ignores)
+AS_DOCUMENTED = ClientServerConfig(server_command=[sys.executable, "-m", "wfx", "lsp"])
 PUBLISH = types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS
 
 WORKFLOW = """\
@@ -190,7 +192,7 @@ def _items(result: types.CompletionList | list[types.CompletionItem]) -> list[ty
     return result.items if isinstance(result, types.CompletionList) else result
 
 
-@pytest_lsp.fixture(config=SERVER, scope="module")
+@pytest_lsp.fixture(config=AS_DOCUMENTED, scope="module")
 async def pulling_client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     capabilities = pytest_lsp.client_capabilities("neovim")  # the latest: it pulls
     assert capabilities.text_document is not None

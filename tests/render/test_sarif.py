@@ -142,6 +142,23 @@ def test_an_invalid_file_given_to_lint_gives_its_errors_as_sarif() -> None:
     assert (result["ruleId"], result["level"]) == ("schema.unknown-key", "error")
 
 
+def test_lint_reports_the_findings_of_valid_files_beside_an_invalid_files_errors(
+    tmp_path: Path,
+) -> None:
+    """As pre-commit calls it, with every staged file at once: one invalid file does not
+    hide the findings in the others."""
+    risky = tmp_path / "risky.yaml"
+    risky.write_text(RISKY, encoding="utf-8")
+    code, out = invoke("lint", "--format", "sarif", str(INVALID / "typo-key.yaml"), str(risky))
+    assert code == 2
+    results = valid_sarif(out)["runs"][0]["results"]
+    assert sorted((r["ruleId"], r["level"]) for r in results) == [
+        ("lint.secret-argument", "warning"),
+        ("lint.value-as-code", "warning"),
+        ("schema.unknown-key", "error"),
+    ]
+
+
 def test_ranges_names_without_spans_and_odd_file_names() -> None:
     log = valid_sarif(
         as_sarif(

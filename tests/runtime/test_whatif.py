@@ -306,3 +306,20 @@ def test_cli_what_if_text_and_markdown(tmp_path: Path) -> None:
     refused = runner.invoke(cli, ["plan", path, "--fail", "b", "--format", "mermaid"])
     assert refused.exit_code == 2
     assert "cannot be combined with --format mermaid" in refused.output
+
+
+def test_the_example_in_plan_md_is_what_wfx_prints() -> None:
+    """docs/plan.md's what-if, run as it is written there."""
+    root = Path(__file__).resolve().parents[2]
+    docs = (root / "docs" / "plan.md").read_text(encoding="utf-8")
+    command = "wfx plan examples/production-deployment.yaml --fail release"
+    shown = docs.split(f"```console\n$ {command}\n", 1)[1].split("```", 1)[0]
+    ran = subprocess.run(
+        [sys.executable, "-m", "wfx", *command.split()[1:]],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == shown

@@ -80,3 +80,69 @@ def test_validate_gives_the_hints_written_in_the_schema() -> None:
         "schema.conflicting-keys": step["shell"][schema.CONFLICT_HINT],
         "schema.misplaced-key": step["type"][schema.MISPLACED_HINT],
     }
+
+
+#: what authors coming from other tools write, and the wfx key they mean (the table
+#: schema.py held before the names moved into the schema, as `x-wfx-aliases`)
+FROM_OTHER_TOOLS = {
+    "if": "condition",
+    "when": "condition",
+    "depends_on": "needs",
+    "dependsOn": "needs",
+    "after": "needs",
+    "timeout-minutes": "timeout",
+    "continue-on-error": "onError",
+    "cwd": "workingDirectory",
+    "script": "run",
+    "command": "run",
+    "args": "with",
+    "params": "with",
+    "parameters": "inputs",
+    "parallel": "type",
+    "parallelism": "maxParallel",
+    "concurrency": "maxParallel",
+    "compensate": "rollback",
+    "undo": "rollback",
+    "always": "finally",
+    "cleanup": "finally",
+    "version": "wfx",
+    "environment": "env",
+}
+
+
+def test_the_names_other_tools_use_are_in_the_schema_on_their_keys() -> None:
+    assert dict(schema.aliases()) == FROM_OTHER_TOOLS
+    for where, name, child in properties(schema.schema()):
+        for alias in child.get(schema.ALIASES, ()):
+            assert schema.aliases()[alias] == name, where
+            assert alias != name
+
+
+def test_validate_answers_an_alias_with_its_key_where_the_key_is_allowed() -> None:
+    step_keys = [
+        a for a, key in FROM_OTHER_TOOLS.items() if key not in ("inputs", "finally", "wfx")
+    ]
+    text = "wfx: 1\nsteps:\n  - id: s\n    run: echo\n" + "".join(
+        f"    {alias}: x\n" for alias in step_keys if FROM_OTHER_TOOLS[alias] != "run"
+    )
+    text += "  - id: t\n    script: echo\n    cwd: sub\n"
+    hints = {
+        d.message.split("`")[1]: d.hint
+        for d in schema.validate(loads(text, "wf.yaml"))
+        if d.code == "schema.unknown-key"
+    }
+    for alias in step_keys:
+        if FROM_OTHER_TOOLS[alias] != "run":
+            assert hints[alias] == f"did you mean `{FROM_OTHER_TOOLS[alias]}`?", alias
+    assert hints["script"] == "did you mean `run`?"
+    top = "version: 1\nparameters: {}\nsteps:\n  - run: echo\nalways: []\n"
+    found = {
+        d.message.split("`")[1]: d.hint
+        for d in schema.validate(loads(top, "wf.yaml"))
+        if d.code == "schema.unknown-key"
+    }
+    assert found == {
+        "version": "did you mean `wfx`?",
+        "parameters": "did you mean `inputs`?",
+        "always": "did you mean `finally`?",
+    }

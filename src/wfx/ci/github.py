@@ -1,8 +1,11 @@
 """The edge to GitHub: find, create and update the pull request's wfx comment with
 `gh api` (which takes its token from GH_TOKEN: wfx never sees it).
 
-The comment is the oldest one whose body starts with the marker; a run updates it,
-and creates one only when there is none, so a pull request has one wfx comment.
+The comment is the oldest one whose body starts with the marker and whose author is the
+one the action posts as (a bot, or the login it is told): a run updates it, and creates
+one only when there is none, so a pull request has one wfx comment. A comment someone
+else starts with the marker is never taken for it: its author could edit the plan that
+reviewers read after wfx wrote it.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class PullRequest:
     repository: str
     number: int
     gh: Sequence[str] = ("gh",)
+    author: str = ""
+    """The login the comment is posted as; empty: any bot (`github-actions[bot]` for the
+    job's own token, an app's bot for an app's token)."""
 
     def __post_init__(self) -> None:
         if not _REPOSITORY.match(self.repository):
@@ -47,13 +53,25 @@ class PullRequest:
             raise GitHubError(f"`{self.number}` is not a pull request number")
 
     def find_comment(self, marker: str) -> dict[str, Any] | None:
-        """The oldest comment whose body starts with `marker`, or None."""
+        """The oldest comment of ours whose body starts with `marker`, or None."""
         path = f"repos/{self.repository}/issues/{self.number}/comments?per_page=100"
         pages = self._api(["--paginate", path])
         for comment in _json_values(pages):
-            if isinstance(comment, dict) and str(comment.get("body", "")).startswith(marker):
+            if (
+                isinstance(comment, dict)
+                and str(comment.get("body", "")).startswith(marker)
+                and self._ours(comment)
+            ):
                 return comment
         return None
+
+    def _ours(self, comment: dict[str, Any]) -> bool:
+        user = comment.get("user")
+        if not isinstance(user, dict):
+            return False
+        if self.author:
+            return str(user.get("login", "")).lower() == self.author.lower()
+        return user.get("type") == "Bot"
 
     def post(self, body: str, marker: str) -> Posted:
         """Update the comment found by `marker` to `body`, or create it when there is none."""

@@ -154,7 +154,9 @@ def _post(options: argparse.Namespace, body: str, touched: bool) -> bool | None:
     if not options.comment or not options.pull_request:
         return None
     try:
-        pull_request = PullRequest(options.repository, int(options.pull_request))
+        pull_request = PullRequest(
+            options.repository, int(options.pull_request), author=options.comment_author
+        )
         if not touched and pull_request.find_comment(MARKER) is None:
             print("wfx: no workflow file changed; no comment to update")
             return None
@@ -225,6 +227,13 @@ def parser(environment: dict[str, str]) -> argparse.ArgumentParser:
         "--pull-request",
         default=_pull_request_from_event(environment),
         help="its number (default: the job's pull_request event); empty: comment nowhere",
+    )
+    found.add_argument(
+        "--comment-author",
+        default="",
+        metavar="LOGIN",
+        help="the login the comment is posted as, when not a bot (a personal token);"
+        " default: any bot's comment is ours, nobody else's",
     )
     found.add_argument(
         "--comment",

@@ -27,11 +27,12 @@ class Loss:
     message: str
     step: str | None = None
     line: int | None = None
+    column: int = 1
 
     def diagnostic(self, file: str, severity: Severity) -> Diagnostic:
         """The loss as an error (no `--allow-lossy`) or a warning, at its step's line."""
         where = f"step `{self.step}`: " if self.step else ""
-        span = Span(file, self.line or 1, 1)
+        span = Span(file, self.line or 1, self.column)
         hint = "pass --allow-lossy to export anyway, with this loss written as a comment"
         return Diagnostic(
             severity,
@@ -58,9 +59,93 @@ class Losses:
         if step is None:
             loss = Loss(kind, message)
         else:
-            loss = Loss(kind, message, str(step["id"]), int(step["line"]))
+            column = int(step.get("column") or 1)
+            loss = Loss(kind, message, str(step["id"]), int(step["line"]), column)
         if loss not in self.found:
             self.found.append(loss)
+
+
+def group_position(plan: dict[str, Any], group_id: str) -> dict[str, Any] | None:
+    """A group as a loss names it: its id, at its line (None: at the workflow's top)."""
+    line = ((plan.get("groups") or {}).get(group_id) or {}).get("line")
+    column = ((plan.get("groups") or {}).get(group_id) or {}).get("column")
+    return None if line is None else {"id": group_id, "line": line, "column": column}
+
+
+def first_with_rollback(plan: dict[str, Any]) -> dict[str, Any] | None:
+    """The step (record with its `id`) written first of those with a rollback: where a
+    loss about the saga's rollback order stands."""
+    found = [
+        {**step, "id": step_id}
+        for step_id, step in (plan.get("steps") or {}).items()
+        if step.get("rollbackAction") and step.get("line")
+    ]
+    return min(found, key=lambda s: int(s["line"]), default=None)
+
+
+def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
+    """The losses of what neither target maps: a concurrency group, a group's own timeout
+    and retries, a step's executor, and `continueOn` (both targets continue after every
+    failure or none)."""
+    concurrency = plan.get("concurrency")
+    if concurrency:
+        losses.add(
+            "concurrency",
+            f"concurrency group `{concurrency.get('group')}` ({concurrency.get('mode')}):"
+            f" {target} does not hold the runs of a group one at a time as wfx does",
+        )
+    for group_id, group in (plan.get("groups") or {}).items():
+        where = group_position(plan, group_id)
+        if group.get("groupTimeout") is not None:
+            losses.add(
+                "group-timeout",
+                f"groupTimeout {group['groupTimeout']:g}s: {target} has no timeout for a"
+                " group of steps as a whole",
+                where,
+            )
+        retries = group.get("groupRetries")
+        if retries and retries.get("attempts", 1) > 1:
+            losses.add(
+                "group-retries",
+                f"groupRetries (up to {retries['attempts']} attempts): {target} does not run"
+                " a group of steps again as a whole",
+                where,
+            )
+    for step_id, step in (plan.get("steps") or {}).items():
+        executor = step.get("executor")
+        if executor not in (None, "local"):
+            losses.add(
+                "executor",
+                f"executor `{executor}`: the step runs where {target} runs every step",
+                {**step, "id": step_id},
+            )
+        codes = step.get("continueOn")
+        if codes:
+            listed = ", ".join(str(c) for c in codes)
+            losses.add(
+                "continue-on",
+                f"continueOn [{listed}]: {target} cannot tell exit codes apart, so the step's"
+                " failure fails the run whatever its exit code",
+                {**step, "id": step_id},
+            )
+
+
+class Names:
+    """Names unique in the target (its jobs, tasks, templates): a step id the target would
+    write like another one (`a_b` and `a-b` for Argo; `build` and `Build` for GitHub,
+    which ignores case), or like a name of the exporter's own, gets a suffix."""
+
+    def __init__(self, reserved: tuple[str, ...] = ()) -> None:
+        self._used = {name.casefold() for name in reserved}
+
+    def take(self, base: str) -> str:
+        """`base`, or `base-2`, `base-3`... : the first not taken yet; now taken."""
+        name, number = base, 1
+        while name.casefold() in self._used:
+            number += 1
+            name = f"{base}-{number}"
+        self._used.add(name.casefold())
+        return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,5 +234,6 @@ def _refused(
     its file (a sub-workflow's step names its own)."""
     first = next((s for s in steps if s.get("line")), None)
     line = 1 if first is None else first["line"]
+    column = 1 if first is None else first.get("column") or 1
     where = plan["file"] if first is None else first.get("file") or plan["file"]
-    return error(code, message, Span(where, line, 1, line, 1), hint)
+    return error(code, message, Span(where, line, column, line, column), hint)

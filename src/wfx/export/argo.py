@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 
 from wfx.diagnostics import DiagnosticsError, error
-from wfx.export import Exported, Losses, header
+from wfx.export import (
+    Exported,
+    Losses,
+    Names,
+    first_with_rollback,
+    group_position,
+    header,
+    unmapped_losses,
+)
 from wfx.export.expressions import Untranslatable, parse_expression
 from wfx.expr import ExpressionError, parse_template
 from wfx.expr.ast import Binary, FunctionCall, Literal, Logical, NamedValue, Node, Not, Property
@@ -92,8 +100,20 @@ class _ArgoExporter:
         self.steps = {k: {**v, "id": k} for k, v in plan["steps"].items()}
         self.main = [s for stage in plan["stages"] for s in stage]
         self.final = [s for stage in plan["finally"] for s in stage]
+        names = Names(reserved=("main", "finally"))
+        self.names = {step_id: names.take(argo_name(step_id)) for step_id in self.steps}
+        self.rollback_names = {
+            step_id: names.take("rollback-" + self.names[step_id])
+            for step_id, step in self.steps.items()
+            if step.get("rollbackAction")
+        }
         self.read_outputs: dict[str, set[str]] = {}
         self._held: dict[str, Any] = {}
+        #: the template being built, whose step outputs reach it as input parameters
+        #: (a leaf template cannot read `{{tasks...}}`: the DAG task passes them)
+        self._building: str | None = None
+        #: each template's input parameters: name → (step id, output)
+        self.inputs_of: dict[str, dict[str, tuple[str, str]]] = {}
 
     # -- the workflow -----------------------------------------------------------------------
 
@@ -101,11 +121,12 @@ class _ArgoExporter:
         m, plan = self.m, self.plan
         for step in self.steps.values():
             self._scan_outputs(step)
+        leaves = [self._template(self.steps[s], "action") for s in self.main + self.final]
+        leaves += [self._template(self.steps[s], "rollbackAction") for s in self._rollbacks()]
         templates = [self._dag("main", self.main, final=False)]
         if self.final or self._rollbacks():
             templates.append(self._dag("finally", self.final, final=True))
-        templates += [self._template(self.steps[s], "action") for s in self.main + self.final]
-        templates += [self._template(self.steps[s], "rollbackAction") for s in self._rollbacks()]
+        templates += leaves
         spec: dict[str, Any] = {
             "entrypoint": "main",
             "templates": templates,
@@ -119,7 +140,12 @@ class _ArgoExporter:
             spec["parallelism"] = plan["maxParallel"]
         for group_id, group in plan.get("groups", {}).items():
             if group.get("maxParallel") is not None:
-                self.losses.add("max-parallel", f"group `{group_id}`: `maxParallel` is dropped")
+                self.losses.add(
+                    "max-parallel",
+                    f"group `{group_id}`: `maxParallel` is dropped",
+                    group_position(plan, group_id),
+                )
+        unmapped_losses(plan, self.losses, "Argo")
         name = argo_name(plan.get("name") or "wfx")
         return m.Workflow(
             api_version="argoproj.io/v1alpha1",
@@ -159,22 +185,24 @@ class _ArgoExporter:
                 "saga rollback: Argo's exit handler cannot tell which steps succeeded; it runs"
                 f" every rollback ({', '.join(self._rollbacks())}) one after another, in the"
                 " plan's order, when the workflow did not succeed",
+                first_with_rollback(self.plan),
             )
             for step_id in self._rollbacks():
                 task: dict[str, Any] = {
-                    "name": "rollback-" + argo_name(step_id),
-                    "template": "rollback-" + argo_name(step_id),
+                    "name": self.rollback_names[step_id],
+                    "template": self.rollback_names[step_id],
                     "when": "{{workflow.status}} != Succeeded",
                     "continue_on": m.ContinueOn(failed=True, error=True),
                 }
+                self._pass_outputs(task, exit_handler=True)
                 if previous:  # it continues on failure, so the next rollback still runs
                     task["dependencies"] = [previous]
                 tasks.append(m.DAGTask(**task))
                 previous = task["name"]
         for step_id in order:
             step = self.steps[step_id]
-            task = {"name": argo_name(step_id), "template": argo_name(step_id)}
-            needs = [argo_name(n) for n in step["needs"]]
+            task = {"name": self.names[step_id], "template": self.names[step_id]}
+            needs = [self.names[n] for n in step["needs"]]
             if final and previous:
                 needs.append(previous)
             if needs:
@@ -184,6 +212,7 @@ class _ArgoExporter:
                 task["when"] = when
             if step["onError"] == "continue":
                 task["continue_on"] = m.ContinueOn(failed=True)
+            self._pass_outputs(task, exit_handler=final)
             tasks.append(m.DAGTask(**task))
         return m.Template(name=name, dag=m.DAGTemplate(tasks=tasks))
 
@@ -217,7 +246,7 @@ class _ArgoExporter:
         if isinstance(node, Not):
             return f"!({self._condition(node.operand, final)})"
         if isinstance(node, Binary):
-            left, right = self._operand(node.left), self._operand(node.right)
+            left, right = self._operand(node.left, final), self._operand(node.right, final)
             return f"{left} {node.op} {right}"
         if isinstance(node, FunctionCall) and final and not node.args:
             status = {
@@ -231,7 +260,7 @@ class _ArgoExporter:
             return "true"  # a DAG task runs only when its dependencies succeeded
         raise Untranslatable("Argo's `when` has no equivalent of this expression")
 
-    def _operand(self, node: Node) -> str:
+    def _operand(self, node: Node, final: bool) -> str:
         if isinstance(node, Literal):
             if isinstance(node.value, str):
                 return "'" + node.value.replace("'", "\\'") + "'"
@@ -240,9 +269,9 @@ class _ArgoExporter:
             if node.value is None:
                 raise Untranslatable("null has no Argo equivalent")
             return _number(node.value)
-        return "'" + self._reference(node) + "'"
+        return "'" + self._reference(node, final) + "'"
 
-    def _reference(self, node: Node) -> str:
+    def _reference(self, node: Node, final: bool = False) -> str:
         """A bare reference as an Argo `{{...}}` template."""
         path = _path(node)
         if path is None:
@@ -253,28 +282,97 @@ class _ArgoExporter:
         if head == "workflow" and len(path) == 2 and path[1].lower() == "runid":
             return "{{workflow.name}}"  # unique per run, as generateName makes it
         if head == "steps" and len(path) == 4 and path[2].lower() == "outputs":
-            return "{{tasks." + argo_name(path[1]) + ".outputs.parameters." + path[3] + "}}"
+            if path[1] not in self.names:
+                raise Untranslatable(f"`{'.'.join(path)}` has no Argo equivalent")
+            if self._building is not None:  # a leaf template: an input its task passes
+                name = f"wfx-{self.names[path[1]]}-{path[3]}"
+                self.inputs_of.setdefault(self._building, {})[name] = (path[1], path[3])
+                return "{{inputs.parameters." + name + "}}"
+            return self._output(path[1], path[3], exit_handler=final)
         raise Untranslatable(f"`{'.'.join(path)}` has no Argo equivalent")
+
+    def _output(self, step_id: str, output: str, *, exit_handler: bool) -> str:
+        """A step's output where a DAG reads it: from the task in the main DAG; in the exit
+        handler, which cannot see the main DAG's tasks, from the workflow's outputs."""
+        if exit_handler:
+            return "{{workflow.outputs.parameters." + self._global(step_id, output) + "}}"
+        return "{{tasks." + self.names[step_id] + ".outputs.parameters." + output + "}}"
+
+    def _global(self, step_id: str, output: str) -> str:
+        """The workflow-wide name of a step's output (its `globalName`)."""
+        return f"wfx-{self.names[step_id]}-{output}"
+
+    def _pass_outputs(self, task: dict[str, Any], *, exit_handler: bool) -> None:
+        """The arguments a task passes its template: the step outputs it reads."""
+        wanted = self.inputs_of.get(task["template"])
+        if wanted:
+            task["arguments"] = self.m.Arguments(
+                parameters=[
+                    self.m.Parameter(
+                        name=name, value=self._output(*wanted[name], exit_handler=exit_handler)
+                    )
+                    for name in sorted(wanted)
+                ]
+            )
 
     # -- templates --------------------------------------------------------------------------
 
     def _template(self, step: dict[str, Any], which: str) -> Any:
+        """The template of a step's action (or its rollback's), with an input parameter
+        for each step output it reads."""
+        m = self.m
+        rollback = which == "rollbackAction"
+        name = (self.rollback_names if rollback else self.names)[step["id"]]
+        self._building = name
+        try:
+            template = self._leaf(step, which, name)
+        finally:
+            self._building = None
+        inputs = self.inputs_of.get(name)
+        if inputs:
+            template.inputs = m.Inputs(parameters=[m.Parameter(name=n) for n in sorted(inputs)])
+        return template
+
+    def _leaf(self, step: dict[str, Any], which: str, name: str) -> Any:
         m = self.m
         action = step[which]
         rollback = which == "rollbackAction"
-        name = ("rollback-" if rollback else "") + argo_name(step["id"])
         settings: dict[str, Any] = {"name": name}
         if not rollback:
             self._settings(step, settings)
+        elif action.get("timeout") is not None:
+            settings["active_deadline_seconds"] = str(math.ceil(action["timeout"]))
+            if math.ceil(action["timeout"]) != action["timeout"]:
+                self.losses.add(
+                    "timeout", "the rollback's timeout is rounded up to whole seconds", step
+                )
         if action["kind"] == "uses":
             self.losses.add(
                 "python", f"`{action['uses']}` is a Python callable of wfx; the task fails", step
             )
             message = f"wfx step {step['id']} calls {action['uses']}, which cannot run here"
-            settings["container"] = m.Container(
-                image=self.image, command=["sh", "-c", f"echo {shlex.quote(message)} >&2; exit 1"]
+            settings["container"] = self._failing(message)
+        else:
+            self._runs(step, action, rollback, settings)
+        if step["id"] in self.read_outputs and not rollback:
+            # declared even by a task that fails in its step's place: its readers name them
+            settings["outputs"] = m.Outputs(
+                parameters=[
+                    m.Parameter(
+                        name=output,
+                        value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{output}", default=""),
+                        global_name=self._global(step["id"], output),
+                    )
+                    for output in sorted(self.read_outputs[step["id"]])
+                ]
             )
-            return m.Template(**settings)
+        return m.Template(**settings)
+
+    def _runs(
+        self, step: dict[str, Any], action: dict[str, Any], rollback: bool, settings: dict[str, Any]
+    ) -> None:
+        """What a `run` or `cmd` action runs: a script or a container."""
+        m = self.m
         source = action.get("source", {})
         env = self._env(step, source.get("env", {}))
         directory = source.get("workingDirectory")
@@ -285,39 +383,37 @@ class _ArgoExporter:
                 " not in the pod",
                 step,
             )
-        if action["kind"] == "cmd":
-            args = [self._argument(step, item, n, env) for n, item in enumerate(source["cmd"])]
-            settings["container"] = m.Container(
-                image=self.image, command=args[:1], args=args[1:], env=_env_vars(m, env)
-            )
-        else:
-            script = self._script(step, source.get("run", ""), action.get("shell"), env)
-            command = _command(action.get("shell"))
-            if step["id"] in self.read_outputs and not rollback:
-                if command[0] in ("bash", "sh"):
-                    script = _SPLIT_OUTPUTS + script
-                else:
-                    self.losses.add("outputs", "outputs of a non-sh shell are not read", step)
-            settings["script"] = m.ScriptTemplate(
-                image=self.image, command=command, source=script, env=_env_vars(m, env)
-            )
         if "WFX_WORKSPACE" in str(source):
             self.losses.add(
                 "workspace",
                 "$WFX_WORKSPACE: each task is its own pod, files are not shared between tasks",
                 step,
             )
-        if step["id"] in self.read_outputs and not rollback:
-            settings["outputs"] = m.Outputs(
-                parameters=[
-                    m.Parameter(
-                        name=output,
-                        value_from=m.ValueFrom(path=f"{OUTPUT_DIR}/{output}", default=""),
-                    )
-                    for output in sorted(self.read_outputs[step["id"]])
-                ]
+        if action["kind"] == "cmd":
+            args = [self._argument(step, item, n, env) for n, item in enumerate(source["cmd"])]
+            settings["container"] = m.Container(
+                image=self.image, command=args[:1], args=args[1:], env=_env_vars(m, env)
             )
-        return m.Template(**settings)
+            return
+        script = self._script(step, source.get("run", ""), action.get("shell"), env)
+        if script is None:
+            message = f"wfx step {step['id']}: its script cannot be exported, see the header"
+            settings["container"] = self._failing(message)
+            return
+        command = _command(action.get("shell"))
+        if step["id"] in self.read_outputs and not rollback:
+            if command[0] in ("bash", "sh"):
+                script = _SPLIT_OUTPUTS + script
+            else:
+                self.losses.add("outputs", "outputs of a non-sh shell are not read", step)
+        settings["script"] = m.ScriptTemplate(
+            image=self.image, command=command, source=script, env=_env_vars(m, env)
+        )
+
+    def _failing(self, message: str) -> Any:
+        """A container that fails saying why, in the place of a step that cannot run."""
+        command = ["sh", "-c", f"echo {shlex.quote(message)} >&2; exit 1"]
+        return self.m.Container(image=self.image, command=command)
 
     def _settings(self, step: dict[str, Any], settings: dict[str, Any]) -> None:
         m = self.m
@@ -343,6 +439,19 @@ class _ArgoExporter:
                 )
             if retry.get("jitter"):
                 self.losses.add("jitter", "Argo's retries have no jitter", step)
+            if retry.get("on", "any") != "any" or retry.get("except"):
+                self.losses.add(
+                    "retry-filter",
+                    "`retries.on`/`except`: Argo retries every failure (retryPolicy Always)",
+                    step,
+                )
+            if retry.get("deadline") is not None:
+                self.losses.add(
+                    "retry-deadline",
+                    f"retries `deadline` {_number(retry['deadline'])}s: Argo's retries have no"
+                    " deadline for all attempts together",
+                    step,
+                )
             settings["retry_strategy"] = m.RetryStrategy(
                 limit=str(retry["attempts"] - 1), retry_policy="Always", backoff=backoff
             )
@@ -366,14 +475,16 @@ class _ArgoExporter:
 
     def _script(
         self, step: dict[str, Any], text: str, shell: str | None, env: dict[str, Any]
-    ) -> str:
+    ) -> str | None:
+        """The script with each `${{ }}` as a variable; None when that cannot be done
+        (the task then fails in its place: its text, kept, would run values as code)."""
         try:
             prepared = prepare_script(
                 parse_template(text), lambda e: self._holder(step, e.text.strip(), env), shell
             )
         except (ExpressionError, EvaluatedValueError) as exc:
-            self.losses.add("expression", f"the script: {exc}", step)
-            return text
+            self.losses.add("expression", f"the script: {exc}; the task fails in its place", step)
+            return None
         for name, value in prepared.env.items():
             env.setdefault(name, self._held.get(value, value))
         return prepared.text

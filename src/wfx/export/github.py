@@ -18,7 +18,15 @@ from typing import Any
 
 import yaml
 
-from wfx.export import Exported, Losses, header
+from wfx.export import (
+    Exported,
+    Losses,
+    Names,
+    first_with_rollback,
+    group_position,
+    header,
+    unmapped_losses,
+)
 from wfx.export.expressions import (
     GITHUB_FUNCTIONS,
     Untranslatable,
@@ -77,6 +85,8 @@ class _GitHubExporter:
         }
         self.main = [s for stage in plan["stages"] for s in stage]
         self.final = [s for stage in plan["finally"] for s in stage]
+        names = Names(reserved=(COMPENSATE_JOB,))
+        self.job_ids = {step_id: names.take(job_id(step_id)) for step_id in self.steps}
         self.read_outputs: dict[str, set[str]] = {}
         self.directory = _workflow_directory(plan["file"])
 
@@ -94,16 +104,16 @@ class _GitHubExporter:
             document["env"] = env
         jobs: dict[str, Any] = {}
         for step_id in self.main:
-            jobs[job_id(step_id)] = self._job(self.steps[step_id], final=False)
+            jobs[self.job_ids[step_id]] = self._job(self.steps[step_id], final=False)
         compensation = self._compensation_job()
         if compensation is not None:
             jobs[COMPENSATE_JOB] = compensation
         for step_id in self.final:
-            jobs[job_id(step_id)] = self._job(
+            jobs[self.job_ids[step_id]] = self._job(
                 self.steps[step_id], final=True, after_compensation=compensation is not None
             )
         for step_id, names in self.read_outputs.items():
-            outputs = jobs[job_id(step_id)].setdefault("outputs", {})
+            outputs = jobs[self.job_ids[step_id]].setdefault("outputs", {})
             for name in sorted(names):
                 outputs[name] = "${{ steps.run.outputs." + name + " }}"
         document["jobs"] = jobs
@@ -120,7 +130,12 @@ class _GitHubExporter:
             self.losses.add("max-parallel", "`maxParallel` has no equivalent for jobs")
         for group_id, group in plan.get("groups", {}).items():
             if group.get("maxParallel") is not None:
-                self.losses.add("max-parallel", f"group `{group_id}`: `maxParallel` is dropped")
+                self.losses.add(
+                    "max-parallel",
+                    f"group `{group_id}`: `maxParallel` is dropped",
+                    group_position(plan, group_id),
+                )
+        unmapped_losses(plan, self.losses, "GitHub Actions")
 
     def _inputs(self) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
@@ -153,13 +168,13 @@ class _GitHubExporter:
         self, step: dict[str, Any], *, final: bool, after_compensation: bool = False
     ) -> dict[str, Any]:
         job: dict[str, Any] = {"name": step.get("name") or step["id"]}
-        needs = [job_id(n) for n in step["needs"]]
+        needs = [self.job_ids[n] for n in step["needs"]]
         if final:
-            needs = [job_id(s) for s in self.main] + needs
+            needs = [self.job_ids[s] for s in self.main] + needs
             if after_compensation:
                 needs.append(COMPENSATE_JOB)
         condition = self._condition(step, final)
-        needs += [job_id(s) for s in self._read_steps(step) if job_id(s) not in needs]
+        needs += [self.job_ids[s] for s in self._read_steps(step) if self.job_ids[s] not in needs]
         if needs:
             job["needs"] = list(dict.fromkeys(needs))
         if condition is not None:
@@ -212,15 +227,7 @@ class _GitHubExporter:
     def _settings(self, step: dict[str, Any], job: dict[str, Any]) -> None:
         timeout = step.get("timeout")
         if timeout is not None:
-            minutes = max(1, math.ceil(timeout / 60))
-            job["timeout-minutes"] = minutes
-            if minutes * 60 != timeout:
-                self.losses.add(
-                    "timeout",
-                    f"timeout {_seconds(timeout)} becomes timeout-minutes: {minutes}"
-                    " (GitHub Actions counts whole minutes)",
-                    step,
-                )
+            job["timeout-minutes"] = self._minutes(step, timeout, "timeout")
         if step["onError"] == "continue":
             job["continue-on-error"] = True
         retry = step["retry"]
@@ -240,6 +247,18 @@ class _GitHubExporter:
                 step,
             )
 
+    def _minutes(self, step: dict[str, Any], timeout: float, what: str) -> int:
+        """A timeout in GitHub's whole minutes (rounded up: a loss when not whole)."""
+        minutes = max(1, math.ceil(timeout / 60))
+        if minutes * 60 != timeout:
+            self.losses.add(
+                "timeout",
+                f"{what} {_seconds(timeout)} becomes timeout-minutes: {minutes}"
+                " (GitHub Actions counts whole minutes)",
+                step,
+            )
+        return minutes
+
     # -- what runs --------------------------------------------------------------------------
 
     def _run_steps(
@@ -253,16 +272,17 @@ class _GitHubExporter:
                 step,
             )
             message = f"wfx step {step['id']} calls {action['uses']}, which cannot run here"
-            return [
-                {"id": name, "shell": "bash", "run": f"echo {shlex.quote(message)} >&2; exit 1"}
-            ]
+            return [_failing(name, message)]
         env = self._step_env(step, source.get("env", {}))
         if action["kind"] == "cmd":
-            script = self._cmd_script(step, source.get("cmd", []), env)
+            script: str | None = self._cmd_script(step, source.get("cmd", []), env)
             shell = "bash"
         else:
             script = self._run_script(step, source.get("run", ""), action.get("shell"), env)
             shell = _shell(action.get("shell"))
+        if script is None:
+            message = f"wfx step {step['id']}: its script cannot be exported, see the header"
+            return [_failing(name, message)]
         if "WFX_WORKSPACE" in script:
             self.losses.add(
                 "workspace",
@@ -304,22 +324,24 @@ class _GitHubExporter:
                 "WFX_RUN_ID": "${{ github.run_id }}",
                 "WFX_ATTEMPT": "1",
                 "WFX_WORKSPACE": "${{ github.workspace }}",
-                "WFX_OUTPUT": "${{ runner.temp }}/wfx-output-" + job_id(step["id"]),
+                "WFX_OUTPUT": "${{ runner.temp }}/wfx-output-" + self.job_ids[step["id"]],
             }
         )
         return env
 
     def _run_script(
         self, step: dict[str, Any], text: str, shell: str | None, env: dict[str, str]
-    ) -> str:
+    ) -> str | None:
+        """The script with each `${{ }}` as a variable; None when that cannot be done
+        (the step then fails in its place: its text, pasted, would run values as code)."""
         try:
             template = parse_template(text)
             prepared = prepare_script(
                 template, lambda e: self._value_of(e.text.strip(), step, "run"), shell
             )
         except (ExpressionError, EvaluatedValueError) as exc:
-            self.losses.add("expression", f"the script: {exc}", step)
-            return text
+            self.losses.add("expression", f"the script: {exc}; the job fails in its place", step)
+            return None
         env.update(prepared.env)
         return prepared.text
 
@@ -399,8 +421,8 @@ class _GitHubExporter:
         if head in ("inputs", "env", "secrets"):
             return (head,), 1
         if head == "steps":
-            if len(path) >= 3 and path[2].lower() == "outputs":
-                return ("needs", job_id(path[1]), "outputs"), 3
+            if len(path) >= 3 and path[2].lower() == "outputs" and path[1] in self.job_ids:
+                return ("needs", self.job_ids[path[1]], "outputs"), 3
             raise Untranslatable(
                 f"`{'.'.join(path[:3])}`: GitHub Actions knows another job's outputs and"
                 " result, not wfx's status, attempts or duration"
@@ -445,21 +467,25 @@ class _GitHubExporter:
             "saga rollback: wfx undoes the steps that succeeded in reverse order of completion;"
             f" the `{COMPENSATE_JOB}` job runs their rollbacks in the plan's order"
             f" ({', '.join(order)}) after any job failed, each only if its job succeeded",
+            first_with_rollback(self.plan),
         )
         steps: list[dict[str, Any]] = [{"uses": CHECKOUT}]
         for step_id in order:
             step = self.steps[step_id]
             for item in self._run_steps(
-                step, step["rollbackAction"], "rollback-" + job_id(step_id)
+                step, step["rollbackAction"], "rollback-" + self.job_ids[step_id]
             ):
                 if item.get("name") == "wfx outputs":
                     continue
-                item["if"] = "${{ needs." + job_id(step_id) + ".result == 'success' }}"
+                item["if"] = "${{ needs." + self.job_ids[step_id] + ".result == 'success' }}"
                 item["continue-on-error"] = True
+                timeout = step["rollbackAction"].get("timeout")
+                if timeout is not None:
+                    item["timeout-minutes"] = self._minutes(step, timeout, "the rollback's timeout")
                 steps.append(item)
         return {
             "name": "wfx compensation (rollbacks)",
-            "needs": [job_id(s) for s in self.main],
+            "needs": [self.job_ids[s] for s in self.main],
             "if": "${{ failure() || cancelled() }}",
             "runs-on": RUNNER,
             "steps": steps,
@@ -487,3 +513,8 @@ def _seconds(value: float) -> str:
     from wfx.durations import format_duration  # noqa: PLC0415 - only for messages
 
     return format_duration(value)
+
+
+def _failing(name: str, message: str) -> dict[str, Any]:
+    """A step that fails saying why, in the place of one that cannot be exported."""
+    return {"id": name, "shell": "bash", "run": f"echo {shlex.quote(message)} >&2; exit 1"}

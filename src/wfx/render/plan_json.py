@@ -86,6 +86,8 @@ def _group(group: PlannedGroup) -> dict[str, Any]:
         "conditionText": group.condition,
         "groups": list(group.groups),
         "section": group.section.value,
+        "line": group.line,
+        "column": group.column,
         "groupTimeout": group.group_timeout,
         "groupRetries": None
         if group.group_retries is None
@@ -110,6 +112,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
         "kind": step.kind.value,
         "section": step.section.value,
         "line": step.line,
+        "column": step.column,
         "groups": list(step.groups),
         "stage": step.stage,
         "needs": list(step.needs),
