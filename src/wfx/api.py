@@ -285,10 +285,15 @@ def check(
         report.sources[str(path)] = _source_text(path)
     for diagnostic in report.diagnostics:
         named = diagnostic.span.file if diagnostic.span else None
-        if named and named not in report.sources:
+        if named and named not in report.sources and not _in_env_file(diagnostic):
             report.sources[named] = _source_text(named)  # a file the include stage read
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
+
+
+def _in_env_file(diagnostic: Diagnostic) -> bool:
+    """A problem at a line of an env file, whose text is never quoted (it may be a secret)."""
+    return diagnostic.code in ("envfile.syntax", "envfile.name", "envfile.no-value")
 
 
 @dataclass(frozen=True)

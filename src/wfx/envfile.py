@@ -5,7 +5,9 @@ Files are parsed with python-dotenv, values taken as written: no `${VAR}` expans
 would read wfx's own environment into text the plan shows) and no `${{ }}` (a value is
 data, never an expression). Every problem is a Diagnostic: a missing or unreadable file at
 the position of its `envFile` entry, a line that is not `NAME=value` at its own line in the
-env file; all of them at once, before anything runs. A step's file may not set a name
+env file; all of them at once, before anything runs. A diagnostic never quotes an env
+file's text (a mistyped line may hold a secret): it names the line, and the variable when
+the line starts with a valid name. A step's file may not set a name
 listed in `secrets` (a secret has one value per run: the workflow's files and
 `--env-file` give it).
 """
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from wfx.source import Path_
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LEADING_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?![^\s=:])")
 
 #: an env file larger than this is refused (a dotenv file is a few kilobytes)
 MAX_BYTES = 1024 * 1024
@@ -100,7 +103,7 @@ class _Reader:
             elif binding.key is None:
                 continue
             elif not _NAME.fullmatch(binding.key):
-                self.problems.append(_bad_name(written, binding.key, line))
+                self.problems.append(_bad_name(written, line))
             elif binding.value is None:
                 self.problems.append(_no_value(written, binding.key, line))
             else:
@@ -143,20 +146,22 @@ def _missing(written: str, path: Path, span: Span | None) -> Diagnostic:
 
 
 def _bad_line(written: str, line: str, span: Span) -> Diagnostic:
-    shown = line.strip()
-    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    leading = _LEADING_NAME.match(line)
+    what = f"the line of `{leading.group(1)}`" if leading else f"line {span.line}"
     return error(
         "envfile.syntax",
-        f"env file `{written}`: cannot read `{shown}` as NAME=value",
+        f"env file `{written}`: cannot read {what} as NAME=value (its text is not shown:"
+        " it may hold a secret)",
         span,
         "write one `NAME=value` per line (values with spaces in quotes, `#` for comments)",
     )
 
 
-def _bad_name(written: str, name: str, span: Span) -> Diagnostic:
+def _bad_name(written: str, span: Span) -> Diagnostic:
     return error(
         "envfile.name",
-        f"env file `{written}`: `{name}` is not an environment variable name",
+        f"env file `{written}`: the name on line {span.line} is not an environment variable"
+        " name (it is not shown: it may hold a secret)",
         span,
         "use only letters, digits and `_`, not starting with a digit",
     )
