@@ -676,7 +676,9 @@ def enter_concurrency_group(
     group = concurrency_group(graph.workflow, graph.inputs)
     if group is None:
         return None
-    gate = Gate(state_dir(state_directory).path, group, concurrency.mode)
+    gate = Gate(
+        state_dir(state_directory).path, group, concurrency.mode, _longest_kill_grace(graph)
+    )
     gate.enter(run_id)
     return gate
 
