@@ -8,7 +8,7 @@ every problem found; any other exception escaping from here is a bug in wfx.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -1003,6 +1003,17 @@ def redrive_target(
     return graph, Part(chosen, kept, record.workspace, record.id, words)
 
 
+def _unread_journal(problem: Diagnostic) -> Diagnostic:
+    if problem.code != "select.missing":
+        return problem
+    message = problem.message.split(": no run in the journal", 1)[0]
+    return replace(
+        problem,
+        message=f"{message}: --no-journal reads no journal",
+        hint="drop --no-journal to take them from the journal, or start earlier with --from",
+    )
+
+
 def lost_kept_workspace(part: Part) -> str | None:
     """A warning when the workspace a run that keeps earlier results goes on in is gone
     (it is made again, empty), else None."""
@@ -1074,18 +1085,25 @@ def choose_part(
     only: Sequence[str] = (),
     from_: str | None = None,
     skip: Sequence[str] = (),
+    no_journal: bool = False,
 ) -> Part:
     """For `--only`, `--from` and `--skip` (on `wfx run` and `wfx plan`): what a run of
     that part of `graph` does with each step. Steps the chosen ones need but that do not
     run take their result from the newest run of `file` with the same inputs where they
-    succeeded; DiagnosticsError for unknown ids and for earlier results that do not exist."""
+    succeeded; DiagnosticsError for unknown ids and for earlier results that do not exist
+    (`no_journal`: because `--no-journal` reads no journal, which the error says)."""
     from wfx.runtime import redrive
     from wfx.selection import part
 
     earlier: dict[StepId, StepRecord] = {}
     if from_ and journal is not None:
         earlier = dict(redrive.latest_results(journal, str(Path(file).resolve()), graph.inputs))
-    chosen = part(graph, only=only, from_=from_, skip=skip, earlier=redrive.sources(earlier))
+    try:
+        chosen = part(graph, only=only, from_=from_, skip=skip, earlier=redrive.sources(earlier))
+    except DiagnosticsError as exc:
+        if not no_journal:
+            raise
+        raise DiagnosticsError([_unread_journal(d) for d in exc.diagnostics]) from None
     kept = {s: earlier[s] for s in chosen.kept}
     workspace, source = None, None
     if journal is not None and kept:

@@ -130,7 +130,15 @@ def part_for_run(
             journal, run_id, force, how, file=file, inputs=given or None, input_spans=spans
         )
     try:
-        part = api.choose_part(journal, graph, file, only=_ids(only), from_=from_, skip=_ids(skip))
+        part = api.choose_part(
+            journal,
+            graph,
+            file,
+            only=_ids(only),
+            from_=from_,
+            skip=_ids(skip),
+            no_journal=not how.journal,
+        )
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     lost = api.lost_kept_workspace(part) if how.workspace is None else None

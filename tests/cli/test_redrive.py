@@ -224,6 +224,20 @@ def test_from_without_earlier_results_and_unknown_steps_are_exit_2(tmp_path: Pat
     assert _ledger(tmp_path) == [] and _runs(tmp_path) == []
 
 
+def test_from_with_no_journal_says_no_journal_was_read(tmp_path: Path) -> None:
+    """The journal holds every earlier result, but --no-journal reads none: the error must
+    not claim that no run succeeded at them."""
+    (tmp_path / "fixed").touch()
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    assert wfx("run", "-q", "wf.yaml", cwd=tmp_path).returncode == 0
+    refused = wfx("run", "wf.yaml", "--from", "deploy", "--no-journal", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "no earlier result of `build`, `lint`, `test`" in refused.stderr
+    assert "--no-journal reads no journal" in refused.stderr
+    assert "no run in the journal succeeded" not in refused.stderr
+    assert len(_runs(tmp_path)) == 1
+
+
 def test_a_journal_of_schema_3_is_migrated(tmp_path: Path) -> None:
     """Runs recorded before redrives existed read as runs that redrive nothing and keep
     nothing, and a retry of one works."""
