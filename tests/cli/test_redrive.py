@@ -270,3 +270,29 @@ def test_a_redrive_whose_workspace_is_gone_says_so(tmp_path: Path) -> None:
     retried = wfx("retry", first, "-q", cwd=tmp_path)
     assert f"the workspace of run `{first}`, {workspace}, is gone" in retried.stderr
     assert _ledger(tmp_path)[-2] == "deploy 7"  # build's file is missing; its output is kept
+
+
+def test_the_guarded_deploy_example_is_redriven_after_an_outage(tmp_path: Path) -> None:
+    """examples/guarded-deploy.yaml as its description says: the upload fails while the
+    registry is down; `wfx retry` keeps the build and redoes the upload and the rollout."""
+    example = str(ROOT / "examples" / "guarded-deploy.yaml")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "registry.down").touch()
+    failed = wfx("run", example, "--workspace", str(workspace), cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "upload    ✗ failed" in failed.stdout
+    run_id = str(_runs(tmp_path)[0]["id"])
+    (workspace / "registry.down").unlink()
+    planned = wfx("plan", example, "--retry", run_id, cwd=tmp_path)
+    assert f"✓ build    kept from run {run_id}" in planned.stdout
+    assert f"▶ upload   runs: failed in run {run_id}" in planned.stdout
+    redriven = wfx("retry", run_id, "--format", "json", cwd=tmp_path)
+    assert redriven.returncode == 0, redriven.stderr
+    assert json.loads(redriven.stdout)["outputs"] == {
+        "image": "registry.example.com/shop:3.1.0",
+        "url": "https://staging.shop.example.com",
+    }
+    assert "with token ***" in redriven.stderr and "stand-in-token" not in redriven.stderr
+    assert (workspace / "builds.log").read_text() == "built\n"  # kept, not built again
+    assert (workspace / "rollouts.log").read_text().count("staging runs") == 1
