@@ -103,7 +103,9 @@ def compile_workflow(
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
-    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values, lowering.calls)
+    graph = ExecutionGraph(
+        workflow, tuple(nodes), _id_table(nodes), values, lowering.calls, workflow_env(workflow)
+    )
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)

@@ -265,6 +265,9 @@ class ExecutionGraph:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     calls: Mapping[str, CallScope] = field(default_factory=dict)
     """Each sub-workflow call by the prefix of its nodes' ids (`deploy/`)."""
+    env: Mapping[str, Setting] = field(default_factory=dict)
+    """The workflow's own variables (`--env-file`, `envFile`, `env`, later winning): what
+    `env` holds in its `outputs`."""
 
     def steps(self, section: Section | None = None) -> Iterator[Node]:
         """The leaf nodes (optionally of one section) in topological order."""

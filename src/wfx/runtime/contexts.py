@@ -247,6 +247,11 @@ class RunContexts:
         }
         contexts = StepContexts(values, self.ending_status())
         outputs: dict[str, Any] = {}
+        try:
+            contexts["env"] = self._workflow_env(contexts)
+        except ExpressionError as exc:  # the outputs see the variables before it
+            message = f"{exc.span}: the workflow's env for its outputs: {exc.message}"
+            run.emit(ev.Notice(run.run_id, run.now(), run.secrets.mask(message), span=exc.span))
         for name, template in run.graph.workflow.outputs.items():
             try:
                 outputs[name] = run.secrets.mask_value(render_value(template, contexts))
@@ -257,6 +262,14 @@ class RunContexts:
                 )
                 run.emit(ev.Notice(run.run_id, run.now(), message, span=exc.span))
         return outputs
+
+    def _workflow_env(self, contexts: StepContexts) -> dict[str, str]:
+        """The workflow's own variables rendered, each seeing those before it."""
+        env: dict[str, str] = {}
+        contexts["env"] = env
+        for name, setting in self.run.graph.env.items():
+            env[name] = render_text(setting.value, contexts)
+        return env
 
 
 class InstanceSteps(Mapping[str, Any]):

@@ -140,9 +140,7 @@ async def run(
     if inputs is not None:
         from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
 
-        graph = ExecutionGraph(
-            graph.workflow, graph.nodes, graph.ids, input_values.resolve(graph.workflow, inputs)
-        )
+        graph = dataclasses.replace(graph, inputs=input_values.resolve(graph.workflow, inputs))
     return await _Run(graph, chosen).execute()
 
 
