@@ -238,6 +238,27 @@ def test_from_with_no_journal_says_no_journal_was_read(tmp_path: Path) -> None:
     assert len(_runs(tmp_path)) == 1
 
 
+@pytest.mark.parametrize("command", ["run", "plan"])
+@pytest.mark.parametrize(
+    "option", [("--only", ""), ("--from", " "), ("--skip", ","), ("--only", "test,")]
+)
+def test_an_empty_step_list_is_exit_2_not_the_whole_workflow(
+    tmp_path: Path, command: str, option: tuple[str, str]
+) -> None:
+    """`--only "$STEPS"` with STEPS empty must not run (or plan) every step."""
+    (tmp_path / "fixed").touch()
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    name, value = option
+    result = wfx(command, "wf.yaml", name, value, cwd=tmp_path)
+    if value == "test,":  # a trailing comma names `test` all the same
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2
+    assert f"Invalid value for '{name}'" in result.stderr
+    assert "names no step" in result.stderr
+    assert _ledger(tmp_path) == []
+
+
 def test_a_journal_of_schema_3_is_migrated(tmp_path: Path) -> None:
     """Runs recorded before redrives existed read as runs that redrive nothing and keep
     nothing, and a retry of one works."""
