@@ -1037,6 +1037,19 @@ def stop_redriven_leftovers(journal: Journal, run_id: str, graph: ExecutionGraph
     return stop_leftovers(record.id, _longest_kill_grace(graph))
 
 
+def _no_such_run(journal: Journal, run_id: str) -> Diagnostic:
+    matches = [r.id for r in journal.runs() if run_id and r.id.startswith(run_id)]
+    if len(matches) < 2:
+        return error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)
+    listed = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
+    return error(
+        "redrive.ambiguous",
+        f"run id `{run_id}` is ambiguous: it matches {len(matches)} runs ({listed})",
+        None,
+        "give more characters of the id",
+    )
+
+
 def _redrivable(journal: Journal, run_id: str) -> RunRecord:
     import os
 
@@ -1044,9 +1057,7 @@ def _redrivable(journal: Journal, run_id: str) -> RunRecord:
 
     record = journal.run(run_id)
     if record is None:
-        raise DiagnosticsError(
-            [error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)]
-        )
+        raise DiagnosticsError([_no_such_run(journal, run_id)])
     if record.status == "success":
         raise DiagnosticsError(
             [
