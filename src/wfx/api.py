@@ -965,9 +965,12 @@ def redrive_target(
     file: str | Path | None = None,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    env_files: Sequence[str | Path] = (),
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Part]:
     """For `wfx retry RUN_ID` and `wfx plan --retry RUN_ID`: the graph of a redrive of run
-    `run_id` (its file and inputs, unless `file` and `inputs` are given) and what it does
+    `run_id` (its file and inputs, unless `file` and `inputs` are given; `env_files` and
+    `root` as for :func:`compile_file`) and what it does
     with each step: the steps that succeeded there are kept, every other one runs again,
     with the steps that need it. Refuses (DiagnosticsError) an unknown run, a run that
     succeeded, and a workflow changed since the run unless `force` (then the changed steps
@@ -980,7 +983,7 @@ def redrive_target(
     record = _redrivable(journal, run_id)
     path = record.file if file is None else file
     given = record.inputs if inputs is None else inputs
-    graph = compile_file(path, given, input_spans).graph
+    graph = compile_file(path, given, input_spans, env_files=env_files, root=root).graph
     changed: set[StepId] = set()
     words = None
     if fingerprint(graph.workflow, graph.inputs) != record.fingerprint:

@@ -640,7 +640,19 @@ def run_command(
             from wfx.cli_redrive import part_for_run
 
             graph, part = part_for_run(
-                journal, graph, file, given, spans, force, retry_failed, only, from_, skip, how
+                journal,
+                graph,
+                file,
+                given,
+                spans,
+                force,
+                retry_failed,
+                only,
+                from_,
+                skip,
+                how,
+                env_files=env_files,
+                root=root,
             )
         _execute(graph, file, how, journal, state, part)
 

@@ -141,6 +141,39 @@ def test_an_ambiguous_run_id_prefix_says_so_on_retry_and_plan(tmp_path: Path) ->
         assert f"run id `{prefix}` is ambiguous: it matches 2 runs" in result.stderr, args
 
 
+ENV_FLOW = """wfx: 1
+secrets: [TOKEN]
+steps:
+  - {id: a, run: "echo a >> ledger"}
+  - {id: b, run: "[ -e fixed ]"}
+  - {id: c, run: 'echo "c $REGION $TOKEN" >> ledger; echo "c $TOKEN"'}
+"""
+
+
+@pytest.mark.parametrize("how", ["retry", "retry-failed", "plan"])
+def test_a_redrive_reads_the_env_files_it_is_given(tmp_path: Path, how: str) -> None:
+    """`wfx retry --env-file`, `wfx run --retry-failed --env-file` and `wfx plan --retry
+    --env-file` read the files as `wfx run` does (the secret among them masked)."""
+    (tmp_path / "wf.yaml").write_text(ENV_FLOW)
+    (tmp_path / "s.env").write_text("REGION=eu-west-1\nTOKEN=tok-secret-77\n")
+    assert wfx("run", "-q", "wf.yaml", "--env-file", "s.env", cwd=tmp_path).returncode == 1
+    run_id = str(_runs(tmp_path)[0]["id"])
+    (tmp_path / "fixed").touch()
+    if how == "plan":
+        shown = wfx("plan", "wf.yaml", "--retry", run_id, "-v", "--env-file", "s.env", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert 'env REGION = "eu-west-1"' in shown.stdout
+        assert "tok-secret-77" not in shown.stdout + shown.stderr
+        return
+    args = ["retry", run_id] if how == "retry" else ["run", "wf.yaml", "--retry-failed"]
+    result = wfx(*args, "--env-file", "s.env", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _ledger(tmp_path) == ["a", "c eu-west-1 tok-secret-77"]
+    assert "[c] c ***" in result.stdout
+    assert "tok-secret-77" not in result.stdout + result.stderr
+    assert "is not set" not in result.stderr
+
+
 def test_a_compensated_step_is_redone_by_the_redrive(tmp_path: Path) -> None:
     """Same rule as resume: a step whose effects a compensation undid runs again."""
     flow = """wfx: 1
