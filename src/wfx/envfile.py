@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
-from wfx.model import COMMAND_LINE_ENV_FILE, Located, Workflow
+from wfx.model import COMMAND_LINE_ENV_FILE, Located, Step, Workflow
 from wfx.walk import all_steps
 
 if TYPE_CHECKING:
@@ -37,24 +37,68 @@ MAX_BYTES = 1024 * 1024
 
 def load(workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
     """`workflow` with the values of every env file it names and of `command_line`
-    (`--env-file`, relative to the current directory) read; DiagnosticsError with every
-    problem when one cannot be."""
+    (`--env-file`, relative to the current directory) read, and those of every workflow it
+    calls (each relative to its own file, as when it runs on its own); DiagnosticsError
+    with every problem when one cannot be."""
     reader = _Reader(Path(workflow.file).parent)
-    values: dict[Path_, Mapping[str, str]] = {}
-    if command_line:
-        given = [(str(p), None) for p in command_line]
-        values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
-    if workflow.env_file:
-        values[()] = reader.read_all(_written(workflow.env_file))
-    secrets = {str(s.value) for s in workflow.secrets}
-    for step in all_steps(workflow):
-        if step.env_file:
-            values[step.path] = reader.read_all(_written(step.env_file), secrets=secrets)
+    loaded = _Loader(reader).workflow(workflow, command_line)
     if reader.problems:
         raise DiagnosticsError(reader.problems)
-    if not values:
-        return workflow
-    return dataclasses.replace(workflow, env_file_values=values)
+    return loaded
+
+
+class _Loader:
+    """Reads the env files of a workflow and of the workflows it calls (each file once)."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.children: dict[int, Workflow] = {}
+
+    def workflow(self, workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
+        """`workflow` with its env files' values, and its calls' children loaded."""
+        reader = self.reader
+        base = Path(workflow.file).parent
+        values: dict[Path_, Mapping[str, str]] = {}
+        if command_line:
+            given = [(str(p), None) for p in command_line]
+            values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
+        if workflow.env_file:
+            values[()] = reader.read_all(_written(workflow.env_file), relative_to=base)
+        secrets = {str(s.value) for s in workflow.secrets}
+        for step in all_steps(workflow):
+            if step.env_file:
+                files = _written(step.env_file)
+                values[step.path] = reader.read_all(files, relative_to=base, secrets=secrets)
+        steps = self.steps(workflow.steps)
+        finally_ = self.steps(workflow.finally_)
+        if not values and steps == workflow.steps and finally_ == workflow.finally_:
+            return workflow
+        return dataclasses.replace(
+            workflow,
+            steps=steps,
+            finally_=finally_,
+            env_file_values=values or workflow.env_file_values,
+        )
+
+    def steps(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        """`steps` with the workflows they call loaded (the same tuple when none changed)."""
+        loaded = tuple(self.step(step) for step in steps)
+        return steps if all(a is b for a, b in zip(loaded, steps, strict=True)) else loaded
+
+    def step(self, step: Step) -> Step:
+        if step.steps:
+            inner = self.steps(step.steps)
+            return step if inner is step.steps else dataclasses.replace(step, steps=inner)
+        call = step.call
+        if call is None or call.workflow is None:
+            return step
+        child = self.children.get(id(call.workflow))
+        if child is None:
+            child = self.workflow(call.workflow)
+            self.children[id(call.workflow)] = child
+        if child is call.workflow:
+            return step
+        return dataclasses.replace(step, call=dataclasses.replace(call, workflow=child))
 
 
 def secrets_environment(workflow: Workflow, environ: Mapping[str, str]) -> dict[str, str]:
