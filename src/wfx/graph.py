@@ -259,6 +259,9 @@ class CallScope:
     workflow: Workflow
     inputs: Mapping[str, Any]
     runtime_inputs: frozenset[str] = frozenset()
+    env: Mapping[str, Setting] = field(default_factory=dict)
+    """The child's own variables (its `envFile` and `env`): what `env` holds in its
+    `outputs`."""
 
     @property
     def prefix(self) -> str:

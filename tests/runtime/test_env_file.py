@@ -211,3 +211,42 @@ def test_a_called_workflow_reads_its_own_env_files(tmp_path: Path) -> None:
     (tmp_path / "sub" / "step.env").unlink()
     [missing] = problems(path)
     assert missing.startswith(f"{tmp_path / 'sub' / 'child.yaml'}:5:14: envfile.missing:")
+
+
+def test_a_called_workflows_outputs_read_its_own_env(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "sub/child.env", "REGION=eu-west-1\n")
+    write(
+        tmp_path,
+        "sub/child.yaml",
+        """\
+        wfx: 1
+        inputs:
+          who: {type: string}
+        envFile: child.env
+        env: {GREETING: "hello ${{ inputs.who }}"}
+        steps:
+          - run: 'true'
+        outputs:
+          where: ${{ env.REGION }}
+          greeting: ${{ env.GREETING }}
+        """,
+    )
+    path = write(
+        tmp_path,
+        "top.yaml",
+        """\
+        wfx: 1
+        env: {REGION: caller-region}
+        steps:
+          - id: call
+            uses: ./sub/child.yaml
+            with: {who: ada}
+        outputs:
+          where: ${{ steps.call.outputs.where }}
+          greeting: ${{ steps.call.outputs.greeting }}
+        """,
+    )
+    result = run_graph(compile_file(path).graph, [], tmp_path / "ws")
+    assert result.status is ev.RunStatus.SUCCESS, result.reason
+    assert result.outputs == {"where": "eu-west-1", "greeting": "hello ada"}
