@@ -8,7 +8,7 @@ every problem found; any other exception escaping from here is a bug in wfx.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -285,10 +285,15 @@ def check(
         report.sources[str(path)] = _source_text(path)
     for diagnostic in report.diagnostics:
         named = diagnostic.span.file if diagnostic.span else None
-        if named and named not in report.sources:
+        if named and named not in report.sources and not _in_env_file(diagnostic):
             report.sources[named] = _source_text(named)  # a file the include stage read
     report.diagnostics[:] = sorted_diagnostics(report.diagnostics)
     return report
+
+
+def _in_env_file(diagnostic: Diagnostic) -> bool:
+    """A problem at a line of an env file, whose text is never quoted (it may be a secret)."""
+    return diagnostic.code in ("envfile.syntax", "envfile.name", "envfile.no-value")
 
 
 @dataclass(frozen=True)
@@ -672,7 +677,9 @@ def enter_concurrency_group(
     group = concurrency_group(graph.workflow, graph.inputs)
     if group is None:
         return None
-    gate = Gate(state_dir(state_directory).path, group, concurrency.mode)
+    gate = Gate(
+        state_dir(state_directory).path, group, concurrency.mode, _longest_kill_grace(graph)
+    )
     gate.enter(run_id)
     return gate
 
@@ -959,9 +966,12 @@ def redrive_target(
     file: str | Path | None = None,
     inputs: InputValues | None = None,
     input_spans: Mapping[str, Span] | None = None,
+    env_files: Sequence[str | Path] = (),
+    root: str | Path | None = None,
 ) -> tuple[ExecutionGraph, Part]:
     """For `wfx retry RUN_ID` and `wfx plan --retry RUN_ID`: the graph of a redrive of run
-    `run_id` (its file and inputs, unless `file` and `inputs` are given) and what it does
+    `run_id` (its file and inputs, unless `file` and `inputs` are given; `env_files` and
+    `root` as for :func:`compile_file`) and what it does
     with each step: the steps that succeeded there are kept, every other one runs again,
     with the steps that need it. Refuses (DiagnosticsError) an unknown run, a run that
     succeeded, and a workflow changed since the run unless `force` (then the changed steps
@@ -974,7 +984,7 @@ def redrive_target(
     record = _redrivable(journal, run_id)
     path = record.file if file is None else file
     given = record.inputs if inputs is None else inputs
-    graph = compile_file(path, given, input_spans).graph
+    graph = compile_file(path, given, input_spans, env_files=env_files, root=root).graph
     changed: set[StepId] = set()
     words = None
     if fingerprint(graph.workflow, graph.inputs) != record.fingerprint:
@@ -995,6 +1005,17 @@ def redrive_target(
     )
     kept = {s: kept[s] for s in chosen.kept}
     return graph, Part(chosen, kept, record.workspace, record.id, words)
+
+
+def _unread_journal(problem: Diagnostic) -> Diagnostic:
+    if problem.code != "select.missing":
+        return problem
+    message = problem.message.split(": no run in the journal", 1)[0]
+    return replace(
+        problem,
+        message=f"{message}: --no-journal reads no journal",
+        hint="drop --no-journal to take them from the journal, or start earlier with --from",
+    )
 
 
 def lost_kept_workspace(part: Part) -> str | None:
@@ -1020,6 +1041,19 @@ def stop_redriven_leftovers(journal: Journal, run_id: str, graph: ExecutionGraph
     return stop_leftovers(record.id, _longest_kill_grace(graph))
 
 
+def _no_such_run(journal: Journal, run_id: str) -> Diagnostic:
+    matches = [r.id for r in journal.runs() if run_id and r.id.startswith(run_id)]
+    if len(matches) < 2:
+        return error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)
+    listed = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
+    return error(
+        "redrive.ambiguous",
+        f"run id `{run_id}` is ambiguous: it matches {len(matches)} runs ({listed})",
+        None,
+        "give more characters of the id",
+    )
+
+
 def _redrivable(journal: Journal, run_id: str) -> RunRecord:
     import os
 
@@ -1027,9 +1061,7 @@ def _redrivable(journal: Journal, run_id: str) -> RunRecord:
 
     record = journal.run(run_id)
     if record is None:
-        raise DiagnosticsError(
-            [error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)]
-        )
+        raise DiagnosticsError([_no_such_run(journal, run_id)])
     if record.status == "success":
         raise DiagnosticsError(
             [
@@ -1068,18 +1100,25 @@ def choose_part(
     only: Sequence[str] = (),
     from_: str | None = None,
     skip: Sequence[str] = (),
+    no_journal: bool = False,
 ) -> Part:
     """For `--only`, `--from` and `--skip` (on `wfx run` and `wfx plan`): what a run of
     that part of `graph` does with each step. Steps the chosen ones need but that do not
     run take their result from the newest run of `file` with the same inputs where they
-    succeeded; DiagnosticsError for unknown ids and for earlier results that do not exist."""
+    succeeded; DiagnosticsError for unknown ids and for earlier results that do not exist
+    (`no_journal`: because `--no-journal` reads no journal, which the error says)."""
     from wfx.runtime import redrive
     from wfx.selection import part
 
     earlier: dict[StepId, StepRecord] = {}
     if from_ and journal is not None:
         earlier = dict(redrive.latest_results(journal, str(Path(file).resolve()), graph.inputs))
-    chosen = part(graph, only=only, from_=from_, skip=skip, earlier=redrive.sources(earlier))
+    try:
+        chosen = part(graph, only=only, from_=from_, skip=skip, earlier=redrive.sources(earlier))
+    except DiagnosticsError as exc:
+        if not no_journal:
+            raise
+        raise DiagnosticsError([_unread_journal(d) for d in exc.diagnostics]) from None
     kept = {s: earlier[s] for s in chosen.kept}
     workspace, source = None, None
     if journal is not None and kept:

@@ -132,6 +132,19 @@ DIAGNOSTIC_FORMATS_HELP = (
 )
 
 
+def _names_steps(_ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuse a `--only`/`--from`/`--skip` value that names no step: `--only "$STEPS"` with
+    STEPS empty must not run the whole workflow."""
+    values = value if isinstance(value, tuple) else () if value is None else (value,)
+    for given in values:
+        if not any(part.strip() for part in given.split(",")):
+            raise click.BadParameter(
+                f"{given!r} names no step (it would mean every step); name at least one",
+                param=param,
+            )
+    return value
+
+
 def selection_options(command: F) -> F:
     """`--only`, `--from` and `--skip`: run (or plan) part of a workflow."""
     decorators = [
@@ -139,18 +152,21 @@ def selection_options(command: F) -> F:
             "--only",
             multiple=True,
             metavar="STEP[,STEP...]",
+            callback=_names_steps,
             help="Only these steps and every step they need (repeatable).",
         ),
         click.option(
             "--from",
             "from_",
             metavar="STEP",
+            callback=_names_steps,
             help="This step and every step after it; earlier results come from the journal.",
         ),
         click.option(
             "--skip",
             multiple=True,
             metavar="STEP[,STEP...]",
+            callback=_names_steps,
             help="Not these steps, nor the steps that need them (repeatable).",
         ),
     ]
@@ -625,7 +641,19 @@ def run_command(
             from wfx.cli_redrive import part_for_run
 
             graph, part = part_for_run(
-                journal, graph, file, given, spans, force, retry_failed, only, from_, skip, how
+                journal,
+                graph,
+                file,
+                given,
+                spans,
+                force,
+                retry_failed,
+                only,
+                from_,
+                skip,
+                how,
+                env_files=env_files,
+                root=root,
             )
         _execute(graph, file, how, journal, state, part)
 

@@ -20,6 +20,7 @@ from wfx.cli import (
     _Presentation,
     _presentation,
     _usage_error,
+    env_file_option,
     presentation_options,
 )
 
@@ -43,7 +44,8 @@ def _ids(values: Iterable[str]) -> list[str]:
     is_flag=True,
     help="Accept a workflow that changed since the run (changed steps run again).",
 )
-def retry(run_id: str, force: bool, **shown: Any) -> None:
+@env_file_option
+def retry(run_id: str, force: bool, env_files: tuple[str, ...], **shown: Any) -> None:
     """Redrive the run RUN_ID as a new run: keep every step that succeeded (its outputs from
     the journal), run the failed, timed-out, cancelled and skipped steps again."""
     how = _presentation(**shown)
@@ -51,7 +53,7 @@ def retry(run_id: str, force: bool, **shown: Any) -> None:
         _fail_with([_usage_error("`wfx retry` needs the journal")], {}, "text")
     _check_paths(how)
     with _journal_for(how) as journal:
-        graph, part = _redrive(journal, run_id, force, how)
+        graph, part = _redrive(journal, run_id, force, how, env_files=env_files)
         _execute(graph, graph.workflow.file, how, journal, None, part)
 
 
@@ -111,6 +113,8 @@ def part_for_run(
     from_: str | None,
     skip: tuple[str, ...],
     how: _Presentation,
+    env_files: tuple[str, ...] = (),
+    root: str | None = None,
 ) -> tuple[Any, Any]:
     """The graph and the Part of a `wfx run` with --retry-failed, --only, --from or --skip."""
     from wfx import api
@@ -127,10 +131,26 @@ def part_for_run(
         except DiagnosticsError as exc:
             _fail_with(exc.diagnostics, {}, "text")
         return _redrive(  # type: ignore[no-any-return]
-            journal, run_id, force, how, file=file, inputs=given or None, input_spans=spans
+            journal,
+            run_id,
+            force,
+            how,
+            file=file,
+            inputs=given or None,
+            input_spans=spans,
+            env_files=env_files,
+            root=root,
         )
     try:
-        part = api.choose_part(journal, graph, file, only=_ids(only), from_=from_, skip=_ids(skip))
+        part = api.choose_part(
+            journal,
+            graph,
+            file,
+            only=_ids(only),
+            from_=from_,
+            skip=_ids(skip),
+            no_journal=not how.journal,
+        )
     except DiagnosticsError as exc:
         _fail_with(exc.diagnostics, {}, "text")
     lost = api.lost_kept_workspace(part) if how.workspace is None else None
@@ -180,6 +200,7 @@ def plan_part(
                 file=file,
                 inputs=given or None,
                 input_spans=spans,
+                env_files=env_files,
             )
         else:
             graph = api.compile_file(file, given or None, spans, env_files=env_files).graph

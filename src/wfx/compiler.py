@@ -103,7 +103,9 @@ def compile_workflow(
     problems += cycles
     if has_errors(problems):
         raise DiagnosticsError(problems)
-    graph = ExecutionGraph(workflow, tuple(nodes), _id_table(nodes), values, lowering.calls)
+    graph = ExecutionGraph(
+        workflow, tuple(nodes), _id_table(nodes), values, lowering.calls, workflow_env(workflow)
+    )
     warnings = [p for p in problems if not has_errors([p])]
     warnings += checks.check_data_flow(graph)
     warnings += checks.check_comparisons(workflow)
@@ -565,7 +567,7 @@ class _Lowering(StepVisitor):
         known = None
         if self.instance is not None and self.input_values is not None:
             known = {"inputs": self.input_values, **self.instance.visible()}
-        self.calls[prefix] = _call_scope(step, step_id, child.workflow, known)
+        self.calls[prefix] = _call_scope(step, step_id, child.workflow, known, child.env)
         self.lowered(end)
 
     def group_ids(self) -> tuple[StepId, ...]:
@@ -785,11 +787,16 @@ def _prefixed(scope: CallScope, prefix: str) -> CallScope:
         scope.workflow,
         scope.inputs,
         scope.runtime_inputs,
+        scope.env,
     )
 
 
 def _call_scope(
-    step: Step, step_id: StepId, child: Workflow, known: Mapping[str, Any] | None = None
+    step: Step,
+    step_id: StepId,
+    child: Workflow,
+    known: Mapping[str, Any] | None = None,
+    env: Mapping[str, Setting] | None = None,
 ) -> CallScope:
     """A call's scope, with the child's inputs as far as they are known before the run:
     literal `with` values (coerced), in a fanned-out call also the ones that read only
@@ -806,7 +813,7 @@ def _call_scope(
         values = inputs.resolve(child, static, require=False)
     except DiagnosticsError:  # reported by the include stage, at the `with` value
         values = {}
-    return CallScope(step_id, "", step, child, values, runtime)
+    return CallScope(step_id, "", step, child, values, runtime, env or {})
 
 
 def _known_value(value: Any, known: Mapping[str, Any], otherwise: Any) -> Any:

@@ -5,7 +5,9 @@ Files are parsed with python-dotenv, values taken as written: no `${VAR}` expans
 would read wfx's own environment into text the plan shows) and no `${{ }}` (a value is
 data, never an expression). Every problem is a Diagnostic: a missing or unreadable file at
 the position of its `envFile` entry, a line that is not `NAME=value` at its own line in the
-env file; all of them at once, before anything runs. A step's file may not set a name
+env file; all of them at once, before anything runs. A diagnostic never quotes an env
+file's text (a mistyped line may hold a secret): it names the line, and the variable when
+the line starts with a valid name. A step's file may not set a name
 listed in `secrets` (a secret has one value per run: the workflow's files and
 `--env-file` give it).
 """
@@ -20,13 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
-from wfx.model import COMMAND_LINE_ENV_FILE, Located, Workflow
+from wfx.model import COMMAND_LINE_ENV_FILE, Located, Step, Workflow
 from wfx.walk import all_steps
 
 if TYPE_CHECKING:
     from wfx.source import Path_
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LEADING_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?![^\s=:])")
 
 #: an env file larger than this is refused (a dotenv file is a few kilobytes)
 MAX_BYTES = 1024 * 1024
@@ -34,24 +37,68 @@ MAX_BYTES = 1024 * 1024
 
 def load(workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
     """`workflow` with the values of every env file it names and of `command_line`
-    (`--env-file`, relative to the current directory) read; DiagnosticsError with every
-    problem when one cannot be."""
+    (`--env-file`, relative to the current directory) read, and those of every workflow it
+    calls (each relative to its own file, as when it runs on its own); DiagnosticsError
+    with every problem when one cannot be."""
     reader = _Reader(Path(workflow.file).parent)
-    values: dict[Path_, Mapping[str, str]] = {}
-    if command_line:
-        given = [(str(p), None) for p in command_line]
-        values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
-    if workflow.env_file:
-        values[()] = reader.read_all(_written(workflow.env_file))
-    secrets = {str(s.value) for s in workflow.secrets}
-    for step in all_steps(workflow):
-        if step.env_file:
-            values[step.path] = reader.read_all(_written(step.env_file), secrets=secrets)
+    loaded = _Loader(reader).workflow(workflow, command_line)
     if reader.problems:
         raise DiagnosticsError(reader.problems)
-    if not values:
-        return workflow
-    return dataclasses.replace(workflow, env_file_values=values)
+    return loaded
+
+
+class _Loader:
+    """Reads the env files of a workflow and of the workflows it calls (each file once)."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.children: dict[int, Workflow] = {}
+
+    def workflow(self, workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
+        """`workflow` with its env files' values, and its calls' children loaded."""
+        reader = self.reader
+        base = Path(workflow.file).parent
+        values: dict[Path_, Mapping[str, str]] = {}
+        if command_line:
+            given = [(str(p), None) for p in command_line]
+            values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
+        if workflow.env_file:
+            values[()] = reader.read_all(_written(workflow.env_file), relative_to=base)
+        secrets = {str(s.value) for s in workflow.secrets}
+        for step in all_steps(workflow):
+            if step.env_file:
+                files = _written(step.env_file)
+                values[step.path] = reader.read_all(files, relative_to=base, secrets=secrets)
+        steps = self.steps(workflow.steps)
+        finally_ = self.steps(workflow.finally_)
+        if not values and steps == workflow.steps and finally_ == workflow.finally_:
+            return workflow
+        return dataclasses.replace(
+            workflow,
+            steps=steps,
+            finally_=finally_,
+            env_file_values=values or workflow.env_file_values,
+        )
+
+    def steps(self, steps: tuple[Step, ...]) -> tuple[Step, ...]:
+        """`steps` with the workflows they call loaded (the same tuple when none changed)."""
+        loaded = tuple(self.step(step) for step in steps)
+        return steps if all(a is b for a, b in zip(loaded, steps, strict=True)) else loaded
+
+    def step(self, step: Step) -> Step:
+        if step.steps:
+            inner = self.steps(step.steps)
+            return step if inner is step.steps else dataclasses.replace(step, steps=inner)
+        call = step.call
+        if call is None or call.workflow is None:
+            return step
+        child = self.children.get(id(call.workflow))
+        if child is None:
+            child = self.workflow(call.workflow)
+            self.children[id(call.workflow)] = child
+        if child is call.workflow:
+            return step
+        return dataclasses.replace(step, call=dataclasses.replace(call, workflow=child))
 
 
 def secrets_environment(workflow: Workflow, environ: Mapping[str, str]) -> dict[str, str]:
@@ -100,7 +147,7 @@ class _Reader:
             elif binding.key is None:
                 continue
             elif not _NAME.fullmatch(binding.key):
-                self.problems.append(_bad_name(written, binding.key, line))
+                self.problems.append(_bad_name(written, line))
             elif binding.value is None:
                 self.problems.append(_no_value(written, binding.key, line))
             else:
@@ -143,20 +190,22 @@ def _missing(written: str, path: Path, span: Span | None) -> Diagnostic:
 
 
 def _bad_line(written: str, line: str, span: Span) -> Diagnostic:
-    shown = line.strip()
-    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    leading = _LEADING_NAME.match(line)
+    what = f"the line of `{leading.group(1)}`" if leading else f"line {span.line}"
     return error(
         "envfile.syntax",
-        f"env file `{written}`: cannot read `{shown}` as NAME=value",
+        f"env file `{written}`: cannot read {what} as NAME=value (its text is not shown:"
+        " it may hold a secret)",
         span,
         "write one `NAME=value` per line (values with spaces in quotes, `#` for comments)",
     )
 
 
-def _bad_name(written: str, name: str, span: Span) -> Diagnostic:
+def _bad_name(written: str, span: Span) -> Diagnostic:
     return error(
         "envfile.name",
-        f"env file `{written}`: `{name}` is not an environment variable name",
+        f"env file `{written}`: the name on line {span.line} is not an environment variable"
+        " name (it is not shown: it may hold a secret)",
         span,
         "use only letters, digits and `_`, not starting with a digit",
     )

@@ -74,6 +74,17 @@ class RetrySchedule:
     deadline: float | None = None
     """Seconds all attempts and the waits between them may take together (`deadline`)."""
 
+    def retries_within_deadline(self) -> int:
+        """At most how many retries can start before the deadline, were every attempt to fail
+        at once: a wait that would end after the deadline is not waited (all of them
+        without a deadline)."""
+        spent = 0.0
+        for count, wait in enumerate(self.delays):
+            spent += wait
+            if self.deadline is not None and spent > self.deadline:
+                return count
+        return len(self.delays)
+
     def retries_on(self, status_timeout: bool, exit_code: int | None) -> bool:
         """Whether a failed attempt (a timeout, or its exit code) is worth another attempt."""
         if not status_timeout and exit_code is not None and exit_code in self.except_:
@@ -248,6 +259,9 @@ class CallScope:
     workflow: Workflow
     inputs: Mapping[str, Any]
     runtime_inputs: frozenset[str] = frozenset()
+    env: Mapping[str, Setting] = field(default_factory=dict)
+    """The child's own variables (its `envFile` and `env`): what `env` holds in its
+    `outputs`."""
 
     @property
     def prefix(self) -> str:
@@ -265,6 +279,9 @@ class ExecutionGraph:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     calls: Mapping[str, CallScope] = field(default_factory=dict)
     """Each sub-workflow call by the prefix of its nodes' ids (`deploy/`)."""
+    env: Mapping[str, Setting] = field(default_factory=dict)
+    """The workflow's own variables (`--env-file`, `envFile`, `env`, later winning): what
+    `env` holds in its `outputs`."""
 
     def steps(self, section: Section | None = None) -> Iterator[Node]:
         """The leaf nodes (optionally of one section) in topological order."""

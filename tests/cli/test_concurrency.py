@@ -28,6 +28,7 @@ env: {{WHO: "${{{{ inputs.who }}}}"}}
 steps:
   - id: deploy
     run: |
+      echo $$ > {log}.$WHO.pid
       echo "$WHO start" >> {log}
       while [ ! -e {release} ]; do sleep 0.05; done
       echo "$WHO end" >> {log}
@@ -102,6 +103,20 @@ def runs(tmp_path: Path) -> Runs:
     return Runs(tmp_path)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie waiting for its parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def holder_id(runs: Runs) -> str:
+    [run_id] = re.findall(r"run (\S+) started", runs.output("A"))
+    return run_id
+
+
 def finish(process: subprocess.Popen[str]) -> int:
     return process.wait(timeout=30)
 
@@ -171,11 +186,17 @@ def test_kill_9_of_a_queued_run_and_of_the_holder_blocks_nobody(runs: Runs) -> N
     assert finish(interrupted) == 130
     assert "stopped while waiting for concurrency group `deploy-prd`" in runs.output("D")
     assert runs.lines() == ["A start"]  # C still waits for A
+    orphan = int(Path(f"{runs.log}.A.pid").read_text())
     holder.send_signal(signal.SIGKILL)
     holder.wait(timeout=10)
     runs.wait_for("C takes over from the dead holder", lambda: "C start" in runs.lines())
-    runs.release.touch()  # lets C (and A's orphaned step) end
+    # the dead holder's step was stopped before C took the group: never two deploys at once
+    assert not alive(orphan)
+    said = f"stopped (1 process|2 processes) run {holder_id(runs)} left running first: {orphan} "
+    assert re.search(said, runs.output("C"))  # its shell, and maybe the `sleep` it waits for
+    runs.release.touch()  # lets C end
     assert finish(last) == 0
+    assert "A end" not in runs.lines()
     assert not [line for line in runs.lines() if line[0] in "BD"]  # not even `finally`
     assert runs.members() == []  # the dead runs' places are gone too
     # B died waiting: nothing of it ran, and nothing of it is left in the journal either

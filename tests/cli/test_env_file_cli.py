@@ -39,3 +39,25 @@ def test_a_secret_from_an_env_file_is_masked_in_output_journal_and_plan(tmp_path
     assert shown.returncode == 0, shown.stderr
     assert '"DB_USER": "admin"' in shown.stdout
     assert SECRET not in shown.stdout + shown.stderr
+
+
+def test_a_malformed_env_file_line_is_never_quoted(tmp_path: Path) -> None:
+    """A mistyped line of an env file may hold a secret (`DB_PASSWORD: value`): diagnostics
+    point at its line and name it when they can, but never print its text, in any format and
+    on any command."""
+    (tmp_path / "secrets.env").write_text(
+        f'DB_PASSWORD: {SECRET}\n"{SECRET}"=x\nTOKEN="{SECRET}\n{SECRET}:x:1\n'
+    )
+    path = tmp_path / "wf.yaml"
+    path.write_text("wfx: 1\nenvFile: secrets.env\nsteps:\n  - run: echo hi\n")
+    results = [
+        wfx("validate", str(path), cwd=tmp_path),
+        wfx("validate", str(path), "--format", "json", cwd=tmp_path),
+        wfx("plan", str(path), cwd=tmp_path),
+        wfx("run", str(path), "--env-file", "secrets.env", cwd=tmp_path),
+    ]
+    for result in results:
+        assert result.returncode == 2, result.stderr
+        assert "envfile.syntax" in result.stdout or "secrets.env:1:1: error:" in result.stderr
+        assert SECRET not in result.stdout + result.stderr
+    assert "`DB_PASSWORD`" in results[0].stderr  # the name before the mistake is shown

@@ -131,6 +131,49 @@ def test_retry_refuses_a_run_that_succeeded_and_an_unknown_one(tmp_path: Path) -
     assert nothing.returncode == 2 and "no run of wf.yaml" in nothing.stderr
 
 
+def test_an_ambiguous_run_id_prefix_says_so_on_retry_and_plan(tmp_path: Path) -> None:
+    _failed_run(tmp_path)
+    assert wfx("run", "-q", "wf.yaml", cwd=tmp_path).returncode == 1
+    prefix = str(_runs(tmp_path)[0]["id"])[:4]  # the year: both runs
+    for args in (["retry", prefix], ["plan", "wf.yaml", "--retry", prefix]):
+        result = wfx(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert f"run id `{prefix}` is ambiguous: it matches 2 runs" in result.stderr, args
+
+
+ENV_FLOW = """wfx: 1
+secrets: [TOKEN]
+steps:
+  - {id: a, run: "echo a >> ledger"}
+  - {id: b, run: "[ -e fixed ]"}
+  - {id: c, run: 'echo "c $REGION $TOKEN" >> ledger; echo "c $TOKEN"'}
+"""
+
+
+@pytest.mark.parametrize("how", ["retry", "retry-failed", "plan"])
+def test_a_redrive_reads_the_env_files_it_is_given(tmp_path: Path, how: str) -> None:
+    """`wfx retry --env-file`, `wfx run --retry-failed --env-file` and `wfx plan --retry
+    --env-file` read the files as `wfx run` does (the secret among them masked)."""
+    (tmp_path / "wf.yaml").write_text(ENV_FLOW)
+    (tmp_path / "s.env").write_text("REGION=eu-west-1\nTOKEN=tok-secret-77\n")
+    assert wfx("run", "-q", "wf.yaml", "--env-file", "s.env", cwd=tmp_path).returncode == 1
+    run_id = str(_runs(tmp_path)[0]["id"])
+    (tmp_path / "fixed").touch()
+    if how == "plan":
+        shown = wfx("plan", "wf.yaml", "--retry", run_id, "-v", "--env-file", "s.env", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert 'env REGION = "eu-west-1"' in shown.stdout
+        assert "tok-secret-77" not in shown.stdout + shown.stderr
+        return
+    args = ["retry", run_id] if how == "retry" else ["run", "wf.yaml", "--retry-failed"]
+    result = wfx(*args, "--env-file", "s.env", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _ledger(tmp_path) == ["a", "c eu-west-1 tok-secret-77"]
+    assert "[c] c ***" in result.stdout
+    assert "tok-secret-77" not in result.stdout + result.stderr
+    assert "is not set" not in result.stderr
+
+
 def test_a_compensated_step_is_redone_by_the_redrive(tmp_path: Path) -> None:
     """Same rule as resume: a step whose effects a compensation undid runs again."""
     flow = """wfx: 1
@@ -224,6 +267,41 @@ def test_from_without_earlier_results_and_unknown_steps_are_exit_2(tmp_path: Pat
     assert _ledger(tmp_path) == [] and _runs(tmp_path) == []
 
 
+def test_from_with_no_journal_says_no_journal_was_read(tmp_path: Path) -> None:
+    """The journal holds every earlier result, but --no-journal reads none: the error must
+    not claim that no run succeeded at them."""
+    (tmp_path / "fixed").touch()
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    assert wfx("run", "-q", "wf.yaml", cwd=tmp_path).returncode == 0
+    refused = wfx("run", "wf.yaml", "--from", "deploy", "--no-journal", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "no earlier result of `build`, `lint`, `test`" in refused.stderr
+    assert "--no-journal reads no journal" in refused.stderr
+    assert "no run in the journal succeeded" not in refused.stderr
+    assert len(_runs(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("command", ["run", "plan"])
+@pytest.mark.parametrize(
+    "option", [("--only", ""), ("--from", " "), ("--skip", ","), ("--only", "test,")]
+)
+def test_an_empty_step_list_is_exit_2_not_the_whole_workflow(
+    tmp_path: Path, command: str, option: tuple[str, str]
+) -> None:
+    """`--only "$STEPS"` with STEPS empty must not run (or plan) every step."""
+    (tmp_path / "fixed").touch()
+    (tmp_path / "wf.yaml").write_text(FLOW)
+    name, value = option
+    result = wfx(command, "wf.yaml", name, value, cwd=tmp_path)
+    if value == "test,":  # a trailing comma names `test` all the same
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2
+    assert f"Invalid value for '{name}'" in result.stderr
+    assert "names no step" in result.stderr
+    assert _ledger(tmp_path) == []
+
+
 def test_a_journal_of_schema_3_is_migrated(tmp_path: Path) -> None:
     """Runs recorded before redrives existed read as runs that redrive nothing and keep
     nothing, and a retry of one works."""
@@ -256,3 +334,29 @@ def test_a_redrive_whose_workspace_is_gone_says_so(tmp_path: Path) -> None:
     retried = wfx("retry", first, "-q", cwd=tmp_path)
     assert f"the workspace of run `{first}`, {workspace}, is gone" in retried.stderr
     assert _ledger(tmp_path)[-2] == "deploy 7"  # build's file is missing; its output is kept
+
+
+def test_the_guarded_deploy_example_is_redriven_after_an_outage(tmp_path: Path) -> None:
+    """examples/guarded-deploy.yaml as its description says: the upload fails while the
+    registry is down; `wfx retry` keeps the build and redoes the upload and the rollout."""
+    example = str(ROOT / "examples" / "guarded-deploy.yaml")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "registry.down").touch()
+    failed = wfx("run", example, "--workspace", str(workspace), cwd=tmp_path)
+    assert failed.returncode == 1
+    assert "upload    ✗ failed" in failed.stdout
+    run_id = str(_runs(tmp_path)[0]["id"])
+    (workspace / "registry.down").unlink()
+    planned = wfx("plan", example, "--retry", run_id, cwd=tmp_path)
+    assert f"✓ build    kept from run {run_id}" in planned.stdout
+    assert f"▶ upload   runs: failed in run {run_id}" in planned.stdout
+    redriven = wfx("retry", run_id, "--format", "json", cwd=tmp_path)
+    assert redriven.returncode == 0, redriven.stderr
+    assert json.loads(redriven.stdout)["outputs"] == {
+        "image": "registry.example.com/shop:3.1.0",
+        "url": "https://staging.shop.example.com",
+    }
+    assert "with token ***" in redriven.stderr and "stand-in-token" not in redriven.stderr
+    assert (workspace / "builds.log").read_text() == "built\n"  # kept, not built again
+    assert (workspace / "rollouts.log").read_text().count("staging runs") == 1

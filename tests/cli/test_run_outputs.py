@@ -79,3 +79,26 @@ def test_no_outputs_no_heading(tmp_path: Path) -> None:
     result = wfx("run", str(path), "--no-journal")
     assert result.returncode == 0
     assert "outputs:" not in result.stdout
+
+
+def test_outputs_read_the_workflows_env_its_env_files_and_secrets(tmp_path: Path) -> None:
+    """`env` is available everywhere: in the workflow outputs it holds the workflow's own
+    variables (`--env-file`, `envFile`, `env`), a secret among them masked."""
+    (tmp_path / "wf.env").write_text(f"REGION=eu-west-1\nTOKEN={SECRET}\n")
+    (tmp_path / "cli.env").write_text("TIER=gold\nREGION=us-east-1\n")
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        "wfx: 1\nsecrets: [TOKEN]\nenvFile: wf.env\n"
+        "env: {HOST: 'api.${{ env.REGION }}.example.com', KEY: '${{ secrets.TOKEN }}'}\n"
+        "steps:\n  - run: 'true'\n"
+        "outputs:\n  host: ${{ env.HOST }}\n  tier: ${{ env.TIER }}\n  key: ${{ env.KEY }}\n"
+    )
+    result = wfx("run", str(path), "--env-file", "cli.env", "--no-journal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[lines.index("outputs:") + 1 :] == [
+        '  host = "api.eu-west-1.example.com"',
+        '  tier = "gold"',
+        '  key = "***"',
+    ]
+    assert SECRET not in result.stdout + result.stderr

@@ -117,6 +117,25 @@ def test_the_plan_shows_on_except_and_deadline(workflow_file: Write) -> None:
     assert json.loads(cli("plan", path, "--format", "json"))["worstCaseSeconds"] == 95
 
 
+def test_the_plan_says_how_many_retries_fit_in_the_deadline(workflow_file: Write) -> None:
+    """Waits of 1s, 2s, 4s, ... under a 5s deadline: the third wait would end after it, so
+    at most 2 of the 10 retries can happen, whatever the attempts take."""
+    path = str(
+        workflow_file(
+            "wfx: 1\nsteps:\n  - id: poll\n    run: exit 75\n"
+            "    retries: {max: 10, delay: 1s, on: [75], deadline: 5s}\n"
+        )
+    )
+    text = " ".join(cli("plan", path, "--format", "text").split())
+    assert "on 75; deadline 5s (at most 2 retries)" in text
+    assert "deadline 5s (at most 2 retries)" in cli("plan", path, "--format", "markdown")
+    retry = json.loads(cli("plan", path, "--format", "json"))["steps"]["poll"]["retry"]
+    assert retry["retriesWithinDeadline"] == 2
+    assert "deadline 5s (at most 2 retries)" in cli("explain", path, "poll")
+    roomy = json.loads(cli("plan", str(workflow_file(RETRYING)), "--format", "json"))
+    assert roomy["steps"]["fetch"]["retry"]["retriesWithinDeadline"] == 2  # all of them fit
+
+
 def test_explain_shows_on_except_and_deadline(workflow_file: Write) -> None:
     text = cli("explain", str(workflow_file(RETRYING)), "fetch")
     assert "retries = 2 (waits 1s, 2s); on 75, timeout; except 22; deadline 1m30s" in text

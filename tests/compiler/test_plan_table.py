@@ -203,6 +203,20 @@ TABLE: dict[
         {"api": ("always", 1, []), "package": ("always", 2, [1.0])},
         [],
     ),
+    "flaky-checks.yaml": (
+        {},
+        [["fetch"], ["lint"], ["start-canary"], ["probe"], ["report"]],
+        [],
+        {"fetch": ("always", 5, [0.05] * 4), "lint": ("always", 1, [])},
+        ["start-canary"],
+    ),
+    "guarded-deploy.yaml": (
+        {"environment": "production"},
+        [["build"], ["upload"], ["rollout"]],
+        [],
+        {"upload": ("always", 1, [])},
+        [],
+    ),
 }
 
 

@@ -178,3 +178,75 @@ def text_of(the_plan: Plan) -> str:
     console = Console(width=200, color_system=None, record=True, file=io.StringIO())
     console.print(render_text(the_plan, verbose=True))
     return console.export_text()
+
+
+def test_a_called_workflow_reads_its_own_env_files(tmp_path: Path) -> None:
+    """A child runs with its own settings: its `envFile` (relative to its own file) as when
+    it runs on its own, and none of the caller's; a problem in it is reported at its line."""
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "sub/child.env", "REGION=child-region\nTIER=child\n")
+    write(tmp_path, "sub/step.env", "TIER=step\n")
+    write(tmp_path, "top.env", "TOP=top-only\n")
+    write(
+        tmp_path,
+        "sub/child.yaml",
+        """\
+        wfx: 1
+        envFile: child.env
+        steps:
+          - id: show
+            envFile: step.env
+            run: echo "$REGION $TIER ${TOP:-unset}"
+        """,
+    )
+    path = write(
+        tmp_path,
+        "top.yaml",
+        "wfx: 1\nenvFile: top.env\nsteps:\n  - id: call\n    uses: ./sub/child.yaml\n",
+    )
+    events: list[ev.Event] = []
+    result = run_graph(compile_file(path).graph, events, tmp_path / "ws")
+    assert result.status is ev.RunStatus.SUCCESS, result.reason
+    assert [e.text for e in events if isinstance(e, ev.StepOutput)] == ["child-region step unset"]
+    (tmp_path / "sub" / "step.env").unlink()
+    [missing] = problems(path)
+    assert missing.startswith(f"{tmp_path / 'sub' / 'child.yaml'}:5:14: envfile.missing:")
+
+
+def test_a_called_workflows_outputs_read_its_own_env(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "sub/child.env", "REGION=eu-west-1\n")
+    write(
+        tmp_path,
+        "sub/child.yaml",
+        """\
+        wfx: 1
+        inputs:
+          who: {type: string}
+        envFile: child.env
+        env: {GREETING: "hello ${{ inputs.who }}"}
+        steps:
+          - run: 'true'
+        outputs:
+          where: ${{ env.REGION }}
+          greeting: ${{ env.GREETING }}
+        """,
+    )
+    path = write(
+        tmp_path,
+        "top.yaml",
+        """\
+        wfx: 1
+        env: {REGION: caller-region}
+        steps:
+          - id: call
+            uses: ./sub/child.yaml
+            with: {who: ada}
+        outputs:
+          where: ${{ steps.call.outputs.where }}
+          greeting: ${{ steps.call.outputs.greeting }}
+        """,
+    )
+    result = run_graph(compile_file(path).graph, [], tmp_path / "ws")
+    assert result.status is ev.RunStatus.SUCCESS, result.reason
+    assert result.outputs == {"where": "eu-west-1", "greeting": "hello ada"}

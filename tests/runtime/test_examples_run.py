@@ -42,8 +42,8 @@ def test_run_order_never_contradicts_the_plan(example: Path, tmp_path: Path) -> 
     for position, event in enumerate(events):
         if isinstance(event, ev.StepStarted):
             started.setdefault(event.step, position)
-        elif isinstance(event, ev.StepFinished):
-            finished[event.step] = position
+        elif isinstance(event, ev.StepFinished):  # a group retry finishes its steps again
+            finished.setdefault(event.step, position)
     for step_id, step in plan.steps.items():
         if step_id not in started:
             continue
@@ -218,3 +218,36 @@ def test_nested_test_matrix_tests_each_service_on_each_python(tmp_path: Path) ->
         report = (tmp_path / f"{service}.report").read_text()
         assert report == f"{service}-py3.11 {service}-py3.12\n"
     assert plan.fan_outs["test[web]"].instances == ("test[web][3.11]", "test[web][3.12]")
+
+
+def test_flaky_checks_retry_what_is_worth_it_and_go_on_after_warnings(tmp_path: Path) -> None:
+    result, events, plan = run_example("flaky-checks.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    assert result.steps["fetch"].attempts == 3  # exit 75 twice (`retries.on`), then data
+    assert (tmp_path / "report.txt").read_text() == "42 rows after 3 attempts; lint exit code 0\n"
+    assert (tmp_path / "canary.log").read_text().splitlines() == ["up", "down", "up"]
+    assert [e.group for e in events if isinstance(e, ev.GroupRetrying)] == ["canary"]
+    assert result.outputs == {"rows": "42", "lint": 0}
+    fetch = plan.steps["fetch"].retry
+    assert (fetch.on, fetch.except_, fetch.deadline) == ((75, "timeout"), (2,), 60.0)
+    warned, _, _ = run_example("flaky-checks.yaml", tmp_path / "warned", {"warnings": "true"})
+    assert warned.exit_code == 3  # completed with failures: lint's exit 3 is in continueOn
+    assert warned.steps["report"].status.value == "success"
+    assert (tmp_path / "warned" / "report.txt").read_text().endswith("lint exit code 3\n")
+    assert warned.outputs == {"rows": "42", "lint": 3}
+
+
+def test_guarded_deploy_reads_its_env_file_and_masks_the_token(tmp_path: Path) -> None:
+    result, events, plan = run_example("guarded-deploy.yaml", tmp_path)
+    assert result.exit_code == 0, result.reason
+    assert result.outputs == {
+        "image": "registry.example.com/shop:3.1.0",
+        "url": "https://staging.shop.example.com",
+    }
+    said = [e.text for e in events if isinstance(e, ev.StepOutput) and e.step == "upload"]
+    assert said == ["pushing shop-3.1.0.tar to registry.example.com with token ***"]
+    assert "stand-in-token" not in repr(events)
+    assert (tmp_path / "rollouts.log").read_text() == (
+        "staging runs registry.example.com/shop:3.1.0\n"
+    )
+    assert plan.concurrency == {"group": "deploy-staging", "mode": "queue"}

@@ -78,6 +78,13 @@ def retry_filters(schedule: RetrySchedule) -> dict[str, Any]:
     }
 
 
+def _room(schedule: RetrySchedule) -> dict[str, Any]:
+    """With a deadline, at most how many retries fit in it (`retriesWithinDeadline`)."""
+    if schedule.deadline is None:
+        return {}
+    return {"retriesWithinDeadline": schedule.retries_within_deadline()}
+
+
 def _group(group: PlannedGroup) -> dict[str, Any]:
     record: dict[str, Any] = {
         "name": group.name,
@@ -131,6 +138,7 @@ def _step(step: PlannedStep) -> dict[str, Any]:
             "maxDelay": json_value(step.retry.max_delay),
             "jitter": step.retry.jitter,
             **retry_filters(step.retry),
+            **_room(step.retry),
         },
         "onError": step.on_error.value,
         "continueOn": list(step.continue_on) or None,

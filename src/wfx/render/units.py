@@ -56,7 +56,13 @@ def retry_rules(schedule: RetrySchedule) -> list[str]:
     if schedule.delays and schedule.except_:
         rules.append("except " + ", ".join(str(c) for c in schedule.except_))
     if schedule.deadline is not None:
-        rules.append(f"deadline {duration(schedule.deadline)}")
+        fit = schedule.retries_within_deadline()
+        room = (
+            f" (at most {fit} retr{'y' if fit == 1 else 'ies'})"
+            if fit < len(schedule.delays)
+            else ""
+        )
+        rules.append(f"deadline {duration(schedule.deadline)}{room}")
     return rules
 
 

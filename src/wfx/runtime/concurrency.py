@@ -7,8 +7,10 @@ living row with the smallest sequence number holds the group; the others wait, i
 arrival. A row is alive while its process is that same living process (the journal's test
 for a run's owner, :func:`owner_alive`): a run killed with kill -9 leaves a row that the
 next run to look deletes, so a dead holder never blocks the group and a killed queued run
-leaves nothing that counts. Every change is one `BEGIN IMMEDIATE` transaction, so two runs
-arriving together never both hold the group.
+leaves nothing that counts. A dead holder's row stays until the run whose turn it is has
+stopped the step processes that holder left running (as `wfx resume` does), so a step of
+the dead run never runs beside the next run's. Every change is one `BEGIN IMMEDIATE`
+transaction, so two runs arriving together never both hold the group.
 
 A waiting run polls (there is no cross-process wake-up in SQLite), every
 :data:`POLL_SECONDS`.
@@ -36,6 +38,7 @@ from wfx.runtime.journal import (
     owner_alive,
     process_start_time,
 )
+from wfx.runtime.process import Leftover, stop_leftovers
 from wfx.runtime.statedir import DATABASE as JOURNAL_DATABASE
 
 DATABASE = "concurrency.db"
@@ -78,11 +81,15 @@ class Member:
 class Gate:
     """One run's place in its concurrency group: enter, wait for its turn, leave."""
 
-    def __init__(self, directory: Path, group: str, mode: ConcurrencyMode) -> None:
-        """The group `group` among the runs whose state dir is `directory`."""
+    def __init__(
+        self, directory: Path, group: str, mode: ConcurrencyMode, grace: float = 10.0
+    ) -> None:
+        """The group `group` among the runs whose state dir is `directory`; `grace`: how long
+        a dead holder's step processes get between SIGTERM and SIGKILL."""
         self.path = directory / DATABASE
         self.group = group
         self.mode = mode
+        self.grace = grace
         self.seq: int | None = None
         self.run_id = ""
         self.cancelled: list[Member] = []
@@ -90,6 +97,11 @@ class Gate:
         self._db: sqlite3.Connection | None = None
         self._dead_waiters: list[str] = []
         """Runs found dead while they waited (never their turn): their journal records go."""
+        self._dead_holders: dict[int, str] = {}
+        """Dead holders found by the last look (seq -> run id): their rows stay until the
+        run whose turn it is has stopped what they left running."""
+        self.taken_over: list[tuple[str, list[Leftover]]] = []
+        """The dead holders this run took the group from, with the processes it stopped."""
 
     # -- the database ------------------------------------------------------------------------
 
@@ -121,7 +133,9 @@ class Gate:
             db.execute("COMMIT")
 
     def _living(self, db: sqlite3.Connection) -> list[Member]:
-        """The group's living members in order of arrival; the dead ones' rows deleted."""
+        """The group's living members in order of arrival; the dead waiters' rows deleted,
+        the dead holders' noted."""
+        self._dead_holders = {}
         rows = db.execute(
             "SELECT seq, run_id, pid, pid_start, since, holding FROM members WHERE grp = ?"
             " ORDER BY seq",
@@ -131,6 +145,8 @@ class Gate:
         for seq, run_id, pid, start, since, holding in rows:
             if seq == self.seq or owner_alive(pid, start):
                 living.append(Member(seq, run_id, pid, since, bool(holding)))
+            elif holding:
+                self._dead_holders[seq] = run_id
             else:
                 db.execute("DELETE FROM members WHERE seq = ?", (seq,))
                 if not holding:
@@ -199,7 +215,8 @@ class Gate:
 
     def ahead(self) -> Member | None:
         """The first living member before this run (the holder, or the first in the queue),
-        or None when it is this run's turn, which it then takes."""
+        or None when it is this run's turn, which it then takes unless a dead holder's
+        processes must be stopped first (:meth:`wait_turn` does)."""
         assert self.seq is not None, "enter() first"
         with self._transaction() as db:
             living = self._living(db)
@@ -209,6 +226,7 @@ class Gate:
             first: Member | None = living[0]
             if living[0].seq == self.seq:
                 first = None
+            if first is None and not self._dead_holders:
                 db.execute(
                     "UPDATE members SET holding = 1, since = ? WHERE seq = ? AND holding = 0",
                     (time.time(), self.seq),
@@ -220,11 +238,24 @@ class Gate:
         """Return once this run holds the group; call `waiting` with the member ahead each
         time that member changes (who the run waits for)."""
         told: tuple[int, bool] | None = None
-        while (first := self.ahead()) is not None:
+        while (first := self.ahead()) is not None or self._dead_holders:
+            if first is None:
+                await self._stop_dead_holders()
+                continue
             if (first.seq, first.holding) != told:
                 told = (first.seq, first.holding)
                 waiting(first)
             await anyio.sleep(POLL_SECONDS)
+
+    async def _stop_dead_holders(self) -> None:
+        """Stop what the dead holders left running (in a thread: it waits their grace), then
+        let their rows go."""
+        dead, self._dead_holders = self._dead_holders, {}
+        for seq, run_id in dead.items():
+            stopped = await anyio.to_thread.run_sync(stop_leftovers, run_id, self.grace)
+            self.taken_over.append((run_id, stopped))
+            with self._transaction() as db:
+                db.execute("DELETE FROM members WHERE seq = ? AND holding = 1", (seq,))
 
     def leave(self) -> None:
         """Leave the group (hold or queue), letting the next run in; safe to call twice."""
@@ -238,3 +269,16 @@ class Gate:
         finally:
             self._db.close()
             self._db = None
+
+
+def took_over(run_id: str, stopped: list[Leftover]) -> str:
+    """What a run says when it took its group from a dead holder: the processes it stopped."""
+    if not stopped:
+        return f"taken over from run {run_id}, whose wfx died; it left no step process running"
+    shown = ", ".join(f"{p.pid} ({p.command[:60]})" for p in stopped[:5])
+    more = f" and {len(stopped) - 5} more" if len(stopped) > 5 else ""
+    count = f"{len(stopped)} process{'' if len(stopped) == 1 else 'es'}"
+    return (
+        f"taken over from run {run_id}, whose wfx died: stopped {count} run {run_id} left"
+        f" running first: {shown}{more}"
+    )

@@ -205,6 +205,7 @@ class RunContexts:
         }
         contexts = StepContexts(values, status)
         outputs: dict[str, Any] = {}
+        self._own_env(call.env, contexts, f"the env of {call.workflow.file} for its outputs")
         for name, template in call.workflow.outputs.items():
             try:
                 outputs[name] = run.secrets.mask_value(render_value(template, contexts))
@@ -247,6 +248,7 @@ class RunContexts:
         }
         contexts = StepContexts(values, self.ending_status())
         outputs: dict[str, Any] = {}
+        self._own_env(run.graph.env, contexts, "the workflow's env for its outputs")
         for name, template in run.graph.workflow.outputs.items():
             try:
                 outputs[name] = run.secrets.mask_value(render_value(template, contexts))
@@ -257,6 +259,19 @@ class RunContexts:
                 )
                 run.emit(ev.Notice(run.run_id, run.now(), message, span=exc.span))
         return outputs
+
+    def _own_env(self, settings: Mapping[str, Setting], contexts: StepContexts, what: str) -> None:
+        """A workflow's own variables rendered into `contexts` (each seeing those before
+        it) for its outputs; a notice when one cannot be (the outputs see those before)."""
+        env: dict[str, str] = {}
+        contexts["env"] = env
+        run = self.run
+        try:
+            for name, setting in settings.items():
+                env[name] = render_text(setting.value, contexts)
+        except ExpressionError as exc:
+            message = run.secrets.mask(f"{exc.span}: {what}: {exc.message}")
+            run.emit(ev.Notice(run.run_id, run.now(), message, span=exc.span))
 
 
 class InstanceSteps(Mapping[str, Any]):

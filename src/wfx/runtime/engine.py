@@ -33,7 +33,7 @@ from wfx.model import StepId
 from wfx.runtime import events as ev
 from wfx.runtime.actions import PythonAction, inherited_environment
 from wfx.runtime.compensation import Compensator
-from wfx.runtime.concurrency import Gate, Member
+from wfx.runtime.concurrency import Gate, Member, took_over
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
@@ -140,9 +140,7 @@ async def run(
     if inputs is not None:
         from wfx import inputs as input_values  # noqa: PLC0415 - only when inputs change
 
-        graph = ExecutionGraph(
-            graph.workflow, graph.nodes, graph.ids, input_values.resolve(graph.workflow, inputs)
-        )
+        graph = dataclasses.replace(graph, inputs=input_values.resolve(graph.workflow, inputs))
     return await _Run(graph, chosen).execute()
 
 
@@ -240,6 +238,8 @@ class _Run:
             self.state.notice(f"concurrency group `{gate.group}`: stopping {member.describe()}")
         with anyio.CancelScope() as self.queue_scope:
             await gate.wait_turn(self._say_queued)
+            for run_id, stopped in gate.taken_over:
+                self.state.notice(f"concurrency group `{gate.group}`: {took_over(run_id, stopped)}")
             return True
         self.state.reason = f"stopped while waiting for concurrency group `{gate.group}`"
         return False
