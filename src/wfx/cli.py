@@ -259,7 +259,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
 
 
 @cli.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(dir_okay=False), required=False)
 @input_options
 @env_file_option
 @root_option
@@ -300,7 +300,7 @@ PLAN_FORMATS = ("text", "markdown", "json", "mermaid", "dot")
     help="What if STEP times out (at attempt N; default every attempt)? Repeatable.",
 )
 def plan(
-    file: str,
+    file: str | None,
     assignments: tuple[str, ...],
     inputs_file: str | None,
     output_format: str,
@@ -312,11 +312,14 @@ def plan(
     root: str | None,
     **chosen: Any,
 ) -> None:
-    """Show what FILE would do, resolved as far as possible, without running anything."""
+    """Show what FILE would do, resolved as far as possible, without running anything.
+    With --retry RUN_ID, FILE may be left out: the run's own file is planned."""
     sys.dont_write_bytecode = True
     from wfx import api
     from wfx.diagnostics import DiagnosticsError
 
+    if file is None and not chosen["retry_run"]:
+        raise click.UsageError("Missing argument 'FILE' (it may be left out only with --retry).")
     part = None
     try:
         _check_plan_options(output_format, base)
@@ -328,15 +331,17 @@ def plan(
                 file, given, spans, output_format, base, env_files=env_files, **chosen
             )
         else:
+            assert file is not None  # checked above: only --retry may leave FILE out
             graph, the_plan = api.plan_file(
                 file, given or None, spans, env_files=env_files, cache=_cache_dir(), root=root
             )
-        base_plan = api.plan_base(base, file, given or None) if base else None
+        base_plan = api.plan_base(base, file, given or None) if base and file else None
         if fails or timeouts:
             _check_whatif_options(output_format, base)
             result = api.what_if(graph, fails, timeouts)
     except DiagnosticsError as exc:
-        _fail_with(exc.diagnostics, api.check([file], root=root).sources, "text")
+        sources = api.check([file], root=root).sources if file is not None else {}
+        _fail_with(exc.diagnostics, sources, "text")
     if fails or timeouts:
         from wfx.render import whatif
 

@@ -161,7 +161,7 @@ def part_for_run(
 
 
 def plan_part(
-    file: str,
+    file: str | None,
     given: dict[str, Any],
     spans: dict[str, Any],
     output_format: str,
@@ -203,6 +203,7 @@ def plan_part(
                 env_files=env_files,
             )
         else:
+            assert file is not None  # only --retry takes its file from the run
             graph = api.compile_file(file, given or None, spans, env_files=env_files).graph
             part = api.choose_part(
                 journal, graph, file, only=_ids(only), from_=from_, skip=_ids(skip)

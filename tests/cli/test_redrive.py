@@ -229,6 +229,30 @@ def test_plan_retry_in_every_format(tmp_path: Path) -> None:
     assert mermaid.returncode == 2
 
 
+def test_plan_retry_needs_no_file_it_plans_the_runs_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`wfx plan --retry RUN_ID`, as `wfx retry RUN_ID`, knows the run's file; without
+    --retry, FILE is still required (exit 2, saying so)."""
+    first = _failed_run(tmp_path)
+    with_file = wfx("plan", "wf.yaml", "--retry", first, "--format", "json", cwd=tmp_path)
+    without = wfx("plan", "--retry", first, "--format", "json", cwd=tmp_path)
+    assert without.returncode == 0, without.stderr
+    assert json.loads(without.stdout)["selection"] == json.loads(with_file.stdout)["selection"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state = ("--state-dir", str(tmp_path / ".wfx"))
+    monkeypatch.chdir(elsewhere)
+    moved = wfx("plan", "--retry", first, *state, cwd=elsewhere)
+    monkeypatch.chdir(tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert f"Redrive of run {first}: 2 runs, 2 kept" in moved.stdout
+    neither = wfx("plan", cwd=tmp_path)
+    assert neither.returncode == 2
+    assert "Missing argument 'FILE'" in neither.stderr
+    assert _ledger(tmp_path) == ["build", "lint", "test", "cleanup"]  # planning ran nothing
+
+
 def test_only_from_and_skip(tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text(FLOW)
     (tmp_path / "fixed").touch()
