@@ -830,9 +830,7 @@ def resume_target(
 
     record = journal.run(run_id)
     if record is None:
-        raise DiagnosticsError(
-            [error("resume.unknown", f"no run `{run_id}` in {journal.path}", None)]
-        )
+        raise DiagnosticsError([no_such_run(journal, run_id, "resume.unknown")])
     compilation = compile_file(record.file, record.inputs, root=root)
     graph = compilation.graph
     if fingerprint(graph.workflow, graph.inputs) == record.fingerprint:
@@ -1041,10 +1039,14 @@ def stop_redriven_leftovers(journal: Journal, run_id: str, graph: ExecutionGraph
     return stop_leftovers(record.id, _longest_kill_grace(graph))
 
 
-def _no_such_run(journal: Journal, run_id: str) -> Diagnostic:
-    matches = [r.id for r in journal.runs() if run_id and r.id.startswith(run_id)]
+def no_such_run(journal: Journal, run_id: str, code: str = "redrive.unknown") -> Diagnostic:
+    """Why `run_id` names no run of `journal` (`Journal.run` found none): no run starts
+    with it, or several do (listed). The one wording `retry`, `resume`, `show` and `logs`
+    give."""
+    wanted = run_id.lower()
+    matches = [r.id for r in journal.runs() if wanted and r.id.lower().startswith(wanted)]
     if len(matches) < 2:
-        return error("redrive.unknown", f"no run `{run_id}` in {journal.path}", None)
+        return error(code, f"no run `{run_id}` in {journal.path}", None, "`wfx runs` lists the runs")
     listed = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
     return error(
         "redrive.ambiguous",
@@ -1061,7 +1063,7 @@ def _redrivable(journal: Journal, run_id: str) -> RunRecord:
 
     record = journal.run(run_id)
     if record is None:
-        raise DiagnosticsError([_no_such_run(journal, run_id)])
+        raise DiagnosticsError([no_such_run(journal, run_id)])
     if record.status == "success":
         raise DiagnosticsError(
             [

@@ -127,17 +127,10 @@ def _find_run(journal: Journal, run_id: str) -> RunRecord:
     record = journal.run(run_id) if run_id.strip() else None
     if record is not None:
         return record
-    wanted = run_id.lower()
-    matches = [r.id for r in journal.runs() if r.id.lower().startswith(wanted)]
-    if len(matches) > 1:
-        listed = ", ".join(matches[:5]) + (
-            f" and {len(matches) - 5} more" if len(matches) > 5 else ""
-        )
-        _usage(
-            f"run id `{run_id}` is ambiguous: it matches {len(matches)} runs ({listed})",
-            "give more characters of the id",
-        )
-    _usage(f"no run `{run_id}` in {journal.path}", "`wfx runs` lists the runs")
+    from wfx.api import no_such_run  # noqa: PLC0415 - only for an id that names no run
+
+    problem = no_such_run(journal, run_id)
+    _usage(problem.message, problem.hint)
 
 
 def _console() -> Any:

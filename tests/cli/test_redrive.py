@@ -131,11 +131,17 @@ def test_retry_refuses_a_run_that_succeeded_and_an_unknown_one(tmp_path: Path) -
     assert nothing.returncode == 2 and "no run of wf.yaml" in nothing.stderr
 
 
-def test_an_ambiguous_run_id_prefix_says_so_on_retry_and_plan(tmp_path: Path) -> None:
+def test_an_ambiguous_run_id_prefix_says_so_everywhere_a_run_is_named(tmp_path: Path) -> None:
     _failed_run(tmp_path)
     assert wfx("run", "-q", "wf.yaml", cwd=tmp_path).returncode == 1
     prefix = str(_runs(tmp_path)[0]["id"])[:4]  # the year: both runs
-    for args in (["retry", prefix], ["plan", "wf.yaml", "--retry", prefix]):
+    for args in (
+        ["retry", prefix],
+        ["plan", "wf.yaml", "--retry", prefix],
+        ["resume", prefix],
+        ["show", prefix],
+        ["logs", prefix],
+    ):
         result = wfx(*args, cwd=tmp_path)
         assert result.returncode == 2
         assert f"run id `{prefix}` is ambiguous: it matches 2 runs" in result.stderr, args
