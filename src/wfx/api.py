@@ -1046,7 +1046,8 @@ def no_such_run(journal: Journal, run_id: str, code: str = "redrive.unknown") ->
     wanted = run_id.lower()
     matches = [r.id for r in journal.runs() if wanted and r.id.lower().startswith(wanted)]
     if len(matches) < 2:
-        return error(code, f"no run `{run_id}` in {journal.path}", None, "`wfx runs` lists the runs")
+        hint = "`wfx runs` lists the runs"
+        return error(code, f"no run `{run_id}` in {journal.path}", None, hint)
     listed = ", ".join(matches[:5]) + (f" and {len(matches) - 5} more" if len(matches) > 5 else "")
     return error(
         "redrive.ambiguous",
