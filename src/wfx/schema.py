@@ -183,19 +183,9 @@ def hints(keyword: str) -> Mapping[str, str]:
     """The schema's hints of one kind (e.g. `x-wfx-hint`) by the name of the key they are
     written on; a key name has one meaning, and so one hint, wherever it appears."""
     found: dict[str, str] = {}
-
-    def visit(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                visit(item)
-        elif isinstance(node, Mapping):
-            for name, child in node.get("properties", {}).items():
-                if isinstance(child, Mapping) and keyword in child:
-                    found.setdefault(name, str(child[keyword]))
-            for child in node.values():
-                visit(child)
-
-    visit(schema())
+    for name, definition in _key_definitions(schema()):
+        if keyword in definition:
+            found.setdefault(name, str(definition[keyword]))
     return found
 
 
@@ -204,21 +194,24 @@ def aliases() -> Mapping[str, str]:
     """The key each name from another tool stands for (`if` → `condition`), from the
     schema's `x-wfx-aliases`."""
     found: dict[str, str] = {}
-
-    def visit(node: Any) -> None:
-        if isinstance(node, list):
-            for item in node:
-                visit(item)
-        elif isinstance(node, Mapping):
-            for name, child in node.get("properties", {}).items():
-                if isinstance(child, Mapping):
-                    for alias in child.get(ALIASES, ()):
-                        found.setdefault(str(alias), name)
-            for child in node.values():
-                visit(child)
-
-    visit(schema())
+    for name, definition in _key_definitions(schema()):
+        for alias in definition.get(ALIASES, ()):
+            found.setdefault(str(alias), name)
     return found
+
+
+def _key_definitions(node: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every key the schema defines anywhere (under `properties`), with its definition,
+    in document order."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _key_definitions(item)
+    elif isinstance(node, Mapping):
+        for name, child in node.get("properties", {}).items():
+            if isinstance(child, Mapping):
+                yield name, child
+        for child in node.values():
+            yield from _key_definitions(child)
 
 
 @cache
