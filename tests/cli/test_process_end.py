@@ -22,18 +22,26 @@ steps:
 """
 
 
-def _buffered_wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m wfx ARGS` with Python's output buffered, as it is for most users."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONUNBUFFERED", "WFX_STATE_DIR")}
+def _as_users_run_it(*command: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """`COMMAND` (a shell command line when it is one string) with Python's output
+    buffered and its bytecode caches written, as most users run wfx; `env` added."""
+    dropped = ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "WFX_STATE_DIR")
+    inherited = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(
-        [sys.executable, "-m", "wfx", *args],
+        command[0] if len(command) == 1 else list(command),
+        shell=len(command) == 1,
         cwd=cwd,
-        env={**env, "NO_COLOR": "1"},
+        env={**inherited, "NO_COLOR": "1", **env},
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
+
+
+def _buffered_wfx(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m wfx ARGS`, as users run it."""
+    return _as_users_run_it(sys.executable, "-m", "wfx", *args, cwd=cwd)
 
 
 def test_all_output_reaches_a_pipe(tmp_path: Path) -> None:
@@ -74,16 +82,14 @@ def test_the_journal_is_closed_before_the_process_ends(tmp_path: Path) -> None:
 def test_atexit_handlers_still_run(tmp_path: Path) -> None:
     """The class cache is written by an atexit handler: it is there after one run."""
     (tmp_path / "ok.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
-    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
-    clean = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    done = subprocess.run(
-        [sys.executable, "-m", "wfx", "run", "ok.yaml"],
+    done = _as_users_run_it(
+        sys.executable,
+        "-m",
+        "wfx",
+        "run",
+        "ok.yaml",
         cwd=tmp_path,
-        env={**clean, **env, "NO_COLOR": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
     )
     assert done.returncode == 0, done.stderr
     assert list((tmp_path / "xdg" / "wfx").glob("classes-*.bin"))
@@ -93,15 +99,7 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     """`wfx plan … | head -1`: the pipe closes early; nothing but the plan's first line."""
     steps = "".join(f"  - id: s{i}\n    run: echo {i}\n" for i in range(300))
     (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n" + steps)
-    done = subprocess.run(
-        f"{sys.executable} -m wfx plan wf.yaml | head -1",
-        shell=True,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = _as_users_run_it(f"{sys.executable} -m wfx plan wf.yaml | head -1", cwd=tmp_path)
     assert done.stdout.count("\n") == 1
     assert "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr
