@@ -363,10 +363,12 @@ def _cache_dir(explicit: str | None = None) -> Path:
 
 def _check_plan_options(output_format: str, base: str | None) -> None:
     """Refuse option combinations `wfx plan` cannot honour (before anything is compiled)."""
+    if base is None:
+        return
     from wfx.diagnostics import DiagnosticsError, error
     from wfx.render.plan_diff import DIFF_FORMATS
 
-    if base is not None and output_format not in DIFF_FORMATS:
+    if output_format not in DIFF_FORMATS:
         raise DiagnosticsError(
             [
                 error(
