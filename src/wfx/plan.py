@@ -239,6 +239,9 @@ class Plan:
     env_source: Mapping[str, str] = field(default_factory=dict)
     """The workflow's `env` as written, each `${{ }}` kept as an expression."""
     fan_outs: Mapping[StepId, PlannedFanOut] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    """The workflow's `outputs` as written (what `wfx run` prints at its end), each `${{ }}`
+    kept as an expression: only the run knows the values."""
 
 
 def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Plan:
@@ -286,6 +289,7 @@ def make_plan(graph: ExecutionGraph, warnings: Iterable[Diagnostic] = ()) -> Pla
         input_specs={i.name: _input_spec(i) for i in workflow.inputs},
         env_source={name: _template_source(t) for name, t in workflow.env.items()},
         fan_outs={f.id: f for f in _fan_outs(graph, steps)},
+        outputs={name: _template_source(t) for name, t in workflow.outputs.items()},
     )
 
 

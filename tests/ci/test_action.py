@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from conftest import FakeGitHub
+from ci_harness import FakeGitHub
 from wfx.ci.comment import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]

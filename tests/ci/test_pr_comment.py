@@ -14,7 +14,7 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from conftest import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
+from ci_harness import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from wfx.ci.comment import MARKER
 from wfx.ci.github import GitHubError, PullRequest
 from wfx.ci.pr_comment import main

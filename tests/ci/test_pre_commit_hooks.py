@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import git, write
+from ci_harness import git, write
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -102,3 +102,28 @@ def test_outputs_read_the_workflows_env_its_env_files_and_secrets(tmp_path: Path
         '  key = "***"',
     ]
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_the_plan_shows_the_outputs_a_run_will_print(tmp_path: Path) -> None:
+    """A reviewer sees the workflow's outputs in every plan view, as written (only the run
+    knows their values), and the JSON carries them for exporters."""
+    import jsonschema
+
+    write(tmp_path)
+    text = wfx("plan", "release.yaml", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "outputs (printed at the end of the run):" in text.stdout
+    assert "version = ${{ steps.build.outputs.version }}" in text.stdout
+    from markdown_it import MarkdownIt
+
+    markdown = wfx("plan", "release.yaml", "--format", "markdown", cwd=tmp_path).stdout
+    html = MarkdownIt("commonmark").enable("table").render(markdown)
+    assert "<td><code>token</code></td>\n<td>${{ steps.build.outputs.token }}</td>" in html
+    shown = wfx("plan", "release.yaml", "--format", "json", cwd=tmp_path).stdout
+    data = json.loads(shown)
+    assert data["outputs"] == {
+        "version": "${{ steps.build.outputs.version }}",
+        "token": "${{ steps.build.outputs.token }}",
+    }
+    schema_path = Path(__file__).resolve().parents[2] / "schema" / "plan.schema.json"
+    jsonschema.validate(data, json.loads(schema_path.read_text()))

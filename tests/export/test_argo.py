@@ -390,3 +390,14 @@ def test_a_script_that_cannot_take_its_values_as_data_fails_in_its_place(
     assert count["container"]["command"][:2] == ["sh", "-c"]
     assert "inputs.n" not in json.dumps(count)
     assert [p["name"] for p in count["outputs"]["parameters"]] == ["i"]
+
+
+def test_the_workflows_outputs_are_a_loss(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "wfx: 1\noutputs:\n  version: ${{ steps.s.outputs.v }}\nsteps:\n"
+        "  - {id: s, run: 'echo v=1 >> \"$WFX_OUTPUT\"'}\n",
+    )
+    refused = export(path)
+    assert refused.exit_code == 2
+    assert "error: [workflow-outputs] the workflow's outputs (version)" in refused.output

@@ -325,3 +325,25 @@ def test_a_script_that_cannot_take_its_values_as_data_fails_in_its_place(
     (run,) = [s for s in yaml.safe_load(out.read_text())["jobs"]["count"]["steps"] if "run" in s]
     assert run["run"].endswith("exit 1") and "inputs.n" not in run["run"]
     actionlint(out)
+
+
+def test_the_workflows_outputs_are_a_loss(tmp_path: Path) -> None:
+    """`outputs:` of the workflow (what `wfx run` prints at its end) are not silently
+    dropped: an error, or with --allow-lossy a warning and a header comment."""
+    path = write(
+        tmp_path,
+        """
+        wfx: 1
+        outputs:
+          version: ${{ steps.build.outputs.version }}
+        steps:
+          - {id: build, run: 'echo version=1 >> "$WFX_OUTPUT"'}
+        """,
+    )
+    refused = export(path)
+    assert refused.exit_code == 2
+    assert "error: [workflow-outputs] the workflow's outputs (version)" in refused.output
+    lossy = export(path, "--allow-lossy", "-o", str(tmp_path / "out.yml"))
+    assert lossy.exit_code == 0, lossy.output
+    assert "# LOSSY" in (tmp_path / "out.yml").read_text()
+    assert "[workflow-outputs]" in (tmp_path / "out.yml").read_text()

@@ -84,9 +84,16 @@ def first_with_rollback(plan: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def unmapped_losses(plan: dict[str, Any], losses: Losses, target: str) -> None:
-    """The losses of what neither target maps: a concurrency group, a group's own timeout
-    and retries, a step's executor, and `continueOn` (both targets continue after every
-    failure or none)."""
+    """The losses of what neither target maps: the workflow's outputs, a concurrency group,
+    a group's own timeout and retries, a step's executor, and `continueOn` (both targets
+    continue after every failure or none)."""
+    outputs = plan.get("outputs") or {}
+    if outputs:
+        losses.add(
+            "workflow-outputs",
+            f"the workflow's outputs ({', '.join(outputs)}): `wfx run` prints them at its end;"
+            f" the export does not carry them to {target}",
+        )
     concurrency = plan.get("concurrency")
     if concurrency:
         losses.add(

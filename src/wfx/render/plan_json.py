@@ -56,6 +56,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "warnings": json.loads(as_json(plan.warnings)),
         "inputSpecs": {k: json_value(v) for k, v in plan.input_specs.items()},
         "envSource": dict(plan.env_source),
+        "outputs": dict(plan.outputs),
     }
 
 

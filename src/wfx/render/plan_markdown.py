@@ -126,6 +126,10 @@ def _inputs(plan: Plan) -> list[str]:
         rows += ["| env | value |", "|---|---|"]
         rows += [f"| `{name}` | {prose(value(shown))} |" for name, shown in plan.env.items()]
         rows.append("")
+    if plan.outputs:
+        rows += ["| output (printed at the end of the run) | value |", "|---|---|"]
+        rows += [f"| `{name}` | {prose(source)} |" for name, source in plan.outputs.items()]
+        rows.append("")
     return rows
 
 

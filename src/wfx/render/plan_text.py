@@ -81,6 +81,10 @@ def _header(plan: Plan) -> Text:
     if plan.concurrency is not None:
         group, mode = plan.concurrency["group"], plan.concurrency["mode"]
         text.append(f"concurrency: group {_one_line(value(group))} ({mode})\n")
+    if plan.outputs:
+        text.append("outputs (printed at the end of the run):\n")
+        for name, source in plan.outputs.items():
+            text.append(f"  {name} = {_one_line(source)}\n")
     return text
 
 
