@@ -15,8 +15,8 @@ from typing import Any
 
 import jsonschema
 import yaml
-
 from ci_harness import FakeGitHub
+
 from wfx.ci.comment import MARKER
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ci_harness import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from ci_harness import ALICE, BOT, DEPLOY_KEY, TOKEN, FakeGitHub, commit, git
 from wfx.ci.comment import MARKER
 from wfx.ci.github import GitHubError, PullRequest
 from wfx.ci.pr_comment import main

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ci_harness import git, write
 
 ROOT = Path(__file__).resolve().parents[2]
