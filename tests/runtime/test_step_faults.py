@@ -251,3 +251,26 @@ def test_a_faulted_python_step_is_not_called_and_fails_as_one_that_raised(tmp_pa
     retried = next(e for e in recorded if isinstance(e, ev.StepRetrying))
     assert retried.reason == "raised an exception (on purpose: WFX_FAILPOINT step-fail:py@1)"
     assert result.exit_code == 3  # pyslow's timeout is tolerated (onError: continue)
+
+
+def test_a_step_without_a_timeout_times_out_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    text = """
+    wfx: 1
+    steps:
+      - {id: endless, run: "echo ran >> ledger", rollback: {run: "echo undone >> ledger"}}
+      - {id: after, run: "echo after >> ledger"}
+    """
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    recorded: list[ev.Event] = []
+    options = RunOptions(
+        events=recorded.append,
+        workspace=tmp_path / "workspace",
+        faults={("after", None): "timeout"},
+    )
+    result = anyio.run(lambda: run(compile_file(path).graph, options=options))
+    ends = {e.step: e for e in recorded if isinstance(e, ev.StepFinished)}
+    assert ends["after"].status.value == "timeout"
+    assert ends["after"].reason == "timed out (on purpose: WFX_FAILPOINT step-timeout:after@1)"
+    assert result.exit_code == 1
+    assert ledger(tmp_path) == ["ran", "undone"]  # the rollback is no attempt: it runs

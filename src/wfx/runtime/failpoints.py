@@ -9,7 +9,8 @@
   its process had exited with status 1 (a Python step: as if it had raised); without
   `@ATTEMPT`, every attempt. `step-timeout:STEP[@ATTEMPT]` makes it time out as if its
   `timeout` had fired: it ends after the attempt's timeout (at once without one). The
-  attempt starts no process and calls no step code, and its output and reason say the
+  attempt starts no process and calls no step code (a rollback is not an attempt: it
+  runs as usual), and its output and reason say the
   failpoint did it; everything after (retries, `onError`, `continueOn`, rollbacks,
   `finally`, group retries, the exit code, the journal) is the engine's own reaction,
   as to a real failure. This is what the what-if plan (`wfx plan --fail`) is tested
