@@ -619,6 +619,17 @@ def check_run_paths(
     return problems
 
 
+def failpoint_problems() -> list[Diagnostic]:
+    """What is wrong with the items of `WFX_FAILPOINT` that arm nothing (a test hook:
+    wfx.runtime.failpoints), so a run is not started with a misspelt failpoint."""
+    from wfx.runtime.failpoints import problems
+
+    hint = (
+        "NAME:N crashes wfx; step-fail:STEP[@ATTEMPT] and step-timeout:STEP[@ATTEMPT] fail a step"
+    )
+    return [error("cli.failpoint", problem, None, hint) for problem in problems()]
+
+
 def _path_error(origin: str, path: str | Path | None, problem: str) -> Diagnostic:
     hint = "choose another path"
     if "does not exist" in problem:

@@ -688,7 +688,8 @@ def _usage_error(message: str) -> Any:
 
 
 def _check_paths(how: _Presentation) -> None:
-    """Exit 2 when a path an option names cannot be used: before any run is recorded."""
+    """Exit 2 when a path an option names cannot be used, or `WFX_FAILPOINT` holds an item
+    that arms nothing: before any run is recorded."""
     from wfx import api
     from wfx.runtime.statedir import state_dir
 
@@ -698,7 +699,7 @@ def _check_paths(how: _Presentation) -> None:
         origin = located.chosen_by if located.chosen_by != "the default" else "the journal at"
         directories[origin] = located.path
     files = {"--events": how.events_file, "--summary-md": how.summary_file}
-    problems = api.check_run_paths(files, directories)
+    problems = [*api.check_run_paths(files, directories), *api.failpoint_problems()]
     if problems:
         _fail_with(problems, {}, "text")
 

@@ -39,6 +39,7 @@ def _distinct_value(field: dataclasses.Field[Any]) -> Any:
         "concurrency": Gate(Path("/nonexistent/state"), "group", ConcurrencyMode.QUEUE),
         "python_executor": LocalExecutor(),
         "sleep": _no_wait,
+        "faults": {("build", 1): "fail"},
     }
     if field.name not in values:
         pytest.fail(f"new RunOptions field `{field.name}`: give it a value in this test")

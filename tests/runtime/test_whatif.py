@@ -1,7 +1,8 @@
 """What-if plans (`wfx plan --fail/--timeout`) against real runs: the simulation's step
 outcomes, attempts, rollback order, `finally` steps and exit code equal those of a real
-run in which the named steps really fail (a script exits 1, or sleeps past its timeout,
-when an environment variable names the step and attempt)."""
+`wfx run` in which `WFX_FAILPOINT` fails the named attempts (`step-fail:STEP@N`,
+`step-timeout:STEP`), and those of a real run in which the steps' own scripts fail (exit 1,
+or sleep past their timeout, when an environment variable names the step and attempt)."""
 
 from __future__ import annotations
 
@@ -130,7 +131,7 @@ def _id(outcome: Any) -> str:
     return str(outcome.id)
 
 
-@pytest.mark.parametrize(
+CASES = pytest.mark.parametrize(
     ("text", "fail", "hang", "pace"),
     [
         pytest.param(SAGA, "", "", None, id="saga-nothing-fails"),
@@ -149,11 +150,87 @@ def _id(outcome: Any) -> str:
         pytest.param(RETRIES, "", "flaky@1", None, id="timeout-then-recover"),
     ],
 )
+
+
+@CASES
 def test_what_if_equals_the_real_run(
     tmp_path: Path, text: str, fail: str, hang: str, pace: dict[str, str] | None
 ) -> None:
     real = observed(real_run(tmp_path, text, fail, hang, pace))
     assert predicted(tmp_path / "wf.yaml", fail, hang) == real
+
+
+def failpoint_spec(fail: str, hang: str) -> str:
+    """The what-if's failures as `WFX_FAILPOINT` step faults (`d cleanup` ->
+    `step-fail:d,step-fail:cleanup`)."""
+    faults = [f"step-fail:{f}" for f in fail.split()] + [f"step-timeout:{h}" for h in hang.split()]
+    return ",".join(faults)
+
+
+def failpoint_run(
+    tmp_path: Path, text: str, fail: str, hang: str, pace: dict[str, str] | None
+) -> dict[str, Any]:
+    """A real `wfx run` (journal and all) in which `WFX_FAILPOINT` fails the attempts the
+    what-if names; the steps' own scripts fail nothing ($FAIL_AT and $HANG_AT are empty).
+    What it did, in the terms a what-if answers, read from its CloudEvents."""
+    path = workflow(tmp_path, text)
+    events_file = tmp_path / "events.jsonl"
+    environ = {
+        **os.environ,
+        **(pace or {}),
+        "FAIL_AT": "",
+        "HANG_AT": "",
+        "WFX_FAILPOINT": failpoint_spec(fail, hang),
+    }
+    args = ("run", "-q", str(path), "--events", str(events_file))
+    ran = wfx(*args, "--state-dir", str(tmp_path / "state"), env=environ)
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    of = [(e["type"].removeprefix("dev.wfx."), e.get("subject"), e["data"]) for e in events]
+    return {
+        "steps": dict(
+            sorted(
+                (step, (data["status"], data["attempts"]))
+                for kind, step, data in of
+                if kind.startswith("step.") and "attempts" in data
+            )
+        ),
+        "rollbacks": [step for kind, step, _ in of if kind == "rollback.started"],
+        "rollback_status": {
+            step: data["status"] for kind, step, data in of if kind == "rollback.finished"
+        },
+        "exit_code": ran.returncode,
+        "faulted": [
+            d["text"] for k, _, d in of if k == "step.output" and "WFX_FAILPOINT" in d["text"]
+        ],
+    }
+
+
+@CASES
+def test_what_if_equals_the_real_run_under_wfx_failpoint(
+    tmp_path: Path, text: str, fail: str, hang: str, pace: dict[str, str] | None
+) -> None:
+    """The acceptance's test: the same failures, given to a real run by `WFX_FAILPOINT`."""
+    real = failpoint_run(tmp_path, text, fail, hang, pace)
+    faulted = real.pop("faulted")
+    assert predicted(tmp_path / "wf.yaml", fail, hang) == real
+    # the failures came from the failpoint (the scripts fail nothing), and said so
+    attempts = {step: n for step, (_, n) in real["steps"].items()}
+    assert sorted(faulted) == sorted(
+        f"wfx: this attempt {verb} on purpose: WFX_FAILPOINT step-{kind}:{step}@{attempt};"
+        " its process is not started"
+        for kind, verb, specs in (("fail", "fails", fail), ("timeout", "times out", hang))
+        for step, attempt in _attempts_named(specs, attempts)
+    )
+
+
+def _attempts_named(specs: str, attempts: dict[str, int]) -> list[tuple[str, int]]:
+    """The attempts `specs` (`d`, `quick@1`...) name among those that started."""
+    named = []
+    for spec in specs.split():
+        step, _, at = spec.partition("@")
+        started = range(1, attempts[step] + 1)
+        named += [(step, n) for n in started if not at or n == int(at)]
+    return named
 
 
 def test_the_saga_case_in_detail(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from wfx.envfile import secrets_environment
 from wfx.graph import ExecutionGraph, Node, Section
 from wfx.model import StepId
 from wfx.runtime import events as ev
+from wfx.runtime import failpoints
 from wfx.runtime.actions import PythonAction, inherited_environment
 from wfx.runtime.compensation import Compensator
 from wfx.runtime.concurrency import Gate, Member, took_over
@@ -38,6 +39,7 @@ from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import RunStatus, StepStatus
 from wfx.runtime.executor import Executor
 from wfx.runtime.executors import Executors
+from wfx.runtime.failpoints import StepFaults
 from wfx.runtime.journal import ResumeState, StepRecord
 from wfx.runtime.local import LOCAL, LocalExecutor
 from wfx.runtime.redrive import apply as apply_selection
@@ -116,6 +118,10 @@ class RunOptions:
     plan (wfx.whatif) sends them to its simulated executor."""
     sleep: Callable[[float], Awaitable[None]] = anyio.sleep
     """How the wait before a retry passes; the what-if plan's is a simulated clock."""
+    faults: StepFaults = field(default_factory=lambda: failpoints.STEP_FAULTS)
+    """The attempts that fail or time out on purpose, without running (by default those
+    `WFX_FAILPOINT` names: wfx.runtime.failpoints); the what-if plan's simulation has none,
+    it fails the attempts it is asked about its own way."""
 
 
 def new_run_id() -> str:
@@ -174,6 +180,7 @@ class _Run:
             workspace=str(self.workspace),
             seed=options.seed,
             sleep=options.sleep,
+            faults=options.faults,
         )
         self.scheduler.runner = self.runner
         self.runner.scheduler = self.scheduler

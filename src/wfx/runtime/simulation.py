@@ -68,6 +68,7 @@ async def simulate(graph: ExecutionGraph, failing: Failing) -> tuple[RunResult, 
         python_executor=simulation,
         sleep=simulation.sleep,
         run_id="what-if",
+        faults={},  # WFX_FAILPOINT's step faults are for real runs: only `failing` fails
     )
     try:
         async with anyio.create_task_group() as group:

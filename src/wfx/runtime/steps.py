@@ -33,6 +33,7 @@ from wfx.runtime.actions import (
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executors import Executors
+from wfx.runtime.failpoints import StepFaults
 from wfx.runtime.journal import StepRecord
 from wfx.runtime.resume import resume_point
 from wfx.runtime.retry import wait_before
@@ -111,10 +112,13 @@ class StepRunner:
         workspace: str,
         seed: int | None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        faults: StepFaults | None = None,
     ) -> None:
         self.run = run
         self.sleep = sleep
         """How the wait before a retry passes (the what-if plan's is a simulated clock)."""
+        self.faults = faults or {}
+        """The attempts that fail or time out on purpose (`WFX_FAILPOINT`'s step faults)."""
         self.contexts = contexts
         self.scheduler: Scheduler | None = None
         self.actions = actions
@@ -194,6 +198,10 @@ class StepRunner:
             setup.timeout = bound
         process = action.kind is not StepKind.USES
         try:
+            if self.faults:
+                fault = self.faults.get((node.id, attempt)) or self.faults.get((node.id, None))
+                if fault is not None:
+                    return await faulted_attempt(fault, setup, process)
             executor = self.executors.of(node) if process else self.executors.python
             return await run_attempt(action, setup, executor)
         finally:
@@ -503,6 +511,26 @@ def _brief_command(text: str) -> str:
     if len(first_line) <= _LEFTOVER_CHARS and first_line == text:
         return text
     return first_line[: _LEFTOVER_CHARS - 1].rstrip() + "…"
+
+
+async def faulted_attempt(fault: str, setup: AttemptSetup, process: bool) -> Attempt:
+    """An attempt `WFX_FAILPOINT` fails on purpose (`fault`: "fail" or "timeout"): it
+    starts no process and calls no step code, and ends as a real one that exits 1 (a
+    Python step: that raises) or times out, after the attempt's timeout. Its output (a
+    process step's) and its reason say the failpoint did it."""
+    at = f"step-{fault}:{setup.step_id}@{setup.attempt}"
+    said = f"on purpose: WFX_FAILPOINT {at}"
+    if process:
+        verb = "times out" if fault == "timeout" else "fails"
+        setup.on_output("stderr", f"wfx: this attempt {verb} {said}; its process is not started")
+    if fault == "timeout":
+        if setup.timeout is not None:
+            await anyio.sleep(setup.timeout)
+        waited = "" if setup.timeout is None else f" after {format_duration(setup.timeout)}"
+        return Attempt(StepStatus.TIMEOUT, reason=f"timed out{waited} ({said})")
+    if process:
+        return Attempt(StepStatus.FAILED, exit_code=1, reason=f"exit code 1 ({said})")
+    return Attempt(StepStatus.FAILED, reason=f"raised an exception ({said})")
 
 
 def flush(setup: AttemptSetup) -> None:
