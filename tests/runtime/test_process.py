@@ -84,8 +84,27 @@ async def test_child_gets_exactly_the_given_environment_plus_a_fresh_marker() ->
     first, second = [(await run(sh(script), env=env))[1] for _ in range(2)]
     greeting, home, token = first[0][1].split("|")
     assert (greeting, home) == ("hello", "unset")
-    assert re.fullmatch("[0-9a-f]{32}", token)
+    assert re.fullmatch("[0-9a-f]{17,}", token)
     assert second[0][1].split("|")[2] != token
+
+
+def test_a_forked_child_hands_out_markers_of_its_own() -> None:
+    """Markers are a random stem and a counter: a child made by fork must not repeat the
+    parent's (the counter alone would), or a census could take one tree for another."""
+    from wfx.runtime.process import _MARKERS
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only reports its next marker
+        os.write(write_end, _MARKERS.fresh().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child_marker = os.read(read_end, 100).decode()
+    os.close(read_end)
+    parent_marker = _MARKERS.fresh()
+    assert child_marker[:16] != parent_marker[:16]
+    assert child_marker != parent_marker
 
 
 async def test_stdin_is_empty_so_a_reader_finishes_at_once() -> None:

@@ -90,6 +90,8 @@ def _logical_directory(pwd: str | None, here: str) -> str:
     """bash keeps an inherited PWD that names the directory it starts in, else the
     physical path of that directory."""
     if pwd is not None and pwd.startswith("/"):
+        if pwd == here:  # the usual case: one path names one directory, no stat needed
+            return pwd
         try:
             if os.path.samestat(os.stat(pwd), os.stat(here)):
                 return pwd
