@@ -16,7 +16,6 @@ import os
 import shlex
 import shutil
 import sys
-import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -400,6 +399,8 @@ def _name(function: PythonAction) -> str:
 
 
 def _python_failure(exc: BaseException) -> str:
+    import traceback  # noqa: PLC0415 - only when a Python step raised
+
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +125,7 @@ class RunOptions:
 
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus randomness."""
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + os.urandom(4).hex()
 
 
 async def run(
@@ -381,6 +380,8 @@ def _default_workspace(resume: ResumeState | None) -> Path:
     """A resumed run goes on in its own workspace; a new one gets a temporary directory."""
     if resume is not None and resume.workspace is not None:
         return Path(resume.workspace)
+    import tempfile  # noqa: PLC0415 - only for a run with no journal and no workspace chosen
+
     return Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -170,6 +169,8 @@ class _Running:
 
 def _fresh_scratch(chosen: Path | None) -> Path:
     if chosen is None:
+        import tempfile  # noqa: PLC0415 - only with no scratch directory chosen (no journal)
+
         return Path(tempfile.mkdtemp(prefix="wfx-run-"))
     shutil.rmtree(chosen, ignore_errors=True)  # what a killed attempt of this run left
     chosen.mkdir(parents=True)

@@ -22,7 +22,6 @@ import select
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
@@ -160,7 +159,7 @@ class _Markers:
 
     def renew(self) -> None:
         """A new random stem, and the counter from 1."""
-        self.stem = uuid.uuid4().hex[:16]
+        self.stem = os.urandom(8).hex()
         self.numbers = itertools.count(1)
 
     def fresh(self) -> str:
