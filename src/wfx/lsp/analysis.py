@@ -79,7 +79,7 @@ class Analysis:
         """Each step id written in the file and where: from the parsed document, else (the
         YAML is half typed) from lines that look like `id: NAME`."""
         if self.document is not None and isinstance(self.document.data, dict):
-            return {site.id: site for site in _document_steps(self.document)}
+            return {site.id: site for site in document_steps(self.document)}
         return {site.id: site for site in _text_steps(self.lines)}
 
     @functools.cached_property
@@ -108,7 +108,8 @@ def _check(text: str, name: str) -> api.CheckedText:
         return api.CheckedText([error("lsp.internal", problem, None, hint)])
 
 
-def _document_steps(document: SourceDocument) -> Iterator[StepSite]:
+def document_steps(document: SourceDocument) -> Iterator[StepSite]:
+    """Each step with an id in a parsed document, with where its id is written."""
     lines = document.lines or [""]
     for path, step in _walk_steps(document.data, ()):
         step_id = step.get("id")
