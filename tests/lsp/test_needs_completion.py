@@ -1,0 +1,164 @@
+"""Completion in a step's `needs` offers exactly the ids `wfx validate` accepts there: not
+the step itself, nor a group around it, nor a step that waits for it (a cycle: a later
+sibling in a sequential group, a step after its group), nor a `finally` step for a main
+step, nor a step inside a group with `groupRetries` it is outside of, nor an id already
+listed; asked through a real client while the list is half typed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from .test_server import open_document, published, uri_of
+
+SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "wfx", "lsp", "--stdio"])
+CURSOR = "§"
+
+WORKFLOW = """\
+wfx: 1
+steps:
+  - id: build
+    run: echo build
+  - id: checks
+    type: parallel
+    steps:
+      - id: unit
+        run: echo unit
+      - id: suite
+        steps:
+          - id: first
+            run: echo first
+          - id: second
+            run: echo second
+  - id: flaky
+    groupRetries: {max: 1, delay: 50ms}
+    steps:
+      - id: attempt
+        run: echo attempt
+  - id: deploy
+    run: echo deploy
+  - id: notify
+    needs: [deploy]
+    run: echo notify
+finally:
+  - id: clean
+    run: echo clean
+  - id: report
+    run: echo report
+"""
+
+#: what every step written before `deploy` may be named by it
+BEFORE_DEPLOY = ["build", "checks", "unit", "suite", "first", "second", "flaky"]
+MAIN = [*BEFORE_DEPLOY, "deploy", "notify"]
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_lsp.fixture(config=SERVER, scope="module")
+async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    params = types.InitializeParams(
+        capabilities=pytest_lsp.client_capabilities("visual-studio-code")
+    )
+    await lsp_client.initialize_session(params)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def with_needs(step: str, needs: str) -> str:
+    """WORKFLOW with `needs` (the cursor marked by CURSOR) on the line after `id: step`."""
+    line = next(x for x in WORKFLOW.splitlines() if x.endswith(f"id: {step}"))
+    indent = " " * line.index("id:")
+    return WORKFLOW.replace(line + "\n", f"{line}\n{indent}needs: {needs}\n", 1)
+
+
+async def offered(client: LanguageClient, tmp_path: Path, text: str) -> list[str]:
+    """The labels the server completes at CURSOR in `text`."""
+    index = text.index(CURSOR)
+    text = text.replace(CURSOR, "")
+    line = text.count("\n", 0, index)
+    character = index - (text.rfind("\n", 0, index) + 1)
+    uri = uri_of(tmp_path, f"needs-{abs(hash(text))}.yaml")
+    await published(client, uri, open_document(client, uri, text))
+    result = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier(uri), types.Position(line, character))
+    )
+    assert result is not None
+    items = result.items if isinstance(result, types.CompletionList) else result
+    return [item.label for item in items]
+
+
+@pytest.mark.parametrize(
+    "needs",
+    ["[§", "[§]", "§", "\n      - §", "\n    - §", "[b§", "\n      - b§"],
+    ids=["flow-open", "flow-closed", "scalar", "block", "block-compact", "partial", "block-word"],
+)
+async def test_a_main_step_is_offered_neither_itself_nor_later_steps_nor_finally_steps(
+    client: LanguageClient, tmp_path: Path, needs: str
+) -> None:
+    assert await offered(client, tmp_path, with_needs("deploy", needs)) == BEFORE_DEPLOY
+
+
+@pytest.mark.parametrize(
+    "needs",
+    ["[build, checks, §", "[build, checks, §]", "\n      - build\n      - checks\n      - §"],
+    ids=["flow-open", "flow-closed", "block"],
+)
+async def test_ids_already_listed_are_not_offered_again(
+    client: LanguageClient, tmp_path: Path, needs: str
+) -> None:
+    found = await offered(client, tmp_path, with_needs("deploy", needs))
+    assert found == ["unit", "suite", "first", "second", "flaky"]
+
+
+async def test_a_word_being_retyped_in_the_middle_of_the_list_is_offered(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    text = with_needs("deploy", "[build, ch§, unit]")
+    assert await offered(client, tmp_path, text) == ["checks", "suite", "first", "second", "flaky"]
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        ("second", ["build", "unit", "first"]),  # not its groups, nor what comes after them
+        ("first", ["build", "unit"]),  # not its later sibling in a sequential group
+        ("unit", ["build", "suite", "first", "second"]),  # its parallel siblings are fine
+        ("suite", ["build", "unit"]),  # not its own children
+        ("attempt", ["build", "checks", "unit", "suite", "first", "second"]),
+        ("build", []),  # everything else comes after it
+    ],
+)
+async def test_in_nested_groups_only_steps_that_do_not_wait_for_the_step(
+    client: LanguageClient, tmp_path: Path, step: str, expected: list[str]
+) -> None:
+    assert await offered(client, tmp_path, with_needs(step, "[§")) == expected
+    block = with_needs(step, "\n" + " " * 20 + "- §")
+    assert await offered(client, tmp_path, block) == expected
+
+
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        ("clean", MAIN),  # the main steps, but not the later `finally` step (a cycle)
+        ("report", [*MAIN, "clean"]),
+    ],
+)
+async def test_a_finally_step_may_name_main_steps_and_earlier_finally_steps(
+    client: LanguageClient, tmp_path: Path, step: str, expected: list[str]
+) -> None:
+    assert await offered(client, tmp_path, with_needs(step, "[§")) == expected
+
+
+async def test_needs_completion_while_another_line_is_half_typed(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    text = with_needs("deploy", "[build, §").replace(
+        "    run: echo notify", "    run: echo notify\n    ti"
+    )
+    assert await offered(client, tmp_path, text) == BEFORE_DEPLOY[1:]
