@@ -99,6 +99,7 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(lowering.scripts.values(), workflow)
+    problems += _body_cycles(lowering.nodes, lowering.bodies)
     nodes, cycles = _topological(_take_out_bodies(lowering.nodes, lowering.bodies))
     problems += cycles
     if has_errors(problems):
@@ -776,6 +777,24 @@ def _take_out_bodies(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -
             draft.deps = [position[d] for d in draft.deps if not inside[d]]
             kept.append(draft)
     return kept
+
+
+def _body_cycles(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -> list[Diagnostic]:
+    """The dependency cycles among the steps of each dynamic group fan-out's body: the body
+    leaves the graph (the run copies it per item), so the graph's own sort never sees them,
+    and an instance whose steps wait for each other would wait forever."""
+    found: list[Diagnostic] = []
+    for _, first, last in bodies:
+        body = [
+            dataclasses.replace(
+                draft,
+                id=StepId(draft.id.removesuffix(f"[{PLACEHOLDER}]")),  # named as written
+                deps=[d - first for d in draft.deps if first <= d < last],
+            )
+            for draft in drafts[first:last]
+        ]
+        found += _topological(body)[1]
+    return found
 
 
 def _node(draft: _Draft, index: int, deps: tuple[int, ...]) -> Node:

@@ -7,13 +7,20 @@ listed; asked through a real client while the list is half typed."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
+
+from wfx import api
+from wfx.diagnostics import Severity
+from wfx.lsp.analysis import analyse
+from wfx.lsp.context import frames
+from wfx.lsp.features import complete
+from wfx.lsp.text import Position
 
 from .test_server import open_document, published, uri_of
 
@@ -57,7 +64,8 @@ finally:
 BEFORE_DEPLOY = ["build", "checks", "unit", "suite", "first", "second", "flaky"]
 MAIN = [*BEFORE_DEPLOY, "deploy", "notify"]
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+#: the client tests share one server (the examples test below is synchronous)
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 
 @pytest_lsp.fixture(config=SERVER, scope="module")
@@ -93,6 +101,7 @@ async def offered(client: LanguageClient, tmp_path: Path, text: str) -> list[str
     return [item.label for item in items]
 
 
+@in_module_loop
 @pytest.mark.parametrize(
     "needs",
     ["[§", "[§]", "§", "\n      - §", "\n    - §", "[b§", "\n      - b§"],
@@ -104,6 +113,7 @@ async def test_a_main_step_is_offered_neither_itself_nor_later_steps_nor_finally
     assert await offered(client, tmp_path, with_needs("deploy", needs)) == BEFORE_DEPLOY
 
 
+@in_module_loop
 @pytest.mark.parametrize(
     "needs",
     ["[build, checks, §", "[build, checks, §]", "\n      - build\n      - checks\n      - §"],
@@ -116,6 +126,7 @@ async def test_ids_already_listed_are_not_offered_again(
     assert found == ["unit", "suite", "first", "second", "flaky"]
 
 
+@in_module_loop
 async def test_a_word_being_retyped_in_the_middle_of_the_list_is_offered(
     client: LanguageClient, tmp_path: Path
 ) -> None:
@@ -123,6 +134,7 @@ async def test_a_word_being_retyped_in_the_middle_of_the_list_is_offered(
     assert await offered(client, tmp_path, text) == ["checks", "suite", "first", "second", "flaky"]
 
 
+@in_module_loop
 @pytest.mark.parametrize(
     ("step", "expected"),
     [
@@ -142,6 +154,7 @@ async def test_in_nested_groups_only_steps_that_do_not_wait_for_the_step(
     assert await offered(client, tmp_path, block) == expected
 
 
+@in_module_loop
 @pytest.mark.parametrize(
     ("step", "expected"),
     [
@@ -155,6 +168,7 @@ async def test_a_finally_step_may_name_main_steps_and_earlier_finally_steps(
     assert await offered(client, tmp_path, with_needs(step, "[§")) == expected
 
 
+@in_module_loop
 async def test_needs_completion_while_another_line_is_half_typed(
     client: LanguageClient, tmp_path: Path
 ) -> None:
@@ -162,3 +176,75 @@ async def test_needs_completion_while_another_line_is_half_typed(
         "    run: echo notify", "    run: echo notify\n    ti"
     )
     assert await offered(client, tmp_path, text) == BEFORE_DEPLOY[1:]
+
+
+# --- against `wfx validate`, over examples -------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CHECKED = [
+    "production-deployment.yaml",  # `finally` steps
+    "flaky-checks.yaml",  # `groupRetries`
+    "per-service-pipeline.yaml",  # a group fanned out at run time
+    "nested-test-matrix.yaml",  # fan-out in a fanned-out group
+    "dependency-pipeline.yaml",
+    "microservice-release.yaml",
+]
+
+
+def _errors(text: str) -> list[tuple[str, str]]:
+    return sorted(
+        (d.code, d.message)
+        for d in api.check_text(text, "wf.yaml").diagnostics
+        if d.severity is Severity.ERROR
+    )
+
+
+def _needs_lines(text: str) -> Iterator[tuple[str, list[str], int, str]]:
+    """For each step written in block style with an `id`: its id, the ids its `needs`
+    lists, the line its `needs` is (or would be) on, and the text with that line removed
+    (a `needs` on one line replaced, or none inserted after the `id`)."""
+    analysis = analyse(text, "wf.yaml")
+    assert analysis.document is not None
+    lines = text.splitlines()
+    for site in analysis.steps.values():
+        id_line = lines[site.range.start.line]
+        keys = [f for f in frames(id_line) if f.key is not None]
+        if site.path is None or not keys or keys[-1].key != "id":
+            continue  # a step written as a flow mapping: no block keys to complete in
+        step = analysis.document.data
+        for part in site.path:
+            step = step[part]
+        needs = step.get("needs", [])
+        listed = [needs] if isinstance(needs, str) else list(needs)
+        if "needs" in step:
+            number = analysis.document.positions.key((*site.path, "needs")).line - 1
+            if not lines[number].rstrip().endswith(("]", *listed)) or not listed:
+                continue  # written on more than one line
+            rest = lines[number + 1 :]  # the `needs` line is replaced
+        else:
+            number = site.range.start.line + 1
+            rest = lines[number:]  # a `needs` line is inserted after the `id`
+        needs_line = " " * keys[-1].column + "{}"
+        yield site.id, listed, number, "\n".join([*lines[:number], needs_line, *rest])
+
+
+@pytest.mark.parametrize("name", CHECKED)
+def test_the_ids_offered_in_needs_are_exactly_those_validate_accepts(name: str) -> None:
+    text = (EXAMPLES / name).read_text(encoding="utf-8")
+    written = list(analyse(text, name).steps)
+    checked = 0
+    for step, listed, number, template in _needs_lines(text):
+        typing = template.replace("{}", "needs: [" + "".join(f"{n}, " for n in listed), 1)
+        line = typing.splitlines()[number]
+        found = complete(analyse(typing, "wf.yaml"), Position(number, len(line)))
+        offered = [c.label for c in found]
+        baseline = _errors(template.replace("{}", f"needs: {listed}".replace("'", ""), 1))
+        accepted = [
+            candidate
+            for candidate in written
+            if _errors(template.replace("{}", f"needs: [{', '.join([*listed, candidate])}]", 1))
+            == baseline
+        ]
+        assert offered == accepted, f"{name}: step {step}"
+        checked += 1
+    assert checked >= 3
