@@ -55,6 +55,11 @@ class Analysis:
         self.name = name
         self.lines = text.splitlines() or [""]
         self.checked = _check(text, name)
+        if self.checked.document is not None:
+            _PARSED.pop(name, None)
+            _PARSED[name] = self.checked.document
+            while len(_PARSED) > _PARSED_MAX:
+                del _PARSED[next(iter(_PARSED))]
 
     @property
     def document(self) -> SourceDocument | None:
@@ -92,6 +97,18 @@ class Analysis:
             return make_plan(compilation.graph, compilation.warnings)
         except Exception:  # a bug in the plan must not take hover down with it
             return None
+
+
+#: the last text of each file (by name) that parsed, as parsed: completion in a half-typed
+#: `needs` repairs the text, often back to an earlier version (`needs: [a` -> `needs: [a]`)
+_PARSED: dict[str, SourceDocument] = {}
+_PARSED_MAX = 32
+
+
+def parsed_before(name: str, text: str) -> SourceDocument | None:
+    """The document of `text` if it is the last text of file `name` that parsed."""
+    found = _PARSED.get(name)
+    return found if found is not None and found.text == text else None
 
 
 def analyse(text: str, name: str) -> Analysis:

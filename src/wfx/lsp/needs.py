@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from wfx import model, source
 from wfx.compiler import acceptable_needs
 from wfx.diagnostics import DiagnosticsError
-from wfx.lsp.analysis import Analysis, StepSite, document_steps
+from wfx.lsp.analysis import Analysis, StepSite, document_steps, parsed_before
 from wfx.lsp.context import frames
 from wfx.lsp.text import Position, word_at
 
@@ -45,7 +45,22 @@ def needs_completions(analysis: Analysis, position: Position) -> list[StepSite]:
     site = needs_site(analysis.lines, position)
     if site is None:
         return []
-    repaired = _repaired(analysis.lines, site)
+    fixed = _repaired_lines(analysis.lines, site)
+    key = (analysis.name, site.key_line, "\n".join(fixed))
+    found = _LAST.get(key)
+    if found is None:  # each keystroke in the same entry repairs to the same text
+        found = _accepted(analysis, site, fixed)
+        _LAST.clear()
+        _LAST[key] = found
+    return found
+
+
+#: the last answer, by the file's name, the line of the `needs` and the repaired text
+_LAST: dict[tuple[str, int, str], list[StepSite]] = {}
+
+
+def _accepted(analysis: Analysis, site: NeedsSite, fixed: list[str]) -> list[StepSite]:
+    repaired = _parsed(fixed, analysis.name, site)
     if repaired is None:
         return _fallback(analysis, site)
     document, steps = repaired
@@ -53,7 +68,7 @@ def needs_completions(analysis: Analysis, position: Position) -> list[StepSite]:
     if path is None:
         return _fallback(analysis, site)
     try:
-        workflow, _ = model.build_with_problems(document)
+        workflow, _ = model.build_with_problems(document, reuse_steps=True)
         written = [s.id for s in steps if s.id not in site.listed]
         accepted = set(acceptable_needs(workflow, path, written))
     except Exception:  # a model too broken to compile: offer what the text shows
@@ -115,19 +130,26 @@ def _typed_word(lines: list[str], position: Position) -> tuple[int, int] | None:
     return (position.line, start) if word else None
 
 
-def _repaired(
-    lines: list[str], site: NeedsSite
-) -> tuple[source.SourceDocument, list[StepSite]] | None:
-    """The text parsed with its `needs` rewritten as `[listed ids]`; lines the reader
-    still rejects are blanked, a few at most (None: it still does not parse)."""
+def _repaired_lines(lines: list[str], site: NeedsSite) -> list[str]:
+    """The lines with the `needs` rewritten as `[listed ids]` on its key's line."""
     fixed = list(lines)
     key_line = fixed[site.key_line]
     fixed[site.key_line] = key_line[: site.value_start] + " [" + ", ".join(site.listed) + "]"
     for number in range(site.key_line + 1, site.last_line + 1):
         fixed[number] = ""
+    return fixed
+
+
+def _parsed(
+    lines: list[str], name: str, site: NeedsSite
+) -> tuple[source.SourceDocument, list[StepSite]] | None:
+    """The repaired lines parsed; lines the reader still rejects are blanked, a few at
+    most (None: it still does not parse)."""
+    fixed = list(lines)
     for _ in range(_REPAIRS):
+        text = "\n".join(fixed) + "\n"
         try:
-            document = source.loads("\n".join(fixed) + "\n", "needs.yaml")
+            document = parsed_before(name, text) or source.loads(text, name)
         except DiagnosticsError as exc:
             number = _culprit(exc)
             if not 0 <= number < len(fixed) or not fixed[number] or number == site.key_line:
