@@ -248,3 +248,30 @@ def test_the_ids_offered_in_needs_are_exactly_those_validate_accepts(name: str) 
         assert offered == accepted, f"{name}: step {step}"
         checked += 1
     assert checked >= 3
+
+
+FANNED_OUT = """\
+wfx: 1
+steps:
+  - id: svc
+    matrix: {service: [api, web]}
+    steps:
+      - id: build
+        run: echo build
+      - id: test
+        needs: INSIDE
+        run: echo test
+  - id: after
+    needs: OUTSIDE
+    run: echo after
+"""
+
+
+@in_module_loop
+async def test_a_step_inside_a_fanned_out_group_is_named_only_from_inside_it(
+    client: LanguageClient, tmp_path: Path
+) -> None:
+    inside = FANNED_OUT.replace("INSIDE", "[§").replace("OUTSIDE", "[]")
+    assert await offered(client, tmp_path, inside) == ["build"]  # its instance's `build`
+    outside = FANNED_OUT.replace("INSIDE", "[]").replace("OUTSIDE", "[§")
+    assert await offered(client, tmp_path, outside) == ["svc"]  # `build` is `build[api]`...
