@@ -275,3 +275,31 @@ async def test_a_step_inside_a_fanned_out_group_is_named_only_from_inside_it(
     assert await offered(client, tmp_path, inside) == ["build"]  # its instance's `build`
     outside = FANNED_OUT.replace("INSIDE", "[]").replace("OUTSIDE", "[§")
     assert await offered(client, tmp_path, outside) == ["svc"]  # `build` is `build[api]`...
+
+
+@in_module_loop
+@pytest.mark.parametrize(
+    ("needs", "expected"),
+    [
+        ("needs: [§", BEFORE_DEPLOY),
+        ("needs: [§], run: echo}", BEFORE_DEPLOY),
+        ("needs: [build, §", BEFORE_DEPLOY[1:]),
+        ("run: echo, needs: [build, ch§, unit]}", ["checks", "suite", "first", "second", "flaky"]),
+        ("needs: b§, run: echo}", BEFORE_DEPLOY),
+    ],
+    ids=["open", "closed", "listed", "middle", "scalar"],
+)
+async def test_in_a_step_written_as_a_flow_mapping(
+    client: LanguageClient, tmp_path: Path, needs: str, expected: list[str]
+) -> None:
+    flow = "  - {id: deploy, " + needs  # the mapping closed or not yet
+    text = WORKFLOW.replace("  - id: deploy\n    run: echo deploy", flow)
+    assert await offered(client, tmp_path, text) == expected
+
+
+@in_module_loop
+async def test_in_a_new_step_that_has_no_run_yet(client: LanguageClient, tmp_path: Path) -> None:
+    text = WORKFLOW.replace("finally:", "  - id: new\n    needs: [§\nfinally:")
+    assert await offered(client, tmp_path, text) == MAIN
+    block = WORKFLOW.replace("finally:", "  - id: new\n    needs:\n      - §\nfinally:")
+    assert await offered(client, tmp_path, block) == MAIN

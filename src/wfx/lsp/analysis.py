@@ -128,14 +128,16 @@ def _check(text: str, name: str) -> api.CheckedText:
 def document_steps(document: SourceDocument) -> Iterator[StepSite]:
     """Each step with an id in a parsed document, with where its id is written."""
     lines = document.lines or [""]
-    for path, step in _walk_steps(document.data, ()):
+    for path, step in walk_steps(document.data, ()):
         step_id = step.get("id")
         if isinstance(step_id, str):
             span = document.positions.value((*path, "id"))
             yield StepSite(step_id, span_range(span, lines), path)
 
 
-def _walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]]:
+def walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]]:
+    """Each step mapping under `data` (in `steps` and `finally`, nested ones too), with
+    its path."""
     if not isinstance(data, dict):
         return
     for key in _STEP_LISTS:
@@ -146,7 +148,7 @@ def _walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]
             if isinstance(step, dict):
                 here = (*path, key, index)
                 yield here, step
-                yield from _walk_steps(step, here)
+                yield from walk_steps(step, here)
 
 
 def _text_steps(lines: list[str]) -> Iterator[StepSite]:

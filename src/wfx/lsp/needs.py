@@ -9,22 +9,28 @@ repaired first: the `needs` value becomes a flow list of the ids already complet
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from dataclasses import dataclass
 
 from wfx import model, source
 from wfx.compiler import acceptable_needs
 from wfx.diagnostics import DiagnosticsError
-from wfx.lsp.analysis import Analysis, StepSite, document_steps, parsed_before
+from wfx.lsp.analysis import Analysis, StepSite, document_steps, parsed_before, walk_steps
 from wfx.lsp.context import frames
 from wfx.lsp.text import Position, word_at
 
 #: an id as the schema allows it, not part of a longer word
 _ID = re.compile(r"(?<![\w-])[A-Za-z_][A-Za-z0-9_-]*(?![\w-])")
+#: `needs:` as a key of a flow mapping (`{id: x, needs: ...`)
+_FLOW_NEEDS = re.compile(r"[{,]\s*needs:\s*")
 #: a comment: `#` at the start or after a blank
 _COMMENT = re.compile(r"(?:^|\s)#.*$")
 #: where the YAML reader says the construct it could not read began
 _BEGAN = re.compile(r"began at line (\d+)")
+#: the keys of which a step has exactly one
+_KINDS = frozenset({"run", "cmd", "uses", "steps"})
 #: how many lines the YAML reader may still stumble on before giving up
 _REPAIRS = 5
 
@@ -38,6 +44,9 @@ class NeedsSite:
     value_start: int
     last_line: int
     listed: tuple[str, ...]
+    rest: str = ""
+    """In a flow mapping (`- {id: x, needs: [a, b], run: ...}`): what follows the value
+    on its line, kept (closed with `}` when the mapping is not yet)."""
 
 
 def needs_completions(analysis: Analysis, position: Position) -> list[StepSite]:
@@ -68,7 +77,7 @@ def _accepted(analysis: Analysis, site: NeedsSite, fixed: list[str]) -> list[Ste
     if path is None:
         return _fallback(analysis, site)
     try:
-        workflow, _ = model.build_with_problems(document, reuse_steps=True)
+        workflow, _ = model.build_with_problems(_with_kinds(document), reuse_steps=True)
         written = [s.id for s in steps if s.id not in site.listed]
         accepted = set(acceptable_needs(workflow, path, written))
     except Exception:  # a model too broken to compile: offer what the text shows
@@ -78,6 +87,9 @@ def _accepted(analysis: Analysis, site: NeedsSite, fixed: list[str]) -> list[Ste
 
 def needs_site(lines: list[str], position: Position) -> NeedsSite | None:
     """The `needs` whose value holds the cursor (None when it cannot be found)."""
+    flow = flow_needs_site(lines, position)
+    if flow is not None:
+        return flow
     key = _needs_key(lines, position)
     if key is None:
         return None
@@ -107,6 +119,38 @@ def needs_site(lines: list[str], position: Position) -> NeedsSite | None:
     return NeedsSite(key_line, value_start, last_line, tuple(listed))
 
 
+def flow_needs_site(lines: list[str], position: Position) -> NeedsSite | None:
+    """The `needs` of a step written as a flow mapping on one line, when the cursor is in
+    its value (None otherwise)."""
+    line = lines[position.line] if position.line < len(lines) else ""
+    before = line[: position.character]
+    keys = list(_FLOW_NEEDS.finditer(before))
+    if not keys:
+        return None
+    start = keys[-1].end()
+    typed = before[start:]
+    if typed.startswith("["):
+        if "]" in typed:
+            return None
+        close = line.find("]", position.character)
+        end = len(line) if close < 0 else close + 1
+    else:
+        if "," in typed or "}" in typed:
+            return None
+        ends = [i for i in (line.find(",", start), line.find("}", start)) if i >= 0]
+        end = min(ends, default=len(line))
+    rest = line[end:]
+    if line[:start].count("{") > line[:start].count("}") + rest.count("}"):
+        rest = rest.rstrip() + "}"  # the mapping is not closed yet
+    word = _typed_word(lines, position)
+    listed = {
+        m.group(0): None
+        for m in _ID.finditer(line[start:end])
+        if (position.line, start + m.start()) != word
+    }
+    return NeedsSite(position.line, start, position.line, tuple(listed), rest)
+
+
 def _needs_key(lines: list[str], position: Position) -> tuple[int, int] | None:
     """The line and column of the `needs` key the cursor is in the value of: on the
     cursor's line, else the nearest key above (a block list's items are not keys)."""
@@ -134,7 +178,8 @@ def _repaired_lines(lines: list[str], site: NeedsSite) -> list[str]:
     """The lines with the `needs` rewritten as `[listed ids]` on its key's line."""
     fixed = list(lines)
     key_line = fixed[site.key_line]
-    fixed[site.key_line] = key_line[: site.value_start] + " [" + ", ".join(site.listed) + "]"
+    listed = "[" + ", ".join(site.listed) + "]"
+    fixed[site.key_line] = key_line[: site.value_start].rstrip() + " " + listed + site.rest
     for number in range(site.key_line + 1, site.last_line + 1):
         fixed[number] = ""
     return fixed
@@ -187,6 +232,21 @@ def _step_path(
         ):
             return site.path
     return None
+
+
+def _with_kinds(document: source.SourceDocument) -> source.SourceDocument:
+    """The document, each step not yet given a kind (`- id: new` then `needs: [`, its
+    `run` still to come) given an empty `run`, which names and orders nothing."""
+    bare = [path for path, step in walk_steps(document.data, ()) if not _KINDS.intersection(step)]
+    if not bare:
+        return document
+    data = copy.deepcopy(document.data)
+    for path in bare:
+        step = data
+        for part in path:
+            step = step[part]
+        step["run"] = ""
+    return dataclasses.replace(document, data=data)
 
 
 def _fallback(analysis: Analysis, site: NeedsSite) -> list[StepSite]:
