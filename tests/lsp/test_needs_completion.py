@@ -169,12 +169,19 @@ async def test_a_finally_step_may_name_main_steps_and_earlier_finally_steps(
 
 
 @in_module_loop
-async def test_needs_completion_while_another_line_is_half_typed(
-    client: LanguageClient, tmp_path: Path
+@pytest.mark.parametrize(
+    "typing",
+    ["    ti", "    retries:", "    onError:", "    matrix:", "    run:"],
+    ids=["key", "retries", "onError", "matrix", "run"],
+)
+async def test_needs_completion_while_another_step_is_half_typed(
+    client: LanguageClient, tmp_path: Path, typing: str
 ) -> None:
     text = with_needs("deploy", "[build, §").replace(
-        "    run: echo notify", "    run: echo notify\n    ti"
+        "    run: echo notify", "    run: echo notify\n" + typing
     )
+    if typing == "    run:":
+        text = text.replace("    run: echo notify\n", "")
     assert await offered(client, tmp_path, text) == BEFORE_DEPLOY[1:]
 
 

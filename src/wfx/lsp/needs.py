@@ -32,7 +32,7 @@ _BEGAN = re.compile(r"began at line (\d+)")
 #: the keys of which a step has exactly one
 _KINDS = frozenset({"run", "cmd", "uses", "steps"})
 #: how many lines the YAML reader may still stumble on before giving up
-_REPAIRS = 5
+_REPAIRS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,8 @@ def _accepted(analysis: Analysis, site: NeedsSite, fixed: list[str]) -> list[Ste
         written = [s.id for s in steps if s.id not in site.listed]
         accepted = set(acceptable_needs(workflow, path, written))
     except Exception:  # a model too broken to compile: offer what the text shows
-        return _fallback(analysis, site)
+        own = {s.id for s in steps if s.path == path}
+        return [s for s in _fallback(analysis, site) if s.id not in own]
     return [s for s in steps if s.id in accepted]
 
 
@@ -235,20 +236,29 @@ def _step_path(
 
 
 def _with_kinds(document: source.SourceDocument) -> source.SourceDocument:
-    """The document, each step not yet given a kind (`- id: new` then `needs: [`, its
-    `run` still to come) given an empty `run`, which names and orders nothing."""
-    bare = [path for path, step in walk_steps(document.data, ()) if not _KINDS.intersection(step)]
-    if not bare:
+    """The document with its steps' half-typed keys (`retries:` with no value yet) left
+    out, and each step not yet given a kind (`- id: new` then `needs: [`, its `run` still
+    to come) given an empty `run`, which names and orders nothing."""
+    unfinished = [
+        path
+        for path, step in walk_steps(document.data, ())
+        if None in step.values() or not _KINDS.intersection(step)
+    ]
+    if not unfinished:
         return document
     data = copy.deepcopy(document.data)
-    for path in bare:
+    for path in unfinished:
         step = data
         for part in path:
             step = step[part]
-        step["run"] = ""
+        for key in [k for k, v in step.items() if v is None]:
+            del step[key]
+        if not _KINDS.intersection(step):
+            step["run"] = ""
     return dataclasses.replace(document, data=data)
 
 
 def _fallback(analysis: Analysis, site: NeedsSite) -> list[StepSite]:
-    """When the file cannot be compiled even repaired: the ids written, less those listed."""
+    """When the file cannot be compiled even repaired: the ids written, less those listed
+    (the compiler is what knows which of them would make a cycle)."""
     return [s for s in analysis.steps.values() if s.id not in site.listed]
