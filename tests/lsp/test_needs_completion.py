@@ -195,6 +195,8 @@ CHECKED = [
     "nested-test-matrix.yaml",  # fan-out in a fanned-out group
     "dependency-pipeline.yaml",
     "microservice-release.yaml",
+    "release-with-reusable-deploy.yaml",  # a sub-workflow call
+    "dynamic-fan-out.yaml",
 ]
 
 
