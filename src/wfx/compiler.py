@@ -99,6 +99,7 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(lowering.scripts.values(), workflow)
+    problems += _body_cycles(lowering.nodes, lowering.bodies)
     nodes, cycles = _topological(_take_out_bodies(lowering.nodes, lowering.bodies))
     problems += cycles
     if has_errors(problems):
@@ -618,6 +619,20 @@ class _Lowering(StepVisitor):
             elif end not in self.nodes[index].deps:
                 self.nodes[index].deps.append(end)
 
+    def may_need(self, index: int, instance: Instance | None, ref: str, waiting: set[int]) -> bool:
+        """Whether node `index` may wait for `ref` as `resolve_needs` decides, without a
+        cycle (`waiting`: the nodes that wait for it)."""
+        name = StepId(ref if instance is None else instance.resolve(ref))
+        end = self.ends.get(name)
+        if end is None or end in waiting:
+            return False
+        if self.nodes[index].section is Section.MAIN and self.sections[name] is Section.FINALLY:
+            return False
+        problems = len(self.problems)
+        refused = self.into_retried_group(index, end, self.nodes[index].step.span)
+        del self.problems[problems:]
+        return refused is None
+
     def into_retried_group(self, index: int, end: int, span: Span) -> StepId | None:
         """A step outside a group with `groupRetries` that needs a step inside it would see
         the results of an attempt the group may undo and run again: report it."""
@@ -637,6 +652,44 @@ class _Lowering(StepVisitor):
                 )
                 return group_id
         return None
+
+
+def acceptable_needs(workflow: Workflow, path: tuple[Any, ...], names: Iterable[str]) -> list[str]:
+    """Of `names`, those the step written at document `path` may add to its `needs`
+    without an error (for an editor's completion): what `resolve_needs` accepts (a known
+    step; not a `finally` step for a main step; not inside a group with `groupRetries`
+    the step is outside of) that does not wait, even through others, for the step itself
+    (a cycle). Its instances (in a fanned-out group) must all accept a name."""
+    values: dict[str, Any] | None
+    try:
+        values = inputs.resolve(workflow, {}, None, False)
+    except DiagnosticsError:
+        values = None
+    lowering = _Lowering(workflow, assign_ids(workflow), values)
+    lowering.lower_all()
+    entries = [(i, inst) for i, step, inst in lowering.pending_needs if step.path == path]
+    dependents: list[list[int]] = [[] for _ in lowering.nodes]
+    for index, node in enumerate(lowering.nodes):
+        for dep in node.deps:
+            dependents[dep].append(index)
+    waiting = {index: _waiting_for(index, dependents) for index, _ in entries}
+    return [
+        name
+        for name in names
+        if entries and all(lowering.may_need(i, inst, name, waiting[i]) for i, inst in entries)
+    ]
+
+
+def _waiting_for(index: int, dependents: list[list[int]]) -> set[int]:
+    """Node `index` and every node that waits for it, directly or through others."""
+    found = {index}
+    stack = [index]
+    while stack:
+        for later in dependents[stack.pop()]:
+            if later not in found:
+                found.add(later)
+                stack.append(later)
+    return found
 
 
 def _within(instance: Instance | None, prefix: str, caller: Instance | None) -> Instance | None:
@@ -724,6 +777,24 @@ def _take_out_bodies(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -
             draft.deps = [position[d] for d in draft.deps if not inside[d]]
             kept.append(draft)
     return kept
+
+
+def _body_cycles(drafts: list[_Draft], bodies: list[tuple[int, int, int]]) -> list[Diagnostic]:
+    """The dependency cycles among the steps of each dynamic group fan-out's body: the body
+    leaves the graph (the run copies it per item), so the graph's own sort never sees them,
+    and an instance whose steps wait for each other would wait forever."""
+    found: list[Diagnostic] = []
+    for _, first, last in bodies:
+        body = [
+            dataclasses.replace(
+                draft,
+                id=StepId(draft.id.removesuffix(f"[{PLACEHOLDER}]")),  # named as written
+                deps=[d - first for d in draft.deps if first <= d < last],
+            )
+            for draft in drafts[first:last]
+        ]
+        found += _topological(body)[1]
+    return found
 
 
 def _node(draft: _Draft, index: int, deps: tuple[int, ...]) -> Node:

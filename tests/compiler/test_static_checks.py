@@ -102,6 +102,29 @@ def test_a_group_needing_its_own_child_is_a_cycle(workflow_file: Write) -> None:
     assert "`g`" in found.message and "`inner`" in found.message
 
 
+def test_a_cycle_inside_a_group_fanned_out_at_run_time_is_reported(
+    workflow_file: Write,
+) -> None:
+    """The body of such a group leaves the graph (the run copies it per item), and the
+    graph's own sort did not see its cycles: `wfx run` then waited forever."""
+    text = """
+    wfx: 1
+    steps:
+      - id: list
+        run: echo 'items=[1, 2]' >> "$WFX_OUTPUT"
+      - id: each
+        forEach: ${{ fromJSON(steps.list.outputs.items) }}
+        steps:
+          - {id: first, run: echo, needs: [second]}
+          - {id: second, run: echo}
+          - {id: alone, run: echo, needs: [alone]}
+    """
+    found = diagnose(workflow_file, text)
+    assert [d.code for d in found] == ["compile.cycle", "compile.cycle"]
+    assert "`first` (" in found[0].message and "`second` (" in found[0].message
+    assert "`alone` (" in found[1].message and "[" not in found[1].message.split("`alone`")[0]
+
+
 def test_unknown_names_in_expressions(workflow_file: Write) -> None:
     text = """
     wfx: 1

@@ -197,11 +197,13 @@ def test_completion_offers_fixed_values() -> None:
 
 
 def test_completion_offers_step_ids_in_needs_written_any_way() -> None:
-    ids = ["build", "checks", "unit", "lint", "deploy"]
+    ids = ["build", "checks", "unit", "lint"]  # not `deploy` itself
     flow = WORKFLOW.replace("needs: [build, checks]", "needs: [build, ")
-    assert labels(flow, at(flow, "needs: [build, ", 15)) == ids
+    assert labels(flow, at(flow, "needs: [build, ", 15)) == ids[1:]  # not `build` again
     block = WORKFLOW.replace("needs: [build, checks]", "needs:\n      - ")
     assert labels(block, at(block, "needs:\n      - ", 15)) == ids
+    compact = WORKFLOW.replace("needs: [build, checks]", "needs:\n    - ")
+    assert labels(compact, at(compact, "needs:\n    - ", 13)) == ids
 
 
 def test_completion_inside_expressions() -> None:

@@ -55,6 +55,11 @@ class Analysis:
         self.name = name
         self.lines = text.splitlines() or [""]
         self.checked = _check(text, name)
+        if self.checked.document is not None:
+            _PARSED.pop(name, None)
+            _PARSED[name] = self.checked.document
+            while len(_PARSED) > _PARSED_MAX:
+                del _PARSED[next(iter(_PARSED))]
 
     @property
     def document(self) -> SourceDocument | None:
@@ -79,7 +84,7 @@ class Analysis:
         """Each step id written in the file and where: from the parsed document, else (the
         YAML is half typed) from lines that look like `id: NAME`."""
         if self.document is not None and isinstance(self.document.data, dict):
-            return {site.id: site for site in _document_steps(self.document)}
+            return {site.id: site for site in document_steps(self.document)}
         return {site.id: site for site in _text_steps(self.lines)}
 
     @functools.cached_property
@@ -92,6 +97,18 @@ class Analysis:
             return make_plan(compilation.graph, compilation.warnings)
         except Exception:  # a bug in the plan must not take hover down with it
             return None
+
+
+#: the last text of each file (by name) that parsed, as parsed: completion in a half-typed
+#: `needs` repairs the text, often back to an earlier version (`needs: [a` -> `needs: [a]`)
+_PARSED: dict[str, SourceDocument] = {}
+_PARSED_MAX = 32
+
+
+def parsed_before(name: str, text: str) -> SourceDocument | None:
+    """The document of `text` if it is the last text of file `name` that parsed."""
+    found = _PARSED.get(name)
+    return found if found is not None and found.text == text else None
 
 
 def analyse(text: str, name: str) -> Analysis:
@@ -108,16 +125,19 @@ def _check(text: str, name: str) -> api.CheckedText:
         return api.CheckedText([error("lsp.internal", problem, None, hint)])
 
 
-def _document_steps(document: SourceDocument) -> Iterator[StepSite]:
+def document_steps(document: SourceDocument) -> Iterator[StepSite]:
+    """Each step with an id in a parsed document, with where its id is written."""
     lines = document.lines or [""]
-    for path, step in _walk_steps(document.data, ()):
+    for path, step in walk_steps(document.data, ()):
         step_id = step.get("id")
         if isinstance(step_id, str):
             span = document.positions.value((*path, "id"))
             yield StepSite(step_id, span_range(span, lines), path)
 
 
-def _walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]]:
+def walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]]:
+    """Each step mapping under `data` (in `steps` and `finally`, nested ones too), with
+    its path."""
     if not isinstance(data, dict):
         return
     for key in _STEP_LISTS:
@@ -128,7 +148,7 @@ def _walk_steps(data: Any, path: Path_) -> Iterator[tuple[Path_, dict[str, Any]]
             if isinstance(step, dict):
                 here = (*path, key, index)
                 yield here, step
-                yield from _walk_steps(step, here)
+                yield from walk_steps(step, here)
 
 
 def _text_steps(lines: list[str]) -> Iterator[StepSite]:

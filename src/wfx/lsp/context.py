@@ -72,7 +72,7 @@ def context_at(lines: list[str], line: int, character: int) -> Context:
     keyed = own[-1] if own and own[-1].key is not None else None
     column = keyed.column if keyed is not None else _typing_column(before, items)
     limit = items[0].column if items else column
-    ancestors = _ancestors(lines, line, limit)
+    ancestors = _ancestors(lines, line, limit, item=bool(items))
     if ancestors is None:  # inside a block scalar (`run: |`): a value, never a key
         return Context((), True, None, before.strip(), column)
     path = (*ancestors, *(None for _ in items))
@@ -88,15 +88,20 @@ def _typing_column(before: str, items: list[Frame]) -> int:
     return start + len(rest) - len(rest.lstrip(" "))
 
 
-def _ancestors(lines: list[str], line: int, limit: int) -> tuple[PathPart, ...] | None:
+def _ancestors(
+    lines: list[str], line: int, limit: int, *, item: bool = False
+) -> tuple[PathPart, ...] | None:
     """The keys and items above `line` that enclose column `limit`, outermost first;
-    None when the cursor is inside a block scalar's text."""
+    None when the cursor is inside a block scalar's text. With `item` (what is at
+    `limit` is a list item), a key without a value at that very column holds the list
+    (`needs:` then `- a` below it, not indented)."""
     found: list[PathPart] = []
     for number in range(min(line, len(lines)) - 1, -1, -1):
-        if limit <= 0:
+        if limit <= 0 and not item:
             break
         for frame in reversed(frames(lines[number])):
-            if frame.column >= limit:
+            bare = frame.key is not None and (not frame.value or frame.value.startswith("#"))
+            if frame.column >= limit and not (item and bare and frame.column == limit):
                 continue
             if frame.key is not None and frame.value:
                 if _BLOCK_SCALAR.match(frame.value):
@@ -105,6 +110,7 @@ def _ancestors(lines: list[str], line: int, limit: int) -> tuple[PathPart, ...] 
                     continue  # `key: value` above us ends before our line: not an ancestor
             found.append(frame.key)
             limit = frame.column
+            item = frame.key is None
     return tuple(reversed(found))
 
 

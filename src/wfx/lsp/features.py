@@ -14,6 +14,7 @@ from wfx.explain import explain, explain_group
 from wfx.lsp.analysis import Analysis
 from wfx.lsp.context import Context, context_at, frames, sibling_keys
 from wfx.lsp.keys import KeyDoc, key_doc, keys_at, kinds_at, requirements_at, values_at
+from wfx.lsp.needs import flow_needs_site, needs_completions
 from wfx.lsp.text import Position, Range, word_at
 from wfx.render.explain_text import render_explanation, render_group_explanation
 
@@ -157,8 +158,8 @@ def _complete(analysis: Analysis, position: Position) -> list[Completion]:
     context = context_at(analysis.lines, position.line, position.character)
     if _in_expression(before, context):
         return _expression_completions(analysis, before, position)
-    if _in_needs(context):
-        return _step_completions(analysis, before, position)
+    if _in_needs(context) or flow_needs_site(analysis.lines, position) is not None:
+        return _need_completions(analysis, before, position)
     if context.in_value:
         return _value_completions(context, before, position)
     return _key_completions(analysis, context, before, position)
@@ -207,6 +208,15 @@ def _step_completions(analysis: Analysis, before: str, position: Position) -> li
     return [
         Completion(site.id, "step", f"step, line {site.range.start.line + 1}", "", site.id, replace)
         for site in analysis.steps.values()
+    ]
+
+
+def _need_completions(analysis: Analysis, before: str, position: Position) -> list[Completion]:
+    """The ids `wfx validate` accepts in this step's `needs` (see :mod:`wfx.lsp.needs`)."""
+    replace = _typed_range(before, position)
+    return [
+        Completion(site.id, "step", f"step, line {site.range.start.line + 1}", "", site.id, replace)
+        for site in needs_completions(analysis, position)
     ]
 
 
