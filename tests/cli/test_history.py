@@ -585,6 +585,59 @@ def test_a_journal_of_schema_1_is_migrated_and_keeps_its_runs(tmp_path: Path) ->
     assert "v1-run" in result.output
 
 
+def test_a_journal_of_schema_5_keeps_its_steps_and_attempts_in_tables_without_rowid(
+    tmp_path: Path,
+) -> None:
+    """Schema 6 rebuilds `steps` and `attempts` keyed by their primary key alone (half the
+    pages written per step): every row of a schema 5 journal survives, and is read back
+    as it was written."""
+    from wfx.runtime import journal as journal_module
+
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        for version in range(1, 6):
+            for statement in journal_module._MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute("INSERT INTO meta (key, value) VALUES ('schema', '5')")
+        db.execute(
+            "INSERT INTO runs (id, workflow, file, fingerprint, definition, inputs, status,"
+            " started, finished) VALUES ('v5-run', 'w', '/w.yaml', 'f', '{}', '{}', 'failed',"
+            " 1.0, 2.0)"
+        )
+        db.execute(
+            "INSERT INTO steps (run_id, step_id, status, attempts, started, finished, outputs,"
+            " exit_code, reason, completed, ran_on, kept_from) VALUES ('v5-run', 'build',"
+            " 'success', 2, 1.0, 1.5, '{\"tag\": \"v1\"}', 0, NULL, 1, 'local', 'older-run')"
+        )
+        db.execute(
+            "INSERT INTO steps (run_id, step_id, status, attempts, started, finished, exit_code,"
+            " reason) VALUES ('v5-run', 'test', 'failed', 1, 1.5, 2.0, 3, 'exit code 3')"
+        )
+        db.executemany(
+            "INSERT INTO attempts (run_id, step_id, attempt, ran_on) VALUES (?, ?, ?, ?)",
+            [("v5-run", "build", 1, "worker-1"), ("v5-run", "build", 2, "local")],
+        )
+    with journal_at(tmp_path) as journal:
+        steps = journal.steps("v5-run")
+        assert sorted(steps) == ["build", "test"]
+        build, test = steps["build"], steps["test"]
+        assert (build.status, build.attempts, build.outputs) == (
+            ev.StepStatus.SUCCESS,
+            2,
+            {"tag": "v1"},
+        )
+        assert (build.completed, build.kept_from) == (1, "older-run")
+        assert dict(build.attempts_where) == {1: "worker-1", 2: "local"}
+        assert (test.status, test.exit_code, test.reason) == (
+            ev.StepStatus.FAILED,
+            3,
+            "exit code 3",
+        )
+        tables = dict(journal.db.execute("SELECT name, sql FROM sqlite_master WHERE type='table'"))
+        assert "WITHOUT ROWID" in tables["steps"]
+        assert "WITHOUT ROWID" in tables["attempts"]
+        assert not {"steps_by_key", "attempts_by_key"} & set(tables)
+
+
 # Two parallel steps that take turns: each waits until wfx has received the other's last
 # line (the --events file is written and flushed as each event arrives), so the order in
 # which wfx got the lines is known: a1, b1 (stderr), a2 (stderr), b2.

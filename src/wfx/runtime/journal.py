@@ -37,7 +37,7 @@ from wfx.runtime.failpoints import failpoint
 from wfx.runtime.statedir import state_dir
 from wfx.selection import NOT_SELECTED
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 WORKSPACES = "workspaces"
 SCRATCH = "scratch"
 
@@ -122,6 +122,42 @@ _MIGRATIONS: dict[int, list[str]] = {
             items TEXT NOT NULL,
             PRIMARY KEY (run_id, step_id)
         )""",
+    ],
+    # steps and attempts keyed by their primary key alone (WITHOUT ROWID): a step's
+    # records are one b-tree instead of a table and its index, so each commit of a step
+    # writes about half the pages (docs/performance.md)
+    6: [
+        """CREATE TABLE steps_by_key (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            started REAL,
+            finished REAL,
+            outputs TEXT,
+            exit_code INTEGER,
+            signal INTEGER,
+            reason TEXT,
+            completed INTEGER,
+            retry_at REAL,
+            ran_on TEXT,
+            kept_from TEXT,
+            PRIMARY KEY (run_id, step_id)
+        ) WITHOUT ROWID""",
+        "INSERT INTO steps_by_key SELECT run_id, step_id, status, attempts, started, finished,"
+        " outputs, exit_code, signal, reason, completed, retry_at, ran_on, kept_from FROM steps",
+        "DROP TABLE steps",
+        "ALTER TABLE steps_by_key RENAME TO steps",
+        """CREATE TABLE attempts_by_key (
+            run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            ran_on TEXT NOT NULL,
+            PRIMARY KEY (run_id, step_id, attempt)
+        ) WITHOUT ROWID""",
+        "INSERT INTO attempts_by_key SELECT run_id, step_id, attempt, ran_on FROM attempts",
+        "DROP TABLE attempts",
+        "ALTER TABLE attempts_by_key RENAME TO attempts",
     ],
 }
 
