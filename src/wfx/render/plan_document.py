@@ -236,8 +236,8 @@ def _what_runs(plan: Plan, verbose: bool) -> list[Block]:
         if place is not None:
             blocks.append(Paragraph((Span(f"  runs on: {_one_line(place)}"),), "dim"))
         if step.rollback_action is not None:
-            name = step.rollback_action.name
-            title = "  rollback" + (f" ({_one_line(name)})" if name else "") + ":"
+            called = step.rollback_action.name
+            title = "  rollback" + (f" ({_one_line(called)})" if called else "") + ":"
             blocks.append(Paragraph((Span(title),)))
             blocks += _action(step.rollback_action, 4, verbose)
         if verbose:
