@@ -1,0 +1,136 @@
+"""The text plan off a terminal, laid out without rich: the same characters rich prints.
+
+Importing rich and laying the plan out with it is about a fifth of a `wfx plan`; a plan
+read through a pipe (a review, a CI log) has no colour, so nothing rich does there
+needs rich. This back end lays out a :mod:`wfx.render.plan_document` as rich lays it
+out at a given width with no colour, and only where it can be sure of every character:
+each one a single cell wide (printable ASCII and the few symbols the plan itself draws),
+every table at its natural width, no word longer than a line. Anything else returns
+None, and the caller prints with rich: a plan is never shown differently for the sake
+of speed. tests/render/test_plan_text_plain.py compares both back ends byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+from wfx.render.plan_document import Block, Cell, Grid, Listing, Paragraph
+
+#: characters known to be one cell wide to rich (tested against rich's own cell_len);
+#: ASCII controls, tabs, wide and combining characters are not among them
+_ONE_CELL = frozenset(
+    [chr(code) for code in range(0x20, 0x7F)] + ["→", "└", "├", "│", "×", "≤", "–"]
+)
+#: rich's words when it wraps a line: a word with the whitespace around it
+_WORD = re.compile(r"\s*\S+\s*")
+#: the heavy-headed box rich draws a table in by default: top, header, rule, row, bottom
+_TOP, _HEAD, _RULE, _ROW, _BOTTOM = "┏━┳┓", "┃ ┃┃", "┡━╇┩", "│ ││", "└─┴┘"
+
+
+class NotPlainError(Exception):
+    """The blocks need something only rich does (wrapping a table, measuring a wide
+    character): the caller prints with rich."""
+
+
+def render_plain(blocks: tuple[Block, ...], width: int) -> str | None:
+    """What rich prints for `blocks` on a colourless console `width` cells wide, or None
+    when this module cannot be sure it would print the same."""
+    try:
+        return "".join(_lines(block, width) for block in blocks)
+    except NotPlainError:
+        return None
+
+
+def _lines(block: Block, width: int) -> str:
+    if isinstance(block, Paragraph):
+        return _paragraph(block, width)
+    if isinstance(block, Grid):
+        return _grid(block, width)
+    return _listing(block, width)
+
+
+def _check(text: str) -> str:
+    if not _ONE_CELL.issuperset(text):
+        raise NotPlainError(text)
+    return text
+
+
+def _paragraph(paragraph: Paragraph, width: int) -> str:
+    """rich's Text: each line wrapped at word boundaries, one line break after the last
+    (so a text ending in a line break ends in an empty line)."""
+    lines = paragraph.plain.split("\n")
+    return "".join(_wrap(_check(line), width) + "\n" for line in lines)
+
+
+def _wrap(line: str, width: int) -> str:
+    """A line wrapped as rich wraps it (rich/_wrap.py's divide_line and Text.rstrip_end):
+    a word that does not fit starts the next line, the whitespace after the last word on
+    a line is kept as far as the width allows."""
+    if len(line) <= width:
+        return line
+    breaks, offset = [], 0
+    for word in _WORD.finditer(line):
+        start, text = word.start(), word.group()
+        length = len(text.rstrip())
+        if width - offset >= length:
+            offset += len(text)
+        elif length > width:  # rich folds such a word within itself
+            raise NotPlainError(text)
+        elif offset and start:
+            breaks.append(start)
+            offset = len(text)
+    pieces = [line[a:b] for a, b in zip([0, *breaks], [*breaks, len(line)], strict=True)]
+    return "\n".join(_crop_trailing_space(piece, width) for piece in pieces)
+
+
+def _crop_trailing_space(piece: str, width: int) -> str:
+    kept = piece.rstrip()
+    if len(piece) <= width:
+        return piece
+    return piece[: max(width, len(kept))]
+
+
+def _grid(grid: Grid, width: int) -> str:
+    """rich's Table at its natural width: the title on a line as wide as the table, the
+    header between heavy rules, a row per line."""
+    if not grid.rows or any(len(row) != len(grid.columns) for row in grid.rows):
+        raise NotPlainError(grid.title)
+    texts = [list(grid.columns), *([_cell_text(cell) for cell in row] for row in grid.rows)]
+    widths = [max(len(_check(row[index])) for row in texts) for index in range(len(grid.columns))]
+    table_width = sum(widths) + 3 * len(widths) + 1
+    if table_width > width or len(_check(grid.title)) > table_width:
+        raise NotPlainError(grid.title)
+    lines = [grid.title.ljust(table_width), _rule(_TOP, widths)]
+    lines.append(_row(_HEAD, texts[0], widths))
+    lines.append(_rule(_RULE, widths))
+    lines += [_row(_ROW, row, widths) for row in texts[1:]]
+    lines.append(_rule(_BOTTOM, widths))
+    return "".join(line + "\n" for line in lines)
+
+
+def _cell_text(cell: Cell) -> str:
+    # rich reads wfx's own words as markup (and :emoji: codes): none to read is the same text
+    if "\n" in cell.text or (cell.words and ("[" in cell.text or ":" in cell.text)):
+        raise NotPlainError(cell.text)
+    return cell.text
+
+
+def _rule(box: str, widths: list[int]) -> str:
+    left, fill, cross, right = box
+    return left + cross.join(fill * (column + 2) for column in widths) + right
+
+
+def _row(box: str, cells: list[str], widths: list[int]) -> str:
+    left, _, divider, right = box
+    padded = (f" {text.ljust(column)} " for text, column in zip(cells, widths, strict=True))
+    return left + divider.join(padded) + right
+
+
+def _listing(listing: Listing, width: int) -> str:
+    """rich's borderless two-column table: an empty column `indent - 2` wide, a `│`, the
+    lines, each padded to the longest."""
+    longest = max(len(_check(line)) for line in listing.lines)
+    margin = " " * max(listing.indent - 1, 1)
+    if len(margin) + 2 + longest > width or listing.indent < 2:
+        raise NotPlainError(listing.lines[0])
+    return "".join(f"{margin}│ {line.ljust(longest)}\n" for line in listing.lines)
