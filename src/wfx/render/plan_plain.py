@@ -116,12 +116,12 @@ def _cell_text(cell: Cell) -> str:
 
 
 def _rule(box: str, widths: list[int]) -> str:
-    left, fill, cross, right = box
+    left, fill, cross, right = tuple(box)
     return left + cross.join(fill * (column + 2) for column in widths) + right
 
 
 def _row(box: str, cells: list[str], widths: list[int]) -> str:
-    left, _, divider, right = box
+    left, _, divider, right = tuple(box)
     padded = (f" {text.ljust(column)} " for text, column in zip(cells, widths, strict=True))
     return left + divider.join(padded) + right
 
