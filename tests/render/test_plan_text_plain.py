@@ -138,7 +138,8 @@ from wfx.cli import main
 try:
     main()
 finally:
-    sys.stderr.write("\\nRICH " + str(sorted(m for m in sys.modules if m.split(".")[0] == "rich")[:1]))
+    rich = sorted(m for m in sys.modules if m.split(".")[0] == "rich")
+    sys.stderr.write("\\nRICH " + str(rich[:1]))
 """
 
 
@@ -163,6 +164,30 @@ def test_a_piped_plan_does_not_import_rich() -> None:
     assert rich_modules == "[]"
     with environment():
         assert out == rich_plan_output(example_plan(example), False)
+
+
+def test_the_wfx_command_into_a_pipe_does_not_import_rich() -> None:
+    """The installed `wfx` itself, as a reviewer runs `wfx plan FILE | less`."""
+    wfx = Path(sys.executable).parent / "wfx"
+    env = {k: v for k, v in os.environ.items() if k not in RICH_VARIABLES}
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            str(wfx),
+            "plan",
+            str(ROOT / "examples" / "etl-pipeline.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    imported = [line.rsplit("|", 1)[-1].strip() for line in completed.stderr.splitlines()]
+    assert "wfx.render.plan_plain" in imported
+    assert not [name for name in imported if name.split(".")[0] == "rich"]
+    assert completed.stdout.startswith("Plan for ")
 
 
 def test_the_harness_does_see_rich_imported() -> None:
@@ -273,17 +298,13 @@ AWKWARD = st.sampled_from(
 )
 TEXT = st.lists(AWKWARD, max_size=12).map("".join)
 #: mostly plain words, so the plain layout is tried as well as refused
-SIMPLE = st.lists(st.sampled_from(["a", "word", " ", "-", "→", "x" * 30]), max_size=10).map(
-    "".join
-)
+SIMPLE = st.lists(st.sampled_from(["a", "word", " ", "-", "→", "x" * 30]), max_size=10).map("".join)
 SOME_TEXT = st.one_of(SIMPLE, TEXT)
 STYLES = st.sampled_from(["", "bold", "dim", "italic", "red"])
 
 paragraphs = st.builds(
     Paragraph,
-    st.lists(st.builds(Span, st.one_of(SOME_TEXT, st.just("\n")), STYLES), max_size=8).map(
-        tuple
-    ),
+    st.lists(st.builds(Span, st.one_of(SOME_TEXT, st.just("\n")), STYLES), max_size=8).map(tuple),
     STYLES,
     st.booleans(),
 )
@@ -297,7 +318,9 @@ def grids(draw: st.DrawFn) -> Grid:
     columns = tuple(draw(st.lists(SIMPLE.filter(bool), min_size=1, max_size=9)))
     cell = st.builds(Cell, SOME_TEXT, STYLES, st.booleans())
     rows = draw(
-        st.lists(st.lists(cell, min_size=len(columns), max_size=len(columns)).map(tuple), max_size=4)
+        st.lists(
+            st.lists(cell, min_size=len(columns), max_size=len(columns)).map(tuple), max_size=4
+        )
     )
     no_wrap = tuple(draw(st.lists(st.sampled_from(columns), max_size=2)))
     return Grid(draw(st.sampled_from(["Stages", "Finally"])), columns, no_wrap, tuple(rows))
@@ -372,9 +395,7 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(workflows(), st.booleans(), st.sampled_from([None, "0", "100", "121", "160"]))
 def test_made_up_plans_print_what_rich_prints(
     data: dict[str, Any], verbose: bool, columns: str | None
