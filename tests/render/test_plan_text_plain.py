@@ -346,6 +346,72 @@ def test_lines_wrap_where_rich_wraps_them(lines: list[str], width: int) -> None:
     assert shown is None or shown == rich_prints(blocks, width)
 
 
+SHORT_WORDS = st.lists(st.sampled_from(["a", "bb", "word", "longer", " ", "  "]), max_size=14).map(
+    "".join
+)
+
+
+@st.composite
+def wrapping_grids(draw: st.DrawFn) -> Grid:
+    """Tables of many columns of short words, often wider than the width: rich narrows
+    the widest columns and wraps their text."""
+    count = draw(st.integers(1, 10))
+    columns = tuple(f"c{index}" for index in range(count))
+    cell = st.builds(Cell, SHORT_WORDS)
+    row = st.lists(cell, min_size=count, max_size=count).map(tuple)
+    rows = draw(st.lists(row, min_size=1, max_size=4))
+    no_wrap = tuple(draw(st.lists(st.sampled_from(columns), max_size=3)))
+    return Grid("Stages", columns, no_wrap, tuple(rows))
+
+
+@settings(max_examples=500, deadline=None)
+@given(wrapping_grids(), st.integers(10, 90))
+def test_narrowed_tables_are_rich_s(grid: Grid, width: int) -> None:
+    shown = render_plain((grid,), width)
+    assert shown is None or shown == rich_prints((grid,), width)
+
+
+def test_narrowed_tables_do_take_the_plain_layout() -> None:
+    """A table wider than the line, laid out without rich: two columns narrowed, their
+    text wrapped, the header's short cells filled above, the rows' below."""
+    words = "alpha beta gamma delta epsilon " * 3
+    grid = Grid(
+        "Stages",
+        ("n", "condition", "retries", "x"),
+        ("n",),
+        ((Cell("1", words=True), Cell(words), Cell(words[:40]), Cell("")),),
+    )
+    shown = render_plain((grid,), 60)
+    assert shown is not None
+    assert shown == rich_prints((grid,), 60)
+    assert len(shown.splitlines()) > 6
+
+
+@pytest.mark.parametrize("excess", range(1, 13))
+@pytest.mark.parametrize("tied", [2, 3, 4])
+def test_tied_widest_columns_share_the_excess_as_rich_does(tied: int, excess: int) -> None:
+    """Equal widest columns each lose a rounded share (2.5 rounds to 2, 4/3 to 1)."""
+    text = "ab cd ef gh ij kl mn"
+    grid = Grid("Stages", tuple(f"c{i}" for i in range(tied)), (), ((*[Cell(text)] * tied,),))
+    natural = tied * (len(text) + 3) + 1
+    shown = render_plain((grid,), natural - excess)
+    assert shown is not None
+    assert shown == rich_prints((grid,), natural - excess)
+
+
+def test_a_wrapped_header_is_filled_above() -> None:
+    """Header cells line up at the bottom, body cells at the top."""
+    grid = Grid(
+        "Stages",
+        ("n", "when it runs and why", "tries"),
+        ("n",),
+        ((Cell("1"), Cell("always"), Cell("0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15")),),
+    )
+    shown = render_plain((grid,), 30)
+    assert shown is not None
+    assert shown == rich_prints((grid,), 30)
+
+
 def test_made_up_documents_do_take_the_plain_layout() -> None:
     """The property above is not vacuous: plain documents are laid out without rich."""
     blocks: tuple[Block, ...] = (

@@ -91,21 +91,53 @@ def _crop_trailing_space(piece: str, width: int) -> str:
 
 
 def _grid(grid: Grid, width: int) -> str:
-    """rich's Table at its natural width: the title on a line as wide as the table, the
-    header between heavy rules, a row per line."""
+    """rich's Table: the title on a line as wide as the table, the header between heavy
+    rules, each row as many lines as its tallest cell; a table wider than `width` has its
+    widest wrapping columns narrowed (their text wrapped) until it fits."""
     if not grid.rows or any(len(row) != len(grid.columns) for row in grid.rows):
         raise NotPlainError(grid.title)
     texts = [list(grid.columns), *([_cell_text(cell) for cell in row] for row in grid.rows)]
-    widths = [max(len(_check(row[index])) for row in texts) for index in range(len(grid.columns))]
-    table_width = sum(widths) + 3 * len(widths) + 1
-    if table_width > width or len(_check(grid.title)) > table_width:
+    natural = [max(len(_check(row[i])) for row in texts) + 2 for i in range(len(grid.columns))]
+    wraps = [column not in grid.no_wrap for column in grid.columns]
+    widths = _narrowed(natural, wraps, width - len(natural) - 1)
+    table_width = sum(widths) + len(widths) + 1
+    too_narrow = min(widths) < 3  # no room for a character between the padding
+    if too_narrow or table_width > width or len(_check(grid.title)) > table_width:
         raise NotPlainError(grid.title)
     lines = [grid.title.ljust(table_width), _rule(_TOP, widths)]
-    lines.append(_row(_HEAD, texts[0], widths))
+    lines += _row(_HEAD, texts[0], widths, top=False)
     lines.append(_rule(_RULE, widths))
-    lines += [_row(_ROW, row, widths) for row in texts[1:]]
+    for row in texts[1:]:
+        lines += _row(_ROW, row, widths, top=True)
     lines.append(_rule(_BOTTOM, widths))
     return "".join(line + "\n" for line in lines)
+
+
+def _narrowed(widths: list[int], wraps: list[bool], room: int) -> list[int]:
+    """The column widths (padding included) rich gives a table with `room` for them: the
+    widest wrapping columns lose the excess together, never below the next widest, until
+    the table fits (rich's Table._collapse_widths; what rich does after it is not done
+    here: the caller gives up on a table that still does not fit)."""
+    widths = list(widths)
+    while sum(widths) > room and any(wraps):
+        excess = sum(widths) - room
+        widest = max(w for w, wrap in zip(widths, wraps, strict=True) if wrap)
+        below = [w if wrap and w != widest else 0 for w, wrap in zip(widths, wraps, strict=True)]
+        step = widest - max(below)
+        shrinking = [i for i, w in enumerate(widths) if wraps[i] and w == widest]
+        if not step:
+            break
+        left, share = excess, len(shrinking)
+        for i in shrinking:
+            taken = min(step, round(left / share))
+            widths[i] -= taken
+            left, share = left - taken, share - 1
+    return widths
+
+
+def _cell_lines(text: str, width: int) -> list[str]:
+    """A cell's text wrapped to `width` and each line padded to it (rich's left justify)."""
+    return [line.ljust(width) for line in _wrap(text, width).split("\n")]
 
 
 def _cell_text(cell: Cell) -> str:
@@ -117,13 +149,22 @@ def _cell_text(cell: Cell) -> str:
 
 def _rule(box: str, widths: list[int]) -> str:
     left, fill, cross, right = tuple(box)
-    return left + cross.join(fill * (column + 2) for column in widths) + right
+    return left + cross.join(fill * column for column in widths) + right
 
 
-def _row(box: str, cells: list[str], widths: list[int]) -> str:
+def _row(box: str, cells: list[str], widths: list[int], top: bool) -> list[str]:
+    """The lines of one row: its cells wrapped, the shorter ones filled with blank lines
+    below their text (`top`) or above it (the header)."""
     left, _, divider, right = tuple(box)
-    padded = (f" {text.ljust(column)} " for text, column in zip(cells, widths, strict=True))
-    return left + divider.join(padded) + right
+    wrapped = [_cell_lines(text, column - 2) for text, column in zip(cells, widths, strict=True)]
+    height = max(len(lines) for lines in wrapped)
+    for lines, column in zip(wrapped, widths, strict=True):
+        blank = [" " * (column - 2)] * (height - len(lines))
+        lines[:] = lines + blank if top else blank + lines
+    return [
+        left + divider.join(f" {lines[index]} " for lines in wrapped) + right
+        for index in range(height)
+    ]
 
 
 def _listing(listing: Listing, width: int) -> str:
