@@ -5,7 +5,8 @@ read through a pipe (a review, a CI log) has no colour, so nothing rich does the
 needs rich. This back end lays out a :mod:`wfx.render.plan_document` as rich lays it
 out at a given width with no colour, and only where it can be sure of every character:
 each one a single cell wide (printable ASCII and the few symbols the plan itself draws),
-every table at its natural width, no word longer than a line. Anything else returns
+a table too wide narrowed only as far as rich's first step goes, no word longer than its
+line or cell (rich would fold or crop it). Anything else returns
 None, and the caller prints with rich: a plan is never shown differently for the sake
 of speed. tests/render/test_plan_text_plain.py compares both back ends byte for byte.
 """
