@@ -57,31 +57,44 @@ def _check(text: str) -> str:
 
 
 def _paragraph(paragraph: Paragraph, width: int) -> str:
-    """rich's Text: each line wrapped at word boundaries, one line break after the last
-    (so a text ending in a line break ends in an empty line)."""
+    """rich's Text: each line wrapped at word boundaries (a word longer than the line
+    folded), one line break after the last (so a text ending in one ends in an empty line)."""
     lines = paragraph.plain.split("\n")
-    return "".join(_wrap(_check(line), width) + "\n" for line in lines)
+    return "".join(_wrap(_check(line), width, fold=True) + "\n" for line in lines)
 
 
-def _wrap(line: str, width: int) -> str:
+def _wrap(line: str, width: int, fold: bool = False) -> str:
     """A line wrapped as rich wraps it (rich/_wrap.py's divide_line and Text.rstrip_end):
-    a word that does not fit starts the next line, the whitespace after the last word on
-    a line is kept as far as the width allows."""
+    a word that does not fit starts the next line, a word longer than a line is cut in
+    pieces as wide as it (`fold`; rich crops such a word otherwise: not done here), the
+    whitespace after the last word on a line is kept as far as the width allows."""
     if len(line) <= width:
         return line
+    if width < 1:
+        raise NotPlainError(line)
     breaks, offset = [], 0
     for word in _WORD.finditer(line):
         start, text = word.start(), word.group()
         length = len(text.rstrip())
         if width - offset >= length:
             offset += len(text)
-        elif length > width:  # rich folds such a word within itself
-            raise NotPlainError(text)
+        elif length > width:
+            if not fold:
+                raise NotPlainError(text)
+            pieces = [text[at : at + width] for at in range(0, len(text), width)]
+            for piece in pieces:
+                if start:
+                    breaks.append(start)
+                start += len(piece)
+            offset = len(pieces[-1])
         elif offset and start:
             breaks.append(start)
             offset = len(text)
     pieces = [line[a:b] for a, b in zip([0, *breaks], [*breaks, len(line)], strict=True)]
-    return "\n".join(_crop_trailing_space(piece, width) for piece in pieces)
+    cropped = [_crop_trailing_space(piece, width) for piece in pieces]
+    if any(len(piece) > width for piece in cropped):
+        raise NotPlainError(line)
+    return "\n".join(cropped)
 
 
 def _crop_trailing_space(piece: str, width: int) -> str:
@@ -170,9 +183,17 @@ def _row(box: str, cells: list[str], widths: list[int], top: bool) -> list[str]:
 
 def _listing(listing: Listing, width: int) -> str:
     """rich's borderless two-column table: an empty column `indent - 2` wide, a `│`, the
-    lines, each padded to the longest."""
-    longest = max(len(_check(line)) for line in listing.lines)
-    margin = " " * max(listing.indent - 1, 1)
-    if len(margin) + 2 + longest > width or listing.indent < 2:
+    lines, each padded to the longest; a table too wide has its second column narrowed
+    to the width, its lines folded, the `│` drawn on every line."""
+    if listing.indent < 2:
         raise NotPlainError(listing.lines[0])
-    return "".join(f"{margin}│ {line.ljust(longest)}\n" for line in listing.lines)
+    margin = " " * (listing.indent - 1)
+    longest = max(len(_check(line)) for line in listing.lines)
+    room = min(longest, width - listing.indent - 1)
+    if room < 1:
+        raise NotPlainError(listing.lines[0])
+    return "".join(
+        f"{margin}│ {piece.ljust(room)}\n"
+        for line in listing.lines
+        for piece in _wrap(line, room, fold=True).split("\n")
+    )
