@@ -454,8 +454,6 @@ def test_made_up_documents_do_take_the_plain_layout() -> None:
 # -- made-up plans, through the command line's printer ----------------------------------------
 
 ID = st.from_regex(r"[a-z][a-z0-9_-]{0,70}", fullmatch=True)
-#: a condition's string literal: no quote, backslash or line break to escape
-LITERAL = SOME_TEXT.map(lambda text: re.sub(r"['\\\n\r]", "", text))
 
 
 def plan_of(data: dict[str, Any]) -> Plan:
@@ -465,14 +463,16 @@ def plan_of(data: dict[str, Any]) -> Plan:
 
 
 @st.composite
-def workflows(draw: st.DrawFn) -> dict[str, Any]:
+def workflows(draw: st.DrawFn, text: st.SearchStrategy[str] = SOME_TEXT) -> dict[str, Any]:
+    """A chain of steps with `text` in names, scripts, conditions, inputs and env."""
     ids = draw(st.lists(ID, min_size=1, max_size=4, unique=True))
     steps = []
     for position, step_id in enumerate(ids):
-        step: dict[str, Any] = {"id": step_id, "name": draw(SOME_TEXT) or "n"}
-        step["run"] = "echo " + draw(st.lists(SOME_TEXT, min_size=1, max_size=4).map("\n".join))
+        step: dict[str, Any] = {"id": step_id, "name": draw(text) or "n"}
+        step["run"] = "echo " + draw(st.lists(text, min_size=1, max_size=4).map("\n".join))
         if draw(st.booleans()):
-            step["condition"] = f"inputs.text == '{draw(LITERAL)}'"
+            literal = re.sub(r"['\\\n\r]", "", draw(text))
+            step["condition"] = f"inputs.text == '{literal}'"
         if position:
             step["needs"] = [ids[position - 1]]
         if draw(st.booleans()):
@@ -480,15 +480,19 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
         steps.append(step)
     return {
         "wfx": 1,
-        "name": draw(SOME_TEXT) or "w",
-        "inputs": {"text": {"type": "string", "default": draw(SOME_TEXT)}},
-        "env": {"FROM_WORKFLOW": draw(SOME_TEXT)},
+        "name": draw(text) or "w",
+        "inputs": {"text": {"type": "string", "default": draw(text)}},
+        "env": {"FROM_WORKFLOW": draw(text)},
         "steps": steps,
     }
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(workflows(), st.booleans(), st.sampled_from([None, "0", "100", "121", "160"]))
+@given(
+    st.one_of(workflows(), workflows(SIMPLE)),
+    st.booleans(),
+    st.sampled_from([None, "0", "100", "121", "160"]),
+)
 def test_made_up_plans_print_what_rich_prints(
     data: dict[str, Any], verbose: bool, columns: str | None
 ) -> None:
