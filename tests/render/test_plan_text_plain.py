@@ -399,6 +399,21 @@ def test_tied_widest_columns_share_the_excess_as_rich_does(tied: int, excess: in
     assert shown == rich_prints((grid,), natural - excess)
 
 
+def test_columns_wider_than_the_line_are_first_cut_to_it() -> None:
+    """rich measures no column wider than the room it has before narrowing any."""
+    for first in range(40, 75):
+        for second in (41, 44, 57, 70):
+            grid = Grid(
+                "Stages",
+                ("a", "b", "c"),
+                ("a",),
+                ((Cell("1"), Cell(("ab " * 40)[:first]), Cell(("cd " * 40)[:second])),),
+            )
+            shown = render_plain((grid,), 40)
+            assert shown is not None
+            assert shown == rich_prints((grid,), 40), (first, second)
+
+
 def test_a_wrapped_header_is_filled_above() -> None:
     """Header cells line up at the bottom, body cells at the top."""
     grid = Grid(

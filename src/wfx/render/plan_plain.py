@@ -5,10 +5,11 @@ read through a pipe (a review, a CI log) has no colour, so nothing rich does the
 needs rich. This back end lays out a :mod:`wfx.render.plan_document` as rich lays it
 out at a given width with no colour, and only where it can be sure of every character:
 each one a single cell wide (printable ASCII and the few symbols the plan itself draws),
-a table too wide narrowed only as far as rich's first step goes, no word longer than its
-line or cell (rich would fold or crop it). Anything else returns
-None, and the caller prints with rich: a plan is never shown differently for the sake
-of speed. tests/render/test_plan_text_plain.py compares both back ends byte for byte.
+a table too wide narrowed only as far as rich's first step goes, a word longer than its
+line folded (rich crops one longer than a table cell: not done here). Anything else
+returns None, and the caller prints with rich: a plan is never shown differently for
+the sake of speed. tests/render/test_plan_text_plain.py compares both back ends byte for
+byte.
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def _wrap(line: str, width: int, fold: bool = False) -> str:
 
 
 def _crop_trailing_space(piece: str, width: int) -> str:
+    """A wrapped line's trailing whitespace cut where the width ends (rich's rstrip_end)."""
     kept = piece.rstrip()
     if len(piece) <= width:
         return piece
@@ -111,9 +113,12 @@ def _grid(grid: Grid, width: int) -> str:
     if not grid.rows or any(len(row) != len(grid.columns) for row in grid.rows):
         raise NotPlainError(grid.title)
     texts = [list(grid.columns), *([_cell_text(cell) for cell in row] for row in grid.rows)]
-    natural = [max(len(_check(row[i])) for row in texts) + 2 for i in range(len(grid.columns))]
+    room = width - len(grid.columns) - 1  # the borders take the rest
+    natural = [
+        min(max(len(_check(row[i])) for row in texts) + 2, room) for i in range(len(grid.columns))
+    ]
     wraps = [column not in grid.no_wrap for column in grid.columns]
-    widths = _narrowed(natural, wraps, width - len(natural) - 1)
+    widths = _narrowed(natural, wraps, room)
     table_width = sum(widths) + len(widths) + 1
     too_narrow = min(widths) < 3  # no room for a character between the padding
     if too_narrow or table_width > width or len(_check(grid.title)) > table_width:
