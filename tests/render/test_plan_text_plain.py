@@ -453,6 +453,16 @@ def test_folded_lines_do_take_the_plain_layout() -> None:
     assert all(line.startswith((" │ ", "   │ ")) for line in shown.splitlines()[:6])
 
 
+@pytest.mark.parametrize("words", ["[bold]x[/bold]", ":smile: twice:", "a\nb"])
+def test_rich_s_markup_in_wfx_s_own_words_is_left_to_rich(words: str) -> None:
+    for grid in (
+        Grid(words, ("a",), (), ((Cell("x"),),)),
+        Grid("Stages", (words,), (), ((Cell("x"),),)),
+        Grid("Stages", ("a",), (), ((Cell(words, words=True),),)),
+    ):
+        assert render_plain((grid,), 80) is None
+
+
 def test_made_up_documents_do_take_the_plain_layout() -> None:
     """The property above is not vacuous: plain documents are laid out without rich."""
     blocks: tuple[Block, ...] = (

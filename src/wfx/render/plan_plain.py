@@ -112,7 +112,8 @@ def _grid(grid: Grid, width: int) -> str:
     widest wrapping columns narrowed (their text wrapped) until it fits."""
     if not grid.rows or any(len(row) != len(grid.columns) for row in grid.rows):
         raise NotPlainError(grid.title)
-    texts = [list(grid.columns), *([_cell_text(cell) for cell in row] for row in grid.rows)]
+    header = [_cell_text(Cell(name, words=True)) for name in (grid.title, *grid.columns)]
+    texts = [header[1:], *([_cell_text(cell) for cell in row] for row in grid.rows)]
     room = width - len(grid.columns) - 1  # the borders take the rest
     natural = [
         min(max(len(_check(row[i])) for row in texts) + 2, room) for i in range(len(grid.columns))
