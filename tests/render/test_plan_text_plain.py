@@ -414,6 +414,13 @@ def test_columns_wider_than_the_line_are_first_cut_to_it() -> None:
             assert shown == rich_prints((grid,), 40), (first, second)
 
 
+def test_a_cell_too_long_for_a_column_that_does_not_wrap_is_left_to_rich() -> None:
+    """rich crops it with an ellipsis (found by test_narrowed_tables_are_rich_s)."""
+    grid = Grid("Stages", ("c0",), ("c0",), ((Cell("aaaaaaabbwordlonger "),),))
+    assert render_plain((grid,), 23) is None
+    assert "…" in rich_prints((grid,), 23)
+
+
 def test_a_wrapped_header_is_filled_above() -> None:
     """Header cells line up at the bottom, body cells at the top."""
     grid = Grid(

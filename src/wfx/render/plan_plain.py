@@ -122,6 +122,10 @@ def _grid(grid: Grid, width: int) -> str:
     widths = _narrowed(natural, wraps, room)
     table_width = sum(widths) + len(widths) + 1
     too_narrow = min(widths) < 3  # no room for a character between the padding
+    # rich crops (with an ellipsis) what does not fit in a column that does not wrap
+    too_narrow |= any(
+        len(row[i]) > widths[i] - 2 for row in texts for i in range(len(widths)) if not wraps[i]
+    )
     if too_narrow or table_width > width or len(_check(grid.title)) > table_width:
         raise NotPlainError(grid.title)
     lines = [grid.title.ljust(table_width), _rule(_TOP, widths)]
