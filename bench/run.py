@@ -178,6 +178,23 @@ def bench_plan_cold(repeat: int) -> Result:
     return cold_start("plan_cold", "plan", "pass", "import yaml, jsonschema, lark", 7, repeat)
 
 
+def bench_plan_text_piped(repeat: int) -> Result:
+    """Cold `wfx plan` of a 10-step file as text into a pipe vs the same plan as JSON: off a
+    terminal the text is laid out without importing rich, so it costs about what JSON does."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workflow = Path(tmp) / "ten.yaml"
+        workflow.write_text(ten_step_workflow())
+        medians = interleaved_medians(
+            {
+                "json": [WFX, "plan", str(workflow), "--format", "json"],
+                "text": [WFX, "plan", str(workflow)],
+            },
+            repeat,
+        )
+    detail = f"text {medians['text'] * 1000:.0f} ms vs json {medians['json'] * 1000:.0f} ms"
+    return Result("plan_text_piped_over_json", medians["text"] / medians["json"], 1.1, detail)
+
+
 def reading_chain(steps: int) -> str:
     """`steps` steps, each needing the one before and reading its output."""
     lines = ["wfx: 1", "steps:", "  - id: s0", '    run: echo x=1 >> "$WFX_OUTPUT"']
@@ -593,6 +610,7 @@ def bench_journal_overhead(repeat: int) -> Result:
 BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
     "plan_cold": bench_plan_cold,
+    "plan_text_piped": bench_plan_text_piped,
     "plan_scaling": bench_plan_scaling,
     "plan_chain_reads": bench_plan_chain_reads,
     "plan_chain_text": bench_plan_chain_reads_text,

@@ -409,14 +409,7 @@ def _print_plan(
         print_plan_part(graph, the_plan, part, output_format, verbose)
         return
     if output_format == "text":
-        from rich.console import Console
-
-        from wfx.render.plan_text import render_text
-
-        console = Console(highlight=False, soft_wrap=False)
-        if not console.is_terminal:
-            console.width = max(console.width, 120)
-        console.print(render_text(the_plan, verbose=verbose))
+        print_plan_text(the_plan, verbose)
         return
     from wfx.render import plan_graph, plan_json, plan_markdown
 
@@ -427,6 +420,32 @@ def _print_plan(
         "dot": lambda: plan_graph.render_dot(graph, the_plan),
     }
     click.echo(renderers[output_format]().rstrip("\n"))
+
+
+def print_plan_text(the_plan: Any, verbose: bool = False) -> None:
+    """The text plan on stdout: off a terminal, laid out without importing rich when that
+    gives the very characters rich would print (wfx.render.plan_plain), else by rich."""
+    from wfx.render.console import plain_width
+    from wfx.render.plan_document import plan_document
+
+    blocks = plan_document(the_plan, verbose=verbose)
+    width = plain_width()
+    if width is not None:
+        from wfx.render.plan_plain import render_plain
+
+        shown = render_plain(blocks, max(width, 120))
+        if shown is not None:
+            sys.stdout.write(shown)
+            sys.stdout.flush()
+            return
+    from rich.console import Console
+
+    from wfx.render.plan_text import render_blocks
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)
+    console.print(render_blocks(blocks))
 
 
 def _print_diff(base_plan: Any, the_plan: Any, output_format: str) -> None:

@@ -22,6 +22,7 @@ from wfx.cli import (
     _usage_error,
     env_file_option,
     presentation_options,
+    print_plan_text,
 )
 
 
@@ -234,14 +235,7 @@ def print_plan_part(
         shown = plan_selection.selection_markdown(part.selection, finally_steps)
         click.echo(render_markdown(the_plan).rstrip("\n") + "\n\n" + shown + _changes(part))
         return
-    from rich.console import Console
-
-    from wfx.render.plan_text import render_text
-
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:
-        console.width = max(console.width, 120)
-    console.print(render_text(the_plan, verbose=verbose))
+    print_plan_text(the_plan, verbose)
     click.echo(plan_selection.selection_text(part.selection, finally_steps) + _changes(part))
 
 

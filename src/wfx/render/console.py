@@ -56,3 +56,56 @@ def _is_a_terminal(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # no isatty, or a closed stream
         return False
+
+
+def plain_width(stream: IO[str] | None = None) -> int | None:
+    """The width rich's Console lays text out at on `stream` (default stdout) when it
+    would write no colour or style there; None when rich would see a terminal or could
+    decide anything this function does not know (rich 15's rules, console.py)."""
+    stream = sys.stdout if stream is None else stream
+    stream = getattr(stream, "rich_proxied_file", stream)
+    if stream is None or sys.platform == "win32" or _rich_may_see_a_terminal(stream):
+        return None
+    if not (getattr(stream, "encoding", "utf-8") or "utf-8").lower().startswith("utf"):
+        return None  # rich would draw its boxes in ASCII
+    columns = os.environ.get("COLUMNS")
+    if columns is not None and columns.isdigit():
+        return int(columns) if columns.isascii() else None
+    return _terminal_width() or 80
+
+
+def _rich_may_see_a_terminal(stream: IO[str]) -> bool:
+    """Whether rich's Console.is_terminal may be true, or rich may think it is in Jupyter
+    or IDLE (their own rules)."""
+    import builtins
+
+    if hasattr(builtins, "get_ipython") or str(getattr(sys.stdin, "__module__", "")).startswith(
+        "idlelib"
+    ):
+        return True
+    compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if compatible in ("0", "1"):
+        return compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return isatty is not None and bool(isatty())
+    except ValueError:  # a closed stream: rich would fail to write to it as well
+        return True
+
+
+def _terminal_width() -> int:
+    """The columns of the first of stdin, stdout, stderr that is a terminal (0 if none),
+    as rich asks them."""
+    for name, default in (("__stdin__", 0), ("__stdout__", 1), ("__stderr__", 2)):
+        try:
+            descriptor = getattr(sys, name).fileno()
+        except Exception:
+            descriptor = default
+        try:
+            return os.get_terminal_size(descriptor).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 0
