@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from difflib import get_close_matches
 from typing import Any
 
-from wfx.diagnostics import Diagnostic, error, warning
+from wfx.diagnostics import Diagnostic, closest, error, warning
 from wfx.expr import Expression, Reference, Template, unparse
 from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, walk
 from wfx.expr.values import equals, to_number, to_string
@@ -262,9 +261,9 @@ def _check_member(
 def _unknown(
     name: str, known: Mapping[str, str], what: str, reference: Reference, hint: str | None
 ) -> Diagnostic:
-    close = get_close_matches(name.lower(), list(known), n=1)
+    close = closest(name.lower(), known)
     if close:
-        hint = f"did you mean `{known[close[0]]}`?"
+        hint = f"did you mean `{known[close]}`?"
     elif known and len(known) <= 8:
         hint = f"known: {', '.join(sorted(known.values()))}"
     return error(

@@ -472,10 +472,8 @@ def explain(
 ) -> None:
     """Say why STEP stands where it does, where its settings come from, what failing does."""
     sys.dont_write_bytecode = True
-    from difflib import get_close_matches
-
     from wfx import api
-    from wfx.diagnostics import DiagnosticsError, error
+    from wfx.diagnostics import DiagnosticsError, closest, error
     from wfx.explain import explain as explain_step
     from wfx.explain import explain_group
     from wfx.render.explain_text import render_explanation, render_group_explanation
@@ -489,8 +487,8 @@ def explain(
         click.echo(render_group_explanation(explain_group(graph, the_plan, step)).rstrip("\n"))
         return
     if step not in the_plan.steps:
-        close = get_close_matches(step, list(graph.ids), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else "`wfx plan FILE` lists the step ids"
+        close = closest(step, graph.ids)
+        hint = f"did you mean `{close}`?" if close else "`wfx plan FILE` lists the step ids"
         _fail_with([error("cli.step", f"no step `{step}` in {file}", None, hint)], {}, "text")
     click.echo(render_explanation(explain_step(graph, the_plan, step)).rstrip("\n"))
 

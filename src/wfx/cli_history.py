@@ -251,8 +251,8 @@ def logs(run_id: str, step: str | None, state_dir: str | None) -> None:
 
 
 def _unknown_step(step: str, run_id: str, known: list[str]) -> NoReturn:
-    from difflib import get_close_matches  # noqa: PLC0415
+    from wfx.diagnostics import closest  # noqa: PLC0415
 
-    close = get_close_matches(step, known, n=1)
-    hint = f"did you mean `{close[0]}`?" if close else f"`wfx show {run_id}` lists its steps"
+    close = closest(step, known)
+    hint = f"did you mean `{close}`?" if close else f"`wfx show {run_id}` lists its steps"
     _usage(f"no step `{step}` in run {run_id}", hint)

@@ -13,12 +13,11 @@ import dataclasses
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from difflib import get_close_matches
 from typing import Any
 
 from wfx import checks, inputs
 from wfx.compilation import Compilation
-from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error, has_errors, warning
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, closest, error, has_errors, warning
 from wfx.expr import ExpressionError, Template, parse_template, to_string
 from wfx.fanout import (
     PLACEHOLDER,
@@ -926,8 +925,8 @@ def _ignored_in_child(workflow: Workflow) -> list[Diagnostic]:
 
 
 def _unknown_need(name: str, span: Span, known: Iterable[str]) -> Diagnostic:
-    close = get_close_matches(name, list(known), n=1)
-    hint = f"did you mean `{close[0]}`?" if close else "`needs` names the `id` of another step"
+    close = closest(name, known)
+    hint = f"did you mean `{close}`?" if close else "`needs` names the `id` of another step"
     return error("compile.unknown-need", f"`needs` names unknown step `{name}`", span, hint)
 
 

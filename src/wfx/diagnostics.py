@@ -68,6 +68,16 @@ def warning(
     return Diagnostic(Severity.WARNING, code, message, span, hint)
 
 
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice most like `word` (difflib's ratio at least `cutoff`), for a "did you
+    mean" hint; None when none is close. difflib is imported only when a hint is wanted:
+    a valid file never asks."""
+    from difflib import get_close_matches  # noqa: PLC0415 - only for a mistake
+
+    close = get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def sorted_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     """Diagnostics sorted by position, duplicates removed."""
     return sorted(set(diagnostics), key=Diagnostic.sort_key)

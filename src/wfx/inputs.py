@@ -10,10 +10,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from difflib import get_close_matches
 from typing import Any
 
-from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
+from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, closest, error
 from wfx.model import Input, InputType, Workflow
 
 _TRUE = {"true", "yes", "1", "on"}
@@ -187,9 +186,9 @@ def _empty(declaration: Input) -> Any:
 
 
 def _unknown_input(name: str, declared: Mapping[str, Input], span: Span | None) -> Diagnostic:
-    close = get_close_matches(name, list(declared), n=1)
+    close = closest(name, declared)
     hint = (
-        f"did you mean `{close[0]}`?"
+        f"did you mean `{close}`?"
         if close
         else f"declared inputs: {', '.join(declared) or '(none)'}"
     )

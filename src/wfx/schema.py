@@ -13,14 +13,13 @@ validate should not pay.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from wfx.diagnostics import Diagnostic, Span, error, sorted_diagnostics
+from wfx.diagnostics import Diagnostic, Span, closest, error, sorted_diagnostics
 from wfx.resources import read_text
 from wfx.source import Path_, PositionMap, SourceDocument
 
@@ -361,8 +360,7 @@ def _closest_key(key: str, allowed: Sequence[str]) -> str | None:
         return squashed[_squash(key)]
     if aliases().get(key) in allowed:
         return aliases()[key]
-    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.7)
-    return close[0] if close else None
+    return closest(key, allowed, cutoff=0.7)
 
 
 def _squash(key: str) -> str:
@@ -612,8 +610,8 @@ def _enum_suggestion(value: Any, holder: Mapping[str, Any]) -> str | None:
     choices = [str(choice) for choice in holder.get("enum", [])]
     if not isinstance(value, str) or not choices:
         return None
-    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    close = closest(value, choices)
+    return f"did you mean `{close}`?" if close else None
 
 
 def _quoting_hint(value: Any, accepted: set[str] | None) -> str | None:

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from wfx.diagnostics import Diagnostic, DiagnosticsError, error
+from wfx.diagnostics import Diagnostic, DiagnosticsError, closest, error
 from wfx.graph import ExecutionGraph, NodeKind, Section
 from wfx.model import StepId
 
@@ -86,10 +86,8 @@ def _unknown(graph: ExecutionGraph, option: str, step: str, known: Collection[st
     if step in graph.ids:
         hint = "`finally` steps always run: they cannot be chosen"
     else:
-        from difflib import get_close_matches  # noqa: PLC0415 - only for a mistyped name
-
-        close = get_close_matches(step, list(known), n=1)
-        hint = f"did you mean `{close[0]}`?" if close else "`wfx plan FILE` lists the step ids"
+        close = closest(step, known)
+        hint = f"did you mean `{close}`?" if close else "`wfx plan FILE` lists the step ids"
     return error("select.unknown", f"--{option}: no step `{step}` in the workflow", None, hint)
 
 
