@@ -19,7 +19,7 @@ from wfx.expr.ast import Binary, Index, Literal, NamedValue, Node, Property, wal
 from wfx.expr.values import equals, to_number, to_string
 from wfx.graph import ExecutionGraph, Section
 from wfx.model import Action, FanOut, FanOutKind, Input, InputType, Step, StepId, Workflow
-from wfx.walk import all_actions, all_steps
+from wfx.walk import all_actions, all_steps, descendants
 
 STEP_PROPERTIES = ("outputs", "status", "attempts", "duration", "exitCode")
 WORKFLOW_PROPERTIES = ("name", "runId", "status")
@@ -134,7 +134,7 @@ def check_references(
             ids[member.path].lower()
             for s in all_steps(workflow)
             if s.fan_out is not None and s.fan_out.expression is not None
-            for member in (s, *_descendants(s))
+            for member in (s, *descendants(s))
         },
     )
     problems: list[Diagnostic] = []
@@ -487,12 +487,6 @@ def _reads(graph: ExecutionGraph) -> dict[int, list[_Read]]:
 def _first_id(name: str) -> str:
     """`fetch` for `fetch[api][0]`: the step an instance id names."""
     return name.split("[", 1)[0]
-
-
-def _descendants(step: Step) -> Iterator[Step]:
-    for child in step.steps:
-        yield child
-        yield from _descendants(child)
 
 
 def _not_upstream(reader: StepId, read: _Read) -> Diagnostic:

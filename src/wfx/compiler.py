@@ -40,6 +40,7 @@ from wfx.graph import (
     RetrySchedule,
     Section,
     Setting,
+    reachable,
 )
 from wfx.include import is_runtime, literal_value
 from wfx.model import (
@@ -55,7 +56,7 @@ from wfx.model import (
     Workflow,
 )
 from wfx.shell import DEFAULT_SHELL, check_scripts
-from wfx.walk import StepVisitor, all_steps
+from wfx.walk import StepVisitor, all_steps, descendants
 
 DEFAULT_KILL_GRACE = 10.0
 DEFAULT_RETRY_DELAY = 1.0
@@ -375,7 +376,7 @@ class _Lowering(StepVisitor):
             return
         info = self.fan_out_info(step_id, step, fan_out, instances, dynamic)
         if body:  # its body is compiled once, for a placeholder instance the run copies
-            members = frozenset(self.ids[s.path] for s in _descendants(step))
+            members = frozenset(self.ids[s.path] for s in descendants(step))
             instances = [Instance(step_id, PLACEHOLDER, 0, {}, members, around)]
         barrier = dataclasses.replace(step, condition=None, call=None)
         group_ids = self.group_ids()
@@ -460,7 +461,7 @@ class _Lowering(StepVisitor):
     def instances(
         self, step_id: StepId, step: Step, fan_out: FanOut, items: list[Any] | None
     ) -> list[Instance]:
-        members = frozenset(self.ids[s.path] for s in _descendants(step))
+        members = frozenset(self.ids[s.path] for s in descendants(step))
         try:
             return static_instances(step_id, fan_out, self.limit, items, members, self.instance)
         except TooManyInstancesError as exc:
@@ -671,24 +672,12 @@ def acceptable_needs(workflow: Workflow, path: tuple[Any, ...], names: Iterable[
     for index, node in enumerate(lowering.nodes):
         for dep in node.deps:
             dependents[dep].append(index)
-    waiting = {index: _waiting_for(index, dependents) for index, _ in entries}
+    waiting = {index: {index} | reachable(dependents.__getitem__, [index]) for index, _ in entries}
     return [
         name
         for name in names
         if entries and all(lowering.may_need(i, inst, name, waiting[i]) for i, inst in entries)
     ]
-
-
-def _waiting_for(index: int, dependents: list[list[int]]) -> set[int]:
-    """Node `index` and every node that waits for it, directly or through others."""
-    found = {index}
-    stack = [index]
-    while stack:
-        for later in dependents[stack.pop()]:
-            if later not in found:
-                found.add(later)
-                stack.append(later)
-    return found
 
 
 def _within(instance: Instance | None, prefix: str, caller: Instance | None) -> Instance | None:
@@ -705,7 +694,7 @@ def _not_in_a_dynamic_group(group: Step) -> Iterator[Diagnostic]:
     assert group.fan_out is not None
     if group.group_retries is not None:
         yield _refused_in_body("`groupRetries` on", group.group_retries.span, group)
-    for step in _descendants(group):
+    for step in descendants(group):
         if step.call is not None:
             where = step.call.span
             yield _refused_in_body("a sub-workflow call inside", where, group)
@@ -813,12 +802,6 @@ def _node(draft: _Draft, index: int, deps: tuple[int, ...]) -> Node:
         scope=draft.scope,
         cleanup=draft.cleanup,
     )
-
-
-def _descendants(step: Step) -> Iterator[Step]:
-    for child in step.steps:
-        yield child
-        yield from _descendants(child)
 
 
 def not_a_list(text: str, value: Any, span: Span) -> Diagnostic:

@@ -7,7 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wfx.compiler import group_settings
-from wfx.graph import ExecutionGraph, Node, NodeKind, Origin, RetrySchedule, Section, Setting
+from wfx.graph import (
+    ExecutionGraph,
+    Node,
+    NodeKind,
+    Origin,
+    RetrySchedule,
+    Section,
+    Setting,
+    reachable,
+)
 from wfx.model import GroupType, OnError, StepId, StepKind
 from wfx.plan import Plan, PlannedStep, Verdict
 
@@ -250,14 +259,7 @@ def _closure(graph: ExecutionGraph, start: int, *, backwards: bool) -> set[int]:
             for dep in node.deps:
                 reverse.setdefault(dep, []).append(node.index)
         edges = {k: tuple(v) for k, v in reverse.items()}
-    seen: set[int] = set()
-    stack = list(edges.get(start, ()))
-    while stack:
-        current = stack.pop()
-        if current not in seen:
-            seen.add(current)
-            stack.extend(edges.get(current, ()))
-    return seen
+    return reachable(lambda index: edges.get(index, ()), [start])
 
 
 def _chain(graph: ExecutionGraph, node: Node) -> list[Hop]:

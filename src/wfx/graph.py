@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wfx.diagnostics import Span
 from wfx.fanout import Instance, template_name
@@ -402,3 +402,21 @@ def template_depth(node: Node) -> int:
     if not is_template(node):
         return 0
     return 1 + max((offset for offset, _ in template_levels(node)), default=0)
+
+
+_Vertex = TypeVar("_Vertex")
+
+
+def reachable(
+    edges: Callable[[_Vertex], Iterable[_Vertex]], start: Iterable[_Vertex]
+) -> set[_Vertex]:
+    """Every vertex reached from `start` by one or more `edges` (a vertex of `start`
+    only when reached again): the one closure the compiler and step selection walk."""
+    seen: set[_Vertex] = set()
+    stack = list(start)
+    while stack:
+        for nxt in edges(stack.pop()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen

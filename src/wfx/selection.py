@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, closest, error
-from wfx.graph import ExecutionGraph, NodeKind, Section
+from wfx.graph import ExecutionGraph, NodeKind, Section, reachable
 from wfx.model import StepId
 
 
@@ -124,7 +124,7 @@ def dependencies(graph: ExecutionGraph) -> dict[StepId, set[StepId]]:
 def needs_of(deps: Mapping[StepId, set[StepId]], start: Iterable[StepId]) -> set[StepId]:
     """Every step the steps `start` need, transitively (a step of `start` only when
     another one needs it)."""
-    return _closure(deps, start)
+    return reachable(lambda step: deps.get(step, ()), start)
 
 
 def dependents_of(deps: Mapping[StepId, set[StepId]], start: Iterable[StepId]) -> set[StepId]:
@@ -134,18 +134,7 @@ def dependents_of(deps: Mapping[StepId, set[StepId]], start: Iterable[StepId]) -
     for step, needed in deps.items():
         for dep in needed:
             reverse[dep].add(step)
-    return _closure(reverse, start)
-
-
-def _closure(edges: Mapping[StepId, set[StepId]], start: Iterable[StepId]) -> set[StepId]:
-    seen: set[StepId] = set()
-    stack = list(start)
-    while stack:
-        for nxt in edges.get(stack.pop(), ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-    return seen
+    return reachable(lambda step: reverse.get(step, ()), start)
 
 
 def part(

@@ -8,7 +8,7 @@ rollback) is decided here and nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from wfx.model import Action, Step, Workflow
 
@@ -57,6 +57,13 @@ class _Collector(StepVisitor):
     def visit(self, step: Step) -> None:
         self.steps.append(step)
         super().visit(step)
+
+
+def descendants(step: Step) -> Iterator[Step]:
+    """Every step nested in `step`, depth first (its children, theirs, ...)."""
+    for child in step.steps:
+        yield child
+        yield from descendants(child)
 
 
 def all_steps(workflow: Workflow) -> list[Step]:
