@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import TYPE_CHECKING
+
+#: `typing` costs a `wfx` command 15 ms to import; mypy takes this name as true all the same
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 

@@ -52,6 +52,7 @@ class _LazyGroup(click.Group):
         "retry": "wfx.cli_redrive:retry",
         "export": "wfx.cli_export:export",
         "lsp": "wfx.cli_lsp:lsp",
+        "server": "wfx.cli_server:server_group",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

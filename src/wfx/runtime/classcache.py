@@ -98,6 +98,12 @@ def _read(path: Path) -> dict[str, bytes]:
     return entries
 
 
+def save() -> None:
+    """Write what this process compiled now, rather than at its exit (a process that forks
+    copies of itself writes once, before the first fork)."""
+    _write()
+
+
 def _write() -> None:
     """Keep the texts this process compiled (with those read), when there are new ones and
     Python may write its own cache (PYTHONDONTWRITEBYTECODE, -B: nothing is written, so a

@@ -261,11 +261,18 @@ def _code_stamp() -> str:
     """Size and modification time of every file of wfx's code and data, as one hash: a
     checkout that changes any of them (without a new version number) misses."""
     digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent.parent
-    for folder in (package, data_dir("schema"), data_dir("grammar")):
-        for path, size, modified in sorted(_code_files(str(folder))):
-            digest.update(f"{path}\0{size}\0{modified}\n".encode())
+    for path, size, modified in code_files():
+        digest.update(f"{path}\0{size}\0{modified}\n".encode())
     return digest.hexdigest()
+
+
+def code_files() -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of every file of wfx's code and data, in order."""
+    package = Path(__file__).resolve().parent.parent
+    found: list[tuple[str, int, int]] = []
+    for folder in (package, data_dir("schema"), data_dir("grammar")):
+        found.extend(sorted(_code_files(str(folder))))
+    return found
 
 
 def _code_files(folder: str) -> Iterator[tuple[str, int, int]]:

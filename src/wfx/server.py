@@ -1,0 +1,743 @@
+"""wfx's warm server: wfx imported once, forked for each command.
+
+A short `wfx` command spends most of its time in Python importing wfx and the libraries
+it stands on, the same work every time. A server does it once, then waits on a socket in
+Linux's abstract namespace whose name is a hash of everything that must be the same for
+it to stand in for a command's process (`wfx.launch.key_material`: the Python, its path
+and flags, the variables Python reads as it starts, the user, groups, namespaces,
+control group and privileges). For each command, the `wfx` process (`wfx.launch`) sends
+its arguments, environment, working directory, standard streams, umask, resource limits,
+priority, CPU affinity and signal dispositions; the server forks; the copy takes all of
+these on, in a session of its own, and runs the command exactly as `wfx` would have run
+it in its own process. The server reports the copy's exit status back, and `wfx` ends
+with it; signals `wfx` receives are passed on to the copy, and when `wfx` itself is
+killed the copy is killed too.
+
+A server only stands in for processes of its own user (both ends check the other's
+credentials before anything is sent), never for one whose key differs, and never with
+code that changed since it started: before each fork it checks that no file it imported
+(nor wfx's schema or grammar) changed, and when one did it stops and the command runs in
+its own process. It exits after `WFX_SERVER_IDLE` seconds (default 900) without a
+command, at `wfx server stop`, or on SIGTERM once the commands it runs have ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import importlib
+import io
+import marshal
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TextIO
+
+from wfx import launch
+
+#: seconds without a command after which a server exits
+IDLE_VARIABLE = "WFX_SERVER_IDLE"
+DEFAULT_IDLE = 900.0
+#: seconds a client has to send its request once connected
+REQUEST_TIMEOUT = 5.0
+#: what `wfx run` and `wfx plan` of a workflow seen before import: imported before the
+#: server takes its first command
+FIRST = (
+    "asyncio",
+    "anyio._backends._asyncio",
+    "sqlite3",
+    "wfx.cli",
+    "wfx.api",
+    "wfx.runtime.statedir",
+    "wfx.runtime.modelcache",
+    "wfx.runtime.failpoints",
+    "wfx.runtime.journal",
+    "wfx.runtime.engine",
+    "wfx.compiler",
+    "wfx.fingerprint",
+    "wfx.include",
+    "wfx.envfile",
+    "wfx.plan",
+    "wfx.render.console",
+    "wfx.render.run_view",
+    "wfx.render.run_result",
+    "wfx.render.plan_document",
+    "wfx.render.plan_plain",
+)
+#: what other commands may need, imported between commands once the server takes them
+#: (the optional integrations, the language server and Dask, are not: Dask starts
+#: threads, and a process with threads must not fork)
+LATER = (
+    "subprocess",
+    "hashlib",
+    "hmac",
+    "pickle",
+    "random",
+    "json",
+    "yaml",
+    "jsonschema",
+    "lark",
+    "rich.console",
+    "rich.table",
+    "rich.text",
+    "rich.markup",
+    "rich.live",
+)
+#: wfx's own modules left out of the preload: optional extras, and this server
+NOT_PRELOADED = (
+    "wfx.__main__",
+    "wfx.server",
+    "wfx.lsp",
+    "wfx.cli_lsp",
+    "wfx.runtime.dask",
+    "wfx.export",
+    "wfx.cli_export",
+)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `wfx server status` shows of a running server."""
+
+    pid: int
+    started: float
+    served: int
+    running: int
+    idle_limit: float
+
+
+def main(argv: list[str]) -> int:
+    """`python -P -m wfx.server BIN_DIR`: serve until idle (BIN_DIR: the first entry of the
+    `wfx` command's own `sys.path`, which `-P` leaves out)."""
+    os.closerange(3, _descriptor_limit())  # hold nothing the starting `wfx` was given
+    os.chdir("/")  # and keep no directory in use
+    if argv:
+        sys.path.insert(0, argv[0])
+    material = launch.key_material()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(launch.address(material))
+    except OSError:  # another server has this name
+        listener.close()
+        return 0
+    origin = installation()
+    steps = preloading()
+    next(steps)()
+    listener.listen(128)  # until now, a client is refused and runs its command itself
+    _Server(listener, material, _idle_limit(os.environ), steps, origin).serve()
+    return 0
+
+
+def _descriptor_limit() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 1024
+
+
+def _idle_limit(env: Mapping[str, str]) -> float:
+    try:
+        value = float(env.get(IDLE_VARIABLE, DEFAULT_IDLE))
+    except ValueError:
+        return DEFAULT_IDLE
+    return value if value > 0 else DEFAULT_IDLE
+
+
+def preload() -> None:
+    """Everything the server imports and builds before and after it takes its first
+    command, at once (tests; the server itself spreads the later part between commands)."""
+    for step in preloading():
+        step()
+
+
+def preloading() -> Iterator[Callable[[], None]]:
+    """The server's preparation, in small steps: the imports of a `wfx run` or `wfx plan`
+    first (one step; the server takes commands after it), then each other module wfx's
+    commands may import, then what every process would build the same way from wfx's own
+    files (the schema's validators, the expression parser, the stamp of wfx's code), then
+    everything set aside from the garbage collector (a fork starts with nothing for it to
+    scan)."""
+    yield lambda: _import_all(FIRST)
+    for name in (*LATER, *_wfx_modules()):
+        yield lambda name=name: _import_all((name,))  # type: ignore[misc]
+    yield _build_once
+    yield _set_aside
+
+
+def _import_all(names: Iterable[str]) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    _set_aside()
+
+
+def _build_once() -> None:
+    from wfx import schema, schemacheck  # noqa: PLC0415
+    from wfx.expr import parser  # noqa: PLC0415
+    from wfx.runtime import classcache, modelcache  # noqa: PLC0415
+
+    warmers: tuple[Callable[[], object], ...] = (
+        lambda: parser.parse("1 + 1"),
+        lambda: schema.hints("x-wfx-hint"),
+        schema.aliases,
+        lambda: schemacheck.is_valid({"wfx": 1, "steps": []}),
+        schema._validator,
+        modelcache._code_stamp,
+    )
+    for warm in warmers:
+        with contextlib.suppress(Exception):
+            warm()
+    classcache.save()
+
+
+def _set_aside() -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def _wfx_modules() -> Iterator[str]:
+    import pkgutil  # noqa: PLC0415
+
+    import wfx  # noqa: PLC0415
+
+    for module in pkgutil.walk_packages(wfx.__path__, "wfx."):
+        name = module.name
+        if not name.startswith(NOT_PRELOADED):
+            yield name
+
+
+def code_state() -> dict[str, tuple[int, int, int]]:
+    """The identity (modification time, size, inode) of every file this process's code
+    and wfx's data come from, Python's own library aside (`sys.version`, in the server's
+    key, names it): any change means the server's copy of it is stale."""
+    from wfx.resources import data_dir  # noqa: PLC0415
+
+    standard = os.path.dirname(os.__file__) + os.sep
+    files: list[str] = []
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and not (
+            path.startswith(standard) and "site-packages" not in path
+        ):
+            files.append(path)
+    for kind in ("schema", "grammar"):
+        with contextlib.suppress(OSError):
+            folder = data_dir(kind)
+            files.extend(str(folder / name) for name in os.listdir(folder))
+    state: dict[str, tuple[int, int, int]] = {}
+    for path in files:
+        try:
+            info = os.stat(path)
+        except OSError:
+            state[path] = (-1, -1, -1)
+        else:
+            state[path] = (info.st_mtime_ns, info.st_size, info.st_ino)
+    return state
+
+
+def installation() -> tuple[object, ...]:
+    """Every file of wfx's code and data (path, size, modification time) and the
+    modification time of each folder on `sys.path`, where installing or removing a
+    package shows: taken before the server imports anything and again once it imported
+    everything, so that a change in between (its imports may mix old and new files)
+    stops it."""
+    from wfx.runtime.modelcache import code_files  # noqa: PLC0415
+
+    folders: list[tuple[str, int]] = []
+    for folder in sys.path:
+        with contextlib.suppress(OSError):
+            folders.append((folder, os.stat(folder or ".").st_mtime_ns))
+    return (tuple(code_files()), tuple(folders))
+
+
+def fresh(before: Mapping[str, tuple[int, int, int]]) -> bool:
+    """True when every file in `before` is as it was."""
+    for path, identity in before.items():
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        if (info.st_mtime_ns, info.st_size, info.st_ino) != identity:
+            return False
+    return True
+
+
+class _StopRequestedError(Exception):
+    """SIGTERM reached the server: stop taking commands, end when the running ones end."""
+
+
+@dataclass
+class _Run:
+    pid: int
+    pidfd: int
+    conn: socket.socket
+    client_gone: bool = False
+
+
+@dataclass
+class _Server:
+    listener: socket.socket
+    material: bytes
+    idle_limit: float
+    preparing: Iterator[Callable[[], None]] | None
+    origin: tuple[object, ...]
+    selector: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
+    runs: dict[int, _Run] = field(default_factory=dict)
+    served: int = 0
+    started: float = field(default_factory=time.time)
+    stopping: bool = False
+    #: when the last command started or ended (asking for the status is not a command)
+    last_command: float = field(default_factory=time.monotonic)
+    code: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def serve(self) -> None:
+        """Take commands until stopped or idle, and until the last running one ended."""
+        self.code = code_state()
+        self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
+        signal.signal(signal.SIGTERM, _raise_stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        while not (self.stopping and not self.runs):
+            try:
+                events = self.selector.select(self._timeout())
+            except _StopRequestedError:
+                self._stop_listening()
+                continue
+            if not events:
+                if self._prepare_more():
+                    continue
+                if not self.runs and time.monotonic() >= self.last_command + self.idle_limit:
+                    break
+            for key, _mask in events:
+                key.data(key.fileobj)
+        self._stop_listening()
+
+    def _timeout(self) -> float | None:
+        if self.preparing is not None:
+            return 0.0
+        if self.runs:
+            return None
+        return max(0.0, self.last_command + self.idle_limit - time.monotonic())
+
+    def _prepare_more(self) -> bool:
+        """Take the next step of the preparation; False once there is none."""
+        if self.preparing is None:
+            return False
+        step = next(self.preparing, None)
+        if step is None:
+            self.preparing = None
+            self.code = code_state()
+            if installation() != self.origin:  # changed while it was being imported
+                self._stop_listening()
+            return False
+        step()
+        return True
+
+    def _stop_listening(self) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.selector.unregister(self.listener)
+            self.listener.close()  # the name is free for a new server at once
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        try:
+            if _peer_uid(conn) != os.getuid():
+                conn.close()
+                return
+            conn.settimeout(REQUEST_TIMEOUT)
+            kind, payload, fds, numbers = _read_request(conn)
+        except (OSError, ValueError, EOFError, TypeError):
+            conn.close()
+            return
+        try:
+            self._answer(conn, kind, payload, fds, numbers)
+        finally:
+            _close_all(fds)
+
+    def _answer(
+        self, conn: socket.socket, kind: str, payload: bytes, fds: list[int], numbers: list[int]
+    ) -> None:
+        if kind == "status":
+            self._reply_and_close(conn, ("status", self._status_tuple()))
+        elif kind == "stop":
+            self._reply_and_close(conn, ("stopping", len(self.runs)))
+            self._stop_listening()
+        elif kind == "run":
+            self._start(conn, payload, fds, numbers)
+        else:
+            conn.close()
+
+    def _status_tuple(self) -> tuple[int, float, int, int, float]:
+        return (os.getpid(), self.started, self.served, len(self.runs), self.idle_limit)
+
+    def _reply_and_close(self, conn: socket.socket, message: object) -> None:
+        with contextlib.suppress(OSError):
+            _write_message(conn, message)
+        conn.close()
+
+    def _start(
+        self, conn: socket.socket, payload: bytes, fds: list[int], numbers: list[int]
+    ) -> None:
+        refusal = self._refusal(payload, fds, numbers)
+        if refusal is not None:
+            self._reply_and_close(conn, ("refused", refusal))
+            if refusal == "stale":
+                self._stop_listening()
+            return
+        request = marshal.loads(payload)
+        pid = os.fork()
+        if pid == 0:
+            self._become_command(conn, request, fds, numbers)
+        self.served += 1
+        self.last_command = time.monotonic()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            conn.close()
+            return
+        run = _Run(pid, pidfd, conn)
+        self.runs[pidfd] = run
+        conn.setblocking(True)
+        conn.settimeout(None)
+        self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._ended(run))
+        self.selector.register(conn, selectors.EVENT_READ, lambda _c: self._client_gone(run))
+
+    def _refusal(self, payload: bytes, fds: list[int], numbers: list[int]) -> str | None:
+        try:
+            request = marshal.loads(payload)
+        except (ValueError, EOFError, TypeError):
+            return "unreadable request"
+        if not _well_formed(request, fds, numbers):
+            return "unreadable request"
+        if request["key"] != self.material:
+            return "different setup"
+        if not fresh(self.code):
+            return "stale"
+        if threading.active_count() != 1:
+            return "the server has threads"
+        return None
+
+    def _become_command(
+        self, conn: socket.socket, request: Mapping[str, Any], fds: list[int], numbers: list[int]
+    ) -> NoReturn:
+        """In the fork: drop the server's sockets, take on the client's process state, say
+        so, and run the command (never returns)."""
+        try:
+            self.selector.close()
+            self.listener.close()
+            for run in self.runs.values():
+                run.conn.close()
+                os.close(run.pidfd)
+            os.setpgid(0, 0)  # a group of its own, in a session with no terminal
+            take_on(request, fds, numbers)
+        except BaseException as exc:
+            with contextlib.suppress(BaseException):
+                _write_message(conn, ("refused", f"{type(exc).__name__}: {exc}"))
+            os._exit(1)
+        try:
+            _write_message(conn, ("started", os.getpid()))
+        except OSError:
+            os._exit(1)
+        conn.close()
+        from wfx.cli import entry  # noqa: PLC0415 - preloaded
+
+        entry()
+
+    def _ended(self, run: _Run) -> None:
+        _pid, status = os.waitpid(run.pid, 0)
+        self.last_command = time.monotonic()
+        self.selector.unregister(run.pidfd)
+        if not run.client_gone:
+            self.selector.unregister(run.conn)
+        os.close(run.pidfd)
+        del self.runs[run.pidfd]
+        self._reply_and_close(run.conn, ("ended", status))
+
+    def _client_gone(self, run: _Run) -> None:
+        """The `wfx` process closed its end (it was killed): the command goes with it."""
+        try:
+            data = run.conn.recv(1, socket.MSG_PEEK)
+        except OSError:
+            data = b""
+        if data:  # a client sends nothing more; ignore it and keep waiting
+            run.conn.recv(4096)
+            return
+        self.selector.unregister(run.conn)
+        run.client_gone = True
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise _StopRequestedError
+
+
+def _peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def _read_request(conn: socket.socket) -> tuple[str, bytes, list[int], list[int]]:
+    """The client's request: a header (kind, length of the payload, the numbers of the
+    descriptors sent with it) and the payload; the descriptors come with the first bytes."""
+    fds: list[int] = []
+    size_bytes = b""
+    first = True
+    while len(size_bytes) < 4:
+        chunk, fds_now = _recv_with_fds(conn, 4 - len(size_bytes), first)
+        first = False
+        fds.extend(fds_now)
+        if not chunk:
+            _close_all(fds)
+            raise EOFError("no request")
+        size_bytes += chunk
+    header = marshal.loads(_exactly(conn, int.from_bytes(size_bytes, "big")))
+    kind, length, numbers = header
+    if not (isinstance(kind, str) and isinstance(length, int) and isinstance(numbers, list)):
+        _close_all(fds)
+        raise ValueError("bad header")
+    return kind, _exactly(conn, length), fds, [int(n) for n in numbers]
+
+
+def _recv_with_fds(conn: socket.socket, size: int, ancillary: bool) -> tuple[bytes, list[int]]:
+    if not ancillary:
+        return conn.recv(size), []
+    data, ancdata, _flags, _addr = conn.recvmsg(size, socket.CMSG_SPACE(8 * struct.calcsize("i")))
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            count = len(payload) // struct.calcsize("i")
+            fds.extend(struct.unpack(f"{count}i", payload[: count * struct.calcsize("i")]))
+    return data, fds
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = conn.recv(min(remaining, 1 << 20))
+        if not chunk:
+            raise EOFError("the request ended early")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def _write_message(conn: socket.socket, message: Any) -> None:
+    payload = marshal.dumps(message)
+    conn.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _well_formed(request: object, fds: list[int], numbers: list[int]) -> bool:
+    if not isinstance(request, dict) or request.get("protocol") != launch.PROTOCOL:
+        return False
+    types = {
+        "key": bytes,
+        "argv": list,
+        "env": dict,
+        "umask": int,
+        "limits": dict,
+        "ignored": list,
+        "blocked": list,
+        "affinity": list,
+        "priority": int,
+    }
+    if any(not isinstance(request.get(name), kind) for name, kind in types.items()):
+        return False
+    if not all(isinstance(arg, str) for arg in request["argv"]):
+        return False
+    if not all(isinstance(k, bytes) and isinstance(v, bytes) for k, v in request["env"].items()):
+        return False
+    return (
+        len(fds) == len(numbers)
+        and bool(numbers)
+        and numbers[0] == -1
+        and all(n in (0, 1, 2) for n in numbers[1:])
+    )
+
+
+def take_on(request: Mapping[str, Any], fds: list[int], numbers: list[int]) -> None:
+    """Make this process (a fresh fork) the client's stand-in: its standard streams,
+    working directory, environment, umask, limits, priority, CPU affinity, signal
+    dispositions and mask, and arguments. Raises when one cannot be taken on."""
+    import resource  # noqa: PLC0415
+
+    open_streams = set()
+    for fd, number in zip(fds[1:], numbers[1:], strict=True):
+        os.dup2(fd, number)
+        open_streams.add(number)
+    for number in (0, 1, 2):
+        if number not in open_streams:
+            with contextlib.suppress(OSError):
+                os.close(number)
+    os.fchdir(fds[0])
+    _close_all(fds)
+    os.umask(request["umask"])
+    for which, limits in request["limits"].items():
+        if resource.getrlimit(which) != tuple(limits):
+            resource.setrlimit(which, tuple(limits))
+    if os.getpriority(os.PRIO_PROCESS, 0) != request["priority"]:
+        os.setpriority(os.PRIO_PROCESS, 0, request["priority"])
+    if sorted(os.sched_getaffinity(0)) != request["affinity"]:
+        os.sched_setaffinity(0, request["affinity"])
+    _take_on_signals(set(request["ignored"]), request["blocked"])
+    os.environb.clear()
+    os.environb.update(request["env"])
+    time.tzset()
+    sys.argv = list(request["argv"])
+    _make_standard_streams(open_streams)
+
+
+def _take_on_signals(ignored: set[int], blocked: list[int]) -> None:
+    """The dispositions Python starts with, given what the client inherited: ignored where
+    the client's were ignored, Python's own handler for SIGINT, the default elsewhere."""
+    for signum in range(1, signal.NSIG):
+        try:
+            current = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        if signum in ignored:
+            wanted: Any = signal.SIG_IGN
+        elif signum == signal.SIGINT:
+            wanted = signal.default_int_handler
+        elif signum in (signal.SIGPIPE, signal.SIGXFSZ):
+            wanted = signal.SIG_IGN  # as Python sets them in every process it starts
+        else:
+            wanted = signal.SIG_DFL
+        if current != wanted and current is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signum, wanted)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _make_standard_streams(open_streams: set[int]) -> None:
+    """sys.stdin, sys.stdout and sys.stderr on the client's streams, made as Python makes
+    them as it starts (encoding, errors, buffering: line-buffered on a terminal, and
+    stderr always)."""
+    made: list[TextIO | None] = []
+    for fd, old in ((0, sys.__stdin__), (1, sys.__stdout__), (2, sys.__stderr__)):
+        if fd not in open_streams or old is None:
+            made.append(None)
+            continue
+        made.append(_stream(fd, old))
+    sys.stdin, sys.stdout, sys.stderr = made
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = made  # type: ignore[misc,assignment]
+
+
+def _stream(fd: int, like: TextIO) -> TextIO:
+    reading = fd == 0
+    unbuffered = bool(getattr(like, "write_through", False)) and not reading
+    binary = io.open(  # noqa: SIM115, UP020 - a stream for the life of the process
+        fd, "rb" if reading else "wb", buffering=0 if unbuffered else -1, closefd=False
+    )
+    raw = binary if unbuffered else getattr(binary, "raw", binary)
+    with contextlib.suppress(AttributeError):
+        raw.name = ("<stdin>", "<stdout>", "<stderr>")[fd]  # type: ignore[misc]
+    interactive = os.isatty(fd)
+    text = io.TextIOWrapper(
+        binary,
+        encoding=like.encoding,
+        errors=like.errors,
+        newline="\n",
+        line_buffering=not reading and not unbuffered and (interactive or fd == 2),
+        write_through=unbuffered,
+    )
+    with contextlib.suppress(AttributeError):
+        text.mode = "r" if reading else "w"  # type: ignore[misc]
+    return text
+
+
+# -- talking to a server (wfx server status|stop|start) ------------------------------
+
+
+def name() -> str:
+    """The name of the socket of the server for this process's setup, as `ss -x` shows it
+    (`@` for the abstract namespace)."""
+    return "@" + launch.address(launch.key_material())[1:]
+
+
+def _connect() -> socket.socket | None:
+    material = launch.key_material()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(launch.address(material))
+    except OSError:
+        conn.close()
+        return None
+    if _peer_uid(conn) != os.getuid():
+        conn.close()
+        return None
+    return conn
+
+
+def _ask(kind: str) -> object:
+    conn = _connect()
+    if conn is None:
+        return None
+    with conn:
+        conn.settimeout(REQUEST_TIMEOUT)
+        header = marshal.dumps((kind, 0, []))
+        conn.sendall(len(header).to_bytes(4, "big") + header)
+        size = int.from_bytes(_exactly(conn, 4), "big")
+        return marshal.loads(_exactly(conn, size))
+
+
+def status() -> Status | None:
+    """The server that would run this process's commands, or None when none runs."""
+    try:
+        reply = _ask("status")
+    except (OSError, EOFError, ValueError):
+        return None
+    if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "status"):
+        return None
+    pid, started, served, running, idle = reply[1]
+    return Status(int(pid), float(started), int(served), int(running), float(idle))
+
+
+def stop() -> int | None:
+    """Ask the server to stop (it ends when the commands it runs have ended); the number
+    of those, or None when no server runs."""
+    try:
+        reply = _ask("stop")
+    except (OSError, EOFError, ValueError):
+        return None
+    if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "stopping"):
+        return None
+    return int(reply[1])
+
+
+def start(wait: float = 10.0) -> Status | None:
+    """Start a server unless one runs, and wait until it answers (or `wait` seconds)."""
+    found = status()
+    if found is not None:
+        return found
+    launch.start_server()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        found = status()
+        if found is not None:
+            return found
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

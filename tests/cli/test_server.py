@@ -1,0 +1,533 @@
+"""The warm server (wfx.server, wfx.launch): a command run through it behaves exactly as
+the same command run in its own process, and the server never stands in for a process it
+cannot be: another user's, one whose setup differs, or with code that changed.
+
+Every test runs the real `wfx` command (the console script) against a real server with a
+tag of its own (WFX_SERVER_TAG), and compares with `WFX_SERVER=0`, the command in its own
+process."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+#: a Python another user may run (the project's may sit in a folder only root can read)
+ANY_USERS_PYTHON = "/usr/bin/python3"
+WFX = str(Path(sys.executable).parent / "wfx")
+
+FACTS = """\
+wfx: 1
+steps:
+  - id: facts
+    run: |
+      {
+        echo "umask=$(umask)"
+        echo "nofile=$(ulimit -n)"
+        echo "nice=$(nice)"
+        grep -E '^(SigIgn|SigBlk|Cpus_allowed_list)' /proc/self/status
+        echo "pwd=$(pwd)"
+        echo "foo=$FOO"
+        echo "tz=$(date +%Z)"
+      } > "$OUT"
+"""
+
+
+def _env(tag: str, **extra: str) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if k not in ("WFX_STATE_DIR", "CI")}
+    return {
+        **inherited,
+        "NO_COLOR": "1",
+        "WFX_SERVER": "1",
+        "WFX_SERVER_TAG": tag,
+        "WFX_SERVER_IDLE": "120",
+        **extra,
+    }
+
+
+def run(
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    shell_prefix: str = "",
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """`wfx ARGS` as a user runs it (the console script), optionally behind a shell
+    command that changes the process's state first (`umask 077;` ...)."""
+    if shell_prefix:
+        quoted = " ".join(_quote(a) for a in (WFX, *args))
+        command: list[str] | str = f"{shell_prefix} exec {quoted}"
+    else:
+        command = [WFX, *args]
+    return subprocess.run(
+        command,
+        shell=bool(shell_prefix),
+        executable="/bin/bash" if shell_prefix else None,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=dict(env),
+        timeout=timeout,
+    )
+
+
+def _quote(word: str) -> str:
+    return "'" + word.replace("'", "'\\''") + "'"
+
+
+def served(env: Mapping[str, str]) -> int | None:
+    """How many commands the server of `env` has run, or None when none runs."""
+    done = run("server", "status", env=env)
+    found = re.search(r"(\d+) command\(s\) served", done.stdout)
+    return int(found.group(1)) if found else None
+
+
+def start(env: Mapping[str, str]) -> None:
+    done = run("server", "start", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment of a running server of this test's own."""
+    env = _env(f"test-{uuid.uuid4().hex[:12]}", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    start(env)
+    yield env
+    run("server", "stop", env=env)
+
+
+def both(
+    *args: str, env: Mapping[str, str], cwd: Path | None = None, shell_prefix: str = ""
+) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
+    """The command through the server (checked to have gone through it), and in its own
+    process."""
+    before = served(env)
+    assert before is not None
+    through = run(*args, env=env, cwd=cwd, shell_prefix=shell_prefix)
+    assert served(env) == before + 1, "the command did not go through the server"
+    alone = run(*args, env={**env, "WFX_SERVER": "0"}, cwd=cwd, shell_prefix=shell_prefix)
+    assert served(env) == before + 1
+    return through, alone
+
+
+# -- the same behaviour ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--version",),
+        ("validate", "examples/production-deployment.yaml"),
+        ("plan", "examples/production-deployment.yaml", "-i", "environment=prd"),
+        ("plan", "examples/production-deployment.yaml", "--format", "json"),
+        ("plan", "examples/matrix-build.yaml", "--format", "markdown"),
+        ("validate", "no-such-file.yaml"),
+        ("plan", "examples/production-deployment.yaml", "-i", "nosuch=1"),
+        ("bogus-command",),
+        ("run", "--bogus-option", "x.yaml"),
+    ],
+)
+def test_a_command_prints_and_exits_as_it_does_in_its_own_process(
+    server: dict[str, str], args: tuple[str, ...]
+) -> None:
+    through, alone = both(*args, env=server, cwd=ROOT)
+    assert (through.returncode, through.stdout, through.stderr) == (
+        alone.returncode,
+        alone.stdout,
+        alone.stderr,
+    )
+
+
+def test_invalid_input_exits_2_with_its_diagnostics(server: dict[str, str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wfx: 1\nsteps:\n  - id: a\n    run: x\n    retries: lots\n  - id: a\n")
+    through, alone = both("run", str(bad), env=server, cwd=tmp_path)
+    assert through.returncode == alone.returncode == 2
+    assert through.stderr == alone.stderr
+    assert "bad.yaml:" in through.stderr
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [
+        "",
+        "umask 077;",
+        "ulimit -n 321;",
+        "renice -n 7 -p $$ >/dev/null;",
+        "trap '' USR1 USR2;",
+        "taskset -p 1 $$ >/dev/null;",
+        "export FOO='a b $(x)'; export TZ=Asia/Tokyo;",
+    ],
+)
+def test_steps_see_the_process_state_of_the_wfx_command(
+    server: dict[str, str], tmp_path: Path, prefix: str
+) -> None:
+    """umask, limits, priority, ignored signals, CPU affinity, environment, working
+    directory: a step started through the server sees those of the `wfx` command."""
+    if "taskset" in prefix and (os.cpu_count() or 1) < 2:
+        pytest.skip("one CPU: affinity cannot differ")
+    work = tmp_path / "work dir"
+    work.mkdir()
+    workflow = work / "facts.yaml"
+    workflow.write_text(FACTS)
+    outputs = []
+    for name, env in (("through", server), ("alone", {**server, "WFX_SERVER": "0"})):
+        out = tmp_path / f"{name}.txt"
+        before = served(server)
+        done = run(
+            "run", "-q", "--no-journal", str(workflow),
+            env={**env, "OUT": str(out)}, cwd=work, shell_prefix=prefix or "true;",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert (served(server) == (before or 0) + 1) == (name == "through")
+        outputs.append(out.read_text())
+    assert outputs[0] == outputs[1], outputs
+    assert f"pwd={work}" in outputs[0]
+
+
+def test_standard_input_is_the_commands_own(server: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\ninputs:\n  name: {type: string}\nsteps:\n"
+        "  - id: hello\n    run: echo hello-${{ inputs.name }}\n"
+    )
+    (tmp_path / "in.yaml").write_text("name: from-stdin\n")
+    before = served(server)
+    with (tmp_path / "in.yaml").open("rb") as stdin:
+        done = subprocess.run(
+            [WFX, "run", "--no-journal", "--inputs", "/dev/stdin", "wf.yaml"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=server,
+            check=False,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "hello-from-stdin" in done.stdout
+    assert served(server) == (before or 0) + 1
+
+
+def test_a_closed_standard_stream_stays_closed(server: dict[str, str], tmp_path: Path) -> None:
+    """`wfx --version >&-`: the command finds no stdout, as in its own process (where
+    Python makes sys.stdout None and the version cannot be printed)."""
+    through, alone = both("--version", env=server, cwd=tmp_path, shell_prefix="exec 1>&-;")
+    assert through.returncode == alone.returncode
+    assert through.stderr == alone.stderr
+
+
+def test_output_to_a_terminal_is_what_the_terminal_would_get(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """A pseudo-terminal on stdout: colour and width come out as in the command's own
+    process (sys.stdout is made anew on the command's terminal, line-buffered)."""
+    pty = pytest.importorskip("pty")
+    outputs = []
+    for env in (server, {**server, "WFX_SERVER": "0"}):
+        environment = {k: v for k, v in env.items() if k != "NO_COLOR"}
+        environment.update(COLUMNS="70", TERM="xterm-256color")
+        primary, secondary = pty.openpty()
+        process = subprocess.Popen(
+            [WFX, "plan", "examples/production-deployment.yaml", "-i", "environment=prd"],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary,
+            stderr=secondary,
+            cwd=ROOT,
+            env=environment,
+        )
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=60) == 0
+        os.close(primary)
+        outputs.append(b"".join(chunks))
+    assert b"\x1b[" in outputs[0]  # colour: it knew it wrote to a terminal
+    assert outputs[0] == outputs[1]
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(server: dict[str, str]) -> None:
+    done = subprocess.run(
+        f"{WFX} plan examples/production-deployment.yaml -i environment=prd | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=server,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr
+    assert len(done.stdout.splitlines()) == 1
+
+
+# -- signals and ends -----------------------------------------------------------------
+
+SLOW = """\
+wfx: 1
+steps:
+  - id: slow
+    run: echo started > "$MARK"; exec sleep 30
+"""
+
+
+def _start_slow(env: Mapping[str, str], tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+    (tmp_path / "slow.yaml").write_text(SLOW)
+    mark = tmp_path / "mark"
+    mark.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [WFX, "run", "slow.yaml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "MARK": str(mark)},
+    )
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the step never started"
+        time.sleep(0.02)
+    return process, mark
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_to_wfx_reaches_the_command(
+    server: dict[str, str], tmp_path: Path, signum: int, code: int
+) -> None:
+    """Ctrl-C or SIGTERM to `wfx`: the run is interrupted as in its own process (the step
+    stopped, the documented status) and the journal says so."""
+    codes = []
+    for env in (server, {**server, "WFX_SERVER": "0"}):
+        before = served(server)
+        process, _ = _start_slow(env, tmp_path)
+        process.send_signal(signum)
+        _out, err = process.communicate(timeout=60)
+        codes.append(process.returncode)
+        assert "Traceback" not in err
+        assert (served(server) == (before or 0) + 1) == (env is server)
+    assert codes[0] == codes[1]
+    assert codes[0] in (130, code, -signum)
+
+
+def test_a_killed_wfx_takes_its_command_with_it(server: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL to `wfx` (which can pass nothing on): the server kills the command's
+    process too, as the command's own process would have died."""
+    process, _ = _start_slow(server, tmp_path)
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    while True:
+        status = run("server", "status", env=server).stdout
+        if " 0 running" in status:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+
+
+def test_a_command_killed_by_a_signal_ends_wfx_by_the_same_signal(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    process, _ = _start_slow(server, tmp_path)
+    process.send_signal(signal.SIGQUIT)
+    process.communicate(timeout=30)
+    alone, _ = _start_slow({**server, "WFX_SERVER": "0"}, tmp_path)
+    alone.send_signal(signal.SIGQUIT)
+    alone.communicate(timeout=30)
+    assert process.returncode == alone.returncode
+
+
+def test_stop_waits_for_the_running_command(server: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: sleep 1; echo done\n")
+    process = subprocess.Popen(
+        [WFX, "run", "wf.yaml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env=server,
+    )
+    time.sleep(0.4)
+    stopping = run("server", "stop", env=server)
+    assert "stopping" in stopping.stdout
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "done" in out
+    assert served(server) is None
+
+
+def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
+    env = _env(f"test-{uuid.uuid4().hex[:12]}", WFX_SERVER_IDLE="1")
+    start(env)
+    deadline = time.monotonic() + 30
+    while served(env) is not None:
+        assert time.monotonic() < deadline, "the server did not exit when idle"
+        time.sleep(0.2)
+
+
+def test_wfx_run_starts_a_server_and_plan_does_not(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    env = {**_env(f"test-{uuid.uuid4().hex[:12]}"), "WFX_SERVER": ""}
+    try:
+        assert run("plan", "wf.yaml", env=env, cwd=tmp_path).returncode == 0
+        time.sleep(1.5)
+        assert served(env) is None, "wfx plan started a server"
+        assert run("run", "wf.yaml", env=env, cwd=tmp_path).returncode == 0
+        deadline = time.monotonic() + 30
+        while served(env) is None:
+            assert time.monotonic() < deadline, "wfx run started no server"
+            time.sleep(0.1)
+        assert run("run", "wf.yaml", env=env, cwd=tmp_path).returncode == 0
+        assert served(env) == 1
+    finally:
+        run("server", "stop", env=env)
+
+
+def test_under_ci_no_server_is_started(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    env = {**_env(f"test-{uuid.uuid4().hex[:12]}"), "WFX_SERVER": "", "CI": "true"}
+    assert run("run", "wf.yaml", env=env, cwd=tmp_path).returncode == 0
+    time.sleep(1.5)
+    assert served(env) is None
+
+
+def test_wfx_server_0_never_uses_a_running_server(server: dict[str, str]) -> None:
+    before = served(server)
+    assert run("--version", env={**server, "WFX_SERVER": "0"}).returncode == 0
+    assert run("--version", env={**server, "WFX_SERVER": "off"}).returncode == 0
+    assert served(server) == before
+
+
+# -- who a server stands in for ---------------------------------------------------------
+
+
+def test_a_different_setup_gets_a_server_of_its_own(server: dict[str, str]) -> None:
+    """A variable Python reads as it starts (here PYTHONHASHSEED) is in the key: that
+    command does not go to this server."""
+    before = served(server)
+    other = {**server, "PYTHONHASHSEED": "123", "WFX_SERVER": "0"}
+    assert run("--version", env=other).returncode == 0
+    assert served(server) == before
+
+
+def test_changed_code_is_never_run_by_a_server_that_imported_it_before(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """A file of wfx that changed since the server imported it: the server refuses, stops,
+    and the command runs in its own process (the new code)."""
+    target = ROOT / "src" / "wfx" / "durations.py"
+    info = target.stat()
+    before = served(server)
+    try:
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+        done = run("--version", env=server)
+        assert done.returncode == 0
+        deadline = time.monotonic() + 10
+        while served(server) is not None:
+            assert time.monotonic() < deadline, "a stale server kept running"
+            time.sleep(0.1)
+    finally:
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert before is not None
+
+
+def socket_name(env: Mapping[str, str]) -> str:
+    """The abstract socket name `wfx` looks for with `env` (from `wfx server status`)."""
+    status = run("server", "status", env=env).stdout
+    found = re.search(r"@(wfx-server-[0-9]+-[0-9a-f]+)", status)
+    assert found, status
+    return found.group(1)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(ANY_USERS_PYTHON, os.X_OK),
+    reason="needs root (to act as another user) and a system Python",
+)
+def test_a_server_under_the_name_held_by_another_user_is_told_nothing(tmp_path: Path) -> None:
+    """Another user binds the name first: `wfx` checks who answers before it sends a
+    byte (its arguments, environment, streams), and runs the command itself."""
+    env = _env(f"test-{uuid.uuid4().hex[:12]}")
+    squatter = subprocess.Popen(
+        [ANY_USERS_PYTHON, "-c", _SQUATTER, socket_name(env)],
+        stdout=subprocess.PIPE,
+        text=True,
+        user=65534,
+    )
+    try:
+        assert squatter.stdout is not None
+        assert squatter.stdout.readline().strip() == "listening"
+        done = run("--version", env={**env, "SECRET_TOKEN": "hunter2"})
+        assert done.returncode == 0
+        assert "version" in done.stdout
+        time.sleep(0.5)
+    finally:
+        squatter.kill()
+        heard, _ = squatter.communicate()
+    assert heard.split() == ["received", "0"]  # it connected, then said nothing
+
+
+_SQUATTER = """
+import socket, sys
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind("\\0" + sys.argv[1])
+listener.listen(8)
+print("listening", flush=True)
+while True:
+    conn, _ = listener.accept()
+    conn.settimeout(1)
+    try:
+        data = conn.recv(65536)
+    except OSError:
+        data = b""
+    print("received", len(data), flush=True)
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access(ANY_USERS_PYTHON, os.X_OK),
+    reason="needs root (to act as another user) and a system Python",
+)
+def test_a_server_runs_nothing_for_another_user(server: dict[str, str]) -> None:
+    """A process of another user that reaches the server's name is closed on, unheard."""
+    before = served(server)
+    probe = subprocess.run(
+        [ANY_USERS_PYTHON, "-c", _PROBE, socket_name(server)],
+        capture_output=True,
+        text=True,
+        user=65534,
+        check=False,
+        timeout=30,
+    )
+    assert probe.stdout.strip() == "closed", probe.stdout + probe.stderr
+    assert served(server) == before
+
+
+_PROBE = """
+import marshal, socket, sys
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect("\\0" + sys.argv[1])
+header = marshal.dumps(("status", 0, []))
+try:
+    conn.sendall(len(header).to_bytes(4, "big") + header)
+    data = conn.recv(100)
+except OSError:
+    data = b""
+print("closed" if not data else "answered")
+"""
