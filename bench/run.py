@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Each case times `wfx` in its own process, as these lines always did; the warm server's
+# cases (server_*) turn it on for themselves.
+os.environ["WFX_SERVER"] = "0"
 WFX = str(BIN / "wfx")
 PYTHON = sys.executable
 FLOORS = ROOT / "bench" / "floors.py"
@@ -607,8 +610,45 @@ def bench_journal_overhead(repeat: int) -> Result:
     return Result("journal_overhead", ratio, 1.15, detail)
 
 
+def bench_server_run(repeat: int) -> Result:
+    """`wfx run` of a one-step workflow (seen before) through the warm server vs in its own
+    process (docs/server.md); `python -c pass` beside them for the part no tool avoids."""
+    tag = f"WFX_SERVER_TAG=bench-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "one.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+        run = [WFX, "run", "-q", "--state-dir", str(root / "state"), str(root / "one.yaml")]
+        subprocess.run(
+            ["env", "WFX_SERVER=1", tag, WFX, "server", "start"],
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        try:
+            medians = interleaved_medians(
+                {
+                    "server": ["env", "WFX_SERVER=1", tag, *run],
+                    "own": ["env", "WFX_SERVER=0", *run],
+                    "python": ["env", PYTHON, "-c", "pass"],
+                },
+                repeat,
+            )
+        finally:
+            subprocess.run(
+                ["env", "WFX_SERVER=1", tag, WFX, "server", "stop"],
+                stdout=subprocess.DEVNULL,
+                check=False,
+            )
+    ratio = medians["server"] / medians["own"]
+    detail = (
+        f"through the server {medians['server'] * 1000:.0f} ms vs its own process"
+        f" {medians['own'] * 1000:.0f} ms (python -c pass {medians['python'] * 1000:.0f} ms)"
+    )
+    return Result("server_run_vs_own_process", ratio, 0.5, detail)
+
+
 BENCHMARKS: dict[str, Callable[[int], Result]] = {
     "validate_cold": bench_validate_cold,
+    "server_run": bench_server_run,
     "plan_cold": bench_plan_cold,
     "plan_text_piped": bench_plan_text_piped,
     "plan_scaling": bench_plan_scaling,

@@ -33,6 +33,21 @@ def _temporary_files_stay_in_pytests_directory(
         os.environ["TMPDIR"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_server_unless_a_test_asks() -> Iterator[None]:
+    """The `wfx` command hands its work to a warm server when one runs, and `wfx run`
+    starts one (docs/server.md): the tests that run the `wfx` command itself would leave
+    servers behind. They run each command in its own process, as before;
+    tests/cli/test_server.py starts and stops servers of its own."""
+    previous = os.environ.get("WFX_SERVER")
+    os.environ["WFX_SERVER"] = "0"
+    yield
+    if previous is None:
+        os.environ.pop("WFX_SERVER", None)
+    else:
+        os.environ["WFX_SERVER"] = previous
+
+
 @pytest.fixture
 def workflow_file(tmp_path: Path) -> Callable[[str], Path]:
     """Write dedented YAML to `wf.yaml` in a temporary directory and return its path."""

@@ -50,8 +50,10 @@ REQUEST_TIMEOUT = 5.0
 #: what `wfx run` and `wfx plan` of a workflow seen before import: imported before the
 #: server takes its first command
 FIRST = (
+    "encodings.utf_8_sig",
     "asyncio",
     "anyio._backends._asyncio",
+    "anyio._core._signals",
     "sqlite3",
     "wfx.cli",
     "wfx.api",

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -531,3 +533,92 @@ except OSError:
     data = b""
 print("closed" if not data else "answered")
 """
+
+
+# -- what the server holds --------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_a_plan_through_the_server_keeps_plans_promises(server: dict[str, str]) -> None:
+    """`wfx plan` handed to the server: the server and the fork that plans start no
+    process, open no file for writing and no socket (docs/plan.md), seen by strace
+    attached to the server."""
+    status = run("server", "status", env=server).stdout
+    pid = re.search(r"wfx server (\d+)", status)
+    assert pid, status
+    log = Path(tempfile.mkdtemp()) / "trace.log"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", str(log), "-e", "trace=execve,openat,connect,socket",
+         "-p", pid.group(1)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)  # attached
+        if tracer.poll() is not None:
+            pytest.skip("strace cannot attach here")
+        done = run(
+            "plan", "examples/production-deployment.yaml", "--format", "json", env=server, cwd=ROOT
+        )
+        assert done.returncode == 0, done.stderr
+        time.sleep(0.3)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.communicate(timeout=30)
+    calls = log.read_text().splitlines()
+    assert any("production-deployment.yaml" in c for c in calls), "the trace saw no plan"
+    assert [c for c in calls if "execve(" in c] == []
+    writes = [
+        c
+        for c in calls
+        if "openat(" in c and re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC|O_APPEND", c)
+    ]
+    assert writes == []
+    assert [c for c in calls if re.search(r"\b(connect|socket)\(", c)] == []
+
+
+_NEW_IMPORTS = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from wfx import server
+server.preload()
+import wfx.cli
+before = set(sys.modules)
+pid = os.fork()
+if pid == 0:
+    sys.argv = ["wfx", *sys.argv[2:]]
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        wfx.cli.main()
+    except SystemExit:
+        pass
+    os.write(2, ("NEW " + " ".join(sorted(set(sys.modules) - before)) + "\\n").encode())
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan", "examples/production-deployment.yaml", "-i", "environment=prd"),
+        ("plan", "examples/matrix-build.yaml", "--format", "json"),
+        ("validate", "examples/production-deployment.yaml"),
+        ("run", "--no-journal", "-i", "environment=prd", "examples/production-deployment.yaml"),
+    ],
+)
+def test_the_server_has_imported_what_a_command_needs(args: tuple[str, ...]) -> None:
+    """A fork of a prepared server imports nothing more for these commands: their whole
+    start-up was done once, in the server."""
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _NEW_IMPORTS, str(Path(sys.executable).parent), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+        env={**os.environ, "WFX_SERVER": "0"},
+    )
+    line = next(line for line in done.stderr.splitlines() if line.startswith("NEW"))
+    assert line.split()[1:] == []
