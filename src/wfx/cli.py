@@ -1012,7 +1012,7 @@ UNWRITABLE_HINT = (
 _GC_THRESHOLDS = (50_000, 10, 10)
 
 
-def entry() -> NoReturn:
+def entry(before_exit: Callable[[int], None] | None = None) -> NoReturn:
     """The `wfx` command (and `python -m wfx`): `main`, then the end of the process without
     Python's own teardown.
 
@@ -1022,12 +1022,15 @@ def entry() -> NoReturn:
     wrote is closed. What the process still owes is done here, in Python's order: the
     `atexit` handlers (wfx's class cache is written there), then the output flushed.
     When a thread that is not a daemon still runs, Python would wait for it, and so the
-    normal exit is kept."""
+    normal exit is kept. `before_exit` is told the exit status first (the warm server's
+    copy of wfx tells the `wfx` process waiting for it: docs/server.md)."""
     try:
         main()
         code = 0
     except SystemExit as exc:
         code = _exit_status(exc.code)
+    if before_exit is not None:
+        before_exit(code)
     _end_process(code)
 
 

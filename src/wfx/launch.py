@@ -145,11 +145,24 @@ def _through_server() -> None:
         signals.give_back()
         return
     signals.attach(int(reply[1]))
-    try:
-        outcome = _receive(conn)
-    except (OSError, EOFError, ValueError):
-        outcome = None
-    _end_like(signals.module, outcome)
+    _end_like(signals.module, _outcome(conn))
+
+
+def _outcome(conn: Any) -> tuple[str, int] | None:
+    """How the command's process ended: the server's report of its wait status, or, when
+    the server died meanwhile, the exit status the process announced as it ended."""
+    announced: tuple[str, int] | None = None
+    while True:
+        try:
+            message = _receive(conn)
+        except (OSError, EOFError, ValueError):
+            return announced
+        if not (isinstance(message, tuple) and len(message) == 2):
+            continue
+        if message[0] == "ended":
+            return ("ended", int(message[1]))
+        if message[0] == "exiting":
+            announced = ("exiting", int(message[1]))
 
 
 def _same_user(conn: Any) -> bool:
@@ -313,12 +326,14 @@ def _send_signal(module: Any, pidfd: int, signum: int) -> None:
         pass
 
 
-def _end_like(module: Any, outcome: object) -> NoReturn:
+def _end_like(module: Any, outcome: tuple[str, int] | None) -> NoReturn:
     """End with the status the command's process ended with."""
-    if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] == "ended"):
+    if outcome is None:
         os.write(2, b"wfx: error: the wfx server running this command went away\n")
         os._exit(70)
-    status = int(outcome[1])
+    kind, status = outcome
+    if kind == "exiting":
+        os._exit(status & 0xFF)
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         module.signal(signum, module.SIG_DFL)

@@ -452,10 +452,11 @@ class _Server:
             _write_message(conn, ("started", os.getpid()))
         except OSError:
             os._exit(1)
-        conn.close()
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
 
-        entry()
+        # The copy keeps its end of the connection and says how it is ending: should the
+        # server die meanwhile, `wfx` still learns the status from the copy itself.
+        entry(before_exit=lambda code: _tell(conn, ("exiting", code)))
 
     def _ended(self, run: _Run) -> None:
         _pid, status = os.waitpid(run.pid, 0)
@@ -540,6 +541,11 @@ def _exactly(conn: socket.socket, size: int) -> bytes:
 def _write_message(conn: socket.socket, message: Any) -> None:
     payload = marshal.dumps(message)
     conn.sendall(len(payload).to_bytes(4, "big") + payload)
+
+
+def _tell(conn: socket.socket, message: Any) -> None:
+    with contextlib.suppress(OSError):
+        _write_message(conn, message)
 
 
 def _close_all(fds: list[int]) -> None:

@@ -356,6 +356,70 @@ def test_a_command_killed_by_a_signal_ends_wfx_by_the_same_signal(
     assert process.returncode == alone.returncode
 
 
+def test_a_command_outlives_a_killed_server(server: dict[str, str], tmp_path: Path) -> None:
+    """SIGKILL to the server (an OOM killer, a `pkill python`): the command it runs goes
+    on, and `wfx` ends with the status the command announced as it ended."""
+    (tmp_path / "wf.yaml").write_text(
+        'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 1; echo done\n'
+        "  - id: b\n    needs: [a]\n    run: exit 3\n    onError: continue\n"
+    )
+    mark = tmp_path / "mark"
+    pid = re.search(r"wfx server (\d+)", run("server", "status", env=server).stdout)
+    assert pid
+    process = subprocess.Popen(
+        [WFX, "run", "wf.yaml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**server, "MARK": str(mark)},
+    )
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(int(pid.group(1)), signal.SIGKILL)
+    out, err = process.communicate(timeout=60)
+    alone = run(
+        "run", "wf.yaml", env={**server, "WFX_SERVER": "0", "MARK": str(mark)}, cwd=tmp_path
+    )
+    assert process.returncode == alone.returncode == 3, err
+    assert "done" in out
+    assert "went away" not in err
+
+
+def test_ctrl_z_stops_wfx_and_fg_resumes_the_command(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "wf.yaml").write_text(
+        'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 0.5; echo done\n'
+    )
+    mark = tmp_path / "mark"
+    process = subprocess.Popen(
+        [WFX, "run", "wf.yaml"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**server, "MARK": str(mark)},
+    )
+    deadline = time.monotonic() + 30
+    while not mark.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTSTP)
+    state = ""
+    while state != "T":
+        assert time.monotonic() < deadline, "wfx did not stop"
+        state = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        time.sleep(0.02)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGCONT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "done" in out
+
+
 def test_stop_waits_for_the_running_command(server: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: sleep 1; echo done\n")
     process = subprocess.Popen(
