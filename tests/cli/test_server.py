@@ -136,6 +136,7 @@ def both(
         ("validate", "no-such-file.yaml"),
         ("plan", "examples/production-deployment.yaml", "-i", "nosuch=1"),
         ("bogus-command",),
+        ("validate", "caf\udce9 \u00e9t\u00e9.yaml"),
         ("run", "--bogus-option", "x.yaml"),
     ],
 )
