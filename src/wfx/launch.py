@@ -45,7 +45,7 @@ def entry() -> NoReturn:
     """The `wfx` command: through the server when it can, else here (and then, for a
     command that changes something anyway, with a server starting beside it for the
     commands that follow)."""
-    choice = server_choice(os.environ)
+    choice = server_choice(os.environ) if sys.platform.startswith("linux") else "off"
     if choice != "off" and not _local_command(sys.argv[1:]):
         _through_server()
         if choice == "on" or (choice == "auto" and _may_start_server(sys.argv[1:])):

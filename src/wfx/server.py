@@ -120,6 +120,8 @@ def main(argv: list[str]) -> int:
     `wfx` command's own `sys.path`, which `-P` leaves out)."""
     os.closerange(3, _descriptor_limit())  # hold nothing the starting `wfx` was given
     os.chdir("/")  # and keep no directory in use
+    with contextlib.suppress(OSError):  # started by hand: leave the terminal's session
+        os.setsid()
     if argv:
         sys.path.insert(0, argv[0])
     material = launch.key_material()
