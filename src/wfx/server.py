@@ -185,7 +185,7 @@ def _import_all(names: Iterable[str]) -> None:
 def _build_once() -> None:
     from wfx import schema, schemacheck  # noqa: PLC0415
     from wfx.expr import parser  # noqa: PLC0415
-    from wfx.runtime import classcache, modelcache  # noqa: PLC0415
+    from wfx.runtime import classcache, modelcache, userkey  # noqa: PLC0415
 
     warmers: tuple[Callable[[], object], ...] = (
         lambda: parser.parse("1 + 1"),
@@ -199,6 +199,9 @@ def _build_once() -> None:
         with contextlib.suppress(Exception):
             warm()
     classcache.save()
+    # the key was read from the server's own environment: each copy reads it from its
+    # command's (XDG_CACHE_HOME may differ)
+    userkey.secret.cache_clear()
 
 
 def _set_aside() -> None:
@@ -446,6 +449,7 @@ class _Server:
                 os.close(run.pidfd)
             os.setpgid(0, 0)  # a group of its own, in a session with no terminal
             take_on(request, fds, numbers)
+            read_again()
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 _write_message(conn, ("refused", f"{type(exc).__name__}: {exc}"))
@@ -614,6 +618,15 @@ def take_on(request: Mapping[str, Any], fds: list[int], numbers: list[int]) -> N
     time.tzset()
     sys.argv = list(request["argv"])
     _make_standard_streams(open_streams)
+
+
+def read_again() -> None:
+    """What wfx's modules read from the environment as they are imported, read again from
+    the command's: the server imported them under its own (see `test_server.py`'s check
+    that no module does so unnoticed)."""
+    from wfx.runtime import failpoints  # noqa: PLC0415 - preloaded
+
+    failpoints.arm(os.environ)
 
 
 def _take_on_signals(ignored: set[int], blocked: list[int]) -> None:

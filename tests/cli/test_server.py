@@ -8,6 +8,7 @@ process."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -721,3 +722,39 @@ def test_the_server_has_imported_what_a_command_needs(args: tuple[str, ...]) -> 
     )
     line = next(line for line in done.stderr.splitlines() if line.startswith("NEW"))
     assert line.split()[1:] == []
+
+
+def test_a_failpoint_set_for_a_command_arms_it_in_the_servers_copy(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """WFX_FAILPOINT is read as wfx's modules are imported, which the server did under
+    its own environment: the copy reads it again from the command's."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    through, alone = both(
+        "run", "--no-journal", "wf.yaml", env={**server, "WFX_FAILPOINT": "step-fail:a"},
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert through.returncode == alone.returncode == 1
+
+
+def _module_level_environment_reads() -> list[str]:
+    """Every statement outside a function of a wfx module that reads the environment."""
+    found = []
+    for path in sorted((ROOT / "src" / "wfx").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            for inner in ast.walk(node):
+                if (isinstance(inner, ast.Attribute) and inner.attr in ("environ", "environb")) or (
+                    isinstance(inner, ast.Attribute) and inner.attr == "getenv"
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_no_module_reads_the_environment_as_it_is_imported_unknown_to_the_server() -> None:
+    """A module that reads the environment when imported would keep the server's values in
+    every copy; the one that does (failpoints) is read again (wfx.server.read_again)."""
+    readers = [place.split(":")[0] for place in _module_level_environment_reads()]
+    assert readers == ["src/wfx/runtime/failpoints.py"]

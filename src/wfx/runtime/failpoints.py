@@ -135,6 +135,17 @@ def names() -> tuple[str, ...]:
     )
 
 
-#: read once, when wfx starts (a failpoint's cost must not be a lookup of the environment)
-_ARMED, STEP_FAULTS, _PROBLEMS = parse(os.environ.get(VARIABLE, ""))
+def arm(env: Mapping[str, str]) -> None:
+    """Read `WFX_FAILPOINT` from `env`: once when wfx starts (a failpoint's cost must not be
+    a lookup of the environment), and again in a warm server's copy of wfx, which takes
+    its command's environment after this module was imported (docs/server.md)."""
+    global _ARMED, STEP_FAULTS, _PROBLEMS
+    _ARMED, STEP_FAULTS, _PROBLEMS = parse(env.get(VARIABLE, ""))
+    _SEEN.clear()
+
+
+_ARMED: dict[str, int]
+STEP_FAULTS: StepFaults
+_PROBLEMS: list[str]
 _SEEN: dict[str, int] = {}
+arm(os.environ)
