@@ -369,7 +369,7 @@ def start_server() -> None:
 
 #: what a server needs of the environment beside the variables in its key: where the
 #: user's cache is, and its own settings
-_SERVER_NEEDS = ("HOME", "XDG_CACHE_HOME", "WFX_NO_CACHE", "WFX_SERVER_IDLE")
+_SERVER_NEEDS = ("HOME", "XDG_CACHE_HOME", "WFX_NO_CACHE", "WFX_SERVER_IDLE", "WFX_SERVER_CHECK")
 
 
 def server_environment(env: Any) -> dict[str, str]:

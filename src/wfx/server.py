@@ -45,6 +45,9 @@ from wfx import launch
 #: seconds without a command after which a server exits
 IDLE_VARIABLE = "WFX_SERVER_IDLE"
 DEFAULT_IDLE = 900.0
+#: seconds between two checks, while idle, that the imported code is still installed
+CHECK_VARIABLE = "WFX_SERVER_CHECK"
+DEFAULT_CHECK = 60.0
 #: seconds a client has to send its request once connected
 REQUEST_TIMEOUT = 5.0
 #: what `wfx run` and `wfx plan` of a workflow seen before import: imported before the
@@ -135,7 +138,14 @@ def main(argv: list[str]) -> int:
     steps = preloading()
     next(steps)()
     listener.listen(128)  # until now, a client is refused and runs its command itself
-    _Server(listener, material, _idle_limit(os.environ), steps, origin).serve()
+    _Server(
+        listener,
+        material,
+        _seconds(os.environ, IDLE_VARIABLE, DEFAULT_IDLE),
+        steps,
+        origin,
+        check_every=_seconds(os.environ, CHECK_VARIABLE, DEFAULT_CHECK),
+    ).serve()
     return 0
 
 
@@ -146,12 +156,12 @@ def _descriptor_limit() -> int:
         return 1024
 
 
-def _idle_limit(env: Mapping[str, str]) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     try:
-        value = float(env.get(IDLE_VARIABLE, DEFAULT_IDLE))
+        value = float(env.get(name, default))
     except ValueError:
-        return DEFAULT_IDLE
-    return value if value > 0 else DEFAULT_IDLE
+        return default
+    return value if value > 0 else default
 
 
 def preload() -> None:
@@ -302,11 +312,15 @@ class _Server:
     stopping: bool = False
     #: when the last command started or ended (asking for the status is not a command)
     last_command: float = field(default_factory=time.monotonic)
+    #: when the idle server next checks that its code is still installed
+    next_check: float = 0.0
+    check_every: float = DEFAULT_CHECK
     code: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
         self.code = code_state()
+        self.next_check = time.monotonic() + self.check_every
         self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
         signal.signal(signal.SIGTERM, _raise_stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -321,6 +335,8 @@ class _Server:
                     continue
                 if not self.runs and time.monotonic() >= self.last_command + self.idle_limit:
                     break
+            if not self.runs and not self._still_installed():
+                break
             for key, _mask in events:
                 key.data(key.fileobj)
         self._stop_listening()
@@ -330,7 +346,17 @@ class _Server:
             return 0.0
         if self.runs:
             return None
-        return max(0.0, self.last_command + self.idle_limit - time.monotonic())
+        idle_end = self.last_command + self.idle_limit
+        return max(0.0, min(idle_end, self.next_check) - time.monotonic())
+
+    def _still_installed(self) -> bool:
+        """Every `check_every` seconds while idle: whether the code is still as imported (an
+        upgraded or removed installation ends its server soon, not at its idle limit)."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return True
+        self.next_check = now + self.check_every
+        return fresh(self.code)
 
     def _prepare_more(self) -> bool:
         """Take the next step of the preparation; False once there is none."""
@@ -339,7 +365,9 @@ class _Server:
         step = next(self.preparing, None)
         if step is None:
             self.preparing = None
-            self.code = code_state()
+            # the files imported since join the check; those imported before keep the
+            # identity they had when they were (a change meanwhile is a change)
+            self.code = {**code_state(), **self.code}
             if installation() != self.origin:  # changed while it was being imported
                 self._stop_listening()
             return False
@@ -711,40 +739,40 @@ def _connect() -> socket.socket | None:
     return conn
 
 
-def _ask(kind: str) -> object:
+def _ask(kind: str, answer: str) -> Any:
+    """Send the server a request of `kind` and return what its reply `answer` carries;
+    None when no server runs or it answers otherwise."""
     conn = _connect()
     if conn is None:
         return None
-    with conn:
-        conn.settimeout(REQUEST_TIMEOUT)
-        header = marshal.dumps((kind, 0, []))
-        conn.sendall(len(header).to_bytes(4, "big") + header)
-        size = int.from_bytes(_exactly(conn, 4), "big")
-        return marshal.loads(_exactly(conn, size))
+    try:
+        with conn:
+            conn.settimeout(REQUEST_TIMEOUT)
+            header = marshal.dumps((kind, 0, []))
+            conn.sendall(len(header).to_bytes(4, "big") + header)
+            size = int.from_bytes(_exactly(conn, 4), "big")
+            reply = marshal.loads(_exactly(conn, size))
+    except (OSError, EOFError, ValueError):
+        return None
+    if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == answer):
+        return None
+    return reply[1]
 
 
 def status() -> Status | None:
     """The server that would run this process's commands, or None when none runs."""
-    try:
-        reply = _ask("status")
-    except (OSError, EOFError, ValueError):
+    reply = _ask("status", "status")
+    if reply is None:
         return None
-    if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "status"):
-        return None
-    pid, started, served, running, idle = reply[1]
+    pid, started, served, running, idle = reply
     return Status(int(pid), float(started), int(served), int(running), float(idle))
 
 
 def stop() -> int | None:
     """Ask the server to stop (it ends when the commands it runs have ended); the number
     of those, or None when no server runs."""
-    try:
-        reply = _ask("stop")
-    except (OSError, EOFError, ValueError):
-        return None
-    if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == "stopping"):
-        return None
-    return int(reply[1])
+    reply = _ask("stop", "stopping")
+    return None if reply is None else int(reply)
 
 
 def start(wait: float = 10.0) -> Status | None:

@@ -326,8 +326,11 @@ steps:
 """
 
 
-def _start_slow(env: Mapping[str, str], tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
-    (tmp_path / "slow.yaml").write_text(SLOW)
+def _start_slow(
+    env: Mapping[str, str], tmp_path: Path, workflow: str = SLOW
+) -> tuple[subprocess.Popen[str], Path]:
+    """`wfx run` of `workflow` (its first step writes "$MARK"), once that step started."""
+    (tmp_path / "slow.yaml").write_text(workflow)
     mark = tmp_path / "mark"
     mark.unlink(missing_ok=True)
     process = subprocess.Popen(
@@ -396,29 +399,17 @@ def test_a_command_killed_by_a_signal_ends_wfx_by_the_same_signal(
 def test_a_command_outlives_a_killed_server(own_server: dict[str, str], tmp_path: Path) -> None:
     """SIGKILL to the server (an OOM killer, a `pkill python`): the command it runs goes
     on, and `wfx` ends with the status the command announced as it ended."""
-    (tmp_path / "wf.yaml").write_text(
+    found = status(own_server)
+    assert found is not None
+    workflow = (
         'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 1; echo done\n'
         "  - id: b\n    needs: [a]\n    run: exit 3\n    onError: continue\n"
     )
-    mark = tmp_path / "mark"
-    found = status(own_server)
-    assert found is not None
-    process = subprocess.Popen(
-        [WFX, "run", "wf.yaml"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={**own_server, "MARK": str(mark)},
-    )
-    deadline = time.monotonic() + 30
-    while not mark.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    process, mark = _start_slow(own_server, tmp_path, workflow)
     os.kill(found[0], signal.SIGKILL)
     out, err = process.communicate(timeout=60)
     alone = run(
-        "run", "wf.yaml", env={**own_server, "WFX_SERVER": "0", "MARK": str(mark)}, cwd=tmp_path
+        "run", "slow.yaml", env={**own_server, "WFX_SERVER": "0", "MARK": str(mark)}, cwd=tmp_path
     )
     assert process.returncode == alone.returncode == 3, err
     assert "done" in out
@@ -428,22 +419,9 @@ def test_a_command_outlives_a_killed_server(own_server: dict[str, str], tmp_path
 def test_ctrl_z_stops_wfx_and_fg_resumes_the_command(
     server: dict[str, str], tmp_path: Path
 ) -> None:
-    (tmp_path / "wf.yaml").write_text(
-        'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 0.5; echo done\n'
-    )
-    mark = tmp_path / "mark"
-    process = subprocess.Popen(
-        [WFX, "run", "wf.yaml"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env={**server, "MARK": str(mark)},
-    )
+    workflow = 'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 0.5; echo done\n'
+    process, _ = _start_slow(server, tmp_path, workflow)
     deadline = time.monotonic() + 30
-    while not mark.exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
     process.send_signal(signal.SIGTSTP)
     state = ""
     while state != "T":
@@ -530,25 +508,58 @@ def test_a_different_setup_gets_a_server_of_its_own(server: dict[str, str]) -> N
     assert served(server) == before
 
 
-def test_changed_code_is_never_run_by_a_server_that_imported_it_before(
-    own_server: dict[str, str], tmp_path: Path
-) -> None:
-    """A file of wfx that changed since the server imported it: the server refuses, stops,
-    and the command runs in its own process (the new code)."""
-    target = ROOT / "src" / "wfx" / "durations.py"
-    info = target.stat()
-    before = served(own_server)
+def _server_with_code_of_its_own(tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
+    """A running server that imported a module of this test's own (a `sitecustomize` on
+    PYTHONPATH, which every Python imports as it starts): changing that file is changing
+    code the server imported, without touching wfx's files under other tests' servers."""
+    code = tmp_path / "code"
+    code.mkdir()
+    module = code / "sitecustomize.py"
+    module.write_text("# imported by every Python of this test\n")
+    env = _env(f"test-{uuid.uuid4().hex[:12]}", PYTHONPATH=str(code), **extra)
+    start(env)
+    return env, module
+
+
+def _change(module: Path) -> None:
+    info = module.stat()
+    os.utime(module, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+
+
+def _gone(env: Mapping[str, str], pid: int, why: str) -> None:
+    """Wait until the server `pid` no longer answers for `env` (with WFX_SERVER=1 the
+    command that found it stale starts a fresh one, which may answer instead)."""
+    deadline = time.monotonic() + 20
+    while (found := status(env)) is not None and found[0] == pid:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.1)
+
+
+def test_changed_code_is_never_run_by_a_server_that_imported_it_before(tmp_path: Path) -> None:
+    """A file the server imported changed since: the server refuses, stops, and the
+    command runs in its own process (the new code)."""
+    env, module = _server_with_code_of_its_own(tmp_path)
     try:
-        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-        done = run("--version", env=own_server)
-        assert done.returncode == 0
-        deadline = time.monotonic() + 10
-        while served(own_server) is not None:
-            assert time.monotonic() < deadline, "a stale server kept running"
-            time.sleep(0.1)
+        before = status(env)
+        assert before is not None
+        assert run("--version", env=env).returncode == 0
+        assert served(env) == before[1] + 1
+        _change(module)
+        assert run("--version", env=env).returncode == 0
+        _gone(env, before[0], "a stale server kept running")
     finally:
-        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-    assert before is not None
+        run("server", "stop", env=env)
+
+
+def test_an_idle_server_whose_code_changed_exits_before_its_idle_limit(tmp_path: Path) -> None:
+    env, module = _server_with_code_of_its_own(tmp_path, WFX_SERVER_CHECK="0.3")
+    try:
+        found = status(env)
+        assert found is not None
+        _change(module)
+        _gone(env, found[0], "the server kept running on changed code")
+    finally:
+        run("server", "stop", env=env)
 
 
 def socket_name(env: Mapping[str, str]) -> str:
