@@ -286,10 +286,6 @@ def fresh(before: Mapping[str, tuple[int, int, int]]) -> bool:
     return True
 
 
-class _StopRequestedError(Exception):
-    """SIGTERM reached the server: stop taking commands, end when the running ones end."""
-
-
 @dataclass
 class _Run:
     pid: int
@@ -316,20 +312,23 @@ class _Server:
     next_check: float = 0.0
     check_every: float = DEFAULT_CHECK
     code: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    #: SIGTERM came: stop taking commands (the handler only notes it and wakes the loop)
+    terminated: bool = False
+    wake: tuple[socket.socket, socket.socket] = field(default_factory=socket.socketpair)
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
         self.code = code_state()
         self.next_check = time.monotonic() + self.check_every
         self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
-        signal.signal(signal.SIGTERM, _raise_stop)
+        for end in self.wake:
+            end.setblocking(False)
+        self.selector.register(self.wake[0], selectors.EVENT_READ, self._woken)
+        signal.set_wakeup_fd(self.wake[1].fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGTERM, self._note_termination)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         while not (self.stopping and not self.runs):
-            try:
-                events = self.selector.select(self._timeout())
-            except _StopRequestedError:
-                self._stop_listening()
-                continue
+            events = self.selector.select(self._timeout())
             if not events:
                 if self._prepare_more():
                     continue
@@ -340,6 +339,15 @@ class _Server:
             for key, _mask in events:
                 key.data(key.fileobj)
         self._stop_listening()
+
+    def _note_termination(self, _signum: int, _frame: object) -> None:
+        self.terminated = True
+
+    def _woken(self, end: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            end.recv(4096)
+        if self.terminated:
+            self._stop_listening()
 
     def _timeout(self) -> float | None:
         if self.preparing is not None:
@@ -470,8 +478,11 @@ class _Server:
         """In the fork: drop the server's sockets, take on the client's process state, say
         so, and run the command (never returns)."""
         try:
+            signal.set_wakeup_fd(-1)
             self.selector.close()
             self.listener.close()
+            for end in self.wake:
+                end.close()
             for run in self.runs.values():
                 run.conn.close()
                 os.close(run.pidfd)
@@ -515,10 +526,6 @@ class _Server:
         run.client_gone = True
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
-
-
-def _raise_stop(_signum: int, _frame: object) -> None:
-    raise _StopRequestedError
 
 
 def _peer_uid(conn: socket.socket) -> int:

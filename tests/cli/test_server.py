@@ -435,23 +435,27 @@ def test_ctrl_z_stops_wfx_and_fg_resumes_the_command(
     assert "done" in out
 
 
-def test_stop_waits_for_the_running_command(own_server: dict[str, str], tmp_path: Path) -> None:
-    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: sleep 1; echo done\n")
-    process = subprocess.Popen(
-        [WFX, "run", "wf.yaml"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=own_server,
-    )
-    time.sleep(0.4)
-    stopping = run("server", "stop", env=own_server)
-    assert "stopping" in stopping.stdout
+@pytest.mark.parametrize("how", ["wfx server stop", "SIGTERM"])
+def test_stop_waits_for_the_running_command(
+    own_server: dict[str, str], tmp_path: Path, how: str
+) -> None:
+    found = status(own_server)
+    assert found is not None
+    workflow = 'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 1; echo done\n'
+    process, _ = _start_slow(own_server, tmp_path, workflow)
+    if how == "SIGTERM":
+        os.kill(found[0], signal.SIGTERM)
+    else:
+        assert "stopping" in run("server", "stop", env=own_server).stdout
+    time.sleep(0.3)
+    assert status(own_server) is None  # no new command: the name is free at once
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     assert "done" in out
-    assert served(own_server) is None
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{found[0]}").exists():
+        assert time.monotonic() < deadline, "the server did not exit after its last command"
+        time.sleep(0.05)
 
 
 def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
