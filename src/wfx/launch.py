@@ -74,7 +74,7 @@ def _may_start_server(args: list[str]) -> bool:
     processes anyway), never after a command that promises no side effect (`plan`,
     `validate`, ...), and not under CI, where each machine runs a command or two."""
     ci = os.environ.get("CI", "").strip().lower()
-    return (not ci or ci in _OFF) and bool(args) and args[0] in ("run", "retry")
+    return (not ci or ci in _OFF) and bool(args) and args[0] in ("run", "retry", "resume")
 
 
 def key_material() -> bytes:
