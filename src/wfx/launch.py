@@ -136,9 +136,12 @@ def _through_server() -> None:
         return
     signals = _Forwarder()  # from here on, a signal is for the command, wherever it runs
     try:
-        _send(conn, _request(material), _descriptors())
-        reply = _receive(conn)
-    except (OSError, EOFError, ValueError):
+        request = _request(material)
+        _send(conn, request, _descriptors())
+        # nothing runs until the reply "started": a closed connection or anything else
+        # means the server (or its copy) refused, and the command runs here
+        reply = receive(conn)
+    except Exception:  # whatever went wrong, the command can run here
         reply = None
     if not (isinstance(reply, tuple) and reply[:1] == ("started",) and len(reply) == 2):
         conn.close()
@@ -154,7 +157,7 @@ def _outcome(conn: Any) -> tuple[str, int] | None:
     announced: tuple[str, int] | None = None
     while True:
         try:
-            message = _receive(conn)
+            message = receive(conn)
         except (OSError, EOFError, ValueError):
             return announced
         if not (isinstance(message, tuple) and len(message) == 2):
@@ -232,28 +235,37 @@ def _send(conn: Any, payload: bytes, descriptors: tuple[list[int], list[int]]) -
     import array  # noqa: PLC0415
 
     fds, numbers = descriptors
-    header = marshal.dumps(("run", len(payload), numbers))
-    frame = len(header).to_bytes(4, "big") + header + payload
-    sent = conn.sendmsg([frame], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    message = frame(("run", len(payload), numbers)) + payload
+    rights = (_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))
+    sent = conn.sendmsg([message], [rights])
     os.close(fds[0])
-    if sent < len(frame):
-        conn.sendall(frame[sent:])
+    if sent < len(message):
+        conn.sendall(message[sent:])
 
 
-def _receive(conn: Any) -> object:
-    """One message: four bytes of length, then a marshalled value."""
-    size = int.from_bytes(_exactly(conn, 4), "big")
-    return marshal.loads(_exactly(conn, size))
+def frame(value: Any) -> bytes:
+    """One message as both ends write it: four bytes of length, then the marshalled value."""
+    payload = marshal.dumps(value)
+    return len(payload).to_bytes(4, "big") + payload
 
 
-def _exactly(conn: Any, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
+def receive(conn: Any) -> object:
+    """One message (see `frame`)."""
+    size = int.from_bytes(read_exactly(conn, 4), "big")
+    return marshal.loads(read_exactly(conn, size))
+
+
+def read_exactly(conn: Any, size: int) -> bytes:
+    """`size` bytes from the socket `conn`; EOFError when it closes first."""
+    parts: list[bytes] = []
+    remaining = size
+    while remaining:
+        chunk = conn.recv(min(remaining, 1 << 20))
         if not chunk:
-            raise ConnectionError("the server went away")
-        data += chunk
-    return data
+            raise EOFError("the other end went away")
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
 
 
 #: the signals passed on to the command's process, as a terminal or a supervisor sends them

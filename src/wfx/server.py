@@ -547,12 +547,12 @@ def _read_request(conn: socket.socket) -> tuple[str, bytes, list[int], list[int]
             _close_all(fds)
             raise EOFError("no request")
         size_bytes += chunk
-    header = marshal.loads(_exactly(conn, int.from_bytes(size_bytes, "big")))
+    header = marshal.loads(launch.read_exactly(conn, int.from_bytes(size_bytes, "big")))
     kind, length, numbers = header
     if not (isinstance(kind, str) and isinstance(length, int) and isinstance(numbers, list)):
         _close_all(fds)
         raise ValueError("bad header")
-    return kind, _exactly(conn, length), fds, [int(n) for n in numbers]
+    return kind, launch.read_exactly(conn, length), fds, [int(n) for n in numbers]
 
 
 def _recv_with_fds(conn: socket.socket, size: int, ancillary: bool) -> tuple[bytes, list[int]]:
@@ -567,21 +567,8 @@ def _recv_with_fds(conn: socket.socket, size: int, ancillary: bool) -> tuple[byt
     return data, fds
 
 
-def _exactly(conn: socket.socket, size: int) -> bytes:
-    parts: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = conn.recv(min(remaining, 1 << 20))
-        if not chunk:
-            raise EOFError("the request ended early")
-        parts.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(parts)
-
-
 def _write_message(conn: socket.socket, message: Any) -> None:
-    payload = marshal.dumps(message)
-    conn.sendall(len(payload).to_bytes(4, "big") + payload)
+    conn.sendall(launch.frame(message))
 
 
 def _tell(conn: socket.socket, message: Any) -> None:
@@ -755,10 +742,8 @@ def _ask(kind: str, answer: str) -> Any:
     try:
         with conn:
             conn.settimeout(REQUEST_TIMEOUT)
-            header = marshal.dumps((kind, 0, []))
-            conn.sendall(len(header).to_bytes(4, "big") + header)
-            size = int.from_bytes(_exactly(conn, 4), "big")
-            reply = marshal.loads(_exactly(conn, size))
+            conn.sendall(launch.frame((kind, 0, [])))
+            reply = launch.receive(conn)
     except (OSError, EOFError, ValueError):
         return None
     if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] == answer):
