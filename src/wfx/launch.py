@@ -48,7 +48,7 @@ def entry() -> NoReturn:
     choice = server_choice(os.environ) if sys.platform.startswith("linux") else "off"
     if choice != "off" and not _local_command(sys.argv[1:]):
         _through_server()
-        if choice == "on" or (choice == "auto" and _may_start_server(sys.argv[1:])):
+        if _may_start_server(choice, sys.argv[1:]):
             start_server()
     from wfx.cli import entry as run_here  # noqa: PLC0415 - only when there is no server
 
@@ -69,10 +69,12 @@ def _local_command(args: list[str]) -> bool:
     return any(arg in LOCAL_COMMANDS for arg in args[:1]) or not args
 
 
-def _may_start_server(args: list[str]) -> bool:
+def _may_start_server(choice: str, args: list[str]) -> bool:
     """Start a server after `wfx run`/`retry`/`resume` (they change files and start
-    processes anyway), never after a command that promises no side effect (`plan`,
-    `validate`, ...), and not under CI, where each machine runs a command or two."""
+    processes anyway), not under CI, where each machine runs a command or two; with
+    WFX_SERVER=1 after any command but `wfx plan`, which promises to start no process."""
+    if choice == "on":
+        return args[:1] != ["plan"]
     ci = os.environ.get("CI", "").strip().lower()
     return (not ci or ci in _OFF) and bool(args) and args[0] in ("run", "retry", "resume")
 

@@ -485,6 +485,14 @@ def test_wfx_run_starts_a_server_and_plan_does_not(tmp_path: Path) -> None:
         run("server", "stop", env=env)
 
 
+def test_plan_never_starts_a_server_even_when_asked_to(tmp_path: Path) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    env = _env(f"test-{uuid.uuid4().hex[:12]}")  # WFX_SERVER=1
+    assert run("plan", "wf.yaml", env=env, cwd=tmp_path).returncode == 0
+    time.sleep(0.8)
+    assert served(env) is None
+
+
 def test_under_ci_no_server_is_started(tmp_path: Path) -> None:
     (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
     env = {**_env(f"test-{uuid.uuid4().hex[:12]}"), "WFX_SERVER": "", "CI": "true"}
