@@ -520,6 +520,31 @@ def test_a_different_setup_gets_a_server_of_its_own(server: dict[str, str]) -> N
     assert served(server) == before
 
 
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare is not installed")
+def test_a_command_in_another_namespace_never_reaches_the_server(server: dict[str, str]) -> None:
+    """A `wfx` in a namespace of its own (here a new UTS namespace, as a container has)
+    is not this server's to stand in for: it runs the command itself."""
+    before = served(server)
+    probe = subprocess.run(
+        ["unshare", "--uts", "true"], capture_output=True, check=False, timeout=30
+    )
+    if probe.returncode != 0:
+        pytest.skip("this machine cannot make namespaces")
+    done = run("--version", env=server, shell_prefix="true;")
+    assert done.returncode == 0 and served(server) == (before or 0) + 1  # the control
+    inside = subprocess.run(
+        ["unshare", "--uts", WFX, "--version"],
+        capture_output=True,
+        text=True,
+        env=server,
+        check=False,
+        timeout=60,
+    )
+    assert inside.returncode == 0, inside.stderr
+    assert "version" in inside.stdout
+    assert served(server) == (before or 0) + 1
+
+
 def _server_with_code_of_its_own(tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
     """A running server that imported a module of this test's own (a `sitecustomize` on
     PYTHONPATH, which every Python imports as it starts): changing that file is changing

@@ -59,7 +59,7 @@ def install(warm: Sequence[str] = ()) -> None:
     # `dataclasses` calls exec() on each method's source text: its own global `exec`,
     # when it has one, comes before the builtin one
     dataclasses.exec = _exec  # type: ignore[attr-defined]
-    atexit.register(_write)
+    atexit.register(save)  # at exit; a warm server also saves before it forks
 
 
 def cache_file() -> Path:
@@ -99,12 +99,6 @@ def _read(path: Path) -> dict[str, bytes]:
 
 
 def save() -> None:
-    """Write what this process compiled now, rather than at its exit (a process that forks
-    copies of itself writes once, before the first fork)."""
-    _write()
-
-
-def _write() -> None:
     """Keep the texts this process compiled (with those read), when there are new ones and
     Python may write its own cache (PYTHONDONTWRITEBYTECODE, -B: nothing is written, so a
     command that promises to write nothing, such as `wfx plan`, keeps that promise)."""
