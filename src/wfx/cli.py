@@ -1012,7 +1012,7 @@ UNWRITABLE_HINT = (
 _GC_THRESHOLDS = (50_000, 10, 10)
 
 
-def entry(before_exit: Callable[[int], None] | None = None) -> NoReturn:
+def entry(last_word: Callable[[int, bool], None] | None = None) -> NoReturn:
     """The `wfx` command (and `python -m wfx`): `main`, then the end of the process without
     Python's own teardown.
 
@@ -1022,16 +1022,15 @@ def entry(before_exit: Callable[[int], None] | None = None) -> NoReturn:
     wrote is closed. What the process still owes is done here, in Python's order: the
     `atexit` handlers (wfx's class cache is written there), then the output flushed.
     When a thread that is not a daemon still runs, Python would wait for it, and so the
-    normal exit is kept. `before_exit` is told the exit status first (the warm server's
-    copy of wfx tells the `wfx` process waiting for it: docs/server.md)."""
+    normal exit is kept. `last_word` is told the exit status, and whether nothing but
+    the end of the process follows (the warm server's copy of wfx tells the `wfx` process
+    waiting for it: docs/server.md)."""
     try:
         main()
         code = 0
     except SystemExit as exc:
         code = _exit_status(exc.code)
-    if before_exit is not None:
-        before_exit(code)
-    _end_process(code)
+    _end_process(code, last_word)
 
 
 def _exit_status(code: object) -> int:
@@ -1044,12 +1043,14 @@ def _exit_status(code: object) -> int:
     return 1
 
 
-def _end_process(code: int) -> NoReturn:
+def _end_process(code: int, last_word: Callable[[int, bool], None] | None = None) -> NoReturn:
     threading = sys.modules.get("threading")
     if threading is not None and any(
         thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
         for thread in threading.enumerate()
     ):
+        if last_word is not None:
+            last_word(code, False)
         sys.exit(code)
     try:  # whatever happens now (a second Ctrl-C included), the process ends with `code`
         atexit._run_exitfuncs()
@@ -1059,6 +1060,8 @@ def _end_process(code: int) -> NoReturn:
                     stream.flush()
             except (OSError, ValueError):  # a reader that went away: nothing more to say
                 pass
+        if last_word is not None:
+            last_word(code, True)
     finally:
         os._exit(code)
 

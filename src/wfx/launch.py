@@ -31,7 +31,7 @@ SERVER_VARIABLE = "WFX_SERVER"
 #: a name that keeps servers apart (tests; two setups of one user that must not share one)
 TAG_VARIABLE = "WFX_SERVER_TAG"
 #: the protocol spoken between this module and wfx.server
-PROTOCOL = 1
+PROTOCOL = 2
 #: commands never handed to a server: the server's own, and the long-lived language server
 LOCAL_COMMANDS = frozenset({"server", "lsp"})
 #: the namespaces a server must share with its clients
@@ -154,8 +154,9 @@ def _through_server() -> None:
 
 
 def _outcome(conn: Any) -> tuple[str, int] | None:
-    """How the command's process ended: the server's report of its wait status, or, when
-    the server died meanwhile, the exit status the process announced as it ended."""
+    """How the command's process ended: its exit status once it said that nothing but its
+    teardown is left, else the server's report of its wait status, or, when the server
+    died meanwhile, the exit status the process announced as it ended."""
     announced: tuple[str, int] | None = None
     while True:
         try:
@@ -166,6 +167,8 @@ def _outcome(conn: Any) -> tuple[str, int] | None:
             continue
         if message[0] == "ended":
             return ("ended", int(message[1]))
+        if message[0] == "exited":  # all done but the kernel's teardown of the process
+            return ("exiting", int(message[1]))
         if message[0] == "exiting":
             announced = ("exiting", int(message[1]))
 

@@ -9,9 +9,11 @@ control group and privileges). For each command, the `wfx` process (`wfx.launch`
 its arguments, environment, working directory, standard streams, umask, resource limits,
 priority, CPU affinity and signal dispositions; the server forks; the copy takes all of
 these on, in a session of its own, and runs the command exactly as `wfx` would have run
-it in its own process. The server reports the copy's exit status back, and `wfx` ends
-with it; signals `wfx` receives are passed on to the copy, and when `wfx` itself is
-killed the copy is killed too.
+it in its own process. The copy (or, when it dies, the server) reports its exit status back,
+and `wfx` ends with it; signals `wfx` receives are passed on to the copy, and when `wfx`
+itself is killed the copy is killed too. The copy of the next command is forked while
+none runs, and makes its own copy of the pages earlier commands wrote to before the
+command comes (docs/server.md, "The spare copy").
 
 A server only stands in for processes of its own user (both ends check the other's
 credentials before anything is sent), never for one whose key differs, and never with
@@ -23,12 +25,15 @@ command, at `wfx server stop`, or on SIGTERM once the commands it runs have ende
 
 from __future__ import annotations
 
+import array
 import contextlib
 import gc
 import importlib
 import io
 import marshal
 import os
+import re
+import select
 import selectors
 import signal
 import socket
@@ -50,6 +55,10 @@ CHECK_VARIABLE = "WFX_SERVER_CHECK"
 DEFAULT_CHECK = 60.0
 #: seconds a client has to send its request once connected
 REQUEST_TIMEOUT = 5.0
+#: the number that marks the command's connection among the descriptors a spare receives
+_CONNECTION = -2
+#: how many copies report the pages they write to before spares are warmed with them
+_REPORTS = 2
 #: what `wfx run` and `wfx plan` of a workflow seen before import: imported before the
 #: server takes its first command
 FIRST = (
@@ -94,6 +103,7 @@ LATER = (
     "rich.text",
     "rich.markup",
     "rich.live",
+    "ctypes",
 )
 #: wfx's own modules left out of the preload: optional extras, and this server
 NOT_PRELOADED = (
@@ -116,6 +126,8 @@ class Status:
     served: int
     running: int
     idle_limit: float
+    spare: int = 0
+    """The pid of the copy forked ahead of the next command (0: none yet)."""
 
 
 def main(argv: list[str]) -> int:
@@ -292,6 +304,22 @@ class _Run:
     pidfd: int
     conn: socket.socket
     client_gone: bool = False
+    #: a spare's channel, on which it says it has finished (all but the kernel's teardown
+    #: of the process is done) and, when asked, reports the pages it wrote to
+    control: socket.socket | None = None
+    report: bytearray = field(default_factory=bytearray)
+    finished: bool = False
+
+
+@dataclass
+class _Spare:
+    """A copy forked ahead of the next command, waiting on its end of `control` (a socket
+    pair with the server) for the command or for word to warm up."""
+
+    pid: int
+    pidfd: int
+    control: socket.socket
+    warming: bool = False
 
 
 @dataclass
@@ -315,6 +343,13 @@ class _Server:
     #: SIGTERM came: stop taking commands (the handler only notes it and wakes the loop)
     terminated: bool = False
     wake: tuple[socket.socket, socket.socket] = field(default_factory=socket.socketpair)
+    #: the copy forked ahead of the next command (once the server is prepared)
+    spare: _Spare | None = None
+    #: the pages copies wrote to as they ran commands (start and end addresses): what a
+    #: spare warms first
+    hot: list[tuple[int, int]] = field(default_factory=list)
+    #: how many copies reported the pages they wrote to
+    reports: int = 0
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
@@ -336,8 +371,11 @@ class _Server:
                     break
             if not self.runs and not self._still_installed():
                 break
+            registered = self.selector.get_map()
             for key, _mask in events:
-                key.data(key.fileobj)
+                if registered.get(key.fd) is key:  # not closed by a handler of this round
+                    key.data(key.fileobj)
+            self._keep_a_spare()
         self._stop_listening()
 
     def _note_termination(self, _signum: int, _frame: object) -> None:
@@ -387,6 +425,110 @@ class _Server:
             self.stopping = True
             self.selector.unregister(self.listener)
             self.listener.close()  # the name is free for a new server at once
+        self._drop_spare()
+
+    # -- the spare copy ---------------------------------------------------------------------
+
+    def _keep_a_spare(self) -> None:
+        """Fork the copy of the next command now, while nobody waits for it (a prepared
+        server with no spare and no command running, still taking commands): the fork,
+        and the first writes to each page it shares with the server, are then off the
+        command's path."""
+        if self.spare is not None or self.preparing is not None or self.stopping:
+            return
+        if self._busy():  # never beside a running command: it would take CPU from it
+            return
+        if threading.active_count() != 1:
+            return
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self._be_spare(theirs)
+        theirs.close()
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            ours.close()
+            return
+        spare = _Spare(pid, pidfd, ours)
+        self.spare = spare
+        self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._spare_ended(spare))
+        if not self._busy():
+            self._warm_spare()
+
+    def _busy(self) -> bool:
+        """Whether a command is running (one that said it finished is not)."""
+        return any(not run.finished for run in self.runs.values())
+
+    def _warm_spare(self) -> None:
+        """Tell the spare to warm up (once copies have said which pages to warm)."""
+        spare = self.spare
+        if spare is None or spare.warming or self.reports < _REPORTS:
+            return
+        spare.warming = True
+        try:
+            spare.control.sendall(launch.frame(("warm", 0, [])))
+        except OSError:
+            self._drop_spare()
+
+    def _spare_ended(self, spare: _Spare) -> None:
+        """The spare died before it took a command (killed, out of memory): reap it."""
+        if self.spare is spare:
+            self._drop_spare()
+
+    def _drop_spare(self) -> None:
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            self.selector.unregister(spare.pidfd)
+            _end_spare(spare)
+
+    def _hand_over(
+        self, conn: socket.socket, payload: bytes, fds: list[int], numbers: list[int]
+    ) -> tuple[int, int, socket.socket | None] | None:
+        """Give the command to the spare (the connection and the client's descriptors go
+        with it): its pid, pidfd, and its channel when it is to report the pages it writes
+        to; None when there is no spare able to take it."""
+        spare, self.spare = self.spare, None
+        if spare is None:
+            return None
+        self.selector.unregister(spare.pidfd)
+        learn = not spare.warming and self.reports < _REPORTS
+        kind = "learn" if learn else "run"
+        message = launch.frame((kind, len(payload), [_CONNECTION, *numbers])) + payload
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno(), *fds]))
+        try:
+            sent = spare.control.sendmsg([message], [rights])
+            spare.control.sendall(message[sent:])
+        except OSError:  # it died meanwhile: a fresh fork takes the command
+            _end_spare(spare)
+            return None
+        spare.control.setblocking(False)
+        return spare.pid, spare.pidfd, spare.control
+
+    def _be_spare(self, control: socket.socket) -> NoReturn:
+        """In the spare: leave the server, then wait for the command (warming up when told
+        to); exit when the server goes away first."""
+        try:
+            self._leave_the_server()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            regions = _writable_private_regions()  # the server's, before any command
+            while True:
+                kind, payload, fds, numbers = _read_request(control)
+                if kind == "warm":
+                    _warm_up(control, self.hot, regions)
+                elif kind in ("run", "learn") and numbers[:1] == [_CONNECTION]:
+                    break
+                else:
+                    _close_all(fds)
+            conn = socket.socket(fileno=fds[0])
+            request = marshal.loads(payload)
+        except BaseException:  # the server closed its end, or sent nonsense: nothing ran
+            os._exit(0)
+        learned = regions if kind == "learn" else None
+        self._run_as_command(conn, request, fds[1:], numbers[1:], control, learned)
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -420,8 +562,9 @@ class _Server:
         else:
             conn.close()
 
-    def _status_tuple(self) -> tuple[int, float, int, int, float]:
-        return (os.getpid(), self.started, self.served, len(self.runs), self.idle_limit)
+    def _status_tuple(self) -> tuple[int, float, int, int, float, int]:
+        spare = self.spare.pid if self.spare is not None else 0
+        return (os.getpid(), self.started, self.served, len(self.runs), self.idle_limit, spare)
 
     def _reply_and_close(self, conn: socket.socket, message: object) -> None:
         with contextlib.suppress(OSError):
@@ -437,20 +580,18 @@ class _Server:
             if refusal == "stale":
                 self._stop_listening()
             return
-        request = marshal.loads(payload)
-        pid = os.fork()
-        if pid == 0:
-            self._become_command(conn, request, fds, numbers)
+        handed = self._hand_over(conn, payload, fds, numbers)
+        if handed is None:
+            handed = self._fork_for(conn, marshal.loads(payload), fds, numbers)
         self.served += 1
         self.last_command = time.monotonic()
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+        if handed is None:
             conn.close()
             return
-        run = _Run(pid, pidfd, conn)
+        pid, pidfd, control = handed
+        run = _Run(pid, pidfd, conn, control=control)
+        if control is not None:
+            self.selector.register(control, selectors.EVENT_READ, lambda _c: self._read_report(run))
         self.runs[pidfd] = run
         conn.setblocking(True)
         conn.settimeout(None)
@@ -472,20 +613,52 @@ class _Server:
             return "the server has threads"
         return None
 
-    def _become_command(
+    def _fork_for(
         self, conn: socket.socket, request: Mapping[str, Any], fds: list[int], numbers: list[int]
-    ) -> NoReturn:
-        """In the fork: drop the server's sockets, take on the client's process state, say
-        so, and run the command (never returns)."""
+    ) -> tuple[int, int, None] | None:
+        """Fork a copy for the command now (no spare could take it): its pid and pidfd."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self._leave_the_server()
+            except BaseException:
+                os._exit(1)
+            self._run_as_command(conn, request, fds, numbers)
         try:
-            signal.set_wakeup_fd(-1)
-            self.selector.close()
-            self.listener.close()
-            for end in self.wake:
-                end.close()
-            for run in self.runs.values():
-                run.conn.close()
-                os.close(run.pidfd)
+            return pid, os.pidfd_open(pid), None
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+
+    def _leave_the_server(self) -> None:
+        """In a fork: let go of everything of the server's (its sockets, its signal
+        wake-up, the other commands' connections, the spare's channel)."""
+        signal.set_wakeup_fd(-1)
+        self.selector.close()
+        self.listener.close()
+        for end in self.wake:
+            end.close()
+        for run in self.runs.values():
+            run.conn.close()
+            os.close(run.pidfd)
+        if self.spare is not None:
+            self.spare.control.close()
+            os.close(self.spare.pidfd)
+
+    def _run_as_command(
+        self,
+        conn: socket.socket,
+        request: Mapping[str, Any],
+        fds: list[int],
+        numbers: list[int],
+        control: socket.socket | None = None,
+        learned: list[tuple[int, int]] | None = None,
+    ) -> NoReturn:
+        """In the copy: take on the client's process state, say so, and run the command
+        (never returns). A spare tells the server on `control` once all but the end is
+        done, and then, with the server's regions to `learn` from, the pages it wrote."""
+        try:
             os.setpgid(0, 0)  # a group of its own, in a session with no terminal
             take_on(request, fds, numbers)
             read_again()
@@ -499,19 +672,70 @@ class _Server:
             os._exit(1)
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
 
-        # The copy keeps its end of the connection and says how it is ending: should the
-        # server die meanwhile, `wfx` still learns the status from the copy itself.
-        entry(before_exit=lambda code: _tell(conn, ("exiting", code)))
+        # The copy keeps its end of the connection and says how it is ending: once all is
+        # done but the kernel's teardown of the process ("exited", the standard streams
+        # closed first), `wfx` ends at once; should the server die meanwhile, `wfx` still
+        # learns the status from the copy itself.
+        def last_word(code: int, final: bool) -> None:
+            if final:
+                for fd in (0, 1, 2):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                if control is not None:  # before `wfx` ends: the server must not kill it
+                    with contextlib.suppress(OSError):
+                        control.sendall(b".")
+            _tell(conn, ("exited" if final else "exiting", code))
+            if control is not None and final and learned is not None:
+                with contextlib.suppress(Exception):
+                    _report_written_pages(control, learned)
+
+        entry(last_word)
 
     def _ended(self, run: _Run) -> None:
         _pid, status = os.waitpid(run.pid, 0)
         self.last_command = time.monotonic()
+        if run.control is not None:
+            self._read_report(run)
+        self._learn(run)
         self.selector.unregister(run.pidfd)
         if not run.client_gone:
             self.selector.unregister(run.conn)
         os.close(run.pidfd)
         del self.runs[run.pidfd]
         self._reply_and_close(run.conn, ("ended", status))
+        if not self._busy():
+            self._warm_spare()
+
+    def _read_report(self, run: _Run) -> None:
+        """Take in what the copy has sent so far (it never blocks): its first byte says it
+        has finished, so the next spare can be forked while its process is torn down."""
+        assert run.control is not None
+        while True:
+            try:
+                chunk = run.control.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.selector.unregister(run.control)
+                run.control.close()
+                run.control = None
+                return
+            if not run.finished:
+                run.finished = True
+                chunk = chunk[1:]
+            run.report += chunk
+
+    def _learn(self, run: _Run) -> None:
+        """Add the pages the copy reported (if it was asked to) to those a spare warms."""
+        if run.control is not None:
+            self.selector.unregister(run.control)
+            run.control.close()
+            run.control = None
+        if run.report:
+            self.hot = _merged(self.hot + _page_ranges(bytes(run.report)))
+            self.reports += 1
 
     def _client_gone(self, run: _Run) -> None:
         """The `wfx` process closed its end (it was killed): the command goes with it."""
@@ -524,8 +748,149 @@ class _Server:
             return
         self.selector.unregister(run.conn)
         run.client_gone = True
-        with contextlib.suppress(OSError):
-            signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
+        if run.control is not None:
+            self._read_report(run)  # it said "finished" before `wfx` could end
+        if not run.finished:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
+
+
+#: Linux's madvise(2) advice that makes every page of a range present and writable, as
+#: a write would (5.14 on; an older kernel says EINVAL, and nothing is warmed)
+_MADV_POPULATE_WRITE = 23
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+#: how much a spare warms between two looks for a command (about a quarter millisecond)
+_WARM_CHUNK = 64 * _PAGE
+#: the top byte of a /proc/PID/pagemap entry of a page that is present (bit 63) and
+#: mapped by this process alone (bit 56), mapped to 1; any other to 0
+_WRITTEN = bytes(int(byte & 0x81 == 0x81) for byte in range(256))
+
+
+def _warm_up(
+    control: socket.socket, hot: list[tuple[int, int]], regions: list[tuple[int, int]]
+) -> None:
+    """Give this fork its own copy of the pages it shares with the server that a command
+    will write to (`hot`: those earlier copies wrote to; all of `regions` when no copy
+    could tell), until a message arrives on `control`.
+
+    After a fork, the first write to each page shared with the parent traps into the
+    kernel, which copies the page; a command's copy writes to thousands of them as it
+    runs (each object it touches has its reference count changed), about 11 ms of a short
+    command (docs/performance.md). The spare makes those copies before it is needed, and
+    stops as soon as the command comes, however far it got."""
+    populate = _page_populator(regions)
+    if populate is None:
+        return
+    poller = select.poll()
+    poller.register(control, select.POLLIN)
+    for start, end in hot or regions:
+        for at in range(start, end, _WARM_CHUNK):
+            if poller.poll(0):
+                return
+            if not populate(at, min(_WARM_CHUNK, end - at)):
+                break
+
+
+def _page_populator(regions: list[tuple[int, int]]) -> Callable[[int, int], bool] | None:
+    """madvise(MADV_POPULATE_WRITE) through ctypes (Python has no call for it): a
+    function of an address and a length, False where the kernel refused; None without
+    ctypes or the advice (the spare is then only forked ahead, not warmed)."""
+    try:
+        import ctypes  # noqa: PLC0415 - in the spare only, imported by the server once
+
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+    except (ImportError, OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    madvise.restype = ctypes.c_int
+
+    def populate(address: int, length: int) -> bool:
+        return bool(madvise(address, length, _MADV_POPULATE_WRITE) == 0)
+
+    if regions and not populate(regions[0][0], _PAGE):
+        return None  # a kernel before 5.14
+    return populate
+
+
+def _writable_private_regions() -> list[tuple[int, int]]:
+    """The address ranges of this process's private, writable memory (its heap, Python's
+    arenas, the data of each library), from /proc/self/maps; not the stack."""
+    regions = []
+    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 5 or not fields[1].startswith("rw") or fields[1][3:4] != "p":
+                continue
+            if len(fields) > 5 and fields[5] == "[stack]":
+                continue
+            start, _, end = fields[0].partition("-")
+            regions.append((int(start, 16), int(end, 16)))
+    return regions
+
+
+def _report_written_pages(control: socket.socket, regions: list[tuple[int, int]]) -> None:
+    """Tell the server which pages of its own `regions` this copy wrote to."""
+    try:
+        written = _written_pages(regions)
+    except OSError:  # no /proc/self/pagemap to read: spares then warm everything
+        written = []
+    control.sendall(marshal.dumps(written))
+    control.close()
+
+
+def _written_pages(regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The address ranges, within `regions`, of the pages this copy now has a copy of its
+    own of (present and mapped by this process alone, in /proc/self/pagemap): the pages
+    a command wrote to."""
+    ranges: list[tuple[int, int]] = []
+    fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for start, end in regions:
+            entries = os.pread(fd, (end - start) // _PAGE * 8, start // _PAGE * 8)
+            flags = entries[7::8].translate(_WRITTEN)  # each entry's top byte
+            ranges += [
+                (start + run.start() * _PAGE, start + run.end() * _PAGE)
+                for run in re.finditer(b"\x01+", flags)
+            ]
+    finally:
+        os.close(fd)
+    return ranges
+
+
+def _page_ranges(report: bytes) -> list[tuple[int, int]]:
+    """The ranges of a copy's report; none when it is not one."""
+    try:
+        ranges = marshal.loads(report)
+    except (ValueError, EOFError, TypeError):
+        return []
+    if not isinstance(ranges, list):
+        return []
+    return [
+        (r[0], r[1])
+        for r in ranges
+        if isinstance(r, tuple) and len(r) == 2 and all(isinstance(x, int) for x in r)
+    ]
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`ranges` sorted, with those that touch or overlap made one."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _end_spare(spare: _Spare) -> None:
+    """Kill and reap a spare that took no command."""
+    spare.control.close()
+    with contextlib.suppress(OSError):
+        signal.pidfd_send_signal(spare.pidfd, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        os.waitpid(spare.pid, 0)
+    os.close(spare.pidfd)
 
 
 def _peer_uid(conn: socket.socket) -> int:
@@ -756,8 +1121,8 @@ def status() -> Status | None:
     reply = _ask("status", "status")
     if reply is None:
         return None
-    pid, started, served, running, idle = reply
-    return Status(int(pid), float(started), int(served), int(running), float(idle))
+    pid, started, served, running, idle, spare = reply
+    return Status(int(pid), float(started), int(served), int(running), float(idle), int(spare))
 
 
 def stop() -> int | None:

@@ -93,13 +93,14 @@ import sys
 sys.path[0] = sys.argv[1]  # as the `wfx` script's own path: the server's key covers it
 from wfx import server
 found = server.status()
-print("none" if found is None else f"{found.pid} {found.served} {found.running}")
+print("none" if found is None else f"{found.pid} {found.served} {found.running} {found.spare}")
 """
 
 
-def status(env: Mapping[str, str]) -> tuple[int, int, int] | None:
-    """(pid, commands served, commands running) of the server of `env`, or None: asked
-    the way `wfx server status` asks, without importing the command line each time."""
+def status(env: Mapping[str, str]) -> tuple[int, int, int, int] | None:
+    """(pid, commands served, commands running, pid of its spare copy or 0) of the server
+    of `env`, or None: asked the way `wfx server status` asks, without importing the
+    command line each time."""
     done = subprocess.run(
         [sys.executable, "-c", _STATUS, str(Path(WFX).parent)],
         capture_output=True,
@@ -109,13 +110,27 @@ def status(env: Mapping[str, str]) -> tuple[int, int, int] | None:
         timeout=30,
     )
     words = done.stdout.split()
-    return None if words == ["none"] else (int(words[0]), int(words[1]), int(words[2]))
+    if words == ["none"]:
+        return None
+    return int(words[0]), int(words[1]), int(words[2]), int(words[3])
 
 
 def served(env: Mapping[str, str]) -> int | None:
     """How many commands the server of `env` has run, or None when none runs."""
     found = status(env)
     return None if found is None else found[1]
+
+
+def wait_for_spare(env: Mapping[str, str], seconds: float = 30) -> tuple[int, int, int, int]:
+    """The status of the server of `env` once it has a spare copy ready."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = status(env)
+        assert found is not None, "no server"
+        if found[3] or time.monotonic() > deadline:
+            assert found[3], "the server made no spare copy"
+            return found
+        time.sleep(0.1)
 
 
 def start(env: Mapping[str, str]) -> None:
@@ -458,6 +473,77 @@ def test_stop_waits_for_the_running_command(
         time.sleep(0.05)
 
 
+# -- the spare copy --------------------------------------------------------------------
+
+
+def _private_dirty_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Private_Dirty:"):
+            return int(line.split()[1])
+    raise AssertionError("no Private_Dirty")
+
+
+def test_a_command_runs_in_the_copy_forked_ahead_of_it(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """The server forks the copy of the next command while nothing runs; the command
+    runs in it (its steps are that process's children), and a new one is forked after."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: echo parent=$PPID\n")
+    spare = wait_for_spare(own_server)[3]
+    done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"parent={spare}" in done.stdout
+    assert wait_for_spare(own_server)[3] not in (0, spare)
+
+
+def test_a_spare_that_died_is_replaced_and_the_command_still_runs(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: echo parent=$PPID\n")
+    server_pid, served_before, _, spare = wait_for_spare(own_server)
+    os.kill(spare, signal.SIGKILL)
+    time.sleep(0.3)
+    done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"parent={spare}" not in done.stdout
+    after = wait_for_spare(own_server)
+    assert after[:2] == (server_pid, served_before + 1)  # through the same server
+    assert after[3] != spare
+
+
+def test_the_spare_ends_with_its_server(own_server: dict[str, str]) -> None:
+    spare = wait_for_spare(own_server)[3]
+    assert "stopping" in run("server", "stop", env=own_server).stdout
+    deadline = time.monotonic() + 20
+    while Path(f"/proc/{spare}").exists() and "Z" not in _state(spare):
+        assert time.monotonic() < deadline, "the spare outlived its server"
+        time.sleep(0.05)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_spares_are_warmed_with_the_pages_commands_wrote_to(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """The first copies report the pages they wrote to (not warmed: each warmed page
+    would count as written); later spares make their own copy of those pages before
+    the command comes (docs/server.md)."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    unwarmed = _private_dirty_kib(wait_for_spare(own_server)[3])
+    for _ in range(3):
+        assert run("run", "wf.yaml", env=own_server, cwd=tmp_path).returncode == 0
+    spare = wait_for_spare(own_server)[3]
+    deadline = time.monotonic() + 20
+    while (warmed := _private_dirty_kib(spare)) < unwarmed + 4096:
+        assert time.monotonic() < deadline, f"not warmed: {unwarmed} KiB, then {warmed} KiB"
+        time.sleep(0.1)
+
+
 def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:
     env = _env(f"test-{uuid.uuid4().hex[:12]}", WFX_SERVER_IDLE="1")
     start(env)
@@ -689,15 +775,14 @@ print("closed" if not data else "answered")
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
 def test_a_plan_through_the_server_keeps_plans_promises(server: dict[str, str]) -> None:
-    """`wfx plan` handed to the server: the server and the fork that plans start no
-    process, open no file for writing and no socket (docs/plan.md), seen by strace
-    attached to the server."""
-    found = status(server)
-    assert found is not None
+    """`wfx plan` handed to the server: the server and the copy that plans (its spare, or a
+    fork) start no process, open no file for writing and no socket (docs/plan.md), seen
+    by strace attached to both."""
+    found = wait_for_spare(server)
     log = Path(tempfile.mkdtemp()) / "trace.log"
     tracer = subprocess.Popen(
         ["strace", "-f", "-qq", "-o", str(log), "-e", "trace=execve,openat,connect,socket",
-         "-p", str(found[0])],
+         "-p", str(found[0]), "-p", str(found[3])],
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
