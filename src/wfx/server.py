@@ -671,6 +671,9 @@ class _Server:
         except OSError:
             os._exit(1)
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
+        from wfx.runtime.journal import close_later  # noqa: PLC0415 - preloaded
+
+        close_journals = close_later()
 
         # The copy keeps its end of the connection and says how it is ending: once all is
         # done but the kernel's teardown of the process ("exited", the standard streams
@@ -684,7 +687,10 @@ class _Server:
                 if control is not None:  # before `wfx` ends: the server must not kill it
                     with contextlib.suppress(OSError):
                         control.sendall(b".")
+            else:
+                close_journals()
             _tell(conn, ("exited" if final else "exiting", code))
+            close_journals()
             if control is not None and final and learned is not None:
                 with contextlib.suppress(Exception):
                     _report_written_pages(control, learned)

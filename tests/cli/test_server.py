@@ -13,12 +13,14 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -542,6 +544,28 @@ def test_spares_are_warmed_with_the_pages_commands_wrote_to(
     while (warmed := _private_dirty_kib(spare)) < unwarmed + 4096:
         assert time.monotonic() < deadline, f"not warmed: {unwarmed} KiB, then {warmed} KiB"
         time.sleep(0.1)
+
+
+def test_a_run_is_in_its_journal_when_wfx_ends_though_the_copy_closes_it_later(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """The copy closes the journal (a checkpoint and a sync) after it told `wfx` it
+    finished: by then every record is committed, and the closing does happen."""
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n  - id: b\n    needs: [a]\n    run: 'true'\n"
+    )
+    state = tmp_path / "state"
+    done = run("run", "--state-dir", str(state), "wf.yaml", env=server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    with closing(sqlite3.connect(state / "state.db")) as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("success",)]
+        steps = db.execute("SELECT step_id, status FROM steps ORDER BY step_id").fetchall()
+        assert steps == [("a", "success"), ("b", "success")]
+    log = state / "state.db-wal"
+    deadline = time.monotonic() + 20
+    while log.exists() and log.stat().st_size:  # the last connection to close empties it
+        assert time.monotonic() < deadline, "the copy never closed the journal"
+        time.sleep(0.05)
 
 
 def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:

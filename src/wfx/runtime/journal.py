@@ -17,6 +17,7 @@ engine masks every event first.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import json
@@ -281,6 +282,28 @@ def cannot_write(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and (code or 0) & 0xFF in _UNWRITABLE_CODES
 
 
+#: connections closed, from `close_later` on, only when the process says so
+_CLOSE_LATER: list[sqlite3.Connection] | None = None
+
+
+def close_later() -> Callable[[], None]:
+    """From now on, a journal's connection is closed when the returned function is called,
+    not by `Journal.close`: closing the last connection writes the write-ahead log into
+    the database and syncs it (1-3 ms), which the warm server's copy does after it has
+    told `wfx` that it finished. Every commit is in the log by then, and durable as
+    before: the sync only moves the log's pages into place."""
+    global _CLOSE_LATER  # noqa: PLW0603 - one process-wide policy, set once by the copy
+    waiting: list[sqlite3.Connection] = []
+    _CLOSE_LATER = waiting
+
+    def close_now() -> None:
+        while waiting:
+            with contextlib.suppress(sqlite3.Error):
+                waiting.pop().close()
+
+    return close_now
+
+
 @contextmanager
 def damage_is_corruption(path: Path) -> Iterator[None]:
     """Turn SQLite's complaints about a damaged file into JournalCorruptError, and those
@@ -453,12 +476,16 @@ class Journal:
         return cls(state_dir(explicit_dir).database)
 
     def close(self) -> None:
-        """Write the end records still held back, and close the database connection."""
+        """Write the end records still held back, and close the database connection (at
+        once, or when `close_later` says so)."""
         try:
             if self.ended and not self.read_only:
                 self.commit_pending()
         finally:
-            self.db.close()
+            if _CLOSE_LATER is None:
+                self.db.close()
+            else:
+                _CLOSE_LATER.append(self.db)
 
     # -- schema -----------------------------------------------------------------------------
 
