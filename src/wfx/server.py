@@ -789,12 +789,27 @@ def _warm_up(
         return
     poller = select.poll()
     poller.register(control, select.POLLIN)
-    for start, end in hot or regions:
+    for start, end in _within(hot, regions) if hot else regions:
         for at in range(start, end, _WARM_CHUNK):
             if poller.poll(0):
                 return
             if not populate(at, min(_WARM_CHUNK, end - at)):
                 break
+
+
+def _within(ranges: list[tuple[int, int]], regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of the sorted `ranges` that lie in the sorted `regions` (what was the
+    server's private memory when a copy reported may since have been unmapped)."""
+    parts = []
+    i = 0
+    for start, end in ranges:
+        while i < len(regions) and regions[i][1] <= start:
+            i += 1
+        j = i
+        while j < len(regions) and regions[j][0] < end:
+            parts.append((max(start, regions[j][0]), min(end, regions[j][1])))
+            j += 1
+    return parts
 
 
 def _page_populator(regions: list[tuple[int, int]]) -> Callable[[int, int], bool] | None:
