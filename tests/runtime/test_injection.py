@@ -13,6 +13,7 @@ from wfx import compiler
 from wfx.api import compile_file
 from wfx.diagnostics import DiagnosticsError
 from wfx.expr import parse_template
+from wfx.runtime.actions import unpassable
 from wfx.shell import EvaluatedValueError, prepare_script
 
 PAYLOADS = [
@@ -319,3 +320,21 @@ def test_zsh_and_ksh_test_operands_are_evaluating_contexts() -> None:
                 render(template, lambda expression: "a[$(id)]", shell)
         else:
             assert render(template, lambda expression: "a[$(id)]", shell).env
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("é" * 65_536, True),  # 65,536 characters, 131,072 bytes: one byte too many
+        ("é" * 65_535, False),
+        ("\U0001f600" * 32_767, False),  # four bytes each: 131,068
+        ("\U0001f600" * 32_768, True),
+        ("a" * 131_071, False),
+        ("a" * 131_072, True),
+    ],
+)
+def test_the_size_limit_counts_bytes_not_characters(value: str, refused: bool) -> None:
+    """Linux's limit is in bytes of the encoded string: a value of fewer characters than
+    the limit can still be too long, and one just under it in bytes passes."""
+    problem = unpassable(["true"], {"V": value})
+    assert (problem is not None) is refused

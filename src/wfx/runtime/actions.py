@@ -210,6 +210,9 @@ def unpassable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     for name, value in (*((f"argument {i}", a) for i, a in enumerate(argv)), *env.items()):
         if "\x00" in value:
             return f"{name} contains a NUL character, which no process can receive"
+        # a character is at most 4 bytes in UTF-8: only a long value needs encoding
+        if len(value) * 4 < MAX_ARGUMENT_BYTES:
+            continue
         if len(value.encode("utf-8", errors="surrogateescape")) >= MAX_ARGUMENT_BYTES:
             return (
                 f"{name} is longer than {MAX_ARGUMENT_BYTES // 1024} KiB, more than a process"
