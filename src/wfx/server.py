@@ -440,8 +440,16 @@ class _Server:
             return
         if threading.active_count() != 1:
             return
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError:  # out of descriptors: commands are forked when they come
+            return
+        try:
+            pid = os.fork()
+        except OSError:  # out of processes or memory: likewise
+            ours.close()
+            theirs.close()
+            return
         if pid == 0:
             ours.close()
             self._be_spare(theirs)
@@ -583,11 +591,11 @@ class _Server:
         handed = self._hand_over(conn, payload, fds, numbers)
         if handed is None:
             handed = self._fork_for(conn, marshal.loads(payload), fds, numbers)
+        if handed is None:  # no process to be had: `wfx` runs the command itself
+            self._reply_and_close(conn, ("refused", "no process could be forked"))
+            return
         self.served += 1
         self.last_command = time.monotonic()
-        if handed is None:
-            conn.close()
-            return
         pid, pidfd, control = handed
         run = _Run(pid, pidfd, conn, control=control)
         if control is not None:
@@ -616,8 +624,12 @@ class _Server:
     def _fork_for(
         self, conn: socket.socket, request: Mapping[str, Any], fds: list[int], numbers: list[int]
     ) -> tuple[int, int, None] | None:
-        """Fork a copy for the command now (no spare could take it): its pid and pidfd."""
-        pid = os.fork()
+        """Fork a copy for the command now (no spare could take it): its pid and pidfd;
+        None when no process can be made (the command then runs in `wfx`'s own)."""
+        try:
+            pid = os.fork()
+        except OSError:
+            return None
         if pid == 0:
             try:
                 self._leave_the_server()
