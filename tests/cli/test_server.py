@@ -513,6 +513,40 @@ def test_a_spare_that_died_is_replaced_and_the_command_still_runs(
     assert after[3] != spare
 
 
+def test_commands_at_once_share_the_spare_and_forks_made_on_the_spot(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """Four commands started together: one gets the spare, the others forks of their
+    own; each runs in its own process with its own output and status."""
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\nsteps:\n  - id: a\n    run: sleep 0.3; echo n=$N parent=$PPID; exit $N\n"
+        "    onError: continue\n"
+    )
+    _, served_before, _, spare = wait_for_spare(own_server)
+    processes = [
+        subprocess.Popen(
+            [WFX, "run", "--state-dir", str(tmp_path / f"state{n}"), "wf.yaml"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env={**own_server, "N": str(n)},
+        )
+        for n in range(4)
+    ]
+    parents = []
+    for n, process in enumerate(processes):
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == (0 if n == 0 else 3), err  # 3: completed with failures
+        line = next(word for word in out.split("\n") if f"n={n} " in word)
+        parents.append(line.split("parent=")[1].split()[0])
+    assert len(set(parents)) == 4
+    assert str(spare) in parents
+    after = wait_for_spare(own_server)
+    assert after[1] == served_before + 4
+    assert after[3] not in (0, spare)
+
+
 def test_the_spare_ends_with_its_server(own_server: dict[str, str]) -> None:
     spare = wait_for_spare(own_server)[3]
     assert "stopping" in run("server", "stop", env=own_server).stdout
