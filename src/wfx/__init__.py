@@ -5,10 +5,7 @@ The public API is re-exported here lazily, so importing `wfx` stays cheap:
 ``wfx.load`` (all from :mod:`wfx.api`), and the errors they raise.
 """
 
-from __future__ import annotations
-
 import sys
-import types
 
 #: `typing` costs a `wfx` command 15 ms to import; mypy takes this name as true all the same
 TYPE_CHECKING = False
@@ -71,13 +68,19 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(where[0]), where[1])
 
 
-class _Package(types.ModuleType):
+if TYPE_CHECKING:
+    from types import ModuleType as _ModuleType
+else:  # the same class, without importing `types` (every `wfx` command imports this package)
+    _ModuleType = type(sys)
+
+
+class _Package(_ModuleType):
     """The `wfx` package, whose public functions keep their names: importing the submodule
     `wfx.plan` would otherwise bind `wfx.plan` to that module instead of the function
     (the submodule stays importable as usual: `from wfx.plan import make_plan`)."""
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
+        if name in _EXPORTS and isinstance(value, _ModuleType):
             return
         super().__setattr__(name, value)
 
