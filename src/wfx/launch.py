@@ -12,7 +12,9 @@ here, as it always did.
 
 This module is the whole of what a `wfx` command imports before it knows which way it
 goes, and so it imports only what Python has loaded before it runs any code (and the C
-modules `_socket`, `_signal`, `binascii` and `resource`).
+modules `_socket`, `_signal`, `binascii` and `resource`); even `from __future__ import
+annotations` would import a module, so the annotations that name `typing`'s types are
+written as strings (`test_server.py` checks what it imports).
 """
 
 import marshal
