@@ -17,8 +17,8 @@ command comes (docs/server.md, "The spare copy").
 
 A server only stands in for processes of its own user (both ends check the other's
 credentials before anything is sent), never for one whose key differs, and never with
-code that changed since it started: before each fork it checks that no file it imported
-(nor wfx's schema or grammar) changed, and when one did it stops and the command runs in
+code that changed since it started: once a command has connected, it checks that no
+file it imported (nor wfx's schema or grammar) changed, and when one did it stops and the command runs in
 its own process. It exits after `WFX_SERVER_IDLE` seconds (default 900) without a
 command, at `wfx server stop`, or on SIGTERM once the commands it runs have ended.
 """
@@ -547,18 +547,27 @@ class _Server:
             if _peer_uid(conn) != os.getuid():
                 conn.close()
                 return
+            # checked while `wfx` is still building its request, not after it came: the
+            # code is the one installed when this command connected, 1.3 ms sooner
+            installed = fresh(self.code)
             conn.settimeout(REQUEST_TIMEOUT)
             kind, payload, fds, numbers = _read_request(conn)
         except (OSError, ValueError, EOFError, TypeError):
             conn.close()
             return
         try:
-            self._answer(conn, kind, payload, fds, numbers)
+            self._answer(conn, kind, payload, fds, numbers, installed)
         finally:
             _close_all(fds)
 
     def _answer(
-        self, conn: socket.socket, kind: str, payload: bytes, fds: list[int], numbers: list[int]
+        self,
+        conn: socket.socket,
+        kind: str,
+        payload: bytes,
+        fds: list[int],
+        numbers: list[int],
+        installed: bool,
     ) -> None:
         if kind == "status":
             self._reply_and_close(conn, ("status", self._status_tuple()))
@@ -566,7 +575,7 @@ class _Server:
             self._reply_and_close(conn, ("stopping", len(self.runs)))
             self._stop_listening()
         elif kind == "run":
-            self._start(conn, payload, fds, numbers)
+            self._start(conn, payload, fds, numbers, installed)
         else:
             conn.close()
 
@@ -580,9 +589,14 @@ class _Server:
         conn.close()
 
     def _start(
-        self, conn: socket.socket, payload: bytes, fds: list[int], numbers: list[int]
+        self,
+        conn: socket.socket,
+        payload: bytes,
+        fds: list[int],
+        numbers: list[int],
+        installed: bool,
     ) -> None:
-        refusal = self._refusal(payload, fds, numbers)
+        refusal = self._refusal(payload, fds, numbers, installed)
         if refusal is not None:
             self._reply_and_close(conn, ("refused", refusal))
             if refusal == "stale":
@@ -606,7 +620,11 @@ class _Server:
         self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._ended(run))
         self.selector.register(conn, selectors.EVENT_READ, lambda _c: self._client_gone(run))
 
-    def _refusal(self, payload: bytes, fds: list[int], numbers: list[int]) -> str | None:
+    def _refusal(
+        self, payload: bytes, fds: list[int], numbers: list[int], installed: bool
+    ) -> str | None:
+        """Why the server cannot run this request (`installed`: whether its code was still
+        as it imported it once the client connected), or None."""
         try:
             request = marshal.loads(payload)
         except (ValueError, EOFError, TypeError):
@@ -615,7 +633,7 @@ class _Server:
             return "unreadable request"
         if request["key"] != self.material:
             return "different setup"
-        if not fresh(self.code):
+        if not installed:
             return "stale"
         if threading.active_count() != 1:
             return "the server has threads"
