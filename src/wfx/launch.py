@@ -308,8 +308,14 @@ class _Forwarder:
             self.previous[signum] = self.module.signal(signum, handler)
 
     def attach(self, pid: int) -> None:
-        """The command's process is `pid`: pass it what came meanwhile, and all that comes."""
-        self.pidfd = os.pidfd_open(pid)
+        """The command's process is `pid`: pass it what came meanwhile, and all that comes.
+        A quick command may have ended, and been reaped, before this process heard that it
+        started: then there is nobody to pass anything to, and its status is on its way."""
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except OSError:
+            self.pending.clear()
+            return
         for signum in self.pending:
             self._forward(signum, None)
         self.pending.clear()

@@ -915,6 +915,22 @@ def test_the_server_has_imported_what_a_command_needs(args: tuple[str, ...]) -> 
     assert line.split()[1:] == []
 
 
+def test_wfx_ends_well_when_its_command_ended_before_it_heard_that_it_started() -> None:
+    """A quick command can end, and be reaped by the server, before `wfx` reads "started":
+    `wfx` then has no process to pass signals to, and says nothing of it (it printed
+    "No such process" and exited 1, about one run of the test file in ten)."""
+    from wfx import launch
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    forwarder = launch._Forwarder()
+    try:
+        forwarder.attach(gone.pid)  # reaped: no such process
+        assert forwarder.pidfd == -1
+    finally:
+        forwarder.give_back()
+
+
 _LAUNCHER_IMPORTS = """
 import sys
 sys.path[0] = sys.argv[1]
