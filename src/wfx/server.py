@@ -19,8 +19,9 @@ A server only stands in for processes of its own user (both ends check the other
 credentials before anything is sent), never for one whose key differs, and never with
 code that changed since it started: once a command has connected, it checks that no
 file it imported (nor wfx's schema or grammar) changed, and when one did it stops and
-the command runs in its own process. It exits after `WFX_SERVER_IDLE` seconds (default 900) without a
-command, at `wfx server stop`, or on SIGTERM once the commands it runs have ended.
+the command runs in its own process. It exits after `WFX_SERVER_IDLE` seconds (default
+900) without a command, at `wfx server stop`, or on SIGTERM once the commands it runs
+have ended.
 """
 
 from __future__ import annotations
