@@ -130,7 +130,7 @@ def _through_server() -> None:
     conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         conn.connect(address(material))
-        if not _same_user(conn):  # someone else holds the name: tell it nothing
+        if not same_user(conn):  # someone else holds the name: tell it nothing
             conn.close()
             return
     except OSError:
@@ -173,7 +173,9 @@ def _outcome(conn: "Any") -> "tuple[str, int] | None":
             announced = ("exiting", int(message[1]))
 
 
-def _same_user(conn: "Any") -> bool:
+def same_user(conn: "Any") -> bool:
+    """Whether the process at the other end of the Unix socket `conn` is this user's (both
+    ends check before they send anything)."""
     import _socket  # noqa: PLC0415
 
     creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 3 * _INT)  # pid uid gid

@@ -26,7 +26,6 @@ have ended.
 
 from __future__ import annotations
 
-import array
 import contextlib
 import gc
 import importlib
@@ -465,8 +464,7 @@ class _Server:
         spare = _Spare(pid, pidfd, ours)
         self.spare = spare
         self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._spare_ended(spare))
-        if not self._busy():
-            self._warm_spare()
+        self._warm_spare()
 
     def _busy(self) -> bool:
         """Whether a command is running (one that said it finished is not)."""
@@ -504,10 +502,10 @@ class _Server:
         if spare is None:
             return None
         self.selector.unregister(spare.pidfd)
-        learn = not spare.warming and self.reports < _REPORTS
+        learn = self.reports < _REPORTS  # then it was never warmed: its writes tell
         kind = "learn" if learn else "run"
         message = launch.frame((kind, len(payload), [_CONNECTION, *numbers])) + payload
-        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno(), *fds]))
+        rights = (socket.SOL_SOCKET, socket.SCM_RIGHTS, launch.native_ints([conn.fileno(), *fds]))
         try:
             sent = spare.control.sendmsg([message], [rights])
             spare.control.sendall(message[sent:])
@@ -545,7 +543,7 @@ class _Server:
         except OSError:
             return
         try:
-            if _peer_uid(conn) != os.getuid():
+            if not launch.same_user(conn):
                 conn.close()
                 return
             # checked while `wfx` is still building its request, not after it came: the
@@ -711,18 +709,19 @@ class _Server:
         # closed first), `wfx` ends at once; should the server die meanwhile, `wfx` still
         # learns the status from the copy itself.
         def last_word(code: int, final: bool) -> None:
-            if final:
-                for fd in (0, 1, 2):
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-                if control is not None:  # before `wfx` ends: the server must not kill it
-                    with contextlib.suppress(OSError):
-                        control.sendall(b".")
-            else:
+            if not final:  # Python's own exit follows, with threads: nothing after it
                 close_journals()
-            _tell(conn, ("exited" if final else "exiting", code))
+                _tell(conn, ("exiting", code))
+                return
+            for fd in (0, 1, 2):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            if control is not None:  # before `wfx` ends: the server must not kill it
+                with contextlib.suppress(OSError):
+                    control.sendall(b".")
+            _tell(conn, ("exited", code))
             close_journals()
-            if control is not None and final and learned is not None:
+            if control is not None and learned is not None:
                 with contextlib.suppress(Exception):
                     _report_written_pages(control, learned)
 
@@ -945,11 +944,6 @@ def _end_spare(spare: _Spare) -> None:
     os.close(spare.pidfd)
 
 
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
 def _read_request(conn: socket.socket) -> tuple[str, bytes, list[int], list[int]]:
     """The client's request: a header (kind, length of the payload, the numbers of the
     descriptors sent with it) and the payload; the descriptors come with the first bytes."""
@@ -1144,7 +1138,7 @@ def _connect() -> socket.socket | None:
     except OSError:
         conn.close()
         return None
-    if _peer_uid(conn) != os.getuid():
+    if not launch.same_user(conn):
         conn.close()
         return None
     return conn

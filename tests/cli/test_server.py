@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -545,6 +546,23 @@ def test_commands_at_once_share_the_spare_and_forks_made_on_the_spot(
     after = wait_for_spare(own_server)
     assert after[1] == served_before + 4
     assert after[3] not in (0, spare)
+
+
+@pytest.mark.parametrize("kind", ["warm", "learn"])
+def test_the_spares_own_messages_are_refused_on_the_servers_socket(
+    own_server: dict[str, str], kind: str
+) -> None:
+    """ "warm" and "learn" pass only between the server and its spare, on a socket pair no
+    one else holds: said to the server's socket, they are closed on, unanswered."""
+    from wfx import launch
+
+    spare = wait_for_spare(own_server)[3]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect("\0" + socket_name(own_server))
+        conn.settimeout(10)
+        conn.sendall(launch.frame((kind, 0, [])))
+        assert conn.recv(1) == b""
+    assert wait_for_spare(own_server)[3] == spare  # the spare took nothing
 
 
 def test_the_spare_ends_with_its_server(own_server: dict[str, str]) -> None:
