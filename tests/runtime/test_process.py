@@ -181,7 +181,8 @@ async def test_start_failures_leak_no_descriptors(tmp_path: Path) -> None:
 def test_closing_a_child_still_running_kills_and_reaps_it() -> None:
     process_module._devnull()  # the one /dev/null every child's stdin shares, kept open
     before = len(os.listdir("/proc/self/fd"))
-    child = process_module._Child.spawn(["sleep", "600"], dict(os.environ), None, "t")
+    environment = process_module.Environment(os.environ)
+    child = process_module._Child.spawn(["sleep", "600"], environment, {}, None, "t")
     assert len(os.listdir("/proc/self/fd")) == before + 3  # two pipes and a pidfd
     child.close()
     assert child.returncode == -signal.SIGKILL

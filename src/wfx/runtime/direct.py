@@ -16,8 +16,12 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wfx.runtime.spawn import Environment
 
 #: environment variables that make bash do more than exec the command
 _BASH_SETTINGS = frozenset({"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "EXECIGNORE"})
@@ -30,27 +34,51 @@ _MAX_LEVEL = 999
 
 
 def direct_exec(
-    words: Sequence[str], env: Mapping[str, str], cwd: str | None
-) -> tuple[str, dict[str, str]] | None:
-    """The program to exec for `words` and the environment bash would have given it, or
-    None when only bash itself can reproduce what it would do."""
-    if not _BASH_SETTINGS.isdisjoint(env) or any(map(str.startswith, env, repeat("BASH_FUNC_"))):
+    words: Sequence[str],
+    env: Environment,
+    overlay: Mapping[str, str | None],
+    cwd: str | None,
+) -> tuple[str, dict[str, str | None]] | None:
+    """The program to exec for `words`, and what bash would have changed in the
+    environment it got (`env` with `overlay` laid over it; None: removed), or None when
+    only bash itself can reproduce what it would do."""
+    if _sets_bash_up(env.names) or _sets_bash_up(n for n, v in overlay.items() if v is not None):
         return None
-    level = _shell_level(env.get("SHLVL"))
+
+    def get(name: str) -> str | None:
+        return overlay[name] if name in overlay else env.get(name)
+
+    level = _shell_level(get("SHLVL"))
     if level is None:
         return None
     here = cwd if cwd is not None else os.getcwd()
-    program = _find_program(words[0], env, here)
+    program = _find_program(words[0], get("PATH"), here)
     if program is None:
         return None
-    child = dict(env)
-    child["SHLVL"] = str(level)
-    child["_"] = program
-    child["PWD"] = _logical_directory(env.get("PWD"), here)
-    oldpwd = env.get("OLDPWD")
+    changes: dict[str, str | None] = {
+        "SHLVL": str(level),
+        "_": program,
+        "PWD": _logical_directory(get("PWD"), here),
+    }
+    oldpwd = get("OLDPWD")
     if oldpwd is not None and not os.path.isdir(os.path.join(here, oldpwd)):
-        del child["OLDPWD"]
-    return program, child
+        changes["OLDPWD"] = None
+    return program, changes
+
+
+def _sets_bash_up(names: Iterable[str]) -> bool:
+    """Whether any of these variables makes bash do more than exec the command."""
+    if isinstance(names, frozenset):
+        return _sets_bash_up_cached(names)
+    return any(name in _BASH_SETTINGS or name.startswith("BASH_FUNC_") for name in names)
+
+
+@functools.lru_cache(maxsize=16)
+def _sets_bash_up_cached(names: frozenset[str]) -> bool:
+    """The same, once per inherited environment (a frozenset hashes once)."""
+    return not _BASH_SETTINGS.isdisjoint(names) or any(
+        map(str.startswith, names, repeat("BASH_FUNC_"))
+    )
 
 
 def _shell_level(value: str | None) -> int | None:
@@ -63,20 +91,31 @@ def _shell_level(value: str | None) -> int | None:
     return None if level + 1 > _MAX_LEVEL else level
 
 
-def _find_program(name: str, env: Mapping[str, str], here: str) -> str | None:
+def _find_program(name: str, path: str | None, here: str) -> str | None:
     """The path bash would exec for `name`: as written when it has a slash, else the
-    first executable regular file along PATH (an empty entry is the current directory)."""
+    first executable regular file along `path` (an empty entry is the current directory)."""
     if "/" in name:
         return name if _is_executable(os.path.join(here, name)) else None
-    path = env.get("PATH")
     if path is None:  # bash would search its own built-in default PATH
         return None
-    for entry in path.split(":"):
-        candidate = f"{entry or '.'}/{name}" if not entry.endswith("/") else entry + name
-        where = candidate if candidate[0] == "/" else os.path.join(here, candidate)
+    for candidate, where in _candidates(name, path, here):
         if _is_executable(where):
             return candidate
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _candidates(name: str, path: str, here: str) -> tuple[tuple[str, str], ...]:
+    """Each place along `path` where bash looks for `name`: the path it would exec, and
+    that path from `here` (cached: a run starts the same few commands many times; only
+    the names are cached, every lookup still asks the file system)."""
+    found = []
+    for entry in path.split(":"):
+        candidate = f"{entry or '.'}/{name}" if not entry.endswith("/") else entry + name
+        found.append(
+            (candidate, candidate if candidate[0] == "/" else os.path.join(here, candidate))
+        )
+    return tuple(found)
 
 
 def _is_executable(path: str) -> bool:

@@ -711,9 +711,7 @@ class Journal:
             " completed = excluded.completed, retry_at = NULL,"
             " ran_on = COALESCE(excluded.ran_on, steps.ran_on)",
             ended,
-        )
-        for record in ended:
-            self._attempt_ran(record[0], record[1], record[3], record[10])
+        )  # the last attempt's place is the step's `ran_on`: no `attempts` row for it
 
     def _insert_kept(self, run_id: str, record: StepRecord) -> None:
         """Record (inside the caller's transaction) a step whose result run `run_id` keeps
@@ -920,6 +918,9 @@ class Journal:
             (run_id,),
         ):
             places.setdefault(step_id, {})[attempt] = where
+        for r in rows:  # the last attempt's place is kept only in `ran_on`
+            if r[11] is not None and r[2]:
+                places.setdefault(r[0], {}).setdefault(r[2], r[11])
         return {
             r[0]: StepRecord(
                 r[0],

@@ -23,6 +23,7 @@ from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
 from wfx.runtime.outputs import OutputFormatError, read_outputs
 from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
+from wfx.runtime.spawn import Environment
 
 #: what `where` reports for an attempt of this executor
 LOCAL = "local"
@@ -40,6 +41,7 @@ class LocalExecutor:
         is when the attempt starts). `scratch`: where `$WFX_OUTPUT` files and script
         files go (emptied at start, removed at close); default a new temporary directory."""
         self._environ = dict(environ) if environ is not None else None
+        self._encoded: Environment | None = None
         self._chosen_scratch = scratch
         self._scratch: Path | None = None
         self._names = itertools.count(1)
@@ -84,6 +86,8 @@ class LocalExecutor:
             return await self._run(request, argv, own, output_file, on_output)
         except ProcessStartError as exc:
             return _failed(str(exc))
+        except ValueError as exc:  # the base environment has a name with '=' in it
+            return _failed(f"cannot start {argv[0]}: {exc}")
         finally:
             if script_file is not None:
                 script_file.unlink(missing_ok=True)
@@ -96,14 +100,14 @@ class LocalExecutor:
         output_file: str,
         on_output: OutputSink,
     ) -> Attempt:
-        base = self._environ if self._environ is not None else os.environ
         running = _Running(ProcessTracker(request.run_id))
         self._running[request.key] = running
         with running.scope as scope:
             try:
                 outcome = await run_process(
                     argv,
-                    env={**base, **own},
+                    env=own,
+                    base=self._base(),
                     cwd=request.cwd,
                     timeout=request.timeout,
                     kill_grace=request.kill_grace,
@@ -131,6 +135,15 @@ class LocalExecutor:
             reason = f"bad $WFX_OUTPUT: {exc}"
             return Attempt(StepStatus.FAILED, {}, 0, None, reason, leftovers, where=LOCAL)
         return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers, where=LOCAL)
+
+    def _base(self) -> Environment:
+        """The environment every attempt starts from, encoded once (wfx's own is read
+        again for each attempt: it may have changed)."""
+        if self._environ is None:
+            return Environment(os.environ)
+        if self._encoded is None:
+            self._encoded = Environment(self._environ)
+        return self._encoded
 
     async def cancel(self, key: str, grace: float) -> None:
         """Stop attempt `key`: its process tree gets TERM, and KILL once `grace` (or the

@@ -31,6 +31,7 @@ import anyio.lowlevel
 
 from wfx.diagnostics import WfxError
 from wfx.runtime.direct import direct_exec
+from wfx.runtime.spawn import Environment, Process, spawn
 
 Stream = Literal["stdout", "stderr"]
 """Which pipe a line of output came from."""
@@ -125,16 +126,20 @@ async def run_process(
     max_line: int = 64 * 1024,
     pipe_grace: float = 0.5,
     direct: Sequence[str] | None = None,
+    base: Environment | None = None,
 ) -> ProcessOutcome:
     """Run `argv` to completion (or timeout) and kill whatever it leaves running.
 
-    `direct`: the words of the one simple command `argv`'s shell would only exec; they
-    are exec'd without the shell when wfx.runtime.direct finds that to be the same."""
+    `env`: the process's environment; with `base`, the variables laid over that one
+    (encoded once for many processes). `direct`: the words of the one simple command
+    `argv`'s shell would only exec; they are exec'd without the shell when
+    wfx.runtime.direct finds that to be the same."""
     started = time.monotonic()
     token = tracker.new_token() if tracker is not None else _MARKERS.fresh()
-    child = _Child.spawn_direct(direct, env, cwd, token) if direct else None
+    inherited, overlay = (base, env) if base is not None else (_encoded(env), {})
+    child = _Child.spawn_direct(direct, inherited, overlay, cwd, token) if direct else None
     if child is None:
-        child = _Child.spawn(argv, env, cwd, token)
+        child = _Child.spawn(argv, inherited, overlay, cwd, token)
     tree = _ProcessTree(child, token)
     capture = _Capture(on_output, log, log_limit, max_line)
     if tracker is not None:
@@ -239,37 +244,49 @@ def _wait_gone(victims: list[_Victim], seconds: float) -> None:
         waiting = [v for v in waiting if not v.exited()]
 
 
+def _encoded(env: Mapping[str, str]) -> Environment:
+    try:
+        return Environment(env)
+    except ValueError as exc:  # a name with '=' in it
+        raise ProcessStartError(f"cannot start the process: {exc}") from exc
+
+
 class _Child:
     """A started step process: its pid, a pidfd that becomes readable when it exits, and
     the read ends of its stdout and stderr pipes (non-blocking, read on the event loop).
 
-    Spawned with `subprocess.Popen` (vfork and exec, no shell) rather than an event-loop
-    subprocess transport: the loop only ever waits on three file descriptors, so nothing
-    per process runs on a thread or through a SIGCHLD handler. Not with `os.posix_spawn`,
-    though it costs less: glibc's leaves its two internal signals ignored in the child,
-    across the exec, where Popen's child has them at their defaults (and Python 3.11's
-    has no working-directory action)."""
+    Spawned with vfork and exec (wfx.runtime.spawn, Popen's own helper; no shell) rather
+    than an event-loop subprocess transport: the loop only ever waits on three file
+    descriptors, so nothing per process runs on a thread or through a SIGCHLD handler.
+    Not with `os.posix_spawn`, though it costs less: glibc's leaves its two internal
+    signals ignored in the child, across the exec, where Popen's child has them at their
+    defaults (and Python 3.11's has no working-directory action)."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], pidfd: int, stdout: int, stderr: int):
-        self._popen = popen
+    def __init__(self, process: Process, pidfd: int, stdout: int, stderr: int):
+        self._process = process
         self.pidfd = pidfd
-        self.pid = popen.pid
+        self.pid = process.pid
         self.stdout = stdout
         self.stderr = stderr
         self._open = [stdout, stderr, pidfd]
 
     @classmethod
     def spawn_direct(
-        cls, words: Sequence[str], env: Mapping[str, str], cwd: str | None, token: str
+        cls,
+        words: Sequence[str],
+        env: Environment,
+        overlay: Mapping[str, str | None],
+        cwd: str | None,
+        token: str,
     ) -> _Child | None:
         """Start the simple command `words` without its shell, or None (nothing started)
         when the shell is needed to do what it would do (see wfx.runtime.direct)."""
-        found = direct_exec(words, env, cwd)
+        found = direct_exec(words, env, overlay, cwd)
         if found is None:
             return None
-        program, child_env = found
+        program, changes = found
         try:
-            return cls.spawn(words, child_env, cwd, token, program=program)
+            return cls.spawn(words, env, {**overlay, **changes}, cwd, token, program=program)
         except ProcessStartError:  # e.g. a script with no #! line: bash runs it itself
             return None
 
@@ -277,27 +294,30 @@ class _Child:
     def spawn(
         cls,
         argv: Sequence[str],
-        env: Mapping[str, str],
+        env: Environment,
+        overlay: Mapping[str, str | None],
         cwd: str | None,
         token: str,
         program: str | None = None,
     ) -> _Child:
         """Start `argv` (the file `program`, when given, with `argv` as its arguments) in a
-        new session with stdin on /dev/null and both outputs piped."""
+        new session with stdin on /dev/null and both outputs piped; its environment is
+        `env` with `overlay` laid over it."""
         if not argv:
             raise ProcessStartError("empty command")
         out_read, out_write = os.pipe2(os.O_CLOEXEC)
         err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        path = overlay["PATH"] if "PATH" in overlay else env.get("PATH")
         try:
-            popen = subprocess.Popen(
-                list(argv),
-                executable=program,
+            process = spawn(
+                argv,
+                program=program,
+                env=env.encoded({**overlay, TOKEN_VARIABLE: token}),
+                path=path,
+                cwd=cwd,
                 stdin=_devnull(),
                 stdout=out_write,
                 stderr=err_write,
-                cwd=cwd,
-                env={**env, TOKEN_VARIABLE: token},
-                start_new_session=True,
             )
         except OSError as exc:
             _close_all(out_read, err_read)
@@ -308,39 +328,39 @@ class _Child:
         finally:
             _close_all(out_write, err_write)
         try:
-            pidfd = os.pidfd_open(popen.pid)
+            pidfd = os.pidfd_open(process.pid)
         except OSError as exc:  # out of descriptors: do not leave the child unwatched
-            os.killpg(popen.pid, signal.SIGKILL)
-            popen.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
             _close_all(out_read, err_read)
             raise ProcessStartError(f"cannot watch {argv[0]}: {exc.strerror or exc}") from exc
         os.set_blocking(out_read, False)
         os.set_blocking(err_read, False)
-        return cls(popen, pidfd, out_read, err_read)
+        return cls(process, pidfd, out_read, err_read)
 
     @property
     def returncode(self) -> int | None:
         """The exit status once reaped: negative for a signal, None while running."""
-        return self._popen.returncode
+        return self._process.returncode
 
     def reaped(self) -> bool:
         """Whether the process has exited, reaping it if so (never waits)."""
-        return self._popen.poll() is not None
+        return self._process.poll() is not None
 
     async def wait(self) -> int:
         """Wait on the event loop until the process exits, reap it, return its status."""
-        while (code := self._popen.poll()) is None:
+        while (code := self._process.poll()) is None:
             await anyio.wait_readable(self.pidfd)
         return code
 
     def close(self) -> None:
         """Release the pipes and the pidfd; kill and reap the process if it is somehow
         still there (never blocking the loop for long on one stuck in the kernel)."""
-        if self._popen.returncode is None:
+        if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self._popen.wait(timeout=_KILL_WAIT)
+                self._process.wait(timeout=_KILL_WAIT)
         _close_all(*self._open)
         self._open = []
 

@@ -579,10 +579,14 @@ class Scheduler:
         return self._completed(node.index)
 
     def _limiters_of(self, node: Node) -> list[anyio.CapacityLimiter]:
+        """The limiters `node` must hold while it runs. Not the workflow's `maxParallel`
+        when the number of workers enforces it (no more workers than places ever start,
+        and a worker runs one step at a time): taking it could never wait."""
         limiters = self.limiters
         if not limiters:
             return []
-        found = [limiters[None]] if None in limiters else []
+        run_wide = None in limiters and self.worker_cap == _UNCAPPED
+        found = [limiters[None]] if run_wide else []
         found += [limiters[g] for g in node.groups if g in limiters]
         return found
 
