@@ -207,17 +207,28 @@ MAX_ARGUMENT_BYTES = 128 * 1024
 
 def unpassable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
     """Why these arguments or variables cannot reach a process, or None when they can."""
-    for name, value in (*((f"argument {i}", a) for i, a in enumerate(argv)), *env.items()):
-        if "\x00" in value:
-            return f"{name} contains a NUL character, which no process can receive"
-        # a character is at most 4 bytes in UTF-8: only a long value needs encoding
-        if len(value) * 4 < MAX_ARGUMENT_BYTES:
-            continue
-        if len(value.encode("utf-8", errors="surrogateescape")) >= MAX_ARGUMENT_BYTES:
-            return (
-                f"{name} is longer than {MAX_ARGUMENT_BYTES // 1024} KiB, more than a process"
-                " can receive; pass large values through a file in $WFX_WORKSPACE"
-            )
+    for index, value in enumerate(argv):
+        if "\x00" in value or len(value) * 4 >= MAX_ARGUMENT_BYTES:  # else surely passable
+            problem = _unpassable_value(value)
+            if problem is not None:
+                return f"argument {index} {problem}"
+    for name, value in env.items():
+        if "\x00" in value or len(value) * 4 >= MAX_ARGUMENT_BYTES:
+            problem = _unpassable_value(value)
+            if problem is not None:
+                return f"{name} {problem}"
+    return None
+
+
+def _unpassable_value(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character, which no process can receive"
+    # a character is at most 4 bytes in UTF-8: only a long value needs encoding
+    if len(value.encode("utf-8", errors="surrogateescape")) >= MAX_ARGUMENT_BYTES:
+        return (
+            f"is longer than {MAX_ARGUMENT_BYTES // 1024} KiB, more than a process"
+            " can receive; pass large values through a file in $WFX_WORKSPACE"
+        )
     return None
 
 

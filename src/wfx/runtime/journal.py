@@ -681,7 +681,7 @@ class Journal:
                 event.status.value,
                 event.attempts,
                 event.time,
-                json.dumps(dict(event.outputs), default=str),
+                json.dumps(dict(event.outputs), default=str) if event.outputs else "{}",
                 event.exit_code,
                 event.signal,
                 event.reason,

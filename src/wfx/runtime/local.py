@@ -118,7 +118,7 @@ class LocalExecutor:
                 )
             finally:
                 del self._running[request.key]
-                running.done.set()
+                running.end()
         if scope.cancelled_caught:
             return Attempt(StepStatus.CANCELLED, reason="cancelled", where=LOCAL)
         leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
@@ -153,8 +153,8 @@ class LocalExecutor:
             return
         running.scope.cancel()
         with anyio.move_on_after(grace):
-            await running.done.wait()
-        if not running.done.is_set():
+            await running.wait_ended()
+        if not running.ended:
             running.tracker.kill_all()
 
     def kill_all(self) -> None:
@@ -170,14 +170,30 @@ class LocalExecutor:
 class _Running:
     """An attempt while it runs: the scope that cancels it, the tracker of its processes
     (their markers name the run, so a resume of a run whose wfx died finds them:
-    process.stop_leftovers), and an event set when it has ended."""
+    process.stop_leftovers), and whether it has ended (with an event made only when a
+    cancellation waits for the end: most attempts are never cancelled)."""
 
-    __slots__ = ("done", "scope", "tracker")
+    __slots__ = ("_done", "ended", "scope", "tracker")
 
     def __init__(self, tracker: ProcessTracker) -> None:
         self.scope = anyio.CancelScope()
         self.tracker = tracker
-        self.done = anyio.Event()
+        self.ended = False
+        self._done: anyio.Event | None = None
+
+    def end(self) -> None:
+        """The attempt has ended: wake whoever waits for it."""
+        self.ended = True
+        if self._done is not None:
+            self._done.set()
+
+    async def wait_ended(self) -> None:
+        """Wait until the attempt has ended."""
+        if self.ended:
+            return
+        if self._done is None:
+            self._done = anyio.Event()
+        await self._done.wait()
 
 
 def _fresh_scratch(chosen: Path | None) -> Path:

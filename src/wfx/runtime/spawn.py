@@ -22,7 +22,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 #: the Pythons whose `_posixsubprocess.fork_exec` takes the argument list used here
@@ -74,14 +74,15 @@ class Environment:
     starts hundreds of processes from one inherited environment, so that is encoded
     here once, and each process pays only for its own few variables."""
 
-    __slots__ = ("_entries", "names", "values")
+    __slots__ = ("_entries", "_memo", "names", "values")
 
     def __init__(self, variables: Mapping[str, str]) -> None:
         """Encode `variables`; ValueError (as Popen raises it) for a name with `=`."""
         self.values = dict(variables)
         """The variables as text, for lookups (PATH, SHLVL...)."""
         self.names = frozenset(self.values)
-        self._entries = dict(_entries(self.values.items()))
+        self._entries = dict(map(_entry, self.values.items()))
+        self._memo: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 
     def get(self, name: str) -> str | None:
         """The value of `name`, or None when it is not set."""
@@ -92,19 +93,31 @@ class Environment:
         them (a None value removes the variable), in Popen's order: inherited ones where
         they are, new ones after them."""
         merged = self._entries.copy()
-        removed = [name for name, value in overlay.items() if value is None]
-        for name in removed:
-            merged.pop(os.fsencode(name), None)
-        merged.update(_entries((n, v) for n, v in overlay.items() if v is not None))
+        memo = self._memo
+        for name, value in overlay.items():
+            if value is None:
+                merged.pop(os.fsencode(name), None)
+                continue
+            pair = memo.get((name, value))  # most of a step's own variables repeat
+            if pair is None:
+                if len(memo) >= _MEMO_SIZE:
+                    memo.clear()
+                pair = memo[name, value] = _entry((name, value))
+            merged[pair[0]] = pair[1]
         return list(merged.values())
 
 
-def _entries(variables: Iterable[tuple[str, str]]) -> Iterable[tuple[bytes, bytes]]:
-    for name, value in variables:
-        key = os.fsencode(name)
-        if b"=" in key:
-            raise ValueError("illegal environment variable name")
-        yield key, key + b"=" + os.fsencode(value)
+#: how many of the variables processes lay over an environment it keeps encoded
+_MEMO_SIZE = 1024
+
+
+def _entry(variable: tuple[str, str]) -> tuple[bytes, bytes]:
+    """A variable as a name and the `NAME=value` bytes the process receives."""
+    name, value = variable
+    key = os.fsencode(name)
+    if b"=" in key:
+        raise ValueError("illegal environment variable name")
+    return key, key + b"=" + os.fsencode(value)
 
 
 def spawn(
