@@ -720,6 +720,27 @@ def test_a_journal_of_schema_2_is_migrated_and_records_where_attempts_ran(tmp_pa
     ]
 
 
+def test_the_last_attempts_place_is_kept_once_in_the_steps_row(tmp_path: Path) -> None:
+    """A step's last attempt is recorded only as its `ran_on` (no `attempts` row, a write
+    less per step); earlier attempts get rows when they end. Both read back alike."""
+    record_run(tmp_path, "run-1", steps=())
+    with journal_at(tmp_path) as journal:
+        once, twice = StepId("once"), StepId("twice")
+        journal(ev.StepStarted("run-1", 1.0, once, 1))
+        journal(ev.StepSucceeded("run-1", 2.0, once, ev.StepStatus.SUCCESS, 1, where="local"))
+        journal(ev.StepStarted("run-1", 3.0, twice, 1))
+        journal(ev.StepRetrying("run-1", 4.0, twice, 1, 2, 0.0, "exit code 1", "worker-a"))
+        journal(ev.StepStarted("run-1", 5.0, twice, 2))
+        journal(ev.StepFailed("run-1", 6.0, twice, ev.StepStatus.FAILED, 2, where="worker-b"))
+        journal.commit_pending()
+        rows = journal.db.execute("SELECT step_id, attempt, ran_on FROM attempts").fetchall()
+        steps = journal.steps("run-1")
+    assert rows == [("twice", 1, "worker-a")]
+    assert steps[once].attempts_where == {1: "local"}
+    assert steps[twice].attempts_where == {1: "worker-a", 2: "worker-b"}
+    assert (steps[once].where, steps[twice].where) == ("local", "worker-b")
+
+
 def test_show_says_where_each_step_ran(tmp_path: Path) -> None:
     workflow = tmp_path / "where.yaml"
     workflow.write_text(

@@ -5,7 +5,7 @@ A step process is started with `vfork` and `exec` by CPython's own C helper, the
 `start_new_session=True` and `restore_signals=True`: the child is the same, bit for bit
 (its session, signal dispositions and mask, descriptors, environment). What this module
 saves is Popen's work around that call, measured at 258 µs per spawn against 142 µs with
-a 48-variable environment (docs/performance.md, "The seventh pass"): most of it was
+a 48-variable environment (docs/performance.md, seventh pass): most of it was
 encoding every variable of the environment again for every process. Here the inherited
 environment is encoded once per run (:class:`Environment`) and only a step's own
 variables are encoded per process.
