@@ -344,6 +344,9 @@ class _Forwarder:
             _send_signal(self.module, self.pidfd, self.module.SIGSTOP)
         self.module.signal(self.module.SIGTSTP, self.module.SIG_DFL)
         os.kill(os.getpid(), self.module.SIGTSTP)
+        # Here once this process is continued, or at once when the kernel discarded the
+        # stop, as it does in an orphaned process group: either way the command goes on.
+        self._resume(self.module.SIGCONT, None)
 
     def _resume(self, _signum: int, _frame: object) -> None:
         self.module.signal(self.module.SIGTSTP, self._stop)

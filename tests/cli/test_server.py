@@ -345,9 +345,11 @@ steps:
 
 
 def _start_slow(
-    env: Mapping[str, str], tmp_path: Path, workflow: str = SLOW
+    env: Mapping[str, str], tmp_path: Path, workflow: str = SLOW, *, session: bool = False
 ) -> tuple[subprocess.Popen[str], Path]:
-    """`wfx run` of `workflow` (its first step writes "$MARK"), once that step started."""
+    """`wfx run` of `workflow` (its first step writes "$MARK"), once that step started: in
+    a process group of its own, whose parent (this test) is in the same session, as a
+    shell's job is; with `session`, in a session of its own (an orphaned process group)."""
     (tmp_path / "slow.yaml").write_text(workflow)
     mark = tmp_path / "mark"
     mark.unlink(missing_ok=True)
@@ -358,6 +360,8 @@ def _start_slow(
         text=True,
         cwd=tmp_path,
         env={**env, "MARK": str(mark)},
+        start_new_session=session,
+        process_group=None if session else 0,
     )
     deadline = time.monotonic() + 30
     while not mark.exists():
@@ -449,6 +453,20 @@ def test_ctrl_z_stops_wfx_and_fg_resumes_the_command(
     time.sleep(0.3)
     process.send_signal(signal.SIGCONT)
     out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert "done" in out
+
+
+def test_ctrl_z_in_an_orphaned_process_group_stops_nothing(
+    server: dict[str, str], tmp_path: Path
+) -> None:
+    """The kernel discards a SIGTSTP sent to an orphaned process group, so a wfx there
+    goes on. The command's copy, which wfx stopped as it passed the stop on, must go on
+    with it, not wait stopped for a SIGCONT that never comes."""
+    workflow = 'wfx: 1\nsteps:\n  - id: a\n    run: echo started > "$MARK"; sleep 0.5; echo done\n'
+    process, _ = _start_slow(server, tmp_path, workflow, session=True)
+    process.send_signal(signal.SIGTSTP)
+    out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "done" in out
 
