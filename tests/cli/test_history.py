@@ -720,24 +720,42 @@ def test_a_journal_of_schema_2_is_migrated_and_records_where_attempts_ran(tmp_pa
     ]
 
 
-def test_the_last_attempts_place_is_kept_once_in_the_steps_row(tmp_path: Path) -> None:
-    """A step's last attempt is recorded only as its `ran_on` (no `attempts` row, a write
-    less per step); earlier attempts get rows when they end. Both read back alike."""
+def test_a_single_attempts_place_is_kept_once_in_the_steps_row(tmp_path: Path) -> None:
+    """A step that ends after one attempt keeps its place only as its `ran_on` (no
+    `attempts` row: a write less per step); retried steps keep a row per attempt that
+    ran. All read back alike, and nothing is claimed for an attempt that has not ended
+    or ran nowhere."""
     record_run(tmp_path, "run-1", steps=())
     with journal_at(tmp_path) as journal:
-        once, twice = StepId("once"), StepId("twice")
+        once, twice, nowhere, running = (StepId(s) for s in ("once", "twice", "nowhere", "on"))
         journal(ev.StepStarted("run-1", 1.0, once, 1))
         journal(ev.StepSucceeded("run-1", 2.0, once, ev.StepStatus.SUCCESS, 1, where="local"))
         journal(ev.StepStarted("run-1", 3.0, twice, 1))
         journal(ev.StepRetrying("run-1", 4.0, twice, 1, 2, 0.0, "exit code 1", "worker-a"))
         journal(ev.StepStarted("run-1", 5.0, twice, 2))
         journal(ev.StepFailed("run-1", 6.0, twice, ev.StepStatus.FAILED, 2, where="worker-b"))
+        journal(ev.StepStarted("run-1", 7.0, nowhere, 1))
+        journal(ev.StepRetrying("run-1", 8.0, nowhere, 1, 2, 0.0, "exit code 1", "worker-a"))
+        journal(ev.StepStarted("run-1", 9.0, nowhere, 2))
+        journal(ev.StepFailed("run-1", 10.0, nowhere, ev.StepStatus.FAILED, 2, where=None))
+        journal(ev.StepStarted("run-1", 11.0, running, 1))
+        journal(ev.StepRetrying("run-1", 12.0, running, 1, 2, 0.0, "exit code 1", "worker-a"))
+        journal(ev.StepStarted("run-1", 13.0, running, 2))
         journal.commit_pending()
-        rows = journal.db.execute("SELECT step_id, attempt, ran_on FROM attempts").fetchall()
+        rows = journal.db.execute(
+            "SELECT step_id, attempt, ran_on FROM attempts ORDER BY step_id, attempt"
+        ).fetchall()
         steps = journal.steps("run-1")
-    assert rows == [("twice", 1, "worker-a")]
+    assert rows == [
+        ("nowhere", 1, "worker-a"),
+        ("on", 1, "worker-a"),
+        ("twice", 1, "worker-a"),
+        ("twice", 2, "worker-b"),
+    ]
     assert steps[once].attempts_where == {1: "local"}
     assert steps[twice].attempts_where == {1: "worker-a", 2: "worker-b"}
+    assert steps[nowhere].attempts_where == {1: "worker-a"}  # attempt 2 ran nowhere
+    assert steps[running].attempts_where == {1: "worker-a"}  # attempt 2 has not ended
     assert (steps[once].where, steps[twice].where) == ("local", "worker-b")
 
 

@@ -240,6 +240,9 @@ class StepRecord:
 #: how the journal stores a step waiting for its next attempt (not a StepStatus)
 _RETRYING = "retrying"
 
+#: how the journal stores a step whose current attempt has not ended
+_UNFINISHED = frozenset({ev.StepStatus.RUNNING.value, _RETRYING})
+
 
 def _step_status(stored: str) -> tuple[ev.StepStatus, bool]:
     """A journaled step status as (status, retrying): the SQL edge of StepStatus."""
@@ -711,7 +714,10 @@ class Journal:
             " completed = excluded.completed, retry_at = NULL,"
             " ran_on = COALESCE(excluded.ran_on, steps.ran_on)",
             ended,
-        )  # the last attempt's place is the step's `ran_on`: no `attempts` row for it
+        )
+        for record in ended:  # a first attempt's place is the step's `ran_on` alone
+            if record[3] > 1:
+                self._attempt_ran(record[0], record[1], record[3], record[10])
 
     def _insert_kept(self, run_id: str, record: StepRecord) -> None:
         """Record (inside the caller's transaction) a step whose result run `run_id` keeps
@@ -918,9 +924,9 @@ class Journal:
             (run_id,),
         ):
             places.setdefault(step_id, {})[attempt] = where
-        for r in rows:  # the last attempt's place is kept only in `ran_on`
-            if r[11] is not None and r[2]:
-                places.setdefault(r[0], {}).setdefault(r[2], r[11])
+        for r in rows:  # a step that ended after one attempt: its place is its `ran_on`
+            if r[2] == 1 and r[11] is not None and r[1] not in _UNFINISHED:
+                places.setdefault(r[0], {}).setdefault(1, r[11])
         return {
             r[0]: StepRecord(
                 r[0],

@@ -22,7 +22,12 @@ from wfx.runtime.actions import MAX_LINE, Attempt, unpassable
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
 from wfx.runtime.outputs import OutputFormatError, read_outputs
-from wfx.runtime.process import ProcessStartError, ProcessTracker, run_process
+from wfx.runtime.process import (
+    ProcessStartError,
+    ProcessTracker,
+    encoded_environment,
+    run_process,
+)
 from wfx.runtime.spawn import Environment
 
 #: what `where` reports for an attempt of this executor
@@ -86,8 +91,6 @@ class LocalExecutor:
             return await self._run(request, argv, own, output_file, on_output)
         except ProcessStartError as exc:
             return _failed(str(exc))
-        except ValueError as exc:  # the base environment has a name with '=' in it
-            return _failed(f"cannot start {argv[0]}: {exc}")
         finally:
             if script_file is not None:
                 script_file.unlink(missing_ok=True)
@@ -140,9 +143,9 @@ class LocalExecutor:
         """The environment every attempt starts from, encoded once (wfx's own is read
         again for each attempt: it may have changed)."""
         if self._environ is None:
-            return Environment(os.environ)
+            return encoded_environment(os.environ)
         if self._encoded is None:
-            self._encoded = Environment(self._environ)
+            self._encoded = encoded_environment(self._environ)
         return self._encoded
 
     async def cancel(self, key: str, grace: float) -> None:

@@ -136,7 +136,7 @@ async def run_process(
     wfx.runtime.direct finds that to be the same."""
     started = time.monotonic()
     token = tracker.new_token() if tracker is not None else _MARKERS.fresh()
-    inherited, overlay = (base, env) if base is not None else (_encoded(env), {})
+    inherited, overlay = (base, env) if base is not None else (encoded_environment(env), {})
     child = _Child.spawn_direct(direct, inherited, overlay, cwd, token) if direct else None
     if child is None:
         child = _Child.spawn(argv, inherited, overlay, cwd, token)
@@ -244,7 +244,8 @@ def _wait_gone(victims: list[_Victim], seconds: float) -> None:
         waiting = [v for v in waiting if not v.exited()]
 
 
-def _encoded(env: Mapping[str, str]) -> Environment:
+def encoded_environment(env: Mapping[str, str]) -> Environment:
+    """`env` encoded for many processes; ProcessStartError for a name no process can take."""
     try:
         return Environment(env)
     except ValueError as exc:  # a name with '=' in it
