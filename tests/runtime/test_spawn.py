@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from wfx.runtime import spawn as spawn_module
-from wfx.runtime.spawn import Environment, spawn
+from wfx.runtime.spawn import Environment, Process, spawn
 
 SHOW = r"""
 import os, sys
@@ -44,22 +44,30 @@ def path_taken(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     return str(request.param)
 
 
-def _start(argv: list[str], env: list[bytes], cwd: str | None, out: int) -> int:
+def _spawn(
+    argv: list[str], env: list[bytes], path: str | None, cwd: str | None, out: int | None
+) -> Process:
+    """Start `argv` with stdin on /dev/null and both outputs on `out` (None: /dev/null)."""
     devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        process = spawn(
+        target = devnull if out is None else out
+        return spawn(
             argv,
             program=None,
             env=env,
-            path=os.environ.get("PATH"),
+            path=path,
             cwd=cwd,
             stdin=devnull,
-            stdout=out,
-            stderr=out,
+            stdout=target,
+            stderr=target,
         )
     finally:
         os.close(devnull)
-    return process.wait()
+
+
+def _start(argv: list[str], env: list[bytes], cwd: str | None, out: int) -> int:
+    """Start `argv` on this process's PATH and wait for its status."""
+    return _spawn(argv, env, os.environ.get("PATH"), cwd, out).wait()
 
 
 def _run_both(tmp_path: Path, argv: list[str], variables: dict[str, str]) -> tuple[str, str]:
@@ -112,22 +120,11 @@ def test_a_program_is_looked_up_on_the_given_path(tmp_path: Path, path_taken: st
     program.chmod(0o755)
     out = tmp_path / "out"
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
-    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        process = spawn(
-            ["hello"],
-            program=None,
-            env=[f"PATH=/nonexistent:{here}".encode()],
-            path=f"/nonexistent:{here}",
-            cwd=None,
-            stdin=devnull,
-            stdout=fd,
-            stderr=fd,
-        )
-        assert process.wait() == 0
+        searched = f"/nonexistent:{here}"
+        assert _spawn(["hello"], [f"PATH={searched}".encode()], searched, None, fd).wait() == 0
     finally:
         os.close(fd)
-        os.close(devnull)
     assert out.read_text() == f"hello from {program}\n"
 
 
@@ -192,20 +189,7 @@ def test_a_name_with_an_equals_sign_is_refused_as_popen_refuses_it() -> None:
 
 
 def test_a_reaped_child_reports_its_signal_as_popen_does(path_taken: str) -> None:
-    devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        process = spawn(
-            ["sleep", "30"],
-            program=None,
-            env=[],
-            path="/usr/bin:/bin",
-            cwd=None,
-            stdin=devnull,
-            stdout=devnull,
-            stderr=devnull,
-        )
-    finally:
-        os.close(devnull)
+    process = _spawn(["sleep", "30"], [], "/usr/bin:/bin", None, None)
     assert process.poll() is None
     with pytest.raises(subprocess.TimeoutExpired):
         process.wait(timeout=0.05)
