@@ -52,8 +52,9 @@ def stop_command() -> None:
 def _describe(found: server.Status) -> str:
     up = time.time() - found.started
     spare = f", next copy {found.spare} ready" if found.spare else ""
+    kept = f", {found.kept} workflow(s) kept in memory" if found.kept else ""
     return (
         f"wfx server {found.pid} on {server.name()}: up {up:.0f}s,"
-        f" {found.served} command(s) served, {found.running} running{spare},"
+        f" {found.served} command(s) served, {found.running} running{spare}{kept},"
         f" exits after {found.idle_limit:.0f}s idle"
     )

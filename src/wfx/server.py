@@ -128,6 +128,8 @@ class Status:
     idle_limit: float
     spare: int = 0
     """The pid of the copy forked ahead of the next command (0: none yet)."""
+    kept: int = 0
+    """How many workflows from model caches the server keeps in memory for its copies."""
 
 
 def main(argv: list[str]) -> int:
@@ -578,9 +580,12 @@ class _Server:
         else:
             conn.close()
 
-    def _status_tuple(self) -> tuple[int, float, int, int, float, int]:
+    def _status_tuple(self) -> tuple[int, float, int, int, float, int, int]:
+        from wfx.runtime.modelcache import kept  # noqa: PLC0415 - preloaded
+
         spare = self.spare.pid if self.spare is not None else 0
-        return (os.getpid(), self.started, self.served, len(self.runs), self.idle_limit, spare)
+        running = len(self.runs)
+        return (os.getpid(), self.started, self.served, running, self.idle_limit, spare, kept())
 
     def _reply_and_close(self, conn: socket.socket, message: object) -> None:
         with contextlib.suppress(OSError):
@@ -701,6 +706,7 @@ class _Server:
             os._exit(1)
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
         from wfx.runtime.journal import close_later  # noqa: PLC0415 - preloaded
+        from wfx.runtime.modelcache import unpickled  # noqa: PLC0415 - preloaded
 
         close_journals = close_later()
 
@@ -718,7 +724,7 @@ class _Server:
                     os.close(fd)
             if control is not None:  # before `wfx` ends: the server must not kill it
                 with contextlib.suppress(OSError):
-                    control.sendall(b".")
+                    control.sendall(b"." + marshal.dumps(unpickled()))
             _tell(conn, ("exited", code))
             close_journals()
             if control is not None and learned is not None:
@@ -764,13 +770,18 @@ class _Server:
             run.report += chunk
 
     def _learn(self, run: _Run) -> None:
-        """Add the pages the copy reported (if it was asked to) to those a spare warms."""
+        """Take in what the copy told once it finished: the workflows it unpickled from the
+        model cache, which the server keeps in memory for the copies after it, and (when
+        it was asked to) the pages it wrote to, which a spare warms."""
         if run.control is not None:
             self.selector.unregister(run.control)
             run.control.close()
             run.control = None
-        if run.report:
-            self.hot = _merged(self.hot + _page_ranges(bytes(run.report)))
+        told = _told(bytes(run.report))
+        if told and _keep_entries(told[0]) and self.spare is not None:
+            self._drop_spare()  # forked before: the next one has them
+        if len(told) > 1:
+            self.hot = _merged(self.hot + _page_ranges(told[1]))
             self.reports += 1
 
     def _client_gone(self, run: _Run) -> None:
@@ -908,12 +919,39 @@ def _written_pages(regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return ranges
 
 
-def _page_ranges(report: bytes) -> list[tuple[int, int]]:
-    """The ranges of a copy's report; none when it is not one."""
-    try:
-        ranges = marshal.loads(report)
-    except (ValueError, EOFError, TypeError):
-        return []
+def _told(report: bytes) -> list[object]:
+    """The values a copy sent after its "finished" byte, one after the other (marshal):
+    the entries it unpickled, then the pages it wrote to (when asked); those up to the
+    first that is not one."""
+    values: list[object] = []
+    stream = io.BytesIO(report)
+    while stream.tell() < len(report):
+        try:
+            values.append(marshal.load(stream))
+        except (ValueError, EOFError, TypeError):
+            break
+    return values
+
+
+def _keep_entries(told: object) -> bool:
+    """Keep in memory the model cache's entries a copy unpickled (`told`: their files and
+    the file of the key that signed them); whether any was new. Set aside from the
+    garbage collector as the preload is: the copies forked next inherit them."""
+    from wfx.runtime import modelcache  # noqa: PLC0415 - preloaded
+
+    if not (isinstance(told, tuple) and len(told) == 2 and isinstance(told[0], list)):
+        return False
+    entries, key = told
+    if not isinstance(key, str):
+        return False
+    kept = [modelcache.keep(entry, key) for entry in entries if isinstance(entry, str)]
+    if any(kept):
+        _set_aside()
+    return any(kept)
+
+
+def _page_ranges(ranges: object) -> list[tuple[int, int]]:
+    """The ranges of a copy's report of its pages; none when it is not one."""
     if not isinstance(ranges, list):
         return []
     return [
@@ -1167,8 +1205,10 @@ def status() -> Status | None:
     reply = _ask("status", "status")
     if reply is None:
         return None
-    pid, started, served, running, idle, spare = reply
-    return Status(int(pid), float(started), int(served), int(running), float(idle), int(spare))
+    pid, started, served, running, idle, spare, kept = reply
+    return Status(
+        int(pid), float(started), int(served), int(running), float(idle), int(spare), int(kept)
+    )
 
 
 def stop() -> int | None:

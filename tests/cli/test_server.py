@@ -616,6 +616,46 @@ def test_spares_are_warmed_with_the_pages_commands_wrote_to(
         time.sleep(0.1)
 
 
+def _kept(env: Mapping[str, str]) -> int:
+    """How many workflows `wfx server status` says the server keeps in memory."""
+    shown = run("server", "status", env=env).stdout
+    found = re.search(r"(\d+) workflow\(s\) kept in memory", shown)
+    return int(found.group(1)) if found else 0
+
+
+def _wait_until_kept(env: Mapping[str, str], count: int) -> None:
+    deadline = time.monotonic() + 20
+    while _kept(env) != count:
+        assert time.monotonic() < deadline, f"kept {_kept(env)}, not {count}"
+        time.sleep(0.05)
+
+
+def test_a_workflow_read_from_the_cache_is_kept_in_memory_and_never_served_stale(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """A copy that unpickled a workflow from the model cache names it; the server keeps it
+    unpickled for the copies after it (docs/server.md). A changed file, or a command whose
+    key did not sign the entry, never gets the kept one."""
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text("wfx: 1\nsteps:\n  - id: a\n    run: echo first\n")
+    for _ in range(2):  # compiled and stored; then read from the cache by a spare copy
+        wait_for_spare(own_server)  # (a copy forked on the spot has no channel to tell)
+        done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+        assert done.returncode == 0 and "first" in done.stdout, done.stderr
+    _wait_until_kept(own_server, 1)
+    done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+    assert done.returncode == 0 and "first" in done.stdout, done.stderr
+    workflow.write_text("wfx: 1\nsteps:\n  - id: a\n    run: echo second\n")
+    for _ in range(2):
+        wait_for_spare(own_server)
+        done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+        assert done.returncode == 0 and "second" in done.stdout and "first" not in done.stdout
+    _wait_until_kept(own_server, 2)
+    other_key = {**own_server, "XDG_CACHE_HOME": str(tmp_path / "elsewhere")}
+    done = run("run", "wf.yaml", env=other_key, cwd=tmp_path)
+    assert done.returncode == 0 and "second" in done.stdout, done.stderr
+
+
 def test_a_run_is_in_its_journal_when_wfx_ends_though_the_copy_closes_it_later(
     server: dict[str, str], tmp_path: Path
 ) -> None:

@@ -42,9 +42,19 @@ def test_within_keeps_exactly_the_pages_that_are_in_both(
 
 
 def test_a_report_that_is_not_one_gives_no_pages() -> None:
-    assert server._page_ranges(b"\x00garbage") == []
-    assert server._page_ranges(marshal.dumps({"a": 1})) == []
-    assert server._page_ranges(marshal.dumps([(1, 2), ("x", 3), (4,)])) == [(1, 2)]
+    assert server._page_ranges("garbage") == []
+    assert server._page_ranges({"a": 1}) == []
+    assert server._page_ranges([(1, 2), ("x", 3), (4,)]) == [(1, 2)]
+
+
+def test_what_a_copy_told_is_read_value_after_value_up_to_the_first_that_is_not_one() -> None:
+    entries = (["/state/cache/abc"], "/home/u/.cache/wfx/cache.key")
+    pages = [(4096, 8192)]
+    assert server._told(marshal.dumps(entries) + marshal.dumps(pages)) == [entries, pages]
+    assert server._told(marshal.dumps(entries)) == [entries]
+    assert server._told(b"") == []
+    assert server._told(marshal.dumps(entries) + b"\x00garbage") == [entries]
+    assert server._told(marshal.dumps(entries)[:-3]) == []  # cut short
 
 
 def test_the_pages_a_process_wrote_to_are_found_in_its_pagemap() -> None:

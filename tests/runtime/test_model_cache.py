@@ -4,6 +4,8 @@ never unpickled; plan reads it but never writes it."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import pickle
 import subprocess
@@ -388,3 +390,107 @@ def test_only_plain_constructors_rebuild_objects() -> None:
     assert modelcache._constructor_fields(Literal) is None  # __post_init__ converts ints
     assert modelcache._constructor_fields(NamedValue) is None  # keyword-only position fields
     assert modelcache._constructor_fields(CachedModel) is None  # not slotted
+
+
+# -- entries the warm server keeps in memory (docs/server.md, "Workflows kept in memory") --
+
+
+@pytest.fixture
+def memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's memory of entries, empty, and emptied again after the test."""
+    monkeypatch.setattr(modelcache, "_KEPT", {})
+    monkeypatch.setattr(modelcache, "_UNPICKLED", [])
+
+
+def _unpickling_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_payload: bytes) -> Any:
+        raise AssertionError("unpickled")
+
+    monkeypatch.setattr(modelcache.pickle, "loads", refuse)
+
+
+def test_a_kept_entry_is_served_from_memory_without_unpickling(
+    project: Path, memory: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counting = CountingCompiler(monkeypatch)
+    first = compiled(project)
+    compiled(project)  # from the file: unpickled, and named for the server
+    named, key = modelcache.unpickled()
+    assert named == [str(entries(project)[0])]
+    assert key == str(project / "xdg" / "wfx" / "cache.key")
+    assert modelcache.keep(named[0], key)
+    assert not modelcache.keep(named[0], key)  # kept once
+    assert modelcache.kept() == 1
+    _unpickling_fails(monkeypatch)
+    again = compiled(project)
+    assert again.graph == first.graph
+    assert counting.compiled == 1
+    assert modelcache.unpickled()[0] == named  # nothing unpickled since
+
+
+def test_memory_serves_only_the_same_bytes_signed_with_the_readers_own_key(
+    project: Path, memory: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled(project)
+    [entry] = entries(project)
+    assert modelcache.keep(str(entry), modelcache.unpickled()[1])
+    counting = CountingCompiler(monkeypatch)
+    signed = entry.read_bytes()
+    # the kept payload under a signature that does not check: a miss, compiled afresh
+    entry.write_bytes(bytes(32) + signed[32:])
+    compiled(project)
+    assert counting.compiled == 1
+    # the same bytes, read by a process with another key: a miss too
+    entry.write_bytes(signed)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(project / "other-key"))
+    userkey.secret.cache_clear()
+    compiled(project)
+    assert counting.compiled == 2
+
+
+def test_keep_unpickles_only_what_the_named_key_signed(
+    project: Path, memory: None, tmp_path: Path
+) -> None:
+    model(project)
+    [entry] = entries(project)
+    key = modelcache.unpickled()[1]
+    proof = project / "unpickled"
+    payload = pickle.dumps({"workflow": Trap(proof), "problems": [], "files": []})
+    signature = entry.read_bytes()[:32]
+    entry.write_bytes(signature + payload)  # a payload swapped under a real signature
+    assert not modelcache.keep(str(entry), key)
+    entry.write_bytes(modelcache._sign(payload) + payload)  # signed, but not with `key`
+    other = tmp_path / "other.key"
+    other.write_bytes(os.urandom(32))
+    other.chmod(0o600)
+    assert not modelcache.keep(str(entry), str(other))
+    signature = hmac.new(other.read_bytes(), payload, hashlib.sha256).digest()
+    entry.write_bytes(signature + payload)  # signed with `other`, which others can read
+    other.chmod(0o644)
+    assert not modelcache.keep(str(entry), str(other))
+    assert not modelcache.keep(str(entry), key.replace("cache.key", "nope.key"))
+    assert not modelcache.keep(str(project / "no-such-entry"), key)
+    assert not proof.exists()
+    assert modelcache.kept() == 0
+
+
+def test_memory_keeps_the_newest_entries_within_its_bounds(
+    project: Path, memory: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for who in ("ada", "bob", "cy"):
+        compiled(project, {"who": who})
+        compiled(project, {"who": who})
+    named, key = modelcache.unpickled()
+    assert len(named) == 3
+    monkeypatch.setattr(modelcache, "KEEP_ENTRIES", 2)
+    assert all(modelcache.keep(entry, key) for entry in named)
+    assert modelcache.kept() == 2
+    _unpickling_fails(monkeypatch)
+    assert compiled(project, {"who": "cy"}).graph.inputs == {"who": "cy"}
+    cache = modelcache.ModelCache(project / ".wfx" / modelcache.FOLDER)
+    assert cache._read(lambda: Path(named[0]).name) is None  # the oldest went: unpickling
+    assert cache._read(lambda: Path(named[1]).name) is not None
+    monkeypatch.setattr(modelcache, "KEEP_ENTRIES", 16)
+    monkeypatch.setattr(modelcache, "KEEP_BYTES", 10)
+    modelcache._KEPT.clear()
+    assert not modelcache.keep(named[0], key)  # bigger than all the memory may hold

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from wfx.diagnostics import Diagnostic
 from wfx.model import Workflow
 from wfx.resources import data_dir
+from wfx.runtime.userkey import DIGEST, key_at, key_path
 from wfx.runtime.userkey import sign as _sign
 from wfx.runtime.userkey import verified as _verified
 
@@ -63,6 +64,14 @@ _CODE_SUFFIXES = (".py", ".json", ".lark", ".pickle")
 _FORMAT = b"wfx-model-cache-2"
 #: the entries this process was served: storing them again would only rewrite them
 _SERVED: set[Path] = set()
+#: the most entries, and the most bytes of them, a warm server keeps unpickled in memory
+KEEP_ENTRIES = 16
+KEEP_BYTES = 32 * 1024 * 1024
+#: entries kept unpickled, by their signature, oldest first: the warm server's, which its
+#: copies inherit (see `keep`)
+_KEPT: dict[bytes, tuple[int, dict[str, Any]]] = {}
+#: the entries this process unpickled from their files, for a warm server's copy to name
+_UNPICKLED: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,13 @@ class ModelCache:
             payload = _verified(signed)
             if payload is None:
                 return None
-            entry: dict[str, Any] = pickle.loads(payload)  # only after the signature checks
+            held = _KEPT.get(signed[:DIGEST])  # the same bytes, signed with this key
+            entry: dict[str, Any]
+            if held is not None:
+                entry = held[1]
+            else:
+                entry = pickle.loads(payload)  # only after the signature checks
+                _UNPICKLED.append(os.path.abspath(self.directory / key))
             if not _unchanged(entry["files"]):
                 return None
             _SERVED.add(self.directory / key)
@@ -195,6 +210,44 @@ class ModelCache:
         entries.sort(key=lambda p: p.stat().st_mtime)
         for old in entries[: len(entries) - MAX_ENTRIES]:
             old.unlink(missing_ok=True)
+
+
+def unpickled() -> tuple[list[str], str]:
+    """The entries this process unpickled from their files, and the file of the key they
+    were signed with: what a warm server's copy tells the server, which keeps them
+    (`keep`) for the copies after it."""
+    return list(_UNPICKLED), os.path.abspath(key_path())
+
+
+def keep(entry: str, key: str) -> bool:
+    """Keep the entry in the file `entry` unpickled in this process's memory, when the key
+    in the file `key` signed it: the warm server does, so that the copies it forks for
+    later commands take the workflow from memory instead of unpickling the same bytes
+    again (43 ms for a 1,000-step graph). A copy still reads the entry's file and checks
+    its signature with its own key: only the same bytes, signed by that key, are served
+    from memory. False when nothing new was kept (already kept, unreadable, not signed
+    with that key, too big)."""
+    try:
+        signed = Path(entry).read_bytes()
+        if len(signed) > KEEP_BYTES or signed[:DIGEST] in _KEPT:
+            return False
+        payload = _verified(signed, key_at(key))
+        if payload is None:
+            return False
+        value = pickle.loads(payload)
+    except Exception:
+        return False
+    if not isinstance(value, dict):
+        return False
+    _KEPT[signed[:DIGEST]] = (len(signed), value)
+    while len(_KEPT) > KEEP_ENTRIES or sum(size for size, _ in _KEPT.values()) > KEEP_BYTES:
+        del _KEPT[next(iter(_KEPT))]
+    return True
+
+
+def kept() -> int:
+    """How many entries this process keeps in memory."""
+    return len(_KEPT)
 
 
 class _Pickler(pickle.Pickler):

@@ -23,17 +23,30 @@ def sign(payload: bytes) -> bytes:
     return hmac.new(secret(), payload, hashlib.sha256).digest()
 
 
-def verified(signed: bytes) -> bytes | None:
-    """The payload of a signed entry when this user's key signed it, else None."""
+def verified(signed: bytes, key: bytes | None = None) -> bytes | None:
+    """The payload of a signed entry when this user's key (or `key`) signed it, else None."""
     signature, payload = signed[:DIGEST], signed[DIGEST:]
-    return payload if hmac.compare_digest(signature, sign(payload)) else None
+    expected = hmac.new(secret() if key is None else key, payload, hashlib.sha256).digest()
+    return payload if hmac.compare_digest(signature, expected) else None
+
+
+def key_path() -> Path:
+    """Where this process's key is: under `$XDG_CACHE_HOME` (default `~/.cache`)."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(home) / "wfx" / "cache.key"
+
+
+def key_at(path: str | Path) -> bytes:
+    """The key in the file `path`, refused (an exception) unless it is this user's own and
+    private: how the warm server reads the key a copy of it used (the copy's environment
+    may name another place than the server's)."""
+    return _own_key(Path(path))
 
 
 @cache
 def secret() -> bytes:
     """This user's signing key, made (readable by this user only) on first use."""
-    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    path = Path(home) / "wfx" / "cache.key"
+    path = key_path()
     with contextlib.suppress(FileNotFoundError):
         return _own_key(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
