@@ -64,9 +64,10 @@ _CODE_SUFFIXES = (".py", ".json", ".lark", ".pickle")
 _FORMAT = b"wfx-model-cache-2"
 #: the entries this process was served: storing them again would only rewrite them
 _SERVED: set[Path] = set()
-#: the most entries, and the most bytes of them, a warm server keeps unpickled in memory
+#: the most entries, and the most bytes of their files, a warm server keeps unpickled in
+#: memory (unpickled, an entry takes about 11 times its file's size: 2 MB, some 22 MB)
 KEEP_ENTRIES = 16
-KEEP_BYTES = 32 * 1024 * 1024
+KEEP_BYTES = 2 * 1024 * 1024
 #: entries kept unpickled, by their signature, oldest first: the warm server's, which its
 #: copies inherit (see `keep`)
 _KEPT: dict[bytes, tuple[int, dict[str, Any]]] = {}
