@@ -307,10 +307,13 @@ class _Run:
     conn: socket.socket
     client_gone: bool = False
     #: a spare's channel, on which it says it has finished (all but the kernel's teardown
-    #: of the process is done) and, when asked, reports the pages it wrote to
+    #: of the process is done) with the model-cache entries it unpickled, and, when
+    #: asked, then reports the pages it wrote to
     control: socket.socket | None = None
     report: bytearray = field(default_factory=bytearray)
     finished: bool = False
+    #: whether the entries it named were taken from `report` yet
+    named: bool = False
 
 
 @dataclass
@@ -352,6 +355,8 @@ class _Server:
     hot: list[tuple[int, int]] = field(default_factory=list)
     #: how many copies reported the pages they wrote to
     reports: int = 0
+    #: what copies named of the model-cache entries they unpickled, to keep once idle
+    to_keep: list[object] = field(default_factory=list)
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
@@ -377,6 +382,7 @@ class _Server:
             for key, _mask in events:
                 if registered.get(key.fd) is key:  # not closed by a handler of this round
                     key.data(key.fileobj)
+            self._keep_named()
             self._keep_a_spare()
         self._stop_listening()
 
@@ -768,6 +774,7 @@ class _Server:
                 run.finished = True
                 chunk = chunk[1:]
             run.report += chunk
+            self._take_named(run)
 
     def _learn(self, run: _Run) -> None:
         """Take in what the copy told once it finished: the workflows it unpickled from the
@@ -777,12 +784,27 @@ class _Server:
             self.selector.unregister(run.control)
             run.control.close()
             run.control = None
+        self._take_named(run)
         told = _told(bytes(run.report))
-        if told and _keep_entries(told[0]) and self.spare is not None:
-            self._drop_spare()  # forked before: the next one has them
         if len(told) > 1:
             self.hot = _merged(self.hot + _page_ranges(told[1]))
             self.reports += 1
+
+    def _take_named(self, run: _Run) -> None:
+        """Take the entries the copy named (the first value after "finished"), once it
+        came whole."""
+        if not run.named and (told := _told(bytes(run.report))):
+            run.named = True
+            self.to_keep.append(told[0])
+
+    def _keep_named(self) -> None:
+        """Keep the entries copies named, while no command runs (unpickling a big one takes
+        tens of milliseconds of CPU), before the next spare is forked: it inherits them."""
+        if not self.to_keep or self._busy():
+            return
+        named, self.to_keep = self.to_keep, []
+        if any([_keep_entries(told) for told in named]):
+            _set_aside()
 
     def _client_gone(self, run: _Run) -> None:
         """The `wfx` process closed its end (it was killed): the command goes with it."""
@@ -935,8 +957,7 @@ def _told(report: bytes) -> list[object]:
 
 def _keep_entries(told: object) -> bool:
     """Keep in memory the model cache's entries a copy unpickled (`told`: their files and
-    the file of the key that signed them); whether any was new. Set aside from the
-    garbage collector as the preload is: the copies forked next inherit them."""
+    the file of the key that signed them); whether any was new."""
     from wfx.runtime import modelcache  # noqa: PLC0415 - preloaded
 
     if not (isinstance(told, tuple) and len(told) == 2 and isinstance(told[0], list)):
@@ -944,10 +965,7 @@ def _keep_entries(told: object) -> bool:
     entries, key = told
     if not isinstance(key, str):
         return False
-    kept = [modelcache.keep(entry, key) for entry in entries if isinstance(entry, str)]
-    if any(kept):
-        _set_aside()
-    return any(kept)
+    return any([modelcache.keep(entry, key) for entry in entries if isinstance(entry, str)])
 
 
 def _page_ranges(ranges: object) -> list[tuple[int, int]]:
