@@ -4,6 +4,7 @@ never unpickled; plan reads it but never writes it."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import os
@@ -377,6 +378,22 @@ def test_a_stored_graph_loads_equal_to_the_compiled_one(example: str) -> None:
     graph = api.compile_file(path, require_inputs=False).graph
     entry = {"graph": graph, "warnings": [], "files": []}
     assert pickle.loads(modelcache._dumps(entry))["graph"] == graph
+
+
+@pytest.mark.parametrize(
+    "example", sorted(p.name for p in (Path(__file__).parents[2] / "examples").glob("*.yaml"))
+)
+def test_a_loaded_graph_holds_no_reference_cycle(example: str) -> None:
+    """The warm server keeps entries set aside from the garbage collector (gc.freeze); one
+    it lets go of is freed by reference counting alone only while entries hold no cycle
+    (docs/server.md, "Workflows kept in memory")."""
+    path = Path(__file__).parents[2] / "examples" / example
+    graph = api.compile_file(path, require_inputs=False).graph
+    payload = modelcache._dumps({"graph": graph, "warnings": [], "files": []})
+    gc.collect()
+    loaded = pickle.loads(payload)
+    del loaded
+    assert gc.collect() == 0
 
 
 def test_only_plain_constructors_rebuild_objects() -> None:
