@@ -564,6 +564,13 @@ def test_commands_at_once_share_the_spare_and_forks_made_on_the_spot(
     after = wait_for_spare(own_server)
     assert after[1] == served_before + 4
     assert after[3] not in (0, spare)
+    # every copy, forked on the spot or not, closed its journal after its `wfx` ended:
+    # the server never kills a copy that said it finished
+    logs = [tmp_path / f"state{n}" / "state.db-wal" for n in range(4)]
+    deadline = time.monotonic() + 20
+    while any(log.exists() and log.stat().st_size for log in logs):
+        assert time.monotonic() < deadline, "a copy never closed its journal"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("kind", ["warm", "learn"])
@@ -804,6 +811,32 @@ def test_changed_code_is_never_run_by_a_server_that_imported_it_before(tmp_path:
         _change(module)
         assert run("--version", env=env).returncode == 0
         _gone(env, before[0], "a stale server kept running")
+    finally:
+        run("server", "stop", env=env)
+
+
+def test_the_command_after_a_change_runs_in_wfx_itself_not_in_the_spare_it_was_handed_to(
+    tmp_path: Path,
+) -> None:
+    """The spare takes on the command while the server checks its code; on the verdict
+    "stale" it runs nothing, and the command runs in the `wfx` process: the step's parent
+    is that process, not a copy of the server."""
+    env, module = _server_with_code_of_its_own(tmp_path)
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\nsteps:\n  - id: parent\n    run: tr '\\0' ' ' < /proc/$PPID/cmdline\n"
+    )
+    try:
+        found = wait_for_spare(env)
+        fresh = run("run", "wf.yaml", env=env, cwd=tmp_path)
+        assert fresh.returncode == 0, fresh.stderr
+        assert "wfx.server" in fresh.stdout  # a copy of the server ran it
+        found = wait_for_spare(env)
+        _change(module)
+        stale = run("run", "wf.yaml", env={**env, "WFX_SERVER": "on"}, cwd=tmp_path)
+        assert stale.returncode == 0, stale.stderr
+        assert "wfx.server" not in stale.stdout
+        assert f"{WFX} run wf.yaml" in stale.stdout  # the `wfx` command itself
+        _gone(env, found[0], "a stale server kept running")
     finally:
         run("server", "stop", env=env)
 
