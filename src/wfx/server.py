@@ -554,13 +554,16 @@ class _Server:
             if not launch.same_user(conn):
                 conn.close()
                 return
+            # checked while `wfx` is still building its request, not after it came: the
+            # code is the one installed when this command connected, 1.3 ms sooner
+            installed = fresh(self.code)
             conn.settimeout(REQUEST_TIMEOUT)
             kind, payload, fds, numbers = _read_request(conn)
         except (OSError, ValueError, EOFError, TypeError):
             conn.close()
             return
         try:
-            self._answer(conn, kind, payload, fds, numbers)
+            self._answer(conn, kind, payload, fds, numbers, installed)
         finally:
             _close_all(fds)
 
@@ -571,6 +574,7 @@ class _Server:
         payload: bytes,
         fds: list[int],
         numbers: list[int],
+        installed: bool,
     ) -> None:
         if kind == "status":
             self._reply_and_close(conn, ("status", self._status_tuple()))
@@ -578,7 +582,7 @@ class _Server:
             self._reply_and_close(conn, ("stopping", len(self.runs)))
             self._stop_listening()
         elif kind == "run":
-            self._start(conn, payload, fds, numbers)
+            self._start(conn, payload, fds, numbers, installed)
         else:
             conn.close()
 
@@ -595,31 +599,26 @@ class _Server:
         conn.close()
 
     def _start(
-        self, conn: socket.socket, payload: bytes, fds: list[int], numbers: list[int]
+        self,
+        conn: socket.socket,
+        payload: bytes,
+        fds: list[int],
+        numbers: list[int],
+        installed: bool,
     ) -> None:
-        """Run the command in the spare (which takes on `wfx`'s state while the server
-        checks that its code is still as installed, and runs nothing before it hears the
-        verdict), or in a copy forked now, once the code checked out."""
-        refusal = self._refusal(payload, fds, numbers)
+        refusal = self._refusal(payload, fds, numbers, installed)
         if refusal is not None:
             self._reply_and_close(conn, ("refused", refusal))
+            if refusal == "stale":
+                self._stop_listening()
             return
         handed = self._hand_over(conn, payload, fds, numbers)
-        installed = fresh(self.code)
-        if handed is None and installed:
+        if handed is None:
             handed = self._fork_for(conn, marshal.loads(payload), fds, numbers)
-        if handed is not None:
-            _give_verdict(handed[2], installed)
-        if not installed:  # `wfx` runs the command itself, with the new code
-            self._stop_listening()
-            if handed is None:
-                self._reply_and_close(conn, ("refused", "stale"))
-                return
         if handed is None:  # no process to be had: `wfx` runs the command itself
             self._reply_and_close(conn, ("refused", "no process could be forked"))
             return
-        if installed:
-            self.served += 1
+        self.served += 1
         self.last_command = time.monotonic()
         pid, pidfd, control = handed
         run = _Run(pid, pidfd, conn, control=control)
@@ -631,8 +630,11 @@ class _Server:
         self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._ended(run))
         self.selector.register(conn, selectors.EVENT_READ, lambda _c: self._client_gone(run))
 
-    def _refusal(self, payload: bytes, fds: list[int], numbers: list[int]) -> str | None:
-        """Why the server cannot run this request (its code is checked apart), or None."""
+    def _refusal(
+        self, payload: bytes, fds: list[int], numbers: list[int], installed: bool
+    ) -> str | None:
+        """Why the server cannot run this request (`installed`: whether its code was still
+        as it imported it once the client connected), or None."""
         try:
             request = marshal.loads(payload)
         except (ValueError, EOFError, TypeError):
@@ -641,6 +643,8 @@ class _Server:
             return "unreadable request"
         if request["key"] != self.material:
             return "different setup"
+        if not installed:
+            return "stale"
         if threading.active_count() != 1:
             return "the server has threads"
         return None
@@ -711,8 +715,6 @@ class _Server:
             os.setpgid(0, 0)  # a group of its own, in a session with no terminal
             take_on(request, fds, numbers)
             read_again()
-            if control is not None and not _allowed(control):
-                raise StaleCodeError("the server's code changed since it imported it")
         except BaseException as exc:
             with contextlib.suppress(BaseException):
                 _write_message(conn, ("refused", f"{type(exc).__name__}: {exc}"))
@@ -1009,31 +1011,6 @@ def _end_spare(spare: _Spare) -> None:
     with contextlib.suppress(OSError):
         os.waitpid(spare.pid, 0)
     os.close(spare.pidfd)
-
-
-class StaleCodeError(Exception):
-    """The server's code is no longer the one installed: the copy runs nothing."""
-
-
-#: the server's verdict on its code, sent to the spare that took a command
-_GO, _STALE = b"+", b"-"
-
-
-def _give_verdict(control: socket.socket | None, installed: bool) -> None:
-    """Tell the spare that took a command whether the server's code is still the one
-    installed (it waits for this before it runs anything)."""
-    if control is not None:
-        with contextlib.suppress(OSError):
-            control.sendall(_GO if installed else _STALE)
-
-
-def _allowed(control: socket.socket) -> bool:
-    """In the spare that took a command: the server's verdict on its code (False when it
-    is stale, or when the server went away before it could tell)."""
-    try:
-        return control.recv(1) == _GO
-    except OSError:
-        return False
 
 
 def _read_request(conn: socket.socket) -> tuple[str, bytes, list[int], list[int]]:
