@@ -815,12 +815,11 @@ def test_changed_code_is_never_run_by_a_server_that_imported_it_before(tmp_path:
         run("server", "stop", env=env)
 
 
-def test_the_command_after_a_change_runs_in_wfx_itself_not_in_the_spare_it_was_handed_to(
+def test_the_command_after_a_change_runs_in_wfx_itself_not_in_a_copy_of_the_server(
     tmp_path: Path,
 ) -> None:
-    """The spare takes on the command while the server checks its code; on the verdict
-    "stale" it runs nothing, and the command runs in the `wfx` process: the step's parent
-    is that process, not a copy of the server."""
+    """After a file the server imported changed, the command runs in the `wfx` process
+    with the new code: the step's parent is that process, not a copy of the server."""
     env, module = _server_with_code_of_its_own(tmp_path)
     (tmp_path / "wf.yaml").write_text(
         "wfx: 1\nsteps:\n  - id: parent\n    run: tr '\\0' ' ' < /proc/$PPID/cmdline\n"
