@@ -18,16 +18,15 @@ from pathlib import Path
 DIGEST = hashlib.sha256().digest_size
 
 
-def sign(payload: bytes) -> bytes:
-    """The signature of `payload` with this user's key."""
-    return hmac.new(secret(), payload, hashlib.sha256).digest()
+def sign(payload: bytes, key: bytes | None = None) -> bytes:
+    """The signature of `payload` with this user's key (or `key`)."""
+    return hmac.new(secret() if key is None else key, payload, hashlib.sha256).digest()
 
 
 def verified(signed: bytes, key: bytes | None = None) -> bytes | None:
     """The payload of a signed entry when this user's key (or `key`) signed it, else None."""
     signature, payload = signed[:DIGEST], signed[DIGEST:]
-    expected = hmac.new(secret() if key is None else key, payload, hashlib.sha256).digest()
-    return payload if hmac.compare_digest(signature, expected) else None
+    return payload if hmac.compare_digest(signature, sign(payload, key)) else None
 
 
 def key_path() -> Path:
