@@ -1066,10 +1066,26 @@ def _end_process(code: int, last_word: Callable[[int, bool], None] | None = None
         os._exit(code)
 
 
+def _steady_valid_signals() -> None:
+    """Make `signal.valid_signals()` a constant of this process, which it is: asyncio asks
+    it each time a signal handler is added or removed, and each call builds a set of 64
+    enum members anew, 0.4 ms of every run (docs/performance.md, ninth pass). Callers
+    still get a set of their own."""
+    import signal
+
+    valid = frozenset(signal.valid_signals())
+
+    def valid_signals() -> set[signal.Signals]:
+        return set(valid)
+
+    signal.valid_signals = valid_signals
+
+
 def main() -> None:
     """Run the CLI, turning any unexpected crash into exit 70 (a program embedding wfx's
     command line calls this; the `wfx` command is `entry`)."""
     gc.set_threshold(*_GC_THRESHOLDS)
+    _steady_valid_signals()
     try:
         cli.main(standalone_mode=False, prog_name="wfx")
     except click.exceptions.Abort:

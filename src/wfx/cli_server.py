@@ -53,8 +53,9 @@ def _describe(found: server.Status) -> str:
     up = time.time() - found.started
     spare = f", next copy {found.spare} ready" if found.spare else ""
     kept = f", {found.kept} workflow(s) kept in memory" if found.kept else ""
+    code = "watched by inotify" if found.watching else "checked file by file for each command"
     return (
         f"wfx server {found.pid} on {server.name()}: up {up:.0f}s,"
         f" {found.served} command(s) served, {found.running} running{spare}{kept},"
-        f" exits after {found.idle_limit:.0f}s idle"
+        f" its code {code}, exits after {found.idle_limit:.0f}s idle"
     )

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn, TextIO
 
 from wfx import launch
+from wfx.codewatch import CodeWatch
 
 #: seconds without a command after which a server exits
 IDLE_VARIABLE = "WFX_SERVER_IDLE"
@@ -130,6 +131,8 @@ class Status:
     """The pid of the copy forked ahead of the next command (0: none yet)."""
     kept: int = 0
     """How many workflows from model caches the server keeps in memory for its copies."""
+    watching: bool = False
+    """Whether inotify watches the files of its code (else each command checks them all)."""
 
 
 def main(argv: list[str]) -> int:
@@ -357,10 +360,13 @@ class _Server:
     reports: int = 0
     #: what copies named of the model-cache entries they unpickled, to keep once idle
     to_keep: list[object] = field(default_factory=list)
+    #: inotify's word that the files of `code` are as they were: no `stat` of each
+    watch: CodeWatch = field(default_factory=CodeWatch)
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
         self.code = code_state()
+        self.watch.watch(self.code)
         self.next_check = time.monotonic() + self.check_every
         self.selector.register(self.listener, selectors.EVENT_READ, self._accept)
         for end in self.wake:
@@ -422,6 +428,7 @@ class _Server:
             # the files imported since join the check; those imported before keep the
             # identity they had when they were (a change meanwhile is a change)
             self.code = {**code_state(), **self.code}
+            self.watch.watch(self.code)
             if installation() != self.origin:  # changed while it was being imported
                 self._stop_listening()
             return False
@@ -555,8 +562,8 @@ class _Server:
                 conn.close()
                 return
             # checked while `wfx` is still building its request, not after it came: the
-            # code is the one installed when this command connected, 1.3 ms sooner
-            installed = fresh(self.code)
+            # code is the one installed when this command connected
+            installed = self.watch.unchanged() or fresh(self.code)
             conn.settimeout(REQUEST_TIMEOUT)
             kind, payload, fds, numbers = _read_request(conn)
         except (OSError, ValueError, EOFError, TypeError):
@@ -586,12 +593,22 @@ class _Server:
         else:
             conn.close()
 
-    def _status_tuple(self) -> tuple[int, float, int, int, float, int, int]:
+    def _status_tuple(self) -> tuple[int, float, int, int, float, int, int, bool]:
         from wfx.runtime.modelcache import kept  # noqa: PLC0415 - preloaded
 
         spare = self.spare.pid if self.spare is not None else 0
         running = len(self.runs)
-        return (os.getpid(), self.started, self.served, running, self.idle_limit, spare, kept())
+        watching = self.watch.watching
+        return (
+            os.getpid(),
+            self.started,
+            self.served,
+            running,
+            self.idle_limit,
+            spare,
+            kept(),
+            watching,
+        )
 
     def _reply_and_close(self, conn: socket.socket, message: object) -> None:
         with contextlib.suppress(OSError):
@@ -690,6 +707,7 @@ class _Server:
         signal.set_wakeup_fd(-1)
         self.selector.close()
         self.listener.close()
+        self.watch.close()
         for end in self.wake:
             end.close()
         for run in self.runs.values():
@@ -1236,9 +1254,16 @@ def status() -> Status | None:
     reply = _ask("status", "status")
     if reply is None:
         return None
-    pid, started, served, running, idle, spare, kept = reply
+    pid, started, served, running, idle, spare, kept, watching = reply
     return Status(
-        int(pid), float(started), int(served), int(running), float(idle), int(spare), int(kept)
+        int(pid),
+        float(started),
+        int(served),
+        int(running),
+        float(idle),
+        int(spare),
+        int(kept),
+        bool(watching),
     )
 
 

@@ -96,3 +96,27 @@ def test_a_timeout_keeps_the_trap_output(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "stopping-gracefully" in result.stdout + result.stderr
     assert "stopping-gracefully" in _logs(tmp_path)
+
+
+_VALID_SIGNALS = """
+import signal
+from wfx import cli
+
+before = signal.valid_signals()
+cli._steady_valid_signals()
+after = signal.valid_signals()
+assert after == before, (after, before)
+after.discard(signal.SIGINT)  # a caller's set is its own
+assert signal.SIGINT in signal.valid_signals()
+print("same")
+"""
+
+
+def test_the_valid_signals_kept_once_are_the_ones_python_lists() -> None:
+    """`wfx` keeps `signal.valid_signals()` as a constant of its process (asyncio asks it
+    for every handler): the same signals, and a set each caller may change."""
+    done = subprocess.run(
+        [sys.executable, "-c", _VALID_SIGNALS], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "same"

@@ -840,6 +840,53 @@ def test_the_command_after_a_change_runs_in_wfx_itself_not_in_a_copy_of_the_serv
         run("server", "stop", env=env)
 
 
+def test_a_server_watches_its_code_with_inotify_and_serves_through_unrelated_changes(
+    tmp_path: Path,
+) -> None:
+    """On a local file system the server's code is watched (docs/server.md, "Changed
+    code"): a file written beside the code it imported is no change, and it serves on."""
+    env, module = _server_with_code_of_its_own(tmp_path)
+    try:
+        shown = run("server", "status", env=env).stdout
+        assert "its code watched by inotify" in shown, shown
+        before = served(env)
+        assert before is not None
+        (module.parent / ".sitecustomize.py.swp").write_text("an editor's swap file")
+        (module.parent / "__pycache__").mkdir(exist_ok=True)
+        assert run("--version", env=env).returncode == 0
+        assert served(env) == before + 1
+    finally:
+        run("server", "stop", env=env)
+
+
+@pytest.mark.parametrize("how", ["saved by rename", "a symbolic link swapped above it"])
+def test_code_changed_by_rename_is_never_run_by_the_server(tmp_path: Path, how: str) -> None:
+    """An editor's save (a new file renamed over the old one), or a release swapped by
+    renaming a symbolic link above the code: the old files are untouched, the path names
+    new ones, and the server stops."""
+    for version in ("v1", "v2"):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "sitecustomize.py").write_text(f"# {version}\n")
+    (tmp_path / "current").symlink_to("v1")
+    env = _env(f"test-{uuid.uuid4().hex[:12]}", PYTHONPATH=str(tmp_path / "current"))
+    start(env)
+    try:
+        found = status(env)
+        assert found is not None
+        assert run("--version", env=env).returncode == 0
+        assert served(env) == found[1] + 1
+        if how == "saved by rename":
+            (tmp_path / "v1" / "new.py").write_text("# v1, edited\n")
+            os.replace(tmp_path / "v1" / "new.py", tmp_path / "v1" / "sitecustomize.py")
+        else:
+            (tmp_path / "next").symlink_to("v2")
+            os.replace(tmp_path / "next", tmp_path / "current")
+        assert run("--version", env=env).returncode == 0
+        _gone(env, found[0], "a stale server kept running")
+    finally:
+        run("server", "stop", env=env)
+
+
 def test_an_idle_server_whose_code_changed_exits_before_its_idle_limit(tmp_path: Path) -> None:
     env, module = _server_with_code_of_its_own(tmp_path, WFX_SERVER_CHECK="0.3")
     try:

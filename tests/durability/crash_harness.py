@@ -114,8 +114,33 @@ def kill_wfx_only(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for_quiet(ledger: Path, seconds: float = 0.3) -> None:
-    """Let orphaned steps of a killed wfx finish writing (they are short)."""
-    time.sleep(seconds)
+    """Let orphaned steps of a killed wfx finish writing (they are short): wait until none
+    is left (twice in a row: none found in the harness's directory or carrying it in its
+    environment), for at most `seconds`."""
+    deadline = time.monotonic() + seconds
+    clean = 0
+    while clean < 2 and time.monotonic() < deadline:
+        clean = 0 if _working_in(ledger.parent) else clean + 1
+        time.sleep(0.01)
+
+
+def _working_in(root: Path) -> bool:
+    """Whether a process other than this one works in `root` or has it in its environment
+    (every step wfx starts there has: its workspace and scratch are beside the journal)."""
+    mine = str(root.resolve())
+    marker = mine.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                variables = environ.read()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if cwd == mine or cwd.startswith(mine + "/") or marker in variables:
+            return True
+    return False
 
 
 def wait_until(condition: Callable[[], object], seconds: float = 30.0) -> None:

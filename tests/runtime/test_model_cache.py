@@ -11,6 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -405,13 +406,17 @@ def test_a_loaded_graph_holds_no_reference_cycle(example: str) -> None:
     assert cyclic == []
 
 
+_SHARED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+
+
 def _tracked_ids_reachable_from(root: object) -> set[int]:
-    """The ids of every object the collector tracks that `root` reaches, itself included."""
+    """The ids of every object the collector tracks that `root` reaches, itself included,
+    short of classes, modules and functions (through them, the whole heap is reachable)."""
     seen: set[int] = set()
     pending = [root]
     while pending:
         obj = pending.pop()
-        if id(obj) in seen or not gc.is_tracked(obj):
+        if id(obj) in seen or not gc.is_tracked(obj) or isinstance(obj, _SHARED):
             continue
         seen.add(id(obj))
         pending.extend(gc.get_referents(obj))

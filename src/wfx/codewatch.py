@@ -1,0 +1,195 @@
+"""Whether the files a warm server's code came from may have changed, told by Linux's
+inotify at the cost of one system call.
+
+Before each command, the warm server (:mod:`wfx.server`) makes sure its code is still
+what is installed: the identity (modification time, size, inode) of every file it
+imported, some 280 `stat` calls and about 2 ms on the path of every command. A
+:class:`CodeWatch` lets it skip that check when nothing happened to any directory entry
+that the resolution of one of those paths goes through: each directory on the way, each
+symbolic link and what it points to, and the file itself. A change to any of them (an
+edit in place, an editor's save by rename, a `touch`, a package reinstalled, a symbolic
+link swapped above the installation) comes as an event, and the next command has the
+full check again.
+
+Where inotify cannot tell, the full check runs for every command, as without a watch:
+  - a file system whose files may change from elsewhere (NFS, SMB, FUSE...): only the
+    local kinds in :data:`LOCAL` are trusted;
+  - a path that cannot be watched (inside a zip file; out of watches or instances);
+  - an event queue that overflowed, or any read that failed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+#: the file systems whose every change is made through this kernel, so inotify sees it
+LOCAL = frozenset(
+    {
+        "ext2",
+        "ext3",
+        "ext4",
+        "xfs",
+        "btrfs",
+        "tmpfs",
+        "ramfs",
+        "overlay",
+        "zfs",
+        "f2fs",
+        "bcachefs",
+        "jfs",
+        "reiserfs",
+        "nilfs2",
+        "squashfs",
+        "erofs",
+        "iso9660",
+    }
+)
+
+#: every change to a directory's entries, to the files they name, or to itself (inotify's
+#: IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE, IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE,
+#: IN_DELETE_SELF, IN_MOVE_SELF), on directories only (IN_ONLYDIR)
+_MASK = 0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x01000000
+#: what happens to a watched directory itself (IN_ATTRIB, IN_DELETE_SELF, IN_MOVE_SELF,
+#: IN_UNMOUNT, IN_IGNORED): always a change
+_ABOUT_ITSELF = 0x4 | 0x400 | 0x800 | 0x2000 | 0x8000
+#: the event queue overflowed: events were lost
+_OVERFLOW = 0x4000
+
+#: as many symbolic links as Linux follows in one path
+_MAX_LINKS = 40
+
+
+class _UnwatchableError(Exception):
+    """A path inotify cannot vouch for."""
+
+
+class CodeWatch:
+    """inotify watches on every directory entry the resolution of some paths goes through.
+
+    :meth:`unchanged` is True when none of them changed since the last call that said
+    False; that call means the caller is to check every path itself, right after it (a
+    change before that check is found by it, a change after it by the watch)."""
+
+    def __init__(self) -> None:
+        self._paths: tuple[str, ...] = ()
+        self._inotify: Any = None
+        self._names: dict[int, frozenset[str]] = {}
+        self._due = True
+
+    def watch(self, paths: Iterable[str]) -> None:
+        """Watch `paths` (absolute) from now on, in place of any watched before; the next
+        :meth:`unchanged` is False."""
+        self._paths = tuple(sorted(set(paths)))
+        self._arm()
+
+    def unchanged(self) -> bool:
+        """Whether no watched entry changed since the last call that said False (or since
+        :meth:`watch`). False whenever the watch cannot tell."""
+        inotify = self._inotify
+        if inotify is None:
+            return False
+        try:
+            events = inotify.read(timeout=0)
+        except OSError:
+            self.close()
+            return False
+        if any(self._matters(event.wd, event.mask, event.name) for event in events):
+            self._arm()  # watched again from the top: a link or directory may be new
+        elif not self._due:
+            return True
+        self._due = False
+        return False
+
+    @property
+    def watching(self) -> bool:
+        """Whether inotify watches every path (else each command needs the full check)."""
+        return self._inotify is not None
+
+    def fileno(self) -> int:
+        """The inotify descriptor (-1 when not watching)."""
+        return int(self._inotify.fileno()) if self._inotify is not None else -1
+
+    def close(self) -> None:
+        """Stop watching (in the server's forks, and when the server ends)."""
+        inotify, self._inotify = self._inotify, None
+        self._names = {}
+        self._due = True
+        if inotify is not None:
+            inotify.close()
+
+    def _matters(self, wd: int, mask: int, name: str) -> bool:
+        if wd < 0 or mask & _OVERFLOW:
+            return True
+        if not name:
+            return bool(mask & _ABOUT_ITSELF)
+        return name in self._names.get(wd, ())
+
+    def _arm(self) -> None:
+        self.close()
+        try:
+            from inotify_simple import INotify  # noqa: PLC0415 - Linux only
+
+            inotify = INotify(nonblocking=True)
+        except (ImportError, OSError):  # not Linux, out of instances: the full check always
+            return
+        names: dict[int, set[str]] = {}
+        try:
+            types = _file_system_types()
+            for path in self._paths:
+                for directory, name in resolution(path):
+                    if types.get(os.stat(directory).st_dev) not in LOCAL:
+                        raise _UnwatchableError(directory)
+                    names.setdefault(inotify.add_watch(directory, _MASK), set()).add(name)
+        except (OSError, _UnwatchableError):
+            inotify.close()
+            return
+        self._inotify = inotify
+        self._names = {wd: frozenset(found) for wd, found in names.items()}
+        self._due = True
+
+
+def resolution(path: str) -> Iterator[tuple[str, str]]:
+    """Each (directory, name) the kernel looks up to resolve the absolute `path`, symbolic
+    links followed as it follows them, up to the first name that does not exist: a change
+    to any of them can change what `path` names, and nothing else can."""
+    pending = [part for part in path.split("/") if part]
+    current = "/"
+    links = 0
+    while pending:
+        name = pending.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        yield current, name
+        candidate = os.path.join(current, name)
+        try:
+            target = os.readlink(candidate)
+        except FileNotFoundError:
+            return
+        except OSError:  # not a link: a directory on the way, or the file itself
+            current = candidate
+            continue
+        links += 1
+        if links > _MAX_LINKS:
+            raise _UnwatchableError(path)
+        if target.startswith("/"):
+            current = "/"
+        pending[:0] = [part for part in target.split("/") if part]
+
+
+def _file_system_types() -> dict[int, str]:
+    """The type of each mounted file system, by device number (`st_dev`)."""
+    types: dict[int, str] = {}
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if " - " not in line or len(fields) < 3:
+                continue
+            major, _, minor = fields[2].partition(":")
+            kind = line.split(" - ", 1)[1].split()[0]
+            types[os.makedev(int(major), int(minor))] = kind
+    return types
