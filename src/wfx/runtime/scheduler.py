@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 #: a worker running a chain of instant steps yields to the event loop this often
 _FAIRNESS = 64
+#: how many workers with nothing to do wait for work; more end (a phase whose 50 parallel
+#: steps ended would otherwise wake 50 tasks at its end, only to end them)
+_IDLE_WORKERS = 2
 
 #: the worker cap of a run whose steps wait for more than the workflow's `maxParallel`
 _UNCAPPED = 1 << 62
@@ -507,8 +510,10 @@ class Scheduler:
                 current: Node | None = self.ready_receive.receive_nowait()
                 self.queued -= 1
             except anyio.WouldBlock:
-                self.idle_workers += 1
                 self.run.commit_pending()  # nothing to start at once: end records now
+                if self.idle_workers >= _IDLE_WORKERS:
+                    return  # enough wait for work already: one task fewer to wake at the end
+                self.idle_workers += 1
                 try:
                     current = await self.ready_receive.receive()
                 except anyio.EndOfStream:
