@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,8 @@ def test_parallel_steps_run_together(tmp_path: Path) -> None:
     assert kinds[:3] == [ev.StepStarted] * 3  # all started before any finished
 
 
-def test_hundreds_of_waiting_steps_all_wait_at_once(tmp_path: Path) -> None:
-    """Workers start as the backlog asks, yet every waiting step gets one: 600 steps that
-    each wait until all 600 are waiting finish (they would hang if any had to queue)."""
-    count = 600
+def _rendezvous(count: int) -> Callable[[], Awaitable[dict[str, int]]]:
+    """A Python step that waits until `count` steps are waiting in it (20 s at most)."""
     arrived: list[int] = []
     everyone = anyio.Event()
 
@@ -83,11 +82,18 @@ def test_hundreds_of_waiting_steps_all_wait_at_once(tmp_path: Path) -> None:
             await everyone.wait()
         return {"seen": len(arrived)}
 
+    return rendezvous
+
+
+def test_hundreds_of_waiting_steps_all_wait_at_once(tmp_path: Path) -> None:
+    """Workers start as the backlog asks, yet every waiting step gets one: 600 steps that
+    each wait until all 600 are waiting finish (they would hang if any had to queue)."""
+    count = 600
     steps = "".join(f"      - {{id: s{i}, uses: 'python:t:meet'}}\n" for i in range(count))
     run = run_text(
         tmp_path,
         "wfx: 1\nsteps:\n  - type: parallel\n    steps:\n" + steps,
-        actions={"python:t:meet": rendezvous},
+        actions={"python:t:meet": _rendezvous(count)},
     )
     assert run.result.exit_code == 0
     assert {s.outputs["seen"] for s in run.result.steps.values()} == {count}
@@ -100,16 +106,6 @@ def test_the_workers_of_ended_parallel_steps_do_not_all_wait_for_more(tmp_path: 
     import asyncio
 
     count = 40
-    arrived: list[int] = []
-    everyone = anyio.Event()
-
-    async def rendezvous() -> dict[str, int]:
-        arrived.append(1)
-        if len(arrived) == count:
-            everyone.set()
-        with anyio.fail_after(20):
-            await everyone.wait()
-        return {}
 
     async def census() -> dict[str, int]:
         return {"tasks": len(asyncio.all_tasks())}
@@ -121,7 +117,7 @@ def test_the_workers_of_ended_parallel_steps_do_not_all_wait_for_more(tmp_path: 
         "wfx: 1\nsteps:\n  - id: all\n    type: parallel\n    steps:\n"
         + steps
         + f"  - {{id: after, uses: 'python:t:census', needs: [{needs}]}}\n",
-        actions={"python:t:meet": rendezvous, "python:t:census": census},
+        actions={"python:t:meet": _rendezvous(count), "python:t:census": census},
     )
     assert run.result.exit_code == 0
     assert run.result.steps["after"].outputs["tasks"] < 12
