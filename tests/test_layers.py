@@ -40,8 +40,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "wfx.cli_server",
     ),
     # the entry points: `python -m wfx`, the `wfx` command, and the warm server that runs
-    # the `wfx` command's commands in forks of itself (docs/server.md)
-    "entry": ("wfx.__main__", "wfx.launch", "wfx.server"),
+    # the `wfx` command's commands in forks of itself (docs/server.md), with its watch on
+    # its own code
+    "entry": ("wfx.__main__", "wfx.launch", "wfx.server", "wfx.codewatch"),
     "facade": ("wfx",),
     "ci": ("wfx.ci", "wfx.ci."),
 }
