@@ -57,6 +57,10 @@ _ABOUT_ITSELF = 0x4 | 0x400 | 0x800 | 0x2000 | 0x8000
 #: the event queue overflowed: events were lost
 _OVERFLOW = 0x4000
 
+#: the most bytes of queued events read at a command: a directory on the way so busy
+#: that more are queued counts as a change (parsing them would cost more than a check)
+_READ_AT_MOST = 16384
+
 #: as many symbolic links as Linux follows in one path
 _MAX_LINKS = 40
 
@@ -91,11 +95,13 @@ class CodeWatch:
         if inotify is None:
             return False
         try:
-            events = inotify.read(timeout=0)
+            queued = os.read(inotify.fileno(), _READ_AT_MOST)
+        except BlockingIOError:
+            queued = b""
         except OSError:
             self.close()
             return False
-        if any(self._matters(event.wd, event.mask, event.name) for event in events):
+        if len(queued) >= _READ_AT_MOST or any(map(self._matters, _events(queued))):
             self._arm()  # watched again from the top: a link or directory may be new
         elif not self._due:
             return True
@@ -119,7 +125,8 @@ class CodeWatch:
         if inotify is not None:
             inotify.close()
 
-    def _matters(self, wd: int, mask: int, name: str) -> bool:
+    def _matters(self, event: Any) -> bool:
+        wd, mask, name = event.wd, event.mask, event.name
         if wd < 0 or mask & _OVERFLOW:
             return True
         if not name:
@@ -148,6 +155,15 @@ class CodeWatch:
         self._inotify = inotify
         self._names = {wd: frozenset(found) for wd, found in names.items()}
         self._due = True
+
+
+def _events(queued: bytes) -> list[Any]:
+    """The inotify events in `queued` (whole events, as one read returns them)."""
+    if not queued:
+        return []
+    from inotify_simple import parse_events  # noqa: PLC0415 - Linux only
+
+    return list(parse_events(queued))
 
 
 def resolution(path: str) -> Iterator[tuple[str, str]]:

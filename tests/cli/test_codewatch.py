@@ -234,6 +234,20 @@ def test_lost_events_are_a_change(watched: tuple[CodeWatch, Path]) -> None:
     assert not watch.unchanged()
 
 
+def test_a_flood_of_unrelated_events_counts_as_a_change_and_is_not_parsed(
+    watched: tuple[CodeWatch, Path],
+) -> None:
+    """More queued events than one read of 16 KB takes: telling them apart would cost more
+    than the check itself, so it is a change; the watch starts over, quiet again."""
+    watch, module = watched
+    other = module.parent / "other.txt"
+    for _ in range(400):  # 800 events of 32 bytes
+        other.write_bytes(b"")
+        other.unlink()
+    assert not watch.unchanged()
+    assert watch.unchanged()
+
+
 def test_closed_it_says_nothing_is_known(watched: tuple[CodeWatch, Path]) -> None:
     watch, _module = watched
     watch.close()
