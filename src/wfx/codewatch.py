@@ -83,9 +83,9 @@ class CodeWatch:
         self._due = True
 
     def watch(self, paths: Iterable[str]) -> None:
-        """Watch `paths` (absolute) from now on, in place of any watched before; the next
-        :meth:`unchanged` is False."""
-        self._paths = tuple(sorted(set(paths)))
+        """Watch `paths` (relative ones from the working directory, as `stat` takes them)
+        from now on, in place of any watched before; the next :meth:`unchanged` is False."""
+        self._paths = tuple(sorted({os.path.abspath(path) for path in paths}))
         self._arm()
 
     def unchanged(self) -> bool:
