@@ -129,32 +129,52 @@ class CodeWatch:
         wd, mask, name = event.wd, event.mask, event.name
         if wd < 0 or mask & _OVERFLOW:
             return True
+        if wd not in self._names:  # a directory watched before, no longer on the way
+            return False
         if not name:
             return bool(mask & _ABOUT_ITSELF)
         return name in self._names.get(wd, ())
 
     def _arm(self) -> None:
-        self.close()
+        # the instance is kept, with its watches (renewed below, the others ignored):
+        # closing one waits on the kernel, 11 ms
+        inotify, self._inotify = self._inotify, None
+        self._names = {}
+        self._due = True
         try:
-            from inotify_simple import INotify  # noqa: PLC0415 - Linux only
+            if inotify is None:
+                from inotify_simple import INotify  # noqa: PLC0415 - Linux only
 
-            inotify = INotify(nonblocking=True)
+                inotify = INotify(nonblocking=True)
+            else:
+                _drain(inotify.fileno())  # what came before is the caller's full check's
         except (ImportError, OSError):  # not Linux, out of instances: the full check always
             return
+        wanted: dict[str, set[str]] = {}
         names: dict[int, set[str]] = {}
         try:
+            for directory, name in _lookups(self._paths):
+                wanted.setdefault(directory, set()).add(name)
             types = _file_system_types()
-            for path in self._paths:
-                for directory, name in resolution(path):
-                    if types.get(os.stat(directory).st_dev) not in LOCAL:
-                        raise _UnwatchableError(directory)
-                    names.setdefault(inotify.add_watch(directory, _MASK), set()).add(name)
+            for directory, found in wanted.items():
+                if types.get(os.stat(directory).st_dev) not in LOCAL:
+                    raise _UnwatchableError(directory)
+                names.setdefault(inotify.add_watch(directory, _MASK), set()).update(found)
         except (OSError, _UnwatchableError):
             inotify.close()
             return
         self._inotify = inotify
         self._names = {wd: frozenset(found) for wd, found in names.items()}
         self._due = True
+
+
+def _drain(fd: int) -> None:
+    """Read, unparsed, every event queued on the non-blocking inotify descriptor `fd`."""
+    try:
+        while os.read(fd, 1 << 16):
+            pass
+    except BlockingIOError:
+        return
 
 
 def _events(queued: bytes) -> list[Any]:
@@ -166,13 +186,24 @@ def _events(queued: bytes) -> list[Any]:
     return list(parse_events(queued))
 
 
-def resolution(path: str) -> Iterator[tuple[str, str]]:
+def resolution(path: str) -> list[tuple[str, str]]:
     """Each (directory, name) the kernel looks up to resolve the absolute `path`, symbolic
     links followed as it follows them, up to the first name that does not exist: a change
     to any of them can change what `path` names, and nothing else can."""
-    pending = [part for part in path.split("/") if part]
-    current = "/"
-    links = 0
+    return _walk(path.split("/"), "/", {})[0]
+
+
+def _walk(
+    parts: list[str], start: str, links: dict[str, str | None]
+) -> tuple[list[tuple[str, str]], str | None]:
+    """The (directory, name) pairs looked up to resolve `parts` from the directory
+    `start`, and where they lead (None: to a name that does not exist). `links` remembers
+    what each name looked up is, across the walks of one watch: a link's target, "" for
+    anything else, None for nothing."""
+    pending = [part for part in parts if part]
+    current = start
+    looked_up: list[tuple[str, str]] = []
+    followed = 0
     while pending:
         name = pending.pop(0)
         if name == ".":
@@ -180,21 +211,49 @@ def resolution(path: str) -> Iterator[tuple[str, str]]:
         if name == "..":
             current = os.path.dirname(current)
             continue
-        yield current, name
+        looked_up.append((current, name))
         candidate = os.path.join(current, name)
-        try:
-            target = os.readlink(candidate)
-        except FileNotFoundError:
-            return
-        except OSError:  # not a link: a directory on the way, or the file itself
+        if candidate not in links:
+            links[candidate] = _link_target(candidate)
+        target = links[candidate]
+        if target is None:
+            return looked_up, None
+        if not target:  # not a link: a directory on the way, or the file itself
             current = candidate
             continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise _UnwatchableError(path)
+        followed += 1
+        if followed > _MAX_LINKS:
+            raise _UnwatchableError("/".join(parts))
         if target.startswith("/"):
             current = "/"
         pending[:0] = [part for part in target.split("/") if part]
+    return looked_up, current
+
+
+def _lookups(paths: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """The (directory, name) pairs of the resolution of every path, each directory
+    resolved once for all the files in it (a module's package holds dozens)."""
+    links: dict[str, str | None] = {}
+    folders: dict[str, tuple[list[tuple[str, str]], str | None]] = {}
+    for path in paths:
+        folder, _, name = path.rpartition("/")
+        if folder not in folders:
+            folders[folder] = _walk(folder.split("/"), "/", links)
+        looked_up, where = folders[folder]
+        yield from looked_up
+        if where is not None:
+            yield from _walk([name], where, links)[0]
+
+
+def _link_target(path: str) -> str | None:
+    """What the symbolic link `path` points to; "" when it is not a link, None when it
+    does not exist."""
+    try:
+        return os.readlink(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
 
 
 def _file_system_types() -> dict[int, str]:

@@ -248,6 +248,24 @@ def test_a_flood_of_unrelated_events_counts_as_a_change_and_is_not_parsed(
     assert watch.unchanged()
 
 
+def test_watching_other_paths_forgets_the_old_ones(tmp_path: Path) -> None:
+    """`watch` again with other paths: the directories watched before (the kernel keeps
+    them, closing the watch would cost 11 ms) no longer count."""
+    for name in ("old", "new"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mod.py").write_text("")
+    watch = CodeWatch()
+    watch.watch([str(tmp_path / "old" / "mod.py")])
+    watch.watch([str(tmp_path / "new" / "mod.py")])
+    assert not watch.unchanged()
+    _append(tmp_path / "old" / "mod.py")
+    (tmp_path / "old").rename(tmp_path / "gone")
+    assert watch.unchanged()
+    _append(tmp_path / "new" / "mod.py")
+    assert not watch.unchanged()
+    watch.close()
+
+
 def test_closed_it_says_nothing_is_known(watched: tuple[CodeWatch, Path]) -> None:
     watch, _module = watched
     watch.close()

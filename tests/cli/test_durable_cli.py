@@ -199,3 +199,22 @@ def test_prune_removes_the_workspaces_wfx_made_and_keeps_chosen_ones(tmp_path: P
     assert "removed 2 finished runs" in pruned.stdout
     assert not made[0].exists()
     assert (chosen / "artifact").exists()
+
+
+def test_once_wfx_has_ended_the_journal_file_alone_holds_the_run(tmp_path: Path) -> None:
+    """No write-ahead log is left behind: a copy of `.wfx/state.db` alone, made once `wfx`
+    has ended, has every run and step (a backup, or a journal moved by hand, misses
+    nothing)."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    for _ in range(2):
+        assert wfx("run", "wf.yaml", cwd=tmp_path).returncode == 0
+    journal = tmp_path / ".wfx" / "state.db"
+    assert not journal.with_name("state.db-wal").exists()
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(journal, alone / "state.db")
+    with sqlite3.connect(alone / "state.db") as db:
+        runs = db.execute("SELECT status FROM runs").fetchall()
+        steps = db.execute("SELECT step_id, status FROM steps").fetchall()
+    assert runs == [("success",), ("success",)]
+    assert steps == [("a", "success"), ("a", "success")]
