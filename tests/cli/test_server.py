@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -803,12 +803,18 @@ def test_changed_code_is_never_run_by_a_server_that_imported_it_before(tmp_path:
     """A file the server imported changed since: the server refuses, stops, and the
     command runs in its own process (the new code)."""
     env, module = _server_with_code_of_its_own(tmp_path)
+    _serves_then_stops_after(env, lambda: _change(module))
+
+
+def _serves_then_stops_after(env: Mapping[str, str], change: Callable[[], object]) -> None:
+    """The server of `env` serves a command; after `change`, the next command finds it
+    stale, and it stops (it is stopped in any case)."""
     try:
         before = status(env)
         assert before is not None
         assert run("--version", env=env).returncode == 0
         assert served(env) == before[1] + 1
-        _change(module)
+        change()
         assert run("--version", env=env).returncode == 0
         _gone(env, before[0], "a stale server kept running")
     finally:
@@ -870,21 +876,16 @@ def test_code_changed_by_rename_is_never_run_by_the_server(tmp_path: Path, how: 
     (tmp_path / "current").symlink_to("v1")
     env = _env(f"test-{uuid.uuid4().hex[:12]}", PYTHONPATH=str(tmp_path / "current"))
     start(env)
-    try:
-        found = status(env)
-        assert found is not None
-        assert run("--version", env=env).returncode == 0
-        assert served(env) == found[1] + 1
+
+    def change() -> None:
         if how == "saved by rename":
             (tmp_path / "v1" / "new.py").write_text("# v1, edited\n")
             os.replace(tmp_path / "v1" / "new.py", tmp_path / "v1" / "sitecustomize.py")
         else:
             (tmp_path / "next").symlink_to("v2")
             os.replace(tmp_path / "next", tmp_path / "current")
-        assert run("--version", env=env).returncode == 0
-        _gone(env, found[0], "a stale server kept running")
-    finally:
-        run("server", "stop", env=env)
+
+    _serves_then_stops_after(env, change)
 
 
 def test_an_idle_server_whose_code_changed_exits_before_its_idle_limit(tmp_path: Path) -> None:
