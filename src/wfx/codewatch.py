@@ -58,8 +58,10 @@ _ABOUT_ITSELF = 0x4 | 0x400 | 0x800 | 0x2000 | 0x8000
 _OVERFLOW = 0x4000
 
 #: the most bytes of queued events read at a command: a directory on the way so busy
-#: that more are queued counts as a change (parsing them would cost more than a check)
+#: that more may be queued counts as a change (parsing them would cost more than a check)
 _READ_AT_MOST = 16384
+#: the largest event inotify reports: its header and a name of NAME_MAX bytes, ended
+_LARGEST_EVENT = 16 + 256
 
 #: as many symbolic links as Linux follows in one path
 _MAX_LINKS = 40
@@ -101,7 +103,9 @@ class CodeWatch:
         except OSError:
             self.close()
             return False
-        if len(queued) >= _READ_AT_MOST or any(map(self._matters, _events(queued))):
+        if len(queued) > _READ_AT_MOST - _LARGEST_EVENT:  # more may be queued behind
+            self._arm()
+        elif any(map(self._matters, _events(queued))):
             self._arm()  # watched again from the top: a link or directory may be new
         elif not self._due:
             return True

@@ -248,6 +248,25 @@ def test_a_flood_of_unrelated_events_counts_as_a_change_and_is_not_parsed(
     assert watch.unchanged()
 
 
+def test_a_change_queued_behind_a_full_read_of_other_events_is_seen(tmp_path: Path) -> None:
+    """511 unrelated events of 32 bytes, then the change (an event of 64 bytes, for the
+    long name): one read of 16 KB takes the unrelated ones only, so the watch cannot
+    know what is behind them, and says so."""
+    module = tmp_path / ("a_module_with_a_rather_long_file_name_" + "x" * 3 + ".py")
+    module.write_text("")
+    watch = CodeWatch()
+    watch.watch([str(module)])
+    assert not watch.unchanged()
+    other = tmp_path / "other.txt"  # an event of 32 bytes for each mkdir and rmdir
+    for _ in range(255):
+        other.mkdir()
+        other.rmdir()
+    other.mkdir()  # 511 events so far: 16,352 bytes
+    _append(module)
+    assert not watch.unchanged()
+    watch.close()
+
+
 def test_watching_other_paths_forgets_the_old_ones(tmp_path: Path) -> None:
     """`watch` again with other paths: the directories watched before (the kernel keeps
     them, closing the watch would cost 11 ms) no longer count."""
