@@ -15,7 +15,8 @@ Where inotify cannot tell, the full check runs for every command, as without a w
   - a file system whose files may change from elsewhere (NFS, SMB, FUSE...): only the
     local kinds in :data:`LOCAL` are trusted;
   - a path that cannot be watched (inside a zip file; out of watches or instances);
-  - an event queue that overflowed, or any read that failed.
+  - for one command: an event queue that overflowed, more events queued than one read
+    of 16 KB takes, or a read that failed.
 """
 
 from __future__ import annotations
@@ -103,9 +104,9 @@ class CodeWatch:
         except OSError:
             self.close()
             return False
-        if len(queued) > _READ_AT_MOST - _LARGEST_EVENT:  # more may be queued behind
-            self._arm()
-        elif any(map(self._matters, _events(queued))):
+        # a read that may have left events behind counts as a change, unparsed
+        behind = len(queued) > _READ_AT_MOST - _LARGEST_EVENT
+        if behind or any(map(self._matters, _events(queued))):
             self._arm()  # watched again from the top: a link or directory may be new
         elif not self._due:
             return True
@@ -116,10 +117,6 @@ class CodeWatch:
     def watching(self) -> bool:
         """Whether inotify watches every path (else each command needs the full check)."""
         return self._inotify is not None
-
-    def fileno(self) -> int:
-        """The inotify descriptor (-1 when not watching)."""
-        return int(self._inotify.fileno()) if self._inotify is not None else -1
 
     def close(self) -> None:
         """Stop watching (in the server's forks, and when the server ends)."""
@@ -137,7 +134,7 @@ class CodeWatch:
             return False
         if not name:
             return bool(mask & _ABOUT_ITSELF)
-        return name in self._names.get(wd, ())
+        return name in self._names[wd]
 
     def _arm(self) -> None:
         # the instance is kept, with its watches (renewed below, the others ignored):
