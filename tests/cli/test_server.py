@@ -850,9 +850,12 @@ def test_a_server_watches_its_code_with_inotify_and_serves_through_unrelated_cha
     tmp_path: Path,
 ) -> None:
     """On a local file system the server's code is watched (docs/server.md, "Changed
-    code"): a file written beside the code it imported is no change, and it serves on."""
+    code"): a file written beside the code it imported is no change, and it serves on.
+    Written once it has prepared: while it imports, any entry added to a folder on
+    `sys.path` stops it (a package may be half installed)."""
     env, module = _server_with_code_of_its_own(tmp_path)
     try:
+        wait_for_spare(env)
         shown = run("server", "status", env=env).stdout
         assert "its code watched by inotify" in shown, shown
         before = served(env)
