@@ -410,12 +410,27 @@ def test_a_command_killed_by_a_signal_ends_wfx_by_the_same_signal(
     server: dict[str, str], tmp_path: Path
 ) -> None:
     process, _ = _start_slow(server, tmp_path)
-    process.send_signal(signal.SIGQUIT)
-    process.communicate(timeout=30)
+    _quit_and_wait(process)
     alone, _ = _start_slow({**server, "WFX_SERVER": "0"}, tmp_path)
-    alone.send_signal(signal.SIGQUIT)
-    alone.communicate(timeout=30)
+    _quit_and_wait(alone)
     assert process.returncode == alone.returncode
+
+
+def _quit_and_wait(process: subprocess.Popen[str]) -> None:
+    """SIGQUIT to `process`, which must end by it within 20 s (else it is killed, and the
+    failure says how its signals stood)."""
+    process.send_signal(signal.SIGQUIT)
+    try:
+        process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        try:
+            standing = Path(f"/proc/{process.pid}/status").read_text()
+        except OSError:
+            standing = "(gone)"
+        process.kill()
+        process.communicate()
+        signals = [line for line in standing.splitlines() if line.startswith("Sig")]
+        pytest.fail(f"SIGQUIT did not end wfx: {signals}")
 
 
 def test_a_command_outlives_a_killed_server(own_server: dict[str, str], tmp_path: Path) -> None:
