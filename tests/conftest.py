@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
@@ -31,6 +32,28 @@ def _temporary_files_stay_in_pytests_directory(
         os.environ.pop("TMPDIR", None)
     else:
         os.environ["TMPDIR"] = previous
+
+
+#: the signals tests send to the processes they start, expecting them to act
+_SENT_BY_TESTS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _signals_tests_send_are_not_ignored() -> Iterator[None]:
+    """A process keeps the signals it was started with ignored, and so do wfx and every
+    process it starts (as documented): a pytest started as a background job of a script
+    (`pytest &`: SIGINT and SIGQUIT ignored) or under `nohup` (SIGHUP) would hand them
+    down ignored, and the tests that send them would fail for that alone. Their default
+    dispositions are restored here, for the tests and every process they start."""
+    previous = {number: signal.getsignal(number) for number in _SENT_BY_TESTS}
+    for number, handler in previous.items():
+        if handler == signal.SIG_IGN:
+            default = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+            signal.signal(number, default)
+    yield
+    for number, handler in previous.items():
+        if handler is not None:
+            signal.signal(number, handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

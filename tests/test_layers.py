@@ -8,6 +8,7 @@ for type checking included) and checked against the table below.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,11 +107,20 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> Iterator[tuple[str, ast.Module]]:
-    for path in sorted(PACKAGE.rglob("*.py")):
-        yield module_name(path), ast.parse(path.read_text(encoding="utf-8"))
+    """Every module of the package with its syntax tree (parsed once, when a test here
+    first asks: not as the test files are collected, by every test worker)."""
+    yield from _parsed()
 
 
-KNOWN = {name for name, _ in modules()}
+@functools.cache
+def _parsed() -> tuple[tuple[str, ast.Module], ...]:
+    return tuple(
+        (module_name(path), ast.parse(path.read_text(encoding="utf-8")))
+        for path in sorted(PACKAGE.rglob("*.py"))
+    )
+
+
+KNOWN = {module_name(path) for path in PACKAGE.rglob("*.py")}
 
 
 def layer_of(module: str) -> str | None:
