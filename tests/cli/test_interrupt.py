@@ -120,3 +120,29 @@ def test_the_valid_signals_kept_once_are_the_ones_python_lists() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "same"
+
+
+def test_a_run_started_with_sigint_ignored_keeps_it_ignored(tmp_path: Path) -> None:
+    """A script's background job (`wfx run ... &`) starts with SIGINT ignored, so that a
+    Ctrl-C meant for the script's foreground command does not stop it: wfx keeps it
+    ignored (a SIGINT stops nothing), and SIGTERM still stops the run."""
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\nsteps:\n"
+        "  - id: poke\n    run: kill -INT $PPID; sleep 0.5; touch survived\n"
+        "  - id: stop\n    run: kill -TERM $PPID; sleep 30\n"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        ["bash", "-c", f"trap '' INT; exec {sys.executable} -m wfx run wf.yaml"],
+        check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=60,
+    )
+    assert (tmp_path / "survived").exists(), done.stdout + done.stderr
+    assert "SIGINT" not in done.stdout + done.stderr
+    assert "SIGTERM received" in done.stdout + done.stderr
+    assert done.returncode == 130
+    assert time.monotonic() - started < 20  # stopped by SIGTERM, not after its sleep

@@ -203,10 +203,11 @@ class _Run:
         await self.local.start()
         try:
             async with anyio.create_task_group() as outer:
-                if self.options.handle_signals:
+                watched = _stop_signals_heard() if self.options.handle_signals else ()
+                if watched:
                     # started (the handler installed) before anything is said or run: a
                     # Ctrl-C right after "waiting for ..." would otherwise meet Python's own
-                    await outer.start(self._watch_signals)
+                    await outer.start(self._watch_signals, watched)
                 with anyio.CancelScope() as self.abort_scope:
                     if await self._take_turn():
                         await self._main_phase()
@@ -301,9 +302,12 @@ class _Run:
         self.abort_scope.cancel()
 
     async def _watch_signals(
-        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+        self,
+        watched: tuple[signal.Signals, ...],
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with anyio.open_signal_receiver(*watched) as signals:
             task_status.started()
             async for received in signals:
                 if self.state.cancelled:
@@ -387,3 +391,16 @@ def _default_workspace(resume: ResumeState | None) -> Path:
 
 def _ignore_event(event: ev.Event) -> None:
     """A run without an event sink."""
+
+
+def _stop_signals_heard() -> tuple[signal.Signals, ...]:
+    """SIGINT and SIGTERM, but not one this process was started with ignored: a script's
+    background job (`wfx run ... &`) ignores SIGINT so that a Ctrl-C meant for the
+    script's foreground command does not stop it, `nohup` and supervisors do likewise,
+    and wfx keeps it so, as make and Python itself do (watching it would also leave it
+    caught, not ignored, once the run ends)."""
+    return tuple(
+        number
+        for number in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(number) != signal.SIG_IGN
+    )
