@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pytest import MonkeyPatch
+
+from wfx.runtime import classcache
+
 #: makes wfx's classes through the command line's start-up, then reports what the cache did
 _PROBE = """
 import json, sys
@@ -110,3 +114,63 @@ def test_a_process_that_writes_the_cache_adds_the_classes_plan_needs(tmp_path: P
         "print(json.dumps({'compiled': len(classcache._compiled)}))"
     )
     assert _python(planning, tmp_path, PYTHONDONTWRITEBYTECODE="1") == {"compiled": 0}
+
+
+def test_a_text_unused_for_keep_for_writes_is_dropped_and_one_in_use_is_kept() -> None:
+    known = {
+        "stale": (4, b"s"),  # last used by write 4: write 20 is the 16th since
+        "recent": (5, b"r"),  # another command's, used by write 5: kept
+        "mine": (1, b"m"),  # old, but this process used it: kept, as used by write 20
+    }
+    entries = classcache.kept(known, {"mine"}, {"new": b"n"}, 4 + classcache.KEEP_FOR)
+    assert entries == {"recent": (5, b"r"), "mine": (20, b"m"), "new": (20, b"n")}
+
+
+def test_past_max_entries_only_this_processs_own_are_kept(monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(classcache, "MAX_ENTRIES", 2)
+    known = {"other": (9, b"o"), "mine": (9, b"m")}
+    assert classcache.kept(known, {"mine"}, {"new": b"n"}, 10) == {
+        "mine": (10, b"m"),
+        "new": (10, b"n"),
+    }
+
+
+#: writes the cache file as a process that used none of its texts for KEEP_FOR writes
+#: would leave it: every entry last used `AGE` writes ago, plus one text nobody makes
+_AGE_THE_FILE = """
+import json, marshal, sys
+from wfx.runtime import classcache, userkey
+path = classcache.cache_file()
+writes, entries = classcache._read(path)
+aged = {text: (0, code) for text, (_, code) in entries.items()}
+aged["# a class of an older wfx"] = (0, marshal.dumps(compile("pass", "<s>", "exec")))
+payload = marshal.dumps((classcache._FORMAT, sys.version, AGE, aged))
+path.write_bytes(userkey.sign(payload) + payload)
+print(json.dumps({"entries": len(aged)}))
+"""
+
+_FILE_NOW = """
+import json
+from wfx.runtime import classcache
+writes, entries = classcache._read(classcache.cache_file())
+print(json.dumps({"writes": writes, "texts": sorted(entries)}))
+"""
+
+
+def test_a_process_writing_the_cache_drops_what_nobody_used_for_keep_for_writes(
+    tmp_path: Path,
+) -> None:
+    """The file does not grow with every version of wfx's classes: a text no writing
+    process used for KEEP_FOR writes is gone after the next write, and what the writing
+    process used stays."""
+    _python(_PROBE, tmp_path)
+    _python(_AGE_THE_FILE.replace("AGE", str(classcache.KEEP_FOR - 1)), tmp_path)
+    new_class = "from dataclasses import dataclass\n@dataclass\nclass Fresh:\n    x: int\n"
+    _python(_PROBE.replace("import wfx.cli\n", "import wfx.cli\n" + new_class), tmp_path)
+    now = _python(_FILE_NOW, tmp_path)
+    assert now["writes"] == classcache.KEEP_FOR
+    texts = now["texts"]
+    assert isinstance(texts, list)
+    assert "# a class of an older wfx" not in texts
+    assert len(texts) > 300  # the run's own classes, which it used
+    assert _python(_PROBE, tmp_path)["compiled"] == 0  # and nothing is compiled again
