@@ -174,3 +174,29 @@ def test_a_process_writing_the_cache_drops_what_nobody_used_for_keep_for_writes(
     assert "# a class of an older wfx" not in texts
     assert len(texts) > 300  # the run's own classes, which it used
     assert _python(_PROBE, tmp_path)["compiled"] == 0  # and nothing is compiled again
+
+
+#: signs a file of this layout whose every entry is something other than code
+_SPOIL_THE_FILE = """
+import json, marshal, sys
+from wfx.runtime import classcache, userkey
+path = classcache.cache_file()
+writes, entries = classcache._read(path)
+spoilt = {}
+for number, text in enumerate(entries):
+    spoilt[text] = [(writes, b"not marshal"), (writes, marshal.dumps(42)), b"x"][number % 3]
+payload = marshal.dumps((classcache._FORMAT, sys.version, writes, spoilt))
+path.write_bytes(userkey.sign(payload) + payload)
+print(json.dumps({"entries": len(spoilt)}))
+"""
+
+
+def test_entries_that_are_not_code_are_misses_not_a_crash(tmp_path: Path) -> None:
+    """Even in a file this user's key signed, an entry that does not unmarshal to code is
+    compiled again, as if it were not there."""
+    first = _python(_PROBE, tmp_path)
+    spoilt = _python(_SPOIL_THE_FILE, tmp_path)["entries"]
+    assert isinstance(spoilt, int) and spoilt >= first["compiled"]
+    again = _python(_PROBE, tmp_path)
+    assert again["compiled"] == first["compiled"]
+    assert _python(_BEHAVIOUR, tmp_path)["installed"] is True

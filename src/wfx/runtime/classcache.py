@@ -30,6 +30,7 @@ import importlib
 import marshal
 import os
 import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -94,16 +95,28 @@ def _exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:
     if not isinstance(source, str):
         builtins.exec(source, globals, locals)
         return
-    stored = _known.get(source)
-    if stored is not None:
-        code = marshal.loads(stored[1])
-        _used.add(source)
-    else:
+    code = _cached_code(source)
+    if code is None:
         # dont_inherit: compiled as `dataclasses` itself compiles it, without this
         # module's `from __future__` flags
         code = compile(source, "<string>", "exec", dont_inherit=True)
         _compiled[source] = marshal.dumps(code)
     builtins.exec(code, globals, locals)
+
+
+def _cached_code(source: str) -> Any:
+    """The code the file holds for `source`, or None: not there, or not code (a miss)."""
+    stored = _known.get(source)
+    if stored is None:
+        return None
+    try:
+        code = marshal.loads(stored[1])
+    except (EOFError, ValueError, TypeError, IndexError):
+        return None
+    if not isinstance(code, types.CodeType):
+        return None
+    _used.add(source)
+    return code
 
 
 def _read(path: Path) -> tuple[int, dict[str, tuple[int, bytes]]]:
