@@ -200,3 +200,31 @@ def test_entries_that_are_not_code_are_misses_not_a_crash(tmp_path: Path) -> Non
     again = _python(_PROBE, tmp_path)
     assert again["compiled"] == first["compiled"]
     assert _python(_BEHAVIOUR, tmp_path)["installed"] is True
+
+
+#: writes the cache, then, like each copy a warm server forks once it wrote it, makes a
+#: new class and writes again, KEEP_FOR + 1 times; reports whether the first texts stay
+_WRITES_AGAIN_AND_AGAIN = """
+import json
+import wfx.cli
+from dataclasses import make_dataclass
+from wfx.runtime import classcache
+classcache.save()
+first = set(classcache._read(classcache.cache_file())[1])
+for number in range(classcache.KEEP_FOR + 1):
+    make_dataclass(f"Fresh{number}", [(f"field{number}", int)])
+    classcache.save()
+writes, entries = classcache._read(classcache.cache_file())
+print(json.dumps({"writes": writes, "lost": len(first - set(entries)), "first": len(first)}))
+"""
+
+
+def test_what_a_process_used_before_it_wrote_is_never_aged_by_its_later_writes(
+    tmp_path: Path,
+) -> None:
+    """A warm server writes the cache, then forks a copy per command: a copy that writes it
+    again (it made a class of its own) still runs on every class the server made."""
+    found = _python(_WRITES_AGAIN_AND_AGAIN, tmp_path)
+    assert found["writes"] == classcache.KEEP_FOR + 2
+    assert isinstance(found["first"], int) and found["first"] > 300
+    assert found["lost"] == 0

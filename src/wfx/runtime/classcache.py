@@ -55,7 +55,7 @@ class _File:
     writes = 0
 
 
-#: source texts this process took from the file
+#: source texts this process took from the file or compiled (for as long as it lives)
 _used: set[str] = set()
 #: source texts compiled by this process (written at exit)
 _compiled: dict[str, bytes] = {}
@@ -179,5 +179,7 @@ def save() -> None:
         _known.clear()
         _known.update(entries)
         _File.writes = write
-        _used.clear()
+        # still used by this process, and by the copies a warm server forks after it
+        # wrote the file: their own writes must not age what they run on
+        _used.update(_compiled)
         _compiled.clear()
