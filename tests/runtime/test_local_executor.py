@@ -133,6 +133,72 @@ def test_cancel_stops_a_running_attempt() -> None:
     assert not _marked_processes("run-1/")
 
 
+def test_an_attempt_begun_then_cancelled_before_it_is_awaited_is_stopped() -> None:
+    """`begin` starts the process at once; a cancel that comes before anyone waits for it
+    (a burst step whose task has not run yet) still stops the whole tree when `finish`
+    runs, and reports the attempt cancelled."""
+    executor = LocalExecutor()
+    req = request(["sh", "-c", "sleep 30 & sleep 30; wait"], kill_grace=0.2)
+
+    async def main() -> Attempt:
+        await executor.start()
+        try:
+            begun = executor.begin(req, lambda s, t: None)
+            assert not isinstance(begun, Attempt)
+            await anyio.sleep(0.2)  # the tree is running, unsupervised
+            assert _marked_processes("run-1/")
+            await executor.cancel(req.key, 0.2)  # its scope is cancelled before it is entered
+            return await begun.finish()
+        finally:
+            await executor.close()
+
+    assert anyio.run(main).status is StepStatus.CANCELLED
+    assert not _marked_processes("run-1/")
+
+
+def test_an_attempt_begun_counts_its_timeout_from_its_start() -> None:
+    """The wait for a begun attempt's task takes from its timeout, not adds to it."""
+    executor = LocalExecutor()
+    req = request(["sleep", "30"], timeout=0.5, kill_grace=0.2)
+
+    async def main() -> tuple[Attempt, float]:
+        await executor.start()
+        try:
+            began = anyio.current_time()
+            begun = executor.begin(req, lambda s, t: None)
+            assert not isinstance(begun, Attempt)
+            await anyio.sleep(0.4)
+            result = await begun.finish()
+            return result, anyio.current_time() - began
+        finally:
+            await executor.close()
+
+    result, took = anyio.run(main)
+    assert result.status is StepStatus.TIMEOUT
+    assert took < 0.8  # 0.5 and a moment to stop it; counted from `finish`: 0.9
+    assert not _marked_processes("run-1/")
+
+
+def test_an_attempt_that_cannot_begin_is_a_failed_attempt_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    executor = LocalExecutor(scratch=tmp_path / "scratch")
+    req = request(["sh", "{0}"], cwd=str(tmp_path / "missing"), script="echo hi")
+
+    async def main() -> Attempt | object:
+        await executor.start()
+        try:
+            return executor.begin(req, lambda s, t: None)
+        finally:
+            assert list((tmp_path / "scratch").iterdir()) == []  # the script file is gone
+            await executor.close()
+
+    result = anyio.run(main)
+    assert isinstance(result, Attempt)
+    assert result.status is StepStatus.FAILED
+    assert "missing" in (result.reason or "")
+
+
 def _marked_processes(prefix: str) -> list[int]:
     """Live processes whose environment carries a marker of this run (process.py's token)."""
     from wfx.runtime.process import TOKEN_VARIABLE

@@ -7,8 +7,9 @@ Step events name the step by id; output lines are already masked for secrets.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -244,7 +245,8 @@ class RunFinished(Event):
 
 #: something that takes events as they happen (a renderer, the journal, a test's list.append).
 #: A sink that holds writes back to group them (the journal) also has `commit_pending()`,
-#: which the engine calls before it waits for anything (see `RunState.commit_pending`).
+#: which the engine calls before it waits for anything (see `RunState.commit_pending`),
+#: and may have `together()`, a context in which what it records is written as one.
 EventSink = Callable[[Event], None]
 
 
@@ -264,6 +266,17 @@ class Sinks:
             commit = getattr(sink, "commit_pending", None)
             if commit is not None:
                 commit()
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Let every sink that can write what it records in the block as one (the
+        journal: one transaction) do so."""
+        with contextlib.ExitStack() as stack:
+            for sink in self.sinks:
+                together = getattr(sink, "together", None)
+                if together is not None:
+                    stack.enter_context(together())
+            yield
 
 
 FINISHED_BY_STATUS: Mapping[StepStatus, type[StepFinished]] = {

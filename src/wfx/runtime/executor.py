@@ -120,6 +120,26 @@ class Executor(Protocol):
         ...
 
 
+class StartedAttempt(Protocol):
+    """An attempt an executor started without waiting for it (see :class:`StartsAtOnce`)."""
+
+    async def finish(self) -> Attempt:
+        """Wait for the attempt to end and report it, as `run_attempt` does after the
+        start (a cancellation stops its process tree the same way)."""
+        ...
+
+
+class StartsAtOnce(Protocol):
+    """An executor that can also start an attempt synchronously, its result awaited later
+    (the local one): the engine starts a burst of ready steps back to back this way,
+    before their tasks run. An executor without `begin` runs each in its own task."""
+
+    def begin(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | StartedAttempt:
+        """Start the attempt now (the executor has started): the running attempt, or the
+        Attempt that could not start. `run_attempt` is this and then `finish`."""
+        ...
+
+
 class ExecutorError(Exception):
     """An executor cannot be used as named: bad name, unreachable, incompatible."""
 

@@ -400,6 +400,14 @@ def owner_alive(pid: int | None, start: str | None) -> bool:
     return current is not None and current == start
 
 
+def _after_step_started() -> None:
+    failpoint("journal.after-step-started")
+
+
+def _after_step_finished() -> None:
+    failpoint("journal.after-step-finished")
+
+
 class Journal:
     """A connection to the journal database; also an event sink for the engine."""
 
@@ -411,6 +419,8 @@ class Journal:
         self.ended: list[tuple[Any, ...]] = []
         """End records (an attempt that finished) not yet written: each is written in the
         next transaction, which the next start record (or `commit_pending`) opens."""
+        self._together: list[Callable[[], None]] | None = None
+        """Inside :meth:`together`: the failpoints to pass once its transaction commits."""
         try:
             self._open_for_writing()
         except JournalUnwritableError:
@@ -524,8 +534,19 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One committed transaction (BEGIN IMMEDIATE: writers queue, never interleave); the
-        end records held back (`ended`) are written first, in it."""
+        end records held back (`ended`) are written first, in it. Inside :meth:`together`,
+        it is part of that one transaction, committed when `together` ends."""
         ended, self.ended = self.ended, []
+        if self._together is not None:
+            try:
+                if ended:
+                    self._write_ended(ended)
+                yield
+            except BaseException:
+                self.ended = ended + self.ended  # rolled back with the whole: held back
+                raise
+            self._together.extend(_after_step_finished for _ in ended)
+            return
         with damage_is_corruption(self.path):
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -539,7 +560,33 @@ class Journal:
                 raise
             self.db.execute("COMMIT")
         for _ in ended:
-            failpoint("journal.after-step-finished")
+            _after_step_finished()
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """What is recorded inside is written in one transaction, committed when the block
+        ends (a burst of steps' start records: one commit, not one per step, and every
+        one of them durable before any of those steps starts). A failure inside writes
+        none of it. The failpoints after each record pass after that commit."""
+        if self._together is not None:
+            yield
+            return
+        passed: list[Callable[[], None]] = []
+        with self.transaction():
+            self._together = passed
+            try:
+                yield
+            finally:
+                self._together = None
+        for point in passed:
+            point()
+
+    def _passed(self, point: Callable[[], None]) -> None:
+        """The failpoint after a record: now, or after the commit of :meth:`together`."""
+        if self._together is None:
+            point()
+        else:
+            self._together.append(point)
 
     def check_integrity(self) -> str:
         """`PRAGMA integrity_check`: 'ok' for a sound database."""
@@ -655,7 +702,7 @@ class Journal:
                 " started = COALESCE(steps.started, excluded.started)",
                 (event.run_id, event.step, event.attempt, event.time),
             )
-        failpoint("journal.after-step-started")
+        self._passed(_after_step_started)
 
     def _step_retrying(self, event: ev.StepRetrying) -> None:
         with self.transaction():

@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -25,8 +26,9 @@ from wfx.runtime.outputs import OutputFormatError, read_outputs
 from wfx.runtime.process import (
     ProcessStartError,
     ProcessTracker,
+    StartedProcess,
     encoded_environment,
-    run_process,
+    start_process,
 )
 from wfx.runtime.spawn import Environment
 
@@ -69,9 +71,16 @@ class LocalExecutor:
 
     async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:
         """Run one attempt as a process group; never raises for the step's own failure."""
+        begun = self.begin(request, on_output)
+        return begun if isinstance(begun, Attempt) else await begun.finish()
+
+    def begin(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | LocalStart:
+        """Start one attempt now, without waiting for it: the
+        running attempt, whose `finish` the caller must await, or the Attempt that failed
+        to start. :meth:`run_attempt` is this and that `finish`; the scheduler calls it
+        for a burst of ready steps, to start their processes back to back."""
         if self._scratch is None:
-            await self.start()
-        assert self._scratch is not None
+            self._scratch = _fresh_scratch(self._chosen_scratch)
         stem = f"{self._scratch}/{next(self._names)}"  # plain text: paths cost per attempt
         argv = list(request.argv)
         script_file: Path | None = None
@@ -83,45 +92,47 @@ class LocalExecutor:
                 return _failed(f"cannot write the script file: {exc}")
             argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv]
         output_file = f"{stem}.out"
+        started: LocalStart | None = None
         try:
             own = {**request.env, "WFX_OUTPUT": output_file}
             problem = unpassable(argv, own)
             if problem is not None:
                 return _failed(problem)
-            return await self._run(request, argv, own, output_file, on_output)
+            running = _Running(ProcessTracker(request.run_id))
+            process = start_process(
+                argv,
+                env=own,
+                base=self._base(),
+                cwd=request.cwd,
+                timeout=request.timeout,
+                kill_grace=request.kill_grace,
+                on_output=on_output,
+                tracker=running.tracker,
+                max_line=MAX_LINE,
+                direct=request.direct,
+            )
+            self._running[request.key] = running
+            started = LocalStart(self, request, running, process, output_file, script_file)
+            return started
         except ProcessStartError as exc:
             return _failed(str(exc))
         finally:
-            if script_file is not None:
+            if started is None and script_file is not None:
                 script_file.unlink(missing_ok=True)
 
-    async def _run(
-        self,
-        request: AttemptRequest,
-        argv: list[str],
-        own: dict[str, str],
-        output_file: str,
-        on_output: OutputSink,
-    ) -> Attempt:
-        running = _Running(ProcessTracker(request.run_id))
-        self._running[request.key] = running
-        with running.scope as scope:
-            try:
-                outcome = await run_process(
-                    argv,
-                    env=own,
-                    base=self._base(),
-                    cwd=request.cwd,
-                    timeout=request.timeout,
-                    kill_grace=request.kill_grace,
-                    on_output=on_output,
-                    tracker=running.tracker,
-                    max_line=MAX_LINE,
-                    direct=request.direct,
-                )
-            finally:
-                del self._running[request.key]
-                running.end()
+    async def _finish(self, started: LocalStart) -> Attempt:
+        """Supervise a started attempt to its end; its result."""
+        request, running = started.request, started.running
+        try:
+            with running.scope as scope:
+                try:
+                    outcome = await started.process.finish()
+                finally:
+                    del self._running[request.key]
+                    running.end()
+        finally:
+            if started.script_file is not None:
+                started.script_file.unlink(missing_ok=True)
         if scope.cancelled_caught:
             return Attempt(StepStatus.CANCELLED, reason="cancelled", where=LOCAL)
         leftovers = tuple(f"{p.pid} {p.command}" for p in outcome.leftovers)
@@ -133,7 +144,7 @@ class LocalExecutor:
             reason = _exit_reason(code, signal)
             return Attempt(StepStatus.FAILED, {}, code, signal, reason, leftovers, where=LOCAL)
         try:
-            outputs = read_outputs(output_file, request.output_limit)
+            outputs = read_outputs(started.output_file, request.output_limit)
         except OutputFormatError as exc:
             reason = f"bad $WFX_OUTPUT: {exc}"
             return Attempt(StepStatus.FAILED, {}, 0, None, reason, leftovers, where=LOCAL)
@@ -168,6 +179,23 @@ class LocalExecutor:
     def where(self, key: str) -> str | None:
         """Every attempt of this executor runs here."""
         return LOCAL
+
+
+@dataclass(slots=True)
+class LocalStart:
+    """An attempt :meth:`LocalExecutor.begin` started: its process runs; `finish` waits
+    for it and returns the attempt's result."""
+
+    executor: LocalExecutor
+    request: AttemptRequest
+    running: _Running
+    process: StartedProcess
+    output_file: str
+    script_file: Path | None
+
+    async def finish(self) -> Attempt:
+        """Wait for the attempt to end (cancelling the caller stops its process tree)."""
+        return await self.executor._finish(self)
 
 
 class _Running:

@@ -22,9 +22,9 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, ParamSpec
 
 import anyio
 import anyio.lowlevel
@@ -47,6 +47,7 @@ _VANISHED = (FileNotFoundError, ProcessLookupError, PermissionError)
 _KILL_WAIT = 1.0
 _KILL_ROUNDS = 5
 _CHUNK = 65536
+_P = ParamSpec("_P")
 
 
 class ProcessStartError(WfxError):
@@ -112,7 +113,7 @@ class ProcessTracker:
         self._trees.discard(tree)
 
 
-async def run_process(
+def start_process(
     argv: Sequence[str],
     *,
     env: Mapping[str, str],
@@ -127,8 +128,11 @@ async def run_process(
     pipe_grace: float = 0.5,
     direct: Sequence[str] | None = None,
     base: Environment | None = None,
-) -> ProcessOutcome:
-    """Run `argv` to completion (or timeout) and kill whatever it leaves running.
+) -> StartedProcess:
+    """Start `argv` now, without waiting; the caller must then await
+    :meth:`StartedProcess.finish`, which supervises it to its end (or timeout) and kills
+    whatever it leaves running. A burst of steps is started this way back to back, each
+    then handed to its own task. ProcessStartError when it cannot be started.
 
     `env`: the process's environment; with `base`, the variables laid over that one
     (encoded once for many processes). `direct`: the words of the one simple command
@@ -144,13 +148,53 @@ async def run_process(
     capture = _Capture(on_output, log, log_limit, max_line)
     if tracker is not None:
         tracker._add(tree)
-    try:
-        timed_out = await _supervise(child, tree, capture, timeout, kill_grace, pipe_grace)
-    finally:
-        if tracker is not None:
-            tracker._discard(tree)
-        child.close()
-    return _outcome(child, tree, capture, timed_out, time.monotonic() - started)
+    return StartedProcess(child, tree, capture, tracker, timeout, kill_grace, pipe_grace, started)
+
+
+def _and_finish(start: Callable[_P, StartedProcess]) -> Callable[_P, Awaitable[ProcessOutcome]]:
+    """`start`, then the wait for what it started: one call with `start`'s arguments."""
+
+    async def start_and_finish(*args: _P.args, **kwargs: _P.kwargs) -> ProcessOutcome:
+        return await start(*args, **kwargs).finish()
+
+    return start_and_finish
+
+
+run_process = _and_finish(start_process)
+"""Run `argv` to completion (or timeout) and kill whatever it leaves running (the
+arguments are :func:`start_process`'s)."""
+
+
+@dataclass(slots=True)
+class StartedProcess:
+    """A step process that runs, not yet supervised: :meth:`finish` must follow (until it
+    does, its tracker still knows it, so a second Ctrl-C kills it like any other)."""
+
+    _child: _Child
+    _tree: _ProcessTree
+    _capture: _Capture
+    _tracker: ProcessTracker | None
+    _timeout: float | None
+    _kill_grace: float
+    _pipe_grace: float
+    _started: float
+
+    async def finish(self) -> ProcessOutcome:
+        """Wait for the process and its output, stop what it leaves behind (its timeout
+        counts from the start, not from this call); a cancellation stops the tree too."""
+        child, tree, capture = self._child, self._tree, self._capture
+        timeout = self._timeout
+        if timeout is not None:
+            timeout = max(0.0, timeout - (time.monotonic() - self._started))
+        try:
+            timed_out = await _supervise(
+                child, tree, capture, timeout, self._kill_grace, self._pipe_grace
+            )
+        finally:
+            if self._tracker is not None:
+                self._tracker._discard(tree)
+            child.close()
+        return _outcome(child, tree, capture, timed_out, time.monotonic() - self._started)
 
 
 class _Markers:

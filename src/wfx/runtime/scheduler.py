@@ -34,13 +34,17 @@ from wfx.selection import NOT_SELECTED
 
 if TYPE_CHECKING:
     from wfx.runtime.compensation import Compensator
-    from wfx.runtime.steps import StepRunner
+    from wfx.runtime.steps import Ahead, StepRunner
 
 #: a worker running a chain of instant steps yields to the event loop this often
 _FAIRNESS = 64
 #: how many workers with nothing to do wait for work; more end (a phase whose 50 parallel
 #: steps ended would otherwise wake 50 tasks at its end, only to end them)
 _IDLE_WORKERS = 2
+
+#: the most steps a burst starts at once (each holds a process, its pipes and a pidfd
+#: until its task runs, and one commit then carries that many start records)
+_BURST = 64
 
 #: the worker cap of a run whose steps wait for more than the workflow's `maxParallel`
 _UNCAPPED = 1 << 62
@@ -138,15 +142,20 @@ class Scheduler:
         With `keep_one`, the first ready step is returned for the calling worker to run."""
         kept: Node | None = None
         queue = deque(ready)
+        steps: list[Node] = []
         nodes = self.run.nodes
-        while queue:
+        while queue or steps:
+            if not queue:
+                queue.extend(self._start(steps))  # steps it skipped may make more ready
+                steps = []
+                continue
             index = queue.popleft()
             node = nodes[index]
             if node.is_step:
                 if keep_one and kept is None:
                     kept = node
                 else:
-                    self._dispatch(node)
+                    steps.append(node)
                 continue
             if node.id in self.rerunning and node.kind is NodeKind.GROUP_END:
                 assert self.task_group is not None
@@ -470,6 +479,53 @@ class Scheduler:
         assert self.runner is not None
         self.runner.fail(f"step `{node.id}` failed: {state.reason}")
 
+    # -- a burst of ready steps --------------------------------------------------------------
+
+    def _start(self, steps: list[Node]) -> list[int]:
+        """Start ready steps; return the nodes made ready by the ones that end at once
+        (skipped). A burst of steps is started here, together: their start records in one
+        commit, then their processes back to back, each then handed to a task of its own;
+        started one per task, the 50th process of 50 would wait for 49 task starts and 49
+        commits (docs/performance.md, eleventh pass). The others take the usual way."""
+        room = min(_BURST, self.worker_cap - self.workers) if len(steps) > 1 else 0
+        if room < 2 or not self._bursts_allowed():
+            for node in steps:
+                self._dispatch(node)
+            return []
+        runner = self.runner
+        assert runner is not None
+        ready: list[int] = []
+        prepared: list[Ahead] = []
+        for node in steps:
+            if len(prepared) >= room or self._limiters_of(node):
+                self._dispatch(node)
+                continue
+            finished = self._end_without_running(node)
+            if finished is not None:
+                ready.extend(finished)
+                continue
+            ahead = runner.prepare_ahead(node)
+            if ahead is None:
+                self._dispatch(node)
+            else:
+                prepared.append(ahead)
+                self.workers += 1  # its own, counted now: the next dispatch starts no more
+        if prepared:
+            runner.start_ahead(prepared)
+            assert self.task_group is not None
+            for ahead in prepared:
+                self.task_group.start_soon(self._worker, ahead)
+        return ready
+
+    def _bursts_allowed(self) -> bool:
+        """Whether steps may start as a burst now: not while the run stops or fails (each
+        step's own task decides then), nor when resuming (each step first stops what a
+        dead wfx left of it) or with failpoints armed."""
+        run = self.run
+        runner = self.runner
+        stopping = run.failing or run.cancelled
+        return not (stopping or run.resumed or (runner is not None and runner.faults))
+
     # -- workers ----------------------------------------------------------------------------
 
     def _dispatch(self, node: Node) -> None:
@@ -493,21 +549,32 @@ class Scheduler:
             self.workers_starting += 1
             self.task_group.start_soon(self._worker)
 
-    async def _worker(self) -> None:
-        """Run steps until the phase ends: take a queued step, then each step its own step
-        made ready (a chain stays on one task), then the next queued one."""
+    async def _worker(self, ahead: Ahead | None = None) -> None:
+        """Run steps until the phase ends: take a queued step (or first wait for the one
+        started `ahead` for this task), then each step its own step made ready (a chain
+        stays on one task), then the next queued one."""
         try:
-            await self._work()
+            if ahead is None:
+                self.workers_starting -= 1
+                await self._work(None, spread=True)
+            else:
+                done = await self._run_node(ahead.node, ahead)
+                await self._work(self._release(done, keep_one=True), spread=False)
         finally:
             self.workers -= 1
 
-    async def _work(self) -> None:
-        self.workers_starting -= 1
-        first = True
+    async def _work(self, current: Node | None, *, spread: bool) -> None:
+        """Run `current` and the chain it starts, then queued steps; with `spread`, the
+        first step this worker takes starts up to two more workers for the queue."""
         streak = 0
         while True:
+            while current is not None:
+                current = self._release(await self._run_node(current), keep_one=True)
+                streak += 1
+                if streak % _FAIRNESS == 0:
+                    await anyio.lowlevel.checkpoint()  # let signals and other tasks in
             try:
-                current: Node | None = self.ready_receive.receive_nowait()
+                current = self.ready_receive.receive_nowait()
                 self.queued -= 1
             except anyio.WouldBlock:
                 self.run.commit_pending()  # nothing to start at once: end records now
@@ -520,19 +587,15 @@ class Scheduler:
                     return
             except anyio.EndOfStream:
                 return
-            if first:
-                first = False
+            if spread:
+                spread = False
                 self._start_workers(min(2, self.queued - self.workers_starting))
-            while current is not None:
-                current = self._release(await self._run_node(current), keep_one=True)
-                streak += 1
-                if streak % _FAIRNESS == 0:
-                    await anyio.lowlevel.checkpoint()  # let signals and other tasks in
 
     # -- one step ---------------------------------------------------------------------------
 
-    async def _run_node(self, node: Node) -> list[int]:
-        """Run (or skip, or restore) one step; return the nodes its end made ready."""
+    def _end_without_running(self, node: Node) -> list[int] | None:
+        """End a step that does not run (not selected, restored from the journal, or
+        skipped by its condition): the nodes its end made ready. None: it runs."""
         run = self.run
         runner = self.runner
         assert runner is not None
@@ -549,6 +612,19 @@ class Scheduler:
         if skip is not None:
             runner.finish(node, StepStatus.SKIPPED, skip)
             return self._completed(node.index)
+        return None
+
+    async def _run_node(self, node: Node, ahead: Ahead | None = None) -> list[int]:
+        """Run (or skip, or restore) one step; return the nodes its end made ready. With
+        `ahead`, its first attempt was started already, and it was found to run."""
+        if ahead is None:
+            finished = self._end_without_running(node)
+            if finished is not None:
+                return finished
+        run = self.run
+        runner = self.runner
+        assert runner is not None
+        state = run.states[node.index]
         main = node.section is Section.MAIN
         finishing = node.cleanup or (node.step.condition and uses_status_function(node))
         cancel_on_failure = main and not finishing
@@ -564,14 +640,14 @@ class Scheduler:
                     run.commit_pending()  # the wait for a place may be long
                 if len(limiters) == 1:  # the usual case: the workflow's `maxParallel`
                     async with limiters[0]:
-                        await runner.attempts(node, state)
+                        await runner.attempts(node, state, ahead)
                 elif limiters:
                     async with AsyncExitStack() as stack:
                         for limiter in limiters:
                             await stack.enter_async_context(limiter)
-                        await runner.attempts(node, state)
+                        await runner.attempts(node, state, ahead)
                 else:
-                    await runner.attempts(node, state)
+                    await runner.attempts(node, state, ahead)
             if scope.cancelled_caught:
                 runner.stopped(node, state, self.stop_of(node))
         except anyio.get_cancelled_exc_class():

@@ -3,9 +3,11 @@ runner, the compensator and the run contexts each read and change it, and nothin
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,9 @@ class RunState:
         self.run_id = run_id
         self.sink = sink
         self._commit_pending = getattr(sink, "commit_pending", None)
+        self._together: Callable[[], AbstractContextManager[None]] | None = getattr(
+            sink, "together", None
+        )
         self.secrets = secrets
         self.nodes: list[Node] = list(graph.nodes)
         """The graph's nodes, then the instances of dynamic fan-outs as the run creates them."""
@@ -131,6 +136,12 @@ class RunState:
         when one follows at once) is written now, so it is never held for long."""
         if self._commit_pending is not None:
             self._commit_pending()
+
+    def together(self) -> AbstractContextManager[None]:
+        """A block whose events the sink records as one (the journal: one transaction,
+        committed as the block ends); a sink without that records them one by one."""
+        together = self._together
+        return contextlib.nullcontext() if together is None else together()
 
     def now(self) -> float:
         """The wall-clock time events carry."""

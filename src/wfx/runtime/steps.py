@@ -23,15 +23,18 @@ from wfx.runtime import events as ev
 from wfx.runtime.actions import (
     LOCAL,
     MAX_LINE,
+    ActionError,
     Attempt,
     AttemptSetup,
     PythonAction,
+    attempt_request,
     render_text,
     rendering_failed,
     run_attempt,
 )
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.events import StepStatus
+from wfx.runtime.executor import AttemptRequest, OutputSink, StartedAttempt
 from wfx.runtime.executors import Executors
 from wfx.runtime.failpoints import StepFaults
 from wfx.runtime.journal import StepRecord
@@ -129,28 +132,50 @@ class StepRunner:
 
     # -- attempts ---------------------------------------------------------------------------
 
-    async def attempts(self, node: Node, state: NodeState) -> None:
-        """Run the step's attempts until one succeeds or its retries are spent."""
+    async def attempts(self, node: Node, state: NodeState, ahead: Ahead | None = None) -> None:
+        """Run the step's attempts until one succeeds or its retries are spent; the first
+        is `ahead` when :meth:`start_ahead` started it already."""
         settings = node.settings
         action = node.action
         assert settings is not None and action is not None
         run = self.run
         schedule: RetrySchedule = settings.retry.value
+        if ahead is not None:
+            await self._attempts(node, state, action, schedule, 1, 0, ahead.deadline, ahead)
+            return
         state.started = time.monotonic()
         state.status = StepStatus.RUNNING
-        result = Attempt(StepStatus.FAILED, reason="not run")
         if run.resumed:
             run.commit_pending()  # stopping what a dead wfx left of this step may take a while
         first, done = await resume_point(run, node) if run.resumed else (1, 0)
         earlier = run.earlier_attempts.pop(node.index, None) if run.earlier_attempts else None
         if earlier is not None:  # the group runs again: new attempt numbers, a fresh budget
             first, done = earlier + 1, earlier
-        last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
         deadline = _Deadline(schedule.deadline)
+        await self._attempts(node, state, action, schedule, first, done, deadline, None)
+
+    async def _attempts(
+        self,
+        node: Node,
+        state: NodeState,
+        action: Action,
+        schedule: RetrySchedule,
+        first: int,
+        done: int,
+        deadline: _Deadline,
+        ahead: Ahead | None,
+    ) -> None:
+        run = self.run
+        result = Attempt(StepStatus.FAILED, reason="not run")
+        last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
         for attempt in range(first, last + 1):
             state.attempts = attempt
-            run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
-            result = deadline.explain(await self._attempt(node, action, attempt, deadline.left()))
+            if ahead is not None and attempt == first:
+                result = deadline.explain(await _finish_ahead(ahead))
+            else:
+                run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
+                bound = deadline.left()
+                result = deadline.explain(await self._attempt(node, action, attempt, bound))
             state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
@@ -206,6 +231,54 @@ class StepRunner:
             return await run_attempt(action, setup, executor)
         finally:
             flush(setup)
+
+    # -- starting a burst of steps at once ----------------------------------------------------
+
+    def prepare_ahead(self, node: Node) -> Ahead | None:
+        """The first attempt of `node` ready to start at once, before its task runs; None
+        when it must take the usual way: a Python step, an executor that cannot start an
+        attempt synchronously, a resumed run, a step a group runs again, failpoints, or a
+        value that does not render (the usual way then reports it)."""
+        action = node.action
+        settings = node.settings
+        assert action is not None and settings is not None
+        run = self.run
+        if action.kind is StepKind.USES or self.faults or run.resumed:
+            return None
+        if run.earlier_attempts and node.index in run.earlier_attempts:
+            return None
+        executor = self.executors.of(node)
+        begin: Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt] | None = getattr(
+            executor, "begin", None
+        )
+        if begin is None:
+            return None
+        deadline = _Deadline(settings.retry.value.deadline)
+        try:
+            setup = self.setup(node, 1, self.contexts.step(node, 1))
+            bound = deadline.left()
+            if bound is not None and (setup.timeout is None or bound < setup.timeout):
+                setup.timeout = bound
+            request = attempt_request(action, setup)
+        except (ExpressionError, ActionError):
+            return None
+        return Ahead(node, setup, request, begin, deadline)
+
+    def start_ahead(self, prepared: list[Ahead]) -> None:
+        """Start the first attempts `prepare_ahead` made ready: every start record in one
+        commit, durable before any of their processes starts; then their processes, back
+        to back. Each step's task then waits for its own (:meth:`attempts` with it)."""
+        run = self.run
+        with run.together():
+            for ahead in prepared:
+                state = run.states[ahead.node.index]
+                state.status = StepStatus.RUNNING
+                state.attempts = 1
+                run.emit(ev.StepStarted(run.run_id, run.now(), ahead.node.id, 1))
+        states = run.states
+        for ahead in prepared:
+            states[ahead.node.index].started = time.monotonic()  # its duration: from here
+            ahead.started = ahead.begin(ahead.request, ahead.setup.on_output)
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -531,6 +604,29 @@ async def faulted_attempt(fault: str, setup: AttemptSetup, process: bool) -> Att
     if process:
         return Attempt(StepStatus.FAILED, exit_code=1, reason=f"exit code 1 ({said})")
     return Attempt(StepStatus.FAILED, reason=f"raised an exception ({said})")
+
+
+@dataclasses.dataclass(slots=True)
+class Ahead:
+    """A step's first attempt prepared by :meth:`StepRunner.prepare_ahead` and started by
+    :meth:`StepRunner.start_ahead` before the step's task runs."""
+
+    node: Node
+    setup: AttemptSetup
+    request: AttemptRequest
+    begin: Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt]
+    deadline: _Deadline
+    started: Attempt | StartedAttempt | None = None
+
+
+async def _finish_ahead(ahead: Ahead) -> Attempt:
+    """The result of an attempt started ahead: it waits for it to end."""
+    try:
+        started = ahead.started
+        assert started is not None
+        return started if isinstance(started, Attempt) else await started.finish()
+    finally:
+        flush(ahead.setup)
 
 
 def flush(setup: AttemptSetup) -> None:
