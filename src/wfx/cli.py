@@ -857,16 +857,17 @@ def _print_result(graph: Any, file: str, result: Any, output_format: str, consol
     from wfx.render.run_result import outputs_text, result_json
 
     if output_format == "json":
-        click.echo(
-            result_json(
-                run_id=result.run_id,
-                workflow=graph.workflow.name or Path(file).name,
-                status=result.status,
-                exit_code=result.exit_code,
-                outputs=result.outputs,
-                reason=result.reason,
-            )
+        from wfx.render.console import PlainConsole
+
+        shown = result_json(
+            run_id=result.run_id,
+            workflow=graph.workflow.name or Path(file).name,
+            status=result.status,
+            exit_code=result.exit_code,
+            outputs=result.outputs,
+            reason=result.reason,
         )
+        PlainConsole().print(shown)  # a reader gone: the exit status is still the run's
         return
     text = outputs_text(result.outputs)
     if text:

@@ -35,8 +35,23 @@ class PlainConsole:
     def print(self, text: object, **_options: Any) -> None:
         """Write `text` (a str, or what `str()` makes of it) and a newline."""
         stream = self.file
-        stream.write(f"{text}\n")
-        stream.flush()
+        try:
+            stream.write(f"{text}\n")
+            stream.flush()
+        except BrokenPipeError:
+            reader_gone(stream)
+
+
+def reader_gone(stream: IO[str]) -> None:
+    """The pipe `stream` writes to has lost its reader (`wfx run deploy.yaml | head`): the
+    run goes on to its end, as if nobody had looked (a deployment is not stopped halfway
+    because a pager closed); what it would have shown goes to /dev/null from now on (the
+    journal keeps it: `wfx logs`), and its exit status is the run's (docs/cli.md)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, stream.fileno())
+    finally:
+        os.close(devnull)
 
 
 def run_console(stderr: bool = False) -> Console | PlainConsole:

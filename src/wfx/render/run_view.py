@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
-from wfx.render.console import PlainConsole
+from wfx.render.console import PlainConsole, reader_gone
 from wfx.render.summary import STATUS_STYLES, STATUS_SYMBOLS, short_duration
 from wfx.runtime.events import (
     Event,
@@ -195,8 +195,11 @@ class PlainView:
             self._write(line)
 
     def _write(self, line: str) -> None:
-        self._stream.write(line + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            reader_gone(self._stream)
 
     def _run_started(self, event: RunStarted) -> Iterable[str]:
         count = len(event.steps) + len(event.finally_steps)
