@@ -31,6 +31,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/
 
 unit: $(STAMP)
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest -n auto -q
 
 ## grammar: rebuild the prebuilt parser table after editing grammar/expressions.lark

@@ -329,6 +329,7 @@ def grids(draw: st.DrawFn) -> Grid:
 documents = st.lists(st.one_of(paragraphs, listings, grids()), min_size=1, max_size=5).map(tuple)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(documents, st.integers(20, 200))
 def test_made_up_documents_print_what_rich_prints(blocks: tuple[Block, ...], width: int) -> None:
@@ -364,6 +365,7 @@ def wrapping_grids(draw: st.DrawFn) -> Grid:
     return Grid("Stages", columns, no_wrap, tuple(rows))
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(wrapping_grids(), st.integers(10, 90))
 def test_narrowed_tables_are_rich_s(grid: Grid, width: int) -> None:

@@ -222,6 +222,7 @@ async def test_timeout_returns_as_soon_as_a_term_honouring_child_is_gone(census:
 # --- T6: a grandchild holds the pipe ----------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_t6_grandchild_holding_the_pipe_never_hangs(census: Census) -> None:
     repetitions, hangs, killed = 100, 0, 0
     limiter = anyio.CapacityLimiter(20)
@@ -387,6 +388,7 @@ async def test_cancellation_sends_term_to_the_group_once_and_to_each_escapee_onc
     assert census.alive() == []
 
 
+@pytest.mark.slow
 async def test_cancellation_during_a_timeouts_grace_sends_no_second_term(
     census: Census, signals_sent: list[tuple[str, int, int]]
 ) -> None:
@@ -609,6 +611,7 @@ def _resources() -> tuple[int, int, int]:
     return len(os.listdir("/proc/self/fd")), _status("Threads"), _status("VmRSS")
 
 
+@pytest.mark.slow
 async def test_t10_two_thousand_processes_leak_nothing(census: Census) -> None:
     limiter = anyio.CapacityLimiter(4)
 

@@ -88,6 +88,7 @@ def steps(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     return step
 
 
+@pytest.mark.slow
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.lists(steps(), min_size=0, max_size=4),
