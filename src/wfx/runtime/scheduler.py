@@ -6,7 +6,9 @@ done (never stage by stage). Each node has a counter of unfinished dependencies;
 the one finish that brings it to zero starts it, so a step with two parents that
 finish together starts exactly once. All steps of a phase live in one task group;
 each running step has its own cancel scope, so a failing run cancels exactly the
-steps that must stop while `failure()`/`always()` steps still get their turn.
+steps that must stop while `failure()`/`always()` steps still get their turn. Steps that
+become ready together start as a burst: their start records in one commit, their
+processes back to back, and only then a task each to wait for its own (`_start`).
 """
 
 from __future__ import annotations
