@@ -10,11 +10,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-distributed = pytest.importorskip("distributed")
+#: distributed is imported by the tests that use it, not as pytest collects them: it is
+#: the heaviest import of the suite, and every worker would pay it
+pytestmark = pytest.mark.skipif(find_spec("distributed") is None, reason="needs wfx[dask]")
 
 ROOT = Path(__file__).resolve().parents[2]
 DASK = str(Path(sys.executable).parent / "dask")
@@ -86,7 +90,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     where / f"worker-{n}.log",
                 )
             )  # fmt: skip
-        with distributed.Client(address, set_as_default=False, timeout=30) as client:
+        with _client(address, set_as_default=False, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield address
     finally:
@@ -112,7 +116,7 @@ def test_an_example_runs_on_two_dask_workers(
     assert "building api on" in result.stdout  # streamed back from the worker
     said = " ".join((result.stdout + result.stderr).split())
     assert f"each sees $WFX_WORKSPACE={workspace} on its own machine" in said
-    with distributed.Client(cluster, set_as_default=False) as client:
+    with _client(cluster, set_as_default=False) as client:
         executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert sum(executed.values()) >= 5  # every step ran as a Dask task
 
@@ -188,8 +192,14 @@ def test_a_killed_client_is_resumed_on_the_cluster(
     result = wfx("run", str(flow), "--resume", *common, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (workspace / "first.log").read_text() == "once\n"
-    with distributed.Client(cluster, set_as_default=False) as dask_client:
+    with _client(cluster, set_as_default=False) as dask_client:
         deadline = time.monotonic() + 20  # the scheduler notices the lost client
         while _sleepers(dask_client, workspace) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _sleepers(dask_client, workspace) == 0
+
+
+def _client(*args: Any, **kwargs: Any) -> Any:
+    from distributed import Client  # see pytestmark
+
+    return Client(*args, **kwargs)

@@ -12,17 +12,27 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from importlib.util import find_spec
 from pathlib import Path
+from types import ModuleType
 
 import anyio
 import pytest
 
-pytest.importorskip("distributed")
-
-from wfx.runtime import dask_worker
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, ExecutorError, open_executor
 from wfx.runtime.process import TOKEN_VARIABLE
+
+#: distributed is imported by the tests that use it, not as pytest collects them: it is
+#: the heaviest import of the suite, and every worker would pay it
+pytestmark = pytest.mark.skipif(find_spec("distributed") is None, reason="needs wfx[dask]")
+
+
+def _dask_worker() -> ModuleType:
+    from wfx.runtime import dask_worker  # imports distributed
+
+    return dask_worker
+
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -49,7 +59,7 @@ def orphan(
         if process.poll() is None:
             process.kill()
         process.wait()
-        (dask_worker.state_directory() / f"{instance}.json").unlink(missing_ok=True)
+        (_dask_worker().state_directory() / f"{instance}.json").unlink(missing_ok=True)
 
 
 def _wait_until_exec_is_done(pid: int, token: str) -> None:
@@ -64,7 +74,7 @@ def _wait_until_exec_is_done(pid: int, token: str) -> None:
 
 def record(instance: str, owner_pid: int, owner_start: int | None, key: str) -> None:
     data = {"owner": {"pid": owner_pid, "start": owner_start}, "key": key, "grace": 0.2}
-    (dask_worker.state_directory() / f"{instance}.json").write_text(json.dumps(data))
+    (_dask_worker().state_directory() / f"{instance}.json").write_text(json.dumps(data))
 
 
 def dead_pid() -> int:
@@ -78,9 +88,9 @@ def test_the_sweep_stops_what_a_dead_worker_left(
 ) -> None:
     instance, process = orphan
     record(instance, dead_pid(), 12345, "run:step:1")
-    assert "run:step:1" in dask_worker.sweep_orphans()
+    assert "run:step:1" in _dask_worker().sweep_orphans()
     assert process.wait(timeout=10) == -signal.SIGTERM
-    assert not (dask_worker.state_directory() / f"{instance}.json").exists()
+    assert not (_dask_worker().state_directory() / f"{instance}.json").exists()
 
 
 def test_the_sweep_spares_a_live_workers_attempts_until_it_closes(
@@ -88,20 +98,20 @@ def test_the_sweep_spares_a_live_workers_attempts_until_it_closes(
 ) -> None:
     instance, process = orphan
     me = os.getpid()
-    record(instance, me, dask_worker._start_time(me), "run:step:2")
-    assert "run:step:2" not in dask_worker.sweep_orphans()
+    record(instance, me, _dask_worker()._start_time(me), "run:step:2")
+    assert "run:step:2" not in _dask_worker().sweep_orphans()
     assert process.poll() is None
-    assert dask_worker.sweep_orphans(owner_pid=me) == ["run:step:2"]  # the worker closes
+    assert _dask_worker().sweep_orphans(owner_pid=me) == ["run:step:2"]  # the worker closes
     assert process.wait(timeout=10) == -signal.SIGTERM
 
 
 def test_a_reused_pid_is_not_the_owner(orphan: tuple[str, subprocess.Popen[bytes]]) -> None:
     instance, process = orphan
     me = os.getpid()
-    start = dask_worker._start_time(me)
+    start = _dask_worker()._start_time(me)
     assert start is not None
     record(instance, me, start - 1, "run:step:3")  # same pid, another process
-    assert "run:step:3" in dask_worker.sweep_orphans()
+    assert "run:step:3" in _dask_worker().sweep_orphans()
     assert process.wait(timeout=10) == -signal.SIGTERM
 
 
@@ -197,11 +207,11 @@ def test_a_scheduler_that_goes_away_fails_the_step_and_stops_it(tmp_path: Path) 
 
 
 def test_a_state_directory_others_can_write_is_refused() -> None:
-    directory = dask_worker.state_directory()
+    directory = _dask_worker().state_directory()
     try:
         directory.chmod(0o777)
         with pytest.raises(PermissionError, match="this user's only"):
-            dask_worker.state_directory()
+            _dask_worker().state_directory()
     finally:
         directory.chmod(0o700)
 
