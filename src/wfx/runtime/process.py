@@ -296,6 +296,21 @@ def encoded_environment(env: Mapping[str, str]) -> Environment:
         raise ProcessStartError(f"cannot start the process: {exc}") from exc
 
 
+def _output_pipes(program: str, cwd: str | None) -> tuple[int, int, int, int]:
+    """The read and write ends of a new process's stdout and stderr pipes; out of
+    descriptors (EMFILE), ProcessStartError: the step fails saying so, and the run goes
+    on as with any step that cannot start."""
+    made: list[int] = []
+    try:
+        made += os.pipe2(os.O_CLOEXEC)
+        made += os.pipe2(os.O_CLOEXEC)
+    except OSError as exc:
+        _close_all(*made)
+        raise ProcessStartError(_start_failure(program, cwd, exc)) from exc
+    out_read, out_write, err_read, err_write = made
+    return out_read, out_write, err_read, err_write
+
+
 class _Child:
     """A started step process: its pid, a pidfd that becomes readable when it exits, and
     the read ends of its stdout and stderr pipes (non-blocking, read on the event loop).
@@ -307,13 +322,28 @@ class _Child:
     signals ignored in the child, across the exec, where Popen's child has them at their
     defaults (and Python 3.11's has no working-directory action)."""
 
-    def __init__(self, process: Process, pidfd: int, stdout: int, stderr: int):
+    def __init__(self, process: Process, pidfd: int, stdout: int, stderr: int, watch: select.epoll):
         self._process = process
         self.pidfd = pidfd
         self.pid = process.pid
         self.stdout = stdout
         self.stderr = stderr
         self._open = [stdout, stderr, pidfd]
+        self._watch: select.epoll | None = watch
+        """An epoll set of the pidfd and both pipes (made at the start, with the rest of the
+        process's descriptors: a burst of steps that ran the process out of them fails a
+        step that cannot start, never one that runs unwatched)."""
+
+    def watch_set(self) -> select.epoll:
+        """The epoll set of the pidfd and both pipes, until :meth:`close_watch_set`."""
+        assert self._watch is not None
+        return self._watch
+
+    def close_watch_set(self) -> None:
+        """Release the epoll set (the wait for the exit is over)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     @classmethod
     def spawn_direct(
@@ -350,8 +380,7 @@ class _Child:
         `env` with `overlay` laid over it."""
         if not argv:
             raise ProcessStartError("empty command")
-        out_read, out_write = os.pipe2(os.O_CLOEXEC)
-        err_read, err_write = os.pipe2(os.O_CLOEXEC)
+        out_read, out_write, err_read, err_write = _output_pipes(argv[0], cwd)
         path = overlay["PATH"] if "PATH" in overlay else env.get("PATH")
         try:
             process = spawn(
@@ -372,16 +401,20 @@ class _Child:
             raise ProcessStartError(f"cannot start {argv[0]}: {exc}") from exc
         finally:
             _close_all(out_write, err_write)
+        pidfd = -1
         try:
             pidfd = os.pidfd_open(process.pid)
+            watch = select.epoll(3)
         except OSError as exc:  # out of descriptors: do not leave the child unwatched
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            _close_all(out_read, err_read)
+            _close_all(out_read, err_read, *([pidfd] if pidfd >= 0 else []))
             raise ProcessStartError(f"cannot watch {argv[0]}: {exc.strerror or exc}") from exc
+        for fd in (pidfd, out_read, err_read):
+            watch.register(fd, select.EPOLLIN)
         os.set_blocking(out_read, False)
         os.set_blocking(err_read, False)
-        return cls(process, pidfd, out_read, err_read)
+        return cls(process, pidfd, out_read, err_read, watch)
 
     @property
     def returncode(self) -> int | None:
@@ -406,6 +439,7 @@ class _Child:
                 os.killpg(self.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=_KILL_WAIT)
+        self.close_watch_set()
         _close_all(*self._open)
         self._open = []
 
@@ -497,16 +531,14 @@ class _Watch:
     def __init__(self, process: _Child, capture: _Capture) -> None:
         self._process = process
         self._capture = capture
-        self._poll = select.epoll(3)
+        self._poll = process.watch_set()
         self._pipes: dict[int, Stream] = {process.stdout: "stdout", process.stderr: "stderr"}
-        for fd in (process.pidfd, *self._pipes):
-            self._poll.register(fd, select.EPOLLIN)
 
     def __enter__(self) -> _Watch:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._poll.close()
+        self._process.close_watch_set()
 
     async def until_exit(self) -> None:
         """Read what arrives until the process has exited and been reaped."""
