@@ -219,8 +219,7 @@ class StepRunner:
                 setup = self.setup(node, attempt, self.contexts.step(node, attempt))
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
-        if bound is not None and (setup.timeout is None or bound < setup.timeout):
-            setup.timeout = bound
+        _shorten_timeout(setup, bound)
         process = action.kind is not StepKind.USES
         try:
             if self.faults:
@@ -256,9 +255,7 @@ class StepRunner:
         deadline = _Deadline(settings.retry.value.deadline)
         try:
             setup = self.setup(node, 1, self.contexts.step(node, 1))
-            bound = deadline.left()
-            if bound is not None and (setup.timeout is None or bound < setup.timeout):
-                setup.timeout = bound
+            _shorten_timeout(setup, deadline.left())
             request = attempt_request(action, setup)
         except (ExpressionError, ActionError):
             return None
@@ -627,6 +624,12 @@ async def _finish_ahead(ahead: Ahead) -> Attempt:
         return started if isinstance(started, Attempt) else await started.finish()
     finally:
         flush(ahead.setup)
+
+
+def _shorten_timeout(setup: AttemptSetup, bound: float | None) -> None:
+    """An attempt's timeout is at most `bound`, the seconds its retries deadline leaves."""
+    if bound is not None and (setup.timeout is None or bound < setup.timeout):
+        setup.timeout = bound
 
 
 def flush(setup: AttemptSetup) -> None:
