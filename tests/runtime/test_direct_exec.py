@@ -222,3 +222,50 @@ def test_the_environment_of_wfx_itself_reaches_a_direct_command(
     fast, _ = _run(world, "show", env, world / "work", direct=True)
     by_bash, _ = _run(world, "show", env, world / "work", direct=False)
     assert fast == by_bash
+
+
+def test_commands_started_together_share_their_lookups(tmp_path: Path) -> None:
+    """Inside `looked_up_together` (a burst of steps starting at one instant) a name is
+    looked up on PATH once; outside it, and after it, every lookup asks the file system
+    again, as each bash would."""
+    from wfx.runtime.direct import direct_exec, looked_up_together
+    from wfx.runtime.spawn import Environment
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _executable(second / "tool", "#!/bin/sh\n")
+    env = Environment({"PATH": f"{first}:{second}", "OLDPWD": str(tmp_path / "old")})
+
+    def program() -> str | None:
+        found = direct_exec(["tool"], env, {}, str(tmp_path))
+        return None if found is None else found[0]
+
+    with looked_up_together():
+        assert program() == f"{second}/tool"
+        _executable(first / "tool", "#!/bin/sh\n")  # installed meanwhile: not seen
+        assert program() == f"{second}/tool"
+        with looked_up_together():  # a burst inside: its own lookups
+            assert program() == f"{first}/tool"
+        assert program() == f"{second}/tool"
+    assert program() == f"{first}/tool"  # after the burst: found as bash would
+    (first / "tool").unlink()
+    (second / "tool").unlink()
+    assert program() is None
+
+
+def test_a_shared_lookup_keeps_what_bash_does_to_pwd_and_oldpwd(tmp_path: Path) -> None:
+    from wfx.runtime.direct import direct_exec, looked_up_together
+    from wfx.runtime.spawn import Environment
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    (tmp_path / "here").mkdir()
+    env = Environment({"PATH": str(tmp_path / "bin"), "OLDPWD": "gone", "PWD": "/elsewhere"})
+    alone = direct_exec(["tool"], env, {}, str(tmp_path / "here"))
+    with looked_up_together():
+        together = [direct_exec(["tool"], env, {}, str(tmp_path / "here")) for _ in range(2)]
+    assert alone is not None
+    assert alone[1]["PWD"] == str(tmp_path / "here")
+    assert alone[1]["OLDPWD"] is None  # bash drops an OLDPWD that names no directory
+    assert together == [alone, alone]

@@ -76,6 +76,54 @@ def test_the_base_environment_is_under_the_steps_own(tmp_path: Path) -> None:
     assert lines == [("stdout", "base own")]
 
 
+def test_wfxs_own_environment_is_read_again_when_it_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a base of its own, each attempt gets wfx's environment as it is when the
+    attempt starts: kept encoded between attempts, but never stale."""
+    executor = LocalExecutor()
+    req = request(["sh", "-c", 'echo "${LATER-unset} ${GONE-unset}"'])
+    monkeypatch.setenv("GONE", "here")
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        await executor.start()
+        try:
+            for change in (None, ("LATER", "set"), ("LATER", "changed"), ("GONE", None)):
+                if change is not None:
+                    name, value = change
+                    if value is None:
+                        monkeypatch.delenv(name)
+                    else:
+                        monkeypatch.setenv(name, value)
+                await executor.run_attempt(req, lambda _s, text: seen.append(text))
+        finally:
+            await executor.close()
+        return seen
+
+    assert anyio.run(main) == [
+        "unset here",
+        "set here",
+        "changed here",
+        "changed unset",
+    ]
+
+
+def test_wfxs_own_environment_is_encoded_once_while_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wfx.runtime.process import own_environment
+
+    monkeypatch.setenv("WFX_TEST_OWN", "1")
+    first = own_environment()
+    assert own_environment() is first
+    assert first.get("WFX_TEST_OWN") == "1"
+    monkeypatch.setenv("WFX_TEST_OWN", "2")
+    second = own_environment()
+    assert second is not first
+    assert second.get("WFX_TEST_OWN") == "2"
+
+
 def test_a_script_file_replaces_the_placeholder_and_is_removed(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     req = request(["sh", "{0}"], script='echo "$0"\necho second line\n', script_suffix=".sh")

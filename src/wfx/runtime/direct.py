@@ -12,11 +12,12 @@ environment, exported functions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING
 
@@ -52,18 +53,54 @@ def direct_exec(
     if level is None:
         return None
     here = cwd if cwd is not None else os.getcwd()
-    program = _find_program(words[0], get("PATH"), here)
+    oldpwd = get("OLDPWD")
+    key = (words[0], get("PATH"), here, get("PWD"), oldpwd)
+    found = None if _SHARED is None else _SHARED.get(key)
+    if found is None:
+        found = _look_around(*key)
+        if _SHARED is not None:
+            _SHARED[key] = found
+    program, pwd, oldpwd_gone = found
     if program is None:
         return None
-    changes: dict[str, str | None] = {
-        "SHLVL": str(level),
-        "_": program,
-        "PWD": _logical_directory(get("PWD"), here),
-    }
-    oldpwd = get("OLDPWD")
-    if oldpwd is not None and not os.path.isdir(os.path.join(here, oldpwd)):
+    changes: dict[str, str | None] = {"SHLVL": str(level), "_": program, "PWD": pwd}
+    if oldpwd_gone:
         changes["OLDPWD"] = None
     return program, changes
+
+
+#: what bash finds in the file system for a command: the program, PWD, whether OLDPWD
+#: names no directory (`_look_around`'s answer)
+_Found = tuple[str | None, str, bool]
+
+#: inside `looked_up_together`: each lookup's answer, by its question
+_SHARED: dict[tuple[str, str | None, str, str | None, str | None], _Found] | None = None
+
+
+@contextlib.contextmanager
+def looked_up_together() -> Iterator[None]:
+    """Inside, commands started at one instant share their lookups: the same name on the
+    same PATH from the same directory is looked up once (about 60 µs of system calls
+    each on a long PATH). Each bash would have looked at the same file system at that
+    instant; a program installed while they start is a race either way."""
+    global _SHARED  # noqa: PLW0603 - one burst at a time, synchronous, on the loop's thread
+    outer, _SHARED = _SHARED, {}
+    try:
+        yield
+    finally:
+        _SHARED = outer
+
+
+def _look_around(
+    name: str, path: str | None, here: str, pwd: str | None, oldpwd: str | None
+) -> _Found:
+    """The program bash would exec for `name` (None: bash must be asked), the PWD it
+    would export, and whether it would drop OLDPWD (naming no directory)."""
+    program = _find_program(name, path, here)
+    if program is None:
+        return None, "", False
+    gone = oldpwd is not None and not os.path.isdir(os.path.join(here, oldpwd))
+    return program, _logical_directory(pwd, here), gone
 
 
 def _sets_bash_up(names: Iterable[str]) -> bool:

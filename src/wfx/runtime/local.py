@@ -10,7 +10,6 @@ variables no process can receive.
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from wfx.runtime.process import (
     ProcessTracker,
     StartedProcess,
     encoded_environment,
+    own_environment,
     start_process,
 )
 from wfx.runtime.spawn import Environment
@@ -154,7 +154,7 @@ class LocalExecutor:
         """The environment every attempt starts from, encoded once (wfx's own is read
         again for each attempt: it may have changed)."""
         if self._environ is None:
-            return encoded_environment(os.environ)
+            return own_environment()
         if self._encoded is None:
             self._encoded = encoded_environment(self._environ)
         return self._encoded

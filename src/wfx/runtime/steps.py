@@ -33,6 +33,7 @@ from wfx.runtime.actions import (
     run_attempt,
 )
 from wfx.runtime.contexts import RunContexts
+from wfx.runtime.direct import looked_up_together
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, OutputSink, StartedAttempt
 from wfx.runtime.executors import Executors
@@ -273,9 +274,10 @@ class StepRunner:
                 state.attempts = 1
                 run.emit(ev.StepStarted(run.run_id, run.now(), ahead.node.id, 1))
         states = run.states
-        for ahead in prepared:
-            states[ahead.node.index].started = time.monotonic()  # its duration: from here
-            ahead.started = ahead.begin(ahead.request, ahead.setup.on_output)
+        with looked_up_together():
+            for ahead in prepared:
+                states[ahead.node.index].started = time.monotonic()  # its duration: from here
+                ahead.started = ahead.begin(ahead.request, ahead.setup.on_output)
 
     # -- setup ------------------------------------------------------------------------------
 
