@@ -731,7 +731,7 @@ def _journal_for(how: _Presentation) -> Iterator[Any]:
     from wfx.runtime.journal import Journal
     from wfx.runtime.statedir import state_dir
 
-    journal = Journal(state_dir(how.state_dir).database)
+    journal = Journal.for_command(state_dir(how.state_dir).database)
     try:
         yield journal
     finally:

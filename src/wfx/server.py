@@ -322,12 +322,13 @@ class _Run:
 @dataclass
 class _Spare:
     """A copy forked ahead of the next command, waiting on its end of `control` (a socket
-    pair with the server) for the command or for word to warm up."""
+    pair with the server) for the command, for word to warm up, or to open a journal ahead."""
 
     pid: int
     pidfd: int
     control: socket.socket
     warming: bool = False
+    journal_asked: bool = False
 
 
 @dataclass
@@ -360,6 +361,10 @@ class _Server:
     reports: int = 0
     #: what copies named of the model-cache entries they unpickled, to keep once idle
     to_keep: list[object] = field(default_factory=list)
+    #: the journal the last command that ended wrote to, which the next spare opens ahead
+    #: (None after a command that wrote to none, such as `wfx plan`: nothing is opened to
+    #: write after it either)
+    journal: str | None = None
     #: inotify's word that the files of `code` are as they were: no `stat` of each
     watch: CodeWatch = field(default_factory=CodeWatch)
 
@@ -479,11 +484,25 @@ class _Server:
         spare = _Spare(pid, pidfd, ours)
         self.spare = spare
         self.selector.register(pidfd, selectors.EVENT_READ, lambda _fd: self._spare_ended(spare))
+        self._journal_ahead()
         self._warm_spare()
 
     def _busy(self) -> bool:
         """Whether a command is running (one that said it finished is not)."""
         return any(not run.finished for run in self.runs.values())
+
+    def _journal_ahead(self) -> None:
+        """Have the new spare open the journal the last command wrote to, ahead of the
+        next command, which most often writes to the same (journal.open_ahead)."""
+        spare, path = self.spare, self.journal
+        if spare is None or path is None or spare.journal_asked:
+            return
+        spare.journal_asked = True
+        data = os.fsencode(path)
+        try:
+            spare.control.sendall(launch.frame(("ahead", len(data), [])) + data)
+        except OSError:
+            self._drop_spare()
 
     def _warm_spare(self) -> None:
         """Tell the spare to warm up (once copies have said which pages to warm)."""
@@ -533,14 +552,22 @@ class _Server:
     def _be_spare(self, control: socket.socket) -> NoReturn:
         """In the spare: leave the server, then wait for the command (warming up when told
         to); exit when the server goes away first."""
+        from wfx.runtime import journal  # noqa: PLC0415 - preloaded
+
         try:
             self._leave_the_server()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             regions = _writable_private_regions()  # the server's, before any command
+            warming = False
             while True:
                 kind, payload, fds, numbers = _read_request(control)
                 if kind == "warm":
+                    warming = True
                     _warm_up(control, self.hot, regions)
+                elif kind == "ahead":
+                    journal.open_ahead(os.fsdecode(payload))
+                    if warming:  # this message stopped it: go on (pages warmed stay so)
+                        _warm_up(control, self.hot, regions)
                 elif kind in ("run", "learn") and numbers[:1] == [_CONNECTION]:
                     break
                 else:
@@ -548,6 +575,7 @@ class _Server:
             conn = socket.socket(fileno=fds[0])
             request = marshal.loads(payload)
         except BaseException:  # the server closed its end, or sent nonsense: nothing ran
+            journal.close_ahead()
             os._exit(0)
         learned = regions if kind == "learn" else None
         self._run_as_command(conn, request, fds[1:], numbers[1:], control, learned)
@@ -742,7 +770,7 @@ class _Server:
         except OSError:
             os._exit(1)
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
-        from wfx.runtime.journal import close_later  # noqa: PLC0415 - preloaded
+        from wfx.runtime.journal import close_later, last_written  # noqa: PLC0415 - preloaded
         from wfx.runtime.modelcache import unpickled  # noqa: PLC0415 - preloaded
 
         close_journals = close_later()
@@ -761,7 +789,7 @@ class _Server:
                     os.close(fd)
             if control is not None:  # before `wfx` ends: the server must not kill it
                 with contextlib.suppress(OSError):
-                    control.sendall(b"." + marshal.dumps(unpickled()))
+                    control.sendall(b"." + marshal.dumps((*unpickled(), last_written())))
             _tell(conn, ("exited", code))
             close_journals()
             if control is not None and learned is not None:
@@ -827,6 +855,9 @@ class _Server:
         if not run.named and (told := _told(bytes(run.report))):
             run.named = True
             self.to_keep.append(told[0])
+            first = told[0]
+            if isinstance(first, tuple) and len(first) == 3:  # after a plan, none: it writes
+                self.journal = first[2] if isinstance(first[2], str) else None  # nothing
 
     def _keep_named(self) -> None:
         """Keep the entries copies named, while no command runs (unpickling a big one takes
@@ -991,9 +1022,9 @@ def _keep_entries(told: object) -> bool:
     the file of the key that signed them); whether any was new."""
     from wfx.runtime import modelcache  # noqa: PLC0415 - preloaded
 
-    if not (isinstance(told, tuple) and len(told) == 2 and isinstance(told[0], list)):
+    if not (isinstance(told, tuple) and len(told) in (2, 3) and isinstance(told[0], list)):
         return False
-    entries, key = told
+    entries, key = told[0], told[1]
     if not isinstance(key, str):
         return False
     return any([modelcache.keep(entry, key) for entry in entries if isinstance(entry, str)])

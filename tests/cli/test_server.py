@@ -9,6 +9,7 @@ process."""
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shutil
@@ -579,13 +580,10 @@ def test_commands_at_once_share_the_spare_and_forks_made_on_the_spot(
     after = wait_for_spare(own_server)
     assert after[1] == served_before + 4
     assert after[3] not in (0, spare)
-    # every copy, forked on the spot or not, closed its journal after its `wfx` ended:
-    # the server never kills a copy that said it finished
-    logs = [tmp_path / f"state{n}" / "state.db-wal" for n in range(4)]
-    deadline = time.monotonic() + 20
-    while any(log.exists() and log.stat().st_size for log in logs):
-        assert time.monotonic() < deadline, "a copy never closed its journal"
-        time.sleep(0.05)
+    # every copy, forked on the spot or not, moved its journal's log into the database
+    # file after its `wfx` ended: the server never kills a copy that said it finished
+    for n in range(4):
+        _wait_for_the_database_file_alone(tmp_path / f"state{n}" / "state.db", runs=1)
 
 
 @pytest.mark.parametrize("kind", ["warm", "learn"])
@@ -682,7 +680,8 @@ def test_a_run_is_in_its_journal_when_wfx_ends_though_the_copy_closes_it_later(
     server: dict[str, str], tmp_path: Path
 ) -> None:
     """The copy closes the journal (a checkpoint and a sync) after it told `wfx` it
-    finished: by then every record is committed, and the closing does happen."""
+    finished: by then every record is committed, and the closing does happen (the
+    database file alone holds the run, though the next copy holds the journal open)."""
     (tmp_path / "wf.yaml").write_text(
         "wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n  - id: b\n    needs: [a]\n    run: 'true'\n"
     )
@@ -693,11 +692,86 @@ def test_a_run_is_in_its_journal_when_wfx_ends_though_the_copy_closes_it_later(
         assert db.execute("SELECT status FROM runs").fetchall() == [("success",)]
         steps = db.execute("SELECT step_id, status FROM steps ORDER BY step_id").fetchall()
         assert steps == [("a", "success"), ("b", "success")]
-    log = state / "state.db-wal"
+    _wait_for_the_database_file_alone(state / "state.db", runs=1)
+
+
+def _wait_for_the_database_file_alone(path: Path, runs: int) -> None:
+    """Wait until the database file alone (its write-ahead log ignored) holds `runs` runs:
+    the copy has moved the log into it, after `wfx` ended."""
+    uri = f"{path.resolve().as_uri()}?immutable=1"
     deadline = time.monotonic() + 20
-    while log.exists() and log.stat().st_size:  # the last connection to close empties it
-        assert time.monotonic() < deadline, "the copy never closed the journal"
+    while True:
+        with closing(sqlite3.connect(uri, uri=True)) as alone, contextlib.suppress(sqlite3.Error):
+            if alone.execute("SELECT count(*) FROM runs").fetchone() == (runs,):
+                return
+        assert time.monotonic() < deadline, "the copy never moved the log into the file"
         time.sleep(0.05)
+
+
+def _holds(pid: int, path: Path, seconds: float = 20) -> bool:
+    """Whether process `pid` has `path` open (waiting a while for it to)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(OSError):
+            fds = Path(f"/proc/{pid}/fd")
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _run_ids(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT id FROM runs")]
+
+
+def test_the_next_copy_opens_the_journal_the_last_run_wrote_ahead_of_its_command(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """The spare forked after a run holds that run's journal open, and the next run there
+    records into it; the database file alone has both runs once each copy has closed it."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    journal = (tmp_path / ".wfx" / "state.db").resolve()
+    assert run("run", "wf.yaml", env=own_server, cwd=tmp_path).returncode == 0
+    spare = wait_for_spare(own_server)[3]
+    assert _holds(spare, journal), "the spare did not open the journal ahead"
+    done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(_run_ids(journal)) == 2
+    _wait_for_the_database_file_alone(journal, runs=2)
+
+
+def test_after_a_plan_the_next_copy_opens_no_journal(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """A plan writes nothing, and neither does the copy forked after it: only a command
+    that wrote to a journal has the next copy open it ahead."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    journal = (tmp_path / ".wfx" / "state.db").resolve()
+    assert run("run", "wf.yaml", env=own_server, cwd=tmp_path).returncode == 0
+    assert _holds(wait_for_spare(own_server)[3], journal)
+    assert run("plan", "wf.yaml", env=own_server, cwd=tmp_path).returncode == 0
+    spare = wait_for_spare(own_server)[3]
+    assert not _holds(spare, journal, seconds=1)
+
+
+def test_a_journal_removed_after_it_was_opened_ahead_is_made_again(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """`rm -rf .wfx` between two runs: the spare holds the old journal, which nobody can
+    reach any more; the next run makes a new one and records there."""
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n  - id: a\n    run: 'true'\n")
+    journal = (tmp_path / ".wfx" / "state.db").resolve()
+    assert run("run", "wf.yaml", env=own_server, cwd=tmp_path).returncode == 0
+    assert _holds(wait_for_spare(own_server)[3], journal)
+    shutil.rmtree(tmp_path / ".wfx")
+    done = run("run", "wf.yaml", env=own_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(_run_ids(journal)) == 1
+    history = run("runs", env=own_server, cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    assert history.stdout.count("success") == 1
 
 
 def test_an_idle_server_exits_by_itself(tmp_path: Path) -> None:

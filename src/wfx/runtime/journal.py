@@ -290,21 +290,143 @@ _CLOSE_LATER: list[sqlite3.Connection] | None = None
 
 
 def close_later() -> Callable[[], None]:
-    """From now on, a journal's connection is closed when the returned function is called,
-    not by `Journal.close`: closing the last connection writes the write-ahead log into
-    the database and syncs it (1-3 ms), which the warm server's copy does after it has
-    told `wfx` that it finished. Every commit is in the log by then, and durable as
-    before: the sync only moves the log's pages into place."""
+    """From now on, a journal's connection is put away by the returned function, not
+    closed by `Journal.close`. A warm server's copy calls it after it told `wfx` that
+    it finished (every commit is in the write-ahead log by then, durable as before), so
+    what follows costs the command nothing:
+
+    - the log is written into the database file, which alone then holds every run that
+      ended, as closing the last connection would have done (1-3 ms, a sync);
+    - the log is started again with one record (the schema's, unchanged): the first
+      record of an empty log syncs the log's header (2-3 ms here, more on a real disk),
+      which the next command's first record would otherwise pay;
+    - the connection is left open to the process's end, which a copy reaches at once:
+      closed, the last connection would remove the log again. SQLite then finds the log
+      as after any end without a close, and keeps it (docs/durability.md).
+
+    A journal opened ahead that no command took is left open likewise, untouched: a
+    command that wrote to no journal writes nothing."""
     global _CLOSE_LATER  # noqa: PLW0603 - one process-wide policy, set once by the copy
     waiting: list[sqlite3.Connection] = []
     _CLOSE_LATER = waiting
 
     def close_now() -> None:
         while waiting:
+            db = waiting.pop()
             with contextlib.suppress(sqlite3.Error):
-                waiting.pop().close()
+                _write_log_into_place(db)
+                _start_log_again(db)
+            _LEFT_OPEN.append(db)
 
     return close_now
+
+
+#: connections `close_later` put away: open until the process ends
+_LEFT_OPEN: list[sqlite3.Connection] = []
+
+
+def _write_log_into_place(db: sqlite3.Connection) -> None:
+    """Copy the write-ahead log into the database file and empty it (waiting a moment at
+    most for another writer)."""
+    db.execute("PRAGMA busy_timeout = 100")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def _start_log_again(db: sqlite3.Connection) -> None:
+    """Write the schema record again, unchanged: the first record of the emptied log."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+#: the database this process last opened to write (absolute): a warm server's copy tells
+#: the server, whose next copy opens it ahead of its command (`open_ahead`)
+_WRITTEN: str | None = None
+
+
+def last_written() -> str | None:
+    """The journal this process last opened to write, as an absolute path (or None)."""
+    return _WRITTEN
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A journal opened ahead of the command that will use it, and the file it was then:
+    its absolute path and identity (device, inode)."""
+
+    journal: Journal
+    where: str
+    identity: tuple[int, int]
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """Its connection."""
+        return self.journal.db
+
+
+#: the journal `open_ahead` opened, until a command takes it (or it is closed)
+_AHEAD: _Ahead | None = None
+
+
+def _identity(where: str) -> tuple[int, int]:
+    """The file at `where` (device, inode; OSError when there is none): while a journal
+    opened ahead holds it open, no other file can have the same."""
+    found = os.stat(where)
+    return found.st_dev, found.st_ino
+
+
+def _still_writable(where: str) -> bool:
+    """Whether the journal and its directory may still be written as when they were opened
+    (a connection keeps what it opened: a file made immutable, read-only or another's
+    since then must be opened again, to be found unwritable as it would be)."""
+    return os.access(where, os.W_OK) and os.access(os.path.dirname(where), os.W_OK)
+
+
+def open_ahead(path: str) -> None:
+    """Open the journal at `path` now, ahead of a command that may write to it: a warm
+    server's spare copy does, for the journal the command before it wrote to, while it
+    waits (opening it, with its write-ahead log, takes 2-3 ms of a command's start). Only
+    an existing, writable journal of this wfx's schema is opened, and nothing is written
+    to it; otherwise nothing is, and the command opens its journal itself.
+    `Journal.for_command` takes it when the command's journal is that very file."""
+    global _AHEAD  # noqa: PLW0603 - one journal held ahead per process
+    try:
+        before = _identity(path)
+        journal = Journal(Path(path), ahead=True)
+    except (OSError, sqlite3.Error, JournalError):
+        return
+    try:
+        after = _identity(path)
+    except OSError:
+        after = None
+    # replaced while it was being opened (not the file it names), or opened read-only
+    if after != before or not _still_writable(path):
+        with contextlib.suppress(sqlite3.Error):
+            journal.db.close()
+        return
+    journal.db.execute("PRAGMA busy_timeout = 30000")  # from now on: as any journal waits
+    _AHEAD = _Ahead(journal, path, before)
+
+
+def _take_ahead() -> _Ahead | None:
+    global _AHEAD
+    ahead, _AHEAD = _AHEAD, None
+    return ahead
+
+
+def close_ahead() -> None:
+    """Close the journal opened ahead, if no command took it (a spare that ends)."""
+    ahead = _take_ahead()
+    if ahead is not None:
+        with contextlib.suppress(sqlite3.Error):
+            ahead.db.close()
 
 
 @contextmanager
@@ -411,10 +533,13 @@ def _after_step_finished() -> None:
 class Journal:
     """A connection to the journal database; also an event sink for the engine."""
 
-    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False, ahead: bool = False) -> None:
         """Open (or create) the journal at `path`. JournalUnwritableError when it cannot be
-        written; with `read_only`, a journal that cannot be written is opened for reading."""
+        written; with `read_only`, a journal that cannot be written is opened for reading.
+        With `ahead` (:func:`open_ahead`), it is opened without writing, and only as it is:
+        JournalError when it would have to be migrated, or waited for more than 20 ms."""
         self.path = path
+        self._ahead = ahead
         self.read_only = False
         self.ended: list[tuple[Any, ...]] = []
         """End records (an attempt that finished) not yet written: each is written in the
@@ -441,7 +566,8 @@ class Journal:
                 f"the journal {self.path} cannot be written: {why_unwritable(self.path, exc)}"
             ) from None
         with damage_is_corruption(self.path):
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            wait = 0.02 if self._ahead else 30.0
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=wait)
             try:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")
@@ -450,6 +576,9 @@ class Journal:
             except BaseException:
                 self.db.close()
                 raise
+        if not self._ahead:
+            global _WRITTEN  # noqa: PLW0603 - what this process last opened to write
+            _WRITTEN = os.path.abspath(self.path)
 
     def _open_for_reading(self) -> None:
         """Read a journal nobody may write: `mode=ro`, or, when SQLite cannot even make its
@@ -484,6 +613,30 @@ class Journal:
         return db
 
     @classmethod
+    def for_command(cls, path: Path) -> Journal:
+        """The journal at `path` for a command that writes to it: the one opened ahead
+        (`open_ahead`) when it is that very file (the same inode at the same path) and
+        it and its directory may still be written; else opened now."""
+        ahead = _take_ahead()
+        if ahead is not None:
+            try:
+                same = (
+                    ahead.where == os.path.abspath(path)
+                    and _identity(ahead.where) == ahead.identity
+                    and _still_writable(ahead.where)
+                )
+            except OSError:
+                same = False
+            if same:
+                global _WRITTEN  # noqa: PLW0603 - what this process last opened to write
+                _WRITTEN = ahead.where
+                ahead.journal.path = path
+                return ahead.journal
+            with contextlib.suppress(sqlite3.Error):
+                ahead.db.close()
+        return cls(path)
+
+    @classmethod
     def open(cls, explicit_dir: str | Path | None = None) -> Journal:
         """The journal where :func:`state_dir` says it is."""
         return cls(state_dir(explicit_dir).database)
@@ -509,6 +662,10 @@ class Journal:
                 f"the journal {self.path} was written by a newer wfx (schema {version});"
                 f" this wfx reads up to schema {SCHEMA_VERSION}"
             )
+        if self._ahead:  # nothing written: the command itself finds out what it may write
+            if version != SCHEMA_VERSION:
+                raise JournalError(f"the journal {self.path} is not this wfx's to open ahead")
+            return
         with self.transaction():
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS[target]:
