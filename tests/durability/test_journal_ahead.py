@@ -91,17 +91,22 @@ def test_a_state_directory_removed_since_is_made_again(tmp_path: Path) -> None:
     assert _runs(path) == ["run-3"]
 
 
-def test_another_journal_is_opened_on_its_own_and_the_one_ahead_closed(tmp_path: Path) -> None:
+def test_another_journal_is_opened_on_its_own_and_the_one_ahead_left_alone(
+    tmp_path: Path,
+) -> None:
+    """The journal opened ahead is left open, untouched, to the process's end: closing it,
+    when it is the last connection, would write to a journal the command never named."""
     first = _journal(tmp_path / "a" / ".wfx")
     second = _journal(tmp_path / "b" / ".wfx")
     open_ahead(str(first))
     held = _held()
     assert held is not None
+    untouched = sorted((f.name, f.read_bytes()) for f in first.parent.iterdir())
     journal = Journal.for_command(second)
     assert journal.db is not held
     assert journal_module._AHEAD is None
-    with pytest.raises(sqlite3.ProgrammingError):  # closed
-        held.execute("SELECT 1")
+    assert held in journal_module._LEFT_OPEN
+    assert sorted((f.name, f.read_bytes()) for f in first.parent.iterdir()) == untouched
     _record_run(journal, "run-4")
     journal.close()
     assert _runs(second) == ["run-4"]
@@ -183,3 +188,19 @@ def test_closing_writes_the_log_into_the_database_file_though_one_is_open_ahead(
                 assert [row[0] for row in alone.execute("SELECT id FROM runs")] == ["run-5"]
     finally:
         journal_module._CLOSE_LATER = None
+
+
+def test_a_journal_closed_beside_one_held_open_leaves_every_run_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """A `wfx` in its own process closes its journal while a warm server's spare holds it
+    open: not the last connection, it moves the log into the database file itself."""
+    path = _journal(tmp_path / ".wfx")
+    with closing(sqlite3.connect(path)) as spare:
+        assert spare.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        journal = Journal(path)
+        _record_run(journal, "run-6")
+        journal.close()
+        uri = f"{path.resolve().as_uri()}?immutable=1"  # the database file alone
+        with closing(sqlite3.connect(uri, uri=True)) as alone:
+            assert [row[0] for row in alone.execute("SELECT id FROM runs")] == ["run-6"]

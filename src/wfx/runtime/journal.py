@@ -332,6 +332,14 @@ def _write_log_into_place(db: sqlite3.Connection) -> None:
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
+def _move_log_into_file(db: sqlite3.Connection) -> None:
+    """Copy the write-ahead log into the database file before a connection closes, waiting
+    for no one: closing the last connection does it anyway (and then this costs nothing
+    more), but a warm server's spare may hold the journal open (`open_ahead`), and the
+    database file alone should still hold every run that ended."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
 def _start_log_again(db: sqlite3.Connection) -> None:
     """Write the schema record again, unchanged: the first record of the emptied log."""
     db.execute("BEGIN IMMEDIATE")
@@ -616,7 +624,8 @@ class Journal:
     def for_command(cls, path: Path) -> Journal:
         """The journal at `path` for a command that writes to it: the one opened ahead
         (`open_ahead`) when it is that very file (the same inode at the same path) and
-        it and its directory may still be written; else opened now."""
+        it and its directory may still be written; else opened now (the one opened ahead
+        is then left open, untouched, to the process's end)."""
         ahead = _take_ahead()
         if ahead is not None:
             try:
@@ -632,8 +641,7 @@ class Journal:
                 _WRITTEN = ahead.where
                 ahead.journal.path = path
                 return ahead.journal
-            with contextlib.suppress(sqlite3.Error):
-                ahead.db.close()
+            _LEFT_OPEN.append(ahead.db)  # closing it could write to a journal not named
         return cls(path)
 
     @classmethod
@@ -649,6 +657,9 @@ class Journal:
                 self.commit_pending()
         finally:
             if _CLOSE_LATER is None:
+                if not self.read_only:
+                    with contextlib.suppress(sqlite3.Error):
+                        _move_log_into_file(self.db)
                 self.db.close()
             else:
                 _CLOSE_LATER.append(self.db)
