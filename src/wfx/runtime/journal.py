@@ -314,7 +314,7 @@ def close_later() -> Callable[[], None]:
         while waiting:
             db = waiting.pop()
             with contextlib.suppress(sqlite3.Error):
-                _write_log_into_place(db)
+                _move_log_into_file(db, empty=True)
                 _start_log_again(db)
             _LEFT_OPEN.append(db)
 
@@ -325,19 +325,16 @@ def close_later() -> Callable[[], None]:
 _LEFT_OPEN: list[sqlite3.Connection] = []
 
 
-def _write_log_into_place(db: sqlite3.Connection) -> None:
-    """Copy the write-ahead log into the database file and empty it (waiting a moment at
-    most for another writer)."""
-    db.execute("PRAGMA busy_timeout = 100")
-    db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-
-
-def _move_log_into_file(db: sqlite3.Connection) -> None:
-    """Copy the write-ahead log into the database file before a connection closes, waiting
-    for no one: closing the last connection does it anyway (and then this costs nothing
-    more), but a warm server's spare may hold the journal open (`open_ahead`), and the
-    database file alone should still hold every run that ended."""
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def _move_log_into_file(db: sqlite3.Connection, *, empty: bool = False) -> None:
+    """Copy the write-ahead log into the database file, which alone then holds every run
+    that ended: before a connection closes, waiting for no one (closing the last one
+    does it anyway, and then this costs nothing more; but a warm server's spare may hold
+    the journal open, `open_ahead`); with `empty`, also emptying the log, waiting a
+    moment at most for another writer."""
+    if empty:
+        db.execute("PRAGMA busy_timeout = 100")
+    checkpoint = "PRAGMA wal_checkpoint(TRUNCATE)" if empty else "PRAGMA wal_checkpoint(PASSIVE)"
+    db.execute(checkpoint).fetchall()
 
 
 def _start_log_again(db: sqlite3.Connection) -> None:
