@@ -586,11 +586,11 @@ def test_commands_at_once_share_the_spare_and_forks_made_on_the_spot(
         _wait_for_the_database_file_alone(tmp_path / f"state{n}" / "state.db", runs=1)
 
 
-@pytest.mark.parametrize("kind", ["warm", "learn"])
+@pytest.mark.parametrize("kind", ["warm", "learn", "ahead"])
 def test_the_spares_own_messages_are_refused_on_the_servers_socket(
     own_server: dict[str, str], kind: str
 ) -> None:
-    """ "warm" and "learn" pass only between the server and its spare, on a socket pair no
+    """ "warm", "learn" and "ahead" pass only between the server and its spare, on a pair no
     one else holds: said to the server's socket, they are closed on, unanswered."""
     from wfx import launch
 
