@@ -391,18 +391,24 @@ def test_a_loaded_graph_holds_no_reference_cycle(example: str) -> None:
     path = Path(__file__).parents[2] / "examples" / example
     graph = api.compile_file(path, require_inputs=False).graph
     payload = modelcache._dumps({"graph": graph, "warnings": [], "files": []})
-    loaded = pickle.loads(payload)
-    held = _tracked_ids_reachable_from(loaded)
-    del loaded
-    # Other threads of the test process may leave garbage of their own: only the loaded
-    # graph's objects count, so the collector saves what it finds for us to look at.
-    gc.set_debug(gc.DEBUG_SAVEALL)
+    # Every object made before the load is set aside, so the collection below looks at
+    # the loaded graph's objects alone, not at the whole heap of the test process.
+    gc.freeze()
     try:
-        gc.collect()
-        cyclic = [obj for obj in gc.garbage if id(obj) in held]
+        loaded = pickle.loads(payload)
+        held = _tracked_ids_reachable_from(loaded)
+        del loaded
+        # Other threads of the test process may leave garbage of their own: only the
+        # loaded graph's objects count, so the collector saves what it finds for us.
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            gc.collect()
+            cyclic = [obj for obj in gc.garbage if id(obj) in held]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
     finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
+        gc.unfreeze()
     assert cyclic == []
 
 

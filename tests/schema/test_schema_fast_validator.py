@@ -41,7 +41,7 @@ def verdicts(validator: Any, data: Any) -> list[tuple[Any, ...]]:
     found: list[tuple[Any, ...]] = []
 
     def collect(error: Any) -> None:
-        rule = repr(as_run(error.validator_value))
+        rule = as_run(error.validator_value)
         found.append((tuple(error.absolute_path), error.validator, rule))
         if error.validator == "oneOf" and wfx_schema._is_exactly_one_key(error.validator_value):
             return
@@ -53,9 +53,18 @@ def verdicts(validator: Any, data: Any) -> list[tuple[Any, ...]]:
     return sorted(found, key=repr)
 
 
-def as_run(rule: Any) -> Any:
-    """A rule of the schema as written, in the form the validator wfx runs holds it."""
-    return wfx_schema._inlined({"$defs": wfx_schema.schema()["$defs"], "rule": rule})["rule"]
+_RUN_FORMS: dict[str, str] = {}
+
+
+def as_run(rule: Any) -> str:
+    """A rule of the schema as written, in the form the validator wfx runs holds it (its
+    repr). Inlining goes through every definition: each rule is inlined once, since the
+    same few rules make most errors."""
+    written = repr(rule)
+    if written not in _RUN_FORMS:
+        inlined = wfx_schema._inlined({"$defs": wfx_schema.schema()["$defs"], "rule": rule})
+        _RUN_FORMS[written] = repr(inlined["rule"])
+    return _RUN_FORMS[written]
 
 
 def agree(data: Any) -> None:
