@@ -330,7 +330,7 @@ documents = st.lists(st.one_of(paragraphs, listings, grids()), min_size=1, max_s
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(documents, st.integers(20, 200))
 def test_made_up_documents_print_what_rich_prints(blocks: tuple[Block, ...], width: int) -> None:
     shown = render_plain(blocks, width)
@@ -366,7 +366,7 @@ def wrapping_grids(draw: st.DrawFn) -> Grid:
 
 
 @pytest.mark.slow
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(wrapping_grids(), st.integers(10, 90))
 def test_narrowed_tables_are_rich_s(grid: Grid, width: int) -> None:
     shown = render_plain((grid,), width)
