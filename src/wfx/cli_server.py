@@ -54,8 +54,13 @@ def _describe(found: server.Status) -> str:
     spare = f", next copy {found.spare} ready" if found.spare else ""
     kept = f", {found.kept} workflow(s) kept in memory" if found.kept else ""
     code = "watched by inotify" if found.watching else "checked file by file for each command"
+    if found.stale:
+        ending = "its code changed since it started: it serves no more commands and exits" + (
+            " once those running end" if found.running else ""
+        )
+    else:
+        ending = f"its code {code}, exits after {found.idle_limit:.0f}s idle"
     return (
         f"wfx server {found.pid} on {server.name()}: up {up:.0f}s,"
-        f" {found.served} command(s) served, {found.running} running{spare}{kept},"
-        f" its code {code}, exits after {found.idle_limit:.0f}s idle"
+        f" {found.served} command(s) served, {found.running} running{spare}{kept}, {ending}"
     )

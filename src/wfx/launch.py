@@ -31,7 +31,7 @@ SERVER_VARIABLE = "WFX_SERVER"
 #: a name that keeps servers apart (tests; two setups of one user that must not share one)
 TAG_VARIABLE = "WFX_SERVER_TAG"
 #: the protocol spoken between this module and wfx.server
-PROTOCOL = 4
+PROTOCOL = 5
 #: commands never handed to a server: the server's own, and the long-lived language server
 LOCAL_COMMANDS = frozenset({"server", "lsp"})
 #: the namespaces a server must share with its clients

@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn, TextIO
 
 from wfx import launch
@@ -133,6 +133,8 @@ class Status:
     """How many workflows from model caches the server keeps in memory for its copies."""
     watching: bool = False
     """Whether inotify watches the files of its code (else each command checks them all)."""
+    stale: bool = False
+    """Whether it found its code changed: it serves nothing more and ends."""
 
 
 def main(argv: list[str]) -> int:
@@ -367,6 +369,9 @@ class _Server:
     journal: str | None = None
     #: inotify's word that the files of `code` are as they were: no `stat` of each
     watch: CodeWatch = field(default_factory=CodeWatch)
+    #: its code was found changed, by whichever request connected first after the change
+    #: (the watch says so once): nothing more is served
+    stale: bool = False
 
     def serve(self) -> None:
         """Take commands until stopped or idle, and until the last running one ended."""
@@ -591,7 +596,7 @@ class _Server:
                 return
             # checked while `wfx` is still building its request, not after it came: the
             # code is the one installed when this command connected
-            installed = self.watch.unchanged() or fresh(self.code)
+            installed = self._installed()
             conn.settimeout(REQUEST_TIMEOUT)
             kind, payload, fds, numbers = _read_request(conn)
         except (OSError, ValueError, EOFError, TypeError):
@@ -601,6 +606,13 @@ class _Server:
             self._answer(conn, kind, payload, fds, numbers, installed)
         finally:
             _close_all(fds)
+
+    def _installed(self) -> bool:
+        """Whether the code is still as imported; once it was not, never again (the watch
+        reports a change to one request only, which may be a `wfx server status`)."""
+        if not self.stale and not (self.watch.unchanged() or fresh(self.code)):
+            self.stale = True
+        return not self.stale
 
     def _answer(
         self,
@@ -613,6 +625,8 @@ class _Server:
     ) -> None:
         if kind == "status":
             self._reply_and_close(conn, ("status", self._status_tuple()))
+            if not installed:
+                self._stop_listening()
         elif kind == "stop":
             self._reply_and_close(conn, ("stopping", len(self.runs)))
             self._stop_listening()
@@ -621,7 +635,7 @@ class _Server:
         else:
             conn.close()
 
-    def _status_tuple(self) -> tuple[int, float, int, int, float, int, int, bool]:
+    def _status_tuple(self) -> tuple[int, float, int, int, float, int, int, bool, bool]:
         from wfx.runtime.modelcache import kept  # noqa: PLC0415 - preloaded
 
         spare = self.spare.pid if self.spare is not None else 0
@@ -636,6 +650,7 @@ class _Server:
             spare,
             kept(),
             watching,
+            self.stale,
         )
 
     def _reply_and_close(self, conn: socket.socket, message: object) -> None:
@@ -1287,9 +1302,9 @@ def _ask(kind: str, answer: str) -> Any:
 def status() -> Status | None:
     """The server that would run this process's commands, or None when none runs."""
     reply = _ask("status", "status")
-    if reply is None:
+    if not isinstance(reply, tuple) or len(reply) != len(fields(Status)):
         return None
-    pid, started, served, running, idle, spare, kept, watching = reply
+    pid, started, served, running, idle, spare, kept, watching, stale = reply
     return Status(
         int(pid),
         float(started),
@@ -1299,6 +1314,7 @@ def status() -> Status | None:
         int(spare),
         int(kept),
         bool(watching),
+        bool(stale),
     )
 
 
@@ -1312,8 +1328,12 @@ def stop() -> int | None:
 def start(wait: float = 10.0) -> Status | None:
     """Start a server unless one runs, and wait until it answers (or `wait` seconds)."""
     found = status()
-    if found is not None:
+    if found is not None and not found.stale:
         return found
+    deadline = time.monotonic() + wait
+    while found is not None and found.stale and time.monotonic() < deadline:
+        time.sleep(0.05)  # its name is free once it stopped listening
+        found = status()
     launch.start_server()
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

@@ -922,6 +922,48 @@ def test_the_command_after_a_change_runs_in_wfx_itself_not_in_a_copy_of_the_serv
         run("server", "stop", env=env)
 
 
+def test_a_status_query_between_a_change_and_a_command_does_not_hide_the_change(
+    tmp_path: Path,
+) -> None:
+    """inotify tells of a change once, to whatever connects next. Here that is `wfx server
+    status`, which says the server stops; the command after it still runs in the `wfx`
+    process with the new code, never in a copy of the stale server (it did, before)."""
+    env, module = _server_with_code_of_its_own(tmp_path)
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\nsteps:\n  - id: parent\n    run: tr '\\0' ' ' < /proc/$PPID/cmdline\n"
+    )
+    try:
+        found = wait_for_spare(env)
+        assert "wfx.server" in run("run", "wf.yaml", env=env, cwd=tmp_path).stdout
+        found = wait_for_spare(env)
+        _change(module)
+        shown = run("server", "status", env=env)
+        assert "its code changed since it started" in shown.stdout, shown.stdout
+        after = run("run", "wf.yaml", env={**env, "WFX_SERVER": "on"}, cwd=tmp_path)
+        assert after.returncode == 0, after.stderr
+        assert "wfx.server" not in after.stdout
+        assert f"{WFX} run wf.yaml" in after.stdout
+        _gone(env, found[0], "a stale server kept running")
+    finally:
+        run("server", "stop", env=env)
+
+
+def test_server_start_replaces_a_server_whose_code_changed(tmp_path: Path) -> None:
+    """`wfx server start` finds a server that knows its code changed: it waits for it to
+    go and starts a new one, rather than taking the old one for running."""
+    env, module = _server_with_code_of_its_own(tmp_path)
+    try:
+        old = wait_for_spare(env)
+        _change(module)
+        assert "its code changed" in run("server", "status", env=env).stdout
+        started = run("server", "start", env=env)
+        assert started.returncode == 0, started.stderr
+        assert f"wfx server {old[0]} " not in started.stdout, started.stdout
+        assert "its code watched by inotify" in started.stdout, started.stdout
+    finally:
+        run("server", "stop", env=env)
+
+
 def test_a_server_watches_its_code_with_inotify_and_serves_through_unrelated_changes(
     tmp_path: Path,
 ) -> None:
