@@ -20,10 +20,14 @@ from wfx.runtime.executor import AttemptRequest, Executor, OutputSink, open_exec
 from wfx.runtime.local import LocalExecutor
 from wfx.runtime.process import ProcessTracker
 
+#: the run the attempts here belong to: one per test process, since the processes of every
+#: run on the machine are looked at (the other pytest worker's attempts are not this one's)
+RUN = f"run-{os.getpid()}"
+
 
 def request(argv: list[str], **fields: Any) -> AttemptRequest:
     values: dict[str, Any] = {
-        "key": "run-1:step:1",
+        "key": f"{RUN}:step:1",
         "env": {},
         "cwd": None,
         "timeout": None,
@@ -153,8 +157,8 @@ def test_a_timeout_kills_the_whole_tree() -> None:
     result, _ = attempt_on(LocalExecutor(), req)
     assert result.status is StepStatus.TIMEOUT
     assert result.reason == "timed out after 300ms"
-    assert ProcessTracker("run-1").live() == 0
-    assert not _marked_processes("run-1/")
+    assert ProcessTracker(RUN).live() == 0
+    assert not _marked_processes(f"{RUN}/")
 
 
 def test_cancel_stops_a_running_attempt() -> None:
@@ -178,7 +182,7 @@ def test_cancel_stops_a_running_attempt() -> None:
 
     anyio.run(main)
     assert [r.status for r in results] == [StepStatus.CANCELLED]
-    assert not _marked_processes("run-1/")
+    assert not _marked_processes(f"{RUN}/")
 
 
 def test_an_attempt_begun_then_cancelled_before_it_is_awaited_is_stopped() -> None:
@@ -194,14 +198,14 @@ def test_an_attempt_begun_then_cancelled_before_it_is_awaited_is_stopped() -> No
             begun = executor.begin(req, lambda s, t: None)
             assert not isinstance(begun, Attempt)
             await anyio.sleep(0.2)  # the tree is running, unsupervised
-            assert _marked_processes("run-1/")
+            assert _marked_processes(f"{RUN}/")
             await executor.cancel(req.key, 0.2)  # its scope is cancelled before it is entered
             return await begun.finish()
         finally:
             await executor.close()
 
     assert anyio.run(main).status is StepStatus.CANCELLED
-    assert not _marked_processes("run-1/")
+    assert not _marked_processes(f"{RUN}/")
 
 
 def test_an_attempt_begun_counts_its_timeout_from_its_start() -> None:
@@ -224,7 +228,7 @@ def test_an_attempt_begun_counts_its_timeout_from_its_start() -> None:
     result, took = anyio.run(main)
     assert result.status is StepStatus.TIMEOUT
     assert took < 0.8  # 0.5 and a moment to stop it; counted from `finish`: 0.9
-    assert not _marked_processes("run-1/")
+    assert not _marked_processes(f"{RUN}/")
 
 
 def test_an_attempt_that_cannot_begin_is_a_failed_attempt_and_leaves_no_file(
