@@ -16,7 +16,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wfx"
 
 #: each layer and the modules in it (a name ending in `.` is a package prefix)
 LAYERS: dict[str, tuple[str, ...]] = {
-    "base": ("wfx.diagnostics", "wfx.exitcodes", "wfx.resources", "wfx.durations"),
+    # (wfx.codewatch: inotify's word on paths; the server's code, the runtime's PATH lookups)
+    "base": (
+        "wfx.diagnostics",
+        "wfx.exitcodes",
+        "wfx.resources",
+        "wfx.durations",
+        "wfx.codewatch",
+    ),
     "source": ("wfx.source",),
     "expr": ("wfx.expr", "wfx.expr."),
     "schema": ("wfx.schema", "wfx.schemacheck"),
@@ -41,9 +48,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "wfx.cli_server",
     ),
     # the entry points: `python -m wfx`, the `wfx` command, and the warm server that runs
-    # the `wfx` command's commands in forks of itself (docs/server.md), with its watch on
-    # its own code
-    "entry": ("wfx.__main__", "wfx.launch", "wfx.server", "wfx.codewatch"),
+    # the `wfx` command's commands in forks of itself (docs/server.md)
+    "entry": ("wfx.__main__", "wfx.launch", "wfx.server"),
     "facade": ("wfx",),
     "ci": ("wfx.ci", "wfx.ci."),
 }

@@ -11,6 +11,9 @@ edit in place, an editor's save by rename, a `touch`, a package reinstalled, a s
 link swapped above the installation) comes as an event, and the next command has the
 full check again.
 
+The runtime keeps the answers of PATH searches the same way (wfx.runtime.direct): a
+search is done again only after an event on its way.
+
 Where inotify cannot tell, the full check runs for every command, as without a watch:
   - a file system whose files may change from elsewhere (NFS, SMB, FUSE...): only the
     local kinds in :data:`LOCAL` are trusted;

@@ -269,3 +269,185 @@ def test_a_shared_lookup_keeps_what_bash_does_to_pwd_and_oldpwd(tmp_path: Path) 
     assert alone[1]["PWD"] == str(tmp_path / "here")
     assert alone[1]["OLDPWD"] is None  # bash drops an OLDPWD that names no directory
     assert together == [alone, alone]
+
+
+# -- PATH lookups kept while inotify says nothing on their way changed ---------------------
+
+
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A fresh set of watched lookups for the test, and the places each search looked at
+    (an answer from memory looks at none)."""
+    from wfx.runtime import direct
+
+    looked: list[str] = []
+    real = direct._is_executable
+
+    def counting(path: str) -> bool:
+        looked.append(path)
+        return real(path)
+
+    monkeypatch.setattr(direct, "_is_executable", counting)
+    monkeypatch.setattr(direct, "_LOOKUPS", None)
+    monkeypatch.setattr(direct, "_searches", direct.SEARCHES_BEFORE_WATCHING)
+    yield looked
+    if direct._LOOKUPS is not None:
+        direct._LOOKUPS.close()
+
+
+def _find(name: str, path: str, here: Path) -> str | None:
+    from wfx.runtime.direct import _find_program
+
+    return _find_program(name, path, str(here))
+
+
+def test_a_lookup_is_answered_from_memory_until_a_place_on_its_way_changes(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """The second lookup looks at nothing; a file of another name written in a folder on
+    PATH changes nothing; the program installed first on PATH is found at once."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _executable(second / "tool", "#!/bin/sh\n")
+    path = f"{first}:{second}"
+    assert _find("tool", path, tmp_path) == f"{second}/tool"
+    watched.clear()
+    assert _find("tool", path, tmp_path) == f"{second}/tool"
+    assert watched == []
+    (first / "other").write_text("unrelated")
+    (second / "tool.log").write_text("unrelated")
+    assert _find("tool", path, tmp_path) == f"{second}/tool"
+    assert watched == []
+    _executable(first / "tool", "#!/bin/sh\n")
+    assert _find("tool", path, tmp_path) == f"{first}/tool"
+    assert watched
+
+
+def _swap_link(link: Path, target: str) -> None:
+    fresh = link.with_name(link.name + ".new")
+    fresh.symlink_to(target)
+    os.replace(fresh, link)
+
+
+CHANGES = {
+    "made not executable": lambda t: (t / "a" / "tool").chmod(0o644),
+    "removed": lambda t: (t / "a" / "tool").unlink(),
+    "renamed away": lambda t: (t / "a" / "tool").rename(t / "a" / "tool.old"),
+    "its folder renamed": lambda t: (t / "a").rename(t / "a.old"),
+    "its folder's link swapped": lambda t: _swap_link(t / "current", "b"),
+    "replaced by a folder": lambda t: ((t / "a" / "tool").unlink(), (t / "a" / "tool").mkdir()),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_every_change_on_the_way_is_seen_by_the_next_lookup(
+    tmp_path: Path, watched: list[str], change: str
+) -> None:
+    """PATH is `current/` (a link to `a`), then `z`. Whatever changes what bash would
+    find (the file, its mode, its folder, a link on the way) is seen by the next lookup;
+    each answer is the one a search from scratch gives."""
+    from wfx.runtime.direct import _candidates, _search
+
+    for folder in ("a", "b", "z"):
+        (tmp_path / folder).mkdir()
+    _executable(tmp_path / "a" / "tool", "#!/bin/sh\n")
+    _executable(tmp_path / "z" / "tool", "#!/bin/sh\n")
+    (tmp_path / "current").symlink_to("a")
+    path = f"{tmp_path / 'current'}:{tmp_path / 'z'}"
+    assert _find("tool", path, tmp_path) == f"{tmp_path / 'current'}/tool"
+    assert _find("tool", path, tmp_path) == f"{tmp_path / 'current'}/tool"
+    CHANGES[change](tmp_path)
+    found = _find("tool", path, tmp_path)
+    assert found == f"{tmp_path / 'z'}/tool"
+    assert found == _search(_candidates("tool", path, str(tmp_path)))
+
+
+def test_an_executable_bit_given_back_is_seen(tmp_path: Path, watched: list[str]) -> None:
+    (tmp_path / "bin").mkdir()
+    tool = tmp_path / "bin" / "tool"
+    tool.write_text("#!/bin/sh\n")
+    path = str(tmp_path / "bin")
+    assert _find("tool", path, tmp_path) is None
+    assert _find("tool", path, tmp_path) is None
+    tool.chmod(0o755)
+    assert _find("tool", path, tmp_path) == str(tool)
+
+
+def test_a_relative_path_entry_is_watched_from_the_working_directory(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """An empty PATH entry is the working directory (bash's rule); a program that
+    appears there is found by the next lookup from there, and not from elsewhere."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "there").mkdir()
+    assert _find("tool", ":/nonexistent", tmp_path / "here") is None
+    assert _find("tool", ":/nonexistent", tmp_path / "there") is None
+    _executable(tmp_path / "here" / "tool", "#!/bin/sh\n")
+    assert _find("tool", ":/nonexistent", tmp_path / "here") == "./tool"
+    assert _find("tool", ":/nonexistent", tmp_path / "there") is None
+
+
+def test_where_inotify_cannot_vouch_every_lookup_searches(
+    tmp_path: Path, watched: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder on a file system whose files may change from elsewhere (here: no kind of
+    file system is trusted): nothing is kept, every lookup looks."""
+    from wfx import codewatch
+
+    monkeypatch.setattr(codewatch, "LOCAL", frozenset())
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    for _ in range(3):
+        watched.clear()
+        assert _find("tool", str(tmp_path / "bin"), tmp_path) == str(tmp_path / "bin" / "tool")
+        assert watched == [str(tmp_path / "bin" / "tool")]
+
+
+def test_a_forked_child_does_not_read_its_parents_watch(tmp_path: Path, watched: list[str]) -> None:
+    """The inotify instance is the parent's: a forked child starts with no lookups kept
+    and looks for itself (reading the parent's events would steal them from it)."""
+    from wfx.runtime import direct
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    assert _find("tool", str(tmp_path / "bin"), tmp_path) is not None
+    assert direct._LOOKUPS is not None
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os._exit(0 if direct._LOOKUPS is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    (tmp_path / "bin" / "tool").unlink()
+    assert _find("tool", str(tmp_path / "bin"), tmp_path) is None  # the parent still sees
+
+
+def test_a_cold_process_watches_only_once_its_lookups_pay_for_the_library(
+    tmp_path: Path,
+) -> None:
+    """Importing inotify's library costs a cold `wfx` what some 100 searches cost: its
+    first lookups search, and it watches from then on (a server's copy, which has the
+    library loaded, from the first)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    script = f"""
+import sys
+from wfx.runtime import direct
+for _ in range(direct.SEARCHES_BEFORE_WATCHING):
+    assert direct._find_program("tool", {str(tmp_path / "bin")!r}, "/") is not None
+assert direct._LOOKUPS is None and "inotify_simple" not in sys.modules, "watched too early"
+direct._find_program("tool", {str(tmp_path / "bin")!r}, "/")
+assert direct._LOOKUPS is not None and direct._LOOKUPS.watch.watching, "never watched"
+import inotify_simple
+direct._LOOKUPS = None
+direct._searches = 0
+direct._find_program("tool", {str(tmp_path / "bin")!r}, "/")
+assert direct._LOOKUPS is not None, "the library loaded, yet not watched at once"
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -17,9 +17,12 @@ import functools
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING
+
+from wfx.codewatch import CodeWatch
 
 if TYPE_CHECKING:
     from wfx.runtime.spawn import Environment
@@ -135,10 +138,106 @@ def _find_program(name: str, path: str | None, here: str) -> str | None:
         return name if _is_executable(os.path.join(here, name)) else None
     if path is None:  # bash would search its own built-in default PATH
         return None
-    for candidate, where in _candidates(name, path, here):
+    lookups = _watched_lookups()
+    if lookups is None:
+        return _search(_candidates(name, path, here))
+    return lookups.find(name, path, here)
+
+
+def _search(places: tuple[tuple[str, str], ...]) -> str | None:
+    """The first of `places` (as bash names it, and from here) that is an executable
+    regular file: bash's search along PATH."""
+    for candidate, where in places:
         if _is_executable(where):
             return candidate
     return None
+
+
+class _WatchedLookups:
+    """PATH searches answered again without the file system while inotify says that no
+    directory entry they depend on changed (wfx.codewatch): each place looked at along
+    PATH, every directory and symbolic link on the way to it. A program installed, removed,
+    made executable or not, renamed, a directory or link on the way swapped: each is an
+    event, and the next lookup searches again. A step of a chain costs one `read` of the
+    inotify descriptor instead of a system call per PATH entry (docs/performance.md,
+    fourteenth pass). Where inotify cannot vouch for a place (a network file system, no
+    instance or watch left), every lookup searches, as before."""
+
+    def __init__(self) -> None:
+        self.watch = CodeWatch()
+        self.places: set[str] = set()
+        self.answers: dict[tuple[str, str, str], str | None] = {}
+        self.usable = True
+
+    def find(self, name: str, path: str, here: str) -> str | None:
+        """What :func:`_search` would answer for `name` on `path` from `here`, now."""
+        key = (name, path, here)
+        if not self.watch.unchanged():  # something changed, or nothing is watched yet
+            self.answers.clear()
+        elif key in self.answers:
+            return self.answers[key]
+        places = _candidates(name, path, here)
+        wanted = {where for _, where in places}
+        if self.usable and not wanted <= self.places:
+            self._watch(wanted)
+        found = _search(places)
+        if self.watch.watching:
+            self.answers[key] = found
+        return found
+
+    def _watch(self, wanted: set[str]) -> None:
+        """Watch `wanted` too; every answer kept is dropped (arming the watch again drops
+        the events queued before, which may concern them)."""
+        self.places |= wanted
+        if len(self.places) > _MOST_PLACES:
+            self.close()
+            return
+        self.watch.watch(self.places)
+        self.watch.unchanged()  # its first answer after arming: the search follows it
+        self.answers.clear()
+        if not self.watch.watching:
+            self.close()
+
+    def close(self) -> None:
+        """Search every time from now on (and let go of the inotify instance)."""
+        self.usable = False
+        self.watch.close()
+        self.answers.clear()
+
+
+#: the most places along PATH watched at once (a run starting thousands of different
+#: commands from as many directories searches each time instead)
+_MOST_PLACES = 4096
+
+#: this process's watched lookups, dropped in a forked child
+_LOOKUPS: _WatchedLookups | None = None
+
+#: lookups a process makes by searching before it watches: importing inotify's library
+#: costs a cold `wfx` about 7 ms, what some 100 searches cost; a warm server's copy has it
+#: loaded already and watches from its first lookup
+SEARCHES_BEFORE_WATCHING = 100
+_searches = 0
+
+
+def _watched_lookups() -> _WatchedLookups | None:
+    global _LOOKUPS, _searches  # noqa: PLW0603 - one per process, on the event loop's thread
+    if _LOOKUPS is None:
+        if _searches < SEARCHES_BEFORE_WATCHING and "inotify_simple" not in sys.modules:
+            _searches += 1
+            return None
+        _LOOKUPS = _WatchedLookups()
+    return _LOOKUPS if _LOOKUPS.usable else None
+
+
+def _forget_lookups() -> None:
+    """In a forked child: the parent's inotify instance is not this process's to read."""
+    global _LOOKUPS  # noqa: PLW0603
+    if _LOOKUPS is not None:
+        _LOOKUPS.watch.close()
+        _LOOKUPS = None
+
+
+os.register_at_fork(after_in_child=_forget_lookups)
 
 
 @functools.lru_cache(maxsize=256)
