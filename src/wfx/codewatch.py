@@ -25,6 +25,7 @@ Where inotify cannot tell, the full check runs for every command, as without a w
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -87,6 +88,8 @@ class CodeWatch:
         self._inotify: Any = None
         self._names: dict[int, frozenset[str]] = {}
         self._due = True
+        #: whether events are queued on the instance, without reading them
+        self._queued = select.poll()
 
     def watch(self, paths: Iterable[str]) -> None:
         """Watch `paths` (relative ones from the working directory, as `stat` takes them)
@@ -100,6 +103,8 @@ class CodeWatch:
         inotify = self._inotify
         if inotify is None:
             return False
+        if not self._due and not self._queued.poll(0):
+            return True  # nothing queued: no event at all (a `poll`, not a failed `read`)
         try:
             queued = os.read(inotify.fileno(), _READ_AT_MOST)
         except BlockingIOError:
@@ -150,6 +155,8 @@ class CodeWatch:
                 from inotify_simple import INotify  # noqa: PLC0415 - Linux only
 
                 inotify = INotify(nonblocking=True)
+                self._queued = select.poll()
+                self._queued.register(inotify.fileno(), select.POLLIN)
             else:
                 _drain(inotify.fileno())  # what came before is the caller's full check's
         except (ImportError, OSError):  # not Linux, out of instances: the full check always

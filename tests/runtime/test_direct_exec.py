@@ -289,16 +289,16 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(direct, "_is_executable", counting)
     monkeypatch.setattr(direct, "_LOOKUPS", None)
-    monkeypatch.setattr(direct, "_searches", direct.SEARCHES_BEFORE_WATCHING)
+    monkeypatch.setattr(direct, "_looked", direct.LOOKUPS_BEFORE_WATCHING)
     yield looked
     if direct._LOOKUPS is not None:
         direct._LOOKUPS.close()
 
 
 def _find(name: str, path: str, here: Path) -> str | None:
-    from wfx.runtime.direct import _find_program
+    from wfx.runtime.direct import _look_around
 
-    return _find_program(name, path, str(here))
+    return _look_around(name, path, str(here), None, None)[0]
 
 
 def test_a_lookup_is_answered_from_memory_until_a_place_on_its_way_changes(
@@ -347,7 +347,7 @@ def test_every_change_on_the_way_is_seen_by_the_next_lookup(
     """PATH is `current/` (a link to `a`), then `z`. Whatever changes what bash would
     find (the file, its mode, its folder, a link on the way) is seen by the next lookup;
     each answer is the one a search from scratch gives."""
-    from wfx.runtime.direct import _candidates, _search
+    from wfx.runtime.direct import _look_now
 
     for folder in ("a", "b", "z"):
         (tmp_path / folder).mkdir()
@@ -360,7 +360,44 @@ def test_every_change_on_the_way_is_seen_by_the_next_lookup(
     CHANGES[change](tmp_path)
     found = _find("tool", path, tmp_path)
     assert found == f"{tmp_path / 'z'}/tool"
-    assert found == _search(_candidates("tool", path, str(tmp_path)))
+    assert found == _look_now("tool", path, str(tmp_path), None, None)[0]
+
+
+def test_what_bash_does_to_pwd_and_oldpwd_follows_their_directories(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """PWD is kept while it names the directory the command starts in, and OLDPWD while
+    it names a directory: a link swapped under PWD, OLDPWD's directory made or removed,
+    each is seen by the next lookup (the answers are the ones looked up from scratch)."""
+    from wfx.runtime.direct import _look_around, _look_now
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "alias").symlink_to("real")
+    question = (
+        "tool",
+        str(tmp_path / "bin"),
+        str(tmp_path / "real"),
+        str(tmp_path / "alias"),
+        "../previous",
+    )
+
+    def both() -> tuple[object, object]:
+        return _look_around(*question), _look_now(*question)
+
+    kept, fresh = both()
+    assert kept == fresh == (str(tmp_path / "bin" / "tool"), str(tmp_path / "alias"), True)
+    (tmp_path / "previous").mkdir()
+    kept, fresh = both()
+    assert kept == fresh and kept[2] is False  # OLDPWD names a directory now
+    _swap_link(tmp_path / "alias", "other")
+    kept, fresh = both()
+    assert kept == fresh and kept[1] == str(tmp_path / "real")  # PWD no longer names it
+    (tmp_path / "previous").rmdir()
+    kept, fresh = both()
+    assert kept == fresh and kept[2] is True
 
 
 def test_an_executable_bit_given_back_is_seen(tmp_path: Path, watched: list[str]) -> None:
@@ -436,15 +473,15 @@ def test_a_cold_process_watches_only_once_its_lookups_pay_for_the_library(
     script = f"""
 import sys
 from wfx.runtime import direct
-for _ in range(direct.SEARCHES_BEFORE_WATCHING):
-    assert direct._find_program("tool", {str(tmp_path / "bin")!r}, "/") is not None
+for _ in range(direct.LOOKUPS_BEFORE_WATCHING):
+    assert direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)[0]
 assert direct._LOOKUPS is None and "inotify_simple" not in sys.modules, "watched too early"
-direct._find_program("tool", {str(tmp_path / "bin")!r}, "/")
+direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)
 assert direct._LOOKUPS is not None and direct._LOOKUPS.watch.watching, "never watched"
 import inotify_simple
 direct._LOOKUPS = None
-direct._searches = 0
-direct._find_program("tool", {str(tmp_path / "bin")!r}, "/")
+direct._looked = 0
+direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)
 assert direct._LOOKUPS is not None, "the library loaded, yet not watched at once"
 """
     done = subprocess.run(

@@ -94,11 +94,26 @@ def looked_up_together() -> Iterator[None]:
         _SHARED = outer
 
 
+#: what `_look_around` is asked: the command's name, PATH, the directory it starts in,
+#: PWD and OLDPWD
+_Question = tuple[str, str | None, str, str | None, str | None]
+
+
 def _look_around(
     name: str, path: str | None, here: str, pwd: str | None, oldpwd: str | None
 ) -> _Found:
     """The program bash would exec for `name` (None: bash must be asked), the PWD it
-    would export, and whether it would drop OLDPWD (naming no directory)."""
+    would export, and whether it would drop OLDPWD (naming no directory): from memory
+    while nothing it depends on changed (:class:`_WatchedLookups`)."""
+    question = (name, path, here, pwd, oldpwd)
+    lookups = _watched_lookups()
+    return _look_now(*question) if lookups is None else lookups.answer(question)
+
+
+def _look_now(
+    name: str, path: str | None, here: str, pwd: str | None, oldpwd: str | None
+) -> _Found:
+    """`_look_around`'s answer, from the file system."""
     program = _find_program(name, path, here)
     if program is None:
         return None, "", False
@@ -138,51 +153,62 @@ def _find_program(name: str, path: str | None, here: str) -> str | None:
         return name if _is_executable(os.path.join(here, name)) else None
     if path is None:  # bash would search its own built-in default PATH
         return None
-    lookups = _watched_lookups()
-    if lookups is None:
-        return _search(_candidates(name, path, here))
-    return lookups.find(name, path, here)
-
-
-def _search(places: tuple[tuple[str, str], ...]) -> str | None:
-    """The first of `places` (as bash names it, and from here) that is an executable
-    regular file: bash's search along PATH."""
-    for candidate, where in places:
+    for candidate, where in _candidates(name, path, here):
         if _is_executable(where):
             return candidate
     return None
 
 
+def _places(question: _Question) -> set[str]:
+    """Every path whose resolution decides `_look_now`'s answer to `question`: each
+    place the name is looked for, the directory the command starts in, PWD, OLDPWD."""
+    name, path, here, pwd, oldpwd = question
+    if "/" in name:
+        places = {os.path.join(here, name)}
+    elif path is not None:
+        places = {where for _, where in _candidates(name, path, here)}
+    else:
+        places = set()
+    places.add(here)
+    if pwd is not None and pwd.startswith("/"):
+        places.add(pwd)
+    if oldpwd is not None:
+        places.add(os.path.join(here, oldpwd))
+    return places
+
+
 class _WatchedLookups:
-    """PATH searches answered again without the file system while inotify says that no
-    directory entry they depend on changed (wfx.codewatch): each place looked at along
-    PATH, every directory and symbolic link on the way to it. A program installed, removed,
-    made executable or not, renamed, a directory or link on the way swapped: each is an
-    event, and the next lookup searches again. A step of a chain costs one `read` of the
-    inotify descriptor instead of a system call per PATH entry (docs/performance.md,
-    fourteenth pass). Where inotify cannot vouch for a place (a network file system, no
-    instance or watch left), every lookup searches, as before."""
+    """Answers of `_look_now` given again without the file system while inotify says that
+    no directory entry they depend on changed (wfx.codewatch): each place looked at along
+    PATH, the directories PWD and OLDPWD name and the one the command starts in, every
+    directory and symbolic link on the way to each. A program installed, removed, made
+    executable or not, renamed, a directory or link on the way swapped: each is an event,
+    and the next lookup looks again. A step of a chain then costs one `poll` of the inotify
+    descriptor instead of a system call per PATH entry (docs/performance.md, fourteenth
+    pass). Where inotify cannot vouch for a place (a network file system, no instance or
+    watch left), every lookup looks, as before."""
 
     def __init__(self) -> None:
         self.watch = CodeWatch()
         self.places: set[str] = set()
-        self.answers: dict[tuple[str, str, str], str | None] = {}
+        self.answers: dict[_Question, _Found] = {}
         self.usable = True
 
-    def find(self, name: str, path: str, here: str) -> str | None:
-        """What :func:`_search` would answer for `name` on `path` from `here`, now."""
-        key = (name, path, here)
+    def answer(self, question: _Question) -> _Found:
+        """What :func:`_look_now` would answer to `question`, now."""
         if not self.watch.unchanged():  # something changed, or nothing is watched yet
             self.answers.clear()
-        elif key in self.answers:
-            return self.answers[key]
-        places = _candidates(name, path, here)
-        wanted = {where for _, where in places}
-        if self.usable and not wanted <= self.places:
-            self._watch(wanted)
-        found = _search(places)
+        else:
+            found = self.answers.get(question)
+            if found is not None:
+                return found
+        if self.usable:
+            wanted = _places(question)
+            if not wanted <= self.places:
+                self._watch(wanted)
+        found = _look_now(*question)
         if self.watch.watching:
-            self.answers[key] = found
+            self.answers[question] = found
         return found
 
     def _watch(self, wanted: set[str]) -> None:
@@ -193,37 +219,37 @@ class _WatchedLookups:
             self.close()
             return
         self.watch.watch(self.places)
-        self.watch.unchanged()  # its first answer after arming: the search follows it
+        self.watch.unchanged()  # its first answer after arming: the lookup follows it
         self.answers.clear()
         if not self.watch.watching:
             self.close()
 
     def close(self) -> None:
-        """Search every time from now on (and let go of the inotify instance)."""
+        """Look every time from now on (and let go of the inotify instance)."""
         self.usable = False
         self.watch.close()
         self.answers.clear()
 
 
-#: the most places along PATH watched at once (a run starting thousands of different
-#: commands from as many directories searches each time instead)
+#: the most places watched at once (a run starting thousands of different commands from
+#: as many directories looks each time instead)
 _MOST_PLACES = 4096
 
 #: this process's watched lookups, dropped in a forked child
 _LOOKUPS: _WatchedLookups | None = None
 
-#: lookups a process makes by searching before it watches: importing inotify's library
-#: costs a cold `wfx` about 7 ms, what some 100 searches cost; a warm server's copy has it
-#: loaded already and watches from its first lookup
-SEARCHES_BEFORE_WATCHING = 100
-_searches = 0
+#: lookups a process makes from the file system before it watches: importing inotify's
+#: library costs a cold `wfx` about 7 ms, what some 100 lookups cost; a warm server's copy
+#: has it loaded already and watches from its first lookup
+LOOKUPS_BEFORE_WATCHING = 100
+_looked = 0
 
 
 def _watched_lookups() -> _WatchedLookups | None:
-    global _LOOKUPS, _searches  # noqa: PLW0603 - one per process, on the event loop's thread
+    global _LOOKUPS, _looked  # noqa: PLW0603 - one per process, on the event loop's thread
     if _LOOKUPS is None:
-        if _searches < SEARCHES_BEFORE_WATCHING and "inotify_simple" not in sys.modules:
-            _searches += 1
+        if _looked < LOOKUPS_BEFORE_WATCHING and "inotify_simple" not in sys.modules:
+            _looked += 1
             return None
         _LOOKUPS = _WatchedLookups()
     return _LOOKUPS if _LOOKUPS.usable else None
@@ -275,8 +301,6 @@ def _logical_directory(pwd: str | None, here: str) -> str:
     return _physical(here)
 
 
-@functools.lru_cache(maxsize=64)
 def _physical(directory: str) -> str:
-    """The directory's path without symbolic links (what getcwd() returns in it); cached,
-    since every step of a run usually starts in the same few directories."""
+    """The directory's path without symbolic links (what getcwd() returns in it)."""
     return os.path.realpath(directory)
