@@ -94,12 +94,25 @@ class ActionError(WfxError):
     """A step could not be executed as written (bad callable, unrenderable value...)."""
 
 
-async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | None) -> Attempt:
+async def run_attempt(
+    action: Action,
+    setup: AttemptSetup,
+    executor: Executor | None,
+    *,
+    request: AttemptRequest | None = None,
+    started: Callable[[], None] | None = None,
+) -> Attempt:
     """Run one attempt of `action`: a `run` or `cmd` step on `executor`, a Python step
     here, in-process (executor None), or on the executor a run gives Python steps (the
-    what-if plan's simulation). Never raises for a failure of the step itself."""
+    what-if plan's simulation). Never raises for a failure of the step itself.
+
+    `request`: the attempt's request made already (from `setup`); `started`: called once
+    an executor that starts attempts without waiting (`begin`) has started this one, before
+    the wait for its end."""
     try:
-        if action.kind is StepKind.USES:
+        if request is not None:
+            pass
+        elif action.kind is StepKind.USES:
             if executor is None:
                 return await _run_python(action, setup)
             request = python_request(action, setup)
@@ -110,8 +123,14 @@ async def run_attempt(action: Action, setup: AttemptSetup, executor: Executor | 
         return rendering_failed(exc, _RENDERED[action.kind])
     except ActionError as exc:
         return Attempt(StepStatus.FAILED, reason=_message(exc))
+    assert executor is not None
     try:
-        return await executor.run_attempt(request, setup.on_output)
+        begin = None if started is None else getattr(executor, "begin", None)
+        if begin is None or started is None:
+            return await executor.run_attempt(request, setup.on_output)
+        begun = begin(request, setup.on_output)
+        started()
+        return begun if isinstance(begun, Attempt) else await begun.finish()
     except ExecutorError as exc:
         return Attempt(StepStatus.FAILED, reason=f"executor `{executor.name}`: {exc}")
 

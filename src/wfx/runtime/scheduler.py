@@ -519,6 +519,20 @@ class Scheduler:
                 self.task_group.start_soon(self._worker, ahead)
         return ready
 
+    def ready_next(self, node: Node) -> None:
+        """`node`'s attempt has started: while it runs, ready the first attempt of the
+        step that then waits for `node` alone, when exactly one does (a chain), and only
+        when that step would start the usual way soon after (not while the run stops)."""
+        runner = self.runner
+        if runner is None or not self._bursts_allowed():
+            return
+        remaining = self.remaining
+        waiting = [d for d in self.dependents[node.index] if remaining[d] == 1]
+        if len(waiting) == 1:
+            following = self.run.nodes[waiting[0]]
+            if following.is_step and not self.done[following.index]:
+                runner.prepare_first(following)
+
     def _bursts_allowed(self) -> bool:
         """Whether steps may start as a burst now: not while the run stops or fails (each
         step's own task decides then), nor when resuming (each step first stops what a

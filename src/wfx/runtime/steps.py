@@ -125,6 +125,8 @@ class StepRunner:
         """The attempts that fail or time out on purpose (`WFX_FAILPOINT`'s step faults)."""
         self.contexts = contexts
         self.scheduler: Scheduler | None = None
+        self.prepared: dict[int, tuple[AttemptSetup, AttemptRequest]] = {}
+        """First attempts readied while the step before them ran (:meth:`prepare_first`)."""
         self.actions = actions
         self.executors = executors
         self.workspace_dir = workspace
@@ -212,15 +214,20 @@ class StepRunner:
         self, node: Node, action: Action, attempt: int, bound: float | None = None
     ) -> Attempt:
         """One attempt; `bound` (seconds a retries deadline leaves) shortens its timeout."""
+        request: AttemptRequest | None = None
+        prepared = self.prepared.pop(node.index, None) if attempt == 1 else None
         try:
-            if action.kind is StepKind.USES:
+            if prepared is not None:
+                setup, request = prepared
+            elif action.kind is StepKind.USES:
                 contexts = self.contexts.step(node, attempt) if action.with_ else {}
                 setup = self._python_setup(node, attempt, contexts)
             else:
                 setup = self.setup(node, attempt, self.contexts.step(node, attempt))
         except ExpressionError as exc:
             return rendering_failed(exc, "the step")
-        _shorten_timeout(setup, bound)
+        if _shorten_timeout(setup, bound) and request is not None:
+            request = dataclasses.replace(request, timeout=setup.timeout)
         process = action.kind is not StepKind.USES
         try:
             if self.faults:
@@ -228,7 +235,9 @@ class StepRunner:
                 if fault is not None:
                     return await faulted_attempt(fault, setup, process)
             executor = self.executors.of(node) if process else self.executors.python
-            return await run_attempt(action, setup, executor)
+            scheduler = self.scheduler
+            started = None if scheduler is None else lambda: scheduler.ready_next(node)
+            return await run_attempt(action, setup, executor, request=request, started=started)
         finally:
             flush(setup)
 
@@ -254,13 +263,38 @@ class StepRunner:
         if begin is None:
             return None
         deadline = _Deadline(settings.retry.value.deadline)
+        prepared = self.prepared.pop(node.index, None)
         try:
-            setup = self.setup(node, 1, self.contexts.step(node, 1))
-            _shorten_timeout(setup, deadline.left())
-            request = attempt_request(action, setup)
+            if prepared is None:
+                setup = self.setup(node, 1, self.contexts.step(node, 1))
+                _shorten_timeout(setup, deadline.left())
+                request = attempt_request(action, setup)
+            else:
+                setup, request = prepared
+                if _shorten_timeout(setup, deadline.left()):
+                    request = dataclasses.replace(request, timeout=setup.timeout)
         except (ExpressionError, ActionError):
             return None
         return Ahead(node, setup, request, begin, deadline)
+
+    def prepare_first(self, node: Node) -> None:
+        """Ready `node`'s first attempt (its setup and request) while the one step it
+        waits for still runs, for its task to take when it starts. Only for a step whose
+        every value is fixed text (:func:`_fixed`): then nothing that step's end, or
+        anything else, changes can change them (docs/performance.md, fourteenth pass)."""
+        run = self.run
+        if node.index in self.prepared or self.faults or run.resumed or not _fixed(node):
+            return
+        if run.earlier_attempts and node.index in run.earlier_attempts:
+            return
+        action = node.action
+        assert action is not None
+        try:
+            setup = self.setup(node, 1, self.contexts.step(node, 1))
+            request = attempt_request(action, setup)
+        except (ExpressionError, ActionError):
+            return  # its task reports it, with its position
+        self.prepared[node.index] = (setup, request)
 
     def start_ahead(self, prepared: list[Ahead]) -> None:
         """Start the first attempts `prepare_ahead` made ready: every start record in one
@@ -412,6 +446,8 @@ class StepRunner:
         state.ended = time.monotonic()
         if not node.is_step:
             return
+        if self.prepared:
+            self.prepared.pop(node.index, None)  # readied, but it did not start (skipped...)
         assert self.scheduler is not None
         self.scheduler.count_finished()
         duration = state.ended - (state.started or state.ended)
@@ -628,10 +664,33 @@ async def _finish_ahead(ahead: Ahead) -> Attempt:
         flush(ahead.setup)
 
 
-def _shorten_timeout(setup: AttemptSetup, bound: float | None) -> None:
-    """An attempt's timeout is at most `bound`, the seconds its retries deadline leaves."""
+def _shorten_timeout(setup: AttemptSetup, bound: float | None) -> bool:
+    """An attempt's timeout is at most `bound`, the seconds its retries deadline leaves;
+    whether that shortened it."""
     if bound is not None and (setup.timeout is None or bound < setup.timeout):
         setup.timeout = bound
+        return True
+    return False
+
+
+def _fixed(node: Node) -> bool:
+    """Whether every value of the `run` or `cmd` step `node`'s attempts is fixed text:
+    its command, its variables, its working directory, none with a `${{ }}`. Nothing else
+    of an attempt's setup depends on the run's state (its `WFX_*` variables, timeout and
+    shell are the step's own), so it is the same whenever it is made."""
+    action, settings = node.action, node.settings
+    if action is None or settings is None or node.instance is not None:
+        return False
+    if action.kind is StepKind.RUN and action.run is not None:
+        texts: list[object] = [action.run]
+    elif action.kind is StepKind.CMD:
+        texts = list(action.cmd)
+    else:
+        return False
+    texts.extend(setting.value for setting in settings.env.values())
+    if settings.working_directory.value is not None:
+        texts.append(settings.working_directory.value)
+    return all(isinstance(text, Template) and text.is_literal() for text in texts)
 
 
 def flush(setup: AttemptSetup) -> None:
