@@ -289,16 +289,22 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(direct, "_is_executable", counting)
     monkeypatch.setattr(direct, "_LOOKUPS", None)
-    monkeypatch.setattr(direct, "_looked", direct.LOOKUPS_BEFORE_WATCHING)
+    monkeypatch.setattr(direct, "_DUE", 0)  # armed at the first moment offered
+    monkeypatch.setattr(direct, "_DUE_COLD", 0)
     yield looked
     if direct._LOOKUPS is not None:
         direct._LOOKUPS.close()
 
 
 def _find(name: str, path: str, here: Path) -> str | None:
-    from wfx.runtime.direct import _look_around
+    """A lookup, then the moment the runtime offers for arming the watch (a step's
+    process started): the first lookup arms it, the second fills it, the third on is
+    answered from memory."""
+    from wfx.runtime.direct import _look_around, watch_when_due
 
-    return _look_around(name, path, str(here), None, None)[0]
+    found = _look_around(name, path, str(here), None, None)[0]
+    watch_when_due()
+    return found
 
 
 def test_a_lookup_is_answered_from_memory_until_a_place_on_its_way_changes(
@@ -311,6 +317,7 @@ def test_a_lookup_is_answered_from_memory_until_a_place_on_its_way_changes(
     second.mkdir()
     _executable(second / "tool", "#!/bin/sh\n")
     path = f"{first}:{second}"
+    assert _find("tool", path, tmp_path) == f"{second}/tool"
     assert _find("tool", path, tmp_path) == f"{second}/tool"
     watched.clear()
     assert _find("tool", path, tmp_path) == f"{second}/tool"
@@ -369,7 +376,7 @@ def test_what_bash_does_to_pwd_and_oldpwd_follows_their_directories(
     """PWD is kept while it names the directory the command starts in, and OLDPWD while
     it names a directory: a link swapped under PWD, OLDPWD's directory made or removed,
     each is seen by the next lookup (the answers are the ones looked up from scratch)."""
-    from wfx.runtime.direct import _look_around, _look_now
+    from wfx.runtime.direct import _look_around, _look_now, watch_when_due
 
     (tmp_path / "bin").mkdir()
     _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
@@ -385,10 +392,13 @@ def test_what_bash_does_to_pwd_and_oldpwd_follows_their_directories(
     )
 
     def both() -> tuple[object, object]:
-        return _look_around(*question), _look_now(*question)
+        kept = _look_around(*question)
+        watch_when_due()
+        return kept, _look_now(*question)
 
     kept, fresh = both()
     assert kept == fresh == (str(tmp_path / "bin" / "tool"), str(tmp_path / "alias"), True)
+    assert both() == (kept, fresh)  # now from memory
     (tmp_path / "previous").mkdir()
     kept, fresh = both()
     assert kept == fresh and kept[2] is False  # OLDPWD names a directory now
@@ -459,12 +469,10 @@ def test_a_forked_child_does_not_read_its_parents_watch(tmp_path: Path, watched:
     assert _find("tool", str(tmp_path / "bin"), tmp_path) is None  # the parent still sees
 
 
-def test_a_cold_process_watches_only_once_its_lookups_pay_for_the_library(
-    tmp_path: Path,
-) -> None:
-    """Importing inotify's library costs a cold `wfx` what some 100 searches cost: its
-    first lookups search, and it watches from then on (a server's copy, which has the
-    library loaded, from the first)."""
+def test_the_watch_is_armed_only_once_enough_lookups_pay_for_it(tmp_path: Path) -> None:
+    """Arming costs what some 50 lookups cost, and importing inotify's library (a cold
+    `wfx` has not) 7 ms more: a process looks up by itself until it has made that many
+    lookups, and arms only at a moment offered (a step's process started)."""
     import subprocess
     import sys
 
@@ -473,16 +481,24 @@ def test_a_cold_process_watches_only_once_its_lookups_pay_for_the_library(
     script = f"""
 import sys
 from wfx.runtime import direct
-for _ in range(direct.LOOKUPS_BEFORE_WATCHING):
+
+def look():
     assert direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)[0]
-assert direct._LOOKUPS is None and "inotify_simple" not in sys.modules, "watched too early"
-direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)
-assert direct._LOOKUPS is not None and direct._LOOKUPS.watch.watching, "never watched"
-import inotify_simple
+
+for _ in range(direct._DUE_COLD - 1):
+    look()
+direct.watch_when_due()
+assert not direct._LOOKUPS.armed and "inotify_simple" not in sys.modules, "armed too early"
+look()
+assert not direct._LOOKUPS.armed, "armed outside a moment offered"
+direct.watch_when_due()
+assert direct._LOOKUPS.armed, "never armed"
+direct._LOOKUPS.close()
 direct._LOOKUPS = None
-direct._looked = 0
-direct._look_around("tool", {str(tmp_path / "bin")!r}, "/", None, None)
-assert direct._LOOKUPS is not None, "the library loaded, yet not watched at once"
+for _ in range(direct._DUE):
+    look()
+direct.watch_when_due()
+assert direct._LOOKUPS.armed, "the library loaded, yet not armed after _DUE lookups"
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60

@@ -152,3 +152,28 @@ def test_a_readied_step_keeps_its_retries_deadline(tmp_path: Path, readied: Read
     assert run.status("b") == "timeout"
     finished = run.of(ev.StepFinished)[-1]
     assert finished.step == "b" and finished.duration < 5
+
+
+@pytest.mark.parametrize(("steps", "armed"), [(3, False), (9, True)])
+def test_the_lookups_watch_is_armed_while_a_step_runs_once_a_run_looked_up_enough(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, steps: int, armed: bool
+) -> None:
+    """(Here after 5 lookups.) A short run never pays for arming the watch on its PATH
+    lookups; a longer chain arms it while one of its steps runs, and its later steps are
+    looked up from memory, finding the same programs."""
+    from wfx.runtime import direct
+
+    monkeypatch.setattr(direct, "_LOOKUPS", None)
+    monkeypatch.setattr(direct, "_DUE", 5)
+    monkeypatch.setattr(direct, "_DUE_COLD", 5)
+    body = "".join(f"  - {{id: s{n}, run: 'true'}}\n" for n in range(steps))
+    try:
+        run = run_text(tmp_path, "wfx: 1\nsteps:\n" + body)
+        assert run.result.exit_code == 0
+        lookups = direct._LOOKUPS
+        assert lookups is not None and lookups.armed is armed
+        if armed:
+            assert lookups.answers  # the last steps were answered from memory
+    finally:
+        if direct._LOOKUPS is not None:
+            direct._LOOKUPS.close()

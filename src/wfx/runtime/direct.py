@@ -105,9 +105,7 @@ def _look_around(
     """The program bash would exec for `name` (None: bash must be asked), the PWD it
     would export, and whether it would drop OLDPWD (naming no directory): from memory
     while nothing it depends on changed (:class:`_WatchedLookups`)."""
-    question = (name, path, here, pwd, oldpwd)
-    lookups = _watched_lookups()
-    return _look_now(*question) if lookups is None else lookups.answer(question)
+    return _watched_lookups().answer((name, path, here, pwd, oldpwd))
 
 
 def _look_now(
@@ -186,73 +184,100 @@ class _WatchedLookups:
     and the next lookup looks again. A step of a chain then costs one `poll` of the inotify
     descriptor instead of a system call per PATH entry (docs/performance.md, fourteenth
     pass). Where inotify cannot vouch for a place (a network file system, no instance or
-    watch left), every lookup looks, as before."""
+    watch left), every lookup looks, as before.
+
+    Arming the watch costs a few milliseconds (a `readlink` of every name on the way, a
+    watch per directory), so it waits until the process has looked up enough to gain
+    from it, and for a moment it would spend waiting anyway (:func:`watch_when_due`, once
+    a step's process has started): a run of a few steps never pays for it, and a chain
+    pays while its step runs, not on the way to the next one."""
 
     def __init__(self) -> None:
         self.watch = CodeWatch()
         self.places: set[str] = set()
         self.answers: dict[_Question, _Found] = {}
+        self.pending: set[_Question] = set()
+        """Questions asked whose places are not watched yet: watched at the next arming."""
+        self.looked = 0
+        self.armed = False
         self.usable = True
 
     def answer(self, question: _Question) -> _Found:
         """What :func:`_look_now` would answer to `question`, now."""
-        if not self.watch.unchanged():  # something changed, or nothing is watched yet
-            self.answers.clear()
-        else:
-            found = self.answers.get(question)
-            if found is not None:
-                return found
-        if self.usable:
-            wanted = _places(question)
-            if not wanted <= self.places:
-                self._watch(wanted)
+        covered = False
+        if self.armed:
+            if not self.watch.unchanged():  # something changed: every answer looks again
+                self.answers.clear()
+            else:
+                found = self.answers.get(question)
+                if found is not None:
+                    return found
+            covered = _places(question) <= self.places
         found = _look_now(*question)
-        if self.watch.watching:
+        self.looked += 1
+        if covered:  # watched before it looked: any change after it is an event
             self.answers[question] = found
+        elif self.usable and len(self.pending) < _MOST_PENDING:
+            self.pending.add(question)
         return found
 
-    def _watch(self, wanted: set[str]) -> None:
-        """Watch `wanted` too; every answer kept is dropped (arming the watch again drops
-        the events queued before, which may concern them)."""
-        self.places |= wanted
-        if len(self.places) > _MOST_PLACES:
+    def arm_if_due(self) -> None:
+        """Watch the places of the questions asked so far, once the process has looked up
+        enough that answering from memory pays for the arming."""
+        if not self.pending or not self.usable:
+            return
+        due = _DUE if "inotify_simple" in sys.modules else _DUE_COLD
+        if self.looked < due:
+            return
+        wanted = self.places.union(*map(_places, self.pending))
+        self.pending.clear()
+        if len(wanted) > _MOST_PLACES:
             self.close()
             return
-        self.watch.watch(self.places)
-        self.watch.unchanged()  # its first answer after arming: the lookup follows it
+        self.places = wanted
+        self.watch.watch(wanted)
+        self.watch.unchanged()  # its first answer after arming: every lookup looks once more
         self.answers.clear()
-        if not self.watch.watching:
+        self.armed = self.watch.watching
+        if not self.armed:
             self.close()
 
     def close(self) -> None:
         """Look every time from now on (and let go of the inotify instance)."""
         self.usable = False
+        self.armed = False
         self.watch.close()
         self.answers.clear()
+        self.pending.clear()
 
 
-#: the most places watched at once (a run starting thousands of different commands from
-#: as many directories looks each time instead)
+#: lookups a process makes from the file system before it watches (arming costs what
+#: about 50 lookups cost; in a process that has not loaded inotify's library, a cold
+#: `wfx`, its import costs 7 ms more)
+_DUE = 32
+_DUE_COLD = 128
+
+#: the most places watched, and questions waiting to be, at once (a run starting
+#: thousands of different commands from as many directories looks each time instead)
 _MOST_PLACES = 4096
+_MOST_PENDING = 256
 
 #: this process's watched lookups, dropped in a forked child
 _LOOKUPS: _WatchedLookups | None = None
 
-#: lookups a process makes from the file system before it watches: importing inotify's
-#: library costs a cold `wfx` about 7 ms, what some 100 lookups cost; a warm server's copy
-#: has it loaded already and watches from its first lookup
-LOOKUPS_BEFORE_WATCHING = 100
-_looked = 0
 
-
-def _watched_lookups() -> _WatchedLookups | None:
-    global _LOOKUPS, _looked  # noqa: PLW0603 - one per process, on the event loop's thread
+def _watched_lookups() -> _WatchedLookups:
+    global _LOOKUPS  # noqa: PLW0603 - one per process, on the event loop's thread
     if _LOOKUPS is None:
-        if _looked < LOOKUPS_BEFORE_WATCHING and "inotify_simple" not in sys.modules:
-            _looked += 1
-            return None
         _LOOKUPS = _WatchedLookups()
-    return _LOOKUPS if _LOOKUPS.usable else None
+    return _LOOKUPS
+
+
+def watch_when_due() -> None:
+    """A moment the process would spend waiting (a step's process has just started): arm
+    the watch on the lookups made so far, if they are enough to gain from it."""
+    if _LOOKUPS is not None:
+        _LOOKUPS.arm_if_due()
 
 
 def _forget_lookups() -> None:

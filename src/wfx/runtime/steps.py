@@ -33,7 +33,7 @@ from wfx.runtime.actions import (
     run_attempt,
 )
 from wfx.runtime.contexts import RunContexts
-from wfx.runtime.direct import looked_up_together
+from wfx.runtime.direct import looked_up_together, watch_when_due
 from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import AttemptRequest, OutputSink, StartedAttempt
 from wfx.runtime.executors import Executors
@@ -235,11 +235,18 @@ class StepRunner:
                 if fault is not None:
                     return await faulted_attempt(fault, setup, process)
             executor = self.executors.of(node) if process else self.executors.python
-            scheduler = self.scheduler
-            started = None if scheduler is None else lambda: scheduler.ready_next(node)
+            started = None if self.scheduler is None else lambda: self._started(node)
             return await run_attempt(action, setup, executor, request=request, started=started)
         finally:
             flush(setup)
+
+    def _started(self, node: Node) -> None:
+        """`node`'s attempt has started and its task is about to wait for it: work that
+        would otherwise be on the way to the next step is done now (the next step of a
+        chain readied, the PATH lookups' watch armed once they are enough)."""
+        assert self.scheduler is not None
+        self.scheduler.ready_next(node)
+        watch_when_due()
 
     # -- starting a burst of steps at once ----------------------------------------------------
 
