@@ -394,3 +394,23 @@ def test_unknown_names_are_refused() -> None:
 
     with pytest.raises(ExecutorError, match="unknown executor `nope`"):
         open_executor("nope")
+
+
+@pytest.mark.parametrize("left", ["nothing", "files and folders"])
+def test_closing_removes_the_scratch_directory_whatever_is_left_in_it(
+    tmp_path: Path, left: str
+) -> None:
+    """Usually nothing is left (a `rmdir` does); a step's leftovers are removed too."""
+    scratch = tmp_path / "scratch"
+    executor = LocalExecutor(scratch=scratch)
+
+    async def main() -> None:
+        await executor.start()
+        if left != "nothing":
+            (scratch / "deep" / "er").mkdir(parents=True)
+            (scratch / "deep" / "er" / "file").write_text("x")
+            (scratch / "1.out").write_text("v=1\n")
+        await executor.close()
+
+    anyio.run(main)
+    assert not scratch.exists()

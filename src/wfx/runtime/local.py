@@ -10,6 +10,7 @@ variables no process can receive.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class LocalExecutor:
     async def close(self) -> None:
         """Remove the scratch directory (every attempt has ended by now)."""
         if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            _remove(self._scratch)
             self._scratch = None
 
     async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:
@@ -225,6 +226,18 @@ class _Running:
         if self._done is None:
             self._done = anyio.Event()
         await self._done.wait()
+
+
+def _remove(directory: Path) -> None:
+    """Remove a scratch directory and what is in it: usually nothing (a step leaves a file
+    there only when it writes `$WFX_OUTPUT` or runs as a script file), so one `rmdir`
+    first, not the walk of `shutil.rmtree` (about 1 ms at the end of every run)."""
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _fresh_scratch(chosen: Path | None) -> Path:
