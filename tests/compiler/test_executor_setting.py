@@ -108,17 +108,31 @@ def test_explain_shows_the_executor_setting(tmp_path: Path) -> None:
 
 
 class Named(LocalExecutor):
-    """A real local executor that answers to another name and says so."""
+    """A real local executor that answers to another name and says so. It starts attempts
+    at once (`begin`), so its `run_attempt` is `begin` and then `finish`, as the executor
+    port requires of such an executor (wfx.runtime.executor.StartsAtOnce): the engine
+    calls either."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
         self.keys: list[str] = []
 
-    async def run_attempt(self, request: AttemptRequest, on_output: OutputSink) -> Attempt:
+    def begin(self, request: AttemptRequest, on_output: OutputSink) -> Any:
         self.keys.append(request.key)
-        result = await super().run_attempt(request, on_output)
+        begun = super().begin(request, on_output)
+        return self._named(begun) if isinstance(begun, Attempt) else _Named(self, begun)
+
+    def _named(self, result: Attempt) -> Attempt:
         return Attempt(result.status, result.outputs, result.exit_code, where=self.name)
+
+
+class _Named:
+    def __init__(self, executor: Named, begun: Any) -> None:
+        self.executor, self.begun = executor, begun
+
+    async def finish(self) -> Attempt:
+        return self.executor._named(await self.begun.finish())
 
 
 def test_the_engine_runs_each_step_on_the_executor_it_names(tmp_path: Path) -> None:

@@ -132,7 +132,9 @@ class StartedAttempt(Protocol):
 class StartsAtOnce(Protocol):
     """An executor that can also start an attempt synchronously, its result awaited later
     (the local one): the engine starts a burst of ready steps back to back this way,
-    before their tasks run. An executor without `begin` runs each in its own task."""
+    before their tasks run, and starts a step of a chain this way to ready the next step
+    while it runs. An executor without `begin` runs each in its own task. Since the
+    engine calls either, `run_attempt` must be `begin` and then `finish`."""
 
     def begin(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | StartedAttempt:
         """Start the attempt now (the executor has started): the running attempt, or the
