@@ -116,6 +116,26 @@ def test_a_process_that_writes_the_cache_adds_the_classes_plan_needs(tmp_path: P
     assert _python(planning, tmp_path, PYTHONDONTWRITEBYTECODE="1") == {"compiled": 0}
 
 
+def test_filled_on_request_where_python_writes_no_bytecode(tmp_path: Path) -> None:
+    """`python -m wfx.runtime.classcache` (which `make test` runs, as it runs `compileall`)
+    writes the cache even with PYTHONDONTWRITEBYTECODE, as `compileall` writes bytecode:
+    then a process of wfx's commands, which writes nothing there, compiles nothing."""
+    environ = {k: v for k, v in os.environ.items() if k != "WFX_NO_CACHE"}
+    environ |= {"XDG_CACHE_HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "wfx.runtime.classcache"],
+        capture_output=True,
+        text=True,
+        env=environ,
+        check=True,
+    )
+    assert "texts in" in done.stdout and str(tmp_path) in done.stdout
+    assert list((tmp_path / "wfx").glob("classes-*.bin"))
+    probe = _python(_PROBE, tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    assert probe["compiled"] == 0
+    assert isinstance(probe["known"], int) and probe["known"] > 300
+
+
 def test_a_text_unused_for_keep_for_writes_is_dropped_and_one_in_use_is_kept() -> None:
     known = {
         "stale": (4, b"s"),  # last used by write 4: write 20 is the 16th since
