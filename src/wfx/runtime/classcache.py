@@ -199,10 +199,9 @@ def fill() -> int:
     each). The number of texts the cache then holds."""
     import pkgutil  # noqa: PLC0415
 
-    import wfx  # noqa: PLC0415
-
     install()
-    for module in pkgutil.walk_packages(wfx.__path__, "wfx."):
+    package = str(Path(__file__).resolve().parents[1])  # wfx's own folder
+    for module in pkgutil.walk_packages([package], "wfx."):
         if not module.name.startswith(_NOT_FILLED):
             with contextlib.suppress(Exception):
                 importlib.import_module(module.name)
