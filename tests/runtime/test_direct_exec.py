@@ -504,3 +504,35 @@ assert direct._LOOKUPS.armed, "the library loaded, yet not armed after _DUE look
         [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_path_folder_made_after_the_lookup_is_seen(tmp_path: Path, watched: list[str]) -> None:
+    """PATH names a folder that does not exist yet: the watch is on the nearest one that
+    does, for the name on the way, so making the folder with the program in it is seen."""
+    missing = tmp_path / "later" / "bin"
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    path = f"{missing}:{tmp_path / 'bin'}"
+    assert _find("tool", path, tmp_path) == str(tmp_path / "bin" / "tool")
+    assert _find("tool", path, tmp_path) == str(tmp_path / "bin" / "tool")
+    missing.mkdir(parents=True)
+    _executable(missing / "tool", "#!/bin/sh\n")
+    assert _find("tool", path, tmp_path) == str(missing / "tool")
+
+
+def test_a_symbolic_link_loop_on_path_makes_every_lookup_look(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """A loop of links on the way cannot be watched: nothing is kept, and the lookups still
+    find what bash finds."""
+    (tmp_path / "loop").symlink_to("loop")
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    path = f"{tmp_path / 'loop'}:{tmp_path / 'bin'}"
+    for _ in range(3):
+        assert _find("tool", path, tmp_path) == str(tmp_path / "bin" / "tool")
+    from wfx.runtime import direct
+
+    assert direct._LOOKUPS is not None and not direct._LOOKUPS.usable
+    (tmp_path / "bin" / "tool").unlink()
+    assert _find("tool", path, tmp_path) is None
