@@ -12,6 +12,7 @@ environment, exported functions.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -270,6 +271,7 @@ def _watched_lookups() -> _WatchedLookups:
     global _LOOKUPS  # noqa: PLW0603 - one per process, on the event loop's thread
     if _LOOKUPS is None:
         _LOOKUPS = _WatchedLookups()
+        atexit.register(_LOOKUPS.close)  # its inotify descriptor, closed, not left to GC
     return _LOOKUPS
 
 
