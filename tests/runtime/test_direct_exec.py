@@ -536,3 +536,30 @@ def test_a_symbolic_link_loop_on_path_makes_every_lookup_look(
     assert direct._LOOKUPS is not None and not direct._LOOKUPS.usable
     (tmp_path / "bin" / "tool").unlink()
     assert _find("tool", path, tmp_path) is None
+
+
+def test_a_process_asking_many_questions_watches_only_the_last_ones(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """A long-lived process (a test suite's, a program running workflow after workflow)
+    asks from ever new directories: each arming watches the places of the last questions
+    only, so it costs the same however many came before, and the last ones are still
+    answered from memory."""
+    from wfx.runtime import direct
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    for n in range(3 * direct._RECENT):
+        here = tmp_path / f"dir{n}"
+        here.mkdir()
+        assert _find("tool", str(tmp_path / "bin"), here) == str(tmp_path / "bin" / "tool")
+    lookups = direct._LOOKUPS
+    assert lookups is not None and lookups.armed
+    assert len(lookups.recent) == direct._RECENT
+    first = {str(tmp_path / f"dir{n}") for n in range(10)}
+    assert not first & lookups.places  # the first questions' directories are not watched
+    last = tmp_path / f"dir{3 * direct._RECENT - 1}"
+    _find("tool", str(tmp_path / "bin"), last)
+    watched.clear()
+    assert _find("tool", str(tmp_path / "bin"), last) == str(tmp_path / "bin" / "tool")
+    assert watched == []

@@ -197,8 +197,10 @@ class _WatchedLookups:
         self.watch = CodeWatch()
         self.places: set[str] = set()
         self.answers: dict[_Question, _Found] = {}
-        self.pending: set[_Question] = set()
-        """Questions asked whose places are not watched yet: watched at the next arming."""
+        self.recent: dict[_Question, None] = {}
+        """The last questions looked up (oldest first): the next arming watches theirs."""
+        self.uncovered = False
+        """Whether a question of `recent` has places the watch does not cover."""
         self.looked = 0
         self.armed = False
         self.usable = True
@@ -216,22 +218,27 @@ class _WatchedLookups:
             covered = _places(question) <= self.places
         found = _look_now(*question)
         self.looked += 1
+        recent = self.recent
+        recent.pop(question, None)
+        recent[question] = None
+        if len(recent) > _RECENT:
+            del recent[next(iter(recent))]
         if covered:  # watched before it looked: any change after it is an event
             self.answers[question] = found
-        elif self.usable and len(self.pending) < _MOST_PENDING:
-            self.pending.add(question)
+        else:
+            self.uncovered = True
         return found
 
     def arm_if_due(self) -> None:
-        """Watch the places of the questions asked so far, once the process has looked up
+        """Watch the places of the questions asked last, once the process has looked up
         enough that answering from memory pays for the arming."""
-        if not self.pending or not self.usable:
+        if not self.uncovered or not self.usable:
             return
         due = _DUE if "inotify_simple" in sys.modules else _DUE_COLD
         if self.looked < due:
             return
-        wanted = self.places.union(*map(_places, self.pending))
-        self.pending.clear()
+        wanted = set().union(*map(_places, self.recent))  # the recent ones only: bounded
+        self.uncovered = False
         if len(wanted) > _MOST_PLACES:
             self.close()
             return
@@ -249,7 +256,7 @@ class _WatchedLookups:
         self.armed = False
         self.watch.close()
         self.answers.clear()
-        self.pending.clear()
+        self.recent.clear()
 
 
 #: lookups a process makes from the file system before it watches (arming costs what
@@ -258,10 +265,14 @@ class _WatchedLookups:
 _DUE = 32
 _DUE_COLD = 128
 
-#: the most places watched, and questions waiting to be, at once (a run starting
-#: thousands of different commands from as many directories looks each time instead)
+#: the questions whose places an arming watches: the last ones asked (a process asking
+#: thousands of different ones, a test suite's, a long-lived program's, watches only the
+#: latest, so each arming costs the same; a run alternating between more commands than
+#: this arms again whenever it comes back to one)
+_RECENT = 32
+
+#: the most places watched at once (32 questions along a very long PATH: looks each time)
 _MOST_PLACES = 4096
-_MOST_PENDING = 256
 
 #: this process's watched lookups, dropped in a forked child
 _LOOKUPS: _WatchedLookups | None = None
