@@ -563,3 +563,29 @@ def test_a_process_asking_many_questions_watches_only_the_last_ones(
     watched.clear()
     assert _find("tool", str(tmp_path / "bin"), last) == str(tmp_path / "bin" / "tool")
     assert watched == []
+
+
+def test_the_watch_is_armed_again_only_after_as_many_lookups_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, watched: list[str]
+) -> None:
+    """A new question after the arming is looked up from the file system until the
+    process has made another `_DUE` lookups: a process asking something new at every
+    turn does not pay an arming at every turn."""
+    from wfx.runtime import direct
+
+    monkeypatch.setattr(direct, "_DUE", 4)
+    monkeypatch.setattr(direct, "_DUE_COLD", 4)
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    for _ in range(4):
+        _find("tool", str(tmp_path / "bin"), tmp_path / "a")
+    lookups = direct._LOOKUPS
+    assert lookups is not None and lookups.armed
+    armed_at = lookups.looked_when_armed
+    _find("tool", str(tmp_path / "bin"), tmp_path / "b")  # new: not armed again yet
+    assert lookups.looked_when_armed == armed_at and str(tmp_path / "b") not in lookups.places
+    for _ in range(3):
+        _find("tool", str(tmp_path / "bin"), tmp_path / "b")
+    assert lookups.looked_when_armed > armed_at and str(tmp_path / "b") in lookups.places

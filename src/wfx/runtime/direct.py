@@ -202,6 +202,7 @@ class _WatchedLookups:
         self.uncovered = False
         """Whether a question of `recent` has places the watch does not cover."""
         self.looked = 0
+        self.looked_when_armed = 0
         self.armed = False
         self.usable = True
 
@@ -235,10 +236,11 @@ class _WatchedLookups:
         if not self.uncovered or not self.usable:
             return
         due = _DUE if "inotify_simple" in sys.modules else _DUE_COLD
-        if self.looked < due:
-            return
+        if self.looked - self.looked_when_armed < due:
+            return  # first after `due` lookups, then again after as many more
         wanted = set().union(*map(_places, self.recent))  # the recent ones only: bounded
         self.uncovered = False
+        self.looked_when_armed = self.looked
         if len(wanted) > _MOST_PLACES:
             self.close()
             return
@@ -259,9 +261,9 @@ class _WatchedLookups:
         self.recent.clear()
 
 
-#: lookups a process makes from the file system before it watches (arming costs what
-#: about 50 lookups cost; in a process that has not loaded inotify's library, a cold
-#: `wfx`, its import costs 7 ms more)
+#: lookups a process makes from the file system before it watches, and between two
+#: armings (arming costs what about 50 lookups cost; in a process that has not loaded
+#: inotify's library, a cold `wfx`, its import costs 7 ms more)
 _DUE = 32
 _DUE_COLD = 128
 
