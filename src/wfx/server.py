@@ -198,7 +198,9 @@ def preloading() -> Iterator[Callable[[], None]]:
     everything set aside from the garbage collector (a fork starts with nothing for it to
     scan)."""
     yield lambda: _import_all(FIRST)
-    for name in (*LATER, *_wfx_modules()):
+    from wfx.runtime.classcache import wfx_modules  # noqa: PLC0415 - imported by then
+
+    for name in (*LATER, *wfx_modules(NOT_PRELOADED)):
         yield lambda name=name: _import_all((name,))  # type: ignore[misc]
     yield _build_once
     yield _set_aside
@@ -236,17 +238,6 @@ def _build_once() -> None:
 def _set_aside() -> None:
     gc.collect()
     gc.freeze()
-
-
-def _wfx_modules() -> Iterator[str]:
-    import pkgutil  # noqa: PLC0415
-
-    import wfx  # noqa: PLC0415
-
-    for module in pkgutil.walk_packages(wfx.__path__, "wfx."):
-        name = module.name
-        if not name.startswith(NOT_PRELOADED):
-            yield name
 
 
 def code_state() -> dict[str, tuple[int, int, int]]:

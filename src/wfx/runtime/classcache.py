@@ -31,7 +31,7 @@ import marshal
 import os
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -191,20 +191,27 @@ def save(*, asked: bool = False) -> None:
 _NOT_FILLED = ("wfx.__main__", "wfx.lsp", "wfx.cli_lsp", "wfx.runtime.dask", "wfx.export")
 
 
+def wfx_modules(leaving_out: tuple[str, ...]) -> Iterator[str]:
+    """The name of every module of wfx but those `leaving_out` names (or is inside): what
+    the class cache is filled from, and what a warm server imports ahead."""
+    import pkgutil  # noqa: PLC0415
+
+    package = str(Path(__file__).resolve().parents[1])  # wfx's own folder
+    for module in pkgutil.walk_packages([package], "wfx."):
+        if not module.name.startswith(leaving_out):
+            yield module.name
+
+
 def fill() -> int:
     """Compile the classes of every module of wfx's commands and write the cache, even
     where Python writes no bytecode: what `python -m compileall` is to Python's own cache
     (`make test` runs both first: a CI machine with PYTHONDONTWRITEBYTECODE set would
     otherwise compile them again in each of the suite's `wfx` processes, about 40 ms
     each). The number of texts the cache then holds."""
-    import pkgutil  # noqa: PLC0415
-
     install()
-    package = str(Path(__file__).resolve().parents[1])  # wfx's own folder
-    for module in pkgutil.walk_packages([package], "wfx."):
-        if not module.name.startswith(_NOT_FILLED):
-            with contextlib.suppress(Exception):
-                importlib.import_module(module.name)
+    for name in wfx_modules(_NOT_FILLED):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
     save(asked=True)
     return len(_known) + len(_compiled)
 
