@@ -30,9 +30,12 @@ def record(step, attempt, ledger):
 
 @dataclass
 class Crashable:
-    """A workflow in its own directory, run by `wfx` subprocesses that tests may kill."""
+    """A workflow in its own directory, run by `wfx` subprocesses that tests may kill: each
+    in a process of its own (`python -m wfx`, as under CI), or, given the variables of a
+    warm server (the `warm_server` fixture), by the `wfx` command through that server."""
 
     root: Path
+    server: dict[str, str] | None = None
 
     @property
     def workflow(self) -> Path:
@@ -60,12 +63,18 @@ class Crashable:
 
     def _spawn(self, args: list[str], env: dict[str, str] | None) -> subprocess.Popen[bytes]:
         """wfx in its own session, on this harness's journal, its output appended to wfx.log."""
+        if self.server is None:
+            command = [sys.executable, "-m", "wfx"]
+            variables = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        else:
+            command = [str(Path(sys.executable).parent / "wfx")]
+            variables = {**os.environ, "NO_COLOR": "1", **self.server, **(env or {})}
         with open(self.root / "wfx.log", "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "wfx", *args, "--state-dir", str(self.state)],
+                [*command, *args, "--state-dir", str(self.state)],
                 stdout=log,
                 stderr=log,
-                env={**os.environ, "NO_COLOR": "1", **(env or {})},
+                env=variables,
                 start_new_session=True,
             )
 

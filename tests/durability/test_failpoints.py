@@ -37,9 +37,19 @@ PASSES = (1, 2, 3, STEPS // 2, STEPS - 1, STEPS)
 CASES = [(p, nth) for p in STEP_POINTS for nth in PASSES] + [(p, 1) for p in ONCE_PER_RUN]
 
 
+def crashable(root: Path, nth: int, warm_server: dict[str, str]) -> Crashable:
+    """The harness of a case: a crash at the first pass through a point in a `wfx` of its
+    own process (as under CI), at any later pass in a warm server's copy (as on a user's
+    machine, and a fork instead of a cold start of Python and wfx: the matrix took 24 s
+    of two workers' time, 16 s so)."""
+    return Crashable(root, server=None if nth == 1 else warm_server)
+
+
 @pytest.mark.parametrize(("point", "nth"), CASES)
-def test_crash_at_a_step_failpoint_then_resume(tmp_path: Path, point: str, nth: int) -> None:
-    crash = Crashable(tmp_path)
+def test_crash_at_a_step_failpoint_then_resume(
+    tmp_path: Path, point: str, nth: int, warm_server: dict[str, str]
+) -> None:
+    crash = crashable(tmp_path, nth, warm_server)
     crash.write(LINEAR.replace("LEDGER", str(crash.ledger)))
     first = crash.run(env={"WFX_FAILPOINT": f"{point}:{nth}"})
     if point == "journal.create-run":
@@ -68,6 +78,20 @@ def test_crash_at_a_step_failpoint_then_resume(tmp_path: Path, point: str, nth: 
     assert crash.integrity() == "ok"
 
 
+@pytest.mark.parametrize("nth", [1, 2])
+def test_later_passes_crash_a_warm_servers_copy_and_the_first_a_wfx_of_its_own(
+    tmp_path: Path, nth: int, warm_server: dict[str, str]
+) -> None:
+    """Both ways wfx runs are crashed: the step's parent (what runs the steps, and what a
+    failpoint crashes) is a copy of the warm server for a later pass, `wfx` itself for
+    the first."""
+    crash = crashable(tmp_path, nth, warm_server)
+    parent = tmp_path / "parent"
+    crash.write(f"wfx: 1\nsteps:\n  - {{id: who, run: 'cat /proc/$PPID/cmdline > {parent}'}}\n")
+    assert crash.run() == 0
+    assert (b"wfx.server" in parent.read_bytes().split(b"\0")) == (nth > 1)
+
+
 SAGA = """wfx: 1
 steps:
   - {{id: a, run: "echo a >> {ledger}", rollback: {{run: "echo undo-a >> {ledger}"}}}}
@@ -82,11 +106,11 @@ ROLLBACK_POINTS = [n for n in names() if "rollback" in n]
 @pytest.mark.parametrize("point", ROLLBACK_POINTS)
 @pytest.mark.parametrize("nth", [1, 2, 3])
 def test_crash_at_a_compensation_failpoint_then_resume(
-    tmp_path: Path, point: str, nth: int
+    tmp_path: Path, point: str, nth: int, warm_server: dict[str, str]
 ) -> None:
     """T11: compensations run c, b, a; a finished one never repeats; an in-flight one
     runs at least once."""
-    crash = Crashable(tmp_path)
+    crash = crashable(tmp_path, nth, warm_server)
     crash.write(SAGA.format(ledger=crash.ledger))
     assert crash.run(env={"WFX_FAILPOINT": f"{point}:{nth}"}) == 137
     assert crash.run("--resume") == 1
@@ -114,9 +138,11 @@ steps:
 
 
 @pytest.mark.parametrize("nth", [1, 2])
-def test_crash_at_the_backoff_failpoint_keeps_the_attempt_count(tmp_path: Path, nth: int) -> None:
+def test_crash_at_the_backoff_failpoint_keeps_the_attempt_count(
+    tmp_path: Path, nth: int, warm_server: dict[str, str]
+) -> None:
     """The retry-scheduled failpoint (a crash as the backoff wait begins)."""
-    crash = Crashable(tmp_path)
+    crash = crashable(tmp_path, nth, warm_server)
     crash.write(RETRYING.replace("LEDGER", str(crash.ledger)))
     assert crash.run(env={"WFX_FAILPOINT": f"journal.retry-scheduled:{nth}"}) == 137
     assert crash.run("--resume") == 0
