@@ -68,7 +68,8 @@ def _no_warm_server_unless_a_test_asks() -> Iterator[None]:
     """The `wfx` command hands its work to a warm server when one runs, and `wfx run`
     starts one (docs/server.md): the tests that run the `wfx` command itself would leave
     servers behind. They run each command in its own process, as before;
-    tests/cli/test_server.py starts and stops servers of its own."""
+    tests/cli/test_server.py starts and stops servers of its own, and so does the
+    `warm_server` fixture of tests/durability, which the failpoint matrix runs through."""
     previous = os.environ.get("WFX_SERVER")
     os.environ["WFX_SERVER"] = "0"
     yield
