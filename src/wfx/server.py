@@ -60,6 +60,8 @@ REQUEST_TIMEOUT = 5.0
 _CONNECTION = -2
 #: how many copies report the pages they write to before spares are warmed with them
 _REPORTS = 2
+#: what a copy says on its channel to the server when its command waits on its steps alone
+_WAITING = b"w"
 #: what `wfx run` and `wfx plan` of a workflow seen before import: imported before the
 #: server takes its first command
 FIRST = (
@@ -302,11 +304,13 @@ class _Run:
     pidfd: int
     conn: socket.socket
     client_gone: bool = False
-    #: a spare's channel, on which it says it has finished (all but the kernel's teardown
-    #: of the process is done) with the model-cache entries it unpickled, and, when
-    #: asked, then reports the pages it wrote to
+    #: a spare's channel, on which it says it waits on its steps alone (`_WAITING`), then
+    #: that it has finished (all but the kernel's teardown of the process is done) with
+    #: the model-cache entries it unpickled, and, when asked, then reports the pages it
+    #: wrote to
     control: socket.socket | None = None
     report: bytearray = field(default_factory=bytearray)
+    waiting: bool = False
     finished: bool = False
     #: whether the entries it named were taken from `report` yet
     named: bool = False
@@ -452,7 +456,7 @@ class _Server:
         command's path."""
         if self.spare is not None or self.preparing is not None or self.stopping:
             return
-        if self._busy():  # never beside a running command: it would take CPU from it
+        if self._busy():  # never beside a working command: it would take CPU from it
             return
         if threading.active_count() != 1:
             return
@@ -484,8 +488,11 @@ class _Server:
         self._warm_spare()
 
     def _busy(self) -> bool:
-        """Whether a command is running (one that said it finished is not)."""
-        return any(not run.finished for run in self.runs.values())
+        """Whether a command is working: one that said it finished is not, nor one that
+        said it waits on its steps alone (the next spare is then forked and warmed while
+        it waits: back to back, the next command would otherwise come before the spare
+        had warmed up, docs/performance.md, fifteenth pass)."""
+        return any(not (run.finished or run.waiting) for run in self.runs.values())
 
     def _journal_ahead(self) -> None:
         """Have the new spare open the journal the last command wrote to, ahead of the
@@ -776,10 +783,13 @@ class _Server:
         except OSError:
             os._exit(1)
         from wfx.cli import entry  # noqa: PLC0415 - preloaded
+        from wfx.runtime.engine import when_waiting  # noqa: PLC0415 - preloaded
         from wfx.runtime.journal import close_later, last_written  # noqa: PLC0415 - preloaded
         from wfx.runtime.modelcache import unpickled  # noqa: PLC0415 - preloaded
 
         close_journals = close_later()
+        if control is not None:
+            when_waiting(lambda: _say_waiting(control))
 
         # The copy keeps its end of the connection and says how it is ending: once all is
         # done but the kernel's teardown of the process ("exited", the standard streams
@@ -835,8 +845,11 @@ class _Server:
                 run.control.close()
                 run.control = None
                 return
-            if not run.finished:
-                run.finished = True
+            while chunk and not run.finished:
+                if chunk[:1] == _WAITING:
+                    run.waiting = True
+                else:
+                    run.finished = True
                 chunk = chunk[1:]
             run.report += chunk
             self._take_named(run)
@@ -978,6 +991,12 @@ def _writable_private_regions() -> list[tuple[int, int]]:
             start, _, end = fields[0].partition("-")
             regions.append((int(start, 16), int(end, 16)))
     return regions
+
+
+def _say_waiting(control: socket.socket) -> None:
+    """Tell the server this copy's command waits on its steps alone (engine.when_waiting)."""
+    with contextlib.suppress(OSError):
+        control.send(_WAITING)
 
 
 def _report_written_pages(control: socket.socket, regions: list[tuple[int, int]]) -> None:

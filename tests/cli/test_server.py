@@ -533,6 +533,60 @@ def test_a_command_runs_in_the_copy_forked_ahead_of_it(
     assert wait_for_spare(own_server)[3] not in (0, spare)
 
 
+def test_the_next_copy_is_forked_while_a_command_waits_on_its_steps(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """While a command's steps alone work (wfx waits on a `sleep`), the server forks (and
+    warms) the copy of the next command: it is ready before the command ends, and it is
+    not the copy running the command. Back to back, the next command finds it warm."""
+    first = wait_for_spare(own_server)[3]
+    process, _ = _start_slow(own_server, tmp_path)
+    try:
+        _, _, running, spare = wait_for_spare(own_server, seconds=10)
+        assert running == 1
+        assert spare not in (0, first)
+        assert process.poll() is None
+    finally:
+        process.kill()
+        process.communicate()
+
+
+BUSY = """\
+wfx: 1
+steps:
+  - id: work
+    uses: python:busy:spin
+"""
+
+
+def test_no_copy_is_forked_beside_a_command_that_works(
+    own_server: dict[str, str], tmp_path: Path
+) -> None:
+    """A command whose own process computes (a Python step, in the copy itself) is never
+    joined by the next command's copy: forking and warming it would take CPU from it."""
+    (tmp_path / "busy.py").write_text(
+        "import os, time\n"
+        "def spin():\n"
+        "    open(os.environ['MARK'], 'w').close()\n"
+        "    end = time.process_time() + 2\n"
+        "    while time.process_time() < end:\n"
+        "        pass\n"
+        "    return {}\n"
+    )
+    wait_for_spare(own_server)
+    process, _ = _start_slow(own_server, tmp_path, BUSY)
+    try:
+        time.sleep(0.8)
+        found = status(own_server)
+        assert found is not None
+        assert process.poll() is None, "the step ended too soon to tell"
+        assert found[2] == 1
+        assert found[3] == 0, "a copy was forked beside a working command"
+    finally:
+        process.kill()
+        process.communicate()
+
+
 def test_a_spare_that_died_is_replaced_and_the_command_still_runs(
     own_server: dict[str, str], tmp_path: Path
 ) -> None:

@@ -123,6 +123,25 @@ class RunOptions:
     it fails the attempts it is asked about its own way."""
 
 
+#: how often a run looks whether its process waits on its steps alone (see `when_waiting`),
+#: and the share of that time it may have spent on the CPU to count as waiting
+WAITING_PERIOD = 0.02
+WAITING_SHARE = 0.25
+
+_WAITING_HOOK: list[Callable[[], None]] = []
+
+
+def when_waiting(hook: Callable[[], None]) -> None:
+    """Call `hook` once, the first time a run in this process waits on its steps alone: a
+    period of `WAITING_PERIOD` in which the process spent less than `WAITING_SHARE` of it
+    on the CPU (its steps' processes may work meanwhile; wfx has nothing to do until one
+    ends). A warm server's copy says so to its server, which then prepares the copy of
+    the next command, off the path of this one and of the one after it (docs/server.md).
+    A process-wide policy, set once, before the run; runs of a process that set none
+    never look."""
+    _WAITING_HOOK[:] = [hook]
+
+
 def new_run_id() -> str:
     """A sortable, unique run id: UTC time plus randomness."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + os.urandom(4).hex()
@@ -208,6 +227,8 @@ class _Run:
                     # started (the handler installed) before anything is said or run: a
                     # Ctrl-C right after "waiting for ..." would otherwise meet Python's own
                     await outer.start(self._watch_signals, watched)
+                if _WAITING_HOOK:
+                    outer.start_soon(_note_waiting)
                 with anyio.CancelScope() as self.abort_scope:
                     if await self._take_turn():
                         await self._main_phase()
@@ -387,6 +408,19 @@ def _default_workspace(resume: ResumeState | None) -> Path:
     import tempfile  # noqa: PLC0415 - only for a run with no journal and no workspace chosen
 
     return Path(tempfile.mkdtemp(prefix="wfx-workspace-"))
+
+
+async def _note_waiting() -> None:
+    """Tell the hook of `when_waiting` once this process waits on its steps alone."""
+    before = time.process_time()
+    while _WAITING_HOOK:
+        await anyio.sleep(WAITING_PERIOD)
+        now = time.process_time()
+        if now - before < WAITING_PERIOD * WAITING_SHARE:
+            hook = _WAITING_HOOK.pop()
+            hook()
+            return
+        before = now
 
 
 def _ignore_event(event: ev.Event) -> None:
