@@ -66,15 +66,20 @@ class Crashable:
         if self.server is None:
             command = [sys.executable, "-m", "wfx"]
             variables = {**os.environ, "NO_COLOR": "1", **(env or {})}
+            cwd = None
         else:
             command = [str(Path(sys.executable).parent / "wfx")]
             variables = {**os.environ, "NO_COLOR": "1", **self.server, **(env or {})}
+            # the copy works in `wfx`'s directory: `wait_for_quiet` then also waits for
+            # the copy of a killed `wfx`, which the server kills a moment later
+            cwd = self.root
         with open(self.root / "wfx.log", "ab") as log:
             return subprocess.Popen(
                 [*command, *args, "--state-dir", str(self.state)],
                 stdout=log,
                 stderr=log,
                 env=variables,
+                cwd=cwd,
                 start_new_session=True,
             )
 
