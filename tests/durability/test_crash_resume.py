@@ -41,8 +41,8 @@ def test_random_kill_nine_then_resume_repeats_no_completed_step(
     warm server, as on a user's machine (the `wfx` command killed, its copy killed with
     it): each resume starts at once, so about 20 kills land among the steps before the
     run is done, where a `wfx` of its own process spent most of its 50 starting Python
-    (22 s then, 9 now). The kills into a `wfx` of its own process are the next test's,
-    and those of test_failpoints.py's first passes."""
+    (22 s then, 9 now). A `wfx` of its own process is killed at chosen moments by the
+    other tests here and at each failpoint's first pass (test_failpoints.py)."""
     crash = Crashable(tmp_path, server=warm_server)
     crash.write(linear_workflow(200, crash.ledger))
     rng = random.Random(20261126)
@@ -336,11 +336,13 @@ def failing_saga(steps: int, ledger: Path) -> str:
 
 
 @pytest.mark.slow
-def test_random_kills_through_a_failure_and_its_compensation(tmp_path: Path) -> None:
+def test_random_kills_through_a_failure_and_its_compensation(
+    tmp_path: Path, warm_server: dict[str, str]
+) -> None:
     """T1 with a failure: kills land in the steps and in the compensation; after the
     resumes every compensation ran in reverse order of completion, each finished one
-    exactly once."""
-    crash = Crashable(tmp_path)
+    exactly once. Through a warm server, as the test before."""
+    crash = Crashable(tmp_path, server=warm_server)
     crash.write(failing_saga(200, crash.ledger))
     rng = random.Random(7)
     crashes = 0
@@ -354,6 +356,9 @@ def test_random_kills_through_a_failure_and_its_compensation(tmp_path: Path) -> 
         kill_wfx_only(process)
         crashes += 1
         wait_for_quiet(crash.ledger)
+        if (crash.state / "state.db").exists() and crash.run_statuses() == ["failed"]:
+            finished = True  # the run had ended, its process not yet: a resume would rerun it
+            break
     if not finished:
         assert crash.run("--resume") == 1
     entries = crash.entries()
