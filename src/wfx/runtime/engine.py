@@ -134,11 +134,11 @@ _WAITING_HOOK: list[Callable[[], None]] = []
 def when_waiting(hook: Callable[[], None]) -> None:
     """Call `hook` once, the first time a run in this process waits on its steps alone: a
     period of `WAITING_PERIOD` in which the process spent less than `WAITING_SHARE` of it
-    on a CPU or waiting for one (its steps' processes may work meanwhile; wfx has nothing
-    to do until one ends). A warm server's copy says so to its server, which then
-    prepares the copy of the next command, off the path of this one and of the one after
-    it (docs/server.md). A process-wide policy, set once, before the run; runs of a
-    process that set none never look."""
+    on a CPU, and the next one on a CPU or waiting for one (its steps' processes may work
+    meanwhile; wfx has nothing to do until one ends). A warm server's copy says so to its
+    server, which then prepares the copy of the next command, off the path of this one
+    and of the one after it (docs/server.md). A process-wide policy, set once, before the
+    run; runs of a process that set none never look."""
     _WAITING_HOOK[:] = [hook]
 
 
@@ -411,28 +411,38 @@ def _default_workspace(resume: ResumeState | None) -> Path:
 
 
 async def _note_waiting() -> None:
-    """Tell the hook of `when_waiting` once this process waits on its steps alone."""
-    before = _wanted_cpu()
+    """Tell the hook of `when_waiting` once this process waits on its steps alone: a period
+    that looks so by its CPU time is confirmed by the next, counting every thread's wait
+    for a CPU as well (a Python step's thread starved by other processes is not waiting)."""
+    budget = WAITING_PERIOD * WAITING_SHARE
+    before = time.process_time()
     while _WAITING_HOOK:
         await anyio.sleep(WAITING_PERIOD)
-        now = _wanted_cpu()
-        if now - before < WAITING_PERIOD * WAITING_SHARE:
-            hook = _WAITING_HOOK.pop()
-            hook()
-            return
-        before = now
+        if time.process_time() - before < budget:
+            start = _wanted_cpu()
+            await anyio.sleep(WAITING_PERIOD)
+            if _wanted_cpu() - start < budget:
+                hook = _WAITING_HOOK.pop()
+                hook()
+                return
+        before = time.process_time()
 
 
 def _wanted_cpu() -> float:
-    """The seconds this process has spent on a CPU, and its main thread waiting for one
-    (Linux's /proc/self/schedstat): a process starved of CPU by others is not waiting on
-    its steps, though it gets little of it."""
+    """The seconds this process has spent on a CPU, and its threads waiting for one
+    (Linux's /proc/self/task/*/schedstat; without it, the CPU time alone)."""
+    queued = 0
     try:
-        with open("/proc/self/schedstat", "rb") as stats:
-            queued = int(stats.read().split()[1]) / 1e9
-    except (OSError, ValueError, IndexError):
-        queued = 0.0
-    return time.process_time() + queued
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        threads = []
+    for thread in threads:
+        try:
+            with open(f"/proc/self/task/{thread}/schedstat", "rb") as stats:
+                queued += int(stats.read().split()[1])
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            continue
+    return time.process_time() + queued / 1e9
 
 
 def _ignore_event(event: ev.Event) -> None:
