@@ -49,16 +49,41 @@ steps:
 """
 
 
+#: the start of the tag of every server this module's tests start in this test worker
+_OURS = f"w{os.getpid()}-"
+
+
 def _env(tag: str, **extra: str) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if k not in ("WFX_STATE_DIR", "CI")}
     return {
         **inherited,
         "NO_COLOR": "1",
         "WFX_SERVER": "1",
-        "WFX_SERVER_TAG": tag,
+        "WFX_SERVER_TAG": _OURS + tag,
         "WFX_SERVER_IDLE": "120",
         **extra,
     }
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_server_outlives_the_module() -> Iterator[None]:
+    """Servers some tests start in passing (a `wfx run` after its server found its code
+    changed starts the next one) would otherwise wait out their idle time after the
+    suite: every process of a server of ours is told to end with the module."""
+    yield
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+            variables = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"wfx.server" in command and any(
+            v.startswith(b"WFX_SERVER_TAG=" + _OURS.encode()) for v in variables
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGTERM)
 
 
 def run(
