@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-#: the `wfx` command, as a user runs it
-WFX = str(Path(sys.executable).parent / "wfx")
+from crash_harness import WFX
 
 
 @pytest.fixture(scope="session")

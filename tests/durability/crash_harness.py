@@ -27,6 +27,9 @@ def record(step, attempt, ledger):
     return {"step": step}
 '''
 
+#: the `wfx` command, as a user runs it (through a warm server when one runs for it)
+WFX = str(Path(sys.executable).parent / "wfx")
+
 
 @dataclass
 class Crashable:
@@ -68,7 +71,7 @@ class Crashable:
             variables = {**os.environ, "NO_COLOR": "1", **(env or {})}
             cwd = None
         else:
-            command = [str(Path(sys.executable).parent / "wfx")]
+            command = [WFX]
             variables = {**os.environ, "NO_COLOR": "1", **self.server, **(env or {})}
             # the copy works in `wfx`'s directory: `wait_for_quiet` then also waits for
             # the copy of a killed `wfx`, which the server kills a moment later
