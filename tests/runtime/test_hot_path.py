@@ -83,8 +83,10 @@ def test_an_attempts_end_rides_with_the_next_start_record(tmp_path: Path) -> Non
 def test_a_run_commits_once_per_step_and_nothing_stays_held_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chain of quick steps: each step's start record carries the end record of the one
-    before; the last end record is written when the phase ends, before the run's end."""
+    """A chain of quick steps: one commit per step, while it runs, carrying its start
+    record, the end record of the one before and the intent of the one after (the first
+    step's start is committed before it starts, as nothing recorded it ahead); the last
+    end record is written when the phase ends, before the run's end."""
     commits: list[int] = []
     transaction = Journal.transaction
 
@@ -105,5 +107,6 @@ def test_a_run_commits_once_per_step_and_nothing_stays_held_back(
         assert all(_status(path, f"s{i}") == "success" for i in range(steps))
     finally:
         journal.close()
-    # a start record per step, the last end record, the run's end (it was 2 per step)
-    assert committed_during_the_run == steps + 2
+    # one per step, the first step's start, the last end record, the run's end (it was
+    # 2 per step before end records were held back)
+    assert committed_during_the_run == steps + 3

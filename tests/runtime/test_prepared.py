@@ -38,8 +38,8 @@ def readied(monkeypatch: pytest.MonkeyPatch) -> Iterator[Readied]:
     found = Readied()
     real = StepRunner.prepare_first
 
-    def watching(runner: StepRunner, node: Node) -> None:
-        real(runner, node)
+    def watching(runner: StepRunner, node: Node, after: Node | None = None) -> None:
+        real(runner, node, after)
         if node.index in runner.prepared:
             found.steps.append(node.id)
             found.before[node.id] = [e.step for e in found.seen if isinstance(e, ev.StepFinished)]

@@ -246,7 +246,8 @@ class RunFinished(Event):
 #: something that takes events as they happen (a renderer, the journal, a test's list.append).
 #: A sink that holds writes back to group them (the journal) also has `commit_pending()`,
 #: which the engine calls before it waits for anything (see `RunState.commit_pending`),
-#: and may have `together()`, a context in which what it records is written as one.
+#: may have `together()`, a context in which what it records is written as one, and
+#: `intend(run_id, step, attempt)`, told that a step's attempt may start at any moment.
 EventSink = Callable[[Event], None]
 
 
@@ -266,6 +267,18 @@ class Sinks:
             commit = getattr(sink, "commit_pending", None)
             if commit is not None:
                 commit()
+
+    def intend(self, run_id: str, step: StepId, attempt: int) -> bool:
+        """Tell every sink that records intents that `step`'s `attempt` may start now;
+        whether every sink that holds writes back (a journal) recorded it."""
+        recorded = True
+        for sink in self.sinks:
+            intend = getattr(sink, "intend", None)
+            if intend is not None:
+                intend(run_id, step, attempt)
+            elif getattr(sink, "commit_pending", None) is not None:
+                recorded = False
+        return recorded
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:

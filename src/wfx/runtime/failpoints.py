@@ -122,6 +122,8 @@ def names() -> tuple[str, ...]:
         "journal.create-run",
         "journal.step-started",
         "journal.after-step-started",
+        "journal.step-intended",
+        "journal.after-step-intended",
         "journal.retry-scheduled",
         "journal.step-finished",
         "journal.after-step-finished",

@@ -38,7 +38,7 @@ from wfx.runtime.failpoints import failpoint
 from wfx.runtime.statedir import state_dir
 from wfx.selection import NOT_SELECTED
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 WORKSPACES = "workspaces"
 SCRATCH = "scratch"
 
@@ -160,6 +160,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         "DROP TABLE attempts",
         "ALTER TABLE attempts_by_key RENAME TO attempts",
     ],
+    # the attempt of a `pending` step that may start at any moment, recorded before it
+    # does (the next step of a chain, started as soon as the one before it succeeds)
+    7: ["ALTER TABLE steps ADD COLUMN intent INTEGER"],
 }
 
 
@@ -249,6 +252,16 @@ def _step_status(stored: str) -> tuple[ev.StepStatus, bool]:
     if stored == _RETRYING:
         return ev.StepStatus.RUNNING, True
     return ev.StepStatus(stored), False
+
+
+def _intent_taken(row: Any) -> Any:
+    """A step row as its status says, except that a `pending` step whose attempt was
+    recorded as about to start (`intent`) reads as that attempt running: it may have
+    started before the crash, so a resume treats it as one that was in flight."""
+    intent = row[13]
+    if intent is None or row[1] != ev.StepStatus.PENDING.value or intent <= row[2]:
+        return row
+    return (row[0], ev.StepStatus.RUNNING.value, intent, *row[3:])
 
 
 @dataclass(frozen=True)
@@ -549,6 +562,10 @@ class Journal:
         self.ended: list[tuple[Any, ...]] = []
         """End records (an attempt that finished) not yet written: each is written in the
         next transaction, which the next start record (or `commit_pending`) opens."""
+        self.started: list[tuple[Any, ...]] = []
+        """Start records held back for the next commit (their intents are durable)."""
+        self.intended: dict[tuple[str, str], int] = {}
+        """The attempt each (run, step) was recorded as about to start, until it starts."""
         self._together: list[Callable[[], None]] | None = None
         """Inside :meth:`together`: the failpoints to pass once its transaction commits."""
         try:
@@ -647,10 +664,10 @@ class Journal:
         return cls(state_dir(explicit_dir).database)
 
     def close(self) -> None:
-        """Write the end records still held back, and close the database connection (at
+        """Write the records still held back, and close the database connection (at
         once, or when `close_later` says so)."""
         try:
-            if self.ended and not self.read_only:
+            if (self.ended or self.started) and not self.read_only:
                 self.commit_pending()
         finally:
             if _CLOSE_LATER is None:
@@ -702,28 +719,32 @@ class Journal:
         end records held back (`ended`) are written first, in it. Inside :meth:`together`,
         it is part of that one transaction, committed when `together` ends."""
         ended, self.ended = self.ended, []
+        started, self.started = self.started, []
         if self._together is not None:
             try:
-                if ended:
-                    self._write_ended(ended)
+                self._write_held(started, ended)
                 yield
             except BaseException:
-                self.ended = ended + self.ended  # rolled back with the whole: held back
+                self.started = started + self.started  # rolled back with the whole: held
+                self.ended = ended + self.ended
                 raise
+            self._together.extend(_after_step_started for _ in started)
             self._together.extend(_after_step_finished for _ in ended)
             return
         with damage_is_corruption(self.path):
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                if ended:
-                    self._write_ended(ended)
+                self._write_held(started, ended)
                 yield
             except BaseException:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
-                self.ended = ended + self.ended  # not written: still held back
+                self.started = started + self.started  # not written: still held back
+                self.ended = ended + self.ended
                 raise
             self.db.execute("COMMIT")
+        for _ in started:
+            _after_step_started()
         for _ in ended:
             _after_step_finished()
 
@@ -857,17 +878,51 @@ class Journal:
             handler(self, event)
 
     def _step_started(self, event: ev.StepStarted) -> None:
+        """Record an attempt's start, durable before its process starts: committed now,
+        or held back for the next commit when its intent is durable already (the step
+        was recorded as about to start: :meth:`_step_intended`)."""
         failpoint("journal.step-started")
+        record = (event.run_id, event.step, event.attempt, event.time)
+        if self.intended.pop((event.run_id, event.step), None) == event.attempt:
+            self.started.append(record)
+            return
+        with self.transaction():
+            self._write_started([record])
+        self._passed(_after_step_started)
+
+    def intend(self, run_id: str, step: str, attempt: int) -> None:
+        """Record that a pending step's `attempt` may start at any moment, so that it can
+        start without a commit of its own (its start record is then held back, like an
+        end record): a resume takes the step for one whose attempt was running at the
+        crash (the same attempt number again). The records held back ride along."""
+        failpoint("journal.step-intended")
         with self.transaction():
             self.db.execute(
-                "INSERT INTO steps (run_id, step_id, status, attempts, started)"
-                " VALUES (?, ?, 'running', ?, ?)"
-                " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running',"
-                " attempts = excluded.attempts, retry_at = NULL,"
-                " started = COALESCE(steps.started, excluded.started)",
-                (event.run_id, event.step, event.attempt, event.time),
+                "INSERT INTO steps (run_id, step_id, status, intent) VALUES (?, ?, 'pending', ?)"
+                " ON CONFLICT (run_id, step_id) DO UPDATE SET intent = excluded.intent",
+                (run_id, step, attempt),
             )
-        self._passed(_after_step_started)
+        self.intended[run_id, step] = attempt
+        failpoint("journal.after-step-intended")
+
+    def _write_held(self, started: list[tuple[Any, ...]], ended: list[tuple[Any, ...]]) -> None:
+        """Write the start and end records held back (inside the caller's transaction):
+        the starts first, as each step started before it ended."""
+        if started:
+            self._write_started(started)
+        if ended:
+            self._write_ended(ended)
+
+    def _write_started(self, started: list[tuple[Any, ...]]) -> None:
+        """Write start records (inside the caller's transaction)."""
+        self.db.executemany(
+            "INSERT INTO steps (run_id, step_id, status, attempts, started)"
+            " VALUES (?, ?, 'running', ?, ?)"
+            " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running',"
+            " attempts = excluded.attempts, retry_at = NULL, intent = NULL,"
+            " started = COALESCE(steps.started, excluded.started)",
+            started,
+        )
 
     def _step_retrying(self, event: ev.StepRetrying) -> None:
         with self.transaction():
@@ -906,8 +961,8 @@ class Journal:
         )
 
     def commit_pending(self) -> None:
-        """Write the end records held back, now (the engine is about to wait)."""
-        if self.ended:
+        """Write the records held back, now (the engine is about to wait)."""
+        if self.ended or self.started:
             with self.transaction():
                 pass
 
@@ -1123,13 +1178,18 @@ class Journal:
         return None if row is None else _run_record(row)
 
     @_guarded
-    def steps(self, run_id: str) -> dict[str, StepRecord]:
-        """The journaled steps of a run by id."""
+    def steps(self, run_id: str, *, intents: bool = False) -> dict[str, StepRecord]:
+        """The journaled steps of a run by id; with `intents`, a `pending` step recorded as
+        about to start reads as that attempt in flight (what a resume must assume), else
+        as `pending` (what it is to whoever looks at the run)."""
         rows = self.db.execute(
             "SELECT step_id, status, attempts, started, finished, outputs, exit_code, signal,"
-            " reason, completed, retry_at, ran_on, kept_from FROM steps WHERE run_id = ?",
+            " reason, completed, retry_at, ran_on, kept_from, intent FROM steps"
+            " WHERE run_id = ?",
             (run_id,),
         ).fetchall()
+        if intents:
+            rows = [_intent_taken(r) for r in rows]
         places: dict[str, dict[int, str]] = {}
         for step_id, attempt, where in self.db.execute(
             "SELECT step_id, attempt, ran_on FROM attempts WHERE run_id = ? ORDER BY attempt",
@@ -1185,7 +1245,7 @@ class Journal:
         run = self.run(run_id)
         if run is None:
             raise JournalError(f"no run `{run_id}` in {self.path}")
-        steps = self.steps(run.id)
+        steps = self.steps(run.id, intents=True)
         rollbacks = self.rollbacks(run.id)
         failing = any(s.status.is_failure for s in steps.values()) or bool(rollbacks)
         return ResumeState(

@@ -123,6 +123,8 @@ class Scheduler:
             self.ready_send.close()
             self.ready_receive.close()
             self.task_group = None
+            if self.runner is not None and self.runner.followed:
+                await self.runner.drop_followed()
         run.commit_pending()  # the phase's last end records, before anything else happens
         assert self.runner is not None
         for node in run.nodes:
@@ -498,8 +500,9 @@ class Scheduler:
         assert runner is not None
         ready: list[int] = []
         prepared: list[Ahead] = []
+        followed = runner.followed
         for node in steps:
-            if len(prepared) >= room or self._limiters_of(node):
+            if len(prepared) >= room or self._limiters_of(node) or node.index in followed:
                 self._dispatch(node)
                 continue
             finished = self._end_without_running(node)
@@ -531,7 +534,39 @@ class Scheduler:
         if len(waiting) == 1:
             following = self.run.nodes[waiting[0]]
             if following.is_step and not self.done[following.index]:
-                runner.prepare_first(following)
+                runner.prepare_first(following, node)
+
+    def follows_at_once(self, node: Node, following: Node) -> bool:
+        """Whether `following`, which waits for the running step `node` alone, surely
+        starts if `node` succeeds, decided by nothing else: selected, without a
+        `condition` (nothing but the success of what it needs decides), in the main
+        section as `node`, no limiter to wait for, no group stopped or running again,
+        and nothing it needs failed. Then it may start as soon as `node` succeeds."""
+        run = self.run
+        index = following.index
+        return (
+            following.step is not None
+            and following.step.condition is None
+            and following.section is Section.MAIN
+            and node.section is Section.MAIN
+            and not following.cleanup
+            and index not in run.not_selected
+            and index not in run.restored
+            and not self._limiters_of(following)
+            and self.still_follows(following)
+        )
+
+    def still_follows(self, following: Node) -> bool:
+        """Whether what :meth:`follows_at_once` found still holds as far as the run's
+        state goes (checked again once the step it waits for has succeeded)."""
+        run = self.run
+        return (
+            self._bursts_allowed()
+            and not run.skipped_groups
+            and not self.stopped_groups
+            and not self.rerunning
+            and not self.contexts.bad_upstream(following)
+        )
 
     def _bursts_allowed(self) -> bool:
         """Whether steps may start as a burst now: not while the run stops or fails (each
@@ -587,7 +622,7 @@ class Scheduler:
             while current is not None:
                 current = self._release(await self._run_node(current), keep_one=True)
                 streak += 1
-                if streak % _FAIRNESS == 0:
+                if streak % _FAIRNESS == 0 and not self._started_at_once(current):
                     await anyio.lowlevel.checkpoint()  # let signals and other tasks in
             try:
                 current = self.ready_receive.receive_nowait()
@@ -632,14 +667,17 @@ class Scheduler:
 
     async def _run_node(self, node: Node, ahead: Ahead | None = None) -> list[int]:
         """Run (or skip, or restore) one step; return the nodes its end made ready. With
-        `ahead`, its first attempt was started already, and it was found to run."""
+        `ahead`, its first attempt was started already, and it was found to run; so was
+        it when it was started as soon as the step before it succeeded."""
+        runner = self.runner
+        assert runner is not None
+        if ahead is None and runner.followed:
+            ahead = runner.take_followed(node)
         if ahead is None:
             finished = self._end_without_running(node)
             if finished is not None:
                 return finished
         run = self.run
-        runner = self.runner
-        assert runner is not None
         state = run.states[node.index]
         main = node.section is Section.MAIN
         finishing = node.cleanup or (node.step.condition and uses_status_function(node))
@@ -674,6 +712,12 @@ class Scheduler:
             self.scopes.pop(node.index, None)
             self.running.pop(node.index, None)
         return self._completed(node.index)
+
+    def _started_at_once(self, node: Node | None) -> bool:
+        """Whether `node`'s first attempt was started as the step before it succeeded:
+        its task must take it before anything else runs (a checkpoint could cancel it)."""
+        runner = self.runner
+        return node is not None and runner is not None and node.index in runner.followed
 
     def _limiters_of(self, node: Node) -> list[anyio.CapacityLimiter]:
         """The limiters `node` must hold while it runs. Not the workflow's `maxParallel`

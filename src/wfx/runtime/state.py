@@ -54,6 +54,7 @@ class RunState:
         self.run_id = run_id
         self.sink = sink
         self._commit_pending = getattr(sink, "commit_pending", None)
+        self._intend = getattr(sink, "intend", None)
         self._together: Callable[[], AbstractContextManager[None]] | None = getattr(
             sink, "together", None
         )
@@ -136,6 +137,15 @@ class RunState:
         when one follows at once) is written now, so it is never held for long."""
         if self._commit_pending is not None:
             self._commit_pending()
+
+    def intend(self, step: StepId, attempt: int) -> bool:
+        """`step`'s `attempt` may start at any moment, before its task runs: the sink
+        records it durably now (the journal), so that its start needs no write first.
+        Whether it did (False: the sink holds writes back but cannot record intents; the
+        attempt must then start the usual way)."""
+        if self._intend is not None:
+            return self._intend(self.run_id, step, attempt) is not False
+        return self._commit_pending is None
 
     def together(self) -> AbstractContextManager[None]:
         """A block whose events the sink records as one (the journal: one transaction,

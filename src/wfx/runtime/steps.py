@@ -127,6 +127,11 @@ class StepRunner:
         self.scheduler: Scheduler | None = None
         self.prepared: dict[int, tuple[AttemptSetup, AttemptRequest]] = {}
         """First attempts readied while the step before them ran (:meth:`prepare_first`)."""
+        self.follow: dict[int, tuple[Node, Begin]] = {}
+        """The step to start as soon as the one of the key succeeds (:meth:`prepare_first`),
+        and how its executor starts it."""
+        self.followed: dict[int, Ahead] = {}
+        """First attempts started that way, until their step's task takes them."""
         self.actions = actions
         self.executors = executors
         self.workspace_dir = workspace
@@ -174,11 +179,15 @@ class StepRunner:
         for attempt in range(first, last + 1):
             state.attempts = attempt
             if ahead is not None and attempt == first:
+                if ahead.followed:
+                    self._followed_started(node, ahead)
                 result = deadline.explain(await _finish_ahead(ahead))
             else:
                 run.emit(ev.StepStarted(run.run_id, run.now(), node.id, attempt))
                 bound = deadline.left()
                 result = deadline.explain(await self._attempt(node, action, attempt, bound))
+            if self.follow and result.status is StepStatus.SUCCESS:
+                self._start_following(node)
             state.where = result.where or (LOCAL if action.kind is StepKind.USES else None)
             self._report_leftovers(node, result)
             if result.status is StepStatus.SUCCESS or attempt == last:
@@ -240,6 +249,15 @@ class StepRunner:
         finally:
             flush(setup)
 
+    def _followed_started(self, node: Node, ahead: Ahead) -> None:
+        """`node` was started as soon as the step before it succeeded, and its start is
+        now reported: what is done once any attempt has started is done now, and the
+        records held back (the end of the step before, this start) are committed while
+        its process runs, with the intent of the step after it when one follows."""
+        if not isinstance(ahead.started, Attempt):
+            self._started(node)
+        self.run.commit_pending()
+
     def _started(self, node: Node) -> None:
         """`node`'s attempt has started and its task is about to wait for it: work that
         would otherwise be on the way to the next step is done now (the next step of a
@@ -264,9 +282,7 @@ class StepRunner:
         if run.earlier_attempts and node.index in run.earlier_attempts:
             return None
         executor = self.executors.of(node)
-        begin: Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt] | None = getattr(
-            executor, "begin", None
-        )
+        begin: Begin | None = getattr(executor, "begin", None)
         if begin is None:
             return None
         deadline = _Deadline(settings.retry.value.deadline)
@@ -284,11 +300,14 @@ class StepRunner:
             return None
         return Ahead(node, setup, request, begin, deadline)
 
-    def prepare_first(self, node: Node) -> None:
+    def prepare_first(self, node: Node, after: Node | None = None) -> None:
         """Ready `node`'s first attempt (its setup and request) while the one step it
-        waits for still runs, for its task to take when it starts. Only for a step whose
-        every value is fixed text (:func:`_fixed`): then nothing that step's end, or
-        anything else, changes can change them (docs/performance.md, fourteenth pass)."""
+        waits for (`after`) still runs, for its task to take when it starts. Only for a
+        step whose every value is fixed text (:func:`_fixed`): then nothing that step's
+        end, or anything else, changes can change them (docs/performance.md, fourteenth
+        pass). When `node` then surely starts if `after` succeeds, it is also recorded
+        as about to start, and started as soon as `after` succeeds, before the end of
+        `after` is reported (:meth:`_start_following`)."""
         run = self.run
         if node.index in self.prepared or self.faults or run.resumed or not _fixed(node):
             return
@@ -302,6 +321,72 @@ class StepRunner:
         except (ExpressionError, ActionError):
             return  # its task reports it, with its position
         self.prepared[node.index] = (setup, request)
+        if after is not None:
+            self._follow(after, node)
+
+    def _follow(self, after: Node, node: Node) -> None:
+        """Start `node` as soon as `after` succeeds, when nothing else decides whether it
+        starts (:meth:`Scheduler.follows_at_once`) and its executor starts attempts at
+        once; its intent is recorded first (the journal: durable now, while `after`
+        runs), so that its start then needs no commit before its process starts."""
+        assert self.scheduler is not None
+        if not self.scheduler.follows_at_once(after, node):
+            return
+        begin: Begin | None = getattr(self.executors.of(node), "begin", None)
+        if begin is not None and self.run.intend(node.id, 1):
+            self.follow[after.index] = (node, begin)
+
+    def _start_following(self, node: Node) -> None:
+        """`node` succeeded: start the step that follows it at once, if one does and it
+        still would start (nothing failed or stopped meanwhile). Its task takes the
+        attempt (:meth:`take_followed`) once the end of `node` is reported."""
+        found = self.follow.pop(node.index, None)
+        if found is None:
+            return
+        following, begin = found
+        assert self.scheduler is not None
+        prepared = self.prepared.get(following.index)
+        if prepared is None or not self.scheduler.still_follows(following):
+            return
+        del self.prepared[following.index]
+        setup, request = prepared
+        deadline = _Deadline(
+            following.settings.retry.value.deadline if following.settings else None
+        )
+        if _shorten_timeout(setup, deadline.left()):
+            request = dataclasses.replace(request, timeout=setup.timeout)
+        ahead = Ahead(following, setup, request, begin, deadline, followed=True)
+        self.run.states[following.index].started = time.monotonic()
+        ahead.started = begin(request, setup.on_output)
+        self.followed[following.index] = ahead
+
+    def take_followed(self, node: Node) -> Ahead | None:
+        """The first attempt of `node` started as soon as the step before it succeeded,
+        now reported as started; None when it was not started that way."""
+        ahead = self.followed.pop(node.index, None)
+        if ahead is None:
+            return None
+        run = self.run
+        state = run.states[node.index]
+        state.bad = False
+        state.status = StepStatus.RUNNING
+        state.attempts = 1
+        run.emit(ev.StepStarted(run.run_id, run.now(), node.id, 1))
+        return ahead
+
+    async def drop_followed(self) -> None:
+        """Stop the attempts started at once that no task took (a phase that ended before
+        their task ran): each is awaited cancelled, which stops its process tree."""
+        followed, self.followed = self.followed, {}
+        for ahead in followed.values():
+            started = ahead.started
+            if started is None or isinstance(started, Attempt):
+                continue
+            with anyio.CancelScope(shield=True):
+                with anyio.CancelScope() as scope:
+                    scope.cancel()
+                    await started.finish()
+            flush(ahead.setup)
 
     def start_ahead(self, prepared: list[Ahead]) -> None:
         """Start the first attempts `prepare_ahead` made ready: every start record in one
@@ -455,6 +540,8 @@ class StepRunner:
             return
         if self.prepared:
             self.prepared.pop(node.index, None)  # readied, but it did not start (skipped...)
+        if self.follow:
+            self.follow.pop(node.index, None)  # it did not succeed: nothing follows at once
         assert self.scheduler is not None
         self.scheduler.count_finished()
         duration = state.ended - (state.started or state.ended)
@@ -648,6 +735,10 @@ async def faulted_attempt(fault: str, setup: AttemptSetup, process: bool) -> Att
     return Attempt(StepStatus.FAILED, reason=f"raised an exception ({said})")
 
 
+#: how an executor that starts attempts at once starts one (`StartsAtOnce.begin`)
+Begin = Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt]
+
+
 @dataclasses.dataclass(slots=True)
 class Ahead:
     """A step's first attempt prepared by :meth:`StepRunner.prepare_ahead` and started by
@@ -656,9 +747,11 @@ class Ahead:
     node: Node
     setup: AttemptSetup
     request: AttemptRequest
-    begin: Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt]
+    begin: Begin
     deadline: _Deadline
     started: Attempt | StartedAttempt | None = None
+    followed: bool = False
+    """Started as soon as the step before it succeeded (:meth:`StepRunner._start_following`)."""
 
 
 async def _finish_ahead(ahead: Ahead) -> Attempt:
