@@ -1,0 +1,59 @@
+"""A crash just after the next step of a chain was started at once, before its start was
+committed (only its intent was): the resume takes it for a step that was running, stops
+the process the dead wfx left of it, and runs it again with the same attempt number; the
+step before it, whose end was not committed either, runs again too (docs/durability.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from crash_harness import Crashable
+
+CHAIN = """wfx: 1
+steps:
+  - {{id: first, run: 'echo first $WFX_ATTEMPT >> {ledger}'}}
+  - id: slow
+    run: |
+      echo slow $WFX_ATTEMPT >> {ledger}
+      [ -e {root}/pid ] && exit 0
+      sh -c 'echo $$ > {root}/pid.new; mv {root}/pid.new {root}/pid; exec sleep 30'
+  - {{id: last, run: 'echo last $WFX_ATTEMPT >> {ledger}'}}
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a live process (not a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def test_a_step_started_at_once_and_caught_by_a_crash_is_stopped_and_run_again(
+    tmp_path: Path,
+) -> None:
+    crash = Crashable(tmp_path)
+    crash.write(CHAIN.format(root=tmp_path, ledger=crash.ledger))
+    # the second start record: `slow`'s, reported once its process has started
+    assert crash.run(env={"WFX_FAILPOINT": "journal.step-started:2"}) == 137
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "pid").exists():
+        assert time.monotonic() < deadline, "the step had not started at the crash"
+        time.sleep(0.02)
+    old = int((tmp_path / "pid").read_text())
+    assert _alive(old), "the step process outlives the killed wfx"
+    with crash.journal() as db:
+        rows = {r[0]: r[1:] for r in db.execute("SELECT step_id, status, intent FROM steps")}
+    assert rows == {"first": ("running", None), "slow": ("pending", 1)}
+    assert crash.run("--resume") == 0
+    assert not _alive(old)
+    assert crash.ledger.read_text().splitlines() == [
+        "first 1",
+        "slow 1",
+        "first 1",  # its end was not committed: it runs again, the same attempt
+        "slow 1",  # in flight at the crash: stopped, then run again, the same attempt
+        "last 1",
+    ]
+    assert "stopped 1 process the dead run left running" in (tmp_path / "wfx.log").read_text()
