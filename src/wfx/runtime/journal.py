@@ -540,6 +540,17 @@ def owner_alive(pid: int | None, start: str | None) -> bool:
     return current is not None and current == start
 
 
+#: a start record: (run, step, attempt, time); an attempt again (a retry, a resume) keeps
+#: the step's first start time
+_STARTED = (
+    "INSERT INTO steps (run_id, step_id, status, attempts, started)"
+    " VALUES (?, ?, 'running', ?, ?)"
+    " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running',"
+    " attempts = excluded.attempts, retry_at = NULL, intent = NULL,"
+    " started = COALESCE(steps.started, excluded.started)"
+)
+
+
 def _after_step_started() -> None:
     failpoint("journal.after-step-started")
 
@@ -887,7 +898,7 @@ class Journal:
             self.started.append(record)
             return
         with self.transaction():
-            self._write_started([record])
+            self.db.execute(_STARTED, record)
         self._passed(_after_step_started)
 
     def intend(self, run_id: str, step: str, attempt: int) -> None:
@@ -915,14 +926,7 @@ class Journal:
 
     def _write_started(self, started: list[tuple[Any, ...]]) -> None:
         """Write start records (inside the caller's transaction)."""
-        self.db.executemany(
-            "INSERT INTO steps (run_id, step_id, status, attempts, started)"
-            " VALUES (?, ?, 'running', ?, ?)"
-            " ON CONFLICT (run_id, step_id) DO UPDATE SET status = 'running',"
-            " attempts = excluded.attempts, retry_at = NULL, intent = NULL,"
-            " started = COALESCE(steps.started, excluded.started)",
-            started,
-        )
+        self.db.executemany(_STARTED, started)
 
     def _step_retrying(self, event: ev.StepRetrying) -> None:
         with self.transaction():
