@@ -246,3 +246,45 @@ def test_a_started_attempt_other_than_the_intended_one_is_committed_at_once(
     journal.intend("r", "b", 1)
     journal(ev.StepStarted("r", 1.0, StepId("b"), 2))
     assert _row(journal, "b") == ("running", 2, None)
+
+
+def _most_at_once(ledger: Path) -> int:
+    """The most steps whose processes ran at the same time, from their `+ ns` and `- ns`
+    lines."""
+    marks = sorted(
+        (int(stamp), 1 if sign == "+" else -1)
+        for sign, stamp in (line.split() for line in ledger.read_text().splitlines())
+    )
+    running = most = 0
+    for _, change in marks:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def test_a_step_started_at_once_counts_against_max_parallel(tmp_path: Path) -> None:
+    """`f` starts as `n` succeeds, when `k` (which also waited for `x`) becomes ready at
+    the same moment and `y` holds the other place: `f` keeps `n`'s place, `k` waits for
+    one, and never do three run at once."""
+    ledger = tmp_path / "ledger"
+
+    def step(name: str, seconds: float, needs: str) -> str:
+        stamp = f"echo $(date +%s%N) >> {ledger}"
+        run = (
+            f"{stamp.replace('echo', 'echo +')}; sleep {seconds}; {stamp.replace('echo', 'echo -')}"
+        )
+        return f"      - {{id: {name}, run: '{run}'{needs}}}\n"
+
+    text = (
+        "wfx: 1\nmaxParallel: 2\nsteps:\n  - id: g\n    type: parallel\n    steps:\n"
+        + step("x", 0.05, "")
+        + step("n", 0.4, "")
+        + step("y", 1.0, ", needs: [x]")
+        + step("k", 0.3, ", needs: [n, x]")
+        + step("f", 0.3, ", needs: [n]")
+    )
+    watcher = Watcher({"n": "f"})
+    run = run_text(tmp_path, text, sink=watcher)
+    assert run.result.exit_code == 0, run.of(ev.StepFailed)
+    assert watcher.started_before_end == {"f": True}
+    assert _most_at_once(ledger) == 2

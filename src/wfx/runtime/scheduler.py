@@ -145,6 +145,11 @@ class Scheduler:
         """Start every ready node; group barriers pass through at once, without a task.
         With `keep_one`, the first ready step is returned for the calling worker to run."""
         kept: Node | None = None
+        runner = self.runner
+        if keep_one and runner is not None and runner.followed:
+            # a step whose attempt runs already stays on this worker: handed to another,
+            # it would run beside this worker's next step, one more than `maxParallel`
+            ready = sorted(ready, key=lambda index: index not in runner.followed)
         queue = deque(ready)
         steps: list[Node] = []
         nodes = self.run.nodes
@@ -689,6 +694,8 @@ class Scheduler:
                     self.scopes[node.index] = (scope, cancel_on_failure)
                 if cancel_on_failure and (run.cancelled or run.failing):
                     scope.cancel()  # a status-function step starts even after Ctrl-C
+                elif ahead is not None and self.group_stop_reason(node) is not None:
+                    scope.cancel()  # started at once, its group stopped since: stop it
                 limiters = self._limiters_of(node)
                 if any(limiter.available_tokens < 1 for limiter in limiters):
                     run.commit_pending()  # the wait for a place may be long

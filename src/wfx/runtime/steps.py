@@ -404,6 +404,10 @@ class StepRunner:
             for ahead in prepared:
                 states[ahead.node.index].started = time.monotonic()  # its duration: from here
                 ahead.started = ahead.begin(ahead.request, ahead.setup.on_output)
+        if self.scheduler is not None:  # all started: what follows each is readied now
+            for ahead in prepared:
+                if not isinstance(ahead.started, Attempt):
+                    self._started(ahead.node)
 
     # -- setup ------------------------------------------------------------------------------
 
