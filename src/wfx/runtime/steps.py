@@ -545,7 +545,7 @@ class StepRunner:
         if self.prepared:
             self.prepared.pop(node.index, None)  # readied, but it did not start (skipped...)
         if self.follow:
-            self.follow.pop(node.index, None)  # it did not succeed: nothing follows at once
+            self.follow.pop(node.index, None)  # taken at its success; else nothing follows
         assert self.scheduler is not None
         self.scheduler.count_finished()
         duration = state.ended - (state.started or state.ended)
