@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from crash_harness import Crashable, kill_wfx_only, wait_for_quiet
+from crash_harness import Crashable, alive, kill_wfx_only, wait_for_quiet
 
 
 def linear_workflow(steps: int, ledger: Path) -> str:
@@ -400,15 +400,6 @@ def test_a_resume_first_stops_the_dead_runs_step_processes(tmp_path: Path) -> No
     assert Path(f"/proc/{old}").exists(), "the step process outlives the killed wfx"
     assert crash.run("--resume") == 0
     assert crash.entries() == ["slow", "slow"], "the old sleep was alive when the step reran"
-    assert not _running(old)
+    assert not alive(old)
     log = (tmp_path / "wfx.log").read_text()
     assert f"stopped 1 process the dead run left running: {old} (sleep 30)" in log
-
-
-def _running(pid: int) -> bool:
-    """Whether `pid` is a live process (not a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from crash_harness import Crashable
+from crash_harness import Crashable, alive
 
 CHAIN = """wfx: 1
 steps:
@@ -20,15 +20,6 @@ steps:
       sh -c 'echo $$ > {root}/pid.new; mv {root}/pid.new {root}/pid; exec sleep 30'
   - {{id: last, run: 'echo last $WFX_ATTEMPT >> {ledger}'}}
 """
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live process (not a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def test_a_step_started_at_once_and_caught_by_a_crash_is_stopped_and_run_again(
@@ -43,12 +34,12 @@ def test_a_step_started_at_once_and_caught_by_a_crash_is_stopped_and_run_again(
         assert time.monotonic() < deadline, "the step had not started at the crash"
         time.sleep(0.02)
     old = int((tmp_path / "pid").read_text())
-    assert _alive(old), "the step process outlives the killed wfx"
+    assert alive(old), "the step process outlives the killed wfx"
     with crash.journal() as db:
         rows = {r[0]: r[1:] for r in db.execute("SELECT step_id, status, intent FROM steps")}
     assert rows == {"first": ("running", None), "slow": ("pending", 1)}
     assert crash.run("--resume") == 0
-    assert not _alive(old)
+    assert not alive(old)
     assert crash.ledger.read_text().splitlines() == [
         "first 1",
         "slow 1",
