@@ -891,7 +891,7 @@ class Journal:
     def _step_started(self, event: ev.StepStarted) -> None:
         """Record an attempt's start, durable before its process starts: committed now,
         or held back for the next commit when its intent is durable already (the step
-        was recorded as about to start: :meth:`_step_intended`)."""
+        was recorded as about to start: :meth:`intend`)."""
         failpoint("journal.step-started")
         record = (event.run_id, event.step, event.attempt, event.time)
         if self.intended.pop((event.run_id, event.step), None) == event.attempt:
