@@ -7,6 +7,8 @@ import io
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from rich.console import Console
 
 from wfx.model import StepId
@@ -40,6 +42,23 @@ def test_the_plain_summary_is_what_rich_prints_off_a_terminal() -> None:
         sys.stdout = sys_stdout
     assert plain.getvalue() == rich_prints(summary_table(STEPS), soft_wrap=True)
     assert "\x07" not in plain.getvalue()
+
+
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=4))
+def test_any_reason_prints_as_rich_prints_it(reasons: list[str]) -> None:
+    """Cells are folded as rich folds them whatever they hold (spaces doubled or at the
+    ends, tabs, other separators, control codes), by the short path or the long one."""
+    steps = [
+        StepLine(StepId(f"s{i}"), StepStatus.FAILED, 1, 0.5, reason)
+        for i, reason in enumerate(reasons)
+    ]
+    plain = io.StringIO()
+    sys_stdout, sys.stdout = sys.stdout, plain
+    try:
+        PlainConsole().print(summary_plain(steps))
+    finally:
+        sys.stdout = sys_stdout
+    assert plain.getvalue() == rich_prints(summary_table(steps), soft_wrap=True)
 
 
 def test_outputs_print_as_rich_prints_them() -> None:

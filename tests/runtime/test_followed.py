@@ -69,13 +69,68 @@ def test_the_next_step_starts_before_the_end_of_the_one_before_is_reported(
     assert watcher.started_before_end == {"b": True, "c": True}
     assert run.output("c") == ["done"]
     # the events still tell it in order: each end before the start of the step after it
+    assert _reported_in_order(run, "a", "b")
+    assert _reported_in_order(run, "b", "c")
+
+
+def _reported_in_order(run: Recorded, before: str, after: str) -> bool:
+    """Whether the success of `before` was reported ahead of the start of `after`."""
     order = [
         (type(e).__name__, e.step)
         for e in run.events
         if isinstance(e, (ev.StepStarted, ev.StepFinished))
     ]
-    assert order.index(("StepSucceeded", "a")) < order.index(("StepStarted", "b"))
-    assert order.index(("StepSucceeded", "b")) < order.index(("StepStarted", "c"))
+    return order.index(("StepSucceeded", before)) < order.index(("StepStarted", after))
+
+
+def test_the_step_after_a_fan_in_starts_when_the_last_of_its_needs_succeeds(
+    tmp_path: Path,
+) -> None:
+    """Once `quick` has ended, `after` waits for `slow` alone: it is readied then, and
+    starts as soon as `slow` succeeds, as the next step of a chain does."""
+    watcher = Watcher({"slow": "after"})
+    run = run_text(
+        tmp_path,
+        """
+wfx: 1
+steps:
+  - id: g
+    type: parallel
+    steps:
+      - {id: quick, run: 'sleep 0.05'}
+      - {id: slow, run: 'sleep 0.4'}
+      - {id: after, run: 'sleep 0.2; echo done', needs: [quick, slow]}
+""",
+        sink=watcher,
+    )
+    assert run.result.exit_code == 0, run.of(ev.StepFailed)
+    assert watcher.started_before_end == {"after": True}
+    assert run.output("after") == ["done"]
+    assert _reported_in_order(run, "slow", "after")
+
+
+def test_the_step_after_a_fan_in_with_a_failed_need_never_starts(tmp_path: Path) -> None:
+    """A need that failed keeps the step after the fan-in from being readied on the one
+    still running: it is skipped, as it always was."""
+    marker = tmp_path / "after-ran"
+    run, path = _journaled(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - id: g
+            type: parallel
+            steps:
+              - {{id: quick, run: 'sleep 0.05; exit 3'}}
+              - {{id: slow, run: 'sleep 0.3'}}
+              - {{id: after, run: 'touch {marker}', needs: [quick, slow]}}
+        """,
+    )
+    assert run.result.exit_code != 0
+    assert not marker.exists()
+    steps = Journal(path).steps("r")
+    assert steps["after"].status is ev.StepStatus.SKIPPED
+    assert steps["quick"].status is ev.StepStatus.FAILED
 
 
 @pytest.mark.parametrize(

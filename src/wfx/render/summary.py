@@ -220,21 +220,31 @@ def _summary_lines(steps: Steps) -> list[tuple[str, str]]:
     """The summary's lines, each with its rich style ("" for none)."""
     rows, lines = _rows(steps)
     headers = list(_HEADERS[: len(rows[0]) if rows else 4])
-    rows = [[" ".join(cell.split()).translate(_CONTROL_CODES) for cell in row] for row in rows]
+    rows = [[_folded(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    table = [(_table_line(headers, headers, widths), "bold")]
+    right = [header in ("attempts", "duration") for header in headers]
+    table = [(_table_line(headers, widths, right), "bold")]
     table.append(("─" * (sum(widths) + 3 * (len(widths) - 1)), ""))
     for row, line in zip(rows, lines, strict=True):
         style = STATUS_STYLES[line.status] if line.status.is_failure else ""
-        table.append((_table_line(headers, row, widths), style))
+        table.append((_table_line(row, widths, right), style))
     return table
 
 
-def _table_line(headers: list[str], cells: list[str], widths: list[int]) -> str:
+def _folded(cell: str) -> str:
+    """A cell as rich prints it: whitespace runs folded to one space, control codes
+    dropped. A printable cell holds no whitespace but the ASCII space and no control
+    code, so one without doubled or outer spaces is already so (most are)."""
+    if cell.isprintable() and "  " not in cell and cell[:1] != " " and cell[-1:] != " ":
+        return cell
+    return " ".join(cell.split()).translate(_CONTROL_CODES)
+
+
+def _table_line(cells: list[str], widths: list[int], right: list[bool]) -> str:
     """One line of the summary: numbers right-aligned, three spaces between columns."""
     padded = [
-        cell.rjust(width) if header in ("attempts", "duration") else cell.ljust(width)
-        for header, cell, width in zip(headers, cells, widths, strict=True)
+        cell.rjust(width) if flush else cell.ljust(width)
+        for cell, width, flush in zip(cells, widths, right, strict=True)
     ]
     return "   ".join(padded).rstrip()
 

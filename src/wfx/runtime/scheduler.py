@@ -101,6 +101,9 @@ class Scheduler:
         step when theirs ends, so 10,000 quick steps do not cost 10,000 task spawns."""
         run = self.run
         graph = run.graph
+        if not any(n.section is section for n in graph.nodes):
+            run.commit_pending()  # nothing to run (most runs have no `finally` steps)
+            return
         roots = [n.index for n in graph.nodes if n.section is section and not n.deps]
         # a dynamic fan-out counts as one step until it knows its instances
         self.unfinished = sum(1 for _ in run.steps(section)) + sum(
@@ -189,7 +192,24 @@ class Scheduler:
             remaining[dependent] -= 1
             if remaining[dependent] == 0:
                 ready.append(dependent)
+            elif remaining[dependent] == 1:
+                self._ready_after_last(dependent)
         return ready
+
+    def _ready_after_last(self, index: int) -> None:
+        """The step `index` now waits for one node alone: when that is a step whose
+        attempt runs, the step is readied as the next step of a chain is (a fan-in: the
+        step after many parallel ones starts at once when the last of them succeeds)."""
+        nodes = self.run.nodes
+        if self.runner is None or not nodes[index].is_step:
+            return
+        done = self.done
+        last = next((d for d in nodes[index].deps if not done[d]), None)
+        if last is None:
+            return
+        node = nodes[last]
+        if node.is_step and self.run.states[last].status is StepStatus.RUNNING:
+            self.ready_next(node)
 
     def _pass_barrier(self, node: Node) -> None:
         state = self.run.states[node.index]
