@@ -1067,18 +1067,22 @@ def _end_process(code: int, last_word: Callable[[int, bool], None] | None = None
         os._exit(code)
 
 
-def _steady_valid_signals() -> None:
+def steady_valid_signals() -> None:
     """Make `signal.valid_signals()` a constant of this process, which it is: asyncio asks
     it each time a signal handler is added or removed, and each call builds a set of 64
     enum members anew, 0.4 ms of every run (docs/performance.md, ninth pass). Callers
-    still get a set of their own."""
+    still get a set of their own. Done once: the warm server does it before it forks
+    its copies."""
     import signal
 
+    if getattr(signal.valid_signals, "steady", False):
+        return
     valid = frozenset(signal.valid_signals())
 
     def valid_signals() -> set[signal.Signals]:
         return set(valid)
 
+    valid_signals.steady = True  # type: ignore[attr-defined]
     signal.valid_signals = valid_signals
 
 
@@ -1086,7 +1090,7 @@ def main() -> None:
     """Run the CLI, turning any unexpected crash into exit 70 (a program embedding wfx's
     command line calls this; the `wfx` command is `entry`)."""
     gc.set_threshold(*_GC_THRESHOLDS)
-    _steady_valid_signals()
+    steady_valid_signals()
     try:
         cli.main(standalone_mode=False, prog_name="wfx")
     except click.exceptions.Abort:

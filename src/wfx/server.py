@@ -231,10 +231,32 @@ def _build_once() -> None:
     for warm in warmers:
         with contextlib.suppress(Exception):
             warm()
+    with contextlib.suppress(Exception):
+        _rehearse_parsing()
+    from wfx.cli import steady_valid_signals  # noqa: PLC0415 - preloaded
+
+    steady_valid_signals()
     classcache.save()
     # the key was read from the server's own environment: each copy reads it from its
     # command's (XDG_CACHE_HOME may differ)
     userkey.secret.cache_clear()
+
+
+def _rehearse_parsing() -> None:
+    """Parse the commands users run most, a dozen times each, without running them: the
+    interpreter specializes click's code as it runs it, and a copy forked from a server
+    that has run it takes it so (a `wfx run`'s parse went from 2.2 to 1.4 ms in the
+    copy: docs/performance.md, seventeenth pass). Nothing is invoked: callbacks that are
+    not eager never run while parsing, and with `resilient_parsing` neither do
+    `--version`'s nor `--help`'s; the file is not opened."""
+    from wfx.cli import cli  # noqa: PLC0415 - preloaded
+
+    for _ in range(12):
+        for name in ("run", "plan", "validate"):
+            group = cli.make_context("wfx", [name, "wfx.yaml"], resilient_parsing=True)
+            command = cli.get_command(group, name)
+            if command is not None:
+                command.make_context(name, ["wfx.yaml"], parent=group, resilient_parsing=True)
 
 
 def _set_aside() -> None:

@@ -1350,3 +1350,22 @@ def test_no_module_reads_the_environment_as_it_is_imported_unknown_to_the_server
     every copy; the one that does (failpoints) is read again (wfx.server.read_again)."""
     readers = [place.split(":")[0] for place in _module_level_environment_reads()]
     assert readers == ["src/wfx/runtime/failpoints.py"]
+
+
+def test_the_rehearsed_parses_run_nothing(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server parses `run`, `plan` and `validate` ahead to have click's code
+    specialized for its copies: not one command's callback runs, nothing is printed and
+    the process goes on (no `--version` or `--help` exit)."""
+    from wfx import server as warm_server
+    from wfx.cli import cli
+
+    called: list[str] = []
+    for name in ("run", "plan", "validate"):
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None
+        monkeypatch.setattr(command, "callback", lambda *_a, name=name, **_k: called.append(name))
+    warm_server._rehearse_parsing()
+    assert called == []
+    assert capsys.readouterr() == ("", "")
