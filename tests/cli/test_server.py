@@ -1313,7 +1313,36 @@ def test_the_wfx_command_imports_almost_nothing_before_it_hands_over() -> None:
         check=True,
         timeout=60,
     )
-    assert set(done.stdout.split()) <= {"wfx", "wfx.launch", "resource", "binascii"}
+    assert set(done.stdout.split()) <= {"wfx", "wfx.launch", "resource"}
+
+
+def test_the_socket_name_is_the_same_for_the_same_setup_and_differs_for_another() -> None:
+    """Client and server compute the name apart, in two processes: it depends on the key
+    material alone (no per-process hash seed), and a setup that differs by one byte of
+    it gets another name."""
+    from wfx import launch
+
+    material = launch.key_material()
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from wfx import launch;"
+            " print(repr(launch.address(sys.stdin.buffer.read())))",
+        ],
+        input=material,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    name = launch.address(material)
+    assert other.stdout.decode().strip() == repr(name)
+    assert re.fullmatch(r"\0wfx-server-[0-9]+-[0-9a-f]{8}", name)
+    changed = {
+        launch.address(material[:i] + bytes([material[i] ^ 1]) + material[i + 1 :])
+        for i in range(0, len(material), max(1, len(material) // 50))
+    }
+    assert name not in changed
 
 
 def test_a_failpoint_set_for_a_command_arms_it_in_the_servers_copy(
