@@ -527,7 +527,12 @@ class Scheduler:
         prepared: list[Ahead] = []
         followed = runner.followed
         for node in steps:
-            if len(prepared) >= room or self._limiters_of(node) or node.index in followed:
+            if (
+                len(prepared) >= room
+                or self._limiters_of(node)
+                or node.index in followed
+                or runner.begin_of(node) is None  # a Python step: its task does it all
+            ):
                 self._dispatch(node)
                 continue
             finished = self._end_without_running(node)

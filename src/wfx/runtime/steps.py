@@ -268,23 +268,28 @@ class StepRunner:
 
     # -- starting a burst of steps at once ----------------------------------------------------
 
+    def begin_of(self, node: Node) -> Begin | None:
+        """How `node`'s first attempt can be started before its task runs, or None when
+        it must take the usual way (see :meth:`prepare_ahead`)."""
+        action = node.action
+        run = self.run
+        if action is None or action.kind is StepKind.USES or self.faults or run.resumed:
+            return None
+        if run.earlier_attempts and node.index in run.earlier_attempts:
+            return None
+        begin: Begin | None = getattr(self.executors.of(node), "begin", None)
+        return begin
+
     def prepare_ahead(self, node: Node) -> Ahead | None:
         """The first attempt of `node` ready to start at once, before its task runs; None
         when it must take the usual way: a Python step, an executor that cannot start an
         attempt synchronously, a resumed run, a step a group runs again, failpoints, or a
         value that does not render (the usual way then reports it)."""
-        action = node.action
-        settings = node.settings
-        assert action is not None and settings is not None
-        run = self.run
-        if action.kind is StepKind.USES or self.faults or run.resumed:
-            return None
-        if run.earlier_attempts and node.index in run.earlier_attempts:
-            return None
-        executor = self.executors.of(node)
-        begin: Begin | None = getattr(executor, "begin", None)
+        begin = self.begin_of(node)
         if begin is None:
             return None
+        action, settings = node.action, node.settings
+        assert action is not None and settings is not None
         deadline = _Deadline(settings.retry.value.deadline)
         prepared = self.prepared.pop(node.index, None)
         try:
