@@ -722,7 +722,7 @@ class Scheduler:
                 elif ahead is not None and self.group_stop_reason(node) is not None:
                     scope.cancel()  # started at once, its group stopped since: stop it
                 limiters = self._limiters_of(node)
-                if any(limiter.available_tokens < 1 for limiter in limiters):
+                if limiters and any(limiter.available_tokens < 1 for limiter in limiters):
                     run.commit_pending()  # the wait for a place may be long
                 if len(limiters) == 1:  # the usual case: the workflow's `maxParallel`
                     async with limiters[0]:

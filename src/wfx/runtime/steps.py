@@ -159,7 +159,7 @@ class StepRunner:
         earlier = run.earlier_attempts.pop(node.index, None) if run.earlier_attempts else None
         if earlier is not None:  # the group runs again: new attempt numbers, a fresh budget
             first, done = earlier + 1, earlier
-        deadline = _Deadline(schedule.deadline)
+        deadline = _deadline(schedule.deadline)
         await self._attempts(node, state, action, schedule, first, done, deadline, None)
 
     async def _attempts(
@@ -174,7 +174,7 @@ class StepRunner:
         ahead: Ahead | None,
     ) -> None:
         run = self.run
-        result = Attempt(StepStatus.FAILED, reason="not run")
+        result = _NOT_RUN
         last = max(done + schedule.attempts, first)  # a crash mid-redo: that attempt runs
         for attempt in range(first, last + 1):
             state.attempts = attempt
@@ -290,7 +290,7 @@ class StepRunner:
             return None
         action, settings = node.action, node.settings
         assert action is not None and settings is not None
-        deadline = _Deadline(settings.retry.value.deadline)
+        deadline = _deadline(settings.retry.value.deadline)
         prepared = self.prepared.pop(node.index, None)
         try:
             if prepared is None:
@@ -355,7 +355,7 @@ class StepRunner:
             return
         del self.prepared[following.index]
         setup, request = prepared
-        deadline = _Deadline(
+        deadline = _deadline(
             following.settings.retry.value.deadline if following.settings else None
         )
         if _shorten_timeout(setup, deadline.left()):
@@ -555,7 +555,8 @@ class StepRunner:
         self.scheduler.count_finished()
         duration = state.ended - (state.started or state.ended)
         run.steps_context[node.id] = step_context(state, duration)
-        event_type = ev.FINISHED_BY_STATUS[status]
+        success = status is StepStatus.SUCCESS  # most steps: no lookup (hashing an enum)
+        event_type = ev.StepSucceeded if success else ev.FINISHED_BY_STATUS[status]
         run.emit(
             event_type(
                 run.run_id,
@@ -685,6 +686,19 @@ class _Deadline:
     def why_no_more(self) -> str:
         """Why no further attempt starts."""
         return f"its retries deadline of {format_duration(self.seconds or 0.0)} passed"
+
+
+#: the deadline of a step whose retries have none (it holds no state of a step's own)
+_NO_DEADLINE = _Deadline(None)
+
+
+def _deadline(seconds: float | None) -> _Deadline:
+    """The deadline of a step's attempts, from now (one shared object when there is none)."""
+    return _NO_DEADLINE if seconds is None else _Deadline(seconds)
+
+
+#: what a step's attempts end with when none ran
+_NOT_RUN = Attempt(StepStatus.FAILED, reason="not run")
 
 
 def _not_listed(schedule: RetrySchedule, result: Attempt) -> str:
