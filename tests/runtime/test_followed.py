@@ -109,6 +109,39 @@ steps:
     assert _reported_in_order(run, "slow", "after")
 
 
+@pytest.mark.parametrize(
+    "quick",
+    [
+        "{id: quick, run: 'true'}",
+        "{id: quick, run: 'true', condition: '${{ false }}'}",  # skipped: `after` still runs
+        "{id: quick, run: 'exit 3', onError: continue}",  # tolerated: `after` still runs
+    ],
+)
+def test_the_step_after_a_fan_in_runs_once_whatever_its_first_need_did(
+    tmp_path: Path, quick: str
+) -> None:
+    """Readied on the need still running, `after` runs once, as it did before it could be
+    started at once: never twice (its task and the start at once), never not at all."""
+    ledger = tmp_path / "ledger"
+    run = run_text(
+        tmp_path,
+        f"""
+wfx: 1
+steps:
+  - id: g
+    type: parallel
+    steps:
+      - {quick}
+      - {{id: slow, run: 'sleep 0.3'}}
+      - {{id: after, run: 'echo ran >> {ledger}', needs: [quick, slow]}}
+""",
+    )
+    assert run.result.exit_code in (0, 3), run.of(ev.StepFailed)
+    assert ledger.read_text().splitlines() == ["ran"]
+    started = [e for e in run.events if isinstance(e, ev.StepStarted) and e.step == "after"]
+    assert len(started) == 1
+
+
 def test_the_step_after_a_fan_in_with_a_failed_need_never_starts(tmp_path: Path) -> None:
     """A need that failed keeps the step after the fan-in from being readied on the one
     still running: it is skipped, as it always was."""
