@@ -1054,6 +1054,9 @@ def _end_process(code: int, last_word: Callable[[int, bool], None] | None = None
             last_word(code, False)
         sys.exit(code)
     try:  # whatever happens now (a second Ctrl-C included), the process ends with `code`
+        lookups = sys.modules.get("wfx.runtime.direct")
+        if lookups is not None:
+            lookups.leave_watch_to_teardown()
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             try:

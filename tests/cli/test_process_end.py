@@ -103,3 +103,38 @@ def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
     assert done.stdout.count("\n") == 1
     assert "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+def test_the_lookups_watch_is_left_to_the_teardown(tmp_path: Path) -> None:
+    """A chain long enough to arm the PATH lookups' inotify watch: the process says its
+    last word (a warm server's copy tells `wfx` then) with that descriptor still open.
+    Closing it first would wait for the kernel to free its watches, 1-19 ms."""
+    chain = "".join(
+        f"  - id: s{i}\n    run: 'true'\n" + (f"    needs: [s{i - 1}]\n" if i else "")
+        for i in range(48)
+    )
+    (tmp_path / "wf.yaml").write_text("wfx: 1\nsteps:\n" + chain)
+    script = f"""
+import os, sys
+import inotify_simple  # loaded, as in a warm server: the watch arms after 32 lookups
+from wfx import cli
+
+def link(fd):
+    try:
+        return os.readlink(f"/proc/self/fd/{{fd}}")
+    except OSError:  # the descriptor listdir itself had open
+        return ""
+
+def last_word(code, final):
+    links = [link(fd) for fd in os.listdir("/proc/self/fd")]
+    with open({str(tmp_path / "said")!r}, "w") as said:
+        said.write(f"{{code}} {{final}} {{sum('inotify' in link for link in links)}}")
+
+sys.argv = ["wfx", "run", "-q", "--no-journal", {str(tmp_path / "wf.yaml")!r}]
+cli.entry(last_word)
+"""
+    done = _as_users_run_it(sys.executable, "-c", script, cwd=tmp_path, WFX_SERVER="0")
+    assert done.returncode == 0, done.stderr
+    code, final, watches = (tmp_path / "said").read_text().split()
+    assert (code, final) == ("0", "True")
+    assert int(watches) == 1

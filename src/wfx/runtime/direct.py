@@ -288,6 +288,17 @@ def _watched_lookups() -> _WatchedLookups:
     return _LOOKUPS
 
 
+def leave_watch_to_teardown() -> None:
+    """The process ends next with `os._exit` (wfx.cli): its lookups' inotify instance is
+    not closed at exit but left to the kernel's teardown of the process. Closing one that
+    holds watches waits until the kernel has freed them, a grace period of 1-19 ms (13 ms
+    median at the end of a 200-step chain, docs/performance.md, eighteenth pass), and a
+    copy of the warm server tells `wfx` that its command has ended only after the
+    process's `atexit` handlers, but before that teardown."""
+    if _LOOKUPS is not None:
+        atexit.unregister(_LOOKUPS.close)
+
+
 def watch_when_due() -> None:
     """A moment the process would spend waiting (a step's process has just started): arm
     the watch on the lookups made so far, if they are enough to gain from it."""
