@@ -134,6 +134,9 @@ class _Named:
     async def finish(self) -> Attempt:
         return self.executor._named(await self.begun.finish())
 
+    def when_succeeded(self, callback: Any) -> None:
+        self.begun.when_succeeded(callback)
+
 
 def test_the_engine_runs_each_step_on_the_executor_it_names(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"

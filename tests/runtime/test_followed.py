@@ -212,6 +212,46 @@ def test_a_step_after_one_that_fails_never_starts(tmp_path: Path) -> None:
     assert steps["a"].status is ev.StepStatus.FAILED
 
 
+def test_a_step_whose_outputs_are_malformed_fails_and_the_next_never_starts(
+    tmp_path: Path,
+) -> None:
+    """`a` exits 0, but what it wrote to `$WFX_OUTPUT` cannot be read: it failed, and
+    `b`, which would have started as soon as `a` was known to succeed, never starts."""
+    marker = tmp_path / "b-ran"
+    run = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - {{id: a, run: 'echo "x<<" >> "$WFX_OUTPUT"'}}
+          - {{id: b, run: 'touch {marker}'}}
+        """,
+    )
+    assert run.result.exit_code != 0
+    assert not marker.exists()
+    assert run.result.steps["a"].status is ev.StepStatus.FAILED
+    assert "bad $WFX_OUTPUT" in (run.result.steps["a"].reason or "")
+
+
+def test_the_outputs_of_a_step_followed_at_once_are_read_once_and_kept(tmp_path: Path) -> None:
+    """`b` starts as soon as `a` is known to succeed, which reads `a`'s outputs then:
+    they are the ones reported, even though `a`'s file changes after that."""
+    out = tmp_path / "a-output"
+    run = run_text(
+        tmp_path,
+        f"""
+        wfx: 1
+        steps:
+          - {{id: a, run: 'echo x=1 >> "$WFX_OUTPUT"; echo "$WFX_OUTPUT" > {out}'}}
+          - {{id: b, run: 'echo x=2 >> "$(cat {out})"', needs: [a]}}
+          - {{id: c, run: 'echo "${{{{ steps.a.outputs.x }}}}"', needs: [b]}}
+        """,
+    )
+    assert run.result.exit_code == 0
+    assert run.result.steps["a"].outputs == {"x": "1"}
+    assert run.output("c") == ["1"]
+
+
 def test_the_intent_is_durable_before_the_step_starts(tmp_path: Path) -> None:
     """What `b` finds in the journal as it runs: a record that it may have started."""
     seen = tmp_path / "seen"

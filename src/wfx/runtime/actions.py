@@ -101,6 +101,7 @@ async def run_attempt(
     *,
     request: AttemptRequest | None = None,
     started: Callable[[], None] | None = None,
+    succeeded: Callable[[], None] | None = None,
 ) -> Attempt:
     """Run one attempt of `action`: a `run` or `cmd` step on `executor`, a Python step
     here, in-process (executor None), or on the executor a run gives Python steps (the
@@ -108,7 +109,8 @@ async def run_attempt(
 
     `request`: the attempt's request made already (from `setup`); `started`: called once
     an executor that starts attempts without waiting (`begin`) has started this one, before
-    the wait for its end."""
+    the wait for its end; `succeeded`: then called as soon as that attempt is known to
+    succeed, before its clean-up (`StartedAttempt.when_succeeded`)."""
     try:
         if request is not None:
             pass
@@ -129,6 +131,8 @@ async def run_attempt(
         if begin is None or started is None:
             return await executor.run_attempt(request, setup.on_output)
         begun = begin(request, setup.on_output)
+        if succeeded is not None and not isinstance(begun, Attempt):
+            begun.when_succeeded(succeeded)
         started()
         return begun if isinstance(begun, Attempt) else await begun.finish()
     except ExecutorError as exc:

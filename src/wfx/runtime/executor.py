@@ -128,6 +128,12 @@ class StartedAttempt(Protocol):
         start (a cancellation stops its process tree the same way)."""
         ...
 
+    def when_succeeded(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, from `finish`, as soon as the attempt is known to
+        succeed, before its clean-up and report (the engine starts the step that follows
+        it then); not at all when it fails or that cannot be known early."""
+        ...
+
 
 class StartsAtOnce(Protocol):
     """An executor that can also start an attempt synchronously, its result awaited later

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from wfx.runtime.events import StepStatus
 from wfx.runtime.executor import SCRIPT_PLACEHOLDER, AttemptRequest, OutputSink
 from wfx.runtime.outputs import OutputFormatError, read_outputs
 from wfx.runtime.process import (
+    ProcessOutcome,
     ProcessStartError,
     ProcessTracker,
     StartedProcess,
@@ -145,7 +146,9 @@ class LocalExecutor:
             reason = _exit_reason(code, signal)
             return Attempt(StepStatus.FAILED, {}, code, signal, reason, leftovers, where=LOCAL)
         try:
-            outputs = read_outputs(started.output_file, request.output_limit)
+            outputs = started.outputs
+            if outputs is None:
+                outputs = read_outputs(started.output_file, request.output_limit)
         except OutputFormatError as exc:
             reason = f"bad $WFX_OUTPUT: {exc}"
             return Attempt(StepStatus.FAILED, {}, 0, None, reason, leftovers, where=LOCAL)
@@ -193,10 +196,31 @@ class LocalStart:
     process: StartedProcess
     output_file: str
     script_file: Path | None
+    outputs: dict[str, str] | None = None
+    """Its `$WFX_OUTPUT`, read once the process succeeded, when that is watched for."""
+    _succeeded: Callable[[], None] | None = None
 
     async def finish(self) -> Attempt:
         """Wait for the attempt to end (cancelling the caller stops its process tree)."""
         return await self.executor._finish(self)
+
+    def when_succeeded(self, callback: Callable[[], None]) -> None:
+        """Call `callback` as soon as this attempt is known to succeed: its process
+        exited with 0, in time, uncancelled, its output read, nothing of its group left,
+        its `$WFX_OUTPUT` well formed; before its descriptors are released and its result
+        is made (`finish` then returns that success)."""
+        self._succeeded = callback
+        self.process.on_end = self._ended
+
+    def _ended(self, outcome: ProcessOutcome) -> None:
+        if not outcome.succeeded or self.running.scope.cancel_called:
+            return
+        try:
+            self.outputs = read_outputs(self.output_file, self.request.output_limit)
+        except OutputFormatError:
+            return  # the usual way reports it
+        assert self._succeeded is not None
+        self._succeeded()
 
 
 class _Running:

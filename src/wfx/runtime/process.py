@@ -178,6 +178,10 @@ class StartedProcess:
     _kill_grace: float
     _pipe_grace: float
     _started: float
+    on_end: Callable[[ProcessOutcome], None] | None = None
+    """Called with the outcome as soon as it is known (the process reaped, its output
+    read to the end, nothing of its group left), before its descriptors are released:
+    whoever waits for that outcome can act on it a few dozen microseconds earlier."""
 
     async def finish(self) -> ProcessOutcome:
         """Wait for the process and its output, stop what it leaves behind (its timeout
@@ -190,11 +194,14 @@ class StartedProcess:
             timed_out = await _supervise(
                 child, tree, capture, timeout, self._kill_grace, self._pipe_grace
             )
+            outcome = _outcome(child, tree, capture, timed_out, time.monotonic() - self._started)
+            if self.on_end is not None:
+                self.on_end(outcome)
         finally:
             if self._tracker is not None:
                 self._tracker._discard(tree)
             child.close()
-        return _outcome(child, tree, capture, timed_out, time.monotonic() - self._started)
+        return outcome
 
 
 class _Markers:

@@ -5,6 +5,7 @@ step's end is recorded and reported."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import random
 import time
@@ -244,8 +245,16 @@ class StepRunner:
                 if fault is not None:
                     return await faulted_attempt(fault, setup, process)
             executor = self.executors.of(node) if process else self.executors.python
-            started = None if self.scheduler is None else lambda: self._started(node)
-            return await run_attempt(action, setup, executor, request=request, started=started)
+            if self.scheduler is None:
+                return await run_attempt(action, setup, executor, request=request)
+            return await run_attempt(
+                action,
+                setup,
+                executor,
+                request=request,
+                started=lambda: self._started(node),
+                succeeded=functools.partial(self._start_following, node),
+            )
         finally:
             flush(setup)
 
@@ -363,7 +372,16 @@ class StepRunner:
         ahead = Ahead(following, setup, request, begin, deadline, followed=True)
         self.run.states[following.index].started = time.monotonic()
         ahead.started = begin(request, setup.on_output)
+        self._follow_at_success(following, ahead.started)
         self.followed[following.index] = ahead
+
+    def _follow_at_success(self, node: Node, begun: Attempt | StartedAttempt | None) -> None:
+        """Once `node`'s attempt `begun` is known to succeed, start the step that follows
+        it, if one does by then (:meth:`_start_following`): from within its `finish`,
+        before that attempt's descriptors are released and its result made, which takes
+        a few dozen microseconds off each step of a chain."""
+        if begun is not None and not isinstance(begun, Attempt):
+            begun.when_succeeded(functools.partial(self._start_following, node))
 
     def take_followed(self, node: Node) -> Ahead | None:
         """The first attempt of `node` started as soon as the step before it succeeded,
@@ -412,6 +430,7 @@ class StepRunner:
         if self.scheduler is not None:  # all started: what follows each is readied now
             for ahead in prepared:
                 if not isinstance(ahead.started, Attempt):
+                    self._follow_at_success(ahead.node, ahead.started)
                     self._started(ahead.node)
 
     # -- setup ------------------------------------------------------------------------------
