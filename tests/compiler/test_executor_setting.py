@@ -123,8 +123,26 @@ class Named(LocalExecutor):
         begun = super().begin(request, on_output)
         return self._named(begun) if isinstance(begun, Attempt) else _Named(self, begun)
 
+    def ready(self, request: AttemptRequest, on_output: OutputSink) -> Any:
+        made = super().ready(request, on_output)
+        return self._named(made) if isinstance(made, Attempt) else _NamedReady(self, request, made)
+
     def _named(self, result: Attempt) -> Attempt:
         return Attempt(result.status, result.outputs, result.exit_code, where=self.name)
+
+
+class _NamedReady:
+    """An attempt made ready to start (the next step of a chain), named when it starts."""
+
+    def __init__(self, executor: Named, request: AttemptRequest, made: Any) -> None:
+        self.executor, self.request, self.made = executor, request, made
+
+    def start(self) -> Any:
+        self.executor.keys.append(self.request.key)
+        begun = self.made.start()
+        if isinstance(begun, Attempt):
+            return self.executor._named(begun)
+        return _Named(self.executor, begun)
 
 
 class _Named:

@@ -66,10 +66,12 @@ def test_random_kill_nine_then_resume_repeats_no_completed_step(
     completed_before_each_crash = crash.journaled("success")
     assert set(counts) == {f"s{i:03d}" for i in range(200)}, "a step was skipped"
     assert completed_before_each_crash == set(counts)
-    # a step ran more than once only if a crash hit it in flight: at most once per crash
+    # a step ran more than once only if a crash hit it in flight: once per crash, or twice
+    # when the crash came as the next step of the chain had just started at once, the
+    # end of the step before it not yet committed (docs/durability.md): those two steps
     duplicated = {step: n for step, n in counts.items() if n > 1}
-    assert sum(n - 1 for n in duplicated.values()) <= crashes, duplicated
-    assert len(duplicated) <= crashes
+    assert sum(n - 1 for n in duplicated.values()) <= 2 * crashes, duplicated
+    assert len(duplicated) <= 2 * crashes
     assert crash.run_statuses() == ["success"]
     assert crash.integrity() == "ok"
 

@@ -182,7 +182,9 @@ def test_closing_a_child_still_running_kills_and_reaps_it() -> None:
     process_module._devnull()  # the one /dev/null every child's stdin shares, kept open
     before = len(os.listdir("/proc/self/fd"))
     environment = process_module.Environment(os.environ)
-    child = process_module._Child.spawn(["sleep", "600"], environment, {}, None, "t")
+    child = process_module._Child.spawn(
+        ["sleep", "600"], environment.encoded({}), environment.get("PATH"), None
+    )
     # two pipes, a pidfd and the epoll set that waits on them, all made at the start
     assert len(os.listdir("/proc/self/fd")) == before + 4
     child.close()

@@ -288,6 +288,12 @@ def _watched_lookups() -> _WatchedLookups:
     return _LOOKUPS
 
 
+def answered_from_memory() -> bool:
+    """Whether a lookup is answered from memory now (the watch is armed): one made ahead
+    of a start then costs a `poll`, not a system call per PATH entry."""
+    return _LOOKUPS is not None and _LOOKUPS.armed
+
+
 def leave_watch_to_teardown() -> None:
     """The process ends next with `os._exit` (wfx.cli): its lookups' inotify instance is
     not closed at exit but left to the kernel's teardown of the process. Closing one that

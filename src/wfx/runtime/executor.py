@@ -135,6 +135,15 @@ class StartedAttempt(Protocol):
         ...
 
 
+class ReadyAttempt(Protocol):
+    """An attempt an executor made ready to start (see :class:`StartsAtOnce`)."""
+
+    def start(self) -> Attempt | StartedAttempt:
+        """Start it now, as `begin` would have: the running attempt, or the Attempt
+        that could not start."""
+        ...
+
+
 class StartsAtOnce(Protocol):
     """An executor that can also start an attempt synchronously, its result awaited later
     (the local one): the engine starts a burst of ready steps back to back this way,
@@ -145,6 +154,12 @@ class StartsAtOnce(Protocol):
     def begin(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | StartedAttempt:
         """Start the attempt now (the executor has started): the running attempt, or the
         Attempt that could not start. `run_attempt` is this and then `finish`."""
+        ...
+
+    def ready(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | ReadyAttempt:
+        """All of `begin` but the start, done now (the engine makes the next step of a
+        chain ready while the step before it runs): `start` on the result starts it later
+        exactly as `begin` would then, or the Attempt says why it cannot start."""
         ...
 
 

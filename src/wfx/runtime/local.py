@@ -27,10 +27,10 @@ from wfx.runtime.process import (
     ProcessOutcome,
     ProcessStartError,
     ProcessTracker,
+    ReadyProcess,
     StartedProcess,
     encoded_environment,
     own_environment,
-    start_process,
 )
 from wfx.runtime.spawn import Environment
 
@@ -81,6 +81,18 @@ class LocalExecutor:
         running attempt, whose `finish` the caller must await, or the Attempt that failed
         to start. :meth:`run_attempt` is this and that `finish`; the scheduler calls it
         for a burst of ready steps, to start their processes back to back."""
+        ready = self._ready(request, on_output, ahead=False)
+        return ready if isinstance(ready, Attempt) else ready.start(again=False)
+
+    def ready(self, request: AttemptRequest, on_output: OutputSink) -> Attempt | LocalReady:
+        """All of :meth:`begin` but the start itself, done now, while the step before this
+        one still runs (its files named, its environment encoded, its program looked up):
+        `start` on the result then starts it, or the Attempt says why it cannot start."""
+        return self._ready(request, on_output, ahead=True)
+
+    def _ready(
+        self, request: AttemptRequest, on_output: OutputSink, *, ahead: bool
+    ) -> Attempt | LocalReady:
         if self._scratch is None:
             self._scratch = _fresh_scratch(self._chosen_scratch)
         stem = f"{self._scratch}/{next(self._names)}"  # plain text: paths cost per attempt
@@ -94,33 +106,39 @@ class LocalExecutor:
                 return _failed(f"cannot write the script file: {exc}")
             argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv]
         output_file = f"{stem}.out"
-        started: LocalStart | None = None
-        try:
-            own = {**request.env, "WFX_OUTPUT": output_file}
-            problem = unpassable(argv, own)
-            if problem is not None:
-                return _failed(problem)
-            running = _Running(ProcessTracker(request.run_id))
-            process = start_process(
-                argv,
-                env=own,
-                base=self._base(),
-                cwd=request.cwd,
-                timeout=request.timeout,
-                kill_grace=request.kill_grace,
-                on_output=on_output,
-                tracker=running.tracker,
-                max_line=MAX_LINE,
-                direct=request.direct,
-            )
-            self._running[request.key] = running
-            started = LocalStart(self, request, running, process, output_file, script_file)
-            return started
-        except ProcessStartError as exc:
-            return _failed(str(exc))
-        finally:
-            if started is None and script_file is not None:
+        own = {**request.env, "WFX_OUTPUT": output_file}
+        problem = unpassable(argv, own)
+        if problem is not None:
+            if script_file is not None:
                 script_file.unlink(missing_ok=True)
+            return _failed(problem)
+        running = _Running(ProcessTracker(request.run_id))
+        base = self._base()
+        process = ReadyProcess(
+            argv,
+            env=own,
+            base=base,
+            cwd=request.cwd,
+            timeout=request.timeout,
+            kill_grace=request.kill_grace,
+            on_output=on_output,
+            tracker=running.tracker,
+            max_line=MAX_LINE,
+            direct=request.direct,
+            ahead=ahead,
+        )
+        return LocalReady(
+            self, request, on_output, running, process, output_file, script_file, base
+        )
+
+    def _base(self) -> Environment:
+        """The environment every attempt starts from, encoded once (wfx's own is read
+        again for each attempt: it may have changed)."""
+        if self._environ is None:
+            return own_environment()
+        if self._encoded is None:
+            self._encoded = encoded_environment(self._environ)
+        return self._encoded
 
     async def _finish(self, started: LocalStart) -> Attempt:
         """Supervise a started attempt to its end; its result."""
@@ -154,15 +172,6 @@ class LocalExecutor:
             return Attempt(StepStatus.FAILED, {}, 0, None, reason, leftovers, where=LOCAL)
         return Attempt(StepStatus.SUCCESS, outputs, 0, None, None, leftovers, where=LOCAL)
 
-    def _base(self) -> Environment:
-        """The environment every attempt starts from, encoded once (wfx's own is read
-        again for each attempt: it may have changed)."""
-        if self._environ is None:
-            return own_environment()
-        if self._encoded is None:
-            self._encoded = encoded_environment(self._environ)
-        return self._encoded
-
     async def cancel(self, key: str, grace: float) -> None:
         """Stop attempt `key`: its process tree gets TERM, and KILL once `grace` (or the
         request's own kill grace, if shorter) has passed."""
@@ -183,6 +192,41 @@ class LocalExecutor:
     def where(self, key: str) -> str | None:
         """Every attempt of this executor runs here."""
         return LOCAL
+
+
+@dataclass(slots=True)
+class LocalReady:
+    """An attempt :meth:`LocalExecutor.ready` made ready: `start` starts it."""
+
+    executor: LocalExecutor
+    request: AttemptRequest
+    on_output: OutputSink
+    running: _Running
+    process: ReadyProcess
+    output_file: str
+    script_file: Path | None
+    base: Environment
+
+    def start(self, *, again: bool = True) -> Attempt | LocalStart:
+        """Start the attempt now: the running attempt, or the Attempt that failed to
+        start. Made ready earlier (`again`), it is made again, whole, should wfx's own
+        environment have changed since (a Python step may change it)."""
+        executor, request = self.executor, self.request
+        if again and executor._base() is not self.base:
+            if self.script_file is not None:
+                self.script_file.unlink(missing_ok=True)
+            again_now = executor._ready(request, self.on_output, ahead=False)
+            return again_now if isinstance(again_now, Attempt) else again_now.start(again=False)
+        try:
+            process = self.process.start()
+        except ProcessStartError as exc:
+            if self.script_file is not None:
+                self.script_file.unlink(missing_ok=True)
+            return _failed(str(exc))
+        executor._running[request.key] = self.running
+        return LocalStart(
+            executor, request, self.running, process, self.output_file, self.script_file
+        )
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ import anyio
 import anyio.lowlevel
 
 from wfx.diagnostics import WfxError
-from wfx.runtime.direct import direct_exec
+from wfx.runtime.direct import answered_from_memory, direct_exec
 from wfx.runtime.spawn import Environment, Process, spawn
 
 Stream = Literal["stdout", "stderr"]
@@ -113,42 +113,133 @@ class ProcessTracker:
         self._trees.discard(tree)
 
 
-def start_process(
-    argv: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    cwd: str | None,
-    timeout: float | None,
-    kill_grace: float,
-    on_output: Callable[[Stream, str], None] | None = None,
-    log: BinaryIO | None = None,
-    log_limit: int = 16 * 1024 * 1024,
-    tracker: ProcessTracker | None = None,
-    max_line: int = 64 * 1024,
-    pipe_grace: float = 0.5,
-    direct: Sequence[str] | None = None,
-    base: Environment | None = None,
-) -> StartedProcess:
-    """Start `argv` now, without waiting; the caller must then await
-    :meth:`StartedProcess.finish`, which supervises it to its end (or timeout) and kills
-    whatever it leaves running. A burst of steps is started this way back to back, each
-    then handed to its own task. ProcessStartError when it cannot be started.
+def _start_now(make: Callable[_P, ReadyProcess]) -> Callable[_P, StartedProcess]:
+    """`make`, then the start of what it made ready: one call with `make`'s arguments."""
 
-    `env`: the process's environment; with `base`, the variables laid over that one
-    (encoded once for many processes). `direct`: the words of the one simple command
-    `argv`'s shell would only exec; they are exec'd without the shell when
-    wfx.runtime.direct finds that to be the same."""
-    started = time.monotonic()
-    token = tracker.new_token() if tracker is not None else _MARKERS.fresh()
-    inherited, overlay = (base, env) if base is not None else (encoded_environment(env), {})
-    child = _Child.spawn_direct(direct, inherited, overlay, cwd, token) if direct else None
-    if child is None:
-        child = _Child.spawn(argv, inherited, overlay, cwd, token)
-    tree = _ProcessTree(child, token)
-    capture = _Capture(on_output, log, log_limit, max_line)
-    if tracker is not None:
-        tracker._add(tree)
-    return StartedProcess(child, tree, capture, tracker, timeout, kill_grace, pipe_grace, started)
+    def start_now(*args: _P.args, **kwargs: _P.kwargs) -> StartedProcess:
+        return make(*args, **kwargs).start()
+
+    return start_now
+
+
+class ReadyProcess:
+    """A step process made ready to start (:data:`start_process`'s arguments): its
+    marker, and with `ahead`, the program a direct command execs looked up and the
+    environment it gets encoded, while the step before it still runs. :meth:`start`
+    then starts it: the lookup is made again (a program may have come or gone since),
+    and the environment encoded ahead is used only when that finds what it found then
+    (docs/performance.md, eighteenth pass)."""
+
+    __slots__ = (
+        "_argv",
+        "_capture",
+        "_cwd",
+        "_direct",
+        "_encoded",
+        "_found",
+        "_inherited",
+        "_kill_grace",
+        "_overlay",
+        "_pipe_grace",
+        "_timeout",
+        "_token",
+        "_tracker",
+    )
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        timeout: float | None,
+        kill_grace: float,
+        on_output: Callable[[Stream, str], None] | None = None,
+        log: BinaryIO | None = None,
+        log_limit: int = 16 * 1024 * 1024,
+        tracker: ProcessTracker | None = None,
+        max_line: int = 64 * 1024,
+        pipe_grace: float = 0.5,
+        direct: Sequence[str] | None = None,
+        base: Environment | None = None,
+        ahead: bool = False,
+    ) -> None:
+        self._argv, self._cwd, self._direct, self._tracker = argv, cwd, direct, tracker
+        self._timeout, self._kill_grace, self._pipe_grace = timeout, kill_grace, pipe_grace
+        self._capture = _Capture(on_output, log, log_limit, max_line)
+        self._token = tracker.new_token() if tracker is not None else _MARKERS.fresh()
+        inherited, overlay = (base, env) if base is not None else (encoded_environment(env), {})
+        self._inherited, self._overlay = inherited, overlay
+        self._found: _Found | None = None
+        self._encoded: list[bytes] | None = None
+        if ahead and (not direct or answered_from_memory()):  # else looked up at the start
+            self._found = self._look_up()
+            self._encoded = self._encode(self._found)
+
+    def start(self) -> StartedProcess:
+        """Start the process now (ProcessStartError when it cannot be started)."""
+        started = time.monotonic()
+        found = self._look_up()
+        child = None
+        if found is not None:
+            encoded = self._encoded if found == self._found else None
+            child = _Child.spawn_found(
+                self._direct or (), found, self._encoded_for(found, encoded), self._cwd
+            )
+        if child is None:
+            encoded = self._encoded if self._found is None else None
+            child = _Child.spawn(
+                self._argv,
+                self._encoded_for(None, encoded),
+                self._path(),
+                self._cwd,
+            )
+        tree = _ProcessTree(child, self._token)
+        if self._tracker is not None:
+            self._tracker._add(tree)
+        return StartedProcess(
+            child,
+            tree,
+            self._capture,
+            self._tracker,
+            self._timeout,
+            self._kill_grace,
+            self._pipe_grace,
+            started,
+        )
+
+    def _look_up(self) -> _Found | None:
+        """The program to exec without the shell and bash's changes, or None."""
+        if not self._direct:
+            return None
+        return direct_exec(self._direct, self._inherited, self._overlay, self._cwd)
+
+    def _encode(self, found: _Found | None) -> list[bytes]:
+        """The environment of the process: bash's changes too when `found` is exec'd."""
+        overlay = {**self._overlay, **found[1]} if found is not None else self._overlay
+        return self._inherited.encoded({**overlay, TOKEN_VARIABLE: self._token})
+
+    def _encoded_for(self, found: _Found | None, encoded: list[bytes] | None) -> list[bytes]:
+        return encoded if encoded is not None else self._encode(found)
+
+    def _path(self) -> str | None:
+        overlay = self._overlay
+        return overlay["PATH"] if "PATH" in overlay else self._inherited.get("PATH")
+
+
+#: what wfx.runtime.direct finds for a direct command: the program, bash's changes
+_Found = tuple[str, dict[str, str | None]]
+
+start_process = _start_now(ReadyProcess)
+"""Start `argv` now, without waiting; the caller must then await
+:meth:`StartedProcess.finish`, which supervises it to its end (or timeout) and kills
+whatever it leaves running. A burst of steps is started this way back to back, each
+then handed to its own task. ProcessStartError when it cannot be started.
+
+`env`: the process's environment; with `base`, the variables laid over that one
+(encoded once for many processes). `direct`: the words of the one simple command
+`argv`'s shell would only exec; they are exec'd without the shell when
+wfx.runtime.direct finds that to be the same."""
 
 
 def _and_finish(start: Callable[_P, StartedProcess]) -> Callable[_P, Awaitable[ProcessOutcome]]:
@@ -374,47 +465,37 @@ class _Child:
             self._watch = None
 
     @classmethod
-    def spawn_direct(
-        cls,
-        words: Sequence[str],
-        env: Environment,
-        overlay: Mapping[str, str | None],
-        cwd: str | None,
-        token: str,
+    def spawn_found(
+        cls, words: Sequence[str], found: _Found, env: list[bytes], cwd: str | None
     ) -> _Child | None:
-        """Start the simple command `words` without its shell, or None (nothing started)
-        when the shell is needed to do what it would do (see wfx.runtime.direct)."""
-        found = direct_exec(words, env, overlay, cwd)
-        if found is None:
-            return None
-        program, changes = found
+        """Start the simple command `words` without its shell: the program wfx.runtime.direct
+        `found` for it, with `env` (bash's changes in it); None (nothing started) when
+        only its shell can run it after all (a script with no #! line: bash runs it)."""
         try:
-            return cls.spawn(words, env, {**overlay, **changes}, cwd, token, program=program)
-        except ProcessStartError:  # e.g. a script with no #! line: bash runs it itself
+            return cls.spawn(words, env, None, cwd, program=found[0])
+        except ProcessStartError:
             return None
 
     @classmethod
     def spawn(
         cls,
         argv: Sequence[str],
-        env: Environment,
-        overlay: Mapping[str, str | None],
+        env: list[bytes],
+        path: str | None,
         cwd: str | None,
-        token: str,
         program: str | None = None,
     ) -> _Child:
-        """Start `argv` (the file `program`, when given, with `argv` as its arguments) in a
-        new session with stdin on /dev/null and both outputs piped; its environment is
-        `env` with `overlay` laid over it."""
+        """Start `argv` (the file `program`, when given, with `argv` as its arguments; else
+        `argv[0]` looked up on `path`) in a new session with stdin on /dev/null and both
+        outputs piped; `env` is its whole environment, encoded."""
         if not argv:
             raise ProcessStartError("empty command")
         out_read, out_write, err_read, err_write = _output_pipes(argv[0], cwd)
-        path = overlay["PATH"] if "PATH" in overlay else env.get("PATH")
         try:
             process = spawn(
                 argv,
                 program=program,
-                env=env.encoded({**overlay, TOKEN_VARIABLE: token}),
+                env=env,
                 path=path,
                 cwd=cwd,
                 stdin=_devnull(),

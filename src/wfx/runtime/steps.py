@@ -36,7 +36,7 @@ from wfx.runtime.actions import (
 from wfx.runtime.contexts import RunContexts
 from wfx.runtime.direct import looked_up_together, watch_when_due
 from wfx.runtime.events import StepStatus
-from wfx.runtime.executor import AttemptRequest, OutputSink, StartedAttempt
+from wfx.runtime.executor import AttemptRequest, OutputSink, ReadyAttempt, StartedAttempt
 from wfx.runtime.executors import Executors
 from wfx.runtime.failpoints import StepFaults
 from wfx.runtime.journal import StepRecord
@@ -128,7 +128,7 @@ class StepRunner:
         self.scheduler: Scheduler | None = None
         self.prepared: dict[int, tuple[AttemptSetup, AttemptRequest]] = {}
         """First attempts readied while the step before them ran (:meth:`prepare_first`)."""
-        self.follow: dict[int, tuple[Node, Begin]] = {}
+        self.follow: dict[int, tuple[Node, Begin, Attempt | ReadyAttempt | None]] = {}
         """The step to start as soon as the one of the key succeeds (:meth:`prepare_first`),
         and how its executor starts it."""
         self.followed: dict[int, Ahead] = {}
@@ -346,9 +346,17 @@ class StepRunner:
         assert self.scheduler is not None
         if not self.scheduler.follows_at_once(after, node):
             return
-        begin: Begin | None = getattr(self.executors.of(node), "begin", None)
-        if begin is not None and self.run.intend(node.id, 1):
-            self.follow[after.index] = (node, begin)
+        executor = self.executors.of(node)
+        begin: Begin | None = getattr(executor, "begin", None)
+        if begin is None or not self.run.intend(node.id, 1):
+            return
+        setup, request = self.prepared[node.index]
+        if _shorten_timeout(setup, _retries_deadline(node)):
+            request = dataclasses.replace(request, timeout=setup.timeout)
+            self.prepared[node.index] = (setup, request)
+        ready: Ready | None = getattr(executor, "ready", None)
+        start = None if ready is None else ready(request, setup.on_output)
+        self.follow[after.index] = (node, begin, start)
 
     def _start_following(self, node: Node) -> None:
         """`node` succeeded: start the step that follows it at once, if one does and it
@@ -357,21 +365,22 @@ class StepRunner:
         found = self.follow.pop(node.index, None)
         if found is None:
             return
-        following, begin = found
+        following, begin, start = found
         assert self.scheduler is not None
         prepared = self.prepared.get(following.index)
         if prepared is None or not self.scheduler.still_follows(following):
             return
         del self.prepared[following.index]
         setup, request = prepared
-        deadline = _deadline(
-            following.settings.retry.value.deadline if following.settings else None
-        )
-        if _shorten_timeout(setup, deadline.left()):
-            request = dataclasses.replace(request, timeout=setup.timeout)
+        deadline = _deadline(_retries_deadline(following))
         ahead = Ahead(following, setup, request, begin, deadline, followed=True)
         self.run.states[following.index].started = time.monotonic()
-        ahead.started = begin(request, setup.on_output)
+        if start is None:
+            ahead.started = begin(request, setup.on_output)
+        elif isinstance(start, Attempt):
+            ahead.started = start  # it could not be made ready: reported as it starts
+        else:
+            ahead.started = start.start()
         self._follow_at_success(following, ahead.started)
         self.followed[following.index] = ahead
 
@@ -779,6 +788,14 @@ async def faulted_attempt(fault: str, setup: AttemptSetup, process: bool) -> Att
 
 #: how an executor that starts attempts at once starts one (`StartsAtOnce.begin`)
 Begin = Callable[[AttemptRequest, OutputSink], Attempt | StartedAttempt]
+
+#: how such an executor makes one ready to start later (`StartsAtOnce.ready`)
+Ready = Callable[[AttemptRequest, OutputSink], Attempt | ReadyAttempt]
+
+
+def _retries_deadline(node: Node) -> float | None:
+    """The seconds `retries.deadline` gives `node`'s attempts in all, if it sets one."""
+    return node.settings.retry.value.deadline if node.settings else None
 
 
 @dataclasses.dataclass(slots=True)
