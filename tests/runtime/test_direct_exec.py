@@ -370,6 +370,57 @@ def test_every_change_on_the_way_is_seen_by_the_next_lookup(
     assert found == _look_now("tool", path, str(tmp_path), None, None)[0]
 
 
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_a_remembered_lookup_holds_only_until_a_change_on_its_way(
+    tmp_path: Path, watched: list[str], change: str
+) -> None:
+    """A lookup made ahead of a start (the next step of a chain, made ready while the
+    step before it runs) is taken at the start only while the watch saw nothing change
+    on its way since; any change above makes it be looked up again."""
+    from wfx.runtime import direct
+    from wfx.runtime.spawn import Environment
+
+    for folder in ("a", "b", "z"):
+        (tmp_path / folder).mkdir()
+    _executable(tmp_path / "a" / "tool", "#!/bin/sh\n")
+    _executable(tmp_path / "z" / "tool", "#!/bin/sh\n")
+    (tmp_path / "current").symlink_to("a")
+    env = Environment({"PATH": f"{tmp_path / 'current'}:{tmp_path / 'z'}"})
+    here = str(tmp_path)
+    for _ in range(2):  # arms the watch, then fills it
+        direct.look_up_direct(["tool"], env, {}, here)
+        direct.watch_when_due()
+    found, mark = direct.look_up_direct(["tool"], env, {}, here)
+    assert found is not None and found[0] == f"{tmp_path / 'current'}/tool"
+    assert mark is not None
+    (tmp_path / "z" / "unrelated").write_text("x")
+    assert direct.unchanged_since(mark)
+    assert direct.unchanged_since(mark)
+    CHANGES[change](tmp_path)
+    assert not direct.unchanged_since(mark)
+    again, _ = direct.look_up_direct(["tool"], env, {}, here)
+    assert again is not None and again[0] == f"{tmp_path / 'z'}/tool"
+    assert not direct.unchanged_since(mark)
+
+
+def test_a_lookup_from_a_directory_not_given_is_never_remembered(
+    tmp_path: Path, watched: list[str]
+) -> None:
+    """With no working directory given, the answer depends on the process's own, which
+    the watch does not follow: no mark."""
+    from wfx.runtime import direct
+    from wfx.runtime.spawn import Environment
+
+    (tmp_path / "bin").mkdir()
+    _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
+    env = Environment({"PATH": str(tmp_path / "bin")})
+    for _ in range(3):
+        direct.look_up_direct(["tool"], env, {}, None)
+        direct.watch_when_due()
+    found, mark = direct.look_up_direct(["tool"], env, {}, None)
+    assert found is not None and mark is None
+
+
 def test_what_bash_does_to_pwd_and_oldpwd_follows_their_directories(
     tmp_path: Path, watched: list[str]
 ) -> None:

@@ -20,18 +20,21 @@ from wfx.runtime.journal import Journal
 
 
 def _processes_of(run_id: str, step: str) -> list[int]:
-    """The processes whose environment names this run's step (what wfx gives each)."""
+    """The processes whose environment names this run's step (what wfx gives each), among
+    this process's children (another test process may run a step of that name too)."""
     wanted = {f"WFX_RUN_ID={run_id}".encode(), f"WFX_STEP_ID={step}".encode()}
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
             with open(f"/proc/{entry}/environ", "rb") as f:
                 variables = set(f.read().split(b"\0"))
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
-        if wanted <= variables:
+        if parent == os.getpid() and wanted <= variables:
             found.append(int(entry))
     return found
 

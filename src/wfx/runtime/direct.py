@@ -47,15 +47,27 @@ def direct_exec(
     """The program to exec for `words`, and what bash would have changed in the
     environment it got (`env` with `overlay` laid over it; None: removed), or None when
     only bash itself can reproduce what it would do."""
+    return look_up_direct(words, env, overlay, cwd)[0]
+
+
+def look_up_direct(
+    words: Sequence[str],
+    env: Environment,
+    overlay: Mapping[str, str | None],
+    cwd: str | None,
+) -> tuple[tuple[str, dict[str, str | None]] | None, int | None]:
+    """:func:`direct_exec`'s answer, and a mark for :func:`unchanged_since` when that
+    answer is remembered (answered from memory, or looked up and kept there) for a
+    command started in `cwd`: until something on its way changes, it is the answer again."""
     if _sets_bash_up(env.names) or _sets_bash_up(n for n, v in overlay.items() if v is not None):
-        return None
+        return None, None
 
     def get(name: str) -> str | None:
         return overlay[name] if name in overlay else env.get(name)
 
     level = _shell_level(get("SHLVL"))
     if level is None:
-        return None
+        return None, None
     here = cwd if cwd is not None else os.getcwd()
     oldpwd = get("OLDPWD")
     key = (words[0], get("PATH"), here, get("PWD"), oldpwd)
@@ -65,12 +77,32 @@ def direct_exec(
         if _SHARED is not None:
             _SHARED[key] = found
     program, pwd, oldpwd_gone = found
+    mark = None if cwd is None else _remembered(key)
     if program is None:
-        return None
+        return None, mark
     changes: dict[str, str | None] = {"SHLVL": str(level), "_": program, "PWD": pwd}
     if oldpwd_gone:
         changes["OLDPWD"] = None
-    return program, changes
+    return (program, changes), mark
+
+
+def _remembered(question: _Question) -> int | None:
+    """The answers' generation when `question`'s answer is among them, else None."""
+    lookups = _LOOKUPS
+    if lookups is None or not lookups.armed or question not in lookups.answers:
+        return None
+    return lookups.generation
+
+
+def unchanged_since(mark: int) -> bool:
+    """Whether every answer remembered when :func:`look_up_direct` gave `mark` would be
+    given again now: the watch saw no change on the way to any of them since (one `poll`
+    of its descriptor), so a lookup made then need not be made again."""
+    lookups = _LOOKUPS
+    if lookups is None or not lookups.armed:
+        return False
+    lookups.check_watch()
+    return lookups.generation == mark
 
 
 #: what bash finds in the file system for a command: the program, PWD, whether OLDPWD
@@ -205,17 +237,27 @@ class _WatchedLookups:
         self.looked_when_armed = 0
         self.armed = False
         self.usable = True
+        self.generation = 0
+        """Counts the times the answers from memory were dropped (:func:`unchanged_since`)."""
+
+    def check_watch(self) -> None:
+        """Drop the answers from memory if anything on the way to them changed."""
+        if not self.watch.unchanged():  # something changed: every answer looks again
+            self.forget_answers()
+
+    def forget_answers(self) -> None:
+        """Drop every answer from memory (each looks again)."""
+        self.answers.clear()
+        self.generation += 1
 
     def answer(self, question: _Question) -> _Found:
         """What :func:`_look_now` would answer to `question`, now."""
         covered = False
         if self.armed:
-            if not self.watch.unchanged():  # something changed: every answer looks again
-                self.answers.clear()
-            else:
-                found = self.answers.get(question)
-                if found is not None:
-                    return found
+            self.check_watch()
+            found = self.answers.get(question)
+            if found is not None:
+                return found
             covered = _places(question) <= self.places
         found = _look_now(*question)
         self.looked += 1
@@ -247,7 +289,7 @@ class _WatchedLookups:
         self.places = wanted
         self.watch.watch(wanted)
         self.watch.unchanged()  # its first answer after arming: every lookup looks once more
-        self.answers.clear()
+        self.forget_answers()
         self.armed = self.watch.watching
         if not self.armed:
             self.close()
@@ -257,7 +299,7 @@ class _WatchedLookups:
         self.usable = False
         self.armed = False
         self.watch.close()
-        self.answers.clear()
+        self.forget_answers()
         self.recent.clear()
 
 

@@ -30,7 +30,7 @@ import anyio
 import anyio.lowlevel
 
 from wfx.diagnostics import WfxError
-from wfx.runtime.direct import answered_from_memory, direct_exec
+from wfx.runtime.direct import answered_from_memory, look_up_direct, unchanged_since
 from wfx.runtime.spawn import Environment, Process, spawn
 
 Stream = Literal["stdout", "stderr"]
@@ -126,9 +126,10 @@ class ReadyProcess:
     """A step process made ready to start (:data:`start_process`'s arguments): its
     marker, and with `ahead`, the program a direct command execs looked up and the
     environment it gets encoded, while the step before it still runs. :meth:`start`
-    then starts it: the lookup is made again (a program may have come or gone since),
-    and the environment encoded ahead is used only when that finds what it found then
-    (docs/performance.md, eighteenth pass)."""
+    then starts it: the lookup holds as long as the PATH lookups' watch saw nothing
+    change on its way since (a program may have come or gone), and is made again
+    otherwise; the environment encoded ahead is used only when that finds what it found
+    then (docs/performance.md, eighteenth pass)."""
 
     __slots__ = (
         "_argv",
@@ -139,6 +140,7 @@ class ReadyProcess:
         "_found",
         "_inherited",
         "_kill_grace",
+        "_mark",
         "_overlay",
         "_pipe_grace",
         "_timeout",
@@ -171,15 +173,17 @@ class ReadyProcess:
         inherited, overlay = (base, env) if base is not None else (encoded_environment(env), {})
         self._inherited, self._overlay = inherited, overlay
         self._found: _Found | None = None
+        self._mark: int | None = None
         self._encoded: list[bytes] | None = None
         if ahead and (not direct or answered_from_memory()):  # else looked up at the start
-            self._found = self._look_up()
+            self._found, self._mark = self._look_up()
             self._encoded = self._encode(self._found)
 
     def start(self) -> StartedProcess:
         """Start the process now (ProcessStartError when it cannot be started)."""
         started = time.monotonic()
-        found = self._look_up()
+        mark = self._mark
+        found = self._found if mark is not None and unchanged_since(mark) else self._look_up()[0]
         child = None
         if found is not None:
             encoded = self._encoded if found == self._found else None
@@ -208,11 +212,12 @@ class ReadyProcess:
             started,
         )
 
-    def _look_up(self) -> _Found | None:
-        """The program to exec without the shell and bash's changes, or None."""
+    def _look_up(self) -> tuple[_Found | None, int | None]:
+        """The program to exec without the shell and bash's changes (or None), and the
+        mark that says when that answer is still the one (wfx.runtime.direct)."""
         if not self._direct:
-            return None
-        return direct_exec(self._direct, self._inherited, self._overlay, self._cwd)
+            return None, None
+        return look_up_direct(self._direct, self._inherited, self._overlay, self._cwd)
 
     def _encode(self, found: _Found | None) -> list[bytes]:
         """The environment of the process: bash's changes too when `found` is exec'd."""
