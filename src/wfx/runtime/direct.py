@@ -304,10 +304,13 @@ class _WatchedLookups:
 
 
 #: lookups a process makes from the file system before it watches, and between two
-#: armings (arming costs what about 50 lookups cost; in a process that has not loaded
-#: inotify's library, a cold `wfx`, its import costs 7 ms more)
+#: armings (arming costs what about 50 lookups cost). In a process that has not loaded
+#: inotify's library, a `wfx` without the warm server, as under CI, the import costs 7 ms
+#: more, and closing the watch at its exit waits 1-19 ms for the kernel to free it (a
+#: warm server's copy leaves that to after `wfx` was told): some 300 lookups of 50 µs
+#: (a 200-step chain ran 5-40 ms slower for arming after 128; eighteenth pass)
 _DUE = 32
-_DUE_COLD = 128
+_DUE_COLD = 384
 
 #: the questions whose places an arming watches: the last ones asked (a process asking
 #: thousands of different ones, a test suite's, a long-lived program's, watches only the
