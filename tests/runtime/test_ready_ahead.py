@@ -131,3 +131,36 @@ def test_an_attempt_made_ready_gets_wfxs_environment_as_it_is_when_it_starts(
     result = anyio.run(main)
     assert result.status is StepStatus.SUCCESS
     assert lines == ["[after]"]
+
+
+@pytest.mark.parametrize("ahead", [False, True])
+@pytest.mark.parametrize("script", ["true", "true; true"])
+def test_a_variable_no_process_can_receive_fails_the_attempt(ahead: bool, script: str) -> None:
+    """A variable name with `=` in it: the attempt fails saying why, whether it is made
+    ready ahead or started at once, exec'd directly or through bash; nothing raises."""
+    executor = LocalExecutor(environ={"PATH": os.environ["PATH"]})
+    req = AttemptRequest(
+        key="ready:step:1",
+        argv=("bash", "-c", script),
+        env={"A=B": "1"},
+        cwd=None,
+        timeout=None,
+        kill_grace=1.0,
+        direct=("true",) if script == "true" else None,
+    )
+
+    async def main() -> Any:
+        await executor.start()
+        try:
+            if ahead:
+                made = executor.ready(req, lambda stream, text: None)
+                begun = made if isinstance(made, Attempt) else made.start()
+            else:
+                begun = executor.begin(req, lambda stream, text: None)
+            return begun if isinstance(begun, Attempt) else await begun.finish()
+        finally:
+            await executor.close()
+
+    result = anyio.run(main)
+    assert result.status is StepStatus.FAILED
+    assert "illegal environment variable name" in (result.reason or "")

@@ -177,10 +177,13 @@ class ReadyProcess:
         self._encoded: list[bytes] | None = None
         if ahead and (not direct or answered_from_memory()):  # else looked up at the start
             self._found, self._mark = self._look_up()
-            self._encoded = self._encode(self._found)
+            with contextlib.suppress(ProcessStartError):  # said when it starts
+                self._encoded = self._encode(self._found)
 
     def start(self) -> StartedProcess:
         """Start the process now (ProcessStartError when it cannot be started)."""
+        if not self._argv:
+            raise ProcessStartError("empty command")
         started = time.monotonic()
         mark = self._mark
         found = self._found if mark is not None and unchanged_since(mark) else self._look_up()[0]
@@ -220,9 +223,14 @@ class ReadyProcess:
         return look_up_direct(self._direct, self._inherited, self._overlay, self._cwd)
 
     def _encode(self, found: _Found | None) -> list[bytes]:
-        """The environment of the process: bash's changes too when `found` is exec'd."""
+        """The environment of the process: bash's changes too when `found` is exec'd.
+        ProcessStartError for a variable no process can receive (`=` in its name)."""
         overlay = {**self._overlay, **found[1]} if found is not None else self._overlay
-        return self._inherited.encoded({**overlay, TOKEN_VARIABLE: self._token})
+        try:
+            return self._inherited.encoded({**overlay, TOKEN_VARIABLE: self._token})
+        except ValueError as exc:
+            program = self._argv[0] if self._argv else "the command"
+            raise ProcessStartError(f"cannot start {program}: {exc}") from exc
 
     def _encoded_for(self, found: _Found | None, encoded: list[bytes] | None) -> list[bytes]:
         return encoded if encoded is not None else self._encode(found)
