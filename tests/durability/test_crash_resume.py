@@ -66,12 +66,14 @@ def test_random_kill_nine_then_resume_repeats_no_completed_step(
     completed_before_each_crash = crash.journaled("success")
     assert set(counts) == {f"s{i:03d}" for i in range(200)}, "a step was skipped"
     assert completed_before_each_crash == set(counts)
-    # a step ran more than once only if a crash hit it in flight: once per crash, or twice
-    # when the crash came as the next step of the chain had just started at once, the
-    # end of the step before it not yet committed (docs/durability.md): those two steps
+    # a step ran more than once only if a crash hit it in flight: one repeat per crash,
+    # and one more only where the crash came as the next step of the chain had just
+    # started at once, the end of the step before it not yet committed
+    # (docs/durability.md): then that step and the one before it both repeat
     duplicated = {step: n for step, n in counts.items() if n > 1}
-    assert sum(n - 1 for n in duplicated.values()) <= 2 * crashes, duplicated
-    assert len(duplicated) <= 2 * crashes
+    after_another = {s for s in duplicated if f"s{int(s[1:]) - 1:03d}" in duplicated}
+    assert sum(n - 1 for n in duplicated.values()) <= crashes + len(after_another), duplicated
+    assert len(duplicated) <= crashes + len(after_another)
     assert crash.run_statuses() == ["success"]
     assert crash.integrity() == "ok"
 
