@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from wfx.expr import ExpressionError, evaluate, is_truthy, parse, unparse
@@ -190,8 +190,13 @@ def test_number_text_keeps_fifteen_digits(number: float) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=8), st.text(max_size=8))
+@example("\u0131", "I")
 def test_text_comparison_ignores_case_consistently(left: str, right: str) -> None:
     contexts = {"x": left, "y": right}
     assert evaluate("x == y", contexts) is evaluate("y == x", contexts)
-    assert evaluate("x == y", contexts) is evaluate("x == y", {"x": left.upper(), "y": right})
+    # upper-casing a side changes nothing, but for the dotless i (U+0131), which the
+    # comparison keeps as it is (docs/language.md); hypothesis once found it against "I"
+    dotless = "\u0131"
+    upper = dotless.join(part.upper() for part in left.split(dotless))
+    assert evaluate("x == y", contexts) is evaluate("x == y", {"x": upper, "y": right})
     assert [evaluate(f"x {op} y", contexts) for op in ("<", "==", ">")].count(True) == 1
