@@ -938,7 +938,8 @@ _BASH_WORDS = frozenset(
     ]
 )
 
-#: builtins whose program of the same name does exactly the same for any argument
+#: builtins whose program of the same name does exactly the same when given no argument
+#: (with one, coreutils' programs answer `--help` and `--version`; the builtins ignore it)
 _SAME_AS_PROGRAM = frozenset({"true", "false"})
 
 #: a script of plain words separated by blanks: characters to which bash gives no meaning
@@ -957,8 +958,9 @@ def simple_command(script: str) -> tuple[str, ...] | None:
 
     The rule: one line of plain words (letters, digits and `_@%+,./:=-`, nothing bash
     expands, quotes, globs or parses as an operator), whose first word is not an
-    assignment and names no builtin or reserved word, except `true` and `false`, whose
-    programs behave identically. The runtime adds what depends on the environment
+    assignment and names no builtin or reserved word, except `true` and `false` alone,
+    whose programs then behave identically (given `--help`, the programs print their help,
+    the builtins nothing). The runtime adds what depends on the environment
     (wfx.runtime.direct)."""
     text = script.strip(" \t\n")
     if not _PLAIN_WORDS.fullmatch(text):
@@ -966,5 +968,7 @@ def simple_command(script: str) -> tuple[str, ...] | None:
     words = tuple(text.split())
     first = words[0]
     if "=" in first or (first in _BASH_WORDS and first not in _SAME_AS_PROGRAM):
+        return None
+    if first in _SAME_AS_PROGRAM and len(words) > 1:
         return None
     return words

@@ -174,6 +174,9 @@ def test_the_fast_path_gives_what_bash_gives(
     "script",
     [
         "echo hi",
+        "true --help",
+        "false --version",
+        "true x",
         "cd /tmp",
         "exec true",
         "A=1 show",
