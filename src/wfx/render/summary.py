@@ -6,9 +6,9 @@ stream by `summary_from_events`, so it does not depend on the engine's result ty
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wfx.durations import format_duration as duration
 from wfx.runtime.events import (
@@ -125,33 +125,66 @@ def _step_line(record: StepRecord | StepFinished) -> StepLine:
 
 
 def summary_from_events(events: Iterable[Event]) -> tuple[RunLine, list[StepLine]]:
-    """The run's headline and its steps (plan order first) from a recorded event stream."""
+    """The run's headline and its steps (plan order first) from a recorded event stream.
+
+    Each step keeps its latest start or end event (None: pending), made into a StepLine
+    once at the end (a run of thousands of steps has two events per step to go through)."""
     run = RunLine(workflow="", run_id="")
-    steps: dict[str, StepLine] = {}
+    latest: dict[str, _Latest] = {}
     for event in events:
-        if isinstance(event, RunStarted | RunFinished):
-            run = _run_line(run, event, steps)
-        else:
-            _update_step(steps, event)
-    return run, list(steps.values())
+        kind = _kinds.get(type(event)) or _kind_of(type(event))
+        if kind is _STEP:
+            step_event = cast("StepStarted | StepFinished", event)
+            latest[step_event.step] = step_event
+        elif kind is _RUN:
+            run = _run_line(run, cast("RunStarted | RunFinished", event), latest)
+        elif kind is _ROLLBACK:
+            _rolled_back(latest, cast("RollbackFinished", event))
+    return run, [_latest_line(step, found) for step, found in latest.items()]
 
 
-def _run_line(run: RunLine, event: RunStarted | RunFinished, steps: dict[str, StepLine]) -> RunLine:
+#: what the summary keeps of a step while it reads the events (None: not started yet)
+_Latest = StepLine | StepStarted | StepFinished | None
+
+_STEP, _RUN, _ROLLBACK, _OTHER = "step", "run", "rollback", "other"
+
+#: what each type of event is to the summary, learnt as the events come
+_kinds: dict[type, str] = {}
+
+
+def _kind_of(kind: type) -> str:
+    if issubclass(kind, StepStarted | StepFinished):
+        found = _STEP
+    elif issubclass(kind, RunStarted | RunFinished):
+        found = _RUN
+    elif issubclass(kind, RollbackFinished):
+        found = _ROLLBACK
+    else:
+        found = _OTHER
+    _kinds[kind] = found
+    return found
+
+
+def _latest_line(step: str, found: _Latest) -> StepLine:
+    if found is None:
+        return StepLine(step, StepStatus.PENDING)
+    if isinstance(found, StepStarted):
+        return StepLine(found.step, StepStatus.RUNNING, found.attempt)
+    return _step_line(found)
+
+
+def _run_line(run: RunLine, event: RunStarted | RunFinished, steps: dict[str, _Latest]) -> RunLine:
     if isinstance(event, RunFinished):
         return replace(run, status=event.status, duration=event.duration, reason=event.reason)
     for step_id in (*event.steps, *event.finally_steps):
-        steps.setdefault(step_id, StepLine(step_id, StepStatus.PENDING))
+        steps.setdefault(step_id, None)
     return RunLine(event.workflow, event.run_id)
 
 
-def _update_step(steps: dict[str, StepLine], event: Event) -> None:
-    if isinstance(event, StepFinished):
-        steps[event.step] = _step_line(event)
-    elif isinstance(event, StepStarted):
-        steps[event.step] = StepLine(event.step, StepStatus.RUNNING, event.attempt)
-    elif isinstance(event, RollbackFinished):
-        known = steps.get(event.step, StepLine(event.step, StepStatus.SUCCESS))
-        steps[event.step] = replace(known, status=event.status, reason=event.reason)
+def _rolled_back(steps: dict[str, _Latest], event: RollbackFinished) -> None:
+    step = event.step
+    known = _latest_line(step, steps[step]) if step in steps else StepLine(step, StepStatus.SUCCESS)
+    steps[event.step] = replace(known, status=event.status, reason=event.reason)
 
 
 # -- rendering -------------------------------------------------------------------------------
@@ -159,7 +192,11 @@ def _update_step(steps: dict[str, StepLine], event: Event) -> None:
 
 def _status_text(status: StepStatus) -> str:
     """A status with its symbol, e.g. `✓ success`."""
-    return f"{STATUS_SYMBOLS[status]} {status.value}"
+    return _STATUS_TEXTS[status]
+
+
+#: each status with its symbol, made once
+_STATUS_TEXTS = {status: f"{symbol} {status.value}" for status, symbol in STATUS_SYMBOLS.items()}
 
 
 def run_headline(run: RunLine) -> str:
@@ -220,15 +257,22 @@ def _summary_lines(steps: Steps) -> list[tuple[str, str]]:
     """The summary's lines, each with its rich style ("" for none)."""
     rows, lines = _rows(steps)
     headers = list(_HEADERS[: len(rows[0]) if rows else 4])
-    rows = [[_folded(cell) for cell in row] for row in rows]
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=True)]
-    right = [header in ("attempts", "duration") for header in headers]
-    table = [(_table_line(headers, widths, right), "bold")]
+    for row in rows:  # the other cells are wfx's own text: nothing to fold
+        row[0] = _folded(row[0])
+        if len(row) > 4:
+            row[4] = _folded(row[4])
+    widths = [max(map(len, column)) for column in zip(headers, *rows, strict=True)]
+    line_of = _line_format(headers, widths)
+    table = [(line_of(*headers).rstrip(), "bold")]
     table.append(("─" * (sum(widths) + 3 * (len(widths) - 1)), ""))
+    styles = _FAILURE_STYLES
     for row, line in zip(rows, lines, strict=True):
-        style = STATUS_STYLES[line.status] if line.status.is_failure else ""
-        table.append((_table_line(row, widths, right), style))
+        table.append((line_of(*row).rstrip(), styles.get(line.status, "")))
     return table
+
+
+#: the style of a row whose step failed (other rows have none)
+_FAILURE_STYLES = {status: STATUS_STYLES[status] for status in StepStatus if status.is_failure}
 
 
 def _folded(cell: str) -> str:
@@ -240,13 +284,14 @@ def _folded(cell: str) -> str:
     return " ".join(cell.split()).translate(_CONTROL_CODES)
 
 
-def _table_line(cells: list[str], widths: list[int], right: list[bool]) -> str:
-    """One line of the summary: numbers right-aligned, three spaces between columns."""
-    padded = [
-        cell.rjust(width) if flush else cell.ljust(width)
-        for cell, width, flush in zip(cells, widths, right, strict=True)
+def _line_format(headers: list[str], widths: list[int]) -> Callable[..., str]:
+    """Lays out one line of the summary from its cells: numbers right-aligned, three
+    spaces between columns (trailing spaces are the caller's to strip)."""
+    specs = [
+        f"{{:{'>' if header in ('attempts', 'duration') else '<'}{width}}}"
+        for header, width in zip(headers, widths, strict=True)
     ]
-    return "   ".join(padded).rstrip()
+    return "   ".join(specs).format
 
 
 def summary_markdown(run: RunLine, steps: Steps) -> str:
