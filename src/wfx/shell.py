@@ -958,7 +958,8 @@ def simple_command(script: str) -> tuple[str, ...] | None:
 
     The rule: one line of plain words (letters, digits and `_@%+,./:=-`, nothing bash
     expands, quotes, globs or parses as an operator), whose first word is not an
-    assignment and names no builtin or reserved word, except `true` and `false` alone,
+    assignment, does not begin with `%` (a job, to bash) and names no builtin or
+    reserved word, except `true` and `false` alone,
     whose programs then behave identically (given `--help`, the programs print their help,
     the builtins nothing). The runtime adds what depends on the environment
     (wfx.runtime.direct)."""
@@ -968,6 +969,8 @@ def simple_command(script: str) -> tuple[str, ...] | None:
     words = tuple(text.split())
     first = words[0]
     if "=" in first or (first in _BASH_WORDS and first not in _SAME_AS_PROGRAM):
+        return None
+    if first.startswith("%"):  # a job: bash runs `fg` with it ("no job control"), no program
         return None
     if first in _SAME_AS_PROGRAM and len(words) > 1:
         return None

@@ -177,6 +177,8 @@ def test_the_fast_path_gives_what_bash_gives(
         "true --help",
         "false --version",
         "true x",
+        "%x",
+        "%1 arg",
         "cd /tmp",
         "exec true",
         "A=1 show",
@@ -225,6 +227,38 @@ def test_the_environment_of_wfx_itself_reaches_a_direct_command(
     fast, _ = _run(world, "show", env, world / "work", direct=True)
     by_bash, _ = _run(world, "show", env, world / "work", direct=False)
     assert fast == by_bash
+
+
+@pytest.mark.parametrize("odd", ["fifo", "fifo-link"])
+def test_an_executable_file_bash_stops_at_but_cannot_run_is_left_to_bash(
+    tmp_path: Path, odd: str
+) -> None:
+    """bash's search of PATH stops at the first executable that is no directory, even one
+    it cannot exec (a FIFO: its exec blocks; a device: 126). wfx must not pass over it
+    and run the program further along PATH: the step goes to bash, which does as bash
+    does (and a FIFO's wait is then bash's, which a timeout ends)."""
+    from wfx.runtime.direct import direct_exec
+    from wfx.runtime.spawn import Environment
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    _executable(second / "tool", "#!/bin/sh\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    fifo.chmod(0o755)
+    if odd == "fifo":
+        fifo.rename(first / "tool")
+    else:
+        (first / "tool").symlink_to(fifo)
+    env = Environment({"PATH": f"{first}:{second}"})
+    assert direct_exec(["tool"], env, {}, str(tmp_path)) is None
+    assert direct_exec([str(first / "tool")], env, {}, str(tmp_path)) is None
+    (first / "tool").unlink()
+    (first / "tool").mkdir()  # a directory: bash passes over it
+    found = direct_exec(["tool"], env, {}, str(tmp_path))
+    assert found is not None
+    assert found[0] == f"{second}/tool"
 
 
 def test_commands_started_together_share_their_lookups(tmp_path: Path) -> None:
@@ -284,13 +318,13 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     from wfx.runtime import direct
 
     looked: list[str] = []
-    real = direct._is_executable
+    real = direct._bash_picks
 
-    def counting(path: str) -> bool:
+    def counting(path: str) -> bool | None:
         looked.append(path)
         return real(path)
 
-    monkeypatch.setattr(direct, "_is_executable", counting)
+    monkeypatch.setattr(direct, "_bash_picks", counting)
     monkeypatch.setattr(direct, "_LOOKUPS", None)
     monkeypatch.setattr(direct, "_DUE", 0)  # armed at the first moment offered
     monkeypatch.setattr(direct, "_DUE_COLD", 0)

@@ -179,14 +179,18 @@ def _shell_level(value: str | None) -> int | None:
 
 def _find_program(name: str, path: str | None, here: str) -> str | None:
     """The path bash would exec for `name`: as written when it has a slash, else the
-    first executable regular file along `path` (an empty entry is the current directory)."""
+    first executable file along `path` that is no directory (an empty entry is the
+    current directory); None when bash must be asked, that file being no regular one."""
     if "/" in name:
-        return name if _is_executable(os.path.join(here, name)) else None
+        return name if _bash_picks(os.path.join(here, name)) else None
     if path is None:  # bash would search its own built-in default PATH
         return None
     for candidate, where in _candidates(name, path, here):
-        if _is_executable(where):
+        picked = _bash_picks(where)
+        if picked:
             return candidate
+        if picked is None:
+            return None
     return None
 
 
@@ -382,11 +386,21 @@ def _candidates(name: str, path: str, here: str) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
-def _is_executable(path: str) -> bool:
+def _bash_picks(path: str) -> bool | None:
+    """Whether bash's search of PATH stops at `path`: True for an executable regular
+    file, which wfx execs as bash would; False where bash passes over it (missing, not
+    executable, a directory); None for anything else executable (a FIFO, a device):
+    bash stops there too and its exec fails or blocks, which only bash itself does as
+    bash does (its 126 "Permission denied"; a FIFO never opened, which a timeout ends)."""
     try:  # access() first: one system call rules out each PATH entry without the name
-        return os.access(path, os.X_OK) and stat.S_ISREG(os.stat(path).st_mode)
+        if not os.access(path, os.X_OK):
+            return False
+        mode = os.stat(path).st_mode
     except (OSError, ValueError):
         return False
+    if stat.S_ISREG(mode):
+        return True
+    return False if stat.S_ISDIR(mode) else None
 
 
 def _logical_directory(pwd: str | None, here: str) -> str:
