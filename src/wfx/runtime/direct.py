@@ -66,7 +66,7 @@ def look_up_direct(
         return overlay[name] if name in overlay else env.get(name)
 
     level = _shell_level(get("SHLVL"))
-    if level is None:
+    if level is None or _bash_warns_of_locale(get("LC_ALL"), get("LOCPATH")):
         return None, None
     here = cwd if cwd is not None else os.getcwd()
     oldpwd = get("OLDPWD")
@@ -165,6 +165,51 @@ def _sets_bash_up_cached(names: frozenset[str]) -> bool:
     return not _BASH_SETTINGS.isdisjoint(names) or any(
         map(str.startswith, names, repeat("BASH_FUNC_"))
     )
+
+
+#: LC_ALL values every C library has built in
+_BUILT_IN_LOCALES = frozenset({"C", "POSIX"})
+
+#: the categories of glibc's LC_ALL_MASK (every one but LC_ALL's own number, 6)
+_GLIBC_ALL_MASK = 0x1FBF
+
+
+def _bash_warns_of_locale(lc_all: str | None, locpath: str | None) -> bool:
+    """Whether bash, given this LC_ALL, starts with `bash: warning: setlocale: LC_ALL:
+    cannot change locale` on its stderr (a locale the system lacks, common in container
+    images that set LC_ALL=en_US.UTF-8): the step then goes through bash, which says so.
+    Told by asking the C library to load that locale without using it (newlocale);
+    where that cannot be asked as bash's would answer (no glibc, another LOCPATH), the
+    step goes through bash too."""
+    if not lc_all or lc_all in _BUILT_IN_LOCALES:
+        return False
+    if locpath != os.environ.get("LOCPATH"):
+        return True
+    return not _glibc_loads(lc_all)
+
+
+@functools.lru_cache(maxsize=8)
+def _glibc_loads(name: str) -> bool:
+    """Whether glibc loads the locale `name` (False when that cannot be asked)."""
+    try:
+        os.confstr("CS_GNU_LIBC_VERSION")
+        import ctypes  # noqa: PLC0415 - only for an LC_ALL other than C
+
+        libc = ctypes.CDLL(None)
+        newlocale, freelocale = libc.newlocale, libc.freelocale
+    except (ImportError, OSError, ValueError, AttributeError):
+        return False
+    newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+    newlocale.restype = ctypes.c_void_p
+    freelocale.argtypes = [ctypes.c_void_p]
+    try:
+        loaded = newlocale(_GLIBC_ALL_MASK, os.fsencode(name), None)
+    except (ValueError, UnicodeError):  # a NUL in the name: no exec would take it anyway
+        return False
+    if not loaded:
+        return False
+    freelocale(loaded)
+    return True
 
 
 def _shell_level(value: str | None) -> int | None:
