@@ -35,6 +35,13 @@ while read -r line; do case $line in Sig[IBC]*) echo "$line";; esac; done < /pro
 """
 
 
+def _with_bash(path: str) -> str:
+    """`path` and, last, bash's folder: a step's own PATH must hold bash for the fast
+    path to run its command (as bash itself must start)."""
+    assert BASH is not None
+    return f"{path}:{os.path.dirname(BASH)}"
+
+
 def _executable(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
@@ -226,6 +233,28 @@ def test_a_run_step_takes_the_fast_path_only_for_the_default_bash(tmp_path: Path
     assert _direct_words("make all", {}, "bash -x") is None
 
 
+@pytest.mark.parametrize("direct", [False, True])
+def test_a_path_without_bash_fails_the_step_on_the_fast_path_too(world: Path, direct: bool) -> None:
+    """A step whose own PATH has its command but no bash cannot start its shell: the
+    fast path must not run the command all the same (wfx found bash on its own PATH)."""
+    from wfx.runtime.process import ProcessStartError
+
+    env = {"PATH": f"{world}/bin", "LANG": "C"}
+
+    async def go() -> object:
+        return await run_process(
+            ["bash", "-eo", "pipefail", "-c", "show"],
+            env=env,
+            cwd=str(world / "work"),
+            timeout=10,
+            kill_grace=1,
+            direct=simple_command("show") if direct else None,
+        )
+
+    with pytest.raises(ProcessStartError, match="bash"):
+        anyio.run(go)
+
+
 def test_the_environment_of_wfx_itself_reaches_a_direct_command(
     world: Path, tmp_path: Path
 ) -> None:
@@ -257,7 +286,7 @@ def test_an_executable_file_bash_stops_at_but_cannot_run_is_left_to_bash(
         fifo.rename(first / "tool")
     else:
         (first / "tool").symlink_to(fifo)
-    env = Environment({"PATH": f"{first}:{second}"})
+    env = Environment({"PATH": _with_bash(f"{first}:{second}")})
     assert direct_exec(["tool"], env, {}, str(tmp_path)) is None
     assert direct_exec([str(first / "tool")], env, {}, str(tmp_path)) is None
     (first / "tool").unlink()
@@ -278,7 +307,7 @@ def test_commands_started_together_share_their_lookups(tmp_path: Path) -> None:
     first.mkdir()
     second.mkdir()
     _executable(second / "tool", "#!/bin/sh\n")
-    env = Environment({"PATH": f"{first}:{second}", "OLDPWD": str(tmp_path / "old")})
+    env = Environment({"PATH": _with_bash(f"{first}:{second}"), "OLDPWD": str(tmp_path / "old")})
 
     def program() -> str | None:
         found = direct_exec(["tool"], env, {}, str(tmp_path))
@@ -304,7 +333,9 @@ def test_a_shared_lookup_keeps_what_bash_does_to_pwd_and_oldpwd(tmp_path: Path) 
     (tmp_path / "bin").mkdir()
     _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
     (tmp_path / "here").mkdir()
-    env = Environment({"PATH": str(tmp_path / "bin"), "OLDPWD": "gone", "PWD": "/elsewhere"})
+    env = Environment(
+        {"PATH": _with_bash(str(tmp_path / "bin")), "OLDPWD": "gone", "PWD": "/elsewhere"}
+    )
     alone = direct_exec(["tool"], env, {}, str(tmp_path / "here"))
     with looked_up_together():
         together = [direct_exec(["tool"], env, {}, str(tmp_path / "here")) for _ in range(2)]
@@ -428,7 +459,7 @@ def test_a_remembered_lookup_holds_only_until_a_change_on_its_way(
     _executable(tmp_path / "a" / "tool", "#!/bin/sh\n")
     _executable(tmp_path / "z" / "tool", "#!/bin/sh\n")
     (tmp_path / "current").symlink_to("a")
-    env = Environment({"PATH": f"{tmp_path / 'current'}:{tmp_path / 'z'}"})
+    env = Environment({"PATH": _with_bash(f"{tmp_path / 'current'}:{tmp_path / 'z'}")})
     here = str(tmp_path)
     for _ in range(2):  # arms the watch, then fills it
         direct.look_up_direct(["tool"], env, {}, here)
@@ -456,7 +487,7 @@ def test_a_lookup_from_a_directory_not_given_is_never_remembered(
 
     (tmp_path / "bin").mkdir()
     _executable(tmp_path / "bin" / "tool", "#!/bin/sh\n")
-    env = Environment({"PATH": str(tmp_path / "bin")})
+    env = Environment({"PATH": _with_bash(str(tmp_path / "bin"))})
     for _ in range(3):
         direct.look_up_direct(["tool"], env, {}, None)
         direct.watch_when_due()

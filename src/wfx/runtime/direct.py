@@ -69,21 +69,32 @@ def look_up_direct(
     if level is None or _bash_warns_of_locale(get("LC_ALL"), get("LOCPATH")):
         return None, None
     here = cwd if cwd is not None else os.getcwd()
-    oldpwd = get("OLDPWD")
-    key = (words[0], get("PATH"), here, get("PWD"), oldpwd)
-    found = None if _SHARED is None else _SHARED.get(key)
-    if found is None:
-        found = _look_around(*key)
-        if _SHARED is not None:
-            _SHARED[key] = found
-    program, pwd, oldpwd_gone = found
+    oldpwd, path = get("OLDPWD"), get("PATH")
+    key = (words[0], path, here, get("PWD"), oldpwd)
+    program, pwd, oldpwd_gone = _answer(key)
     mark = None if cwd is None else _remembered(key)
+    if path != os.environ.get("PATH"):  # wfx found bash on its own PATH, not on this one
+        shell = ("bash", *key[1:])
+        if _answer(shell)[0] is None:
+            return None, None  # bash cannot start there: neither can its command
+        if mark is not None and _remembered(shell) is None:
+            mark = None
     if program is None:
         return None, mark
     changes: dict[str, str | None] = {"SHLVL": str(level), "_": program, "PWD": pwd}
     if oldpwd_gone:
         changes["OLDPWD"] = None
     return (program, changes), mark
+
+
+def _answer(question: _Question) -> _Found:
+    """`_look_around`'s answer, shared inside `looked_up_together`."""
+    found = None if _SHARED is None else _SHARED.get(question)
+    if found is None:
+        found = _look_around(*question)
+        if _SHARED is not None:
+            _SHARED[question] = found
+    return found
 
 
 def _remembered(question: _Question) -> int | None:
