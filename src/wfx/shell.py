@@ -939,8 +939,13 @@ _BASH_WORDS = frozenset(
 )
 
 #: builtins whose program of the same name does exactly the same when given no argument
-#: (with one, coreutils' programs answer `--help` and `--version`; the builtins ignore it)
-_SAME_AS_PROGRAM = frozenset({"true", "false"})
+#: (with one, coreutils' programs answer `--help` and `--version`; the builtins ignore it).
+#: bash runs the builtin whatever PATH holds: the program is the system's own
+#: (wfx.runtime.direct looks it up on SYSTEM_PATH, never on the step's PATH)
+SAME_AS_PROGRAM = frozenset({"true", "false"})
+
+#: where the programs of SAME_AS_PROGRAM are looked up (coreutils' place)
+SYSTEM_PATH = "/usr/bin:/bin"
 
 #: a script of plain words separated by blanks: characters to which bash gives no meaning
 #: (no quoting, expansion, glob, redirection, operator, comment or line break)
@@ -968,10 +973,10 @@ def simple_command(script: str) -> tuple[str, ...] | None:
         return None
     words = tuple(text.split())
     first = words[0]
-    if "=" in first or (first in _BASH_WORDS and first not in _SAME_AS_PROGRAM):
+    if "=" in first or (first in _BASH_WORDS and first not in SAME_AS_PROGRAM):
         return None
     if first.startswith("%"):  # a job: bash runs `fg` with it ("no job control"), no program
         return None
-    if first in _SAME_AS_PROGRAM and len(words) > 1:
+    if first in SAME_AS_PROGRAM and len(words) > 1:
         return None
     return words

@@ -58,6 +58,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _executable(bin_dir / "noshebang", "echo from a script without a shebang line\n")
     (bin_dir / "notexec").write_text("#!/bin/sh\necho never\n")
     _executable(bin_dir / "badinterp", "#!/nonexistent/interpreter\n")
+    fake = root / "fake"  # programs named as builtins: bash never runs them
+    fake.mkdir()
+    for builtin in ("true", "false"):
+        _executable(fake / builtin, "#!/bin/sh\necho not the builtin\nexit 7\n")
     shim = root / "shim"
     shim.mkdir()
     _executable(shim / "bash", f'#!/bin/sh\necho "$*" >> {root}/bash.log\nexec {BASH} "$@"\n')
@@ -102,6 +106,8 @@ def _run(world: Path, script: str, env: dict[str, str], cwd: Path, direct: bool)
 CASES: list[tuple[str, dict[str, str], str, bool]] = [
     ("true", {}, "work", True),
     ("false", {}, "work", True),
+    ("true", {"PATH": "{world}/shim:{world}/fake:/usr/bin:/bin"}, "work", True),
+    ("false", {"PATH": "{world}/shim:{world}/fake:/usr/bin:/bin"}, "work", True),
     ("show a b --c=d x,y 1%2 @z +q :r", {}, "work", True),
     ("  show   spaced\targs  \n", {}, "work", True),
     ("exit3", {}, "work", True),

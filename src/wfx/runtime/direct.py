@@ -24,6 +24,7 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 from wfx.codewatch import CodeWatch
+from wfx.shell import SAME_AS_PROGRAM, SYSTEM_PATH
 
 if TYPE_CHECKING:
     from wfx.runtime.spawn import Environment
@@ -70,11 +71,14 @@ def look_up_direct(
         return None, None
     here = cwd if cwd is not None else os.getcwd()
     oldpwd, path = get("OLDPWD"), get("PATH")
-    key = (words[0], path, here, get("PWD"), oldpwd)
+    # `true` and `false` are builtins, whatever the step's PATH holds: the system's own
+    # programs of those names do as they do (a `true` first on PATH would not)
+    search = SYSTEM_PATH if words[0] in SAME_AS_PROGRAM and path is not None else path
+    key = (words[0], search, here, get("PWD"), oldpwd)
     program, pwd, oldpwd_gone = _answer(key)
     mark = None if cwd is None else _remembered(key)
     if path != os.environ.get("PATH"):  # wfx found bash on its own PATH, not on this one
-        shell = ("bash", *key[1:])
+        shell = ("bash", path, *key[2:])
         if _answer(shell)[0] is None:
             return None, None  # bash cannot start there: neither can its command
         if mark is not None and _remembered(shell) is None:
