@@ -67,7 +67,11 @@ def look_up_direct(
         return overlay[name] if name in overlay else env.get(name)
 
     level = _shell_level(get("SHLVL"))
-    if level is None or _bash_warns_of_locale(get("LC_ALL"), get("LOCPATH")):
+    if level is None:
+        return None, None
+    if ("LC_ALL" in env.names or "LC_ALL" in overlay) and _bash_warns_of_locale(
+        get("LC_ALL"), get("LOCPATH")
+    ):
         return None, None
     here = cwd if cwd is not None else os.getcwd()
     oldpwd, path = get("OLDPWD"), get("PATH")
