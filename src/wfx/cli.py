@@ -628,7 +628,8 @@ def run_command(
     how = _presentation(**shown)
     try:
         given, spans = _gather_inputs(assignments, inputs_file)
-        cache = _cache_dir(how.state_dir) if how.journal else None
+        # read with or without the journal (as `wfx plan` reads it); written only with it
+        cache = _cache_dir(how.state_dir)
         fresh: list[Any] = []
         compiled: list[Any] = []
         graph = api.compile_file(

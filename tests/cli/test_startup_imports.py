@@ -82,6 +82,29 @@ def test_a_cached_run_to_a_pipe_imports_no_reader_schema_compiler_planner_or_ric
     assert _loaded(modules, (*READING, *compiling, "rich", "wfx.plan")) == []
 
 
+def _state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file of the state directory: its size and modification time."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted((root / ".wfx").rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_a_cached_run_without_the_journal_reads_the_cache_and_writes_nothing(
+    cached: Path,
+) -> None:
+    """`--no-journal` keeps no state, but reads the cache as `wfx plan` does: a file it
+    holds is neither read nor compiled again (without the cache, `--no-journal` was
+    slower than a journaled run: nineteenth pass, docs/performance.md)."""
+    before = _state(cached)
+    done, modules = _modules(cached, "run", "--no-journal", "wf.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "hello world" in done.stdout
+    assert _loaded(modules, (*READING, "wfx.compiler")) == []
+    assert _state(cached) == before
+
+
 def test_a_run_with_other_inputs_compiles_again(cached: Path) -> None:
     done, modules = _modules(cached, "run", "wf.yaml", "-i", "who=you")
     assert done.returncode == 0, done.stderr
