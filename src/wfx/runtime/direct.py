@@ -211,7 +211,8 @@ def _bash_warns_of_locale(lc_all: str | None, locpath: str | None) -> bool:
 def _glibc_loads(name: str) -> bool:
     """Whether glibc loads the locale `name` (False when that cannot be asked)."""
     try:
-        os.confstr("CS_GNU_LIBC_VERSION")
+        if not os.confstr("CS_GNU_LIBC_VERSION"):  # another C library: its own names
+            return False
         import ctypes  # noqa: PLC0415 - only for an LC_ALL other than C
 
         libc = ctypes.CDLL(None)
