@@ -720,3 +720,18 @@ def test_the_watch_is_armed_again_only_after_as_many_lookups_more(
     for _ in range(3):
         _find("tool", str(tmp_path / "bin"), tmp_path / "b")
     assert lookups.looked_when_armed > armed_at and str(tmp_path / "b") in lookups.places
+
+
+def test_a_locale_is_asked_of_glibc_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under another C library (its `confstr` names no glibc) wfx cannot tell whether
+    bash would load LC_ALL's locale: the step goes through bash, which knows."""
+    from wfx.runtime import direct
+
+    direct._glibc_loads.cache_clear()
+    monkeypatch.setattr(direct.os, "confstr", lambda _name: None)
+    try:
+        assert not direct._glibc_loads("C.UTF-8")
+        assert direct._bash_warns_of_locale("C.UTF-8", os.environ.get("LOCPATH"))
+        assert not direct._bash_warns_of_locale("C", os.environ.get("LOCPATH"))
+    finally:
+        direct._glibc_loads.cache_clear()
