@@ -143,6 +143,7 @@ CASES: list[tuple[str, dict[str, str], str, bool]] = [
     ("show", {"LC_ALL": "xx_YY.UTF-8"}, "work", False),
     ("show", {"LC_ALL": "C", "LOCPATH": "{world}/work"}, "work", True),
     ("show", {"LC_ALL": "C.UTF-8", "LOCPATH": "{world}/work"}, "work", False),
+    ("show", {"HOME": "{world}", "PATH": "{world}/shim:~/bin:/usr/bin:/bin"}, "work", False),
     ("show", {"BASH_ENV": "{world}/work/here"}, "work", False),
     ("show", {"BASH_FUNC_show%%": "() {  echo from a function\n}"}, "work", False),
     ("show", {"SHELLOPTS": "xtrace"}, "work", False),
@@ -735,3 +736,24 @@ def test_a_locale_is_asked_of_glibc_only(monkeypatch: pytest.MonkeyPatch) -> Non
         assert not direct._bash_warns_of_locale("C", os.environ.get("LOCPATH"))
     finally:
         direct._glibc_loads.cache_clear()
+
+
+def test_a_path_entry_bash_expands_a_tilde_in_goes_to_bash(tmp_path: Path) -> None:
+    """bash expands `~` at the start of a PATH entry when it searches (`~/bin`, a common
+    way to write one in quotes), which no exec does: wfx must not pass over that entry to
+    a program of the same name further along PATH."""
+    from wfx.runtime.direct import direct_exec
+    from wfx.runtime.spawn import Environment
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "bin").mkdir(parents=True)
+    elsewhere.mkdir()
+    _executable(home / "bin" / "tool", "#!/bin/sh\necho from home\n")
+    _executable(elsewhere / "tool", "#!/bin/sh\necho from elsewhere\n")
+    for entry in ("~/bin", f"~{os.environ.get('USER', 'root')}/bin"):
+        env = Environment({"HOME": str(home), "PATH": _with_bash(f"{entry}:{elsewhere}")})
+        assert direct_exec(["tool"], env, {}, str(tmp_path)) is None
+    plain = Environment({"HOME": str(home), "PATH": _with_bash(f"{home}/bin:{elsewhere}")})
+    found = direct_exec(["tool"], plain, {}, str(tmp_path))
+    assert found is not None
+    assert found[0] == f"{home}/bin/tool"

@@ -75,6 +75,8 @@ def look_up_direct(
         return None, None
     here = cwd if cwd is not None else os.getcwd()
     oldpwd, path = get("OLDPWD"), get("PATH")
+    if path is not None and _expands_tilde(path):
+        return None, None
     # `true` and `false` are builtins, whatever the step's PATH holds: the system's own
     # programs of those names do as they do (a `true` first on PATH would not)
     search = SYSTEM_PATH if words[0] in SAME_AS_PROGRAM and path is not None else path
@@ -93,6 +95,13 @@ def look_up_direct(
     if oldpwd_gone:
         changes["OLDPWD"] = None
     return (program, changes), mark
+
+
+@functools.lru_cache(maxsize=16)
+def _expands_tilde(path: str) -> bool:
+    """Whether bash would expand `~` in this PATH: it does at the start of an entry when
+    it searches (`~/bin`, `~user/bin`), which no exec does; the step goes through bash."""
+    return any(entry.startswith("~") for entry in path.split(":"))
 
 
 def _answer(question: _Question) -> _Found:
