@@ -102,6 +102,23 @@ def _run(world: Path, script: str, env: dict[str, str], cwd: Path, direct: bool)
     return (outcome.returncode, outcome.signal, streams), through_bash  # type: ignore[attr-defined]
 
 
+#: variables bash drops from the environment it was given (PS1, PS2: not interactive)
+BASH_DROPS = dict.fromkeys(
+    (
+        *("PS1", "PS2", "BASHPID", "BASH_COMMAND", "BASH_SUBSHELL", "BASH_VERSINFO"),
+        *("COMP_WORDBREAKS", "HISTCMD", "PPID", "RANDOM"),
+    ),
+    "7",
+)
+#: variables bash sets to its own start-up values whatever it was given
+BASH_RESETS = {"IFS": "x", "PS4": "x", "OPTIND": "5", "OPTERR": "0", "LINENO": "9"}
+#: variables bash sets to what only bash knows (its path, version, the time it started),
+#: or treats as its own only from 5.0 or 5.1 on (SRANDOM, BASH_ARGV0)
+BASH_OWN = (
+    *("BASH", "BASH_VERSION", "BASH_EXECUTION_STRING", "EPOCHSECONDS", "EPOCHREALTIME"),
+    *("SRANDOM", "BASH_ARGV0"),
+)
+
 #: (script, extra environment, working directory under the world, runs without bash)
 CASES: list[tuple[str, dict[str, str], str, bool]] = [
     ("true", {}, "work", True),
@@ -144,6 +161,10 @@ CASES: list[tuple[str, dict[str, str], str, bool]] = [
     ("show", {"LC_ALL": "C", "LOCPATH": "{world}/work"}, "work", True),
     ("show", {"LC_ALL": "C.UTF-8", "LOCPATH": "{world}/work"}, "work", False),
     ("show", {"HOME": "{world}", "PATH": "{world}/shim:~/bin:/usr/bin:/bin"}, "work", False),
+    # variables bash itself changes or drops when it finds them in its environment,
+    # seen by `env` as the program gets them (a shell between would change them again)
+    (f"env -u {TOKEN_VARIABLE}", BASH_DROPS, "work", True),
+    (f"env -u {TOKEN_VARIABLE}", BASH_RESETS, "work", True),
     ("show", {"BASH_ENV": "{world}/work/here"}, "work", False),
     ("show", {"BASH_FUNC_show%%": "() {  echo from a function\n}"}, "work", False),
     ("show", {"SHELLOPTS": "xtrace"}, "work", False),
@@ -185,6 +206,11 @@ def test_the_fast_path_gives_what_bash_gives(
     fast, fast_ran_bash = _run(world, script, env, cwd, direct=True)
     assert ran_bash
     assert fast_ran_bash is not direct, "ran through bash" if direct else "skipped bash"
+    if script.startswith("env "):  # the variables' order is bash's hash table's: not kept
+        fast, by_bash = (
+            (code, signal, {**streams, "stdout": sorted(streams["stdout"])})
+            for code, signal, streams in (fast, by_bash)
+        )
     assert fast == by_bash
     descriptors = [line for line in fast[2]["stdout"] if line.startswith("fds:")]
     assert all(str(inherited_descriptor) not in line.split() for line in descriptors)
@@ -757,3 +783,17 @@ def test_a_path_entry_bash_expands_a_tilde_in_goes_to_bash(tmp_path: Path) -> No
     found = direct_exec(["tool"], plain, {}, str(tmp_path))
     assert found is not None
     assert found[0] == f"{home}/bin/tool"
+
+
+@pytest.mark.parametrize("name", BASH_OWN)
+def test_a_variable_only_bash_can_set_sends_the_step_through_bash(name: str) -> None:
+    """bash replaces these with its own path, version, script or start time whatever it
+    was given; wfx cannot know them as bash would: the step goes through bash (compared
+    with bash itself, EPOCHREALTIME differs from one bash to the next)."""
+    from wfx.runtime.direct import direct_exec
+    from wfx.runtime.spawn import Environment
+
+    path = _with_bash("/usr/bin:/bin")
+    assert direct_exec(["env"], Environment({"PATH": path}), {}, "/") is not None
+    assert direct_exec(["env"], Environment({"PATH": path, name: "7"}), {}, "/") is None
+    assert direct_exec(["env"], Environment({"PATH": path}), {name: "7"}, "/") is None

@@ -4,7 +4,8 @@ For a script that is one simple command (wfx.shell.simple_command), `bash -c` on
 the command up on PATH and execs it in place of itself: the process, its arguments, its
 exit status and its signals are the same without bash, and starting bash costs more than
 the command itself for quick steps. What bash does add is in the environment; this
-module reproduces it (bash 5: `PWD`, `OLDPWD`, `SHLVL`, `_`), and declines, so the step
+module reproduces it (`PWD`, `OLDPWD`, `SHLVL`, `_`, and what bash does to its own
+variables found in the environment: `PS1` dropped, `IFS` reset...), and declines, so the step
 runs through bash after all, wherever bash would do something else: a PATH without the
 command (bash reports "command not found"), bash start-up files or options passed in the
 environment, exported functions.
@@ -29,8 +30,33 @@ from wfx.shell import SAME_AS_PROGRAM, SYSTEM_PATH
 if TYPE_CHECKING:
     from wfx.runtime.spawn import Environment
 
-#: environment variables that make bash do more than exec the command
-_BASH_SETTINGS = frozenset({"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "EXECIGNORE"})
+#: environment variables that make bash do more than exec the command; that bash
+#: replaces with what only it knows (its path, version and script, the time it started);
+#: or that bash treats as its own only from 5.0 or 5.1 on (an older bash passes them on)
+_BASH_SETTINGS = frozenset(
+    {
+        *("BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "EXECIGNORE"),
+        *("BASH", "BASH_VERSION", "BASH_EXECUTION_STRING", "EPOCHSECONDS", "EPOCHREALTIME"),
+        *("SRANDOM", "BASH_ARGV0"),
+    }
+)
+
+#: what bash (4.4 to 5.2 alike) does to these variables when it finds them in its
+#: environment, before it execs the command: drops them (None: its prompts, as it is not
+#: interactive, and its dynamic variables) or sets them to its own start-up values
+_BASH_REWRITES: dict[str, str | None] = {
+    **dict.fromkeys(
+        (
+            *("PS1", "PS2", "BASHPID", "BASH_COMMAND", "BASH_SUBSHELL", "BASH_VERSINFO"),
+            *("COMP_WORDBREAKS", "HISTCMD", "PPID", "RANDOM"),
+        )
+    ),
+    "IFS": " \t\n",
+    "PS4": "+ ",
+    "OPTIND": "1",
+    "OPTERR": "1",
+    "LINENO": "1",
+}
 
 #: what bash accepts as a number in SHLVL: blanks, an optional sign, decimal digits
 _LEVEL = re.compile(r"[ \t\n]*([-+]?[0-9]+)[ \t\n]*")
@@ -94,7 +120,11 @@ def look_up_direct(
     changes: dict[str, str | None] = {"SHLVL": str(level), "_": program, "PWD": pwd}
     if oldpwd_gone:
         changes["OLDPWD"] = None
-    return (program, changes), mark
+    rewritten = _rewritten(env.names)
+    for name, value in overlay.items():
+        if value is not None and name in _BASH_REWRITES:
+            rewritten = {**rewritten, name: _BASH_REWRITES[name]}
+    return (program, {**rewritten, **changes}), mark
 
 
 @functools.lru_cache(maxsize=16)
@@ -239,6 +269,13 @@ def _glibc_loads(name: str) -> bool:
         return False
     freelocale(loaded)
     return True
+
+
+@functools.lru_cache(maxsize=16)
+def _rewritten(names: frozenset[str]) -> dict[str, str | None]:
+    """What bash does to those of `names` it rewrites (once per inherited environment).
+    Callers copy it before changing it."""
+    return {name: _BASH_REWRITES[name] for name in names & _BASH_REWRITES.keys()}
 
 
 def _shell_level(value: str | None) -> int | None:
