@@ -41,9 +41,10 @@ _BASH_SETTINGS = frozenset(
     }
 )
 
-#: what bash (4.4 to 5.2 alike) does to these variables when it finds them in its
-#: environment, before it execs the command: drops them (None: its prompts, as it is not
-#: interactive, and its dynamic variables) or sets them to its own start-up values
+#: what bash does to these variables when it finds them in its environment (measured on
+#: 5.2; none of them is newer than bash 4), before it execs the command: drops them (None:
+#: its prompts, as it is not interactive, and its dynamic variables) or sets them to its
+#: own start-up values
 _BASH_REWRITES: dict[str, str | None] = {
     **dict.fromkeys(
         (
