@@ -204,6 +204,8 @@ class _Scanner:
             else:
                 before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
+                if before is _State.COMMENT and self.state is _State.NORMAL:
+                    before = _State.NORMAL  # the line break ending a comment ends its command
                 if self.commands_matter and before not in _UNTRACKED:
                     if len(self.frames) != frames:
                         command.current.text += char  # `$`, `` ` ``, `)`: in the word around

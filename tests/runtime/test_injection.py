@@ -138,6 +138,8 @@ EVALUATING = {
     "test-v": ('a=(p q r); [ -v "a[X]" ] && echo yes', "yes"),
     "test-command-v": ('a=(p q r); test -v "a[X]" && echo yes', "yes"),
     "let": ('let "c = X + 1"; echo $c', "3"),
+    "let-after-a-comment": (": a # a note\nlet c=X; echo $c", "2"),
+    "declare-i-after-a-comment": ("# a note\n: a # a note\ndeclare -i n=X; echo $n", "2"),
     "let-after-if": ("if let c=X; then echo $c; fi", "2"),
     "let-through-builtin": ("builtin let c=X; echo $c", "2"),
     "declare-i": ("declare -i n=X; echo $n", "2"),
@@ -279,6 +281,9 @@ NOT_EVALUATING = {
     "parameter-default": 'echo "${unset:-X}"; echo same',
     "parameter-pattern": 'v=abc; echo "${v/b/X}"; echo same',
     "declare-value": 'declare v="X"; echo same',
+    "associative-subscript-after-a-comment": (
+        'echo a # a note\ndeclare -A m; m[X]=1; echo "${m[X]}" >/dev/null; echo same'
+    ),
     "export-value": 'export V="X"; echo same',
     "read-prompt": 'read -r -p "X" v <<< data; echo same',
     "printf-argument": 'printf "%s\\n" "X" >/dev/null; echo same',

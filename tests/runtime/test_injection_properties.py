@@ -24,6 +24,7 @@ WRAPPERS = [
     'x="$(\n{}\n)"; echo "$x"',
     "for _ in 1; do\n{}\ndone",
     "{{ true &&\n{}\n}}",
+    "echo before # a comment ends its command with its line\n{}",
 ]
 
 EVALUATING_LINES = [script for script, _ in EVALUATING.values()]
