@@ -184,6 +184,7 @@ class _Scanner:
     active: _Heredoc | None = None
     line: str = ""
     skip: int = 0
+    escaped: bool = False  # the character skipped next is a backslash's: part of its word
     frames: list[_Frame] = field(default_factory=list)
     commands: list[_Command] = field(default_factory=lambda: [_Command(0)])
     evaluating: dict[int, str] = field(default_factory=dict)
@@ -201,6 +202,10 @@ class _Scanner:
             char = text[index]
             if self.skip:
                 self.skip -= 1
+                if self.escaped:  # `l\et` is `let` to bash: the word keeps the character
+                    self.escaped = False
+                    if char != "\n" and self.commands_matter and self.state not in _UNTRACKED:
+                        self.commands[-1].current.text += char
             else:
                 before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
@@ -367,14 +372,14 @@ class _Scanner:
         elif char == ")" and top is not None:
             self.close_parenthesis(text, index)
         elif char == "\\":
-            self.skip = 1
+            self.skip, self.escaped = 1, True
         elif char == "'":
             self.state = _State.SINGLE
         elif char == '"':
             self.state = _State.DOUBLE
         elif char == "$" and following == "'":
             self.state = _State.ANSI
-            self.skip = 1
+            self.skip, self.escaped = 1, True  # the quote, kept in the word
         elif char == "#" and self.previous in _WORD_START:
             self.state = _State.COMMENT
         elif char == "<" and following == "<" and text[index + 2 : index + 3] == "<":
@@ -450,7 +455,7 @@ class _Scanner:
 
     def in_ansi(self, char: str, text: str, index: int) -> None:
         if char == "\\":
-            self.skip = 1
+            self.skip, self.escaped = 1, True
         elif char == "'":
             self.state = _State.NORMAL
 
@@ -458,7 +463,7 @@ class _Scanner:
         if self.expansion(char, text, index):
             return
         if char == "\\":
-            self.skip = 1
+            self.skip, self.escaped = 1, True
         elif char == '"':
             self.state = _State.NORMAL
 
@@ -607,7 +612,75 @@ def _is_substring(text: str, position: int) -> bool:
 
 
 def _unquoted(word: str) -> str:
-    return word.replace("'", "").replace('"', "").replace("\\", "")
+    """`word` as bash reads it once it removes the quotes: `'…'`, `"…"`, `$"…"`, `$'…'`
+    with its escapes decoded, and backslashes (`l\\et`, `'let'`, `$'l\\x65t'` all name
+    `let`). Expansions are left as they are."""
+    out: list[str] = []
+    index, size = 0, len(word)
+    while index < size:
+        char = word[index]
+        if char == "\\":
+            out.append(word[index + 1 : index + 2].replace("\n", ""))
+            index += 2
+        elif char == "'":
+            end = word.find("'", index + 1)
+            end = size if end < 0 else end
+            out.append(word[index + 1 : end])
+            index = end + 1
+        elif char == "$" and word[index + 1 : index + 2] == "'":
+            decoded, index = _ansi_c(word, index + 2)
+            out.append(decoded)
+        elif char == "$" and word[index + 1 : index + 2] == '"':
+            index += 1  # `$"…"`: a translated string, quoted as `"…"`
+        elif char == '"':
+            index += 1
+            while index < size and word[index] != '"':
+                if word[index] == "\\" and word[index + 1 : index + 2] in ('"', "\\", "$", "`"):
+                    index += 1
+                out.append(word[index : index + 1])
+                index += 1
+            index += 1
+        else:
+            out.append(char)
+            index += 1
+    return "".join(out)
+
+
+#: bash's `$'…'` escapes of one character
+_ANSI_ESCAPES = {
+    **dict(zip("abefnrtv", "\a\b\x1b\f\n\r\t\v", strict=True)),
+    **{"E": "\x1b", "\\": "\\", "'": "'", '"': '"', "?": "?"},
+}
+
+#: a `$'…'` escape bash decodes: octal, hex, unicode, control, or one character
+_ANSI_ESCAPE = re.compile(
+    r"\\(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2})|u([0-9A-Fa-f]{1,4})|U([0-9A-Fa-f]{1,8})|c(.)|(.))",
+    re.DOTALL,
+)
+
+
+def _ansi_c(word: str, index: int) -> tuple[str, int]:
+    """The text of the `$'…'` whose body starts at `index`, decoded, and where it ends."""
+    out: list[str] = []
+    size = len(word)
+    while index < size and word[index] != "'":
+        escape = _ANSI_ESCAPE.match(word, index)
+        if escape is None:
+            out.append(word[index])
+            index += 1
+            continue
+        octal, hexa, short, long, control, other = escape.groups()
+        number = next(
+            (int(v, b) for v, b in ((octal, 8), (hexa, 16), (short, 16), (long, 16)) if v), None
+        )
+        if number is not None:
+            out.append(chr(number) if number < 0x110000 else "")
+        elif control is not None:
+            out.append(chr(ord(control) & 0x1F))
+        else:
+            out.append(_ANSI_ESCAPES.get(other, "\\" + other))
+        index = escape.end()
+    return "".join(out), index + 1
 
 
 def _command_name(words: list[str]) -> str | None:
@@ -654,7 +727,10 @@ _EVALUATING_TRIGGERS = re.compile(r"\(\(|\$\[|\$\{|" + _COMMAND_TRIGGERS.pattern
 
 
 def _literal_text(template: Template) -> str:
-    return "".join(part for part in template.parts if isinstance(part, str))
+    """The script's own text, quotes and backslashes left out: a builtin's name spelled
+    through them (`l\\et`, `'let'`, `l""et`) is still its name to bash, and to the checks
+    that decide whether to scan at all."""
+    return _unquoted("".join(part for part in template.parts if isinstance(part, str)))
 
 
 def _scanner_for(template: Template, shell: str | None) -> _Scanner:

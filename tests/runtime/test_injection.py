@@ -139,6 +139,11 @@ EVALUATING = {
     "test-command-v": ('a=(p q r); test -v "a[X]" && echo yes', "yes"),
     "let": ('let "c = X + 1"; echo $c', "3"),
     "let-after-a-comment": (": a # a note\nlet c=X; echo $c", "2"),
+    # a builtin's name spelled through quotes or escapes is still its name to bash
+    "let-spelled-with-a-backslash": ("l\\et c=X; echo $c", "2"),
+    "let-spelled-with-empty-quotes": ('l""et c=X; echo $c', "2"),
+    "let-spelled-in-ansi-c-quotes": ("$'l\\x65t' c=X; echo $c", "2"),
+    "declare-spelled-in-parts": ("d$'ec'l\\a\"\"re -i n=X; echo $n", "2"),
     "declare-i-after-a-comment": ("# a note\n: a # a note\ndeclare -i n=X; echo $n", "2"),
     "let-after-if": ("if let c=X; then echo $c; fi", "2"),
     "let-through-builtin": ("builtin let c=X; echo $c", "2"),
