@@ -515,21 +515,34 @@ class _Scanner:
     def end_command(self, command: _Command) -> None:
         command.end_word()
         words = _without_redirections(command.words)
-        start = 0
+        start, options = 0, False
         while start < len(words):
             text = words[start].text
             assignment = _ASSIGNMENT.match(text)
+            plain = _unquoted(text)
             if assignment is not None:
                 if assignment.group(1) in self.declared:
                     self.mark(words[start], "integer-variable", after=assignment.end())
                 start += 1
-            elif _unquoted(text) in _PREFIXES or _unquoted(text) in _PREFIX_COMMANDS:
+            elif plain in _PREFIXES or plain in _PREFIX_COMMANDS:
+                start, options = start + 1, True  # `command -p let`, `time -p let`
+            elif options and plain.startswith("-"):
                 start += 1
             else:
                 break
         if start < len(words):
-            self.judge(_unquoted(words[start].text), words[start + 1 :])
+            self.judge_named(_unquoted(words[start].text), words[start + 1 :])
         command.words = []
+
+    def judge_named(self, name: str, arguments: list[_Word]) -> None:
+        """Judge a command by its name as bash reads it; a name that brace expansion
+        makes into several words (`l{e,}t` is `let lt`) by each way it may start."""
+        names = _brace_words(name) if "{" in name else [name]
+        for expanded in names:
+            if expanded in _PREFIXES or expanded in _PREFIX_COMMANDS or expanded[:1] == "-":
+                continue  # `{command,let}` is `command let`
+            self.judge(expanded, arguments)
+            return
 
     def judge(self, name: str, arguments: list[_Word]) -> None:
         if name == "let":
@@ -683,6 +696,51 @@ def _ansi_c(word: str, index: int) -> tuple[str, int]:
     return "".join(out), index + 1
 
 
+#: an innermost `{…}` of brace expansion
+_BRACE = re.compile(r"\{([^{}]*)\}")
+
+#: a `{x..y}` sequence of numbers or letters (with an optional step)
+_SEQUENCE = re.compile(r"(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?")
+
+#: the most words a brace expansion is followed into (a longer one is cut short)
+_MOST_BRACE_WORDS = 64
+
+
+def _brace_words(text: str) -> list[str]:
+    """The words bash's brace expansion makes of `text`, empty ones left out (`{let,}` is
+    `let`), as many as _MOST_BRACE_WORDS; `text` itself when it has none to expand."""
+    match = _BRACE.search(text)
+    if match is None:
+        return [text]
+    body = match.group(1)
+    sequence = _SEQUENCE.fullmatch(body)
+    if "," in body:
+        parts = body.split(",")
+    elif sequence is not None:
+        parts = _sequence(sequence.group(1), sequence.group(2))
+    else:  # `{x}`: no expansion here, and none can start inside it
+        return [text]
+    found: list[str] = []
+    for part in parts:
+        for word in _brace_words(text[: match.start()] + part + text[match.end() :]):
+            if word and len(found) < _MOST_BRACE_WORDS:
+                found.append(word)
+    return found or [text]
+
+
+def _sequence(first: str, last: str) -> list[str]:
+    """The values of `{first..last}`, as many as _MOST_BRACE_WORDS."""
+    if first.lstrip("-").isdigit() and last.lstrip("-").isdigit():
+        low, high = int(first), int(last)
+        step = 1 if high >= low else -1
+        return [str(n) for n in range(low, high + step, step)][:_MOST_BRACE_WORDS]
+    if first.isalpha() and last.isalpha():
+        low, high = ord(first), ord(last)
+        step = 1 if high >= low else -1
+        return [chr(n) for n in range(low, high + step, step)][:_MOST_BRACE_WORDS]
+    return [f"{first}..{last}"]
+
+
 def _command_name(words: list[str]) -> str | None:
     for word in words:
         plain = _unquoted(word)
@@ -721,6 +779,7 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
 #: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
 _COMMAND_TRIGGERS = re.compile(
     r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test)\b"
+    r"|\{[^{}]*(?:,|\.\.)[^{}]*\}"  # a brace expansion may spell any of them: `l{e,}t`
 )
 #: text without which a script has no evaluating context at all
 _EVALUATING_TRIGGERS = re.compile(r"\(\(|\$\[|\$\{|" + _COMMAND_TRIGGERS.pattern)

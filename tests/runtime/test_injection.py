@@ -144,6 +144,10 @@ EVALUATING = {
     "let-spelled-with-empty-quotes": ('l""et c=X; echo $c', "2"),
     "let-spelled-in-ansi-c-quotes": ("$'l\\x65t' c=X; echo $c", "2"),
     "declare-spelled-in-parts": ("d$'ec'l\\a\"\"re -i n=X; echo $n", "2"),
+    "let-made-by-brace-expansion": ("l{e,}t c=X; echo $c", "2"),
+    "let-after-a-prefix-made-by-brace-expansion": ("{builtin,let} c=X; echo $c", "2"),
+    "let-after-command-with-an-option": ("command -p let c=X; echo $c", "2"),
+    "let-after-builtin-and-double-dash": ("builtin -- let c=X; echo $c", "2"),
     "declare-i-after-a-comment": ("# a note\n: a # a note\ndeclare -i n=X; echo $n", "2"),
     "let-after-if": ("if let c=X; then echo $c; fi", "2"),
     "let-through-builtin": ("builtin let c=X; echo $c", "2"),
@@ -286,6 +290,7 @@ NOT_EVALUATING = {
     "parameter-default": 'echo "${unset:-X}"; echo same',
     "parameter-pattern": 'v=abc; echo "${v/b/X}"; echo same',
     "declare-value": 'declare v="X"; echo same',
+    "brace-expansion-in-arguments": "echo {a,b}-X >/dev/null; echo same",
     "associative-subscript-after-a-comment": (
         'echo a # a note\ndeclare -A m; m[X]=1; echo "${m[X]}" >/dev/null; echo same'
     ),
