@@ -561,8 +561,8 @@ class _Scanner:
     def judge_declaration(self, arguments: list[_Word]) -> None:
         options = ""
         for word in arguments:
-            if word.text.startswith(("-", "+")) and not word.holes:
-                options += word.text
+            if _unquoted(word.text).startswith(("-", "+")) and not word.holes:
+                options += _unquoted(word.text)
                 continue
             equals = word.text.find("=")
             self.mark(word, "declare", before=len(word.text) if equals < 0 else equals)
@@ -576,20 +576,22 @@ class _Scanner:
 
     def judge_printf(self, arguments: list[_Word]) -> None:
         for position, word in enumerate(arguments):
-            if word.text == "-v" and position + 1 < len(arguments):
+            option = _unquoted(word.text)
+            if option == "-v" and position + 1 < len(arguments):
                 self.mark(arguments[position + 1], "name")
-            elif word.text.startswith("-v"):
+            elif option.startswith("-v"):
                 self.mark(word, "name")
-            elif not word.text.startswith("-"):
+            elif not option.startswith("-"):
                 return
 
     def judge_test(self, arguments: list[_Word], *, arithmetic: bool) -> None:
         for position, word in enumerate(arguments):
             neighbours: list[_Word] = []
-            if word.text == "-v":
+            operator = _unquoted(word.text)
+            if operator == "-v":
                 neighbours = arguments[position + 1 : position + 2]
                 context = "name"
-            elif arithmetic and word.text in _ARITHMETIC_OPERATORS:
+            elif arithmetic and operator in _ARITHMETIC_OPERATORS:
                 neighbours = (
                     arguments[max(0, position - 1) : position]
                     + arguments[position + 1 : position + 2]
@@ -770,8 +772,10 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
     for word in arguments:
         if takes_value:
             takes_value = False
-        elif word.text.startswith("-") and len(word.text) > 1 and not word.holes:
-            takes_value = word.text[-1] in _READ_OPTION_ARGUMENTS
+        elif (
+            (option := _unquoted(word.text)).startswith("-") and len(option) > 1 and not word.holes
+        ):
+            takes_value = option[-1] in _READ_OPTION_ARGUMENTS
         else:
             yield word
 
