@@ -23,9 +23,9 @@ from wfx.model import Action, Located, Step, Workflow
 from wfx.shell import SCRIPT_PLACEHOLDER, quotes_for, scan_contexts
 from wfx.walk import StepVisitor
 
-#: commands that run their argument as code
+#: commands that run their argument as code (`trap`'s first argument runs at its signal)
 _EVALUATORS = re.compile(
-    r"(?:^|[;&|(`]|\$\()\s*(?:eval|source|\.|(?:ba|z|k|da)?sh\s+-c|python3?\s+-c|node\s+-e|"
+    r"(?:^|[;&|(`]|\$\()\s*(?:eval|trap|source|\.|(?:ba|z|k|da)?sh\s+-c|python3?\s+-c|node\s+-e|"
     r"perl\s+-e|ruby\s+-e|xargs\s+(?:-\S+\s+)*(?:ba)?sh\s+-c)\b"
 )
 _SHELLS = {"sh", "bash", "zsh", "ksh", "dash", "python", "python3", "node", "perl", "ruby"}
