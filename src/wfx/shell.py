@@ -629,36 +629,60 @@ def _is_substring(text: str, position: int) -> bool:
 def _unquoted(word: str) -> str:
     """`word` as bash reads it once it removes the quotes: `'…'`, `"…"`, `$"…"`, `$'…'`
     with its escapes decoded, and backslashes (`l\\et`, `'let'`, `$'l\\x65t'` all name
-    `let`). Expansions are left as they are."""
+    `let`). Expansions are left as they are. Runs without quoting are copied whole (a
+    script's whole text goes through here before it is scanned)."""
     out: list[str] = []
     index, size = 0, len(word)
     while index < size:
-        char = word[index]
+        found = _QUOTING.search(word, index)
+        if found is None:
+            out.append(word[index:])
+            break
+        out.append(word[index : found.start()])
+        index = found.start()
+        char, following = word[index], word[index + 1 : index + 2]
         if char == "\\":
-            out.append(word[index + 1 : index + 2].replace("\n", ""))
+            out.append(following.replace("\n", ""))
             index += 2
         elif char == "'":
             end = word.find("'", index + 1)
             end = size if end < 0 else end
             out.append(word[index + 1 : end])
             index = end + 1
-        elif char == "$" and word[index + 1 : index + 2] == "'":
+        elif char == "$" and following == "'":
             decoded, index = _ansi_c(word, index + 2)
             out.append(decoded)
-        elif char == "$" and word[index + 1 : index + 2] == '"':
-            index += 1  # `$"…"`: a translated string, quoted as `"…"`
-        elif char == '"':
+        elif char == "$":
+            out.append("" if following == '"' else "$")  # `$"…"`: quoted as `"…"`
             index += 1
-            while index < size and word[index] != '"':
-                if word[index] == "\\" and word[index + 1 : index + 2] in ('"', "\\", "$", "`"):
-                    index += 1
-                out.append(word[index : index + 1])
-                index += 1
-            index += 1
-        else:
-            out.append(char)
-            index += 1
+        else:  # `"…"`: a backslash escapes only `"`, `\\`, `$` and `` ` `` there
+            index = _double_quoted(word, index + 1, out)
     return "".join(out)
+
+
+#: where quoting may start: what `_unquoted` must look at character by character
+_QUOTING = re.compile(r"[\\'\"$]")
+
+#: inside double quotes, what ends a run copied whole
+_DOUBLE_STOP = re.compile(r'[\\"]')
+
+
+def _double_quoted(word: str, index: int, out: list[str]) -> int:
+    """Append the text of the `"…"` whose body starts at `index`; where it ends."""
+    size = len(word)
+    while index < size:
+        found = _DOUBLE_STOP.search(word, index)
+        if found is None:
+            out.append(word[index:])
+            return size
+        out.append(word[index : found.start()])
+        index = found.start()
+        if word[index] == '"':
+            return index + 1
+        following = word[index + 1 : index + 2]
+        out.append(following if following in ('"', "\\", "$", "`") else "\\" + following)
+        index += 2
+    return index
 
 
 #: bash's `$'…'` escapes of one character
@@ -732,15 +756,13 @@ def _brace_words(text: str) -> list[str]:
 
 def _sequence(first: str, last: str) -> list[str]:
     """The values of `{first..last}`, as many as _MOST_BRACE_WORDS."""
-    if first.lstrip("-").isdigit() and last.lstrip("-").isdigit():
-        low, high = int(first), int(last)
-        step = 1 if high >= low else -1
-        return [str(n) for n in range(low, high + step, step)][:_MOST_BRACE_WORDS]
-    if first.isalpha() and last.isalpha():
-        low, high = ord(first), ord(last)
-        step = 1 if high >= low else -1
-        return [chr(n) for n in range(low, high + step, step)][:_MOST_BRACE_WORDS]
-    return [f"{first}..{last}"]
+    numbers = first.lstrip("-").isdigit() and last.lstrip("-").isdigit()
+    if not numbers and not (first.isalpha() and last.isalpha()):
+        return [f"{first}..{last}"]
+    low, high = (int(first), int(last)) if numbers else (ord(first), ord(last))
+    step = 1 if high >= low else -1
+    values = range(low, high + step, step)[:_MOST_BRACE_WORDS]
+    return [str(n) if numbers else chr(n) for n in values]
 
 
 def _command_name(words: list[str]) -> str | None:
