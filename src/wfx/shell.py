@@ -748,9 +748,9 @@ def _brace_words(text: str) -> list[str]:
         return [text]
     found: list[str] = []
     for part in parts:
-        for word in _brace_words(text[: match.start()] + part + text[match.end() :]):
-            if word and len(found) < _MOST_BRACE_WORDS:
-                found.append(word)
+        found += filter(None, _brace_words(text[: match.start()] + part + text[match.end() :]))
+        if len(found) >= _MOST_BRACE_WORDS:  # enough: `{a,b}` thirty times is 2**30 words
+            return found[:_MOST_BRACE_WORDS]
     return found or [text]
 
 

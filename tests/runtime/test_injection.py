@@ -356,3 +356,19 @@ def test_the_size_limit_counts_bytes_not_characters(value: str, refused: bool) -
     the limit can still be too long, and one just under it in bytes passes."""
     problem = unpassable(["true"], {"V": value})
     assert (problem is not None) is refused
+
+
+def test_a_brace_expansion_of_many_words_is_followed_only_so_far(tmp_path: Path) -> None:
+    """`{,}` thirty times then `let` is `let` 2**30 times to bash: the check follows the
+    first few words, finds `let` and answers at once, never hanging the compiler."""
+    import time
+
+    name = "{,}" * 30 + "let"
+    (tmp_path / "wf.yaml").write_text(
+        "wfx: 1\ninputs:\n  x: {type: string}\nsteps:\n  - id: s\n"
+        f"    run: '{name} c=${{{{ inputs.x }}}}'\n"
+    )
+    started = time.monotonic()
+    with pytest.raises(DiagnosticsError, match="let"):
+        compile_file(tmp_path / "wf.yaml", {"x": "1"})
+    assert time.monotonic() - started < 5
