@@ -55,7 +55,7 @@ from wfx.model import (
     StepId,
     Workflow,
 )
-from wfx.shell import DEFAULT_SHELL, check_scripts
+from wfx.shell import DEFAULT_SHELL, check_environments, check_scripts
 from wfx.walk import StepVisitor, all_steps, descendants
 
 DEFAULT_KILL_GRACE = 10.0
@@ -99,6 +99,7 @@ def compile_workflow(
     problems += checks.check_callables(workflow)
     problems += checks.check_constants(workflow)
     problems += check_scripts(lowering.scripts.values(), workflow)
+    problems += check_environments(workflow)
     problems += _body_cycles(lowering.nodes, lowering.bodies)
     nodes, cycles = _topological(_take_out_bodies(lowering.nodes, lowering.bodies))
     problems += cycles

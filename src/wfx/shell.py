@@ -43,6 +43,7 @@ from wfx.diagnostics import Diagnostic, error
 from wfx.expr import Expression, Template
 from wfx.expr.ast import Literal, NamedValue, Property
 from wfx.model import InputType, Step, Workflow
+from wfx.walk import all_actions, all_steps
 
 ENV_PREFIX = "WFX_EXPR_"
 
@@ -54,9 +55,30 @@ EVALUATING_CONTEXTS = {
     "let": "a `let` argument",
     "declare": "a `declare`/`typeset`/`local` name, or its value with `-i` or `-n`",
     "integer-variable": "an assignment to a variable declared `-i` or `-n`",
-    "name": "a variable name (`read NAME`, `printf -v NAME`, `-v NAME`)",
+    "name": "a variable name (`read NAME`, `printf -v NAME`, `unset NAME`, `-v NAME`)",
     "test-operand": "an operand of an arithmetic comparison (`[[ … -eq … ]]`)",
+    "shell-variable": "an assignment to a variable bash expands as code (`PS4`, `BASH_ENV`,"
+    " `OPTIND`, `RANDOM`…)",
+    "compound": "a quoted `( … )` value of `declare`/`local`, which bash parses again as an"
+    " array assignment",
 }
+
+#: where a value is code only when it starts with `(`: the value of `declare NAME=` (or
+#: `local`, `typeset`, and `export`/`readonly -a`), which bash parses as an array
+#: assignment when NAME is an array; any other value is admitted and stays data
+ARRAY_VALUE = "array-value"
+
+#: variables whose value bash expands as code: for each command traced by `set -x` (`PS4`),
+#: in each bash a step starts (`BASH_ENV`), in an interactive shell (`PS0`-`PS2`,
+#: `PROMPT_COMMAND`), or as arithmetic when assigned (`OPTIND`, `RANDOM`, `SRANDOM`,
+#: `HISTCMD`)
+EVALUATED_VARIABLES = frozenset(
+    {"PS0", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "BASH_ENV"}
+    | {"OPTIND", "RANDOM", "SRANDOM", "HISTCMD"}
+)
+
+#: of those, the ones a shell expands when it finds them in its environment
+ENVIRONMENT_EVALUATED = frozenset({"PS0", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "BASH_ENV"})
 
 #: an integer literal: the only text wfx passes into an evaluating context
 INTEGER_LITERAL = re.compile(r"-?[0-9]{1,18}")
@@ -117,6 +139,8 @@ _REDIRECTION = re.compile(r"[0-9]*(?:<<<|<<-?|<>|>>|>\||<&|>&|&>>|&>|<|>)(.*)", 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
 _DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
+#: the declarations that assign an array variable's value as `( … )` without `-a`/`-A`
+_ARRAY_DECLARATIONS = frozenset({"declare", "typeset", "local"})
 _PREFIXES = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!", "{", "time"})
 _PREFIX_COMMANDS = frozenset({"builtin", "command"})
 _ARITHMETIC_OPERATORS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
@@ -523,6 +547,8 @@ class _Scanner:
             if assignment is not None:
                 if assignment.group(1) in self.declared:
                     self.mark(words[start], "integer-variable", after=assignment.end())
+                if assignment.group(1) in EVALUATED_VARIABLES:
+                    self.mark(words[start], "shell-variable", after=assignment.end())
                 start += 1
             elif plain in _PREFIXES or plain in _PREFIX_COMMANDS:
                 start, options = start + 1, True  # `command -p let`, `time -p let`
@@ -549,7 +575,13 @@ class _Scanner:
             for word in arguments:
                 self.mark(word, "let")
         elif name in _DECLARATIONS:
-            self.judge_declaration(arguments)
+            self.judge_declaration(name, arguments)
+        elif name == "unset":
+            for word in arguments:
+                if not _unquoted(word.text).startswith("-") or word.holes:
+                    self.mark(word, "name")
+        elif name == "env":
+            self.judge_environment(arguments)
         elif name == "read":
             for word in _read_names(arguments):
                 self.mark(word, "name")
@@ -558,7 +590,7 @@ class _Scanner:
         elif name in ("[[", "[", "test"):
             self.judge_test(arguments, arithmetic=name == "[[" or self.arithmetic_test)
 
-    def judge_declaration(self, arguments: list[_Word]) -> None:
+    def judge_declaration(self, builtin: str, arguments: list[_Word]) -> None:
         options = ""
         for word in arguments:
             if _unquoted(word.text).startswith(("-", "+")) and not word.holes:
@@ -573,6 +605,33 @@ class _Scanner:
                     self.declared.add(name.group())
             if "A" in options and name is not None:
                 self.associative.add(name.group())
+            if equals < 0:
+                continue
+            if _unquoted(word.text[:equals]).rstrip("+") in EVALUATED_VARIABLES:
+                self.mark(word, "shell-variable", after=equals)
+            if builtin in _ARRAY_DECLARATIONS or "a" in options or "A" in options:
+                self.judge_array_value(word, equals)
+
+    def judge_array_value(self, word: _Word, equals: int) -> None:
+        """The value of `NAME=…` in a declaration that may assign an array: bash parses it
+        again as `( … )` when it starts with `(` (after quote removal; an unquoted `(` is
+        the parser's own compound assignment, whose words expand once)."""
+        value = word.text[equals + 1 :]
+        if value.startswith("(") and _ASSIGNMENT.match(word.text):
+            return
+        if _unquoted(value).startswith("("):
+            self.mark(word, "compound", after=equals)
+            return
+        for number, offset in word.holes:
+            if offset > equals and not _unquoted(word.text[equals + 1 : offset]).strip(_HOLE):
+                self.evaluating.setdefault(number, ARRAY_VALUE)  # only holes before it
+
+    def judge_environment(self, arguments: list[_Word]) -> None:
+        """`env NAME=value … command`: the variables it sets for the command."""
+        for word in arguments:
+            assignment = _ASSIGNMENT.match(_unquoted(word.text))
+            if assignment is not None and assignment.group(1) in EVALUATED_VARIABLES:
+                self.mark(word, "shell-variable")
 
     def judge_printf(self, arguments: list[_Word]) -> None:
         for position, word in enumerate(arguments):
@@ -804,7 +863,8 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
 
 #: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
 _COMMAND_TRIGGERS = re.compile(
-    r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test)\b"
+    r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test|unset)\b"
+    r"|\b(?:PS[0-4]|PROMPT_COMMAND|BASH_ENV|OPTIND|S?RANDOM|HISTCMD)\+?="
     r"|\{[^{}]*(?:,|\.\.)[^{}]*\}"  # a brace expansion may spell any of them: `l{e,}t`
 )
 #: text without which a script has no evaluating context at all
@@ -864,7 +924,14 @@ def prepare_script(
         pieces.append(reference)
     for number, context in scanner.finish().items():
         expression, value = values[number]
-        if not INTEGER_LITERAL.fullmatch(value):
+        if context == ARRAY_VALUE and value.startswith("("):
+            raise EvaluatedValueError(
+                f"`${{{{ {expression.text.strip()} }}}}` starts the value of a declaration"
+                " (`declare`, `local`, `typeset`, `-a`), which bash parses as an array"
+                f" assignment `( … )` evaluating its words as code; its value {value[:40]!r}"
+                " starts with `(`"
+            )
+        if context != ARRAY_VALUE and not INTEGER_LITERAL.fullmatch(value):
             raise EvaluatedValueError(
                 f"`${{{{ {expression.text.strip()} }}}}` stands in {EVALUATING_CONTEXTS[context]},"
                 f" which bash evaluates as code; its value {value[:40]!r} is not an integer"
@@ -956,6 +1023,39 @@ def check_scripts(steps: Iterable[tuple[Step, str | None]], workflow: Workflow) 
     return problems
 
 
+def check_environments(workflow: Workflow) -> list[Diagnostic]:
+    """Errors for `${{ }}` in the `env:` value of a variable a shell expands as code when it
+    finds it in its environment (`BASH_ENV`, `PS4`…): a value such as `$(cmd)` would run
+    `cmd` in every bash the step starts, before its script. Numbers are admitted."""
+    numbers = {i.name.lower() for i in workflow.inputs if i.type is InputType.NUMBER}
+    maps = [workflow.env, workflow.defaults.env]
+    maps += [step.env for step in all_steps(workflow)]
+    maps += [action.env for action, _, _ in all_actions(workflow)]
+    return [
+        _evaluated_environment(name, expression)
+        for env in maps
+        for name, template in env.items()
+        if name in ENVIRONMENT_EVALUATED
+        for expression in template.expressions()
+        if not proven_integer(expression, numbers)
+    ]
+
+
+def _evaluated_environment(name: str, expression: Expression) -> Diagnostic:
+    when = {
+        "BASH_ENV": "each non-interactive bash expands it when it starts, then runs the file",
+        "PS4": "bash expands it before each command it traces (`set -x`)",
+    }.get(name, "an interactive shell expands it for each prompt")
+    return error(
+        "compile.evaluated-value",
+        f"`${{{{ {expression.text.strip()} }}}}` is in the value of `{name}`: {when}, so a"
+        " value such as `$(cmd)` would run `cmd`",
+        expression.span,
+        f"give `{name}` a literal value, or pass the value under another name and check it"
+        " before the script uses it",
+    )
+
+
 def _check_script(template: Template, shell: str | None, numbers: set[str]) -> list[Diagnostic]:
     if not quotes_for(shell):
         return [
@@ -966,7 +1066,8 @@ def _check_script(template: Template, shell: str | None, numbers: set[str]) -> l
     return [
         _evaluated(site)
         for site in scan_sites(template, shell)
-        if site.evaluating is not None and not proven_integer(site.expression, numbers)
+        if site.evaluating not in (None, ARRAY_VALUE)
+        and not proven_integer(site.expression, numbers)
     ]
 
 
@@ -988,15 +1089,31 @@ def proven_integer(expression: Expression, numbers: set[str]) -> bool:
 
 def _evaluated(site: ScriptSite) -> Diagnostic:
     assert site.evaluating is not None
+    example = _EXAMPLE_VALUES.get(site.evaluating, "`a[$(cmd)]`")
     return error(
         "compile.evaluated-value",
         f"`${{{{ {site.expression.text.strip()} }}}}` stands in"
         f" {EVALUATING_CONTEXTS[site.evaluating]}: bash evaluates text there as code, so a"
-        " value such as `a[$(cmd)]` would run `cmd`",
+        f" value such as {example} would run `cmd`",
         site.expression.span,
-        "pass the value in `env:` and check it is an integer before using it"
-        " (`[[ $N =~ ^-?[0-9]+$ ]]`), or use an input of `type: number`",
+        _HINTS.get(
+            site.evaluating,
+            "pass the value in `env:` and check it is an integer before using it"
+            " (`[[ $N =~ ^-?[0-9]+$ ]]`), or use an input of `type: number`",
+        ),
     )
+
+
+#: a value that runs `cmd` in a context, where `a[$(cmd)]` (arithmetic) is not the simplest
+_EXAMPLE_VALUES = {"shell-variable": "`$(cmd)` or `a[$(cmd)]`", "compound": "`$(cmd)`"}
+
+#: how to write what the script means where the general hint (check it is a number) is not it
+_HINTS = {
+    "shell-variable": "give the variable a literal value, or pass the value in `env:` under"
+    " another name and check it before assigning it",
+    "compound": 'write the array unquoted, `NAME=("${{ … }}")`: bash expands the words of'
+    " its own `( … )` once",
+}
 
 
 def _unquotable(expression: Expression, program: str) -> Diagnostic:

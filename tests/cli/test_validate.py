@@ -55,6 +55,12 @@ EXPECTED: dict[str, list[tuple[int, int, str]]] = {
         (8, 19, "unrecognized function: 'nosuchfunction'"),
     ],
     "alias-bomb.yaml": [(8, 8, "the document expands to more than 1,000,000 values")],
+    "value-as-code.yaml": [
+        (11, 20, "is in the value of `BASH_ENV`: each non-interactive bash expands it"),
+        (13, 17, "stands in an assignment to a variable bash expands as code"),
+        (15, 19, "stands in an arithmetic expression"),
+        (17, 24, "stands in a variable name (`read NAME`, `printf -v NAME`, `unset NAME`"),
+    ],
 }
 
 

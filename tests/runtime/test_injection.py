@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from harness import run_text
+from harness import Recorded, run_text
 
 from wfx import compiler
 from wfx.api import compile_file
@@ -193,6 +193,21 @@ EVALUATING = {
     "case-pattern-in-substitution": ('echo "$(case a in a) (( c = X )); echo $c;; esac)"', "2"),
     "parentheses-in-old-arithmetic": ("echo $[ (1 + 1) * X ]", "4"),
     "parentheses-in-subscript": ("a=(p q r); echo ${a[(0 + 1) * X]}", "r"),
+    # variables bash expands as code: `PS4` at each traced command, `BASH_ENV` in each bash
+    # started, `OPTIND`, `RANDOM`… as arithmetic when assigned
+    "ps4-assignment": ('PS4=X; echo "$PS4"', "2"),
+    "ps4-exported": ('export PS4="X"; echo "$PS4"', "2"),
+    "ps4-declared-in-quotes": ('declare "PS4=X"; echo "$PS4"', "2"),
+    "optind-assignment": ("OPTIND=X; echo $OPTIND", "2"),
+    "random-seed": ("RANDOM=X; echo seeded", "seeded"),
+    "bash-env-before-a-command": ("BASH_ENV=X printenv BASH_ENV", "2"),
+    "bash-env-through-env": ("env BASH_ENV=X printenv BASH_ENV", "2"),
+    # `unset` evaluates an array element's subscript
+    "unset-element": ('a=(p q r); unset "a[X]"; echo "${a[@]}"', "p q"),
+    "unset-v-element": ('a=(p q r); unset -v a[X]; echo "${a[@]}"', "p q"),
+    # a quoted `( … )` is parsed again by `declare`, its words expanded a second time
+    "declare-quoted-compound": ('declare -a "b=(X)"; echo "${b[0]}"', "2"),
+    "local-quoted-compound": ('f() { local -a b="(1 X)"; echo "${b[1]}"; }; f', "2"),
 }
 
 
@@ -202,6 +217,19 @@ def evaluating_workflow(script: str, expression: str) -> str:
         "wfx: 1\ninputs:\n  x: {type: string, default: '1'}\n  k: {type: number, default: 2}\n"
         f"steps:\n  - id: s\n    run: |\n{body}\n"
     )
+
+
+def run_with_canary(tmp_path: Path, script: str, value: str) -> tuple[Recorded, bool]:
+    """Run `script` (`X` standing for `${{ inputs.x }}`) with `value`, `$CANARY` naming a
+    file a payload would create: the run, and whether the file was created."""
+    canary = tmp_path / "CANARY"
+    run = run_text(
+        tmp_path,
+        evaluating_workflow(script, "inputs.x"),
+        inputs={"x": value},
+        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
+    )
+    return run, canary.exists()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -251,14 +279,8 @@ def test_no_payload_runs_even_past_the_compiler(
 ) -> None:
     """The compiler check switched off, a real run: the runtime still refuses the value."""
     monkeypatch.setattr(compiler, "check_scripts", lambda steps, workflow: [])
-    canary = tmp_path / "CANARY"
-    run = run_text(
-        tmp_path,
-        evaluating_workflow(EVALUATING[context][0], "inputs.x"),
-        inputs={"x": payload},
-        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
-    )
-    assert not canary.exists(), f"payload executed in {context}"
+    run, ran = run_with_canary(tmp_path, EVALUATING[context][0], payload)
+    assert not ran, f"payload executed in {context}"
     assert run.status("s") == "failed"
     assert "which bash evaluates as code" in (run.result.steps["s"].reason or "")
 
@@ -318,14 +340,8 @@ NOT_EVALUATING = {
 def test_lookalikes_are_accepted_and_keep_the_value_data(
     context: str, payload: str, tmp_path: Path
 ) -> None:
-    canary = tmp_path / "CANARY"
-    run = run_text(
-        tmp_path,
-        evaluating_workflow(NOT_EVALUATING[context], "inputs.x"),
-        inputs={"x": payload},
-        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
-    )
-    assert not canary.exists(), f"payload executed in {context}"
+    run, ran = run_with_canary(tmp_path, NOT_EVALUATING[context], payload)
+    assert not ran, f"payload executed in {context}"
     assert run.output("s")[-1:] == ["same"], run.result.steps["s"].reason
 
 
@@ -372,3 +388,144 @@ def test_a_brace_expansion_of_many_words_is_followed_only_so_far(tmp_path: Path)
     with pytest.raises(DiagnosticsError, match="let"):
         compile_file(tmp_path / "wf.yaml", {"x": "1"})
     assert time.monotonic() - started < 5
+
+
+# -- a declaration's value: code only when it starts with `(` ----------------------------------
+
+#: a value that runs a command when `declare` parses it as an array assignment
+ARRAY_PAYLOAD = "(x $(touch $CANARY))"
+
+#: declarations whose value bash parses as `( … )` when the variable is (or becomes) an array
+ARRAY_VALUES = {
+    "declare-a": 'declare -a b=X; echo "${b[0]}"',
+    "declare-a-in-quotes": 'declare -a "b=X"; echo "${b[0]}"',
+    "declare-of-an-array": 'b=(1); declare b=X; echo "${b[0]}"',
+    "declare-append": 'declare -a b+=X; echo "${b[0]}"',
+    "local-of-an-array": 'f() { local -a b; local b=X; echo "${b[0]}"; }; f',
+    "typeset-associative": 'typeset -A b="X"; echo "${b[0]}"',
+    "readonly-a": 'readonly -a b=X; echo "${b[0]}"',
+    "export-a": 'export -a b=X 2>/dev/null; echo "${b[0]}"',
+    "after-other-values": 'declare -a b=""X; echo "${b[0]}"',
+}
+
+
+@pytest.mark.parametrize("context", sorted(ARRAY_VALUES))
+def test_a_declaration_value_that_starts_with_a_parenthesis_is_refused_at_run_time(
+    context: str, tmp_path: Path
+) -> None:
+    """Compiled (an ordinary value is data there), a value starting with `(` fails the
+    step before its process starts; without the check the payload runs (shown below)."""
+    run, ran = run_with_canary(tmp_path, ARRAY_VALUES[context], ARRAY_PAYLOAD)
+    assert not ran, f"payload executed in {context}"
+    assert run.status("s") == "failed"
+    assert "starts with `(`" in (run.result.steps["s"].reason or "")
+
+
+@pytest.mark.parametrize("context", sorted(ARRAY_VALUES))
+@pytest.mark.parametrize("value", ["hello (x)", " (x)", "x)", "a[$(touch $CANARY)]"])
+def test_any_other_declaration_value_is_data(context: str, value: str, tmp_path: Path) -> None:
+    run, ran = run_with_canary(tmp_path, ARRAY_VALUES[context], value)
+    assert not ran
+    assert run.output("s") == [value], run.result.steps["s"].reason
+
+
+def test_bash_does_run_a_declaration_value_that_starts_with_a_parenthesis(
+    tmp_path: Path,
+) -> None:
+    """Why the check exists: the same script in bash, the value in a variable."""
+    import subprocess
+
+    canary = tmp_path / "CANARY"
+    for template in ARRAY_VALUES.values():
+        canary.unlink(missing_ok=True)
+        quoted = template.count('"', 0, template.index("X")) % 2  # X inside double quotes
+        script = template.replace("X", "$V" if quoted else '"$V"')
+        subprocess.run(
+            ["bash", "-c", script],
+            env={"PATH": "/usr/bin:/bin", "V": ARRAY_PAYLOAD, "CANARY": str(canary)},
+            capture_output=True,
+            check=False,
+        )
+        assert canary.exists(), script
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'export V=X; echo "$V"',  # `export`/`readonly` without `-a` never parse it
+        'b=(1); readonly b=X; echo "${b[0]}"',
+        'declare -a b=("X"); echo "${b[0]}"',  # the parser's own `( … )`: words expand once
+        'declare -a b=(X); echo "${b[0]}"',
+        'declare b=x"X"; echo "$b"',  # a value that starts with other text
+        "ENV=X printenv ENV",  # only an interactive `sh` reads `ENV`
+    ],
+)
+def test_values_bash_never_parses_again_are_not_refused(script: str, tmp_path: Path) -> None:
+    run, ran = run_with_canary(tmp_path, script, ARRAY_PAYLOAD)
+    assert not ran
+    printed = ARRAY_PAYLOAD if not script.startswith("declare b=x") else "x" + ARRAY_PAYLOAD
+    assert run.output("s") == [printed], run.result.steps["s"].reason
+
+
+# -- `env:` values a shell expands as code ----------------------------------------------------
+
+#: where an `env:` map stands in a workflow -> the workflow with `NAME: VALUE` there
+ENV_PLACES = {
+    "workflow": "env: {{{entry}}}\nsteps:\n  - id: s\n    run: 'true'\n",
+    "defaults": "defaults:\n  env: {{{entry}}}\nsteps:\n  - id: s\n    run: 'true'\n",
+    "group": (
+        "steps:\n  - id: g\n    env: {{{entry}}}\n    steps:\n      - id: s\n        run: 'true'\n"
+    ),
+    "step": "steps:\n  - id: s\n    run: 'true'\n    env: {{{entry}}}\n",
+    "cmd-step": "steps:\n  - id: s\n    cmd: ['true']\n    env: {{{entry}}}\n",
+    "rollback": (
+        "steps:\n  - id: s\n    run: 'true'\n    rollback:\n      run: 'true'\n"
+        "      env: {{{entry}}}\n"
+    ),
+}
+
+
+def env_workflow(place: str, entry: str) -> str:
+    head = "wfx: 1\ninputs:\n  x: {type: string, default: a}\n  k: {type: number, default: 2}\n"
+    return head + ENV_PLACES[place].format(entry=entry)
+
+
+@pytest.mark.parametrize("place", sorted(ENV_PLACES))
+@pytest.mark.parametrize("name", ["BASH_ENV", "PS4", "PS1", "PROMPT_COMMAND"])
+def test_an_expression_in_an_env_value_a_shell_expands_is_refused(
+    place: str, name: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, env_workflow(place, f"{name}: 'x${{{{ inputs.x }}}}'"))
+    with pytest.raises(DiagnosticsError) as caught:
+        compile_file(path)
+    [problem] = caught.value.diagnostics
+    assert problem.code == "compile.evaluated-value"
+    assert f"the value of `{name}`" in problem.message and problem.hint
+    assert problem.span is not None
+    line = path.read_text().splitlines()[problem.span.line - 1]
+    assert problem.span.column == line.index("${{") + 4
+
+
+@pytest.mark.parametrize("place", sorted(ENV_PLACES))
+@pytest.mark.parametrize(
+    "entry",
+    ["BASH_ENV: /etc/wfx-none", "BASH_ENV: '${{ inputs.k }}'", "ENV: '${{ inputs.x }}'"],
+)
+def test_literal_number_and_ordinary_env_values_are_accepted(
+    place: str, entry: str, tmp_path: Path
+) -> None:
+    compile_file(write(tmp_path, env_workflow(place, entry)))
+
+
+def test_bash_runs_a_command_in_bash_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why: with the check switched off, a value in `BASH_ENV` runs before the script."""
+    monkeypatch.setattr(compiler, "check_environments", lambda workflow: [])
+    canary = tmp_path / "CANARY"
+    run = run_text(
+        tmp_path,
+        env_workflow("step", "BASH_ENV: '${{ inputs.x }}'").replace("'true'", "echo ran"),
+        inputs={"x": "$(touch $CANARY)"},
+        environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
+    )
+    assert run.output("s") == ["ran"]
+    assert canary.exists()
