@@ -228,12 +228,12 @@ class _Scanner:
                 self.skip -= 1
                 if self.escaped:  # `l\et` is `let` to bash: the word keeps the character
                     self.escaped = False
-                    if char != "\n" and self.commands_matter and self.state not in _UNTRACKED:
-                        self.commands[-1].current.text += char
+                    if self.commands_matter and self.state not in _UNTRACKED:
+                        self.escape(char)
             else:
                 before, frames, command = self.state, len(self.frames), self.commands[-1]
                 self.step(char, text, index)
-                if before is _State.COMMENT and self.state is _State.NORMAL:
+                if before is _State.COMMENT and self.state is not _State.COMMENT:
                     before = _State.NORMAL  # the line break ending a comment ends its command
                 if self.commands_matter and before not in _UNTRACKED:
                     if len(self.frames) != frames:
@@ -244,6 +244,15 @@ class _Scanner:
                 self.line += char  # the heredoc line so far, to find its delimiter
             self.previous = char
             index += 1
+
+    def escape(self, char: str) -> None:
+        """Add the character a backslash escapes to its word; a backslash and a line break
+        (a line continuation) are both left out, as bash removes them."""
+        word = self.commands[-1].current
+        if char != "\n":
+            word.text += char
+        elif word.text.endswith("\\"):
+            word.text = word.text[:-1]
 
     def plain_run(self, text: str, index: int) -> str | None:
         """The characters from `index` on that change no state (None: `text[index]` may)."""
@@ -872,10 +881,21 @@ _EVALUATING_TRIGGERS = re.compile(r"\(\(|\$\[|\$\{|" + _COMMAND_TRIGGERS.pattern
 
 
 def _literal_text(template: Template) -> str:
-    """The script's own text, quotes and backslashes left out: a builtin's name spelled
-    through them (`l\\et`, `'let'`, `l""et`) is still its name to bash, and to the checks
-    that decide whether to scan at all."""
-    return _unquoted("".join(part for part in template.parts if isinstance(part, str)))
+    """The script's own text with every quote and backslash left out and every `$'…'`
+    decoded, wherever it stands: a builtin's name spelled through them (`l\\et`, `'let'`,
+    `l""et`, `$'l\\x65t'`) is still its name to bash, and to the checks that decide
+    whether to scan at all. Quotes are not followed (a `$( )` inside double quotes starts
+    its own quoting), so this finds every name bash could read, and more."""
+    text = "".join(part for part in template.parts if isinstance(part, str))
+    text = _ANSI_QUOTED.sub(lambda quoted: _ansi_c(quoted.group(), 2)[0], text)
+    return text.replace("\\\n", "").replace('$"', '"').translate(_QUOTE_CHARACTERS)
+
+
+#: a `$'…'` string, its escapes undecoded
+_ANSI_QUOTED = re.compile(r"\$'(?:[^'\\]|\\.)*'", re.DOTALL)
+
+#: what `_literal_text` leaves out
+_QUOTE_CHARACTERS = str.maketrans("", "", "\\'\"")
 
 
 def _scanner_for(template: Template, shell: str | None) -> _Scanner:

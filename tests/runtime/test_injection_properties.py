@@ -25,6 +25,8 @@ WRAPPERS = [
     "for _ in 1; do\n{}\ndone",
     "{{ true &&\n{}\n}}",
     "echo before # a comment ends its command with its line\n{}",
+    "cat <<EOF >/dev/null # a heredoc starts after the comment\nbody\nEOF\n{}",
+    "echo a \\\n  b >/dev/null\n{}",
 ]
 
 EVALUATING_LINES = [script for script, _ in EVALUATING.values()]
