@@ -167,6 +167,7 @@ class _Frame:
     depth: int = 0  # nested openers of its closer (`(` in `$( )`, `[` in `[ ]`)
     parens: int = 0  # `(` open inside a `${ }` or `[ ]`
     cases: int = 0  # `case` commands open inside a `$( )`: a `)` ends a pattern, not it
+    in_word: bool = False  # `$( )`, `$(( ))`, `<( )`, `a=( )`: its `)` does not end the word
     holes: list[int] = field(default_factory=list)
 
     @property
@@ -209,6 +210,7 @@ class _Scanner:
     line: str = ""
     skip: int = 0
     escaped: bool = False  # the character skipped next is a backslash's: part of its word
+    closed_in_word: bool = False  # the last `)` closed a construct inside a word (`$( )#`)
     frames: list[_Frame] = field(default_factory=list)
     commands: list[_Command] = field(default_factory=lambda: [_Command(0)])
     evaluating: dict[int, str] = field(default_factory=dict)
@@ -311,6 +313,7 @@ class _Scanner:
 
     def close(self, text: str, index: int) -> None:
         frame = self.frames.pop()
+        self.closed_in_word = frame.in_word
         if frame.outer is not None:
             self.state = frame.outer
         if frame.is_command:
@@ -334,7 +337,7 @@ class _Scanner:
         """`$(` opens a command substitution (`$((` an arithmetic expansion): unquoted
         context until its `)`."""
         arithmetic = text[index + 2 : index + 3] == "("
-        self.open(_Frame(")", self.state, "arithmetic" if arithmetic else None))
+        self.open(_Frame(")", self.state, "arithmetic" if arithmetic else None, in_word=True))
         self.state = _State.NORMAL
         self.skip = 1
 
@@ -396,8 +399,13 @@ class _Scanner:
             self.open(_Frame(")", self.state, "arithmetic"))
             return
         if char == "(" and self.previous == "=":
-            self.open(_Frame(")", self.state, compound=True))  # `a=( … )`: one word
+            self.open(_Frame(")", self.state, compound=True, in_word=True))  # `a=( … )`
             return
+        if char == "(" and self.previous in "<>" and (top is None or top.outer is not None):
+            self.open(_Frame(")", self.state, in_word=True))  # `<( … )`: commands, in a word
+            return
+        if char == ")":
+            self.closed_in_word = False
         if char == "(" and top is not None and top.closer == ")":
             top.depth += 1
         elif char == "(" and top is not None and top.outer is None:
@@ -413,7 +421,7 @@ class _Scanner:
         elif char == "$" and following == "'":
             self.state = _State.ANSI
             self.skip, self.escaped = 1, True  # the quote, kept in the word
-        elif char == "#" and self.previous in _WORD_START:
+        elif char == "#" and self.previous in _WORD_START and not self.continues_word():
             self.state = _State.COMMENT
         elif char == "<" and following == "<" and text[index + 2 : index + 3] == "<":
             self.skip = 2  # a here-string
@@ -423,6 +431,11 @@ class _Scanner:
             self.end_of_line()
         elif self.previous in _WORD_START and not self.case_word(text, index):
             self.open_assigned_element(text, index)
+
+    def continues_word(self) -> bool:
+        """Whether the word goes on after a `)` (`$(cmd)#x` is one word; `(cmd)#x` ends in
+        a comment)."""
+        return self.previous == ")" and self.closed_in_word
 
     def case_word(self, text: str, index: int) -> bool:
         """Count `case` … `esac` inside a `$( )`, whose patterns end with a bare `)`."""

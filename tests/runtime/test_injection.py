@@ -156,6 +156,14 @@ EVALUATING = {
     "let-after-a-prefix-made-by-brace-expansion": ("{builtin,let} c=X; echo $c", "2"),
     "let-after-command-with-an-option": ("command -p let c=X; echo $c", "2"),
     "let-after-builtin-and-double-dash": ("builtin -- let c=X; echo $c", "2"),
+    # a `#` just after the `)` of `$( )`, `$(( ))`, `<( )` or `a=( )` is in the word
+    "let-after-a-substitution-and-a-hash": ("echo $(echo a)# >/dev/null; let c=X; echo $c", "2"),
+    "let-after-an-arithmetic-and-a-hash": ("echo $((1))# >/dev/null; let c=X; echo $c", "2"),
+    "let-after-a-process-substitution-and-a-hash": (
+        "echo <(:)# >/dev/null; let c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-compound-value-and-a-hash": ("a=(1)#; let c=X; echo $c", "2"),
     "let-after-a-heredoc-opened-before-a-comment": (
         "cat <<EOF >/dev/null # a note\nhello\nEOF\nlet c=X; echo $c",
         "2",
@@ -341,6 +349,7 @@ NOT_EVALUATING = {
     "associative-array": 'declare -A m; m[X]=1; echo "${m[X]}" >/dev/null; echo same',
     "echo-in-backquotes": 'echo "`echo X`" >/dev/null; echo same',
     "case-pattern": 'case "X" in *) echo same;; esac',
+    "comment-after-a-subshell": "(echo same)# let c=X",
 }
 
 

@@ -27,6 +27,7 @@ WRAPPERS = [
     "echo before # a comment ends its command with its line\n{}",
     "cat <<EOF >/dev/null # a heredoc starts after the comment\nbody\nEOF\n{}",
     "echo a \\\n  b >/dev/null\n{}",
+    "echo $(echo a)#not-a-comment <(:)#nor-this >/dev/null\n{}",
 ]
 
 EVALUATING_LINES = [script for script, _ in EVALUATING.values()]
