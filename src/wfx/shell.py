@@ -127,8 +127,8 @@ _PLAIN = {
     _State.SINGLE: re.compile(r"[^'\n]+"),
     _State.ANSI: re.compile(r"[^\\'\n]+"),
     _State.COMMENT: re.compile(r"[^\n]+"),
-    _State.HEREDOC: re.compile(r"[^$\]}\n`]+"),
-    _State.QUOTED_HEREDOC: re.compile(r"[^\n]+"),
+    _State.HEREDOC: re.compile(r"[^$\]})\n`]+"),
+    _State.QUOTED_HEREDOC: re.compile(r"[^\n)`]+"),
 }
 _COMMAND_BREAK = ";|&()\n"
 _PARAMETER = re.compile(r"\$\{[#!]?([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
@@ -421,7 +421,7 @@ class _Scanner:
         elif char == "$" and following == "'":
             self.state = _State.ANSI
             self.skip, self.escaped = 1, True  # the quote, kept in the word
-        elif char == "#" and self.previous in _WORD_START and not self.continues_word():
+        elif char == "#" and self.starts_comment(top):
             self.state = _State.COMMENT
         elif char == "<" and following == "<" and text[index + 2 : index + 3] == "<":
             self.skip = 2  # a here-string
@@ -432,10 +432,13 @@ class _Scanner:
         elif self.previous in _WORD_START and not self.case_word(text, index):
             self.open_assigned_element(text, index)
 
-    def continues_word(self) -> bool:
-        """Whether the word goes on after a `)` (`$(cmd)#x` is one word; `(cmd)#x` ends in
-        a comment)."""
-        return self.previous == ")" and self.closed_in_word
+    def starts_comment(self, top: _Frame | None) -> bool:
+        """Whether a `#` here starts a comment: at the start of a word, not just after the
+        `)` of `$( )` and the like (`$(cmd)#x` is one word, `(cmd)#x` ends in a comment),
+        and not inside `${ }`, a subscript or arithmetic, where it is text."""
+        if self.previous not in _WORD_START or (self.previous == ")" and self.closed_in_word):
+            return False
+        return top is None or top.is_command or top.compound
 
     def case_word(self, text: str, index: int) -> bool:
         """Count `case` … `esac` inside a `$( )`, whose patterns end with a bare `)`."""
@@ -478,15 +481,12 @@ class _Scanner:
         position = start + (1 if strip_tabs else 0)
         while position < len(text) and text[position] in " \t":
             position += 1
-        word_end = position
-        while word_end < len(text) and text[word_end] not in " \t\n;|&<>()":
-            word_end += 1
+        word_end = _word_end(text, position)
         word = text[position:word_end]
         if not word:
             return
         quoted = any(q in word for q in "'\"\\")
-        delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
-        self.pending.append(_Heredoc(delimiter, quoted, strip_tabs))
+        self.pending.append(_Heredoc(_unquoted(word), quoted, strip_tabs))
         self.skip = word_end - start + 1  # the second "<" and the word
 
     def end_of_line(self) -> None:
@@ -520,16 +520,42 @@ class _Scanner:
 
     def in_heredoc(self, char: str, text: str, index: int) -> None:
         if char != "\n":
-            if self.state is _State.HEREDOC:
+            if self.ends_substitution(char):
+                self.active, self.state, self.line = None, _State.NORMAL, ""
+                self.in_normal(char, text, index)  # the `)` or backquote closes its frame
+            elif self.state is _State.HEREDOC:
                 self.expansion(char, text, index)
             return
-        assert self.active is not None
-        line = self.line.lstrip("\t") if self.active.strip_tabs else self.line
+        line = self.heredoc_line()
         self.line = ""
-        if line == self.active.delimiter:
+        if line == self.active_delimiter():
             self.active = None
             self.state = _State.NORMAL
             self.end_of_line()
+
+    def heredoc_line(self) -> str:
+        """The heredoc's line so far, its leading tabs left out for `<<-`."""
+        assert self.active is not None
+        return self.line.lstrip("\t") if self.active.strip_tabs else self.line
+
+    def active_delimiter(self) -> str:
+        assert self.active is not None
+        return self.active.delimiter
+
+    def ends_substitution(self, char: str) -> bool:
+        """Whether `char` ends the heredoc and the substitution around it: inside `$( )` a
+        line of the delimiter then `)` does (bash warns, and goes on after the `)`), and
+        inside backquotes an unescaped backquote does (bash finds it first)."""
+        top = self.frames[-1] if self.frames else None
+        if top is None:
+            return False
+        if char == "`":
+            return top.closer == "`" and self.previous != "\\"
+        return (
+            char == ")"
+            and self.heredoc_line().rstrip(" \t") == self.active_delimiter()
+            and any(frame.is_command and frame.closer == ")" for frame in self.frames)
+        )
 
     in_quoted_heredoc = in_heredoc
 
@@ -844,6 +870,32 @@ def _sequence(first: str, last: str) -> list[str]:
     step = 1 if high >= low else -1
     values = range(low, high + step, step)[:_MOST_BRACE_WORDS]
     return [str(n) if numbers else chr(n) for n in values]
+
+
+def _word_end(text: str, index: int) -> int:
+    """Where the shell word starting at `index` ends: at a blank or an operator character
+    outside quotes (`"E O F"` and `E\\ O\\ F` are one word)."""
+    size = len(text)
+    while index < size and text[index] not in " \t\n;|&<>()":
+        char = text[index]
+        if char == "\\":
+            index += 2
+        elif char == "'" or (char == "$" and text.startswith("$'", index)):
+            quoted = _ANSI_QUOTED.match(text, index) if char == "$" else _SINGLE.match(text, index)
+            index = quoted.end() if quoted else size
+        elif char == '"':
+            quoted = _DOUBLE.match(text, index)
+            index = quoted.end() if quoted else size
+        else:
+            index += 1
+    return min(index, size)
+
+
+#: a `'…'` string
+_SINGLE = re.compile(r"'[^']*'")
+
+#: a `"…"` string (a backslash escapes the character after it)
+_DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 def _command_name(words: list[str]) -> str | None:

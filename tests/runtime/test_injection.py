@@ -164,6 +164,29 @@ EVALUATING = {
         "2",
     ),
     "let-after-a-compound-value-and-a-hash": ("a=(1)#; let c=X; echo $c", "2"),
+    # where bash ends a heredoc: at its delimiter after quote removal, and inside `$( )` or
+    # backquotes also at the `)` or backquote that closes them
+    "let-after-a-heredoc-with-a-quoted-delimiter-of-spaces": (
+        'cat <<"E O F" >/dev/null\nhello\nE O F\nlet c=X; echo $c',
+        "2",
+    ),
+    "let-after-a-heredoc-with-an-escaped-delimiter": (
+        "cat <<E\\ O\\ F >/dev/null\nhello\nE O F\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-heredoc-with-an-ansi-c-delimiter": (
+        "cat <<$'E\\x4fF' >/dev/null\nhello\nEOF\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-heredoc-ended-by-its-substitution": (
+        "exec 2>/dev/null\nx=$(cat <<EOF\na\nEOF)\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-heredoc-ended-by-its-backquote": (
+        "x=`cat <<'EOF'\na\nEOF`\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-hash-in-a-parameter-default": ("echo ${x:- #} >/dev/null; let c=X; echo $c", "2"),
     "let-after-a-heredoc-opened-before-a-comment": (
         "cat <<EOF >/dev/null # a note\nhello\nEOF\nlet c=X; echo $c",
         "2",

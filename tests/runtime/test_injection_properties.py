@@ -28,6 +28,7 @@ WRAPPERS = [
     "cat <<EOF >/dev/null # a heredoc starts after the comment\nbody\nEOF\n{}",
     "echo a \\\n  b >/dev/null\n{}",
     "echo $(echo a)#not-a-comment <(:)#nor-this >/dev/null\n{}",
+    "x=\"$(cat <<'E O F'\n(a) `b` ${{c}}\nE O F\n)\"\n{}",
 ]
 
 EVALUATING_LINES = [script for script, _ in EVALUATING.values()]
