@@ -127,7 +127,7 @@ _PLAIN = {
     _State.SINGLE: re.compile(r"[^'\n]+"),
     _State.ANSI: re.compile(r"[^\\'\n]+"),
     _State.COMMENT: re.compile(r"[^\n]+"),
-    _State.HEREDOC: re.compile(r"[^$\]})\n`]+"),
+    _State.HEREDOC: re.compile(r"[^$\\\]})\n`]+"),
     _State.QUOTED_HEREDOC: re.compile(r"[^\n)`]+"),
 }
 _COMMAND_BREAK = ";|&()\n"
@@ -138,6 +138,8 @@ _CASE_WORD = re.compile(r"(?:case|esac)(?=[\s;&|)]|$)")
 _REDIRECTION = re.compile(r"[0-9]*(?:<<<|<<-?|<>|>>|>\||<&|>&|&>>|&>|<|>)(.*)", re.S)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\+?=")
+#: an assignment word, an array element's (`a[…]=`) too
+_ASSIGNMENT_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[.*?\])?\+?=", re.DOTALL)
 _DECLARATIONS = frozenset({"declare", "typeset", "local", "export", "readonly"})
 #: the declarations that assign an array variable's value as `( … )` without `-a`/`-A`
 _ARRAY_DECLARATIONS = frozenset({"declare", "typeset", "local"})
@@ -205,11 +207,14 @@ class _Scanner:
     commands_matter: bool = True  # False: no builtin that evaluates words, skip tracking words
     state: _State = _State.NORMAL
     previous: str = "\n"
+    before_previous: str = "\n"  # the character before `previous` (before a `\` that ends a line)
     pending: list[_Heredoc] = field(default_factory=list)
     active: _Heredoc | None = None
     line: str = ""
     skip: int = 0
     escaped: bool = False  # the character skipped next is a backslash's: part of its word
+    heredoc_depth: int = 0  # the frames open when the active heredoc's body began
+    kept: int = 0  # of the characters skipped next, how many are part of the word
     closed_in_word: bool = False  # the last `)` closed a construct inside a word (`$( )#`)
     frames: list[_Frame] = field(default_factory=list)
     commands: list[_Command] = field(default_factory=lambda: [_Command(0)])
@@ -226,15 +231,25 @@ class _Scanner:
                 index += len(plain)
                 continue
             char = text[index]
+            continuation = bool(self.skip) and char == "\n" and self.previous == "\\"
             if self.skip:
                 self.skip -= 1
                 if self.escaped:  # `l\et` is `let` to bash: the word keeps the character
                     self.escaped = False
                     if self.commands_matter and self.state not in _UNTRACKED:
                         self.escape(char)
+                elif self.kept:  # `<<EOF` stays one word: a redirection with its target
+                    self.kept -= 1
+                    if self.commands_matter and self.state not in _UNTRACKED:
+                        self.commands[-1].current.text += char
+                if char == "\n" and self.active is not None:
+                    self.line = self.line.removesuffix("\\")  # a line continuation
             else:
                 before, frames, command = self.state, len(self.frames), self.commands[-1]
-                self.step(char, text, index)
+                if self.active is not None and self.ends_heredoc(char, text, index):
+                    before = _State.HEREDOC  # its end is no part of a command
+                else:
+                    self.step(char, text, index)
                 if before is _State.COMMENT and self.state is not _State.COMMENT:
                     before = _State.NORMAL  # the line break ending a comment ends its command
                 if self.commands_matter and before not in _UNTRACKED:
@@ -244,7 +259,10 @@ class _Scanner:
                         self.track(char, before)
             if self.active is not None and char != "\n":
                 self.line += char  # the heredoc line so far, to find its delimiter
-            self.previous = char
+            if continuation:  # bash removes `\` and the line break: what came before goes on
+                self.previous = self.before_previous
+            else:
+                self.before_previous, self.previous = self.previous, char
             index += 1
 
     def escape(self, char: str) -> None:
@@ -260,6 +278,8 @@ class _Scanner:
         """The characters from `index` on that change no state (None: `text[index]` may)."""
         if self.state is _State.NORMAL and self.previous in _WORD_START:
             return None  # a word starts: it may be `a[…]=`
+        if self.active is not None and self.state not in _HEREDOCS:
+            return None  # in a heredoc's `$( )`: each `)` and backquote may end the heredoc
         found = _PLAIN[self.state].match(text, index)
         return found.group() if found else None
 
@@ -470,11 +490,23 @@ class _Scanner:
     def open_assigned_element(self, text: str, index: int) -> None:
         """`a[…]=` (or `[…]=` inside `a=( )`): the subscript is arithmetic if `=` follows."""
         match = _ASSIGNED_ELEMENT.match(text, index)
-        if match is None or (match.group(1) is None and text[index] != "["):
+        top = self.frames[-1] if self.frames else None
+        if match is None or not (top is not None and top.compound or self.assignable(match)):
             return
         context = self.subscript_context(match.group(1))
         self.open(_Frame("]", None, context, assignment=context is not None))
-        self.skip = match.end() - index - 1
+        self.skip = self.kept = match.end() - index - 1  # the rest of `a[`, in its word
+
+    def assignable(self, element: re.Match[str]) -> bool:
+        """Whether `a[` starts an assignment word to bash, which then reads its subscript to
+        the `]` whatever it holds: only before the command's name (`echo a[;let …` and
+        `declare a[;let …` are two commands)."""
+        if element.group(1) is None:
+            return False  # a bare `[…]=` is an element only inside `a=( )`
+        return all(
+            _ASSIGNMENT_WORD.match(word.text) or _unquoted(word.text) in _PREFIXES
+            for word in self.commands[-1].words
+        )
 
     def read_heredoc_operator(self, text: str, start: int) -> None:
         strip_tabs = text[start : start + 1] == "-"
@@ -486,14 +518,16 @@ class _Scanner:
         if not word:
             return
         quoted = any(q in word for q in "'\"\\")
-        self.pending.append(_Heredoc(_unquoted(word), quoted, strip_tabs))
-        self.skip = word_end - start + 1  # the second "<" and the word
+        if self.active is None:  # (inside a heredoc's body, its lines are the body's)
+            self.pending.append(_Heredoc(_unquoted(word), quoted, strip_tabs))
+        self.skip = self.kept = word_end - start + 1  # the second "<" and the word
 
     def end_of_line(self) -> None:
-        if self.pending:
+        if self.pending and self.active is None:
             self.active = self.pending.pop(0)
             self.state = _State.QUOTED_HEREDOC if self.active.quoted else _State.HEREDOC
             self.line = ""
+            self.heredoc_depth = len(self.frames)
 
     def in_single(self, char: str, text: str, index: int) -> None:
         if char == "'":
@@ -519,43 +553,55 @@ class _Scanner:
             self.end_of_line()
 
     def in_heredoc(self, char: str, text: str, index: int) -> None:
-        if char != "\n":
-            if self.ends_substitution(char):
-                self.active, self.state, self.line = None, _State.NORMAL, ""
-                self.in_normal(char, text, index)  # the `)` or backquote closes its frame
-            elif self.state is _State.HEREDOC:
-                self.expansion(char, text, index)
-            return
-        line = self.heredoc_line()
-        self.line = ""
-        if line == self.active_delimiter():
-            self.active = None
-            self.state = _State.NORMAL
-            self.end_of_line()
+        if self.state is _State.QUOTED_HEREDOC or char == "\n":
+            return  # (where its lines end is the business of ends_heredoc)
+        if char == "\\":
+            self.skip = 1  # `\$`, `` \` ``, and a line continuation
+        else:
+            self.expansion(char, text, index)
 
     def heredoc_line(self) -> str:
         """The heredoc's line so far, its leading tabs left out for `<<-`."""
         assert self.active is not None
         return self.line.lstrip("\t") if self.active.strip_tabs else self.line
 
-    def active_delimiter(self) -> str:
+    def ends_heredoc(self, char: str, text: str, index: int) -> bool:
+        """End the active heredoc where bash does, whatever its body opened: at a line of
+        its delimiter; inside `$( )`, at a line of the delimiter then `)` (bash warns, and
+        reads on after the `)`); inside backquotes, at an unescaped backquote (bash finds it
+        first). True if `char` ended it."""
         assert self.active is not None
-        return self.active.delimiter
-
-    def ends_substitution(self, char: str) -> bool:
-        """Whether `char` ends the heredoc and the substitution around it: inside `$( )` a
-        line of the delimiter then `)` does (bash warns, and goes on after the `)`), and
-        inside backquotes an unescaped backquote does (bash finds it first)."""
-        top = self.frames[-1] if self.frames else None
-        if top is None:
-            return False
+        line = self.heredoc_line()
+        if char == "\n":
+            self.line = ""
+            if line != self.active.delimiter:
+                return False
+            self.close_heredoc()
+            self.end_of_line()
+            return True
+        around = self.frames[: self.heredoc_depth]
         if char == "`":
-            return top.closer == "`" and self.previous != "\\"
-        return (
-            char == ")"
-            and self.heredoc_line().rstrip(" \t") == self.active_delimiter()
-            and any(frame.is_command and frame.closer == ")" for frame in self.frames)
-        )
+            ends = bool(around) and around[-1].closer == "`" and self.previous != "\\"
+        else:
+            ends = (
+                char == ")"
+                and line.rstrip(" \t") == self.active.delimiter
+                and any(frame.is_command and frame.closer == ")" for frame in around)
+            )
+        if ends:
+            self.close_heredoc()
+            self.in_normal(char, text, index)  # the `)` or backquote closes its frame
+        return ends
+
+    def close_heredoc(self) -> None:
+        """Leave the active heredoc, and whatever its body left open."""
+        while len(self.frames) > self.heredoc_depth:
+            if self.frames.pop().is_command:
+                self.end_command(self.commands.pop())
+        command = self.commands[-1]  # what the body's open frames added to it ends here too
+        self.end_command(command)
+        self.commands[-1] = _Command(command.level)
+        self.active, self.state, self.line = None, _State.NORMAL, ""
 
     in_quoted_heredoc = in_heredoc
 
@@ -567,7 +613,7 @@ class _Scanner:
         at_level = len(self.frames) == command.level and before is _State.NORMAL
         if at_level and self.state is _State.NORMAL and char in " \t":
             command.end_word()
-        elif at_level and char in _COMMAND_BREAK and self.state is not _State.COMMENT:
+        elif at_level and self.breaks_command(char) and self.state is not _State.COMMENT:
             if not self.conditional_continues(command, char):
                 self.end_command(command)
                 self.commands[-1] = _Command(command.level)
@@ -575,6 +621,11 @@ class _Scanner:
                 command.end_word()
         elif before is not _State.NORMAL or self.state is not _State.COMMENT:
             command.current.text += char
+
+    def breaks_command(self, char: str) -> bool:
+        """Whether `char` ends the command, as an operator (`>&`, `<&` and `>|` are
+        redirections: `2>&1 let …` is one command)."""
+        return char in _COMMAND_BREAK and not (char in "&|" and self.previous in "<>")
 
     def conditional_continues(self, command: _Command, char: str) -> bool:
         """Inside `[[ … ]]`, `&&`, `||`, `(`, `)` and newlines do not end the command."""
@@ -590,7 +641,7 @@ class _Scanner:
         start, options = 0, False
         while start < len(words):
             text = words[start].text
-            assignment = _ASSIGNMENT.match(text)
+            assignment = _ASSIGNMENT_WORD.match(text)
             plain = _unquoted(text)
             if assignment is not None:
                 if assignment.group(1) in self.declared:
@@ -716,7 +767,8 @@ class _Scanner:
 _HANDLERS: dict[_State, Callable[[_Scanner, str, str, int], None]] = {
     state: getattr(_Scanner, f"in_{state.name.lower()}") for state in _State
 }
-_UNTRACKED = frozenset({_State.COMMENT, _State.HEREDOC, _State.QUOTED_HEREDOC})
+_HEREDOCS = frozenset({_State.HEREDOC, _State.QUOTED_HEREDOC})
+_UNTRACKED = _HEREDOCS | {_State.COMMENT}
 
 
 def _assigns(text: str, position: int) -> bool:
@@ -901,7 +953,11 @@ _DOUBLE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 def _command_name(words: list[str]) -> str | None:
     for word in words:
         plain = _unquoted(word)
-        if plain not in _PREFIXES and plain not in _PREFIX_COMMANDS and not _ASSIGNMENT.match(word):
+        if (
+            plain not in _PREFIXES
+            and plain not in _PREFIX_COMMANDS
+            and not _ASSIGNMENT_WORD.match(word)
+        ):
             return plain
     return None
 
@@ -1004,7 +1060,7 @@ def prepare_script(
         name = f"{ENV_PREFIX}{len(values) + 1}"
         values.append((part, render(part)))
         reference = scanner.hole(len(values) - 1).format(name=name)
-        if scanner.state in (_State.HEREDOC, _State.QUOTED_HEREDOC):
+        if scanner.active is not None:
             scanner.line += reference
         pieces.append(reference)
     for number, context in scanner.finish().items():
@@ -1051,7 +1107,7 @@ def scan_sites(template: Template, shell: str | None = None) -> list[ScriptSite]
         scanner.hole(len(found))
         found.append((part, state.value, line))
         text += "${{}}"
-        if scanner.state in (_State.HEREDOC, _State.QUOTED_HEREDOC):
+        if scanner.active is not None:
             scanner.line += "${}"
     evaluating = scanner.finish()
     return [
