@@ -57,6 +57,7 @@ EVALUATING_CONTEXTS = {
     "integer-variable": "an assignment to a variable declared `-i` or `-n`",
     "name": "a variable name (`read NAME`, `printf -v NAME`, `unset NAME`, `-v NAME`)",
     "test-operand": "an operand of an arithmetic comparison (`[[ … -eq … ]]`)",
+    "duplication": "the target of a `>&` redirection (`>&TARGET`)",
     "shell-variable": "an assignment to a variable bash expands as code (`PS4`, `BASH_ENV`,"
     " `OPTIND`, `RANDOM`…)",
     "compound": "a quoted `( … )` value of `declare`/`local`, which bash parses again as an"
@@ -122,11 +123,11 @@ _BARE = "${{{name}}}"
 _WORD_START = " \t\n;|&()"
 #: runs of characters that change nothing in each state (the scanner skips them at once)
 _PLAIN = {
-    _State.NORMAL: re.compile(r"[^$()\\'\"#<\n\[\]{};|&` \t=]+"),
+    _State.NORMAL: re.compile(r"[^$()\\'\"#<>\n\[\]{};|&` \t=]+"),
     _State.DOUBLE: re.compile(r"[^$\\\"\[\]{}\n`]+"),
     _State.SINGLE: re.compile(r"[^'\n]+"),
     _State.ANSI: re.compile(r"[^\\'\n]+"),
-    _State.COMMENT: re.compile(r"[^\n]+"),
+    _State.COMMENT: re.compile(r"[^\n`]+"),
     _State.HEREDOC: re.compile(r"[^$\\\]})\n`]+"),
     _State.QUOTED_HEREDOC: re.compile(r"[^\n)`]+"),
 }
@@ -232,6 +233,7 @@ class _Scanner:
                 continue
             char = text[index]
             continuation = bool(self.skip) and char == "\n" and self.previous == "\\"
+            literal = bool(self.skip) and self.escaped  # `a\ #x` is one word to bash
             if self.skip:
                 self.skip -= 1
                 if self.escaped:  # `l\et` is `let` to bash: the word keeps the character
@@ -253,14 +255,18 @@ class _Scanner:
                 if before is _State.COMMENT and self.state is not _State.COMMENT:
                     before = _State.NORMAL  # the line break ending a comment ends its command
                 if self.commands_matter and before not in _UNTRACKED:
-                    if len(self.frames) != frames:
-                        command.current.text += char  # `$`, `` ` ``, `)`: in the word around
+                    if len(self.frames) > frames:
+                        command.current.text += char  # `$`, `` ` ``: in the word around
+                    elif len(self.frames) < frames:
+                        self.commands[-1].current.text += char  # `)`, `` ` ``: in it too
                     else:
                         self.track(char, before)
             if self.active is not None and char != "\n":
                 self.line += char  # the heredoc line so far, to find its delimiter
             if continuation:  # bash removes `\` and the line break: what came before goes on
                 self.previous = self.before_previous
+            elif literal:
+                self.before_previous, self.previous = self.previous, "_"
             else:
                 self.before_previous, self.previous = self.previous, char
             index += 1
@@ -371,6 +377,8 @@ class _Scanner:
         elif char == "`":
             self.open(_Frame("`", self.state))  # a command substitution, in any quoting
             self.state = _State.NORMAL
+        elif char == "$" and following == "$":
+            self.skip = self.kept = 1  # `$$`, the process id: `$${` is it and a `{`
         elif char == "$" and following == "(":
             self.enter_substitution(text, index)
         elif char == "$" and following == "[":
@@ -491,7 +499,7 @@ class _Scanner:
         """`a[…]=` (or `[…]=` inside `a=( )`): the subscript is arithmetic if `=` follows."""
         match = _ASSIGNED_ELEMENT.match(text, index)
         top = self.frames[-1] if self.frames else None
-        if match is None or not (top is not None and top.compound or self.assignable(match)):
+        if match is None or not ((top is not None and top.compound) or self.assignable(match)):
             return
         context = self.subscript_context(match.group(1))
         self.open(_Frame("]", None, context, assignment=context is not None))
@@ -514,7 +522,7 @@ class _Scanner:
         while position < len(text) and text[position] in " \t":
             position += 1
         word_end = _word_end(text, position)
-        word = text[position:word_end]
+        word = text[position:word_end].replace("\\\n", "")  # (a line continuation)
         if not word:
             return
         quoted = any(q in word for q in "'\"\\")
@@ -551,6 +559,12 @@ class _Scanner:
         if char == "\n":
             self.state = _State.NORMAL
             self.end_of_line()
+        elif char == "`" and self.in_backquotes() and self.previous != "\\":
+            self.state = _State.NORMAL  # inside backquotes bash finds their end first
+            self.in_normal(char, text, index)
+
+    def in_backquotes(self) -> bool:
+        return bool(self.frames) and self.frames[-1].closer == "`"
 
     def in_heredoc(self, char: str, text: str, index: int) -> None:
         if self.state is _State.QUOTED_HEREDOC or char == "\n":
@@ -620,7 +634,14 @@ class _Scanner:
             else:
                 command.end_word()
         elif before is not _State.NORMAL or self.state is not _State.COMMENT:
+            if at_level and char in "<>" and self.starts_redirection(command.current.text):
+                command.end_word()  # `$2>&1` is `$2` and a redirection
             command.current.text += char
+
+    def starts_redirection(self, word: str) -> bool:
+        """Whether a `<` or `>` after `word` starts a redirection word of its own (not after
+        a descriptor's number, `2>`, or another operator character, `>>`, `&>`)."""
+        return bool(word) and not word.isdigit() and word[-1] not in "<>&|"
 
     def breaks_command(self, char: str) -> bool:
         """Whether `char` ends the command, as an operator (`>&`, `<&` and `>|` are
@@ -633,10 +654,13 @@ class _Scanner:
             return False
         words = [w.text for w in (*command.words, command.current) if w.text]
         name = _command_name(words)
-        return name == "[[" and "]]" not in words
+        closed = any(word[:2] == "]]" and word[2:3] in ("", "<", ">") for word in words)
+        return name == "[[" and not closed  # (`]]>file`: `]]` then a redirection)
 
     def end_command(self, command: _Command) -> None:
         command.end_word()
+        for target in _duplicated_targets(command.words):
+            self.mark(target, "duplication")
         words = _without_redirections(command.words)
         start, options = 0, False
         while start < len(words):
@@ -651,6 +675,8 @@ class _Scanner:
                 start += 1
             elif plain in _PREFIXES or plain in _PREFIX_COMMANDS:
                 start, options = start + 1, True  # `command -p let`, `time -p let`
+            elif _MAY_BE_EMPTY.fullmatch(text) and start + 1 < len(words):
+                start += 1  # `$2 let …`: an expansion that may be empty, then the name
             elif options and plain.startswith("-"):
                 start += 1
             else:
@@ -667,6 +693,8 @@ class _Scanner:
             if expanded in _PREFIXES or expanded in _PREFIX_COMMANDS or expanded[:1] == "-":
                 continue  # `{command,let}` is `command let`
             self.judge(expanded, arguments)
+            if _SUBSTITUTED.search(expanded):  # `l$(:)et` is `let` when `:` prints nothing
+                self.judge(_SUBSTITUTED.sub("", expanded), arguments)
             return
 
     def judge(self, name: str, arguments: list[_Word]) -> None:
@@ -924,23 +952,51 @@ def _sequence(first: str, last: str) -> list[str]:
     return [str(n) if numbers else chr(n) for n in values]
 
 
+#: what a command substitution leaves of itself in the word around it (its text is a
+#: command of its own): `$)` for `$( )`, two backquotes for `` ` ` ``
+_SUBSTITUTED = re.compile(r"\$\)|``")
+
+
 def _word_end(text: str, index: int) -> int:
     """Where the shell word starting at `index` ends: at a blank or an operator character
-    outside quotes (`"E O F"` and `E\\ O\\ F` are one word)."""
+    outside quotes and expansions (`"E O F"`, `E\\ O\\ F`, `$(echo a b)` and `>(cat)` are
+    one word each)."""
     size = len(text)
+    if text[index : index + 2] in ("<(", ">("):
+        index = _closing(text, index + 1, "(", ")")
     while index < size and text[index] not in " \t\n;|&<>()":
-        char = text[index]
+        char, following = text[index], text[index + 1 : index + 2]
         if char == "\\":
             index += 2
-        elif char == "'" or (char == "$" and text.startswith("$'", index)):
+        elif char == "'" or (char == "$" and following == "'"):
             quoted = _ANSI_QUOTED.match(text, index) if char == "$" else _SINGLE.match(text, index)
             index = quoted.end() if quoted else size
         elif char == '"':
             quoted = _DOUBLE.match(text, index)
             index = quoted.end() if quoted else size
+        elif char == "$" and following == "(":
+            index = _closing(text, index + 1, "(", ")")
+        elif char == "$" and following == "{":  # only `${` nests in `${ }`
+            index = _closing(text.replace("${", "$\x01"), index + 1, "\x01", "}")
+        elif char == "`":
+            closing = text.find("`", index + 1)
+            index = size if closing < 0 else closing + 1
         else:
             index += 1
     return min(index, size)
+
+
+def _closing(text: str, index: int, opener: str, closer: str) -> int:
+    """Just after the `closer` matching the `opener` at `index` (the end if none)."""
+    depth = 0
+    for position in range(index, len(text)):
+        if text[position] == opener:
+            depth += 1
+        elif text[position] == closer:
+            depth -= 1
+            if depth == 0:
+                return position + 1
+    return len(text)
 
 
 #: a `'…'` string
@@ -960,6 +1016,23 @@ def _command_name(words: list[str]) -> str | None:
         ):
             return plain
     return None
+
+
+#: an unquoted word made of expansions only (`$x`, `${x}`, `$(…)`): bash drops it when empty
+_MAY_BE_EMPTY = re.compile(r"[$`][^'\"\\\x00]*")
+
+
+def _duplicated_targets(words: list[_Word]) -> Iterable[_Word]:
+    """The targets of `>&` redirections of the standard output (`>&`, `1>&`): bash
+    evaluates a target that is not a number as arithmetic (`>&a[$(cmd)]` runs `cmd`)."""
+    for position, word in enumerate(words):
+        redirection = _REDIRECTION.fullmatch(word.text)
+        if redirection is None or not word.text.startswith((">&", "1>&")):
+            continue
+        if redirection.group(1):
+            yield word
+        elif position + 1 < len(words):
+            yield words[position + 1]
 
 
 def _without_redirections(words: list[_Word]) -> list[_Word]:
@@ -994,7 +1067,7 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
 #: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
 _COMMAND_TRIGGERS = re.compile(
     r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test|unset)\b"
-    r"|\b(?:PS[0-4]|PROMPT_COMMAND|BASH_ENV|OPTIND|S?RANDOM|HISTCMD)\+?="
+    r"|\b(?:PS[0-4]|PROMPT_COMMAND|BASH_ENV|OPTIND|S?RANDOM|HISTCMD)\+?=|>&"
     r"|\{[^{}]*(?:,|\.\.)[^{}]*\}"  # a brace expansion may spell any of them: `l{e,}t`
 )
 #: text without which a script has no evaluating context at all
@@ -1009,11 +1082,20 @@ def _literal_text(template: Template) -> str:
     its own quoting), so this finds every name bash could read, and more."""
     text = "".join(part for part in template.parts if isinstance(part, str))
     text = _ANSI_QUOTED.sub(lambda quoted: _ansi_c(quoted.group(), 2)[0], text)
-    return text.replace("\\\n", "").replace('$"', '"').translate(_QUOTE_CHARACTERS)
+    text = text.replace("\\\n", "").replace('$"', '"').translate(_QUOTE_CHARACTERS)
+    if "$(" in text or "`" in text:  # `l$(:)et` may be `let`: the text without them too
+        inner = _INNERMOST_SUBSTITUTION.sub("", text)
+        while inner != (inner := _INNERMOST_SUBSTITUTION.sub("", inner)):
+            pass
+        text += "\n" + inner
+    return text
 
 
 #: a `$'…'` string, its escapes undecoded
 _ANSI_QUOTED = re.compile(r"\$'(?:[^'\\]|\\.)*'", re.DOTALL)
+
+#: a `$( )` or `` ` ` `` with no other inside it
+_INNERMOST_SUBSTITUTION = re.compile(r"\$\([^()`]*\)|`[^`]*`")
 
 #: what `_literal_text` leaves out
 _QUOTE_CHARACTERS = str.maketrans("", "", "\\'\"")

@@ -186,6 +186,37 @@ EVALUATING = {
         "x=`cat <<'EOF'\na\nEOF`\nlet c=X; echo $c",
         "2",
     ),
+    # found by a differential fuzzer: the scanner read these otherwise than bash
+    "let-after-a-heredoc-whose-body-opens-a-quote": (
+        "set +e; exec 2>/dev/null\ncat <<E >/dev/null\n$(echo 'a\nE\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-a-continued-line-in-a-heredoc": (
+        "cat <<E >/dev/null\na\\\nE\n'\nE\nlet c=X; echo $c",
+        "2",
+    ),
+    "let-after-an-element-assignment": ("exec 2>/dev/null; a[0]=1 let c=X; echo $c", "2"),
+    "let-after-a-word-with-a-bracket": ("echo a[ >/dev/null;let c=X; echo $c", "2"),
+    "declare-after-a-duplicated-descriptor": ("2>&1 declare -i n=X; echo $n", "2"),
+    "let-after-a-heredoc-on-its-line": ("<<E let c=X; echo $c\nE", "2"),
+    "let-after-an-escaped-space-and-a-hash": ("echo a\\ #x >/dev/null; let c=X; echo $c", "2"),
+    "let-after-a-continued-word": ("echo =\\\na[ >/dev/null;let c=X; echo $c", "2"),
+    "arithmetic-in-a-heredoc-whose-delimiter-is-continued": (
+        "cat <<E\\\nOF\n$(( X + 1 ))\nEOF",
+        "3",
+    ),
+    "duplicated-output": ("{ echo a >&X; } 2>&1", "a"),
+    "duplicated-standard-output": ("{ echo a 1>&X; } 2>&1", "a"),
+    "let-after-an-expansion-that-may-be-empty": ("$empty let c=X; echo $c", "2"),
+    "let-spelled-around-a-substitution-that-prints-nothing": ("l$(:)et c=X; echo $c", "2"),
+    "declare-after-a-parameter-and-a-redirection": ("$2>&1 declare -i n=X; echo $n", "2"),
+    "arithmetic-in-a-heredoc-after-a-parameter-delimiter": (
+        "exec 2>/dev/null\ncat <<-${a[f() { :; }\n$(( X + 1 ))",
+        "3",
+    ),
+    "arithmetic-after-the-process-id": ("echo $${ >/dev/null\n(( c = X + 1 )); echo $c", "3"),
+    "let-after-a-comment-in-backquotes": ("echo `echo a #c` >/dev/null;let c=X; echo $c", "2"),
+    "let-after-a-conditional-and-a-redirection": ("[[ a ]]>/dev/null\nlet c=X; echo $c", "2"),
     "let-after-a-hash-in-a-parameter-default": ("echo ${x:- #} >/dev/null; let c=X; echo $c", "2"),
     "let-after-a-heredoc-opened-before-a-comment": (
         "cat <<EOF >/dev/null # a note\nhello\nEOF\nlet c=X; echo $c",

@@ -4,6 +4,9 @@ script runs (for real, in bash) without running a hostile value."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -14,6 +17,9 @@ from test_injection import EVALUATING, NOT_EVALUATING, PAYLOADS, SCRIPTS
 
 from wfx.api import compile_file
 from wfx.diagnostics import DiagnosticsError
+from wfx.expr import parse_template
+from wfx.expr.errors import ExpressionError
+from wfx.shell import ARRAY_VALUE, EvaluatedValueError, prepare_script, scan_sites
 
 #: ways to nest a piece of script that keep running it
 WRAPPERS = [
@@ -91,3 +97,71 @@ def test_combined_fragments_are_refused_or_keep_the_value_data(
         environ={"PATH": "/usr/bin:/bin", "CANARY": str(canary)},
     )
     assert not canary.exists(), text
+
+
+# -- a differential fuzzer: the scanner against bash itself -----------------------------------
+
+#: pieces of shell syntax, balanced or not, that a scanner must follow as bash does
+TOKENS = [
+    *("#c", "echo a #c", "$(echo a)", "`echo a`", '"$(echo a)"', "'a b'", '"a b"', "$'a\\'b'"),
+    *('$"a"', "a\\", "\\\n", "cat <<EOF\nbody\nEOF", "cat <<'EOF'\nbody\nEOF", "<<-E\n\tE"),
+    *('cat <<<"a"', "${x:-a}", "${x#a}", "${#x}", "${x:- #}", "$((1+2))", "((1))", "[[ a ]]"),
+    *("a=(1 2)", "a[0]=1", "{ echo; }", "(echo)", "case a in a) echo;; esac", "f() { :; }"),
+    *("echo {a,b}", "echo <(echo)", "x=$(", ")", '"', "'", "`", "{", "}", "(", "$(", "${"),
+    *("[", "]", "echo", ":", "&&", "||", "|", ";", "&", "\n", " ", "\t", "#", "\\", "$", "<<"),
+    *("<<E", "E", "EOF", "<<-", "<<<", "$(( ", "))", "$[", "let", "declare", "local", "export"),
+    *("read", "printf", "test", "unset", "builtin", "command", "=", "+=", "-i", "-a", "-n", "-v"),
+    *("c", "c=", "a[", "x=", '"${', '}"', "$'", '\\"', "\\'", "\\`", "esac", "in", ";;", "do"),
+    *("done", "then", "fi", "time", "!", "function", ">", "<", "2>&1", ">(", "<(", "|&", ">|"),
+    *("${a[", "${a:", "${@:", "PS4=", "BASH_ENV=", "env", "{l,}", "l{e,}t", "\\ "),
+]
+
+#: what follows the noise: every evaluating fragment, and a few more
+TAILS = [*EVALUATING_LINES, "let c=X", "(( X ))", "declare -a b=X", "PS4=X; set -x; :"]
+
+#: payloads that run `touch $CANARY` wherever bash evaluates them
+FUZZ_PAYLOADS = ["a[$(touch $CANARY)]", "$(touch $CANARY)", "(x $(touch $CANARY))"]
+
+
+@st.composite
+def noisy_scripts(draw: st.DrawFn) -> str:
+    """A tail fragment before, after or inside a run of random shell syntax."""
+    noise = "".join(draw(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=8)))
+    tail = draw(st.sampled_from(TAILS))
+    cut = draw(st.integers(0, len(noise)))
+    return draw(
+        st.sampled_from(
+            [noise + "\n" + tail, noise + ";" + tail, tail + "\n" + noise, noise[:cut] + tail]
+        )
+    )
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=noisy_scripts(), payload=st.sampled_from(FUZZ_PAYLOADS))
+def test_whatever_the_scanner_admits_runs_no_payload_in_bash(script: str, payload: str) -> None:
+    """Any script the check admits, given a hostile value, runs in bash (as wfx's default
+    shell, which stops at a syntax error) without running it; the scanner never crashes."""
+    try:
+        template = parse_template(script.replace("X", "${{ inputs.x }}"))
+    except ExpressionError:
+        return  # noise that is no template (`${` `{a`…): the compiler says so
+    if any(site.evaluating not in (None, ARRAY_VALUE) for site in scan_sites(template)):
+        return
+    try:
+        prepared = prepare_script(template, lambda expression: payload)
+    except EvaluatedValueError:
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        canary = Path(directory) / "CANARY"
+        environ = {"PATH": "/usr/bin:/bin", "CANARY": str(canary), **prepared.env}
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                ["bash", "-eo", "pipefail", "-c", prepared.text],  # wfx's default shell
+                env=environ,
+                cwd=directory,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        assert not canary.exists(), f"bash ran the value of an admitted script:\n{script}"
