@@ -413,7 +413,7 @@ class _Scanner:
         elif match and _is_substring(text, end):
             frame.evaluating = "substring"
             end += 1
-        self.skip = end - index - 1
+        self.skip = self.kept = end - index - 1  # `{name`, kept in the word
 
     # -- states -----------------------------------------------------------------------------
 
@@ -675,14 +675,17 @@ class _Scanner:
                 start += 1
             elif plain in _PREFIXES or plain in _PREFIX_COMMANDS:
                 start, options = start + 1, True  # `command -p let`, `time -p let`
-            elif _MAY_BE_EMPTY.fullmatch(text) and start + 1 < len(words):
+            elif not _SUBSTITUTED.sub("", text) and start + 1 < len(words):
                 start += 1  # `$2 let …`: an expansion that may be empty, then the name
             elif options and plain.startswith("-"):
                 start += 1
             else:
                 break
         if start < len(words):
-            self.judge_named(_unquoted(words[start].text), words[start + 1 :])
+            raw = words[start].text
+            self.judge_named(_unquoted(raw), words[start + 1 :])
+            if _SUBSTITUTED.search(raw):  # `l$(:)et`, `l${x}et`, `l$x""et`: `let` when empty
+                self.judge_named(_unquoted(_SUBSTITUTED.sub("", raw)), words[start + 1 :])
         command.words = []
 
     def judge_named(self, name: str, arguments: list[_Word]) -> None:
@@ -693,8 +696,6 @@ class _Scanner:
             if expanded in _PREFIXES or expanded in _PREFIX_COMMANDS or expanded[:1] == "-":
                 continue  # `{command,let}` is `command let`
             self.judge(expanded, arguments)
-            if _SUBSTITUTED.search(expanded):  # `l$(:)et` is `let` when `:` prints nothing
-                self.judge(_SUBSTITUTED.sub("", expanded), arguments)
             return
 
     def judge(self, name: str, arguments: list[_Word]) -> None:
@@ -952,9 +953,9 @@ def _sequence(first: str, last: str) -> list[str]:
     return [str(n) if numbers else chr(n) for n in values]
 
 
-#: what a command substitution leaves of itself in the word around it (its text is a
-#: command of its own): `$)` for `$( )`, two backquotes for `` ` ` ``
-_SUBSTITUTED = re.compile(r"\$\)|``")
+#: what an expansion that may be empty leaves of itself in the word around it: `$)` of a
+#: `$( )` (its text is a command of its own), two backquotes, `${…}`, `$name`, `$@`
+_SUBSTITUTED = re.compile(r"\$\)|``|\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])")
 
 
 def _word_end(text: str, index: int) -> int:
@@ -1018,10 +1019,6 @@ def _command_name(words: list[str]) -> str | None:
     return None
 
 
-#: an unquoted word made of expansions only (`$x`, `${x}`, `$(…)`): bash drops it when empty
-_MAY_BE_EMPTY = re.compile(r"[$`][^'\"\\\x00]*")
-
-
 def _duplicated_targets(words: list[_Word]) -> Iterable[_Word]:
     """The targets of `>&` redirections of the standard output (`>&`, `1>&`): bash
     evaluates a target that is not a number as arithmetic (`>&a[$(cmd)]` runs `cmd`)."""
@@ -1082,20 +1079,22 @@ def _literal_text(template: Template) -> str:
     its own quoting), so this finds every name bash could read, and more."""
     text = "".join(part for part in template.parts if isinstance(part, str))
     text = _ANSI_QUOTED.sub(lambda quoted: _ansi_c(quoted.group(), 2)[0], text)
-    text = text.replace("\\\n", "").replace('$"', '"').translate(_QUOTE_CHARACTERS)
-    if "$(" in text or "`" in text:  # `l$(:)et` may be `let`: the text without them too
+    text = text.replace("\\\n", "").replace('$"', '"')
+    if "$" in text or "`" in text:  # `l$(:)et`, `l$x""et` may be `let`: the text without them
         inner = _INNERMOST_SUBSTITUTION.sub("", text)
         while inner != (inner := _INNERMOST_SUBSTITUTION.sub("", inner)):
             pass
         text += "\n" + inner
-    return text
+    return text.translate(_QUOTE_CHARACTERS)
 
 
 #: a `$'…'` string, its escapes undecoded
 _ANSI_QUOTED = re.compile(r"\$'(?:[^'\\]|\\.)*'", re.DOTALL)
 
 #: a `$( )` or `` ` ` `` with no other inside it
-_INNERMOST_SUBSTITUTION = re.compile(r"\$\([^()`]*\)|`[^`]*`")
+_INNERMOST_SUBSTITUTION = re.compile(
+    r"\$\([^()`]*\)|`[^`]*`|\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])"
+)
 
 #: what `_literal_text` leaves out
 _QUOTE_CHARACTERS = str.maketrans("", "", "\\'\"")

@@ -209,6 +209,10 @@ EVALUATING = {
     "duplicated-standard-output": ("{ echo a 1>&X; } 2>&1", "a"),
     "let-after-an-expansion-that-may-be-empty": ("$empty let c=X; echo $c", "2"),
     "let-spelled-around-a-substitution-that-prints-nothing": ("l$(:)et c=X; echo $c", "2"),
+    "let-spelled-around-an-empty-parameter": ("l${empty}et c=X; echo $c", "2"),
+    "let-after-empty-parameters-and-a-brace-expansion": ("$@{builtin,let} c=X; echo $c", "2"),
+    "let-spelled-around-an-empty-variable-and-quotes": ('l$empty""et c=X; echo $c', "2"),
+    "read-after-an-empty-expansion-in-its-word": ('${x//a/b}read "a[X]" <<< v; echo ${a[2]}', "v"),
     "declare-after-a-parameter-and-a-redirection": ("$2>&1 declare -i n=X; echo $n", "2"),
     "arithmetic-in-a-heredoc-after-a-parameter-delimiter": (
         "exec 2>/dev/null\ncat <<-${a[f() { :; }\n$(( X + 1 ))",

@@ -114,13 +114,19 @@ TOKENS = [
     *("c", "c=", "a[", "x=", '"${', '}"', "$'", '\\"', "\\'", "\\`", "esac", "in", ";;", "do"),
     *("done", "then", "fi", "time", "!", "function", ">", "<", "2>&1", ">(", "<(", "|&", ">|"),
     *("${a[", "${a:", "${@:", "PS4=", "BASH_ENV=", "env", "{l,}", "l{e,}t", "\\ "),
+    *("while", "until", "elif", "else", "select", "coproc", "]]", "-eq", "*)", "$'\\n'"),
+    *("<<'E'", '"$(', ')"', "${x//a/b}", "${x@Q}", "mapfile", "typeset", "readonly", "$$"),
+    *("1>&", ">&", "&>", "$?", "$#", "$@", "${#a[@]}", "a+=(", "[0]=", "x[1]", "\\\n#"),
 ]
 
 #: what follows the noise: every evaluating fragment, and a few more
 TAILS = [*EVALUATING_LINES, "let c=X", "(( X ))", "declare -a b=X", "PS4=X; set -x; :"]
 
 #: payloads that run `touch $CANARY` wherever bash evaluates them
-FUZZ_PAYLOADS = ["a[$(touch $CANARY)]", "$(touch $CANARY)", "(x $(touch $CANARY))"]
+FUZZ_PAYLOADS = [
+    *("a[$(touch $CANARY)]", "$(touch $CANARY)", "(x $(touch $CANARY))"),
+    *("x[`touch $CANARY`]", "a[$(touch${IFS}$CANARY)]"),
+]
 
 
 @st.composite
