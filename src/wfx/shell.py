@@ -1130,21 +1130,9 @@ def prepare_script(
     """
     if template.is_literal():  # nothing to replace, so nothing for the scanner to find
         return PreparedScript("".join(p for p in template.parts if isinstance(p, str)), {})
-    scanner = _scanner_for(template, shell)
-    pieces: list[str] = []
-    values: list[tuple[Expression, str]] = []
-    for part in template.parts:
-        if isinstance(part, str):
-            scanner.feed(part)
-            pieces.append(part)
-            continue
-        name = f"{ENV_PREFIX}{len(values) + 1}"
-        values.append((part, render(part)))
-        reference = scanner.hole(len(values) - 1).format(name=name)
-        if scanner.active is not None:
-            scanner.line += reference
-        pieces.append(reference)
-    for number, context in scanner.finish().items():
+    text, contexts = _layout(template, shell)
+    values = [(part, render(part)) for part in template.expressions()]
+    for number, context in contexts:
         expression, value = values[number]
         if context == ARRAY_VALUE and value.startswith("("):
             raise EvaluatedValueError(
@@ -1159,7 +1147,28 @@ def prepare_script(
                 f" which bash evaluates as code; its value {value[:40]!r} is not an integer"
             )
     env = {f"{ENV_PREFIX}{i + 1}": value for i, (_, value) in enumerate(values)}
-    return PreparedScript("".join(pieces), env)
+    return PreparedScript(text, env)
+
+
+@functools.lru_cache(maxsize=512)  # a step's every attempt, and every instance of a fan-out
+def _layout(template: Template, shell: str | None) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """The script text with each `${{ }}` replaced by its variable reference, and the
+    evaluating context of each `${{ }}` that stands in one: what the scan finds depends on
+    the text alone, never on the values."""
+    scanner = _scanner_for(template, shell)
+    pieces: list[str] = []
+    number = 0
+    for part in template.parts:
+        if isinstance(part, str):
+            scanner.feed(part)
+            pieces.append(part)
+            continue
+        reference = scanner.hole(number).format(name=f"{ENV_PREFIX}{number + 1}")
+        number += 1
+        if scanner.active is not None:
+            scanner.line += reference
+        pieces.append(reference)
+    return "".join(pieces), tuple(scanner.finish().items())
 
 
 @dataclass(frozen=True, slots=True)
