@@ -457,16 +457,19 @@ class _Scanner:
             self.read_heredoc_operator(text, index + 2)  # (in arithmetic, `<<` is a shift)
         elif char == "\n":
             self.end_of_line()
-        elif self.previous in _WORD_START and not self.case_word(text, index):
+        elif self.at_word_start() and not self.case_word(text, index):
             self.open_assigned_element(text, index)
 
     def starts_comment(self, top: _Frame | None) -> bool:
         """Whether a `#` here starts a comment: at the start of a word, not just after the
         `)` of `$( )` and the like (`$(cmd)#x` is one word, `(cmd)#x` ends in a comment),
         and not inside `${ }`, a subscript or arithmetic, where it is text."""
-        if self.previous not in _WORD_START or (self.previous == ")" and self.closed_in_word):
-            return False
-        return top is None or top.is_command or top.compound
+        return self.at_word_start() and (top is None or top.is_command or top.compound)
+
+    def at_word_start(self) -> bool:
+        """Whether a word starts here: after a blank or an operator, not just after the `)`
+        of `$( )` and the like (`$(cmd)let[…` goes on with the same word)."""
+        return self.previous in _WORD_START and not (self.previous == ")" and self.closed_in_word)
 
     def case_word(self, text: str, index: int) -> bool:
         """Count `case` … `esac` inside a `$( )`, whose patterns end with a bare `)`."""
@@ -1081,20 +1084,21 @@ def _literal_text(template: Template) -> str:
     text = _ANSI_QUOTED.sub(lambda quoted: _ansi_c(quoted.group(), 2)[0], text)
     text = text.replace("\\\n", "").replace('$"', '"')
     if "$" in text or "`" in text:  # `l$(:)et`, `l$x""et` may be `let`: the text without them
-        inner = _INNERMOST_SUBSTITUTION.sub("", text)
-        while inner != (inner := _INNERMOST_SUBSTITUTION.sub("", inner)):
-            pass
-        text += "\n" + inner
+        versions = [text, _EXPANDED_PARAMETER.sub("", text)]  # `$(l${x}et)` holds `let`
+        while (inner := _INNERMOST_SUBSTITUTION.sub("", versions[-1])) != versions[-1]:
+            versions.append(inner)  # each level of nesting left out in turn: `$(l$(:)et)`
+        text = "\n".join(versions)
     return text.translate(_QUOTE_CHARACTERS)
 
 
 #: a `$'…'` string, its escapes undecoded
 _ANSI_QUOTED = re.compile(r"\$'(?:[^'\\]|\\.)*'", re.DOTALL)
 
-#: a `$( )` or `` ` ` `` with no other inside it
-_INNERMOST_SUBSTITUTION = re.compile(
-    r"\$\([^()`]*\)|`[^`]*`|\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])"
-)
+#: a `$( )` or `` ` ` `` with no other inside it (its text may print nothing)
+_INNERMOST_SUBSTITUTION = re.compile(r"\$\([^()`]*\)|`[^`]*`")
+
+#: a parameter expansion (`${…}`, `$name`, `$@`), which may be empty
+_EXPANDED_PARAMETER = re.compile(r"\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])")
 
 #: what `_literal_text` leaves out
 _QUOTE_CHARACTERS = str.maketrans("", "", "\\'\"")

@@ -142,6 +142,10 @@ EVALUATING = {
     # a builtin's name spelled through quotes or escapes is still its name to bash
     "let-spelled-with-a-backslash": ("l\\et c=X; echo $c", "2"),
     "let-spelled-with-empty-quotes": ('l""et c=X; echo $c', "2"),
+    "let-after-a-substitution-then-a-bracket": (
+        "$(echo a)let[ 2>/dev/null ||\n(( c = X )); echo $c",
+        "2",
+    ),
     "let-spelled-in-ansi-c-quotes": ("$'l\\x65t' c=X; echo $c", "2"),
     "declare-spelled-in-parts": ("d$'ec'l\\a\"\"re -i n=X; echo $n", "2"),
     "let-made-by-brace-expansion": ("l{e,}t c=X; echo $c", "2"),
@@ -210,6 +214,8 @@ EVALUATING = {
     "let-after-an-expansion-that-may-be-empty": ("$empty let c=X; echo $c", "2"),
     "let-spelled-around-a-substitution-that-prints-nothing": ("l$(:)et c=X; echo $c", "2"),
     "let-spelled-around-an-empty-parameter": ("l${empty}et c=X; echo $c", "2"),
+    "let-spelled-around-a-parameter-in-a-substitution": ('echo "$(l${e}et c=X; echo $c)"', "2"),
+    "let-spelled-around-a-substitution-in-a-substitution": ('echo "$(l$(:)et c=X; echo $c)"', "2"),
     "let-after-empty-parameters-and-a-brace-expansion": ("$@{builtin,let} c=X; echo $c", "2"),
     "let-spelled-around-an-empty-variable-and-quotes": ('l$empty""et c=X; echo $c', "2"),
     "read-after-an-empty-expansion-in-its-word": ('${x//a/b}read "a[X]" <<< v; echo ${a[2]}', "v"),
