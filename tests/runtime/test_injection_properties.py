@@ -142,7 +142,14 @@ def noisy_scripts(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same 1,500 scripts on every run, so a case found but not yet followed
+# cannot fail CI at random; explore with `derandomize=False` and `--hypothesis-seed`
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(script=noisy_scripts(), payload=st.sampled_from(FUZZ_PAYLOADS))
 def test_whatever_the_scanner_admits_runs_no_payload_in_bash(script: str, payload: str) -> None:
     """Any script the check admits, given a hostile value, runs in bash (as wfx's default
