@@ -73,13 +73,10 @@ ARRAY_VALUE = "array-value"
 #: in each bash a step starts (`BASH_ENV`), in an interactive shell (`PS0`-`PS2`,
 #: `PROMPT_COMMAND`), or as arithmetic when assigned (`OPTIND`, `RANDOM`, `SRANDOM`,
 #: `HISTCMD`)
-EVALUATED_VARIABLES = frozenset(
-    {"PS0", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "BASH_ENV"}
-    | {"OPTIND", "RANDOM", "SRANDOM", "HISTCMD"}
-)
-
 #: of those, the ones a shell expands when it finds them in its environment
 ENVIRONMENT_EVALUATED = frozenset({"PS0", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "BASH_ENV"})
+
+EVALUATED_VARIABLES = ENVIRONMENT_EVALUATED | {"OPTIND", "RANDOM", "SRANDOM", "HISTCMD"}
 
 #: an integer literal: the only text wfx passes into an evaluating context
 INTEGER_LITERAL = re.compile(r"-?[0-9]{1,18}")
@@ -956,9 +953,12 @@ def _sequence(first: str, last: str) -> list[str]:
     return [str(n) if numbers else chr(n) for n in values]
 
 
+#: a parameter expansion (`${…}`, `$name`, `$@`), which may be empty
+_EXPANDED_PARAMETER = re.compile(r"\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])")
+
 #: what an expansion that may be empty leaves of itself in the word around it: `$)` of a
-#: `$( )` (its text is a command of its own), two backquotes, `${…}`, `$name`, `$@`
-_SUBSTITUTED = re.compile(r"\$\)|``|\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])")
+#: `$( )` (its text is a command of its own), two backquotes, or a parameter expansion
+_SUBSTITUTED = re.compile(r"\$\)|``|" + _EXPANDED_PARAMETER.pattern)
 
 
 def _word_end(text: str, index: int) -> int:
@@ -1067,7 +1067,7 @@ def _read_names(arguments: list[_Word]) -> Iterable[_Word]:
 #: text without which no builtin can evaluate a word (`[` for `[[`, `[` and subscripts)
 _COMMAND_TRIGGERS = re.compile(
     r"\[|\b(?:let|declare|typeset|local|export|readonly|read|printf|test|unset)\b"
-    r"|\b(?:PS[0-4]|PROMPT_COMMAND|BASH_ENV|OPTIND|S?RANDOM|HISTCMD)\+?=|>&"
+    rf"|\b(?:{'|'.join(sorted(EVALUATED_VARIABLES))})\+?=|>&"
     r"|\{[^{}]*(?:,|\.\.)[^{}]*\}"  # a brace expansion may spell any of them: `l{e,}t`
 )
 #: text without which a script has no evaluating context at all
@@ -1096,9 +1096,6 @@ _ANSI_QUOTED = re.compile(r"\$'(?:[^'\\]|\\.)*'", re.DOTALL)
 
 #: a `$( )` or `` ` ` `` with no other inside it (its text may print nothing)
 _INNERMOST_SUBSTITUTION = re.compile(r"\$\([^()`]*\)|`[^`]*`")
-
-#: a parameter expansion (`${…}`, `$name`, `$@`), which may be empty
-_EXPANDED_PARAMETER = re.compile(r"\$\{[^{}]*\}|\$(?:[A-Za-z_][A-Za-z0-9_]*|[0-9@*#?!$-])")
 
 #: what `_literal_text` leaves out
 _QUOTE_CHARACTERS = str.maketrans("", "", "\\'\"")
@@ -1247,7 +1244,7 @@ def check_scripts(steps: Iterable[tuple[Step, str | None]], workflow: Workflow) 
 
     `steps` pairs each leaf step with its effective `shell` (None: the default).
     """
-    numbers = {i.name.lower() for i in workflow.inputs if i.type is InputType.NUMBER}
+    numbers = _number_inputs(workflow)
     problems: list[Diagnostic] = []
     for step, shell in steps:
         for action in (step.action, step.rollback):
@@ -1262,7 +1259,7 @@ def check_environments(workflow: Workflow) -> list[Diagnostic]:
     """Errors for `${{ }}` in the `env:` value of a variable a shell expands as code when it
     finds it in its environment (`BASH_ENV`, `PS4`…): a value such as `$(cmd)` would run
     `cmd` in every bash the step starts, before its script. Numbers are admitted."""
-    numbers = {i.name.lower() for i in workflow.inputs if i.type is InputType.NUMBER}
+    numbers = _number_inputs(workflow)
     maps = [workflow.env, workflow.defaults.env]
     maps += [step.env for step in all_steps(workflow)]
     maps += [action.env for action, _, _ in all_actions(workflow)]
@@ -1304,6 +1301,11 @@ def _check_script(template: Template, shell: str | None, numbers: set[str]) -> l
         if site.evaluating not in (None, ARRAY_VALUE)
         and not proven_integer(site.expression, numbers)
     ]
+
+
+def _number_inputs(workflow: Workflow) -> set[str]:
+    """The (lowercased) names of the inputs declared `type: number`."""
+    return {i.name.lower() for i in workflow.inputs if i.type is InputType.NUMBER}
 
 
 def proven_integer(expression: Expression, numbers: set[str]) -> bool:
