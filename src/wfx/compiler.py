@@ -10,6 +10,7 @@ and the static checks of :mod:`wfx.checks` are reported together.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -1372,24 +1373,50 @@ def schedule(
     kind = "exponential" if backoff is None else str(getattr(backoff, "value", backoff))
     growth = DEFAULT_FACTOR if factor is None else factor
     cap = DEFAULT_MAX_DELAY if max_delay is None else max_delay
-    waits = []
-    for attempt in range(1, retries + 1):
-        if kind == "exponential":
-            wait = base * growth ** (attempt - 1)
-        elif kind == "linear":
-            wait = base * attempt
-        else:
-            wait = base
-        waits.append(min(wait, cap))
+    return _schedule(retries, base, kind, growth, cap, jitter or 0.0, on, except_ or (), deadline)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(
+    retries: int,
+    base: float,
+    kind: str,
+    growth: float,
+    cap: float,
+    jitter: float,
+    on: tuple[int | str, ...] | None,
+    except_: tuple[int, ...],
+    deadline: float | None,
+) -> RetrySchedule:
+    """One schedule per distinct policy: the steps that share a policy (a `defaults` one,
+    say) share its waits, up to 10,000 of them."""
     return RetrySchedule(
         attempts=retries + 1,
         delay=base,
         backoff=kind,
         factor=growth,
         max_delay=cap,
-        jitter=jitter or 0.0,
-        delays=tuple(waits),
+        jitter=jitter,
+        delays=_waits(retries, base, kind, growth, cap),
         on=None if on is None or "any" in on else on,
-        except_=except_ or (),
+        except_=except_,
         deadline=deadline,
     )
+
+
+def _waits(retries: int, base: float, kind: str, growth: float, cap: float) -> tuple[float, ...]:
+    """The wait before each retry, none above `cap`. Exponential waits are multiplied up
+    one at a time and stop growing at the cap, so a huge factor or delay reaches the cap
+    (or infinity) instead of overflowing, and a zero delay stays zero."""
+    waits = []
+    wait = base
+    for attempt in range(1, retries + 1):
+        if kind == "exponential":
+            waits.append(min(wait, cap))
+            if 0 < wait < cap:
+                wait *= growth
+        elif kind == "linear":
+            waits.append(min(base * attempt, cap))
+        else:
+            waits.append(min(base, cap))
+    return tuple(waits)

@@ -162,8 +162,8 @@ class _Reader:
         except FileNotFoundError:
             self.problems.append(_missing(written, path, span))
             return None
-        except OSError as exc:
-            problem = exc.strerror or str(exc)
+        except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+            problem = _why_unreadable(exc)
             self.problems.append(
                 error("envfile.unreadable", f"env file `{written}` ({path}): {problem}", span)
             )
@@ -173,6 +173,12 @@ class _Reader:
             self.problems.append(error("envfile.size", message, span))
             return None
         return data.decode("utf-8", errors="replace")
+
+
+def _why_unreadable(exc: OSError | ValueError) -> str:
+    if isinstance(exc, ValueError):
+        return "the name contains a NUL character, which no file name can hold"
+    return exc.strerror or str(exc)
 
 
 def _written(files: Sequence[Located]) -> list[tuple[str, Span | None]]:

@@ -487,8 +487,8 @@ class _ModelBuilder:
 
     def retries(self, value: Any, path: Path_) -> RetryPolicy:
         span = self.span(path)
-        if isinstance(value, int):
-            return RetryPolicy(max=value, span=span)
+        if isinstance(value, int | float):  # `3.0` is the integer 3, as JSON Schema has it
+            return RetryPolicy(max=int(value), span=span)
         durations = {k: self.duration(value, k, path) for k in ("delay", "maxDelay", "deadline")}
         on = value.get("on")
         return RetryPolicy(

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from wfx.diagnostics import Diagnostic, Span, closest, error, sorted_diagnostics
 from wfx.resources import read_text
+from wfx.schemacheck import is_number
 from wfx.source import Path_, PositionMap, SourceDocument
 
 if TYPE_CHECKING:
@@ -236,9 +237,13 @@ def _validator() -> Validator:
         if matching != 1:
             yield ValidationError(f"{instance!r} matches {matching} of {branches!r}")
 
+    def number(_checker: Any, instance: Any) -> bool:
+        return is_number(instance)
+
+    types = Draft202012Validator.TYPE_CHECKER.redefine("number", number)
     # No format checker and no check_schema: the schema is tested, not re-checked per run.
     checker: type[Validator] = extend(  # type: ignore[no-untyped-call]
-        Draft202012Validator, {"oneOf": one_of}
+        Draft202012Validator, {"oneOf": one_of}, type_checker=types
     )
     return checker(_inlined(schema()))
 

@@ -11,6 +11,7 @@ holds the verdicts to plain jsonschema's.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -149,13 +150,13 @@ class _Compiler:
         return lambda value: not isinstance(value, str) or len(value) <= rule
 
     def kw_minimum(self, rule: float, _node: Mapping[str, Any]) -> Check:
-        return lambda value: not _is_number(value) or not value < rule
+        return lambda value: not is_number(value) or not value < rule
 
     def kw_maximum(self, rule: float, _node: Mapping[str, Any]) -> Check:
-        return lambda value: not _is_number(value) or not value > rule
+        return lambda value: not is_number(value) or not value > rule
 
     def exclusive_minimum(self, rule: float, _node: Mapping[str, Any]) -> Check:
-        return lambda value: not _is_number(value) or not value <= rule
+        return lambda value: not is_number(value) or not value <= rule
 
     # -- lists -------------------------------------------------------------------------------
 
@@ -289,8 +290,12 @@ def _never(_value: Any) -> bool:
     return False
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def is_number(value: Any) -> bool:
+    """JSON Schema's `number`, as wfx has it: no bool, and no NaN (JSON has none; `.nan`
+    in YAML is a float that every comparison, `minimum` included, would let through)."""
+    if isinstance(value, float):
+        return not math.isnan(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_integer(value: Any) -> bool:
@@ -299,13 +304,14 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-#: JSON Schema's types as jsonschema decides them (a bool is no number, 1.0 is an integer)
+#: JSON Schema's types as jsonschema decides them (a bool is no number, 1.0 is an integer),
+#: and NaN no number (wfx.schema's validator is told so too)
 _TYPES: Mapping[str, Check] = {
     "array": lambda value: isinstance(value, list),
     "boolean": lambda value: isinstance(value, bool),
     "integer": _is_integer,
     "null": lambda value: value is None,
-    "number": _is_number,
+    "number": is_number,
     "object": lambda value: isinstance(value, dict),
     "string": lambda value: isinstance(value, str),
 }

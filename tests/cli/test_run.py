@@ -37,6 +37,23 @@ def test_exit_codes(tmp_path: Path, steps: str, code: int) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "step",
+    [
+        '{id: a, run: "true", workingDirectory: "x\\0y"}',  # the direct start (crashed)
+        '{id: a, run: "true; true", workingDirectory: "x\\0y"}',  # through bash
+        "{id: a, cmd: [\"true\"], workingDirectory: \"${{ format('x{0}y', '\\0') }}\"}",
+    ],
+)
+def test_a_nul_in_the_working_directory_fails_the_step_saying_why(
+    tmp_path: Path, step: str
+) -> None:
+    result = wfx("run", "--no-journal", str(write(tmp_path, f"wfx: 1\nsteps:\n  - {step}\n")))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+    assert "the working directory contains a NUL character" in result.stdout + result.stderr
+
+
 def test_plain_output_is_prefixed_and_ends_with_a_summary(tmp_path: Path) -> None:
     path = write(tmp_path, "wfx: 1\nsteps:\n  - id: hello\n    run: echo hi there\n")
     result = wfx("run", str(path))

@@ -43,7 +43,12 @@ EXPECTED: dict[str, list[tuple[int, int, str]]] = {
     "bad-values.yaml": [
         (2, 10, "`timeout` must be a duration like `30s`, `5m` or `1h30m`, got `5 minutes`"),
         (6, 14, "`onError` must be one of fail, continue, retry, got `abort`"),
-        (7, 20, "`max` must be a non-negative integer, got `-1`"),
+        (
+            7,
+            20,
+            "`max` must be an integer from 0 to 10000"
+            " (for retries that go on until a time, set `deadline`), got `-1`",
+        ),
         (7, 33, "`backoff` must be one of exponential, linear, constant, got `quadratic`"),
     ],
     "yaml-syntax.yaml": [(5, 3, "invalid YAML: did not find expected ',' or ']'")],
@@ -164,6 +169,15 @@ HOSTILE: dict[str, bytes] = {
     + b" }}\n",
     "unterminated-expression": b"wfx: 1\nsteps:\n  - run: echo ${{ inputs.x\n",
     "many-errors": b"wfx: 1\nsteps:\n" + b"".join(b"  - {id: a, rnu: x}\n" for _ in range(500)),
+    # found by a fuzzer: each crashed `wfx validate` with OverflowError, MemoryError,
+    # TypeError or ValueError before it was refused
+    "huge-retries": b"wfx: 1\nsteps:\n  - {run: x, retries: 9223372036854775808}\n",
+    "huge-max": b"wfx: 1\nsteps:\n  - {run: x, retries: {max: 100000000}}\n",
+    "nan-numbers": (
+        b"wfx: 1\ntimeout: .nan\nsteps:\n  - {run: x, timeout: .NaN, killGrace: .nan,"
+        b" resources: {gpu: .nan}, retries: {max: 2, factor: .nan, jitter: .nan, delay: .nan}}\n"
+    ),
+    "nul-in-env-file": b'wfx: 1\nenvFile: "a\\0b"\nsteps:\n  - {run: x, envFile: ["c\\0"]}\n',
 }
 
 

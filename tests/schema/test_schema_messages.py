@@ -83,7 +83,7 @@ CASES = {
         STEP + "    run: echo\n    retries: three\n",
         5,
         14,
-        "`retries` must be a non-negative integer or a mapping "
+        "`retries` must be an integer from 0 to 10000 or a mapping "
         "{max, delay, backoff, factor, maxDelay, jitter, on, except, deadline}, got a string",
         "retries: 3",
     ),
@@ -95,7 +95,7 @@ CASES = {
         "remove the quotes to make it a number",
     ),
     "negative retries shows the value": Case(
-        STEP + "    run: echo\n    retries: -1\n", 5, 14, "non-negative integer or a mapping", None
+        STEP + "    run: echo\n    retries: -1\n", 5, 14, "must be an integer from 0 to 10000", None
     ),
     "onError outside its enum": Case(
         STEP + "    run: echo\n    onError: abort\n",
@@ -293,7 +293,8 @@ CASES = {
         "wfx: 1\nsteps:\n  - steps:\n      - steps:\n          - {run: x, retries: {max: -2}}\n",
         5,
         37,
-        "`max` must be a non-negative integer, got `-2`",
+        "`max` must be an integer from 0 to 10000"
+        " (for retries that go on until a time, set `deadline`), got `-2`",
     ),
     "a finally step": Case(
         "wfx: 1\nsteps: [{run: x}]\nfinally:\n  - {run: y, onError: skip}\n",

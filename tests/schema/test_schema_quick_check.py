@@ -5,6 +5,7 @@ workflows, valid and not; and a valid file is read without importing jsonschema.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema.validators import Draft202012Validator
+from jsonschema.validators import Draft202012Validator, extend
 
 from wfx import schema as wfx_schema
 from wfx import schemacheck
@@ -22,7 +23,19 @@ from wfx.diagnostics import DiagnosticsError
 from wfx.source import load
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAIN = Draft202012Validator(wfx_schema.schema())
+STOCK = Draft202012Validator(wfx_schema.schema())
+#: plain jsonschema with wfx's one change of meaning: NaN is no number (see the last test)
+PLAIN = extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "number",
+        lambda _checker, value: (
+            not math.isnan(value)
+            if isinstance(value, float)
+            else isinstance(value, int) and not isinstance(value, bool)
+        ),
+    ),
+)(wfx_schema.schema())
 
 
 def _documents() -> dict[str, Any]:
@@ -150,3 +163,25 @@ def test_a_valid_file_is_checked_without_jsonschema(tmp_path: Path) -> None:
     bad = imports_jsonschema("bad.yaml")
     assert bad[-1] == "True"  # the full report still comes from jsonschema
     assert "exactly one of" in bad[0]
+
+
+NAN_PLACES = {
+    "timeout": {"wfx": 1, "timeout": float("nan"), "steps": [{"run": "x"}]},
+    "factor": {"wfx": 1, "steps": [{"run": "x", "retries": {"factor": float("nan")}}]},
+    "jitter": {"wfx": 1, "steps": [{"run": "x", "retries": {"jitter": float("nan")}}]},
+    "resources": {"wfx": 1, "steps": [{"run": "x", "resources": {"gpu": float("nan")}}]},
+}
+
+
+@pytest.mark.parametrize("place", sorted(NAN_PLACES))
+def test_nan_is_no_number_for_either_check(place: str) -> None:
+    """`.nan` passes every `minimum` and `maximum` (no comparison with it holds), so wfx
+    counts it as no number at all: both checks refuse it, where plain jsonschema admits
+    it (it crashed the run when it reached a timeout)."""
+    data = NAN_PLACES[place]
+    assert STOCK.is_valid(data)
+    assert not PLAIN.is_valid(data)
+    assert not schemacheck.is_valid(data)
+    assert not wfx_schema._validator().is_valid(data)
+    finite = json.loads(json.dumps(data).replace("NaN", "1"))
+    assert schemacheck.is_valid(finite) and wfx_schema._validator().is_valid(finite)

@@ -228,8 +228,11 @@ _SCRIPT_SUFFIXES = {"pwsh": ".ps1", "powershell": ".ps1", "python": ".py", "pyth
 MAX_ARGUMENT_BYTES = 128 * 1024
 
 
-def unpassable(argv: Sequence[str], env: Mapping[str, str]) -> str | None:
-    """Why these arguments or variables cannot reach a process, or None when they can."""
+def unpassable(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -> str | None:
+    """Why these arguments, variables or working directory cannot reach a process, or None
+    when they can."""
+    if cwd is not None and "\x00" in cwd:
+        return "the working directory contains a NUL character, which no directory name can hold"
     for index, value in enumerate(argv):
         if "\x00" in value or len(value) * 4 >= MAX_ARGUMENT_BYTES:  # else surely passable
             problem = _unpassable_value(value)

@@ -107,7 +107,7 @@ class LocalExecutor:
             argv = [item.replace(SCRIPT_PLACEHOLDER, str(script_file)) for item in argv]
         output_file = f"{stem}.out"
         own = {**request.env, "WFX_OUTPUT": output_file}
-        problem = unpassable(argv, own)
+        problem = unpassable(argv, own, request.cwd)
         if problem is not None:
             if script_file is not None:
                 script_file.unlink(missing_ok=True)
