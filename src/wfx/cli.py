@@ -30,6 +30,7 @@ from wfx.exitcodes import (
     EXIT_OK,
     EXIT_RUN_LOCKED,
 )
+from wfx.render.characters import visible
 from wfx.runtime import classcache
 
 # before the first dataclass of wfx is made (this module's own): see wfx.runtime.classcache
@@ -760,7 +761,7 @@ def _claim(journal: Any, run_id: str, force: bool, root: str | None = None) -> t
         click.echo(f"wfx: warning: resuming with a changed workflow (--force): {changes}", err=True)
     leftovers = api.leftovers_notice(stopped)
     if leftovers:
-        click.echo(f"wfx: warning: {leftovers}", err=True)
+        click.echo(f"wfx: warning: {visible(leftovers)}", err=True)
     lost = api.lost_workspace(state)
     if lost:
         click.echo(f"wfx: warning: {lost}", err=True)
@@ -1110,7 +1111,7 @@ def main() -> None:
     except Exception as exc:  # a bug in wfx: say so plainly instead of a traceback
         journal_problem = _journal_error_in(exc)
         if journal_problem is not None:
-            click.echo(f"wfx: error: {journal_problem}", err=True)
+            click.echo(f"wfx: error: {visible(str(journal_problem))}", err=True)
             code = _journal_exit_code(journal_problem)
             if code == EXIT_INVALID and "cannot be written" in str(journal_problem):
                 click.echo(f"  = hint: {UNWRITABLE_HINT}", err=True)
@@ -1119,6 +1120,6 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"wfx: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"wfx: internal error: {type(exc).__name__}: {visible(str(exc))}", err=True)
         click.echo("This is a bug in wfx; please report it with the input file.", err=True)
         sys.exit(EXIT_INTERNAL)

@@ -17,6 +17,7 @@ import click
 
 from wfx.durations import parse_duration
 from wfx.exitcodes import EXIT_INVALID, EXIT_JOURNAL_CORRUPT
+from wfx.render.characters import visible
 
 if TYPE_CHECKING:
     from wfx.runtime.journal import Journal, RunRecord
@@ -62,7 +63,7 @@ def journal_path(state_dir: str | None) -> Path:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"wfx: error: {message}", err=True)
+    click.echo(f"wfx: error: {visible(message)}", err=True)
     sys.exit(code)
 
 

@@ -16,8 +16,8 @@ from markdown_it.token import Token
 from wfx import model, schema, source
 from wfx.compiler import compile_workflow
 from wfx.plan import Plan, make_plan
+from wfx.render.characters import visible
 from wfx.render.plan_markdown import render_markdown
-from wfx.render.units import visible
 
 #: what a hostile author might put in any free text of a workflow
 HOSTILE = [

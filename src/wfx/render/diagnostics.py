@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 
 from wfx.diagnostics import Diagnostic, Severity
+from wfx.render.characters import visible
 
 #: file name -> its text, so a diagnostic can quote the line it points at
 Sources = Mapping[str, str]
@@ -23,13 +24,22 @@ def as_text(diagnostics: Iterable[Diagnostic], sources: Sources) -> str:
 def _text_block(diagnostic: Diagnostic, sources: Sources) -> str:
     span = diagnostic.span
     where = f"{span}: " if span else ""
-    lines = [f"{where}{diagnostic.severity.value}: {diagnostic.message}"]
+    message = _one_line(diagnostic.message)
+    lines = [f"{where}{diagnostic.severity.value}: {message}"]
     if span is not None:
         quoted = _quote(sources.get(span.file), span.line, span.column, span)
         lines.extend(quoted)
     if diagnostic.hint:
-        lines.append(f"  = hint: {diagnostic.hint}")
+        lines.append(f"  = hint: {_one_line(diagnostic.hint)}")
     return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    """A message or hint as printed: what it quotes from a file or a run (a path, a
+    name, a value) cannot act on the terminal, and a later line is indented under it."""
+    if text.isprintable():
+        return text
+    return visible(text).replace("\n", "\n    ")
 
 
 def _quote(text: str | None, line: int, column: int, span: object) -> list[str]:
@@ -47,8 +57,10 @@ def _quote(text: str | None, line: int, column: int, span: object) -> list[str]:
     if end_line == line and end_column > column:
         width = min(end_column - column, max(1, len(shown) - (column - 1 - start)))
     gutter = f"{line:>4} | "
-    caret = " " * (len(gutter) - 2) + "| " + " " * (column - 1 - start) + "^" * width
-    return [gutter + shown, caret]
+    before = visible(shown[: column - 1 - start])
+    marked = visible(shown[column - 1 - start : column - 1 - start + width])
+    caret = " " * (len(gutter) - 2) + "| " + " " * len(before) + "^" * len(marked)
+    return [gutter + visible(shown), caret]
 
 
 def as_json(diagnostics: Iterable[Diagnostic]) -> str:

@@ -2,7 +2,8 @@
 
 Pure functions from journal records to rich renderables, JSON text or plain lines.
 Everything taken from a run (names, reasons, outputs, log text) is shown as plain
-text, never as rich markup. Outputs are already masked by the engine.
+text, never as rich markup; names and reasons with their control characters written
+out (:func:`wfx.render.units.visible`). Outputs are already masked by the engine.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from wfx.render.characters import visible
 from wfx.render.summary import STATUS_STYLES, STATUS_SYMBOLS, short_duration
 from wfx.runtime.events import StepStatus
 from wfx.runtime.journal import LOG_LIMIT, RunRecord, StepRecord
@@ -152,7 +154,7 @@ def runs_table(runs: Sequence[RunRecord], alive: Collection[str] = ()) -> Table:
     for run in runs:
         table.add_row(
             Text(run.id),
-            Text(run.workflow),
+            Text(visible(run.workflow)),
             run_status_text(run, alive),
             local_time(run.started),
             run_duration(run, alive),
@@ -195,12 +197,12 @@ def _details(run: RunRecord, alive: Collection[str]) -> Table:
     grid.add_column()
     rows: list[tuple[str, Text | str]] = [
         ("run", Text(run.id)),
-        ("workflow", Text(run.workflow)),
+        ("workflow", Text(visible(run.workflow))),
         ("file", Text(run.file)),
         ("status", run_status_text(run, alive)),
     ]
     if run.reason:
-        rows.append(("reason", Text(run.reason)))
+        rows.append(("reason", Text(visible(run.reason))))
     rows += [
         ("inputs", Text(one_line_json(dict(run.inputs), CELL_LIMIT) if run.inputs else "-")),
         ("started", local_time(run.started)),
@@ -233,7 +235,7 @@ def _steps_table(steps: Sequence[StepRecord]) -> Table:
             step_duration(step),
             exit_text(step),
             Text(_places(step)),
-            Text(_reason(step)),
+            Text(visible(_reason(step))),
         )
     return table
 

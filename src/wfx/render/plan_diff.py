@@ -12,6 +12,7 @@ from typing import Any
 
 from wfx.graph import RetrySchedule
 from wfx.plan import Change
+from wfx.render.characters import visible
 from wfx.render.plan_json import json_value, retry_filters
 from wfx.render.plan_markdown import fenced, prose
 from wfx.render.units import (
@@ -20,7 +21,6 @@ from wfx.render.units import (
     plain,
     retries,
     value,
-    visible,
 )
 
 #: the `--format`s a diff can be shown in

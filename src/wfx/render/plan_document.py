@@ -24,6 +24,7 @@ from wfx.plan import (
     runs_elsewhere,
     where_it_runs,
 )
+from wfx.render.characters import visible
 from wfx.render.units import (
     count,
     duration,
@@ -34,7 +35,6 @@ from wfx.render.units import (
     retries,
     run_settings,
     value,
-    visible,
 )
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)

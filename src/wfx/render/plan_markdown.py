@@ -19,6 +19,7 @@ from typing import Any
 
 from wfx.model import StepId
 from wfx.plan import Plan, PlannedAction, PlannedStep, calls_in, runs_elsewhere, where_it_runs
+from wfx.render.characters import visible
 from wfx.render.units import (
     count,
     duration,
@@ -29,7 +30,6 @@ from wfx.render.units import (
     retries,
     run_settings,
     value,
-    visible,
 )
 
 #: how a `run` step with no `shell` setting runs (decided on the machine that runs it)

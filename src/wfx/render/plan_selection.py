@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wfx.render.characters import visible
 from wfx.render.plan_markdown import prose
-from wfx.render.units import visible
 from wfx.selection import Choice, Disposition, Selection
 
 #: how each disposition reads in text and Markdown

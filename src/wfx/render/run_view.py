@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
+from wfx.render.characters import visible
 from wfx.render.console import PlainConsole, reader_gone
 from wfx.render.summary import STATUS_STYLES, STATUS_SYMBOLS, short_duration
 from wfx.runtime.events import (
@@ -116,6 +117,16 @@ def queued_line(event: RunQueued) -> str:
     )
 
 
+def _shown(line: str) -> str:
+    """One of wfx's own lines (not a step's output, which is the step's to write) as
+    printed: what came from the workflow or a run (a name, a path, a reason) cannot act
+    on the terminal, and a reason's later lines are indented, so that none of them reads
+    as a line of wfx's own (or as a CI runner's `::command`)."""
+    if line.isprintable():
+        return line
+    return visible(line).replace("\n", "\n  ")
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
@@ -192,7 +203,7 @@ class PlainView:
         if self._quiet and not _is_failure(event):
             return
         for line in _handler(self._handlers, type(event), _no_lines)(event):
-            self._write(line)
+            self._write(_shown(line))
 
     def _write(self, line: str) -> None:
         try:
@@ -417,7 +428,9 @@ class LiveView:
         lines += [f"[{step.id}] {line}" for line in step.output]
         report = Text("\n".join(lines) + "\n" if lines else "")
         style = STATUS_STYLES[step.status]
-        report.append(f"{STATUS_SYMBOLS[step.status]} {step.id} {step.detail}", style=style)
+        report.append(
+            f"{STATUS_SYMBOLS[step.status]} {step.id} {visible(step.detail)}", style=style
+        )
         return report
 
     # -- drawing ---------------------------------------------------------------------------
@@ -439,7 +452,7 @@ class LiveView:
         from rich.text import Text
 
         title = Text("wfx run: ", style="bold")
-        title.append(self._workflow or "…", style="bold")
+        title.append(visible(self._workflow or "…").replace("\n", " "), style="bold")
         if self._finished is not None:
             status = self._finished.status
             style = "green" if status is RunStatus.SUCCESS else "bold red"
@@ -508,7 +521,7 @@ def _line(symbol: str, step_id: str, detail: str, style: str = "") -> Text:
     text = Text(f"{symbol} ", style=style)
     text.append(step_id)
     if detail:
-        text.append(f"  {detail}", style=style or "dim")
+        text.append(f"  {visible(detail)}", style=style or "dim")
     return text
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from wfx.durations import format_duration as duration
+from wfx.render.characters import visible
 from wfx.runtime.events import (
     Event,
     RollbackFinished,
@@ -201,9 +202,10 @@ _STATUS_TEXTS = {status: f"{symbol} {status.value}" for status, symbol in STATUS
 
 def run_headline(run: RunLine) -> str:
     """`<workflow> — success in 3.4s`, or `<workflow> — did not finish`."""
+    name = visible(run.workflow).replace("\n", " ")
     if run.status is None:
-        return f"{run.workflow} — did not finish"
-    return f"{run.workflow} — {run.status.value} in {short_duration(run.duration)}"
+        return f"{name} — did not finish"
+    return f"{name} — {run.status.value} in {short_duration(run.duration)}"
 
 
 _HEADERS = ("step", "status", "attempts", "duration", "reason")
@@ -277,11 +279,13 @@ _FAILURE_STYLES = {status: STATUS_STYLES[status] for status in StepStatus if sta
 
 def _folded(cell: str) -> str:
     """A cell as rich prints it: whitespace runs folded to one space, control codes
-    dropped. A printable cell holds no whitespace but the ASCII space and no control
-    code, so one without doubled or outer spaces is already so (most are)."""
+    dropped, and any other character a terminal would act on or not show written out
+    (`<U+001B>`: a name or reason cannot colour, move or retitle the terminal). A
+    printable cell holds no whitespace but the ASCII space and no control code, so one
+    without doubled or outer spaces is already so (most are)."""
     if cell.isprintable() and "  " not in cell and cell[:1] != " " and cell[-1:] != " ":
         return cell
-    return " ".join(cell.split()).translate(_CONTROL_CODES)
+    return visible(" ".join(cell.split()).translate(_CONTROL_CODES))
 
 
 def _line_format(headers: list[str], widths: list[int]) -> Callable[..., str]:

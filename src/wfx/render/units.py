@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -118,22 +117,6 @@ def plain(item: Any) -> Any:
     if item is None or isinstance(item, str | int | bool):
         return item
     return str(item)
-
-
-#: characters a terminal or a browser would act on or not show: controls, zero-width and
-#: bidirectional formatting (Unicode category Cc, Cf, Zl, Zp), except newline and tab
-_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
-
-
-def visible(text: str) -> str:
-    """`text` with every invisible or control character (but newline and tab) written as
-    `<U+XXXX>`, so nothing in it can hide, reorder or overwrite what is shown."""
-    if text.isprintable():
-        return text
-    return "".join(
-        f"<U+{ord(c):04X}>" if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE else c
-        for c in text
-    )
 
 
 def run_settings(plan: Plan) -> list[str]:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from wfx.graph import Section
+from wfx.render.characters import visible
 from wfx.render.plan_markdown import code, prose
-from wfx.render.units import duration, visible
+from wfx.render.units import duration
 from wfx.runtime.events import StepStatus
 from wfx.whatif import StepOutcome, WhatIf
 
