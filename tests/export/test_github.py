@@ -213,6 +213,20 @@ def test_allow_lossy_warns_per_loss_and_comments_the_output(tmp_path: Path) -> N
     actionlint(out)
 
 
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85", "\r"])
+def test_a_loss_comment_cannot_end_its_line_and_add_keys(tmp_path: Path, breaker: str) -> None:
+    """A YAML 1.1 reader ends a comment at NEL, U+2028 and U+2029 too: a concurrency
+    group's name in the header's loss comment added `injected:` to the exported file."""
+    group = f"g{breaker}injected: true #".encode("unicode_escape").decode()
+    path = write(tmp_path, f'wfx: 1\nconcurrency: {{group: "{group}"}}\nsteps:\n  - run: x\n')
+    out = tmp_path / "out.yml"
+    result = export(path, "--allow-lossy", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert list(yaml.safe_load(text)) == ["name", "on", "jobs"]
+    assert f"g<U+{ord(breaker):04X}>injected: true #" in text.split("\nname:", 1)[0]
+
+
 def test_every_example_exports_to_a_workflow_actionlint_accepts(tmp_path: Path) -> None:
     written = []
     for example in EXPORTABLE:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Severity, Span, error
+from wfx.render.characters import visible
 
 #: the targets `wfx export --to` knows
 TARGETS = ("github-actions", "argo")
@@ -173,7 +174,10 @@ def header(target: str, file: str, losses: tuple[Loss, ...]) -> str:
 
 
 def _one_line(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")
+    """Text fit for one YAML comment line: a YAML 1.1 reader (PyYAML's, YamlDotNet's) also
+    ends a comment at NEL, U+2028 and U+2029, and would read what follows as the file's
+    own keys; every such character (and any control) is written out as `<U+XXXX>`."""
+    return visible(text).replace("\n", " ").replace("\t", " ")
 
 
 def export_plan(plan: dict[str, Any], target: str, **options: str) -> Exported:
