@@ -151,6 +151,10 @@ def test_diff_against_a_git_revision(tmp_path: Path) -> None:
     assert "+ step build" in out and "+ step deploy" in out
     code, _, err = invoke("plan", str(flow), "--diff", "git:no-such-rev")
     assert code == 2 and "cannot read flow.yaml at `no-such-rev`" in err
+    written = tmp_path / "written"
+    code, _, err = invoke("plan", str(flow), "--diff", f"git:--output={written}")
+    assert code == 2 and "a revision cannot start with `-`" in err
+    assert not list(tmp_path.glob("written*"))  # git never took it as its `--output`
 
 
 def test_explain_tells_position_provenance_and_failure_path() -> None:

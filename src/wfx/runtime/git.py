@@ -18,6 +18,8 @@ class GitError(WfxError):
 def show_file(revision: str, path: Path) -> bytes | None:
     """The bytes of `path` at `revision` of the repository it is in, or None when the file
     does not exist at that revision; GitError with git's own words otherwise."""
+    if revision.startswith("-"):  # git would read it as an option (`--output=FILE` writes)
+        raise GitError("a revision cannot start with `-`")
     completed = subprocess.run(
         ["git", "show", f"{revision}:./{path.name}"],
         cwd=path.resolve().parent,
