@@ -16,13 +16,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "wfx"
 
 #: each layer and the modules in it (a name ending in `.` is a package prefix)
 LAYERS: dict[str, tuple[str, ...]] = {
-    # (wfx.codewatch: inotify's word on paths; the server's code, the runtime's PATH lookups)
+    # (wfx.codewatch: inotify's word on paths; the server's code, the runtime's PATH lookups;
+    # wfx.confine: where the files a workflow names may be, for the include stage and env files)
     "base": (
         "wfx.diagnostics",
         "wfx.exitcodes",
         "wfx.resources",
         "wfx.durations",
         "wfx.codewatch",
+        "wfx.confine",
     ),
     "source": ("wfx.source",),
     "expr": ("wfx.expr", "wfx.expr."),

@@ -135,7 +135,9 @@ def compile_file(
 
             return Compilation(hit.graph, hit.warnings)
     checked, problems, files = _model_and_origin(path, cache, root)
-    compilation = _compile_model(checked, problems, inputs, input_spans, require_inputs, env_files)
+    compilation = _compile_model(
+        checked, problems, inputs, input_spans, require_inputs, env_files, root
+    )
     if files is not None and on_fresh_model is not None:
         on_fresh_model(checked, files)
     if variant is not None and on_fresh_compilation is not None:
@@ -161,7 +163,7 @@ def compile_document(
     workflow, problems = model.build_with_problems(document, reuse_steps=reuse_steps)
     workflow, included, _ = _included(workflow, root)
     return _compile_model(
-        workflow, [*problems, *included], inputs, input_spans, require_inputs, env_files
+        workflow, [*problems, *included], inputs, input_spans, require_inputs, env_files, root
     )
 
 
@@ -172,13 +174,15 @@ def _compile_model(
     input_spans: Mapping[str, Span] | None,
     require_inputs: bool,
     env_files: Sequence[str | Path],
+    root: str | Path | None = None,
 ) -> Compilation:
-    """A checked model compiled, with the env files read into it; every problem at once."""
+    """A checked model compiled, with the env files read into it (those the workflow
+    names from under `root`); every problem at once."""
     from wfx import envfile
     from wfx.compiler import compile_workflow
 
     try:
-        workflow = envfile.load(checked, env_files)
+        workflow = envfile.load(checked, env_files, root)
     except DiagnosticsError as exc:
         workflow, problems = checked, [*problems, *exc.diagnostics]
     try:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wfx.confine import confine, project_root
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.model import COMMAND_LINE_ENV_FILE, Located, Step, Workflow
 from wfx.walk import all_steps
@@ -35,12 +37,16 @@ _LEADING_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)(?![^\s=:]
 MAX_BYTES = 1024 * 1024
 
 
-def load(workflow: Workflow, command_line: Sequence[str | Path] = ()) -> Workflow:
+def load(
+    workflow: Workflow, command_line: Sequence[str | Path] = (), root: str | Path | None = None
+) -> Workflow:
     """`workflow` with the values of every env file it names and of `command_line`
     (`--env-file`, relative to the current directory) read, and those of every workflow it
     calls (each relative to its own file, as when it runs on its own); DiagnosticsError
-    with every problem when one cannot be."""
-    reader = _Reader(Path(workflow.file).parent)
+    with every problem when one cannot be. A file a workflow names must be under the
+    project root (`root`, else the workflow's directory) and outside `.git`
+    (:mod:`wfx.confine`); `--env-file` may name any file."""
+    reader = _Reader(Path(workflow.file).parent, project_root(workflow.file, root))
     loaded = _Loader(reader).workflow(workflow, command_line)
     if reader.problems:
         raise DiagnosticsError(reader.problems)
@@ -61,7 +67,9 @@ class _Loader:
         values: dict[Path_, Mapping[str, str]] = {}
         if command_line:
             given = [(str(p), None) for p in command_line]
-            values[COMMAND_LINE_ENV_FILE] = reader.read_all(given, relative_to=Path.cwd())
+            values[COMMAND_LINE_ENV_FILE] = reader.read_all(
+                given, relative_to=Path.cwd(), confined=False
+            )
         if workflow.env_file:
             values[()] = reader.read_all(_written(workflow.env_file), relative_to=base)
         secrets = {str(s.value) for s in workflow.secrets}
@@ -111,8 +119,9 @@ def secrets_environment(workflow: Workflow, environ: Mapping[str, str]) -> dict[
 class _Reader:
     """Reads env files, collecting the problems of all of them."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, root: str) -> None:
         self.base = base
+        self.root = root
         self.problems: list[Diagnostic] = []
 
     def read_all(
@@ -121,11 +130,21 @@ class _Reader:
         *,
         relative_to: Path | None = None,
         secrets: frozenset[str] | set[str] = frozenset(),
+        confined: bool = True,
     ) -> dict[str, str]:
-        """The files' variables merged in order (a later file wins)."""
+        """The files' variables merged in order (a later file wins); a file a workflow
+        names (`confined`) only from under the project root."""
         merged: dict[str, str] = {}
         for written, span in files:
             path = (relative_to or self.base) / written
+            if confined:
+                here = os.path.realpath(relative_to or self.base)
+                where = confine(written, here, self.root, "env file")
+                if where.real is None:
+                    self.problems.append(
+                        error(f"envfile.{where.kind}", where.message, span, _PATH_HINT)
+                    )
+                    continue
             found = self.read(path, written, span)
             for name in sorted(secrets.intersection(found)):
                 self.problems.append(_secret_in_step_file(name, written, span))
@@ -173,6 +192,12 @@ class _Reader:
             self.problems.append(error("envfile.size", message, span))
             return None
         return data.decode("utf-8", errors="replace")
+
+
+_PATH_HINT = (
+    "an env file a workflow names is a file under the project root (the top workflow's"
+    " directory, or --root), named relative to that workflow; pass any other with --env-file"
+)
 
 
 def _why_unreadable(exc: OSError | ValueError) -> str:

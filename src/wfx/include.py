@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wfx import inputs, model
+from wfx.confine import confine, project_root, within
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Span, error
 from wfx.expr import Template
 from wfx.model import Call, Input, Step, Workflow
@@ -79,9 +80,9 @@ def include(workflow: Workflow, root: str | Path | None = None) -> Inclusion:
     the directory holding `workflow`'s file); return the workflow with each call's
     `workflow` filled in and every problem found."""
     top = os.path.realpath(workflow.file)
-    chosen = os.path.realpath(root) if root is not None else os.path.dirname(top)
+    chosen = project_root(workflow.file, root)
     includer = _Includer(chosen)
-    if not _within(top, chosen):
+    if not within(top, chosen):
         includer.blocked = True
         includer.problems.append(
             error(
@@ -190,36 +191,13 @@ class _Includer:
 
     def confine(self, call: Call, caller: str) -> str | None:
         """The real path of the file `call` names, or None (with a problem) when the path
-        is refused: nothing outside the root is opened, or even looked up."""
-        path = call.path
-        problem = _path_problem(path)
-        if problem is not None:
-            self.problems.append(error("include.path", problem, call.span, _PATH_HINT))
-            return None
-        lexical = os.path.normpath(os.path.join(os.path.dirname(caller), path))
-        if not _within(lexical, self.root):
+        is refused: nothing outside the root, or in `.git`, is opened or even looked up."""
+        found = confine(call.path, os.path.dirname(caller), self.root, "sub-workflow")
+        if found.real is None:
             self.problems.append(
-                error(
-                    "include.escape",
-                    f"`{path}` leaves the project root {self.root}",
-                    call.span,
-                    _PATH_HINT,
-                )
+                error(f"include.{found.kind}", found.message, call.span, _PATH_HINT)
             )
-            return None
-        real = os.path.realpath(lexical)
-        if not _within(real, self.root):
-            self.problems.append(
-                error(
-                    "include.symlink",
-                    f"`{path}` leads through a symbolic link to {real}, outside the project"
-                    f" root {self.root}",
-                    call.span,
-                    _PATH_HINT,
-                )
-            )
-            return None
-        return real
+        return found.real
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -272,10 +250,18 @@ class _Includer:
             )
             return None
         try:
-            return source.loads(raw, name)
+            document = source.loads(raw, name)
         except DiagnosticsError as exc:
-            self.problems += exc.diagnostics
+            first = exc.diagnostics[0] if exc.diagnostics else None
+            where = first.span if first is not None else None
+            at = f" at line {where.line}, column {where.column}" if where else ""
+            said = f" ({first.message})" if first is not None else ""
+            self.problems.append(_not_a_workflow(call, name, f"its YAML does not parse{at}{said}"))
             return None
+        if not isinstance(document.data, dict) or "wfx" not in document.data:
+            self.problems.append(_not_a_workflow(call, name, "it has no `wfx:` key"))
+            return None
+        return document
 
 
 _PATH_HINT = (
@@ -284,19 +270,18 @@ _PATH_HINT = (
 )
 
 
-def _path_problem(path: str) -> str | None:
-    """Why `path` is refused before it is even looked at, or None."""
-    if "\x00" in path:
-        return "a sub-workflow path cannot contain a NUL character"
-    if "\\" in path:
-        return f"`{path}`: write paths with `/`; a backslash is not a path separator here"
-    if path.startswith("/"):
-        return f"`{path}` is an absolute path; sub-workflows are named relative to the caller"
-    return None
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+def _not_a_workflow(call: Call, name: str, why: str) -> Diagnostic:
+    """A called file that is not a wfx workflow, said at the call: nothing of the file is
+    quoted or pointed at, for it may be any file under the root (`.git/config` holds
+    the token a CI checkout persisted, `.env` the secrets an earlier step wrote), and a
+    pull request's plan is shown in public."""
+    return error(
+        "include.not-a-workflow",
+        f"the sub-workflow `{call.path}` ({name}) is not a wfx workflow: {why}",
+        call.span,
+        "a sub-workflow is a wfx workflow file (a mapping with `wfx: 1` and `steps`);"
+        " its contents are not shown until it is one",
+    )
 
 
 def _display_name(caller_name: str, path: str) -> str:

@@ -19,6 +19,7 @@ from wfx import api
 from wfx.diagnostics import Diagnostic, DiagnosticsError
 from wfx.explain import explain, explain_group
 from wfx.plan import fingerprint
+from wfx.render.diagnostics import as_text
 from wfx.render.explain_text import render_explanation, render_group_explanation
 from wfx.render.plan_graph import render_dot, render_mermaid
 from wfx.render.plan_json import plan_to_dict
@@ -321,8 +322,39 @@ def test_a_called_file_is_loaded_with_the_safe_loader(tmp_path: Path) -> None:
         },
     )
     [found] = problems(top)
-    assert found.code == "yaml.tag"
-    assert found.span is not None and found.span.file == str(tmp_path / "bad.yaml")
+    assert found.code == "include.not-a-workflow"
+    assert "YAML does not parse at line 2, column 8" in found.message
+    assert "!!python/object:os.system" in found.message
+    # said at the call: a file that does not parse may be any file, and is not quoted
+    assert found.span is not None and found.span.file == str(tmp_path / "wf.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("TOKEN=ghp_abc: def\n", "it has no `wfx:` key"),
+        ("[core]\n\textraheader = AUTHORIZATION: basic c2VjcmV0\n", "YAML does not parse"),
+        ("just text\n", "it has no `wfx:` key"),
+    ],
+)
+def test_a_called_file_that_is_no_workflow_is_never_quoted(
+    tmp_path: Path, text: str, why: str
+) -> None:
+    """A pull request's workflow calls a file the checkout holds (`.env`, a token):
+    `wfx validate` says it is no workflow, at the call, and shows nothing of it."""
+    top = write(tmp_path, {"wf.yaml": call("./data.txt"), "data.txt": text})
+    report = api.check([top])
+    shown = as_text(report.diagnostics, report.sources)
+    assert why in shown
+    assert "ghp_abc" not in shown and "c2VjcmV0" not in shown
+    assert "data.txt:" not in shown  # no position inside it
+
+
+def test_nothing_is_read_from_git(tmp_path: Path) -> None:
+    top = write(
+        tmp_path, {"wf.yaml": call("./.git/wf.yaml"), ".git/wf.yaml": "wfx: 1\nsteps: []\n"}
+    )
+    assert codes(problems(top)) == ["include.git"]
 
 
 def test_a_call_is_loaded_once_however_often_it_is_called(

@@ -250,3 +250,47 @@ def test_a_called_workflows_outputs_read_its_own_env(tmp_path: Path) -> None:
     result = run_graph(compile_file(path).graph, [], tmp_path / "ws")
     assert result.status is ev.RunStatus.SUCCESS, result.reason
     assert result.outputs == {"where": "eu-west-1", "greeting": "hello ada"}
+
+
+@pytest.mark.parametrize(
+    ("written", "code"),
+    [
+        ("{outside}/secret.env", "envfile.path"),  # absolute
+        ("../outside/secret.env", "envfile.escape"),
+        ("link.env", "envfile.symlink"),
+        (".git/config", "envfile.git"),
+    ],
+)
+def test_a_workflow_names_env_files_only_under_its_root(
+    tmp_path: Path, written: str, code: str
+) -> None:
+    """A pull request's workflow cannot make `wfx plan` show a file of the machine it is
+    planned on (`/proc/self/environ`, `~/.aws/credentials`, the token a CI checkout
+    keeps in `.git/config`): nothing outside the project root, or in `.git`, is read."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.env").write_text("TOKEN=ghp_outside\n")
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "config").write_text("[http]\n\textraheader = AUTHORIZATION: basic c2Vj\n")
+    (project / "link.env").symlink_to(outside / "secret.env")
+    flow = project / "wf.yaml"
+    flow.write_text(
+        f"wfx: 1\nenvFile: {written.format(outside=outside)}\nsteps:\n  - {{id: a, run: 'true'}}\n"
+    )
+    with pytest.raises(DiagnosticsError) as raised:
+        plan_file(flow)
+    assert [d.code for d in raised.value.diagnostics] == [code]
+    assert "ghp_outside" not in str(raised.value) and "c2Vj" not in str(raised.value)
+
+
+def test_the_command_line_names_an_env_file_anywhere(tmp_path: Path) -> None:
+    """`--env-file` is the operator's choice, not the workflow's: any path."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "vars.env").write_text("REGION=eu-west-1\n")
+    flow = tmp_path / "project" / "wf.yaml"
+    flow.parent.mkdir()
+    flow.write_text("wfx: 1\nsteps:\n  - {id: a, run: 'true'}\n")
+    _, plan = plan_file(flow, env_files=[outside / "vars.env"])
+    assert "eu-west-1" in render_json(plan)
