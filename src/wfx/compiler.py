@@ -600,6 +600,8 @@ class _Lowering(StepVisitor):
 
     def resolve_needs(self, index: int, step: Step, instance: Instance | None) -> None:
         section = self.nodes[index].section
+        deps = self.nodes[index].deps
+        known = set(deps)  # a list of thousands of needs is checked in linear time
         for ref in step.needs:
             name = ref.id
             if instance is not None:
@@ -618,8 +620,9 @@ class _Lowering(StepVisitor):
                 )
             elif self.into_retried_group(index, end, ref.span) is not None:
                 pass
-            elif end not in self.nodes[index].deps:
-                self.nodes[index].deps.append(end)
+            elif end not in known:
+                known.add(end)
+                deps.append(end)
 
     def may_need(self, index: int, instance: Instance | None, ref: str, waiting: set[int]) -> bool:
         """Whether node `index` may wait for `ref` as `resolve_needs` decides, without a

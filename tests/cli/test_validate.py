@@ -181,6 +181,28 @@ HOSTILE: dict[str, bytes] = {
 }
 
 
+def test_a_dense_graph_from_a_small_file_is_checked_in_linear_time(tmp_path: Path) -> None:
+    """201 steps each needing 3,000 others through one YAML alias (a 120 KB file, 600,000
+    needs): comparing each `needs` list pairwise, and each need against a list of those
+    already found, made `wfx validate` run for minutes; now a few seconds (the timeout
+    only stops a hang)."""
+    names = [f"s{i}" for i in range(3000)]
+    lines = ["wfx: 1", f"x-all: &all [{','.join(names)}]", "steps:", "  - id: g"]
+    lines += ["    type: parallel", "    steps:"]
+    lines += [f"      - {{id: {name}, run: 'true'}}" for name in names]
+    lines += [f"  - {{id: t{j}, run: 'true', needs: *all}}" for j in range(201)]
+    path = tmp_path / "dense.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    completed = subprocess.run(
+        [sys.executable, "-m", "wfx", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_hostile_files_give_diagnostics_never_tracebacks(name: str, tmp_path: Path) -> None:
     path = tmp_path / f"{name}.yaml"
