@@ -402,3 +402,23 @@ def test_the_workflows_outputs_are_a_loss(tmp_path: Path) -> None:
     refused = export(path)
     assert refused.exit_code == 2
     assert "error: [workflow-outputs] the workflow's outputs (version)" in refused.output
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_a_script_with_line_breaking_characters_comes_out_unchanged(tmp_path: Path) -> None:
+    """NEL, U+2028 and U+2029 are line breaks to a YAML reader unless escaped: written raw,
+    a script that held one came out changed."""
+    script = "echo a\x85b\u2028c\u2029d"
+    path = tmp_path / "wf.yaml"
+    path.write_text(f"wfx: 1\nsteps:\n  - id: a\n    run: {json.dumps(script)}\n")
+    out = tmp_path / "out.yaml"
+    result = export(path, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert any(script in text for text in _strings(checked(out.read_text())))

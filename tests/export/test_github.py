@@ -4,6 +4,7 @@ actionlint."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -361,3 +362,16 @@ def test_the_workflows_outputs_are_a_loss(tmp_path: Path) -> None:
     assert lossy.exit_code == 0, lossy.output
     assert "# LOSSY" in (tmp_path / "out.yml").read_text()
     assert "[workflow-outputs]" in (tmp_path / "out.yml").read_text()
+
+
+def test_a_script_with_line_breaking_characters_comes_out_unchanged(tmp_path: Path) -> None:
+    """NEL, U+2028 and U+2029 are line breaks to a YAML reader unless escaped: written raw,
+    a script that held one came out changed."""
+    script = "echo a\x85b\u2028c\u2029d"
+    path = write(tmp_path, f"wfx: 1\nsteps:\n  - id: a\n    run: {json.dumps(script)}\n")
+    out = tmp_path / "out.yml"
+    result = export(path, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    [job] = yaml.safe_load(out.read_text())["jobs"].values()
+    assert any(script in step.get("run", "") for step in job["steps"])
+    actionlint(out)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 from wfx.diagnostics import Diagnostic, DiagnosticsError, Severity, Span, error
 from wfx.render.characters import visible
 
@@ -171,6 +173,27 @@ def header(target: str, file: str, losses: tuple[Loss, ...]) -> str:
         lines.append("# LOSSY: what this file does differently from the wfx workflow:")
         lines += [f"#   - {loss.comment()}" for loss in losses]
     return "\n".join(_one_line(line) for line in lines) + "\n"
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper, with a string that holds NEL, U+2028 or U+2029 written in
+    double quotes, the one style where YAML escapes them: written raw (as PyYAML writes
+    them in the other styles) they are line breaks to the reader, and a script that
+    holds one would come out changed."""
+
+
+def _string(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(c in value for c in _LINE_BREAKING) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_LINE_BREAKING = "\x85\u2028\u2029"
+_Dumper.add_representer(str, _string)
+
+
+def dump_yaml(document: Any) -> str:
+    """The exported document as YAML text that reads back exactly as `document`."""
+    return yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=10_000, allow_unicode=True)
 
 
 def _one_line(text: str) -> str:

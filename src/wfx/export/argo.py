@@ -17,13 +17,12 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from wfx.diagnostics import DiagnosticsError, error
 from wfx.export import (
     Exported,
     Losses,
     Names,
+    dump_yaml,
     first_with_rollback,
     group_position,
     header,
@@ -64,9 +63,7 @@ def export_argo(plan: dict[str, Any], image: str = DEFAULT_IMAGE) -> Exported:
     exporter = _ArgoExporter(plan, image)
     workflow = exporter.workflow()
     losses = tuple(exporter.losses.found)
-    body = yaml.safe_dump(
-        workflow_document(workflow), sort_keys=False, width=10_000, allow_unicode=True
-    )
+    body = dump_yaml(workflow_document(workflow))
     return Exported(header(TARGET, plan["file"], losses) + body, losses)
 
 

@@ -16,12 +16,11 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from wfx.export import (
     Exported,
     Losses,
     Names,
+    dump_yaml,
     first_with_rollback,
     group_position,
     header,
@@ -64,7 +63,7 @@ def export_github(plan: dict[str, Any]) -> Exported:
     exporter = _GitHubExporter(plan)
     document = exporter.workflow()
     losses = tuple(exporter.losses.found)
-    body = yaml.safe_dump(document, sort_keys=False, width=10_000, allow_unicode=True)
+    body = dump_yaml(document)
     return Exported(header(TARGET, plan["file"], losses) + body, losses)
 
 
