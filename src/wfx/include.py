@@ -271,10 +271,10 @@ _PATH_HINT = (
 
 
 def _not_a_workflow(call: Call, name: str, why: str) -> Diagnostic:
-    """A called file that is not a wfx workflow, said at the call: nothing of the file is
-    quoted or pointed at, for it may be any file under the root (`.git/config` holds
-    the token a CI checkout persisted, `.env` the secrets an earlier step wrote), and a
-    pull request's plan is shown in public."""
+    """A called file that is not a wfx workflow, said at the call: none of its lines is
+    quoted (the diagnostic points at no place in it), for it may be any file under the
+    root (`.env`, holding the secrets an earlier CI step wrote), and a pull request's
+    plan is shown in public."""
     return error(
         "include.not-a-workflow",
         f"the sub-workflow `{call.path}` ({name}) is not a wfx workflow: {why}",
