@@ -61,7 +61,8 @@ def confine(written: str, base: str | Path, root: str, noun: str) -> Confined:
             f"`{written}` leads through a symbolic link to {real}, outside the project root {root}"
         )
         return Confined(None, "symlink", message)
-    if ".git" in Path(os.path.relpath(real, root)).parts:
+    # any case: on a file system that ignores case (macOS's), `.GIT/config` is `.git/config`
+    if any(part.lower() == ".git" for part in Path(os.path.relpath(real, root)).parts):
         message = (
             f"`{written}` is inside `.git`, the repository's own data (where a CI checkout"
             " keeps its token), never read as a workflow's file"

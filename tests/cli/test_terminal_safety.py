@@ -31,6 +31,9 @@ def test_a_diagnostic_writes_out_what_it_quotes(tmp_path: Path) -> None:
     assert result.returncode == 2
     _clean(result.stdout + result.stderr)
     assert "env<U+001B>]0;pwned<U+0007><U+001B>[31m<U+000D><U+202E>" in result.stderr
+    annotations = wfx("validate", "--format", "github", str(path))
+    _clean(annotations.stdout + annotations.stderr)
+    assert "env<U+001B>]0;pwned" in annotations.stdout + annotations.stderr
 
 
 def test_the_run_view_summary_and_history_write_out_names_and_reasons(tmp_path: Path) -> None:

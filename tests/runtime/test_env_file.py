@@ -259,6 +259,7 @@ def test_a_called_workflows_outputs_read_its_own_env(tmp_path: Path) -> None:
         ("../outside/secret.env", "envfile.escape"),
         ("link.env", "envfile.symlink"),
         (".git/config", "envfile.git"),
+        (".GIT/config", "envfile.git"),  # the same file where case is ignored (macOS)
     ],
 )
 def test_a_workflow_names_env_files_only_under_its_root(
@@ -273,6 +274,8 @@ def test_a_workflow_names_env_files_only_under_its_root(
     project = tmp_path / "project"
     (project / ".git").mkdir(parents=True)
     (project / ".git" / "config").write_text("[http]\n\textraheader = AUTHORIZATION: basic c2Vj\n")
+    (project / ".GIT").mkdir()
+    (project / ".GIT" / "config").write_text("TOKEN=c2Vj\n")
     (project / "link.env").symlink_to(outside / "secret.env")
     flow = project / "wf.yaml"
     flow.write_text(

@@ -25,3 +25,9 @@ def visible(text: str) -> str:
         f"<U+{ord(c):04X}>" if c not in "\n\t" and unicodedata.category(c) in _INVISIBLE else c
         for c in text
     )
+
+
+def indented(text: str, indent: str) -> str:
+    """:func:`visible` text whose later lines are indented by `indent`, so that none of
+    them reads as a line of its own (or as a CI runner's `::command`)."""
+    return visible(text).replace("\n", "\n" + indent)

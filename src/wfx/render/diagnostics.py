@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 
 from wfx.diagnostics import Diagnostic, Severity
-from wfx.render.characters import visible
+from wfx.render.characters import indented, visible
 
 #: file name -> its text, so a diagnostic can quote the line it points at
 Sources = Mapping[str, str]
@@ -24,22 +24,14 @@ def as_text(diagnostics: Iterable[Diagnostic], sources: Sources) -> str:
 def _text_block(diagnostic: Diagnostic, sources: Sources) -> str:
     span = diagnostic.span
     where = f"{span}: " if span else ""
-    message = _one_line(diagnostic.message)
+    message = indented(diagnostic.message, "    ")
     lines = [f"{where}{diagnostic.severity.value}: {message}"]
     if span is not None:
         quoted = _quote(sources.get(span.file), span.line, span.column, span)
         lines.extend(quoted)
     if diagnostic.hint:
-        lines.append(f"  = hint: {_one_line(diagnostic.hint)}")
+        lines.append(f"  = hint: {indented(diagnostic.hint, '    ')}")
     return "\n".join(lines)
-
-
-def _one_line(text: str) -> str:
-    """A message or hint as printed: what it quotes from a file or a run (a path, a
-    name, a value) cannot act on the terminal, and a later line is indented under it."""
-    if text.isprintable():
-        return text
-    return visible(text).replace("\n", "\n    ")
 
 
 def _quote(text: str | None, line: int, column: int, span: object) -> list[str]:
@@ -103,7 +95,7 @@ def _github_line(diagnostic: Diagnostic) -> str:
         fields.append(f"title={_escape_property(diagnostic.code)}")
         properties = " " + ",".join(fields)
     message = diagnostic.message + (f" (hint: {diagnostic.hint})" if diagnostic.hint else "")
-    return f"::{command}{properties}::{_escape_data(message)}"
+    return f"::{command}{properties}::{_escape_data(visible(message))}"
 
 
 def _escape_data(text: str) -> str:

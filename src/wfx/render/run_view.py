@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
 
-from wfx.render.characters import visible
+from wfx.render.characters import indented, visible
 from wfx.render.console import PlainConsole, reader_gone
 from wfx.render.summary import STATUS_STYLES, STATUS_SYMBOLS, short_duration
 from wfx.runtime.events import (
@@ -120,11 +120,8 @@ def queued_line(event: RunQueued) -> str:
 def _shown(line: str) -> str:
     """One of wfx's own lines (not a step's output, which is the step's to write) as
     printed: what came from the workflow or a run (a name, a path, a reason) cannot act
-    on the terminal, and a reason's later lines are indented, so that none of them reads
-    as a line of wfx's own (or as a CI runner's `::command`)."""
-    if line.isprintable():
-        return line
-    return visible(line).replace("\n", "\n  ")
+    on the terminal, and a reason's later lines are indented under it."""
+    return indented(line, "  ")
 
 
 def _json(value: Any) -> str:
